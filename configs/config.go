@@ -1,0 +1,380 @@
+package configs
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"golang.org/x/crypto/ssh"
+)
+
+// Default is the embedded configuration `slipway serve` runs on without
+// --config; Example is the commented reference configuration.
+var (
+	//go:embed default.toml
+	defaultTOML []byte
+	//go:embed example.toml
+	exampleTOML []byte
+)
+
+// DefaultTOML returns the embedded default configuration file.
+func DefaultTOML() []byte { return slices.Clone(defaultTOML) }
+
+// ExampleTOML returns the commented example configuration file.
+func ExampleTOML() []byte { return slices.Clone(exampleTOML) }
+
+// Config is the whole server configuration. Its exported fields mirror the
+// TOML file; after Parse they are validated and defaults are filled in.
+// A Config must not be modified after Parse returns it.
+type Config struct {
+	// DataDir holds everything Slipway owns: repositories, the database,
+	// the host key, logs. Relative paths are taken from the working
+	// directory of `slipway serve`.
+	DataDir string `toml:"data_dir"`
+	SSH     SSH    `toml:"ssh"`
+	Users   []User `toml:"user"`
+	Repos   []Repo `toml:"repo"`
+
+	byKey  map[string]*User // by SHA256 fingerprint
+	byName map[string]*User
+	repos  map[string]*Repo
+}
+
+// SSH configures the SSH listener.
+type SSH struct {
+	// Listen is the TCP address of the SSH server.
+	Listen string `toml:"listen"`
+	// HostKey is the ed25519 host key file, generated on first start if
+	// missing. Default: <data_dir>/ssh_host_ed25519_key.
+	HostKey string `toml:"host_key"`
+	// MaxSessions caps concurrent SSH connections overall, and
+	// MaxSessionsPerUser per authenticated user.
+	MaxSessions        int `toml:"max_sessions"`
+	MaxSessionsPerUser int `toml:"max_sessions_per_user"`
+	// HandshakeTimeout bounds the SSH handshake; IdleTimeout closes a
+	// connection that has been silent that long (longer than git's quiet
+	// phases, such as packing a large repository).
+	HandshakeTimeout Duration `toml:"handshake_timeout"`
+	IdleTimeout      Duration `toml:"idle_timeout"`
+}
+
+// User is a person or machine that authenticates with one of Keys.
+type User struct {
+	Name string `toml:"name"`
+	// Keys are public keys in authorized_keys format.
+	Keys []string `toml:"keys"`
+	// Admin users may do everything, including creating repositories by
+	// pushing to a new name.
+	Admin bool `toml:"admin"`
+
+	parsed []ssh.PublicKey
+}
+
+// Repo grants rights on one repository. Read, Write and Release list user
+// names, or "*" for every configured user. Write implies Read; Release
+// (pushing refs/release/*) implies Read too.
+type Repo struct {
+	Name    string   `toml:"name"`
+	Read    []string `toml:"read"`
+	Write   []string `toml:"write"`
+	Release []string `toml:"release"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("90s").
+type Duration struct{ time.Duration }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("invalid duration %q (use a form like \"90s\" or \"10m\")", b)
+	}
+	if v <= 0 {
+		return fmt.Errorf("duration %q must be positive", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Defaults applied by Parse where the file says nothing.
+const (
+	DefaultListen             = "127.0.0.1:2222"
+	DefaultDataDir            = "slipway-data"
+	DefaultMaxSessions        = 256
+	DefaultMaxSessionsPerUser = 32
+	DefaultHandshakeTimeout   = 20 * time.Second
+	DefaultIdleTimeout        = 15 * time.Minute
+)
+
+// Problem is one thing wrong with a configuration file.
+type Problem struct {
+	File string
+	Line int // 0 when the problem has no single line
+	Msg  string
+}
+
+func (p Problem) String() string {
+	if p.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", p.File, p.Line, p.Msg)
+	}
+	return fmt.Sprintf("%s: %s", p.File, p.Msg)
+}
+
+// ValidationError lists every problem found in a configuration file.
+type ValidationError struct{ Problems []Problem }
+
+func (e *ValidationError) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Load reads and validates the configuration file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(data, path)
+}
+
+// Parse decodes and validates a configuration; name is used in messages.
+// On failure the error is a *ValidationError carrying every problem found.
+func Parse(data []byte, name string) (*Config, error) {
+	var c Config
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&c)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			msg := pe.Message
+			if pe.LastKey != "" && !strings.Contains(msg, pe.LastKey) {
+				msg = fmt.Sprintf("%s: %s", pe.LastKey, msg)
+			}
+			return nil, &ValidationError{[]Problem{{File: name, Line: pe.Position.Line, Msg: msg}}}
+		}
+		return nil, &ValidationError{[]Problem{{File: name, Msg: err.Error()}}}
+	}
+	v := validator{file: name, loc: newLocator(data)}
+	for _, k := range md.Undecoded() {
+		v.add(v.loc.key(k), "unknown key %q", k.String())
+	}
+	c.applyDefaults()
+	c.validate(&v)
+	if len(v.problems) > 0 {
+		slices.SortStableFunc(v.problems, func(a, b Problem) int { return a.Line - b.Line })
+		return nil, &ValidationError{v.problems}
+	}
+	return &c, nil
+}
+
+func (c *Config) applyDefaults() {
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if c.SSH.Listen == "" {
+		c.SSH.Listen = DefaultListen
+	}
+	if c.SSH.HostKey == "" {
+		c.SSH.HostKey = filepath.Join(c.DataDir, "ssh_host_ed25519_key")
+	}
+	if c.SSH.MaxSessions == 0 {
+		c.SSH.MaxSessions = DefaultMaxSessions
+	}
+	if c.SSH.MaxSessionsPerUser == 0 {
+		c.SSH.MaxSessionsPerUser = DefaultMaxSessionsPerUser
+	}
+	if c.SSH.HandshakeTimeout.Duration == 0 {
+		c.SSH.HandshakeTimeout.Duration = DefaultHandshakeTimeout
+	}
+	if c.SSH.IdleTimeout.Duration == 0 {
+		c.SSH.IdleTimeout.Duration = DefaultIdleTimeout
+	}
+}
+
+type validator struct {
+	file     string
+	loc      *locator
+	problems []Problem
+}
+
+func (v *validator) add(line int, format string, args ...any) {
+	v.problems = append(v.problems, Problem{File: v.file, Line: line, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (c *Config) validate(v *validator) {
+	if c.SSH.MaxSessions < 0 || c.SSH.MaxSessionsPerUser < 0 {
+		v.add(v.loc.keyIn("ssh", -1, "max_sessions"), "session limits must be positive")
+	}
+	c.byKey = map[string]*User{}
+	c.byName = map[string]*User{}
+	for i := range c.Users {
+		u := &c.Users[i]
+		line := v.loc.table("user", i)
+		switch {
+		case u.Name == "":
+			v.add(line, "user without a name")
+			continue
+		case !validUserName(u.Name):
+			v.add(v.loc.keyIn("user", i, "name"), "user name %q: use lowercase letters, digits, '.', '_' or '-'", truncate(u.Name))
+			continue
+		case c.byName[u.Name] != nil:
+			v.add(v.loc.keyIn("user", i, "name"), "duplicate user %q", u.Name)
+			continue
+		}
+		c.byName[u.Name] = u
+		if len(u.Keys) == 0 {
+			v.add(line, "user %q has no keys", u.Name)
+		}
+		for _, k := range u.Keys {
+			pk, _, _, _, err := ssh.ParseAuthorizedKey([]byte(k))
+			if err != nil {
+				v.add(v.loc.keyIn("user", i, "keys"), "user %q: bad public key %q: %v", u.Name, truncate(k), err)
+				continue
+			}
+			fp := ssh.FingerprintSHA256(pk)
+			if other := c.byKey[fp]; other != nil {
+				v.add(v.loc.keyIn("user", i, "keys"), "user %q: key %s is already the key of user %q", u.Name, fp, other.Name)
+				continue
+			}
+			c.byKey[fp] = u
+			u.parsed = append(u.parsed, pk)
+		}
+	}
+	c.repos = map[string]*Repo{}
+	for i := range c.Repos {
+		r := &c.Repos[i]
+		name, err := CleanRepoName(r.Name)
+		switch {
+		case r.Name == "":
+			v.add(v.loc.table("repo", i), "repo without a name")
+			continue
+		case err != nil:
+			v.add(v.loc.keyIn("repo", i, "name"), "%v", err)
+			continue
+		case c.repos[name] != nil:
+			v.add(v.loc.keyIn("repo", i, "name"), "duplicate repo %q", name)
+			continue
+		}
+		r.Name = name
+		c.repos[name] = r
+		for _, acl := range []struct {
+			key   string
+			names []string
+		}{{"read", r.Read}, {"write", r.Write}, {"release", r.Release}} {
+			for _, n := range acl.names {
+				if n != "*" && c.byName[n] == nil {
+					v.add(v.loc.keyIn("repo", i, acl.key), "repo %q: %s lists unknown user %q", name, acl.key, truncate(n))
+				}
+			}
+		}
+	}
+}
+
+// User returns the user called name.
+func (c *Config) User(name string) (*User, bool) {
+	u, ok := c.byName[name]
+	return u, ok
+}
+
+// UserForKey returns the user a verified public key belongs to.
+func (c *Config) UserForKey(key ssh.PublicKey) (*User, bool) {
+	u, ok := c.byKey[ssh.FingerprintSHA256(key)]
+	return u, ok
+}
+
+// PublicKeys returns the user's parsed keys.
+func (u *User) PublicKeys() []ssh.PublicKey { return u.parsed }
+
+// Repo returns the configuration of the repository with the canonical name.
+func (c *Config) Repo(name string) (*Repo, bool) {
+	r, ok := c.repos[name]
+	return r, ok
+}
+
+// Access is a set of rights on a repository.
+type Access uint8
+
+// The rights. Admin includes all others.
+const (
+	Read Access = 1 << iota
+	Write
+	Release
+	Create // may create the repository by pushing to it
+	Admin  = Read | Write | Release | Create
+)
+
+// Has reports whether every right in want is in a.
+func (a Access) Has(want Access) bool { return a&want == want }
+
+// Access returns what user may do with the repository of canonical name
+// repo. A repository missing from the configuration is visible only to
+// admins.
+func (c *Config) Access(user, repo string) Access {
+	u, ok := c.byName[user]
+	if !ok {
+		return 0
+	}
+	if u.Admin {
+		return Admin
+	}
+	r, ok := c.repos[repo]
+	if !ok {
+		return 0
+	}
+	var a Access
+	if listed(r.Read, user) {
+		a |= Read
+	}
+	if listed(r.Write, user) {
+		a |= Read | Write
+	}
+	if listed(r.Release, user) {
+		a |= Read | Release
+	}
+	return a
+}
+
+func listed(names []string, user string) bool {
+	return slices.Contains(names, user) || slices.Contains(names, "*")
+}
+
+// WithAdmin returns a copy of the configuration with one more admin user,
+// validated like the rest. It serves the embedded default, whose admin is
+// the person running `slipway serve`.
+func (c *Config) WithAdmin(name string, keys []string) (*Config, error) {
+	n := *c
+	n.Users = append(slices.Clone(c.Users), User{Name: name, Keys: keys, Admin: true})
+	n.Repos = slices.Clone(c.Repos)
+	v := validator{file: "admin " + name, loc: newLocator(nil)}
+	n.validate(&v)
+	if len(v.problems) > 0 {
+		return nil, &ValidationError{v.problems}
+	}
+	return &n, nil
+}
+
+// Paths derived from the data directory.
+
+// ReposDir is where bare repositories live.
+func (c *Config) ReposDir() string { return filepath.Join(c.DataDir, "repos") }
+
+// DatabasePath is the SQLite database.
+func (c *Config) DatabasePath() string { return filepath.Join(c.DataDir, "slipway.db") }
+
+// HooksDir is the daemon-owned hooks directory given to git as core.hooksPath.
+func (c *Config) HooksDir() string { return filepath.Join(c.DataDir, "hooks") }
+
+// HookSocket is the Unix socket on which the daemon answers its hooks.
+func (c *Config) HookSocket() string { return filepath.Join(c.DataDir, "run", "hook.sock") }

@@ -1,0 +1,118 @@
+package configs
+
+import (
+	"bufio"
+	"bytes"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// locator finds the line of a table or key in the configuration text.
+// BurntSushi/toml does not expose the positions of decoded keys, so problems
+// found after decoding (duplicates, unknown users, unknown keys) are placed
+// by scanning the text: a line-based view that is exact for files written
+// one key per line, and falls back to the table header otherwise.
+type locator struct {
+	headers []header // in file order
+	keys    []keyLine
+}
+
+type header struct {
+	path string // "user", "repo.environment"
+	line int
+}
+
+type keyLine struct {
+	table string // path of the enclosing table, "" at top level
+	index int    // which occurrence of that table (array of tables)
+	key   string
+	line  int
+}
+
+func newLocator(data []byte) *locator {
+	l := &locator{}
+	count := map[string]int{}
+	table, index := "", 0
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		switch {
+		case strings.HasPrefix(line, "[[") && strings.Contains(line, "]]"):
+			table = normalize(line[2:strings.Index(line, "]]")])
+			index = count[table]
+			count[table]++
+			l.headers = append(l.headers, header{table, n})
+		case strings.HasPrefix(line, "["):
+			if end := strings.Index(line, "]"); end > 0 {
+				table = normalize(line[1:end])
+				index = 0
+				l.headers = append(l.headers, header{table, n})
+			}
+		default:
+			if eq := strings.Index(line, "="); eq > 0 && !strings.HasPrefix(line, "#") {
+				l.keys = append(l.keys, keyLine{table, index, normalize(line[:eq]), n})
+			}
+		}
+	}
+	return l
+}
+
+func normalize(s string) string {
+	parts := strings.Split(s, ".")
+	for i, p := range parts {
+		parts[i] = strings.Trim(strings.TrimSpace(p), `"'`)
+	}
+	return strings.Join(parts, ".")
+}
+
+// table returns the header line of the index-th [[path]] table, or 0.
+func (l *locator) table(path string, index int) int {
+	seen := 0
+	for _, h := range l.headers {
+		if h.path == path {
+			if seen == index {
+				return h.line
+			}
+			seen++
+		}
+	}
+	return 0
+}
+
+// keyIn returns the line of key in the index-th table at path (index -1:
+// any), falling back to that table's header.
+func (l *locator) keyIn(path string, index int, key string) int {
+	for _, k := range l.keys {
+		if k.table == path && (index < 0 || k.index == index) && k.key == key {
+			return k.line
+		}
+	}
+	if index < 0 {
+		index = 0
+	}
+	return l.table(path, index)
+}
+
+// key returns the line of a key reported by toml.MetaData, such as
+// ["user", "nmae"], or of the table it names.
+func (l *locator) key(k toml.Key) int {
+	if len(k) == 0 {
+		return 0
+	}
+	parent := strings.Join(k[:len(k)-1], ".")
+	last := k[len(k)-1]
+	for _, kl := range l.keys {
+		if kl.table == parent && kl.key == last {
+			return kl.line
+		}
+	}
+	full := k.String()
+	for _, h := range l.headers {
+		if h.path == full {
+			return h.line
+		}
+	}
+	return 0
+}
