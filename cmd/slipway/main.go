@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"slipway/configs"
+	"slipway/hooks"
+)
+
+const usage = `usage:
+  slipway serve [--config FILE]   run the daemon (embedded default config without --config)
+  slipway config check FILE       validate a configuration file
+  slipway version                 print the version
+  slipway hook [--socket S] NAME  run by git, not by people
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		cfg := fs.String("config", "", "configuration `file` (default: the embedded default)")
+		if err := fs.Parse(args[1:]); err != nil || fs.NArg() != 0 {
+			fmt.Fprint(stderr, usage)
+			return 2
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		if err := serve(ctx, *cfg, stdout, stderr); err != nil {
+			fmt.Fprintf(stderr, "slipway: %v\n", err)
+			return 1
+		}
+		return 0
+	case "hook":
+		fs := flag.NewFlagSet("hook", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		socket := fs.String("socket", "", "the daemon's hook `socket`")
+		if err := fs.Parse(args[1:]); err != nil || fs.NArg() != 1 {
+			fmt.Fprint(stderr, usage)
+			return 2
+		}
+		return hooks.RunClient(context.Background(), fs.Arg(0), *socket, stdin, stderr, os.Environ())
+	case "config":
+		if len(args) != 3 || args[1] != "check" {
+			fmt.Fprint(stderr, usage)
+			return 2
+		}
+		return configCheck(args[2], stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, "slipway", version())
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "slipway: unknown command %q\n%s", args[0], usage)
+		return 2
+	}
+}
+
+func configCheck(path string, stdout, stderr io.Writer) int {
+	c, err := configs.Load(path)
+	if err != nil {
+		var ve *configs.ValidationError
+		if errors.As(err, &ve) {
+			for _, p := range ve.Problems {
+				fmt.Fprintln(stderr, p)
+			}
+			fmt.Fprintf(stderr, "%s: %d problem(s)\n", path, len(ve.Problems))
+			return 1
+		}
+		fmt.Fprintf(stderr, "slipway: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d users, %d repos)\n", path, len(c.Users), len(c.Repos))
+	return 0
+}
+
+// version reports the module version and VCS revision the binary was built
+// from, as recorded by the go command.
+func version() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := info.Main.Version
+	var rev, modified string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				modified = "+dirty"
+			}
+		}
+	}
+	if rev != "" {
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		v += " (" + rev + modified + ")"
+	}
+	return v
+}

@@ -1,0 +1,251 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"slipway/configs"
+	"slipway/gitserver"
+	"slipway/hooks"
+	"slipway/store"
+)
+
+// shutdownGrace bounds how long running git processes and hooks may take to
+// finish after SIGINT/SIGTERM before they are killed.
+const shutdownGrace = 30 * time.Second
+
+func serve(ctx context.Context, configPath string, stdout, stderr io.Writer) error {
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	cfg, admitted, err := loadServeConfig(configPath, os.Getenv("SLIPWAY_ADMIN_KEYS"))
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	for _, dir := range []string{cfg.ReposDir(), cfg.HooksDir()} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("create %s: %w", dir, err)
+		}
+	}
+
+	db, err := store.Open(ctx, cfg.DatabasePath())
+	if err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	defer db.Close()
+
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find the slipway binary for the hooks: %w", err)
+	}
+	if self, err = filepath.EvalSymlinks(self); err != nil {
+		return fmt.Errorf("find the slipway binary for the hooks: %w", err)
+	}
+	if err := hooks.WriteScripts(cfg.HooksDir(), self, cfg.HookSocket()); err != nil {
+		return fmt.Errorf("write hooks: %w", err)
+	}
+	hookLn, err := hooks.Listen(cfg.HookSocket())
+	if err != nil {
+		return fmt.Errorf("listen for hooks: %w", err)
+	}
+	registry := hooks.NewRegistry()
+	hookSrv := hooks.NewServer(hooks.ServerOptions{
+		Config:   cfg,
+		Registry: registry,
+		Recorder: db,
+		Logger:   logger.With("component", "hooks"),
+		ReposDir: cfg.ReposDir(),
+	})
+
+	gitSrv, err := gitserver.New(gitserver.Options{
+		Config: cfg,
+		Logger: logger.With("component", "ssh"),
+		Tokens: registry,
+		Pushes: db,
+	})
+	if err != nil {
+		hookLn.Close()
+		return err
+	}
+	sshLn, err := net.Listen("tcp", cfg.SSH.Listen)
+	if err != nil {
+		hookLn.Close()
+		return fmt.Errorf("listen for ssh: %w", err)
+	}
+
+	errc := make(chan error, 2)
+	go func() { errc <- hookSrv.Serve(hookLn) }()
+	go func() { errc <- gitSrv.Serve(sshLn) }()
+	printBanner(stdout, sshLn.Addr().String(), gitSrv.HostKeyFingerprint(), admitted, cfg.DataDir)
+	logger.Info("slipway started", "ssh", sshLn.Addr().String(), "data_dir", cfg.DataDir)
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down", "grace", shutdownGrace)
+	case serveErr = <-errc:
+		logger.Error("server stopped", "err", serveErr)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	// SSH first: running pushes still need the hook server to finish.
+	if err := gitSrv.Shutdown(sctx); err != nil {
+		logger.Warn("ssh shutdown", "err", err)
+	}
+	if err := hookSrv.Shutdown(sctx); err != nil {
+		logger.Warn("hooks shutdown", "err", err)
+	}
+	logger.Info("stopped")
+	if serveErr != nil && !errors.Is(serveErr, net.ErrClosed) {
+		return serveErr
+	}
+	return nil
+}
+
+// admittedKey is a key that the embedded default admitted as admin, and
+// where it came from.
+type admittedKey struct {
+	fingerprint, source string
+}
+
+// loadServeConfig loads the file at path, or the embedded default with the
+// running user as admin when path is empty. Relative data paths are made
+// absolute, because hooks run with the repository as working directory.
+func loadServeConfig(path, envKeys string) (*configs.Config, []admittedKey, error) {
+	var (
+		cfg      *configs.Config
+		admitted []admittedKey
+		err      error
+	)
+	if path != "" {
+		if cfg, err = configs.Load(path); err != nil {
+			return nil, nil, err
+		}
+	} else {
+		if cfg, err = configs.Parse(configs.DefaultTOML(), "embedded default"); err != nil {
+			return nil, nil, err
+		}
+		var keys []string
+		keys, admitted = defaultAdminKeys(envKeys)
+		if len(keys) == 0 {
+			return nil, nil, errors.New("no admin key found: the embedded default admits the public keys in ~/.ssh/*.pub and in $SLIPWAY_ADMIN_KEYS; create one with `ssh-keygen -t ed25519` or write a config (see configs/example.toml)")
+		}
+		if cfg, err = cfg.WithAdmin(adminName(), keys); err != nil {
+			return nil, nil, err
+		}
+	}
+	abs, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("data dir: %w", err)
+	}
+	if !filepath.IsAbs(cfg.SSH.HostKey) {
+		if cfg.SSH.HostKey, err = filepath.Abs(cfg.SSH.HostKey); err != nil {
+			return nil, nil, fmt.Errorf("host key: %w", err)
+		}
+	}
+	cfg.DataDir = abs
+	return cfg, admitted, nil
+}
+
+// defaultAdminKeys collects authorized_keys lines from ~/.ssh/*.pub and from
+// the SLIPWAY_ADMIN_KEYS value (one key per line). Lines that are not keys
+// are skipped: a stray file in ~/.ssh must not stop the quick start.
+func defaultAdminKeys(envKeys string) ([]string, []admittedKey) {
+	var (
+		keys     []string
+		admitted []admittedKey
+		seen     = map[string]bool{}
+	)
+	add := func(text, source string) {
+		sc := bufio.NewScanner(strings.NewReader(text))
+		for sc.Scan() {
+			line := strings.TrimSpace(sc.Text())
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			pk, _, _, _, err := gossh.ParseAuthorizedKey([]byte(line))
+			if err != nil {
+				continue
+			}
+			fp := gossh.FingerprintSHA256(pk)
+			if seen[fp] {
+				continue
+			}
+			seen[fp] = true
+			keys = append(keys, line)
+			admitted = append(admitted, admittedKey{fp, source})
+		}
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		files, _ := filepath.Glob(filepath.Join(home, ".ssh", "*.pub"))
+		for _, f := range files {
+			if data, err := os.ReadFile(f); err == nil {
+				add(string(data), f)
+			}
+		}
+	}
+	add(envKeys, "$SLIPWAY_ADMIN_KEYS")
+	return keys, admitted
+}
+
+// adminName is the running user's login name, made into a valid Slipway user
+// name, for the embedded default's admin.
+func adminName() string {
+	name := "admin"
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		name = u.Username
+	}
+	var b strings.Builder
+	for _, r := range strings.ToLower(name) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') || r == '.' || r == '_' || r == '-' {
+			b.WriteRune(r)
+		}
+	}
+	s := strings.TrimLeft(b.String(), "._-")
+	if s == "" {
+		return "admin"
+	}
+	return s
+}
+
+func printBanner(w io.Writer, addr, hostKeyFP string, admitted []admittedKey, dataDir string) {
+	fmt.Fprintf(w, "Slipway is listening on ssh://%s (host key %s)\n", addr, hostKeyFP)
+	fmt.Fprintf(w, "Data: %s\n", dataDir)
+	if len(admitted) > 0 {
+		fmt.Fprintln(w, "Admitted as admin:")
+		for _, k := range admitted {
+			fmt.Fprintf(w, "  %s  (%s)\n", k.fingerprint, k.source)
+		}
+	}
+	fmt.Fprintf(w, "Push a project:\n  git remote add slipway ssh://%s/myproject.git\n  git push slipway HEAD\n", addr)
+	fmt.Fprintf(w, "Commands: ssh -p %s %s help\n", portOf(addr), hostOf(addr))
+}
+
+func hostOf(addr string) string {
+	h, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return h
+}
+
+func portOf(addr string) string {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "22"
+	}
+	return p
+}

@@ -1,0 +1,331 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// slipwayBin is the binary under test, built once by TestMain.
+var slipwayBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "slipway-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	slipwayBin = filepath.Join(dir, "slipway")
+	build := exec.Command("go", "build", "-race", "-o", slipwayBin, "slipway/cmd/slipway")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build slipway:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// user is a person with an SSH key.
+type user struct {
+	name    string
+	key     string // private key file
+	pub     string // authorized_keys line
+	sshHome string // HOME for git and ssh runs of this user
+}
+
+func newUser(t *testing.T, name string) *user {
+	t.Helper()
+	dir := t.TempDir()
+	key := filepath.Join(dir, "id_ed25519")
+	run(t, "", nil, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", key)
+	pub, err := os.ReadFile(key + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &user{name: name, key: key, pub: strings.TrimSpace(string(pub)), sshHome: dir}
+}
+
+// env is the environment for this user's git and ssh runs: no global or
+// system git configuration, a fixed identity, and ssh with only this key.
+func (u *user) env() []string {
+	return []string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + u.sshHome,
+		"GIT_CONFIG_NOSYSTEM=1",
+		"GIT_CONFIG_GLOBAL=/dev/null",
+		"GIT_AUTHOR_NAME=" + u.name, "GIT_AUTHOR_EMAIL=" + u.name + "@example.invalid",
+		"GIT_COMMITTER_NAME=" + u.name, "GIT_COMMITTER_EMAIL=" + u.name + "@example.invalid",
+		"GIT_SSH_COMMAND=" + u.sshCommand(),
+	}
+}
+
+func (u *user) sshCommand() string {
+	return "ssh -i " + u.key + " -o IdentitiesOnly=yes -o IdentityAgent=none -o StrictHostKeyChecking=no" +
+		" -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes"
+}
+
+// daemon is a running `slipway serve`.
+type daemon struct {
+	t       *testing.T
+	root    string // holds the config file and data dir
+	config  string
+	addr    string // host:port of the SSH server
+	cmd     *exec.Cmd
+	logs    *syncBuffer
+	stdout  *syncBuffer
+	done    chan struct{}
+	exitErr error
+}
+
+// startDaemon writes config (with %DATA% replaced by a fresh data dir) and
+// starts slipway serve on it.
+func startDaemon(t *testing.T, config string) *daemon {
+	t.Helper()
+	root := t.TempDir()
+	cfg := filepath.Join(root, "slipway.toml")
+	config = strings.ReplaceAll(config, "%DATA%", filepath.Join(root, "data"))
+	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{t: t, root: root, config: cfg}
+	d.start()
+	t.Cleanup(d.stop)
+	return d
+}
+
+var listenRE = regexp.MustCompile(`listening on ssh://(\S+)`)
+
+func (d *daemon) start() {
+	t := d.t
+	t.Helper()
+	d.logs, d.stdout = &syncBuffer{}, &syncBuffer{}
+	d.done = make(chan struct{})
+	cmd := exec.Command(slipwayBin, "serve", "--config", d.config)
+	cmd.Dir = d.root
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + d.root}
+	cmd.Stderr = d.logs
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d.cmd = cmd
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			d.stdout.Write(append(sc.Bytes(), '\n'))
+			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case addr <- m[1]:
+				default:
+				}
+			}
+		}
+		d.exitErr = cmd.Wait()
+		close(d.done)
+	}()
+	select {
+	case d.addr = <-addr:
+	case <-d.done:
+		t.Fatalf("slipway serve exited at start: %v\n%s", d.exitErr, d.logs)
+	case <-time.After(60 * time.Second):
+		t.Fatalf("slipway serve did not start in time\n%s", d.logs)
+	}
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (d *daemon) stop() {
+	select {
+	case <-d.done:
+		return
+	default:
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(45 * time.Second):
+		_ = d.cmd.Process.Kill()
+		<-d.done
+		d.t.Errorf("slipway serve did not stop on SIGTERM\n%s", d.logs)
+	}
+	if d.exitErr != nil {
+		d.t.Errorf("slipway serve exited with %v\n%s", d.exitErr, d.logs)
+	}
+	if strings.Contains(d.logs.String(), "WARNING: DATA RACE") {
+		d.t.Errorf("the race detector fired in slipway serve:\n%s", d.logs)
+	}
+}
+
+// kill stops the daemon with SIGKILL, as a crash would.
+func (d *daemon) kill() {
+	_ = d.cmd.Process.Kill()
+	<-d.done
+}
+
+func (d *daemon) dataDir() string { return filepath.Join(d.root, "data") }
+
+func (d *daemon) port() string { return d.addr[strings.LastIndex(d.addr, ":")+1:] }
+
+// url is the clone URL of a repository.
+func (d *daemon) url(repo string) string { return "ssh://git@" + d.addr + "/" + repo }
+
+// ssh runs an SSH command on the daemon as u and returns stdout, stderr and
+// the exit code.
+func (d *daemon) ssh(u *user, args ...string) (string, string, int) {
+	d.t.Helper()
+	host := d.addr[:strings.LastIndex(d.addr, ":")]
+	argv := append([]string{"-i", u.key, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
+		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+		"-o", "BatchMode=yes", "-p", d.port(), "git@" + strings.Trim(host, "[]")}, args...)
+	cmd := exec.Command("ssh", argv...)
+	cmd.Env = u.env()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			d.t.Fatalf("ssh %v: %v", args, err)
+		}
+		code = ee.ExitCode()
+	}
+	return stdout.String(), stderr.String(), code
+}
+
+// git runs git as u in dir and returns its combined output and error.
+func (u *user) git(dir string, args ...string) (string, error) {
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = u.env()
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// mustGit is git that fails the test on error.
+func (u *user) mustGit(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	out, err := u.git(dir, args...)
+	if err != nil {
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// newProject makes a work tree with one commit on main.
+func (u *user) newProject(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	u.mustGit(t, dir, "init", "-q", "-b", "main")
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	u.mustGit(t, dir, "add", "-A")
+	u.mustGit(t, dir, "commit", "-q", "-m", "first")
+	return dir
+}
+
+// commit adds a commit that changes one file.
+func (u *user) commit(t *testing.T, dir, file, body string) string {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, file), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	u.mustGit(t, dir, "add", file)
+	u.mustGit(t, dir, "commit", "-q", "-m", "change "+file)
+	return strings.TrimSpace(u.mustGit(t, dir, "rev-parse", "HEAD"))
+}
+
+func run(t *testing.T, dir string, env []string, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	if env != nil {
+		cmd.Env = env
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting for %s", what)
+		case <-tick.C:
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent use.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var _ io.Writer = (*syncBuffer)(nil)
+
+// configFor renders a config with the given users; admins get admin = true.
+func configFor(extra string, admins []*user, others ...*user) string {
+	var b strings.Builder
+	b.WriteString("data_dir = \"%DATA%\"\n[ssh]\nlisten = \"127.0.0.1:0\"\n\n")
+	for _, u := range admins {
+		fmt.Fprintf(&b, "[[user]]\nname = %q\nkeys = [%q]\nadmin = true\n\n", u.name, u.pub)
+	}
+	for _, u := range others {
+		fmt.Fprintf(&b, "[[user]]\nname = %q\nkeys = [%q]\n\n", u.name, u.pub)
+	}
+	b.WriteString(extra)
+	return b.String()
+}
+
+// execGit prepares a git command with the given environment.
+func execGit(dir string, env []string, args ...string) *exec.Cmd {
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = env
+	return cmd
+}
