@@ -31,6 +31,58 @@ CREATE TABLE push_refs (
 	PRIMARY KEY (push_id, seq)
 ) WITHOUT ROWID;
 `,
+	// 2: the build queue (issue 3). Steps are a JSON array written once when
+	// the build ends and always read with it.
+	`
+CREATE TABLE builds (
+	id          INTEGER PRIMARY KEY,
+	repo        TEXT    NOT NULL CHECK (repo <> ''),
+	ref         TEXT    NOT NULL,
+	commit_id   TEXT    NOT NULL,
+	push_id     INTEGER REFERENCES pushes (id),
+	trigger     TEXT    NOT NULL CHECK (trigger IN ('push', 'schedule', 'retry', 'manual')),
+	schedule    TEXT    NOT NULL DEFAULT '',
+	pipeline    TEXT    NOT NULL,
+	state       TEXT    NOT NULL CHECK (state IN ('queued', 'running', 'passed', 'failed', 'error',
+	                                              'cancelled', 'superseded', 'interrupted', 'skipped')),
+	reason      TEXT    NOT NULL DEFAULT '',
+	created_at  INTEGER NOT NULL,
+	started_at  INTEGER,
+	finished_at INTEGER,
+	attempt     INTEGER NOT NULL DEFAULT 0,
+	steps       TEXT    NOT NULL DEFAULT '[]',
+	worker      TEXT    NOT NULL DEFAULT '',
+	retry_of    INTEGER REFERENCES builds (id) ON DELETE SET NULL
+);
+CREATE INDEX builds_by_state    ON builds (state, repo, id);
+CREATE INDEX builds_by_repo     ON builds (repo, id);
+CREATE INDEX builds_by_ref      ON builds (repo, ref, pipeline, schedule, state);
+CREATE INDEX builds_by_commit   ON builds (repo, commit_id, state);
+CREATE INDEX builds_by_schedule ON builds (repo, schedule, id) WHERE schedule <> '';
+CREATE INDEX builds_by_retry_of ON builds (retry_of);
+`,
+	// 3: deployments (issue 4).
+	`
+CREATE TABLE deployments (
+	id          INTEGER PRIMARY KEY,
+	repo        TEXT    NOT NULL CHECK (repo <> ''),
+	env         TEXT    NOT NULL CHECK (env <> ''),
+	build_id    INTEGER NOT NULL REFERENCES builds (id),
+	commit_id   TEXT    NOT NULL,
+	trigger     TEXT    NOT NULL CHECK (trigger IN ('auto', 'release', 'rollback', 'retry')),
+	user        TEXT    NOT NULL DEFAULT '',
+	push_id     INTEGER REFERENCES pushes (id),
+	state       TEXT    NOT NULL CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'rolled_back')),
+	reason      TEXT    NOT NULL DEFAULT '',
+	release_id  TEXT    NOT NULL DEFAULT '',
+	created_at  INTEGER NOT NULL,
+	started_at  INTEGER,
+	finished_at INTEGER
+);
+CREATE INDEX deployments_by_env    ON deployments (repo, env, state, id);
+CREATE INDEX deployments_by_commit ON deployments (repo, env, commit_id, state);
+CREATE INDEX deployments_by_build  ON deployments (build_id);
+`,
 }
 
 // migrate brings the database to len(migs). Each migration runs in its own

@@ -112,6 +112,10 @@ func TestReopenKeepsDataAndUpgradesOldSchema(t *testing.T) {
 	if p.User != "alice" || len(p.Refs) != 1 {
 		t.Errorf("push after upgrade = %+v", p)
 	}
+	// The later tables exist and work on the upgraded file.
+	if _, err := s.EnqueueBuilds(ctx, []Build{{Repo: "app", Ref: "refs/heads/main", Commit: oid(1), PushID: id}}); err != nil {
+		t.Errorf("enqueue a build of the old push after upgrade: %v", err)
+	}
 }
 
 func TestOpenRefusesNewerSchema(t *testing.T) {

@@ -1,0 +1,592 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// State is where a build is in its life. Queued and running are the only
+// states a build leaves; every other state is final.
+type State string
+
+// Build states.
+const (
+	StateQueued      State = "queued"
+	StateRunning     State = "running"
+	StatePassed      State = "passed"
+	StateFailed      State = "failed"
+	StateError       State = "error" // our fault or a broken pipeline file
+	StateCancelled   State = "cancelled"
+	StateSuperseded  State = "superseded"  // a newer build of the same ref was queued first
+	StateInterrupted State = "interrupted" // the daemon stopped twice while it ran
+	StateSkipped     State = "skipped"     // nothing to build, e.g. no .slipway.toml
+)
+
+// Final reports whether s is an end state.
+func (s State) Final() bool {
+	switch s {
+	case StatePassed, StateFailed, StateError, StateCancelled, StateSuperseded, StateInterrupted, StateSkipped:
+		return true
+	}
+	return false
+}
+
+// Trigger says why a build exists.
+type Trigger string
+
+// Build triggers.
+const (
+	TriggerPush     Trigger = "push"
+	TriggerSchedule Trigger = "schedule"
+	TriggerRetry    Trigger = "retry"
+	TriggerManual   Trigger = "manual"
+)
+
+// DefaultPipeline is the section of .slipway.toml a build runs when none is
+// named.
+const DefaultPipeline = "build"
+
+// StepResult is the outcome of one pipeline step.
+type StepResult struct {
+	Name     string
+	ExitCode int
+	Duration time.Duration
+}
+
+// Build is one run of a pipeline on one commit.
+type Build struct {
+	ID       int64
+	Repo     string
+	Ref      string // full ref name, e.g. refs/heads/main
+	Commit   string
+	PushID   int64   // the push that caused it; 0 for scheduled, manual and retried builds
+	Trigger  Trigger // TriggerPush when empty and PushID is set
+	Schedule string  // the schedule's name for scheduled builds
+	Pipeline string  // section of .slipway.toml; DefaultPipeline when empty
+	State    State
+	Reason   string // one line: why it errored, was skipped, superseded or interrupted
+
+	CreatedAt  time.Time
+	StartedAt  time.Time // zero until claimed
+	FinishedAt time.Time // zero until final
+
+	// Attempt counts the times a worker claimed the build. A build the
+	// daemon's death interrupted goes back to the queue as the same build
+	// (same ID, so `log ID -f` still follows it), and its next claim is
+	// attempt 2.
+	Attempt int
+	Steps   []StepResult
+	Worker  string
+	RetryOf int64 // the build this one re-runs (TriggerRetry); 0 otherwise
+}
+
+// Enqueued is what an enqueueing operation recorded.
+type Enqueued struct {
+	// PushID is the recorded push (RecordPushAndEnqueue only).
+	PushID int64
+	// Builds are the builds recorded, in the order given, with their IDs:
+	// queued ones and the ones recorded as skipped.
+	Builds []Build
+	// Superseded are builds that were still queued for the same repo, ref,
+	// pipeline and schedule as a new build; they are now StateSuperseded
+	// with a reason naming the new build.
+	Superseded []Build
+	// Running are builds of the same repo, ref, pipeline and schedule that
+	// were already running. They keep running; the caller cancels them when
+	// the repo's config asks for that.
+	Running []Build
+	// Deployments are the deployments recorded (RecordPushAndEnqueue only).
+	Deployments []Deployment
+}
+
+const buildCols = `id, repo, ref, commit_id, push_id, trigger, schedule, pipeline, state, reason,
+	created_at, started_at, finished_at, attempt, steps, worker, retry_of`
+
+type stepJSON struct {
+	Name       string `json:"name"`
+	ExitCode   int    `json:"exit_code"`
+	DurationNS int64  `json:"duration_ns"`
+}
+
+func encodeSteps(steps []StepResult) (string, error) {
+	out := make([]stepJSON, len(steps))
+	for i, s := range steps {
+		out[i] = stepJSON{Name: s.Name, ExitCode: s.ExitCode, DurationNS: int64(s.Duration)}
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return "", fmt.Errorf("encode steps: %w", err)
+	}
+	return string(b), nil
+}
+
+func scanBuild(row rowScanner) (Build, error) {
+	var (
+		b                 Build
+		pushID, retryOf   sql.NullInt64
+		started, finished sql.NullInt64
+		created           int64
+		steps             string
+		trigger, state    string
+	)
+	if err := row.Scan(&b.ID, &b.Repo, &b.Ref, &b.Commit, &pushID, &trigger, &b.Schedule, &b.Pipeline,
+		&state, &b.Reason, &created, &started, &finished, &b.Attempt, &steps, &b.Worker, &retryOf); err != nil {
+		return Build{}, err
+	}
+	b.PushID, b.RetryOf = pushID.Int64, retryOf.Int64
+	b.Trigger, b.State = Trigger(trigger), State(state)
+	b.CreatedAt, b.StartedAt, b.FinishedAt = fromNanos(created), fromNullNanos(started), fromNullNanos(finished)
+	var js []stepJSON
+	if err := json.Unmarshal([]byte(steps), &js); err != nil {
+		return Build{}, fmt.Errorf("decode steps of build %d: %w", b.ID, err)
+	}
+	for _, s := range js {
+		b.Steps = append(b.Steps, StepResult{Name: s.Name, ExitCode: s.ExitCode, Duration: time.Duration(s.DurationNS)})
+	}
+	return b, nil
+}
+
+// queryBuilds runs a query selecting buildCols and returns every row.
+func queryBuilds(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, query string, args ...any) ([]Build, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Build
+	for rows.Next() {
+		b, err := scanBuild(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
+// normalize fills defaults and checks a build about to be inserted.
+func (b *Build) normalize() error {
+	if b.Pipeline == "" {
+		b.Pipeline = DefaultPipeline
+	}
+	if b.Trigger == "" && b.PushID != 0 {
+		b.Trigger = TriggerPush
+	}
+	if b.State == "" {
+		b.State = StateQueued
+	}
+	switch {
+	case b.Repo == "":
+		return fmt.Errorf("%w: build without a repo", ErrInvalid)
+	case !strings.HasPrefix(b.Ref, "refs/"):
+		return fmt.Errorf("%w: build ref %q is not a full ref name", ErrInvalid, b.Ref)
+	case !validObjectID(b.Commit) || ZeroID(b.Commit):
+		return fmt.Errorf("%w: build commit %q is not an object id", ErrInvalid, b.Commit)
+	case b.State != StateQueued && b.State != StateSkipped:
+		return fmt.Errorf("%w: a new build is queued or skipped, not %q", ErrInvalid, b.State)
+	case b.State == StateSkipped && b.Reason == "":
+		return fmt.Errorf("%w: a skipped build needs a reason", ErrInvalid)
+	case b.Trigger == TriggerPush && b.PushID == 0:
+		return fmt.Errorf("%w: a push build needs its push", ErrInvalid)
+	}
+	switch b.Trigger {
+	case TriggerPush, TriggerSchedule, TriggerRetry, TriggerManual:
+	default:
+		return fmt.Errorf("%w: unknown build trigger %q", ErrInvalid, b.Trigger)
+	}
+	return nil
+}
+
+// insertBuilds records bs in tx: queued builds supersede the still-queued
+// builds of the same repo, ref, pipeline and schedule; skipped ones are
+// recorded as already finished. pushID, when not 0, is set on every build.
+func insertBuilds(ctx context.Context, tx *sql.Tx, bs []Build, pushID int64, out *Enqueued) error {
+	for _, b := range bs {
+		if pushID != 0 {
+			b.PushID = pushID
+		}
+		if err := b.normalize(); err != nil {
+			return err
+		}
+		b.CreatedAt = now()
+		if b.State == StateSkipped {
+			b.FinishedAt = b.CreatedAt
+		}
+		row := tx.QueryRowContext(ctx, `
+			INSERT INTO builds (repo, ref, commit_id, push_id, trigger, schedule, pipeline, state, reason,
+				created_at, finished_at, retry_of)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			RETURNING `+buildCols,
+			b.Repo, b.Ref, b.Commit, nullID(b.PushID), string(b.Trigger), b.Schedule, b.Pipeline,
+			string(b.State), b.Reason, toNanos(b.CreatedAt), nullNanos(b.FinishedAt), nullID(b.RetryOf))
+		nb, err := scanBuild(row)
+		if err != nil {
+			return fmt.Errorf("insert build of %s %s: %w", b.Repo, b.Ref, err)
+		}
+		out.Builds = append(out.Builds, nb)
+		if nb.State != StateQueued || nb.Trigger == TriggerRetry {
+			// A retry re-runs one old commit on request; it must not push
+			// aside newer work that is waiting.
+			continue
+		}
+		sup, err := queryBuilds(ctx, tx, `
+			UPDATE builds SET state = 'superseded', reason = ?, finished_at = ?
+			WHERE repo = ? AND ref = ? AND pipeline = ? AND schedule = ? AND state = 'queued' AND id <> ?
+			RETURNING `+buildCols,
+			fmt.Sprintf("superseded by build %d", nb.ID), toNanos(nb.CreatedAt),
+			nb.Repo, nb.Ref, nb.Pipeline, nb.Schedule, nb.ID)
+		if err != nil {
+			return fmt.Errorf("supersede queued builds of %s %s: %w", nb.Repo, nb.Ref, err)
+		}
+		out.Superseded = append(out.Superseded, sup...)
+		run, err := queryBuilds(ctx, tx, `SELECT `+buildCols+` FROM builds
+			WHERE repo = ? AND ref = ? AND pipeline = ? AND schedule = ? AND state = 'running' ORDER BY id`,
+			nb.Repo, nb.Ref, nb.Pipeline, nb.Schedule)
+		if err != nil {
+			return fmt.Errorf("find running builds of %s %s: %w", nb.Repo, nb.Ref, err)
+		}
+		out.Running = append(out.Running, run...)
+	}
+	// A build superseded by a later one of the same batch was also
+	// returned as recorded; show its final state there too.
+	for i, b := range out.Builds {
+		for _, s := range out.Superseded {
+			if s.ID == b.ID {
+				out.Builds[i] = s
+			}
+		}
+	}
+	return nil
+}
+
+// EnqueueBuilds records builds in one transaction. Each build is queued
+// (State empty or StateQueued) or recorded as skipped (StateSkipped with a
+// Reason, e.g. no .slipway.toml), so a skipped build is as visible as any
+// other. A queued build marks every still-queued build of the same repo, ref,
+// pipeline and schedule superseded, except when it is a retry.
+func (s *Store) EnqueueBuilds(ctx context.Context, bs []Build) (Enqueued, error) {
+	var out Enqueued
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		out = Enqueued{}
+		return insertBuilds(ctx, tx, bs, 0, &out)
+	})
+	if err != nil {
+		return Enqueued{}, fmt.Errorf("enqueue builds: %w", err)
+	}
+	return out, nil
+}
+
+// RecordSkipped records a build that will not run, with the reason.
+func (s *Store) RecordSkipped(ctx context.Context, b Build, reason string) (Build, error) {
+	b.State, b.Reason = StateSkipped, reason
+	out, err := s.EnqueueBuilds(ctx, []Build{b})
+	if err != nil {
+		return Build{}, err
+	}
+	return out.Builds[0], nil
+}
+
+// RecordPushAndEnqueue records a push, its builds and its deployments (a push
+// to refs/release/<env>) in one transaction, so nothing git accepted is ever
+// without its build record and no build exists for a push that was not
+// recorded. Every build and deployment gets the push's ID.
+func (s *Store) RecordPushAndEnqueue(ctx context.Context, p Push, bs []Build, ds []Deployment) (Enqueued, error) {
+	var out Enqueued
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		out = Enqueued{}
+		id, err := insertPush(ctx, tx, p)
+		if err != nil {
+			return err
+		}
+		out.PushID = id
+		if err := insertBuilds(ctx, tx, bs, id, &out); err != nil {
+			return err
+		}
+		for _, d := range ds {
+			d.PushID = id
+			nd, err := insertDeployment(ctx, tx, d)
+			if err != nil {
+				return err
+			}
+			out.Deployments = append(out.Deployments, nd)
+		}
+		return nil
+	})
+	if err != nil {
+		return Enqueued{}, fmt.Errorf("record push to %q: %w", p.Repo, err)
+	}
+	return out, nil
+}
+
+// ClaimBuild hands the next queued build to worker and marks it running
+// (StartedAt now, Attempt+1). It is fair between repos: it takes the oldest
+// queued build of the repo with the fewest running builds, so one repo's
+// burst of pushes cannot starve the others. ok is false when nothing is
+// queued.
+func (s *Store) ClaimBuild(ctx context.Context, worker string) (b Build, ok bool, err error) {
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		var id int64
+		err := tx.QueryRowContext(ctx, `
+			WITH q AS (SELECT repo, min(id) AS id FROM builds WHERE state = 'queued' GROUP BY repo),
+			     r AS (SELECT repo, count(*) AS n FROM builds WHERE state = 'running' GROUP BY repo)
+			SELECT q.id FROM q LEFT JOIN r ON r.repo = q.repo
+			ORDER BY coalesce(r.n, 0), q.id LIMIT 1`).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("pick next build: %w", err)
+		}
+		b, err = scanBuild(tx.QueryRowContext(ctx, `
+			UPDATE builds SET state = 'running', started_at = ?, attempt = attempt + 1, worker = ?
+			WHERE id = ? RETURNING `+buildCols, toNanos(now()), worker, id))
+		if err != nil {
+			return fmt.Errorf("mark build %d running: %w", id, err)
+		}
+		ok = true
+		return nil
+	})
+	if err != nil {
+		return Build{}, false, fmt.Errorf("claim build: %w", err)
+	}
+	return b, ok, nil
+}
+
+// finishBuild ends a running build inside tx.
+func finishBuild(ctx context.Context, tx *sql.Tx, id int64, state State, reason string, steps []StepResult) (Build, error) {
+	switch state {
+	case StatePassed, StateFailed, StateError, StateCancelled, StateSkipped:
+	default:
+		return Build{}, fmt.Errorf("%w: a running build cannot end as %q", ErrInvalid, state)
+	}
+	js, err := encodeSteps(steps)
+	if err != nil {
+		return Build{}, err
+	}
+	b, err := scanBuild(tx.QueryRowContext(ctx, `
+		UPDATE builds SET state = ?, reason = ?, steps = ?, finished_at = ?
+		WHERE id = ? AND state = 'running' RETURNING `+buildCols,
+		string(state), reason, js, toNanos(now()), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		var cur string
+		err := tx.QueryRowContext(ctx, `SELECT state FROM builds WHERE id = ?`, id).Scan(&cur)
+		if errors.Is(err, sql.ErrNoRows) {
+			return Build{}, ErrNotFound
+		}
+		if err != nil {
+			return Build{}, err
+		}
+		return Build{}, fmt.Errorf("%w: build %d is %s, not running", ErrConflict, id, cur)
+	}
+	return b, err
+}
+
+// FinishBuild records the end of a running build. It fails with ErrConflict
+// when the build is not running (already finished, or never claimed), so a
+// late report from a worker cannot overwrite a result.
+func (s *Store) FinishBuild(ctx context.Context, id int64, state State, reason string, steps []StepResult) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		_, err := finishBuild(ctx, tx, id, state, reason, steps)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("finish build %d: %w", id, err)
+	}
+	return nil
+}
+
+// CancelBuild cancels a build. A queued build is cancelled at once and prev
+// is StateQueued. A running build is left as it is and prev is StateRunning:
+// the caller stops its processes and then calls FinishBuild with
+// StateCancelled. A build that already ended returns its state and an error
+// wrapping ErrConflict.
+func (s *Store) CancelBuild(ctx context.Context, id int64, reason string) (prev State, err error) {
+	if reason == "" {
+		reason = "cancelled"
+	}
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		var cur string
+		err := tx.QueryRowContext(ctx, `SELECT state FROM builds WHERE id = ?`, id).Scan(&cur)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		prev = State(cur)
+		switch prev {
+		case StateRunning:
+			return nil
+		case StateQueued:
+			_, err := tx.ExecContext(ctx, `UPDATE builds SET state = 'cancelled', reason = ?, finished_at = ? WHERE id = ?`,
+				reason, toNanos(now()), id)
+			return err
+		}
+		return fmt.Errorf("%w: build %d already %s", ErrConflict, id, prev)
+	})
+	if err != nil {
+		return prev, fmt.Errorf("cancel build %d: %w", id, err)
+	}
+	return prev, nil
+}
+
+// RetryBuild queues a new build of the same repo, ref, commit, pipeline and
+// schedule as a finished build, with TriggerRetry and RetryOf set. A build
+// that is still queued or running cannot be retried (ErrConflict).
+func (s *Store) RetryBuild(ctx context.Context, id int64) (Build, error) {
+	var nb Build
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		old, err := scanBuild(tx.QueryRowContext(ctx, `SELECT `+buildCols+` FROM builds WHERE id = ?`, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if !old.State.Final() {
+			return fmt.Errorf("%w: build %d is still %s", ErrConflict, id, old.State)
+		}
+		var out Enqueued
+		if err := insertBuilds(ctx, tx, []Build{{
+			Repo: old.Repo, Ref: old.Ref, Commit: old.Commit, Trigger: TriggerRetry,
+			Schedule: old.Schedule, Pipeline: old.Pipeline, RetryOf: old.ID,
+		}}, 0, &out); err != nil {
+			return err
+		}
+		nb = out.Builds[0]
+		return nil
+	})
+	if err != nil {
+		return Build{}, fmt.Errorf("retry build %d: %w", id, err)
+	}
+	return nb, nil
+}
+
+// RecoverInterrupted is called once at start, before any worker runs: every
+// build still marked running was cut off by the daemon's death. Such a build
+// goes back to the queue as the same build (same ID, so its log and the
+// pusher's `log ID -f` stay valid) with its Attempt kept, so that its next
+// claim is attempt 2 - unless it was already on a later attempt, or a newer
+// build of the same ref is waiting; then it ends as interrupted or
+// superseded. requeued are the builds back in the queue, stopped the ones that
+// ended, each with a Reason that says what happened.
+func (s *Store) RecoverInterrupted(ctx context.Context) (requeued, stopped []Build, err error) {
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		requeued, stopped = nil, nil
+		running, err := queryBuilds(ctx, tx, `SELECT `+buildCols+` FROM builds WHERE state = 'running' ORDER BY id`)
+		if err != nil {
+			return fmt.Errorf("find running builds: %w", err)
+		}
+		t := toNanos(now())
+		for _, b := range running {
+			var newer int64
+			err := tx.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM builds
+				WHERE repo = ? AND ref = ? AND pipeline = ? AND schedule = ? AND state = 'queued' AND id > ?`,
+				b.Repo, b.Ref, b.Pipeline, b.Schedule, b.ID).Scan(&newer)
+			if err != nil {
+				return fmt.Errorf("look for newer builds of build %d: %w", b.ID, err)
+			}
+			var q string
+			var args []any
+			switch {
+			case newer != 0:
+				q = `UPDATE builds SET state = 'superseded', reason = ?, finished_at = ? WHERE id = ? RETURNING ` + buildCols
+				args = []any{fmt.Sprintf("interrupted by a daemon stop during attempt %d; superseded by build %d", b.Attempt, newer), t, b.ID}
+			case b.Attempt >= 2:
+				q = `UPDATE builds SET state = 'interrupted', reason = ?, finished_at = ? WHERE id = ? RETURNING ` + buildCols
+				args = []any{fmt.Sprintf("interrupted by a daemon stop during attempt %d; not queued again", b.Attempt), t, b.ID}
+			default:
+				q = `UPDATE builds SET state = 'queued', reason = ?, started_at = NULL, worker = '', steps = '[]'
+					WHERE id = ? RETURNING ` + buildCols
+				args = []any{fmt.Sprintf("interrupted by a daemon stop during attempt %d; queued again", b.Attempt), b.ID}
+			}
+			nb, err := scanBuild(tx.QueryRowContext(ctx, q, args...))
+			if err != nil {
+				return fmt.Errorf("recover build %d: %w", b.ID, err)
+			}
+			if nb.State == StateQueued {
+				requeued = append(requeued, nb)
+			} else {
+				stopped = append(stopped, nb)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("recover interrupted builds: %w", err)
+	}
+	return requeued, stopped, nil
+}
+
+// GetBuild returns one build, or an error wrapping ErrNotFound.
+func (s *Store) GetBuild(ctx context.Context, id int64) (Build, error) {
+	b, err := scanBuild(s.r.QueryRowContext(ctx, `SELECT `+buildCols+` FROM builds WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Build{}, fmt.Errorf("get build %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Build{}, fmt.Errorf("get build %d: %w", id, err)
+	}
+	return b, nil
+}
+
+// ListBuilds returns builds newest first, of one repo or of all when repo is
+// empty; at most limit of them, or all when limit <= 0.
+func (s *Store) ListBuilds(ctx context.Context, repo string, limit int) ([]Build, error) {
+	if limit <= 0 {
+		limit = -1 // SQLite: no limit
+	}
+	bs, err := queryBuilds(ctx, s.r, `SELECT `+buildCols+` FROM builds
+		WHERE ?1 = '' OR repo = ?1 ORDER BY id DESC LIMIT ?2`, repo, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list builds of %q: %w", repo, err)
+	}
+	return bs, nil
+}
+
+// PruneBuilds deletes the finished builds of repo (of every repo when repo is
+// empty) beyond the newest keep per repo and returns their IDs, so the caller
+// removes their logs and artifacts. Queued and running builds are never
+// pruned, nor builds that a deployment shipped: their artifacts are what a
+// rollback redeploys and the deployment history points at them.
+func (s *Store) PruneBuilds(ctx context.Context, repo string, keep int) ([]int64, error) {
+	if keep < 0 {
+		return nil, fmt.Errorf("prune builds of %q: %w: keep %d is negative", repo, ErrInvalid, keep)
+	}
+	var ids []int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		ids = nil
+		rows, err := tx.QueryContext(ctx, `
+			DELETE FROM builds WHERE id IN (
+				SELECT id FROM (
+					SELECT id, row_number() OVER (PARTITION BY repo ORDER BY id DESC) AS n
+					FROM builds
+					WHERE state NOT IN ('queued', 'running') AND (?1 = '' OR repo = ?1)
+				) WHERE n > ?2
+			) AND NOT EXISTS (SELECT 1 FROM deployments d WHERE d.build_id = builds.id)
+			RETURNING id`, repo, keep)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			ids = append(ids, id)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("prune builds of %q: %w", repo, err)
+	}
+	return ids, nil
+}

@@ -1,0 +1,364 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// DeployState is where a deployment is in its life.
+type DeployState string
+
+// Deployment states.
+const (
+	DeployQueued    DeployState = "queued"
+	DeployRunning   DeployState = "running"
+	DeploySucceeded DeployState = "succeeded"
+	DeployFailed    DeployState = "failed"
+	// DeployRolledBack: the release was switched to, its activate command
+	// failed, and the previous release was switched back.
+	DeployRolledBack DeployState = "rolled_back"
+)
+
+// DeployTrigger says why a deployment exists.
+type DeployTrigger string
+
+// Deployment triggers.
+const (
+	DeployAuto     DeployTrigger = "auto"     // a passing build of the environment's auto branch
+	DeployRelease  DeployTrigger = "release"  // a push to refs/release/<env>
+	DeployRollback DeployTrigger = "rollback" // a release push of an earlier revision
+	DeployRetry    DeployTrigger = "retry"
+)
+
+// RecoveredDeployReason is the Reason of a deployment that was running when
+// the daemon stopped.
+const RecoveredDeployReason = "daemon stopped during deployment"
+
+// Deployment is the shipping of one passed build's artifacts to one
+// environment.
+type Deployment struct {
+	ID        int64
+	Repo      string
+	Env       string
+	BuildID   int64
+	Commit    string // the build's commit; filled from the build when empty
+	Trigger   DeployTrigger
+	User      string // who pushed the release ref; empty for auto
+	PushID    int64  // the release push; 0 otherwise
+	State     DeployState
+	Reason    string
+	ReleaseID string // the release directory's name on the target, once chosen
+
+	CreatedAt, StartedAt, FinishedAt time.Time
+}
+
+const deployCols = `id, repo, env, build_id, commit_id, trigger, user, push_id, state, reason, release_id,
+	created_at, started_at, finished_at`
+
+func scanDeployment(row rowScanner) (Deployment, error) {
+	var (
+		d                 Deployment
+		pushID            sql.NullInt64
+		created           int64
+		started, finished sql.NullInt64
+		trigger, state    string
+	)
+	if err := row.Scan(&d.ID, &d.Repo, &d.Env, &d.BuildID, &d.Commit, &trigger, &d.User, &pushID,
+		&state, &d.Reason, &d.ReleaseID, &created, &started, &finished); err != nil {
+		return Deployment{}, err
+	}
+	d.PushID = pushID.Int64
+	d.Trigger, d.State = DeployTrigger(trigger), DeployState(state)
+	d.CreatedAt, d.StartedAt, d.FinishedAt = fromNanos(created), fromNullNanos(started), fromNullNanos(finished)
+	return d, nil
+}
+
+func queryDeployments(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, query string, args ...any) ([]Deployment, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Deployment
+	for rows.Next() {
+		d, err := scanDeployment(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// insertDeployment queues d in tx. The build must exist, belong to the same
+// repo and have passed: the store refuses to record the shipping of anything
+// else, whatever a caller's gate decided.
+func insertDeployment(ctx context.Context, tx *sql.Tx, d Deployment) (Deployment, error) {
+	switch d.Trigger {
+	case DeployAuto, DeployRelease, DeployRollback, DeployRetry:
+	default:
+		return Deployment{}, fmt.Errorf("%w: unknown deployment trigger %q", ErrInvalid, d.Trigger)
+	}
+	if d.Env == "" {
+		return Deployment{}, fmt.Errorf("%w: deployment without an environment", ErrInvalid)
+	}
+	var repo, commit, state string
+	err := tx.QueryRowContext(ctx, `SELECT repo, commit_id, state FROM builds WHERE id = ?`, d.BuildID).Scan(&repo, &commit, &state)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Deployment{}, fmt.Errorf("deploy build %d: %w", d.BuildID, ErrNotFound)
+	}
+	if err != nil {
+		return Deployment{}, fmt.Errorf("deploy build %d: %w", d.BuildID, err)
+	}
+	if d.Repo == "" {
+		d.Repo = repo
+	}
+	if d.Commit == "" {
+		d.Commit = commit
+	}
+	switch {
+	case d.Repo != repo:
+		return Deployment{}, fmt.Errorf("%w: build %d is of repo %q, not %q", ErrInvalid, d.BuildID, repo, d.Repo)
+	case d.Commit != commit:
+		return Deployment{}, fmt.Errorf("%w: build %d built %s, not %s", ErrInvalid, d.BuildID, commit, d.Commit)
+	case State(state) != StatePassed:
+		return Deployment{}, fmt.Errorf("%w: build %d is %s; only a passed build is deployed", ErrConflict, d.BuildID, state)
+	}
+	nd, err := scanDeployment(tx.QueryRowContext(ctx, `
+		INSERT INTO deployments (repo, env, build_id, commit_id, trigger, user, push_id, state, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?) RETURNING `+deployCols,
+		d.Repo, d.Env, d.BuildID, d.Commit, string(d.Trigger), d.User, nullID(d.PushID), toNanos(now())))
+	if err != nil {
+		return Deployment{}, fmt.Errorf("insert deployment of build %d to %s: %w", d.BuildID, d.Env, err)
+	}
+	return nd, nil
+}
+
+// EnqueueDeployment queues a deployment of a passed build. Repo and Commit
+// are taken from the build when empty.
+func (s *Store) EnqueueDeployment(ctx context.Context, d Deployment) (Deployment, error) {
+	var nd Deployment
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		nd, err = insertDeployment(ctx, tx, d)
+		return err
+	})
+	if err != nil {
+		return Deployment{}, fmt.Errorf("enqueue deployment to %s: %w", d.Env, err)
+	}
+	return nd, nil
+}
+
+// FinishBuildAndDeploy is FinishBuild and, in the same transaction, the
+// queueing of deployments of that build (an environment's auto branch), so a
+// passing build whose deployment was due never loses it to a crash between
+// the two. Deployments are only valid with StatePassed; BuildID is set by the
+// store.
+func (s *Store) FinishBuildAndDeploy(ctx context.Context, id int64, state State, reason string, steps []StepResult, ds []Deployment) ([]Deployment, error) {
+	var out []Deployment
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		out = nil
+		if _, err := finishBuild(ctx, tx, id, state, reason, steps); err != nil {
+			return err
+		}
+		for _, d := range ds {
+			d.BuildID = id
+			nd, err := insertDeployment(ctx, tx, d)
+			if err != nil {
+				return err
+			}
+			out = append(out, nd)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("finish build %d: %w", id, err)
+	}
+	return out, nil
+}
+
+// ClaimDeployment marks the next deployment running and returns it. Per repo
+// and environment, deployments run one at a time and in the order they were
+// queued: the head of a queue is claimable only while nothing of that queue
+// runs. Across environments the oldest claimable head goes first. ok is false
+// when nothing can start now.
+func (s *Store) ClaimDeployment(ctx context.Context) (d Deployment, ok bool, err error) {
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		var id int64
+		err := tx.QueryRowContext(ctx, `
+			SELECT min(q.id) AS head FROM deployments q
+			WHERE q.state = 'queued'
+			GROUP BY q.repo, q.env
+			HAVING NOT EXISTS (SELECT 1 FROM deployments r
+				WHERE r.repo = q.repo AND r.env = q.env AND r.state = 'running')
+			ORDER BY head LIMIT 1`).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("pick next deployment: %w", err)
+		}
+		d, err = scanDeployment(tx.QueryRowContext(ctx, `
+			UPDATE deployments SET state = 'running', started_at = ? WHERE id = ? RETURNING `+deployCols,
+			toNanos(now()), id))
+		if err != nil {
+			return fmt.Errorf("mark deployment %d running: %w", id, err)
+		}
+		ok = true
+		return nil
+	})
+	if err != nil {
+		return Deployment{}, false, fmt.Errorf("claim deployment: %w", err)
+	}
+	return d, ok, nil
+}
+
+// runningDeployment checks, inside tx, that deployment id exists and runs.
+func runningDeployment(ctx context.Context, tx *sql.Tx, id int64) error {
+	var state string
+	err := tx.QueryRowContext(ctx, `SELECT state FROM deployments WHERE id = ?`, id).Scan(&state)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	if DeployState(state) != DeployRunning {
+		return fmt.Errorf("%w: deployment %d is %s, not running", ErrConflict, id, state)
+	}
+	return nil
+}
+
+// SetDeploymentRelease records the release directory a running deployment
+// ships into, before the transfer starts, so that after a crash the partial
+// release on the target can be told from complete ones.
+func (s *Store) SetDeploymentRelease(ctx context.Context, id int64, releaseID string) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if err := runningDeployment(ctx, tx, id); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE deployments SET release_id = ? WHERE id = ?`, releaseID, id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("set release of deployment %d: %w", id, err)
+	}
+	return nil
+}
+
+// FinishDeployment records the end of a running deployment: succeeded,
+// failed or rolled back, with a one-line reason. A deployment that is not
+// running gives ErrConflict.
+func (s *Store) FinishDeployment(ctx context.Context, id int64, state DeployState, reason string) error {
+	switch state {
+	case DeploySucceeded, DeployFailed, DeployRolledBack:
+	default:
+		return fmt.Errorf("finish deployment %d: %w: a running deployment cannot end as %q", id, ErrInvalid, state)
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if err := runningDeployment(ctx, tx, id); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE deployments SET state = ?, reason = ?, finished_at = ? WHERE id = ?`,
+			string(state), reason, toNanos(now()), id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("finish deployment %d: %w", id, err)
+	}
+	return nil
+}
+
+// RecoverDeployments is called once at start: deployments found running were
+// cut off by the daemon's death and are marked failed with
+// RecoveredDeployReason (the deploy side leaves `current` on the last
+// complete release and ignores the partial one). Queued deployments stay
+// queued. It returns the deployments it failed.
+func (s *Store) RecoverDeployments(ctx context.Context) ([]Deployment, error) {
+	var out []Deployment
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		out, err = queryDeployments(ctx, tx, `
+			UPDATE deployments SET state = 'failed', reason = ?, finished_at = ?
+			WHERE state = 'running' RETURNING `+deployCols, RecoveredDeployReason, toNanos(now()))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("recover interrupted deployments: %w", err)
+	}
+	return out, nil
+}
+
+// GetDeployment returns one deployment, or an error wrapping ErrNotFound.
+func (s *Store) GetDeployment(ctx context.Context, id int64) (Deployment, error) {
+	d, err := scanDeployment(s.r.QueryRowContext(ctx, `SELECT `+deployCols+` FROM deployments WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Deployment{}, fmt.Errorf("get deployment %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Deployment{}, fmt.Errorf("get deployment %d: %w", id, err)
+	}
+	return d, nil
+}
+
+// ListDeployments returns the deployment history of repo, of one environment
+// or of all when env is empty, newest first; at most limit, or all when
+// limit <= 0.
+func (s *Store) ListDeployments(ctx context.Context, repo, env string, limit int) ([]Deployment, error) {
+	if limit <= 0 {
+		limit = -1
+	}
+	ds, err := queryDeployments(ctx, s.r, `SELECT `+deployCols+` FROM deployments
+		WHERE repo = ?1 AND (?2 = '' OR env = ?2) ORDER BY id DESC LIMIT ?3`, repo, env, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list deployments of %q %q: %w", repo, env, err)
+	}
+	return ds, nil
+}
+
+// EverLive reports whether commit was ever successfully deployed to env of
+// repo: the `requires` gate of a release push.
+func (s *Store) EverLive(ctx context.Context, repo, env, commit string) (bool, error) {
+	var n int
+	err := s.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM deployments
+		WHERE repo = ? AND env = ? AND commit_id = ? AND state = 'succeeded')`, repo, env, commit).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("check whether %s of %q was live on %s: %w", commit, repo, env, err)
+	}
+	return n == 1, nil
+}
+
+// LiveDeployment returns the newest succeeded deployment of repo to env: what
+// the store believes `current` points at. ok is false if nothing succeeded yet.
+func (s *Store) LiveDeployment(ctx context.Context, repo, env string) (d Deployment, ok bool, err error) {
+	d, err = scanDeployment(s.r.QueryRowContext(ctx, `SELECT `+deployCols+` FROM deployments
+		WHERE repo = ? AND env = ? AND state = 'succeeded' ORDER BY id DESC LIMIT 1`, repo, env))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Deployment{}, false, nil
+	}
+	if err != nil {
+		return Deployment{}, false, fmt.Errorf("find live deployment of %q on %s: %w", repo, env, err)
+	}
+	return d, true, nil
+}
+
+// PassedBuildForCommit returns the newest passed build of commit in repo that
+// ran the default pipeline (the one whose artifacts deployments ship): the
+// release gate's question. ok is false when there is none.
+func (s *Store) PassedBuildForCommit(ctx context.Context, repo, commit string) (b Build, ok bool, err error) {
+	b, err = scanBuild(s.r.QueryRowContext(ctx, `SELECT `+buildCols+` FROM builds
+		WHERE repo = ? AND commit_id = ? AND state = 'passed' AND pipeline = ?
+		ORDER BY id DESC LIMIT 1`, repo, commit, DefaultPipeline))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Build{}, false, nil
+	}
+	if err != nil {
+		return Build{}, false, fmt.Errorf("find passed build of %s in %q: %w", commit, repo, err)
+	}
+	return b, true, nil
+}
