@@ -127,7 +127,7 @@ func TestNewerBuildSupersedesQueuedOfSameRef(t *testing.T) {
 	}
 	queued := mustEnqueue(t, s, manual("app", "refs/heads/main", 2)).Builds[0]
 	other := mustEnqueue(t, s,
-		manual("app", "refs/heads/dev", 3),   // other ref
+		manual("app", "refs/heads/dev", 3),    // other ref
 		manual("other", "refs/heads/main", 4), // other repo
 		Build{Repo: "app", Ref: "refs/heads/main", Commit: oid(5), Trigger: TriggerSchedule, Schedule: "nightly", Pipeline: "nightly"},
 	).Builds
