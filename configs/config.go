@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -41,6 +43,7 @@ type Config struct {
 	SSH     SSH    `toml:"ssh"`
 	Users   []User `toml:"user"`
 	Repos   []Repo `toml:"repo"`
+	Build   Build  `toml:"build"`
 
 	byKey  map[string]*User // by SHA256 fingerprint
 	byName map[string]*User
@@ -85,6 +88,56 @@ type Repo struct {
 	Read    []string `toml:"read"`
 	Write   []string `toml:"write"`
 	Release []string `toml:"release"`
+
+	// BuildBranches are the branches whose pushes build, as path.Match
+	// patterns ("main", "release/*"). Default: every branch.
+	BuildBranches []string `toml:"build_branches"`
+	// BuildTags makes pushed tags build too. Default: false.
+	BuildTags bool `toml:"build_tags"`
+	// CancelRunning makes a newer push to a branch cancel a still-running
+	// build of that branch (a queued one is always superseded).
+	CancelRunning bool `toml:"cancel_running"`
+	// Network allows this repository's pipelines to ask for network access
+	// (`network = true` in .slipway.toml). Default: false.
+	Network bool `toml:"network"`
+	// Secrets are handed to this repository's builds as environment
+	// variables and masked in their logs.
+	Secrets []Secret `toml:"secret"`
+}
+
+// Secret is one secret environment variable of a repository's builds. Its
+// value comes from a file or from the daemon's environment, never from this
+// file.
+type Secret struct {
+	Name string `toml:"name"`
+	File string `toml:"file"`
+	Env  string `toml:"env"`
+}
+
+// Build configures the build queue and sandbox.
+type Build struct {
+	// Concurrency is how many builds run at once. Default: the number of CPUs.
+	Concurrency int `toml:"concurrency"`
+	// Sandbox is "bwrap" (bubblewrap; the default) or "none", which runs
+	// steps as plain processes and says so in every build log.
+	Sandbox string `toml:"sandbox"`
+	// DefaultTimeout applies to pipelines that set none; MaxTimeout caps
+	// what a pipeline may ask for. Defaults: "30m" and "2h".
+	DefaultTimeout Duration `toml:"default_timeout"`
+	MaxTimeout     Duration `toml:"max_timeout"`
+	// MaxLogBytes cuts a build log beyond this size. Default: 10 MiB.
+	MaxLogBytes int64 `toml:"max_log_bytes"`
+	// MaxPerPush caps the builds one push enqueues (a mirror push of many
+	// branches must not bury the queue). Default: 10.
+	MaxPerPush int `toml:"max_per_push"`
+	// Keep is how many finished builds (with logs and artifacts) are kept
+	// per repository. Default: 100.
+	Keep int `toml:"keep"`
+	// MaxProcesses and MaxFileBytes are rlimits of every step; MaxMemoryBytes
+	// applies where the host delegates a cgroup v2 to Slipway.
+	MaxProcesses   int   `toml:"max_processes"`
+	MaxFileBytes   int64 `toml:"max_file_bytes"`
+	MaxMemoryBytes int64 `toml:"max_memory_bytes"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("90s").
@@ -114,6 +167,14 @@ const (
 	DefaultMaxSessionsPerUser = 32
 	DefaultHandshakeTimeout   = 20 * time.Second
 	DefaultIdleTimeout        = 15 * time.Minute
+
+	DefaultBuildTimeout    = 30 * time.Minute
+	DefaultMaxBuildTimeout = 2 * time.Hour
+	DefaultMaxLogBytes     = 10 << 20
+	DefaultMaxPerPush      = 10
+	DefaultKeepBuilds      = 100
+	DefaultMaxProcesses    = 512
+	DefaultMaxFileBytes    = 1 << 30
 )
 
 // Problem is one thing wrong with a configuration file.
@@ -201,6 +262,34 @@ func (c *Config) applyDefaults() {
 	if c.SSH.IdleTimeout.Duration == 0 {
 		c.SSH.IdleTimeout.Duration = DefaultIdleTimeout
 	}
+	b := &c.Build
+	if b.Concurrency == 0 {
+		b.Concurrency = runtime.NumCPU()
+	}
+	if b.Sandbox == "" {
+		b.Sandbox = "bwrap"
+	}
+	if b.DefaultTimeout.Duration == 0 {
+		b.DefaultTimeout.Duration = DefaultBuildTimeout
+	}
+	if b.MaxTimeout.Duration == 0 {
+		b.MaxTimeout.Duration = max(DefaultMaxBuildTimeout, b.DefaultTimeout.Duration)
+	}
+	if b.MaxLogBytes == 0 {
+		b.MaxLogBytes = DefaultMaxLogBytes
+	}
+	if b.MaxPerPush == 0 {
+		b.MaxPerPush = DefaultMaxPerPush
+	}
+	if b.Keep == 0 {
+		b.Keep = DefaultKeepBuilds
+	}
+	if b.MaxProcesses == 0 {
+		b.MaxProcesses = DefaultMaxProcesses
+	}
+	if b.MaxFileBytes == 0 {
+		b.MaxFileBytes = DefaultMaxFileBytes
+	}
 }
 
 type validator struct {
@@ -217,6 +306,7 @@ func (c *Config) validate(v *validator) {
 	if c.SSH.MaxSessions < 0 || c.SSH.MaxSessionsPerUser < 0 {
 		v.add(v.loc.keyIn("ssh", -1, "max_sessions"), "session limits must be positive")
 	}
+	c.validateBuild(v)
 	c.byKey = map[string]*User{}
 	c.byName = map[string]*User{}
 	for i := range c.Users {
@@ -269,6 +359,7 @@ func (c *Config) validate(v *validator) {
 		}
 		r.Name = name
 		c.repos[name] = r
+		c.validateRepoBuild(v, i, r)
 		for _, acl := range []struct {
 			key   string
 			names []string
@@ -280,6 +371,87 @@ func (c *Config) validate(v *validator) {
 			}
 		}
 	}
+}
+
+func (c *Config) validateBuild(v *validator) {
+	b := c.Build
+	if b.Sandbox != "bwrap" && b.Sandbox != "none" {
+		v.add(v.loc.keyIn("build", -1, "sandbox"), `build.sandbox must be "bwrap" or "none", not %q`, b.Sandbox)
+	}
+	for key, n := range map[string]int64{"concurrency": int64(b.Concurrency), "max_log_bytes": b.MaxLogBytes,
+		"max_per_push": int64(b.MaxPerPush), "keep": int64(b.Keep), "max_processes": int64(b.MaxProcesses),
+		"max_file_bytes": b.MaxFileBytes, "max_memory_bytes": b.MaxMemoryBytes} {
+		if n < 0 {
+			v.add(v.loc.keyIn("build", -1, key), "build.%s must not be negative", key)
+		}
+	}
+	if b.DefaultTimeout.Duration > b.MaxTimeout.Duration {
+		v.add(v.loc.keyIn("build", -1, "default_timeout"), "build.default_timeout %v is longer than build.max_timeout %v", b.DefaultTimeout, b.MaxTimeout)
+	}
+}
+
+func (c *Config) validateRepoBuild(v *validator, i int, r *Repo) {
+	for _, p := range r.BuildBranches {
+		if _, err := path.Match(p, "x"); err != nil || p == "" {
+			v.add(v.loc.keyIn("repo", i, "build_branches"), "repo %q: bad branch pattern %q", r.Name, p)
+		}
+	}
+	seen := map[string]bool{}
+	for _, s := range r.Secrets {
+		line := v.loc.keyIn("repo.secret", -1, "name")
+		switch {
+		case !validEnvName(s.Name):
+			v.add(line, "repo %q: secret name %q is not a valid environment variable name", r.Name, s.Name)
+		case seen[s.Name]:
+			v.add(line, "repo %q: duplicate secret %q", r.Name, s.Name)
+		case (s.File == "") == (s.Env == ""):
+			v.add(line, "repo %q: secret %q needs exactly one of file or env (values are never written inline)", r.Name, s.Name)
+		}
+		seen[s.Name] = true
+	}
+}
+
+func validEnvName(s string) bool {
+	if s == "" || strings.HasPrefix(s, "SLIPWAY_") || s == "PATH" || s == "HOME" || s == "CI" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (i > 0 && c >= '0' && c <= '9') {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+// Builds reports whether a pushed ref should build in this repository.
+func (r *Repo) Builds(ref string) bool {
+	if tag, ok := strings.CutPrefix(ref, "refs/tags/"); ok {
+		return r.BuildTags && tag != ""
+	}
+	branch, ok := strings.CutPrefix(ref, "refs/heads/")
+	if !ok {
+		return false
+	}
+	if len(r.BuildBranches) == 0 {
+		return true
+	}
+	for _, p := range r.BuildBranches {
+		if ok, _ := path.Match(p, branch); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// RepoOrDefault returns the repository's configuration, or the settings an
+// unlisted repository (one an admin created by pushing) builds with.
+func (c *Config) RepoOrDefault(name string) *Repo {
+	if r, ok := c.repos[name]; ok {
+		return r
+	}
+	return &Repo{Name: name}
 }
 
 // User returns the user called name.
