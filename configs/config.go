@@ -44,6 +44,12 @@ type Config struct {
 	Users   []User `toml:"user"`
 	Repos   []Repo `toml:"repo"`
 	Build   Build  `toml:"build"`
+	// Timezone is the default zone of schedules ("Europe/Berlin"); a
+	// CRON_TZ= prefix in a spec wins. Default: the server's local zone.
+	Timezone string `toml:"timezone"`
+	// Environments are the default environments of repositories that
+	// define none; "{repo}" in a local target is the repository name.
+	Environments []Environment `toml:"environment"`
 
 	byKey  map[string]*User // by SHA256 fingerprint
 	byName map[string]*User
@@ -103,6 +109,12 @@ type Repo struct {
 	// Secrets are handed to this repository's builds as environment
 	// variables and masked in their logs.
 	Secrets []Secret `toml:"secret"`
+	// Environments are where passing builds are deployed. A repository
+	// with none gets the top-level environments (the embedded default's
+	// staging and prod).
+	Environments []Environment `toml:"environment"`
+	// Schedules build branch tips on a cron schedule.
+	Schedules []Schedule `toml:"schedule"`
 }
 
 // Secret is one secret environment variable of a repository's builds. Its
@@ -307,6 +319,11 @@ func (c *Config) validate(v *validator) {
 		v.add(v.loc.keyIn("ssh", -1, "max_sessions"), "session limits must be positive")
 	}
 	c.validateBuild(v)
+	if c.Timezone != "" {
+		if _, err := time.LoadLocation(c.Timezone); err != nil {
+			v.add(v.loc.keyIn("", -1, "timezone"), "unknown time zone %q", c.Timezone)
+		}
+	}
 	c.byKey = map[string]*User{}
 	c.byName = map[string]*User{}
 	for i := range c.Users {
@@ -342,6 +359,8 @@ func (c *Config) validate(v *validator) {
 			u.parsed = append(u.parsed, pk)
 		}
 	}
+	defaults := Repo{Name: "(default)", Environments: c.Environments}
+	c.validateEnvironments(v, -1, &defaults)
 	c.repos = map[string]*Repo{}
 	for i := range c.Repos {
 		r := &c.Repos[i]
@@ -360,6 +379,8 @@ func (c *Config) validate(v *validator) {
 		r.Name = name
 		c.repos[name] = r
 		c.validateRepoBuild(v, i, r)
+		c.validateEnvironments(v, i, r)
+		c.validateSchedules(v, i, r)
 		for _, acl := range []struct {
 			key   string
 			names []string
@@ -452,6 +473,26 @@ func (c *Config) RepoOrDefault(name string) *Repo {
 		return r
 	}
 	return &Repo{Name: name}
+}
+
+// EnvironmentsOf returns the environments of a repository: its own, or the
+// top-level defaults when it defines none.
+func (c *Config) EnvironmentsOf(repo string) []Environment {
+	if r, ok := c.repos[repo]; ok && len(r.Environments) > 0 {
+		return r.Environments
+	}
+	return c.Environments
+}
+
+// Environment returns one environment of a repository.
+func (c *Config) Environment(repo, name string) (*Environment, bool) {
+	envs := c.EnvironmentsOf(repo)
+	for i := range envs {
+		if envs[i].Name == name {
+			return &envs[i], true
+		}
+	}
+	return nil, false
 }
 
 // User returns the user called name.

@@ -176,3 +176,80 @@ func FuzzCleanRepoName(f *testing.F) {
 		}
 	})
 }
+
+func TestEnvironmentsAndSchedules(t *testing.T) {
+	src := `timezone = "Europe/Berlin"
+
+[[user]]
+name = "alice"
+keys = ["` + keyA + `"]
+
+[[repo]]
+name = "app"
+  [[repo.environment]]
+  name = "staging"
+  target = "deploy@127.0.0.1:/srv/app"
+  ssh_key = "/k"
+  known_hosts = "/kh"
+  auto = "main"
+  [[repo.environment]]
+  name = "prod"
+  target = "/srv/prod"
+  requires = "staging"
+  approvers = ["alice"]
+  [[repo.schedule]]
+  name = "nightly"
+  cron = "CRON_TZ=UTC 0 2 * * *"
+  branch = "main"
+  [[repo.schedule]]
+  name = "hourly"
+  cron = "@every 1h"
+  branch = ["main", "dev"]
+  catch_up = false
+`
+	c, err := Parse([]byte(src), "ok.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := c.Repo("app")
+	if len(r.Environments) != 2 || !r.Environments[0].Remote() || r.Environments[1].Remote() || r.Environments[1].Keep != DefaultKeepReleases {
+		t.Fatalf("environments: %+v", r.Environments)
+	}
+	if s := r.Schedules[1]; len(s.Branch) != 2 || s.CatchesUp() || s.Pipeline != "nightly" || !r.Schedules[0].CatchesUp() {
+		t.Fatalf("schedules: %+v", r.Schedules)
+	}
+	if c.Location().String() != "Europe/Berlin" {
+		t.Fatalf("timezone %v", c.Location())
+	}
+
+	bad := `timezone = "Mars/Olympus"
+[[user]]
+name = "alice"
+keys = ["` + keyA + `"]
+
+[[repo]]
+name = "app"
+  [[repo.environment]]
+  name = "staging"
+  target = "deploy@host:/srv/app"
+  [[repo.environment]]
+  name = "prod"
+  target = "/srv/prod"
+  requires = "qa"
+  [[repo.schedule]]
+  name = "nightly"
+  cron = "0 2 * *"
+  branch = "main"
+`
+	_, err = Parse([]byte(bad), "bad.toml")
+	for _, want := range []string{
+		`bad.toml:1: unknown time zone "Mars/Olympus"`,
+		`bad.toml:9: repo "app": environment "staging": a remote target needs ssh_key and known_hosts`,
+		`bad.toml:12: repo "app": environment "prod" requires unknown environment "qa"`,
+		`bad.toml:17: repo "app": schedule "nightly": invalid cron spec`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+}

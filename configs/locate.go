@@ -116,3 +116,28 @@ func (l *locator) key(k toml.Key) int {
 	}
 	return 0
 }
+
+// keyInNth returns the line of key in the index-th table at path that comes
+// after line from (the header of its parent table), falling back to from.
+func (l *locator) keyInNth(path string, index int, key string, from int) int {
+	seen := -1
+	header := 0
+	for _, h := range l.headers {
+		if h.path == path && h.line > from {
+			seen++
+			if seen == index {
+				header = h.line
+				break
+			}
+		}
+	}
+	if header == 0 {
+		return from
+	}
+	for _, k := range l.keys {
+		if k.table == path && k.line > header && k.key == key {
+			return k.line
+		}
+	}
+	return header
+}

@@ -1,0 +1,229 @@
+package configs
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+)
+
+// Environment is a place a repository's passing builds are deployed to.
+type Environment struct {
+	Name string `toml:"name"`
+	// Target is "user@host:/path" (with Port, SSHKey and KnownHosts), or a
+	// local folder. A relative folder is taken inside the data dir, and
+	// "{repo}" in it is replaced by the repository name.
+	Target string `toml:"target"`
+	Port   int    `toml:"port"`
+	// SSHKey is the private key file used to reach the target; KnownHosts
+	// holds the target's host key. Host keys are always checked; with
+	// AcceptNewHostKey an unknown key is accepted once and then pinned.
+	SSHKey           string `toml:"ssh_key"`
+	KnownHosts       string `toml:"known_hosts"`
+	AcceptNewHostKey bool   `toml:"accept_new_host_key"`
+	// Auto is a branch whose passing builds deploy here by themselves.
+	Auto string `toml:"auto"`
+	// Requires is another environment the revision must be (or have been)
+	// live on before it may come here.
+	Requires string `toml:"requires"`
+	// Approvers, when set, narrows who of the repo's releasers may push
+	// refs/release/<name>.
+	Approvers []string `toml:"approvers"`
+	// Activate is run on the target inside the new release after the switch.
+	Activate string `toml:"activate"`
+	// Keep is how many releases stay on the target. Default 5, at least 2.
+	Keep int `toml:"keep"`
+}
+
+// DefaultKeepReleases is the releases kept on a target by default.
+const DefaultKeepReleases = 5
+
+// Remote reports whether the target is reached over SSH.
+func (e *Environment) Remote() bool {
+	return !filepath.IsAbs(e.Target) && strings.Contains(e.Target, ":") && !strings.HasPrefix(e.Target, ".")
+}
+
+// LocalPath returns the folder of a local target for a repository.
+func (e *Environment) LocalPath(dataDir, repo string) string {
+	p := strings.ReplaceAll(e.Target, "{repo}", repo)
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(dataDir, p)
+	}
+	return filepath.Clean(p)
+}
+
+// Schedule is a cron entry that builds branch tips, such as a nightly
+// integration suite.
+type Schedule struct {
+	Name string `toml:"name"`
+	// Cron is a robfig/cron spec: five fields, a descriptor ("@nightly",
+	// "@every 6h"), optionally prefixed by "CRON_TZ=Zone ".
+	Cron string `toml:"cron"`
+	// Branch is one branch or a list of them.
+	Branch StringList `toml:"branch"`
+	// Pipeline is the .slipway.toml section to run; default "nightly",
+	// falling back to "build" when the file has no such section.
+	Pipeline string `toml:"pipeline"`
+	// CatchUp fires once at start when a fire time passed while the
+	// daemon was down. Default true.
+	CatchUp *bool `toml:"catch_up"`
+	// OnlyIfChanged skips a run when the branch tip already passed this
+	// schedule.
+	OnlyIfChanged bool `toml:"only_if_changed"`
+}
+
+// DefaultSchedulePipeline is the pipeline a schedule runs by default.
+const DefaultSchedulePipeline = "nightly"
+
+// CatchesUp reports the effective catch_up setting.
+func (s *Schedule) CatchesUp() bool { return s.CatchUp == nil || *s.CatchUp }
+
+// StringList is a TOML string or array of strings.
+type StringList []string
+
+// UnmarshalTOML implements toml.Unmarshaler.
+func (l *StringList) UnmarshalTOML(v any) error {
+	switch v := v.(type) {
+	case string:
+		*l = StringList{v}
+	case []any:
+		out := make(StringList, 0, len(v))
+		for _, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				return fmt.Errorf("expected a string or a list of strings, found %T", e)
+			}
+			out = append(out, s)
+		}
+		*l = out
+	default:
+		return fmt.Errorf("expected a string or a list of strings, found %T", v)
+	}
+	return nil
+}
+
+// CronParser parses schedule specs the way Slipway does: standard five
+// fields, descriptors, and a CRON_TZ= or TZ= prefix.
+func CronParser() cron.Parser {
+	return cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+}
+
+// ParseCron parses spec in the server's default zone (a CRON_TZ= prefix in
+// the spec wins).
+func ParseCron(spec string, loc *time.Location) (cron.Schedule, error) {
+	if !strings.HasPrefix(spec, "CRON_TZ=") && !strings.HasPrefix(spec, "TZ=") && loc != nil {
+		spec = "CRON_TZ=" + loc.String() + " " + spec
+	}
+	s, err := CronParser().Parse(spec)
+	if err != nil {
+		return nil, fmt.Errorf("invalid cron spec %q: %w", truncate(spec), err)
+	}
+	return s, nil
+}
+
+// Location is the server's default time zone for schedules.
+func (c *Config) Location() *time.Location {
+	if c.Timezone == "" {
+		return time.Local
+	}
+	loc, err := time.LoadLocation(c.Timezone)
+	if err != nil {
+		return time.UTC // validation refuses unknown zones; this is unreachable after Parse
+	}
+	return loc
+}
+
+func (c *Config) validateEnvironments(v *validator, i int, r *Repo) {
+	envs := map[string]*Environment{}
+	for j := range r.Environments {
+		e := &r.Environments[j]
+		line := v.loc.keyInNth("repo.environment", j, "name", v.loc.table("repo", i))
+		if err := checkSegment(e.Name); err != nil || e.Name == "" {
+			v.add(line, "repo %q: environment name %q: use lowercase letters, digits, '.', '_' or '-'", r.Name, e.Name)
+			continue
+		}
+		if envs[e.Name] != nil {
+			v.add(line, "repo %q: duplicate environment %q", r.Name, e.Name)
+			continue
+		}
+		envs[e.Name] = e
+		switch {
+		case e.Target == "":
+			v.add(line, "repo %q: environment %q has no target", r.Name, e.Name)
+		case e.Remote():
+			if e.SSHKey == "" || e.KnownHosts == "" {
+				v.add(line, "repo %q: environment %q: a remote target needs ssh_key and known_hosts files", r.Name, e.Name)
+			}
+			if !strings.Contains(e.Target, "@") || !strings.Contains(e.Target, ":/") {
+				v.add(line, "repo %q: environment %q: target %q must look like user@host:/path", r.Name, e.Name, e.Target)
+			}
+		case strings.Contains(e.Target, ".."):
+			v.add(line, "repo %q: environment %q: a local target may not contain \"..\"", r.Name, e.Name)
+		}
+		if e.Port < 0 || e.Port > 65535 {
+			v.add(line, "repo %q: environment %q: bad port %d", r.Name, e.Name, e.Port)
+		}
+		if e.Keep == 0 {
+			e.Keep = DefaultKeepReleases
+		}
+		if e.Keep < 2 {
+			v.add(line, "repo %q: environment %q: keep must be at least 2 (the live release and the one before it)", r.Name, e.Name)
+		}
+		for _, a := range e.Approvers {
+			if c.byName[a] == nil {
+				v.add(line, "repo %q: environment %q: approvers lists unknown user %q", r.Name, e.Name, a)
+			}
+		}
+	}
+	for j := range r.Environments {
+		e := &r.Environments[j]
+		if e.Requires == "" {
+			continue
+		}
+		line := v.loc.keyInNth("repo.environment", j, "name", v.loc.table("repo", i))
+		seen := map[string]bool{e.Name: true}
+		for cur := e; cur != nil && cur.Requires != ""; {
+			next := envs[cur.Requires]
+			if next == nil {
+				v.add(line, "repo %q: environment %q requires unknown environment %q", r.Name, cur.Name, cur.Requires)
+				break
+			}
+			if seen[next.Name] {
+				v.add(line, "repo %q: environment %q: requires forms a cycle", r.Name, e.Name)
+				break
+			}
+			seen[next.Name] = true
+			cur = next
+		}
+	}
+}
+
+func (c *Config) validateSchedules(v *validator, i int, r *Repo) {
+	names := map[string]bool{}
+	for j := range r.Schedules {
+		s := &r.Schedules[j]
+		line := v.loc.keyInNth("repo.schedule", j, "cron", v.loc.table("repo", i))
+		if err := checkSegment(s.Name); err != nil || s.Name == "" {
+			v.add(line, "repo %q: schedule name %q: use lowercase letters, digits, '.', '_' or '-'", r.Name, s.Name)
+		} else if names[s.Name] {
+			v.add(line, "repo %q: duplicate schedule %q", r.Name, s.Name)
+		}
+		names[s.Name] = true
+		if _, err := ParseCron(s.Cron, c.Location()); err != nil {
+			v.add(line, "repo %q: schedule %q: %v", r.Name, s.Name, err)
+		}
+		if len(s.Branch) == 0 {
+			v.add(line, "repo %q: schedule %q names no branch", r.Name, s.Name)
+		}
+		for _, b := range s.Branch {
+			if b == "" || strings.HasPrefix(b, "-") || strings.Contains(b, "..") || strings.ContainsAny(b, " ~^:?*[\\") {
+				v.add(line, "repo %q: schedule %q: bad branch name %q", r.Name, s.Name, b)
+			}
+		}
+		if s.Pipeline == "" {
+			s.Pipeline = DefaultSchedulePipeline
+		}
+	}
+}
