@@ -187,12 +187,14 @@ func (b *Build) normalize() error {
 		return fmt.Errorf("%w: build without a repo", ErrInvalid)
 	case !strings.HasPrefix(b.Ref, "refs/"):
 		return fmt.Errorf("%w: build ref %q is not a full ref name", ErrInvalid, b.Ref)
-	case !validObjectID(b.Commit) || ZeroID(b.Commit):
+	case b.State != StateQueued && b.State != StateSkipped && b.State != StateError:
+		return fmt.Errorf("%w: a new build is queued, skipped or error, not %q", ErrInvalid, b.State)
+	case b.State != StateQueued && b.Reason == "":
+		return fmt.Errorf("%w: a %s build needs a reason", ErrInvalid, b.State)
+	// A build recorded as error may have no commit: a scheduled branch
+	// that does not exist has none.
+	case (b.State == StateQueued || b.Commit != "") && (!validObjectID(b.Commit) || ZeroID(b.Commit)):
 		return fmt.Errorf("%w: build commit %q is not an object id", ErrInvalid, b.Commit)
-	case b.State != StateQueued && b.State != StateSkipped:
-		return fmt.Errorf("%w: a new build is queued or skipped, not %q", ErrInvalid, b.State)
-	case b.State == StateSkipped && b.Reason == "":
-		return fmt.Errorf("%w: a skipped build needs a reason", ErrInvalid)
 	case b.Trigger == TriggerPush && b.PushID == 0:
 		return fmt.Errorf("%w: a push build needs its push", ErrInvalid)
 	}
@@ -216,7 +218,7 @@ func insertBuilds(ctx context.Context, tx *sql.Tx, bs []Build, pushID int64, out
 			return err
 		}
 		b.CreatedAt = now()
-		if b.State == StateSkipped {
+		if b.State != StateQueued {
 			b.FinishedAt = b.CreatedAt
 		}
 		row := tx.QueryRowContext(ctx, `
@@ -267,9 +269,10 @@ func insertBuilds(ctx context.Context, tx *sql.Tx, bs []Build, pushID int64, out
 }
 
 // EnqueueBuilds records builds in one transaction. Each build is queued
-// (State empty or StateQueued) or recorded as skipped (StateSkipped with a
-// Reason, e.g. no .slipway.toml), so a skipped build is as visible as any
-// other. A queued build marks every still-queued build of the same repo, ref,
+// (State empty or StateQueued) or recorded as already ended: StateSkipped
+// with a Reason (no .slipway.toml, over the per-push cap) or StateError with a
+// Reason (a scheduled branch that does not exist; Commit may then be empty),
+// so such a build is as visible as any other. A queued build marks every still-queued build of the same repo, ref,
 // pipeline and schedule superseded, except when it is a retry.
 func (s *Store) EnqueueBuilds(ctx context.Context, bs []Build) (Enqueued, error) {
 	var out Enqueued

@@ -83,6 +83,17 @@ CREATE INDEX deployments_by_env    ON deployments (repo, env, state, id);
 CREATE INDEX deployments_by_commit ON deployments (repo, env, commit_id, state);
 CREATE INDEX deployments_by_build  ON deployments (build_id);
 `,
+	// 4: schedules (issue 5). The spec is kept beside the last fire time so
+	// that a changed spec can be told from an unchanged one after a restart.
+	`
+CREATE TABLE schedule_state (
+	repo      TEXT    NOT NULL,
+	name      TEXT    NOT NULL,
+	spec      TEXT    NOT NULL,
+	last_fire INTEGER NOT NULL,
+	PRIMARY KEY (repo, name)
+) WITHOUT ROWID;
+`,
 }
 
 // migrate brings the database to len(migs). Each migration runs in its own

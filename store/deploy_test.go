@@ -1,0 +1,275 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// passedBuild enqueues, claims and passes a build of repo at commit n.
+func passedBuild(t *testing.T, s *Store, repo string, n int) Build {
+	t.Helper()
+	b := mustEnqueue(t, s, manual(repo, fmt.Sprintf("refs/heads/d%d", n), n)).Builds[0]
+	if c := mustClaim(t, s); c.ID != b.ID {
+		t.Fatalf("claimed %d, want %d", c.ID, b.ID)
+	}
+	if err := s.FinishBuild(t.Context(), b.ID, StatePassed, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	return mustGet(t, s, b.ID)
+}
+
+func mustClaimDeploy(t *testing.T, s *Store) Deployment {
+	t.Helper()
+	d, ok, err := s.ClaimDeployment(t.Context())
+	if err != nil || !ok {
+		t.Fatalf("ClaimDeployment = %v, %v; want a deployment", ok, err)
+	}
+	return d
+}
+
+func TestDeploymentLifecycle(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	b := passedBuild(t, s, "app", 1)
+	d, err := s.EnqueueDeployment(ctx, Deployment{BuildID: b.ID, Env: "staging", Trigger: DeployAuto})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Repo != "app" || d.Commit != b.Commit || d.State != DeployQueued || d.CreatedAt.IsZero() {
+		t.Errorf("queued deployment = %+v", d)
+	}
+	c := mustClaimDeploy(t, s)
+	if c.ID != d.ID || c.State != DeployRunning || c.StartedAt.IsZero() {
+		t.Errorf("claimed = %+v", c)
+	}
+	if err := s.SetDeploymentRelease(ctx, d.ID, "20250101-000000-"+b.Commit[:7]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.FinishDeployment(ctx, d.ID, DeploySucceeded, ""); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetDeployment(ctx, d.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != DeploySucceeded || got.FinishedAt.IsZero() || !strings.HasSuffix(got.ReleaseID, b.Commit[:7]) {
+		t.Errorf("finished deployment = %+v", got)
+	}
+	if err := s.FinishDeployment(ctx, d.ID, DeployFailed, "late"); !errors.Is(err, ErrConflict) {
+		t.Errorf("second finish: %v, want ErrConflict", err)
+	}
+	if err := s.SetDeploymentRelease(ctx, d.ID, "x"); !errors.Is(err, ErrConflict) {
+		t.Errorf("release of a finished deployment: %v, want ErrConflict", err)
+	}
+	if err := s.FinishDeployment(ctx, 999, DeployFailed, ""); !errors.Is(err, ErrNotFound) {
+		t.Errorf("finish of a missing deployment: %v", err)
+	}
+	if _, err := s.GetDeployment(ctx, 999); !errors.Is(err, ErrNotFound) {
+		t.Errorf("get of a missing deployment: %v", err)
+	}
+}
+
+func TestOnlyPassedBuildsAreDeployed(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	b := passedBuild(t, s, "app", 2)
+	q := mustEnqueue(t, s, manual("app", "refs/heads/main", 1)).Builds[0]
+	if _, err := s.EnqueueDeployment(ctx, Deployment{BuildID: q.ID, Env: "prod", Trigger: DeployRelease}); !errors.Is(err, ErrConflict) {
+		t.Errorf("deployment of a queued build: %v, want ErrConflict", err)
+	}
+	for name, d := range map[string]Deployment{
+		"missing build": {BuildID: 999, Env: "prod", Trigger: DeployRelease},
+		"other repo":    {BuildID: b.ID, Repo: "other", Env: "prod", Trigger: DeployRelease},
+		"other commit":  {BuildID: b.ID, Commit: oid(77), Env: "prod", Trigger: DeployRelease},
+		"no env":        {BuildID: b.ID, Trigger: DeployRelease},
+		"bad trigger":   {BuildID: b.ID, Env: "prod", Trigger: "yolo"},
+	} {
+		if _, err := s.EnqueueDeployment(ctx, d); err == nil {
+			t.Errorf("%s: deployment recorded", name)
+		}
+	}
+}
+
+func TestClaimDeploymentOneAtATimePerEnvInOrder(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	b1, b2, b3 := passedBuild(t, s, "app", 1), passedBuild(t, s, "app", 2), passedBuild(t, s, "app", 3)
+	enq := func(b Build, env string) Deployment {
+		d, err := s.EnqueueDeployment(ctx, Deployment{BuildID: b.ID, Env: env, Trigger: DeployAuto})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	s1, s2, p1, s3 := enq(b1, "staging"), enq(b2, "staging"), enq(b1, "prod"), enq(b3, "staging")
+
+	if c := mustClaimDeploy(t, s); c.ID != s1.ID {
+		t.Fatalf("first claim = %d, want staging's first %d", c.ID, s1.ID)
+	}
+	// staging is busy: prod's head goes next, then nothing.
+	if c := mustClaimDeploy(t, s); c.ID != p1.ID {
+		t.Fatalf("second claim = %d, want prod's %d", c.ID, p1.ID)
+	}
+	if d, ok, err := s.ClaimDeployment(ctx); ok || err != nil {
+		t.Fatalf("claimed %+v while both environments are busy (err %v)", d, err)
+	}
+	if err := s.FinishDeployment(ctx, s1.ID, DeployFailed, "target unreachable"); err != nil {
+		t.Fatal(err)
+	}
+	if c := mustClaimDeploy(t, s); c.ID != s2.ID {
+		t.Fatalf("after staging's first ended, claimed %d, want %d (in order)", c.ID, s2.ID)
+	}
+	if err := s.FinishDeployment(ctx, s2.ID, DeploySucceeded, ""); err != nil {
+		t.Fatal(err)
+	}
+	if c := mustClaimDeploy(t, s); c.ID != s3.ID {
+		t.Fatalf("claimed %d, want %d", c.ID, s3.ID)
+	}
+}
+
+func TestRecoverDeployments(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	b := passedBuild(t, s, "app", 1)
+	run, _ := s.EnqueueDeployment(ctx, Deployment{BuildID: b.ID, Env: "staging", Trigger: DeployAuto})
+	mustClaimDeploy(t, s)
+	queued, _ := s.EnqueueDeployment(ctx, Deployment{BuildID: b.ID, Env: "staging", Trigger: DeployRetry})
+	failed, err := s.RecoverDeployments(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(failed) != 1 || failed[0].ID != run.ID || failed[0].State != DeployFailed || failed[0].Reason != RecoveredDeployReason {
+		t.Errorf("recovered = %+v", failed)
+	}
+	if c := mustClaimDeploy(t, s); c.ID != queued.ID {
+		t.Errorf("the queued deployment did not survive recovery: claimed %d", c.ID)
+	}
+}
+
+func TestEverLiveAndLiveDeployment(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	good, bad := passedBuild(t, s, "app", 1), passedBuild(t, s, "app", 2)
+	deploy := func(b Build, env string, end DeployState) Deployment {
+		d, err := s.EnqueueDeployment(ctx, Deployment{BuildID: b.ID, Env: env, Trigger: DeployRelease, User: "bob"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := mustClaimDeploy(t, s); c.ID != d.ID {
+			t.Fatalf("claimed %d, want %d", c.ID, d.ID)
+		}
+		if err := s.FinishDeployment(ctx, d.ID, end, ""); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	if _, ok, err := s.LiveDeployment(ctx, "app", "staging"); ok || err != nil {
+		t.Errorf("live before any deployment: %v %v", ok, err)
+	}
+	dg := deploy(good, "staging", DeploySucceeded)
+	deploy(bad, "staging", DeployRolledBack)
+	deploy(bad, "staging", DeployFailed)
+
+	for _, c := range []struct {
+		env, commit string
+		want        bool
+	}{
+		{"staging", good.Commit, true},
+		{"staging", bad.Commit, false}, // deployed but never successfully
+		{"prod", good.Commit, false},
+	} {
+		got, err := s.EverLive(ctx, "app", c.env, c.commit)
+		if err != nil || got != c.want {
+			t.Errorf("EverLive(%s, %s) = %v, %v; want %v", c.env, c.commit[:7], got, err, c.want)
+		}
+	}
+	live, ok, err := s.LiveDeployment(ctx, "app", "staging")
+	if err != nil || !ok || live.ID != dg.ID {
+		t.Errorf("live on staging = %+v %v %v; want the last succeeded %d", live, ok, err, dg.ID)
+	}
+	hist, err := s.ListDeployments(ctx, "app", "staging", 0)
+	if err != nil || len(hist) != 3 || hist[0].State != DeployFailed || hist[2].ID != dg.ID || hist[2].User != "bob" {
+		t.Errorf("history = %+v, %v", hist, err)
+	}
+	if all, _ := s.ListDeployments(ctx, "app", "", 2); len(all) != 2 {
+		t.Errorf("limited history has %d entries", len(all))
+	}
+}
+
+func TestPassedBuildForCommit(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	commit := oid(5)
+	if _, ok, err := s.PassedBuildForCommit(ctx, "app", commit); ok || err != nil {
+		t.Fatalf("before any build: %v %v", ok, err)
+	}
+	run := func(b Build, end State) Build {
+		b = mustEnqueue(t, s, b).Builds[0]
+		mustClaim(t, s)
+		if err := s.FinishBuild(ctx, b.ID, end, "", nil); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	first := run(Build{Repo: "app", Ref: "refs/heads/main", Commit: commit, Trigger: TriggerManual}, StatePassed)
+	run(Build{Repo: "app", Ref: "refs/heads/main", Commit: commit, Trigger: TriggerManual}, StateFailed)
+	run(Build{Repo: "app", Ref: "refs/heads/main", Commit: commit, Trigger: TriggerSchedule, Schedule: "nightly", Pipeline: "nightly"}, StatePassed)
+	run(Build{Repo: "other", Ref: "refs/heads/main", Commit: commit, Trigger: TriggerManual}, StatePassed)
+	b, ok, err := s.PassedBuildForCommit(ctx, "app", commit)
+	if err != nil || !ok || b.ID != first.ID {
+		t.Errorf("PassedBuildForCommit = %d %v %v; want build %d (the passed build pipeline run)", b.ID, ok, err, first.ID)
+	}
+}
+
+func TestFinishBuildAndDeployIsAtomic(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	b := mustEnqueue(t, s, manual("app", "refs/heads/main", 1)).Builds[0]
+	mustClaim(t, s)
+	// A deployment that cannot be recorded keeps the build running: no
+	// passed build without the deployment that was due.
+	if _, err := s.FinishBuildAndDeploy(ctx, b.ID, StatePassed, "", nil, []Deployment{{Env: "staging", Trigger: "bogus"}}); err == nil {
+		t.Fatal("bogus deployment accepted")
+	}
+	if got := mustGet(t, s, b.ID); got.State != StateRunning {
+		t.Fatalf("build is %s after a refused finish; want running", got.State)
+	}
+	ds, err := s.FinishBuildAndDeploy(ctx, b.ID, StatePassed, "", nil, []Deployment{{Env: "staging", Trigger: DeployAuto}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 1 || ds[0].BuildID != b.ID || ds[0].State != DeployQueued || ds[0].Commit != b.Commit {
+		t.Errorf("deployments = %+v", ds)
+	}
+	// A failed build cannot carry deployments.
+	f := mustEnqueue(t, s, manual("app", "refs/heads/dev", 2)).Builds[0]
+	mustClaim(t, s)
+	if _, err := s.FinishBuildAndDeploy(ctx, f.ID, StateFailed, "", nil, []Deployment{{Env: "staging", Trigger: DeployAuto}}); !errors.Is(err, ErrConflict) {
+		t.Errorf("deploying a failed build: %v, want ErrConflict", err)
+	}
+}
+
+func TestReleasePushRecordsDeploymentAtomically(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	b := passedBuild(t, s, "app", 1)
+	p := Push{Repo: "app", User: "bob", Refs: []RefUpdate{{Name: "refs/release/prod", Old: zero, New: b.Commit}}}
+	out, err := s.RecordPushAndEnqueue(ctx, p, nil, []Deployment{{BuildID: b.ID, Env: "prod", Trigger: DeployRelease, User: "bob"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Deployments) != 1 || out.Deployments[0].PushID != out.PushID || out.Deployments[0].User != "bob" {
+		t.Errorf("release push outcome = %+v", out)
+	}
+	// A refused deployment refuses the push record with it.
+	_, err = s.RecordPushAndEnqueue(ctx, Push{Repo: "app", User: "eve"}, nil, []Deployment{{BuildID: 999, Env: "prod", Trigger: DeployRelease}})
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("err = %v, want ErrNotFound", err)
+	}
+	last, _ := s.LastPushes(ctx)
+	if last["app"].User != "bob" {
+		t.Errorf("the refused push was recorded: %+v", last["app"])
+	}
+}
