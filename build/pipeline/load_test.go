@@ -1,0 +1,148 @@
+package pipeline
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// git runs the real git with no user or system configuration.
+func runGit(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", append([]string{"-c", "user.name=Test", "-c", "user.email=test@example.com", "-c", "init.defaultBranch=main"}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// repo is a bare repository fed by pushes from a scratch clone, the way
+// Slipway's repositories are.
+type repo struct {
+	t          *testing.T
+	bare, work string
+}
+
+func newRepo(t *testing.T) *repo {
+	dir := t.TempDir()
+	r := &repo{t: t, bare: filepath.Join(dir, "app.git"), work: filepath.Join(dir, "work")}
+	runGit(t, dir, "init", "--bare", "-q", r.bare)
+	runGit(t, dir, "init", "-q", r.work)
+	return r
+}
+
+// commit replaces the work tree's files (nil content deletes), commits and
+// pushes to branch, returning the commit id.
+func (r *repo) commit(branch string, files map[string]*string) string {
+	r.t.Helper()
+	// Deletions first, so a map can turn a file into a folder or back.
+	for name, content := range files {
+		p := filepath.Join(r.work, name)
+		if content == nil || name == FileName {
+			if err := os.RemoveAll(p); err != nil {
+				r.t.Fatal(err)
+			}
+		}
+	}
+	for name, content := range files {
+		if content == nil {
+			continue
+		}
+		p := filepath.Join(r.work, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			r.t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(*content), 0o644); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	runGit(r.t, r.work, "add", "-A")
+	runGit(r.t, r.work, "commit", "-q", "--allow-empty", "-m", "change")
+	runGit(r.t, r.work, "push", "-q", r.bare, "HEAD:refs/heads/"+branch)
+	return runGit(r.t, r.work, "rev-parse", "HEAD")
+}
+
+func ptr(s string) *string { return &s }
+
+func TestLoadReadsTheFileOfTheCommit(t *testing.T) {
+	r := newRepo(t)
+	first := r.commit("main", map[string]*string{FileName: ptr("[build]\nsteps = [\"make\"]\n"), "Makefile": ptr("all:\n")})
+	second := r.commit("main", map[string]*string{FileName: ptr("[build]\nsteps = [\"make test\"]\n")})
+
+	for commit, want := range map[string]string{first: "make", second: "make test", "main": "make test", first[:10]: "make"} {
+		f, err := Load(r.bare, commit)
+		if err != nil {
+			t.Fatalf("Load(%q): %v", commit, err)
+		}
+		if p, _, ok := f.Section("build", ""); !ok || p.Steps[0] != want {
+			t.Errorf("Load(%q) build = %+v, %v; want step %q", commit, p, ok, want)
+		}
+	}
+	// Reading must not leave anything in the bare repository (no index).
+	if _, err := os.Stat(filepath.Join(r.bare, "index")); !os.IsNotExist(err) {
+		t.Errorf("bare repo has an index after Load: %v", err)
+	}
+}
+
+func TestLoadWithoutFile(t *testing.T) {
+	r := newRepo(t)
+	c := r.commit("main", map[string]*string{"sub/" + FileName: ptr("[build]\nsteps = [\"make\"]\n")})
+	_, err := Load(r.bare, c)
+	if !errors.Is(err, ErrNoFile) {
+		t.Errorf("Load of a commit with the file only in a subfolder: %v, want ErrNoFile", err)
+	}
+}
+
+func TestLoadBrokenFileCarriesPosition(t *testing.T) {
+	r := newRepo(t)
+	c := r.commit("main", map[string]*string{FileName: ptr("[build]\nsteps = [\"make\"]\ntimeout = \"soon\"\n")})
+	_, err := Load(r.bare, c)
+	var pe *Error
+	if !errors.As(err, &pe) || pe.Line != 3 || pe.Col != 1 {
+		t.Fatalf("Load: %v, want an *Error at 3:1", err)
+	}
+	if errors.Is(err, ErrNoFile) {
+		t.Error("a broken file is reported as missing")
+	}
+}
+
+func TestLoadRefusesOddEntries(t *testing.T) {
+	r := newRepo(t)
+	// A symlink to a valid file: following it would be reading another path.
+	if err := os.WriteFile(filepath.Join(r.work, "real.toml"), []byte("[build]\nsteps = [\"make\"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("real.toml", filepath.Join(r.work, FileName)); err != nil {
+		t.Fatal(err)
+	}
+	link := r.commit("link", nil)
+	dir := r.commit("dir", map[string]*string{FileName: nil, FileName + "/x": ptr("y")})
+	big := r.commit("big", map[string]*string{FileName: ptr("[build]\nsteps = [\"make\"]\n#" + strings.Repeat("x", MaxFileSize))})
+
+	for commit, want := range map[string]string{link: "symbolic link", dir: "not a regular file", big: "the limit is"} {
+		_, err := Load(r.bare, commit)
+		if err == nil || !strings.Contains(err.Error(), want) || errors.Is(err, ErrNoFile) {
+			t.Errorf("Load(%s): %v, want an error saying %q", commit, err, want)
+		}
+	}
+}
+
+func TestLoadBadInputs(t *testing.T) {
+	r := newRepo(t)
+	r.commit("main", map[string]*string{FileName: ptr("[build]\nsteps = [\"make\"]\n")})
+	for name, tc := range map[string]struct{ dir, commit string }{
+		"unknown commit": {r.bare, strings.Repeat("ab", 20)},
+		"unknown branch": {r.bare, "nope"},
+		"not a repo":     {t.TempDir(), "main"},
+	} {
+		if _, err := Load(tc.dir, tc.commit); err == nil || errors.Is(err, ErrNoFile) {
+			t.Errorf("%s: Load = %v, want a read error", name, err)
+		}
+	}
+}
