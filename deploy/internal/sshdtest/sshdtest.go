@@ -92,6 +92,12 @@ func New(t testing.TB) *Server {
 		"PrintMotd no",
 		"LogLevel ERROR",
 		"Subsystem sftp internal-sftp",
+		// bash, root's login shell here, sources ~/.bashrc for every ssh
+		// command when it thinks it is a top-level shell, and this
+		// machine's .bashrc runs slow tools (pyenv init): seconds per
+		// command under load. A deploy host's shell start-up is not what
+		// these tests measure, so make bash a second-level shell.
+		"SetEnv SHLVL=1",
 		"",
 	}, "\n")
 	if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {

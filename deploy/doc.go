@@ -1,0 +1,24 @@
+// Package deploy ships a passing build's artifacts to an environment's
+// target and switches releases there.
+//
+// A target is a folder, local or on a host reached with ssh, laid out as
+//
+//	<path>/releases/<id>/   one folder per release, complete ones carry .slipway-release
+//	<path>/current          relative symlink to releases/<id>, the live release
+//
+// Shipper.Ship copies an artifact folder with rsync into a new release,
+// hard-linking unchanged files against the live release so only changes
+// travel, marks it complete, switches current with a single rename, runs the
+// environment's activate command inside it (switching back if that fails)
+// and prunes old releases. Every command runs over one multiplexed ssh
+// connection with strict host key checking, as plain POSIX sh on the target:
+// nothing of Slipway needs to be installed there. A deployment either
+// switches current to a complete release or leaves it as it was.
+//
+// Because releases share unchanged files as hard links, an activate command
+// must replace files (write and rename), never edit them in place: an
+// in-place edit would change every release that shares the file.
+//
+// This package does not queue, gate or record deployments; the daemon does
+// that and calls Ship one deployment at a time per environment.
+package deploy

@@ -1,0 +1,456 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Sentinel errors a caller (the deploy queue, the hook that streams to the
+// pusher) can branch on with errors.Is. Messages built on them are one
+// sentence meant for people.
+var (
+	ErrUnreachable = errors.New("target unreachable")
+	ErrHostKey     = errors.New("host key verification failed")
+	ErrAuth        = errors.New("deploy key refused")
+	ErrTransfer    = errors.New("rsync failed")
+	ErrInterrupted = errors.New("rsync interrupted")
+	ErrActivate    = errors.New("activate failed")
+)
+
+// DefaultKeep is how many releases a target keeps when the config is silent.
+const DefaultKeep = 5
+
+// Shipper ships artifact folders to targets as releases. The zero value is
+// ready to use. A Shipper is safe for concurrent use, but deployments to one
+// target must be serialised by the caller (one deployment at a time per
+// environment): two at once would race on `current` and on pruning.
+type Shipper struct {
+	Logger *slog.Logger // nil discards
+
+	SSH   string // ssh client; "" means "ssh" on PATH
+	Rsync string // rsync; "" means "rsync" on PATH
+
+	// ConnectTimeout bounds connecting to a target (default 10s);
+	// AliveInterval is ssh's keepalive (default 5s, three misses drop the
+	// connection), so a target that vanishes mid-transfer fails the
+	// deployment in bounded time instead of hanging it.
+	ConnectTimeout time.Duration
+	AliveInterval  time.Duration
+
+	Now func() time.Time // for the completion marker; nil means time.Now
+}
+
+func (s *Shipper) logger() *slog.Logger {
+	if s.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Logger
+}
+
+func (s *Shipper) sshPath() string   { return orDefault(s.SSH, "ssh") }
+func (s *Shipper) rsyncPath() string { return orDefault(s.Rsync, "rsync") }
+
+func (s *Shipper) connectTimeout() time.Duration {
+	if s.ConnectTimeout > 0 {
+		return s.ConnectTimeout
+	}
+	return 10 * time.Second
+}
+
+func (s *Shipper) aliveInterval() time.Duration {
+	if s.AliveInterval > 0 {
+		return s.AliveInterval
+	}
+	return 5 * time.Second
+}
+
+func (s *Shipper) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// Request is one deployment of an artifact folder to a target.
+type Request struct {
+	Target  Target
+	Source  string // local folder whose contents become the release
+	Release string // release id: one path element, unique per deployment or reused on purpose
+
+	// Recorded in the release's marker and given to activate as SLIPWAY_*.
+	Repo, Env, Commit string
+
+	// Activate is run with sh on the target inside the new release after the
+	// switch. Empty means nothing to run.
+	Activate string
+	// Vars are extra environment variables for Activate (names like FOO_BAR).
+	Vars map[string]string
+
+	Keep int       // releases kept on the target; 0 means DefaultKeep
+	Log  io.Writer // everything rsync, ssh and activate print; nil discards
+}
+
+// Result says what a deployment did.
+type Result struct {
+	Live     string   // the release `current` points at now
+	Previous string   // the release that was live before; "" on a first deployment
+	Reused   bool     // the release was already complete on the target: nothing was transferred
+	Switched bool     // current was switched to the new release (and stayed there)
+	Pruned   []string // releases removed by pruning
+	Removed  []string // stale partial releases removed before the transfer
+}
+
+var varName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+func (r *Request) validate() error {
+	if err := r.Target.Validate(); err != nil {
+		return fmt.Errorf("target %s: %w", r.Target, err)
+	}
+	if err := checkReleaseID(r.Release); err != nil {
+		return err
+	}
+	for _, v := range []string{r.Repo, r.Env, r.Commit} {
+		if hasControl(v) {
+			return fmt.Errorf("repo, env and commit must not contain control characters: %q", v)
+		}
+	}
+	for k := range r.Vars {
+		if !varName.MatchString(k) {
+			return fmt.Errorf("activate variable %q is not a valid name", k)
+		}
+	}
+	if r.Keep < 0 {
+		return fmt.Errorf("keep %d: must be at least 1", r.Keep)
+	}
+	fi, err := os.Stat(r.Source)
+	if err != nil {
+		return fmt.Errorf("artifact folder: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("artifact folder %s is not a folder", r.Source)
+	}
+	return nil
+}
+
+// Ship deploys req.Source as release req.Release:
+//
+//  1. connect once, remove stale partial releases, learn which release is live;
+//  2. rsync into releases/<id>.partial, hard-linking files whose content is
+//     unchanged against the live release (--link-dest), so only changes travel;
+//  3. write the completion marker, rename the folder to releases/<id>;
+//  4. switch `current` with one rename of a new relative symlink over it;
+//  5. run Activate in the new release; if it fails, switch back to the
+//     previous release, run the activate that went live with that one, and
+//     return an error saying so;
+//  6. prune beyond Keep, never the live release nor the one before it.
+//
+// Any failure before step 4 leaves `current` exactly as it was. A retry with
+// the same release id resumes the transfer from the partial folder; if the
+// release is already complete on the target it is switched to without a
+// transfer (fast rollback). The returned error is one sentence for people
+// and wraps one of the Err* sentinels where one applies.
+func (s *Shipper) Ship(ctx context.Context, req Request) (Result, error) {
+	if req.Log == nil {
+		req.Log = io.Discard
+	}
+	// ssh and rsync write stdout and stderr from separate goroutines.
+	req.Log = &syncWriter{w: req.Log}
+	if req.Keep == 0 {
+		req.Keep = DefaultKeep
+	}
+	if err := req.validate(); err != nil {
+		return Result{}, fmt.Errorf("deploy: %w", err)
+	}
+	t, id := req.Target, req.Release
+	root := t.root()
+	log := s.logger().With("target", t.String(), "release", id)
+	started := time.Now()
+
+	fmt.Fprintf(req.Log, "==> connecting to %s\n", t)
+	sess, out, err := s.open(ctx, t, req.Log, inspectScript(root, true, id+partialSuffix))
+	if err != nil {
+		return Result{}, err
+	}
+	defer func() {
+		if err := sess.close(); err != nil {
+			log.Warn("closing connection", "err", err)
+		}
+	}()
+	st, err := parseState(out)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Previous: st.live, Live: st.live, Removed: st.removed}
+	for _, r := range st.removed {
+		fmt.Fprintf(req.Log, "==> removed stale partial release %s\n", r)
+	}
+	if res.Previous == id {
+		// Redeploying the live release: "previous" for a switch back is the
+		// newest other complete release.
+		res.Previous = ""
+		for _, r := range st.releases {
+			if r.Complete && r.ID != id {
+				res.Previous = r.ID
+				break
+			}
+		}
+	}
+
+	if existing, ok := st.find(id); ok && existing.Complete {
+		res.Reused = true
+		fmt.Fprintf(req.Log, "==> release %s is already on the target; switching without transfer\n", id)
+	} else {
+		if err := s.transfer(ctx, sess, req, st); err != nil {
+			return res, err
+		}
+	}
+
+	switchScript := s.completeScript(req, !res.Reused) + switchScript(root, id)
+	pruned := prunePlan(st, id, res.Previous, req.Keep)
+	if req.Activate == "" {
+		// Nothing can fail after the switch: prune in the same round trip.
+		switchScript += pruneScript(root, pruned)
+	}
+	if err := sess.run(ctx, switchScript, io.Discard); err != nil {
+		return res, fmt.Errorf("switch current to release %s: %w", id, err)
+	}
+	res.Live = id
+	fmt.Fprintf(req.Log, "==> current -> releases/%s\n", id)
+
+	if req.Activate != "" {
+		fmt.Fprintf(req.Log, "==> activate: %s\n", req.Activate)
+		vars := s.activateVars(req, id, req.Commit, res.Previous)
+		if aerr := sess.run(ctx, activateScript(root, vars, req.Activate), req.Log); aerr != nil {
+			return s.switchBack(ctx, sess, req, st, res, aerr)
+		}
+		if err := sess.run(ctx, pruneScript(root, pruned), io.Discard); err != nil {
+			// The release is live; failing to prune only costs disk.
+			fmt.Fprintf(req.Log, "==> warning: pruning old releases failed: %v\n", err)
+			log.Warn("prune", "err", err)
+			pruned = nil
+		}
+	}
+	res.Switched = true
+	res.Pruned = pruned
+	for _, p := range pruned {
+		fmt.Fprintf(req.Log, "==> pruned release %s\n", p)
+	}
+	fmt.Fprintf(req.Log, "==> release %s is live (%.1fs)\n", id, time.Since(started).Seconds())
+	log.Info("deployed", "previous", res.Previous, "reused", res.Reused, "took", time.Since(started))
+	return res, nil
+}
+
+// transfer copies the artifacts into releases/<id>.partial.
+func (s *Shipper) transfer(ctx context.Context, sess session, req Request, st state) error {
+	root := req.Target.root()
+	args := []string{
+		// -a without -t, plus --checksum: every build writes its artifacts
+		// anew, so modification times always differ; comparing content is
+		// what lets an unchanged file become a hard link to the previous
+		// release (rsync only links files whose kept attributes match).
+		"-rlpgoD", "--checksum",
+		// --delete only matters when resuming into a partial folder left by
+		// an interrupted attempt: files no longer in the source go.
+		"--delete",
+		"--exclude=/" + markerFile, "--exclude=/" + activateFile,
+	}
+	base := st.live
+	if base == "" {
+		for _, r := range st.releases {
+			if r.Complete {
+				base = r.ID
+				break
+			}
+		}
+	}
+	if base != "" && base != req.Release {
+		args = append(args, "--link-dest="+root+"/releases/"+base)
+	}
+	fmt.Fprintf(req.Log, "==> rsync to releases/%s (linking unchanged files to %s)\n", req.Release+partialSuffix, orDefault(base, "nothing"))
+	src := strings.TrimSuffix(req.Source, "/") + "/"
+	dst := root + "/releases/" + req.Release + partialSuffix + "/"
+	return sess.rsync(ctx, args, src, dst)
+}
+
+// completeScript writes the marker (last, via rename) and renames the
+// partial folder to its final name. The marker and activate files are
+// removed before writing because they could be hard links shared with
+// another release.
+func (s *Shipper) completeScript(req Request, fromPartial bool) string {
+	if !fromPartial {
+		return "set -e\ncd " + shellQuote(req.Target.root()) + "\n"
+	}
+	part := "releases/" + req.Release + partialSuffix
+	marker := []string{
+		"id=" + req.Release,
+		"commit=" + req.Commit,
+		"repo=" + req.Repo,
+		"env=" + req.Env,
+		"time=" + s.now().UTC().Format(time.RFC3339Nano),
+	}
+	var b strings.Builder
+	b.WriteString("set -e\ncd " + shellQuote(req.Target.root()) + "\n")
+	b.WriteString("p=" + shellQuote(part) + "\n")
+	b.WriteString(`rm -f "$p/` + markerFile + `" "$p/` + markerFile + `.tmp" "$p/` + activateFile + `"` + "\n")
+	if req.Activate != "" {
+		b.WriteString(`printf '%s\n' ` + shellQuote(req.Activate) + ` > "$p/` + activateFile + `"` + "\n")
+	}
+	b.WriteString(`printf '%s\n'`)
+	for _, l := range marker {
+		b.WriteString(" " + shellQuote(l))
+	}
+	b.WriteString(` > "$p/` + markerFile + `.tmp"` + "\n")
+	b.WriteString(`mv "$p/` + markerFile + `.tmp" "$p/` + markerFile + `"` + "\n")
+	// A marker-less folder of the same name can only be debris.
+	b.WriteString("rm -rf -- " + shellQuote("releases/"+req.Release) + "\n")
+	b.WriteString(`mv "$p" ` + shellQuote("releases/"+req.Release) + "\n")
+	return b.String()
+}
+
+// switchScript points current at releases/<id> with a single rename, so a
+// reader of current sees the old release or the new one, never neither.
+func switchScript(root, id string) string {
+	tmp := shellQuote("current.tmp-" + id)
+	return "cd " + shellQuote(root) + "\n" +
+		"ln -sfn " + shellQuote("releases/"+id) + " " + tmp + "\n" +
+		"mv -T " + tmp + " current\n"
+}
+
+func activateScript(root string, vars [][2]string, command string) string {
+	var b strings.Builder
+	b.WriteString("cd " + shellQuote(root+"/current") + " || exit 1\n")
+	for _, kv := range vars {
+		b.WriteString("export " + kv[0] + "=" + shellQuote(kv[1]) + "\n")
+	}
+	b.WriteString("exec sh -c " + shellQuote(command) + "\n")
+	return b.String()
+}
+
+func (s *Shipper) activateVars(req Request, id, commit, previous string) [][2]string {
+	vars := make([][2]string, 0, len(req.Vars)+5)
+	keys := make([]string, 0, len(req.Vars))
+	for k := range req.Vars {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		vars = append(vars, [2]string{k, req.Vars[k]})
+	}
+	// Slipway's own variables win over same-named Vars.
+	return append(vars,
+		[2]string{"SLIPWAY_RELEASE", id},
+		[2]string{"SLIPWAY_COMMIT", commit},
+		[2]string{"SLIPWAY_ENV", req.Env},
+		[2]string{"SLIPWAY_REPO", req.Repo},
+		[2]string{"SLIPWAY_PREVIOUS_RELEASE", previous},
+	)
+}
+
+// switchBack undoes a switch whose activate failed.
+func (s *Shipper) switchBack(ctx context.Context, sess session, req Request, st state, res Result, aerr error) (Result, error) {
+	root, id := req.Target.root(), req.Release
+	why := describeActivate(aerr)
+	// Undoing must happen even when the deployment's context was cancelled
+	// mid-activate: leaving a release live that failed to start is worse.
+	undo, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	if res.Previous == "" {
+		fmt.Fprintf(req.Log, "==> activate failed (%s); there is no previous release, removing current\n", why)
+		if err := sess.run(undo, "cd "+shellQuote(root)+" && rm -f current", io.Discard); err != nil {
+			return res, fmt.Errorf("%w with %s; removing current also failed: %w", ErrActivate, why, err)
+		}
+		res.Live = ""
+		return res, fmt.Errorf("%w with %s; there was no previous release, so current was removed", ErrActivate, why)
+	}
+	prev := res.Previous
+	fmt.Fprintf(req.Log, "==> activate failed (%s); switching back to release %s\n", why, prev)
+	if err := sess.run(undo, switchScript(root, prev), io.Discard); err != nil {
+		return res, fmt.Errorf("%w with %s; switching back to release %s also failed: %w", ErrActivate, why, prev, err)
+	}
+	res.Live = prev
+	prevRel, _ := st.find(prev)
+	vars := s.activateVars(req, prev, prevRel.Commit, id)
+	// Run what went live with that release, not today's command.
+	script := "cd " + shellQuote(root+"/current") + " || exit 1\n" +
+		"[ -f " + activateFile + " ] || exit 0\n"
+	for _, kv := range vars {
+		script += "export " + kv[0] + "=" + shellQuote(kv[1]) + "\n"
+	}
+	script += "exec sh ./" + activateFile + "\n"
+	fmt.Fprintf(req.Log, "==> current -> releases/%s; running its activate\n", prev)
+	if err := sess.run(undo, script, req.Log); err != nil {
+		return res, fmt.Errorf("%w with %s; switched back to release %s, whose activate also failed with %s", ErrActivate, why, prev, describeActivate(err))
+	}
+	return res, fmt.Errorf("%w with %s; switched back to release %s", ErrActivate, why, prev)
+}
+
+func describeActivate(err error) string {
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		return fmt.Sprintf("exit %d", ee.Code)
+	}
+	return err.Error()
+}
+
+// prunePlan picks the complete releases to delete once id is live: beyond
+// the newest keep, never id, never previous (the rollback target).
+func prunePlan(st state, id, previous string, keep int) []string {
+	protected := map[string]bool{id: true}
+	if previous != "" {
+		protected[previous] = true
+	}
+	kept := len(protected)
+	var drop []string
+	for _, r := range st.releases { // newest first
+		if !r.Complete || protected[r.ID] {
+			continue
+		}
+		if kept < keep {
+			kept++
+			continue
+		}
+		drop = append(drop, r.ID)
+	}
+	return drop
+}
+
+func pruneScript(root string, ids []string) string {
+	if len(ids) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("cd " + shellQuote(root+"/releases") + " && rm -rf --")
+	for _, id := range ids {
+		b.WriteString(" " + shellQuote(id))
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+// syncWriter serialises writes to the caller's log.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
