@@ -61,7 +61,7 @@ func (t Target) String() string {
 	if t.User != "" {
 		host = t.User + "@" + host
 	}
-	if t.Port != 0 && t.Port != 22 {
+	if t.Port != 0 {
 		return "ssh://" + host + ":" + strconv.Itoa(t.Port) + t.Path
 	}
 	return host + ":" + t.Path
