@@ -1,0 +1,25 @@
+// Package hooks is the channel between git and the Slipway daemon during a
+// push, and the policy that decides which ref updates a push may make.
+//
+// The daemon owns one hooks directory (given to git as core.hooksPath) whose
+// pre-receive and post-receive scripts, written by WriteScripts, only exec
+// `slipway hook <name>`. That client (RunClient) is deliberately dumb and
+// quick: it reads git's ref updates from stdin, the push options and the
+// per-push token from its environment, sends them over a Unix socket to the
+// daemon, relays every message it gets back to stderr (git shows them to the
+// pusher as "remote:" lines) and exits with the daemon's verdict. It never
+// opens the database or reads the configuration.
+//
+// The daemon side (Server) holds the decisions. It finds out who pushed from
+// the token that gitserver registered for the receive-pack session (Registry);
+// a hook run without a token comes from someone pushing on the server's own
+// disk and is treated as the user "local", who may update branches and tags
+// but never release refs. Pre-receive checks every ref against the rights in
+// the configuration (and, for refs/release/*, an optional ReleaseGate) and
+// lists every refusal. Post-receive records the push through a Recorder in
+// one call before it answers, then hands the record to PushListeners, whose
+// output streams to the pusher while the hook stays open.
+//
+// The wire protocol is newline-delimited JSON, versioned and bounded; see
+// protocol.go. The daemon treats everything the client sends as hostile.
+package hooks

@@ -1,0 +1,196 @@
+package hooks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"slipway/configs"
+	"slipway/store"
+)
+
+// releasePrefix is the namespace of release refs: refs/release/<env>.
+const releasePrefix = "refs/release/"
+
+// identity is who a hook speaks for and in which repository.
+type identity struct {
+	Pusher
+	local bool  // no token: a push made on the server's disk
+	err   error // why the hook may not speak for anyone; Repo/User may still be set
+}
+
+// identify works out the pusher from the token and checks that the hook runs
+// in the repository the token was issued for.
+func (s *Server) identify(req request) identity {
+	repo, repoErr := s.repoOf(req.GitDir)
+	if req.Token == "" {
+		id := identity{Pusher: Pusher{Repo: repo, User: LocalUser}, local: true}
+		if repoErr != nil {
+			id.err = repoErr
+		}
+		return id
+	}
+	p, ok := s.o.Registry.Lookup(req.Token)
+	switch {
+	case !ok:
+		return identity{Pusher: Pusher{Repo: repo, User: UnknownUser},
+			err: errors.New("this push's token is not known to the Slipway daemon (was it restarted during the push?)")}
+	case repoErr != nil:
+		return identity{err: repoErr}
+	case repo != p.Repo:
+		// The token has strayed into another repository's push; the refs
+		// that change are this repository's, but whose they are is unknown.
+		return identity{Pusher: Pusher{Repo: repo, User: UnknownUser},
+			err: fmt.Errorf("the push was opened on repository %q but its hook runs in %q", p.Repo, repo)}
+	}
+	return identity{Pusher: p}
+}
+
+// repoOf maps the git dir a client sent to the canonical name of a
+// repository under ReposDir, or refuses it. Both sides are resolved through
+// symlinks, since git reports the directory it runs in as the kernel sees it.
+func (s *Server) repoOf(gitDir string) (string, error) {
+	notOurs := fmt.Errorf("the hook runs in %q, which is not a repository of this Slipway server", truncate(gitDir))
+	real, err := filepath.EvalSymlinks(gitDir)
+	if err != nil {
+		return "", notOurs
+	}
+	base, err := filepath.Abs(s.o.ReposDir)
+	if err != nil {
+		return "", fmt.Errorf("find the repositories folder: %w", err)
+	}
+	if b, err := filepath.EvalSymlinks(base); err == nil {
+		base = b
+	}
+	rel, err := filepath.Rel(base, real)
+	if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, "../") {
+		return "", notOurs
+	}
+	rel = filepath.ToSlash(rel)
+	name, ok := strings.CutSuffix(rel, ".git")
+	if !ok {
+		return "", notOurs
+	}
+	// Only a canonical name maps back to this very folder; anything the
+	// cleaning would change ("App.git", "a.git.git") is not a Slipway repo.
+	if clean, err := configs.CleanRepoName(name); err != nil || clean != name {
+		return "", notOurs
+	}
+	return name, nil
+}
+
+// preReceive checks every ref update and refuses the whole push if any one
+// is not allowed, listing each refusal on its own line.
+func (s *Server) preReceive(ctx context.Context, req request, id identity, out io.Writer) int {
+	if id.err != nil {
+		fmt.Fprintf(out, "slipway: %v; push refused\n", id.err)
+		return 1
+	}
+	var access configs.Access
+	if !id.local {
+		access = s.o.Config.Access(id.User, id.Repo)
+	}
+	var refusals []string
+	for _, u := range req.Refs {
+		if reason := s.checkRef(ctx, id, access, u); reason != "" {
+			refusals = append(refusals, u.Name+": "+reason)
+		}
+	}
+	if len(refusals) == 0 {
+		return 0
+	}
+	var b strings.Builder
+	for _, r := range refusals {
+		b.WriteString(r)
+		b.WriteByte('\n')
+	}
+	fmt.Fprintf(&b, "slipway: push refused (%d of %s not allowed)\n", len(refusals), plural(len(req.Refs), "ref update"))
+	_, _ = io.WriteString(out, b.String())
+	return 1
+}
+
+// checkRef returns why the update u may not be made, or "".
+func (s *Server) checkRef(ctx context.Context, id identity, access configs.Access, u store.RefUpdate) string {
+	env, release := strings.CutPrefix(u.Name, releasePrefix)
+	if !release {
+		if !id.local && !access.Has(configs.Write) {
+			return fmt.Sprintf("user %s has no write access to repository %s", id.User, id.Repo)
+		}
+		return ""
+	}
+	switch {
+	case id.local:
+		return "release refs can only be pushed through Slipway's SSH server"
+	case store.ZeroID(u.New):
+		return "release refs cannot be deleted"
+	case !access.Has(configs.Release):
+		return fmt.Sprintf("user %s may not release repository %s (needs the release right)", id.User, id.Repo)
+	case s.o.ReleaseGate != nil:
+		if err := s.o.ReleaseGate.CheckRelease(ctx, id.Repo, env, u.New, id.User); err != nil {
+			return err.Error()
+		}
+	}
+	return ""
+}
+
+// postReceive records the push, and only then tells the pusher and the
+// listeners about it.
+func (s *Server) postReceive(ctx context.Context, req request, id identity, out io.Writer) int {
+	if id.Repo == "" {
+		s.log.Error("push not recorded: hook outside the repositories folder", "git_dir", req.GitDir, "err", id.err)
+		fmt.Fprintf(out, "slipway: WARNING: %v; git updated the refs but this push was NOT recorded by Slipway\n", id.err)
+		return 1
+	}
+	if id.err != nil {
+		// git has updated the refs whatever we say now, and every
+		// accepted ref must have its record: keep it, with what is known.
+		s.log.Warn("recording push of uncertain origin", "repo", id.Repo, "user", id.User, "err", id.err)
+		fmt.Fprintf(out, "slipway: WARNING: %v\n", id.err)
+	}
+	p := store.Push{
+		Repo:           id.Repo,
+		User:           id.User,
+		KeyFingerprint: id.KeyFingerprint,
+		Refs:           req.Refs,
+		Options:        req.Options,
+		Time:           time.Now().UTC(),
+	}
+	// Not bound to the pusher: the refs are updated, so the record must be
+	// made even if the pusher hangs up now.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	pid, err := s.o.Recorder.RecordPush(rctx, p)
+	cancel()
+	if err != nil {
+		s.log.Error("push not recorded", "repo", p.Repo, "user", p.User, "refs", len(p.Refs), "err", err)
+		fmt.Fprintf(out, "slipway: WARNING: git updated the refs but Slipway could NOT record this push; tell the administrator\n")
+		return 1
+	}
+	p.ID = pid
+	fmt.Fprintf(out, "slipway: recorded push #%d (%s)\n", pid, plural(len(p.Refs), "ref"))
+	for _, l := range s.o.Listeners {
+		s.notify(ctx, l, p, out)
+	}
+	return 0
+}
+
+// notify calls one listener, keeping its panic from skipping the others.
+func (s *Server) notify(ctx context.Context, l PushListener, p store.Push, out io.Writer) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("push listener panicked", "listener", fmt.Sprintf("%T", l), "push", p.ID, "panic", v)
+			fmt.Fprintf(out, "slipway: internal error after recording push #%d (see the daemon's log)\n", p.ID)
+		}
+	}()
+	l.PushRecorded(ctx, p, out)
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
