@@ -1,0 +1,215 @@
+package gitserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/gliderlabs/ssh"
+
+	"slipway/configs"
+)
+
+// serveGit checks the caller's rights on the repository named in cl and runs
+// the git service on it.
+func (s *Server) serveGit(ctx context.Context, sess ssh.Session, c Caller, cl CommandLine, rec *sessionRecord) int {
+	stderr := sess.Stderr()
+	name, err := configs.CleanRepoName(cl.Args[0])
+	if err != nil {
+		fmt.Fprintf(stderr, "slipway: %v\n", err)
+		return 1
+	}
+	rec.repo = name
+	path, err := RepoPath(s.reposDir, name)
+	if err != nil {
+		fmt.Fprintf(stderr, "slipway: %v\n", err)
+		return 1
+	}
+	access := s.cfg.Access(c.User, name)
+	exists := isRepo(path)
+	// The same answer whether the repository is missing or hidden from this
+	// user, so that names cannot be probed.
+	if !access.Has(configs.Read) || !exists && !(cl.Name == ReceivePack && access.Has(configs.Create)) {
+		fmt.Fprintf(stderr, "slipway: repository %q not found\n", name)
+		return 1
+	}
+	env := []string{"PATH=" + s.path, "HOME=" + s.home}
+	if v, ok := gitProtocol(sess.Environ()); ok {
+		env = append(env, "GIT_PROTOCOL="+v)
+	}
+	if cl.Name == ReceivePack {
+		if !access.Has(configs.Write) && !access.Has(configs.Release) {
+			fmt.Fprintf(stderr, "slipway: user %s may read %q but not push to it\n", c.User, name)
+			return 1
+		}
+		if !exists {
+			if err := s.createRepo(ctx, path); err != nil {
+				s.log.Error("create repository", "repo", name, "user", c.User, "err", err)
+				fmt.Fprintf(stderr, "slipway: could not create repository %q\n", name)
+				return 1
+			}
+			s.log.Info("created repository", "repo", name, "user", c.User)
+		}
+		token, end := s.tokens.Begin(name, c.User, c.KeyFingerprint)
+		defer end()
+		env = append(env, "SLIPWAY_PUSH_TOKEN="+token)
+	}
+	service := strings.TrimPrefix(cl.Name, "git-")
+	return s.runGit(ctx, sess, env, service, path)
+}
+
+// gitProtocol returns the client's GIT_PROTOCOL if it is one of the forms git
+// sends to ask for a protocol version. Anything else is dropped: git parses
+// this variable, so it is outside input.
+func gitProtocol(environ []string) (string, bool) {
+	v, found := "", false
+	for _, kv := range environ {
+		if val, ok := strings.CutPrefix(kv, "GIT_PROTOCOL="); ok {
+			v, found = val, true // the last one wins, as in a shell
+		}
+	}
+	switch v {
+	case "version=0", "version=1", "version=2":
+		return v, found
+	}
+	return "", false
+}
+
+// gitArgs are the options every git service runs with: the daemon's hooks
+// (there are no per-repository hook files to go stale or be planted), push
+// options for `git push -o`, and partial clone.
+func (s *Server) gitArgs(rest ...string) []string {
+	return append([]string{
+		"-c", "core.hooksPath=" + s.hooksDir,
+		"-c", "receive.advertisePushOptions=true",
+		"-c", "uploadpack.allowFilter=true",
+	}, rest...)
+}
+
+// runGit runs `git <service> <path>` with the session as its standard streams
+// and returns git's exit status.
+func (s *Server) runGit(ctx context.Context, sess ssh.Session, env []string, service, path string) int {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, s.git, s.gitArgs(service, path)...)
+	cmd.Env = env
+	cmd.Dir = path
+	setProcessGroup(cmd)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return s.gitFailed(sess, service, err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return s.gitFailed(sess, service, err)
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return s.gitFailed(sess, service, err)
+	}
+	if err := cmd.Start(); err != nil {
+		return s.gitFailed(sess, service, err)
+	}
+	// Not waited for: the client may never send EOF after git is done (a
+	// fetch), and Exit closes the channel, which ends this copy.
+	go func() {
+		_, _ = io.Copy(stdin, sess)
+		stdin.Close()
+	}()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		if _, err := io.Copy(sess, stdout); err != nil {
+			cancel() // the client is gone; git would block on a full pipe
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if _, err := io.Copy(sess.Stderr(), stderr); err != nil {
+			cancel()
+		}
+	}()
+	// Both streams must be drained before Wait (which closes the pipes) and
+	// before the exit status is sent, or the client loses git's last words.
+	wg.Wait()
+	err = cmd.Wait()
+	if err == nil {
+		return 0
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal())
+		}
+		return ee.ExitCode()
+	}
+	s.log.Error("wait for git", "service", service, "repo", path, "err", err)
+	return 1
+}
+
+func (s *Server) gitFailed(sess ssh.Session, service string, err error) int {
+	s.log.Error("start git", "service", service, "err", err)
+	fmt.Fprintln(sess.Stderr(), "slipway: internal error starting git")
+	return 1
+}
+
+// setProcessGroup puts git and its children (pack-objects, index-pack) in a
+// process group of their own and, on cancellation, asks the whole group to
+// stop: SIGTERM lets receive-pack remove its quarantine directory, and
+// WaitDelay kills git outright if it does not exit in time.
+func setProcessGroup(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error {
+		return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+	}
+	cmd.WaitDelay = killGrace
+}
+
+// createRepo makes an empty bare repository at path, with Slipway's hooks
+// set in its own config too, so that a push made on the server's disk
+// directly (not through Slipway) still meets the hooks.
+func (s *Server) createRepo(ctx context.Context, path string) error {
+	s.createMu.Lock()
+	defer s.createMu.Unlock()
+	if isRepo(path) {
+		return nil // created by a concurrent first push
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("create parent of %q: %w", path, err)
+	}
+	env := []string{"PATH=" + s.path, "HOME=" + s.home}
+	run := func(args ...string) error {
+		cmd := exec.CommandContext(ctx, s.git, args...)
+		cmd.Env = env
+		cmd.Dir = s.home
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("git %s: %w: %s", args[0], err, strings.TrimSpace(string(out)))
+		}
+		return nil
+	}
+	// Only what this call made is removed on failure, never a directory
+	// someone left there.
+	_, statErr := os.Lstat(path)
+	cleanup := func() {
+		if os.IsNotExist(statErr) {
+			os.RemoveAll(path)
+		}
+	}
+	if err := run("init", "--bare", "-q", "--initial-branch=main", path); err != nil {
+		cleanup()
+		return fmt.Errorf("init %q: %w", path, err)
+	}
+	if err := run("--git-dir="+path, "config", "core.hooksPath", s.hooksDir); err != nil {
+		cleanup()
+		return fmt.Errorf("configure %q: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,390 @@
+package gitserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gliderlabs/ssh"
+	gossh "golang.org/x/crypto/ssh"
+
+	"slipway/configs"
+	"slipway/store"
+)
+
+// PushTokens hands out the token that lets Slipway's hooks know who is
+// pushing: git passes it to the hooks in SLIPWAY_PUSH_TOKEN, and the hooks
+// present it to the daemon.
+type PushTokens interface {
+	// Begin registers a receive-pack session and returns the token to hand to
+	// its hooks; end must be called when git exits.
+	Begin(repo, user, keyFingerprint string) (token string, end func())
+}
+
+// PushLister gives the newest push of each repository, for `repos`.
+type PushLister interface {
+	LastPushes(ctx context.Context) (map[string]store.Push, error)
+}
+
+// Options configure a Server.
+type Options struct {
+	Config *configs.Config // required; users, rights, paths and limits
+	Logger *slog.Logger    // nil discards
+	// GitPath is the git binary; default: "git" looked up in PATH.
+	GitPath string
+	// Tokens is required: every receive-pack gets a token for its hooks.
+	Tokens PushTokens
+	// Pushes feeds the last-push column of `repos`; nil leaves it empty.
+	Pushes PushLister
+	// Commands are extra SSH commands by name, listed in `help`. They may
+	// not reuse the name of a built-in command or a git service.
+	Commands map[string]Command
+}
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = ssh.ErrServerClosed
+
+// killGrace is how long git gets after SIGTERM (client gone, shutdown
+// deadline passed) to remove its quarantine directory before it is killed.
+const killGrace = 5 * time.Second
+
+// Server is the SSH git host. It is safe for concurrent use.
+type Server struct {
+	cfg      *configs.Config
+	log      *slog.Logger
+	git      string
+	tokens   PushTokens
+	pushes   PushLister
+	commands map[string]Command
+
+	reposDir string // absolute
+	hooksDir string // absolute
+	home     string // empty HOME for git, so no user config applies
+	path     string // PATH for git: the daemon's
+
+	signer gossh.Signer
+	srv    *ssh.Server
+
+	// stop is cancelled when Shutdown's deadline passes; every session's
+	// context derives from it, so cancelling it terminates every git.
+	stop     context.Context
+	stopNow  context.CancelFunc
+	sessions tracker
+
+	mu      sync.Mutex // guards conns and perUser
+	conns   int
+	perUser map[string]int
+
+	createMu sync.Mutex // serialises creation of repositories
+}
+
+// New builds a server from opts, loading the host key or generating it on
+// first start. It does not listen; call Serve.
+func New(opts Options) (*Server, error) {
+	cfg := opts.Config
+	if cfg == nil {
+		return nil, errors.New("gitserver: no config")
+	}
+	if opts.Tokens == nil {
+		return nil, errors.New("gitserver: no push token registry")
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	git := opts.GitPath
+	if git == "" {
+		git = "git"
+	}
+	git, err := exec.LookPath(git)
+	if err != nil {
+		return nil, fmt.Errorf("gitserver: find git: %w", err)
+	}
+	if git, err = filepath.Abs(git); err != nil {
+		return nil, fmt.Errorf("gitserver: find git: %w", err)
+	}
+	for name, c := range opts.Commands {
+		if name == "" || strings.ContainsAny(name, " \t'\"\\") || builtin(name) || c.Run == nil {
+			return nil, fmt.Errorf("gitserver: invalid extra command %q", name)
+		}
+	}
+	s := &Server{
+		cfg:      cfg,
+		log:      log,
+		git:      git,
+		tokens:   opts.Tokens,
+		pushes:   opts.Pushes,
+		commands: opts.Commands,
+		perUser:  map[string]int{},
+		path:     os.Getenv("PATH"),
+	}
+	if s.path == "" {
+		s.path = "/usr/local/bin:/usr/bin:/bin"
+	}
+	if s.reposDir, err = filepath.Abs(cfg.ReposDir()); err != nil {
+		return nil, fmt.Errorf("gitserver: repos dir: %w", err)
+	}
+	if s.hooksDir, err = filepath.Abs(cfg.HooksDir()); err != nil {
+		return nil, fmt.Errorf("gitserver: hooks dir: %w", err)
+	}
+	if s.home, err = filepath.Abs(filepath.Join(cfg.DataDir, "run", "home")); err != nil {
+		return nil, fmt.Errorf("gitserver: home dir: %w", err)
+	}
+	if err := os.MkdirAll(s.home, 0o700); err != nil {
+		return nil, fmt.Errorf("gitserver: create git home: %w", err)
+	}
+	if err := os.MkdirAll(s.reposDir, 0o755); err != nil {
+		return nil, fmt.Errorf("gitserver: create repos dir: %w", err)
+	}
+	if s.signer, err = loadOrCreateHostKey(cfg.SSH.HostKey, log); err != nil {
+		return nil, fmt.Errorf("gitserver: %w", err)
+	}
+	s.stop, s.stopNow = context.WithCancel(context.Background())
+
+	s.srv = &ssh.Server{
+		Version:     "Slipway",
+		HostSigners: []ssh.Signer{s.signer},
+		Handler:     s.handleSession,
+		// Offered keys are only checked here; identity is decided in
+		// verifiedKey, after the signature, because this handler also runs
+		// for keys the client merely asks about.
+		PublicKeyHandler:     s.knownKey,
+		ServerConfigCallback: s.serverConfig,
+		ConnCallback:         s.acceptConn,
+		ConnectionFailedCallback: func(c net.Conn, err error) {
+			log.Info("ssh connection failed", "remote", c.RemoteAddr().String(), "err", err)
+		},
+		IdleTimeout: cfg.SSH.IdleTimeout.Duration,
+	}
+	return s, nil
+}
+
+// Serve accepts SSH connections on ln until Shutdown; it then returns
+// ErrServerClosed.
+func (s *Server) Serve(ln net.Listener) error {
+	return s.srv.Serve(ln)
+}
+
+// Shutdown stops accepting connections and waits for running sessions (and
+// their git processes) to finish. When ctx ends first, it terminates the git
+// processes (SIGTERM to their process groups, SIGKILL after a grace period),
+// closes all connections and returns ctx's error.
+func (s *Server) Shutdown(ctx context.Context) error {
+	drained := s.sessions.drain()
+	shut := make(chan error, 1)
+	go func() { shut <- s.srv.Shutdown(ctx) }() // closes the listeners at once
+	select {
+	case <-drained:
+		// Connections without a running session (an idle client) must not
+		// hold the daemon up.
+		s.srv.Close()
+		<-shut
+		return nil
+	case <-ctx.Done():
+	}
+	s.log.Warn("shutdown deadline passed; terminating running git processes")
+	s.stopNow()
+	s.srv.Close()
+	select {
+	case <-drained:
+	case <-time.After(killGrace + time.Second):
+		s.log.Error("ssh sessions still running after kill")
+	}
+	<-shut
+	return ctx.Err()
+}
+
+// HostKeyFingerprint is the SHA256 fingerprint of the host key, as ssh
+// prints it on first connection.
+func (s *Server) HostKeyFingerprint() string {
+	return gossh.FingerprintSHA256(s.signer.PublicKey())
+}
+
+// HostPublicKey is the server's host public key (for known_hosts lines).
+func (s *Server) HostPublicKey() gossh.PublicKey { return s.signer.PublicKey() }
+
+// Extensions of the connection's ssh.Permissions, set only once a signature
+// has been verified.
+const (
+	extUser        = "slipway-user"
+	extFingerprint = "slipway-key-fingerprint"
+	extOverLimit   = "slipway-over-limit"
+)
+
+type connStateKey struct{}
+
+// connState is what the server knows about one connection before and during
+// authentication.
+type connState struct {
+	handshake *time.Timer
+	user      string // counted against perUser; guarded by Server.mu
+}
+
+// acceptConn enforces the overall connection cap and the handshake timeout.
+func (s *Server) acceptConn(ctx ssh.Context, c net.Conn) net.Conn {
+	s.mu.Lock()
+	if max := s.cfg.SSH.MaxSessions; max > 0 && s.conns >= max {
+		s.mu.Unlock()
+		s.log.Warn("ssh connection refused: too many connections", "remote", c.RemoteAddr().String(), "max", max)
+		return nil
+	}
+	s.conns++
+	s.mu.Unlock()
+
+	timeout := s.cfg.SSH.HandshakeTimeout.Duration
+	if timeout <= 0 {
+		timeout = configs.DefaultHandshakeTimeout
+	}
+	st := &connState{}
+	// A deadline on the conn would not do: gliderlabs moves it forward on
+	// every read when an idle timeout is set, so a client trickling bytes
+	// could stay in the handshake for ever.
+	st.handshake = time.AfterFunc(timeout, func() {
+		s.log.Info("ssh handshake timed out", "remote", c.RemoteAddr().String(), "timeout", timeout)
+		c.Close()
+	})
+	ctx.SetValue(connStateKey{}, st)
+	return &trackedConn{Conn: c, release: func() {
+		st.handshake.Stop()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.conns--
+		if st.user != "" {
+			if s.perUser[st.user]--; s.perUser[st.user] <= 0 {
+				delete(s.perUser, st.user)
+			}
+		}
+	}}
+}
+
+// trackedConn releases its connection slot exactly once, when closed.
+type trackedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *trackedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
+}
+
+// knownKey answers whether a key offered by a client belongs to a user. It
+// decides nothing about identity: the client may never sign with this key.
+func (s *Server) knownKey(_ ssh.Context, key ssh.PublicKey) (ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("panic in public key check", "panic", r)
+			ok = false
+		}
+	}()
+	_, ok = s.cfg.UserForKey(key)
+	return ok
+}
+
+// serverConfig runs once per connection; its VerifiedPublicKeyCallback is
+// called by x/crypto only after the client proved possession of key, and what
+// it returns becomes the connection's Permissions.
+func (s *Server) serverConfig(ctx ssh.Context) *gossh.ServerConfig {
+	return &gossh.ServerConfig{
+		VerifiedPublicKeyCallback: func(_ gossh.ConnMetadata, key gossh.PublicKey, _ *gossh.Permissions, _ string) (perms *gossh.Permissions, err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					s.log.Error("panic in verified key callback", "panic", r)
+					perms, err = nil, errors.New("internal error")
+				}
+			}()
+			return s.verifiedKey(ctx, key)
+		},
+	}
+}
+
+func (s *Server) verifiedKey(ctx ssh.Context, key gossh.PublicKey) (*gossh.Permissions, error) {
+	u, ok := s.cfg.UserForKey(key)
+	if !ok {
+		return nil, errors.New("unknown key")
+	}
+	ext := map[string]string{
+		extUser:        u.Name,
+		extFingerprint: gossh.FingerprintSHA256(key),
+	}
+	st, _ := ctx.Value(connStateKey{}).(*connState)
+	if st != nil {
+		st.handshake.Stop()
+		s.mu.Lock()
+		if max := s.cfg.SSH.MaxSessionsPerUser; max > 0 && s.perUser[u.Name] >= max {
+			// Let the connection in so that the user reads why, instead
+			// of a bare "connection closed"; its sessions only say so.
+			ext[extOverLimit] = "1"
+		} else {
+			s.perUser[u.Name]++
+			st.user = u.Name
+		}
+		s.mu.Unlock()
+	}
+	return &gossh.Permissions{Extensions: ext}, nil
+}
+
+// callerOf returns the identity established by verifiedKey for the
+// connection of ctx.
+func callerOf(ctx ssh.Context) (c Caller, overLimit, ok bool) {
+	conn, _ := ctx.Value(ssh.ContextKeyConn).(*gossh.ServerConn)
+	if conn == nil || conn.Permissions == nil {
+		return Caller{}, false, false
+	}
+	ext := conn.Permissions.Extensions
+	c = Caller{User: ext[extUser], KeyFingerprint: ext[extFingerprint]}
+	return c, ext[extOverLimit] != "", c.User != ""
+}
+
+// tracker counts running sessions so that Shutdown can wait for them, and
+// refuses new ones once draining.
+type tracker struct {
+	mu       sync.Mutex
+	n        int
+	draining bool
+	zero     chan struct{}
+}
+
+func (t *tracker) enter() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.draining {
+		return false
+	}
+	t.n++
+	return true
+}
+
+func (t *tracker) leave() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.n--
+	if t.n == 0 && t.draining {
+		close(t.zero)
+	}
+}
+
+// drain refuses further sessions and returns a channel closed when the last
+// running one has left.
+func (t *tracker) drain() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.draining {
+		t.draining = true
+		t.zero = make(chan struct{})
+		if t.n == 0 {
+			close(t.zero)
+		}
+	}
+	return t.zero
+}
