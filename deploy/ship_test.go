@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -373,5 +374,72 @@ func assertReleases(t *testing.T, s *Shipper, tg Target, want []string, live str
 	want = slices.Sorted(slices.Values(want))
 	if !slices.Equal(got, want) || gotLive != live {
 		t.Fatalf("releases %v live %q, want %v live %q", got, gotLive, want, live)
+	}
+}
+
+func TestAcceptNewHostKeyPinsTheKey(t *testing.T) {
+	srv, tg := remoteTarget(t)
+	tg.KnownHostsFile = filepath.Join(t.TempDir(), "known_hosts") // not there yet
+	src := t.TempDir()
+	artifacts(t, src, 2, "v1")
+
+	// Without the config's consent an unknown host is refused.
+	_, err := (&Shipper{}).Ship(t.Context(), Request{Target: tg, Source: src, Release: "r1"})
+	if !errors.Is(err, ErrHostKey) {
+		t.Fatalf("unknown host without accept_new_host_key: err = %v, want ErrHostKey", err)
+	}
+
+	tg.AcceptNewHostKey = true
+	ship(t, &Shipper{}, Request{Target: tg, Source: src, Release: "r1"})
+	pinned, err := os.ReadFile(tg.KnownHostsFile)
+	if err != nil || !strings.Contains(string(pinned), srv.HostPublicKey) {
+		t.Fatalf("known_hosts after first contact = %q, %v; want the host key pinned", pinned, err)
+	}
+}
+
+func TestWrongDeployKeyIsRefused(t *testing.T) {
+	_, tg := remoteTarget(t)
+	other := sshdtest.New(t)
+	tg.KeyFile = other.KeyFile
+	src := t.TempDir()
+	artifacts(t, src, 2, "v1")
+	_, err := (&Shipper{}).Ship(t.Context(), Request{Target: tg, Source: src, Release: "r1"})
+	if !errors.Is(err, ErrAuth) || !strings.Contains(err.Error(), "Permission denied") {
+		t.Fatalf("err = %v, want deploy key refused: ... Permission denied", err)
+	}
+}
+
+// cancelOnWrite cancels the deployment when the log mentions want.
+type cancelOnWrite struct {
+	want   string
+	cancel func()
+}
+
+func (w *cancelOnWrite) Write(p []byte) (int, error) {
+	if strings.Contains(string(p), w.want) {
+		w.cancel()
+	}
+	return len(p), nil
+}
+
+func TestCancelledTransferLeavesCurrent(t *testing.T) {
+	tg := Target{Local: filepath.Join(t.TempDir(), "app")}
+	s := &Shipper{}
+	src := t.TempDir()
+	artifacts(t, src, 5, "v1")
+	ship(t, s, Request{Target: tg, Source: src, Release: "r1"})
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	_, err := s.Ship(ctx, Request{Target: tg, Source: src, Release: "r2", Log: &cancelOnWrite{want: "==> rsync to", cancel: cancel}})
+	if !errors.Is(err, ErrInterrupted) || !strings.HasPrefix(err.Error(), "rsync interrupted") {
+		t.Fatalf("err = %v, want rsync interrupted", err)
+	}
+	if got := currentLink(t, tg); got != "releases/r1" {
+		t.Fatalf("current -> %q, want releases/r1", got)
+	}
+	ship(t, s, Request{Target: tg, Source: src, Release: "r2"})
+	if got := currentLink(t, tg); got != "releases/r2" {
+		t.Fatalf("current -> %q after retry, want releases/r2", got)
 	}
 }
