@@ -1,0 +1,214 @@
+package logs
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Writer is the writing end of one log. It is safe for concurrent use, so
+// the same Writer can take a step's stdout and stderr.
+type Writer struct {
+	live    *live
+	release func()
+
+	mu          sync.Mutex
+	f           *os.File
+	start       time.Time
+	masker      *masker
+	max         int64 // cap on what Write stores; <= 0: none
+	stored      int64 // bytes Write has stored, stamps included
+	cut         bool
+	discarded   int64
+	atLineStart bool
+	scratch     []byte // masked output, reused
+	out         []byte // stamped output, reused
+	err         error  // first failure, reported by Close
+	closed      bool
+}
+
+// Write stores p: masked, stamped and capped. While the Writer is open it
+// always returns len(p), nil, so the step writing into it neither sees an
+// error nor gets killed by a broken pipe when the log is full or the disk
+// fails; such failures are reported by Close. After Close it returns
+// [os.ErrClosed].
+func (w *Writer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return 0, os.ErrClosed
+	}
+	if w.cut {
+		w.discarded += int64(len(p))
+		return len(p), nil
+	}
+	w.scratch = w.masker.write(w.scratch[:0], p)
+	w.emit(w.scratch, true)
+	return len(p), nil
+}
+
+// Printf writes a line of Slipway's own, such as "== step 2/3: go test".
+// A trailing newline is added if missing; secrets are masked; the size cap
+// does not apply, so the outcome of a build is told even after its output
+// was cut. If the output so far ends in the middle of a line, the line is
+// ended first. Bytes that Write is holding back (a possible secret's start)
+// stay held, and appear after this line.
+func (w *Writer) Printf(format string, args ...any) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return
+	}
+	w.line(fmt.Sprintf(format, args...))
+}
+
+func (w *Writer) line(text string) {
+	var b []byte
+	if !w.atLineStart {
+		b = append(b, '\n')
+	}
+	b, _ = w.masker.scan(b, []byte(strings.TrimSuffix(text, "\n")), true)
+	b = append(b, '\n')
+	w.emit(b, false)
+}
+
+// Flush stores the bytes Write is holding back because they could be the
+// start of a secret. Call it when the output of a step has ended, before
+// writing the next line, so that its last bytes are not held across steps.
+func (w *Writer) Flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed || w.cut {
+		return
+	}
+	w.scratch = w.masker.flush(w.scratch[:0])
+	w.emit(w.scratch, true)
+}
+
+// Close stores what is held back, says how much output the cap discarded,
+// and marks the log finished, which ends every Follow of it. It returns the
+// first error met while storing the log. Closing twice is a no-op.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil
+	}
+	if w.cut {
+		w.discarded += int64(len(w.masker.pending))
+	} else {
+		w.scratch = w.masker.flush(w.scratch[:0])
+		w.emit(w.scratch, true)
+	}
+	if w.cut {
+		w.line(fmt.Sprintf("== log truncated at %s; %d more bytes discarded", size(w.max), w.discarded))
+	}
+	w.closed = true
+	if err := w.f.Close(); err != nil && w.err == nil {
+		w.err = fmt.Errorf("close log: %w", err)
+	}
+	w.live.notify(true)
+	w.release()
+	return w.err
+}
+
+// emit stamps the start of each line of p and stores it with one write, so
+// followers see whole chunks. With capped, it stops at the cap, records how
+// much it dropped, and notes the cut in the log.
+func (w *Writer) emit(p []byte, capped bool) {
+	if len(p) == 0 {
+		return
+	}
+	b := w.out[:0]
+	var stamp []byte
+	for len(p) > 0 {
+		if w.atLineStart {
+			if stamp == nil {
+				stamp = w.stamp()
+			}
+			if capped && w.full(len(b), len(stamp)) {
+				break
+			}
+			b = append(b, stamp...)
+			w.atLineStart = false
+		}
+		n := bytes.IndexByte(p, '\n') + 1
+		if n == 0 {
+			n = len(p)
+		}
+		if capped && w.full(len(b), n) {
+			n = int(w.max - w.stored - int64(len(b)))
+			b = append(b, p[:n]...)
+			p = p[n:]
+			break
+		}
+		b = append(b, p[:n]...)
+		w.atLineStart = p[n-1] == '\n'
+		p = p[n:]
+	}
+	if capped {
+		w.stored += int64(len(b))
+	}
+	if len(p) > 0 {
+		// Only a cap stops the loop early.
+		w.cut = true
+		w.discarded += int64(len(p))
+		if !w.atLineStart {
+			b = append(b, '\n')
+			w.atLineStart = true
+		}
+		if stamp == nil {
+			stamp = w.stamp()
+		}
+		b = append(b, stamp...)
+		b = fmt.Appendf(b, "== output cut: the log reached its %s cap; the rest is discarded\n", size(w.max))
+	}
+	w.out = b
+	if _, err := w.f.Write(b); err != nil && w.err == nil {
+		w.err = fmt.Errorf("write log: %w", err)
+	}
+	w.live.notify(false)
+}
+
+// full reports whether n more bytes, after the pending bytes of this emit,
+// would pass the cap.
+func (w *Writer) full(pending, n int) bool {
+	return w.max > 0 && w.stored+int64(pending)+int64(n) > w.max
+}
+
+// stamp returns "[mm:ss.mmm] " for the time elapsed since the log opened.
+func (w *Writer) stamp() []byte {
+	ms := time.Since(w.start).Milliseconds()
+	b := make([]byte, 0, 16)
+	b = append(b, '[')
+	b = pad(b, ms/60000, 2)
+	b = append(b, ':')
+	b = pad(b, ms/1000%60, 2)
+	b = append(b, '.')
+	b = pad(b, ms%1000, 3)
+	return append(b, "] "...)
+}
+
+func pad(b []byte, n int64, width int) []byte {
+	s := strconv.FormatInt(n, 10)
+	for i := len(s); i < width; i++ {
+		b = append(b, '0')
+	}
+	return append(b, s...)
+}
+
+// size writes a byte count the way people set it: "10 MiB", "64 KiB".
+func size(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return strconv.FormatInt(n>>20, 10) + " MiB"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return strconv.FormatInt(n>>10, 10) + " KiB"
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
+}
+
