@@ -443,3 +443,15 @@ func TestCancelledTransferLeavesCurrent(t *testing.T) {
 		t.Fatalf("current -> %q after retry, want releases/r2", got)
 	}
 }
+
+func TestReleasesOfANewTargetIsEmpty(t *testing.T) {
+	bothTargets(t, func(t *testing.T, tg Target) {
+		rels, err := (&Shipper{}).Releases(t.Context(), tg)
+		if err != nil || len(rels) != 0 {
+			t.Fatalf("Releases of a target never deployed to = %v, %v; want none", rels, err)
+		}
+		if _, err := os.Stat(root(tg)); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("listing releases created the target folder: %v", err)
+		}
+	})
+}
