@@ -19,6 +19,7 @@ const minLinePart = 4
 // result does not depend on how the stream was split into writes.
 type masker struct {
 	secrets [][]byte // longest first, so the longest match at a position wins
+	masks   [][]byte // what each secret becomes
 	first   [256]bool
 	pending []byte
 }
@@ -59,10 +60,35 @@ func secretSet(values []string) []string {
 	return out
 }
 
+// maskFor returns what secret s is replaced with: "***", or for a multi-line
+// value "***" per line with the line breaks kept, so that the lines around
+// it keep their own lines and timestamps.
+func maskFor(s string) string {
+	if !strings.ContainsAny(s, "\r\n") {
+		return mask
+	}
+	var b strings.Builder
+	inText := false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\r', '\n':
+			b.WriteByte(c)
+			inText = false
+		default:
+			if !inText {
+				b.WriteString(mask)
+				inText = true
+			}
+		}
+	}
+	return b.String()
+}
+
 func newMasker(values []string) *masker {
 	m := &masker{}
 	for _, s := range secretSet(values) {
 		m.secrets = append(m.secrets, []byte(s))
+		m.masks = append(m.masks, []byte(maskFor(s)))
 		m.first[s[0]] = true
 	}
 	return m
@@ -106,10 +132,10 @@ func (m *masker) scan(dst, buf []byte, final bool) ([]byte, []byte) {
 		if !final && m.couldStart(rest) {
 			return append(dst, buf[start:i]...), rest
 		}
-		for _, s := range m.secrets {
+		for j, s := range m.secrets {
 			if bytes.HasPrefix(rest, s) {
 				dst = append(dst, buf[start:i]...)
-				dst = append(dst, mask...)
+				dst = append(dst, m.masks[j]...)
 				i += len(s) - 1
 				start = i + 1
 				break

@@ -31,7 +31,7 @@ func TestSecretSetExpandsMultilineValues(t *testing.T) {
 func maskWhole(secrets []string, s string) string {
 	var pairs []string
 	for _, v := range secretSet(secrets) {
-		pairs = append(pairs, v, mask)
+		pairs = append(pairs, v, maskFor(v))
 	}
 	if len(pairs) == 0 {
 		return s
@@ -79,6 +79,14 @@ func TestMaskHoldsBackOnlyPossibleSecrets(t *testing.T) {
 	}
 	if got := string(m.write(nil, []byte("port\n"))); got != "passport\n" {
 		t.Errorf("after it turned out not to be one: got %q", got)
+	}
+}
+
+func TestMultilineSecretKeepsLineBreaks(t *testing.T) {
+	key := "-----BEGIN KEY-----\nAAAA\r\n\nBBBB\n-----END KEY-----\n"
+	got := maskSplit([]string{key}, "key:\n"+key+"next\n", 1)
+	if want := "key:\n***\n***\r\n\n***\n***\nnext\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
 	}
 }
 

@@ -135,6 +135,7 @@ func TestSecretsNeverStored(t *testing.T) {
 	mustWrite(t, w, strings.ReplaceAll(key, "\n", "\r\n"))         // as a terminal shows it
 	mustWrite(t, w, strings.TrimSuffix(key, "\n")[:40])            // a split inside it...
 	mustWrite(t, w, strings.TrimSuffix(key, "\n")[40:])            // ...at the end of output
+	w.Flush()                                                      // the step ended
 	w.Printf("== step failed: curl -H 'Authorization: %s'", token) // the worker's own lines too
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
@@ -148,7 +149,7 @@ func TestSecretsNeverStored(t *testing.T) {
 	if n := strings.Count(log, "auth *** done\n"); n != len(token)-1 {
 		t.Errorf("%d of %d split tokens masked in place:\n%s", n, len(token)-1, log)
 	}
-	if !strings.Contains(log, "line: ***\n") || !strings.Contains(log, "cat key:\n") {
+	if !strings.Contains(log, "line: ***\n") || !strings.Contains(log, "] cat key:\n") || strings.Count(log, "] ***\n") != 8 {
 		t.Errorf("masked output lost its surroundings:\n%s", log)
 	}
 }
@@ -405,5 +406,26 @@ func TestAppendAfterACrash(t *testing.T) {
 	got := lines(t, readLog(t, s, "9"))
 	if len(got) != 4 || got[1] != "running tes\n" || !strings.HasPrefix(got[2], "== log continued at ") || got[3] != "== build interrupted by a daemon restart; running it again\n" {
 		t.Errorf("appended log: %q", got)
+	}
+}
+
+// A line of the worker's own between two halves of a secret must not make
+// the halves leak: the held-back start stays held.
+func TestPrintfBetweenHalvesOfASecret(t *testing.T) {
+	s := NewStore(t.TempDir())
+	w, err := s.Create("h", 0, []string{"token123"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, w, "using tok")
+	w.Printf("== timeout, stopping the step")
+	mustWrite(t, w, "en123\n")
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := lines(t, readLog(t, s, "h"))
+	want := []string{"using \n", "== timeout, stopping the step\n", "***\n"}
+	if !equal(got[1:], want) {
+		t.Errorf("lines %q, want %q", got[1:], want)
 	}
 }
