@@ -53,6 +53,22 @@ func (s *Store) Append(id string, maxBytes int64, secrets []string) (*Writer, er
 }
 
 func (s *Store) open(id string, maxBytes int64, secrets []string, appending bool) (*Writer, error) {
+	w, err := s.register(id, maxBytes, secrets, appending)
+	if err != nil {
+		return nil, err
+	}
+	verb := "opened"
+	if appending {
+		verb = "continued"
+	}
+	w.Printf("== log %s at %s; times are elapsed since then", verb, w.start.UTC().Format("2006-01-02 15:04:05 MST"))
+	return w, nil
+}
+
+// register opens the file and marks the log live in one step, so that a
+// follower arriving at any moment either waits for the writer or finds no
+// log at all.
+func (s *Store) register(id string, maxBytes int64, secrets []string, appending bool) (*Writer, error) {
 	path, err := s.path(id)
 	if err != nil {
 		return nil, err
@@ -98,11 +114,6 @@ func (s *Store) open(id string, maxBytes int64, secrets []string, appending bool
 		}
 	}
 	s.live[id] = w.live
-	verb := "opened"
-	if appending {
-		verb = "continued"
-	}
-	w.Printf("== log %s at %s; times are elapsed since then", verb, w.start.UTC().Format("2006-01-02 15:04:05 MST"))
 	return w, nil
 }
 
