@@ -1,0 +1,309 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Bwrap runs steps in bubblewrap. The zero value runs bwrap from PATH as the
+// daemon's own user. Its fields are read-only once Run has been called.
+type Bwrap struct {
+	// Path is the bwrap binary; empty means "bwrap" looked up in PATH.
+	Path string
+	// UID and GID are the host ids steps run as when the daemon is root.
+	// Zero keeps the daemon's ids, but then the process limit cannot hold
+	// (the kernel exempts root from RLIMIT_NPROC) and every process of the
+	// step is host root inside a user namespace. Use a uid no other
+	// process on the host uses.
+	UID, GID int
+}
+
+var _ Runner = (*Bwrap)(nil)
+
+// etcAllowed are the files of /etc a build may see: user and group names,
+// name resolution, TLS roots, the dynamic linker's cache, time zone and the
+// alternatives links that /usr/bin points through. Everything else of /etc
+// (ssh host keys, shadow, sudoers, the server's own config) stays out.
+var etcAllowed = []string{
+	"passwd", "group", "hosts", "resolv.conf", "nsswitch.conf", "host.conf",
+	"gai.conf", "services", "protocols", "ssl", "ca-certificates",
+	"ca-certificates.conf", "ld.so.cache", "ld.so.conf", "ld.so.conf.d",
+	"localtime", "timezone", "alternatives", "os-release", "debian_version",
+	"mime.types",
+}
+
+// systemDirs are mounted read-only when they are real folders, or recreated
+// as the same symlink on merged-/usr systems.
+var systemDirs = []string{"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"}
+
+// Check reports whether bwrap is present and can create the namespaces Run
+// needs, by running `true` in a throwaway workspace exactly as Run would.
+// serve calls it at start and refuses to run builds when it fails.
+func (r *Bwrap) Check(ctx context.Context) error {
+	ws, err := os.MkdirTemp("", "slipway-sandbox-check-")
+	if err != nil {
+		return fmt.Errorf("check sandbox: %w", err)
+	}
+	defer os.RemoveAll(ws)
+	var out bytes.Buffer
+	res, err := r.Run(ctx, Spec{Workspace: ws, Stdout: &out, Stderr: &out, Timeout: 30 * time.Second,
+		Limits: Limits{Procs: 64, FileSize: 1 << 20, Files: 64}}, "true")
+	if err != nil {
+		return fmt.Errorf("check sandbox: %w", err)
+	}
+	if res.ExitCode != 0 {
+		return fmt.Errorf("check sandbox: `true` exited %d in bwrap: %s", res.ExitCode, strings.TrimSpace(out.String()))
+	}
+	return nil
+}
+
+// Run runs `sh -c command` in a fresh bubblewrap sandbox. See Runner.
+func (r *Bwrap) Run(ctx context.Context, spec Spec, command string) (Result, error) {
+	start := time.Now()
+	if err := checkDir(spec.Workspace); err != nil {
+		return Result{}, fmt.Errorf("sandbox workspace: %w", err)
+	}
+	if spec.Cache != "" {
+		if err := checkDir(spec.Cache); err != nil {
+			return Result{}, fmt.Errorf("sandbox cache: %w", err)
+		}
+	}
+	path := r.Path
+	if path == "" {
+		path = "bwrap"
+	}
+	bin, err := exec.LookPath(path)
+	if err != nil {
+		return Result{}, fmt.Errorf("find bwrap: %w", err)
+	}
+
+	var unenforced []string
+	dropRoot := os.Geteuid() == 0 && r.UID > 0
+	if dropRoot {
+		if err := chownTree(spec.Workspace, r.UID, r.GID); err != nil {
+			return Result{}, fmt.Errorf("hand workspace to uid %d: %w", r.UID, err)
+		}
+		if spec.Cache != "" {
+			if err := os.Lchown(spec.Cache, r.UID, r.GID); err != nil {
+				return Result{}, fmt.Errorf("hand cache to uid %d: %w", r.UID, err)
+			}
+		}
+	}
+	procsHold := !(os.Geteuid() == 0 && !dropRoot)
+	if spec.Limits.Procs > 0 && !procsHold {
+		unenforced = append(unenforced, "procs: steps run as host root, which RLIMIT_NPROC exempts; set a build uid")
+	}
+	if spec.Limits.Memory > 0 {
+		unenforced = append(unenforced, "memory: cgroup v2 memory limits are not implemented")
+	}
+
+	// The options go through a pipe (--args), not the command line, so
+	// that environment values (secrets) never show in the host's ps. bwrap
+	// takes only options there; the command follows on the command line.
+	var argBuf bytes.Buffer
+	for _, a := range r.args(spec) {
+		if strings.IndexByte(a, 0) >= 0 {
+			return Result{}, fmt.Errorf("sandbox argument %q contains a NUL byte", a)
+		}
+		argBuf.WriteString(a)
+		argBuf.WriteByte(0)
+	}
+
+	argsR, argsW, err := os.Pipe()
+	if err != nil {
+		return Result{}, fmt.Errorf("sandbox args pipe: %w", err)
+	}
+	statusR, statusW, err := os.Pipe()
+	if err != nil {
+		argsR.Close()
+		argsW.Close()
+		return Result{}, fmt.Errorf("sandbox status pipe: %w", err)
+	}
+	defer statusR.Close()
+
+	// ExtraFiles[0] is fd 3, [1] is fd 4.
+	argv := append([]string{"--args", "3", "--json-status-fd", "4", "--"}, rlimitArgs(spec.Limits, procsHold)...)
+	argv = append(argv, "/bin/sh", "-c", command)
+	cmd := exec.Command(bin, argv...)
+	cmd.ExtraFiles = []*os.File{argsR, statusW}
+	cmd.Env = []string{} // bwrap needs none; the step's comes via --setenv
+	cmd.Dir = "/"
+	cmd.Stdout, cmd.Stderr = spec.Stdout, spec.Stderr
+	cmd.WaitDelay = waitDelay
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Setpgid: true,
+		// If the daemon dies, bwrap dies, and --die-with-parent takes the
+		// sandbox with it.
+		Pdeathsig: syscall.SIGKILL,
+	}
+	if dropRoot {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(r.UID), Gid: uint32(r.GID), Groups: []uint32{}}
+	}
+	err = cmd.Start()
+	argsR.Close()
+	statusW.Close()
+	if err != nil {
+		argsW.Close()
+		return Result{}, fmt.Errorf("start bwrap: %w", err)
+	}
+	go func() {
+		// A write error means bwrap died early; its exit tells why.
+		_, _ = argsW.Write(argBuf.Bytes())
+		argsW.Close()
+	}()
+
+	// bwrap reports the host pid of the sandbox's pid 1. When pid 1 exits,
+	// the kernel has already killed and reaped every other process of the
+	// PID namespace, so a pidfd on it tells when the step is truly gone.
+	type status struct {
+		pidfd   int
+		started bool
+	}
+	statusCh := make(chan status, 1)
+	go func() {
+		st := status{pidfd: -1}
+		dec := json.NewDecoder(statusR)
+		for {
+			var msg struct {
+				ChildPid int `json:"child-pid"`
+			}
+			if err := dec.Decode(&msg); err != nil {
+				break
+			}
+			if msg.ChildPid > 0 && !st.started {
+				st.started = true
+				if fd, err := unix.PidfdOpen(msg.ChildPid, 0); err == nil {
+					st.pidfd = fd
+				}
+			}
+		}
+		statusCh <- st
+	}()
+
+	killInit := func() {} // the group kill reaches bwrap; pid 1 follows by pdeathsig
+	res, waitErr := supervise(ctx, cmd, spec.Timeout, killInit)
+	// bwrap is gone, so the status pipe reaches EOF (pid 1 does not hold it).
+	st := <-statusCh
+	if st.pidfd >= 0 {
+		_ = unix.PidfdSendSignal(st.pidfd, unix.SIGKILL, nil, 0)
+		waitGone(st.pidfd)
+		unix.Close(st.pidfd)
+	}
+	res.Duration = time.Since(start)
+	res.Unenforced = unenforced
+	if waitErr != nil {
+		return res, waitErr
+	}
+	if !st.started && !res.TimedOut && !res.Cancelled {
+		return res, fmt.Errorf("bwrap could not set up the sandbox (exit %d; its message is in the step's stderr)", res.ExitCode)
+	}
+	return res, nil
+}
+
+// waitGone blocks until the process behind pidfd has exited. The kill has
+// been sent; the deadline only guards against a kernel that never reports.
+func waitGone(pidfd int) {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, 1000)
+		if n > 0 || (err != nil && !errors.Is(err, unix.EINTR)) {
+			return
+		}
+	}
+}
+
+// args returns bwrap's options for spec, without the command.
+func (r *Bwrap) args(spec Spec) []string {
+	a := []string{
+		"--unshare-all", "--unshare-user", "--disable-userns",
+		"--die-with-parent", "--new-session",
+		"--hostname", "slipway-build",
+		"--ro-bind", "/usr", "/usr",
+	}
+	if spec.Network {
+		a = append(a, "--share-net")
+	}
+	for _, d := range systemDirs {
+		fi, err := os.Lstat(d)
+		switch {
+		case err != nil:
+		case fi.Mode()&fs.ModeSymlink != 0:
+			if target, err := os.Readlink(d); err == nil {
+				a = append(a, "--symlink", target, d)
+			}
+		case fi.IsDir():
+			a = append(a, "--ro-bind", d, d)
+		}
+	}
+	a = append(a, "--dir", "/etc")
+	for _, name := range etcAllowed {
+		p := filepath.Join("/etc", name)
+		a = append(a, "--ro-bind-try", p, p)
+	}
+	a = append(a,
+		"--proc", "/proc",
+		"--dev", "/dev",
+		"--tmpfs", "/tmp",
+		"--bind", spec.Workspace, WorkspaceDir,
+	)
+	if spec.Cache != "" {
+		a = append(a, "--bind", spec.Cache, CacheDir)
+	}
+	a = append(a, "--chdir", WorkspaceDir, "--clearenv")
+	for _, kv := range spec.Env {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			continue
+		}
+		a = append(a, "--setenv", k, v)
+	}
+	return a
+}
+
+func checkDir(dir string) error {
+	if dir == "" {
+		return errors.New("no folder given")
+	}
+	if !filepath.IsAbs(dir) {
+		return fmt.Errorf("%q is not an absolute path", dir)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%q is not a folder", dir)
+	}
+	return nil
+}
+
+// chownTree gives dir and everything below it to uid:gid, without following
+// symlinks; entries already owned are left alone.
+func chownTree(dir string, uid, gid int) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) == uid && int(st.Gid) == gid {
+			return nil
+		}
+		return os.Lchown(p, uid, gid)
+	})
+}

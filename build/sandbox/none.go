@@ -1,0 +1,54 @@
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"syscall"
+	"time"
+)
+
+// None runs steps as plain processes of the daemon's user, for servers whose
+// config explicitly says sandbox = "none". It still clears the environment,
+// runs in the workspace, applies the file size and open file limits, and
+// kills the step's process group on timeout, on cancel and when the step
+// ends. It gives no isolation: the step sees the whole host, the data dir
+// included, and a process that leaves the group (setsid) survives.
+type None struct{}
+
+var _ Runner = None{}
+
+// Run runs `sh -c command` in spec.Workspace. See Runner.
+func (None) Run(ctx context.Context, spec Spec, command string) (Result, error) {
+	start := time.Now()
+	if err := checkDir(spec.Workspace); err != nil {
+		return Result{}, fmt.Errorf("workspace: %w", err)
+	}
+	var unenforced []string
+	if spec.Limits.Procs > 0 {
+		unenforced = append(unenforced, "procs: no sandbox, RLIMIT_NPROC would count the daemon's own processes")
+	}
+	if spec.Limits.Memory > 0 {
+		unenforced = append(unenforced, "memory: cgroup v2 memory limits are not implemented")
+	}
+	if !spec.Network {
+		unenforced = append(unenforced, "network: no sandbox, the step has the host's network")
+	}
+	argv := append(rlimitArgs(spec.Limits, false), "/bin/sh", "-c", command)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = spec.Workspace
+	cmd.Env = append([]string{}, spec.Env...)
+	cmd.Stdout, cmd.Stderr = spec.Stdout, spec.Stderr
+	cmd.WaitDelay = waitDelay
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return Result{}, fmt.Errorf("start step: %w", err)
+	}
+	pgid := cmd.Process.Pid
+	res, err := supervise(ctx, cmd, spec.Timeout, nil)
+	// Background children left in the group go with the step.
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	res.Duration = time.Since(start)
+	res.Unenforced = unenforced
+	return res, err
+}

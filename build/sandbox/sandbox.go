@@ -1,0 +1,94 @@
+package sandbox
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// Fixed paths inside the sandbox, for the caller building Spec.Env.
+const (
+	// WorkspaceDir is where Spec.Workspace appears; it is the working folder.
+	WorkspaceDir = "/workspace"
+	// CacheDir is where Spec.Cache appears when set.
+	CacheDir = "/cache"
+	// HomeDir is the HOME callers should set: the per-step tmpfs, so that
+	// nothing a tool keeps in ~ leaks from one step or build to the next.
+	// Caches meant to survive go under CacheDir.
+	HomeDir = "/tmp"
+)
+
+// Spec describes one step.
+type Spec struct {
+	// Workspace is the host folder mounted read-write at /workspace. It must
+	// exist. With Bwrap.UID set, Run hands it (and everything in it) to that
+	// uid, and every folder above it must be searchable (mode o+x) by it.
+	Workspace string
+	// Cache is an optional host folder mounted read-write at /cache, kept
+	// between builds of one repo. With Bwrap.UID set, only the folder itself
+	// is handed over; everything in it was written by earlier builds.
+	Cache string
+	// Env is the complete environment of the step, built by the caller from
+	// an allow-list, as "KEY=value". Nothing else is passed, not even PATH.
+	Env []string
+	// Network shares the host's network; by default the step has only its
+	// own loopback.
+	Network bool
+	// Timeout is the wall-clock limit of the step; zero means none. On
+	// timeout every process of the step is killed.
+	Timeout time.Duration
+	// Stdout and Stderr receive the step's output as it is written; nil
+	// discards it.
+	Stdout, Stderr io.Writer
+	// Limits are resource limits; zero fields mean no limit.
+	Limits Limits
+}
+
+// Limits are per-step resource limits. Zero means unlimited.
+type Limits struct {
+	// Procs caps the processes (and threads) the step may have at once
+	// (RLIMIT_NPROC, counted inside the sandbox's user namespace).
+	Procs int
+	// FileSize caps the size in bytes of any file the step writes
+	// (RLIMIT_FSIZE).
+	FileSize int64
+	// Files caps open file descriptors per process (RLIMIT_NOFILE).
+	Files int
+	// Memory caps memory in bytes; it needs a delegated cgroup v2 and is not
+	// applied yet (see Result.Unenforced).
+	Memory int64
+}
+
+// Result is the outcome of a step that started.
+type Result struct {
+	// ExitCode is the exit status of `sh -c`; -1 when it was killed by us.
+	// A step killed by a signal of its own reports 128+signal.
+	ExitCode int
+	// Duration is the wall-clock time from start to the last process gone.
+	Duration time.Duration
+	// TimedOut is set when Spec.Timeout expired and the step was killed.
+	TimedOut bool
+	// Cancelled is set when the context ended and the step was killed.
+	Cancelled bool
+	// Unenforced lists requested limits that were not in force, each with
+	// the reason ("memory: no delegated cgroup v2"), for the build log.
+	Unenforced []string
+}
+
+// Runner runs build steps. It is what the build worker depends on; Bwrap
+// and None implement it, and a Kubernetes Job backend could.
+//
+// Contract:
+//   - Run is safe to call concurrently from several goroutines, for steps
+//     with distinct workspaces.
+//   - Run returns only when no process started for the step is left, on
+//     every path: normal exit, timeout, cancellation, and failure to start
+//     (a half-started sandbox is torn down before Run returns the error).
+//     There is no separate cleanup call to forget.
+//   - A non-nil error means the runner failed (sandbox could not be set up,
+//     workspace missing): the step's own failure is a non-zero ExitCode
+//     with a nil error. TimedOut and Cancelled come with a nil error.
+//   - Run never passes the daemon's environment to the step.
+type Runner interface {
+	Run(ctx context.Context, spec Spec, command string) (Result, error)
+}
