@@ -103,6 +103,9 @@ func (g gitRunner) run(ctx context.Context, args ...string) ([]byte, error) {
 		"-c", "core.fsmonitor=false",
 		"-c", "core.splitIndex=false",
 		"-c", "index.threads=1",
+		// Parallel checkout overlaps inflating objects with writing files, as
+		// the git archive | tar pipeline does.
+		"-c", "checkout.workers=0",
 	}, args...)
 	cmd := exec.CommandContext(ctx, "git", full...)
 	cmd.Env = []string{
