@@ -37,9 +37,11 @@ func NewStore(dir string) *Store {
 	return &Store{dir: dir, live: map[string]*live{}}
 }
 
-// Create starts a new log and returns its Writer. Output given to the Writer
-// beyond maxBytes is discarded (maxBytes <= 0: no cap); the values in
-// secrets are masked. It fails with [ErrExists] if the id has a log.
+// Create starts a new log and returns its Writer. What Write stores,
+// timestamps included, is capped at maxBytes (<= 0: no cap); lines written
+// with Printf and the notes about the cut come on top, so a log stays within
+// maxBytes plus a few hundred bytes. The values in secrets are masked. It
+// fails with [ErrExists] if the id has a log.
 func (s *Store) Create(id string, maxBytes int64, secrets []string) (*Writer, error) {
 	return s.open(id, maxBytes, secrets, false)
 }
