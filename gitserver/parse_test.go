@@ -135,3 +135,25 @@ func FuzzRepoPath(f *testing.F) {
 		}
 	})
 }
+
+func TestGitProtocolOnlyVersionForms(t *testing.T) {
+	for _, c := range []struct {
+		env  []string
+		want string
+		ok   bool
+	}{
+		{[]string{"GIT_PROTOCOL=version=2"}, "version=2", true},
+		{[]string{"GIT_PROTOCOL=version=0"}, "version=0", true},
+		{[]string{"GIT_PROTOCOL=version=1", "LANG=C"}, "version=1", true},
+		{[]string{"GIT_PROTOCOL=version=3"}, "", false},
+		{[]string{"GIT_PROTOCOL=version=2:object-format=sha1"}, "", false},
+		{[]string{"GIT_PROTOCOL=version=2\nX=1"}, "", false},
+		{[]string{"GIT_PROTOCOL=version=2", "GIT_PROTOCOL=evil"}, "", false},
+		{[]string{"XGIT_PROTOCOL=version=2"}, "", false},
+		{nil, "", false},
+	} {
+		if got, ok := gitProtocol(c.env); got != c.want || ok != c.ok {
+			t.Errorf("gitProtocol(%q) = %q, %v; want %q, %v", c.env, got, ok, c.want, c.ok)
+		}
+	}
+}
