@@ -28,13 +28,7 @@ func newBwrap() *Bwrap { return &Bwrap{UID: buildUID, GID: buildUID} }
 func layout(t *testing.T) (ws, secretPath string) {
 	t.Helper()
 	base := t.TempDir()
-	for d := base; d != "/"; d = filepath.Dir(d) {
-		if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o001 == 0 {
-			if err := os.Chmod(d, fi.Mode().Perm()|0o011); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	searchable(t, base)
 	data := filepath.Join(base, "data")
 	ws = filepath.Join(base, "work", "ws")
 	for _, d := range []string{data, ws} {
@@ -47,6 +41,18 @@ func layout(t *testing.T) (ws, secretPath string) {
 		t.Fatal(err)
 	}
 	return ws, secretPath
+}
+
+// searchable makes dir and the folders above it searchable by the build uid.
+func searchable(tb testing.TB, dir string) {
+	tb.Helper()
+	for d := dir; d != "/"; d = filepath.Dir(d) {
+		if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o001 == 0 {
+			if err := os.Chmod(d, fi.Mode().Perm()|0o011); err != nil {
+				tb.Fatal(err)
+			}
+		}
+	}
 }
 
 // syncBuffer is written by the step's output copier and read by the test.
