@@ -51,12 +51,12 @@ func TestNextAfterOnTheFallBackNight(t *testing.T) {
 			t.Errorf("%s fires %d times from %s to %s, want %d: %v", tc.spec, len(got), from, to, tc.want, got)
 		}
 	}
-	// robfig's own Next fires the 01:30 job twice that night; nextAfter
-	// is what keeps it to one.
+	// robfig's own Next fires the 01:30 job twice that night (EDT, then
+	// EST an hour later); nextAfter is what keeps it to one.
 	s := mustParse(t, "CRON_TZ=America/New_York 30 1 * * *")
 	first := s.Next(from)
 	if again := s.Next(first); again.Sub(first) != time.Hour {
-		t.Logf("robfig no longer repeats the hour (%s then %s); nextAfter's guard is now unused", first, again)
+		t.Errorf("robfig's Next no longer repeats the hour (%s then %s): revisit nextAfter", first, again)
 	}
 }
 
@@ -80,9 +80,10 @@ func TestMissed(t *testing.T) {
 		t.Errorf("minutely over a year: latest %s, n %d, more %v, err %v", latest, n, more, err)
 	}
 
-	// A yearly schedule: the latest of many years is found too.
-	yearly := mustParse(t, "@every 1s")
-	latest, _, more, err = missed(yearly, last, last.Add(24*time.Hour+500*time.Millisecond))
+	// @every 1s over a day down: 86400 instants, counted up to the cap,
+	// the latest exact.
+	everySecond := mustParse(t, "@every 1s")
+	latest, _, more, err = missed(everySecond, last, last.Add(24*time.Hour+500*time.Millisecond))
 	if err != nil || !more || !latest.Equal(last.Add(24*time.Hour)) {
 		t.Errorf("every second over a day: latest %s, more %v, err %v", latest, more, err)
 	}

@@ -210,7 +210,7 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	s.mu.Lock()
 	if s.started || s.stopped {
 		s.mu.Unlock()
-		return fmt.Errorf("start scheduler: %w", ErrStopped)
+		return fmt.Errorf("start scheduler: already started or stopped: %w", ErrStopped)
 	}
 	s.started = true
 	loopCtx, stop := context.WithCancel(ctx)
@@ -256,7 +256,7 @@ func (s *Scheduler) reconcile(ctx context.Context) error {
 		switch {
 		case !ok:
 			e.ref, e.next = now, nextAfter(e.sched, now)
-			s.log.Info("new schedule; starting fresh", "schedule", e.key(), "spec", e.spec, "next", fmtTime(e.next, e.loc))
+			s.log.Info("schedule is new or never fired; starting fresh", "schedule", e.key(), "spec", e.spec, "next", fmtTime(e.next, e.loc))
 		case st.Spec != e.effective:
 			e.ref, e.next = now, nextAfter(e.sched, now)
 			s.log.Info("schedule spec changed; starting fresh", "schedule", e.key(),

@@ -469,7 +469,7 @@ name = "app"
 		t.Errorf("nightly after its spec changed = %+v; want the one queued run, not a catch-up", runs)
 	}
 	logs := e.log.String()
-	for _, want := range []string{"schedule removed from the config", "schedule=app/old", "new schedule; starting fresh", "schedule spec changed; starting fresh"} {
+	for _, want := range []string{"schedule removed from the config", "schedule=app/old", "schedule is new or never fired; starting fresh", "schedule spec changed; starting fresh"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("log lacks %q:\n%s", want, logs)
 		}
@@ -500,19 +500,23 @@ name = "app"
   branch = "main"
 `), nil)
 
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(8 * time.Second)
+	poll := time.NewTicker(20 * time.Millisecond)
+	defer poll.Stop()
 	var runs []store.Build
 	for len(runs) < 2 {
 		if time.Now().After(deadline) {
-			t.Fatalf("runs after 5s: %+v; want 2", runs)
+			t.Fatalf("runs after 8s: %+v; want 2", runs)
 		}
+		<-poll.C
 		// Poll the database: it is the only record of what fired.
 		runs = e.runs("app", "often")
 	}
 	if runs[0].State != store.StateQueued || runs[1].State != store.StateSkipped {
 		t.Errorf("runs = %s, %s; want queued, then skipped as an overlap", runs[0].State, runs[1].State)
 	}
-	if gap := runs[1].CreatedAt.Sub(runs[0].CreatedAt); gap < 500*time.Millisecond || gap > 2500*time.Millisecond {
+	// Loose bounds: the machine running the tests may be busy.
+	if gap := runs[1].CreatedAt.Sub(runs[0].CreatedAt); gap < 100*time.Millisecond || gap > 4*time.Second {
 		t.Errorf("the two firings were %s apart; want about a second", gap)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
