@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/gliderlabs/ssh"
 
@@ -101,7 +102,6 @@ func (s *Server) runGit(ctx context.Context, sess ssh.Session, env []string, ser
 	cmd := exec.CommandContext(ctx, s.git, s.gitArgs(service, path)...)
 	cmd.Env = env
 	cmd.Dir = path
-	setProcessGroup(cmd)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return s.gitFailed(sess, service, err)
@@ -114,6 +114,8 @@ func (s *Server) runGit(ctx context.Context, sess ssh.Session, env []string, ser
 	if err != nil {
 		return s.gitFailed(sess, service, err)
 	}
+	exited := make(chan struct{})
+	stopGently(cmd, stdin, exited)
 	if err := cmd.Start(); err != nil {
 		return s.gitFailed(sess, service, err)
 	}
@@ -125,22 +127,22 @@ func (s *Server) runGit(ctx context.Context, sess ssh.Session, env []string, ser
 	}()
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() {
+	copyOut := func(dst io.Writer, src io.Reader) {
 		defer wg.Done()
-		if _, err := io.Copy(sess, stdout); err != nil {
-			cancel() // the client is gone; git would block on a full pipe
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		if _, err := io.Copy(sess.Stderr(), stderr); err != nil {
+		if _, err := io.Copy(dst, src); err != nil {
+			// The client is gone: stop git, and keep its pipe drained
+			// meanwhile so that it never blocks on a full one.
 			cancel()
+			_, _ = io.Copy(io.Discard, src)
 		}
-	}()
+	}
+	go copyOut(sess, stdout)
+	go copyOut(sess.Stderr(), stderr)
 	// Both streams must be drained before Wait (which closes the pipes) and
 	// before the exit status is sent, or the client loses git's last words.
 	wg.Wait()
 	err = cmd.Wait()
+	close(exited)
 	if err == nil {
 		return 0
 	}
@@ -161,16 +163,41 @@ func (s *Server) gitFailed(sess ssh.Session, service string, err error) int {
 	return 1
 }
 
-// setProcessGroup puts git and its children (pack-objects, index-pack) in a
-// process group of their own and, on cancellation, asks the whole group to
-// stop: SIGTERM lets receive-pack remove its quarantine directory, and
-// WaitDelay kills git outright if it does not exit in time.
-func setProcessGroup(cmd *exec.Cmd) {
+// How long git gets at each step of being stopped.
+const (
+	eofGrace  = 2 * time.Second // after its stdin is closed
+	termGrace = 5 * time.Second // after SIGTERM, before SIGKILL
+)
+
+// stopGently runs git in a process group of its own (with its children:
+// pack-objects, index-pack, hooks) and arranges how it is stopped when its
+// context ends (client gone, shutdown deadline passed). First its stdin is
+// closed: receive-pack then fails the push and exits normally, which is the
+// only way it removes its quarantine directory (git no longer cleans up on
+// signals). A git still running eofGrace later (upload-pack packing for a
+// client that left) gets SIGTERM, and the group SIGKILL after termGrace.
+func stopGently(cmd *exec.Cmd, stdin io.Closer, exited <-chan struct{}) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error {
-		return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		stdin.Close()
+		pgid := cmd.Process.Pid
+		go func() {
+			for _, step := range []struct {
+				wait time.Duration
+				sig  syscall.Signal
+			}{{eofGrace, syscall.SIGTERM}, {termGrace, syscall.SIGKILL}} {
+				select {
+				case <-exited:
+					return
+				case <-time.After(step.wait):
+					_ = syscall.Kill(-pgid, step.sig)
+				}
+			}
+		}()
+		return nil
 	}
-	cmd.WaitDelay = killGrace
+	// Wait gives up on git (killing the leader itself) after both graces.
+	cmd.WaitDelay = eofGrace + termGrace + time.Second
 }
 
 // createRepo makes an empty bare repository at path, with Slipway's hooks

@@ -52,9 +52,10 @@ type Options struct {
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = ssh.ErrServerClosed
 
-// killGrace is how long git gets after SIGTERM (client gone, shutdown
-// deadline passed) to remove its quarantine directory before it is killed.
-const killGrace = 5 * time.Second
+// closeGrace is how long Shutdown lets clients close their connections
+// after their last session ended, before closing them: closing at once could
+// cut off the exit status on its way.
+const closeGrace = time.Second
 
 // Server is the SSH git host. It is safe for concurrent use.
 type Server struct {
@@ -177,6 +178,7 @@ func (s *Server) Serve(ln net.Listener) error {
 // their git processes) to finish. When ctx ends first, it terminates the git
 // processes (SIGTERM to their process groups, SIGKILL after a grace period),
 // closes all connections and returns ctx's error.
+// It returns nil when every session finished in time.
 func (s *Server) Shutdown(ctx context.Context) error {
 	drained := s.sessions.drain()
 	shut := make(chan error, 1)
@@ -185,17 +187,23 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-drained:
 		// Connections without a running session (an idle client) must not
 		// hold the daemon up.
+		select {
+		case err := <-shut:
+			return err
+		case <-time.After(closeGrace):
+		case <-ctx.Done():
+		}
 		s.srv.Close()
 		<-shut
 		return nil
 	case <-ctx.Done():
 	}
-	s.log.Warn("shutdown deadline passed; terminating running git processes")
+	s.log.Warn("shutdown deadline passed; stopping running git processes")
 	s.stopNow()
 	s.srv.Close()
 	select {
 	case <-drained:
-	case <-time.After(killGrace + time.Second):
+	case <-time.After(eofGrace + termGrace + 2*time.Second):
 		s.log.Error("ssh sessions still running after kill")
 	}
 	<-shut

@@ -39,6 +39,7 @@ func builtin(name string) bool {
 func (s *Server) handleSession(sess ssh.Session) {
 	start := time.Now()
 	rec := sessionRecord{code: 1}
+	entered := false
 	caller, overLimit, ok := callerOf(sess.Context())
 	log := s.log.With("user", caller.User, "key", caller.KeyFingerprint, "remote", sess.RemoteAddr().String())
 	defer func() {
@@ -50,6 +51,11 @@ func (s *Server) handleSession(sess ssh.Session) {
 		}
 		log.Info("ssh session", "command", rec.command, "repo", rec.repo, "exit", rec.code, "duration", time.Since(start))
 		_ = sess.Exit(rec.code)
+		// Only now may Shutdown consider the session over: the client
+		// has its exit status.
+		if entered {
+			s.sessions.leave()
+		}
 	}()
 	stderr := sess.Stderr()
 	switch {
@@ -65,7 +71,7 @@ func (s *Server) handleSession(sess ssh.Session) {
 		fmt.Fprintln(stderr, "slipway: the server is shutting down; try again shortly")
 		return
 	}
-	defer s.sessions.leave()
+	entered = true
 
 	ctx, cancel := context.WithCancel(sess.Context())
 	defer cancel()
