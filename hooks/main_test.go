@@ -50,7 +50,7 @@ func clientMain(args []string) int {
 //	admin: admin; alice: write on app; bob: write and release on app;
 //	carol: read on app.
 type testEnv struct {
-	t       *testing.T
+	t       testing.TB
 	cfg     *configs.Config
 	store   *store.Store
 	rec     *countingRecorder
@@ -64,7 +64,7 @@ type testEnv struct {
 
 type envOption func(*ServerOptions)
 
-func newEnv(t *testing.T, opts ...envOption) *testEnv {
+func newEnv(t testing.TB, opts ...envOption) *testEnv {
 	t.Helper()
 	e := prepareEnv(t)
 	e.start(opts...)
@@ -72,7 +72,7 @@ func newEnv(t *testing.T, opts ...envOption) *testEnv {
 }
 
 // prepareEnv sets everything up but does not start the daemon.
-func prepareEnv(t *testing.T) *testEnv {
+func prepareEnv(t testing.TB) *testEnv {
 	t.Helper()
 	dir := t.TempDir()
 	e := &testEnv{t: t, fps: map[string]string{}, gitHome: filepath.Join(dir, "home")}

@@ -308,3 +308,63 @@ func TestListen(t *testing.T) {
 	}
 	ln.Close()
 }
+
+// TestPostReceiveWithStaleTokenStillRecords: git has updated the refs by
+// post-receive, so a push whose token the daemon no longer knows is recorded
+// all the same, as the unknown user, and the pusher is warned.
+func TestPostReceiveWithStaleTokenStillRecords(t *testing.T) {
+	e := newEnv(t)
+	repo := e.bareRepo("app")
+	tok, end := e.reg.Begin("app", "alice", e.fps["alice"])
+	end()
+	stdin, env := postReceiveInput(repo, tok)
+	var stderr strings.Builder
+	if code := RunClient(t.Context(), PostReceive, e.socket, stdin, &stderr, env); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+	if !strings.Contains(stderr.String(), "slipway: WARNING: this push's token is not known") ||
+		!strings.Contains(stderr.String(), "slipway: recorded push #1 (1 ref)") {
+		t.Errorf("pusher saw %q", stderr.String())
+	}
+	if p, ok := e.lastPush("app"); !ok || p.User != UnknownUser || p.KeyFingerprint != "" {
+		t.Errorf("recorded %+v (found %v)", p, ok)
+	}
+}
+
+// TestClientWithoutVerdict: a daemon that hangs up without a verdict
+// refuses the push (pre-receive) and warns (post-receive).
+func TestClientWithoutVerdict(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "s")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			// Read the request, say something, hang up.
+			_, _ = readRequest(c)
+			_, _ = io.WriteString(c, `{"out":"thinking...\n"}`+"\n")
+			c.Close()
+		}
+	}()
+	stdin := func() io.Reader { return strings.NewReader(zero + " " + strings.Repeat("1", 40) + " refs/heads/main\n") }
+	var stderr strings.Builder
+	if code := RunClient(t.Context(), PreReceive, sock, stdin(), &stderr, []string{"GIT_DIR=/r.git"}); code != 1 {
+		t.Errorf("pre-receive exit %d, want 1", code)
+	}
+	if want := "thinking...\nslipway: the Slipway daemon closed the connection without a verdict; push refused\n"; stderr.String() != want {
+		t.Errorf("pre-receive said %q, want %q", stderr.String(), want)
+	}
+	stderr.Reset()
+	if code := RunClient(t.Context(), PostReceive, sock, stdin(), &stderr, []string{"GIT_DIR=/r.git"}); code != 0 {
+		t.Errorf("post-receive exit %d, want 0", code)
+	}
+	if !strings.Contains(stderr.String(), "this push may NOT have been recorded") {
+		t.Errorf("post-receive said %q", stderr.String())
+	}
+}
