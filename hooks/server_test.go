@@ -352,7 +352,9 @@ func TestClientWithoutVerdict(t *testing.T) {
 			c.Close()
 		}
 	}()
-	stdin := func() io.Reader { return strings.NewReader(zero + " " + strings.Repeat("1", 40) + " refs/heads/main\n") }
+	stdin := func() io.Reader {
+		return strings.NewReader(zero + " " + strings.Repeat("1", 40) + " refs/heads/main\n")
+	}
 	var stderr strings.Builder
 	if code := RunClient(t.Context(), PreReceive, sock, stdin(), &stderr, []string{"GIT_DIR=/r.git"}); code != 1 {
 		t.Errorf("pre-receive exit %d, want 1", code)
