@@ -19,6 +19,14 @@
 // must replace files (write and rename), never edit them in place: an
 // in-place edit would change every release that shares the file.
 //
-// This package does not queue, gate or record deployments; the daemon does
-// that and calls Ship one deployment at a time per environment.
+// Service is the daemon's side of deploying. Its workers run the deployment
+// queue kept in the store (one deployment at a time per environment, in the
+// order queued): each ships a passed build's artifacts to the environment's
+// target with Ship, under its own log, and records succeeded, failed or
+// rolled back. Service.CheckRelease is the release gate that pre-receive
+// asks before refs/release/<env> may move; ReleaseDeployments and
+// AutoDeployments turn an accepted release push and a passed build into
+// deployments that the store records atomically with the push or the
+// build's result. Targets and deploy keys are read from the config here
+// only; builds never see them.
 package deploy

@@ -405,6 +405,11 @@ func describeActivate(err error) string {
 	if errors.As(err, &ee) {
 		return fmt.Sprintf("exit %d", ee.Code)
 	}
+	if errors.Is(err, ErrInterrupted) {
+		// The transport words every cancelled command as ErrInterrupted
+		// ("rsync interrupted"); activate is not rsync.
+		return "an interruption (" + strings.TrimPrefix(err.Error(), ErrInterrupted.Error()+": ") + ")"
+	}
 	return err.Error()
 }
 

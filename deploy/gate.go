@@ -1,0 +1,260 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"slipway/configs"
+	"slipway/store"
+)
+
+// ReleasePrefix is the ref namespace whose updates are release approvals:
+// a push to refs/release/<env> asks for the pushed revision on <env>.
+const ReleasePrefix = "refs/release/"
+
+// ErrReleaseRefused is matched (errors.Is) by every refusal of the release
+// gate. An error from CheckRelease that does not match it means the gate
+// could not decide (the database failed); the push is refused all the same.
+var ErrReleaseRefused = errors.New("release refused")
+
+// refusal is one sentence saying why a release is refused. Its text is the
+// reason alone: the hooks print it after the ref name.
+type refusal string
+
+func (r refusal) Error() string             { return string(r) }
+func (refusal) Is(target error) bool        { return target == ErrReleaseRefused }
+func refusef(format string, a ...any) error { return refusal(fmt.Sprintf(format, a...)) }
+
+// CheckRelease is the release gate, asked in pre-receive for every update
+// of refs/release/<env> that creates or moves the ref. It returns nil when
+// user may put commit on env of repo: env exists, user has the release
+// right (and is one of env's approvers when the config names them), commit
+// has a passed build of the default pipeline that kept artifacts, and, when
+// env requires another environment, commit is or was live there. Otherwise
+// the error is one line for the pusher (and matches ErrReleaseRefused).
+//
+// The rights are checked again here although the hooks check them first:
+// the gate must hold whoever calls it.
+func (s *Service) CheckRelease(ctx context.Context, repo, env, commit, user string) error {
+	e, ok := s.o.Config.Environment(repo, env)
+	if !ok {
+		return refusef("unknown environment %q (%s)", env, s.envNames(repo))
+	}
+	if !s.o.Config.Access(user, repo).Has(configs.Release) {
+		return refusef("user %s may not release repository %s (needs the release right)", user, repo)
+	}
+	if len(e.Approvers) > 0 && !slices.Contains(e.Approvers, user) {
+		return refusef("user %s is not an approver of %s (approvers: %s)", user, env, strings.Join(e.Approvers, ", "))
+	}
+	b, ok, err := s.o.Store.PassedBuildForCommit(ctx, repo, commit)
+	if err != nil {
+		return s.gateFailed("find passed build", repo, env, commit, err)
+	}
+	if !ok {
+		return refusef("revision %s has no passed build", short(commit))
+	}
+	has, err := s.hasArtifacts(b.ID)
+	if err != nil {
+		return s.gateFailed("read artifacts", repo, env, commit, err)
+	}
+	if !has {
+		return refusef("build %d kept no artifacts", b.ID)
+	}
+	if e.Requires != "" {
+		live, err := s.o.Store.EverLive(ctx, repo, e.Requires, commit)
+		if err != nil {
+			return s.gateFailed("check requires", repo, env, commit, err)
+		}
+		if !live {
+			return refusef("revision %s has not been live on %s (%s requires %s)", short(commit), e.Requires, env, e.Requires)
+		}
+	}
+	return nil
+}
+
+// gateFailed logs the detail of a failure to decide and returns the one
+// sentence the pusher sees.
+func (s *Service) gateFailed(what, repo, env, commit string, err error) error {
+	s.log.Error("release gate: "+what, "repo", repo, "env", env, "commit", commit, "err", err)
+	return errors.New("the release gate could not read Slipway's records; nothing was released, try again")
+}
+
+// envNames lists a repository's environments for a refusal message.
+func (s *Service) envNames(repo string) string {
+	envs := s.o.Config.EnvironmentsOf(repo)
+	if len(envs) == 0 {
+		return "repository " + repo + " has no environments"
+	}
+	names := make([]string, len(envs))
+	for i, e := range envs {
+		names[i] = e.Name
+	}
+	return "repository " + repo + " has " + strings.Join(names, ", ")
+}
+
+// artifactDir is where the build service keeps the artifacts of a passed
+// build.
+func (s *Service) artifactDir(buildID int64) string {
+	return filepath.Join(s.o.ArtifactsDir, strconv.FormatInt(buildID, 10))
+}
+
+// hasArtifacts reports whether a build kept anything to deploy. A build
+// whose pipeline named no artifacts has no folder at all; shipping an empty
+// folder would make `current` point at nothing useful.
+func (s *Service) hasArtifacts(buildID int64) (bool, error) {
+	f, err := os.Open(s.artifactDir(buildID))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("open artifacts of build %d: %w", buildID, err)
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(1)
+	if len(names) > 0 {
+		return true, nil
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		return false, fmt.Errorf("read artifacts of build %d: %w", buildID, err)
+	}
+	return false, nil
+}
+
+// ReleaseDeployments returns the deployments that the release refs of an
+// accepted push ask for, for the wiring to record together with the push
+// (store.RecordPushAndEnqueue), then Wake the service. A created or moved
+// refs/release/<env> becomes a deployment of the newest passed build of the
+// new revision, triggered as a rollback when that revision was live on env
+// before and is not live now, else as a release; User is the pusher.
+//
+// The gate has approved these refs in pre-receive. A ref that can no
+// longer be deployed by the time post-receive runs (the environment left the
+// config, the build records changed) is skipped and logged rather than
+// failing: git has already moved the ref and the push must still be
+// recorded. The error is only for records that could not be read.
+func (s *Service) ReleaseDeployments(ctx context.Context, p store.Push) ([]store.Deployment, error) {
+	var out []store.Deployment
+	for _, u := range p.Refs {
+		env, ok := ReleaseEnv(u.Name)
+		if !ok || store.ZeroID(u.New) {
+			continue
+		}
+		log := s.log.With("repo", p.Repo, "env", env, "commit", u.New, "user", p.User)
+		if _, ok := s.o.Config.Environment(p.Repo, env); !ok {
+			log.Warn("release ref of an unknown environment accepted; not deploying")
+			continue
+		}
+		b, ok, err := s.o.Store.PassedBuildForCommit(ctx, p.Repo, u.New)
+		if err != nil {
+			return nil, fmt.Errorf("deployment for %s: %w", u.Name, err)
+		}
+		if !ok {
+			log.Warn("release ref of a revision without a passed build accepted; not deploying")
+			continue
+		}
+		trigger, err := s.releaseTrigger(ctx, p.Repo, env, u.New)
+		if err != nil {
+			return nil, fmt.Errorf("deployment for %s: %w", u.Name, err)
+		}
+		out = append(out, store.Deployment{
+			Repo: p.Repo, Env: env, BuildID: b.ID, Commit: u.New, Trigger: trigger, User: p.User,
+		})
+	}
+	return out, nil
+}
+
+// releaseTrigger tells a rollback (a revision that was live on env and is
+// not now) from a release.
+func (s *Service) releaseTrigger(ctx context.Context, repo, env, commit string) (store.DeployTrigger, error) {
+	was, err := s.o.Store.EverLive(ctx, repo, env, commit)
+	if err != nil || !was {
+		return store.DeployRelease, err
+	}
+	live, ok, err := s.o.Store.LiveDeployment(ctx, repo, env)
+	if err != nil {
+		return "", err
+	}
+	if ok && live.Commit == commit {
+		return store.DeployRelease, nil
+	}
+	return store.DeployRollback, nil
+}
+
+// ReleaseEnv returns the environment named by a release ref
+// ("refs/release/prod" -> "prod"). ok is false for other refs and for an
+// empty name.
+func ReleaseEnv(ref string) (env string, ok bool) {
+	env, ok = strings.CutPrefix(ref, ReleasePrefix)
+	return env, ok && env != ""
+}
+
+// AutoDeployments returns the deployments due when build b passes: one per
+// environment of b's repository whose auto branch is b's branch, for builds
+// of the default pipeline only (a nightly suite passing does not ship). The
+// build service records them in the same transaction as the build's result
+// (store.FinishBuildAndDeploy), then the service is woken.
+//
+// An environment that already has an automatic deployment of a newer build
+// is skipped: a slow build of an older commit finishing last must not put
+// that commit back on the environment.
+func (s *Service) AutoDeployments(ctx context.Context, b store.Build) []store.Deployment {
+	if b.Pipeline != "" && b.Pipeline != store.DefaultPipeline {
+		return nil
+	}
+	branch, ok := strings.CutPrefix(b.Ref, "refs/heads/")
+	if !ok || branch == "" {
+		return nil
+	}
+	var out []store.Deployment
+	for _, e := range s.o.Config.EnvironmentsOf(b.Repo) {
+		if e.Auto != branch {
+			continue
+		}
+		if newer, ok := s.newerAuto(ctx, b, e.Name); ok {
+			s.log.Info("not deploying an older build automatically", "repo", b.Repo, "env", e.Name,
+				"build", b.ID, "newer_build", newer.BuildID, "newer_deployment", newer.ID)
+			continue
+		}
+		out = append(out, store.Deployment{
+			Repo: b.Repo, Env: e.Name, BuildID: b.ID, Commit: b.Commit, Trigger: store.DeployAuto,
+		})
+	}
+	return out
+}
+
+// newerAutoWindow is how much recent history newerAuto looks at.
+const newerAutoWindow = 20
+
+// newerAuto finds a recent automatic deployment to env of a build newer
+// than b that is queued, running or succeeded. When the records cannot be
+// read it says none: deploying is the safer mistake than silently not.
+func (s *Service) newerAuto(ctx context.Context, b store.Build, env string) (store.Deployment, bool) {
+	ds, err := s.o.Store.ListDeployments(ctx, b.Repo, env, newerAutoWindow)
+	if err != nil {
+		s.log.Warn("list deployments", "repo", b.Repo, "env", env, "err", err)
+		return store.Deployment{}, false
+	}
+	for _, d := range ds {
+		if d.Trigger == store.DeployAuto && d.BuildID > b.ID &&
+			(d.State == store.DeployQueued || d.State == store.DeployRunning || d.State == store.DeploySucceeded) {
+			return d, true
+		}
+	}
+	return store.Deployment{}, false
+}
+
+// short is the abbreviated commit people see in messages.
+func short(commit string) string {
+	if len(commit) > 7 {
+		return commit[:7]
+	}
+	return commit
+}

@@ -1,0 +1,614 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"slipway/build/logs"
+	"slipway/configs"
+	"slipway/store"
+)
+
+// Records is what the Service needs of the store (*store.Store implements
+// it): the deployment queue, whose head per repo and environment is claimed
+// one at a time, and the build records the release gate asks about.
+type Records interface {
+	ClaimDeployment(ctx context.Context) (store.Deployment, bool, error)
+	SetDeploymentRelease(ctx context.Context, id int64, releaseID string) error
+	FinishDeployment(ctx context.Context, id int64, state store.DeployState, reason string) error
+	RecoverDeployments(ctx context.Context) ([]store.Deployment, error)
+	EnqueueDeployment(ctx context.Context, d store.Deployment) (store.Deployment, error)
+	GetDeployment(ctx context.Context, id int64) (store.Deployment, error)
+	ListDeployments(ctx context.Context, repo, env string, limit int) ([]store.Deployment, error)
+	EverLive(ctx context.Context, repo, env, commit string) (bool, error)
+	LiveDeployment(ctx context.Context, repo, env string) (store.Deployment, bool, error)
+	PassedBuildForCommit(ctx context.Context, repo, commit string) (store.Build, bool, error)
+}
+
+// ServiceOptions configures a Service. Config, Store and Logs are required.
+type ServiceOptions struct {
+	Config *configs.Config
+	Store  Records
+	// Shipper transfers and switches releases; nil means a Shipper with
+	// default settings logging to Logger.
+	Shipper *Shipper
+	// Logs keeps each deployment's log under the id "deploy-<id>", so it
+	// may be the build logs' store or one of its own.
+	Logs *logs.Store
+	// ArtifactsDir holds the artifacts of passed builds, <ArtifactsDir>/<build id>/,
+	// as the build service keeps them; default <DataDir>/artifacts.
+	ArtifactsDir string
+	// DataDir is where local targets with relative paths live; default
+	// Config.DataDir.
+	DataDir string
+	Logger  *slog.Logger // nil discards
+	// Workers is how many deployments run at once, each to a different
+	// environment; default 2.
+	Workers int
+	// Timeout bounds one deployment, activate included, so that a hung
+	// command cannot block its environment's queue for ever; default 30m.
+	Timeout time.Duration
+}
+
+// LogID is the id of deployment id's log in ServiceOptions.Logs.
+func LogID(id int64) string { return "deploy-" + strconv.FormatInt(id, 10) }
+
+// Service runs the deployment queue kept in the store: workers claim the
+// head of each environment's queue, ship the build's artifacts to the
+// environment's target and record the outcome. It also answers the release
+// gate and turns passed builds and release pushes into deployments. The
+// queue lives only in the store; the Service keeps nothing a restart would
+// need.
+type Service struct {
+	o       ServiceOptions
+	log     *slog.Logger
+	shipper *Shipper
+
+	wake chan struct{} // one token: "something may be queued"
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced when a deployment starts or ends
+	started bool
+	stop    context.CancelFunc      // stops claiming; set by Start
+	kill    context.CancelCauseFunc // cancels running deployments; set by Start
+	workers sync.WaitGroup
+}
+
+// safetyTick is how often idle workers and waiters look at the store
+// although nobody woke them: wakes are what make deployments start at once;
+// the tick covers one recorded by something that did not call Wake.
+const safetyTick = time.Second
+
+// finalGrace bounds recording a deployment's outcome once its own context
+// has ended.
+const finalGrace = 30 * time.Second
+
+// errShutdown is the cause of a deployment's cancellation when the daemon
+// stops.
+var errShutdown = errors.New("the daemon is stopping")
+
+// NewService checks the options and fills in defaults. It starts nothing.
+func NewService(o ServiceOptions) (*Service, error) {
+	switch {
+	case o.Config == nil:
+		return nil, errors.New("new deploy service: Config is required")
+	case o.Store == nil:
+		return nil, errors.New("new deploy service: Store is required")
+	case o.Logs == nil:
+		return nil, errors.New("new deploy service: Logs is required")
+	}
+	if o.DataDir == "" {
+		o.DataDir = o.Config.DataDir
+	}
+	if o.ArtifactsDir == "" {
+		o.ArtifactsDir = filepath.Join(o.DataDir, "artifacts")
+	}
+	if o.Workers <= 0 {
+		o.Workers = 2
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 30 * time.Minute
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	sh := o.Shipper
+	if sh == nil {
+		sh = &Shipper{Logger: log}
+	}
+	return &Service{
+		o:       o,
+		log:     log,
+		shipper: sh,
+		wake:    make(chan struct{}, 1),
+		changed: make(chan struct{}),
+	}, nil
+}
+
+// Start records the deployments a previous daemon left running as failed
+// (their logs say so; Ship left `current` on a complete release and the
+// next deployment removes the partial one), then starts the workers. ctx
+// bounds the recovery; the workers run until Shutdown, or until ctx is
+// cancelled, which is handled like a Shutdown whose deadline has passed.
+func (s *Service) Start(ctx context.Context) error {
+	s.mu.Lock()
+	if s.started {
+		s.mu.Unlock()
+		return errors.New("start deploy service: already started")
+	}
+	s.started = true
+	s.mu.Unlock()
+
+	recovered, err := s.o.Store.RecoverDeployments(ctx)
+	if err != nil {
+		return fmt.Errorf("start deploy service: %w", err)
+	}
+	for _, d := range recovered {
+		s.log.Warn("deployment cut off by a daemon stop; recorded failed", "deployment", d.ID, "repo", d.Repo, "env", d.Env)
+		s.appendLog(d.ID, fmt.Sprintf("== the daemon stopped during deployment #%d; it is recorded as failed "+
+			"(current was switched only if the release was complete; retry to finish)", d.ID))
+	}
+
+	claimCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	runCtx, kill := context.WithCancelCause(context.WithoutCancel(ctx))
+	s.mu.Lock()
+	s.stop, s.kill = stop, kill
+	s.mu.Unlock()
+	context.AfterFunc(ctx, func() { stop(); kill(errShutdown) })
+
+	for range s.o.Workers {
+		s.workers.Add(1)
+		go func() {
+			defer s.workers.Done()
+			s.worker(claimCtx, runCtx)
+		}()
+	}
+	s.log.Info("deploy workers started", "workers", s.o.Workers, "recovered", len(recovered))
+	s.Wake()
+	return nil
+}
+
+// appendLog adds a line to a deployment's log outside of a run.
+func (s *Service) appendLog(id int64, line string) {
+	w, err := s.o.Logs.Append(LogID(id), 0, nil)
+	if errors.Is(err, logs.ErrNotFound) {
+		w, err = s.o.Logs.Create(LogID(id), 0, nil)
+	}
+	if err != nil {
+		s.log.Error("append to deployment log", "deployment", id, "err", err)
+		return
+	}
+	w.Printf("%s", line)
+	if err := w.Close(); err != nil {
+		s.log.Error("append to deployment log", "deployment", id, "err", err)
+	}
+}
+
+// Shutdown stops claiming deployments and waits for the running ones to
+// end. When ctx ends first, they are cancelled: Ship stops the transfer
+// (current stays on the previous complete release) or, if the switch had
+// happened, finishes switching back; each is recorded failed with the
+// reason, and Shutdown returns an error once the workers are gone.
+func (s *Service) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	stop, kill := s.stop, s.kill
+	s.mu.Unlock()
+	if stop == nil {
+		return nil
+	}
+	stop()
+	done := make(chan struct{})
+	go func() { s.workers.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		kill(errShutdown)
+		<-done
+		return fmt.Errorf("shut down deploy service: running deployments cancelled: %w", ctx.Err())
+	}
+}
+
+// Wake tells the workers that a deployment may be waiting. Whoever records
+// deployments (the push and build wiring, Retry) calls it; it never blocks.
+func (s *Service) Wake() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Service) changedChan() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
+}
+
+func (s *Service) notify() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+func (s *Service) worker(claimCtx, runCtx context.Context) {
+	tick := time.NewTicker(safetyTick)
+	defer tick.Stop()
+	for {
+		if claimCtx.Err() != nil {
+			return
+		}
+		d, ok, err := s.o.Store.ClaimDeployment(claimCtx)
+		switch {
+		case err != nil && claimCtx.Err() == nil:
+			s.log.Error("claim deployment", "err", err)
+		case ok:
+			// Another environment's head may be claimable too: pass the
+			// wake on to an idle worker.
+			s.Wake()
+			s.run(runCtx, d)
+			continue
+		}
+		select {
+		case <-claimCtx.Done():
+			return
+		case <-s.wake:
+		case <-tick.C:
+		}
+	}
+}
+
+// run performs one claimed deployment and records its outcome.
+func (s *Service) run(runCtx context.Context, d store.Deployment) {
+	log := s.log.With("deployment", d.ID, "repo", d.Repo, "env", d.Env, "build", d.BuildID)
+	ctx, cancel := context.WithTimeoutCause(runCtx, s.o.Timeout,
+		fmt.Errorf("the deployment took longer than %s", s.o.Timeout))
+	defer cancel()
+
+	w, err := s.o.Logs.Create(LogID(d.ID), s.o.Config.Build.MaxLogBytes, nil)
+	if err != nil {
+		log.Error("create deployment log", "err", err)
+		s.finish(runCtx, d, nil, store.DeployFailed, "could not create the deployment log: "+err.Error())
+		return
+	}
+	s.notify() // followers waiting for the log to exist
+	w.Printf("== deployment #%d of %s build #%d (%s) to %s, %s", d.ID, d.Repo, d.BuildID, short(d.Commit), d.Env, describeTrigger(d))
+
+	state, reason := s.ship(ctx, d, w, log)
+	if err := context.Cause(ctx); err != nil && state != store.DeploySucceeded && !strings.Contains(reason, err.Error()) {
+		reason = "cancelled (" + err.Error() + "): " + reason
+	}
+	s.finish(runCtx, d, w, state, reason)
+}
+
+// ship does the work of run and returns the outcome to record.
+func (s *Service) ship(ctx context.Context, d store.Deployment, w *logs.Writer, log *slog.Logger) (store.DeployState, string) {
+	env, ok := s.o.Config.Environment(d.Repo, d.Env)
+	if !ok {
+		return store.DeployFailed, fmt.Sprintf("environment %s of %s is no longer configured", d.Env, d.Repo)
+	}
+	t, err := s.target(d.Repo, env)
+	if err != nil {
+		return store.DeployFailed, err.Error()
+	}
+	has, err := s.hasArtifacts(d.BuildID)
+	if err != nil {
+		log.Error("read artifacts", "err", err)
+		return store.DeployFailed, err.Error()
+	}
+	if !has {
+		return store.DeployFailed, fmt.Sprintf("build %d kept no artifacts", d.BuildID)
+	}
+	id, err := s.releaseID(ctx, d, t)
+	if err != nil {
+		return store.DeployFailed, err.Error()
+	}
+	w.Printf("== release %s on %s", id, t)
+	if err := s.o.Store.SetDeploymentRelease(ctx, d.ID, id); err != nil {
+		log.Error("record release id", "err", err)
+		return store.DeployFailed, "could not record the release id"
+	}
+	res, err := s.shipper.Ship(ctx, Request{
+		Target:   t,
+		Source:   s.artifactDir(d.BuildID),
+		Release:  id,
+		Repo:     d.Repo,
+		Env:      d.Env,
+		Commit:   d.Commit,
+		Activate: env.Activate,
+		Vars: map[string]string{
+			"SLIPWAY_BUILD_ID":  strconv.FormatInt(d.BuildID, 10),
+			"SLIPWAY_DEPLOY_ID": strconv.FormatInt(d.ID, 10),
+		},
+		Keep: env.Keep,
+		Log:  w,
+	})
+	switch {
+	case err == nil:
+		log.Info("deployed", "release", id, "reused", res.Reused, "previous", res.Previous)
+		return store.DeploySucceeded, fmt.Sprintf("release %s is live", id)
+	case errors.Is(err, ErrActivate) && res.Previous != "" && res.Live == res.Previous:
+		log.Warn("activate failed; switched back", "release", id, "live", res.Live, "err", err)
+		return store.DeployRolledBack, err.Error()
+	default:
+		log.Warn("deployment failed", "release", id, "live", res.Live, "err", err)
+		return store.DeployFailed, err.Error()
+	}
+}
+
+// finish records the outcome, then ends the log, so that a follower whose
+// log ends finds the deployment final.
+func (s *Service) finish(runCtx context.Context, d store.Deployment, w *logs.Writer, state store.DeployState, reason string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(runCtx), finalGrace)
+	defer cancel()
+	reason = oneLine(reason)
+	if err := s.o.Store.FinishDeployment(ctx, d.ID, state, reason); err != nil {
+		// It stays running in the records; the next Start fails it.
+		s.log.Error("record deployment outcome", "deployment", d.ID, "state", state, "err", err)
+	}
+	if w != nil {
+		switch state {
+		case store.DeploySucceeded:
+			w.Printf("== deployment #%d succeeded: %s", d.ID, reason)
+		case store.DeployRolledBack:
+			w.Printf("== deployment #%d rolled back: %s", d.ID, reason)
+		default:
+			w.Printf("== deployment #%d failed: %s", d.ID, reason)
+		}
+		if err := w.Close(); err != nil {
+			s.log.Error("close deployment log", "deployment", d.ID, "err", err)
+		}
+	}
+	s.notify()
+}
+
+// oneLine keeps a reason to the single line the records and `deploys` show.
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = strings.TrimSpace(s[:i])
+	}
+	return s
+}
+
+func describeTrigger(d store.Deployment) string {
+	who := d.User
+	if who == "" {
+		who = "someone unknown"
+	}
+	switch d.Trigger {
+	case store.DeployAuto:
+		return "automatic after the build passed"
+	case store.DeployRelease:
+		return "release by " + who
+	case store.DeployRollback:
+		return "rollback by " + who
+	case store.DeployRetry:
+		return "retry by " + who
+	}
+	return string(d.Trigger)
+}
+
+// target is where env's releases of repo live. Deploy keys and targets are
+// read here only, never handed to builds.
+func (s *Service) target(repo string, env *configs.Environment) (Target, error) {
+	if !env.Remote() {
+		return Target{Local: env.LocalPath(s.o.DataDir, repo)}, nil
+	}
+	t, err := ParseTarget(strings.ReplaceAll(env.Target, "{repo}", repo))
+	if err != nil {
+		return Target{}, fmt.Errorf("environment %s: %w", env.Name, err)
+	}
+	if t.Port == 0 {
+		t.Port = env.Port
+	}
+	t.KeyFile, t.KnownHostsFile, t.AcceptNewHostKey = env.SSHKey, env.KnownHosts, env.AcceptNewHostKey
+	return t, nil
+}
+
+// reuseWindow is how far back releaseID looks for an earlier deployment of
+// the same revision.
+const reuseWindow = 200
+
+// releaseID names the release d ships into. A revision that was deployed
+// to this environment before, and whose release is still complete on the
+// target, reuses that release: a rollback then switches back without a
+// transfer, and ships what actually ran then. A retry whose earlier attempt
+// left a partial release resumes into it. Anything else gets a new name,
+// <UTC time>-<deployment id>-<short commit>, which sorts by time on the
+// target.
+func (s *Service) releaseID(ctx context.Context, d store.Deployment, t Target) (string, error) {
+	fresh := fmt.Sprintf("%s-%d-%s", time.Now().UTC().Format("20060102T150405"), d.ID, short(d.Commit))
+	past, err := s.o.Store.ListDeployments(ctx, d.Repo, d.Env, reuseWindow)
+	if err != nil {
+		s.log.Warn("list earlier deployments", "deployment", d.ID, "err", err)
+		return fresh, nil
+	}
+	var cands []store.Deployment
+	for _, p := range past { // newest first
+		if p.ID < d.ID && p.Commit == d.Commit && checkReleaseID(p.ReleaseID) == nil {
+			cands = append(cands, p)
+		}
+	}
+	if len(cands) == 0 {
+		return fresh, nil
+	}
+	newest := cands[0]
+	// What ran successfully is the best thing to go back to.
+	slices.SortStableFunc(cands, func(a, b store.Deployment) int {
+		ao, bo := a.State == store.DeploySucceeded, b.State == store.DeploySucceeded
+		switch {
+		case ao && !bo:
+			return -1
+		case bo && !ao:
+			return 1
+		}
+		return 0
+	})
+	rels, err := s.shipper.Releases(ctx, t)
+	if err != nil {
+		// Ship would fail to connect the same way; say it once, as Ship would.
+		return "", err
+	}
+	complete, partial := map[string]bool{}, map[string]bool{}
+	for _, r := range rels {
+		if r.Complete {
+			complete[r.ID] = true
+		} else {
+			partial[strings.TrimSuffix(r.ID, partialSuffix)] = true
+		}
+	}
+	for _, c := range cands {
+		if complete[c.ReleaseID] {
+			return c.ReleaseID, nil
+		}
+	}
+	if d.Trigger == store.DeployRetry && partial[newest.ReleaseID] {
+		return newest.ReleaseID, nil
+	}
+	return fresh, nil
+}
+
+// Final reports whether a deployment state is an end state.
+func Final(st store.DeployState) bool {
+	return st != store.DeployQueued && st != store.DeployRunning
+}
+
+// Wait returns deployment id once it has ended: succeeded, failed or
+// rolled back. It returns early with ctx's cause when ctx ends.
+func (s *Service) Wait(ctx context.Context, id int64) (store.Deployment, error) {
+	tick := time.NewTicker(safetyTick)
+	defer tick.Stop()
+	for {
+		changed := s.changedChan()
+		d, err := s.o.Store.GetDeployment(ctx, id)
+		if err != nil {
+			return store.Deployment{}, err
+		}
+		if Final(d.State) {
+			return d, nil
+		}
+		select {
+		case <-changed:
+		case <-tick.C:
+		case <-ctx.Done():
+			return d, context.Cause(ctx)
+		}
+	}
+}
+
+// Follow copies a deployment's log to w. With follow it waits for a queued
+// deployment to start and streams until it ends; without, it copies what
+// there is. A deployment that has no log says so in one line.
+func (s *Service) Follow(ctx context.Context, id int64, w io.Writer, follow bool) error {
+	tick := time.NewTicker(safetyTick)
+	defer tick.Stop()
+	for {
+		changed := s.changedChan()
+		d, err := s.o.Store.GetDeployment(ctx, id)
+		if err != nil {
+			return err
+		}
+		if d.State == store.DeployQueued && !follow {
+			_, err := fmt.Fprintf(w, "deployment #%d is queued; it has no log yet\n", id)
+			return err
+		}
+		if d.State != store.DeployQueued {
+			err := s.o.Logs.Follow(ctx, LogID(id), 0, w, follow)
+			if !errors.Is(err, logs.ErrNotFound) {
+				return err
+			}
+			if Final(d.State) || !follow {
+				_, err := fmt.Fprintf(w, "deployment #%d has no log (%s: %s)\n", id, d.State, d.Reason)
+				return err
+			}
+			// Claimed, its log not created yet: wait for the worker.
+		}
+		select {
+		case <-changed:
+		case <-tick.C:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+}
+
+// List returns the deployment history of repo, of one environment or of
+// all when env is empty, newest first; at most limit (all when limit <= 0).
+func (s *Service) List(ctx context.Context, repo, env string, limit int) ([]store.Deployment, error) {
+	return s.o.Store.ListDeployments(ctx, repo, env, limit)
+}
+
+// Releases reports what is on env's target, newest first, and which
+// release is live. It changes nothing there.
+func (s *Service) Releases(ctx context.Context, repo, env string) ([]Release, error) {
+	e, ok := s.o.Config.Environment(repo, env)
+	if !ok {
+		return nil, fmt.Errorf("unknown environment %q (%s)", env, s.envNames(repo))
+	}
+	t, err := s.target(repo, e)
+	if err != nil {
+		return nil, err
+	}
+	return s.shipper.Releases(ctx, t)
+}
+
+// Retry queues deployment id again, as a new deployment of the same build
+// triggered by user, and wakes the workers. Only a failed or rolled-back
+// deployment that is still the newest to its environment can be retried
+// (retrying an older one would silently replace what came after it), and
+// only by someone who may release to that environment, or, on an
+// environment with an auto branch and no approvers, by a writer. A retry
+// resumes a partial transfer, or switches to the release if it is complete.
+func (s *Service) Retry(ctx context.Context, id int64, user string) (store.Deployment, error) {
+	d, err := s.o.Store.GetDeployment(ctx, id)
+	if err != nil {
+		return store.Deployment{}, fmt.Errorf("retry deployment %d: %w", id, err)
+	}
+	switch d.State {
+	case store.DeployFailed, store.DeployRolledBack:
+	case store.DeploySucceeded:
+		return store.Deployment{}, fmt.Errorf("deployment #%d succeeded; there is nothing to retry", id)
+	default:
+		return store.Deployment{}, fmt.Errorf("deployment #%d is still %s", id, d.State)
+	}
+	env, ok := s.o.Config.Environment(d.Repo, d.Env)
+	if !ok {
+		return store.Deployment{}, fmt.Errorf("environment %s of %s is no longer configured", d.Env, d.Repo)
+	}
+	access := s.o.Config.Access(user, d.Repo)
+	may := access.Has(configs.Release) && (len(env.Approvers) == 0 || slices.Contains(env.Approvers, user))
+	if !may && env.Auto != "" && len(env.Approvers) == 0 && access.Has(configs.Write) {
+		may = true
+	}
+	if !may {
+		return store.Deployment{}, fmt.Errorf("user %s may not deploy %s to %s", user, d.Repo, d.Env)
+	}
+	latest, err := s.o.Store.ListDeployments(ctx, d.Repo, d.Env, 1)
+	if err != nil {
+		return store.Deployment{}, fmt.Errorf("retry deployment %d: %w", id, err)
+	}
+	if len(latest) == 1 && latest[0].ID != d.ID {
+		return store.Deployment{}, fmt.Errorf("deployment #%d is not the latest to %s (#%d came after it); push the revision to %s%s instead",
+			id, d.Env, latest[0].ID, ReleasePrefix, d.Env)
+	}
+	nd, err := s.o.Store.EnqueueDeployment(ctx, store.Deployment{
+		Repo: d.Repo, Env: d.Env, BuildID: d.BuildID, Commit: d.Commit, Trigger: store.DeployRetry, User: user,
+	})
+	if err != nil {
+		return store.Deployment{}, fmt.Errorf("retry deployment %d: %w", id, err)
+	}
+	s.log.Info("deployment retried", "deployment", id, "retry", nd.ID, "user", user)
+	s.Wake()
+	return nd, nil
+}
