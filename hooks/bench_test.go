@@ -18,6 +18,8 @@ import (
 // baseline is an exec of the same binary that exits at once, so the
 // difference is the client's own work: reading stdin, one round trip over
 // the socket, the daemon's answer (for post-receive: a durable SQLite commit).
+// With SLIPWAY_BIN set to a built slipway binary, that binary is measured
+// too, against `slipway version` as its baseline.
 func BenchmarkHookClient(b *testing.B) {
 	e := newBenchEnv(b)
 	repo := e.bareRepo("app")
@@ -26,9 +28,9 @@ func BenchmarkHookClient(b *testing.B) {
 		b.Fatal(err)
 	}
 	line := zero + " " + strings.Repeat("1", 40) + " refs/heads/main\n"
-	run := func(b *testing.B, args ...string) {
+	run := func(b *testing.B, bin string, args ...string) {
 		for b.Loop() {
-			cmd := exec.Command(exe, args...)
+			cmd := exec.Command(bin, args...)
 			cmd.Dir = repo
 			cmd.Env = []string{EnvPushToken + "=" + e.token("app", "alice"), "GIT_DIR=."}
 			cmd.Stdin = strings.NewReader(line)
@@ -38,9 +40,14 @@ func BenchmarkHookClient(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/call")
 	}
-	b.Run("baseline-exec", func(b *testing.B) { run(b, "-test.run=^$", "-test.count=0") })
-	b.Run("pre-receive", func(b *testing.B) { run(b, "hook", "--socket", e.socket, PreReceive) })
-	b.Run("post-receive", func(b *testing.B) { run(b, "hook", "--socket", e.socket, PostReceive) })
+	b.Run("test-binary/baseline-exec", func(b *testing.B) { run(b, exe, "-test.run=^$", "-test.count=0") })
+	b.Run("test-binary/pre-receive", func(b *testing.B) { run(b, exe, "hook", "--socket", e.socket, PreReceive) })
+	b.Run("test-binary/post-receive", func(b *testing.B) { run(b, exe, "hook", "--socket", e.socket, PostReceive) })
+	if bin := os.Getenv("SLIPWAY_BIN"); bin != "" {
+		b.Run("slipway/baseline-version", func(b *testing.B) { run(b, bin, "version") })
+		b.Run("slipway/pre-receive", func(b *testing.B) { run(b, bin, "hook", "--socket", e.socket, PreReceive) })
+		b.Run("slipway/post-receive", func(b *testing.B) { run(b, bin, "hook", "--socket", e.socket, PostReceive) })
+	}
 }
 
 // BenchmarkPostReceive1500Refs is a mirror push's post-receive through the

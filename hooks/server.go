@@ -34,7 +34,10 @@ type ReleaseGate interface {
 // PushListener is told about every push once it is recorded; p.ID is set.
 // What it writes to out reaches the pusher as "remote:" lines as it is
 // written, while the push waits for PushRecorded to return. out is safe for
-// concurrent use and fails once the pusher has gone. ctx is cancelled when
+// concurrent use, fails once the pusher has gone and must not be used after
+// PushRecorded returns. Nothing flows while a listener is silent, so one that
+// waits long should write a line now and then to keep the pusher's SSH
+// connection from idling out. ctx is cancelled when
 // the pusher goes away (or the daemon stops), so work that must outlive the
 // push, such as a build, must not be bound to it.
 type PushListener interface {
