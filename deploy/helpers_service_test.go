@@ -31,7 +31,7 @@ import (
 //
 // and the environments given as TOML.
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	cfg     *configs.Config
 	st      *store.Store
 	logs    *logs.Store
@@ -64,7 +64,7 @@ func remoteEnv(name string, srv *sshdtest.Server, path, extra string) string {
 		name, srv.User+"@"+srv.Host+":"+path, srv.Port, srv.KeyFile, srv.KnownHostsFile, extra)
 }
 
-func newHarness(t *testing.T, workers int, envs ...string) *harness {
+func newHarness(t testing.TB, workers int, envs ...string) *harness {
 	t.Helper()
 	data := t.TempDir()
 	var b strings.Builder
@@ -252,7 +252,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 // testLogger keeps the service's log and shows it when the test fails.
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	w := &syncWriter{w: &bytes.Buffer{}}
 	t.Cleanup(func() {
 		if t.Failed() {

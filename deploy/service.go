@@ -276,6 +276,11 @@ func (s *Service) run(runCtx context.Context, d store.Deployment) {
 	defer cancel()
 
 	w, err := s.o.Logs.Create(LogID(d.ID), s.o.Config.Build.MaxLogBytes, nil)
+	if errors.Is(err, logs.ErrExists) {
+		// A log left under this id (a database started afresh beside old
+		// logs): keep it and go on after it rather than fail every time.
+		w, err = s.o.Logs.Append(LogID(d.ID), s.o.Config.Build.MaxLogBytes, nil)
+	}
 	if err != nil {
 		log.Error("create deployment log", "err", err)
 		s.finish(runCtx, d, nil, store.DeployFailed, "could not create the deployment log: "+err.Error())

@@ -356,3 +356,45 @@ func TestShutdownCancelsRunningDeploymentAndKeepsCurrent(t *testing.T) {
 		t.Errorf("current -> %q after the cancelled deployment, want releases/%s", link, first.ReleaseID)
 	}
 }
+
+func TestRetryResumesThePartialReleaseOfTheFailedAttempt(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "staging")
+	h := newHarness(t, 1, localEnv("staging", path, ""))
+	ctx := t.Context()
+
+	b, _ := h.passedBuild("refs/heads/main", map[string]string{"app": "B"})
+	cut, err := h.st.EnqueueDeployment(ctx, store.Deployment{BuildID: b.ID, Env: "staging", Trigger: store.DeployRelease, User: "bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := h.st.ClaimDeployment(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rel := "20250101T000000-" + itoa(cut.ID) + "-" + b.Commit[:7]
+	if err := h.st.SetDeploymentRelease(ctx, cut.ID, rel); err != nil {
+		t.Fatal(err)
+	}
+	// The daemon died mid-transfer: half a release, and a file the
+	// artifacts do not have.
+	writeFiles(t, filepath.Join(path, "releases", rel+".partial"), map[string]string{"app": "hal", "stray": "x"})
+	h.start()
+	h.waitState(cut.ID, store.DeployFailed)
+
+	r, err := h.svc.Retry(ctx, cut.ID, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = h.waitState(r.ID, store.DeploySucceeded)
+	if r.ReleaseID != rel {
+		t.Errorf("retry shipped into %q, want the interrupted %q resumed", r.ReleaseID, rel)
+	}
+	if !strings.Contains(h.log(r.ID), "rsync to releases/"+rel+".partial") {
+		t.Errorf("retry did not transfer into the partial release:\n%s", h.log(r.ID))
+	}
+	if got, _ := os.ReadFile(filepath.Join(path, "current", "app")); string(got) != "B" {
+		t.Errorf("serves %q, want B", got)
+	}
+	if _, err := os.Stat(filepath.Join(path, "current", "stray")); !os.IsNotExist(err) {
+		t.Errorf("a file of the interrupted transfer that the artifacts lack is live: %v", err)
+	}
+}
