@@ -119,7 +119,7 @@ func (k key) signer(t testing.TB) gossh.Signer {
 // three users: alice (admin), bob and carol. Repo "app" is readable by all
 // and writable by carol; "secret" is readable by carol only.
 type testServer struct {
-	t       *testing.T
+	t       testing.TB
 	srv     *Server
 	cfg     *configs.Config
 	addr    string
@@ -137,7 +137,7 @@ type serverOpt struct {
 	pushes   PushLister
 }
 
-func startServer(t *testing.T, o serverOpt) *testServer {
+func startServer(t testing.TB, o serverOpt) *testServer {
 	t.Helper()
 	dir := t.TempDir()
 	ts := &testServer{t: t, dataDir: filepath.Join(dir, "data"), keys: map[string]key{}, tokens: &mapTokens{}, log: &syncBuffer{}}

@@ -260,7 +260,7 @@ func (s *Server) acceptConn(ctx ssh.Context, c net.Conn) net.Conn {
 		c.Close()
 	})
 	ctx.SetValue(connStateKey{}, st)
-	return &trackedConn{Conn: c, release: func() {
+	return &trackedConn{Conn: c, quickAck: quickAcker(c), release: func() {
 		st.handshake.Stop()
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -273,11 +273,18 @@ func (s *Server) acceptConn(ctx ssh.Context, c net.Conn) net.Conn {
 	}}
 }
 
-// trackedConn releases its connection slot exactly once, when closed.
+// trackedConn releases its connection slot exactly once, when closed, and
+// keeps the socket in quick-ack mode (see quickAcker).
 type trackedConn struct {
 	net.Conn
-	once    sync.Once
-	release func()
+	once     sync.Once
+	release  func()
+	quickAck func()
+}
+
+func (c *trackedConn) Read(p []byte) (int, error) {
+	c.quickAck()
+	return c.Conn.Read(p)
 }
 
 func (c *trackedConn) Close() error {
