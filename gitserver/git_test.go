@@ -247,3 +247,18 @@ func TestConcurrentPushesToOneBranch(t *testing.T) {
 		t.Errorf("retry of the losing push: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+func TestUploadArchive(t *testing.T) {
+	ts := startServer(t, serverOpt{})
+	env := ts.gitEnv("alice")
+	work := newWork(t, env, "one", "two")
+	must(t, work, env, "git", "push", "-q", ts.url("app"), "main")
+	list := must(t, work, ts.gitEnv("bob"), "sh", "-c", "git archive --format=tar --remote="+ts.url("app")+" main | tar -t")
+	if list != "f0.txt\nf1.txt" {
+		t.Errorf("archive lists %q", list)
+	}
+	r := run(t, work, ts.gitEnv("bob"), "", "git", "archive", "--remote="+ts.url("secret"), "main")
+	if r.code == 0 || !strings.Contains(r.stderr, `repository "secret" not found`) {
+		t.Errorf("archive of a hidden repo: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
