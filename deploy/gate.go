@@ -44,12 +44,13 @@ func refusef(format string, a ...any) error { return refusal(fmt.Sprintf(format,
 // The rights are checked again here although the hooks check them first:
 // the gate must hold whoever calls it.
 func (s *Service) CheckRelease(ctx context.Context, repo, env, commit, user string) error {
+	// Rights first: only releasers learn which environments there are.
+	if !s.o.Config.Access(user, repo).Has(configs.Release) {
+		return refusef("user %s may not release repository %s (needs the release right)", user, repo)
+	}
 	e, ok := s.o.Config.Environment(repo, env)
 	if !ok {
 		return refusef("unknown environment %q (%s)", env, s.envNames(repo))
-	}
-	if !s.o.Config.Access(user, repo).Has(configs.Release) {
-		return refusef("user %s may not release repository %s (needs the release right)", user, repo)
 	}
 	if len(e.Approvers) > 0 && !slices.Contains(e.Approvers, user) {
 		return refusef("user %s is not an approver of %s (approvers: %s)", user, env, strings.Join(e.Approvers, ", "))

@@ -484,8 +484,8 @@ func (s *Service) releaseID(ctx context.Context, d store.Deployment, t Target) (
 	return fresh, nil
 }
 
-// Final reports whether a deployment state is an end state.
-func Final(st store.DeployState) bool {
+// final reports whether a deployment state is an end state.
+func final(st store.DeployState) bool {
 	return st != store.DeployQueued && st != store.DeployRunning
 }
 
@@ -500,7 +500,7 @@ func (s *Service) Wait(ctx context.Context, id int64) (store.Deployment, error) 
 		if err != nil {
 			return store.Deployment{}, err
 		}
-		if Final(d.State) {
+		if final(d.State) {
 			return d, nil
 		}
 		select {
@@ -533,7 +533,7 @@ func (s *Service) Follow(ctx context.Context, id int64, w io.Writer, follow bool
 			if !errors.Is(err, logs.ErrNotFound) {
 				return err
 			}
-			if Final(d.State) || !follow {
+			if final(d.State) || !follow {
 				_, err := fmt.Fprintf(w, "deployment #%d has no log (%s: %s)\n", id, d.State, d.Reason)
 				return err
 			}

@@ -349,7 +349,7 @@ func TestShutdownCancelsRunningDeploymentAndKeepsCurrent(t *testing.T) {
 		t.Error("Shutdown cut a deployment off and returned nil")
 	}
 	got := h.get(d.ID)
-	if !Final(got.State) || got.State == store.DeploySucceeded || !strings.Contains(got.Reason, "the daemon is stopping") {
+	if !final(got.State) || got.State == store.DeploySucceeded || !strings.Contains(got.Reason, "the daemon is stopping") {
 		t.Errorf("cut-off deployment recorded as %s (%s), want failed or rolled back because the daemon is stopping", got.State, got.Reason)
 	}
 	if link := readLink(t, filepath.Join(path, "current")); link != "releases/"+first.ReleaseID {
