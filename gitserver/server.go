@@ -175,10 +175,11 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 // Shutdown stops accepting connections and waits for running sessions (and
-// their git processes) to finish. When ctx ends first, it terminates the git
-// processes (SIGTERM to their process groups, SIGKILL after a grace period),
-// closes all connections and returns ctx's error.
-// It returns nil when every session finished in time.
+// their git processes) to finish; connections left idle are then closed and
+// it returns nil. When ctx ends first, it stops every git process (stdin
+// closed, then SIGTERM to its process group, then SIGKILL; see stopGently),
+// closes all connections, waits for the sessions to end and returns ctx's
+// error. New sessions on open connections are refused meanwhile.
 func (s *Server) Shutdown(ctx context.Context) error {
 	drained := s.sessions.drain()
 	shut := make(chan error, 1)
