@@ -1,8 +1,21 @@
-// Package build turns a recorded push into a tested revision: it reads the
-// pipeline file (.slipway.toml) from the pushed commit, queues a build per
-// updated branch in the database, and lets workers check the commit out into a
-// fresh workspace and run its steps in a bubblewrap sandbox, storing the log and
-// the artifacts of a passing build. Its parts live in sub-packages with one job
-// each: pipeline (the file), checkout (the workspace), sandbox (isolation and
-// limits) and logs (stored, masked, followable build logs).
+// Package build turns an accepted push into a tested revision.
+//
+// The [Service] is the build queue's front and its workers. [Service.HandlePush],
+// called from post-receive, decides which pushed refs build, reads each
+// commit's pipeline file (.slipway.toml) to record commits without one as
+// skipped, and records the push with its builds in one database transaction
+// before it tells the pusher what was queued; with `git push -o wait` it
+// then streams the logs. Workers, woken through a channel the moment a build
+// is queued, claim builds from the store (fair between repositories), check
+// the commit out into a fresh workspace, run the steps one by one through a
+// [Runner] (bubblewrap in production) with an allow-listed environment, the
+// repository's secrets masked in the log, a wall-clock timeout and resource
+// limits, keep the artifacts of a passing build, and record every step's exit
+// code and duration. The database is the only record of queued work: a build
+// the daemon's death cut off is found running at the next [Service.Start]
+// and queued again once.
+//
+// The parts live in sub-packages with one job each: pipeline (the file),
+// checkout (the workspace), sandbox (isolation and limits), logs (stored,
+// masked, followable logs) and schedule (cron builds that enqueue here).
 package build

@@ -1,0 +1,252 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"slipway/build/pipeline"
+	"slipway/configs"
+	"slipway/store"
+)
+
+// maxNotBuiltLines bounds the lines that list refs a push did not build; a
+// mirror push of 1,500 refs gets a count, not 1,500 lines.
+const maxNotBuiltLines = 20
+
+// WaitOption is the push option (`git push -o wait`) that keeps the push
+// open and streams its builds' logs to the pusher.
+const WaitOption = "wait"
+
+// HandlePush is what post-receive calls for an accepted push. It decides
+// which refs build (updated branches matching the repo's build_branches,
+// tags when build_tags is on, never deleted refs, at most
+// build.max_per_push), records each commit without a .slipway.toml as a
+// skipped build, and records the push with its builds in one transaction.
+// It then cancels running builds of the same refs when the repo asks for
+// that, wakes the workers, and tells the pusher on out what was queued and
+// how to follow it, and which refs were not built and why.
+//
+// With the "wait" push option it then streams the builds' logs to out until
+// they end, followed by each build's result. When ctx ends (the pusher went
+// away) it returns; the builds go on.
+func (s *Service) HandlePush(ctx context.Context, p store.Push, out io.Writer) (int64, error) {
+	bs, notes := s.planPush(p)
+	enq, err := s.o.Store.RecordPushAndEnqueue(ctx, p, bs, nil)
+	if err != nil {
+		return 0, err
+	}
+	p.ID = enq.PushID
+	s.afterPush(ctx, p, enq, notes, out)
+	return enq.PushID, nil
+}
+
+// PushRecorded enqueues the builds of a push that something else recorded
+// already (p.ID set), and otherwise behaves as HandlePush. It lets the
+// service be a hooks.PushListener. The push and its builds are then two
+// transactions, not one: prefer HandlePush where the caller can record
+// through it.
+func (s *Service) PushRecorded(ctx context.Context, p store.Push, out io.Writer) {
+	bs, notes := s.planPush(p)
+	for i := range bs {
+		bs[i].PushID = p.ID
+	}
+	enq, err := s.o.Store.EnqueueBuilds(ctx, bs)
+	if err != nil {
+		s.log.Error("enqueue builds of push", "push", p.ID, "repo", p.Repo, "err", err)
+		fmt.Fprintf(out, "slipway: could not queue the builds of this push: %v\n", err)
+		return
+	}
+	s.afterPush(ctx, p, enq, notes, out)
+}
+
+// planPush turns a push's ref updates into the builds to record, and notes
+// for the pusher about refs that do not build.
+func (s *Service) planPush(p store.Push) ([]store.Build, []string) {
+	repo := s.o.Config.RepoOrDefault(p.Repo)
+	gitDir := s.gitDir(p.Repo)
+	limit := s.o.Config.Build.MaxPerPush
+	var (
+		bs       []store.Build
+		notes    []string
+		overCap  int
+		notBuilt = func(format string, args ...any) {
+			if len(notes) < maxNotBuiltLines {
+				notes = append(notes, fmt.Sprintf(format, args...))
+			}
+		}
+	)
+	for _, u := range p.Refs {
+		isBranch := strings.HasPrefix(u.Name, "refs/heads/")
+		isTag := strings.HasPrefix(u.Name, "refs/tags/")
+		switch {
+		case !isBranch && !isTag:
+			// Release refs and others are not build requests; deploys
+			// handle release pushes.
+			continue
+		case store.ZeroID(u.New):
+			continue // a deleted ref has nothing to build
+		case !repo.Builds(u.Name):
+			notBuilt("%s: not built: %s", shortRef(u.Name), whyNotBuilt(repo, isTag))
+			continue
+		case limit > 0 && len(bs) >= limit:
+			overCap++
+			continue
+		}
+		b := store.Build{Repo: p.Repo, Ref: u.Name, Commit: u.New, Trigger: store.TriggerPush, Pipeline: store.DefaultPipeline}
+		if _, err := pipeline.Load(gitDir, u.New); errors.Is(err, pipeline.ErrNoFile) {
+			b.State = store.StateSkipped
+			b.Reason = fmt.Sprintf("no %s in this commit", pipeline.FileName)
+		}
+		// A broken file is queued all the same: the worker records the
+		// error with its line and column, in a log the pusher can read.
+		bs = append(bs, b)
+	}
+	if overCap > 0 {
+		notes = append(notes, fmt.Sprintf("%d more refs not built: this push reached the limit of %d builds per push (build.max_per_push)", overCap, limit))
+	}
+	return bs, notes
+}
+
+func whyNotBuilt(repo *configs.Repo, isTag bool) string {
+	if isTag {
+		return "tags do not build in this repository (build_tags is off)"
+	}
+	return "branch does not match build_branches (" + strings.Join(repo.BuildBranches, ", ") + ")"
+}
+
+// afterPush acts on what a push recorded and reports it to the pusher.
+func (s *Service) afterPush(ctx context.Context, p store.Push, enq store.Enqueued, notes []string, out io.Writer) {
+	s.afterEnqueue(enq)
+	if repo := s.o.Config.RepoOrDefault(p.Repo); repo.CancelRunning && len(enq.Running) > 0 {
+		for _, old := range enq.Running {
+			newer := newestOf(enq.Builds, old.Ref)
+			reason := fmt.Sprintf("cancelled: build #%d of a newer push replaces it", newer)
+			// Not waited for: the push should not hang on another build's
+			// processes dying.
+			if _, err := s.cancel(context.WithoutCancel(ctx), old.ID, reason); err != nil && !errors.Is(err, store.ErrConflict) {
+				s.log.Error("cancel a running build for a newer push", "build", old.ID, "err", err)
+			}
+			fmt.Fprintf(out, "build #%d cancelled: build #%d replaces it\n", old.ID, newer)
+		}
+	}
+	for _, old := range enq.Superseded {
+		if !slices.ContainsFunc(enq.Builds, func(b store.Build) bool { return b.ID == old.ID }) {
+			fmt.Fprintf(out, "build #%d (%s @ %s) superseded: it had not started\n", old.ID, shortRef(old.Ref), short(old.Commit))
+		}
+	}
+	var queued []store.Build
+	for _, b := range enq.Builds {
+		switch b.State {
+		case store.StateQueued:
+			queued = append(queued, b)
+			fmt.Fprintf(out, "build #%d queued: %s @ %s — follow: %s\n", b.ID, shortRef(b.Ref), short(b.Commit), s.followCommand(b.ID))
+		default:
+			fmt.Fprintf(out, "build #%d %s: %s @ %s — %s\n", b.ID, b.State, shortRef(b.Ref), short(b.Commit), b.Reason)
+		}
+	}
+	for _, n := range notes {
+		fmt.Fprintln(out, n)
+	}
+	if slices.Contains(p.Options, WaitOption) {
+		for _, b := range queued {
+			if err := s.waitFor(ctx, b.ID, out); err != nil {
+				if ctx.Err() == nil {
+					s.log.Warn("stream build log to pusher", "build", b.ID, "err", err)
+				}
+				return
+			}
+		}
+	}
+}
+
+// waitFor streams a build's log to out until the build ends, then writes its
+// result line.
+func (s *Service) waitFor(ctx context.Context, id int64, out io.Writer) error {
+	if err := s.Follow(ctx, id, out, true); err != nil {
+		return err
+	}
+	b, err := s.o.Store.GetBuild(ctx, id)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(out, resultLine(b))
+	return err
+}
+
+// resultLine is a build's outcome in one line: "build #12 passed in 3.4s".
+func resultLine(b store.Build) string {
+	var took string
+	if !b.StartedAt.IsZero() && !b.FinishedAt.IsZero() {
+		took = " in " + fmtDuration(b.FinishedAt.Sub(b.StartedAt))
+	}
+	switch b.State {
+	case store.StatePassed:
+		return fmt.Sprintf("build #%d passed%s", b.ID, took)
+	case store.StateFailed:
+		return fmt.Sprintf("build #%d failed%s: %s", b.ID, took, b.Reason)
+	case store.StateQueued, store.StateRunning:
+		return fmt.Sprintf("build #%d is still %s", b.ID, b.State)
+	}
+	return fmt.Sprintf("build #%d %s: %s", b.ID, b.State, b.Reason)
+}
+
+// followCommand is the command a pusher runs to follow a build.
+func (s *Service) followCommand(id int64) string {
+	if s.o.SSHPort == 22 {
+		return fmt.Sprintf("ssh %s log %d -f", s.o.SSHHost, id)
+	}
+	return fmt.Sprintf("ssh -p %d %s log %d -f", s.o.SSHPort, s.o.SSHHost, id)
+}
+
+// displayAddr derives the host and port pushers reach the SSH server on from
+// its listen address; a wildcard address becomes the machine's name.
+func displayAddr(listen string) (string, int) {
+	host, portStr, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "localhost", 22
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port <= 0 {
+		port = 22
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+		if name, err := os.Hostname(); err == nil && name != "" {
+			host = name
+		}
+	}
+	return host, port
+}
+
+func (s *Service) gitDir(repo string) string {
+	return s.o.ReposDir + "/" + repo + ".git"
+}
+
+// shortRef is a ref as people name it: "main" for refs/heads/main, "v1.0"
+// for refs/tags/v1.0.
+func shortRef(ref string) string {
+	for _, prefix := range []string{"refs/heads/", "refs/tags/"} {
+		if s, ok := strings.CutPrefix(ref, prefix); ok {
+			return s
+		}
+	}
+	return ref
+}
+
+// newestOf returns the id of the newest build of ref among bs.
+func newestOf(bs []store.Build, ref string) int64 {
+	var id int64
+	for _, b := range bs {
+		if b.Ref == ref && b.ID > id {
+			id = b.ID
+		}
+	}
+	return id
+}

@@ -1,0 +1,440 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"slipway/build/logs"
+	"slipway/build/sandbox"
+	"slipway/configs"
+	"slipway/store"
+)
+
+// Runner runs one step of a build: command with sh -c, as spec says. It is
+// declared here, where it is used, so that a backend other than the local
+// bubblewrap sandbox (a Kubernetes Job, say) is an addition and not a rewrite.
+// sandbox.Bwrap and sandbox.None satisfy it.
+//
+// Run is called from several workers at once. It returns when every process
+// the step started is gone, also when ctx is cancelled or the spec's timeout
+// ran out (reported in the Result, not as an error); an error means the step
+// could not be run at all.
+type Runner interface {
+	Run(ctx context.Context, spec sandbox.Spec, command string) (sandbox.Result, error)
+}
+
+// Options configures a Service. Config, Store, Logs and Runner are required.
+type Options struct {
+	Config *configs.Config
+	Store  *store.Store
+	Logs   *logs.Store
+	Runner Runner
+	// SandboxErr, when not nil while the server's sandbox is not "none",
+	// says why bubblewrap cannot be used: every claimed build then ends in
+	// state error with this reason instead of running unconfined.
+	SandboxErr error
+
+	// ReposDir holds the bare repositories (<name>.git); default
+	// Config.ReposDir(). WorkDir holds the per-build workspaces,
+	// ArtifactsDir the artifacts of passing builds (<id>/...) and CacheDir
+	// the per-repository caches; they default to folders of the data dir.
+	ReposDir, WorkDir, ArtifactsDir, CacheDir string
+
+	// SSHHost and SSHPort are shown to pushers in the command that follows a
+	// build ("ssh -p PORT HOST log 12 -f"). Defaults come from
+	// Config.SSH.Listen; set them when the daemon listens on an address
+	// people do not use to reach it (0.0.0.0, behind NAT).
+	SSHHost string
+	SSHPort int
+
+	Logger *slog.Logger // nil: discard
+
+	// OnFinish, if set, is called after a build's final state is recorded
+	// (with that state), from the worker that ran it. ctx is not bound to
+	// any push or to Shutdown's deadline beyond a short grace.
+	OnFinish func(ctx context.Context, b store.Build)
+}
+
+// Service runs the build queue: it turns pushes into queued builds and runs
+// them with a fixed number of workers. The queue itself lives in the store;
+// the Service only keeps what a process can: which builds its workers are
+// running, so that they can be cancelled.
+type Service struct {
+	o   Options
+	log *slog.Logger
+
+	wake chan struct{} // one token: "something may be queued"
+
+	mu      sync.Mutex
+	running map[int64]*run // by build id; guarded by mu
+	changed chan struct{}  // closed and replaced when a build starts or ends; guarded by mu
+	started bool
+	stop    context.CancelFunc // stops claiming; set by Start
+	kill    context.CancelCauseFunc
+	workers sync.WaitGroup
+}
+
+// run is one build a worker of this process is running.
+type run struct {
+	ctx    context.Context // the build's work; cancelled with a cause
+	cancel context.CancelCauseFunc
+	done   chan struct{} // closed once the final state is recorded (or left to recovery)
+}
+
+// safetyTick is how often an idle worker looks at the queue although nobody
+// woke it. Wakes are what start builds quickly; the tick only covers a build
+// queued by something that cannot wake this process (another process on the
+// same database).
+const safetyTick = time.Second
+
+// finalGrace bounds the cleanup work of a build (recording its final state,
+// removing its workspace) once its own context has ended.
+const finalGrace = 30 * time.Second
+
+// New checks the options and fills in defaults. It starts nothing.
+func New(o Options) (*Service, error) {
+	switch {
+	case o.Config == nil:
+		return nil, errors.New("new build service: Config is required")
+	case o.Store == nil:
+		return nil, errors.New("new build service: Store is required")
+	case o.Logs == nil:
+		return nil, errors.New("new build service: Logs is required")
+	case o.Runner == nil:
+		return nil, errors.New("new build service: Runner is required")
+	}
+	dataDir := o.Config.DataDir
+	if o.ReposDir == "" {
+		o.ReposDir = o.Config.ReposDir()
+	}
+	if o.WorkDir == "" {
+		o.WorkDir = dataDir + "/work"
+	}
+	if o.ArtifactsDir == "" {
+		o.ArtifactsDir = dataDir + "/artifacts"
+	}
+	if o.CacheDir == "" {
+		o.CacheDir = dataDir + "/cache"
+	}
+	if o.SSHHost == "" || o.SSHPort == 0 {
+		h, p := displayAddr(o.Config.SSH.Listen)
+		if o.SSHHost == "" {
+			o.SSHHost = h
+		}
+		if o.SSHPort == 0 {
+			o.SSHPort = p
+		}
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{
+		o:       o,
+		log:     log,
+		wake:    make(chan struct{}, 1),
+		running: make(map[int64]*run),
+		changed: make(chan struct{}),
+	}, nil
+}
+
+// Start recovers the builds a previous daemon left running (each goes back
+// to the queue once, and its log says so) and starts Config.Build.Concurrency
+// workers. ctx bounds the recovery; the workers run until Shutdown, or until
+// ctx is cancelled, which is handled like a Shutdown whose deadline passed.
+func (s *Service) Start(ctx context.Context) error {
+	s.mu.Lock()
+	if s.started {
+		s.mu.Unlock()
+		return errors.New("start build service: already started")
+	}
+	s.started = true
+	s.mu.Unlock()
+
+	if err := s.recover(ctx); err != nil {
+		return err
+	}
+	claimCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	runCtx, kill := context.WithCancelCause(context.WithoutCancel(ctx))
+	s.mu.Lock()
+	s.stop, s.kill = stop, kill
+	s.mu.Unlock()
+	// Cancelling Start's ctx is an abrupt stop: builds are cut off and left
+	// to the next start's recovery, as if the daemon had died.
+	context.AfterFunc(ctx, func() { stop(); kill(errShutdown) })
+
+	n := max(1, s.o.Config.Build.Concurrency)
+	for i := range n {
+		s.workers.Add(1)
+		go func() {
+			defer s.workers.Done()
+			s.worker(claimCtx, runCtx, fmt.Sprintf("worker-%d", i+1))
+		}()
+	}
+	s.log.Info("build workers started", "workers", n, "sandbox", s.o.Config.Build.Sandbox)
+	s.Wake()
+	return nil
+}
+
+// recover hands builds found running back to the queue (or ends them, as the
+// store decides) and writes what happened into their logs.
+func (s *Service) recover(ctx context.Context) error {
+	requeued, stopped, err := s.o.Store.RecoverInterrupted(ctx)
+	if err != nil {
+		return fmt.Errorf("start build service: %w", err)
+	}
+	for _, b := range requeued {
+		s.log.Warn("build interrupted by a daemon stop; queued again", "build", b.ID, "attempt", b.Attempt)
+		s.appendLog(b.ID, fmt.Sprintf("== the daemon stopped during attempt %d; running again", b.Attempt))
+	}
+	for _, b := range stopped {
+		s.log.Warn("build interrupted by a daemon stop; not run again", "build", b.ID, "state", b.State, "reason", b.Reason)
+		s.appendLog(b.ID, "== "+b.Reason)
+	}
+	return nil
+}
+
+// appendLog adds a line to a build's log outside of a run.
+func (s *Service) appendLog(id int64, line string) {
+	w, err := s.o.Logs.Append(logID(id), s.o.Config.Build.MaxLogBytes, nil)
+	if errors.Is(err, logs.ErrNotFound) {
+		w, err = s.o.Logs.Create(logID(id), s.o.Config.Build.MaxLogBytes, nil)
+	}
+	if err != nil {
+		s.log.Error("append to build log", "build", id, "err", err)
+		return
+	}
+	w.Printf("%s", line)
+	if err := w.Close(); err != nil {
+		s.log.Error("append to build log", "build", id, "err", err)
+	}
+}
+
+// errShutdown is the cause of a build's cancellation when the daemon stops.
+var errShutdown = errors.New("the daemon is stopping")
+
+// Shutdown stops claiming builds and waits for the running ones to end. When
+// ctx ends first, the running builds are cut off: their processes are
+// killed, their logs say so, and they stay recorded as running, so that the
+// next Start queues each of them again (as if the daemon had died; a build
+// cut off twice ends as interrupted). It returns ctx's error in that case,
+// once the workers are gone.
+func (s *Service) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	stop, kill := s.stop, s.kill
+	s.mu.Unlock()
+	if stop == nil {
+		return nil
+	}
+	stop()
+	done := make(chan struct{})
+	go func() { s.workers.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		kill(errShutdown)
+		<-done
+		return fmt.Errorf("shut down build service: running builds cut off: %w", ctx.Err())
+	}
+}
+
+// Wake tells the workers that a build may be waiting. Enqueuers outside this
+// package (schedules) call it after recording builds; it never blocks.
+func (s *Service) Wake() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// notify wakes everyone waiting for a build to start or end. Callers hold mu.
+func (s *Service) notifyLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// List returns builds newest first, of one repository or of all when repo
+// is empty; at most limit (all when limit <= 0).
+func (s *Service) List(ctx context.Context, repo string, limit int) ([]store.Build, error) {
+	return s.o.Store.ListBuilds(ctx, repo, limit)
+}
+
+// Get returns one build; the error wraps store.ErrNotFound when there is
+// none.
+func (s *Service) Get(ctx context.Context, id int64) (store.Build, error) {
+	return s.o.Store.GetBuild(ctx, id)
+}
+
+// Follow copies a build's log to w. With follow it keeps streaming until the
+// build ends, waiting first for a queued build to start; without, it copies
+// what there is. A build that never ran (skipped, superseded, cancelled
+// while queued) has no log: Follow writes one line saying why.
+func (s *Service) Follow(ctx context.Context, id int64, w io.Writer, follow bool) error {
+	for {
+		s.mu.Lock()
+		changed := s.changed
+		s.mu.Unlock()
+		b, err := s.o.Store.GetBuild(ctx, id)
+		if err != nil {
+			return err
+		}
+		if b.State == store.StateQueued && (follow || b.Attempt == 0) {
+			if !follow {
+				_, err := fmt.Fprintf(w, "build #%d is queued; it has no log yet\n", id)
+				return err
+			}
+			// Wait for a worker to take it; a build queued again after a
+			// daemon stop shows its earlier attempt's log then too.
+			select {
+			case <-changed:
+				continue
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+		}
+		if b.Attempt == 0 && b.State.Final() {
+			_, err := fmt.Fprintf(w, "build #%d %s: %s\n", id, b.State, b.Reason)
+			return err
+		}
+		err = s.o.Logs.Follow(ctx, logID(id), 0, w, follow)
+		if errors.Is(err, logs.ErrNotFound) {
+			if follow && !b.State.Final() {
+				// Claimed, and its log about to be opened; the worker
+				// notifies once it is.
+				select {
+				case <-changed:
+					continue
+				case <-ctx.Done():
+					return context.Cause(ctx)
+				}
+			}
+			_, err := fmt.Fprintf(w, "build #%d %s; it has no log\n", id, b.State)
+			return err
+		}
+		if err != nil {
+			return fmt.Errorf("follow log of build %d: %w", id, err)
+		}
+		if !follow {
+			return nil
+		}
+		// The log ends when a run ends. A run the daemon's stop cut off
+		// leaves the build queued again for the next start; keep
+		// following when that happens in this process's life.
+		b, err = s.o.Store.GetBuild(ctx, id)
+		if err != nil {
+			return err
+		}
+		if b.State.Final() {
+			return nil
+		}
+		s.mu.Lock()
+		r := s.running[id]
+		s.mu.Unlock()
+		if r == nil {
+			return nil
+		}
+		select {
+		case <-r.done:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+}
+
+// cancelCause is the cause of a cancellation asked for by someone.
+type cancelCause struct{ reason string }
+
+func (c *cancelCause) Error() string { return c.reason }
+
+// Cancel cancels a build on behalf of nobody in particular; see CancelBy.
+func (s *Service) Cancel(ctx context.Context, id int64) error {
+	return s.CancelBy(ctx, id, "")
+}
+
+// CancelBy cancels a build on behalf of user (shown in the log and the
+// build's reason). A queued build is cancelled at once. A running build's
+// processes are killed and it is then recorded as cancelled; CancelBy waits
+// for that (bounded by ctx). A build that already ended is an error wrapping
+// store.ErrConflict.
+func (s *Service) CancelBy(ctx context.Context, id int64, user string) error {
+	reason := "cancelled"
+	if user != "" {
+		reason = "cancelled by " + user
+	}
+	r, err := s.cancel(ctx, id, reason)
+	if err != nil || r == nil {
+		return err
+	}
+	select {
+	case <-r.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("cancel build %d: waiting for it to stop: %w", id, context.Cause(ctx))
+	}
+}
+
+// cancel asks for a build to be cancelled and returns its run when one of
+// this process's workers is running it.
+func (s *Service) cancel(ctx context.Context, id int64, reason string) (*run, error) {
+	// mu is held across the store's check so that a worker cannot claim the
+	// build and register its run in between: a build the store calls
+	// running but that has no run here was left by an earlier daemon.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	prev, err := s.o.Store.CancelBuild(ctx, id, reason)
+	if err != nil {
+		return nil, err
+	}
+	if prev == store.StateQueued {
+		s.notifyLocked()
+		return nil, nil
+	}
+	r := s.running[id]
+	if r == nil {
+		if err := s.o.Store.FinishBuild(ctx, id, store.StateCancelled, reason, nil); err != nil {
+			return nil, fmt.Errorf("cancel orphaned build %d: %w", id, err)
+		}
+		s.notifyLocked()
+		return nil, nil
+	}
+	r.cancel(&cancelCause{reason: reason})
+	return r, nil
+}
+
+// Retry queues a new build of a finished build's commit and wakes a worker.
+func (s *Service) Retry(ctx context.Context, id int64) (store.Build, error) {
+	b, err := s.o.Store.RetryBuild(ctx, id)
+	if err != nil {
+		return store.Build{}, err
+	}
+	s.Wake()
+	return b, nil
+}
+
+// Enqueue records one build (scheduled or manual; b.State empty, queued,
+// skipped or error as store.EnqueueBuilds allows) and wakes a worker.
+func (s *Service) Enqueue(ctx context.Context, b store.Build) (store.Build, error) {
+	out, err := s.o.Store.EnqueueBuilds(ctx, []store.Build{b})
+	if err != nil {
+		return store.Build{}, err
+	}
+	s.afterEnqueue(out)
+	return out.Builds[0], nil
+}
+
+// afterEnqueue wakes the workers and the waiters after builds were recorded.
+func (s *Service) afterEnqueue(out store.Enqueued) {
+	s.mu.Lock()
+	s.notifyLocked()
+	s.mu.Unlock()
+	s.Wake()
+}
+
+func logID(id int64) string { return strconv.FormatInt(id, 10) }

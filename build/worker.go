@@ -1,0 +1,407 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"slipway/build/checkout"
+	"slipway/build/logs"
+	"slipway/build/pipeline"
+	"slipway/build/sandbox"
+	"slipway/store"
+)
+
+// worker claims and runs builds until claimCtx ends. It sleeps on the wake
+// channel, with a slow tick as a safety net, and never busy-polls.
+func (s *Service) worker(claimCtx, runCtx context.Context, name string) {
+	tick := time.NewTicker(safetyTick)
+	defer tick.Stop()
+	for claimCtx.Err() == nil {
+		b, r, ok, err := s.claim(claimCtx, runCtx, name)
+		switch {
+		case err != nil && claimCtx.Err() == nil:
+			s.log.Error("claim a build", "worker", name, "err", err)
+		case ok:
+			// Pass the wake on: more builds may be waiting for an idle
+			// worker.
+			s.Wake()
+			s.runBuild(r.ctx, b, r)
+			continue
+		}
+		select {
+		case <-claimCtx.Done():
+		case <-s.wake:
+		case <-tick.C:
+		}
+	}
+}
+
+// claim takes the next queued build and registers its run. mu is held
+// across both, see cancel.
+func (s *Service) claim(claimCtx, runCtx context.Context, worker string) (store.Build, *run, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok, err := s.o.Store.ClaimBuild(claimCtx, worker)
+	if err != nil || !ok {
+		return store.Build{}, nil, false, err
+	}
+	ctx, cancel := context.WithCancelCause(runCtx)
+	r := &run{ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	s.running[b.ID] = r
+	s.notifyLocked()
+	return b, r, true, nil
+}
+
+// buildLog is what a build writes its log to: a *logs.Writer, or nothing
+// when the log could not be opened.
+type buildLog interface {
+	io.Writer
+	Printf(format string, args ...any)
+	Flush()
+}
+
+type discardLog struct{}
+
+func (discardLog) Write(p []byte) (int, error) { return len(p), nil }
+func (discardLog) Printf(string, ...any)       {}
+func (discardLog) Flush()                      {}
+
+// openLog opens a build's log for a run: a new log for a first attempt, the
+// earlier attempts' log continued for a build that runs again.
+func (s *Service) openLog(id int64, secrets []string) (*logs.Writer, error) {
+	max := s.o.Config.Build.MaxLogBytes
+	w, err := s.o.Logs.Create(logID(id), max, secrets)
+	if errors.Is(err, logs.ErrExists) {
+		w, err = s.o.Logs.Append(logID(id), max, secrets)
+	}
+	return w, err
+}
+
+// errTimeout is the cause of a build's context ending at its deadline.
+var errTimeout = errors.New("build timed out")
+
+// outcome is how a build ended.
+type outcome struct {
+	state  store.State
+	reason string // the build record's one line
+	line   string // the last line of the log, without "== "
+	// cutOff: the daemon's stop ended the run; the build stays running in
+	// the store for the next start to queue again.
+	cutOff bool
+}
+
+// runBuild runs one claimed build to its end and records the result.
+func (s *Service) runBuild(ctx context.Context, b store.Build, r *run) {
+	start := time.Now()
+	ws := filepath.Join(s.o.WorkDir, logID(b.ID))
+	defer func() {
+		r.cancel(nil)
+		s.mu.Lock()
+		delete(s.running, b.ID)
+		s.notifyLocked()
+		s.mu.Unlock()
+		close(r.done)
+	}()
+	log := s.log.With("build", b.ID, "repo", b.Repo, "ref", b.Ref)
+	log.Info("build started", "attempt", b.Attempt)
+
+	repo := s.o.Config.RepoOrDefault(b.Repo)
+	secrets, env, secretErr := readSecrets(repo.Secrets, os.LookupEnv)
+	var w buildLog = discardLog{}
+	lw, err := s.openLog(b.ID, secrets)
+	if err != nil {
+		// The build still runs and is recorded; only its log is lost.
+		log.Error("open build log", "err", err)
+	} else {
+		w = lw
+	}
+	// Followers waiting for the build to start can now read its log.
+	s.mu.Lock()
+	s.notifyLocked()
+	s.mu.Unlock()
+
+	var steps []store.StepResult
+	out := s.execute(ctx, b, w, secretErr, env, ws, start, &steps)
+
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalGrace)
+	defer cancel()
+	if err := removeAll(ws); err != nil {
+		log.Error("remove workspace", "dir", ws, "err", err)
+	}
+	if out.cutOff {
+		w.Printf("== %s", out.line)
+		log.Warn("build cut off by the daemon's stop; it runs again at the next start", "attempt", b.Attempt)
+	} else {
+		if err := s.o.Store.FinishBuild(cctx, b.ID, out.state, out.reason, steps); err != nil {
+			log.Error("record build result", "state", out.state, "err", err)
+			w.Printf("== could not record the result (%s): %v", out.state, err)
+		}
+		s.prune(cctx, b.Repo)
+		w.Printf("== %s", out.line)
+		log.Info("build finished", "state", out.state, "reason", out.reason, "duration", time.Since(start))
+	}
+	if lw != nil {
+		if err := lw.Close(); err != nil {
+			log.Error("close build log", "err", err)
+		}
+	}
+	if out.cutOff {
+		return
+	}
+	if s.o.OnFinish != nil {
+		if fb, err := s.o.Store.GetBuild(cctx, b.ID); err != nil {
+			log.Error("read finished build", "err", err)
+		} else {
+			s.o.OnFinish(cctx, fb)
+		}
+	}
+}
+
+// execute does the work of a build and says how it ended; it writes
+// everything a user should see to w and appends each step's result to steps.
+func (s *Service) execute(ctx context.Context, b store.Build, w buildLog, secretErr error, secretEnv []string,
+	ws string, start time.Time, steps *[]store.StepResult) outcome {
+	cfg := s.o.Config
+	w.Printf("== build #%d of %s: %s @ %s (attempt %d)", b.ID, b.Repo, b.Ref, b.Commit, b.Attempt)
+	if cfg.Build.Sandbox == "none" {
+		w.Printf("== WARNING: the server runs builds unsandboxed (sandbox = \"none\"): steps run as the daemon's user and see the host's files and network")
+	}
+	if secretErr != nil {
+		return errorOutcome(w, secretErr.Error())
+	}
+	if s.o.SandboxErr != nil && cfg.Build.Sandbox != "none" {
+		return errorOutcome(w, "the sandbox cannot run builds on this server: "+s.o.SandboxErr.Error())
+	}
+
+	gitDir := filepath.Join(s.o.ReposDir, b.Repo+".git")
+	file, err := pipeline.Load(gitDir, b.Commit)
+	var perr *pipeline.Error
+	switch {
+	case errors.Is(err, pipeline.ErrNoFile):
+		reason := fmt.Sprintf("no %s in commit %s", pipeline.FileName, short(b.Commit))
+		return outcome{state: store.StateSkipped, reason: reason, line: "skipped: " + reason}
+	case errors.As(err, &perr):
+		// Every problem goes to the log; the record keeps the first.
+		for _, l := range strings.Split(err.Error(), "\n") {
+			w.Printf("%s", l)
+		}
+		return outcome{state: store.StateError, reason: perr.Error(), line: "error: " + perr.Error()}
+	case err != nil:
+		return errorOutcome(w, fmt.Sprintf("read %s: %v", pipeline.FileName, err))
+	}
+	p, section, ok := file.Section(b.Pipeline, pipeline.DefaultSection)
+	if !ok {
+		return errorOutcome(w, fmt.Sprintf("%s has no [%s] section", pipeline.FileName, b.Pipeline))
+	}
+	if section != b.Pipeline && b.Pipeline != "" {
+		w.Printf("== %s has no [%s] section; running [%s]", pipeline.FileName, b.Pipeline, section)
+	}
+
+	timeout := p.Timeout
+	if timeout == 0 {
+		timeout = cfg.Build.DefaultTimeout.Duration
+	}
+	if max := cfg.Build.MaxTimeout.Duration; max > 0 && timeout > max {
+		w.Printf("== timeout %s asked, capped at the server's %s", fmtDuration(timeout), fmtDuration(max))
+		timeout = max
+	}
+	repo := cfg.RepoOrDefault(b.Repo)
+	network := p.Network && repo.Network
+	switch {
+	case network:
+		w.Printf("== network: on")
+	case p.Network:
+		w.Printf("== network: off: the pipeline asks for it, but the server does not allow it for %s (its [[repo]] needs network = true)", b.Repo)
+	}
+	var cache string
+	if p.Cache {
+		cache = filepath.Join(s.o.CacheDir, url.PathEscape(b.Repo))
+		if err := os.MkdirAll(cache, 0o700); err != nil {
+			return errorOutcome(w, fmt.Sprintf("make cache folder: %v", err))
+		}
+	}
+
+	deadline := start.Add(timeout)
+	ctx, cancel := context.WithDeadlineCause(ctx, deadline, errTimeout)
+	defer cancel()
+	stopped := func() (outcome, bool) {
+		if ctx.Err() == nil {
+			return outcome{}, false
+		}
+		return stoppedOutcome(context.Cause(ctx), b, timeout), true
+	}
+
+	if err := removeAll(ws); err != nil {
+		return errorOutcome(w, fmt.Sprintf("clear workspace: %v", err))
+	}
+	if err := os.MkdirAll(ws, 0o755); err != nil {
+		return errorOutcome(w, fmt.Sprintf("make workspace: %v", err))
+	}
+	res, err := checkout.Checkout(ctx, gitDir, b.Commit, ws)
+	if o, ok := stopped(); ok {
+		return o
+	}
+	if err != nil {
+		return errorOutcome(w, fmt.Sprintf("check out %s: %v", short(b.Commit), err))
+	}
+	w.Printf("== checked out %d files in %s", res.Files, fmtDuration(time.Since(start)))
+	if len(res.Submodules) > 0 {
+		w.Printf("== note: submodules are not supported yet; left empty: %s", strings.Join(res.Submodules, ", "))
+	}
+
+	env := buildEnv(b, p.Env, secretEnv)
+	for i, step := range p.Steps {
+		w.Printf("== step %d/%d: %s", i+1, len(p.Steps), step)
+		spec := sandbox.Spec{
+			Workspace: ws,
+			Cache:     cache,
+			Env:       env,
+			Network:   network,
+			Timeout:   time.Until(deadline),
+			Stdout:    w,
+			Stderr:    w,
+			Limits: sandbox.Limits{
+				Procs:    cfg.Build.MaxProcesses,
+				FileSize: cfg.Build.MaxFileBytes,
+				Memory:   cfg.Build.MaxMemoryBytes,
+			},
+		}
+		r, err := s.o.Runner.Run(ctx, spec, step)
+		w.Flush()
+		if i == 0 && len(r.Unenforced) > 0 {
+			w.Printf("== note: limits not in force here: %s", strings.Join(r.Unenforced, "; "))
+		}
+		*steps = append(*steps, store.StepResult{Name: step, ExitCode: r.ExitCode, Duration: r.Duration})
+		if r.TimedOut {
+			return stoppedOutcome(errTimeout, b, timeout)
+		}
+		if o, ok := stopped(); ok {
+			return o
+		}
+		if err != nil {
+			return errorOutcome(w, fmt.Sprintf("step %d could not run: %v", i+1, err))
+		}
+		w.Printf("== step %d exited %d after %s", i+1, r.ExitCode, fmtDuration(r.Duration))
+		if r.ExitCode != 0 {
+			reason := fmt.Sprintf("step %d (%s) exited %d", i+1, stepName(step), r.ExitCode)
+			return outcome{state: store.StateFailed, reason: reason, line: "failed: " + reason}
+		}
+	}
+
+	if len(p.Artifacts) > 0 {
+		dst := filepath.Join(s.o.ArtifactsDir, logID(b.ID))
+		n, err := copyArtifacts(ws, dst, p.Artifacts)
+		if err != nil {
+			_ = removeAll(dst)
+			reason := "artifacts: " + err.Error()
+			return outcome{state: store.StateFailed, reason: reason, line: "failed: " + reason}
+		}
+		w.Printf("== kept %d artifact files", n)
+	}
+	d := fmtDuration(time.Since(start))
+	return outcome{state: store.StatePassed, reason: "passed in " + d, line: "passed in " + d}
+}
+
+func errorOutcome(w buildLog, reason string) outcome {
+	return outcome{state: store.StateError, reason: reason, line: "error: " + reason}
+}
+
+// stoppedOutcome says how a build whose context ended, with cause, ended.
+func stoppedOutcome(cause error, b store.Build, timeout time.Duration) outcome {
+	var cc *cancelCause
+	switch {
+	case errors.Is(cause, errTimeout):
+		reason := "timed out after " + fmtDuration(timeout)
+		return outcome{state: store.StateFailed, reason: reason, line: reason}
+	case errors.As(cause, &cc):
+		return outcome{state: store.StateCancelled, reason: cc.reason, line: cc.reason}
+	default:
+		return outcome{cutOff: true, line: fmt.Sprintf("the daemon is stopping: attempt %d cut off; the build runs again at the next start", b.Attempt)}
+	}
+}
+
+// prune deletes the repo's finished builds beyond the configured number to
+// keep, with their logs and artifacts.
+func (s *Service) prune(ctx context.Context, repo string) {
+	keep := s.o.Config.Build.Keep
+	if keep <= 0 {
+		return
+	}
+	ids, err := s.o.Store.PruneBuilds(ctx, repo, keep)
+	if err != nil {
+		s.log.Error("prune old builds", "repo", repo, "err", err)
+		return
+	}
+	for _, id := range ids {
+		if err := s.o.Logs.Remove(logID(id)); err != nil {
+			s.log.Error("remove log of pruned build", "build", id, "err", err)
+		}
+		if err := removeAll(filepath.Join(s.o.ArtifactsDir, logID(id))); err != nil {
+			s.log.Error("remove artifacts of pruned build", "build", id, "err", err)
+		}
+	}
+	if len(ids) > 0 {
+		s.log.Info("pruned old builds", "repo", repo, "count", len(ids))
+	}
+}
+
+// removeAll removes a tree, also one in which a build made folders
+// read-only (Go's module cache does).
+func removeAll(dir string) error {
+	if err := os.RemoveAll(dir); err == nil {
+		return nil
+	}
+	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			_ = os.Chmod(p, 0o700)
+		}
+		return nil
+	})
+	return os.RemoveAll(dir)
+}
+
+// short is the abbreviated commit id people read.
+func short(commit string) string {
+	if len(commit) > 7 {
+		return commit[:7]
+	}
+	return commit
+}
+
+// stepName is a step shortened for one-line messages.
+func stepName(step string) string {
+	step, _, cut := strings.Cut(strings.TrimSpace(step), "\n")
+	if len(step) > 40 {
+		step, cut = step[:40], true
+	}
+	if cut {
+		step += "…"
+	}
+	return step
+}
+
+// fmtDuration prints durations the way people say them: "3.4s", "10m",
+// "1h30m".
+func fmtDuration(d time.Duration) string {
+	if d < time.Second {
+		return d.Round(time.Millisecond).String()
+	}
+	if d < time.Minute {
+		return d.Round(100 * time.Millisecond).String()
+	}
+	s := d.Round(time.Second).String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
