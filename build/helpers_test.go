@@ -23,7 +23,7 @@ import (
 // testEnv is a build service on a real SQLite store, real git repositories
 // and real bubblewrap, all under one temporary data dir.
 type testEnv struct {
-	t    *testing.T
+	t    testing.TB
 	data string
 	cfg  *configs.Config
 	st   *store.Store
@@ -34,7 +34,7 @@ type testEnv struct {
 // newEnv parses a server config made of the data dir, a [build] table with
 // buildTOML and the extra TOML (repos), and builds a Service. It does not
 // start it.
-func newEnv(t *testing.T, buildTOML, extra string) *testEnv {
+func newEnv(t testing.TB, buildTOML, extra string) *testEnv {
 	t.Helper()
 	data := t.TempDir()
 	text := fmt.Sprintf("data_dir = %q\n[ssh]\nlisten = \"127.0.0.1:2222\"\n[build]\n%s\n%s\n", data, buildTOML, extra)
@@ -89,7 +89,7 @@ func (e *testEnv) startService(svc *Service) {
 }
 
 // testWriter sends the service's warnings to the test log.
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
@@ -99,7 +99,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 // gitRepo is a bare repository in the service's repos dir and a work tree
 // to make commits in.
 type gitRepo struct {
-	t          *testing.T
+	t          testing.TB
 	name       string
 	bare, work string
 }
