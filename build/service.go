@@ -277,6 +277,9 @@ func (s *Service) Get(ctx context.Context, id int64) (store.Build, error) {
 // what there is. A build that never ran (skipped, superseded, cancelled
 // while queued) has no log: Follow writes one line saying why.
 func (s *Service) Follow(ctx context.Context, id int64, w io.Writer, follow bool) error {
+	// A build that runs again continues its log; counting what was copied
+	// lets a follower that waited for the next attempt resume where it was.
+	cw := &countingWriter{w: w}
 	for {
 		s.mu.Lock()
 		changed := s.changed
@@ -303,7 +306,7 @@ func (s *Service) Follow(ctx context.Context, id int64, w io.Writer, follow bool
 			_, err := fmt.Fprintf(w, "build #%d %s: %s\n", id, b.State, b.Reason)
 			return err
 		}
-		err = s.o.Logs.Follow(ctx, logID(id), 0, w, follow)
+		err = s.o.Logs.Follow(ctx, logID(id), cw.n, cw, follow)
 		if errors.Is(err, logs.ErrNotFound) {
 			if follow && !b.State.Final() {
 				// Claimed, and its log about to be opened; the worker
@@ -438,3 +441,15 @@ func (s *Service) afterEnqueue(out store.Enqueued) {
 }
 
 func logID(id int64) string { return strconv.FormatInt(id, 10) }
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}

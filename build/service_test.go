@@ -553,3 +553,39 @@ func TestFmtDuration(t *testing.T) {
 		}
 	}
 }
+
+func TestPushRecordedAndEnqueue(t *testing.T) {
+	e := newEnv(t, "concurrency = 1", appRepo)
+	e.start()
+	r := e.newRepo("app")
+	sha := r.pipelineCommit("refs/heads/main", "[build]\nsteps = [\"true\"]\n")
+
+	// A push recorded by someone else (the hooks server) gets its builds.
+	p := store.Push{Repo: "app", User: "bob", Refs: []store.RefUpdate{update("refs/heads/main", sha)}}
+	id, err := e.st.RecordPush(t.Context(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.ID = id
+	var out bytes.Buffer
+	e.svc.PushRecorded(t.Context(), p, &out)
+	if !strings.HasPrefix(out.String(), "build #1 queued: main @ "+sha[:7]) {
+		t.Errorf("output: %q", out.String())
+	}
+	if b := e.waitFinal(1); b.State != store.StatePassed || b.PushID != id {
+		t.Errorf("build of a recorded push: %+v", b)
+	}
+
+	// A manual run, as `run REPO SCHEDULE` would queue, of a section the
+	// file lacks: it falls back to [build] and says so.
+	b, err := e.svc.Enqueue(t.Context(), store.Build{Repo: "app", Ref: "refs/heads/main", Commit: sha, Trigger: store.TriggerManual, Pipeline: "nightly"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b = e.waitFinal(b.ID); b.State != store.StatePassed {
+		t.Errorf("manual build: %s %s", b.State, b.Reason)
+	}
+	if log := e.logOf(b.ID); !strings.Contains(log, "== .slipway.toml has no [nightly] section; running [build]") {
+		t.Errorf("log:\n%s", log)
+	}
+}
