@@ -589,3 +589,19 @@ func TestPushRecordedAndEnqueue(t *testing.T) {
 		t.Errorf("log:\n%s", log)
 	}
 }
+
+func TestFollowCommand(t *testing.T) {
+	host, _ := os.Hostname()
+	for listen, want := range map[string]string{
+		"127.0.0.1:2222": "ssh -p 2222 127.0.0.1 log 7 -f",
+		"[::1]:22":       "ssh ::1 log 7 -f",
+		"0.0.0.0:2222":   "ssh -p 2222 " + host + " log 7 -f",
+		":2200":          "ssh -p 2200 " + host + " log 7 -f",
+	} {
+		h, p := displayAddr(listen)
+		s := &Service{o: Options{SSHHost: h, SSHPort: p}}
+		if got := s.followCommand(7); got != want {
+			t.Errorf("listen %q: %q, want %q", listen, got, want)
+		}
+	}
+}
