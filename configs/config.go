@@ -371,13 +371,15 @@ func (c *Config) validate(v *validator) {
 			continue
 		case err != nil:
 			v.add(v.loc.keyIn("repo", i, "name"), "%v", err)
-			continue
+			name = r.Name
 		case c.repos[name] != nil:
 			v.add(v.loc.keyIn("repo", i, "name"), "duplicate repo %q", name)
 			continue
 		}
-		r.Name = name
-		c.repos[name] = r
+		if err == nil {
+			r.Name = name
+			c.repos[name] = r
+		}
 		c.validateRepoBuild(v, i, r)
 		c.validateEnvironments(v, i, r)
 		c.validateSchedules(v, i, r)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -252,4 +253,21 @@ name = "app"
 			t.Errorf("missing %q in:\n%v", want, err)
 		}
 	}
+}
+
+func FuzzParseCron(f *testing.F) {
+	for _, s := range []string{"CRON_TZ=UTC", "TZ=UTC", "CRON_TZ=", "CRON_TZ= 0 0 * * *", "@every 0s", "@every -5s",
+		"@nightly", "0 2 * * *", "CRON_TZ=Europe/Berlin 30 2 * * *", "@every 1h30m", "* * * * * *"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, spec string) {
+		s, err := ParseCron(spec, time.UTC)
+		if err != nil {
+			return
+		}
+		now := time.Date(2026, 3, 29, 0, 30, 0, 0, time.UTC)
+		if next := s.Next(now); !next.IsZero() && !next.After(now) {
+			t.Fatalf("%q: next %v is not after %v", spec, next, now)
+		}
+	})
 }

@@ -113,7 +113,24 @@ func CronParser() cron.Parser {
 // ParseCron parses spec in the server's default zone (a CRON_TZ= prefix in
 // the spec wins).
 func ParseCron(spec string, loc *time.Location) (cron.Schedule, error) {
-	if !strings.HasPrefix(spec, "CRON_TZ=") && !strings.HasPrefix(spec, "TZ=") && loc != nil {
+	body := spec
+	for _, prefix := range []string{"CRON_TZ=", "TZ="} {
+		if rest, ok := strings.CutPrefix(spec, prefix); ok {
+			// robfig/cron panics on a zone prefix with nothing after it.
+			zone, fields, _ := strings.Cut(rest, " ")
+			if zone == "" || strings.TrimSpace(fields) == "" {
+				return nil, fmt.Errorf("invalid cron spec %q: %s needs a zone and a schedule after it", truncate(spec), prefix)
+			}
+			body = fields
+		}
+	}
+	// robfig/cron turns "@every 0s" or a negative interval into every second.
+	if every, ok := strings.CutPrefix(strings.TrimSpace(body), "@every "); ok {
+		if d, err := time.ParseDuration(strings.TrimSpace(every)); err != nil || d < time.Second {
+			return nil, fmt.Errorf("invalid cron spec %q: @every needs a duration of at least 1s", truncate(spec))
+		}
+	}
+	if body == spec && loc != nil {
 		spec = "CRON_TZ=" + loc.String() + " " + spec
 	}
 	s, err := CronParser().Parse(spec)

@@ -186,9 +186,22 @@ func TestOfferedKeyIsNotIdentity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	fake := &cannotSign{pub: alicePub}
+	step := 0
 	cfg := &ssh.ClientConfig{
-		User:            "git",
-		Auth:            []ssh.AuthMethod{ssh.PublicKeys(cannotSign{alicePub}, mallorySigner)},
+		User: "git",
+		// One key per attempt: first alice's, which the client can only
+		// offer, then mallory's, which it signs with.
+		AuthCallback: func(*ssh.ClientAuthContext) (ssh.AuthMethod, error) {
+			step++
+			switch step {
+			case 1:
+				return ssh.PublicKeys(fake), nil
+			case 2:
+				return ssh.PublicKeys(mallorySigner), nil
+			}
+			return nil, errors.New("out of keys")
+		},
 		HostKeyCallback: ssh.InsecureIgnoreHostKey(),
 		Timeout:         10 * time.Second,
 	}
@@ -201,6 +214,9 @@ func TestOfferedKeyIsNotIdentity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !fake.offered {
+		t.Fatal("alice's key was never offered: the attack was not attempted")
+	}
 	var out bytes.Buffer
 	sess.Stdout = &out
 	if err := sess.Run("whoami"); err != nil {
@@ -212,9 +228,13 @@ func TestOfferedKeyIsNotIdentity(t *testing.T) {
 }
 
 // cannotSign offers a public key without holding its private half.
-type cannotSign struct{ pub ssh.PublicKey }
+type cannotSign struct {
+	pub     ssh.PublicKey
+	offered bool // the server accepted the offer and asked for a signature
+}
 
-func (c cannotSign) PublicKey() ssh.PublicKey { return c.pub }
-func (c cannotSign) Sign(_ io.Reader, _ []byte) (*ssh.Signature, error) {
+func (c *cannotSign) PublicKey() ssh.PublicKey { return c.pub }
+func (c *cannotSign) Sign(_ io.Reader, _ []byte) (*ssh.Signature, error) {
+	c.offered = true
 	return nil, errors.New("no private key")
 }

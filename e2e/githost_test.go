@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"io"
@@ -53,7 +54,7 @@ read = ["bob"]
 
 	// A second commit reaches the clone by fetch.
 	head := alice.commit(t, src, "README", "hello again\n")
-	alice.mustGit(t, src, "push", "-q", d.url("/app.git"), "main")
+	alice.mustGit(t, src, "push", "-q", d.url("app.git"), "main")
 	bob.mustGit(t, clone, "fetch", "-q", "origin")
 	if got := strings.TrimSpace(bob.mustGit(t, clone, "rev-parse", "origin/main")); got != head {
 		t.Fatalf("fetched origin/main = %s, want %s", got, head)
@@ -70,11 +71,11 @@ func TestProtocolV2ShallowAndPartialClone(t *testing.T) {
 
 	// Protocol v2 is negotiated when the client asks for it.
 	out, err := alice.gitEnv([]string{"GIT_TRACE_PACKET=1"}, "", "-c", "protocol.version=2", "ls-remote", d.url("team/app"))
-	if err != nil || !strings.Contains(out, "git< version 2") {
+	if err != nil || !strings.Contains(out, "< version 2") {
 		t.Fatalf("protocol v2 not used: %v\n%s", err, out)
 	}
 	out, err = alice.gitEnv([]string{"GIT_TRACE_PACKET=1"}, "", "-c", "protocol.version=0", "ls-remote", d.url("team/app"))
-	if err != nil || strings.Contains(out, "git< version 2") {
+	if err != nil || strings.Contains(out, "< version 2") {
 		t.Fatalf("protocol v0 request answered with v2: %v\n%s", err, out)
 	}
 
@@ -96,11 +97,13 @@ func TestProtocolV2ShallowAndPartialClone(t *testing.T) {
 	}
 }
 
-// gitEnv runs git with extra environment variables.
+// gitEnv runs git with extra environment variables (see git).
 func (u *user) gitEnv(extra []string, dir string, args ...string) (string, error) {
 	cmd := execGit(dir, append(u.env(), extra...), args...)
-	out, err := cmd.CombinedOutput()
-	return string(out), err
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	return stdout.String() + stderr.String(), err
 }
 
 func TestPushOptionsAndMirrorPushAreRecorded(t *testing.T) {
@@ -224,27 +227,50 @@ release = ["dave"]
 }
 
 func TestHostileRepoNamesAreRefused(t *testing.T) {
-	alice := newUser(t, "alice")
-	d := startDaemon(t, configFor("", []*user{alice}))
+	alice, carol := newUser(t, "alice"), newUser(t, "carol")
+	d := startDaemon(t, configFor(`
+[[repo]]
+name = "app"
+write = ["carol"]
+`, []*user{alice}, carol))
 	src := alice.newProject(t, map[string]string{"f": "1\n"})
-	for _, name := range []string{"../x", "/etc/passwd", "a/../../b", ".git", "..", "a/b/c/d",
-		strings.Repeat("a", 300), "UPPER", "-oProxyCommand=x", "a b"} {
-		_, stderr, code := d.ssh(alice, "git-receive-pack", "'"+name+"'")
-		if code == 0 || !strings.Contains(stderr, "invalid repository name") {
-			t.Errorf("receive-pack %q: exit %d, stderr %q", name, code, stderr)
-		}
-		out, err := alice.git(src, "push", "ssh://git@"+d.addr+"/"+name, "main")
-		if err == nil {
-			t.Errorf("push to %q succeeded:\n%s", name, out)
+	hostile := []string{"../x", "a/../../b", ".git", "..", "a/b/c/d", "x/.git", "./app",
+		strings.Repeat("a", 300), "UPPER", "-oProxyCommand=x", "a b", "a\\b", "//app"}
+	for _, u := range []*user{alice, carol} {
+		for _, name := range hostile {
+			_, stderr, code := d.ssh(u, "git-receive-pack", "'"+name+"'")
+			if code == 0 || !strings.Contains(stderr, "invalid repository name") {
+				t.Errorf("%s: receive-pack %q: exit %d, stderr %q", u.name, name, code, stderr)
+			}
+			if out, err := u.git(src, "push", "ssh://git@"+d.addr+"/"+name, "main"); err == nil {
+				t.Errorf("%s: push to %q succeeded:\n%s", u.name, name, out)
+			}
 		}
 	}
-	// Nothing was created outside the repos folder, nor inside it.
+	// A name that merely looks like a system path is a repository path like
+	// any other: someone who may not create repositories is told it does not
+	// exist, and an admin's push stays inside the repos folder.
+	passwd, err := os.ReadFile("/etc/passwd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := carol.git(src, "push", "ssh://git@"+d.addr+"/etc/passwd", "main")
+	if err == nil || !strings.Contains(out, "not found") {
+		t.Fatalf("carol pushing to /etc/passwd: %v\n%s", err, out)
+	}
 	entries, err := os.ReadDir(filepath.Join(d.dataDir(), "repos"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(entries) != 0 {
-		t.Fatalf("hostile names created %v", entries)
+		t.Fatalf("refused names created %v in the repos folder", entries)
+	}
+	alice.mustGit(t, src, "push", "-q", "ssh://git@"+d.addr+"/etc/passwd", "main")
+	if _, err := os.Stat(filepath.Join(d.dataDir(), "repos", "etc", "passwd.git", "HEAD")); err != nil {
+		t.Fatalf("admin push to /etc/passwd did not land in repos/etc/passwd.git: %v", err)
+	}
+	if after, _ := os.ReadFile("/etc/passwd"); string(after) != string(passwd) {
+		t.Fatal("/etc/passwd changed")
 	}
 	for _, p := range []string{filepath.Join(d.dataDir(), "x"), filepath.Join(d.dataDir(), "x.git"), filepath.Join(d.root, "b.git")} {
 		if _, err := os.Stat(p); err == nil {

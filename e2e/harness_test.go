@@ -209,13 +209,12 @@ func (d *daemon) ssh(u *user, args ...string) (string, string, int) {
 	return stdout.String(), stderr.String(), code
 }
 
-// git runs git as u in dir and returns its combined output and error.
+// git runs git as u in dir and returns its output (stdout, then stderr)
+// and error. The two streams go to separate pipes: ssh, run by git, makes
+// its stderr non-blocking, and were that the pipe git writes its stdout to,
+// git would lose output whenever the pipe is full.
 func (u *user) git(dir string, args ...string) (string, error) {
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = u.env()
-	out, err := cmd.CombinedOutput()
-	return string(out), err
+	return u.gitEnv(nil, dir, args...)
 }
 
 // mustGit is git that fails the test on error.
