@@ -37,22 +37,74 @@ const WaitOption = "wait"
 // they end, followed by each build's result. When ctx ends (the pusher went
 // away) it returns; the builds go on.
 func (s *Service) HandlePush(ctx context.Context, p store.Push, out io.Writer) (int64, error) {
-	bs, notes := s.planPush(p)
-	enq, err := s.o.Store.RecordPushAndEnqueue(ctx, p, bs, nil)
+	o, err := s.record(ctx, p)
 	if err != nil {
 		return 0, err
 	}
-	p.ID = enq.PushID
-	s.afterPush(ctx, p, enq, notes, out)
-	return enq.PushID, nil
+	p.ID = o.enq.PushID
+	s.afterPush(ctx, p, o, out)
+	return p.ID, nil
 }
 
-// PushRecorded enqueues the builds of a push that something else recorded
-// already (p.ID set), and otherwise behaves as HandlePush. It lets the
-// service be a hooks.PushListener. The push and its builds are then two
-// transactions, not one: prefer HandlePush where the caller can record
-// through it.
+// pushOutcome is what recording a push did, for the pusher to be told.
+type pushOutcome struct {
+	enq   store.Enqueued
+	notes []string
+}
+
+// record records a push with its builds and release deployments in one
+// transaction and sets the queued work going.
+func (s *Service) record(ctx context.Context, p store.Push) (pushOutcome, error) {
+	bs, notes := s.planPush(p)
+	var ds []store.Deployment
+	if s.o.Deployer != nil {
+		var err error
+		if ds, err = s.o.Deployer.ReleaseDeployments(ctx, p); err != nil {
+			// The refs are updated whatever happens: record the push and
+			// its builds, and say the deployments could not be queued.
+			s.log.Error("plan release deployments", "repo", p.Repo, "err", err)
+			notes = append(notes, fmt.Sprintf("slipway: could not queue the deployments of this push: %v", err))
+			ds = nil
+		}
+	}
+	enq, err := s.o.Store.RecordPushAndEnqueue(ctx, p, bs, ds)
+	if err != nil {
+		return pushOutcome{}, err
+	}
+	s.afterEnqueue(enq)
+	if len(enq.Deployments) > 0 {
+		s.o.Deployer.Wake()
+	}
+	return pushOutcome{enq, notes}, nil
+}
+
+// RecordPush is the first half of post-receive (it makes the service a
+// hooks.Recorder): it records the push with its builds and release
+// deployments in one transaction and starts them. PushRecorded, the second
+// half, then reports them to the pusher.
+func (s *Service) RecordPush(ctx context.Context, p store.Push) (int64, error) {
+	o, err := s.record(ctx, p)
+	if err != nil {
+		return 0, err
+	}
+	s.recordedMu.Lock()
+	s.recorded[o.enq.PushID] = o
+	s.recordedMu.Unlock()
+	return o.enq.PushID, nil
+}
+
+// PushRecorded reports to the pusher what RecordPush recorded for p (it
+// makes the service a hooks.PushListener). For a push something else
+// recorded, it enqueues the push's builds itself, in a second transaction.
 func (s *Service) PushRecorded(ctx context.Context, p store.Push, out io.Writer) {
+	s.recordedMu.Lock()
+	o, ok := s.recorded[p.ID]
+	delete(s.recorded, p.ID)
+	s.recordedMu.Unlock()
+	if ok {
+		s.afterPush(ctx, p, o, out)
+		return
+	}
 	bs, notes := s.planPush(p)
 	for i := range bs {
 		bs[i].PushID = p.ID
@@ -63,7 +115,8 @@ func (s *Service) PushRecorded(ctx context.Context, p store.Push, out io.Writer)
 		fmt.Fprintf(out, "slipway: could not queue the builds of this push: %v\n", err)
 		return
 	}
-	s.afterPush(ctx, p, enq, notes, out)
+	s.afterEnqueue(enq)
+	s.afterPush(ctx, p, pushOutcome{enq, notes}, out)
 }
 
 // planPush turns a push's ref updates into the builds to record, and notes
@@ -122,8 +175,8 @@ func whyNotBuilt(repo *configs.Repo, isTag bool) string {
 }
 
 // afterPush acts on what a push recorded and reports it to the pusher.
-func (s *Service) afterPush(ctx context.Context, p store.Push, enq store.Enqueued, notes []string, out io.Writer) {
-	s.afterEnqueue(enq)
+func (s *Service) afterPush(ctx context.Context, p store.Push, o pushOutcome, out io.Writer) {
+	enq, notes := o.enq, o.notes
 	if repo := s.o.Config.RepoOrDefault(p.Repo); repo.CancelRunning && len(enq.Running) > 0 {
 		for _, old := range enq.Running {
 			newer := newestOf(enq.Builds, old.Ref)
@@ -163,6 +216,9 @@ func (s *Service) afterPush(ctx context.Context, p store.Push, enq store.Enqueue
 				return
 			}
 		}
+	}
+	if len(enq.Deployments) > 0 {
+		s.o.Deployer.Announce(ctx, p, enq.Deployments, out)
 	}
 }
 

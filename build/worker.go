@@ -139,7 +139,7 @@ func (s *Service) runBuild(ctx context.Context, b store.Build, r *run) {
 		w.Printf("== %s", out.line)
 		log.Warn("build cut off by the daemon's stop; it runs again at the next start", "attempt", b.Attempt)
 	} else {
-		if err := s.o.Store.FinishBuild(cctx, b.ID, out.state, out.reason, steps); err != nil {
+		if err := s.finish(cctx, b, out, steps, w); err != nil {
 			log.Error("record build result", "state", out.state, "err", err)
 			w.Printf("== could not record the result (%s): %v", out.state, err)
 		}
@@ -404,4 +404,26 @@ func fmtDuration(d time.Duration) string {
 		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
+}
+
+// finish records a build's result; a passed build's automatic deployments
+// are recorded in the same transaction, so that none is lost in between.
+func (s *Service) finish(ctx context.Context, b store.Build, out outcome, steps []store.StepResult, w buildLog) error {
+	if out.state != store.StatePassed || s.o.Deployer == nil {
+		return s.o.Store.FinishBuild(ctx, b.ID, out.state, out.reason, steps)
+	}
+	passed := b
+	passed.State = store.StatePassed
+	autos := s.o.Deployer.AutoDeployments(ctx, passed)
+	ds, err := s.o.Store.FinishBuildAndDeploy(ctx, b.ID, out.state, out.reason, steps, autos)
+	if err != nil {
+		return err
+	}
+	for _, d := range ds {
+		w.Printf("== deployment #%d to %s queued", d.ID, d.Env)
+	}
+	if len(ds) > 0 {
+		s.o.Deployer.Wake()
+	}
+	return nil
 }

@@ -150,6 +150,11 @@ type Build struct {
 	MaxProcesses   int   `toml:"max_processes"`
 	MaxFileBytes   int64 `toml:"max_file_bytes"`
 	MaxMemoryBytes int64 `toml:"max_memory_bytes"`
+	// UID and GID are the host ids build steps run as when the daemon runs
+	// as root (the kernel does not apply the process limit to root). Use
+	// ids no other process uses. Default: 65534 (nobody).
+	UID int `toml:"uid"`
+	GID int `toml:"gid"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("90s").
@@ -187,6 +192,7 @@ const (
 	DefaultKeepBuilds      = 100
 	DefaultMaxProcesses    = 512
 	DefaultMaxFileBytes    = 1 << 30
+	DefaultBuildID         = 65534
 )
 
 // Problem is one thing wrong with a configuration file.
@@ -302,6 +308,12 @@ func (c *Config) applyDefaults() {
 	if b.MaxFileBytes == 0 {
 		b.MaxFileBytes = DefaultMaxFileBytes
 	}
+	if b.UID == 0 {
+		b.UID = DefaultBuildID
+	}
+	if b.GID == 0 {
+		b.GID = DefaultBuildID
+	}
 }
 
 type validator struct {
@@ -403,7 +415,7 @@ func (c *Config) validateBuild(v *validator) {
 	}
 	for key, n := range map[string]int64{"concurrency": int64(b.Concurrency), "max_log_bytes": b.MaxLogBytes,
 		"max_per_push": int64(b.MaxPerPush), "keep": int64(b.Keep), "max_processes": int64(b.MaxProcesses),
-		"max_file_bytes": b.MaxFileBytes, "max_memory_bytes": b.MaxMemoryBytes} {
+		"max_file_bytes": b.MaxFileBytes, "max_memory_bytes": b.MaxMemoryBytes, "uid": int64(b.UID), "gid": int64(b.GID)} {
 		if n < 0 {
 			v.add(v.loc.keyIn("build", -1, key), "build.%s must not be negative", key)
 		}

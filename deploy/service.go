@@ -57,6 +57,10 @@ type ServiceOptions struct {
 	// Timeout bounds one deployment, activate included, so that a hung
 	// command cannot block its environment's queue for ever; default 30m.
 	Timeout time.Duration
+
+	// SSHCommand is how pushers reach the daemon, shown in the command that
+	// follows a deployment ("ssh -p 2222 git.example.com"). Default "ssh".
+	SSHCommand string
 }
 
 // LogID is the id of deployment id's log in ServiceOptions.Logs.

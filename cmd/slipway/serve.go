@@ -11,12 +11,19 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
 
+	"slipway/build"
+	"slipway/build/logs"
+	"slipway/build/sandbox"
+	"slipway/build/schedule"
 	"slipway/configs"
+	"slipway/console"
+	"slipway/deploy"
 	"slipway/gitserver"
 	"slipway/hooks"
 	"slipway/store"
@@ -32,13 +39,8 @@ func serve(ctx context.Context, configPath string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("create data dir: %w", err)
-	}
-	for _, dir := range []string{cfg.ReposDir(), cfg.HooksDir()} {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("create %s: %w", dir, err)
-		}
+	if err := makeDataDirs(cfg); err != nil {
+		return err
 	}
 
 	db, err := store.Open(ctx, cfg.DatabasePath())
@@ -57,28 +59,90 @@ func serve(ctx context.Context, configPath string, stdout, stderr io.Writer) err
 	if err := hooks.WriteScripts(cfg.HooksDir(), self, cfg.HookSocket()); err != nil {
 		return fmt.Errorf("write hooks: %w", err)
 	}
-	hookLn, err := hooks.Listen(cfg.HookSocket())
-	if err != nil {
-		return fmt.Errorf("listen for hooks: %w", err)
+
+	runner, sandboxErr := newRunner(ctx, cfg)
+	if sandboxErr != nil {
+		logger.Error("builds will not run: the sandbox does not work here; install bubblewrap, or set build.sandbox = \"none\" to run builds unsandboxed", "err", sandboxErr)
 	}
+	host, port := displayAddr(cfg.SSH.Listen)
+	buildLogs := logs.NewStore(filepath.Join(cfg.DataDir, "logs"))
+	deploys, err := deploy.NewService(deploy.ServiceOptions{
+		Config:     cfg,
+		Store:      db,
+		Logs:       buildLogs,
+		DataDir:    cfg.DataDir,
+		Logger:     logger.With("component", "deploy"),
+		SSHCommand: fmt.Sprintf("ssh -p %d %s", port, host),
+	})
+	if err != nil {
+		return err
+	}
+	builds, err := build.New(build.Options{
+		Config:     cfg,
+		Store:      db,
+		Logs:       buildLogs,
+		Runner:     runner,
+		SandboxErr: sandboxErr,
+		SSHHost:    host,
+		SSHPort:    port,
+		Logger:     logger.With("component", "build"),
+		Deployer:   deploys,
+	})
+	if err != nil {
+		return err
+	}
+	scheduler, err := schedule.New(schedule.Options{
+		Config:   cfg,
+		Store:    db,
+		ReposDir: cfg.ReposDir(),
+		Waker:    builds,
+		Logger:   logger.With("component", "schedule"),
+	})
+	if err != nil {
+		return err
+	}
+
 	registry := hooks.NewRegistry()
 	hookSrv := hooks.NewServer(hooks.ServerOptions{
-		Config:   cfg,
-		Registry: registry,
-		Recorder: db,
-		Logger:   logger.With("component", "hooks"),
-		ReposDir: cfg.ReposDir(),
+		Config:      cfg,
+		Registry:    registry,
+		Recorder:    builds,
+		Listeners:   []hooks.PushListener{builds},
+		ReleaseGate: deploys,
+		Logger:      logger.With("component", "hooks"),
+		ReposDir:    cfg.ReposDir(),
 	})
-
 	gitSrv, err := gitserver.New(gitserver.Options{
 		Config: cfg,
 		Logger: logger.With("component", "ssh"),
 		Tokens: registry,
 		Pushes: db,
+		Commands: console.Commands(console.Options{
+			Config:    cfg,
+			Builds:    builds,
+			Deploys:   deploys,
+			Schedules: scheduler,
+		}),
 	})
 	if err != nil {
-		hookLn.Close()
 		return err
+	}
+
+	// Recover and start the workers before anything can push. They run
+	// until their Shutdown, not until the signal: that ends them gently.
+	runCtx := context.WithoutCancel(ctx)
+	if err := deploys.Start(runCtx); err != nil {
+		return fmt.Errorf("start deployments: %w", err)
+	}
+	if err := builds.Start(runCtx); err != nil {
+		return fmt.Errorf("start builds: %w", err)
+	}
+	if err := scheduler.Start(runCtx); err != nil {
+		return fmt.Errorf("start schedules: %w", err)
+	}
+	hookLn, err := hooks.Listen(cfg.HookSocket())
+	if err != nil {
+		return fmt.Errorf("listen for hooks: %w", err)
 	}
 	sshLn, err := net.Listen("tcp", cfg.SSH.Listen)
 	if err != nil {
@@ -89,8 +153,8 @@ func serve(ctx context.Context, configPath string, stdout, stderr io.Writer) err
 	errc := make(chan error, 2)
 	go func() { errc <- hookSrv.Serve(hookLn) }()
 	go func() { errc <- gitSrv.Serve(sshLn) }()
-	printBanner(stdout, sshLn.Addr().String(), gitSrv.HostKeyFingerprint(), admitted, cfg.DataDir)
-	logger.Info("slipway started", "ssh", sshLn.Addr().String(), "data_dir", cfg.DataDir)
+	printBanner(stdout, sshLn.Addr().String(), gitSrv.HostKeyFingerprint(), admitted, cfg.DataDir, sandboxErr)
+	logger.Info("slipway started", "ssh", sshLn.Addr().String(), "data_dir", cfg.DataDir, "sandbox", cfg.Build.Sandbox)
 
 	var serveErr error
 	select {
@@ -101,18 +165,89 @@ func serve(ctx context.Context, configPath string, stdout, stderr io.Writer) err
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	// SSH first: running pushes still need the hook server to finish.
-	if err := gitSrv.Shutdown(sctx); err != nil {
-		logger.Warn("ssh shutdown", "err", err)
-	}
-	if err := hookSrv.Shutdown(sctx); err != nil {
-		logger.Warn("hooks shutdown", "err", err)
+	// Outside in: no new pushes, then no new work, then the workers, then
+	// the hooks that running pushes still needed.
+	for _, stop := range []struct {
+		name string
+		fn   func(context.Context) error
+	}{
+		{"ssh", gitSrv.Shutdown},
+		{"schedules", scheduler.Shutdown},
+		{"builds", builds.Shutdown},
+		{"deployments", deploys.Shutdown},
+		{"hooks", hookSrv.Shutdown},
+	} {
+		if err := stop.fn(sctx); err != nil {
+			logger.Warn("shutdown", "part", stop.name, "err", err)
+		}
 	}
 	logger.Info("stopped")
-	if serveErr != nil && !errors.Is(serveErr, net.ErrClosed) {
+	if serveErr != nil && !errors.Is(serveErr, net.ErrClosed) && !errors.Is(serveErr, gitserver.ErrServerClosed) {
 		return serveErr
 	}
 	return nil
+}
+
+// makeDataDirs creates the data dir's folders. The data dir and the build
+// folders are searchable (not readable) by others, because build steps run as
+// an unprivileged uid that must reach its workspace; everything else is the
+// daemon's alone.
+func makeDataDirs(cfg *configs.Config) error {
+	dirs := []struct {
+		path string
+		mode os.FileMode
+	}{
+		{cfg.DataDir, 0o711},
+		{cfg.ReposDir(), 0o700},
+		{cfg.HooksDir(), 0o755},
+		{filepath.Join(cfg.DataDir, "logs"), 0o700},
+		{filepath.Join(cfg.DataDir, "artifacts"), 0o700},
+		{filepath.Join(cfg.DataDir, "work"), 0o711},
+		{filepath.Join(cfg.DataDir, "cache"), 0o711},
+	}
+	for _, d := range dirs {
+		if err := os.MkdirAll(d.path, d.mode); err != nil {
+			return fmt.Errorf("create %s: %w", d.path, err)
+		}
+		if err := os.Chmod(d.path, d.mode); err != nil {
+			return fmt.Errorf("set the mode of %s: %w", d.path, err)
+		}
+	}
+	return nil
+}
+
+// newRunner returns the sandbox builds run in, and why builds cannot run when
+// the configured sandbox does not work on this host.
+func newRunner(ctx context.Context, cfg *configs.Config) (build.Runner, error) {
+	if cfg.Build.Sandbox == "none" {
+		return sandbox.None{}, nil
+	}
+	r := &sandbox.Bwrap{}
+	if os.Geteuid() == 0 {
+		r.UID, r.GID = cfg.Build.UID, cfg.Build.GID
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := r.Check(cctx); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+// displayAddr is the host and port people use to reach the SSH server, for
+// the commands the daemon prints.
+func displayAddr(listen string) (string, int) {
+	host, p, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen, 22
+	}
+	port, _ := strconv.Atoi(p)
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		if h, err := os.Hostname(); err == nil {
+			host = h
+		}
+	}
+	return host, port
 }
 
 // admittedKey is a key that the embedded default admitted as admin, and
@@ -221,7 +356,7 @@ func adminName() string {
 	return s
 }
 
-func printBanner(w io.Writer, addr, hostKeyFP string, admitted []admittedKey, dataDir string) {
+func printBanner(w io.Writer, addr, hostKeyFP string, admitted []admittedKey, dataDir string, sandboxErr error) {
 	fmt.Fprintf(w, "Slipway is listening on ssh://%s (host key %s)\n", addr, hostKeyFP)
 	fmt.Fprintf(w, "Data: %s\n", dataDir)
 	if len(admitted) > 0 {
@@ -232,6 +367,9 @@ func printBanner(w io.Writer, addr, hostKeyFP string, admitted []admittedKey, da
 	}
 	fmt.Fprintf(w, "Push a project:\n  git remote add slipway ssh://%s/myproject.git\n  git push slipway HEAD\n", addr)
 	fmt.Fprintf(w, "Commands: ssh -p %s %s help\n", portOf(addr), hostOf(addr))
+	if sandboxErr != nil {
+		fmt.Fprintf(w, "WARNING: builds will not run: %v\n", sandboxErr)
+	}
 }
 
 func hostOf(addr string) string {

@@ -1,0 +1,515 @@
+package console
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"slipway/build/schedule"
+	"slipway/configs"
+	"slipway/deploy"
+	"slipway/gitserver"
+	"slipway/store"
+)
+
+// Builds is what the commands need of the build service.
+type Builds interface {
+	List(ctx context.Context, repo string, limit int) ([]store.Build, error)
+	Get(ctx context.Context, id int64) (store.Build, error)
+	Follow(ctx context.Context, id int64, w io.Writer, follow bool) error
+	CancelBy(ctx context.Context, id int64, user string) error
+	Retry(ctx context.Context, id int64) (store.Build, error)
+}
+
+// Deploys is what the commands need of the deployment service.
+type Deploys interface {
+	List(ctx context.Context, repo, env string, limit int) ([]store.Deployment, error)
+	Releases(ctx context.Context, repo, env string) ([]deploy.Release, error)
+	Follow(ctx context.Context, id int64, w io.Writer, follow bool) error
+	Get(ctx context.Context, id int64) (store.Deployment, error)
+}
+
+// Schedules is what the commands need of the scheduler.
+type Schedules interface {
+	List(ctx context.Context, repo string) ([]schedule.Status, error)
+	RunNow(ctx context.Context, repo, name, user string) ([]store.Build, error)
+}
+
+// Options are the services the commands work on.
+type Options struct {
+	Config    *configs.Config
+	Builds    Builds
+	Deploys   Deploys
+	Schedules Schedules
+}
+
+// Commands returns the SSH commands, to be given to gitserver.Options.
+func Commands(o Options) map[string]gitserver.Command {
+	c := &console{o}
+	return map[string]gitserver.Command{
+		"builds":    {Usage: "builds [REPO] [--limit N] [--json]", Summary: "recent builds you can see", Run: c.builds},
+		"log":       {Usage: "log [deploy] ID [-f]", Summary: "a build's (or deployment's) log; -f follows it to the end", Run: c.log},
+		"cancel":    {Usage: "cancel ID", Summary: "cancel a queued or running build (needs write)", Run: c.cancel},
+		"retry":     {Usage: "retry ID", Summary: "run a build again (needs write)", Run: c.retry},
+		"deploys":   {Usage: "deploys REPO [ENV] [--limit N] [--json]", Summary: "deployment history", Run: c.deploys},
+		"releases":  {Usage: "releases REPO ENV [--json]", Summary: "the releases on an environment's target, and which is live", Run: c.releases},
+		"schedules": {Usage: "schedules [REPO] [--json]", Summary: "schedules, their next fire time and last run", Run: c.schedules},
+		"run":       {Usage: "run REPO SCHEDULE", Summary: "fire a schedule now (needs write)", Run: c.run},
+	}
+}
+
+type console struct{ o Options }
+
+// notFound is what a caller without read access is told about an object:
+// the same as for one that does not exist, so that names cannot be probed.
+func notFound(what string) error { return fmt.Errorf("%s not found", what) }
+
+func (c *console) can(user, repo string, want configs.Access) bool {
+	return c.o.Config.Access(user, repo).Has(want)
+}
+
+// fail prints one line and returns exit status 1.
+func fail(stderr io.Writer, format string, args ...any) int {
+	fmt.Fprintf(stderr, "slipway: "+format+"\n", args...)
+	return 1
+}
+
+// flags parses the common options of the listing commands.
+type flags struct {
+	json   bool
+	follow bool
+	limit  int
+	args   []string
+}
+
+func parse(name string, args []string, stderr io.Writer, limit, follow bool) (flags, bool) {
+	var f flags
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.BoolVar(&f.json, "json", false, "")
+	if limit {
+		fs.IntVar(&f.limit, "limit", 20, "")
+	}
+	if follow {
+		fs.BoolVar(&f.follow, "f", false, "")
+	}
+	// Flags may follow the arguments ("log 12 -f").
+	var rest []string
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			fmt.Fprintf(stderr, "slipway: %s: %v\n", name, err)
+			return f, false
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		rest = append(rest, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	f.args = rest
+	if f.limit <= 0 && limit {
+		f.limit = 20
+	}
+	return f, true
+}
+
+func writeJSON(w io.Writer, v any) int {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return 1
+	}
+	return 0
+}
+
+func (c *console) builds(ctx context.Context, who gitserver.Caller, args []string, stdout, stderr io.Writer) int {
+	f, ok := parse("builds", args, stderr, true, false)
+	if !ok || len(f.args) > 1 {
+		return fail(stderr, "usage: builds [REPO] [--limit N] [--json]")
+	}
+	repo := ""
+	if len(f.args) == 1 {
+		name, err := configs.CleanRepoName(f.args[0])
+		if err != nil {
+			return fail(stderr, "%v", err)
+		}
+		if !c.can(who.User, name, configs.Read) {
+			return fail(stderr, "%v", notFound(fmt.Sprintf("repository %q", name)))
+		}
+		repo = name
+	}
+	// Without a repo, read more than the limit so that the caller's share
+	// of the newest builds still fills it.
+	fetch := f.limit
+	if repo == "" {
+		fetch = f.limit * 10
+	}
+	all, err := c.o.Builds.List(ctx, repo, fetch)
+	if err != nil {
+		return fail(stderr, "list builds: %v", err)
+	}
+	var bs []store.Build
+	for _, b := range all {
+		if len(bs) < f.limit && c.can(who.User, b.Repo, configs.Read) {
+			bs = append(bs, b)
+		}
+	}
+	if f.json {
+		return writeJSON(stdout, buildsJSON(bs))
+	}
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tREPO\tREF\tCOMMIT\tSTATE\tTRIGGER\tSTARTED\tDURATION\tREASON")
+	for _, b := range bs {
+		trigger := string(b.Trigger)
+		if b.Schedule != "" {
+			trigger += ":" + b.Schedule
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", b.ID, b.Repo, shortRef(b.Ref), short(b.Commit), b.State,
+			trigger, when(b.StartedAt), duration(b.StartedAt, b.FinishedAt), b.Reason)
+	}
+	tw.Flush()
+	return 0
+}
+
+type buildJSON struct {
+	ID         int64              `json:"id"`
+	Repo       string             `json:"repo"`
+	Ref        string             `json:"ref"`
+	Commit     string             `json:"commit"`
+	State      store.State        `json:"state"`
+	Reason     string             `json:"reason,omitempty"`
+	Trigger    store.Trigger      `json:"trigger"`
+	Schedule   string             `json:"schedule,omitempty"`
+	Pipeline   string             `json:"pipeline"`
+	Attempt    int                `json:"attempt"`
+	Created    time.Time          `json:"created"`
+	Started    *time.Time         `json:"started,omitempty"`
+	Finished   *time.Time         `json:"finished,omitempty"`
+	Steps      []store.StepResult `json:"steps,omitempty"`
+	PushID     int64              `json:"push_id,omitempty"`
+	RetryOf    int64              `json:"retry_of,omitempty"`
+	DurationMS int64              `json:"duration_ms,omitempty"`
+}
+
+func buildsJSON(bs []store.Build) []buildJSON {
+	out := make([]buildJSON, 0, len(bs))
+	for _, b := range bs {
+		j := buildJSON{ID: b.ID, Repo: b.Repo, Ref: b.Ref, Commit: b.Commit, State: b.State, Reason: b.Reason,
+			Trigger: b.Trigger, Schedule: b.Schedule, Pipeline: b.Pipeline, Attempt: b.Attempt, Created: b.CreatedAt,
+			Steps: b.Steps, PushID: b.PushID, RetryOf: b.RetryOf, Started: timePtr(b.StartedAt), Finished: timePtr(b.FinishedAt)}
+		if !b.StartedAt.IsZero() && !b.FinishedAt.IsZero() {
+			j.DurationMS = b.FinishedAt.Sub(b.StartedAt).Milliseconds()
+		}
+		out = append(out, j)
+	}
+	return out
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// build finds a build the caller may see, or says it does not exist.
+func (c *console) build(ctx context.Context, user, arg string, want configs.Access) (store.Build, error) {
+	id, err := strconv.ParseInt(strings.TrimPrefix(arg, "#"), 10, 64)
+	if err != nil || id <= 0 {
+		return store.Build{}, fmt.Errorf("%q is not a build id", arg)
+	}
+	b, err := c.o.Builds.Get(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || err == nil && !c.can(user, b.Repo, configs.Read) {
+		return store.Build{}, notFound(fmt.Sprintf("build %d", id))
+	}
+	if err != nil {
+		return store.Build{}, err
+	}
+	if !c.can(user, b.Repo, want) {
+		return store.Build{}, fmt.Errorf("user %s may read %q but not change its builds", user, b.Repo)
+	}
+	return b, nil
+}
+
+func (c *console) log(ctx context.Context, who gitserver.Caller, args []string, stdout, stderr io.Writer) int {
+	f, ok := parse("log", args, stderr, false, true)
+	if !ok {
+		return 1
+	}
+	if len(f.args) == 2 && (f.args[0] == "deploy" || f.args[0] == "build") {
+		if f.args[0] == "deploy" {
+			return c.deployLog(ctx, who, f.args[1], f.follow, stdout, stderr)
+		}
+		f.args = f.args[1:]
+	}
+	if len(f.args) != 1 {
+		return fail(stderr, "usage: log [deploy] ID [-f]")
+	}
+	b, err := c.build(ctx, who.User, f.args[0], configs.Read)
+	if err != nil {
+		return fail(stderr, "%v", err)
+	}
+	if err := c.o.Builds.Follow(ctx, b.ID, stdout, f.follow); err != nil {
+		if ctx.Err() != nil {
+			return 1
+		}
+		return fail(stderr, "log of build %d: %v", b.ID, err)
+	}
+	if f.follow {
+		if fb, err := c.o.Builds.Get(ctx, b.ID); err == nil && fb.State.Final() {
+			fmt.Fprintf(stdout, "build #%d %s%s\n", fb.ID, fb.State, reasonSuffix(fb.Reason))
+			if fb.State != store.StatePassed && fb.State != store.StateSkipped {
+				return 1
+			}
+		}
+	}
+	return 0
+}
+
+func (c *console) deployLog(ctx context.Context, who gitserver.Caller, arg string, follow bool, stdout, stderr io.Writer) int {
+	id, err := strconv.ParseInt(strings.TrimPrefix(arg, "#"), 10, 64)
+	if err != nil || id <= 0 {
+		return fail(stderr, "%q is not a deployment id", arg)
+	}
+	d, err := c.o.Deploys.Get(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || err == nil && !c.can(who.User, d.Repo, configs.Read) {
+		return fail(stderr, "%v", notFound(fmt.Sprintf("deployment %d", id)))
+	}
+	if err != nil {
+		return fail(stderr, "deployment %d: %v", id, err)
+	}
+	if err := c.o.Deploys.Follow(ctx, id, stdout, follow); err != nil {
+		if ctx.Err() != nil {
+			return 1
+		}
+		return fail(stderr, "log of deployment %d: %v", id, err)
+	}
+	return 0
+}
+
+func (c *console) cancel(ctx context.Context, who gitserver.Caller, args []string, stdout, stderr io.Writer) int {
+	if len(args) != 1 {
+		return fail(stderr, "usage: cancel ID")
+	}
+	b, err := c.build(ctx, who.User, args[0], configs.Write)
+	if err != nil {
+		return fail(stderr, "%v", err)
+	}
+	if b.State.Final() {
+		return fail(stderr, "build %d already ended: %s", b.ID, b.State)
+	}
+	if err := c.o.Builds.CancelBy(ctx, b.ID, who.User); err != nil {
+		return fail(stderr, "cancel build %d: %v", b.ID, err)
+	}
+	fmt.Fprintf(stdout, "build #%d cancelled\n", b.ID)
+	return 0
+}
+
+func (c *console) retry(ctx context.Context, who gitserver.Caller, args []string, stdout, stderr io.Writer) int {
+	if len(args) != 1 {
+		return fail(stderr, "usage: retry ID")
+	}
+	b, err := c.build(ctx, who.User, args[0], configs.Write)
+	if err != nil {
+		return fail(stderr, "%v", err)
+	}
+	nb, err := c.o.Builds.Retry(ctx, b.ID)
+	if err != nil {
+		return fail(stderr, "retry build %d: %v", b.ID, err)
+	}
+	fmt.Fprintf(stdout, "build #%d queued: a retry of build #%d (%s @ %s)\n", nb.ID, b.ID, shortRef(b.Ref), short(b.Commit))
+	return 0
+}
+
+func (c *console) deploys(ctx context.Context, who gitserver.Caller, args []string, stdout, stderr io.Writer) int {
+	f, ok := parse("deploys", args, stderr, true, false)
+	if !ok || len(f.args) < 1 || len(f.args) > 2 {
+		return fail(stderr, "usage: deploys REPO [ENV] [--limit N] [--json]")
+	}
+	repo, err := configs.CleanRepoName(f.args[0])
+	if err != nil {
+		return fail(stderr, "%v", err)
+	}
+	if !c.can(who.User, repo, configs.Read) {
+		return fail(stderr, "%v", notFound(fmt.Sprintf("repository %q", repo)))
+	}
+	env := ""
+	if len(f.args) == 2 {
+		env = f.args[1]
+	}
+	ds, err := c.o.Deploys.List(ctx, repo, env, f.limit)
+	if err != nil {
+		return fail(stderr, "list deployments: %v", err)
+	}
+	if f.json {
+		return writeJSON(stdout, ds)
+	}
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tENV\tBUILD\tCOMMIT\tSTATE\tTRIGGER\tBY\tSTARTED\tDURATION\tRELEASE\tREASON")
+	for _, d := range ds {
+		by := d.User
+		if by == "" {
+			by = "-"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Env, d.BuildID, short(d.Commit), d.State,
+			d.Trigger, by, when(d.StartedAt), duration(d.StartedAt, d.FinishedAt), d.ReleaseID, d.Reason)
+	}
+	tw.Flush()
+	return 0
+}
+
+func (c *console) releases(ctx context.Context, who gitserver.Caller, args []string, stdout, stderr io.Writer) int {
+	f, ok := parse("releases", args, stderr, false, false)
+	if !ok || len(f.args) != 2 {
+		return fail(stderr, "usage: releases REPO ENV [--json]")
+	}
+	repo, err := configs.CleanRepoName(f.args[0])
+	if err != nil {
+		return fail(stderr, "%v", err)
+	}
+	if !c.can(who.User, repo, configs.Read) {
+		return fail(stderr, "%v", notFound(fmt.Sprintf("repository %q", repo)))
+	}
+	rs, err := c.o.Deploys.Releases(ctx, repo, f.args[1])
+	if err != nil {
+		return fail(stderr, "releases of %s on %s: %v", repo, f.args[1], err)
+	}
+	if f.json {
+		return writeJSON(stdout, rs)
+	}
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RELEASE\tCOMMIT\tCOMPLETED\tSTATUS")
+	for _, r := range rs {
+		status := ""
+		switch {
+		case r.Live:
+			status = "live"
+		case !r.Complete:
+			status = "partial"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.ID, short(r.Commit), when(r.Time), status)
+	}
+	tw.Flush()
+	return 0
+}
+
+func (c *console) schedules(ctx context.Context, who gitserver.Caller, args []string, stdout, stderr io.Writer) int {
+	f, ok := parse("schedules", args, stderr, false, false)
+	if !ok || len(f.args) > 1 {
+		return fail(stderr, "usage: schedules [REPO] [--json]")
+	}
+	repo := ""
+	if len(f.args) == 1 {
+		name, err := configs.CleanRepoName(f.args[0])
+		if err != nil {
+			return fail(stderr, "%v", err)
+		}
+		if !c.can(who.User, name, configs.Read) {
+			return fail(stderr, "%v", notFound(fmt.Sprintf("repository %q", name)))
+		}
+		repo = name
+	}
+	all, err := c.o.Schedules.List(ctx, repo)
+	if err != nil {
+		return fail(stderr, "list schedules: %v", err)
+	}
+	var ss []schedule.Status
+	for _, s := range all {
+		if c.can(who.User, s.Repo, configs.Read) {
+			ss = append(ss, s)
+		}
+	}
+	if f.json {
+		return writeJSON(stdout, ss)
+	}
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "REPO\tSCHEDULE\tSPEC\tBRANCHES\tNEXT\tLAST RUN")
+	for _, s := range ss {
+		next := "never"
+		if !s.Next.IsZero() {
+			next = s.Next.Format("2006-01-02 15:04 MST")
+		}
+		last := "never"
+		if b := s.LastRun; b != nil {
+			last = fmt.Sprintf("#%d %s%s", b.ID, b.State, reasonSuffix(b.Reason))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Repo, s.Name, s.Spec, strings.Join(s.Branches, ","), next, last)
+	}
+	tw.Flush()
+	return 0
+}
+
+func (c *console) run(ctx context.Context, who gitserver.Caller, args []string, stdout, stderr io.Writer) int {
+	if len(args) != 2 {
+		return fail(stderr, "usage: run REPO SCHEDULE")
+	}
+	repo, err := configs.CleanRepoName(args[0])
+	if err != nil {
+		return fail(stderr, "%v", err)
+	}
+	if !c.can(who.User, repo, configs.Read) {
+		return fail(stderr, "%v", notFound(fmt.Sprintf("repository %q", repo)))
+	}
+	if !c.can(who.User, repo, configs.Write) {
+		return fail(stderr, "user %s may read %q but not run its schedules", who.User, repo)
+	}
+	bs, err := c.o.Schedules.RunNow(ctx, repo, args[1], who.User)
+	if errors.Is(err, schedule.ErrUnknownSchedule) {
+		return fail(stderr, "%v", notFound(fmt.Sprintf("schedule %q of %q", args[1], repo)))
+	}
+	if err != nil {
+		return fail(stderr, "run %s %s: %v", repo, args[1], err)
+	}
+	for _, b := range bs {
+		fmt.Fprintf(stdout, "build #%d %s: %s @ %s%s\n", b.ID, b.State, shortRef(b.Ref), short(b.Commit), reasonSuffix(b.Reason))
+	}
+	return 0
+}
+
+func reasonSuffix(r string) string {
+	if r == "" {
+		return ""
+	}
+	return " (" + r + ")"
+}
+
+func shortRef(ref string) string {
+	if b, ok := strings.CutPrefix(ref, "refs/heads/"); ok {
+		return b
+	}
+	return ref
+}
+
+func short(id string) string {
+	if len(id) > 7 {
+		return id[:7]
+	}
+	if id == "" {
+		return "-"
+	}
+	return id
+}
+
+func when(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05")
+}
+
+func duration(start, end time.Time) string {
+	switch {
+	case start.IsZero():
+		return "-"
+	case end.IsZero():
+		return "running"
+	}
+	return end.Sub(start).Round(10 * time.Millisecond).String()
+}

@@ -1,0 +1,70 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"slipway/store"
+)
+
+// NoWaitOption is the push option (`git push -o nowait`) with which a push
+// to a release ref returns as soon as its deployment is queued, instead of
+// streaming it to the end.
+const NoWaitOption = "nowait"
+
+// Announce tells the pusher about the deployments recorded with a push and,
+// unless the push says nowait, streams their logs until they end, each
+// followed by its result. When ctx ends (the pusher went away) it returns;
+// the deployments go on.
+func (s *Service) Announce(ctx context.Context, p store.Push, ds []store.Deployment, out io.Writer) {
+	for _, d := range ds {
+		who := d.User
+		if who == "" {
+			who = "auto"
+		}
+		fmt.Fprintf(out, "deployment #%d queued: %s @ %s to %s (%s by %s) — follow: %s log deploy %d -f\n",
+			d.ID, d.Repo, shortID(d.Commit), d.Env, d.Trigger, who, s.sshCommand(), d.ID)
+	}
+	if slices.Contains(p.Options, NoWaitOption) {
+		return
+	}
+	for _, d := range ds {
+		if err := s.Follow(ctx, d.ID, out, true); err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("stream deployment log to pusher", "deployment", d.ID, "err", err)
+			}
+			return
+		}
+		fd, err := s.Wait(ctx, d.ID)
+		if err != nil {
+			return
+		}
+		line := fmt.Sprintf("deployment #%d to %s %s in %s", fd.ID, fd.Env, fd.State, fd.FinishedAt.Sub(fd.StartedAt).Round(10*time.Millisecond))
+		if fd.Reason != "" {
+			line += ": " + fd.Reason
+		}
+		fmt.Fprintln(out, line)
+	}
+}
+
+func (s *Service) sshCommand() string {
+	if s.o.SSHCommand == "" {
+		return "ssh"
+	}
+	return s.o.SSHCommand
+}
+
+func shortID(id string) string {
+	if len(id) > 7 {
+		return id[:7]
+	}
+	return id
+}
+
+// Get returns a deployment's record.
+func (s *Service) Get(ctx context.Context, id int64) (store.Deployment, error) {
+	return s.o.Store.GetDeployment(ctx, id)
+}
