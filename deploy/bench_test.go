@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"slipway/deploy/internal/sshdtest"
+	"slipway/internal/sshdtest"
 )
 
 // BenchmarkRedeploy50MB redeploys a 50 MB artifact set of 500 files with 1%

@@ -20,7 +20,7 @@ import (
 
 	"slipway/build/logs"
 	"slipway/configs"
-	"slipway/deploy/internal/sshdtest"
+	"slipway/internal/sshdtest"
 	"slipway/store"
 )
 

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"slipway/deploy/internal/sshdtest"
+	"slipway/internal/sshdtest"
 	"slipway/store"
 )
 

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"testing"
 
-	"slipway/deploy/internal/sshdtest"
+	"slipway/internal/sshdtest"
 	"slipway/store"
 )
 

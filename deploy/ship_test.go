@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"testing"
 
-	"slipway/deploy/internal/sshdtest"
+	"slipway/internal/sshdtest"
 )
 
 // remoteTarget starts a real sshd and returns a target on it.
