@@ -188,8 +188,8 @@ func scanPush(row rowScanner) (Push, error) {
 }
 
 // LastPushes returns the newest push of every repo that has one, keyed by
-// repo name, for listings such as `ssh host repos`. Refs are not loaded: a
-// listing needs who and when, not a mirror push's 1,500 refs.
+// repo name, with its refs, for listings such as `ssh host repos` (which
+// summarise them: "main 1a2b3c4, +3 more").
 func (s *Store) LastPushes(ctx context.Context) (map[string]Push, error) {
 	rows, err := s.r.QueryContext(ctx, `
 		SELECT id, repo, user, key_fingerprint, options, time FROM pushes
@@ -208,6 +208,28 @@ func (s *Store) LastPushes(ctx context.Context) (map[string]Push, error) {
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list last pushes: %w", err)
+	}
+	refs, err := s.r.QueryContext(ctx, `
+		SELECT p.repo, r.name, r.old, r.new FROM push_refs r JOIN pushes p ON p.id = r.push_id
+		WHERE r.push_id IN (SELECT max(id) FROM pushes GROUP BY repo) ORDER BY r.push_id, r.seq`)
+	if err != nil {
+		return nil, fmt.Errorf("list refs of last pushes: %w", err)
+	}
+	defer refs.Close()
+	for refs.Next() {
+		var (
+			repo string
+			u    RefUpdate
+		)
+		if err := refs.Scan(&repo, &u.Name, &u.Old, &u.New); err != nil {
+			return nil, fmt.Errorf("list refs of last pushes: %w", err)
+		}
+		p := out[repo]
+		p.Refs = append(p.Refs, u)
+		out[repo] = p
+	}
+	if err := refs.Err(); err != nil {
+		return nil, fmt.Errorf("list refs of last pushes: %w", err)
 	}
 	return out, nil
 }

@@ -204,6 +204,9 @@ func TestLastPushes(t *testing.T) {
 	if got["a"].User != "u5" {
 		t.Errorf("last push of a by %q, want u5", got["a"].User)
 	}
+	if refs := got["a"].Refs; len(refs) != 1 || refs[0].New != oid(6) {
+		t.Errorf("last push of a has refs %+v, want the one of its newest push", refs)
+	}
 }
 
 func TestConcurrentPushesAllRecorded(t *testing.T) {
