@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -16,6 +17,12 @@ func BenchmarkSandboxStart(b *testing.B) {
 	searchable(b, ws)
 	ctx := context.Background()
 	bw := &Bwrap{UID: buildUID, GID: buildUID}
+	etc := filepath.Join(b.TempDir(), "etc")
+	searchable(b, filepath.Dir(etc))
+	if err := PrepareEtc(etc); err != nil {
+		b.Fatal(err)
+	}
+	bwEtc := &Bwrap{UID: buildUID, GID: buildUID, EtcDir: etc}
 	env := []string{"PATH=/usr/bin:/bin"}
 	runners := []struct {
 		name string
@@ -25,6 +32,8 @@ func BenchmarkSandboxStart(b *testing.B) {
 		{"plain", None{}, Limits{}},
 		{"bwrap", bw, Limits{}},
 		{"bwrap-rlimits", bw, Limits{Procs: 256, FileSize: 1 << 30, Files: 1024}},
+		// What the daemon runs: one /etc mount (PrepareEtc) and rlimits.
+		{"bwrap-etcdir-rlimits", bwEtc, Limits{Procs: 256, FileSize: 1 << 30, Files: 1024}},
 	}
 	samples := make([][]time.Duration, len(runners))
 	for i := 0; b.Loop(); i++ {

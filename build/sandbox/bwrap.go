@@ -28,6 +28,10 @@ type Bwrap struct {
 	// step is host root inside a user namespace. Use a uid no other
 	// process on the host uses.
 	UID, GID int
+	// EtcDir, if set, is a folder written by PrepareEtc, mounted as the
+	// sandbox's /etc in one mount. Empty: the allowed files of the host's
+	// /etc are mounted one by one.
+	EtcDir string
 }
 
 var _ Runner = (*Bwrap)(nil)
@@ -248,10 +252,14 @@ func (r *Bwrap) args(spec Spec) []string {
 			a = append(a, "--ro-bind", d, d)
 		}
 	}
-	a = append(a, "--dir", "/etc")
-	for _, name := range etcAllowed {
-		p := filepath.Join("/etc", name)
-		a = append(a, "--ro-bind-try", p, p)
+	if r.EtcDir != "" {
+		a = append(a, "--ro-bind", r.EtcDir, "/etc")
+	} else {
+		a = append(a, "--dir", "/etc")
+		for _, name := range etcAllowed {
+			p := filepath.Join("/etc", name)
+			a = append(a, "--ro-bind-try", p, p)
+		}
 	}
 	a = append(a,
 		"--proc", "/proc",

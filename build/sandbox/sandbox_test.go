@@ -448,3 +448,26 @@ func TestNone(t *testing.T) {
 		t.Errorf("processes left: %v", left)
 	}
 }
+
+// A sandbox with a prepared /etc sees the allowed files, and nothing else of
+// the host's /etc.
+func TestPreparedEtc(t *testing.T) {
+	etc := filepath.Join(t.TempDir(), "etc")
+	searchable(t, filepath.Dir(etc))
+	if err := PrepareEtc(etc); err != nil {
+		t.Fatal(err)
+	}
+	// Again, over the first copy: it is replaced, not merged.
+	if err := PrepareEtc(etc); err != nil {
+		t.Fatal(err)
+	}
+	ws := t.TempDir()
+	searchable(t, ws)
+	var out strings.Builder
+	r := &Bwrap{UID: buildUID, GID: buildUID, EtcDir: etc}
+	res, err := r.Run(t.Context(), Spec{Workspace: ws, Env: []string{"PATH=/usr/bin:/bin"}, Stdout: &out, Stderr: &out},
+		`grep -q '^root:' /etc/passwd && test -e /etc/ld.so.cache && test ! -e /etc/shadow && test ! -e /etc/ssh && echo ok`)
+	if err != nil || res.ExitCode != 0 || strings.TrimSpace(out.String()) != "ok" {
+		t.Fatalf("prepared /etc: %v, exit %d, output %q", err, res.ExitCode, out.String())
+	}
+}
