@@ -351,9 +351,7 @@ func makeLarge(g *gitRunner, dir string) (int, error) {
 		fmt.Fprintf(&b, "commit refs/heads/main\ncommitter bench <bench@example.invalid> %d +0000\n", 1700000000+c)
 		msg := fmt.Sprintf("commit %d", c)
 		fmt.Fprintf(&b, "data %d\n%s\n", len(msg), msg)
-		if c > 0 {
-			fmt.Fprintf(&b, "from refs/heads/main^0\n")
-		}
+		// Later commits continue from the branch's tip in this stream.
 		for f := range 1200 {
 			if c > 0 && (f+c)%12 != 0 {
 				continue // each later commit changes a tenth of the files
