@@ -54,7 +54,12 @@ func newEnv(t testing.TB, buildTOML, extra string) *testEnv {
 
 func (e *testEnv) newService() *Service {
 	e.t.Helper()
-	var runner Runner = &sandbox.Bwrap{}
+	// As the daemon runs it: the allowed /etc files prepared in one folder.
+	etc := filepath.Join(e.data, "sandbox-etc")
+	if err := sandbox.PrepareEtc(etc); err != nil {
+		e.t.Fatal(err)
+	}
+	var runner Runner = &sandbox.Bwrap{EtcDir: etc}
 	if e.cfg.Build.Sandbox == "none" {
 		runner = sandbox.None{}
 	}

@@ -35,9 +35,10 @@ var commitPattern = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
 // from the bare repository gitDir into the existing empty folder dst.
 //
 // It runs `git read-tree --reset -u` against a throwaway index file in a
-// temporary folder, then lists that index to count files and find
-// submodules. On error dst may hold part of the tree; callers discard the
-// workspace.
+// temporary folder and, at the same time, `git ls-tree -r` of the commit to
+// count files and find submodules (two processes side by side rather than
+// one after the other: a checkout is on the way from push to first step).
+// On error dst may hold part of the tree; callers discard the workspace.
 func Checkout(ctx context.Context, gitDir, commit, dst string) (Result, error) {
 	if !commitPattern.MatchString(commit) {
 		return Result{}, fmt.Errorf("check out %q: not a full commit id", commit)
@@ -56,11 +57,22 @@ func Checkout(ctx context.Context, gitDir, commit, dst string) (Result, error) {
 	defer os.RemoveAll(tmp)
 
 	g := gitRunner{gitDir: gitDir, workTree: absDst, index: filepath.Join(tmp, "index")}
+	type listing struct {
+		out []byte
+		err error
+	}
+	listed := make(chan listing, 1)
+	go func() {
+		out, err := g.run(ctx, "ls-tree", "-r", "-z", "--full-tree", commit+"^{commit}")
+		listed <- listing{out, err}
+	}()
 	// commit^{commit} makes git refuse a tree or blob id given by mistake.
-	if _, err := g.run(ctx, "read-tree", "--reset", "-u", commit+"^{commit}"); err != nil {
+	_, err = g.run(ctx, "read-tree", "--reset", "-u", commit+"^{commit}")
+	l := <-listed
+	if err != nil {
 		return Result{}, fmt.Errorf("check out %s from %s: %w", commit, gitDir, err)
 	}
-	out, err := g.run(ctx, "ls-files", "--stage", "-z")
+	out, err := l.out, l.err
 	if err != nil {
 		return Result{}, fmt.Errorf("list checkout of %s from %s: %w", commit, gitDir, err)
 	}
@@ -129,7 +141,8 @@ func (g gitRunner) run(ctx context.Context, args ...string) ([]byte, error) {
 	return stdout.Bytes(), nil
 }
 
-// parseStage reads `git ls-files --stage -z`: "<mode> <sha> <stage>\t<path>\0".
+// parseStage reads `git ls-tree -r -z`: "<mode> <type> <sha>\t<path>\0"
+// (the same shape as `git ls-files --stage -z`: a mode, a tab, a path).
 func parseStage(out []byte) (Result, error) {
 	var res Result
 	for len(out) > 0 {
