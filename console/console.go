@@ -34,6 +34,7 @@ type Deploys interface {
 	Releases(ctx context.Context, repo, env string) ([]deploy.Release, error)
 	Follow(ctx context.Context, id int64, w io.Writer, follow bool) error
 	Get(ctx context.Context, id int64) (store.Deployment, error)
+	Retry(ctx context.Context, id int64, user string) (store.Deployment, error)
 }
 
 // Schedules is what the commands need of the scheduler.
@@ -57,7 +58,7 @@ func Commands(o Options) map[string]gitserver.Command {
 		"builds":    {Usage: "builds [REPO] [--limit N] [--json]", Summary: "recent builds you can see", Run: c.builds},
 		"log":       {Usage: "log [deploy] ID [-f]", Summary: "a build's (or deployment's) log; -f follows it to the end", Run: c.log},
 		"cancel":    {Usage: "cancel ID", Summary: "cancel a queued or running build (needs write)", Run: c.cancel},
-		"retry":     {Usage: "retry ID", Summary: "run a build again (needs write)", Run: c.retry},
+		"retry":     {Usage: "retry [deploy] ID", Summary: "run a build again (needs write), or a failed deployment (needs release)", Run: c.retry},
 		"deploys":   {Usage: "deploys REPO [ENV] [--limit N] [--json]", Summary: "deployment history", Run: c.deploys},
 		"releases":  {Usage: "releases REPO ENV [--json]", Summary: "the releases on an environment's target, and which is live", Run: c.releases},
 		"schedules": {Usage: "schedules [REPO] [--json]", Summary: "schedules, their next fire time and last run", Run: c.schedules},
@@ -313,8 +314,11 @@ func (c *console) cancel(ctx context.Context, who gitserver.Caller, args []strin
 }
 
 func (c *console) retry(ctx context.Context, who gitserver.Caller, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 2 && args[0] == "deploy" {
+		return c.retryDeploy(ctx, who, args[1], stdout, stderr)
+	}
 	if len(args) != 1 {
-		return fail(stderr, "usage: retry ID")
+		return fail(stderr, "usage: retry [deploy] ID")
 	}
 	b, err := c.build(ctx, who.User, args[0], configs.Write)
 	if err != nil {
@@ -325,6 +329,28 @@ func (c *console) retry(ctx context.Context, who gitserver.Caller, args []string
 		return fail(stderr, "retry build %d: %v", b.ID, err)
 	}
 	fmt.Fprintf(stdout, "build #%d queued: a retry of build #%d (%s @ %s)\n", nb.ID, b.ID, shortRef(b.Ref), short(b.Commit))
+	return 0
+}
+
+// retryDeploy queues a failed deployment again; the deployment service checks
+// that the caller may release to its environment.
+func (c *console) retryDeploy(ctx context.Context, who gitserver.Caller, arg string, stdout, stderr io.Writer) int {
+	id, err := strconv.ParseInt(strings.TrimPrefix(arg, "#"), 10, 64)
+	if err != nil || id <= 0 {
+		return fail(stderr, "%q is not a deployment id", arg)
+	}
+	d, err := c.o.Deploys.Get(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || err == nil && !c.can(who.User, d.Repo, configs.Read) {
+		return fail(stderr, "%v", notFound(fmt.Sprintf("deployment %d", id)))
+	}
+	if err != nil {
+		return fail(stderr, "deployment %d: %v", id, err)
+	}
+	nd, err := c.o.Deploys.Retry(ctx, id, who.User)
+	if err != nil {
+		return fail(stderr, "retry deployment %d: %v", id, err)
+	}
+	fmt.Fprintf(stdout, "deployment #%d queued: a retry of deployment #%d to %s — follow: log deploy %d -f\n", nd.ID, id, nd.Env, nd.ID)
 	return 0
 }
 
