@@ -1,0 +1,115 @@
+package console
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"strings"
+	"testing"
+
+	"slipway/configs"
+	"slipway/gitserver"
+	"slipway/store"
+)
+
+func TestParseTakesFlagsAfterArguments(t *testing.T) {
+	var stderr bytes.Buffer
+	f, ok := parse("log", []string{"12", "-f"}, &stderr, false, true)
+	if !ok || !f.follow || len(f.args) != 1 || f.args[0] != "12" {
+		t.Fatalf("parse(log 12 -f) = %+v, %v", f, ok)
+	}
+	f, ok = parse("builds", []string{"--limit", "5", "app", "--json"}, &stderr, true, false)
+	if !ok || !f.json || f.limit != 5 || len(f.args) != 1 || f.args[0] != "app" {
+		t.Fatalf("parse(builds --limit 5 app --json) = %+v, %v", f, ok)
+	}
+	if _, ok := parse("builds", []string{"--bogus"}, &stderr, true, false); ok || !strings.Contains(stderr.String(), "bogus") {
+		t.Fatalf("an unknown flag was accepted: %q", stderr.String())
+	}
+}
+
+// fakeBuilds is a map-backed Builds: the rights checks are the console's, so
+// they are tested here without a daemon (the e2e tests run the real one).
+type fakeBuilds struct {
+	builds    map[int64]store.Build
+	cancelled []int64
+}
+
+func (f *fakeBuilds) List(_ context.Context, repo string, _ int) ([]store.Build, error) {
+	var out []store.Build
+	for _, b := range f.builds {
+		if repo == "" || b.Repo == repo {
+			out = append(out, b)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeBuilds) Get(_ context.Context, id int64) (store.Build, error) {
+	b, ok := f.builds[id]
+	if !ok {
+		return store.Build{}, store.ErrNotFound
+	}
+	return b, nil
+}
+
+func (f *fakeBuilds) Follow(_ context.Context, id int64, w io.Writer, _ bool) error {
+	_, err := io.WriteString(w, "log of "+f.builds[id].Repo+"\n")
+	return err
+}
+
+func (f *fakeBuilds) CancelBy(_ context.Context, id int64, _ string) error {
+	f.cancelled = append(f.cancelled, id)
+	return nil
+}
+
+func (f *fakeBuilds) Retry(_ context.Context, id int64) (store.Build, error) {
+	return store.Build{ID: 99, Repo: f.builds[id].Repo}, nil
+}
+
+const (
+	keyA = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMHVGCVEtr5qxn1dYi/5xpqoXWVgHqsmnZ0Dwt0eBXYT a"
+	keyB = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEK5ZPWdR0HSt4JUcmgH4a8lDYp/Jpe8CXn1l80kwVUb b"
+)
+
+func TestRightsOnBuilds(t *testing.T) {
+	cfg, err := configs.Parse([]byte(`
+[[user]]
+name = "reader"
+keys = ["`+keyA+`"]
+[[user]]
+name = "writer"
+keys = ["`+keyB+`"]
+[[repo]]
+name = "app"
+read = ["reader"]
+write = ["writer"]
+`), "test.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb := &fakeBuilds{builds: map[int64]store.Build{
+		1: {ID: 1, Repo: "app", Ref: "refs/heads/main", State: store.StateRunning},
+		2: {ID: 2, Repo: "secret", Ref: "refs/heads/main", State: store.StateRunning},
+	}}
+	cmds := Commands(Options{Config: cfg, Builds: fb})
+	run := func(user, name string, args ...string) (string, string, int) {
+		var out, errb bytes.Buffer
+		code := cmds[name].Run(t.Context(), gitserver.Caller{User: user}, args, &out, &errb)
+		return out.String(), errb.String(), code
+	}
+	if out, _, code := run("reader", "builds"); code != 0 || !strings.Contains(out, "app") || strings.Contains(out, "secret") {
+		t.Fatalf("reader's builds (exit %d):\n%s", code, out)
+	}
+	if _, stderr, code := run("reader", "log", "2"); code != 1 || !strings.Contains(stderr, "build 2 not found") {
+		t.Fatalf("reader reading a hidden build: exit %d, %q", code, stderr)
+	}
+	if _, stderr, code := run("reader", "cancel", "1"); code != 1 || !strings.Contains(stderr, "may read") {
+		t.Fatalf("reader cancelling: exit %d, %q", code, stderr)
+	}
+	if _, _, code := run("writer", "cancel", "1"); code != 0 || len(fb.cancelled) != 1 {
+		t.Fatalf("writer cancelling: exit %d, cancelled %v", code, fb.cancelled)
+	}
+	if _, stderr, code := run("writer", "cancel", "x"); code != 1 || !strings.Contains(stderr, "not a build id") {
+		t.Fatalf("cancel x: exit %d, %q", code, stderr)
+	}
+}
