@@ -64,7 +64,17 @@ func serve(ctx context.Context, configPath string, stdout, stderr io.Writer) err
 	if sandboxErr != nil {
 		logger.Error("builds will not run: the sandbox does not work here; install bubblewrap, or set build.sandbox = \"none\" to run builds unsandboxed", "err", sandboxErr)
 	}
-	host, port := displayAddr(cfg.SSH.Listen)
+	// Listen before the services are built: the commands they show people
+	// ("ssh -p PORT host log 12 -f") need the port actually bound, which
+	// differs from the configured one when that is 0. Nothing is accepted
+	// until Serve, below; gitSrv.Shutdown closes the listener.
+	sshLn, err := net.Listen("tcp", cfg.SSH.Listen)
+	if err != nil {
+		return fmt.Errorf("listen for ssh: %w", err)
+	}
+	defer sshLn.Close()
+	host, _ := displayAddr(cfg.SSH.Listen)
+	_, port := displayAddr(sshLn.Addr().String())
 	buildLogs := logs.NewStore(filepath.Join(cfg.DataDir, "logs"))
 	deploys, err := deploy.NewService(deploy.ServiceOptions{
 		Config:     cfg,
@@ -143,11 +153,6 @@ func serve(ctx context.Context, configPath string, stdout, stderr io.Writer) err
 	hookLn, err := hooks.Listen(cfg.HookSocket())
 	if err != nil {
 		return fmt.Errorf("listen for hooks: %w", err)
-	}
-	sshLn, err := net.Listen("tcp", cfg.SSH.Listen)
-	if err != nil {
-		hookLn.Close()
-		return fmt.Errorf("listen for ssh: %w", err)
 	}
 
 	errc := make(chan error, 2)

@@ -1,0 +1,509 @@
+package e2e
+
+// End-to-end tests of issue 3 (builds) against the real binary: real git,
+// ssh, bubblewrap and SQLite. Steps that must stay running while the test
+// looks at them wait for a file the test creates in the repository's cache
+// folder (mounted at /cache in the sandbox), so nothing here races a sleep.
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"slipway/store"
+)
+
+// btBuild is one entry of `builds --json`.
+type btBuild struct {
+	ID       int64      `json:"id"`
+	Repo     string     `json:"repo"`
+	Ref      string     `json:"ref"`
+	Commit   string     `json:"commit"`
+	State    string     `json:"state"`
+	Reason   string     `json:"reason"`
+	Trigger  string     `json:"trigger"`
+	Attempt  int        `json:"attempt"`
+	Started  *time.Time `json:"started"`
+	Finished *time.Time `json:"finished"`
+	PushID   int64      `json:"push_id"`
+	RetryOf  int64      `json:"retry_of"`
+	Steps    []struct {
+		Name     string
+		ExitCode int
+		Duration time.Duration
+	} `json:"steps"`
+}
+
+// btStartDaemon is startDaemon (harness_test.go) with two differences that
+// builds need. The folders above the data dir are made searchable by others:
+// the daemon runs as root and its steps as uid 65534, which must reach
+// their workspace, and t.TempDir makes its top folder 0700 (a real data
+// dir lives under /var/lib, which is 0755). And env is added to the
+// daemon's environment (secrets read from environment variables).
+func btStartDaemon(t *testing.T, config string, env ...string) *daemon {
+	t.Helper()
+	root := t.TempDir()
+	for dir := root; dir != os.TempDir() && dir != "/"; dir = filepath.Dir(dir) {
+		if err := os.Chmod(dir, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := filepath.Join(root, "slipway.toml")
+	config = strings.ReplaceAll(config, "%DATA%", filepath.Join(root, "data"))
+	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{t: t, root: root, config: cfg}
+	btLaunch(d, env)
+	t.Cleanup(d.stop)
+	return d
+}
+
+// btLaunch is daemon.start with extra environment variables.
+func btLaunch(d *daemon, env []string) {
+	t := d.t
+	t.Helper()
+	d.logs, d.stdout = &syncBuffer{}, &syncBuffer{}
+	d.done = make(chan struct{})
+	cmd := exec.Command(slipwayBin, "serve", "--config", d.config)
+	cmd.Dir = d.root
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + d.root}, env...)
+	cmd.Stderr = d.logs
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d.cmd = cmd
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			d.stdout.Write(append(sc.Bytes(), '\n'))
+			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case addr <- m[1]:
+				default:
+				}
+			}
+		}
+		d.exitErr = cmd.Wait()
+		close(d.done)
+	}()
+	select {
+	case d.addr = <-addr:
+	case <-d.done:
+		t.Fatalf("slipway serve exited at start: %v\n%s", d.exitErr, d.logs)
+	case <-time.After(60 * time.Second):
+		t.Fatalf("slipway serve did not start in time\n%s", d.logs)
+	}
+	if strings.Contains(d.stdout.String(), "WARNING") {
+		t.Fatalf("slipway serve warns at start:\n%s\n%s", d.stdout, d.logs)
+	}
+}
+
+// btBuildTimeout bounds how long a build of these tests may take to reach a
+// final state on a loaded 2-core machine.
+const btBuildTimeout = 2 * time.Minute
+
+// btRepoConfig is the [[repo]] of the tests' "app": alice writes, bob reads.
+const btRepoConfig = `
+[[repo]]
+name = "app"
+read = ["*"]
+write = ["alice"]
+`
+
+// btUsers returns alice (admin) and bob (a reader of app).
+func btUsers(t *testing.T) (alice, bob *user) {
+	return newUser(t, "alice"), newUser(t, "bob")
+}
+
+// btBuilds lists a repository's builds as a user sees them with
+// `builds REPO --json`.
+func btBuilds(t *testing.T, d *daemon, u *user, repo string) []btBuild {
+	t.Helper()
+	out, errOut, code := d.ssh(u, "builds", repo, "--limit", "200", "--json")
+	if code != 0 {
+		t.Fatalf("builds %s --json: exit %d: %s", repo, code, errOut)
+	}
+	var bs []btBuild
+	if err := json.Unmarshal([]byte(out), &bs); err != nil {
+		t.Fatalf("builds --json is not JSON: %v\n%s", err, out)
+	}
+	return bs
+}
+
+// btBuildByID returns one build of btBuilds.
+func btBuildByID(t *testing.T, d *daemon, u *user, repo string, id int64) btBuild {
+	t.Helper()
+	for _, b := range btBuilds(t, d, u, repo) {
+		if b.ID == id {
+			return b
+		}
+	}
+	t.Fatalf("builds %s --json does not list build #%d", repo, id)
+	return btBuild{}
+}
+
+// btFinal waits (reading the daemon's database, which is cheap to poll)
+// until a build reaches a final state, then returns it as `builds --json`
+// shows it.
+func btFinal(t *testing.T, d *daemon, db *store.Store, u *user, repo string, id int64) btBuild {
+	t.Helper()
+	eventually(t, btBuildTimeout, fmt.Sprintf("build #%d to end", id), func() bool {
+		b, err := db.GetBuild(t.Context(), id)
+		return err == nil && b.State.Final()
+	})
+	return btBuildByID(t, d, u, repo, id)
+}
+
+var btQueuedRE = regexp.MustCompile(`build #(\d+) queued: (\S+) @ ([0-9a-f]{7}) — follow: ssh -p (\d+) (\S+) log (\d+) -f`)
+
+// btQueued returns the ids of the builds a push's output says were queued,
+// checking the follow command shown with each.
+func btQueued(t *testing.T, d *daemon, pushOut string) []int64 {
+	t.Helper()
+	var ids []int64
+	for _, m := range btQueuedRE.FindAllStringSubmatch(pushOut, -1) {
+		if m[1] != m[6] || m[4] != d.port() || m[5] != "127.0.0.1" {
+			t.Errorf("follow command of build #%s is wrong: %q", m[1], m[0])
+		}
+		id, _ := strconv.ParseInt(m[1], 10, 64)
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// btPushOne pushes and returns the one build the push queued.
+func btPushOne(t *testing.T, d *daemon, u *user, dir string, args ...string) (int64, string) {
+	t.Helper()
+	out := u.mustGit(t, dir, append([]string{"push", d.url("app")}, args...)...)
+	ids := btQueued(t, d, out)
+	if len(ids) != 1 {
+		t.Fatalf("push %v queued %d builds, want 1:\n%s", args, len(ids), out)
+	}
+	return ids[0], out
+}
+
+// btLog is `log ID` as u sees it.
+func btLog(t *testing.T, d *daemon, u *user, id int64, follow bool) string {
+	t.Helper()
+	args := []string{"log", strconv.FormatInt(id, 10)}
+	if follow {
+		args = append(args, "-f")
+	}
+	out, errOut, code := d.ssh(u, args...)
+	if code != 0 && !follow {
+		t.Fatalf("log %d: exit %d: %s", id, code, errOut)
+	}
+	return out
+}
+
+// btCache is the host folder of a repository's build cache (/cache in the
+// sandbox).
+func btCache(d *daemon, repo string) string { return filepath.Join(d.dataDir(), "cache", repo) }
+
+// btTouch creates a file in the cache folder, letting a waiting step go on.
+func btTouch(t *testing.T, d *daemon, name string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(btCache(d, "app"), name), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// btExists says whether a file exists in app's cache folder.
+func btExists(d *daemon, name string) bool {
+	_, err := os.Stat(filepath.Join(btCache(d, "app"), name))
+	return err == nil
+}
+
+// btWaitStep is a step that says it started (creates /cache/<name>.started)
+// and then waits until the test creates /cache/<name>.go. The waiting is
+// the build's; the test only ever polls for the .started file.
+func btWaitStep(name string) string {
+	return fmt.Sprintf(`touch /cache/%[1]s.started; while [ ! -e /cache/%[1]s.go ]; do sleep 0.05; done`, name)
+}
+
+// btMarker is a string unique to one test run, for finding the processes of
+// its steps on the host.
+func btMarker(what string) string {
+	return fmt.Sprintf("btmark-%s-%d", what, time.Now().UnixNano())
+}
+
+// btProcs returns the host pids whose command line or environment holds
+// marker. Steps get the marker in their environment (every descendant
+// inherits it) and in their command text (which bwrap's command line shows).
+func btProcs(t *testing.T, marker string) []int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		for _, f := range []string{"cmdline", "environ"} {
+			// Processes that end meanwhile cannot be read: they are gone.
+			b, err := os.ReadFile(filepath.Join("/proc", e.Name(), f))
+			if err == nil && strings.Contains(string(b), marker) {
+				pids = append(pids, pid)
+				break
+			}
+		}
+	}
+	return pids
+}
+
+// btProcDesc describes processes for a failure message.
+func btProcDesc(pids []int) string {
+	var b strings.Builder
+	for _, pid := range pids {
+		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		fmt.Fprintf(&b, "  %d: %s\n", pid, strings.ReplaceAll(string(cmd), "\x00", " "))
+	}
+	return b.String()
+}
+
+// btSSHCmd prepares an SSH command to the daemon as u, to run in the
+// background.
+func btSSHCmd(d *daemon, u *user, args ...string) *exec.Cmd {
+	host := d.addr[:strings.LastIndex(d.addr, ":")]
+	argv := append(strings.Fields(strings.TrimPrefix(u.sshCommand(), "ssh ")),
+		"-p", d.port(), "git@"+strings.Trim(host, "[]"))
+	cmd := exec.Command("ssh", append(argv, args...)...)
+	cmd.Env = u.env()
+	return cmd
+}
+
+// btBackground is a command running in the background whose output the
+// test watches as it comes.
+type btBackground struct {
+	cmd  *exec.Cmd
+	out  *syncBuffer // stdout and stderr, as they come
+	done chan struct{}
+	err  error
+}
+
+func btStart(t *testing.T, cmd *exec.Cmd) *btBackground {
+	t.Helper()
+	bg := &btBackground{cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	// Separate pipes (see user.git), merged into one buffer.
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = btTee{stdout, bg.out}, btTee{stderr, bg.out}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		bg.err = cmd.Wait()
+		close(bg.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-bg.done:
+		default:
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-bg.done
+		}
+	})
+	return bg
+}
+
+func (bg *btBackground) exited() bool {
+	select {
+	case <-bg.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// wait waits for the command to end and returns its output.
+func (bg *btBackground) wait(t *testing.T) string {
+	t.Helper()
+	select {
+	case <-bg.done:
+	case <-time.After(btBuildTimeout):
+		t.Fatalf("%v did not end; output so far:\n%s", bg.cmd.Args, bg.out)
+	}
+	return bg.out.String()
+}
+
+type btTee [2]*syncBuffer
+
+func (w btTee) Write(p []byte) (int, error) {
+	w[0].Write(p)
+	return w[1].Write(p)
+}
+
+// btPipeline renders a .slipway.toml whose [build] has the given steps and
+// extra lines (timeout, cache, env).
+func btPipeline(extra string, steps ...string) string {
+	q := make([]string, len(steps))
+	for i, s := range steps {
+		q[i] = strconv.Quote(s)
+	}
+	return "[build]\nsteps = [" + strings.Join(q, ", ") + "]\n" + extra
+}
+
+// TestBuildPassesAndIsListed: a push whose pipeline passes is built at once;
+// its steps, exit codes and durations are recorded and shown by
+// `builds --json`, and its log holds the steps' output.
+func TestBuildPassesAndIsListed(t *testing.T) {
+	alice, bob := btUsers(t)
+	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
+	db := openStore(t, d)
+	src := alice.newProject(t, map[string]string{
+		"README": "hello\n",
+		".slipway.toml": btPipeline("",
+			`echo "bt-out branch=$SLIPWAY_BRANCH repo=$SLIPWAY_REPO ci=$CI"`,
+			`test -f README && echo "bt-readme $(cat README)"`),
+	})
+	commit := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
+	id, out := btPushOne(t, d, alice, src, "main")
+	if !strings.Contains(out, fmt.Sprintf("build #%d queued: main @ %s", id, commit[:7])) {
+		t.Errorf("push output does not name the build, branch and commit:\n%s", out)
+	}
+
+	b := btFinal(t, d, db, bob, "app", id)
+	if b.State != "passed" || b.Commit != commit || b.Ref != "refs/heads/main" || b.Trigger != "push" ||
+		b.Attempt != 1 || b.PushID == 0 || b.Started == nil || b.Finished == nil {
+		t.Fatalf("builds --json shows %+v; want a passed push build of main @ %s, attempt 1", b, commit)
+	}
+	if len(b.Steps) != 2 {
+		t.Fatalf("builds --json records %d steps, want 2: %+v", len(b.Steps), b.Steps)
+	}
+	for i, s := range b.Steps {
+		if s.ExitCode != 0 || s.Duration <= 0 || !strings.HasPrefix(s.Name, []string{"echo", "test"}[i]) {
+			t.Errorf("step %d recorded as %+v", i+1, s)
+		}
+	}
+	log := btLog(t, d, bob, id, false)
+	for _, want := range []string{"bt-out branch=main repo=app ci=true", "bt-readme hello", "== step 2/2", "passed in"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log %d lacks %q:\n%s", id, want, log)
+		}
+	}
+	// The text listing says the same.
+	list, _, code := d.ssh(bob, "builds", "app")
+	if code != 0 || !regexp.MustCompile(fmt.Sprintf(`(?m)^%d\s+app\s+main\s+%s\s+passed\s+push`, id, commit[:7])).MatchString(list) {
+		t.Errorf("builds app (exit %d) does not list #%d as passed:\n%s", code, id, list)
+	}
+}
+
+// TestBuildFailsAtStep2ThenRetryPasses: the first failing step fails the
+// build and the steps after it never run. A reader can neither cancel nor
+// retry; a writer's retry queues a new build of the same commit, which
+// passes once what made step 2 fail is fixed.
+func TestBuildFailsAtStep2ThenRetryPasses(t *testing.T) {
+	alice, bob := btUsers(t)
+	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
+	db := openStore(t, d)
+	src := alice.newProject(t, map[string]string{
+		".slipway.toml": btPipeline("cache = true\n",
+			`touch /cache/step1-$SLIPWAY_BUILD_ID`,
+			`echo bt-checking; test -e /cache/fixed`,
+			`touch /cache/step3-$SLIPWAY_BUILD_ID; echo bt-step3-ran`),
+	})
+	id, _ := btPushOne(t, d, alice, src, "main")
+	b := btFinal(t, d, db, alice, "app", id)
+	if b.State != "failed" || !strings.Contains(b.Reason, "step 2") || !strings.Contains(b.Reason, "exited 1") {
+		t.Fatalf("build #%d: %s (%s); want failed at step 2", id, b.State, b.Reason)
+	}
+	if len(b.Steps) != 2 || b.Steps[0].ExitCode != 0 || b.Steps[1].ExitCode != 1 {
+		t.Fatalf("recorded steps %+v; want step 1 exit 0, step 2 exit 1, no step 3", b.Steps)
+	}
+	if !btExists(d, fmt.Sprintf("step1-%d", id)) {
+		t.Fatal("step 1 did not run (its file is not in the cache)")
+	}
+	if btExists(d, fmt.Sprintf("step3-%d", id)) {
+		t.Fatal("step 3 ran after step 2 failed (its file is in the cache)")
+	}
+	log := btLog(t, d, alice, id, false)
+	if !strings.Contains(log, "bt-checking") || strings.Contains(log, "bt-step3-ran") || strings.Contains(log, "step 3/3") {
+		t.Fatalf("log of the failed build:\n%s", log)
+	}
+
+	// A reader may look but not touch.
+	for _, cmd := range []string{"retry", "cancel"} {
+		_, errOut, code := d.ssh(bob, cmd, strconv.FormatInt(id, 10))
+		if code == 0 || !strings.Contains(errOut, "may read \"app\" but not change its builds") {
+			t.Errorf("bob's %s %d: exit %d, %q; want a refusal", cmd, id, code, errOut)
+		}
+	}
+	if n := len(btBuilds(t, d, alice, "app")); n != 1 {
+		t.Fatalf("after the reader's retry there are %d builds, want 1", n)
+	}
+
+	btTouch(t, d, "fixed")
+	out, errOut, code := d.ssh(alice, "retry", strconv.FormatInt(id, 10))
+	m := regexp.MustCompile(`build #(\d+) queued: a retry of build #` + strconv.FormatInt(id, 10)).FindStringSubmatch(out)
+	if code != 0 || m == nil {
+		t.Fatalf("retry %d: exit %d, %q %q", id, code, out, errOut)
+	}
+	retry, _ := strconv.ParseInt(m[1], 10, 64)
+	rb := btFinal(t, d, db, alice, "app", retry)
+	if rb.State != "passed" || rb.RetryOf != id || rb.Commit != b.Commit || len(rb.Steps) != 3 {
+		t.Fatalf("retry build %+v; want passed, retry_of %d, same commit, 3 steps", rb, id)
+	}
+	if !btExists(d, fmt.Sprintf("step3-%d", retry)) {
+		t.Fatal("step 3 of the retry did not run")
+	}
+}
+
+// TestMissingAndBrokenPipelineFile: a commit without .slipway.toml is
+// recorded as skipped and the push output says so; a broken file ends the
+// build in state error naming the line and column.
+func TestMissingAndBrokenPipelineFile(t *testing.T) {
+	alice, bob := btUsers(t)
+	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
+	db := openStore(t, d)
+	src := alice.newProject(t, map[string]string{"README": "no pipeline here\n"})
+	commit := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
+	out := alice.mustGit(t, src, "push", d.url("app"), "main")
+	m := regexp.MustCompile(`build #(\d+) skipped: main @ ` + commit[:7] + ` — (.*)`).FindStringSubmatch(out)
+	if m == nil || !strings.Contains(m[2], "no .slipway.toml") {
+		t.Fatalf("push output does not say the build was skipped and why:\n%s", out)
+	}
+	if ids := btQueued(t, d, out); len(ids) != 0 {
+		t.Fatalf("a commit without a pipeline queued builds %v", ids)
+	}
+	skipped, _ := strconv.ParseInt(m[1], 10, 64)
+	if b := btBuildByID(t, d, bob, "app", skipped); b.State != "skipped" || b.Attempt != 0 {
+		t.Fatalf("skipped build listed as %+v", b)
+	}
+
+	broken := "[build]\nsteps = [\"echo hi\"]\ntimeout = \"soon\"\n"
+	alice.commit(t, src, ".slipway.toml", broken)
+	id, _ := btPushOne(t, d, alice, src, "main")
+	b := btFinal(t, d, db, bob, "app", id)
+	pos := regexp.MustCompile(`\.slipway\.toml:3:\d+: `)
+	if b.State != "error" || !pos.MatchString(b.Reason) {
+		t.Fatalf("broken pipeline: %s (%q); want error with .slipway.toml:3:COL", b.State, b.Reason)
+	}
+	if len(b.Steps) != 0 {
+		t.Fatalf("a broken pipeline ran steps: %+v", b.Steps)
+	}
+	list, _, _ := d.ssh(bob, "builds", "app")
+	if !regexp.MustCompile(fmt.Sprintf(`(?m)^%d\s.*\serror\s.*\.slipway\.toml:3:\d+: `, id)).MatchString(list) {
+		t.Errorf("builds app does not show the error with its position:\n%s", list)
+	}
+	if log := btLog(t, d, bob, id, false); !pos.MatchString(log) {
+		t.Errorf("log %d does not show the position of the problem:\n%s", id, log)
+	}
+}
