@@ -507,3 +507,193 @@ func TestMissingAndBrokenPipelineFile(t *testing.T) {
 		t.Errorf("log %d does not show the position of the problem:\n%s", id, log)
 	}
 }
+
+// btGitBackground starts `git ARGS` as u in dir in the background.
+func btGitBackground(t *testing.T, u *user, dir string, args ...string) *btBackground {
+	t.Helper()
+	return btStart(t, execGit(dir, u.env(), args...))
+}
+
+// TestPushWaitStreamsTheLog: `git push -o wait` keeps the push open and
+// streams the build's log live (a line the step prints reaches the pusher
+// while the step still runs), ending with the result and the duration.
+func TestPushWaitStreamsTheLog(t *testing.T) {
+	alice, bob := btUsers(t)
+	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
+	db := openStore(t, d)
+	src := alice.newProject(t, map[string]string{
+		".slipway.toml": btPipeline("cache = true\n",
+			`echo bt-wait-first-$((40+2))`, btWaitStep("wait"), `echo bt-wait-second-$((40+2))`),
+	})
+	push := btGitBackground(t, alice, src, "push", "-o", "wait", d.url("app"), "main")
+	eventually(t, btBuildTimeout, "the step's first line in the push output", func() bool {
+		return strings.Contains(push.out.String(), "bt-wait-first-42")
+	})
+	eventually(t, btBuildTimeout, "step 2 to start", func() bool { return btExists(d, "wait.started") })
+	if push.exited() || strings.Contains(push.out.String(), "bt-wait-second-42") {
+		t.Fatalf("the push ended or showed later output before the build went on:\n%s", push.out)
+	}
+	btTouch(t, d, "wait.go")
+	out := push.wait(t)
+	if push.err != nil {
+		t.Fatalf("git push -o wait: %v\n%s", push.err, out)
+	}
+	ids := btQueued(t, d, out)
+	if len(ids) != 1 {
+		t.Fatalf("push output names %d queued builds:\n%s", len(ids), out)
+	}
+	result := regexp.MustCompile(fmt.Sprintf(`remote: build #%d passed in \d[\d.]*m?s\s*\n`, ids[0]))
+	loc := result.FindStringIndex(out)
+	first, second := strings.Index(out, "bt-wait-first-42"), strings.Index(out, "bt-wait-second-42")
+	if loc == nil || first < 0 || second < first || second > loc[0] {
+		t.Fatalf("push output does not stream the log and end with the result and duration:\n%s", out)
+	}
+	if rest := out[loc[1]:]; strings.Contains(rest, "remote:") {
+		t.Errorf("remote output after the result line:\n%s", rest)
+	}
+	if b := btFinal(t, d, db, alice, "app", ids[0]); b.State != "passed" {
+		t.Fatalf("build %d: %s (%s)", b.ID, b.State, b.Reason)
+	}
+
+	// A pusher that goes away does not take the build with it.
+	alice.commit(t, src, "f", "again\n")
+	push = btGitBackground(t, alice, src, "push", "-o", "wait", d.url("app"), "main")
+	eventually(t, btBuildTimeout, "the second build's step 1 in the push output", func() bool {
+		return strings.Count(push.out.String(), "bt-wait-first-42") == 1
+	})
+	ids = btQueued(t, d, push.out.String())
+	_ = syscall.Kill(-push.cmd.Process.Pid, syscall.SIGKILL)
+	push.wait(t)
+	if b := btFinal(t, d, db, alice, "app", ids[0]); b.State != "passed" {
+		t.Fatalf("build #%d after the pusher left: %s (%s)", b.ID, b.State, b.Reason)
+	}
+	if log := btLog(t, d, alice, ids[0], false); !strings.Contains(log, "bt-wait-second-42") {
+		t.Fatalf("the build did not run to its end after the pusher left:\n%s", log)
+	}
+}
+
+// TestLogFollowDuringBuild: `log ID -f` of two other clients (a reader and
+// the writer) started during the build show what the build printed so far,
+// then the rest live, and end when the build ends, with its result.
+func TestLogFollowDuringBuild(t *testing.T) {
+	alice, bob := btUsers(t)
+	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
+	db := openStore(t, d)
+	src := alice.newProject(t, map[string]string{
+		".slipway.toml": btPipeline("cache = true\n",
+			`echo bt-follow-first-$((40+2))`, btWaitStep("follow"), `echo bt-follow-second-$((40+2))`),
+	})
+	id, _ := btPushOne(t, d, alice, src, "main")
+	eventually(t, btBuildTimeout, "step 2 to start", func() bool { return btExists(d, "follow.started") })
+	var followers []*btBackground
+	for _, u := range []*user{bob, alice} {
+		f := btStart(t, btSSHCmd(d, u, "log", strconv.FormatInt(id, 10), "-f"))
+		followers = append(followers, f)
+	}
+	for i, f := range followers {
+		eventually(t, btBuildTimeout, fmt.Sprintf("follower %d to show the build's output so far", i), func() bool {
+			return strings.Contains(f.out.String(), "bt-follow-first-42")
+		})
+	}
+	for i, f := range followers {
+		if f.exited() || strings.Contains(f.out.String(), "bt-follow-second-42") {
+			t.Fatalf("follower %d ended or showed what was not printed yet:\n%s", i, f.out)
+		}
+	}
+	btTouch(t, d, "follow.go")
+	for i, f := range followers {
+		out := f.wait(t)
+		if f.err != nil {
+			t.Errorf("follower %d: %v\n%s", i, f.err, out)
+		}
+		first, second, end := strings.Index(out, "bt-follow-first-42"), strings.Index(out, "bt-follow-second-42"),
+			strings.Index(out, fmt.Sprintf("build #%d passed", id))
+		if first < 0 || second < first || end < second {
+			t.Errorf("follower %d's output is not the whole log in order, ending with the result:\n%s", i, out)
+		}
+	}
+	if b := btFinal(t, d, db, bob, "app", id); b.State != "passed" {
+		t.Fatalf("build #%d: %s", id, b.State)
+	}
+	// A finished build is followed to its end at once.
+	if out := btLog(t, d, bob, id, true); !strings.Contains(out, "bt-follow-second-42") || !strings.Contains(out, "passed") {
+		t.Fatalf("log -f of a finished build:\n%s", out)
+	}
+}
+
+// TestCancelRunningBuildKillsItsProcesses: `cancel ID` of a running build
+// kills every process of the step, background children included, and
+// records the build as cancelled by the user; a reader cannot cancel.
+func TestCancelRunningBuildKillsItsProcesses(t *testing.T) {
+	alice, bob := btUsers(t)
+	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
+	db := openStore(t, d)
+	marker := btMarker("cancel")
+	src := alice.newProject(t, map[string]string{
+		".slipway.toml": btPipeline(fmt.Sprintf("cache = true\n[build.env]\nBT_MARKER = %q\n", marker),
+			// Children in the background, one in a new session, and the
+			// step itself waiting for a file that never comes.
+			`: `+marker+`; sleep 300 & setsid sleep 300 & (while :; do sleep 1; done) & `+btWaitStep("cancel")),
+	})
+	id, _ := btPushOne(t, d, alice, src, "main")
+	eventually(t, btBuildTimeout, "the step to start", func() bool { return btExists(d, "cancel.started") })
+	eventually(t, btBuildTimeout, "the step's processes to show on the host", func() bool {
+		return len(btProcs(t, marker)) >= 5
+	})
+
+	_, errOut, code := d.ssh(bob, "cancel", strconv.FormatInt(id, 10))
+	if code == 0 || !strings.Contains(errOut, "not change its builds") {
+		t.Fatalf("bob's cancel: exit %d, %q; want a refusal", code, errOut)
+	}
+	if b, _ := db.GetBuild(t.Context(), id); b.State != store.StateRunning {
+		t.Fatalf("after the reader's cancel the build is %s", b.State)
+	}
+
+	out, errOut, code := d.ssh(alice, "cancel", strconv.FormatInt(id, 10))
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("build #%d cancelled", id)) {
+		t.Fatalf("cancel %d: exit %d, %q %q", id, code, out, errOut)
+	}
+	// cancel returns once the build has stopped: nothing of it is left.
+	if left := btProcs(t, marker); len(left) > 0 {
+		t.Fatalf("processes of the cancelled step are still running:\n%s", btProcDesc(left))
+	}
+	b := btBuildByID(t, d, alice, "app", id)
+	if b.State != "cancelled" || b.Reason != "cancelled by alice" {
+		t.Fatalf("cancelled build listed as %s (%q)", b.State, b.Reason)
+	}
+	if log := btLog(t, d, bob, id, false); !strings.Contains(log, "cancelled by alice") {
+		t.Fatalf("the log does not say who cancelled:\n%s", log)
+	}
+	_, errOut, code = d.ssh(alice, "cancel", strconv.FormatInt(id, 10))
+	if code == 0 || !strings.Contains(errOut, "already ended") {
+		t.Fatalf("a second cancel: exit %d, %q", code, errOut)
+	}
+}
+
+// TestBuildTimeout: a pipeline's timeout kills the step with its children
+// and fails the build with "timed out".
+func TestBuildTimeout(t *testing.T) {
+	alice, bob := btUsers(t)
+	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
+	db := openStore(t, d)
+	marker := btMarker("timeout")
+	src := alice.newProject(t, map[string]string{
+		".slipway.toml": btPipeline(fmt.Sprintf("timeout = \"2s\"\n[build.env]\nBT_MARKER = %q\n", marker),
+			`: `+marker+`; echo bt-before-$((1+1)); sleep 120 & sleep 120; echo bt-after-$((1+1))`),
+	})
+	id, _ := btPushOne(t, d, alice, src, "main")
+	b := btFinal(t, d, db, bob, "app", id)
+	if b.State != "failed" || !strings.Contains(b.Reason, "timed out") {
+		t.Fatalf("build #%d: %s (%q); want failed, timed out", id, b.State, b.Reason)
+	}
+	if took := b.Finished.Sub(*b.Started); took < 2*time.Second || took > 60*time.Second {
+		t.Fatalf("a build with a 2s timeout took %v", took)
+	}
+	if left := btProcs(t, marker); len(left) > 0 {
+		t.Fatalf("processes of the timed-out step are still running:\n%s", btProcDesc(left))
+	}
+	log := btLog(t, d, bob, id, false)
+	if !strings.Contains(log, "bt-before-2") || strings.Contains(log, "bt-after-2") || !strings.Contains(log, "timed out") {
+		t.Fatalf("log of the timed-out build:\n%s", log)
+	}
+}
