@@ -697,3 +697,95 @@ func TestBuildTimeout(t *testing.T) {
 		t.Fatalf("log of the timed-out build:\n%s", log)
 	}
 }
+
+// btHealthy checks that the daemon still answers and builds: whoami works
+// and a new commit's build passes.
+func btHealthy(t *testing.T, d *daemon, db *store.Store, u *user, src string) {
+	t.Helper()
+	if out, errOut, code := d.ssh(u, "whoami"); code != 0 || !strings.Contains(out, u.name) {
+		t.Fatalf("whoami after the build: exit %d, %q %q", code, out, errOut)
+	}
+	u.commit(t, src, ".slipway.toml", btPipeline("", `echo bt-next-$((1+1))`))
+	id, _ := btPushOne(t, d, u, src, "main")
+	if b := btFinal(t, d, db, u, "app", id); b.State != "passed" {
+		t.Fatalf("the next build: %s (%s)", b.State, b.Reason)
+	}
+	if log := btLog(t, d, u, id, false); !strings.Contains(log, "bt-next-2") {
+		t.Fatalf("the next build's log:\n%s", log)
+	}
+}
+
+// TestHugeOutputIsCut: a step that prints 100 MB leaves a log cut at the
+// server's cap, which says where and how much was dropped, and the daemon
+// goes on serving and building.
+func TestHugeOutputIsCut(t *testing.T) {
+	alice, bob := btUsers(t)
+	const maxLog = 1 << 20
+	d := btStartDaemon(t, configFor(btRepoConfig+fmt.Sprintf("[build]\nmax_log_bytes = %d\n", maxLog), []*user{alice}, bob))
+	db := openStore(t, d)
+	src := alice.newProject(t, map[string]string{
+		".slipway.toml": btPipeline("",
+			`yes bt-flood-0123456789abcdefghijklmnopqrstuvwxyz | head -c 100000000; echo bt-flood-done-$((1+1))`),
+	})
+	start := time.Now()
+	id, _ := btPushOne(t, d, alice, src, "main")
+	b := btFinal(t, d, db, alice, "app", id)
+	t.Logf("a build printing 100 MB took %v from the push", time.Since(start))
+	if b.State != "passed" {
+		t.Fatalf("build #%d: %s (%s)", id, b.State, b.Reason)
+	}
+	info, err := os.Stat(filepath.Join(d.dataDir(), "logs", strconv.FormatInt(id, 10)+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Size() > maxLog+4096 || info.Size() < maxLog {
+		t.Fatalf("the log file holds %d bytes; want the 1 MiB cap and a few lines", info.Size())
+	}
+	log := btLog(t, d, bob, id, false)
+	m := regexp.MustCompile(`== log truncated at 1 MiB; (\d+) more bytes discarded`).FindStringSubmatch(log)
+	if !strings.Contains(log, "== output cut: the log reached its 1 MiB cap") || m == nil {
+		t.Fatalf("the log does not say where it was cut; its end:\n%s", log[max(0, len(log)-2000):])
+	}
+	if n, _ := strconv.Atoi(m[1]); n < 98_000_000 {
+		t.Fatalf("the log says %d bytes were discarded; the step printed 100 MB", n)
+	}
+	if strings.Contains(log, "bt-flood-done-2") || !strings.Contains(log, "bt-flood-0123") {
+		t.Fatal("the log is not the start of the output cut at the cap")
+	}
+	btHealthy(t, d, db, alice, src)
+}
+
+// TestForkBombIsContained: a fork bomb hits the process limit inside its
+// sandbox, the build ends with every process of it gone, and the host and
+// the daemon carry on.
+func TestForkBombIsContained(t *testing.T) {
+	alice, bob := btUsers(t)
+	// A low process limit keeps the bomb from crowding out other builds of
+	// uid 65534 that run on this machine meanwhile.
+	d := btStartDaemon(t, configFor(btRepoConfig+"[build]\nmax_processes = 128\n", []*user{alice}, bob))
+	db := openStore(t, d)
+	marker := btMarker("bomb")
+	src := alice.newProject(t, map[string]string{
+		".slipway.toml": btPipeline(fmt.Sprintf("timeout = \"6s\"\n[build.env]\nBT_MARKER = %q\n", marker),
+			`: `+marker+`; b() { b | b & }; b; while :; do b 2>/dev/null; sleep 0.01; done`),
+	})
+	id, _ := btPushOne(t, d, alice, src, "main")
+	b := btFinal(t, d, db, alice, "app", id)
+	// The bomb's own shell gives up when it cannot fork (dash's "Cannot
+	// fork" is fatal), or else the timeout ends it: either way it fails.
+	if b.State != "failed" {
+		t.Fatalf("fork bomb build: %s (%s); want failed\n%s", b.State, b.Reason, btLog(t, d, alice, id, false))
+	}
+	if left := btProcs(t, marker); len(left) > 0 {
+		t.Fatalf("%d processes of the fork bomb are still running:\n%s", len(left), btProcDesc(left))
+	}
+	log := btLog(t, d, alice, id, false)
+	if !regexp.MustCompile(`(?i)can(no|')t fork|resource temporarily unavailable`).MatchString(log) {
+		t.Errorf("the log does not show the bomb hitting the process limit:\n%s", log)
+	}
+	// The host can still fork.
+	if out, err := exec.Command("sh", "-c", "echo ok").CombinedOutput(); err != nil || string(out) != "ok\n" {
+		t.Fatalf("the host cannot fork after the bomb: %v %q", err, out)
+	}
+	btHealthy(t, d, db, alice, src)
+}
