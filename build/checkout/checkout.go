@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	git "github.com/go-git/go-git/v5"
 )
 
 // Result tells what Checkout wrote.
@@ -34,7 +36,9 @@ var commitPattern = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
 // Checkout writes exactly the tree of commit, a full hexadecimal object name,
 // from the bare repository gitDir into the existing empty folder dst.
 //
-// It runs `git read-tree --reset -u` against a throwaway index file in a
+// A tree of at most smallTreeMax files without .gitattributes is written
+// in-process with go-git. A larger one is written by git: it runs
+// `git read-tree --reset -u` against a throwaway index file in a
 // temporary folder and, at the same time, `git ls-tree -r` of the commit to
 // count files and find submodules (two processes side by side rather than
 // one after the other: a checkout is on the way from push to first step).
@@ -50,6 +54,22 @@ func Checkout(ctx context.Context, gitDir, commit, dst string) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("check out %s: resolve %s: %w", commit, dst, err)
 	}
+	// Small trees are written in-process; the fixed cost of git processes
+	// would be most of their checkout. go-git only reads the repository.
+	if repo, err := git.PlainOpen(gitDir); err == nil {
+		if entries, ok, err := smallTree(repo, commit); err == nil && ok {
+			res, err := writeSmall(repo, entries, absDst)
+			if err != nil {
+				return Result{}, fmt.Errorf("check out %s from %s: %w", commit, gitDir, err)
+			}
+			return res, nil
+		}
+	}
+	return checkoutGit(ctx, gitDir, commit, absDst)
+}
+
+// checkoutGit writes the tree with git into the empty folder absDst.
+func checkoutGit(ctx context.Context, gitDir, commit, absDst string) (Result, error) {
 	tmp, err := os.MkdirTemp("", "slipway-checkout-")
 	if err != nil {
 		return Result{}, fmt.Errorf("check out %s: make index folder: %w", commit, err)

@@ -2,6 +2,7 @@ package checkout
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -61,7 +62,10 @@ func snapshot(t *testing.T, dir string) []string {
 // newRepo makes a bare repository whose main branch holds a small tree with
 // an executable, symlinks (one pointing out of the tree), nested folders, an
 // empty folder (which git does not record) and a submodule entry.
-func newRepo(t *testing.T) (bare, commit string) {
+//
+// With viaGit the tree also holds a .gitattributes, which sends it through
+// git rather than the in-process writer for small trees.
+func newRepo(t *testing.T, viaGit bool) (bare, commit string) {
 	t.Helper()
 	base := t.TempDir()
 	bare = filepath.Join(base, "repo.git")
@@ -84,6 +88,9 @@ func newRepo(t *testing.T) (bare, commit string) {
 	must(t, os.Symlink("/etc/passwd", filepath.Join(work, "passwd-link")))
 	must(t, os.Symlink("../../outside", filepath.Join(work, "escape-link")))
 	must(t, os.MkdirAll(filepath.Join(work, "empty"), 0o755))
+	if viaGit {
+		write(".gitattributes", "# no conversions\n", 0o644)
+	}
 	gitT(t, work, "add", "-A")
 	// A gitlink needs no real submodule: any commit id will do.
 	gitT(t, work, "update-index", "--add", "--cacheinfo", "160000,1111111111111111111111111111111111111111,vendor/lib")
@@ -100,7 +107,12 @@ func must(t *testing.T, err error) {
 }
 
 func TestCheckoutWritesTheTree(t *testing.T) {
-	bare, commit := newRepo(t)
+	t.Run("in-process", func(t *testing.T) { testCheckoutWritesTheTree(t, false) })
+	t.Run("git", func(t *testing.T) { testCheckoutWritesTheTree(t, true) })
+}
+
+func testCheckoutWritesTheTree(t *testing.T, viaGit bool) {
+	bare, commit := newRepo(t, viaGit)
 	before := snapshot(t, bare)
 	// A bare repository has no status; its refs and config are its state.
 	stateCmd := []string{"for-each-ref", "--format=%(refname) %(objectname)"}
@@ -112,8 +124,12 @@ func TestCheckoutWritesTheTree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Files != 6 {
-		t.Errorf("Files = %d, want 6 (README, build.sh, deep.txt, three symlinks)", res.Files)
+	want := 6
+	if viaGit {
+		want++ // .gitattributes
+	}
+	if res.Files != want {
+		t.Errorf("Files = %d, want %d (README, build.sh, deep.txt, three symlinks, .gitattributes if any)", res.Files, want)
 	}
 	if !slices.Equal(res.Submodules, []string{"vendor/lib"}) {
 		t.Errorf("Submodules = %q, want [vendor/lib]", res.Submodules)
@@ -174,6 +190,11 @@ func TestCheckoutWritesTheTree(t *testing.T) {
 // a tree of the same name with a file in it. Writing link/evil must not land
 // in the outside folder.
 func TestCheckoutNeverWritesThroughSymlink(t *testing.T) {
+	t.Run("in-process", func(t *testing.T) { testNeverWritesThroughSymlink(t, false) })
+	t.Run("git", func(t *testing.T) { testNeverWritesThroughSymlink(t, true) })
+}
+
+func testNeverWritesThroughSymlink(t *testing.T, viaGit bool) {
 	base := t.TempDir()
 	outside := filepath.Join(base, "outside")
 	must(t, os.Mkdir(outside, 0o755))
@@ -184,7 +205,11 @@ func TestCheckoutNeverWritesThroughSymlink(t *testing.T) {
 	target := gitIn(t, bare, outside, "hash-object", "-w", "--stdin")
 	inner := gitIn(t, bare, "100644 blob "+blob+"\tevil\n", "mktree")
 	// mktree sorts and rejects nothing here; both entries are named "link".
-	tree := gitIn(t, bare, "120000 blob "+target+"\tlink\n040000 tree "+inner+"\tlink\n", "mktree", "--missing")
+	entries := "120000 blob " + target + "\tlink\n040000 tree " + inner + "\tlink\n"
+	if viaGit {
+		entries += "100644 blob " + blob + "\t.gitattributes\n"
+	}
+	tree := gitIn(t, bare, entries, "mktree", "--missing")
 	commit := gitT(t, bare, "commit-tree", tree, "-m", "hostile")
 
 	dst := filepath.Join(base, "ws")
@@ -197,7 +222,7 @@ func TestCheckoutNeverWritesThroughSymlink(t *testing.T) {
 }
 
 func TestCheckoutRefuses(t *testing.T) {
-	bare, commit := newRepo(t)
+	bare, commit := newRepo(t, false)
 	full := t.TempDir()
 	must(t, os.WriteFile(filepath.Join(full, "old"), nil, 0o644))
 	if _, err := Checkout(t.Context(), bare, commit, full); !errors.Is(err, ErrNotEmpty) {
@@ -225,4 +250,34 @@ func FuzzParseStage(f *testing.F) {
 			t.Errorf("counted %d entries in %d records", res.Files+len(res.Submodules), strings.Count(string(b), "\x00"))
 		}
 	})
+}
+
+// A tree larger than smallTreeMax is written by git, and completely.
+func TestCheckoutLargeTree(t *testing.T) {
+	base := t.TempDir()
+	bare := filepath.Join(base, "repo.git")
+	work := filepath.Join(base, "work")
+	gitT(t, base, "init", "-q", "--bare", bare)
+	gitT(t, base, "init", "-q", "-b", "main", work)
+	n := smallTreeMax + 50
+	for i := range n {
+		p := filepath.Join(work, fmt.Sprintf("d%d", i%7), fmt.Sprintf("f%d", i))
+		must(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		must(t, os.WriteFile(p, []byte(fmt.Sprint(i)), 0o644))
+	}
+	gitT(t, work, "add", "-A")
+	gitT(t, work, "commit", "-q", "-m", "many")
+	gitT(t, work, "push", "-q", bare, "main")
+	commit := gitT(t, work, "rev-parse", "HEAD")
+	dst := t.TempDir()
+	res, err := Checkout(t.Context(), bare, commit, dst)
+	if err != nil || res.Files != n {
+		t.Fatalf("Checkout = %+v, %v; want %d files", res, err, n)
+	}
+	if b, err := os.ReadFile(filepath.Join(dst, "d3", "f10")); err != nil || string(b) != "10" {
+		t.Fatalf("d3/f10 = %q, %v", b, err)
+	}
+	if _, err := os.Lstat(filepath.Join(bare, "index")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("index appeared in bare repository: %v", err)
+	}
 }
