@@ -9,12 +9,15 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -788,4 +791,311 @@ func TestForkBombIsContained(t *testing.T) {
 		t.Fatalf("the host cannot fork after the bomb: %v %q", err, out)
 	}
 	btHealthy(t, d, db, alice, src)
+}
+
+// TestSecretsNeverAppearInLogs: secrets from a file, a multi-line file and
+// the daemon's environment reach the steps, and are masked in the stream
+// of `git push -o wait`, in `log ID`, and in everything the daemon keeps on
+// disk, also when printed line by line, to stderr, or split across writes.
+func TestSecretsNeverAppearInLogs(t *testing.T) {
+	alice, bob := btUsers(t)
+	const (
+		token  = "bt-tok-4f9a2c71e0"
+		multi1 = "bt-multi-one-8c2d"
+		multi2 = "bt-multi-two-5e7b"
+		envSec = "bt-envsec-93ab1f"
+	)
+	secrets := t.TempDir()
+	tokenFile, multiFile := filepath.Join(secrets, "token"), filepath.Join(secrets, "multi")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(multiFile, []byte(multi1+"\n"+multi2+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := btRepoConfig + fmt.Sprintf(`
+  [[repo.secret]]
+  name = "BT_TOKEN"
+  file = %q
+  [[repo.secret]]
+  name = "BT_MULTI"
+  file = %q
+  [[repo.secret]]
+  name = "BT_ENVSEC"
+  env = "BT_E2E_SECRET"
+`, tokenFile, multiFile)
+	d := btStartDaemon(t, configFor(cfg, []*user{alice}, bob), "BT_E2E_SECRET="+envSec)
+	db := openStore(t, d)
+	src := alice.newProject(t, map[string]string{
+		".slipway.toml": btPipeline("",
+			`echo "token=$BT_TOKEN len=${#BT_TOKEN}"`,
+			`printf '%s\n' "$BT_MULTI"; printf '%s\n' "$BT_MULTI" | tail -n 1; echo "multi-lines=$(printf '%s\n' "$BT_MULTI" | wc -l)"`,
+			`echo "env=$BT_ENVSEC len=${#BT_ENVSEC}"; echo "stderr=$BT_ENVSEC" >&2`,
+			// One secret in two writes of two processes, 200 ms apart.
+			`printf '%s' "$BT_TOKEN" | head -c 7; sleep 0.2; printf '%s\n' "$BT_TOKEN" | tail -c +8`),
+	})
+	out := alice.mustGit(t, src, "push", "-o", "wait", d.url("app"), "main")
+	ids := btQueued(t, d, out)
+	if len(ids) != 1 || !regexp.MustCompile(fmt.Sprintf(`build #%d passed in`, ids[0])).MatchString(out) {
+		t.Fatalf("push -o wait did not stream a passing build:\n%s", out)
+	}
+	id := ids[0]
+	leaks := func(where, text string) {
+		t.Helper()
+		for _, s := range []string{token, multi1, multi2, envSec} {
+			if strings.Contains(text, s) {
+				t.Errorf("%s shows the secret %q", where, s)
+			}
+		}
+	}
+	log := btLog(t, d, bob, id, false)
+	for what, text := range map[string]string{"the push stream": out, "log " + strconv.FormatInt(id, 10): log} {
+		leaks(what, text)
+		// The steps did get the values: their lengths and line counts come through.
+		for _, want := range []string{"token=*** len=17", "multi-lines=2", "env=*** len=16", "stderr=***"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("%s lacks %q:\n%s", what, want, text)
+			}
+		}
+	}
+	if b := btFinal(t, d, db, bob, "app", id); b.State != "passed" {
+		t.Fatalf("build #%d: %s (%s)", id, b.State, b.Reason)
+	}
+	// Nothing the daemon keeps holds a secret: logs, database, repositories.
+	var files int
+	err := filepath.WalkDir(d.dataDir(), func(p string, e fs.DirEntry, err error) error {
+		if err != nil || !e.Type().IsRegular() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		files++
+		leaks(p, string(b))
+		return nil
+	})
+	if err != nil || files < 3 {
+		t.Fatalf("walk the data dir: %v (%d files)", err, files)
+	}
+}
+
+// TestNewerPushSupersedesQueuedBuild: with one worker busy, two pushes of
+// the same branch leave the earlier build superseded (told to the pusher,
+// never run); the newer one runs.
+func TestNewerPushSupersedesQueuedBuild(t *testing.T) {
+	alice, bob := btUsers(t)
+	d := btStartDaemon(t, configFor(btRepoConfig+"[build]\nconcurrency = 1\n", []*user{alice}, bob))
+	db := openStore(t, d)
+	src := alice.newProject(t, map[string]string{
+		".slipway.toml": btPipeline("cache = true\n",
+			`touch /cache/started-$SLIPWAY_BUILD_ID; while [ ! -e /cache/go ]; do sleep 0.05; done`),
+	})
+	slow, _ := btPushOne(t, d, alice, src, "HEAD:refs/heads/slow")
+	eventually(t, btBuildTimeout, "the slow build to start", func() bool {
+		return btExists(d, fmt.Sprintf("started-%d", slow))
+	})
+	c1 := alice.commit(t, src, "f", "one\n")
+	first, _ := btPushOne(t, d, alice, src, "main")
+	alice.commit(t, src, "f", "two\n")
+	second, out := btPushOne(t, d, alice, src, "main")
+	if !strings.Contains(out, fmt.Sprintf("build #%d (main @ %s) superseded: it had not started", first, c1[:7])) {
+		t.Fatalf("the second push does not say build #%d was superseded:\n%s", first, out)
+	}
+	if b := btBuildByID(t, d, bob, "app", first); b.State != "superseded" {
+		t.Fatalf("build #%d is %s, want superseded", first, b.State)
+	}
+	btTouch(t, d, "go")
+	for _, id := range []int64{slow, second} {
+		if b := btFinal(t, d, db, bob, "app", id); b.State != "passed" {
+			t.Fatalf("build #%d: %s (%s)", id, b.State, b.Reason)
+		}
+	}
+	b := btBuildByID(t, d, bob, "app", first)
+	if b.State != "superseded" || b.Attempt != 0 || b.Started != nil || btExists(d, fmt.Sprintf("started-%d", first)) {
+		t.Fatalf("superseded build #%d ran or changed: %+v", first, b)
+	}
+	if log := btLog(t, d, bob, first, false); !strings.Contains(log, fmt.Sprintf("build #%d superseded", first)) {
+		t.Fatalf("log of the superseded build: %q", log)
+	}
+}
+
+// TestDaemonKilledDuringBuild: kill -9 of the daemon during a build leaves
+// no process of the step behind; the next start marks the build
+// interrupted and runs it again as attempt 2, saying so in its log, and the
+// push that caused it is still recorded.
+func TestDaemonKilledDuringBuild(t *testing.T) {
+	alice, bob := btUsers(t)
+	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
+	marker := btMarker("kill")
+	src := alice.newProject(t, map[string]string{
+		".slipway.toml": btPipeline(fmt.Sprintf("cache = true\n[build.env]\nBT_MARKER = %q\n", marker),
+			`: `+marker+`; echo run >> /cache/runs; sleep 300 & while [ ! -e /cache/go ]; do sleep 0.05; done`),
+	})
+	commit := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
+	id, _ := btPushOne(t, d, alice, src, "main")
+	runs := func() int {
+		b, _ := os.ReadFile(filepath.Join(btCache(d, "app"), "runs"))
+		return strings.Count(string(b), "run\n")
+	}
+	eventually(t, btBuildTimeout, "the step to run", func() bool { return runs() == 1 && len(btProcs(t, marker)) >= 3 })
+
+	d.kill()
+	eventually(t, 30*time.Second, "the step's processes to die with the daemon", func() bool {
+		return len(btProcs(t, marker)) == 0
+	})
+	db := openStore(t, d)
+	if b, err := db.GetBuild(t.Context(), id); err != nil || b.State != store.StateRunning {
+		t.Fatalf("after kill -9 build #%d is %v (%v); the record should still say running", id, b.State, err)
+	}
+
+	btLaunch(d, nil)
+	eventually(t, btBuildTimeout, "the build to run again", func() bool { return runs() == 2 })
+	btTouch(t, d, "go")
+	b := btFinal(t, d, db, bob, "app", id)
+	if b.State != "passed" || b.Attempt != 2 || b.Commit != commit {
+		t.Fatalf("build #%d after the restart: %s (%s), attempt %d", id, b.State, b.Reason, b.Attempt)
+	}
+	log := btLog(t, d, bob, id, false)
+	for _, want := range []string{"(attempt 1)", "the daemon stopped during attempt 1; running again", "(attempt 2)", "passed in"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log of the re-run build lacks %q:\n%s", want, log)
+		}
+	}
+	p, err := db.GetPush(t.Context(), b.PushID)
+	if err != nil || p.User != "alice" || len(p.Refs) != 1 || p.Refs[0].Name != "refs/heads/main" || p.Refs[0].New != commit {
+		t.Fatalf("the push of build #%d: %+v, %v", id, p, err)
+	}
+	if n := len(btBuilds(t, d, bob, "app")); n != 1 {
+		t.Fatalf("%d builds after the restart, want the one build", n)
+	}
+}
+
+// TestFiftyPushesAllBuild: 50 pushes of distinct branches, several at a
+// time, with two workers held busy: every push gets its build, 48 wait in
+// the queue, then every build reaches a final state (passed), and never
+// more than two run at once.
+func TestFiftyPushesAllBuild(t *testing.T) {
+	alice, bob := btUsers(t)
+	d := btStartDaemon(t, configFor(btRepoConfig+"[build]\nconcurrency = 2\n", []*user{alice}, bob))
+	db := openStore(t, d)
+	// The builds wait for a go-ahead, so that the queue really fills up.
+	src := alice.newProject(t, map[string]string{".slipway.toml": btPipeline("cache = true\n",
+		`echo "bt-branch $SLIPWAY_BRANCH"; while [ ! -e /cache/go ]; do sleep 0.05; done`)})
+	const n = 50
+	branch := func(i int) string { return fmt.Sprintf("b%02d", i) }
+	for i := range n {
+		alice.mustGit(t, src, "branch", branch(i))
+	}
+	// The first push creates the repository; the other 49 go at once, five
+	// at a time.
+	ids := make([]int64, n)
+	push := func(i int) error {
+		out, err := alice.git(src, "push", d.url("app"), branch(i))
+		if err != nil {
+			return fmt.Errorf("push %s: %v\n%s", branch(i), err, out)
+		}
+		got := btQueuedRE.FindAllStringSubmatch(out, -1)
+		if len(got) != 1 || got[0][2] != branch(i) {
+			return fmt.Errorf("push %s queued %d builds:\n%s", branch(i), len(got), out)
+		}
+		ids[i], _ = strconv.ParseInt(got[0][1], 10, 64)
+		return nil
+	}
+	start := time.Now()
+	if err := push(0); err != nil {
+		t.Fatal(err)
+	}
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range 5 {
+		wg.Go(func() {
+			for i := range next {
+				if err := push(i); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	for i := 1; i < n; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	t.Logf("50 pushes took %v", time.Since(start))
+	states := func() map[store.State]int {
+		bs, err := db.ListBuilds(t.Context(), "app", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[store.State]int{}
+		for _, b := range bs {
+			m[b.State]++
+		}
+		return m
+	}
+	eventually(t, btBuildTimeout, "two builds to run", func() bool { return states()[store.StateRunning] == 2 })
+	if m := states(); m[store.StateRunning] != 2 || m[store.StateQueued] != n-2 {
+		t.Fatalf("with the workers busy the builds are %v; want 2 running and %d queued", m, n-2)
+	}
+	btTouch(t, d, "go")
+	eventually(t, 5*time.Minute, "all 50 builds to end", func() bool {
+		bs, err := db.ListBuilds(t.Context(), "app", 0)
+		if err != nil {
+			return false
+		}
+		for _, b := range bs {
+			if !b.State.Final() {
+				return false
+			}
+		}
+		return len(bs) >= n
+	})
+	t.Logf("50 pushes to 50 finished builds took %v", time.Since(start))
+
+	bs := btBuilds(t, d, bob, "app")
+	if len(bs) != n {
+		t.Fatalf("%d builds listed, want %d", len(bs), n)
+	}
+	byRef, pushes := map[string]int64{}, map[int64]bool{}
+	type event struct {
+		at    time.Time
+		delta int
+	}
+	var events []event
+	for _, b := range bs {
+		if b.State != "passed" || len(b.Steps) != 1 {
+			t.Errorf("build #%d of %s: %s (%s)", b.ID, b.Ref, b.State, b.Reason)
+			continue
+		}
+		byRef[b.Ref] = b.ID
+		pushes[b.PushID] = true
+		events = append(events, event{*b.Started, 1}, event{*b.Finished, -1})
+	}
+	for i := range n {
+		if id := byRef["refs/heads/"+branch(i)]; id == 0 || id != ids[i] {
+			t.Errorf("branch %s: build #%d listed, push said #%d", branch(i), id, ids[i])
+		}
+	}
+	if len(pushes) != n {
+		t.Errorf("the builds come from %d pushes, want %d", len(pushes), n)
+	}
+	// Ends sort before starts at the same instant.
+	sort.Slice(events, func(i, j int) bool {
+		if events[i].at.Equal(events[j].at) {
+			return events[i].delta < events[j].delta
+		}
+		return events[i].at.Before(events[j].at)
+	})
+	running, most := 0, 0
+	for _, e := range events {
+		running += e.delta
+		most = max(most, running)
+	}
+	if most > 2 {
+		t.Errorf("%d builds ran at once with concurrency = 2", most)
+	}
 }
