@@ -946,31 +946,45 @@ func (g *dtGate) forward(dst, src net.Conn, done <-chan struct{}) {
 }
 
 // BenchmarkReleasePush times `git push <rev>:refs/release/prod` of a small
-// artifact to a local-folder target, from the start of the push until it
-// returns with the deployment done, each iteration a new passed revision
-// (so each ships a new release, hard-linked against the previous one). As a
-// baseline in the same run, it times a push of a branch that does not build
-// (SSH, git and the hooks, no deployment). It builds its own binary without
-// -race, because the figure is about the product, and reports p50/p90 of
-// both and the ratio.
+// artifact, from the start of the push until it returns with the deployment
+// done, to a local-folder target and to a real sshd on loopback. Each
+// iteration releases a new passed revision, so each ships a new release
+// hard-linked against the previous one. As a baseline in the same run it
+// times a push of a branch that does not build (SSH, git and the hooks, no
+// deployment). It builds its own binary without -race, because the figure
+// is about the product, and reports p50/p90 and the ratio to the baseline.
 //
-//	go test -run '^$' -bench BenchmarkReleasePush ./e2e
+//	go test -run '^$' -bench BenchmarkReleasePush -benchtime 20x ./e2e
 func BenchmarkReleasePush(b *testing.B) {
 	bin := filepath.Join(b.TempDir(), "slipway")
 	if out, err := exec.Command("go", "build", "-o", bin, "slipway/cmd/slipway").CombinedOutput(); err != nil {
 		b.Fatalf("build slipway: %v\n%s", err, out)
 	}
+	b.Run("local", func(b *testing.B) {
+		dtBenchRelease(b, bin, func(path string) string { return fmt.Sprintf("  target = %q\n", path) })
+	})
+	b.Run("sshd", func(b *testing.B) {
+		srv := sshdtest.New(b)
+		dtBenchRelease(b, bin, func(path string) string { return dtRemote(srv, path, srv.Port, srv.KnownHostsFile) })
+	})
+}
+
+// dtBenchRelease runs BenchmarkReleasePush against the prod target that
+// target renders for a folder.
+func dtBenchRelease(b *testing.B, bin string, target func(path string) string) {
 	root := b.TempDir()
+	if err := os.Chmod(filepath.Dir(root), 0o711); err != nil { // see dtStartDaemon
+		b.Fatal(err)
+	}
 	u := dtBenchUser(b, root)
 	prod := filepath.Join(root, "prod")
-	cfg := configFor(fmt.Sprintf(`
+	cfg := configFor(`
 [[repo]]
 name = "app"
 build_branches = ["main"]
   [[repo.environment]]
   name = "prod"
-  target = %q
-`, prod), []*user{u})
+`+target(prod), []*user{u})
 	addr := dtBenchDaemon(b, bin, root, cfg)
 	url := "ssh://git@" + addr + "/app"
 
