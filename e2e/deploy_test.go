@@ -649,8 +649,8 @@ write = ["wendy"]
 	if got := staging.live(t); got != d1.ReleaseID || staging.file(t, "current", "index.html") != "v1\n" {
 		t.Fatalf("current -> %q after the cut transfer, want %s still", got, d1.ReleaseID)
 	}
-	if slices.Contains(staging.releases(t), failed.ReleaseID) {
-		t.Fatalf("the cut release %s looks complete on the host", failed.ReleaseID)
+	if rels := staging.releases(t); slices.Contains(rels, failed.ReleaseID) || !slices.Contains(rels, failed.ReleaseID+".partial") {
+		t.Fatalf("releases on staging after the cut transfer: %q, want %s only as a partial release", rels, failed.ReleaseID)
 	}
 
 	srv.Start()
@@ -666,6 +666,9 @@ write = ["wendy"]
 	d3 := dtWaitDeploy(t, d, wendy, "site", "staging", rev2, failed.ID)
 	if d3.State != store.DeploySucceeded || staging.live(t) != d3.ReleaseID {
 		t.Fatalf("deployment after the host came back: %+v, current -> %q", d3, staging.live(t))
+	}
+	if log := dtDeployLog(t, d, wendy, d3.ID); !strings.Contains(log, "removed stale partial release "+failed.ReleaseID+".partial") {
+		t.Fatalf("log deploy %d does not say the cut release's partial folder was removed:\n%s", d3.ID, log)
 	}
 	if fi, err := os.Stat(filepath.Join(string(staging), "current", "dist", "big.bin")); err != nil || fi.Size() != dtBig {
 		t.Fatalf("big.bin on staging after the retry: %v, %v", fi, err)
@@ -743,6 +746,9 @@ release = ["rita"]
 	}
 	if got := prod.live(t); got != live {
 		t.Fatalf("current -> %q after the restart, want %s", got, live)
+	}
+	if rels := prod.releases(t); !slices.Contains(rels, cut.ReleaseID+".partial") || slices.Contains(rels, cut.ReleaseID) {
+		t.Fatalf("releases on prod after the kill: %q, want %s only as a partial release", rels, cut.ReleaseID)
 	}
 
 	// The environment is not stuck: the next release goes through and the
