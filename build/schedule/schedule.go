@@ -126,6 +126,11 @@ type Scheduler struct {
 	reposDir string
 	entries  []*entry // by repo, then name
 	byKey    map[string]*entry
+	// made is when New ran, as near to the daemon's start as this package
+	// sees. At Start, an instant before it passed while the daemon was
+	// down, however recently, and catch_up decides; an instant from made
+	// on passed while the daemon was starting and is on time.
+	made time.Time
 
 	// abortCtx is cancelled when Shutdown runs out of time: firings in
 	// flight stop then. It is not the loop's context, because an enqueue
@@ -166,6 +171,7 @@ func New(o Options) (*Scheduler, error) {
 	}
 	def := o.Config.Location()
 	now := s.clock.Now()
+	s.made = now
 	for _, r := range o.Config.Repos {
 		for _, c := range r.Schedules {
 			sched, err := parseSpec(c.Cron, def)
@@ -295,8 +301,9 @@ func (s *Scheduler) loop(ctx context.Context) {
 }
 
 // fireDue fires each schedule whose next instant is at or before now. An
-// instant that is more than grace old was missed (the daemon was down, the
-// machine suspended, or the clock jumped): such a schedule fires once, at its
+// instant that is more than grace old was missed (the machine was suspended
+// or the clock jumped), and so, at start, is one from before New (the daemon
+// was down): such a schedule fires once, at its
 // latest missed instant, when it catches up, and otherwise waits for its next
 // instant. Either way the log says which.
 func (s *Scheduler) fireDue(ctx context.Context, now time.Time, starting bool) {
@@ -319,6 +326,12 @@ func (s *Scheduler) fireDue(ctx context.Context, now time.Time, starting bool) {
 			latest, n = next, 1 // unreachable: next itself is due
 		}
 		onTime := now.Sub(latest) <= grace
+		if starting {
+			// Not grace: an "@every 10s" schedule always has an instant
+			// less than a minute old, and with catch_up off a restart
+			// must not fire what passed while the daemon was down.
+			onTime = !latest.Before(s.made)
+		}
 		count := n
 		if onTime {
 			count--

@@ -1,0 +1,63 @@
+package schedule_test
+
+import (
+	"strings"
+	"testing"
+
+	"slipway/store"
+)
+
+// TestShortDowntimeIsStillDowntime: a restart shorter than a minute still
+// misses the instants that passed while the daemon was down; with catch_up
+// off they are not fired, even for a schedule whose latest instant is always
+// less than a minute old. One that passes while the daemon starts is on time.
+func TestShortDowntimeIsStillDowntime(t *testing.T) {
+	for _, catchUp := range []string{"true", "false"} {
+		t.Run("catch_up="+catchUp, func(t *testing.T) {
+			e := newEnv(t)
+			e.repo("app").commit("main")
+			cfg := e.config(`
+[[repo]]
+name = "app"
+  [[repo.schedule]]
+  name = "often"
+  cron = "@every 10s"
+  branch = "main"
+  catch_up = ` + catchUp + "\n")
+			clock := newFakeClock(utc("2025-01-01T00:00:00Z"))
+			first := e.newScheduler(cfg, clock, e.st)
+			if err := first.Start(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			clock.advanceTo(t, utc("2025-01-01T00:00:10Z"))
+			if runs := e.runs("app", "often"); len(runs) != 1 {
+				t.Fatalf("before the restart: %d runs, want 1", len(runs))
+			}
+			e.finish(e.runs("app", "often")[0].ID, store.StatePassed)
+			if err := first.Shutdown(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+
+			// Down for 25s: 00:00:20 and 00:00:30 pass.
+			clock = newFakeClock(utc("2025-01-01T00:00:35Z"))
+			e.start(cfg, clock)
+			runs := e.runs("app", "often")
+			logs := e.log.String()
+			if catchUp == "true" {
+				if len(runs) != 2 || !e.lastFire("app", "often").Equal(utc("2025-01-01T00:00:30Z")) {
+					t.Fatalf("runs = %+v, last fire %s; want one catch-up at 00:00:30", runs, e.lastFire("app", "often"))
+				}
+				if !strings.Contains(logs, "catching up once") || !strings.Contains(logs, "missed=2") {
+					t.Errorf("log does not say it missed 2 runs and caught up once:\n%s", logs)
+				}
+				return
+			}
+			if len(runs) != 1 || !e.lastFire("app", "often").Equal(utc("2025-01-01T00:00:10Z")) {
+				t.Fatalf("runs = %+v, last fire %s; want none new", runs, e.lastFire("app", "often"))
+			}
+			if !strings.Contains(logs, "catch_up is off, waiting for the next time") {
+				t.Errorf("log does not say it waits:\n%s", logs)
+			}
+		})
+	}
+}
