@@ -155,6 +155,10 @@ type Build struct {
 	// ids no other process uses. Default: 65534 (nobody).
 	UID int `toml:"uid"`
 	GID int `toml:"gid"`
+	// WorkDir holds build workspaces and caches. It must be reachable by
+	// UID. Default: <data_dir>/build, or a private folder under the system's
+	// temporary folder when the data dir cannot be reached by UID.
+	WorkDir string `toml:"work_dir"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("90s").

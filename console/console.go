@@ -375,7 +375,13 @@ func (c *console) deploys(ctx context.Context, who gitserver.Caller, args []stri
 		return fail(stderr, "list deployments: %v", err)
 	}
 	if f.json {
-		return writeJSON(stdout, ds)
+		out := make([]deployJSON, 0, len(ds))
+		for _, d := range ds {
+			out = append(out, deployJSON{ID: d.ID, Repo: d.Repo, Env: d.Env, BuildID: d.BuildID, Commit: d.Commit,
+				Trigger: d.Trigger, User: d.User, PushID: d.PushID, State: d.State, Reason: d.Reason, Release: d.ReleaseID,
+				Created: d.CreatedAt, Started: timePtr(d.StartedAt), Finished: timePtr(d.FinishedAt)})
+		}
+		return writeJSON(stdout, out)
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tENV\tBUILD\tCOMMIT\tSTATE\tTRIGGER\tBY\tSTARTED\tDURATION\tRELEASE\tREASON")
@@ -408,7 +414,11 @@ func (c *console) releases(ctx context.Context, who gitserver.Caller, args []str
 		return fail(stderr, "releases of %s on %s: %v", repo, f.args[1], err)
 	}
 	if f.json {
-		return writeJSON(stdout, rs)
+		out := make([]releaseJSON, 0, len(rs))
+		for _, r := range rs {
+			out = append(out, releaseJSON{ID: r.ID, Live: r.Live, Complete: r.Complete, Commit: r.Commit, Completed: timePtr(r.Time)})
+		}
+		return writeJSON(stdout, out)
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "RELEASE\tCOMMIT\tCOMPLETED\tSTATUS")
@@ -453,7 +463,16 @@ func (c *console) schedules(ctx context.Context, who gitserver.Caller, args []st
 		}
 	}
 	if f.json {
-		return writeJSON(stdout, ss)
+		out := make([]scheduleJSON, 0, len(ss))
+		for _, s := range ss {
+			j := scheduleJSON{Repo: s.Repo, Name: s.Name, Spec: s.Spec, Zone: s.Zone, Branches: s.Branches,
+				Pipeline: s.Pipeline, Next: timePtr(s.Next)}
+			if s.LastRun != nil {
+				j.LastRun = &buildsJSON([]store.Build{*s.LastRun})[0]
+			}
+			out = append(out, j)
+		}
+		return writeJSON(stdout, out)
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "REPO\tSCHEDULE\tSPEC\tBRANCHES\tNEXT\tLAST RUN")
@@ -470,6 +489,42 @@ func (c *console) schedules(ctx context.Context, who gitserver.Caller, args []st
 	}
 	tw.Flush()
 	return 0
+}
+
+type deployJSON struct {
+	ID       int64               `json:"id"`
+	Repo     string              `json:"repo"`
+	Env      string              `json:"env"`
+	BuildID  int64               `json:"build_id"`
+	Commit   string              `json:"commit"`
+	Trigger  store.DeployTrigger `json:"trigger"`
+	User     string              `json:"user,omitempty"`
+	PushID   int64               `json:"push_id,omitempty"`
+	State    store.DeployState   `json:"state"`
+	Reason   string              `json:"reason,omitempty"`
+	Release  string              `json:"release,omitempty"`
+	Created  time.Time           `json:"created"`
+	Started  *time.Time          `json:"started,omitempty"`
+	Finished *time.Time          `json:"finished,omitempty"`
+}
+
+type releaseJSON struct {
+	ID        string     `json:"id"`
+	Live      bool       `json:"live"`
+	Complete  bool       `json:"complete"`
+	Commit    string     `json:"commit,omitempty"`
+	Completed *time.Time `json:"completed,omitempty"`
+}
+
+type scheduleJSON struct {
+	Repo     string     `json:"repo"`
+	Name     string     `json:"name"`
+	Spec     string     `json:"spec"`
+	Zone     string     `json:"zone"`
+	Branches []string   `json:"branches"`
+	Pipeline string     `json:"pipeline"`
+	Next     *time.Time `json:"next,omitempty"`
+	LastRun  *buildJSON `json:"last_run,omitempty"`
 }
 
 func (c *console) run(ctx context.Context, who gitserver.Caller, args []string, stdout, stderr io.Writer) int {

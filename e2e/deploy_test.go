@@ -139,9 +139,25 @@ func dtDeploys(t *testing.T, d *daemon, u *user, repo, env string) []store.Deplo
 	if code != 0 {
 		t.Fatalf("deploys %s %s: exit %d: %s", repo, env, code, stderr)
 	}
-	var ds []store.Deployment
-	if err := json.Unmarshal([]byte(out), &ds); err != nil {
+	var js []struct {
+		ID      int64               `json:"id"`
+		Repo    string              `json:"repo"`
+		Env     string              `json:"env"`
+		BuildID int64               `json:"build_id"`
+		Commit  string              `json:"commit"`
+		Trigger store.DeployTrigger `json:"trigger"`
+		User    string              `json:"user"`
+		State   store.DeployState   `json:"state"`
+		Reason  string              `json:"reason"`
+		Release string              `json:"release"`
+	}
+	if err := json.Unmarshal([]byte(out), &js); err != nil {
 		t.Fatalf("deploys %s %s --json: %v\n%s", repo, env, err, out)
+	}
+	ds := make([]store.Deployment, 0, len(js))
+	for _, j := range js {
+		ds = append(ds, store.Deployment{ID: j.ID, Repo: j.Repo, Env: j.Env, BuildID: j.BuildID, Commit: j.Commit,
+			Trigger: j.Trigger, User: j.User, State: j.State, Reason: j.Reason, ReleaseID: j.Release})
 	}
 	return ds
 }

@@ -197,8 +197,15 @@ release = ["dave"]
 	if err == nil || !strings.Contains(out, "refs/release/prod") || !strings.Contains(out, "carol") {
 		t.Fatalf("non-releaser release push: err=%v\n%s", err, out)
 	}
-	// A releaser can, and nobody can delete it.
-	dave.mustGit(t, src, "push", "-q", d.url("app"), "HEAD~1:refs/release/prod")
+	// A releaser gets past the rights check, to the release gate: this repo
+	// has no environments (the deployment tests cover releases that ship).
+	out, err = dave.git(src, "push", d.url("app"), "HEAD~1:refs/release/prod")
+	if err == nil || !strings.Contains(out, `unknown environment "prod"`) {
+		t.Fatalf("releaser pushing to an environment that does not exist: err=%v\n%s", err, out)
+	}
+	// A release ref that exists (made on the server's disk here) can be
+	// deleted by nobody.
+	run(t, filepath.Join(d.dataDir(), "repos", "app.git"), alice.env(), "git", "update-ref", "refs/release/prod", "HEAD")
 	for _, u := range []*user{dave, alice} {
 		out, err = u.git(src, "push", d.url("app"), ":refs/release/prod")
 		if err == nil || !strings.Contains(out, "refs/release/prod") || !strings.Contains(out, "deleted") {

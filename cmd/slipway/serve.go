@@ -60,9 +60,16 @@ func serve(ctx context.Context, configPath string, stdout, stderr io.Writer) err
 		return fmt.Errorf("write hooks: %w", err)
 	}
 
-	runner, sandboxErr := newRunner(ctx, cfg)
+	buildDir, err := buildRoot(cfg, logger)
+	if err != nil {
+		return err
+	}
+	if err := makeBuildRoot(buildDir); err != nil {
+		return err
+	}
+	runner, sandboxErr := newRunner(ctx, cfg, buildDir)
 	if sandboxErr != nil {
-		logger.Error("builds will not run: the sandbox does not work here; install bubblewrap, or set build.sandbox = \"none\" to run builds unsandboxed", "err", sandboxErr)
+		logger.Error("builds will not run: the sandbox does not work here (is bubblewrap installed, and may build.uid reach the build folder?); or set build.sandbox = \"none\" to run builds unsandboxed", "err", sandboxErr, "build_dir", buildDir)
 	}
 	// Listen before the services are built: the commands they show people
 	// ("ssh -p PORT host log 12 -f") need the port actually bound, which
@@ -93,6 +100,8 @@ func serve(ctx context.Context, configPath string, stdout, stderr io.Writer) err
 		Logs:       buildLogs,
 		Runner:     runner,
 		SandboxErr: sandboxErr,
+		WorkDir:    filepath.Join(buildDir, "work"),
+		CacheDir:   filepath.Join(buildDir, "cache"),
 		SSHHost:    host,
 		SSHPort:    port,
 		Logger:     logger.With("component", "build"),
@@ -144,11 +153,13 @@ func serve(ctx context.Context, configPath string, stdout, stderr io.Writer) err
 	if err := deploys.Start(runCtx); err != nil {
 		return fmt.Errorf("start deployments: %w", err)
 	}
-	if err := builds.Start(runCtx); err != nil {
-		return fmt.Errorf("start builds: %w", err)
-	}
+	// The scheduler first: it cancels the queued runs of schedules removed
+	// from the config, which no worker must start meanwhile.
 	if err := scheduler.Start(runCtx); err != nil {
 		return fmt.Errorf("start schedules: %w", err)
+	}
+	if err := builds.Start(runCtx); err != nil {
+		return fmt.Errorf("start builds: %w", err)
 	}
 	hookLn, err := hooks.Listen(cfg.HookSocket())
 	if err != nil {
@@ -193,9 +204,9 @@ func serve(ctx context.Context, configPath string, stdout, stderr io.Writer) err
 	return nil
 }
 
-// makeDataDirs creates the data dir's folders. The data dir and the build
-// folders are searchable (not readable) by others, because build steps run as
-// an unprivileged uid that must reach its workspace; everything else is the
+// makeDataDirs creates the data dir's folders. The data dir is searchable
+// (not readable) by others, because build steps run as an unprivileged uid
+// that must reach its workspace (see buildRoot); everything else is the
 // daemon's alone.
 func makeDataDirs(cfg *configs.Config) error {
 	dirs := []struct {
@@ -207,8 +218,6 @@ func makeDataDirs(cfg *configs.Config) error {
 		{cfg.HooksDir(), 0o755},
 		{filepath.Join(cfg.DataDir, "logs"), 0o700},
 		{filepath.Join(cfg.DataDir, "artifacts"), 0o700},
-		{filepath.Join(cfg.DataDir, "work"), 0o711},
-		{filepath.Join(cfg.DataDir, "cache"), 0o711},
 	}
 	for _, d := range dirs {
 		if err := os.MkdirAll(d.path, d.mode); err != nil {
@@ -223,11 +232,11 @@ func makeDataDirs(cfg *configs.Config) error {
 
 // newRunner returns the sandbox builds run in, and why builds cannot run when
 // the configured sandbox does not work on this host.
-func newRunner(ctx context.Context, cfg *configs.Config) (build.Runner, error) {
+func newRunner(ctx context.Context, cfg *configs.Config, buildDir string) (build.Runner, error) {
 	if cfg.Build.Sandbox == "none" {
 		return sandbox.None{}, nil
 	}
-	r := &sandbox.Bwrap{EtcDir: filepath.Join(cfg.DataDir, "sandbox-etc")}
+	r := &sandbox.Bwrap{EtcDir: filepath.Join(buildDir, "sandbox-etc")}
 	if os.Geteuid() == 0 {
 		r.UID, r.GID = cfg.Build.UID, cfg.Build.GID
 	}
@@ -302,6 +311,11 @@ func loadServeConfig(path, envKeys string) (*configs.Config, []admittedKey, erro
 		}
 	}
 	cfg.DataDir = abs
+	if cfg.Build.WorkDir != "" {
+		if cfg.Build.WorkDir, err = filepath.Abs(cfg.Build.WorkDir); err != nil {
+			return nil, nil, fmt.Errorf("build.work_dir: %w", err)
+		}
+	}
 	return cfg, admitted, nil
 }
 
