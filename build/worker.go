@@ -289,8 +289,14 @@ func (s *Service) execute(ctx context.Context, b store.Build, w buildLog, secret
 			return errorOutcome(w, fmt.Sprintf("step %d could not run: %v", i+1, err))
 		}
 		w.Printf("== step %d exited %d after %s", i+1, r.ExitCode, fmtDuration(r.Duration))
+		if r.OutOfMemory {
+			w.Printf("== step %d went over the memory limit (%d MiB) and the kernel killed a process of it", i+1, cfg.Build.MaxMemoryBytes>>20)
+		}
 		if r.ExitCode != 0 {
 			reason := fmt.Sprintf("step %d (%s) exited %d", i+1, stepName(step), r.ExitCode)
+			if r.OutOfMemory {
+				reason += " (out of memory)"
+			}
 			return outcome{state: store.StateFailed, reason: reason, line: "failed: " + reason}
 		}
 	}

@@ -28,6 +28,9 @@ type Bwrap struct {
 	// step is host root inside a user namespace. Use a uid no other
 	// process on the host uses.
 	UID, GID int
+	// Cgroups, if set, holds steps' memory (Limits.Memory) in a cgroup of
+	// their own; nil: a memory limit is reported as unenforced.
+	Cgroups *Cgroups
 	// EtcDir, if set, is a folder written by PrepareEtc, mounted as the
 	// sandbox's /etc in one mount. Empty: the allowed files of the host's
 	// /etc are mounted one by one.
@@ -109,8 +112,16 @@ func (r *Bwrap) Run(ctx context.Context, spec Spec, command string) (Result, err
 	if spec.Limits.Procs > 0 && !procsHold {
 		unenforced = append(unenforced, "procs: steps run as host root, which RLIMIT_NPROC exempts; set a build uid")
 	}
+	var cg *stepCgroup
 	if spec.Limits.Memory > 0 {
-		unenforced = append(unenforced, "memory: cgroup v2 memory limits are not implemented")
+		if r.Cgroups == nil {
+			unenforced = append(unenforced, "memory: no memory cgroup the daemon may use on this host")
+		} else {
+			if cg, err = r.Cgroups.create(spec.Limits.Memory); err != nil {
+				return Result{}, fmt.Errorf("sandbox memory limit: %w", err)
+			}
+			defer cg.remove()
+		}
 	}
 
 	// The options go through a pipe (--args), not the command line, so
@@ -162,6 +173,17 @@ func (r *Bwrap) Run(ctx context.Context, spec Spec, command string) (Result, err
 		argsW.Close()
 		return Result{}, fmt.Errorf("start bwrap: %w", err)
 	}
+	// bwrap waits for its options on fd 3 before it does anything, so it
+	// joins the cgroup before any process of the step exists: every one of
+	// them inherits the limit.
+	if cg != nil {
+		if err := cg.add(cmd.Process.Pid); err != nil {
+			argsW.Close()
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			_ = cmd.Wait()
+			return Result{}, fmt.Errorf("sandbox memory limit: %w", err)
+		}
+	}
 	go func() {
 		// A write error means bwrap died early; its exit tells why.
 		_, _ = argsW.Write(argBuf.Bytes())
@@ -207,6 +229,7 @@ func (r *Bwrap) Run(ctx context.Context, spec Spec, command string) (Result, err
 	}
 	res.Duration = time.Since(start)
 	res.Unenforced = unenforced
+	res.OutOfMemory = cg != nil && cg.oomKilled()
 	if waitErr != nil {
 		return res, waitErr
 	}

@@ -54,8 +54,9 @@ type Limits struct {
 	FileSize int64
 	// Files caps open file descriptors per process (RLIMIT_NOFILE).
 	Files int
-	// Memory caps memory in bytes; it needs a delegated cgroup v2 and is not
-	// applied yet (see Result.Unenforced).
+	// Memory caps the memory of all the step's processes together, in
+	// bytes, through a cgroup (Bwrap.Cgroups); where none can be made it is
+	// listed in Result.Unenforced.
 	Memory int64
 }
 
@@ -73,6 +74,9 @@ type Result struct {
 	// Unenforced lists requested limits that were not in force, each with
 	// the reason ("memory: no delegated cgroup v2"), for the build log.
 	Unenforced []string
+	// OutOfMemory is set when the kernel killed a process of the step for
+	// going over Limits.Memory.
+	OutOfMemory bool
 }
 
 // Runner runs build steps. It is what the build worker depends on; Bwrap

@@ -471,3 +471,40 @@ func TestPreparedEtc(t *testing.T) {
 		t.Fatalf("prepared /etc: %v, exit %d, output %q", err, res.ExitCode, out.String())
 	}
 }
+
+// A step over its memory limit is killed by the kernel, and the result says
+// so; the same step with room passes. The whole process tree counts, not
+// each process.
+func TestMemoryLimit(t *testing.T) {
+	cg, err := DetectCgroups()
+	if err != nil {
+		t.Fatalf("this host offers no memory cgroup (CI must): %v", err)
+	}
+	ws := t.TempDir()
+	searchable(t, ws)
+	r := &Bwrap{UID: buildUID, GID: buildUID, Cgroups: cg}
+	// Two shells holding 40 MB each: 80 MB in all.
+	step := `hold() { x=$(head -c 40000000 /dev/zero | tr '\0' a); sleep 1; echo ${#x}; }; hold & hold; wait`
+	run := func(limit int64) (Result, string) {
+		var out strings.Builder
+		res, err := r.Run(t.Context(), Spec{Workspace: ws, Env: []string{"PATH=/usr/bin:/bin"}, Stdout: &out, Stderr: &out,
+			Timeout: time.Minute, Limits: Limits{Memory: limit}}, step)
+		if err != nil {
+			t.Fatalf("run with %d bytes: %v", limit, err)
+		}
+		return res, out.String()
+	}
+	res, out := run(48 << 20)
+	if !res.OutOfMemory || slices.Contains(res.Unenforced, "memory") {
+		t.Fatalf("80 MB under a 48 MiB limit: exit %d, out of memory %v, unenforced %v\n%s", res.ExitCode, res.OutOfMemory, res.Unenforced, out)
+	}
+	res, out = run(512 << 20)
+	if res.ExitCode != 0 || res.OutOfMemory || strings.Count(out, "40000000") != 2 {
+		t.Fatalf("80 MB under a 512 MiB limit: exit %d, out of memory %v\n%s", res.ExitCode, res.OutOfMemory, out)
+	}
+	// The step cgroups are gone.
+	left, _ := filepath.Glob(filepath.Join(cg.parent, "slipway-step-*"))
+	if len(left) != 0 {
+		t.Fatalf("step cgroups left behind: %v", left)
+	}
+}

@@ -67,7 +67,7 @@ func serve(ctx context.Context, configPath string, stdout, stderr io.Writer) err
 	if err := makeBuildRoot(buildDir); err != nil {
 		return err
 	}
-	runner, sandboxErr := newRunner(ctx, cfg, buildDir)
+	runner, sandboxErr := newRunner(ctx, cfg, buildDir, logger)
 	if sandboxErr != nil {
 		logger.Error("builds will not run: the sandbox does not work here (is bubblewrap installed, and may build.uid reach the build folder?); or set build.sandbox = \"none\" to run builds unsandboxed", "err", sandboxErr, "build_dir", buildDir)
 	}
@@ -232,11 +232,19 @@ func makeDataDirs(cfg *configs.Config) error {
 
 // newRunner returns the sandbox builds run in, and why builds cannot run when
 // the configured sandbox does not work on this host.
-func newRunner(ctx context.Context, cfg *configs.Config, buildDir string) (build.Runner, error) {
+func newRunner(ctx context.Context, cfg *configs.Config, buildDir string, logger *slog.Logger) (build.Runner, error) {
 	if cfg.Build.Sandbox == "none" {
 		return sandbox.None{}, nil
 	}
 	r := &sandbox.Bwrap{EtcDir: filepath.Join(buildDir, "sandbox-etc")}
+	if cfg.Build.MaxMemoryBytes > 0 {
+		cg, err := sandbox.DetectCgroups()
+		if err != nil {
+			// Builds still run; each log says the memory limit does not hold.
+			logger.Warn("build.max_memory_bytes cannot be held on this host", "err", err)
+		}
+		r.Cgroups = cg
+	}
 	if os.Geteuid() == 0 {
 		r.UID, r.GID = cfg.Build.UID, cfg.Build.GID
 	}

@@ -1,0 +1,181 @@
+package sandbox
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Cgroups makes one memory cgroup per step under a parent the daemon may
+// write to: its own cgroup v2 when the host delegates it with the memory
+// controller enabled for children, or else its cgroup in the v1 memory
+// hierarchy. The zero value (and nil) means no memory limit can be held.
+type Cgroups struct {
+	parent string // folder the step cgroups are made in
+	v2     bool
+}
+
+// DetectCgroups finds where memory limits can be set for steps, or says why
+// none can.
+func DetectCgroups() (*Cgroups, error) {
+	self, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return nil, fmt.Errorf("memory limits: %w", err)
+	}
+	var v2Path, v1Path string
+	sc := bufio.NewScanner(strings.NewReader(string(self)))
+	for sc.Scan() {
+		// "hierarchy-id:controllers:path"
+		parts := strings.SplitN(sc.Text(), ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		switch {
+		case parts[0] == "0" && parts[1] == "":
+			v2Path = parts[2]
+		case hasController(parts[1], "memory"):
+			v1Path = parts[2]
+		}
+	}
+	var reasons []string
+	for _, root := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
+		if v2Path == "" {
+			break
+		}
+		dir := filepath.Join(root, v2Path)
+		ctl, err := os.ReadFile(filepath.Join(dir, "cgroup.subtree_control"))
+		if err != nil {
+			continue
+		}
+		if !hasController(strings.ReplaceAll(strings.TrimSpace(string(ctl)), " ", ","), "memory") {
+			reasons = append(reasons, "cgroup v2 at "+dir+" does not delegate the memory controller")
+			continue
+		}
+		if c, err := probe(dir, true); err == nil {
+			return c, nil
+		} else {
+			reasons = append(reasons, err.Error())
+		}
+	}
+	if v1Path != "" {
+		dir := filepath.Join("/sys/fs/cgroup/memory", v1Path)
+		if c, err := probe(dir, false); err == nil {
+			return c, nil
+		} else {
+			reasons = append(reasons, err.Error())
+		}
+	}
+	if len(reasons) == 0 {
+		reasons = append(reasons, "no memory cgroup controller found")
+	}
+	return nil, fmt.Errorf("memory limits: %s", strings.Join(reasons, "; "))
+}
+
+func hasController(list, name string) bool {
+	for _, c := range strings.Split(list, ",") {
+		if c == name {
+			return true
+		}
+	}
+	return false
+}
+
+// probe checks that a step cgroup can be made under dir.
+func probe(dir string, v2 bool) (*Cgroups, error) {
+	c := &Cgroups{parent: dir, v2: v2}
+	g, err := c.create(1 << 30)
+	if err != nil {
+		return nil, err
+	}
+	g.remove()
+	return c, nil
+}
+
+// stepCgroup is the cgroup of one step.
+type stepCgroup struct {
+	dir string
+	v2  bool
+}
+
+// create makes a cgroup with a memory limit of max bytes (swap included
+// where the kernel accounts it, so that a step cannot swap its way around).
+func (c *Cgroups) create(max int64) (*stepCgroup, error) {
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(c.parent, "slipway-step-"+hex.EncodeToString(b[:]))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create cgroup under %s: %w", c.parent, err)
+	}
+	g := &stepCgroup{dir: dir, v2: c.v2}
+	limit := strconv.FormatInt(max, 10)
+	var err error
+	if c.v2 {
+		err = g.write("memory.max", limit)
+		if err == nil {
+			// Best effort: absent where swap is not accounted.
+			_ = g.write("memory.swap.max", "0")
+		}
+	} else {
+		err = g.write("memory.limit_in_bytes", limit)
+		if err == nil {
+			_ = g.write("memory.memsw.limit_in_bytes", limit)
+		}
+	}
+	if err != nil {
+		g.remove()
+		return nil, fmt.Errorf("set memory limit in %s: %w", dir, err)
+	}
+	return g, nil
+}
+
+func (g *stepCgroup) write(file, value string) error {
+	return os.WriteFile(filepath.Join(g.dir, file), []byte(value), 0)
+}
+
+// add moves a process (and so, from then on, every process it starts) into
+// the cgroup.
+func (g *stepCgroup) add(pid int) error {
+	return g.write("cgroup.procs", strconv.Itoa(pid))
+}
+
+// oomKilled reports whether the kernel killed a process of the cgroup for
+// going over its limit.
+func (g *stepCgroup) oomKilled() bool {
+	file := "memory.oom_control" // v1: "oom_kill N"
+	if g.v2 {
+		file = "memory.events" // v2: "oom_kill N"
+	}
+	data, err := os.ReadFile(filepath.Join(g.dir, file))
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if n, ok := strings.CutPrefix(line, "oom_kill "); ok {
+			v, _ := strconv.Atoi(strings.TrimSpace(n))
+			return v > 0
+		}
+	}
+	return false
+}
+
+// remove deletes the cgroup once its processes are gone (the kernel may
+// take a moment to let go of the last one).
+func (g *stepCgroup) remove() {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := os.Remove(g.dir)
+		if err == nil || errors.Is(err, os.ErrNotExist) || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
