@@ -6,7 +6,6 @@ package e2e
 // folder (mounted at /cache in the sandbox), so nothing here races a sleep.
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,73 +46,19 @@ type btBuild struct {
 	} `json:"steps"`
 }
 
-// btStartDaemon is startDaemon (harness_test.go) with two differences that
-// builds need. The folders above the data dir are made searchable by others:
-// the daemon runs as root and its steps as uid 65534, which must reach
-// their workspace, and t.TempDir makes its top folder 0700 (a real data
-// dir lives under /var/lib, which is 0755). And env is added to the
-// daemon's environment (secrets read from environment variables).
+// btStartDaemon is startDaemon that fails on a warning at start (a sandbox
+// that cannot run builds says so there).
 func btStartDaemon(t *testing.T, config string, env ...string) *daemon {
 	t.Helper()
-	root := t.TempDir()
-	for dir := root; dir != os.TempDir() && dir != "/"; dir = filepath.Dir(dir) {
-		if err := os.Chmod(dir, 0o711); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfg := filepath.Join(root, "slipway.toml")
-	config = strings.ReplaceAll(config, "%DATA%", filepath.Join(root, "data"))
-	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	d := &daemon{t: t, root: root, config: cfg}
-	btLaunch(d, env)
-	t.Cleanup(d.stop)
+	d := startDaemon(t, config, env...)
+	btNoWarning(d)
 	return d
 }
 
-// btLaunch is daemon.start with extra environment variables.
-func btLaunch(d *daemon, env []string) {
-	t := d.t
-	t.Helper()
-	d.logs, d.stdout = &syncBuffer{}, &syncBuffer{}
-	d.done = make(chan struct{})
-	cmd := exec.Command(slipwayBin, "serve", "--config", d.config)
-	cmd.Dir = d.root
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + d.root}, env...)
-	cmd.Stderr = d.logs
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	d.cmd = cmd
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			d.stdout.Write(append(sc.Bytes(), '\n'))
-			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case addr <- m[1]:
-				default:
-				}
-			}
-		}
-		d.exitErr = cmd.Wait()
-		close(d.done)
-	}()
-	select {
-	case d.addr = <-addr:
-	case <-d.done:
-		t.Fatalf("slipway serve exited at start: %v\n%s", d.exitErr, d.logs)
-	case <-time.After(60 * time.Second):
-		t.Fatalf("slipway serve did not start in time\n%s", d.logs)
-	}
+func btNoWarning(d *daemon) {
+	d.t.Helper()
 	if strings.Contains(d.stdout.String(), "WARNING") {
-		t.Fatalf("slipway serve warns at start:\n%s\n%s", d.stdout, d.logs)
+		d.t.Fatalf("slipway serve warns at start:\n%s\n%s", d.stdout, d.logs)
 	}
 }
 
@@ -217,7 +162,9 @@ func btLog(t *testing.T, d *daemon, u *user, id int64, follow bool) string {
 
 // btCache is the host folder of a repository's build cache (/cache in the
 // sandbox).
-func btCache(d *daemon, repo string) string { return filepath.Join(d.dataDir(), "cache", repo) }
+func btCache(d *daemon, repo string) string {
+	return filepath.Join(d.dataDir(), "build", "cache", repo)
+}
 
 // btTouch creates a file in the cache folder, letting a waiting step go on.
 func btTouch(t *testing.T, d *daemon, name string) {
@@ -955,7 +902,8 @@ func TestDaemonKilledDuringBuild(t *testing.T) {
 		t.Fatalf("after kill -9 build #%d is %v (%v); the record should still say running", id, b.State, err)
 	}
 
-	btLaunch(d, nil)
+	d.start()
+	btNoWarning(d)
 	eventually(t, btBuildTimeout, "the build to run again", func() bool { return runs() == 2 })
 	btTouch(t, d, "go")
 	b := btFinal(t, d, db, bob, "app", id)

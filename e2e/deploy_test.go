@@ -80,19 +80,6 @@ func dtKnownHosts(t *testing.T, port int, hostKey string) string {
 	return f
 }
 
-// dtStartDaemon is startDaemon for configs whose builds must run. The
-// daemon runs as root and build steps as uid 65534, which must be able to
-// reach its workspace under the data dir; t.TempDir makes the test's top
-// folder 0700 (a real data dir lives under /var/lib, 0755), so that folder
-// is made searchable first. startDaemon's own t.TempDir is made inside it.
-func dtStartDaemon(t *testing.T, config string) *daemon {
-	t.Helper()
-	if err := os.Chmod(filepath.Dir(t.TempDir()), 0o711); err != nil {
-		t.Fatal(err)
-	}
-	return startDaemon(t, config)
-}
-
 // dtBuild is a build as `builds --json` shows it.
 type dtBuild struct {
 	ID     int64       `json:"id"`
@@ -289,7 +276,7 @@ func TestDeployAutoToStagingAndReleaseGateToProd(t *testing.T) {
 	srv := sshdtest.New(t)
 	hosts := t.TempDir()
 	staging, prod := dtTarget(filepath.Join(hosts, "staging")), dtTarget(filepath.Join(hosts, "prod"))
-	d := dtStartDaemon(t, configFor(`
+	d := startDaemon(t, configFor(`
 [[repo]]
 name = "shop"
 read = ["*"]
@@ -517,7 +504,7 @@ func dtRowHas(table string, want ...string) bool {
 func TestDeployActivateFailureSwitchesBack(t *testing.T) {
 	alice, rita := newUser(t, "alice"), newUser(t, "rita")
 	prod := dtTarget(filepath.Join(t.TempDir(), "prod"))
-	d := dtStartDaemon(t, configFor(fmt.Sprintf(`
+	d := startDaemon(t, configFor(fmt.Sprintf(`
 [[repo]]
 name = "api"
 read = ["*"]
@@ -589,7 +576,7 @@ func TestDeployWrongHostKeyIsRefused(t *testing.T) {
 	f := strings.Fields(impostor.pub)
 	knownHosts := dtKnownHosts(t, srv.Port, f[0]+" "+f[1])
 	staging := dtTarget(filepath.Join(t.TempDir(), "staging"))
-	d := dtStartDaemon(t, configFor(`
+	d := startDaemon(t, configFor(`
 [[repo]]
 name = "web"
   [[repo.environment]]
@@ -623,7 +610,7 @@ func TestDeployTargetLostMidTransferThenRetry(t *testing.T) {
 	srv := sshdtest.New(t)
 	gate := dtNewGate(t, srv.Addr())
 	staging := dtTarget(filepath.Join(t.TempDir(), "staging"))
-	d := dtStartDaemon(t, configFor(`
+	d := startDaemon(t, configFor(`
 [[repo]]
 name = "site"
 read = ["*"]
@@ -703,7 +690,7 @@ func TestDeployDaemonKilledMidTransfer(t *testing.T) {
 	srv := sshdtest.New(t)
 	gate := dtNewGate(t, srv.Addr())
 	prod := dtTarget(filepath.Join(t.TempDir(), "prod"))
-	d := dtStartDaemon(t, configFor(`
+	d := startDaemon(t, configFor(`
 [[repo]]
 name = "app"
 read = ["*"]
@@ -995,9 +982,6 @@ func BenchmarkReleasePush(b *testing.B) {
 // target renders for a folder.
 func dtBenchRelease(b *testing.B, bin string, target func(path string) string) {
 	root := b.TempDir()
-	if err := os.Chmod(filepath.Dir(root), 0o711); err != nil { // see dtStartDaemon
-		b.Fatal(err)
-	}
 	u := dtBenchUser(b, root)
 	prod := filepath.Join(root, "prod")
 	cfg := configFor(`

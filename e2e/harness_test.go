@@ -80,7 +80,8 @@ func (u *user) sshCommand() string {
 // daemon is a running `slipway serve`.
 type daemon struct {
 	t       *testing.T
-	root    string // holds the config file and data dir
+	root    string   // holds the config file and data dir
+	env     []string // added to the daemon's environment
 	config  string
 	addr    string // host:port of the SSH server
 	cmd     *exec.Cmd
@@ -91,16 +92,27 @@ type daemon struct {
 }
 
 // startDaemon writes config (with %DATA% replaced by a fresh data dir) and
-// starts slipway serve on it.
-func startDaemon(t *testing.T, config string) *daemon {
+// starts slipway serve on it, with env added to its environment.
+//
+// The test's temporary folders are made searchable by others first, as a
+// real data dir under /var/lib is: the daemon runs as root and build steps
+// as an unprivileged uid, which must reach the build folder in the data dir.
+// (Where it cannot, the daemon puts that folder under /tmp instead; the quick
+// start test covers that.)
+func startDaemon(t *testing.T, config string, env ...string) *daemon {
 	t.Helper()
 	root := t.TempDir()
+	for dir := root; strings.HasPrefix(dir, os.TempDir()+string(filepath.Separator)); dir = filepath.Dir(dir) {
+		if err := os.Chmod(dir, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
 	cfg := filepath.Join(root, "slipway.toml")
 	config = strings.ReplaceAll(config, "%DATA%", filepath.Join(root, "data"))
 	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{t: t, root: root, config: cfg}
+	d := &daemon{t: t, root: root, config: cfg, env: env}
 	d.start()
 	t.Cleanup(d.stop)
 	return d
@@ -115,7 +127,7 @@ func (d *daemon) start() {
 	d.done = make(chan struct{})
 	cmd := exec.Command(slipwayBin, "serve", "--config", d.config)
 	cmd.Dir = d.root
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + d.root}
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + d.root}, d.env...)
 	cmd.Stderr = d.logs
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -88,30 +88,6 @@ func stLine(text string, parts ...string) string {
 	return ""
 }
 
-// stStartDaemon starts a daemon whose builds can run: t.TempDir makes its
-// folders 0700, which the unprivileged uid that build steps run as (tests
-// run as root) cannot traverse, so the sandbox check at start fails. The
-// daemon's folders are opened to traversal and it is started again.
-func stStartDaemon(t *testing.T, config string) *daemon {
-	t.Helper()
-	d := startDaemon(t, config)
-	d.stop()
-	stTraversable(t, d.root)
-	d.start()
-	return d
-}
-
-// stTraversable makes dir and the test's temporary folders above it
-// searchable by everyone (not readable).
-func stTraversable(t *testing.T, dir string) {
-	t.Helper()
-	for p := dir; p != filepath.Dir(p) && strings.HasPrefix(p, os.TempDir()+string(filepath.Separator)); p = filepath.Dir(p) {
-		if err := os.Chmod(p, 0o711); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // stWithZone sets the server's default time zone of schedules.
 func stWithZone(config, zone string) string {
 	return strings.Replace(config, "[ssh]\n", "timezone = \""+zone+"\"\n[ssh]\n", 1)
@@ -119,7 +95,7 @@ func stWithZone(config, zone string) string {
 
 func TestStEverySecondRunsNightlyOrBuild(t *testing.T) {
 	alice := newUser(t, "alice")
-	d := stStartDaemon(t, stWithZone(configFor(`
+	d := startDaemon(t, stWithZone(configFor(`
 [[repo]]
 name = "app"
 read = ["*"]
@@ -237,7 +213,7 @@ func stNext230(now time.Time, loc *time.Location) time.Time {
 
 func TestStOverlapSkipsWithReason(t *testing.T) {
 	alice := newUser(t, "alice")
-	d := stStartDaemon(t, configFor(`
+	d := startDaemon(t, configFor(`
 [[repo]]
 name = "app"
 read = ["*"]
@@ -303,7 +279,7 @@ read = ["*"]
 func TestStRunByHand(t *testing.T) {
 	admin, alice, bob, carol := newUser(t, "admin"), newUser(t, "alice"), newUser(t, "bob"), newUser(t, "carol")
 	// Feb 29 at midnight: the schedule does not fire by itself during the test.
-	d := stStartDaemon(t, configFor(`
+	d := startDaemon(t, configFor(`
 [[repo]]
 name = "app"
 read = ["bob"]
@@ -425,7 +401,7 @@ func stEntries(log []stLogEntry, schedule, msg string) []stLogEntry {
 func TestStCatchUpAcrossRestart(t *testing.T) {
 	alice := newUser(t, "alice")
 	const every = 3 * time.Second
-	d := stStartDaemon(t, stWithZone(configFor(`[[repo]]
+	d := startDaemon(t, stWithZone(configFor(`[[repo]]
 name = "app"
 read = ["*"]
   [[repo.schedule]]
@@ -556,7 +532,7 @@ func TestStRemovedScheduleCancelsQueued(t *testing.T) {
   branch = "main"
 `
 	config := configFor("[build]\nconcurrency = 1\n\n[[repo]]\nname = \"app\"\nread = [\"*\"]\n"+schedules, []*user{alice})
-	d := stStartDaemon(t, config)
+	d := startDaemon(t, config)
 	db := openStore(t, d)
 	// The push build holds the only worker, so the schedule's runs queue.
 	src := alice.newProject(t, map[string]string{".slipway.toml": "[build]\nsteps = [\"sleep 300\"]\n[nightly]\nsteps = [\"true\"]\n"})
@@ -684,7 +660,6 @@ func TestStQuickStartPipeline(t *testing.T) {
 		t.Fatal(err)
 	}
 	work := t.TempDir()
-	stTraversable(t, work) // see stStartDaemon
 
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
