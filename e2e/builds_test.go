@@ -1053,3 +1053,24 @@ func TestFiftyPushesAllBuild(t *testing.T) {
 		t.Errorf("%d builds ran at once with concurrency = 2", most)
 	}
 }
+
+// TestMemoryLimitIsHeld: with build.max_memory_bytes set, a step whose
+// processes together go over it is killed by the kernel; the build fails
+// saying so, and the daemon and the next build are fine.
+func TestMemoryLimitIsHeld(t *testing.T) {
+	alice, bob := btUsers(t)
+	d := btStartDaemon(t, configFor(btRepoConfig+"[build]\nmax_memory_bytes = 50331648\n", []*user{alice}, bob))
+	db := openStore(t, d)
+	// Two shells holding 40 MB each: 80 MB against a 48 MiB limit.
+	src := alice.newProject(t, map[string]string{
+		".slipway.toml": btPipeline("",
+			`hold() { x=$(head -c 40000000 /dev/zero | tr '\0' a); sleep 1; echo ${#x}; }; hold & hold; wait`),
+	})
+	id, _ := btPushOne(t, d, alice, src, "main")
+	b := btFinal(t, d, db, alice, "app", id)
+	log := btLog(t, d, alice, id, false)
+	if b.State != "failed" || !strings.Contains(b.Reason, "out of memory") || !strings.Contains(log, "went over the memory limit (48 MiB)") {
+		t.Fatalf("80 MB under a 48 MiB limit: %s (%s)\n%s", b.State, b.Reason, log)
+	}
+	btHealthy(t, d, db, alice, src)
+}
