@@ -55,11 +55,6 @@ type Options struct {
 
 	Logger *slog.Logger // nil: discard
 
-	// OnFinish, if set, is called after a build's final state is recorded
-	// (with that state), from the worker that ran it. ctx is not bound to
-	// any push or to Shutdown's deadline beyond a short grace.
-	OnFinish func(ctx context.Context, b store.Build)
-
 	// Deployer, if set, adds deployments to what the service records: the
 	// deployments of a push's release refs, in the push's transaction, and
 	// the automatic deployments of a passed build, in the transaction that

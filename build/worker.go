@@ -152,16 +152,6 @@ func (s *Service) runBuild(ctx context.Context, b store.Build, r *run) {
 			log.Error("close build log", "err", err)
 		}
 	}
-	if out.cutOff {
-		return
-	}
-	if s.o.OnFinish != nil {
-		if fb, err := s.o.Store.GetBuild(cctx, b.ID); err != nil {
-			log.Error("read finished build", "err", err)
-		} else {
-			s.o.OnFinish(cctx, fb)
-		}
-	}
 }
 
 // execute does the work of a build and says how it ended; it writes
