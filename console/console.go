@@ -72,6 +72,19 @@ type console struct{ o Options }
 // the same as for one that does not exist, so that names cannot be probed.
 func notFound(what string) error { return fmt.Errorf("%s not found", what) }
 
+// readable returns the canonical name of a repository the user may read, or
+// the error to show (a hidden repository is "not found").
+func (c *console) readable(user, arg string) (string, error) {
+	name, err := configs.CleanRepoName(arg)
+	if err != nil {
+		return "", err
+	}
+	if !c.can(user, name, configs.Read) {
+		return "", notFound(fmt.Sprintf("repository %q", name))
+	}
+	return name, nil
+}
+
 func (c *console) can(user, repo string, want configs.Access) bool {
 	return c.o.Config.Access(user, repo).Has(want)
 }
@@ -137,12 +150,9 @@ func (c *console) builds(ctx context.Context, who gitserver.Caller, args []strin
 	}
 	repo := ""
 	if len(f.args) == 1 {
-		name, err := configs.CleanRepoName(f.args[0])
+		name, err := c.readable(who.User, f.args[0])
 		if err != nil {
 			return fail(stderr, "%v", err)
-		}
-		if !c.can(who.User, name, configs.Read) {
-			return fail(stderr, "%v", notFound(fmt.Sprintf("repository %q", name)))
 		}
 		repo = name
 	}
@@ -359,12 +369,9 @@ func (c *console) deploys(ctx context.Context, who gitserver.Caller, args []stri
 	if !ok || len(f.args) < 1 || len(f.args) > 2 {
 		return fail(stderr, "usage: deploys REPO [ENV] [--limit N] [--json]")
 	}
-	repo, err := configs.CleanRepoName(f.args[0])
+	repo, err := c.readable(who.User, f.args[0])
 	if err != nil {
 		return fail(stderr, "%v", err)
-	}
-	if !c.can(who.User, repo, configs.Read) {
-		return fail(stderr, "%v", notFound(fmt.Sprintf("repository %q", repo)))
 	}
 	env := ""
 	if len(f.args) == 2 {
@@ -402,12 +409,9 @@ func (c *console) releases(ctx context.Context, who gitserver.Caller, args []str
 	if !ok || len(f.args) != 2 {
 		return fail(stderr, "usage: releases REPO ENV [--json]")
 	}
-	repo, err := configs.CleanRepoName(f.args[0])
+	repo, err := c.readable(who.User, f.args[0])
 	if err != nil {
 		return fail(stderr, "%v", err)
-	}
-	if !c.can(who.User, repo, configs.Read) {
-		return fail(stderr, "%v", notFound(fmt.Sprintf("repository %q", repo)))
 	}
 	rs, err := c.o.Deploys.Releases(ctx, repo, f.args[1])
 	if err != nil {
@@ -443,12 +447,9 @@ func (c *console) schedules(ctx context.Context, who gitserver.Caller, args []st
 	}
 	repo := ""
 	if len(f.args) == 1 {
-		name, err := configs.CleanRepoName(f.args[0])
+		name, err := c.readable(who.User, f.args[0])
 		if err != nil {
 			return fail(stderr, "%v", err)
-		}
-		if !c.can(who.User, name, configs.Read) {
-			return fail(stderr, "%v", notFound(fmt.Sprintf("repository %q", name)))
 		}
 		repo = name
 	}
@@ -531,12 +532,9 @@ func (c *console) run(ctx context.Context, who gitserver.Caller, args []string, 
 	if len(args) != 2 {
 		return fail(stderr, "usage: run REPO SCHEDULE")
 	}
-	repo, err := configs.CleanRepoName(args[0])
+	repo, err := c.readable(who.User, args[0])
 	if err != nil {
 		return fail(stderr, "%v", err)
-	}
-	if !c.can(who.User, repo, configs.Read) {
-		return fail(stderr, "%v", notFound(fmt.Sprintf("repository %q", repo)))
 	}
 	if !c.can(who.User, repo, configs.Write) {
 		return fail(stderr, "user %s may read %q but not run its schedules", who.User, repo)

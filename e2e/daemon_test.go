@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -115,31 +114,7 @@ func TestQuickStart(t *testing.T) {
 	os.WriteFile(filepath.Join(home, ".ssh", "notes.pub"), []byte("not a key\n"), 0o644)
 	work := t.TempDir()
 
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, slipwayBin, "serve")
-	cmd.Dir = work
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "USER=newcomer"}
-	var stdout, stderr syncBuffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("serve exited with %v on SIGINT\n%s", err, stderr.String())
-			}
-		case <-time.After(45 * time.Second):
-			cmd.Process.Kill()
-			t.Error("serve did not stop on SIGINT")
-		}
-	}()
-	eventually(t, time.Minute, "the banner", func() bool { return strings.Contains(stdout.String(), "git push") })
+	stdout, _ := quickStart(t, home, work)
 	banner := stdout.String()
 	fp := alice.fingerprint(t)
 	for _, want := range []string{"ssh://127.0.0.1:2222", fp, "id_ed25519.pub"} {

@@ -340,3 +340,41 @@ func execGit(dir string, env []string, args ...string) *exec.Cmd {
 	cmd.Env = env
 	return cmd
 }
+
+// quickStart runs `slipway serve` as the README's first command does: no
+// config, in the empty folder work, with HOME holding keys. It waits for the
+// banner and stops the daemon with SIGINT at the end of the test, failing it
+// if the daemon does not exit cleanly or the race detector fired.
+func quickStart(t *testing.T, home, work string) (stdout, stderr *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	cmd := exec.CommandContext(ctx, slipwayBin, "serve")
+	cmd.Dir = work
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "USER=newcomer"}
+	stdout, stderr = &syncBuffer{}, &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		defer cancel()
+		cmd.Process.Signal(os.Interrupt)
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("serve exited with %v on SIGINT\n%s", err, stderr)
+			}
+		case <-time.After(45 * time.Second):
+			cmd.Process.Kill()
+			t.Error("serve did not stop on SIGINT")
+		}
+		if strings.Contains(stderr.String(), "WARNING: DATA RACE") {
+			t.Errorf("the race detector fired in slipway serve:\n%s", stderr)
+		}
+	})
+	eventually(t, time.Minute, "the banner", func() bool { return strings.Contains(stdout.String(), "git push") })
+	return stdout, stderr
+}

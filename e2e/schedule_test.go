@@ -661,34 +661,7 @@ func TestStQuickStartPipeline(t *testing.T) {
 	}
 	work := t.TempDir()
 
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, slipwayBin, "serve")
-	cmd.Dir = work
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "USER=newcomer"}
-	var stdout, stderr syncBuffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("serve exited with %v on SIGINT\n%s", err, stderr.String())
-			}
-		case <-time.After(45 * time.Second):
-			cmd.Process.Kill()
-			t.Error("serve did not stop on SIGINT")
-		}
-		if strings.Contains(stderr.String(), "WARNING: DATA RACE") {
-			t.Errorf("the race detector fired in slipway serve:\n%s", stderr.String())
-		}
-	}()
-	eventually(t, time.Minute, "the banner", func() bool { return strings.Contains(stdout.String(), "git push") })
+	quickStart(t, home, work)
 	// The same commands the banner prints, with the ssh of the test's user.
 	d := &daemon{t: t, addr: "127.0.0.1:2222"}
 	envs := filepath.Join(work, "slipway-data", "environments", "myproject")
