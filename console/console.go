@@ -284,18 +284,29 @@ func (c *console) log(ctx context.Context, who gitserver.Caller, args []string, 
 	return 0
 }
 
-func (c *console) deployLog(ctx context.Context, who gitserver.Caller, arg string, follow bool, stdout, stderr io.Writer) int {
+// deployment finds a deployment the caller may see, or says it does not
+// exist.
+func (c *console) deployment(ctx context.Context, user, arg string) (store.Deployment, error) {
 	id, err := strconv.ParseInt(strings.TrimPrefix(arg, "#"), 10, 64)
 	if err != nil || id <= 0 {
-		return fail(stderr, "%q is not a deployment id", arg)
+		return store.Deployment{}, fmt.Errorf("%q is not a deployment id", arg)
 	}
 	d, err := c.o.Deploys.Get(ctx, id)
-	if errors.Is(err, store.ErrNotFound) || err == nil && !c.can(who.User, d.Repo, configs.Read) {
-		return fail(stderr, "%v", notFound(fmt.Sprintf("deployment %d", id)))
+	if errors.Is(err, store.ErrNotFound) || err == nil && !c.can(user, d.Repo, configs.Read) {
+		return store.Deployment{}, notFound(fmt.Sprintf("deployment %d", id))
 	}
 	if err != nil {
-		return fail(stderr, "deployment %d: %v", id, err)
+		return store.Deployment{}, fmt.Errorf("deployment %d: %w", id, err)
 	}
+	return d, nil
+}
+
+func (c *console) deployLog(ctx context.Context, who gitserver.Caller, arg string, follow bool, stdout, stderr io.Writer) int {
+	d, err := c.deployment(ctx, who.User, arg)
+	if err != nil {
+		return fail(stderr, "%v", err)
+	}
+	id := d.ID
 	if err := c.o.Deploys.Follow(ctx, id, stdout, follow); err != nil {
 		if ctx.Err() != nil {
 			return 1
@@ -345,17 +356,11 @@ func (c *console) retry(ctx context.Context, who gitserver.Caller, args []string
 // retryDeploy queues a failed deployment again; the deployment service checks
 // that the caller may release to its environment.
 func (c *console) retryDeploy(ctx context.Context, who gitserver.Caller, arg string, stdout, stderr io.Writer) int {
-	id, err := strconv.ParseInt(strings.TrimPrefix(arg, "#"), 10, 64)
-	if err != nil || id <= 0 {
-		return fail(stderr, "%q is not a deployment id", arg)
-	}
-	d, err := c.o.Deploys.Get(ctx, id)
-	if errors.Is(err, store.ErrNotFound) || err == nil && !c.can(who.User, d.Repo, configs.Read) {
-		return fail(stderr, "%v", notFound(fmt.Sprintf("deployment %d", id)))
-	}
+	d, err := c.deployment(ctx, who.User, arg)
 	if err != nil {
-		return fail(stderr, "deployment %d: %v", id, err)
+		return fail(stderr, "%v", err)
 	}
+	id := d.ID
 	nd, err := c.o.Deploys.Retry(ctx, id, who.User)
 	if err != nil {
 		return fail(stderr, "retry deployment %d: %v", id, err)

@@ -3,11 +3,13 @@ package console
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
 
 	"slipway/configs"
+	"slipway/deploy"
 	"slipway/gitserver"
 	"slipway/store"
 )
@@ -111,5 +113,74 @@ write = ["writer"]
 	}
 	if _, stderr, code := run("writer", "cancel", "x"); code != 1 || !strings.Contains(stderr, "not a build id") {
 		t.Fatalf("cancel x: exit %d, %q", code, stderr)
+	}
+}
+
+// fakeDeploys is a map-backed Deploys for the console's own checks.
+type fakeDeploys struct {
+	deps    map[int64]store.Deployment
+	retried []string // "id by user"
+}
+
+func (f *fakeDeploys) List(context.Context, string, string, int) ([]store.Deployment, error) {
+	return nil, nil
+}
+func (f *fakeDeploys) Releases(context.Context, string, string) ([]deploy.Release, error) {
+	return nil, nil
+}
+func (f *fakeDeploys) Follow(_ context.Context, id int64, w io.Writer, _ bool) error {
+	_, err := io.WriteString(w, "deploy log of "+f.deps[id].Repo+"\n")
+	return err
+}
+func (f *fakeDeploys) Get(_ context.Context, id int64) (store.Deployment, error) {
+	d, ok := f.deps[id]
+	if !ok {
+		return store.Deployment{}, store.ErrNotFound
+	}
+	return d, nil
+}
+func (f *fakeDeploys) Retry(_ context.Context, id int64, user string) (store.Deployment, error) {
+	f.retried = append(f.retried, fmt.Sprintf("%d by %s", id, user))
+	return store.Deployment{ID: 100, Repo: f.deps[id].Repo, Env: f.deps[id].Env}, nil
+}
+
+func TestDeploymentLogAndRetryAreHiddenLikeBuilds(t *testing.T) {
+	cfg, err := configs.Parse([]byte(`
+[[user]]
+name = "reader"
+keys = ["`+keyA+`"]
+[[repo]]
+name = "app"
+read = ["reader"]
+`), "test.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd := &fakeDeploys{deps: map[int64]store.Deployment{
+		7: {ID: 7, Repo: "app", Env: "prod", State: store.DeployFailed},
+		8: {ID: 8, Repo: "secret", Env: "prod", State: store.DeployFailed},
+	}}
+	cmds := Commands(Options{Config: cfg, Deploys: fd})
+	run := func(name string, args ...string) (string, string, int) {
+		var out, errb bytes.Buffer
+		code := cmds[name].Run(t.Context(), gitserver.Caller{User: "reader"}, args, &out, &errb)
+		return out.String(), errb.String(), code
+	}
+	if out, _, code := run("log", "deploy", "7"); code != 0 || !strings.Contains(out, "deploy log of app") {
+		t.Fatalf("log deploy 7: exit %d %q", code, out)
+	}
+	for _, args := range [][]string{{"log", "deploy", "8"}, {"retry", "deploy", "8"}, {"retry", "deploy", "9"}} {
+		if _, stderr, code := run(args[0], args[1:]...); code != 1 || !strings.Contains(stderr, "not found") {
+			t.Errorf("%v: exit %d, %q; want not found", args, code, stderr)
+		}
+	}
+	if _, stderr, code := run("retry", "deploy", "x"); code != 1 || !strings.Contains(stderr, "not a deployment id") {
+		t.Errorf("retry deploy x: exit %d, %q", code, stderr)
+	}
+	// The deployment service decides whether the reader may release; the
+	// console hands it the caller.
+	if out, _, code := run("retry", "deploy", "7"); code != 0 || !strings.Contains(out, "deployment #100 queued") ||
+		len(fd.retried) != 1 || fd.retried[0] != "7 by reader" {
+		t.Fatalf("retry deploy 7: exit %d %q, retried %v", code, out, fd.retried)
 	}
 }
