@@ -190,23 +190,30 @@ func (c *console) builds(ctx context.Context, who gitserver.Caller, args []strin
 }
 
 type buildJSON struct {
-	ID         int64              `json:"id"`
-	Repo       string             `json:"repo"`
-	Ref        string             `json:"ref"`
-	Commit     string             `json:"commit"`
-	State      store.State        `json:"state"`
-	Reason     string             `json:"reason,omitempty"`
-	Trigger    store.Trigger      `json:"trigger"`
-	Schedule   string             `json:"schedule,omitempty"`
-	Pipeline   string             `json:"pipeline"`
-	Attempt    int                `json:"attempt"`
-	Created    time.Time          `json:"created"`
-	Started    *time.Time         `json:"started,omitempty"`
-	Finished   *time.Time         `json:"finished,omitempty"`
-	Steps      []store.StepResult `json:"steps,omitempty"`
-	PushID     int64              `json:"push_id,omitempty"`
-	RetryOf    int64              `json:"retry_of,omitempty"`
-	DurationMS int64              `json:"duration_ms,omitempty"`
+	ID         int64         `json:"id"`
+	Repo       string        `json:"repo"`
+	Ref        string        `json:"ref"`
+	Commit     string        `json:"commit"`
+	State      store.State   `json:"state"`
+	Reason     string        `json:"reason,omitempty"`
+	Trigger    store.Trigger `json:"trigger"`
+	Schedule   string        `json:"schedule,omitempty"`
+	Pipeline   string        `json:"pipeline"`
+	Attempt    int           `json:"attempt"`
+	Created    time.Time     `json:"created"`
+	Started    *time.Time    `json:"started,omitempty"`
+	Finished   *time.Time    `json:"finished,omitempty"`
+	Steps      []stepJSON    `json:"steps,omitempty"`
+	PushID     int64         `json:"push_id,omitempty"`
+	RetryOf    int64         `json:"retry_of,omitempty"`
+	DurationMS int64         `json:"duration_ms,omitempty"`
+}
+
+// stepJSON is one step's result, in the snake_case of every other document.
+type stepJSON struct {
+	Name       string `json:"name"`
+	ExitCode   int    `json:"exit_code"`
+	DurationMS int64  `json:"duration_ms"`
 }
 
 func buildsJSON(bs []store.Build) []buildJSON {
@@ -214,9 +221,12 @@ func buildsJSON(bs []store.Build) []buildJSON {
 	for _, b := range bs {
 		j := buildJSON{ID: b.ID, Repo: b.Repo, Ref: b.Ref, Commit: b.Commit, State: b.State, Reason: b.Reason,
 			Trigger: b.Trigger, Schedule: b.Schedule, Pipeline: b.Pipeline, Attempt: b.Attempt, Created: b.CreatedAt,
-			Steps: b.Steps, PushID: b.PushID, RetryOf: b.RetryOf, Started: timePtr(b.StartedAt), Finished: timePtr(b.FinishedAt)}
+			PushID: b.PushID, RetryOf: b.RetryOf, Started: timePtr(b.StartedAt), Finished: timePtr(b.FinishedAt)}
 		if !b.StartedAt.IsZero() && !b.FinishedAt.IsZero() {
 			j.DurationMS = b.FinishedAt.Sub(b.StartedAt).Milliseconds()
+		}
+		for _, st := range b.Steps {
+			j.Steps = append(j.Steps, stepJSON{Name: st.Name, ExitCode: st.ExitCode, DurationMS: st.Duration.Milliseconds()})
 		}
 		out = append(out, j)
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"slipway/configs"
+	"slipway/internal/gitrev"
 	"slipway/store"
 )
 
@@ -34,7 +35,9 @@ func (refusal) Is(target error) bool        { return target == ErrReleaseRefused
 func refusef(format string, a ...any) error { return refusal(fmt.Sprintf(format, a...)) }
 
 // CheckRelease is the release gate, asked in pre-receive for every update
-// of refs/release/<env> that creates or moves the ref. It returns nil when
+// of refs/release/<env> that creates or moves the ref, with the commit the
+// pushed object names (the caller peels annotated tags: in pre-receive only
+// it can read the push's quarantine). It returns nil when
 // user may put commit on env of repo: env exists, user has the release
 // right (and is one of env's approvers when the config names them), commit
 // has a passed build of the default pipeline that kept artifacts, and, when
@@ -148,12 +151,22 @@ func (s *Service) ReleaseDeployments(ctx context.Context, p store.Push) ([]store
 		if !ok || store.ZeroID(u.New) {
 			continue
 		}
-		log := s.log.With("repo", p.Repo, "env", env, "commit", u.New, "user", p.User)
+		log := s.log.With("repo", p.Repo, "env", env, "rev", u.New, "user", p.User)
 		if _, ok := s.o.Config.Environment(p.Repo, env); !ok {
 			log.Warn("release ref of an unknown environment accepted; not deploying")
 			continue
 		}
-		b, ok, err := s.o.Store.PassedBuildForCommit(ctx, p.Repo, u.New)
+		// An annotated tag (a rollback by `+v1.2:refs/release/prod`) names
+		// the commit it points at; the gate peeled it the same way.
+		commit, err := gitrev.Peel(ctx, filepath.Join(s.o.ReposDir, p.Repo+".git"), u.New, nil)
+		if errors.Is(err, gitrev.ErrNotCommit) {
+			log.Warn("release ref of something other than a commit accepted; not deploying", "err", err)
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("deployment for %s: %w", u.Name, err)
+		}
+		b, ok, err := s.o.Store.PassedBuildForCommit(ctx, p.Repo, commit)
 		if err != nil {
 			return nil, fmt.Errorf("deployment for %s: %w", u.Name, err)
 		}
@@ -161,12 +174,12 @@ func (s *Service) ReleaseDeployments(ctx context.Context, p store.Push) ([]store
 			log.Warn("release ref of a revision without a passed build accepted; not deploying")
 			continue
 		}
-		trigger, err := s.releaseTrigger(ctx, p.Repo, env, u.New)
+		trigger, err := s.releaseTrigger(ctx, p.Repo, env, commit)
 		if err != nil {
 			return nil, fmt.Errorf("deployment for %s: %w", u.Name, err)
 		}
 		out = append(out, store.Deployment{
-			Repo: p.Repo, Env: env, BuildID: b.ID, Commit: u.New, Trigger: trigger, User: p.User,
+			Repo: p.Repo, Env: env, BuildID: b.ID, Commit: commit, Trigger: trigger, User: p.User,
 		})
 	}
 	return out, nil

@@ -50,7 +50,10 @@ type ServiceOptions struct {
 	// DataDir is where local targets with relative paths live; default
 	// Config.DataDir.
 	DataDir string
-	Logger  *slog.Logger // nil discards
+	// ReposDir holds the bare repositories, read to peel the annotated tags
+	// pushed to release refs; default Config.ReposDir().
+	ReposDir string
+	Logger   *slog.Logger // nil discards
 	// Workers is how many deployments run at once, each to a different
 	// environment; default 2.
 	Workers int
@@ -115,6 +118,9 @@ func NewService(o ServiceOptions) (*Service, error) {
 	}
 	if o.ArtifactsDir == "" {
 		o.ArtifactsDir = filepath.Join(o.DataDir, "artifacts")
+	}
+	if o.ReposDir == "" {
+		o.ReposDir = o.Config.ReposDir()
 	}
 	if o.Workers <= 0 {
 		o.Workers = 2

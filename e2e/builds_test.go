@@ -40,9 +40,9 @@ type btBuild struct {
 	PushID   int64      `json:"push_id"`
 	RetryOf  int64      `json:"retry_of"`
 	Steps    []struct {
-		Name     string
-		ExitCode int
-		Duration time.Duration
+		Name       string `json:"name"`
+		ExitCode   int    `json:"exit_code"`
+		DurationMS int64  `json:"duration_ms"`
 	} `json:"steps"`
 }
 
@@ -340,7 +340,7 @@ func TestBuildPassesAndIsListed(t *testing.T) {
 		t.Fatalf("builds --json records %d steps, want 2: %+v", len(b.Steps), b.Steps)
 	}
 	for i, s := range b.Steps {
-		if s.ExitCode != 0 || s.Duration <= 0 || !strings.HasPrefix(s.Name, []string{"echo", "test"}[i]) {
+		if s.ExitCode != 0 || s.DurationMS <= 0 || !strings.HasPrefix(s.Name, []string{"echo", "test"}[i]) {
 			t.Errorf("step %d recorded as %+v", i+1, s)
 		}
 	}

@@ -90,7 +90,8 @@ func prepareEnv(t testing.TB) *testEnv {
 		key := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pk)))
 		fmt.Fprintf(&users, "[[user]]\nname = %q\nkeys = [%q]\nadmin = %v\n\n", name, key, name == "admin")
 	}
-	text := fmt.Sprintf("data_dir = %q\n\n%s[[repo]]\nname = \"app\"\nread = [\"carol\"]\nwrite = [\"alice\", \"bob\"]\nrelease = [\"bob\"]\n",
+	text := fmt.Sprintf("data_dir = %q\n\n%s[[environment]]\nname = \"prod\"\ntarget = \"environments/{repo}/prod\"\n\n"+
+		"[[repo]]\nname = \"app\"\nread = [\"carol\"]\nwrite = [\"alice\", \"bob\"]\nrelease = [\"bob\"]\n",
 		filepath.Join(dir, "data"), users.String())
 	cfg, err := configs.Parse([]byte(text), "test.toml")
 	if err != nil {

@@ -120,6 +120,9 @@ func (s *Server) checkRef(ctx context.Context, id identity, access configs.Acces
 		if !id.local && !access.Has(configs.Write) {
 			return fmt.Sprintf("user %s has no write access to repository %s", id.User, id.Repo)
 		}
+		if store.ZeroID(u.Old) && !store.ZeroID(u.New) {
+			return s.confusingName(id.Repo, u.Name)
+		}
 		return ""
 	}
 	switch {
@@ -132,6 +135,35 @@ func (s *Server) checkRef(ctx context.Context, id identity, access configs.Acces
 	case s.o.ReleaseGate != nil:
 		if err := s.o.ReleaseGate.CheckRelease(ctx, id.Repo, env, u.New, id.User); err != nil {
 			return err.Error()
+		}
+	}
+	return ""
+}
+
+// confusingName returns why a new branch or tag may not be called ref, or
+// "". A branch called refs/release/prod (refs/heads/refs/release/prod)
+// makes a releaser's `git push slipway X:refs/release/prod` ambiguous, and
+// one called release/prod shadows the release ref in git's short names:
+// either would let a writer stand in for a release. Existing refs of such
+// names may still be updated or deleted, so that they can be cleaned up.
+func (s *Server) confusingName(repo, ref string) string {
+	var short, kind string
+	switch {
+	case strings.HasPrefix(ref, "refs/heads/"):
+		short, kind = ref[len("refs/heads/"):], "branch"
+	case strings.HasPrefix(ref, "refs/tags/"):
+		short, kind = ref[len("refs/tags/"):], "tag"
+	default:
+		return ""
+	}
+	if strings.HasPrefix(short, "refs/") || short == "HEAD" {
+		return fmt.Sprintf("a %s may not be called %q: git would confuse it with the ref of that full name", kind, short)
+	}
+	if env, ok := strings.CutPrefix(short, "release/"); ok {
+		for _, e := range s.o.Config.EnvironmentsOf(repo) {
+			if e.Name == env {
+				return fmt.Sprintf("a %s may not be called %q: it would shadow the release ref %s%s", kind, short, releasePrefix, env)
+			}
 		}
 	}
 	return ""

@@ -350,3 +350,36 @@ func (g *fakeGate) asked() []string {
 	defer g.mu.Unlock()
 	return slices.Clone(g.calls)
 }
+
+// A writer cannot create a branch or tag whose name git would confuse with
+// a release ref; the releaser's release push then works as usual.
+func TestConfusingRefNamesRefused(t *testing.T) {
+	e := newEnv(t)
+	repo := e.bareRepo("app")
+	work := e.workRepo()
+	for _, dst := range []string{"refs/heads/refs/release/prod", "refs/tags/refs/release/prod",
+		"refs/heads/refs/heads/main", "refs/heads/release/prod", "refs/tags/release/prod", "refs/heads/HEAD"} {
+		out, err := e.push(work, e.token("app", "alice"), repo, "main:"+dst)
+		if err == nil {
+			t.Errorf("push to %s was accepted:\n%s", dst, out)
+			continue
+		}
+		if !strings.Contains(out, "remote: "+dst+": a ") || !strings.Contains(out, "may not be called") {
+			t.Errorf("push to %s: refusal does not say why:\n%s", dst, out)
+		}
+		if e.refExists("app", dst) {
+			t.Errorf("%s was created", dst)
+		}
+	}
+	// Names that merely look alike stay allowed: release/1.0 is no
+	// environment, and refs inside a branch name are fine.
+	for _, dst := range []string{"refs/heads/release/1.0", "refs/heads/feature/refs", "refs/tags/v1.0"} {
+		if out, err := e.push(work, e.token("app", "alice"), repo, "main:"+dst); err != nil {
+			t.Errorf("push to %s refused: %v\n%s", dst, err, out)
+		}
+	}
+	// The releaser's push to the real release ref is unaffected.
+	if out, err := e.push(work, e.token("app", "bob"), repo, "main:refs/release/prod"); err != nil {
+		t.Errorf("release push refused: %v\n%s", err, out)
+	}
+}
