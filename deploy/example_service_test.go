@@ -45,7 +45,8 @@ release = ["bob"]
 	}
 	defer st.Close()
 	svc, err := deploy.NewService(deploy.ServiceOptions{
-		Config: cfg, Store: st, Logs: logs.NewStore(filepath.Join(data, "logs")),
+		Revisions: commitsOnly{},
+		Config:    cfg, Store: st, Logs: logs.NewStore(filepath.Join(data, "logs")),
 	})
 	if err != nil {
 		fmt.Println(err)
@@ -103,3 +104,8 @@ release = ["bob"]
 	// refused: revision 0123456 has no passed build
 	// deployment #1 (release by bob): succeeded; prod serves v1
 }
+
+// commitsOnly is a repository in which every pushed id names a commit.
+type commitsOnly struct{}
+
+func (commitsOnly) Peel(_ context.Context, _, id string) (string, error) { return id, nil }

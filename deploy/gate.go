@@ -158,7 +158,7 @@ func (s *Service) ReleaseDeployments(ctx context.Context, p store.Push) ([]store
 		}
 		// An annotated tag (a rollback by `+v1.2:refs/release/prod`) names
 		// the commit it points at; the gate peeled it the same way.
-		commit, err := gitrev.Peel(ctx, filepath.Join(s.o.ReposDir, p.Repo+".git"), u.New, nil)
+		commit, err := s.o.Revisions.Peel(ctx, p.Repo, u.New)
 		if errors.Is(err, gitrev.ErrNotCommit) {
 			log.Warn("release ref of something other than a commit accepted; not deploying", "err", err)
 			continue

@@ -87,7 +87,8 @@ func newHarness(t testing.TB, workers int, envs ...string) *harness {
 	t.Cleanup(func() { st.Close() })
 	ls := logs.NewStore(filepath.Join(data, "logs"))
 	svc, err := NewService(ServiceOptions{
-		Config: cfg, Store: st, Logs: ls, Workers: workers,
+		Revisions: commitsOnly{},
+		Config:    cfg, Store: st, Logs: ls, Workers: workers,
 		Logger: testLogger(t),
 	})
 	if err != nil {
@@ -274,3 +275,8 @@ func (h *harness) get(id int64) store.Deployment {
 	}
 	return d
 }
+
+// commitsOnly is a repository in which every pushed id names a commit.
+type commitsOnly struct{}
+
+func (commitsOnly) Peel(_ context.Context, _, id string) (string, error) { return id, nil }

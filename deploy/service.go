@@ -15,6 +15,7 @@ import (
 
 	"slipway/build/logs"
 	"slipway/configs"
+	"slipway/internal/gitrev"
 	"slipway/store"
 )
 
@@ -50,10 +51,11 @@ type ServiceOptions struct {
 	// DataDir is where local targets with relative paths live; default
 	// Config.DataDir.
 	DataDir string
-	// ReposDir holds the bare repositories, read to peel the annotated tags
-	// pushed to release refs; default Config.ReposDir().
-	ReposDir string
-	Logger   *slog.Logger // nil discards
+	// Revisions names the commit that an object pushed to a release ref
+	// stands for (annotated tags are peeled); default: git on the bare
+	// repositories in Config.ReposDir().
+	Revisions Revisions
+	Logger    *slog.Logger // nil discards
 	// Workers is how many deployments run at once, each to a different
 	// environment; default 2.
 	Workers int
@@ -64,6 +66,21 @@ type ServiceOptions struct {
 	// SSHCommand is how pushers reach the daemon, shown in the command that
 	// follows a deployment ("ssh -p 2222 git.example.com"). Default "ssh".
 	SSHCommand string
+}
+
+// Revisions names the commit an object id stands for in a repository.
+type Revisions interface {
+	// Peel returns id itself when it names a commit, the commit an
+	// annotated tag points at when it names a tag, and an error wrapping
+	// gitrev.ErrNotCommit when it names anything else.
+	Peel(ctx context.Context, repo, id string) (string, error)
+}
+
+// gitRevisions answers with git from the bare repositories.
+type gitRevisions struct{ reposDir string }
+
+func (g gitRevisions) Peel(ctx context.Context, repo, id string) (string, error) {
+	return gitrev.Peel(ctx, filepath.Join(g.reposDir, repo+".git"), id, nil)
 }
 
 // LogID is the id of deployment id's log in ServiceOptions.Logs.
@@ -119,8 +136,8 @@ func NewService(o ServiceOptions) (*Service, error) {
 	if o.ArtifactsDir == "" {
 		o.ArtifactsDir = filepath.Join(o.DataDir, "artifacts")
 	}
-	if o.ReposDir == "" {
-		o.ReposDir = o.Config.ReposDir()
+	if o.Revisions == nil {
+		o.Revisions = gitRevisions{reposDir: o.Config.ReposDir()}
 	}
 	if o.Workers <= 0 {
 		o.Workers = 2
