@@ -106,9 +106,14 @@ type Repo struct {
 	// Network allows this repository's pipelines to ask for network access
 	// (`network = true` in .slipway.toml). Default: false.
 	Network bool `toml:"network"`
-	// Secrets are handed to this repository's builds as environment
-	// variables and masked in their logs.
+	// Secrets are handed to this repository's builds and deployments as
+	// environment variables, where their scope allows, and masked in logs.
 	Secrets []Secret `toml:"secret"`
+	// DefaultBranch is the branch whose cache a new branch's first build
+	// starts from (a copy: no other branch can write it). Default: the
+	// auto branch of the repository's first environment that has one,
+	// else "main".
+	DefaultBranch string `toml:"default_branch"`
 	// Environments are where passing builds are deployed. A repository
 	// with none gets the top-level environments (the embedded default's
 	// staging and prod).
@@ -124,6 +129,13 @@ type Secret struct {
 	Name string `toml:"name"`
 	File string `toml:"file"`
 	Env  string `toml:"env"`
+	// Branches are the branches (path.Match patterns) whose builds get the
+	// secret. Environments are the environments whose deployments get it
+	// (in activate's environment). A secret that names neither reaches the
+	// builds of the repository's auto-deploy branches only, never every
+	// branch; see Config.SecretScope.
+	Branches     []string `toml:"branches"`
+	Environments []string `toml:"environments"`
 }
 
 // Build configures the build queue and sandbox.
@@ -447,6 +459,7 @@ func (c *Config) validateRepoBuild(v *validator, i int, r *Repo) {
 			v.add(line, "repo %q: secret %q needs exactly one of file or env (values are never written inline)", r.Name, s.Name)
 		}
 		seen[s.Name] = true
+		c.validateSecretScope(v, r, s)
 	}
 }
 
