@@ -39,6 +39,20 @@ type Bwrap struct {
 
 var _ Runner = (*Bwrap)(nil)
 
+// offlineResolvConf is the sandbox's /etc/resolv.conf when the step has no
+// network. In the step's own network namespace nothing listens on
+// 127.0.0.1:53, so every lookup is refused at once, whatever resolvers and
+// timeouts the host's file names; a tool then says "could not resolve"
+// instead of waiting on a resolver it can never reach.
+const offlineResolvConf = "# slipway: this build step has no network\nnameserver 127.0.0.1\noptions timeout:1 attempts:1\n"
+
+// Descriptors bwrap reads, as numbered in the child: ExtraFiles[i] is fd 3+i.
+const (
+	fdArgs   = "3"
+	fdStatus = "4"
+	fdResolv = "5"
+)
+
 // etcAllowed are the files of /etc a build may see: user and group names,
 // name resolution, TLS roots, the dynamic linker's cache, time zone and the
 // alternatives links that /usr/bin points through. Everything else of /etc
@@ -55,27 +69,6 @@ var etcAllowed = []string{
 // as the same symlink on merged-/usr systems.
 var systemDirs = []string{"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"}
 
-// Check reports whether bwrap is present and can create the namespaces Run
-// needs, by running `true` in a throwaway workspace exactly as Run would.
-// serve calls it at start and refuses to run builds when it fails.
-func (r *Bwrap) Check(ctx context.Context) error {
-	ws, err := os.MkdirTemp("", "slipway-sandbox-check-")
-	if err != nil {
-		return fmt.Errorf("check sandbox: %w", err)
-	}
-	defer os.RemoveAll(ws)
-	var out bytes.Buffer
-	res, err := r.Run(ctx, Spec{Workspace: ws, Stdout: &out, Stderr: &out, Timeout: 30 * time.Second,
-		Limits: Limits{Procs: 64, FileSize: 1 << 20, Files: 64}}, "true")
-	if err != nil {
-		return fmt.Errorf("check sandbox: %w", err)
-	}
-	if res.ExitCode != 0 {
-		return fmt.Errorf("check sandbox: `true` exited %d in bwrap: %s", res.ExitCode, strings.TrimSpace(out.String()))
-	}
-	return nil
-}
-
 // Run runs `sh -c command` in a fresh bubblewrap sandbox. See Runner.
 func (r *Bwrap) Run(ctx context.Context, spec Spec, command string) (Result, error) {
 	start := time.Now()
@@ -85,6 +78,11 @@ func (r *Bwrap) Run(ctx context.Context, spec Spec, command string) (Result, err
 	if spec.Cache != "" {
 		if err := checkDir(spec.Cache); err != nil {
 			return Result{}, fmt.Errorf("sandbox cache: %w", err)
+		}
+	}
+	if spec.Home != "" {
+		if err := checkDir(spec.Home); err != nil {
+			return Result{}, fmt.Errorf("sandbox home: %w", err)
 		}
 	}
 	path := r.Path
@@ -107,6 +105,11 @@ func (r *Bwrap) Run(ctx context.Context, spec Spec, command string) (Result, err
 				return Result{}, fmt.Errorf("hand cache to uid %d: %w", r.UID, err)
 			}
 		}
+		if spec.Home != "" {
+			if err := chownTree(spec.Home, r.UID, r.GID); err != nil {
+				return Result{}, fmt.Errorf("hand home to uid %d: %w", r.UID, err)
+			}
+		}
 	}
 	procsHold := !(os.Geteuid() == 0 && !dropRoot)
 	if spec.Limits.Procs > 0 && !procsHold {
@@ -127,8 +130,9 @@ func (r *Bwrap) Run(ctx context.Context, spec Spec, command string) (Result, err
 	// The options go through a pipe (--args), not the command line, so
 	// that environment values (secrets) never show in the host's ps. bwrap
 	// takes only options there; the command follows on the command line.
+	args, offlineDNS := r.args(spec)
 	var argBuf bytes.Buffer
-	for _, a := range r.args(spec) {
+	for _, a := range args {
 		if strings.IndexByte(a, 0) >= 0 {
 			return Result{}, fmt.Errorf("sandbox argument %q contains a NUL byte", a)
 		}
@@ -136,6 +140,15 @@ func (r *Bwrap) Run(ctx context.Context, spec Spec, command string) (Result, err
 		argBuf.WriteByte(0)
 	}
 
+	var extra []*os.File
+	if offlineDNS {
+		resolv, err := dataPipe(offlineResolvConf)
+		if err != nil {
+			return Result{}, fmt.Errorf("sandbox resolv.conf: %w", err)
+		}
+		defer resolv.Close()
+		extra = append(extra, resolv)
+	}
 	argsR, argsW, err := os.Pipe()
 	if err != nil {
 		return Result{}, fmt.Errorf("sandbox args pipe: %w", err)
@@ -147,12 +160,12 @@ func (r *Bwrap) Run(ctx context.Context, spec Spec, command string) (Result, err
 		return Result{}, fmt.Errorf("sandbox status pipe: %w", err)
 	}
 	defer statusR.Close()
+	extra = append([]*os.File{argsR, statusW}, extra...)
 
-	// ExtraFiles[0] is fd 3, [1] is fd 4.
-	argv := append([]string{"--args", "3", "--json-status-fd", "4", "--"}, rlimitArgs(spec.Limits, procsHold)...)
+	argv := append([]string{"--args", fdArgs, "--json-status-fd", fdStatus, "--"}, rlimitArgs(spec.Limits, procsHold)...)
 	argv = append(argv, "/bin/sh", "-c", command)
 	cmd := exec.Command(bin, argv...)
-	cmd.ExtraFiles = []*os.File{argsR, statusW}
+	cmd.ExtraFiles = extra
 	cmd.Env = []string{} // bwrap needs none; the step's comes via --setenv
 	cmd.Dir = "/"
 	cmd.Stdout, cmd.Stderr = spec.Stdout, spec.Stderr
@@ -252,8 +265,19 @@ func waitGone(pidfd int) {
 	}
 }
 
-// args returns bwrap's options for spec, without the command.
-func (r *Bwrap) args(spec Spec) []string {
+// Layout returns where the folders of spec appear in the sandbox. See
+// Runner.
+func (r *Bwrap) Layout(spec Spec) Layout {
+	l := Layout{Workspace: WorkspaceDir, Home: HomeDir, Tmp: TmpDir}
+	if spec.Cache != "" {
+		l.Cache = CacheDir
+	}
+	return l
+}
+
+// args returns bwrap's options for spec, without the command, and whether
+// they read the offline resolv.conf from fdResolv.
+func (r *Bwrap) args(spec Spec) (args []string, offlineDNS bool) {
 	a := []string{
 		"--unshare-all", "--unshare-user", "--disable-userns",
 		"--die-with-parent", "--new-session",
@@ -277,21 +301,34 @@ func (r *Bwrap) args(spec Spec) []string {
 	}
 	if r.EtcDir != "" {
 		a = append(a, "--ro-bind", r.EtcDir, "/etc")
+		// A mount point cannot be made in the read-only copy; PrepareEtc
+		// always writes one.
+		fi, err := os.Lstat(filepath.Join(r.EtcDir, "resolv.conf"))
+		offlineDNS = !spec.Network && err == nil && fi.Mode().IsRegular()
 	} else {
 		a = append(a, "--dir", "/etc")
 		for _, name := range etcAllowed {
 			p := filepath.Join("/etc", name)
 			a = append(a, "--ro-bind-try", p, p)
 		}
+		offlineDNS = !spec.Network
+	}
+	if offlineDNS {
+		a = append(a, "--ro-bind-data", fdResolv, "/etc/resolv.conf")
 	}
 	a = append(a,
 		"--proc", "/proc",
 		"--dev", "/dev",
-		"--tmpfs", "/tmp",
+		"--tmpfs", TmpDir,
 		"--bind", spec.Workspace, WorkspaceDir,
 	)
 	if spec.Cache != "" {
 		a = append(a, "--bind", spec.Cache, CacheDir)
+	}
+	if spec.Home != "" {
+		a = append(a, "--bind", spec.Home, HomeDir)
+	} else {
+		a = append(a, "--tmpfs", HomeDir)
 	}
 	a = append(a, "--chdir", WorkspaceDir, "--clearenv")
 	for _, kv := range spec.Env {
@@ -301,7 +338,26 @@ func (r *Bwrap) args(spec Spec) []string {
 		}
 		a = append(a, "--setenv", k, v)
 	}
-	return a
+	return a, offlineDNS
+}
+
+// dataPipe returns the read end of a pipe that holds data and then ends.
+// data must fit in the pipe's buffer (64 KiB on Linux), which no file the
+// sandbox is given this way comes near.
+func dataPipe(data string) (*os.File, error) {
+	rd, wr, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	_, err = wr.WriteString(data)
+	if cerr := wr.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		rd.Close()
+		return nil, err
+	}
+	return rd, nil
 }
 
 func checkDir(dir string) error {

@@ -78,6 +78,14 @@ func DetectCgroups() (*Cgroups, error) {
 	return nil, fmt.Errorf("memory limits: %s", strings.Join(reasons, "; "))
 }
 
+// String says where step cgroups are made, for people.
+func (c *Cgroups) String() string {
+	if c.v2 {
+		return "cgroup v2 under " + c.parent
+	}
+	return "cgroup v1 under " + c.parent
+}
+
 func hasController(list, name string) bool {
 	for _, c := range strings.Split(list, ",") {
 		if c == name {

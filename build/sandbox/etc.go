@@ -1,58 +1,132 @@
 package sandbox
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
-// PrepareEtc writes the files of the host's /etc that a build may see (see
-// etcAllowed) into dir, replacing what dir held. Set Bwrap.EtcDir to it: the
-// sandbox then mounts that one folder as /etc instead of mounting each file,
-// which halves the cost of starting a sandbox (every mount in a new mount
-// namespace costs a few hundred microseconds). Call it again to pick up
-// changes of the host's /etc, such as new users or certificates.
+// PrepareEtc is PrepareEtcSkipped without the list of what was left out.
 func PrepareEtc(dir string) error {
+	_, err := PrepareEtcSkipped(dir)
+	return err
+}
+
+// PrepareEtcSkipped writes the files of the host's /etc that a build may see
+// (see etcAllowed) into dir, replacing what dir held. Set Bwrap.EtcDir to
+// it: the sandbox then mounts that one folder as /etc instead of mounting
+// each file, which halves the cost of starting a sandbox (every mount in a
+// new mount namespace costs a few hundred microseconds). Call it again to
+// pick up changes of the host's /etc, such as new users or certificates.
+//
+// Entries the daemon may not read (on Debian, /etc/ssl/private is closed to
+// all but root and the ssl-cert group) are left out, not an error: a build
+// could not read them either when its steps run as the daemon's user, and
+// must not when they run as another. skipped lists them, for the log.
+func PrepareEtcSkipped(dir string) (skipped []string, err error) {
 	return prepareEtc("/etc", dir)
 }
 
-func prepareEtc(src, dir string) error {
+func prepareEtc(src, dir string) (skipped []string, err error) {
 	tmp := dir + ".new"
-	if err := os.RemoveAll(tmp); err != nil {
-		return fmt.Errorf("prepare sandbox /etc: %w", err)
+	if err := removeTree(tmp); err != nil {
+		return nil, fmt.Errorf("prepare sandbox /etc: %w", err)
 	}
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
-		return fmt.Errorf("prepare sandbox /etc: %w", err)
+		return nil, fmt.Errorf("prepare sandbox /etc: %w", err)
 	}
+	keep := linkTargetsKept(src)
 	for _, name := range etcAllowed {
-		if err := copyTree(filepath.Join(src, name), filepath.Join(tmp, name)); err != nil {
-			os.RemoveAll(tmp)
-			return fmt.Errorf("prepare sandbox /etc: %w", err)
+		s, err := copyTree(filepath.Join(src, name), filepath.Join(tmp, name), keep)
+		skipped = append(skipped, s...)
+		if err != nil {
+			removeTree(tmp)
+			return nil, fmt.Errorf("prepare sandbox /etc: %w", err)
 		}
+	}
+	// Without a network, Bwrap mounts its own resolv.conf over this one,
+	// and a read-only /etc has no room for a new mount point.
+	if err := ensureFile(filepath.Join(tmp, "resolv.conf")); err != nil {
+		removeTree(tmp)
+		return nil, fmt.Errorf("prepare sandbox /etc: %w", err)
 	}
 	// Replace the old copy: a sandbox starting meanwhile sees either.
 	old := dir + ".old"
-	if err := os.RemoveAll(old); err != nil {
-		return fmt.Errorf("prepare sandbox /etc: %w", err)
+	if err := removeTree(old); err != nil {
+		return nil, fmt.Errorf("prepare sandbox /etc: %w", err)
 	}
 	if err := os.Rename(dir, old); err != nil && !os.IsNotExist(err) {
-		return fmt.Errorf("prepare sandbox /etc: %w", err)
+		return nil, fmt.Errorf("prepare sandbox /etc: %w", err)
 	}
 	if err := os.Rename(tmp, dir); err != nil {
-		return fmt.Errorf("prepare sandbox /etc: %w", err)
+		return nil, fmt.Errorf("prepare sandbox /etc: %w", err)
 	}
-	return os.RemoveAll(old)
+	if err := removeTree(old); err != nil {
+		return nil, fmt.Errorf("prepare sandbox /etc: %w", err)
+	}
+	return skipped, nil
 }
 
-// copyTree copies a file, symlink or folder as it is (symlinks stay links:
-// their targets, such as /usr/share/ca-certificates, are mounted anyway).
-// A missing source is skipped; other kinds of files are left out.
-func copyTree(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+// ensureFile makes an empty file at p unless something is there.
+func ensureFile(p string) error {
+	if _, err := os.Lstat(p); err == nil {
+		return nil
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// linkTargetsKept returns the folders a symlink of the copy may point into
+// and stay a link: the ones the sandbox mounts as they are on the host (src
+// stands for /etc). A link elsewhere, like Ubuntu's /etc/resolv.conf to
+// /run/systemd/resolve, would dangle in the sandbox; its target is copied.
+func linkTargetsKept(src string) []string {
+	dirs := []string{src, "/usr"}
+	dirs = append(dirs, systemDirs...)
+	kept := make([]string, 0, len(dirs))
+	for _, d := range dirs {
+		if real, err := filepath.EvalSymlinks(d); err == nil {
+			kept = append(kept, real)
+		}
+	}
+	return kept
+}
+
+func within(p string, dirs []string) bool {
+	for _, d := range dirs {
+		if p == d || strings.HasPrefix(p, d+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// copyTree copies a file, symlink or folder as it is: symlinks stay links
+// when their targets are mounted in the sandbox anyway (such as
+// /usr/share/ca-certificates); a link to anywhere else is replaced by a copy
+// of the file it names. A missing source is skipped; other kinds of files
+// are left out. Entries that may not be read are left out and returned.
+func copyTree(src, dst string, keepLinksInto []string) (skipped []string, err error) {
+	err = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
-			if os.IsNotExist(err) && p == src {
+			switch {
+			case os.IsNotExist(err) && p == src:
+				return nil
+			case errors.Is(err, fs.ErrPermission):
+				skipped = append(skipped, p)
+				if d != nil && d.IsDir() {
+					// The folder was made, empty, before it failed to list.
+					if rel, rerr := filepath.Rel(src, p); rerr == nil {
+						_ = os.Remove(filepath.Join(dst, rel))
+					}
+				}
 				return nil
 			}
 			return err
@@ -63,6 +137,13 @@ func copyTree(src, dst string) error {
 		}
 		to := filepath.Join(dst, rel)
 		info, err := d.Info()
+		if errors.Is(err, fs.ErrPermission) {
+			skipped = append(skipped, p)
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -72,14 +153,32 @@ func copyTree(src, dst string) error {
 			if err != nil {
 				return err
 			}
-			return os.Symlink(target, to)
+			real, err := filepath.EvalSymlinks(p)
+			if err != nil || within(real, keepLinksInto) {
+				return os.Symlink(target, to)
+			}
+			fi, err := os.Stat(real)
+			if err != nil || !fi.Mode().IsRegular() {
+				return os.Symlink(target, to)
+			}
+			return skipUnreadable(copyFile(real, to, fi.Mode().Perm()), p, &skipped)
 		case d.IsDir():
 			return os.MkdirAll(to, info.Mode().Perm()|0o700)
 		case d.Type().IsRegular():
-			return copyFile(p, to, info.Mode().Perm())
+			return skipUnreadable(copyFile(p, to, info.Mode().Perm()), p, &skipped)
 		}
 		return nil
 	})
+	return skipped, err
+}
+
+// skipUnreadable turns a permission error on p into an entry of skipped.
+func skipUnreadable(err error, p string, skipped *[]string) error {
+	if errors.Is(err, fs.ErrPermission) {
+		*skipped = append(*skipped, p)
+		return nil
+	}
+	return err
 }
 
 func copyFile(src, dst string, mode fs.FileMode) error {
@@ -97,4 +196,20 @@ func copyFile(src, dst string, mode fs.FileMode) error {
 		return err
 	}
 	return out.Close()
+}
+
+// removeTree removes dir and everything in it, also folders a step made
+// read-only (as Go's module cache does), which os.RemoveAll cannot empty
+// unless the daemon is root.
+func removeTree(dir string) error {
+	if err := os.RemoveAll(dir); err == nil {
+		return nil
+	}
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			_ = os.Chmod(p, 0o700)
+		}
+		return nil
+	})
+	return os.RemoveAll(dir)
 }

@@ -3,7 +3,9 @@ package sandbox
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 	"time"
 )
@@ -14,15 +16,50 @@ import (
 // kills the step's process group on timeout, on cancel and when the step
 // ends. It gives no isolation: the step sees the whole host, the data dir
 // included, and a process that leaves the group (setsid) survives.
+//
+// Its Layout names the host folders themselves, and nothing in the host's
+// shared /tmp: the step's Tmp is Spec.Home/.tmp, made empty by Run at the
+// start of every step and removed at its end, so what one build leaves in
+// its temporary folder cannot be read or planted by another.
 type None struct{}
 
 var _ Runner = None{}
+
+// noneTmp is the step's temporary folder under Spec.Home.
+const noneTmp = ".tmp"
+
+// Layout returns the host folders of spec. See Runner.
+func (None) Layout(spec Spec) Layout {
+	l := Layout{Workspace: spec.Workspace, Cache: spec.Cache, Home: spec.Home}
+	if spec.Home != "" {
+		l.Tmp = filepath.Join(spec.Home, noneTmp)
+	}
+	return l
+}
 
 // Run runs `sh -c command` in spec.Workspace. See Runner.
 func (None) Run(ctx context.Context, spec Spec, command string) (Result, error) {
 	start := time.Now()
 	if err := checkDir(spec.Workspace); err != nil {
 		return Result{}, fmt.Errorf("workspace: %w", err)
+	}
+	if spec.Cache != "" {
+		if err := checkDir(spec.Cache); err != nil {
+			return Result{}, fmt.Errorf("cache: %w", err)
+		}
+	}
+	if spec.Home != "" {
+		if err := checkDir(spec.Home); err != nil {
+			return Result{}, fmt.Errorf("home: %w", err)
+		}
+		tmp := filepath.Join(spec.Home, noneTmp)
+		if err := removeTree(tmp); err != nil {
+			return Result{}, fmt.Errorf("clear the step's temporary folder: %w", err)
+		}
+		if err := os.Mkdir(tmp, 0o700); err != nil {
+			return Result{}, fmt.Errorf("make the step's temporary folder: %w", err)
+		}
+		defer removeTree(tmp)
 	}
 	var unenforced []string
 	if spec.Limits.Procs > 0 {

@@ -6,16 +6,19 @@ import (
 	"time"
 )
 
-// Fixed paths inside the sandbox, for the caller building Spec.Env.
+// Fixed paths inside a Bwrap sandbox. Callers should not build on them:
+// Runner.Layout says where a step of a given runner finds its folders.
 const (
 	// WorkspaceDir is where Spec.Workspace appears; it is the working folder.
 	WorkspaceDir = "/workspace"
 	// CacheDir is where Spec.Cache appears when set.
 	CacheDir = "/cache"
-	// HomeDir is the HOME callers should set: the per-step tmpfs, so that
-	// nothing a tool keeps in ~ leaks from one step or build to the next.
-	// Caches meant to survive go under CacheDir.
-	HomeDir = "/tmp"
+	// HomeDir is where Spec.Home appears, or, without one, a fresh tmpfs of
+	// the step: tools keep logins, settings and caches in ~, and one step
+	// of a build expects to find what the one before it put there.
+	HomeDir = "/home/build"
+	// TmpDir is a fresh tmpfs of every step.
+	TmpDir = "/tmp"
 )
 
 // Spec describes one step.
@@ -28,6 +31,13 @@ type Spec struct {
 	// between builds of one repo. With Bwrap.UID set, only the folder itself
 	// is handed over; everything in it was written by earlier builds.
 	Cache string
+	// Home is an optional host folder, made by the caller for one build,
+	// that steps see as their home folder (Layout.Home), so that what one
+	// step keeps in ~ the next one finds. With Bwrap.UID set, Run hands it
+	// (and everything in it) to that uid, like the workspace. Empty: Bwrap
+	// gives every step a fresh empty home; None has none to give (Layout.Home
+	// is empty).
+	Home string
 	// Env is the complete environment of the step, built by the caller from
 	// an allow-list, as "KEY=value". Nothing else is passed, not even PATH.
 	Env []string
@@ -79,6 +89,22 @@ type Result struct {
 	OutOfMemory bool
 }
 
+// Layout is where a step finds its folders, as paths the step itself sees:
+// the caller builds the step's environment from it (HOME=Home,
+// TMPDIR=Tmp, GOCACHE=Cache+"/go-build"), because the paths differ from
+// one runner to another.
+type Layout struct {
+	// Workspace is the working folder.
+	Workspace string
+	// Cache is the per-repo cache; empty when Spec.Cache is.
+	Cache string
+	// Home is the home folder; empty when the runner has none to give.
+	Home string
+	// Tmp is a folder private to the step and empty when it starts; empty
+	// when the runner has none to give.
+	Tmp string
+}
+
 // Runner runs build steps. It is what the build worker depends on; Bwrap
 // and None implement it, and a Kubernetes Job backend could.
 //
@@ -92,7 +118,13 @@ type Result struct {
 //   - A non-nil error means the runner failed (sandbox could not be set up,
 //     workspace missing): the step's own failure is a non-zero ExitCode
 //     with a nil error. TimedOut and Cancelled come with a nil error.
-//   - Run never passes the daemon's environment to the step.
+//   - Run never passes the daemon's environment to the step, nor sets a
+//     variable of its own: HOME, TMPDIR and the like come from the caller,
+//     built from Layout.
+//   - Layout(spec) says where the folders of spec appear to the step. It
+//     depends on nothing but spec, starts nothing, and is safe to call
+//     concurrently, before or after Run.
 type Runner interface {
 	Run(ctx context.Context, spec Spec, command string) (Result, error)
+	Layout(spec Spec) Layout
 }

@@ -67,9 +67,18 @@ func serve(ctx context.Context, configPath string, stdout, stderr io.Writer) err
 	if err := makeBuildRoot(buildDir); err != nil {
 		return err
 	}
-	runner, sandboxErr := newRunner(ctx, cfg, buildDir, logger)
+	runner, findings, sandboxErr := newRunner(ctx, cfg, buildDir, logger)
+	for _, f := range findings {
+		logger.Info("sandbox self-test", "check", f.Name, "holds", f.Holds, "detail", f.Detail)
+	}
 	if sandboxErr != nil {
-		logger.Error("builds will not run: the sandbox does not work here (is bubblewrap installed, and may build.uid reach the build folder?); or set build.sandbox = \"none\" to run builds unsandboxed", "err", sandboxErr, "build_dir", buildDir)
+		advice := sandboxAdvice(sandboxErr, cfg)
+		attrs := []any{"build_dir", buildDir}
+		if cause := errors.Unwrap(sandboxErr); cause != nil {
+			attrs = append(attrs, "cause", cause)
+		}
+		logger.Error("builds will not run: "+advice, attrs...)
+		sandboxErr = errors.New(advice)
 	}
 	// Listen before the services are built: the commands they show people
 	// ("ssh -p PORT host log 12 -f") need the port actually bound, which
@@ -169,7 +178,7 @@ func serve(ctx context.Context, configPath string, stdout, stderr io.Writer) err
 	errc := make(chan error, 2)
 	go func() { errc <- hookSrv.Serve(hookLn) }()
 	go func() { errc <- gitSrv.Serve(sshLn) }()
-	printBanner(stdout, sshLn.Addr().String(), gitSrv.HostKeyFingerprint(), admitted, cfg.DataDir, sandboxErr)
+	printBanner(stdout, sshLn.Addr().String(), gitSrv.HostKeyFingerprint(), admitted, cfg.DataDir, findings, sandboxErr)
 	logger.Info("slipway started", "ssh", sshLn.Addr().String(), "data_dir", cfg.DataDir, "sandbox", cfg.Build.Sandbox)
 
 	var serveErr error
@@ -230,35 +239,55 @@ func makeDataDirs(cfg *configs.Config) error {
 	return nil
 }
 
-// newRunner returns the sandbox builds run in, and why builds cannot run when
-// the configured sandbox does not work on this host.
-func newRunner(ctx context.Context, cfg *configs.Config, buildDir string, logger *slog.Logger) (build.Runner, error) {
+// newRunner returns the sandbox builds run in, what its self-test found, and
+// why builds cannot run when the configured sandbox does not work on this
+// host.
+func newRunner(ctx context.Context, cfg *configs.Config, buildDir string, logger *slog.Logger) (build.Runner, []sandbox.Finding, error) {
 	if cfg.Build.Sandbox == "none" {
-		return sandbox.None{}, nil
+		return sandbox.None{}, []sandbox.Finding{{Name: "sandbox", Detail: "none: steps run as plain processes of the daemon's user, with the host's network and no isolation"}}, nil
 	}
 	r := &sandbox.Bwrap{EtcDir: filepath.Join(buildDir, "sandbox-etc")}
-	if cfg.Build.MaxMemoryBytes > 0 {
-		cg, err := sandbox.DetectCgroups()
-		if err != nil {
-			// Builds still run; each log says the memory limit does not hold.
-			logger.Warn("build.max_memory_bytes cannot be held on this host", "err", err)
-		}
-		r.Cgroups = cg
+	// Detected even without a memory limit, so that the self-test can say
+	// whether one could be set.
+	cg, err := sandbox.DetectCgroups()
+	if err != nil && cfg.Build.MaxMemoryBytes > 0 {
+		// Builds still run; each log says the memory limit does not hold.
+		logger.Warn("build.max_memory_bytes cannot be held on this host", "err", err)
 	}
+	r.Cgroups = cg
 	if os.Geteuid() == 0 {
 		r.UID, r.GID = cfg.Build.UID, cfg.Build.GID
 	}
 	// A copy of the /etc files builds may see, refreshed at every start,
 	// mounted in one piece: it halves the cost of starting a sandbox.
-	if err := sandbox.PrepareEtc(r.EtcDir); err != nil {
-		return r, err
+	skipped, err := sandbox.PrepareEtcSkipped(r.EtcDir)
+	if err != nil {
+		return r, nil, err
+	}
+	if len(skipped) > 0 {
+		logger.Info("sandbox /etc: left out what the daemon may not read, builds do not see it either", "paths", strings.Join(skipped, " "))
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := r.Check(cctx); err != nil {
-		return r, err
+	findings, err := r.SelfTest(cctx, filepath.Join(buildDir, "work"), sandbox.Limits{
+		Procs:    cfg.Build.MaxProcesses,
+		FileSize: cfg.Build.MaxFileBytes,
+		Memory:   cfg.Build.MaxMemoryBytes,
+	})
+	return r, findings, err
+}
+
+// sandboxAdvice is the one line that says why builds cannot run and what
+// to do about it, in the words of the config.
+func sandboxAdvice(err error, cfg *configs.Config) string {
+	var se *sandbox.SetupError
+	if !errors.As(err, &se) {
+		return "the sandbox does not work here: " + err.Error()
 	}
-	return r, nil
+	if errors.Is(err, sandbox.ErrFolderUnreachable) {
+		return fmt.Sprintf("%s; %s, or set build.work_dir to a folder uid %d may reach", se.Problem, se.Fix, cfg.Build.UID)
+	}
+	return se.Error()
 }
 
 // displayAddr is the host and port people use to reach the SSH server, for
@@ -388,7 +417,7 @@ func adminName() string {
 	return s
 }
 
-func printBanner(w io.Writer, addr, hostKeyFP string, admitted []admittedKey, dataDir string, sandboxErr error) {
+func printBanner(w io.Writer, addr, hostKeyFP string, admitted []admittedKey, dataDir string, findings []sandbox.Finding, sandboxErr error) {
 	fmt.Fprintf(w, "Slipway is listening on ssh://%s (host key %s)\n", addr, hostKeyFP)
 	fmt.Fprintf(w, "Data: %s\n", dataDir)
 	if len(admitted) > 0 {
@@ -399,6 +428,16 @@ func printBanner(w io.Writer, addr, hostKeyFP string, admitted []admittedKey, da
 	}
 	fmt.Fprintf(w, "Push a project:\n  git remote add slipway ssh://%s/myproject.git\n  git push slipway HEAD\n", addr)
 	fmt.Fprintf(w, "Commands: ssh -p %s %s help\n", portOf(addr), hostOf(addr))
+	if len(findings) > 0 {
+		fmt.Fprintln(w, "Build sandbox:")
+		for _, f := range findings {
+			mark := "ok"
+			if !f.Holds {
+				mark = "--"
+			}
+			fmt.Fprintf(w, "  %s %s\n", mark, f)
+		}
+	}
 	if sandboxErr != nil {
 		fmt.Fprintf(w, "WARNING: builds will not run: %v\n", sandboxErr)
 	}
