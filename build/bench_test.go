@@ -3,6 +3,7 @@ package build
 import (
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,7 +30,7 @@ func BenchmarkPushToStepStart(b *testing.B) {
 	e.start()
 	r := e.newRepo("app")
 	sha := r.pipelineCommit("refs/heads/main", "[build]\ncache = true\nsteps = [\"echo > /cache/ready\"]\n")
-	cache := filepath.Join(e.data, "cache", "app")
+	cache := filepath.Join(e.data, "cache", "app", url.PathEscape("refs/heads/main"))
 	if err := os.MkdirAll(cache, 0o700); err != nil {
 		b.Fatal(err)
 	}

@@ -25,8 +25,13 @@ import (
 // the step started is gone, also when ctx is cancelled or the spec's timeout
 // ran out (reported in the Result, not as an error); an error means the step
 // could not be run at all.
+//
+// Layout says where a step run with spec sees its folders (HOME, TMPDIR,
+// the cache), so that the environment the build gives its steps names them
+// as they are inside.
 type Runner interface {
 	Run(ctx context.Context, spec sandbox.Spec, command string) (sandbox.Result, error)
+	Layout(spec sandbox.Spec) sandbox.Layout
 }
 
 // Options configures a Service. Config, Store, Logs and Runner are required.

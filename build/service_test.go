@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/md5"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -44,7 +45,7 @@ env = { GREETING = "hi" }
 		"== step 1/2: echo hello from $SLIPWAY_BRANCH > out.txt",
 		"== step 2/2: cat out.txt; env | sort",
 		"hello from main",
-		"CI=true", "GREETING=hi", "HOME=/tmp", "SLIPWAY_BUILD_ID=1", "SLIPWAY_COMMIT=" + sha, "SLIPWAY_REPO=app",
+		"CI=true", "GREETING=hi", "HOME=/home/build", "SLIPWAY_BUILD_ID=1", "SLIPWAY_COMMIT=" + sha, "SLIPWAY_REPO=app",
 		"PATH=" + StepPath,
 		"== step 2 exited 0 after",
 		"== passed in ",
@@ -81,7 +82,7 @@ steps = ["touch /cache/step1", "echo about to fail; exit 3", "touch /cache/step3
 	if len(b.Steps) != 2 || b.Steps[1].ExitCode != 3 {
 		t.Errorf("steps recorded: %+v", b.Steps)
 	}
-	cache := filepath.Join(e.data, "cache", "app")
+	cache := filepath.Join(e.data, "cache", "app", url.PathEscape("refs/heads/main"))
 	if _, err := os.Stat(filepath.Join(cache, "step1")); err != nil {
 		t.Errorf("step 1 did not run: %v", err)
 	}
@@ -239,9 +240,11 @@ func TestSecretsAreMaskedInLogs(t *testing.T) {
   [[repo.secret]]
   name = "KEY"
   file = %q
+  branches = ["main"]
   [[repo.secret]]
   name = "TOKEN"
   env = "SLIPWAY_TEST_TOKEN"
+  branches = ["main"]
 `, file))
 	e.start()
 	r := e.newRepo("app")
@@ -269,6 +272,7 @@ func TestUnreadableSecretIsAnError(t *testing.T) {
   [[repo.secret]]
   name = "KEY"
   env = "SLIPWAY_TEST_UNSET_VARIABLE"
+  branches = ["main"]
 `)
 	e.start()
 	r := e.newRepo("app")

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -84,6 +83,13 @@ func (s *Service) openLog(id int64, secrets []string) (*logs.Writer, error) {
 	return w, err
 }
 
+// secretSet is what a build gets of its repository's secrets.
+type secretSet struct {
+	env      []string // "NAME=value" for the steps
+	err      error    // a secret in scope that could not be read: the build errs
+	withheld []string // secrets out of this ref's scope, each with why
+}
+
 // errTimeout is the cause of a build's context ending at its deadline.
 var errTimeout = errors.New("build timed out")
 
@@ -100,7 +106,7 @@ type outcome struct {
 // runBuild runs one claimed build to its end and records the result.
 func (s *Service) runBuild(ctx context.Context, b store.Build, r *run) {
 	start := time.Now()
-	ws := filepath.Join(s.o.WorkDir, logID(b.ID))
+	dir := filepath.Join(s.o.WorkDir, logID(b.ID))
 	defer func() {
 		r.cancel(nil)
 		s.mu.Lock()
@@ -112,10 +118,12 @@ func (s *Service) runBuild(ctx context.Context, b store.Build, r *run) {
 	log := s.log.With("build", b.ID, "repo", b.Repo, "ref", b.Ref)
 	log.Info("build started", "attempt", b.Attempt)
 
-	repo := s.o.Config.RepoOrDefault(b.Repo)
-	secrets, env, secretErr := readSecrets(repo.Secrets, os.LookupEnv)
+	var sec secretSet
+	given, withheld := s.o.Config.SecretsForBranch(b.Repo, b.Ref)
+	values, env, secretErr := readSecrets(given, os.LookupEnv)
+	sec = secretSet{env: env, err: secretErr, withheld: withheld}
 	var w buildLog = discardLog{}
-	lw, err := s.openLog(b.ID, secrets)
+	lw, err := s.openLog(b.ID, values)
 	if err != nil {
 		// The build still runs and is recorded; only its log is lost.
 		log.Error("open build log", "err", err)
@@ -128,12 +136,12 @@ func (s *Service) runBuild(ctx context.Context, b store.Build, r *run) {
 	s.mu.Unlock()
 
 	var steps []store.StepResult
-	out := s.execute(ctx, b, w, secretErr, env, ws, start, &steps)
+	out := s.execute(ctx, b, w, sec, dir, start, &steps)
 
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalGrace)
 	defer cancel()
-	if err := removeAll(ws); err != nil {
-		log.Error("remove workspace", "dir", ws, "err", err)
+	if err := removeAll(dir); err != nil {
+		log.Error("remove workspace", "dir", dir, "err", err)
 	}
 	if out.cutOff {
 		w.Printf("== %s", out.line)
@@ -156,15 +164,18 @@ func (s *Service) runBuild(ctx context.Context, b store.Build, r *run) {
 
 // execute does the work of a build and says how it ended; it writes
 // everything a user should see to w and appends each step's result to steps.
-func (s *Service) execute(ctx context.Context, b store.Build, w buildLog, secretErr error, secretEnv []string,
-	ws string, start time.Time, steps *[]store.StepResult) outcome {
+func (s *Service) execute(ctx context.Context, b store.Build, w buildLog, sec secretSet,
+	dir string, start time.Time, steps *[]store.StepResult) outcome {
 	cfg := s.o.Config
 	w.Printf("== build #%d of %s: %s @ %s (attempt %d)", b.ID, b.Repo, b.Ref, b.Commit, b.Attempt)
 	if cfg.Build.Sandbox == "none" {
 		w.Printf("== WARNING: the server runs builds unsandboxed (sandbox = \"none\"): steps run as the daemon's user and see the host's files and network")
 	}
-	if secretErr != nil {
-		return errorOutcome(w, secretErr.Error())
+	if sec.err != nil {
+		return errorOutcome(w, sec.err.Error())
+	}
+	if len(sec.withheld) > 0 {
+		w.Printf("== secrets withheld from %s: %s", b.Ref, strings.Join(sec.withheld, "; "))
 	}
 	if s.o.SandboxErr != nil && cfg.Build.Sandbox != "none" {
 		return errorOutcome(w, "the sandbox cannot run builds on this server: "+s.o.SandboxErr.Error())
@@ -209,12 +220,18 @@ func (s *Service) execute(ctx context.Context, b store.Build, w buildLog, secret
 		w.Printf("== network: on")
 	case p.Network:
 		w.Printf("== network: off: the pipeline asks for it, but the server does not allow it for %s (its [[repo]] needs network = true)", b.Repo)
+	default:
+		w.Printf("== network: off (lookups and connections fail at once); to allow it, set network = true in [%s] of %s and in the server's [[repo]] of %s", section, pipeline.FileName, b.Repo)
 	}
 	var cache string
 	if p.Cache {
-		cache = filepath.Join(s.o.CacheDir, url.PathEscape(b.Repo))
-		if err := os.MkdirAll(cache, 0o700); err != nil {
-			return errorOutcome(w, fmt.Sprintf("make cache folder: %v", err))
+		var from string
+		var err error
+		if cache, from, err = s.refCache(ctx, b); err != nil {
+			return errorOutcome(w, fmt.Sprintf("prepare the cache: %v", err))
+		}
+		if from != "" {
+			w.Printf("== cache: %s has none yet; starting from a copy of %s's", shortRef(b.Ref), from)
 		}
 	}
 
@@ -228,11 +245,17 @@ func (s *Service) execute(ctx context.Context, b store.Build, w buildLog, secret
 		return stoppedOutcome(context.Cause(ctx), b, timeout), true
 	}
 
-	if err := removeAll(ws); err != nil {
+	// The build's folder holds its checkout and a HOME that its steps
+	// share (tools keep state in ~ between "install" and "test"); both go
+	// when the build ends.
+	if err := removeAll(dir); err != nil {
 		return errorOutcome(w, fmt.Sprintf("clear workspace: %v", err))
 	}
-	if err := os.MkdirAll(ws, 0o755); err != nil {
-		return errorOutcome(w, fmt.Sprintf("make workspace: %v", err))
+	ws, home := filepath.Join(dir, "workspace"), filepath.Join(dir, "home")
+	for _, d := range []string{ws, home} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return errorOutcome(w, fmt.Sprintf("make workspace: %v", err))
+		}
 	}
 	res, err := checkout.Checkout(ctx, gitDir, b.Commit, ws)
 	if o, ok := stopped(); ok {
@@ -246,23 +269,32 @@ func (s *Service) execute(ctx context.Context, b store.Build, w buildLog, secret
 		w.Printf("== note: submodules are not supported yet; left empty: %s", strings.Join(res.Submodules, ", "))
 	}
 
-	env := buildEnv(b, p.Env, secretEnv)
+	spec := sandbox.Spec{
+		Workspace: ws,
+		Home:      home,
+		Cache:     cache,
+		Network:   network,
+		Stdout:    w,
+		Stderr:    w,
+		Limits: sandbox.Limits{
+			Procs:    cfg.Build.MaxProcesses,
+			FileSize: cfg.Build.MaxFileBytes,
+			Memory:   cfg.Build.MaxMemoryBytes,
+		},
+	}
+	layout := s.o.Runner.Layout(spec)
+	var cacheVars []string
+	if cache != "" {
+		var set []string
+		cacheVars, set = cacheEnv(layout.Cache, p.Env)
+		if len(set) > 0 {
+			w.Printf("== cache: %s, kept between builds; set %s", layout.Cache, strings.Join(set, ", "))
+		}
+	}
+	spec.Env = buildEnv(b, stepPaths{home: layout.Home, tmp: layout.Tmp, cache: layout.Cache}, cacheVars, p.Env, sec.env)
 	for i, step := range p.Steps {
 		w.Printf("== step %d/%d: %s", i+1, len(p.Steps), step)
-		spec := sandbox.Spec{
-			Workspace: ws,
-			Cache:     cache,
-			Env:       env,
-			Network:   network,
-			Timeout:   time.Until(deadline),
-			Stdout:    w,
-			Stderr:    w,
-			Limits: sandbox.Limits{
-				Procs:    cfg.Build.MaxProcesses,
-				FileSize: cfg.Build.MaxFileBytes,
-				Memory:   cfg.Build.MaxMemoryBytes,
-			},
-		}
+		spec.Timeout = time.Until(deadline)
 		r, err := s.o.Runner.Run(ctx, spec, step)
 		w.Flush()
 		if i == 0 && len(r.Unenforced) > 0 {

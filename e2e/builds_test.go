@@ -10,10 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -160,24 +162,41 @@ func btLog(t *testing.T, d *daemon, u *user, id int64, follow bool) string {
 	return out
 }
 
-// btCache is the host folder of a repository's build cache (/cache in the
-// sandbox).
+// btCache is the host folder of a repository's build cache of main
+// (/cache in the sandbox for builds of main; every ref has its own).
 func btCache(d *daemon, repo string) string {
-	return filepath.Join(d.dataDir(), "build", "cache", repo)
+	return filepath.Join(d.dataDir(), "build", "cache", repo, url.PathEscape("refs/heads/main"))
 }
 
-// btTouch creates a file in the cache folder, letting a waiting step go on.
+// btRefCaches are the cache folders of every ref of app that has one.
+func btRefCaches(d *daemon) []string {
+	dirs, _ := filepath.Glob(filepath.Join(d.dataDir(), "build", "cache", "app", "refs%2F*"))
+	return slices.DeleteFunc(dirs, func(dir string) bool { return strings.Contains(filepath.Base(dir), ".new-") })
+}
+
+// btTouch creates a file in the cache folder of every ref of app (main's
+// made if it has none yet), letting a waiting step go on.
 func btTouch(t *testing.T, d *daemon, name string) {
 	t.Helper()
-	if err := os.WriteFile(filepath.Join(btCache(d, "app"), name), nil, 0o644); err != nil {
+	if err := os.MkdirAll(btCache(d, "app"), 0o700); err != nil {
 		t.Fatal(err)
+	}
+	for _, dir := range btRefCaches(d) {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
-// btExists says whether a file exists in app's cache folder.
+// btExists says whether a file exists in the cache folder of any ref of
+// app.
 func btExists(d *daemon, name string) bool {
-	_, err := os.Stat(filepath.Join(btCache(d, "app"), name))
-	return err == nil
+	for _, dir := range btRefCaches(d) {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // btWaitStep is a step that says it started (creates /cache/<name>.started)
@@ -767,12 +786,15 @@ func TestSecretsNeverAppearInLogs(t *testing.T) {
   [[repo.secret]]
   name = "BT_TOKEN"
   file = %q
+  branches = ["main"]
   [[repo.secret]]
   name = "BT_MULTI"
   file = %q
+  branches = ["main"]
   [[repo.secret]]
   name = "BT_ENVSEC"
   env = "BT_E2E_SECRET"
+  branches = ["main"]
 `, tokenFile, multiFile)
 	d := btStartDaemon(t, configFor(cfg, []*user{alice}, bob), "BT_E2E_SECRET="+envSec)
 	db := openStore(t, d)

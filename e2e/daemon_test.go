@@ -114,10 +114,10 @@ func TestQuickStart(t *testing.T) {
 	os.WriteFile(filepath.Join(home, ".ssh", "notes.pub"), []byte("not a key\n"), 0o644)
 	work := t.TempDir()
 
-	stdout, _ := quickStart(t, home, work)
+	addr, stdout, _ := quickStart(t, home, work, nil)
 	banner := stdout.String()
 	fp := alice.fingerprint(t)
-	for _, want := range []string{"ssh://127.0.0.1:2222", fp, "id_ed25519.pub"} {
+	for _, want := range []string{"ssh://" + addr, "ssh://" + addr + "/myproject.git", fp, "id_ed25519.pub"} {
 		if !strings.Contains(banner, want) {
 			t.Errorf("banner lacks %q:\n%s", want, banner)
 		}
@@ -127,7 +127,7 @@ func TestQuickStart(t *testing.T) {
 	}
 
 	src := alice.newProject(t, map[string]string{"main.go": "package main\n"})
-	alice.mustGit(t, src, "remote", "add", "slipway", "ssh://127.0.0.1:2222/myproject.git")
+	alice.mustGit(t, src, "remote", "add", "slipway", "ssh://"+addr+"/myproject.git")
 	out := alice.mustGit(t, src, "push", "slipway", "HEAD")
 	if !strings.Contains(out, "main") {
 		t.Fatalf("quick start push:\n%s", out)

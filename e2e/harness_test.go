@@ -8,8 +8,10 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	osuser "os/user"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,6 +25,11 @@ var slipwayBin string
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "slipway-e2e-bin-")
 	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	// The quick start runs the binary as an ordinary account too.
+	if err := os.Chmod(dir, 0o755); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
@@ -342,15 +349,23 @@ func execGit(dir string, env []string, args ...string) *exec.Cmd {
 }
 
 // quickStart runs `slipway serve` as the README's first command does: no
-// config, in the empty folder work, with HOME holding keys. It waits for the
-// banner and stops the daemon with SIGINT at the end of the test, failing it
-// if the daemon does not exit cleanly or the race detector fired.
-func quickStart(t *testing.T, home, work string) (stdout, stderr *syncBuffer) {
+// config, in the empty folder work, with HOME holding keys, and with
+// --listen 127.0.0.1:0 so that no test depends on a free fixed port. as,
+// when not nil, is the account it runs as (work and home must be its own).
+// It waits for the banner and returns the daemon's address; the daemon is
+// stopped with SIGINT at the end of the test, failing it if it does not
+// exit cleanly or the race detector fired.
+func quickStart(t *testing.T, home, work string, as *account) (addr string, stdout, stderr *syncBuffer) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	cmd := exec.CommandContext(ctx, slipwayBin, "serve")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	cmd := exec.CommandContext(ctx, slipwayBin, "serve", "--listen", "127.0.0.1:0")
 	cmd.Dir = work
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "USER=newcomer"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if as != nil {
+		cmd.Env[2] = "USER=" + as.name
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(as.uid), Gid: uint32(as.gid), Groups: []uint32{}}
+	}
 	stdout, stderr = &syncBuffer{}, &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Start(); err != nil {
@@ -375,6 +390,65 @@ func quickStart(t *testing.T, home, work string) (stdout, stderr *syncBuffer) {
 			t.Errorf("the race detector fired in slipway serve:\n%s", stderr)
 		}
 	})
-	eventually(t, time.Minute, "the banner", func() bool { return strings.Contains(stdout.String(), "git push") })
-	return stdout, stderr
+	deadline := time.After(time.Minute)
+	for {
+		if m := listenRE.FindStringSubmatch(stdout.String()); m != nil && strings.Contains(stdout.String(), "git push") {
+			return m[1], stdout, stderr
+		}
+		select {
+		case err := <-exited:
+			exited <- err
+			t.Fatalf("serve exited at start: %v\n%s%s", err, stdout, stderr)
+		case <-deadline:
+			t.Fatalf("no banner within a minute\n%s%s", stdout, stderr)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// account is a local user account of this machine.
+type account struct {
+	name     string
+	uid, gid int
+}
+
+// ordinaryAccount returns an ordinary (non-root) account to run the daemon
+// as: the test's own when it does not run as root, else slipway-newcomer,
+// made here if the machine lacks it (CI runs as root on a fresh machine).
+// dirs are handed to it, and the folders above them made searchable.
+func ordinaryAccount(t *testing.T, dirs ...string) *account {
+	t.Helper()
+	a := &account{name: os.Getenv("USER"), uid: os.Getuid(), gid: os.Getgid()}
+	if os.Geteuid() == 0 {
+		a.name = "slipway-newcomer"
+		cmd := exec.Command("useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", a.name)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			// 9: the account exists already (an earlier run).
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 9 {
+				t.Fatalf("useradd %s: %v\n%s", a.name, err, out)
+			}
+		}
+		u, err := osuser.Lookup(a.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.uid, _ = strconv.Atoi(u.Uid)
+		a.gid, _ = strconv.Atoi(u.Gid)
+	}
+	for _, d := range dirs {
+		if err := filepath.WalkDir(d, func(p string, _ os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			return os.Lchown(p, a.uid, a.gid)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for dir := filepath.Dir(d); strings.HasPrefix(dir, os.TempDir()+string(filepath.Separator)); dir = filepath.Dir(dir) {
+			if err := os.Chmod(dir, 0o711); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return a
 }

@@ -661,9 +661,9 @@ func TestStQuickStartPipeline(t *testing.T) {
 	}
 	work := t.TempDir()
 
-	quickStart(t, home, work)
+	addr, _, _ := quickStart(t, home, work, nil)
 	// The same commands the banner prints, with the ssh of the test's user.
-	d := &daemon{t: t, addr: "127.0.0.1:2222"}
+	d := &daemon{t: t, addr: addr}
 	envs := filepath.Join(work, "slipway-data", "environments", "myproject")
 	version := func(env string) string {
 		b, _ := os.ReadFile(filepath.Join(envs, env, "current", "dist", "version"))
@@ -674,7 +674,7 @@ func TestStQuickStartPipeline(t *testing.T) {
 		".slipway.toml": "[build]\nsteps = [\"mkdir -p dist\", \"cp version dist/version\", \"test ! -f broken\"]\nartifacts = [\"dist/\"]\n",
 		"version":       "v1\n",
 	})
-	alice.mustGit(t, src, "remote", "add", "slipway", "ssh://127.0.0.1:2222/myproject.git")
+	alice.mustGit(t, src, "remote", "add", "slipway", "ssh://"+addr+"/myproject.git")
 	out := alice.mustGit(t, src, "push", "slipway", "HEAD")
 	if !strings.Contains(out, "build #1 queued") {
 		t.Fatalf("first push does not say a build was queued:\n%s", out)

@@ -1,0 +1,206 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// goProject is the README's quick-start project: a Go program with a test,
+// and the README's three-step pipeline.
+func goProject(version string) map[string]string {
+	return map[string]string{
+		"go.mod":  "module example.com/hello\n\ngo 1.22\n",
+		"main.go": "package main\n\nimport \"fmt\"\n\nfunc greeting() string { return \"hello " + version + "\" }\n\nfunc main() { fmt.Println(greeting()) }\n",
+		"main_test.go": "package main\n\nimport \"testing\"\n\nfunc TestGreeting(t *testing.T) {\n" +
+			"\tif greeting() != \"hello " + version + "\" {\n\t\tt.Fatal(greeting())\n\t}\n}\n",
+		".slipway.toml": "[build]\nsteps = [\"go vet ./...\", \"go test ./...\", \"go build -o out/app .\"]\nartifacts = [\"out/\"]\n",
+	}
+}
+
+// TestQuickStartAsOrdinaryUser follows the README's quick start from an
+// ordinary account, the way most people first try Slipway: serve on the
+// embedded default (no config file, the account's ~/.ssh key admitted), a Go
+// project with the README's pipeline pushed, a passing build on staging,
+// a release to prod by an annotated tag, and a rollback by an older one.
+func TestQuickStartAsOrdinaryUser(t *testing.T) {
+	alice := newUser(t, "alice")
+	home, work := t.TempDir(), t.TempDir()
+	if err := os.MkdirAll(filepath.Join(home, ".ssh"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, ".ssh", "id_ed25519.pub"), []byte(alice.pub+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	as := ordinaryAccount(t, home, work)
+
+	start := time.Now()
+	addr, stdout, stderr := quickStart(t, home, work, as)
+	if strings.Contains(stdout.String()+stderr.String(), "WARNING") {
+		t.Errorf("serve warns at start as an ordinary user:\n%s%s", stdout, stderr)
+	}
+	d := &daemon{t: t, addr: addr}
+	envs := filepath.Join(work, "slipway-data", "environments", "myproject")
+	app := func(env string) string {
+		out, err := exec.Command(filepath.Join(envs, env, "current", "out", "app")).Output()
+		if err != nil {
+			return ""
+		}
+		return strings.TrimSpace(string(out))
+	}
+
+	src := alice.newProject(t, goProject("v1"))
+	alice.mustGit(t, src, "remote", "add", "slipway", "ssh://"+addr+"/myproject.git")
+	out := alice.mustGit(t, src, "push", "-o", "wait", "slipway", "main")
+	if !strings.Contains(out, "passed") {
+		t.Fatalf("the quick start's first build did not pass:\n%s\n--- daemon:\n%s", out, stderr)
+	}
+	t.Logf("serve start to first passing build, as %s (uid %d): %s", as.name, as.uid, time.Since(start).Round(time.Millisecond))
+	eventually(t, time.Minute, "staging to run v1", func() bool { return app("staging") == "hello v1" })
+	log := stMustSSH(t, d, alice, "log", "1")
+	if !strings.Contains(log, "network: off") {
+		t.Errorf("the build log's header does not say the network is off:\n%s", log)
+	}
+
+	alice.mustGit(t, src, "tag", "-a", "-m", "first release", "v1.0")
+	out = alice.mustGit(t, src, "push", "slipway", "v1.0:refs/release/prod")
+	if !strings.Contains(out, "to prod succeeded") || app("prod") != "hello v1" {
+		t.Fatalf("release of v1.0 (annotated tag) to prod: prod runs %q\n%s", app("prod"), out)
+	}
+
+	v1 := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
+	for name, body := range goProject("v2") {
+		if err := os.WriteFile(filepath.Join(src, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alice.mustGit(t, src, "commit", "-q", "-am", "v2")
+	alice.mustGit(t, src, "push", "-q", "-o", "wait", "slipway", "main")
+	eventually(t, time.Minute, "staging to run v2", func() bool { return app("staging") == "hello v2" })
+	alice.mustGit(t, src, "tag", "-a", "-m", "second release", "v2.0")
+	out = alice.mustGit(t, src, "push", "slipway", "v2.0:refs/release/prod")
+	if app("prod") != "hello v2" {
+		t.Fatalf("release of v2.0 to prod: prod runs %q\n%s", app("prod"), out)
+	}
+
+	// The README's rollback: force the older annotated tag.
+	out = alice.mustGit(t, src, "push", "slipway", "+v1.0:refs/release/prod")
+	if app("prod") != "hello v1" {
+		t.Fatalf("rollback to v1.0 by its annotated tag: prod runs %q\n%s", app("prod"), out)
+	}
+	deploys := stMustSSH(t, d, alice, "deploys", "myproject", "prod")
+	if stLine(deploys, v1[:7], "rollback", "succeeded") == "" {
+		t.Errorf("deploys does not show the rollback to %s:\n%s", v1[:7], deploys)
+	}
+	// Everything the daemon made belongs to the account that ran it.
+	if err := filepath.WalkDir(filepath.Join(work, "slipway-data"), func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := e.Info()
+		if err != nil {
+			return err
+		}
+		if st := statOwner(info); st != as.uid {
+			return fmt.Errorf("%s belongs to uid %d", p, st)
+		}
+		return nil
+	}); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestCachedRebuildIsNearDirect pushes a Go project of robfig/cron's size
+// (its own sources and tests, a few thousand lines) with cache = true and
+// the Go toolchain's usual steps, then a change to one file: the second
+// build must take at most 1.3 times what the same commands take when run
+// directly on the host with a warm cache.
+func TestCachedRebuildIsNearDirect(t *testing.T) {
+	alice := newUser(t, "alice")
+	d := btStartDaemon(t, configFor("", []*user{alice}))
+	srcDir := strings.TrimSpace(run(t, "", nil, "go", "list", "-m", "-f", "{{.Dir}}", "github.com/robfig/cron/v3"))
+	steps := []string{"go vet ./...", "go test ./...", "go build ./..."}
+	files := map[string]string{}
+	if err := filepath.WalkDir(srcDir, func(p string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(srcDir, p)
+		files[rel] = string(b)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	quoted, _ := json.Marshal(steps)
+	files[".slipway.toml"] = fmt.Sprintf("[build]\nsteps = %s\ncache = true\n", quoted)
+	src := alice.newProject(t, files)
+	alice.mustGit(t, src, "remote", "add", "slipway", d.url("cron"))
+
+	build := func(change string) time.Duration {
+		t.Helper()
+		if change != "" {
+			alice.commit(t, src, "doc.go", files["doc.go"]+"\n// "+change+"\n")
+		}
+		out := alice.mustGit(t, src, "push", "-q", "-o", "wait", "slipway", "main")
+		if !strings.Contains(out, "passed") {
+			t.Fatalf("build did not pass:\n%s", out)
+		}
+		var bs []btBuild
+		if err := json.Unmarshal([]byte(stMustSSH(t, d, alice, "builds", "cron", "--json", "--limit", "1")), &bs); err != nil || len(bs) != 1 {
+			t.Fatalf("builds --json: %v", err)
+		}
+		return bs[0].Finished.Sub(*bs[0].Started)
+	}
+	cold := build("")
+	log := stMustSSH(t, d, alice, "log", "1")
+	if !strings.Contains(log, "GOCACHE") || !strings.Contains(log, "GOMODCACHE") {
+		t.Errorf("the log does not say which cache variables it set:\n%s", log)
+	}
+	warm := build("second build")
+
+	// The same commands on the host, in a copy of the same tree with a
+	// cache of its own, warmed by a first run; then the same change.
+	direct := t.TempDir()
+	run(t, "", nil, "cp", "-a", src+"/.", direct)
+	env := append(os.Environ(), "GOCACHE="+filepath.Join(direct, ".cache", "go-build"))
+	runSteps := func() time.Duration {
+		start := time.Now()
+		for _, s := range steps {
+			cmd := exec.Command("sh", "-c", s)
+			cmd.Dir, cmd.Env = direct, env
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("direct %s: %v\n%s", s, err, out)
+			}
+		}
+		return time.Since(start)
+	}
+	runSteps()
+	if err := os.WriteFile(filepath.Join(direct, "doc.go"), []byte(files["doc.go"]+"\n// direct run\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base := runSteps()
+	ratio := float64(warm) / float64(base)
+	t.Logf("cron-sized Go project: first build %s, cached rebuild %s, direct with a warm cache %s: %.2fx",
+		cold.Round(time.Millisecond), warm.Round(time.Millisecond), base.Round(time.Millisecond), ratio)
+	if ratio > 1.3 {
+		t.Errorf("cached rebuild took %.2fx the direct run (want <= 1.3x)", ratio)
+	}
+}
+
+func statOwner(info fs.FileInfo) int {
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		return int(st.Uid)
+	}
+	return -1
+}
