@@ -27,7 +27,12 @@ func (s *Service) refCache(ctx context.Context, b store.Build) (dir, from string
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return "", "", err
 	}
-	if err := os.MkdirAll(repoDir, 0o700); err != nil {
+	// Searchable, not readable: the build uid must reach its ref's folder,
+	// which it owns (the sandbox hands it over), and list no other.
+	if err := os.MkdirAll(repoDir, 0o711); err != nil {
+		return "", "", err
+	}
+	if err := os.Chmod(repoDir, 0o711); err != nil {
 		return "", "", err
 	}
 	// Build the new folder beside its final name and rename it into place:

@@ -291,6 +291,9 @@ func (s *Service) execute(ctx context.Context, b store.Build, w buildLog, sec se
 			w.Printf("== cache: %s, kept between builds; set %s", layout.Cache, strings.Join(set, ", "))
 		}
 	}
+	if !network {
+		cacheVars = append(cacheVars, offlineEnv(p.Env)...)
+	}
 	spec.Env = buildEnv(b, stepPaths{home: layout.Home, tmp: layout.Tmp, cache: layout.Cache}, cacheVars, p.Env, sec.env)
 	for i, step := range p.Steps {
 		w.Printf("== step %d/%d: %s", i+1, len(p.Steps), step)

@@ -126,7 +126,11 @@ func TestCachedRebuildIsNearDirect(t *testing.T) {
 	alice := newUser(t, "alice")
 	d := btStartDaemon(t, configFor("", []*user{alice}))
 	srcDir := strings.TrimSpace(run(t, "", nil, "go", "list", "-m", "-f", "{{.Dir}}", "github.com/robfig/cron/v3"))
-	steps := []string{"go vet ./...", "go test ./...", "go build ./..."}
+	// Its deterministic tests: the parser's and the schedules'. The
+	// others sleep and race the clock, which says nothing of the cache.
+	steps := []string{"go vet ./...",
+		"go test -run '^Test(Range|Field|All|Bits|Parse|Optional|Normalize|Standard|NoDescriptor|Activation|Next|Errors|Slash0|ConstantDelay)' ./...",
+		"go build ./..."}
 	files := map[string]string{}
 	if err := filepath.WalkDir(srcDir, func(p string, e fs.DirEntry, err error) error {
 		if err != nil || e.IsDir() {
@@ -167,7 +171,12 @@ func TestCachedRebuildIsNearDirect(t *testing.T) {
 	if !strings.Contains(log, "GOCACHE") || !strings.Contains(log, "GOMODCACHE") {
 		t.Errorf("the log does not say which cache variables it set:\n%s", log)
 	}
+	// The best of three, on each side: what is compared is the work, not
+	// whatever else the machine did in that second.
 	warm := build("second build")
+	for i := range 2 {
+		warm = min(warm, build(fmt.Sprintf("build %d", i+3)))
+	}
 
 	// The same commands on the host, in a copy of the same tree with a
 	// cache of its own, warmed by a first run; then the same change.
@@ -186,15 +195,18 @@ func TestCachedRebuildIsNearDirect(t *testing.T) {
 		return time.Since(start)
 	}
 	runSteps()
-	if err := os.WriteFile(filepath.Join(direct, "doc.go"), []byte(files["doc.go"]+"\n// direct run\n"), 0o644); err != nil {
-		t.Fatal(err)
+	base := time.Duration(1 << 62)
+	for i := range 3 {
+		if err := os.WriteFile(filepath.Join(direct, "doc.go"), []byte(files["doc.go"]+fmt.Sprintf("\n// direct run %d\n", i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		base = min(base, runSteps())
 	}
-	base := runSteps()
 	ratio := float64(warm) / float64(base)
 	t.Logf("cron-sized Go project: first build %s, cached rebuild %s, direct with a warm cache %s: %.2fx",
 		cold.Round(time.Millisecond), warm.Round(time.Millisecond), base.Round(time.Millisecond), ratio)
 	if ratio > 1.3 {
-		t.Errorf("cached rebuild took %.2fx the direct run (want <= 1.3x)", ratio)
+		t.Errorf("cached rebuild took %.2fx the direct run (want <= 1.3x); its log:\n%s", ratio, stMustSSH(t, d, alice, "log", "4"))
 	}
 }
 
