@@ -433,18 +433,10 @@ func (c *Config) validateRepoBuild(v *validator, i int, r *Repo) {
 	}
 }
 
+// validEnvName reports whether a secret may be handed to builds as the
+// variable s: a valid name that Slipway does not set itself.
 func validEnvName(s string) bool {
-	if s == "" || strings.HasPrefix(s, "SLIPWAY_") || s == "PATH" || s == "HOME" || s == "CI" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (i > 0 && c >= '0' && c <= '9') {
-			continue
-		}
-		return false
-	}
-	return true
+	return validEnvVar(s) && !strings.HasPrefix(s, "SLIPWAY_") && s != "PATH" && s != "HOME" && s != "CI"
 }
 
 // Builds reports whether a pushed ref should build in this repository.

@@ -115,8 +115,8 @@ func decodeProblem(err error, data []byte, name string) Problem {
 // last byte the lexer read is the line the problem is on.
 func errorLine(p toml.Position, data []byte) int {
 	end := p.Start + max(p.Len, 1) - 1
-	if p.Start <= 0 && p.Line > 1 || end < 0 || end > len(data) {
-		return p.Line
+	if p.Line <= 0 || p.Start <= 0 && p.Line > 1 || end < 0 || end > len(data) {
+		return p.Line // no position, or none to trust
 	}
 	if end == len(data) {
 		end--
