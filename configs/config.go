@@ -494,7 +494,8 @@ func (c *Config) User(name string) (*User, bool) {
 	return u, ok
 }
 
-// UserForKey returns the user a verified public key belongs to.
+// UserForKey returns the user a public key belongs to, whatever the key's
+// options say; Authorize decides whether a connection may use it.
 func (c *Config) UserForKey(key ssh.PublicKey) (*User, bool) {
 	u, ok := c.byKey[ssh.FingerprintSHA256(key)]
 	return u, ok
