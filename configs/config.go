@@ -1,19 +1,17 @@
 package configs
 
 import (
-	"bytes"
 	_ "embed"
-	"errors"
 	"fmt"
-	"os"
+	"net"
 	"path"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -74,16 +72,28 @@ type SSH struct {
 	IdleTimeout      Duration `toml:"idle_timeout"`
 }
 
-// User is a person or machine that authenticates with one of Keys.
+// User is a person or machine that authenticates with one of its keys,
+// gathered from Keys, KeyFiles and KeysEnv.
 type User struct {
+	// Name is the user's name; LoginPlaceholder ("{login}") stands for the
+	// login name of the user running Slipway.
 	Name string `toml:"name"`
-	// Keys are public keys in authorized_keys format.
+	// Keys are public keys in authorized_keys format, with the options
+	// from= and expiry-time= allowed in front.
 	Keys []string `toml:"keys"`
+	// KeyFiles are files of authorized_keys lines (blank lines and #
+	// comments skipped), as glob patterns; "~/" is the running user's home,
+	// and a relative path is taken from the working directory. A pattern
+	// may match nothing; a path without wildcards must exist. Read at start.
+	KeyFiles []string `toml:"key_files"`
+	// KeysEnv names an environment variable of the daemon holding
+	// authorized_keys lines, one per line; unset or empty adds nothing.
+	KeysEnv string `toml:"keys_env"`
 	// Admin users may do everything, including creating repositories by
 	// pushing to a new name.
 	Admin bool `toml:"admin"`
 
-	parsed []ssh.PublicKey
+	keys []AuthorizedKey
 }
 
 // Repo grants rights on one repository. Read, Write and Release list user
@@ -216,6 +226,8 @@ type Problem struct {
 	File string
 	Line int // 0 when the problem has no single line
 	Msg  string
+
+	order int // the line of the config file the problem sorts at
 }
 
 func (p Problem) String() string {
@@ -234,44 +246,6 @@ func (e *ValidationError) Error() string {
 		lines[i] = p.String()
 	}
 	return strings.Join(lines, "\n")
-}
-
-// Load reads and validates the configuration file at path.
-func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
-	}
-	return Parse(data, path)
-}
-
-// Parse decodes and validates a configuration; name is used in messages.
-// On failure the error is a *ValidationError carrying every problem found.
-func Parse(data []byte, name string) (*Config, error) {
-	var c Config
-	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&c)
-	if err != nil {
-		var pe toml.ParseError
-		if errors.As(err, &pe) {
-			msg := pe.Message
-			if pe.LastKey != "" && !strings.Contains(msg, pe.LastKey) {
-				msg = fmt.Sprintf("%s: %s", pe.LastKey, msg)
-			}
-			return nil, &ValidationError{[]Problem{{File: name, Line: pe.Position.Line, Msg: msg}}}
-		}
-		return nil, &ValidationError{[]Problem{{File: name, Msg: err.Error()}}}
-	}
-	v := validator{file: name, loc: newLocator(data)}
-	for _, k := range md.Undecoded() {
-		v.add(v.loc.key(k), "unknown key %q", k.String())
-	}
-	c.applyDefaults()
-	c.validate(&v)
-	if len(v.problems) > 0 {
-		slices.SortStableFunc(v.problems, func(a, b Problem) int { return a.Line - b.Line })
-		return nil, &ValidationError{v.problems}
-	}
-	return &c, nil
 }
 
 func (c *Config) applyDefaults() {
@@ -335,17 +309,16 @@ func (c *Config) applyDefaults() {
 type validator struct {
 	file     string
 	loc      *locator
+	loader   Loader
 	problems []Problem
 }
 
 func (v *validator) add(line int, format string, args ...any) {
-	v.problems = append(v.problems, Problem{File: v.file, Line: line, Msg: fmt.Sprintf(format, args...)})
+	v.problems = append(v.problems, Problem{File: v.file, Line: line, Msg: fmt.Sprintf(format, args...), order: line})
 }
 
 func (c *Config) validate(v *validator) {
-	if c.SSH.MaxSessions < 0 || c.SSH.MaxSessionsPerUser < 0 {
-		v.add(v.loc.keyIn("ssh", -1, "max_sessions"), "session limits must be positive")
-	}
+	c.validateSSH(v)
 	c.validateBuild(v)
 	if c.Timezone != "" {
 		if _, err := time.LoadLocation(c.Timezone); err != nil {
@@ -357,6 +330,9 @@ func (c *Config) validate(v *validator) {
 	for i := range c.Users {
 		u := &c.Users[i]
 		line := v.loc.table("user", i)
+		if u.Name == LoginPlaceholder {
+			u.Name = loginName(v.loader.Login)
+		}
 		switch {
 		case u.Name == "":
 			v.add(line, "user without a name")
@@ -369,23 +345,7 @@ func (c *Config) validate(v *validator) {
 			continue
 		}
 		c.byName[u.Name] = u
-		if len(u.Keys) == 0 {
-			v.add(line, "user %q has no keys", u.Name)
-		}
-		for _, k := range u.Keys {
-			pk, _, _, _, err := ssh.ParseAuthorizedKey([]byte(k))
-			if err != nil {
-				v.add(v.loc.keyIn("user", i, "keys"), "user %q: bad public key %q: %v", u.Name, truncate(k), err)
-				continue
-			}
-			fp := ssh.FingerprintSHA256(pk)
-			if other := c.byKey[fp]; other != nil {
-				v.add(v.loc.keyIn("user", i, "keys"), "user %q: key %s is already the key of user %q", u.Name, fp, other.Name)
-				continue
-			}
-			c.byKey[fp] = u
-			u.parsed = append(u.parsed, pk)
-		}
+		c.validateKeys(v, i, u)
 	}
 	defaults := Repo{Name: "(default)", Environments: c.Environments}
 	c.validateEnvironments(v, -1, &defaults)
@@ -415,13 +375,36 @@ func (c *Config) validate(v *validator) {
 			key   string
 			names []string
 		}{{"read", r.Read}, {"write", r.Write}, {"release", r.Release}} {
+			at := v.loc.keyIn("repo", i, acl.key)
 			for _, n := range acl.names {
 				if n != "*" && c.byName[n] == nil {
-					v.add(v.loc.keyIn("repo", i, acl.key), "repo %q: %s lists unknown user %q", name, acl.key, truncate(n))
+					v.add(v.loc.valueLine(at, n), "repo %q: %s lists unknown user %q%s", name, acl.key, truncate(n), c.suggestUser(n))
 				}
 			}
 		}
 	}
+	c.validateApprovers(v)
+}
+
+func (c *Config) validateSSH(v *validator) {
+	if c.SSH.MaxSessions < 0 || c.SSH.MaxSessionsPerUser < 0 {
+		v.add(v.loc.keyIn("ssh", -1, "max_sessions"), "session limits must be positive")
+	}
+	if err := CheckListen(c.SSH.Listen); err != nil {
+		v.add(v.loc.keyIn("ssh", -1, "listen"), "[ssh] listen: %v", err)
+	}
+}
+
+// CheckListen reports whether addr can be the SSH server's address.
+func CheckListen(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not HOST:PORT (such as 127.0.0.1:2222, or 127.0.0.1:0 for any free port)", truncate(addr))
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q: the port must be a number from 0 to 65535", truncate(addr))
+	}
+	return nil
 }
 
 func (c *Config) validateBuild(v *validator) {
@@ -448,8 +431,8 @@ func (c *Config) validateRepoBuild(v *validator, i int, r *Repo) {
 		}
 	}
 	seen := map[string]bool{}
-	for _, s := range r.Secrets {
-		line := v.loc.keyIn("repo.secret", -1, "name")
+	for j, s := range r.Secrets {
+		line := v.loc.keyInNth("repo.secret", j, "name", v.loc.table("repo", i))
 		switch {
 		case !validEnvName(s.Name):
 			v.add(line, "repo %q: secret name %q is not a valid environment variable name", r.Name, s.Name)
@@ -463,18 +446,10 @@ func (c *Config) validateRepoBuild(v *validator, i int, r *Repo) {
 	}
 }
 
+// validEnvName reports whether a secret may be handed to builds as the
+// variable s: a valid name that Slipway does not set itself.
 func validEnvName(s string) bool {
-	if s == "" || strings.HasPrefix(s, "SLIPWAY_") || s == "PATH" || s == "HOME" || s == "CI" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (i > 0 && c >= '0' && c <= '9') {
-			continue
-		}
-		return false
-	}
-	return true
+	return validEnvVar(s) && !strings.HasPrefix(s, "SLIPWAY_") && s != "PATH" && s != "HOME" && s != "CI"
 }
 
 // Builds reports whether a pushed ref should build in this repository.
@@ -532,14 +507,24 @@ func (c *Config) User(name string) (*User, bool) {
 	return u, ok
 }
 
-// UserForKey returns the user a verified public key belongs to.
+// UserForKey returns the user a public key belongs to, whatever the key's
+// options say; Authorize decides whether a connection may use it.
 func (c *Config) UserForKey(key ssh.PublicKey) (*User, bool) {
 	u, ok := c.byKey[ssh.FingerprintSHA256(key)]
 	return u, ok
 }
 
-// PublicKeys returns the user's parsed keys.
-func (u *User) PublicKeys() []ssh.PublicKey { return u.parsed }
+// PublicKeys returns the user's keys.
+func (u *User) PublicKeys() []ssh.PublicKey {
+	out := make([]ssh.PublicKey, len(u.keys))
+	for i, k := range u.keys {
+		out[i] = k.Key
+	}
+	return out
+}
+
+// AuthorizedKeys returns the user's keys with their options and sources.
+func (u *User) AuthorizedKeys() []AuthorizedKey { return slices.Clone(u.keys) }
 
 // Repo returns the configuration of the repository with the canonical name.
 func (c *Config) Repo(name string) (*Repo, bool) {
@@ -592,21 +577,6 @@ func (c *Config) Access(user, repo string) Access {
 
 func listed(names []string, user string) bool {
 	return slices.Contains(names, user) || slices.Contains(names, "*")
-}
-
-// WithAdmin returns a copy of the configuration with one more admin user,
-// validated like the rest. It serves the embedded default, whose admin is
-// the person running `slipway serve`.
-func (c *Config) WithAdmin(name string, keys []string) (*Config, error) {
-	n := *c
-	n.Users = append(slices.Clone(c.Users), User{Name: name, Keys: keys, Admin: true})
-	n.Repos = slices.Clone(c.Repos)
-	v := validator{file: "admin " + name, loc: newLocator(nil)}
-	n.validate(&v)
-	if len(v.problems) > 0 {
-		return nil, &ValidationError{v.problems}
-	}
-	return &n, nil
 }
 
 // Paths derived from the data directory.

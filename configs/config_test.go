@@ -2,6 +2,8 @@ package configs
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,8 +17,11 @@ const (
 )
 
 func TestEmbeddedFilesParse(t *testing.T) {
+	home := t.TempDir()
+	writeFile(t, filepath.Join(home, ".ssh", "id_ed25519.pub"), keyA+"\n")
+	l := Loader{Home: home, Login: "me"}
 	for name, data := range map[string][]byte{"default.toml": DefaultTOML(), "example.toml": ExampleTOML()} {
-		if _, err := Parse(data, name); err != nil {
+		if _, err := l.Parse(data, name); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
@@ -91,7 +96,7 @@ name = "../escape"
 	}
 	want := []string{
 		`bad.toml:2: unknown key "bogus"`,
-		`bad.toml:6: unknown key "ssh.idel_timeout"`,
+		`bad.toml:6: unknown key "idel_timeout" in [ssh] (did you mean "idle_timeout"?)`,
 		`bad.toml:13: duplicate user "alice"`,
 		`bad.toml:18: user "carol": bad public key`,
 		`bad.toml:23: repo "app": write lists unknown user "dave"`,
@@ -116,26 +121,6 @@ func TestSyntaxErrorHasLine(t *testing.T) {
 	_, err = Parse([]byte("[ssh]\nidle_timeout = \"soon\"\n"), "dur.toml")
 	if err == nil || !strings.HasPrefix(err.Error(), "dur.toml:2:") || !strings.Contains(err.Error(), "invalid duration") {
 		t.Fatalf("got %v, want an invalid duration at line 2", err)
-	}
-}
-
-func TestWithAdmin(t *testing.T) {
-	c, err := Parse(DefaultTOML(), "default")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := c.WithAdmin("me", []string{keyA})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d.Access("me", "anything/new") != Admin {
-		t.Error("default admin is not admin")
-	}
-	if len(c.Users) != 0 {
-		t.Error("WithAdmin changed the original")
-	}
-	if _, err := c.WithAdmin("me", []string{"garbage"}); err == nil {
-		t.Error("a bad key was accepted")
 	}
 }
 
@@ -187,6 +172,7 @@ keys = ["` + keyA + `"]
 
 [[repo]]
 name = "app"
+release = ["alice"]
   [[repo.environment]]
   name = "staging"
   target = "deploy@127.0.0.1:/srv/app"
@@ -270,4 +256,14 @@ func FuzzParseCron(f *testing.F) {
 			t.Fatalf("%q: next %v is not after %v", spec, next, now)
 		}
 	})
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }

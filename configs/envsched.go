@@ -3,6 +3,7 @@ package configs
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -152,11 +153,21 @@ func (c *Config) Location() *time.Location {
 	return loc
 }
 
+// envTable is the table path of the environments of the i-th repo (-1: the
+// top-level defaults), and the line their search starts from.
+func (v *validator) envTable(i int) (string, int) {
+	if i < 0 {
+		return "environment", 0
+	}
+	return "repo.environment", v.loc.table("repo", i)
+}
+
 func (c *Config) validateEnvironments(v *validator, i int, r *Repo) {
 	envs := map[string]*Environment{}
+	path, from := v.envTable(i)
 	for j := range r.Environments {
 		e := &r.Environments[j]
-		line := v.loc.keyInNth("repo.environment", j, "name", v.loc.table("repo", i))
+		line := v.loc.keyInNth(path, j, "name", from)
 		if err := checkSegment(e.Name); err != nil || e.Name == "" {
 			v.add(line, "repo %q: environment name %q: use lowercase letters, digits, '.', '_' or '-'", r.Name, e.Name)
 			continue
@@ -188,9 +199,10 @@ func (c *Config) validateEnvironments(v *validator, i int, r *Repo) {
 		if e.Keep < 2 {
 			v.add(line, "repo %q: environment %q: keep must be at least 2 (the live release and the one before it)", r.Name, e.Name)
 		}
+		at := v.loc.keyInNth(path, j, "approvers", from)
 		for _, a := range e.Approvers {
 			if c.byName[a] == nil {
-				v.add(line, "repo %q: environment %q: approvers lists unknown user %q", r.Name, e.Name, a)
+				v.add(v.loc.valueLine(at, a), "repo %q: environment %q: approvers lists unknown user %q%s", r.Name, e.Name, truncate(a), c.suggestUser(a))
 			}
 		}
 	}
@@ -199,7 +211,7 @@ func (c *Config) validateEnvironments(v *validator, i int, r *Repo) {
 		if e.Requires == "" {
 			continue
 		}
-		line := v.loc.keyInNth("repo.environment", j, "name", v.loc.table("repo", i))
+		line := v.loc.keyInNth(path, j, "name", from)
 		seen := map[string]bool{e.Name: true}
 		for cur := e; cur != nil && cur.Requires != ""; {
 			next := envs[cur.Requires]
@@ -213,6 +225,41 @@ func (c *Config) validateEnvironments(v *validator, i int, r *Repo) {
 			}
 			seen[next.Name] = true
 			cur = next
+		}
+	}
+}
+
+// validateApprovers refuses approvers who may not release the repository:
+// the release gate wants both, so such an approver could never approve. A
+// top-level environment is checked against every configured repository
+// that uses it (one with no environments of its own).
+func (c *Config) validateApprovers(v *validator) {
+	check := func(envIndex int, path string, from int, e *Environment, r *Repo) {
+		at := v.loc.keyInNth(path, envIndex, "approvers", from)
+		for _, a := range e.Approvers {
+			if c.byName[a] == nil || c.Access(a, r.Name).Has(Release) {
+				continue
+			}
+			fixed := slices.DeleteFunc(slices.Clone(r.Release), func(n string) bool { return c.byName[n] == nil })
+			v.add(v.loc.valueLine(at, a), "environment %q of repo %q: approver %q may not release on %q (add to release = %s)",
+				e.Name, r.Name, a, r.Name, quoteList(append(fixed, a)))
+		}
+	}
+	for i := range c.Repos {
+		r := &c.Repos[i]
+		if c.repos[r.Name] != r {
+			continue // invalid or duplicate name, reported already
+		}
+		if len(r.Environments) == 0 {
+			path, from := v.envTable(-1)
+			for j := range c.Environments {
+				check(j, path, from, &c.Environments[j], r)
+			}
+			continue
+		}
+		path, from := v.envTable(i)
+		for j := range r.Environments {
+			check(j, path, from, &r.Environments[j], r)
 		}
 	}
 }

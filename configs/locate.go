@@ -15,7 +15,8 @@ import (
 // one key per line, and falls back to the table header otherwise.
 type locator struct {
 	headers []header // in file order
-	keys    []keyLine
+	keys    []keyAt
+	lines   []string
 }
 
 type header struct {
@@ -23,7 +24,7 @@ type header struct {
 	line int
 }
 
-type keyLine struct {
+type keyAt struct {
 	table string // path of the enclosing table, "" at top level
 	index int    // which occurrence of that table (array of tables)
 	key   string
@@ -37,6 +38,7 @@ func newLocator(data []byte) *locator {
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	for n := 1; sc.Scan(); n++ {
+		l.lines = append(l.lines, sc.Text())
 		line := strings.TrimSpace(sc.Text())
 		switch {
 		case strings.HasPrefix(line, "[[") && strings.Contains(line, "]]"):
@@ -52,7 +54,7 @@ func newLocator(data []byte) *locator {
 			}
 		default:
 			if eq := strings.Index(line, "="); eq > 0 && !strings.HasPrefix(line, "#") {
-				l.keys = append(l.keys, keyLine{table, index, normalize(line[:eq]), n})
+				l.keys = append(l.keys, keyAt{table, index, normalize(line[:eq]), n})
 			}
 		}
 	}
@@ -95,26 +97,53 @@ func (l *locator) keyIn(path string, index int, key string) int {
 	return l.table(path, index)
 }
 
-// key returns the line of a key reported by toml.MetaData, such as
-// ["user", "nmae"], or of the table it names.
-func (l *locator) key(k toml.Key) int {
+// keyNth returns the line of the n-th occurrence (from 0) of a key reported
+// by toml.MetaData, such as ["user", "nmae"], or of the table it names.
+func (l *locator) keyNth(k toml.Key, n int) int {
 	if len(k) == 0 {
 		return 0
 	}
 	parent := strings.Join(k[:len(k)-1], ".")
 	last := k[len(k)-1]
+	seen := 0
 	for _, kl := range l.keys {
 		if kl.table == parent && kl.key == last {
-			return kl.line
+			if seen == n {
+				return kl.line
+			}
+			seen++
 		}
 	}
 	full := k.String()
+	seen = 0
 	for _, h := range l.headers {
 		if h.path == full {
-			return h.line
+			if seen == n {
+				return h.line
+			}
+			seen++
 		}
 	}
-	return 0
+	return l.keyNth(k[:len(k)-1], 0)
+}
+
+// valueLine returns the line, from line from on and before the next table
+// header, that holds value as a quoted string: the element of a list
+// written over several lines. It falls back to from.
+func (l *locator) valueLine(from int, value string) int {
+	if from <= 0 || value == "" {
+		return from
+	}
+	for n := from; n <= len(l.lines); n++ {
+		text := l.lines[n-1]
+		if n > from && strings.HasPrefix(strings.TrimSpace(text), "[") && !strings.HasPrefix(strings.TrimSpace(text), `["`) {
+			break
+		}
+		if strings.Contains(text, `"`+value+`"`) || strings.Contains(text, "'"+value+"'") {
+			return n
+		}
+	}
+	return from
 }
 
 // keyInNth returns the line of key in the index-th table at path that comes
@@ -134,8 +163,15 @@ func (l *locator) keyInNth(path string, index int, key string, from int) int {
 	if header == 0 {
 		return from
 	}
+	end := 1 << 30
+	for _, h := range l.headers {
+		if h.line > header {
+			end = h.line
+			break
+		}
+	}
 	for _, k := range l.keys {
-		if k.table == path && k.line > header && k.key == key {
+		if k.table == path && k.line > header && k.line < end && k.key == key {
 			return k.line
 		}
 	}

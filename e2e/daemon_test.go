@@ -111,7 +111,6 @@ func TestQuickStart(t *testing.T) {
 	home := t.TempDir()
 	os.MkdirAll(filepath.Join(home, ".ssh"), 0o700)
 	os.WriteFile(filepath.Join(home, ".ssh", "id_ed25519.pub"), []byte(alice.pub+"\n"), 0o644)
-	os.WriteFile(filepath.Join(home, ".ssh", "notes.pub"), []byte("not a key\n"), 0o644)
 	work := t.TempDir()
 
 	addr, stdout, _ := quickStart(t, home, work, nil)

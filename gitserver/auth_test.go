@@ -124,3 +124,48 @@ func TestOfferedKeyDoesNotBecomeIdentityOpenSSH(t *testing.T) {
 		t.Fatalf("whoami = %q, want bob\n%s", r.stdout, r.stderr)
 	}
 }
+
+// A key's from= and expiry-time= options hold for OpenSSH clients: the same
+// key is refused from one loopback address and admitted from another, and
+// an expired key is refused.
+func TestKeyOptionsFromAndExpiry(t *testing.T) {
+	ts := startServer(t, serverOpt{keyOptions: map[string]string{
+		"alice": `from="127.0.0.1"`,
+		"bob":   `from="127.0.0.2,10.0.0.0/8"`,
+		"carol": `expiry-time="20000101"`,
+	}})
+	whoami := func(user, bind string) result {
+		args := append(ts.sshArgs(user), "-b", bind, "git@127.0.0.1", "whoami")
+		return run(t, "", []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, "", "ssh", args...)
+	}
+	if r := whoami("alice", "127.0.0.1"); r.code != 0 || !strings.HasPrefix(r.stdout, "alice") {
+		t.Errorf("alice from 127.0.0.1 (from=127.0.0.1): exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+	if r := whoami("alice", "127.0.0.2"); r.code != 255 || !strings.Contains(r.stderr, "Permission denied (publickey)") {
+		t.Errorf("alice from 127.0.0.2 (from=127.0.0.1): exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+	if r := whoami("bob", "127.0.0.1"); r.code != 255 || !strings.Contains(r.stderr, "Permission denied (publickey)") {
+		t.Errorf("bob from 127.0.0.1 (from=127.0.0.2): exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+	if r := whoami("bob", "127.0.0.2"); r.code != 0 || !strings.HasPrefix(r.stdout, "bob") {
+		t.Errorf("bob from 127.0.0.2 (from=127.0.0.2): exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+	if r := whoami("carol", "127.0.0.1"); r.code != 255 || !strings.Contains(r.stderr, "Permission denied (publickey)") {
+		t.Errorf("carol with an expired key: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{"key not allowed from this address", "key expired"} {
+		if !strings.Contains(ts.log.String(), want) {
+			t.Errorf("the server log does not say %q:\n%s", want, ts.log)
+		}
+	}
+
+	// So does x/crypto's client.
+	if c, err := gossh.Dial("tcp", ts.addr, &gossh.ClientConfig{
+		User:            "git",
+		Auth:            []gossh.AuthMethod{gossh.PublicKeys(ts.keys["bob"].signer(t))},
+		HostKeyCallback: gossh.FixedHostKey(ts.srv.HostPublicKey()),
+	}); err == nil {
+		c.Close()
+		t.Error("bob's key was admitted from 127.0.0.1 by the Go client")
+	}
+}

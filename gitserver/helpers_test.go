@@ -132,9 +132,10 @@ type testServer struct {
 }
 
 type serverOpt struct {
-	sshTOML  string // extra keys in [ssh]
-	commands map[string]Command
-	pushes   PushLister
+	sshTOML    string            // extra keys in [ssh]
+	keyOptions map[string]string // authorized_keys options in front of a user's key
+	commands   map[string]Command
+	pushes     PushLister
 }
 
 func startServer(t testing.TB, o serverOpt) *testServer {
@@ -169,7 +170,8 @@ write = ["carol"]
 [[repo]]
 name = "secret"
 read = ["carol"]
-`, ts.dataDir, o.sshTOML, ts.keys["alice"].pub, ts.keys["bob"].pub, ts.keys["carol"].pub)
+`, ts.dataDir, o.sshTOML, withOptions(o.keyOptions["alice"], ts.keys["alice"].pub),
+		withOptions(o.keyOptions["bob"], ts.keys["bob"].pub), withOptions(o.keyOptions["carol"], ts.keys["carol"].pub))
 	cfg, err := configs.Parse([]byte(toml), "test.toml")
 	if err != nil {
 		t.Fatalf("config: %v", err)
@@ -213,6 +215,13 @@ read = ["carol"]
 		}
 	})
 	return ts
+}
+
+func withOptions(options, pub string) string {
+	if options == "" {
+		return pub
+	}
+	return options + " " + pub
 }
 
 func (ts *testServer) url(repo string) string {

@@ -294,17 +294,32 @@ func (c *trackedConn) Close() error {
 	return err
 }
 
-// knownKey answers whether a key offered by a client belongs to a user. It
-// decides nothing about identity: the client may never sign with this key.
-func (s *Server) knownKey(_ ssh.Context, key ssh.PublicKey) (ok bool) {
+// knownKey answers whether a key offered by a client belongs to a user and
+// may be used from the client's address now (its from= and expiry-time=
+// options). It decides nothing about identity: the client may never sign
+// with this key.
+func (s *Server) knownKey(ctx ssh.Context, key ssh.PublicKey) (ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("panic in public key check", "panic", r)
 			ok = false
 		}
 	}()
-	_, ok = s.cfg.UserForKey(key)
-	return ok
+	_, err := s.authorize(key, ctx.RemoteAddr())
+	return err == nil
+}
+
+// authorize returns the user of key when the key may be used from remote
+// now, and logs why a user's key was refused.
+func (s *Server) authorize(key gossh.PublicKey, remote net.Addr) (*configs.User, error) {
+	u, _, err := s.cfg.Authorize(key, remote, time.Now())
+	if err != nil {
+		if !errors.Is(err, configs.ErrUnknownKey) {
+			s.log.Info("ssh key refused", "remote", fmt.Sprint(remote), "err", err)
+		}
+		return nil, err
+	}
+	return u, nil
 }
 
 // serverConfig runs once per connection; its VerifiedPublicKeyCallback is
@@ -312,22 +327,23 @@ func (s *Server) knownKey(_ ssh.Context, key ssh.PublicKey) (ok bool) {
 // it returns becomes the connection's Permissions.
 func (s *Server) serverConfig(ctx ssh.Context) *gossh.ServerConfig {
 	return &gossh.ServerConfig{
-		VerifiedPublicKeyCallback: func(_ gossh.ConnMetadata, key gossh.PublicKey, _ *gossh.Permissions, _ string) (perms *gossh.Permissions, err error) {
+		VerifiedPublicKeyCallback: func(conn gossh.ConnMetadata, key gossh.PublicKey, _ *gossh.Permissions, _ string) (perms *gossh.Permissions, err error) {
 			defer func() {
 				if r := recover(); r != nil {
 					s.log.Error("panic in verified key callback", "panic", r)
 					perms, err = nil, errors.New("internal error")
 				}
 			}()
-			return s.verifiedKey(ctx, key)
+			return s.verifiedKey(ctx, conn.RemoteAddr(), key)
 		},
 	}
 }
 
-func (s *Server) verifiedKey(ctx ssh.Context, key gossh.PublicKey) (*gossh.Permissions, error) {
-	u, ok := s.cfg.UserForKey(key)
-	if !ok {
-		return nil, errors.New("unknown key")
+func (s *Server) verifiedKey(ctx ssh.Context, remote net.Addr, key gossh.PublicKey) (*gossh.Permissions, error) {
+	// Checked again: the options must hold for the key that signed.
+	u, err := s.authorize(key, remote)
+	if err != nil {
+		return nil, err
 	}
 	ext := map[string]string{
 		extUser:        u.Name,

@@ -16,8 +16,13 @@ import (
 )
 
 const usage = `usage:
-  slipway serve [--config FILE]   run the daemon (embedded default config without --config)
+  slipway serve [--config FILE] [--listen ADDR] [--data DIR]
+                                  run the daemon (on the embedded default config without
+                                  --config); --listen and --data override [ssh] listen
+                                  and data_dir
   slipway config check FILE       validate a configuration file
+  slipway config default          print the embedded default configuration
+  slipway config example          print the commented reference configuration
   slipway version                 print the version
   slipway hook [--socket S] NAME  run by git, not by people
 `
@@ -35,15 +40,24 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "serve":
 		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 		fs.SetOutput(stderr)
-		cfg := fs.String("config", "", "configuration `file` (default: the embedded default)")
+		var o serveOptions
+		fs.StringVar(&o.configPath, "config", "", "configuration `file` (default: the embedded default)")
+		fs.StringVar(&o.listen, "listen", "", "SSH `address` HOST:PORT, instead of the config's [ssh] listen (port 0: any free port)")
+		fs.StringVar(&o.dataDir, "data", "", "data `folder`, instead of the config's data_dir")
 		if err := fs.Parse(args[1:]); err != nil || fs.NArg() != 0 {
 			fmt.Fprint(stderr, usage)
 			return 2
 		}
+		if o.listen != "" {
+			if err := configs.CheckListen(o.listen); err != nil {
+				fmt.Fprintf(stderr, "slipway: --listen %v\n", err)
+				return 2
+			}
+		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		if err := serve(ctx, *cfg, stdout, stderr); err != nil {
-			fmt.Fprintf(stderr, "slipway: %v\n", err)
+		if err := serve(ctx, o, stdout, stderr); err != nil {
+			printError(stderr, err)
 			return 1
 		}
 		return 0
@@ -57,11 +71,18 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		return hooks.RunClient(context.Background(), fs.Arg(0), *socket, stdin, stderr, os.Environ())
 	case "config":
-		if len(args) != 3 || args[1] != "check" {
-			fmt.Fprint(stderr, usage)
-			return 2
+		switch {
+		case len(args) == 3 && args[1] == "check":
+			return configCheck(args[2], stdout, stderr)
+		case len(args) == 2 && args[1] == "default":
+			stdout.Write(configs.DefaultTOML())
+			return 0
+		case len(args) == 2 && args[1] == "example":
+			stdout.Write(configs.ExampleTOML())
+			return 0
 		}
-		return configCheck(args[2], stdout, stderr)
+		fmt.Fprint(stderr, usage)
+		return 2
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "slipway", version())
 		return 0
@@ -77,19 +98,29 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 func configCheck(path string, stdout, stderr io.Writer) int {
 	c, err := configs.Load(path)
 	if err != nil {
-		var ve *configs.ValidationError
-		if errors.As(err, &ve) {
-			for _, p := range ve.Problems {
-				fmt.Fprintln(stderr, p)
-			}
-			fmt.Fprintf(stderr, "%s: %d problem(s)\n", path, len(ve.Problems))
-			return 1
-		}
-		fmt.Fprintf(stderr, "slipway: %v\n", err)
+		printError(stderr, err)
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d users, %d repos)\n", path, len(c.Users), len(c.Repos))
 	return 0
+}
+
+// printError prints an error for people: a configuration's problems one
+// per line as FILE:LINE: problem, then how many; anything else on one line.
+func printError(w io.Writer, err error) {
+	var ve *configs.ValidationError
+	if errors.As(err, &ve) {
+		for _, p := range ve.Problems {
+			fmt.Fprintln(w, p)
+		}
+		if n := len(ve.Problems); n == 1 {
+			fmt.Fprintln(w, "slipway: 1 problem in the configuration")
+		} else {
+			fmt.Fprintf(w, "slipway: %d problems in the configuration\n", n)
+		}
+		return
+	}
+	fmt.Fprintf(w, "slipway: %v\n", err)
 }
 
 // version reports the module version and VCS revision the binary was built

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -9,13 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
-
-	gossh "golang.org/x/crypto/ssh"
 
 	"slipway/build"
 	"slipway/build/logs"
@@ -33,12 +30,31 @@ import (
 // finish after SIGINT/SIGTERM before they are killed.
 const shutdownGrace = 30 * time.Second
 
-func serve(ctx context.Context, configPath string, stdout, stderr io.Writer) error {
+// serveOptions are the flags of `slipway serve`.
+type serveOptions struct {
+	configPath string // empty: the embedded default
+	listen     string // replaces [ssh] listen when set
+	dataDir    string // replaces data_dir when set
+}
+
+func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error {
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
-	cfg, admitted, err := loadServeConfig(configPath, os.Getenv("SLIPWAY_ADMIN_KEYS"))
+	loader := configs.SystemLoader()
+	loader.Listen, loader.DataDir = o.listen, o.dataDir
+	cfg, err := loadServeConfig(o.configPath, loader)
 	if err != nil {
 		return err
 	}
+	// Listen before anything is created: a port in use must leave no data
+	// dir behind. The services built below also need the port actually
+	// bound for the commands they show people ("ssh -p PORT host log 12
+	// -f"), which differs from the configured one when that is 0. Nothing
+	// is accepted until Serve; gitSrv.Shutdown closes the listener.
+	sshLn, err := listenSSH(cfg.SSH.Listen, o)
+	if err != nil {
+		return err
+	}
+	defer sshLn.Close()
 	if err := makeDataDirs(cfg); err != nil {
 		return err
 	}
@@ -80,15 +96,6 @@ func serve(ctx context.Context, configPath string, stdout, stderr io.Writer) err
 		logger.Error("builds will not run: "+advice, attrs...)
 		sandboxErr = errors.New(advice)
 	}
-	// Listen before the services are built: the commands they show people
-	// ("ssh -p PORT host log 12 -f") need the port actually bound, which
-	// differs from the configured one when that is 0. Nothing is accepted
-	// until Serve, below; gitSrv.Shutdown closes the listener.
-	sshLn, err := net.Listen("tcp", cfg.SSH.Listen)
-	if err != nil {
-		return fmt.Errorf("listen for ssh: %w", err)
-	}
-	defer sshLn.Close()
 	host, _ := displayAddr(cfg.SSH.Listen)
 	_, port := displayAddr(sshLn.Addr().String())
 	buildLogs := logs.NewStore(filepath.Join(cfg.DataDir, "logs"))
@@ -178,7 +185,7 @@ func serve(ctx context.Context, configPath string, stdout, stderr io.Writer) err
 	errc := make(chan error, 2)
 	go func() { errc <- hookSrv.Serve(hookLn) }()
 	go func() { errc <- gitSrv.Serve(sshLn) }()
-	printBanner(stdout, sshLn.Addr().String(), gitSrv.HostKeyFingerprint(), admitted, cfg.DataDir, findings, sandboxErr)
+	printBanner(stdout, sshLn.Addr().String(), host, gitSrv.HostKeyFingerprint(), cfg, findings, sandboxErr)
 	logger.Info("slipway started", "ssh", sshLn.Addr().String(), "data_dir", cfg.DataDir, "sandbox", cfg.Build.Sandbox)
 
 	var serveErr error
@@ -306,128 +313,82 @@ func displayAddr(listen string) (string, int) {
 	return host, port
 }
 
-// admittedKey is a key that the embedded default admitted as admin, and
-// where it came from.
-type admittedKey struct {
-	fingerprint, source string
+// listenSSH opens the SSH listener. When the port is taken, the error says
+// how to choose another.
+func listenSSH(addr string, o serveOptions) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err == nil {
+		return ln, nil
+	}
+	if errors.Is(err, syscall.EADDRINUSE) {
+		host, _, _ := net.SplitHostPort(addr)
+		where := "[ssh] listen in the config"
+		if o.configPath == "" {
+			where = "[ssh] listen in a config file: slipway config default > slipway.toml"
+		}
+		return nil, fmt.Errorf("listen on %s: address already in use; choose another with --listen %s (or %s)",
+			addr, net.JoinHostPort(host, "PORT"), where)
+	}
+	return nil, fmt.Errorf("listen on %s: %w", addr, err)
 }
 
-// loadServeConfig loads the file at path, or the embedded default with the
-// running user as admin when path is empty. Relative data paths are made
-// absolute, because hooks run with the repository as working directory.
-func loadServeConfig(path, envKeys string) (*configs.Config, []admittedKey, error) {
+// loadServeConfig loads the file at path, or the embedded default when path
+// is empty: the same settings, read the same way. Relative data paths are
+// made absolute, because hooks run with the repository as working
+// directory.
+func loadServeConfig(path string, loader configs.Loader) (*configs.Config, error) {
 	var (
-		cfg      *configs.Config
-		admitted []admittedKey
-		err      error
+		cfg *configs.Config
+		err error
 	)
 	if path != "" {
-		if cfg, err = configs.Load(path); err != nil {
-			return nil, nil, err
-		}
+		cfg, err = loader.Load(path)
 	} else {
-		if cfg, err = configs.Parse(configs.DefaultTOML(), "embedded default"); err != nil {
-			return nil, nil, err
-		}
-		var keys []string
-		keys, admitted = defaultAdminKeys(envKeys)
-		if len(keys) == 0 {
-			return nil, nil, errors.New("no admin key found: the embedded default admits the public keys in ~/.ssh/*.pub and in $SLIPWAY_ADMIN_KEYS; create one with `ssh-keygen -t ed25519` or write a config (see configs/example.toml)")
-		}
-		if cfg, err = cfg.WithAdmin(adminName(), keys); err != nil {
-			return nil, nil, err
-		}
+		cfg, err = loader.Parse(configs.DefaultTOML(), "embedded default.toml")
+	}
+	if err != nil {
+		return nil, err
 	}
 	abs, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
-		return nil, nil, fmt.Errorf("data dir: %w", err)
+		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	if !filepath.IsAbs(cfg.SSH.HostKey) {
 		if cfg.SSH.HostKey, err = filepath.Abs(cfg.SSH.HostKey); err != nil {
-			return nil, nil, fmt.Errorf("host key: %w", err)
+			return nil, fmt.Errorf("host key: %w", err)
 		}
 	}
 	cfg.DataDir = abs
 	if cfg.Build.WorkDir != "" {
 		if cfg.Build.WorkDir, err = filepath.Abs(cfg.Build.WorkDir); err != nil {
-			return nil, nil, fmt.Errorf("build.work_dir: %w", err)
+			return nil, fmt.Errorf("build.work_dir: %w", err)
 		}
 	}
-	return cfg, admitted, nil
+	return cfg, nil
 }
 
-// defaultAdminKeys collects authorized_keys lines from ~/.ssh/*.pub and from
-// the SLIPWAY_ADMIN_KEYS value (one key per line). Lines that are not keys
-// are skipped: a stray file in ~/.ssh must not stop the quick start.
-func defaultAdminKeys(envKeys string) ([]string, []admittedKey) {
-	var (
-		keys     []string
-		admitted []admittedKey
-		seen     = map[string]bool{}
-	)
-	add := func(text, source string) {
-		sc := bufio.NewScanner(strings.NewReader(text))
-		for sc.Scan() {
-			line := strings.TrimSpace(sc.Text())
-			if line == "" || strings.HasPrefix(line, "#") {
-				continue
-			}
-			pk, _, _, _, err := gossh.ParseAuthorizedKey([]byte(line))
-			if err != nil {
-				continue
-			}
-			fp := gossh.FingerprintSHA256(pk)
-			if seen[fp] {
-				continue
-			}
-			seen[fp] = true
-			keys = append(keys, line)
-			admitted = append(admitted, admittedKey{fp, source})
-		}
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		files, _ := filepath.Glob(filepath.Join(home, ".ssh", "*.pub"))
-		for _, f := range files {
-			if data, err := os.ReadFile(f); err == nil {
-				add(string(data), f)
-			}
-		}
-	}
-	add(envKeys, "$SLIPWAY_ADMIN_KEYS")
-	return keys, admitted
-}
-
-// adminName is the running user's login name, made into a valid Slipway user
-// name, for the embedded default's admin.
-func adminName() string {
-	name := "admin"
-	if u, err := user.Current(); err == nil && u.Username != "" {
-		name = u.Username
-	}
-	var b strings.Builder
-	for _, r := range strings.ToLower(name) {
-		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') || r == '.' || r == '_' || r == '-' {
-			b.WriteRune(r)
-		}
-	}
-	s := strings.TrimLeft(b.String(), "._-")
-	if s == "" {
-		return "admin"
-	}
-	return s
-}
-
-func printBanner(w io.Writer, addr, hostKeyFP string, admitted []admittedKey, dataDir string, findings []sandbox.Finding, sandboxErr error) {
+// printBanner tells the person who started the daemon where it listens,
+// who is admitted as admin with which key, and how to push. host is the
+// name to reach it by (addr's host may be 0.0.0.0).
+func printBanner(w io.Writer, addr, host, hostKeyFP string, cfg *configs.Config, findings []sandbox.Finding, sandboxErr error) {
 	fmt.Fprintf(w, "Slipway is listening on ssh://%s (host key %s)\n", addr, hostKeyFP)
-	fmt.Fprintf(w, "Data: %s\n", dataDir)
-	if len(admitted) > 0 {
-		fmt.Fprintln(w, "Admitted as admin:")
-		for _, k := range admitted {
-			fmt.Fprintf(w, "  %s  (%s)\n", k.fingerprint, k.source)
+	fmt.Fprintf(w, "Data: %s\n", cfg.DataDir)
+	header := false
+	for _, u := range cfg.Users {
+		if !u.Admin {
+			continue
+		}
+		for _, k := range u.AuthorizedKeys() {
+			if !header {
+				fmt.Fprintln(w, "Admitted as admin:")
+				header = true
+			}
+			fmt.Fprintf(w, "  %s  %s  (%s)\n", k.Fingerprint, u.Name, k.Source)
 		}
 	}
-	fmt.Fprintf(w, "Push a project:\n  git remote add slipway ssh://%s/myproject.git\n  git push slipway HEAD\n", addr)
-	fmt.Fprintf(w, "Commands: ssh -p %s %s help\n", portOf(addr), hostOf(addr))
+	reach := net.JoinHostPort(host, portOf(addr))
+	fmt.Fprintf(w, "Push a project:\n  git remote add slipway ssh://%s/myproject.git\n  git push slipway HEAD\n", reach)
+	fmt.Fprintf(w, "Commands: ssh -p %s %s help\n", portOf(addr), host)
 	if len(findings) > 0 {
 		fmt.Fprintln(w, "Build sandbox:")
 		for _, f := range findings {
@@ -441,14 +402,6 @@ func printBanner(w io.Writer, addr, hostKeyFP string, admitted []admittedKey, da
 	if sandboxErr != nil {
 		fmt.Fprintf(w, "WARNING: builds will not run: %v\n", sandboxErr)
 	}
-}
-
-func hostOf(addr string) string {
-	h, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
-	}
-	return h
 }
 
 func portOf(addr string) string {
