@@ -101,7 +101,7 @@ func (s *Server) preReceive(ctx context.Context, req request, id identity, out i
 		}
 	}
 	if len(refusals) == 0 {
-		return 0
+		return s.verify(ctx, req, id, out)
 	}
 	var b strings.Builder
 	for _, r := range refusals {
@@ -119,6 +119,9 @@ func (s *Server) checkRef(ctx context.Context, id identity, access configs.Acces
 	if !release {
 		if !id.local && !access.Has(configs.Write) {
 			return fmt.Sprintf("user %s has no write access to repository %s", id.User, id.Repo)
+		}
+		if s.o.Verifier != nil && strings.HasPrefix(u.Name, "refs/heads/") {
+			return s.o.Verifier.Holder(id.Repo, u.Name)
 		}
 		return ""
 	}

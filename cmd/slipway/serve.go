@@ -128,6 +128,7 @@ func serve(ctx context.Context, configPath string, stdout, stderr io.Writer) err
 		Recorder:    builds,
 		Listeners:   []hooks.PushListener{builds},
 		ReleaseGate: deploys,
+		Verifier:    builds,
 		Logger:      logger.With("component", "hooks"),
 		ReposDir:    cfg.ReposDir(),
 	})
