@@ -72,7 +72,10 @@ func (s *Service) record(ctx context.Context, p store.Push) (pushOutcome, error)
 	}
 	enq, err := s.o.Store.RecordVerifiedPush(ctx, p, bs, ds, s.verifiedBuilds(ctx, vs))
 	if err != nil {
+		// git has moved the refs, but without a record the builds
+		// cannot count as the branches' builds.
 		s.unclaim(vs)
+		s.settle(vs, "cancelled: steps passed, but the push could not be recorded")
 		return pushOutcome{}, err
 	}
 	s.landed(ctx, enq.PushID, vs, enq)

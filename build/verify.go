@@ -429,8 +429,7 @@ func (s *Service) claimVerified(p store.Push) []*verification {
 	return vs
 }
 
-// unclaim puts back verifications whose push could not be recorded: they
-// are given up when the push's session ends.
+// unclaim puts back claimed verifications, to be given up (settle).
 func (s *Service) unclaim(vs []*verification) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -390,3 +390,70 @@ func TestVerifyShutdownRefuses(t *testing.T) {
 		t.Errorf("Verify after Shutdown: %v", err)
 	}
 }
+
+// TestVerifyCancelledWhileQueued: a pusher who leaves while the build still
+// waits for a worker cancels it before it runs; a `cancel` by someone ends a
+// running one and refuses the push, naming who.
+func TestVerifyCancelledWhileQueued(t *testing.T) {
+	e := newEnv(t, "concurrency = 1", appRepo)
+	e.start()
+	r := e.newRepo("app")
+	cache := filepath.Join(e.data, "cache", "app")
+	busy := r.pipelineCommit("refs/heads/busy", "[build]\ncache = true\nsteps = [\"touch /cache/busy; while [ ! -e /cache/go ]; do sleep 0.05; done\"]\n")
+	e.push(t.Context(), "app", nil, update("refs/heads/busy", busy))
+	eventually(t, time.Minute, "the busy build's step", func() bool {
+		_, err := os.Stat(filepath.Join(cache, "busy"))
+		return err == nil
+	})
+	commit, q := r.quarantined("refs/heads/main", map[string]*string{
+		".slipway.toml": ptr("[build]\ncache = true\nsteps = [\"touch /cache/ran-$SLIPWAY_BUILD_ID; sleep 4249.5\"]\n"),
+	})
+	p, refs := verifyPush("refs/heads/main", zeroID, commit)
+	ctx, cancel := context.WithCancelCause(t.Context())
+	out := newWatcher("waits for a free worker")
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.svc.Verify(ctx, p, refs, q, out)
+		done <- err
+	}()
+	select {
+	case <-out.seen:
+	case <-time.After(time.Minute):
+		t.Fatalf("the verification never queued:\n%s", out)
+	}
+	cancel(errors.New("the pusher went away"))
+	if err := <-done; err == nil || err.Error() != "refs/heads/main: build #2 cancelled: the pusher went away" {
+		t.Fatalf("Verify after its pusher left the queue: %v", err)
+	}
+	if b, _ := e.st.GetBuild(t.Context(), 2); b.State != store.StateCancelled || b.Attempt != 0 {
+		t.Fatalf("queued verification after its pusher left: %s, attempt %d", b.State, b.Attempt)
+	}
+
+	// Cancelled by a user while it runs.
+	if err := os.WriteFile(filepath.Join(cache, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFinal(1)
+	out = newWatcher("== step 1/1")
+	go func() {
+		_, err := e.svc.Verify(t.Context(), p, refs, q, out)
+		done <- err
+	}()
+	select {
+	case <-out.seen:
+	case <-time.After(time.Minute):
+		t.Fatalf("the second verification never started:\n%s", out)
+	}
+	if err := e.svc.CancelBy(t.Context(), 3, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err == nil || err.Error() != "refs/heads/main: build #3 cancelled by bob" {
+		t.Fatalf("Verify of a cancelled build: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(cache, "ran-2")); !os.IsNotExist(err) {
+		t.Errorf("the verification cancelled in the queue ran (%v)", err)
+	}
+	if ps := processesWith("sleep 4249.5"); len(ps) > 0 {
+		t.Errorf("the cancelled step still runs: %v", ps)
+	}
+}
