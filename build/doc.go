@@ -15,6 +15,12 @@
 // the daemon's death cut off is found running at the next [Service.Start]
 // and queued again once.
 //
+// [Service.Verify], called from pre-receive, builds a push that must pass
+// before it lands (`git push -o verify`, verify_branches) from the push's
+// quarantine, as a build of the same queue that goes before the others;
+// post-receive then records it as the branch's passed build with the push,
+// instead of queueing another (verify.go tells the whole life).
+//
 // The parts live in sub-packages with one job each: pipeline (the file),
 // checkout (the workspace), sandbox (isolation and limits), logs (stored,
 // masked, followable logs) and schedule (cron builds that enqueue here).

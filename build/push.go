@@ -53,9 +53,12 @@ type pushOutcome struct {
 }
 
 // record records a push with its builds and release deployments in one
-// transaction and sets the queued work going.
+// transaction and sets the queued work going. A ref whose revision passed
+// its verify build while the push waited in pre-receive gets no new build:
+// that build is recorded as passed with the push instead (verify.go).
 func (s *Service) record(ctx context.Context, p store.Push) (pushOutcome, error) {
-	bs, notes := s.planPush(p)
+	vs := s.claimVerified(p)
+	bs, notes := s.planPush(withoutRefs(p, vs))
 	var ds []store.Deployment
 	if s.o.Deployer != nil {
 		var err error
@@ -67,10 +70,15 @@ func (s *Service) record(ctx context.Context, p store.Push) (pushOutcome, error)
 			ds = nil
 		}
 	}
-	enq, err := s.o.Store.RecordPushAndEnqueue(ctx, p, bs, ds)
+	enq, err := s.o.Store.RecordVerifiedPush(ctx, p, bs, ds, s.verifiedBuilds(ctx, vs))
 	if err != nil {
+		// git has moved the refs, but without a record the builds
+		// cannot count as the branches' builds.
+		s.unclaim(vs)
+		s.settle(vs, "cancelled: steps passed, but the push could not be recorded")
 		return pushOutcome{}, err
 	}
+	s.landed(ctx, enq.PushID, vs, enq)
 	s.afterEnqueue(enq)
 	if len(enq.Deployments) > 0 {
 		s.o.Deployer.Wake()
@@ -193,6 +201,12 @@ func (s *Service) afterPush(ctx context.Context, p store.Push, o pushOutcome, ou
 		if !slices.ContainsFunc(enq.Builds, func(b store.Build) bool { return b.ID == old.ID }) {
 			fmt.Fprintf(out, "build #%d (%s @ %s) superseded: it had not started\n", old.ID, shortRef(old.Ref), short(old.Commit))
 		}
+	}
+	for _, b := range enq.Verified {
+		fmt.Fprintf(out, "build #%d passed: %s @ %s — verified before the push landed, it is the branch's build\n", b.ID, shortRef(b.Ref), short(b.Commit))
+	}
+	for _, d := range enq.AutoDeployments {
+		fmt.Fprintf(out, "deployment #%d to %s queued (build #%d)\n", d.ID, d.Env, d.BuildID)
 	}
 	var queued []store.Build
 	for _, b := range enq.Builds {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -100,6 +101,7 @@ type Service struct {
 
 	mu      sync.Mutex
 	running map[int64]*run // by build id; guarded by mu
+	verifs  verifyState    // pushes waiting for their verify builds; guarded by mu
 	changed chan struct{}  // closed and replaced when a build starts or ends; guarded by mu
 	started bool
 	stop    context.CancelFunc // stops claiming; set by Start
@@ -224,6 +226,12 @@ func (s *Service) recover(ctx context.Context) error {
 	for _, b := range stopped {
 		s.log.Warn("build interrupted by a daemon stop; not run again", "build", b.ID, "state", b.State, "reason", b.Reason)
 		s.appendLog(b.ID, "== "+b.Reason)
+		// A build that ends here did not pass; anything it copied out
+		// before the stop (a verify build whose push was never recorded)
+		// is not kept.
+		if err := removeAll(filepath.Join(s.o.ArtifactsDir, logID(b.ID))); err != nil {
+			s.log.Error("remove artifacts of an interrupted build", "build", b.ID, "err", err)
+		}
 	}
 	return nil
 }
@@ -260,6 +268,8 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	if stop == nil {
 		return nil
 	}
+	// Once no worker runs: no verify build queued now would ever start.
+	defer s.closeVerifications(context.WithoutCancel(ctx))
 	stop()
 	done := make(chan struct{})
 	go func() { s.workers.Wait(); close(done) }()
@@ -419,11 +429,15 @@ func (s *Service) cancel(ctx context.Context, id int64, reason string) (*run, er
 	// running but that has no run here was left by an earlier daemon.
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.waitingLocked(id) {
+		return nil, fmt.Errorf("cancel build %d: %w: it passed, and git is landing the push it verified", id, store.ErrConflict)
+	}
 	prev, err := s.o.Store.CancelBuild(ctx, id, reason)
 	if err != nil {
 		return nil, err
 	}
 	if prev == store.StateQueued {
+		s.endQueuedLocked(id, reason)
 		s.notifyLocked()
 		return nil, nil
 	}
@@ -441,6 +455,9 @@ func (s *Service) cancel(ctx context.Context, id int64, reason string) (*run, er
 
 // Retry queues a new build of a finished build's commit and wakes a worker.
 func (s *Service) Retry(ctx context.Context, id int64) (store.Build, error) {
+	if old, err := s.o.Store.GetBuild(ctx, id); err == nil && s.verifiedCommitGone(ctx, old) {
+		return store.Build{}, fmt.Errorf("build %d verified a push that did not land, so its commit is not in the repository: push it again", id)
+	}
 	b, err := s.o.Store.RetryBuild(ctx, id)
 	if err != nil {
 		return store.Build{}, err

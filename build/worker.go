@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"slipway/build/checkout"
 	"slipway/build/logs"
 	"slipway/build/pipeline"
 	"slipway/build/sandbox"
@@ -117,6 +116,8 @@ func (s *Service) runBuild(ctx context.Context, b store.Build, r *run) {
 	}()
 	log := s.log.With("build", b.ID, "repo", b.Repo, "ref", b.Ref)
 	log.Info("build started", "attempt", b.Attempt)
+	src, verify := s.sourceOf(b)
+	defer verify.runEnded()
 
 	var sec secretSet
 	given, withheld := s.o.Config.SecretsForBranch(b.Repo, b.Ref)
@@ -136,14 +137,16 @@ func (s *Service) runBuild(ctx context.Context, b store.Build, r *run) {
 	s.mu.Unlock()
 
 	var steps []store.StepResult
-	out := s.execute(ctx, b, w, sec, dir, start, &steps)
+	out := s.execute(ctx, b, w, sec, dir, start, &steps, src)
 
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalGrace)
 	defer cancel()
 	if err := removeAll(dir); err != nil {
 		log.Error("remove workspace", "dir", dir, "err", err)
 	}
-	if out.cutOff {
+	if verify != nil {
+		s.endVerification(cctx, b, verify, out, steps, w)
+	} else if out.cutOff {
 		w.Printf("== %s", out.line)
 		log.Warn("build cut off by the daemon's stop; it runs again at the next start", "attempt", b.Attempt)
 	} else {
@@ -165,7 +168,7 @@ func (s *Service) runBuild(ctx context.Context, b store.Build, r *run) {
 // execute does the work of a build and says how it ended; it writes
 // everything a user should see to w and appends each step's result to steps.
 func (s *Service) execute(ctx context.Context, b store.Build, w buildLog, sec secretSet,
-	dir string, start time.Time, steps *[]store.StepResult) outcome {
+	dir string, start time.Time, steps *[]store.StepResult, src source) outcome {
 	cfg := s.o.Config
 	w.Printf("== build #%d of %s: %s @ %s (attempt %d)", b.ID, b.Repo, b.Ref, b.Commit, b.Attempt)
 	if cfg.Build.Sandbox == "none" {
@@ -181,8 +184,7 @@ func (s *Service) execute(ctx context.Context, b store.Build, w buildLog, sec se
 		return errorOutcome(w, "the sandbox cannot run builds on this server: "+s.o.SandboxErr.Error())
 	}
 
-	gitDir := filepath.Join(s.o.ReposDir, b.Repo+".git")
-	file, err := pipeline.Load(gitDir, b.Commit)
+	file, err := src.load(ctx, b.Commit)
 	var perr *pipeline.Error
 	switch {
 	case errors.Is(err, pipeline.ErrNoFile):
@@ -257,7 +259,7 @@ func (s *Service) execute(ctx context.Context, b store.Build, w buildLog, sec se
 			return errorOutcome(w, fmt.Sprintf("make workspace: %v", err))
 		}
 	}
-	res, err := checkout.Checkout(ctx, gitDir, b.Commit, ws)
+	res, err := src.checkout(ctx, b.Commit, ws)
 	if o, ok := stopped(); ok {
 		return o
 	}

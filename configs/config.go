@@ -110,6 +110,11 @@ type Repo struct {
 	BuildBranches []string `toml:"build_branches"`
 	// BuildTags makes pushed tags build too. Default: false.
 	BuildTags bool `toml:"build_tags"`
+	// VerifyBranches are the branches, as path.Match patterns, that only
+	// move when the pushed revision's build passes: every push to them is
+	// built in pre-receive as if `git push -o verify` had been given.
+	// Default: none.
+	VerifyBranches []string `toml:"verify_branches"`
 	// CancelRunning makes a newer push to a branch cancel a still-running
 	// build of that branch (a queued one is always superseded).
 	CancelRunning bool `toml:"cancel_running"`
@@ -425,9 +430,14 @@ func (c *Config) validateBuild(v *validator) {
 }
 
 func (c *Config) validateRepoBuild(v *validator, i int, r *Repo) {
-	for _, p := range r.BuildBranches {
-		if _, err := path.Match(p, "x"); err != nil || p == "" {
-			v.add(v.loc.keyIn("repo", i, "build_branches"), "repo %q: bad branch pattern %q", r.Name, p)
+	for _, k := range []struct {
+		key      string
+		patterns []string
+	}{{"build_branches", r.BuildBranches}, {"verify_branches", r.VerifyBranches}} {
+		for _, p := range k.patterns {
+			if _, err := path.Match(p, "x"); err != nil || p == "" {
+				v.add(v.loc.keyIn("repo", i, k.key), "repo %q: bad branch pattern %q", r.Name, p)
+			}
 		}
 	}
 	seen := map[string]bool{}
@@ -465,6 +475,21 @@ func (r *Repo) Builds(ref string) bool {
 		return true
 	}
 	for _, p := range r.BuildBranches {
+		if ok, _ := path.Match(p, branch); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// Verifies reports whether a push to ref must pass its build before the ref
+// moves (verify_branches).
+func (r *Repo) Verifies(ref string) bool {
+	branch, ok := strings.CutPrefix(ref, "refs/heads/")
+	if !ok {
+		return false
+	}
+	for _, p := range r.VerifyBranches {
 		if ok, _ := path.Match(p, branch); ok {
 			return true
 		}

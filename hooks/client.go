@@ -16,19 +16,20 @@ import (
 // Environment variables the client reads. git sets GIT_DIR and the push
 // options for its hooks; gitserver sets the token for git.
 const (
-	EnvPushToken = "SLIPWAY_PUSH_TOKEN"
-	envGitDir    = "GIT_DIR"
-	envOptCount  = "GIT_PUSH_OPTION_COUNT"
-	envOptPrefix = "GIT_PUSH_OPTION_"
+	EnvPushToken  = "SLIPWAY_PUSH_TOKEN"
+	envGitDir     = "GIT_DIR"
+	envOptCount   = "GIT_PUSH_OPTION_COUNT"
+	envOptPrefix  = "GIT_PUSH_OPTION_"
+	envQuarantine = "GIT_QUARANTINE_PATH"
 )
 
 // RunClient is `slipway hook <name>`: it forwards one hook invocation of git
 // to the daemon listening on socket and returns the exit code for git.
 //
-// It reads the ref updates from stdin and the token, git dir and push options
-// from environ (in os.Environ form); relative GIT_DIR and, without GIT_DIR,
-// the working directory are made absolute, since git runs hooks inside the
-// repository. Every message from the daemon is copied to stderr as it
+// It reads the ref updates from stdin and the token, git dir, push options
+// and, for pre-receive, the push's quarantine folder from environ (in
+// os.Environ form); relative GIT_DIR and, without GIT_DIR, the working
+// directory are made absolute, since git runs hooks inside the repository. Every message from the daemon is copied to stderr as it
 // arrives. If the daemon cannot be reached or the exchange fails,
 // pre-receive refuses the push (the daemon holds the policy, so no answer
 // means no), while post-receive only warns and exits 0: git has already
@@ -96,6 +97,11 @@ func (c *client) collect(stdin io.Reader, environ []string) (request, error) {
 		return request{}, fmt.Errorf("find the repository's directory: %w", err)
 	}
 	req.GitDir = abs
+	if q := env(envQuarantine); q != "" && c.name == PreReceive {
+		if req.Quarantine, err = filepath.Abs(q); err != nil {
+			return request{}, fmt.Errorf("find the push's quarantine folder: %w", err)
+		}
+	}
 
 	if s := env(envOptCount); s != "" {
 		n, err := strconv.Atoi(s)

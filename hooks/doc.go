@@ -20,6 +20,16 @@
 // one call before it answers, then hands the record to PushListeners, whose
 // output streams to the pusher while the hook stays open.
 //
+// A push that must pass before it lands (`git push -o verify`, or a branch
+// of the repository's verify_branches) is built in pre-receive, once the
+// rights check passed, through a Verifier: the client forwards git's
+// quarantine folder (GIT_QUARANTINE_PATH), the daemon accepts it only as a
+// quarantine folder of that very repository, and the build's log streams
+// to the pusher; the push is refused unless every build passes. A passed
+// push keeps its branches held until its receive-pack session ends
+// (Registry.OnEnd), and while a push is verified any other push to its
+// branches is refused with the reason.
+//
 // The wire protocol is newline-delimited JSON, versioned and bounded; see
 // protocol.go. The daemon treats everything the client sends as hostile.
 package hooks

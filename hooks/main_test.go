@@ -52,6 +52,7 @@ func clientMain(args []string) int {
 type testEnv struct {
 	t       testing.TB
 	cfg     *configs.Config
+	cfgText string // what cfg was parsed from; app's [[repo]] comes last
 	store   *store.Store
 	rec     *countingRecorder
 	reg     *Registry
@@ -97,7 +98,7 @@ func prepareEnv(t testing.TB) *testEnv {
 	if err != nil {
 		t.Fatalf("parse test config: %v", err)
 	}
-	e.cfg = cfg
+	e.cfg, e.cfgText = cfg, text
 	e.socket = cfg.HookSocket()
 	for _, d := range []string{cfg.DataDir, cfg.ReposDir(), e.gitHome} {
 		if err := os.MkdirAll(d, 0o755); err != nil {

@@ -101,7 +101,7 @@ func (s *Server) preReceive(ctx context.Context, req request, id identity, out i
 		}
 	}
 	if len(refusals) == 0 {
-		return 0
+		return s.verify(ctx, req, id, out)
 	}
 	var b strings.Builder
 	for _, r := range refusals {
@@ -121,7 +121,12 @@ func (s *Server) checkRef(ctx context.Context, id identity, access configs.Acces
 			return fmt.Sprintf("user %s has no write access to repository %s", id.User, id.Repo)
 		}
 		if store.ZeroID(u.Old) && !store.ZeroID(u.New) {
-			return s.confusingName(id.Repo, u.Name)
+			if why := s.confusingName(id.Repo, u.Name); why != "" {
+				return why
+			}
+		}
+		if s.o.Verifier != nil && strings.HasPrefix(u.Name, "refs/heads/") {
+			return s.o.Verifier.Holder(id.Repo, u.Name)
 		}
 		return ""
 	}

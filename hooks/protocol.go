@@ -32,6 +32,14 @@ import (
 // end of file there means the client (and so, usually, the pusher) is gone,
 // which cancels whatever the daemon is still doing for that push. A daemon
 // that meets a version it does not speak answers with a message and exit 1.
+//
+// A pre-receive header also carries "quarantine", the folder where git keeps
+// the push's objects until the hook says yes (GIT_QUARANTINE_PATH), which a
+// verified push is built from. It is optional, so version 1 still holds both
+// ways: a daemon that does not know it ignores it, and without it the daemon
+// refuses only the pushes it would have to verify. The daemon never trusts
+// it: it must be a quarantine folder of the very repository (see
+// Server.quarantineOf).
 const (
 	// ProtocolVersion is the version this package speaks on both sides.
 	ProtocolVersion = 1
@@ -74,6 +82,8 @@ type requestHeader struct {
 	GitDir  string   `json:"git_dir"`
 	Options []string `json:"options,omitempty"`
 	Refs    int      `json:"refs"`
+	// Quarantine is GIT_QUARANTINE_PATH of a pre-receive hook.
+	Quarantine string `json:"quarantine,omitempty"`
 }
 
 type refLine struct {
@@ -84,11 +94,12 @@ type refLine struct {
 
 // request is one hook invocation as the daemon received it, validated.
 type request struct {
-	Hook    string
-	Token   string
-	GitDir  string
-	Options []string
-	Refs    []store.RefUpdate
+	Hook       string
+	Token      string
+	GitDir     string
+	Options    []string
+	Refs       []store.RefUpdate
+	Quarantine string // pre-receive only; unchecked until Server.quarantineOf
 }
 
 type response struct {
@@ -102,7 +113,7 @@ func writeRequest(w io.Writer, req request) error {
 	enc := json.NewEncoder(bw)
 	enc.SetEscapeHTML(false)
 	h := requestHeader{Version: ProtocolVersion, Hook: req.Hook, Token: req.Token,
-		GitDir: req.GitDir, Options: req.Options, Refs: len(req.Refs)}
+		GitDir: req.GitDir, Options: req.Options, Refs: len(req.Refs), Quarantine: req.Quarantine}
 	if err := enc.Encode(h); err != nil {
 		return fmt.Errorf("send request header: %w", err)
 	}
@@ -133,7 +144,7 @@ func readRequest(r io.Reader) (request, error) {
 	if h.Version != ProtocolVersion {
 		return request{}, fmt.Errorf("%w %d (this daemon speaks %d)", errVersion, h.Version, ProtocolVersion)
 	}
-	req := request{Hook: h.Hook, Token: h.Token, GitDir: h.GitDir, Options: h.Options}
+	req := request{Hook: h.Hook, Token: h.Token, GitDir: h.GitDir, Options: h.Options, Quarantine: h.Quarantine}
 	if err := req.validateHeader(h.Refs); err != nil {
 		return request{}, fmt.Errorf("%w: %v", ErrProtocol, err)
 	}
@@ -169,6 +180,9 @@ func (req *request) validateHeader(refs int) error {
 	}
 	if len(req.GitDir) > maxGitDir || !filepath.IsAbs(req.GitDir) || strings.ContainsRune(req.GitDir, 0) {
 		return fmt.Errorf("git dir %q is not an absolute path", truncate(req.GitDir))
+	}
+	if req.Quarantine != "" && (len(req.Quarantine) > maxGitDir || !filepath.IsAbs(req.Quarantine) || strings.ContainsRune(req.Quarantine, 0)) {
+		return fmt.Errorf("quarantine %q is not an absolute path", truncate(req.Quarantine))
 	}
 	if len(req.Options) > MaxPushOptions {
 		return fmt.Errorf("%d push options (at most %d)", len(req.Options), MaxPushOptions)

@@ -33,18 +33,26 @@ func encode(t testing.TB, req request) []byte {
 }
 
 func sameRequest(a, b request) bool {
-	return a.Hook == b.Hook && a.Token == b.Token && a.GitDir == b.GitDir &&
+	return a.Hook == b.Hook && a.Token == b.Token && a.GitDir == b.GitDir && a.Quarantine == b.Quarantine &&
 		slices.Equal(a.Options, b.Options) && slices.Equal(a.Refs, b.Refs)
 }
 
 func TestRequestRoundTrip(t *testing.T) {
-	req := sampleRequest()
-	got, err := readRequest(bytes.NewReader(encode(t, req)))
-	if err != nil {
-		t.Fatal(err)
+	pre := sampleRequest()
+	pre.Hook, pre.Quarantine = PreReceive, pre.GitDir+"/objects/tmp_objdir-incoming-Ab12_z"
+	for _, req := range []request{sampleRequest(), pre} {
+		got, err := readRequest(bytes.NewReader(encode(t, req)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !sameRequest(got, req) {
+			t.Errorf("decoded %+v\nwant    %+v", got, req)
+		}
 	}
-	if !sameRequest(got, req) {
-		t.Errorf("decoded %+v\nwant    %+v", got, req)
+	// A header without the quarantine, as a client before it sends.
+	old := []byte(`{"v":1,"hook":"pre-receive","git_dir":"/r.git","refs":0}` + "\n")
+	if got, err := readRequest(bytes.NewReader(old)); err != nil || got.Quarantine != "" {
+		t.Errorf("header without a quarantine: %+v, %v", got, err)
 	}
 }
 
@@ -63,10 +71,16 @@ func TestReadRequestRefusesHostileInput(t *testing.T) {
 		"unknown hook":     {withHeader(`{"v":1,"hook":"update","git_dir":"/r.git","refs":3}`), `unknown hook "update"`},
 		"bad token":        {withHeader(`{"v":1,"hook":"pre-receive","token":"ABC","git_dir":"/r.git","refs":3}`), "malformed push token"},
 		"relative git dir": {withHeader(`{"v":1,"hook":"pre-receive","git_dir":"repos/app.git","refs":3}`), "not an absolute path"},
-		"too many refs":    {[]byte(fmt.Sprintf(`{"v":1,"hook":"pre-receive","git_dir":"/r.git","refs":%d}`+"\n", MaxRefs+1)), "100001 ref updates"},
-		"negative refs":    {[]byte(`{"v":1,"hook":"pre-receive","git_dir":"/r.git","refs":-1}` + "\n"), "-1 ref updates"},
-		"fewer refs":       {append(header, '\n'), "read ref 1 of 3: EOF"},
-		"unterminated":     {valid[:len(valid)-1], "unterminated line"},
+		"relative quarantine": {withHeader(`{"v":1,"hook":"pre-receive","git_dir":"/r.git","quarantine":"objects/incoming-x","refs":3}`),
+			`quarantine "objects/incoming-x" is not an absolute path`},
+		"NUL in quarantine": {withHeader(`{"v":1,"hook":"pre-receive","git_dir":"/r.git","quarantine":"/r.git/objects/incoming-x\u0000","refs":3}`),
+			"is not an absolute path"},
+		"long quarantine": {withHeader(`{"v":1,"hook":"pre-receive","git_dir":"/r.git","quarantine":"/` + strings.Repeat("q", maxGitDir) + `","refs":3}`),
+			"is not an absolute path"},
+		"too many refs": {[]byte(fmt.Sprintf(`{"v":1,"hook":"pre-receive","git_dir":"/r.git","refs":%d}`+"\n", MaxRefs+1)), "100001 ref updates"},
+		"negative refs": {[]byte(`{"v":1,"hook":"pre-receive","git_dir":"/r.git","refs":-1}` + "\n"), "-1 ref updates"},
+		"fewer refs":    {append(header, '\n'), "read ref 1 of 3: EOF"},
+		"unterminated":  {valid[:len(valid)-1], "unterminated line"},
 		"newline option": {withHeader(`{"v":1,"hook":"pre-receive","token":"` + hexTok + `","git_dir":"/r.git","options":["a\nb"],"refs":3}`),
 			"contains a NUL or newline"},
 		"too many options": {withHeader(`{"v":1,"hook":"pre-receive","git_dir":"/r.git","options":[` +
@@ -97,6 +111,7 @@ func FuzzReadRequest(f *testing.F) {
 	f.Add([]byte(`{"v":1,"hook":"pre-receive","git_dir":"/r.git","refs":1}` + "\n{}\n"))
 	f.Add([]byte(`{"v":1,"hook":"post-receive","git_dir":"/\u0000","options":[null],"refs":1e3}` + "\n"))
 	f.Add([]byte("{\"v\":1}\n\n\n"))
+	f.Add([]byte(`{"v":1,"hook":"pre-receive","git_dir":"/r.git","quarantine":"/r.git/objects/incoming-x","refs":0}` + "\n"))
 	f.Add([]byte("\xff\xfe"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		req, err := readRequest(bytes.NewReader(data))
@@ -108,6 +123,9 @@ func FuzzReadRequest(f *testing.F) {
 		}
 		if len(req.Refs) > MaxRefs || len(req.Options) > MaxPushOptions {
 			t.Fatalf("accepted %d refs, %d options", len(req.Refs), len(req.Options))
+		}
+		if q := req.Quarantine; q != "" && (q[0] != '/' || len(q) > maxGitDir || strings.ContainsRune(q, 0)) {
+			t.Fatalf("accepted quarantine %q", q)
 		}
 		for _, u := range req.Refs {
 			if err := u.Validate(); err != nil {

@@ -21,12 +21,18 @@ type Pusher struct {
 // token cannot borrow an SSH user's rights. It is safe for concurrent use.
 type Registry struct {
 	mu     sync.Mutex
-	tokens map[string]Pusher
+	tokens map[string]*session
+}
+
+// session is one open receive-pack session.
+type session struct {
+	Pusher
+	onEnd []func()
 }
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
-	return &Registry{tokens: make(map[string]Pusher)}
+	return &Registry{tokens: make(map[string]*session)}
 }
 
 // tokenBytes is the entropy of a token; it is sent as hex.
@@ -34,7 +40,8 @@ const tokenBytes = 32
 
 // Begin registers a receive-pack session and returns its token. The caller
 // must call end once git has exited; until then Lookup finds the session.
-// Calling end more than once is harmless.
+// end runs the functions given to OnEnd before it returns. Calling end more
+// than once is harmless.
 func (r *Registry) Begin(repo, user, keyFingerprint string) (token string, end func()) {
 	var b [tokenBytes]byte
 	// crypto/rand.Read never fails on the platforms Go supports (it panics
@@ -42,12 +49,18 @@ func (r *Registry) Begin(repo, user, keyFingerprint string) (token string, end f
 	_, _ = rand.Read(b[:])
 	token = hex.EncodeToString(b[:])
 	r.mu.Lock()
-	r.tokens[token] = Pusher{Repo: repo, User: user, KeyFingerprint: keyFingerprint}
+	r.tokens[token] = &session{Pusher: Pusher{Repo: repo, User: user, KeyFingerprint: keyFingerprint}}
 	r.mu.Unlock()
 	return token, func() {
 		r.mu.Lock()
+		s := r.tokens[token]
 		delete(r.tokens, token)
 		r.mu.Unlock()
+		if s != nil {
+			for _, fn := range s.onEnd {
+				fn()
+			}
+		}
 	}
 }
 
@@ -55,8 +68,24 @@ func (r *Registry) Begin(repo, user, keyFingerprint string) (token string, end f
 func (r *Registry) Lookup(token string) (Pusher, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	p, ok := r.tokens[token]
-	return p, ok
+	s, ok := r.tokens[token]
+	if !ok {
+		return Pusher{}, false
+	}
+	return s.Pusher, true
+}
+
+// OnEnd arranges for fn to run when the session of token ends: git has
+// exited, so whatever the push did to the refs is done. It returns false,
+// and does not keep fn, when no such session is open.
+func (r *Registry) OnEnd(token string, fn func()) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, ok := r.tokens[token]
+	if ok {
+		s.onEnd = append(s.onEnd, fn)
+	}
+	return ok
 }
 
 // isToken reports whether s has the form of a token Begin hands out.

@@ -29,6 +29,26 @@ func TestRegistry(t *testing.T) {
 	}
 }
 
+func TestRegistryOnEnd(t *testing.T) {
+	r := NewRegistry()
+	tok, end := r.Begin("app", "alice", "SHA256:a")
+	var ran []string
+	if !r.OnEnd(tok, func() { ran = append(ran, "first") }) || !r.OnEnd(tok, func() { ran = append(ran, "second") }) {
+		t.Fatal("OnEnd refused an open session")
+	}
+	if len(ran) != 0 {
+		t.Fatal("OnEnd ran before the session ended")
+	}
+	end()
+	end()
+	if fmt.Sprint(ran) != "[first second]" {
+		t.Errorf("ran %v at the session's end, want each once, in order", ran)
+	}
+	if r.OnEnd(tok, func() { t.Error("ran for an ended session") }) {
+		t.Error("OnEnd took a function for an ended session")
+	}
+}
+
 func ExampleRegistry() {
 	r := NewRegistry()
 	// gitserver, before it execs git receive-pack for alice:

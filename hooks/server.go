@@ -59,6 +59,11 @@ type ServerOptions struct {
 	ReleaseGate ReleaseGate
 	// Listeners are called in order after each push is recorded.
 	Listeners []PushListener
+	// Verifier, if set, builds the pushes that must pass first
+	// (`git push -o verify`, verify_branches) in pre-receive, and tells
+	// which branches such a push holds. Without it those pushes are
+	// refused.
+	Verifier Verifier
 }
 
 // LocalUser is the user a hook run without a push token acts as: someone
@@ -85,7 +90,7 @@ const (
 var ErrServerClosed = errors.New("hook server closed")
 
 // errClientGone is the cause of a hook's context when the client hung up.
-var errClientGone = errors.New("hook client went away")
+var errClientGone = errors.New("the pusher went away")
 
 // Server answers the hook client on a Unix socket. It is safe for concurrent
 // use; each connection is one hook invocation.

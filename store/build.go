@@ -45,6 +45,14 @@ const (
 	TriggerSchedule Trigger = "schedule"
 	TriggerRetry    Trigger = "retry"
 	TriggerManual   Trigger = "manual"
+	// TriggerVerify is the build of a push that waits for it in
+	// pre-receive (`git push -o verify`, verify_branches). It is queued
+	// without a push, since the push is only recorded once git has
+	// accepted it; RecordVerifiedPush then links the two and records the
+	// build as passed. It is claimed before every other queued build, never
+	// supersedes nor is superseded, and never runs again after a daemon
+	// stop: its pusher has been refused by then.
+	TriggerVerify Trigger = "verify"
 )
 
 // DefaultPipeline is the section of .slipway.toml a build runs when none is
@@ -64,7 +72,7 @@ type Build struct {
 	Repo     string
 	Ref      string // full ref name, e.g. refs/heads/main
 	Commit   string
-	PushID   int64   // the push that caused it; 0 for scheduled, manual and retried builds
+	PushID   int64   // the push that caused it; 0 for scheduled, manual and retried builds, and for verify builds until their push is recorded
 	Trigger  Trigger // TriggerPush when empty and PushID is set
 	Schedule string  // the schedule's name for scheduled builds
 	Pipeline string  // section of .slipway.toml; DefaultPipeline when empty
@@ -101,6 +109,22 @@ type Enqueued struct {
 	// the repo's config asks for that.
 	Running []Build
 	// Deployments are the deployments recorded (RecordPushAndEnqueue only).
+	Deployments []Deployment
+	// Verified are the verify builds that RecordVerifiedPush recorded as
+	// passed builds of the push, and AutoDeployments the deployments they
+	// triggered.
+	Verified        []Build
+	AutoDeployments []Deployment
+}
+
+// VerifiedBuild is a verify build whose steps passed while its push waited
+// in pre-receive, and that git then accepted: RecordVerifiedPush records it
+// as passed, with the push.
+type VerifiedBuild struct {
+	ID     int64
+	Reason string
+	Steps  []StepResult
+	// Deployments are the automatic deployments its pass triggers.
 	Deployments []Deployment
 }
 
@@ -199,7 +223,7 @@ func (b *Build) normalize() error {
 		return fmt.Errorf("%w: a push build needs its push", ErrInvalid)
 	}
 	switch b.Trigger {
-	case TriggerPush, TriggerSchedule, TriggerRetry, TriggerManual:
+	case TriggerPush, TriggerSchedule, TriggerRetry, TriggerManual, TriggerVerify:
 	default:
 		return fmt.Errorf("%w: unknown build trigger %q", ErrInvalid, b.Trigger)
 	}
@@ -233,14 +257,17 @@ func insertBuilds(ctx context.Context, tx *sql.Tx, bs []Build, pushID int64, out
 			return fmt.Errorf("insert build of %s %s: %w", b.Repo, b.Ref, err)
 		}
 		out.Builds = append(out.Builds, nb)
-		if nb.State != StateQueued || nb.Trigger == TriggerRetry {
+		if nb.State != StateQueued || nb.Trigger == TriggerRetry || nb.Trigger == TriggerVerify {
 			// A retry re-runs one old commit on request; it must not push
-			// aside newer work that is waiting.
+			// aside newer work that is waiting. A verification is a
+			// question its pusher waits on, not the branch's next build
+			// until git accepts the push.
 			continue
 		}
 		sup, err := queryBuilds(ctx, tx, `
 			UPDATE builds SET state = 'superseded', reason = ?, finished_at = ?
 			WHERE repo = ? AND ref = ? AND pipeline = ? AND schedule = ? AND state = 'queued' AND id <> ?
+				AND trigger <> 'verify'
 			RETURNING `+buildCols,
 			fmt.Sprintf("superseded by build %d", nb.ID), toNanos(nb.CreatedAt),
 			nb.Repo, nb.Ref, nb.Pipeline, nb.Schedule, nb.ID)
@@ -249,7 +276,8 @@ func insertBuilds(ctx context.Context, tx *sql.Tx, bs []Build, pushID int64, out
 		}
 		out.Superseded = append(out.Superseded, sup...)
 		run, err := queryBuilds(ctx, tx, `SELECT `+buildCols+` FROM builds
-			WHERE repo = ? AND ref = ? AND pipeline = ? AND schedule = ? AND state = 'running' ORDER BY id`,
+			WHERE repo = ? AND ref = ? AND pipeline = ? AND schedule = ? AND state = 'running'
+				AND trigger <> 'verify' ORDER BY id`,
 			nb.Repo, nb.Ref, nb.Pipeline, nb.Schedule)
 		if err != nil {
 			return fmt.Errorf("find running builds of %s %s: %w", nb.Repo, nb.Ref, err)
@@ -301,6 +329,16 @@ func (s *Store) RecordSkipped(ctx context.Context, b Build, reason string) (Buil
 // without its build record and no build exists for a push that was not
 // recorded. Every build and deployment gets the push's ID.
 func (s *Store) RecordPushAndEnqueue(ctx context.Context, p Push, bs []Build, ds []Deployment) (Enqueued, error) {
+	return s.RecordVerifiedPush(ctx, p, bs, ds, nil)
+}
+
+// RecordVerifiedPush is RecordPushAndEnqueue that also, in the same
+// transaction, records each of vs (running verify builds of this push) as
+// passed, links it to the push and queues its automatic deployments. A
+// build of vs that is no longer running (it was ended meanwhile) is left as
+// it is and missing from Enqueued.Verified: the push is recorded whatever
+// happened to its verification, since git has already moved the refs.
+func (s *Store) RecordVerifiedPush(ctx context.Context, p Push, bs []Build, ds []Deployment, vs []VerifiedBuild) (Enqueued, error) {
 	var out Enqueued
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		out = Enqueued{}
@@ -320,6 +358,11 @@ func (s *Store) RecordPushAndEnqueue(ctx context.Context, p Push, bs []Build, ds
 			}
 			out.Deployments = append(out.Deployments, nd)
 		}
+		for _, v := range vs {
+			if err := passVerified(ctx, tx, id, v, &out); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	if err != nil {
@@ -328,19 +371,54 @@ func (s *Store) RecordPushAndEnqueue(ctx context.Context, p Push, bs []Build, ds
 	return out, nil
 }
 
+// passVerified records verify build v as a passed build of push pushID,
+// with its deployments, unless it is no longer a running verify build.
+func passVerified(ctx context.Context, tx *sql.Tx, pushID int64, v VerifiedBuild, out *Enqueued) error {
+	var trigger, state string
+	err := tx.QueryRowContext(ctx, `SELECT trigger, state FROM builds WHERE id = ?`, v.ID).Scan(&trigger, &state)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && (Trigger(trigger) != TriggerVerify || State(state) != StateRunning) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("find verify build %d: %w", v.ID, err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE builds SET push_id = ? WHERE id = ?`, pushID, v.ID); err != nil {
+		return fmt.Errorf("link verify build %d to its push: %w", v.ID, err)
+	}
+	b, err := finishBuild(ctx, tx, v.ID, StatePassed, v.Reason, v.Steps)
+	if err != nil {
+		return fmt.Errorf("record verify build %d as passed: %w", v.ID, err)
+	}
+	out.Verified = append(out.Verified, b)
+	for _, d := range v.Deployments {
+		d.BuildID = v.ID
+		nd, err := insertDeployment(ctx, tx, d)
+		if err != nil {
+			return err
+		}
+		out.AutoDeployments = append(out.AutoDeployments, nd)
+	}
+	return nil
+}
+
 // ClaimBuild hands the next queued build to worker and marks it running
-// (StartedAt now, Attempt+1). It is fair between repos: it takes the oldest
-// queued build of the repo with the fewest running builds, so one repo's
-// burst of pushes cannot starve the others. ok is false when nothing is
-// queued.
+// (StartedAt now, Attempt+1). Verify builds come first, oldest first: a
+// pusher waits on each with an open connection. Otherwise it is fair
+// between repos: it takes the oldest queued build of the repo with the
+// fewest running builds, so one repo's burst of pushes cannot starve the
+// others. ok is false when nothing is queued.
 func (s *Store) ClaimBuild(ctx context.Context, worker string) (b Build, ok bool, err error) {
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		var id int64
 		err := tx.QueryRowContext(ctx, `
+			SELECT id FROM builds WHERE state = 'queued' AND trigger = 'verify' ORDER BY id LIMIT 1`).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			err = tx.QueryRowContext(ctx, `
 			WITH q AS (SELECT repo, min(id) AS id FROM builds WHERE state = 'queued' GROUP BY repo),
 			     r AS (SELECT repo, count(*) AS n FROM builds WHERE state = 'running' GROUP BY repo)
 			SELECT q.id FROM q LEFT JOIN r ON r.repo = q.repo
 			ORDER BY coalesce(r.n, 0), q.id LIMIT 1`).Scan(&id)
+		}
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
@@ -480,14 +558,27 @@ func (s *Store) RetryBuild(ctx context.Context, id int64) (Build, error) {
 // build of the same ref is waiting; then it ends as interrupted or
 // superseded. requeued are the builds back in the queue, stopped the ones that
 // ended, each with a Reason that says what happened.
+//
+// Verify builds, queued or running, are never run again: the push each
+// verified was refused when the daemon went away (or, in the instant between
+// a pass and the push's record, was not recorded), so each ends as
+// interrupted and never counts as a build of its branch.
 func (s *Store) RecoverInterrupted(ctx context.Context) (requeued, stopped []Build, err error) {
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		requeued, stopped = nil, nil
+		t := toNanos(now())
+		verifies, err := queryBuilds(ctx, tx, `
+			UPDATE builds SET state = 'interrupted', reason = ?, finished_at = ?
+			WHERE trigger = 'verify' AND state IN ('queued', 'running') RETURNING `+buildCols,
+			"interrupted: the daemon stopped before the push this build verified was recorded; it does not count for the branch", t)
+		if err != nil {
+			return fmt.Errorf("end verify builds: %w", err)
+		}
+		stopped = append(stopped, verifies...)
 		running, err := queryBuilds(ctx, tx, `SELECT `+buildCols+` FROM builds WHERE state = 'running' ORDER BY id`)
 		if err != nil {
 			return fmt.Errorf("find running builds: %w", err)
 		}
-		t := toNanos(now())
 		for _, b := range running {
 			var newer int64
 			err := tx.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM builds

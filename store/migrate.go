@@ -94,21 +94,78 @@ CREATE TABLE schedule_state (
 	PRIMARY KEY (repo, name)
 ) WITHOUT ROWID;
 `,
+	// 5: verified pushes (issue 8): the trigger 'verify'. SQLite cannot
+	// change a CHECK constraint in place, so the table is rebuilt the way
+	// its documentation says (new table, copy, drop, rename, indexes);
+	// migrate runs every step with foreign keys off and checks them after.
+	`
+CREATE TABLE builds_v5 (
+	id          INTEGER PRIMARY KEY,
+	repo        TEXT    NOT NULL CHECK (repo <> ''),
+	ref         TEXT    NOT NULL,
+	commit_id   TEXT    NOT NULL,
+	push_id     INTEGER REFERENCES pushes (id),
+	trigger     TEXT    NOT NULL CHECK (trigger IN ('push', 'schedule', 'retry', 'manual', 'verify')),
+	schedule    TEXT    NOT NULL DEFAULT '',
+	pipeline    TEXT    NOT NULL,
+	state       TEXT    NOT NULL CHECK (state IN ('queued', 'running', 'passed', 'failed', 'error',
+	                                              'cancelled', 'superseded', 'interrupted', 'skipped')),
+	reason      TEXT    NOT NULL DEFAULT '',
+	created_at  INTEGER NOT NULL,
+	started_at  INTEGER,
+	finished_at INTEGER,
+	attempt     INTEGER NOT NULL DEFAULT 0,
+	steps       TEXT    NOT NULL DEFAULT '[]',
+	worker      TEXT    NOT NULL DEFAULT '',
+	retry_of    INTEGER REFERENCES builds (id) ON DELETE SET NULL
+);
+INSERT INTO builds_v5 (id, repo, ref, commit_id, push_id, trigger, schedule, pipeline, state, reason,
+	created_at, started_at, finished_at, attempt, steps, worker, retry_of)
+	SELECT id, repo, ref, commit_id, push_id, trigger, schedule, pipeline, state, reason,
+	created_at, started_at, finished_at, attempt, steps, worker, retry_of FROM builds;
+DROP TABLE builds;
+ALTER TABLE builds_v5 RENAME TO builds;
+CREATE INDEX builds_by_state    ON builds (state, repo, id);
+CREATE INDEX builds_by_repo     ON builds (repo, id);
+CREATE INDEX builds_by_ref      ON builds (repo, ref, pipeline, schedule, state);
+CREATE INDEX builds_by_commit   ON builds (repo, commit_id, state);
+CREATE INDEX builds_by_schedule ON builds (repo, schedule, id) WHERE schedule <> '';
+CREATE INDEX builds_by_retry_of ON builds (retry_of);
+`,
 }
 
 // migrate brings the database to len(migs). Each migration runs in its own
 // write transaction together with its schema_migrations row, and the current
 // version is read inside that transaction, so two processes opening the same
 // old file cannot both apply a step.
-func migrate(ctx context.Context, db *sql.DB, migs []string) error {
-	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+//
+// Migrations run on one connection with foreign keys off, as SQLite's
+// procedure for rebuilding a table asks (dropping a table that others
+// reference would otherwise fail or cascade); foreign_key_check inside each
+// transaction then refuses a migration that left a dangling reference, and
+// the connection gets foreign keys back before it returns to the pool.
+func migrate(ctx context.Context, db *sql.DB, migs []string) (err error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: get a connection: %w", err)
+	}
+	defer func() {
+		if _, ferr := conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA foreign_keys = ON`); ferr != nil && err == nil {
+			err = fmt.Errorf("migrate: turn foreign keys back on: %w", ferr)
+		}
+		_ = conn.Close()
+	}()
+	if _, err := conn.ExecContext(ctx, `PRAGMA foreign_keys = OFF`); err != nil {
+		return fmt.Errorf("migrate: turn foreign keys off: %w", err)
+	}
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    INTEGER PRIMARY KEY,
 		applied_at INTEGER NOT NULL
 	)`); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
 	for {
-		done, err := migrateOne(ctx, db, migs)
+		done, err := migrateOne(ctx, conn, migs)
 		if err != nil {
 			return err
 		}
@@ -118,7 +175,7 @@ func migrate(ctx context.Context, db *sql.DB, migs []string) error {
 	}
 }
 
-func migrateOne(ctx context.Context, db *sql.DB, migs []string) (done bool, err error) {
+func migrateOne(ctx context.Context, db *sql.Conn, migs []string) (done bool, err error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return false, fmt.Errorf("begin migration: %w", err)
@@ -141,6 +198,9 @@ func migrateOne(ctx context.Context, db *sql.DB, migs []string) (done bool, err 
 	if _, err := tx.ExecContext(ctx, migs[v]); err != nil {
 		return false, fmt.Errorf("apply migration %d: %w", v+1, err)
 	}
+	if err := checkForeignKeys(ctx, tx); err != nil {
+		return false, fmt.Errorf("apply migration %d: %w", v+1, err)
+	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, v+1, toNanos(now())); err != nil {
 		return false, fmt.Errorf("record migration %d: %w", v+1, err)
 	}
@@ -148,4 +208,25 @@ func migrateOne(ctx context.Context, db *sql.DB, migs []string) (done bool, err 
 		return false, fmt.Errorf("commit migration %d: %w", v+1, err)
 	}
 	return false, nil
+}
+
+// checkForeignKeys fails when a row refers to one that does not exist.
+func checkForeignKeys(ctx context.Context, tx *sql.Tx) error {
+	rows, err := tx.QueryContext(ctx, `PRAGMA foreign_key_check`)
+	if err != nil {
+		return fmt.Errorf("check foreign keys: %w", err)
+	}
+	defer rows.Close()
+	if rows.Next() {
+		var (
+			table, parent string
+			rowid         sql.NullInt64
+			fk            int
+		)
+		if err := rows.Scan(&table, &rowid, &parent, &fk); err != nil {
+			return fmt.Errorf("check foreign keys: %w", err)
+		}
+		return fmt.Errorf("row %d of %s refers to a missing row of %s", rowid.Int64, table, parent)
+	}
+	return rows.Err()
 }

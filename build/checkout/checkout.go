@@ -68,15 +68,47 @@ func Checkout(ctx context.Context, gitDir, commit, dst string) (Result, error) {
 	return checkoutGit(ctx, gitDir, commit, absDst)
 }
 
-// checkoutGit writes the tree with git into the empty folder absDst.
-func checkoutGit(ctx context.Context, gitDir, commit, absDst string) (Result, error) {
+// CheckoutQuarantined is Checkout of a commit that git has not accepted yet:
+// a push's pre-receive hook runs with the pushed objects in a quarantine
+// folder inside the repository's objects folder, and only moves them into
+// the repository once the hook has said yes. Objects are read from
+// quarantine first and from the repository after it, as git itself does for
+// its hooks (GIT_OBJECT_DIRECTORY and GIT_ALTERNATE_OBJECT_DIRECTORIES).
+// The caller has checked that quarantine is one of gitDir's. git writes the
+// tree whatever its size: go-git does not read a quarantine.
+func CheckoutQuarantined(ctx context.Context, gitDir, quarantine, commit, dst string) (Result, error) {
+	if !commitPattern.MatchString(commit) {
+		return Result{}, fmt.Errorf("check out %q: not a full commit id", commit)
+	}
+	if err := checkEmpty(dst); err != nil {
+		return Result{}, fmt.Errorf("check out %s into %s: %w", commit, dst, err)
+	}
+	absDst, err := filepath.Abs(dst)
+	if err != nil {
+		return Result{}, fmt.Errorf("check out %s: resolve %s: %w", commit, dst, err)
+	}
+	return checkoutGit(ctx, gitDir, commit, absDst, QuarantineEnv(gitDir, quarantine)...)
+}
+
+// QuarantineEnv is the environment that makes git read the objects of a
+// push's quarantine folder before those of the repository at gitDir.
+func QuarantineEnv(gitDir, quarantine string) []string {
+	return []string{
+		"GIT_OBJECT_DIRECTORY=" + quarantine,
+		"GIT_ALTERNATE_OBJECT_DIRECTORIES=" + filepath.Join(gitDir, "objects"),
+	}
+}
+
+// checkoutGit writes the tree with git into the empty folder absDst; env is
+// added to git's environment.
+func checkoutGit(ctx context.Context, gitDir, commit, absDst string, env ...string) (Result, error) {
 	tmp, err := os.MkdirTemp("", "slipway-checkout-")
 	if err != nil {
 		return Result{}, fmt.Errorf("check out %s: make index folder: %w", commit, err)
 	}
 	defer os.RemoveAll(tmp)
 
-	g := gitRunner{gitDir: gitDir, workTree: absDst, index: filepath.Join(tmp, "index")}
+	g := gitRunner{gitDir: gitDir, workTree: absDst, index: filepath.Join(tmp, "index"), env: env}
 	type listing struct {
 		out []byte
 		err error
@@ -121,6 +153,7 @@ func checkEmpty(dst string) error {
 
 type gitRunner struct {
 	gitDir, workTree, index string
+	env                     []string // added to the environment
 }
 
 // run executes git with an environment built from nothing, so that neither
@@ -148,6 +181,7 @@ func (g gitRunner) run(ctx context.Context, args ...string) ([]byte, error) {
 		"GIT_TERMINAL_PROMPT=0",
 		"HOME=/nonexistent",
 	}
+	cmd.Env = append(cmd.Env, g.env...)
 	cmd.Dir = g.workTree
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -1,9 +1,16 @@
 package pipeline
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -51,21 +58,15 @@ func readFile(repo *git.Repository, c *object.Commit) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	switch entry.Mode {
-	case filemode.Regular, filemode.Executable, filemode.Deprecated:
-	case filemode.Symlink:
-		// Following it could read another file of the commit or point
-		// outside the repository; neither is what the pusher meant.
-		return nil, errors.New("it is a symbolic link; commit the file itself")
-	default:
-		return nil, fmt.Errorf("it is not a regular file (mode %s)", entry.Mode)
+	if err := checkMode(entry.Mode); err != nil {
+		return nil, err
 	}
 	blob, err := repo.BlobObject(entry.Hash)
 	if err != nil {
 		return nil, err
 	}
-	if blob.Size > MaxFileSize {
-		return nil, fmt.Errorf("it is %d bytes; the limit is %d", blob.Size, MaxFileSize)
+	if err := checkSize(blob.Size); err != nil {
+		return nil, err
 	}
 	r, err := blob.Reader()
 	if err != nil {
@@ -73,4 +74,86 @@ func readFile(repo *git.Repository, c *object.Commit) ([]byte, error) {
 	}
 	defer r.Close()
 	return io.ReadAll(io.LimitReader(r, MaxFileSize+1))
+}
+
+// checkMode refuses a tree entry that is not a plain file.
+func checkMode(mode filemode.FileMode) error {
+	switch mode {
+	case filemode.Regular, filemode.Executable, filemode.Deprecated:
+		return nil
+	case filemode.Symlink:
+		// Following it could read another file of the commit or point
+		// outside the repository; neither is what the pusher meant.
+		return errors.New("it is a symbolic link; commit the file itself")
+	}
+	return fmt.Errorf("it is not a regular file (mode %s)", mode)
+}
+
+func checkSize(size int64) error {
+	if size > MaxFileSize {
+		return fmt.Errorf("it is %d bytes; the limit is %d", size, MaxFileSize)
+	}
+	return nil
+}
+
+// fullCommit accepts full object names only, as LoadGit's contract says.
+var fullCommit = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
+
+// LoadGit is Load done by the git command, with env added to git's
+// otherwise empty environment: for objects go-git cannot see, such as those
+// of a push that waits in its pre-receive hook (env is then
+// checkout.QuarantineEnv). commit must be a full object name. Errors are
+// those of Load.
+func LoadGit(ctx context.Context, gitDir, commit string, env []string) (*File, error) {
+	if !fullCommit.MatchString(commit) {
+		return nil, fmt.Errorf("read %s of %q: not a full commit id", FileName, commit)
+	}
+	git := func(args ...string) ([]byte, error) {
+		cmd := exec.CommandContext(ctx, "git", append([]string{"--git-dir=" + gitDir}, args...)...)
+		cmd.Env = append([]string{
+			"PATH=" + os.Getenv("PATH"),
+			"GIT_CONFIG_NOSYSTEM=1",
+			"GIT_CONFIG_GLOBAL=/dev/null",
+			"HOME=/nonexistent",
+		}, env...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			return nil, fmt.Errorf("git %s: %w: %s", args[0], err, strings.TrimSpace(stderr.String()))
+		}
+		return stdout.Bytes(), nil
+	}
+	// "<mode> <type> <object> <size>\t<name>\0", or nothing when the file
+	// is missing; ^{commit} refuses a tree or blob id given by mistake.
+	out, err := git("ls-tree", "-l", "-z", "--full-tree", commit+"^{commit}", "--", FileName)
+	if err != nil {
+		return nil, fmt.Errorf("read %s of commit %s: %w", FileName, commit, err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("read %s of commit %s: %w", FileName, commit, ErrNoFile)
+	}
+	meta, _, _ := strings.Cut(string(out), "\t")
+	f := strings.Fields(meta)
+	if len(f) != 4 {
+		return nil, fmt.Errorf("read %s of commit %s: unexpected git ls-tree output %q", FileName, commit, out)
+	}
+	mode, err := filemode.New(f[0])
+	if err == nil {
+		err = checkMode(mode)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s of commit %s: %w", FileName, commit, err)
+	}
+	size, err := strconv.ParseInt(f[3], 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("read %s of commit %s: unexpected git ls-tree output %q", FileName, commit, out)
+	}
+	if err := checkSize(size); err != nil {
+		return nil, fmt.Errorf("read %s of commit %s: %w", FileName, commit, err)
+	}
+	data, err := git("cat-file", "blob", f[2])
+	if err != nil {
+		return nil, fmt.Errorf("read %s of commit %s: %w", FileName, commit, err)
+	}
+	return Parse(data)
 }

@@ -144,6 +144,7 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 		Recorder:    builds,
 		Listeners:   []hooks.PushListener{builds},
 		ReleaseGate: deploys,
+		Verifier:    builds,
 		Logger:      logger.With("component", "hooks"),
 		ReposDir:    cfg.ReposDir(),
 	})

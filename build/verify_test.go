@@ -1,0 +1,459 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"slipway/store"
+)
+
+// quarantined commits files in r's work tree and pushes the commit to ref of
+// the bare repository through a pre-receive hook that keeps a copy of git's
+// quarantine folder, inside the repository's objects folder as git's own is,
+// and refuses the push. The copy holds what a pre-receive hook sees of a
+// push; the repository never gets the commit.
+func (r *gitRepo) quarantined(ref string, files map[string]*string) (commit, quarantine string) {
+	r.t.Helper()
+	quarantine = filepath.Join(r.bare, "objects", fmt.Sprintf("incoming-test%d", time.Now().UnixNano()))
+	hooks := r.t.TempDir()
+	script := "#!/bin/sh\ncp -r \"$GIT_QUARANTINE_PATH\" '" + quarantine + "'\nexit 1\n"
+	if err := os.WriteFile(filepath.Join(hooks, "pre-receive"), []byte(script), 0o755); err != nil {
+		r.t.Fatal(err)
+	}
+	for name, content := range files {
+		p := filepath.Join(r.work, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			r.t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(*content), 0o644); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	r.git(r.work, "add", "-A")
+	r.git(r.work, "commit", "-q", "--allow-empty", "-m", "pushed")
+	commit = r.git(r.work, "rev-parse", "HEAD")
+	r.git(r.bare, "config", "core.hooksPath", hooks)
+	defer r.git(r.bare, "config", "--unset", "core.hooksPath")
+	cmd := r.gitCmd(r.work, "push", "-q", r.bare, "HEAD:"+ref)
+	if out, err := cmd.CombinedOutput(); err == nil {
+		r.t.Fatalf("the quarantining hook let the push in:\n%s", out)
+	}
+	if _, err := os.Stat(quarantine); err != nil {
+		r.t.Fatalf("no quarantine kept: %v", err)
+	}
+	return commit, quarantine
+}
+
+func (r *gitRepo) gitCmd(dir string, args ...string) *exec.Cmd {
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + r.work, "GIT_CONFIG_NOSYSTEM=1",
+		"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.org", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.org"}
+	return cmd
+}
+
+// land pushes the work tree's HEAD to ref for real, as git does once
+// pre-receive said yes.
+func (r *gitRepo) land(ref string) {
+	r.t.Helper()
+	r.git(r.work, "push", "-q", "-f", r.bare, "HEAD:"+ref)
+}
+
+// verifyPush is a push of one branch update by alice.
+func verifyPush(ref, old, commit string) (store.Push, []store.RefUpdate) {
+	u := store.RefUpdate{Name: ref, Old: old, New: commit}
+	return store.Push{Repo: "app", User: "alice", Refs: []store.RefUpdate{u}, Options: []string{"verify"}}, []store.RefUpdate{u}
+}
+
+// TestVerifyPassLandsAsTheBranchBuild: a passing revision is built from the
+// quarantine, its log streams to the pusher, and once its push is recorded
+// it is the branch's one passed build, linked to the push, with its
+// artifacts; no second build is queued for the ref.
+func TestVerifyPassLandsAsTheBranchBuild(t *testing.T) {
+	e := newEnv(t, "concurrency = 1", appRepo)
+	e.start()
+	r := e.newRepo("app")
+	commit, q := r.quarantined("refs/heads/main", map[string]*string{
+		".slipway.toml": ptr("[build]\nsteps = [\"echo verifying-$((40+2)) on $SLIPWAY_BRANCH; mkdir out; echo hi > out/a\"]\nartifacts = [\"out/\"]\n"),
+	})
+	p, refs := verifyPush("refs/heads/main", zeroID, commit)
+	out := newWatcher("")
+	release, err := e.svc.Verify(t.Context(), p, refs, q, out)
+	if err != nil {
+		t.Fatalf("Verify: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		fmt.Sprintf("build #1 verifies main @ %s before the push lands — follow: ssh -p 2222 127.0.0.1 log 1 -f\n", commit[:7]),
+		"verifying-42 on main",
+		fmt.Sprintf("build #1 passed: main may move to %s\n", commit[:7]),
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("pusher's output lacks %q:\n%s", want, out)
+		}
+	}
+	if b, _ := e.st.GetBuild(t.Context(), 1); b.State != store.StateRunning || b.Trigger != store.TriggerVerify {
+		t.Fatalf("before its push is recorded the build is %s (%s), want a running verify build", b.State, b.Trigger)
+	}
+	if h := e.svc.Holder("app", "refs/heads/main"); !strings.Contains(h, "build #1 by alice") {
+		t.Errorf("Holder while the push lands = %q", h)
+	}
+
+	r.land("refs/heads/main")
+	rec := newWatcher("")
+	if _, err := e.svc.HandlePush(t.Context(), p, rec); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	if want := fmt.Sprintf("build #1 passed: main @ %s — verified before the push landed, it is the branch's build\n", commit[:7]); rec.String() != want {
+		t.Errorf("post-receive output:\n%q\nwant\n%q", rec, want)
+	}
+	bs := e.builds("app")
+	if len(bs) != 1 {
+		t.Fatalf("%d builds recorded, want the verify build alone: %+v", len(bs), bs)
+	}
+	b := bs[0]
+	if b.State != store.StatePassed || b.PushID == 0 || b.Trigger != store.TriggerVerify || len(b.Steps) != 1 {
+		t.Fatalf("verified build after its push was recorded: %+v", b)
+	}
+	if got, err := os.ReadFile(filepath.Join(e.data, "artifacts", "1", "out", "a")); err != nil || string(got) != "hi\n" {
+		t.Errorf("artifact of the landed build: %q, %v", got, err)
+	}
+	if log := e.logOf(1); !strings.Contains(log, "main moves to "+commit[:7]+" if git accepts the push") ||
+		!strings.Contains(log, fmt.Sprintf("== push #%d landed: main is at %s, and this is its build", b.PushID, commit[:7])) {
+		t.Errorf("log:\n%s", log)
+	}
+	if h := e.svc.Holder("app", "refs/heads/main"); h != "" {
+		t.Errorf("main still held after its push was recorded: %q", h)
+	}
+}
+
+// TestVerifyFailureRefuses: a failing step ends the verification with one
+// line naming the ref, the build and the step; the build stays recorded as
+// failed with its log, and nothing holds the branch afterwards.
+func TestVerifyFailureRefuses(t *testing.T) {
+	e := newEnv(t, "concurrency = 1", appRepo)
+	e.start()
+	r := e.newRepo("app")
+	commit, q := r.quarantined("refs/heads/main", map[string]*string{
+		".slipway.toml": ptr("[build]\nsteps = [\"echo first\", \"echo broken-$((6*7)); exit 3\", \"echo never\"]\n"),
+	})
+	p, refs := verifyPush("refs/heads/main", zeroID, commit)
+	out := newWatcher("")
+	release, err := e.svc.Verify(t.Context(), p, refs, q, out)
+	if err == nil || release != nil {
+		t.Fatalf("Verify of a failing revision passed:\n%s", out)
+	}
+	if want := "refs/heads/main: build #1 failed: step 2 (echo broken-$((6*7)); exit 3) exited 3"; err.Error() != want {
+		t.Errorf("refusal = %q, want %q", err, want)
+	}
+	if !strings.Contains(out.String(), "broken-42") || strings.Contains(out.String(), "never\n") {
+		t.Errorf("pusher's output:\n%s", out)
+	}
+	b := e.waitFinal(1)
+	if b.State != store.StateFailed || b.PushID != 0 || b.Trigger != store.TriggerVerify {
+		t.Fatalf("failed verification recorded as %+v", b)
+	}
+	if log := e.logOf(1); !strings.Contains(log, "broken-42") || !strings.Contains(log, "== failed: step 2") {
+		t.Errorf("log of the failed verification:\n%s", log)
+	}
+	if h := e.svc.Holder("app", "refs/heads/main"); h != "" {
+		t.Errorf("main held after a refused verification: %q", h)
+	}
+	// A revision without a pipeline file has nothing that could pass.
+	r.git(r.work, "rm", "-q", ".slipway.toml")
+	commit, q = r.quarantined("refs/heads/main", nil)
+	p, refs = verifyPush("refs/heads/main", zeroID, commit)
+	if _, err := e.svc.Verify(t.Context(), p, refs, q, newWatcher("")); err == nil ||
+		!strings.Contains(err.Error(), "skipped: no .slipway.toml in commit "+commit[:7]) {
+		t.Errorf("Verify of a revision without a pipeline: %v", err)
+	}
+	if _, err := e.svc.Retry(t.Context(), 1); err == nil || !strings.Contains(err.Error(), "push it again") {
+		t.Errorf("retry of a verification whose commit never landed: %v", err)
+	}
+}
+
+// TestVerifyPassWithoutLandingKeepsNothing: a passed verification whose
+// push does not land (git failed to move the ref) is recorded cancelled
+// when the push's session ends, and its artifacts are removed.
+func TestVerifyPassWithoutLandingKeepsNothing(t *testing.T) {
+	e := newEnv(t, "concurrency = 1", appRepo)
+	e.start()
+	r := e.newRepo("app")
+	commit, q := r.quarantined("refs/heads/main", map[string]*string{
+		".slipway.toml": ptr("[build]\nsteps = [\"mkdir out && echo x > out/x\"]\nartifacts = [\"out/\"]\n"),
+	})
+	p, refs := verifyPush("refs/heads/main", zeroID, commit)
+	release, err := e.svc.Verify(t.Context(), p, refs, q, newWatcher(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	arts := filepath.Join(e.data, "artifacts", "1")
+	if _, err := os.Stat(arts); err != nil {
+		t.Fatalf("artifacts of the passed verification not written: %v", err)
+	}
+	release()
+	b, _ := e.st.GetBuild(t.Context(), 1)
+	if b.State != store.StateCancelled || !strings.Contains(b.Reason, "the push did not land") {
+		t.Fatalf("verification whose push did not land: %s (%q)", b.State, b.Reason)
+	}
+	if _, err := os.Stat(arts); !os.IsNotExist(err) {
+		t.Errorf("artifacts kept for a push that did not land (%v)", err)
+	}
+	if ok, _, _ := e.st.PassedBuildForCommit(t.Context(), "app", commit); ok.ID != 0 {
+		t.Errorf("the release gate finds a passed build of a commit that never landed: %+v", ok)
+	}
+	if log := e.logOf(1); !strings.Contains(log, "the push did not land; nothing kept") {
+		t.Errorf("log:\n%s", log)
+	}
+	// The session's end after the push was recorded changes nothing.
+	release()
+	if h := e.svc.Holder("app", "refs/heads/main"); h != "" {
+		t.Errorf("main still held: %q", h)
+	}
+}
+
+// TestVerifyHoldsTheBranch: while a push to main is being verified,
+// another push to main is refused at once with the reason, and a push to
+// another branch is not.
+func TestVerifyHoldsTheBranch(t *testing.T) {
+	e := newEnv(t, "concurrency = 2", appRepo)
+	e.start()
+	r := e.newRepo("app")
+	cache := filepath.Join(e.data, "cache", "app")
+	commit, q := r.quarantined("refs/heads/main", map[string]*string{
+		".slipway.toml": ptr("[build]\ncache = true\nsteps = [\"touch /cache/started; while [ ! -e /cache/go ]; do sleep 0.05; done\"]\n"),
+	})
+	p, refs := verifyPush("refs/heads/main", zeroID, commit)
+	type result struct {
+		release func()
+		err     error
+	}
+	first := make(chan result, 1)
+	go func() {
+		rel, err := e.svc.Verify(t.Context(), p, refs, q, newWatcher(""))
+		first <- result{rel, err}
+	}()
+	eventually(t, time.Minute, "the first verification's step", func() bool {
+		_, err := os.Stat(filepath.Join(cache, "started"))
+		return err == nil
+	})
+	second := store.Push{Repo: "app", User: "bob", Refs: refs}
+	_, err := e.svc.Verify(t.Context(), second, refs, q, newWatcher(""))
+	if want := "refs/heads/main: another push is being verified (build #1 by alice); push again when it ends"; err == nil || err.Error() != want {
+		t.Errorf("second push to main: %v, want %q", err, want)
+	}
+	if h := e.svc.Holder("app", "refs/heads/main"); !strings.Contains(h, "build #1 by alice") {
+		t.Errorf("Holder(main) = %q", h)
+	}
+	if h := e.svc.Holder("app", "refs/heads/dev"); h != "" {
+		t.Errorf("Holder(dev) = %q", h)
+	}
+	if err := os.WriteFile(filepath.Join(cache, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := <-first
+	if res.err != nil {
+		t.Fatalf("the first verification: %v", res.err)
+	}
+	res.release()
+	if h := e.svc.Holder("app", "refs/heads/main"); h != "" {
+		t.Errorf("main held after the first push's session ended: %q", h)
+	}
+	if len(e.builds("app")) != 1 {
+		t.Errorf("the refused push queued a build: %+v", e.builds("app"))
+	}
+}
+
+// TestVerifyPusherGoneCancels: a pusher who goes away cancels the build,
+// whose processes are killed, and the push is refused.
+func TestVerifyPusherGoneCancels(t *testing.T) {
+	e := newEnv(t, "concurrency = 1", appRepo)
+	e.start()
+	r := e.newRepo("app")
+	commit, q := r.quarantined("refs/heads/main", map[string]*string{
+		".slipway.toml": ptr("[build]\nsteps = [\"echo started-$((40+2)); sleep 4247.5\"]\n"),
+	})
+	p, refs := verifyPush("refs/heads/main", zeroID, commit)
+	ctx, cancel := context.WithCancelCause(t.Context())
+	out := newWatcher("started-42")
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.svc.Verify(ctx, p, refs, q, out)
+		done <- err
+	}()
+	select {
+	case <-out.seen:
+	case <-time.After(time.Minute):
+		t.Fatalf("the step never started:\n%s", out)
+	}
+	cancel(errors.New("the pusher went away"))
+	err := <-done
+	if err == nil || err.Error() != "refs/heads/main: build #1 cancelled: the pusher went away" {
+		t.Errorf("Verify after the pusher left: %v", err)
+	}
+	if ps := processesWith("sleep 4247.5"); len(ps) > 0 {
+		t.Errorf("the step still runs: %v", ps)
+	}
+	if b, _ := e.st.GetBuild(t.Context(), 1); b.State != store.StateCancelled || b.Reason != "cancelled: the pusher went away" {
+		t.Errorf("build after the pusher left: %s (%q)", b.State, b.Reason)
+	}
+	if h := e.svc.Holder("app", "refs/heads/main"); h != "" {
+		t.Errorf("main still held: %q", h)
+	}
+}
+
+// TestVerifyGoesFirst: with every worker busy, a verify build waits (and
+// the pusher is told so), then runs before builds queued earlier.
+func TestVerifyGoesFirst(t *testing.T) {
+	e := newEnv(t, "concurrency = 1", appRepo)
+	e.start()
+	r := e.newRepo("app")
+	cache := filepath.Join(e.data, "cache", "app")
+	busy := r.pipelineCommit("refs/heads/busy", "[build]\ncache = true\nsteps = [\"touch /cache/busy; while [ ! -e /cache/go ]; do sleep 0.05; done\"]\n")
+	e.push(t.Context(), "app", nil, update("refs/heads/busy", busy))
+	eventually(t, time.Minute, "the busy build's step", func() bool {
+		_, err := os.Stat(filepath.Join(cache, "busy"))
+		return err == nil
+	})
+	later := r.pipelineCommit("refs/heads/later", "[build]\nsteps = [\"true\"]\n")
+	e.push(t.Context(), "app", nil, update("refs/heads/later", later))
+	commit, q := r.quarantined("refs/heads/main", map[string]*string{".slipway.toml": ptr("[build]\nsteps = [\"true\"]\n")})
+	p, refs := verifyPush("refs/heads/main", zeroID, commit)
+	out := newWatcher("waits for a free worker")
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.svc.Verify(t.Context(), p, refs, q, out)
+		done <- err
+	}()
+	select {
+	case <-out.seen:
+	case <-time.After(time.Minute):
+		t.Fatalf("the pusher was not told the build waits:\n%s", out)
+	}
+	if err := os.WriteFile(filepath.Join(cache, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	v, _ := e.st.GetBuild(t.Context(), 3)
+	l := e.waitFinal(2)
+	if v.Trigger != store.TriggerVerify || l.StartedAt.Before(v.StartedAt) {
+		t.Errorf("the build queued before the verification started first: verify %v, queued %v", v.StartedAt, l.StartedAt)
+	}
+}
+
+// TestVerifyShutdownRefuses: a daemon stopping mid-verification cancels the
+// build, refuses the push, and takes no new verification.
+func TestVerifyShutdownRefuses(t *testing.T) {
+	e := newEnv(t, "concurrency = 1", appRepo)
+	svc := e.svc
+	if err := svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r := e.newRepo("app")
+	commit, q := r.quarantined("refs/heads/main", map[string]*string{
+		".slipway.toml": ptr("[build]\nsteps = [\"echo started-$((40+2)); sleep 4248.5\"]\n"),
+	})
+	p, refs := verifyPush("refs/heads/main", zeroID, commit)
+	out := newWatcher("started-42")
+	done := make(chan error, 1)
+	go func() {
+		_, err := svc.Verify(t.Context(), p, refs, q, out)
+		done <- err
+	}()
+	select {
+	case <-out.seen:
+	case <-time.After(time.Minute):
+		t.Fatalf("the step never started:\n%s", out)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_ = svc.Shutdown(ctx)
+	if err := <-done; err == nil || err.Error() != "refs/heads/main: build #1 cancelled: the daemon stopped during the build" {
+		t.Errorf("Verify when the daemon stopped: %v", err)
+	}
+	if ps := processesWith("sleep 4248.5"); len(ps) > 0 {
+		t.Errorf("the step still runs: %v", ps)
+	}
+	if b, _ := e.st.GetBuild(t.Context(), 1); b.State != store.StateCancelled {
+		t.Errorf("build after the stop: %s (%q)", b.State, b.Reason)
+	}
+	if _, err := svc.Verify(t.Context(), p, refs, q, newWatcher("")); err == nil || !strings.Contains(err.Error(), "the daemon is stopping") {
+		t.Errorf("Verify after Shutdown: %v", err)
+	}
+}
+
+// TestVerifyCancelledWhileQueued: a pusher who leaves while the build still
+// waits for a worker cancels it before it runs; a `cancel` by someone ends a
+// running one and refuses the push, naming who.
+func TestVerifyCancelledWhileQueued(t *testing.T) {
+	e := newEnv(t, "concurrency = 1", appRepo)
+	e.start()
+	r := e.newRepo("app")
+	cache := filepath.Join(e.data, "cache", "app")
+	busy := r.pipelineCommit("refs/heads/busy", "[build]\ncache = true\nsteps = [\"touch /cache/busy; while [ ! -e /cache/go ]; do sleep 0.05; done\"]\n")
+	e.push(t.Context(), "app", nil, update("refs/heads/busy", busy))
+	eventually(t, time.Minute, "the busy build's step", func() bool {
+		_, err := os.Stat(filepath.Join(cache, "busy"))
+		return err == nil
+	})
+	commit, q := r.quarantined("refs/heads/main", map[string]*string{
+		".slipway.toml": ptr("[build]\ncache = true\nsteps = [\"touch /cache/ran-$SLIPWAY_BUILD_ID; sleep 4249.5\"]\n"),
+	})
+	p, refs := verifyPush("refs/heads/main", zeroID, commit)
+	ctx, cancel := context.WithCancelCause(t.Context())
+	out := newWatcher("waits for a free worker")
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.svc.Verify(ctx, p, refs, q, out)
+		done <- err
+	}()
+	select {
+	case <-out.seen:
+	case <-time.After(time.Minute):
+		t.Fatalf("the verification never queued:\n%s", out)
+	}
+	cancel(errors.New("the pusher went away"))
+	if err := <-done; err == nil || err.Error() != "refs/heads/main: build #2 cancelled: the pusher went away" {
+		t.Fatalf("Verify after its pusher left the queue: %v", err)
+	}
+	if b, _ := e.st.GetBuild(t.Context(), 2); b.State != store.StateCancelled || b.Attempt != 0 {
+		t.Fatalf("queued verification after its pusher left: %s, attempt %d", b.State, b.Attempt)
+	}
+
+	// Cancelled by a user while it runs.
+	if err := os.WriteFile(filepath.Join(cache, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFinal(1)
+	out = newWatcher("== step 1/1")
+	go func() {
+		_, err := e.svc.Verify(t.Context(), p, refs, q, out)
+		done <- err
+	}()
+	select {
+	case <-out.seen:
+	case <-time.After(time.Minute):
+		t.Fatalf("the second verification never started:\n%s", out)
+	}
+	if err := e.svc.CancelBy(t.Context(), 3, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err == nil || err.Error() != "refs/heads/main: build #3 cancelled by bob" {
+		t.Fatalf("Verify of a cancelled build: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(cache, "ran-2")); !os.IsNotExist(err) {
+		t.Errorf("the verification cancelled in the queue ran (%v)", err)
+	}
+	if ps := processesWith("sleep 4249.5"); len(ps) > 0 {
+		t.Errorf("the cancelled step still runs: %v", ps)
+	}
+}
