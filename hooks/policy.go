@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"slipway/configs"
+	"slipway/internal/gitrev"
 	"slipway/store"
 )
 
@@ -96,7 +97,7 @@ func (s *Server) preReceive(ctx context.Context, req request, id identity, out i
 	}
 	var refusals []string
 	for _, u := range req.Refs {
-		if reason := s.checkRef(ctx, id, access, u); reason != "" {
+		if reason := s.checkRef(ctx, id, access, u, req.Quarantine); reason != "" {
 			refusals = append(refusals, u.Name+": "+reason)
 		}
 	}
@@ -114,7 +115,7 @@ func (s *Server) preReceive(ctx context.Context, req request, id identity, out i
 }
 
 // checkRef returns why the update u may not be made, or "".
-func (s *Server) checkRef(ctx context.Context, id identity, access configs.Access, u store.RefUpdate) string {
+func (s *Server) checkRef(ctx context.Context, id identity, access configs.Access, u store.RefUpdate, quarantine string) string {
 	env, release := strings.CutPrefix(u.Name, releasePrefix)
 	if !release {
 		if !id.local && !access.Has(configs.Write) {
@@ -138,11 +139,41 @@ func (s *Server) checkRef(ctx context.Context, id identity, access configs.Acces
 	case !access.Has(configs.Release):
 		return fmt.Sprintf("user %s may not release repository %s (needs the release right)", id.User, id.Repo)
 	case s.o.ReleaseGate != nil:
-		if err := s.o.ReleaseGate.CheckRelease(ctx, id.Repo, env, u.New, id.User); err != nil {
+		commit, why := s.peel(ctx, id.Repo, u.New, quarantine)
+		if why != "" {
+			return why
+		}
+		if err := s.o.ReleaseGate.CheckRelease(ctx, id.Repo, env, commit, id.User); err != nil {
 			return err.Error()
 		}
 	}
 	return ""
+}
+
+// peel returns the commit that a pushed object names (an annotated tag
+// pushed for a rollback names the commit it points at), reading the push's
+// quarantine, where a tag sent with this very push still is. why is the
+// pusher's one line when there is none.
+func (s *Server) peel(ctx context.Context, repo, id, quarantine string) (commit, why string) {
+	gitDir := filepath.Join(s.o.ReposDir, filepath.FromSlash(repo)+".git")
+	var env []string
+	if quarantine != "" {
+		q, err := s.quarantineOf(repo, quarantine)
+		if err != nil {
+			s.log.Warn("release push with a quarantine folder not its own", "repo", repo, "err", err)
+			return "", "the hook's quarantine folder is not this repository's; push refused"
+		}
+		env = []string{"GIT_OBJECT_DIRECTORY=" + q, "GIT_ALTERNATE_OBJECT_DIRECTORIES=" + filepath.Join(gitDir, "objects")}
+	}
+	commit, err := gitrev.Peel(ctx, gitDir, id, env)
+	switch {
+	case errors.Is(err, gitrev.ErrNotCommit):
+		return "", fmt.Sprintf("%.7s is not a commit or an annotated tag of one", id)
+	case err != nil:
+		s.log.Error("release gate: peel the pushed object", "repo", repo, "id", id, "err", err)
+		return "", "the release gate could not read the pushed revision; nothing was released, try again"
+	}
+	return commit, ""
 }
 
 // confusingName returns why a new branch or tag may not be called ref, or
