@@ -21,7 +21,7 @@ func goProject(version string) map[string]string {
 		"main.go": "package main\n\nimport \"fmt\"\n\nfunc greeting() string { return \"hello " + version + "\" }\n\nfunc main() { fmt.Println(greeting()) }\n",
 		"main_test.go": "package main\n\nimport \"testing\"\n\nfunc TestGreeting(t *testing.T) {\n" +
 			"\tif greeting() != \"hello " + version + "\" {\n\t\tt.Fatal(greeting())\n\t}\n}\n",
-		".slipway.toml": "[build]\nsteps = [\"go vet ./...\", \"go test ./...\", \"go build -o out/app .\"]\nartifacts = [\"out/\"]\n",
+		".slipway.toml": "[build]\nsteps = [\"go vet ./...\", \"go test ./...\", \"go build -o out/app .\"]\nartifacts = [\"out/\"]\ncache = true\n",
 	}
 }
 
