@@ -136,8 +136,14 @@ func (h *harness) build(ref, pipeline string, files map[string]string) (store.Bu
 // before recording the result.
 func (h *harness) running(ref, pipeline string, files map[string]string) store.Build {
 	h.t.Helper()
+	return h.runningAt(ref, pipeline, h.commit(), files)
+}
+
+// runningAt is running for a given commit (a rebuild of one already built).
+func (h *harness) runningAt(ref, pipeline, commit string, files map[string]string) store.Build {
+	h.t.Helper()
 	ctx := h.t.Context()
-	enq, err := h.st.EnqueueBuilds(ctx, []store.Build{{Repo: "app", Ref: ref, Commit: h.commit(), Trigger: store.TriggerManual, Pipeline: pipeline}})
+	enq, err := h.st.EnqueueBuilds(ctx, []store.Build{{Repo: "app", Ref: ref, Commit: commit, Trigger: store.TriggerManual, Pipeline: pipeline}})
 	if err != nil {
 		h.t.Fatal(err)
 	}

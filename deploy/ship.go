@@ -238,12 +238,12 @@ func (s *Shipper) Ship(ctx context.Context, req Request) (Result, error) {
 	}
 
 	if existing, ok := st.find(id); ok && existing.Complete {
-		fmt.Fprintf(req.Log, "==> release %s is already on the target; verifying it against the artifacts\n", id)
+		fmt.Fprintf(req.Log, "==> verifying release %s, complete on the target, against the artifacts\n", id)
 		verr := s.verify(ctx, sess, req, id)
 		switch {
 		case verr == nil:
 			res.Reused = true
-			fmt.Fprintf(req.Log, "==> release %s matches; switching without transfer\n", id)
+			fmt.Fprintf(req.Log, "==> release %s is already on the target; switching without transfer\n", id)
 		case errors.Is(verr, ErrVerify) && req.Fallback != "" && req.Fallback != id:
 			fmt.Fprintf(req.Log, "==> %v; shipping the artifacts anew as release %s\n", verr, req.Fallback)
 			log.Warn("release on the target changed; shipping anew", "err", verr, "fallback", req.Fallback)
