@@ -116,10 +116,11 @@ func TestRetriesAtOnceQueueOneDeployment(t *testing.T) {
 }
 
 // TestReleasesReadersNeverFloodTheTarget lists an environment's releases
-// 50 times at once while a deployment to it runs, over a real sshd that
-// records its sessions: the target never sees more than one connection at
-// a time, the deployment succeeds, and once it has ended the listing shows
-// its release live.
+// 50 times at once while the target is idle, and 50 times at once while a
+// deployment to it runs, over a real sshd that records its sessions: the
+// idle readers share one connection, the target never sees more than one
+// connection at a time, the deployment succeeds, and once it has ended the
+// listing shows its release live.
 func TestReleasesReadersNeverFloodTheTarget(t *testing.T) {
 	srv := sshdtest.New(t)
 	sessions := srv.RecordSessions()
@@ -136,13 +137,31 @@ func TestReleasesReadersNeverFloodTheTarget(t *testing.T) {
 	ctx := t.Context()
 	_, ds := h.passedBuild("refs/heads/main", map[string]string{"app": "1"})
 	first := h.waitState(ds[0].ID, store.DeploySucceeded)
+	// 50 readers at once while the target is idle: one listing for all.
+	before, _, err := sessions.Connections()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if l, err := h.svc.Releases(ctx, "app", "staging"); err != nil || len(l.Releases) != 1 || l.Note != "" {
+				t.Errorf("releases of an idle target: %+v, %v", l, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if after, most, _ := sessions.Connections(); after != before+1 || most != 1 {
+		t.Errorf("50 readers of an idle target made %d connections (%d at once), want 1", after-before, most)
+	}
 	if err := os.Remove(asked); err != nil {
 		t.Fatal(err)
 	}
 
 	_, ds = h.passedBuild("refs/heads/main", map[string]string{"app": "2"})
 	eventually(t, "the second deployment to run", func() bool { return h.get(ds[0].ID).State == store.DeployRunning })
-	var wg sync.WaitGroup
 	errs := make(chan error, 50)
 	notes := make(chan string, 50)
 	for range 50 {
@@ -177,10 +196,10 @@ func TestReleasesReadersNeverFloodTheTarget(t *testing.T) {
 	if most != 1 {
 		t.Errorf("the target saw %d connections at once, want 1 (%d in all)", most, total)
 	}
-	// Each deployment is one listing and one shipping connection; the 50
-	// readers add at most one.
-	if total > 5 {
-		t.Errorf("%d connections in all for two deployments and 50 listings, want at most 5", total)
+	// Each deployment is at most one listing and one shipping connection;
+	// the readers add one listing each time the target was idle.
+	if total > 6 {
+		t.Errorf("%d connections in all for two deployments and 100 listings, want at most 6", total)
 	}
 	for n := range notes {
 		if n != "" && !strings.Contains(n, "deployment to staging is under way") {
@@ -196,7 +215,7 @@ func TestReleasesReadersNeverFloodTheTarget(t *testing.T) {
 		t.Errorf("after the deployment the listing is %+v, want %s live then %s", l, second.ReleaseID, first.ReleaseID)
 	}
 	// Asked again at once, the listing is answered without a connection.
-	before, _, _ := sessions.Connections()
+	before, _, _ = sessions.Connections()
 	for range 10 {
 		if _, err := h.svc.Releases(ctx, "app", "staging"); err != nil {
 			t.Fatal(err)
