@@ -192,3 +192,54 @@ func TestRollbackToAReleaseChangedOnTheTargetShipsAnew(t *testing.T) {
 		t.Errorf("the rollback log does not say why it shipped anew:\n%s", log)
 	}
 }
+
+func TestDifferencesReadsRsyncItemizedChanges(t *testing.T) {
+	out := ".d..t...... ./\n" + // times only: not a difference
+		".f..t.og... same-content-new-owner\n" +
+		">fcs....... bin/app\n" +
+		">f+++++++++ bin/new\n" +
+		"cd+++++++++ static/\n" +
+		"cLc.T...... link\n" +
+		".f...p..... run.sh\n" +
+		".f..Tp..... also-perms\n" +
+		"*deleting   extra.txt\n" +
+		"a line rsync never writes\n"
+	want := []string{
+		"bin/app differs", "bin/new is missing", "static/ is missing", "link differs",
+		"run.sh has other permissions", "also-perms has other permissions", "extra.txt is not in the artifacts",
+		`unexpected rsync output "a line rsync never writes"`,
+	}
+	got := differences(out)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("differences:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if d := differences(""); len(d) != 0 {
+		t.Fatalf("no output: %v", d)
+	}
+}
+
+// TestBuildFromBeforeDigestsGetsOneAtItsFirstDeployment: artifacts kept
+// by a build recorded before digests existed are deployed, and from then
+// on known by the digest computed then.
+func TestBuildFromBeforeDigestsGetsOneAtItsFirstDeployment(t *testing.T) {
+	prod := filepath.Join(t.TempDir(), "prod")
+	h := newHarness(t, 1, localEnv("prod", prod, ""))
+	h.start()
+	b := h.running("refs/heads/main", store.DefaultPipeline, nil)
+	writeFiles(t, h.svc.artifactDir(b.ID), map[string]string{"app": "old"})
+	h.finish(b)
+	d := h.waitState(h.mustRelease("bob", "prod", b.Commit).ID, store.DeploySucceeded)
+	got, err := h.st.GetBuild(t.Context(), b.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !manifest.Valid(got.ArtifactsDigest) || d.Digest != got.ArtifactsDigest {
+		t.Fatalf("build digest %q, deployment digest %q; want one, computed at the deployment", got.ArtifactsDigest, d.Digest)
+	}
+	if log := h.log(d.ID); !strings.Contains(log, "is from before artifact digests") {
+		t.Errorf("log:\n%s", log)
+	}
+	if err := manifest.Check(h.svc.artifactDir(b.ID), got.ArtifactsDigest); err != nil {
+		t.Errorf("kept artifacts against the adopted digest: %v", err)
+	}
+}
