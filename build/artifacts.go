@@ -8,11 +8,16 @@ import (
 	"os"
 	"path"
 	"strings"
+
+	"slipway/internal/manifest"
 )
 
 // copyArtifacts copies the artifact paths (clean, relative, slash-separated,
 // as the pipeline parser guarantees) from the workspace ws into dst, which
-// it creates. It returns the number of files and symbolic links copied.
+// it creates, then writes the set's manifest into dst (manifest.FileName).
+// It returns the number of files and symbolic links copied and the set's
+// digest, which the build is recorded with: deployments ship exactly the
+// bytes of that digest or fail.
 //
 // Everything is read through an os.Root of the workspace, so no path and no
 // symbolic link can make it read outside: a build could otherwise name
@@ -20,28 +25,40 @@ import (
 // have the deploy ship it. Links inside an artifact folder are kept as links
 // when they stay inside the workspace and refused otherwise; an artifact
 // path that is itself a link is followed (within the workspace).
-func copyArtifacts(ws, dst string, paths []string) (int, error) {
+func copyArtifacts(ws, dst string, paths []string) (int, string, error) {
 	src, err := os.OpenRoot(ws)
 	if err != nil {
-		return 0, fmt.Errorf("open workspace: %w", err)
+		return 0, "", fmt.Errorf("open workspace: %w", err)
 	}
 	defer src.Close()
 	if err := os.MkdirAll(dst, 0o755); err != nil {
-		return 0, fmt.Errorf("make artifacts folder: %w", err)
+		return 0, "", fmt.Errorf("make artifacts folder: %w", err)
 	}
 	out, err := os.OpenRoot(dst)
 	if err != nil {
-		return 0, fmt.Errorf("open artifacts folder: %w", err)
+		return 0, "", fmt.Errorf("open artifacts folder: %w", err)
 	}
 	defer out.Close()
 
 	c := copier{src: src, out: out}
 	for _, p := range paths {
 		if err := c.top(p); err != nil {
-			return c.n, err
+			return c.n, "", err
 		}
 	}
-	return c.n, nil
+	// Slipway's own files at the top of a release (the manifest, package
+	// deploy's marker and activate files): an artifact of the same name
+	// would be overwritten or left out on the target.
+	for _, name := range []string{manifest.FileName, ".slipway-release", ".slipway-activate"} {
+		if _, err := out.Lstat(name); err == nil {
+			return c.n, "", fmt.Errorf("%q is a name Slipway keeps for itself at the top of a release; rename that artifact", name)
+		}
+	}
+	digest, err := manifest.Write(dst)
+	if err != nil {
+		return c.n, "", fmt.Errorf("write the manifest: %w", err)
+	}
+	return c.n, digest, nil
 }
 
 type copier struct {

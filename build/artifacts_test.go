@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"slipway/internal/manifest"
 )
 
 // FuzzArtifactsStayInWorkspace plants a symbolic link with a fuzzed target
@@ -41,7 +43,7 @@ func FuzzArtifactsStayInWorkspace(f *testing.F) {
 		if err := os.Symlink(target, filepath.Join(ws, "l")); err != nil {
 			t.Skip()
 		}
-		_, _ = copyArtifacts(ws, dst, []string{artifact})
+		_, _, _ = copyArtifacts(ws, dst, []string{artifact})
 		_ = filepath.WalkDir(dst, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return nil
@@ -84,9 +86,14 @@ func TestCopyArtifactsKeepsModesAndInsideLinks(t *testing.T) {
 	if err := os.Symlink("app", filepath.Join(ws, "bin", "current")); err != nil {
 		t.Fatal(err)
 	}
-	n, err := copyArtifacts(ws, dst, []string{"bin"})
+	n, digest, err := copyArtifacts(ws, dst, []string{"bin"})
 	if err != nil || n != 2 {
 		t.Fatalf("copied %d, %v", n, err)
+	}
+	// The kept set carries its manifest, and the digest recorded with the
+	// build is that manifest's.
+	if err := manifest.Check(dst, digest); err != nil || !manifest.Valid(digest) {
+		t.Errorf("kept artifacts against digest %q: %v", digest, err)
 	}
 	if fi, err := os.Stat(filepath.Join(dst, "bin", "app")); err != nil || fi.Mode().Perm()&0o100 == 0 {
 		t.Errorf("bin/app lost its executable bit: %v %v", fi, err)
@@ -94,7 +101,13 @@ func TestCopyArtifactsKeepsModesAndInsideLinks(t *testing.T) {
 	if tgt, err := os.Readlink(filepath.Join(dst, "bin", "current")); err != nil || tgt != "app" {
 		t.Errorf("bin/current: %q, %v", tgt, err)
 	}
-	if _, err := copyArtifacts(ws, filepath.Join(t.TempDir(), "x"), []string{"missing"}); err == nil || !strings.Contains(err.Error(), `"missing" does not exist`) {
+	if _, _, err := copyArtifacts(ws, filepath.Join(t.TempDir(), "x"), []string{"missing"}); err == nil || !strings.Contains(err.Error(), `"missing" does not exist`) {
 		t.Errorf("missing artifact: %v", err)
+	}
+	// A build cannot ship a file named like Slipway's own at the top of a
+	// release.
+	mustWrite(t, filepath.Join(ws, ".slipway-manifest"), "forged")
+	if _, _, err := copyArtifacts(ws, filepath.Join(t.TempDir(), "y"), []string{"."}); err == nil || !strings.Contains(err.Error(), `".slipway-manifest" is a name Slipway keeps`) {
+		t.Errorf("artifact named like the manifest: %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -226,7 +227,7 @@ func TestVerifyHoldsTheBranch(t *testing.T) {
 	e := newEnv(t, "concurrency = 2", appRepo)
 	e.start()
 	r := e.newRepo("app")
-	cache := filepath.Join(e.data, "cache", "app")
+	cache := filepath.Join(e.data, "cache", "app", url.PathEscape("refs/heads/main"))
 	commit, q := r.quarantined("refs/heads/main", map[string]*string{
 		".slipway.toml": ptr("[build]\ncache = true\nsteps = [\"touch /cache/started; while [ ! -e /cache/go ]; do sleep 0.05; done\"]\n"),
 	})
@@ -315,7 +316,7 @@ func TestVerifyGoesFirst(t *testing.T) {
 	e := newEnv(t, "concurrency = 1", appRepo)
 	e.start()
 	r := e.newRepo("app")
-	cache := filepath.Join(e.data, "cache", "app")
+	cache := filepath.Join(e.data, "cache", "app", url.PathEscape("refs/heads/busy"))
 	busy := r.pipelineCommit("refs/heads/busy", "[build]\ncache = true\nsteps = [\"touch /cache/busy; while [ ! -e /cache/go ]; do sleep 0.05; done\"]\n")
 	e.push(t.Context(), "app", nil, update("refs/heads/busy", busy))
 	eventually(t, time.Minute, "the busy build's step", func() bool {
@@ -398,7 +399,7 @@ func TestVerifyCancelledWhileQueued(t *testing.T) {
 	e := newEnv(t, "concurrency = 1", appRepo)
 	e.start()
 	r := e.newRepo("app")
-	cache := filepath.Join(e.data, "cache", "app")
+	cache := filepath.Join(e.data, "cache", "app", url.PathEscape("refs/heads/busy"))
 	busy := r.pipelineCommit("refs/heads/busy", "[build]\ncache = true\nsteps = [\"touch /cache/busy; while [ ! -e /cache/go ]; do sleep 0.05; done\"]\n")
 	e.push(t.Context(), "app", nil, update("refs/heads/busy", busy))
 	eventually(t, time.Minute, "the busy build's step", func() bool {
@@ -450,7 +451,7 @@ func TestVerifyCancelledWhileQueued(t *testing.T) {
 	if err := <-done; err == nil || err.Error() != "refs/heads/main: build #3 cancelled by bob" {
 		t.Fatalf("Verify of a cancelled build: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(cache, "ran-2")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(e.data, "cache", "app", url.PathEscape("refs/heads/main"), "ran-2")); !os.IsNotExist(err) {
 		t.Errorf("the verification cancelled in the queue ran (%v)", err)
 	}
 	if ps := processesWith("sleep 4249.5"); len(ps) > 0 {

@@ -330,13 +330,16 @@ func (s *Service) execute(ctx context.Context, b store.Build, w buildLog, sec se
 
 	if len(p.Artifacts) > 0 {
 		dst := filepath.Join(s.o.ArtifactsDir, logID(b.ID))
-		n, err := copyArtifacts(ws, dst, p.Artifacts)
+		n, digest, err := copyArtifacts(ws, dst, p.Artifacts)
+		if err == nil {
+			err = s.o.Store.SetArtifactsDigest(ctx, b.ID, digest)
+		}
 		if err != nil {
 			_ = removeAll(dst)
 			reason := "artifacts: " + err.Error()
 			return outcome{state: store.StateFailed, reason: reason, line: "failed: " + reason}
 		}
-		w.Printf("== kept %d artifact files", n)
+		w.Printf("== kept %d artifact files, %s", n, digest)
 	}
 	d := fmtDuration(time.Since(start))
 	return outcome{state: store.StatePassed, reason: "passed in " + d, line: "passed in " + d}

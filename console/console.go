@@ -16,6 +16,7 @@ import (
 	"slipway/configs"
 	"slipway/deploy"
 	"slipway/gitserver"
+	"slipway/internal/manifest"
 	"slipway/store"
 )
 
@@ -31,7 +32,7 @@ type Builds interface {
 // Deploys is what the commands need of the deployment service.
 type Deploys interface {
 	List(ctx context.Context, repo, env string, limit int) ([]store.Deployment, error)
-	Releases(ctx context.Context, repo, env string) ([]deploy.Release, error)
+	Releases(ctx context.Context, repo, env string) (deploy.Listing, error)
 	Follow(ctx context.Context, id int64, w io.Writer, follow bool) error
 	Get(ctx context.Context, id int64) (store.Deployment, error)
 	Retry(ctx context.Context, id int64, user string) (store.Deployment, error)
@@ -60,7 +61,7 @@ func Commands(o Options) map[string]gitserver.Command {
 		"cancel":    {Usage: "cancel ID", Summary: "cancel a queued or running build (needs write)", Run: c.cancel},
 		"retry":     {Usage: "retry [deploy] ID", Summary: "run a build again (needs write), or a failed deployment (needs release)", Run: c.retry},
 		"deploys":   {Usage: "deploys REPO [ENV] [--limit N] [--json]", Summary: "deployment history", Run: c.deploys},
-		"releases":  {Usage: "releases REPO ENV [--json]", Summary: "the releases on an environment's target, and which is live", Run: c.releases},
+		"releases":  {Usage: "releases REPO ENV [--json]", Summary: "the releases on an environment's target, which is live, and their artifacts", Run: c.releases},
 		"schedules": {Usage: "schedules [REPO] [--json]", Summary: "schedules, their next fire time and last run", Run: c.schedules},
 		"run":       {Usage: "run REPO SCHEDULE", Summary: "fire a schedule now (needs write)", Run: c.run},
 	}
@@ -176,14 +177,14 @@ func (c *console) builds(ctx context.Context, who gitserver.Caller, args []strin
 		return writeJSON(stdout, buildsJSON(bs))
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tREPO\tREF\tCOMMIT\tSTATE\tTRIGGER\tSTARTED\tDURATION\tREASON")
+	fmt.Fprintln(tw, "ID\tREPO\tREF\tCOMMIT\tSTATE\tTRIGGER\tSTARTED\tDURATION\tARTIFACTS\tREASON")
 	for _, b := range bs {
 		trigger := string(b.Trigger)
 		if b.Schedule != "" {
 			trigger += ":" + b.Schedule
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", b.ID, b.Repo, shortRef(b.Ref), short(b.Commit), b.State,
-			trigger, when(b.StartedAt), duration(b.StartedAt, b.FinishedAt), b.Reason)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", b.ID, b.Repo, shortRef(b.Ref), short(b.Commit), b.State,
+			trigger, when(b.StartedAt), duration(b.StartedAt, b.FinishedAt), manifest.Short(b.ArtifactsDigest), b.Reason)
 	}
 	tw.Flush()
 	return 0
@@ -207,6 +208,8 @@ type buildJSON struct {
 	PushID     int64         `json:"push_id,omitempty"`
 	RetryOf    int64         `json:"retry_of,omitempty"`
 	DurationMS int64         `json:"duration_ms,omitempty"`
+	// Digest identifies the artifact set the build kept ("sha256:<64 hex>").
+	Digest string `json:"digest,omitempty"`
 }
 
 // stepJSON is one step's result, in the snake_case of every other document.
@@ -221,7 +224,8 @@ func buildsJSON(bs []store.Build) []buildJSON {
 	for _, b := range bs {
 		j := buildJSON{ID: b.ID, Repo: b.Repo, Ref: b.Ref, Commit: b.Commit, State: b.State, Reason: b.Reason,
 			Trigger: b.Trigger, Schedule: b.Schedule, Pipeline: b.Pipeline, Attempt: b.Attempt, Created: b.CreatedAt,
-			PushID: b.PushID, RetryOf: b.RetryOf, Started: timePtr(b.StartedAt), Finished: timePtr(b.FinishedAt)}
+			PushID: b.PushID, RetryOf: b.RetryOf, Started: timePtr(b.StartedAt), Finished: timePtr(b.FinishedAt),
+			Digest: b.ArtifactsDigest}
 		if !b.StartedAt.IsZero() && !b.FinishedAt.IsZero() {
 			j.DurationMS = b.FinishedAt.Sub(b.StartedAt).Milliseconds()
 		}
@@ -401,19 +405,19 @@ func (c *console) deploys(ctx context.Context, who gitserver.Caller, args []stri
 		for _, d := range ds {
 			out = append(out, deployJSON{ID: d.ID, Repo: d.Repo, Env: d.Env, BuildID: d.BuildID, Commit: d.Commit,
 				Trigger: d.Trigger, User: d.User, PushID: d.PushID, State: d.State, Reason: d.Reason, Release: d.ReleaseID,
-				Created: d.CreatedAt, Started: timePtr(d.StartedAt), Finished: timePtr(d.FinishedAt)})
+				Digest: d.Digest, Created: d.CreatedAt, Started: timePtr(d.StartedAt), Finished: timePtr(d.FinishedAt)})
 		}
 		return writeJSON(stdout, out)
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tENV\tBUILD\tCOMMIT\tSTATE\tTRIGGER\tBY\tSTARTED\tDURATION\tRELEASE\tREASON")
+	fmt.Fprintln(tw, "ID\tENV\tBUILD\tCOMMIT\tARTIFACTS\tSTATE\tTRIGGER\tBY\tSTARTED\tDURATION\tRELEASE\tREASON")
 	for _, d := range ds {
 		by := d.User
 		if by == "" {
 			by = "-"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Env, d.BuildID, short(d.Commit), d.State,
-			d.Trigger, by, when(d.StartedAt), duration(d.StartedAt, d.FinishedAt), d.ReleaseID, d.Reason)
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Env, d.BuildID, short(d.Commit),
+			manifest.Short(d.Digest), d.State, d.Trigger, by, when(d.StartedAt), duration(d.StartedAt, d.FinishedAt), orDash(d.ReleaseID), d.Reason)
 	}
 	tw.Flush()
 	return 0
@@ -428,20 +432,21 @@ func (c *console) releases(ctx context.Context, who gitserver.Caller, args []str
 	if err != nil {
 		return fail(stderr, "%v", err)
 	}
-	rs, err := c.o.Deploys.Releases(ctx, repo, f.args[1])
+	l, err := c.o.Deploys.Releases(ctx, repo, f.args[1])
 	if err != nil {
 		return fail(stderr, "releases of %s on %s: %v", repo, f.args[1], err)
 	}
 	if f.json {
-		out := make([]releaseJSON, 0, len(rs))
-		for _, r := range rs {
-			out = append(out, releaseJSON{ID: r.ID, Live: r.Live, Complete: r.Complete, Commit: r.Commit, Completed: timePtr(r.Time)})
+		out := make([]releaseJSON, 0, len(l.Releases))
+		for _, r := range l.Releases {
+			out = append(out, releaseJSON{ID: r.ID, Live: r.Live, Complete: r.Complete, Commit: r.Commit, Completed: timePtr(r.Time),
+				Digest: r.Digest, Deployment: r.Deployment, Build: r.Build, Listed: timePtr(l.Listed), Note: l.Note})
 		}
 		return writeJSON(stdout, out)
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RELEASE\tCOMMIT\tCOMPLETED\tSTATUS")
-	for _, r := range rs {
+	fmt.Fprintln(tw, "RELEASE\tCOMMIT\tARTIFACTS\tDEPLOYMENT\tBUILD\tCOMPLETED\tSTATUS")
+	for _, r := range l.Releases {
 		status := ""
 		switch {
 		case r.Live:
@@ -449,9 +454,13 @@ func (c *console) releases(ctx context.Context, who gitserver.Caller, args []str
 		case !r.Complete:
 			status = "partial"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.ID, short(r.Commit), when(r.Time), status)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, short(r.Commit), manifest.Short(r.Digest),
+			idOrDash(r.Deployment), idOrDash(r.Build), when(r.Time), status)
 	}
 	tw.Flush()
+	if l.Note != "" {
+		fmt.Fprintf(stdout, "(%s)\n", l.Note)
+	}
 	return 0
 }
 
@@ -519,17 +528,25 @@ type deployJSON struct {
 	State    store.DeployState   `json:"state"`
 	Reason   string              `json:"reason,omitempty"`
 	Release  string              `json:"release,omitempty"`
+	Digest   string              `json:"digest,omitempty"` // the artifact set shipped
 	Created  time.Time           `json:"created"`
 	Started  *time.Time          `json:"started,omitempty"`
 	Finished *time.Time          `json:"finished,omitempty"`
 }
 
 type releaseJSON struct {
-	ID        string     `json:"id"`
-	Live      bool       `json:"live"`
-	Complete  bool       `json:"complete"`
-	Commit    string     `json:"commit,omitempty"`
-	Completed *time.Time `json:"completed,omitempty"`
+	ID         string     `json:"id"`
+	Live       bool       `json:"live"`
+	Complete   bool       `json:"complete"`
+	Commit     string     `json:"commit,omitempty"`
+	Completed  *time.Time `json:"completed,omitempty"`
+	Digest     string     `json:"digest,omitempty"`     // the artifact set it holds
+	Deployment int64      `json:"deployment,omitempty"` // the deployment that shipped it, from Slipway's records
+	Build      int64      `json:"build,omitempty"`
+	// Listed is when the target was listed (the answer is cached for a
+	// few seconds); Note says why the listing may be out of date.
+	Listed *time.Time `json:"listed,omitempty"`
+	Note   string     `json:"note,omitempty"`
 }
 
 type scheduleJSON struct {
@@ -579,6 +596,20 @@ func shortRef(ref string) string {
 		return b
 	}
 	return ref
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func idOrDash(id int64) string {
+	if id == 0 {
+		return "-"
+	}
+	return "#" + strconv.FormatInt(id, 10)
 }
 
 func short(id string) string {

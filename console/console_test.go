@@ -125,8 +125,8 @@ type fakeDeploys struct {
 func (f *fakeDeploys) List(context.Context, string, string, int) ([]store.Deployment, error) {
 	return nil, nil
 }
-func (f *fakeDeploys) Releases(context.Context, string, string) ([]deploy.Release, error) {
-	return nil, nil
+func (f *fakeDeploys) Releases(context.Context, string, string) (deploy.Listing, error) {
+	return deploy.Listing{}, nil
 }
 func (f *fakeDeploys) Follow(_ context.Context, id int64, w io.Writer, _ bool) error {
 	_, err := io.WriteString(w, "deploy log of "+f.deps[id].Repo+"\n")

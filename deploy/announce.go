@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"slipway/internal/manifest"
 	"slipway/store"
 )
 
@@ -27,6 +28,7 @@ func (s *Service) Announce(ctx context.Context, p store.Push, ds []store.Deploym
 		}
 		fmt.Fprintf(out, "deployment #%d queued: %s @ %s to %s (%s by %s) — follow: %s log deploy %d -f\n",
 			d.ID, d.Repo, shortID(d.Commit), d.Env, d.Trigger, who, s.sshCommand(), d.ID)
+		fmt.Fprintf(out, "deployment #%d ships %s\n", d.ID, s.describeShipment(ctx, d))
 	}
 	if slices.Contains(p.Options, NoWaitOption) {
 		return
@@ -48,6 +50,22 @@ func (s *Service) Announce(ctx context.Context, p store.Push, ds []store.Deploym
 		}
 		fmt.Fprintln(out, line)
 	}
+}
+
+// describeShipment says which artifacts d ships and why those, as the
+// gate chose them.
+func (s *Service) describeShipment(ctx context.Context, d store.Deployment) string {
+	plain := fmt.Sprintf("build #%d (%s)", d.BuildID, manifest.Short(d.Digest))
+	e, ok := s.o.Config.Environment(d.Repo, d.Env)
+	if !ok {
+		return plain
+	}
+	sh, err := s.shipment(ctx, d.Repo, e, d.Commit)
+	if err != nil || sh.Build.ID != d.BuildID {
+		return plain
+	}
+	sh.Build.ArtifactsDigest = d.Digest
+	return sh.describe()
 }
 
 func (s *Service) sshCommand() string {

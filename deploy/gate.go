@@ -14,6 +14,7 @@ import (
 
 	"slipway/configs"
 	"slipway/internal/gitrev"
+	"slipway/internal/manifest"
 	"slipway/store"
 )
 
@@ -39,10 +40,12 @@ func refusef(format string, a ...any) error { return refusal(fmt.Sprintf(format,
 // pushed object names (the caller peels annotated tags: in pre-receive only
 // it can read the push's quarantine). It returns nil when
 // user may put commit on env of repo: env exists, user has the release
-// right (and is one of env's approvers when the config names them), commit
-// has a passed build of the default pipeline that kept artifacts, and, when
-// env requires another environment, commit is or was live there. Otherwise
-// the error is one line for the pusher (and matches ErrReleaseRefused).
+// right (and is one of env's approvers when the config names them), and
+// there is an artifact set to ship (see shipment): when env requires
+// another environment, commit is or was live there and the build whose
+// artifacts were live there still has them; otherwise commit has a passed
+// build of the default pipeline that kept artifacts. Otherwise the error is
+// one line for the pusher (and matches ErrReleaseRefused).
 //
 // The rights are checked again here although the hooks check them first:
 // the gate must hold whoever calls it.
@@ -58,28 +61,78 @@ func (s *Service) CheckRelease(ctx context.Context, repo, env, commit, user stri
 	if len(e.Approvers) > 0 && !slices.Contains(e.Approvers, user) {
 		return refusef("user %s is not an approver of %s (approvers: %s)", user, env, strings.Join(e.Approvers, ", "))
 	}
+	_, err := s.shipment(ctx, repo, e, commit)
+	return err
+}
+
+// shipping is the artifact set a release of a revision ships.
+type shipping struct {
+	Build store.Build
+	// Via is the deployment in which these artifacts were live on the
+	// required environment; zero when the environment requires none.
+	Via store.Deployment
+}
+
+// describe says, for the pusher, which artifacts a deployment ships and
+// why those.
+func (sh shipping) describe() string {
+	what := fmt.Sprintf("build #%d (%s)", sh.Build.ID, manifest.Short(sh.Build.ArtifactsDigest))
+	if sh.Via.ID != 0 {
+		return fmt.Sprintf("%s, the artifacts that went live on %s in deployment #%d", what, sh.Via.Env, sh.Via.ID)
+	}
+	return fmt.Sprintf("%s, the newest passed build of %s", what, short(sh.Build.Commit))
+}
+
+// shipment chooses what a release of commit to e ships. When e requires
+// another environment, it is the artifact set that is or was live there for
+// commit, byte for byte: the build of the newest succeeded deployment of
+// commit to that environment, not whichever build of commit passed last (a
+// rebuild of the same commit may hold other bytes). Otherwise it is the
+// newest passed build of commit that kept artifacts. The gate and the
+// deployment it approves choose with this one function. A refusal matches
+// ErrReleaseRefused.
+func (s *Service) shipment(ctx context.Context, repo string, e *configs.Environment, commit string) (shipping, error) {
+	if e.Requires != "" {
+		via, ok, err := s.o.Store.LiveWith(ctx, repo, e.Requires, commit)
+		if err != nil {
+			return shipping{}, s.gateFailed("check requires", repo, e.Name, commit, err)
+		}
+		if !ok {
+			if _, passed, err := s.o.Store.PassedBuildForCommit(ctx, repo, commit); err == nil && !passed {
+				return shipping{}, refusef("revision %s has no passed build", short(commit))
+			}
+			return shipping{}, refusef("revision %s has not been live on %s (%s requires %s)", short(commit), e.Requires, e.Name, e.Requires)
+		}
+		b, err := s.o.Store.GetBuild(ctx, via.BuildID)
+		if err != nil {
+			return shipping{}, s.gateFailed("read the build live on "+e.Requires, repo, e.Name, commit, err)
+		}
+		if err := s.shippable(b); err != nil {
+			return shipping{}, err
+		}
+		return shipping{Build: b, Via: via}, nil
+	}
 	b, ok, err := s.o.Store.PassedBuildForCommit(ctx, repo, commit)
 	if err != nil {
-		return s.gateFailed("find passed build", repo, env, commit, err)
+		return shipping{}, s.gateFailed("find passed build", repo, e.Name, commit, err)
 	}
 	if !ok {
-		return refusef("revision %s has no passed build", short(commit))
+		return shipping{}, refusef("revision %s has no passed build", short(commit))
 	}
+	if err := s.shippable(b); err != nil {
+		return shipping{}, err
+	}
+	return shipping{Build: b}, nil
+}
+
+// shippable refuses a build whose artifacts are gone.
+func (s *Service) shippable(b store.Build) error {
 	has, err := s.hasArtifacts(b.ID)
 	if err != nil {
-		return s.gateFailed("read artifacts", repo, env, commit, err)
+		return s.gateFailed("read artifacts", b.Repo, "", b.Commit, err)
 	}
 	if !has {
 		return refusef("build %d kept no artifacts", b.ID)
-	}
-	if e.Requires != "" {
-		live, err := s.o.Store.EverLive(ctx, repo, e.Requires, commit)
-		if err != nil {
-			return s.gateFailed("check requires", repo, env, commit, err)
-		}
-		if !live {
-			return refusef("revision %s has not been live on %s (%s requires %s)", short(commit), e.Requires, env, e.Requires)
-		}
 	}
 	return nil
 }
@@ -135,9 +188,11 @@ func (s *Service) hasArtifacts(buildID int64) (bool, error) {
 // ReleaseDeployments returns the deployments that the release refs of an
 // accepted push ask for, for the wiring to record together with the push
 // (store.RecordPushAndEnqueue), then Wake the service. A created or moved
-// refs/release/<env> becomes a deployment of the newest passed build of the
-// new revision, triggered as a rollback when that revision was live on env
-// before and is not live now, else as a release; User is the pusher.
+// refs/release/<env> becomes a deployment of the artifact set the gate
+// chose (shipment: what was live on the required environment, else the
+// newest passed build of the new revision), triggered as a rollback when
+// that revision was live on env before and is not live now, else as a
+// release; User is the pusher.
 //
 // The gate has approved these refs in pre-receive. A ref that can no
 // longer be deployed by the time post-receive runs (the environment left the
@@ -152,7 +207,8 @@ func (s *Service) ReleaseDeployments(ctx context.Context, p store.Push) ([]store
 			continue
 		}
 		log := s.log.With("repo", p.Repo, "env", env, "rev", u.New, "user", p.User)
-		if _, ok := s.o.Config.Environment(p.Repo, env); !ok {
+		e, ok := s.o.Config.Environment(p.Repo, env)
+		if !ok {
 			log.Warn("release ref of an unknown environment accepted; not deploying")
 			continue
 		}
@@ -166,20 +222,22 @@ func (s *Service) ReleaseDeployments(ctx context.Context, p store.Push) ([]store
 		if err != nil {
 			return nil, fmt.Errorf("deployment for %s: %w", u.Name, err)
 		}
-		b, ok, err := s.o.Store.PassedBuildForCommit(ctx, p.Repo, commit)
+		sh, err := s.shipment(ctx, p.Repo, e, commit)
+		if errors.Is(err, ErrReleaseRefused) {
+			log.Warn("release ref accepted but nothing can be shipped now; not deploying", "why", err)
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("deployment for %s: %w", u.Name, err)
 		}
-		if !ok {
-			log.Warn("release ref of a revision without a passed build accepted; not deploying")
-			continue
-		}
+		b := sh.Build
 		trigger, err := s.releaseTrigger(ctx, p.Repo, env, commit)
 		if err != nil {
 			return nil, fmt.Errorf("deployment for %s: %w", u.Name, err)
 		}
 		out = append(out, store.Deployment{
 			Repo: p.Repo, Env: env, BuildID: b.ID, Commit: commit, Trigger: trigger, User: p.User,
+			Digest: b.ArtifactsDigest,
 		})
 	}
 	return out, nil
@@ -214,11 +272,11 @@ func ReleaseEnv(ref string) (env string, ok bool) {
 // environment of b's repository whose auto branch is b's branch, for builds
 // of the default pipeline only (a nightly suite passing does not ship). The
 // build service records them in the same transaction as the build's result
-// (store.FinishBuildAndDeploy), then the service is woken.
-//
-// An environment that already has an automatic deployment of a newer build
-// is skipped: a slow build of an older commit finishing last must not put
-// that commit back on the environment.
+// (store.FinishBuildAndDeploy), then the service is woken. That transaction
+// leaves out an environment that already has an automatic deployment of a
+// newer build: a slow build of an older commit finishing last must not put
+// that commit back on the environment, and the check has to be made where
+// the deployment is queued for two builds finishing at once.
 func (s *Service) AutoDeployments(ctx context.Context, b store.Build) []store.Deployment {
 	if b.Pipeline != "" && b.Pipeline != store.DefaultPipeline {
 		return nil
@@ -232,37 +290,11 @@ func (s *Service) AutoDeployments(ctx context.Context, b store.Build) []store.De
 		if e.Auto != branch {
 			continue
 		}
-		if newer, ok := s.newerAuto(ctx, b, e.Name); ok {
-			s.log.Info("not deploying an older build automatically", "repo", b.Repo, "env", e.Name,
-				"build", b.ID, "newer_build", newer.BuildID, "newer_deployment", newer.ID)
-			continue
-		}
 		out = append(out, store.Deployment{
 			Repo: b.Repo, Env: e.Name, BuildID: b.ID, Commit: b.Commit, Trigger: store.DeployAuto,
 		})
 	}
 	return out
-}
-
-// newerAutoWindow is how much recent history newerAuto looks at.
-const newerAutoWindow = 20
-
-// newerAuto finds a recent automatic deployment to env of a build newer
-// than b that is queued, running or succeeded. When the records cannot be
-// read it says none: deploying is the safer mistake than silently not.
-func (s *Service) newerAuto(ctx context.Context, b store.Build, env string) (store.Deployment, bool) {
-	ds, err := s.o.Store.ListDeployments(ctx, b.Repo, env, newerAutoWindow)
-	if err != nil {
-		s.log.Warn("list deployments", "repo", b.Repo, "env", env, "err", err)
-		return store.Deployment{}, false
-	}
-	for _, d := range ds {
-		if d.Trigger == store.DeployAuto && d.BuildID > b.ID &&
-			(d.State == store.DeployQueued || d.State == store.DeployRunning || d.State == store.DeploySucceeded) {
-			return d, true
-		}
-	}
-	return store.Deployment{}, false
 }
 
 // short is the abbreviated commit people see in messages.

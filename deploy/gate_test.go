@@ -118,14 +118,14 @@ func TestAutoDeploymentsOnlyForTheBuildPipelineOfTheAutoBranch(t *testing.T) {
 	if _, ds := h.passedBuild("refs/tags/main", files); len(ds) != 0 {
 		t.Errorf("a tag named like the branch deployed: %+v", ds)
 	}
-	older, _ := h.build("refs/heads/main", store.DefaultPipeline, files)
+	older := h.running("refs/heads/main", store.DefaultPipeline, files)
 	_, ds := h.passedBuild("refs/heads/main", files)
 	if len(ds) != 2 || ds[0].Env != "staging" || ds[1].Env != "preview" || ds[0].Trigger != store.DeployAuto {
 		t.Fatalf("main build deployments: %+v, want auto to staging and preview", ds)
 	}
 	// The older build of main finishing after the newer one was queued
 	// must not put the older revision back.
-	if got := h.svc.AutoDeployments(t.Context(), older); len(got) != 0 {
+	if _, got := h.finish(older); len(got) != 0 {
 		t.Errorf("older build after a newer one: %+v, want none", got)
 	}
 }

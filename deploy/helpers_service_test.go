@@ -20,6 +20,7 @@ import (
 
 	"slipway/build/logs"
 	"slipway/configs"
+	"slipway/internal/manifest"
 	"slipway/internal/sshdtest"
 	"slipway/store"
 )
@@ -128,8 +129,22 @@ func (h *harness) passedBuild(ref string, files map[string]string) (store.Build,
 
 func (h *harness) build(ref, pipeline string, files map[string]string) (store.Build, []store.Deployment) {
 	h.t.Helper()
+	return h.finish(h.running(ref, pipeline, files))
+}
+
+// running records a build of ref that a worker claimed and that kept files
+// as its artifacts (none when files is nil), as the build service does
+// before recording the result.
+func (h *harness) running(ref, pipeline string, files map[string]string) store.Build {
+	h.t.Helper()
+	return h.runningAt(ref, pipeline, h.commit(), files)
+}
+
+// runningAt is running for a given commit (a rebuild of one already built).
+func (h *harness) runningAt(ref, pipeline, commit string, files map[string]string) store.Build {
+	h.t.Helper()
 	ctx := h.t.Context()
-	enq, err := h.st.EnqueueBuilds(ctx, []store.Build{{Repo: "app", Ref: ref, Commit: h.commit(), Trigger: store.TriggerManual, Pipeline: pipeline}})
+	enq, err := h.st.EnqueueBuilds(ctx, []store.Build{{Repo: "app", Ref: ref, Commit: commit, Trigger: store.TriggerManual, Pipeline: pipeline}})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -138,9 +153,28 @@ func (h *harness) build(ref, pipeline string, files map[string]string) (store.Bu
 		h.t.Fatalf("claim build: %v %v %+v", ok, err, b)
 	}
 	if files != nil {
-		writeFiles(h.t, h.svc.artifactDir(b.ID), files)
+		// As the build service keeps them: the files, their manifest, and
+		// the digest recorded with the build before it passes.
+		dir := h.svc.artifactDir(b.ID)
+		writeFiles(h.t, dir, files)
+		digest, err := manifest.Write(dir)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if err := h.st.SetArtifactsDigest(ctx, b.ID, digest); err != nil {
+			h.t.Fatal(err)
+		}
+		b.ArtifactsDigest = digest
 	}
-	ds, err := h.st.FinishBuildAndDeploy(ctx, b.ID, store.StatePassed, "", nil, h.svc.AutoDeployments(ctx, b))
+	return b
+}
+
+// finish records a running build as passed and, in the same transaction,
+// the automatic deployments the service asks for, as the build service
+// does; it returns the deployments queued.
+func (h *harness) finish(b store.Build) (store.Build, []store.Deployment) {
+	h.t.Helper()
+	ds, err := h.st.FinishBuildAndDeploy(h.t.Context(), b.ID, store.StatePassed, "", nil, h.svc.AutoDeployments(h.t.Context(), b))
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -29,6 +29,12 @@ type Release struct {
 	Repo     string    // from the marker
 	Env      string    // from the marker
 	Time     time.Time // when the release was completed, from the marker
+	Digest   string    // the artifact set it holds, from the marker; "" for releases from before digests
+
+	// From Slipway's records, filled in by Service.Releases: the newest
+	// deployment that shipped this release and its build. 0 when none is
+	// recorded (the records were pruned or the release is not Slipway's).
+	Deployment, Build int64
 }
 
 // state is what a target holds, as reported by inspectScript.
@@ -130,6 +136,8 @@ func parseState(out []byte) (state, error) {
 				if tm, err := time.Parse(time.RFC3339Nano, v); err == nil {
 					cur.Time = tm
 				}
+			case "digest":
+				cur.Digest = v
 			}
 		case "partial", "removed":
 			cur = nil

@@ -26,13 +26,17 @@ type Records interface {
 	ClaimDeployment(ctx context.Context) (store.Deployment, bool, error)
 	SetDeploymentRelease(ctx context.Context, id int64, releaseID string) error
 	FinishDeployment(ctx context.Context, id int64, state store.DeployState, reason string) error
-	RecoverDeployments(ctx context.Context) ([]store.Deployment, error)
-	EnqueueDeployment(ctx context.Context, d store.Deployment) (store.Deployment, error)
+	RunningDeployments(ctx context.Context) ([]store.Deployment, error)
+	NoteDeployment(ctx context.Context, id int64, reason string) error
+	RetryDeployment(ctx context.Context, id int64, user string) (store.Deployment, error)
 	GetDeployment(ctx context.Context, id int64) (store.Deployment, error)
 	ListDeployments(ctx context.Context, repo, env string, limit int) ([]store.Deployment, error)
 	EverLive(ctx context.Context, repo, env, commit string) (bool, error)
 	LiveDeployment(ctx context.Context, repo, env string) (store.Deployment, bool, error)
+	LiveWith(ctx context.Context, repo, env, commit string) (store.Deployment, bool, error)
 	PassedBuildForCommit(ctx context.Context, repo, commit string) (store.Build, bool, error)
+	GetBuild(ctx context.Context, id int64) (store.Build, error)
+	SetArtifactsDigest(ctx context.Context, buildID int64, digest string) error
 }
 
 // ServiceOptions configures a Service. Config, Store and Logs are required.
@@ -104,7 +108,10 @@ type Service struct {
 	started bool
 	stop    context.CancelFunc      // stops claiming; set by Start
 	kill    context.CancelCauseFunc // cancels running deployments; set by Start
-	workers sync.WaitGroup
+	workers sync.WaitGroup          // workers, and activate commands run again at start
+
+	slotsMu sync.Mutex
+	slots   map[slotKey]*slot // one per environment, made on first use
 }
 
 // safetyTick is how often idle workers and waiters look at the store
@@ -159,14 +166,14 @@ func NewService(o ServiceOptions) (*Service, error) {
 		shipper: sh,
 		wake:    make(chan struct{}, 1),
 		changed: make(chan struct{}),
+		slots:   map[slotKey]*slot{},
 	}, nil
 }
 
-// Start records the deployments a previous daemon left running as failed
-// (their logs say so; Ship left `current` on a complete release and the
-// next deployment removes the partial one), then starts the workers. ctx
-// bounds the recovery; the workers run until Shutdown, or until ctx is
-// cancelled, which is handled like a Shutdown whose deadline has passed.
+// Start settles the deployments a previous daemon left running (see
+// recover), then starts the workers. ctx bounds the recovery; the workers
+// run until Shutdown, or until ctx is cancelled, which is handled like a
+// Shutdown whose deadline has passed.
 func (s *Service) Start(ctx context.Context) error {
 	s.mu.Lock()
 	if s.started {
@@ -176,22 +183,20 @@ func (s *Service) Start(ctx context.Context) error {
 	s.started = true
 	s.mu.Unlock()
 
-	recovered, err := s.o.Store.RecoverDeployments(ctx)
-	if err != nil {
-		return fmt.Errorf("start deploy service: %w", err)
-	}
-	for _, d := range recovered {
-		s.log.Warn("deployment cut off by a daemon stop; recorded failed", "deployment", d.ID, "repo", d.Repo, "env", d.Env)
-		s.appendLog(d.ID, fmt.Sprintf("== the daemon stopped during deployment #%d; it is recorded as failed "+
-			"(current was switched only if the release was complete; retry to finish)", d.ID))
-	}
-
 	claimCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	runCtx, kill := context.WithCancelCause(context.WithoutCancel(ctx))
 	s.mu.Lock()
 	s.stop, s.kill = stop, kill
 	s.mu.Unlock()
 	context.AfterFunc(ctx, func() { stop(); kill(errShutdown) })
+
+	recovered, err := s.recover(ctx, runCtx)
+	if err != nil {
+		stop()
+		kill(errShutdown)
+		s.workers.Wait()
+		return fmt.Errorf("start deploy service: %w", err)
+	}
 
 	for range s.o.Workers {
 		s.workers.Add(1)
@@ -200,7 +205,7 @@ func (s *Service) Start(ctx context.Context) error {
 			s.worker(claimCtx, runCtx)
 		}()
 	}
-	s.log.Info("deploy workers started", "workers", s.o.Workers, "recovered", len(recovered))
+	s.log.Info("deploy workers started", "workers", s.o.Workers, "recovered", recovered)
 	s.Wake()
 	return nil
 }
@@ -316,15 +321,25 @@ func (s *Service) run(runCtx context.Context, d store.Deployment) {
 	s.notify() // followers waiting for the log to exist
 	w.Printf("== deployment #%d of %s build #%d (%s) to %s, %s", d.ID, d.Repo, d.BuildID, short(d.Commit), d.Env, describeTrigger(d))
 
-	state, reason := s.ship(ctx, d, w, log)
+	// The environment's line to its target: a listing for `releases` or an
+	// activate run again at start may hold it for a moment.
+	sl := s.slot(d.Repo, d.Env)
+	if err := sl.acquire(ctx); err != nil {
+		s.finish(runCtx, d, w, store.DeployFailed, "cancelled before it started: "+err.Error())
+		return
+	}
+	state, reason := s.ship(ctx, d, sl, w, log)
+	sl.ended()
+	sl.release()
 	if err := context.Cause(ctx); err != nil && state != store.DeploySucceeded && !strings.Contains(reason, err.Error()) {
 		reason = "cancelled (" + err.Error() + "): " + reason
 	}
 	s.finish(runCtx, d, w, state, reason)
 }
 
-// ship does the work of run and returns the outcome to record.
-func (s *Service) ship(ctx context.Context, d store.Deployment, w *logs.Writer, log *slog.Logger) (store.DeployState, string) {
+// ship does the work of run and returns the outcome to record. The
+// caller holds sl, the environment's line to its target.
+func (s *Service) ship(ctx context.Context, d store.Deployment, sl *slot, w *logs.Writer, log *slog.Logger) (store.DeployState, string) {
 	env, ok := s.o.Config.Environment(d.Repo, d.Env)
 	if !ok {
 		return store.DeployFailed, fmt.Sprintf("environment %s of %s is no longer configured", d.Env, d.Repo)
@@ -341,7 +356,13 @@ func (s *Service) ship(ctx context.Context, d store.Deployment, w *logs.Writer, 
 	if !has {
 		return store.DeployFailed, fmt.Sprintf("build %d kept no artifacts", d.BuildID)
 	}
-	id, err := s.releaseID(ctx, d, t)
+	digest, err := s.checkArtifacts(ctx, d, w)
+	if err != nil {
+		log.Warn("kept artifacts refused", "err", err)
+		return store.DeployFailed, err.Error()
+	}
+	d.Digest = digest
+	id, err := s.releaseID(ctx, d, sl, t)
 	if err != nil {
 		return store.DeployFailed, err.Error()
 	}
@@ -350,10 +371,16 @@ func (s *Service) ship(ctx context.Context, d store.Deployment, w *logs.Writer, 
 		log.Error("record release id", "err", err)
 		return store.DeployFailed, "could not record the release id"
 	}
+	fallback := ""
+	if !strings.HasSuffix(id, fmt.Sprintf("-%d-%s", d.ID, short(d.Commit))) {
+		fallback = freshReleaseID(d)
+	}
 	res, err := s.shipper.Ship(ctx, Request{
 		Target:   t,
 		Source:   s.artifactDir(d.BuildID),
 		Release:  id,
+		Fallback: fallback,
+		Digest:   digest,
 		Repo:     d.Repo,
 		Env:      d.Env,
 		Commit:   d.Commit,
@@ -365,9 +392,16 @@ func (s *Service) ship(ctx context.Context, d store.Deployment, w *logs.Writer, 
 		Keep: env.Keep,
 		Log:  w,
 	})
+	if res.Release != "" && res.Release != id {
+		// The reused release had changed on the target; Ship shipped anew.
+		id = res.Release
+		if err := s.o.Store.SetDeploymentRelease(ctx, d.ID, id); err != nil {
+			log.Error("record release id", "err", err)
+		}
+	}
 	switch {
 	case err == nil:
-		log.Info("deployed", "release", id, "reused", res.Reused, "previous", res.Previous)
+		log.Info("deployed", "release", id, "reused", res.Reused, "previous", res.Previous, "digest", digest)
 		return store.DeploySucceeded, fmt.Sprintf("release %s is live", id)
 	case errors.Is(err, ErrActivate) && res.Previous != "" && res.Live == res.Previous:
 		log.Warn("activate failed; switched back", "release", id, "live", res.Live, "err", err)
@@ -459,8 +493,8 @@ const reuseWindow = 200
 // left a partial release resumes into it. Anything else gets a new name,
 // <UTC time>-<deployment id>-<short commit>, which sorts by time on the
 // target.
-func (s *Service) releaseID(ctx context.Context, d store.Deployment, t Target) (string, error) {
-	fresh := fmt.Sprintf("%s-%d-%s", time.Now().UTC().Format("20060102T150405"), d.ID, short(d.Commit))
+func (s *Service) releaseID(ctx context.Context, d store.Deployment, sl *slot, t Target) (string, error) {
+	fresh := freshReleaseID(d)
 	past, err := s.o.Store.ListDeployments(ctx, d.Repo, d.Env, reuseWindow)
 	if err != nil {
 		s.log.Warn("list earlier deployments", "deployment", d.ID, "err", err)
@@ -468,7 +502,9 @@ func (s *Service) releaseID(ctx context.Context, d store.Deployment, t Target) (
 	}
 	var cands []store.Deployment
 	for _, p := range past { // newest first
-		if p.ID < d.ID && p.Commit == d.Commit && checkReleaseID(p.ReleaseID) == nil {
+		// Only a release of the very same artifact set is reused (Ship
+		// verifies its content before switching to it).
+		if p.ID < d.ID && p.Commit == d.Commit && p.Digest == d.Digest && checkReleaseID(p.ReleaseID) == nil {
 			cands = append(cands, p)
 		}
 	}
@@ -487,7 +523,7 @@ func (s *Service) releaseID(ctx context.Context, d store.Deployment, t Target) (
 		}
 		return 0
 	})
-	rels, err := s.shipper.Releases(ctx, t)
+	rels, err := s.list(ctx, sl, t)
 	if err != nil {
 		// Ship would fail to connect the same way; say it once, as Ship would.
 		return "", err
@@ -509,6 +545,13 @@ func (s *Service) releaseID(ctx context.Context, d store.Deployment, t Target) (
 		return newest.ReleaseID, nil
 	}
 	return fresh, nil
+}
+
+// freshReleaseID is the name of a new release for d:
+// <UTC time>-<deployment id>-<short commit>, which sorts by time on the
+// target.
+func freshReleaseID(d store.Deployment) string {
+	return fmt.Sprintf("%s-%d-%s", time.Now().UTC().Format("20060102T150405"), d.ID, short(d.Commit))
 }
 
 // final reports whether a deployment state is an end state.
@@ -581,20 +624,6 @@ func (s *Service) List(ctx context.Context, repo, env string, limit int) ([]stor
 	return s.o.Store.ListDeployments(ctx, repo, env, limit)
 }
 
-// Releases reports what is on env's target, newest first, and which
-// release is live. It changes nothing there.
-func (s *Service) Releases(ctx context.Context, repo, env string) ([]Release, error) {
-	e, ok := s.o.Config.Environment(repo, env)
-	if !ok {
-		return nil, fmt.Errorf("unknown environment %q (%s)", env, s.envNames(repo))
-	}
-	t, err := s.target(repo, e)
-	if err != nil {
-		return nil, err
-	}
-	return s.shipper.Releases(ctx, t)
-}
-
 // Retry queues deployment id again, as a new deployment of the same build
 // triggered by user, and wakes the workers. Only a failed or rolled-back
 // deployment that is still the newest to its environment can be retried
@@ -626,17 +655,15 @@ func (s *Service) Retry(ctx context.Context, id int64, user string) (store.Deplo
 	if !may {
 		return store.Deployment{}, fmt.Errorf("user %s may not deploy %s to %s", user, d.Repo, d.Env)
 	}
-	latest, err := s.o.Store.ListDeployments(ctx, d.Repo, d.Env, 1)
-	if err != nil {
-		return store.Deployment{}, fmt.Errorf("retry deployment %d: %w", id, err)
+	nd, err := s.o.Store.RetryDeployment(ctx, id, user)
+	var refusal *store.RetryRefusal
+	if errors.As(err, &refusal) && refusal.Latest != 0 {
+		// Another deployment came after it, perhaps a retry made at the same moment.
+		return store.Deployment{}, fmt.Errorf("%s; push the revision to %s%s instead", refusal, ReleasePrefix, d.Env)
 	}
-	if len(latest) == 1 && latest[0].ID != d.ID {
-		return store.Deployment{}, fmt.Errorf("deployment #%d is not the latest to %s (#%d came after it); push the revision to %s%s instead",
-			id, d.Env, latest[0].ID, ReleasePrefix, d.Env)
+	if errors.As(err, &refusal) {
+		return store.Deployment{}, refusal
 	}
-	nd, err := s.o.Store.EnqueueDeployment(ctx, store.Deployment{
-		Repo: d.Repo, Env: d.Env, BuildID: d.BuildID, Commit: d.Commit, Trigger: store.DeployRetry, User: user,
-	})
 	if err != nil {
 		return store.Deployment{}, fmt.Errorf("retry deployment %d: %w", id, err)
 	}

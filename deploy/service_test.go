@@ -62,12 +62,16 @@ func TestAutoDeploymentShipsPassedBuildToStagingOverSSH(t *testing.T) {
 		t.Error("unchanged static/logo was copied, want a hard link to the previous release")
 	}
 
-	rels, err := h.svc.Releases(t.Context(), "app", "staging")
+	l, err := h.svc.Releases(t.Context(), "app", "staging")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rels) != 2 || rels[0].ID != d2.ReleaseID || !rels[0].Live || rels[1].ID != d1.ReleaseID || rels[1].Live {
-		t.Errorf("Releases = %+v, want %s (live) then %s", rels, d2.ReleaseID, d1.ReleaseID)
+	rels := l.Releases
+	if len(rels) != 2 || rels[0].ID != d2.ReleaseID || !rels[0].Live || rels[1].ID != d1.ReleaseID || rels[1].Live || l.Note != "" {
+		t.Errorf("Releases = %+v, want %s (live) then %s", l, d2.ReleaseID, d1.ReleaseID)
+	}
+	if rels[0].Deployment != d2.ID || rels[0].Build != d2.BuildID || rels[0].Digest != d2.Digest || rels[0].Digest == "" {
+		t.Errorf("the live release %+v does not say it is deployment %d of build %d, %s", rels[0], d2.ID, d2.BuildID, d2.Digest)
 	}
 	if list, err := h.svc.List(t.Context(), "app", "staging", 0); err != nil || len(list) != 2 || list[0].ID != d2.ID {
 		t.Errorf("List = %+v, %v; want the two deployments, newest first", list, err)

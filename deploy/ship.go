@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -24,6 +26,9 @@ var (
 	ErrTransfer    = errors.New("rsync failed")
 	ErrInterrupted = errors.New("rsync interrupted")
 	ErrActivate    = errors.New("activate failed")
+	// ErrVerify: the release on the target does not hold exactly the
+	// artifacts shipped; current was left alone.
+	ErrVerify = errors.New("release does not match the artifacts")
 )
 
 // DefaultKeep is how many releases a target keeps when the config is silent.
@@ -92,6 +97,13 @@ type Request struct {
 	Target  Target
 	Source  string // local folder whose contents become the release
 	Release string // release id: one path element, unique per deployment or reused on purpose
+	// Fallback is the release id to ship into instead when Release is
+	// complete on the target but no longer holds exactly Source (someone
+	// changed a file there). Empty: such a deployment fails.
+	Fallback string
+	// Digest identifies Source's artifact set; it is written into the
+	// release's marker so the target says which bytes it holds.
+	Digest string
 
 	// Recorded in the release's marker and given to activate as SLIPWAY_*.
 	Repo, Env, Commit string
@@ -108,6 +120,7 @@ type Request struct {
 
 // Result says what a deployment did.
 type Result struct {
+	Release  string   // the release shipped: Request.Release, or its Fallback
 	Live     string   // the release `current` points at now
 	Previous string   // the release that was live before; "" on a first deployment
 	Reused   bool     // the release was already complete on the target: nothing was transferred
@@ -124,6 +137,14 @@ func (r *Request) validate() error {
 	}
 	if err := checkReleaseID(r.Release); err != nil {
 		return err
+	}
+	if r.Fallback != "" {
+		if err := checkReleaseID(r.Fallback); err != nil {
+			return err
+		}
+	}
+	if hasControl(r.Digest) || strings.ContainsAny(r.Digest, " =") {
+		return fmt.Errorf("digest %q is not a digest", r.Digest)
 	}
 	for _, v := range []string{r.Repo, r.Env, r.Commit} {
 		if hasControl(v) {
@@ -153,17 +174,21 @@ func (r *Request) validate() error {
 //  1. connect once, remove stale partial releases, learn which release is live;
 //  2. rsync into releases/<id>.partial, hard-linking files whose content is
 //     unchanged against the live release (--link-dest), so only changes travel;
-//  3. write the completion marker, rename the folder to releases/<id>;
-//  4. switch `current` with one rename of a new relative symlink over it;
-//  5. run Activate in the new release; if it fails, switch back to the
+//  3. verify the release against Source: an rsync dry run with --checksum
+//     that must find nothing to change (content, size, mode, links, extra
+//     or missing files); a difference fails the deployment with ErrVerify;
+//  4. write the completion marker, rename the folder to releases/<id>;
+//  5. switch `current` with one rename of a new relative symlink over it;
+//  6. run Activate in the new release; if it fails, switch back to the
 //     previous release, run the activate that went live with that one, and
 //     return an error saying so;
-//  6. prune beyond Keep, never the live release nor the one before it.
+//  7. prune beyond Keep, never the live release nor the one before it.
 //
-// Any failure before step 4 leaves `current` exactly as it was. A retry with
+// Any failure before step 5 leaves `current` exactly as it was. A retry with
 // the same release id resumes the transfer from the partial folder; if the
-// release is already complete on the target it is switched to without a
-// transfer (fast rollback). The returned error is one sentence for people
+// release is already complete on the target and still verifies, it is
+// switched to without a transfer (fast rollback); if it no longer verifies,
+// Source is shipped anew into Fallback. The returned error is one sentence for people
 // and wraps one of the Err* sentinels where one applies.
 func (s *Shipper) Ship(ctx context.Context, req Request) (Result, error) {
 	if req.Log == nil {
@@ -196,7 +221,7 @@ func (s *Shipper) Ship(ctx context.Context, req Request) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	res := Result{Previous: st.live, Live: st.live, Removed: st.removed}
+	res := Result{Release: id, Previous: st.live, Live: st.live, Removed: st.removed}
 	for _, r := range st.removed {
 		fmt.Fprintf(req.Log, "==> removed stale partial release %s\n", r)
 	}
@@ -213,10 +238,30 @@ func (s *Shipper) Ship(ctx context.Context, req Request) (Result, error) {
 	}
 
 	if existing, ok := st.find(id); ok && existing.Complete {
-		res.Reused = true
-		fmt.Fprintf(req.Log, "==> release %s is already on the target; switching without transfer\n", id)
-	} else {
+		fmt.Fprintf(req.Log, "==> verifying release %s, complete on the target, against the artifacts\n", id)
+		verr := s.verify(ctx, sess, req, id)
+		switch {
+		case verr == nil:
+			res.Reused = true
+			fmt.Fprintf(req.Log, "==> release %s is already on the target; switching without transfer\n", id)
+		case errors.Is(verr, ErrVerify) && req.Fallback != "" && req.Fallback != id:
+			fmt.Fprintf(req.Log, "==> %v; shipping the artifacts anew as release %s\n", verr, req.Fallback)
+			log.Warn("release on the target changed; shipping anew", "err", verr, "fallback", req.Fallback)
+			if res.Previous == "" && st.live == id {
+				res.Previous = id
+			}
+			id, req.Release = req.Fallback, req.Fallback
+			res.Release = id
+		default:
+			return res, verr
+		}
+	}
+	if !res.Reused {
 		if err := s.transfer(ctx, sess, req, st); err != nil {
+			return res, err
+		}
+		fmt.Fprintf(req.Log, "==> verifying releases/%s against the artifacts\n", id+partialSuffix)
+		if err := s.verify(ctx, sess, req, id+partialSuffix); err != nil {
 			return res, err
 		}
 	}
@@ -285,7 +330,74 @@ func (s *Shipper) transfer(ctx context.Context, sess session, req Request, st st
 	fmt.Fprintf(req.Log, "==> rsync to releases/%s (linking unchanged files to %s)\n", req.Release+partialSuffix, orDefault(base, "nothing"))
 	src := strings.TrimSuffix(req.Source, "/") + "/"
 	dst := root + "/releases/" + req.Release + partialSuffix + "/"
-	return sess.rsync(ctx, args, src, dst)
+	return sess.rsync(ctx, args, src, dst, nil)
+}
+
+// verify checks that releases/<dir> on the target holds exactly the
+// artifacts: an rsync dry run over the whole release, comparing content
+// by checksum, lists anything it would change. Slipway's marker and
+// activate files are left out; ownership and times are not compared (a
+// deploy user need not own what it ships as root does). The error wraps
+// ErrVerify and names the first differences.
+func (s *Shipper) verify(ctx context.Context, sess session, req Request, dir string) error {
+	args := []string{
+		"-rlpgoD", "--checksum", "--delete", "--dry-run", "--out-format=%i %n",
+		"--exclude=/" + markerFile, "--exclude=/" + activateFile,
+	}
+	src := strings.TrimSuffix(req.Source, "/") + "/"
+	dst := req.Target.root() + "/releases/" + dir + "/"
+	var out bytes.Buffer
+	if err := sess.rsync(ctx, args, src, dst, &out); err != nil {
+		return fmt.Errorf("verify release %s: %w", strings.TrimSuffix(dir, partialSuffix), err)
+	}
+	diff := differences(out.String())
+	if len(diff) == 0 {
+		return nil
+	}
+	for _, d := range diff {
+		fmt.Fprintf(req.Log, "==> differs: %s\n", d)
+	}
+	more := ""
+	if len(diff) > 3 {
+		diff, more = diff[:3], fmt.Sprintf(" and %d more", len(diff)-3)
+	}
+	return fmt.Errorf("%w: release %s on the target differs (%s%s)", ErrVerify, strings.TrimSuffix(dir, partialSuffix), strings.Join(diff, "; "), more)
+}
+
+// differences reads rsync's itemized dry run ("%i %n" lines, see
+// rsync(1) --itemize-changes) and describes every item whose content, size,
+// type, permissions or link target differs, or that is missing or extra.
+// Differences in times, owner, group, ACLs and extended attributes are not
+// counted.
+func differences(out string) []string {
+	var diff []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.TrimSpace(l) == "" {
+			continue
+		}
+		if name, ok := strings.CutPrefix(l, "*deleting"); ok {
+			diff = append(diff, strings.TrimSpace(name)+" is not in the artifacts")
+			continue
+		}
+		code, name, ok := strings.Cut(l, " ")
+		if !ok || len(code) < 9 {
+			diff = append(diff, "unexpected rsync output "+strconv.Quote(l))
+			continue
+		}
+		switch {
+		case code[0] == 'c' || code[0] == '>' || code[0] == '<' || code[0] == 'h':
+			if strings.Contains(code[2:], "+") {
+				diff = append(diff, name+" is missing")
+			} else {
+				diff = append(diff, name+" differs")
+			}
+		case code[0] == '.' && (code[2] == 'c' || code[3] == 's'):
+			diff = append(diff, name+" differs")
+		case code[0] == '.' && code[5] == 'p':
+			diff = append(diff, name+" has other permissions")
+		}
+	}
+	return diff
 }
 
 // completeScript writes the marker (last, via rename) and renames the
@@ -303,6 +415,9 @@ func (s *Shipper) completeScript(req Request, fromPartial bool) string {
 		"repo=" + req.Repo,
 		"env=" + req.Env,
 		"time=" + s.now().UTC().Format(time.RFC3339Nano),
+	}
+	if req.Digest != "" {
+		marker = append(marker, "digest="+req.Digest)
 	}
 	var b strings.Builder
 	b.WriteString("set -e\ncd " + shellQuote(req.Target.root()) + "\n")
@@ -398,6 +513,49 @@ func (s *Shipper) switchBack(ctx context.Context, sess session, req Request, st 
 		return res, fmt.Errorf("%w with %s; switched back to release %s, whose activate also failed with %s", ErrActivate, why, prev, describeActivate(err))
 	}
 	return res, fmt.Errorf("%w with %s; switched back to release %s", ErrActivate, why, prev)
+}
+
+// Reactivate runs again, inside release req.Release on req.Target, the
+// activate command that went live with it (kept in the release), provided
+// current still points at that release; a release without one has nothing
+// to run. previous is given to the command as SLIPWAY_PREVIOUS_RELEASE.
+// It is for a deployment whose daemon died after the switch, during
+// activate: the release is live, whether activate finished is unknown.
+// Nothing is switched, whatever the command does.
+func (s *Shipper) Reactivate(ctx context.Context, req Request, previous string) error {
+	if req.Log == nil {
+		req.Log = io.Discard
+	}
+	req.Log = &syncWriter{w: req.Log}
+	if err := req.Target.Validate(); err != nil {
+		return fmt.Errorf("activate again: target %s: %w", req.Target, err)
+	}
+	if err := checkReleaseID(req.Release); err != nil {
+		return fmt.Errorf("activate again: %w", err)
+	}
+	root := req.Target.root()
+	sess, _, err := s.open(ctx, req.Target, req.Log, "true")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := sess.close(); err != nil {
+			s.logger().Warn("closing connection", "target", req.Target.String(), "err", err)
+		}
+	}()
+	var b strings.Builder
+	b.WriteString("cd " + shellQuote(root) + " || exit 1\n")
+	b.WriteString(`[ "$(readlink current)" = ` + shellQuote("releases/"+req.Release) + ` ] || { echo "current no longer points at releases/"` + shellQuote(req.Release) + ` >&2; exit 1; }` + "\n")
+	b.WriteString("cd current || exit 1\n")
+	b.WriteString("[ -f " + activateFile + " ] || exit 0\n")
+	for _, kv := range s.activateVars(req, req.Release, req.Commit, previous) {
+		b.WriteString("export " + kv[0] + "=" + shellQuote(kv[1]) + "\n")
+	}
+	b.WriteString("exec sh ./" + activateFile + "\n")
+	if err := sess.run(ctx, b.String(), req.Log); err != nil {
+		return fmt.Errorf("%w with %s", ErrActivate, describeActivate(err))
+	}
+	return nil
 }
 
 func describeActivate(err error) string {

@@ -334,22 +334,24 @@ func TestPartialReleasesAreIgnoredThenRemoved(t *testing.T) {
 func TestPruneKeepsNewestAndNeverLiveOrPrevious(t *testing.T) {
 	bothTargets(t, func(t *testing.T, tg Target) {
 		s := &Shipper{}
-		src := t.TempDir()
+		srcs := map[int]string{}
 		for i := 1; i <= 4; i++ {
-			artifacts(t, src, 2, fmt.Sprint(i), 0)
-			ship(t, s, Request{Target: tg, Source: src, Release: fmt.Sprintf("r%d", i), Keep: 1})
+			srcs[i] = t.TempDir()
+			artifacts(t, srcs[i], 2, fmt.Sprint(i), 0)
+			ship(t, s, Request{Target: tg, Source: srcs[i], Release: fmt.Sprintf("r%d", i), Keep: 1})
 		}
 		// keep = 1, but the release before the live one is the rollback
 		// target and is never pruned.
 		assertReleases(t, s, tg, []string{"r4", "r3"}, "r4")
 
 		// Rolling back to a release still on the target moves nothing.
-		res, log := ship(t, s, Request{Target: tg, Source: src, Release: "r3", Keep: 1})
+		res, log := ship(t, s, Request{Target: tg, Source: srcs[3], Release: "r3", Keep: 1})
 		if !res.Reused || strings.Contains(log, "==> rsync") {
 			t.Errorf("rollback to r3 transferred files: %+v\n%s", res, log)
 		}
 		assertReleases(t, s, tg, []string{"r4", "r3"}, "r3")
 
+		src := t.TempDir()
 		artifacts(t, src, 2, "5", 0)
 		ship(t, s, Request{Target: tg, Source: src, Release: "r5", Keep: 2})
 		assertReleases(t, s, tg, []string{"r5", "r3"}, "r5")

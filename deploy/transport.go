@@ -20,12 +20,14 @@ import (
 // session is an open line to one target. The contract:
 //   - run executes a POSIX sh script on the target; stdout goes to the given
 //     writer, stderr to the deployment log. It is not safe for concurrent use.
-//   - rsync copies a local folder into a folder on the target.
+//   - rsync copies a local folder into a folder on the target; what rsync
+//     prints on stdout goes to the given writer (the deployment log when
+//     that is nil), its errors to the deployment log.
 //   - close must be called once, also after a failed run; it releases the
 //     connection and never touches the target.
 type session interface {
 	run(ctx context.Context, script string, stdout io.Writer) error
-	rsync(ctx context.Context, args []string, src, dst string) error
+	rsync(ctx context.Context, args []string, src, dst string, stdout io.Writer) error
 	close() error
 }
 
@@ -148,8 +150,8 @@ func (l *localSession) run(ctx context.Context, script string, stdout io.Writer)
 	return fmt.Errorf("run sh: %w", err)
 }
 
-func (l *localSession) rsync(ctx context.Context, args []string, src, dst string) error {
-	return l.s.runRsync(ctx, l.log, append(args, src, dst))
+func (l *localSession) rsync(ctx context.Context, args []string, src, dst string, stdout io.Writer) error {
+	return l.s.runRsync(ctx, l.log, stdout, append(args, src, dst))
 }
 
 func (l *localSession) close() error { return nil }
@@ -300,13 +302,13 @@ func (ss *sshSession) run(ctx context.Context, script string, stdout io.Writer) 
 	return fmt.Errorf("run ssh: %w", err)
 }
 
-func (ss *sshSession) rsync(ctx context.Context, args []string, src, dst string) error {
+func (ss *sshSession) rsync(ctx context.Context, args []string, src, dst string, stdout io.Writer) error {
 	rsh := make([]string, 0, 40)
 	for _, a := range append([]string{ss.s.sshPath()}, ss.clientOptions()...) {
 		rsh = append(rsh, shellQuote(a))
 	}
 	full := append(append([]string{}, args...), "-e", strings.Join(rsh, " "), src, ss.t.Host+":"+dst)
-	return ss.s.runRsync(ctx, ss.log, full)
+	return ss.s.runRsync(ctx, ss.log, stdout, full)
 }
 
 func (ss *sshSession) close() error {
@@ -360,10 +362,13 @@ func classifySSH(t Target, msg string, err error) error {
 	}
 }
 
-func (s *Shipper) runRsync(ctx context.Context, log io.Writer, args []string) error {
+func (s *Shipper) runRsync(ctx context.Context, log, stdout io.Writer, args []string) error {
 	var errTail tail
 	cmd := command(ctx, s.rsyncPath(), args...)
-	cmd.Stdout = log
+	cmd.Stdout = stdout
+	if stdout == nil {
+		cmd.Stdout = log
+	}
 	cmd.Stderr = io.MultiWriter(log, &errTail)
 	err := cmd.Run()
 	if err == nil {

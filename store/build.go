@@ -91,6 +91,9 @@ type Build struct {
 	Steps   []StepResult
 	Worker  string
 	RetryOf int64 // the build this one re-runs (TriggerRetry); 0 otherwise
+	// ArtifactsDigest identifies the artifact set a passed build kept
+	// ("sha256:..." of its manifest); empty when it kept none.
+	ArtifactsDigest string
 }
 
 // Enqueued is what an enqueueing operation recorded.
@@ -129,7 +132,7 @@ type VerifiedBuild struct {
 }
 
 const buildCols = `id, repo, ref, commit_id, push_id, trigger, schedule, pipeline, state, reason,
-	created_at, started_at, finished_at, attempt, steps, worker, retry_of`
+	created_at, started_at, finished_at, attempt, steps, worker, retry_of, artifacts_digest`
 
 type stepJSON struct {
 	Name       string `json:"name"`
@@ -159,7 +162,7 @@ func scanBuild(row rowScanner) (Build, error) {
 		trigger, state    string
 	)
 	if err := row.Scan(&b.ID, &b.Repo, &b.Ref, &b.Commit, &pushID, &trigger, &b.Schedule, &b.Pipeline,
-		&state, &b.Reason, &created, &started, &finished, &b.Attempt, &steps, &b.Worker, &retryOf); err != nil {
+		&state, &b.Reason, &created, &started, &finished, &b.Attempt, &steps, &b.Worker, &retryOf, &b.ArtifactsDigest); err != nil {
 		return Build{}, err
 	}
 	b.PushID, b.RetryOf = pushID.Int64, retryOf.Int64

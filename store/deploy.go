@@ -34,7 +34,7 @@ const (
 )
 
 // RecoveredDeployReason is the Reason of a deployment that was running when
-// the daemon stopped.
+// the daemon stopped and did not switch `current`.
 const RecoveredDeployReason = "daemon stopped during deployment"
 
 // Deployment is the shipping of one passed build's artifacts to one
@@ -51,12 +51,17 @@ type Deployment struct {
 	State     DeployState
 	Reason    string
 	ReleaseID string // the release directory's name on the target, once chosen
+	// Digest identifies the artifact set shipped: the build's
+	// ArtifactsDigest, taken from the build when the deployment is queued.
+	// Empty only for a build from before digests, until the deployment
+	// runs and computes it.
+	Digest string
 
 	CreatedAt, StartedAt, FinishedAt time.Time
 }
 
 const deployCols = `id, repo, env, build_id, commit_id, trigger, user, push_id, state, reason, release_id,
-	created_at, started_at, finished_at`
+	created_at, started_at, finished_at, digest`
 
 func scanDeployment(row rowScanner) (Deployment, error) {
 	var (
@@ -67,7 +72,7 @@ func scanDeployment(row rowScanner) (Deployment, error) {
 		trigger, state    string
 	)
 	if err := row.Scan(&d.ID, &d.Repo, &d.Env, &d.BuildID, &d.Commit, &trigger, &d.User, &pushID,
-		&state, &d.Reason, &d.ReleaseID, &created, &started, &finished); err != nil {
+		&state, &d.Reason, &d.ReleaseID, &created, &started, &finished, &d.Digest); err != nil {
 		return Deployment{}, err
 	}
 	d.PushID = pushID.Int64
@@ -107,8 +112,9 @@ func insertDeployment(ctx context.Context, tx *sql.Tx, d Deployment) (Deployment
 	if d.Env == "" {
 		return Deployment{}, fmt.Errorf("%w: deployment without an environment", ErrInvalid)
 	}
-	var repo, commit, state string
-	err := tx.QueryRowContext(ctx, `SELECT repo, commit_id, state FROM builds WHERE id = ?`, d.BuildID).Scan(&repo, &commit, &state)
+	var repo, commit, state, digest string
+	err := tx.QueryRowContext(ctx, `SELECT repo, commit_id, state, artifacts_digest FROM builds WHERE id = ?`,
+		d.BuildID).Scan(&repo, &commit, &state, &digest)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Deployment{}, fmt.Errorf("deploy build %d: %w", d.BuildID, ErrNotFound)
 	}
@@ -128,11 +134,13 @@ func insertDeployment(ctx context.Context, tx *sql.Tx, d Deployment) (Deployment
 		return Deployment{}, fmt.Errorf("%w: build %d built %s, not %s", ErrInvalid, d.BuildID, commit, d.Commit)
 	case State(state) != StatePassed:
 		return Deployment{}, fmt.Errorf("%w: build %d is %s; only a passed build is deployed", ErrConflict, d.BuildID, state)
+	case d.Digest != "" && d.Digest != digest:
+		return Deployment{}, fmt.Errorf("%w: build %d kept artifacts %s, not %s", ErrConflict, d.BuildID, digest, d.Digest)
 	}
 	nd, err := scanDeployment(tx.QueryRowContext(ctx, `
-		INSERT INTO deployments (repo, env, build_id, commit_id, trigger, user, push_id, state, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?) RETURNING `+deployCols,
-		d.Repo, d.Env, d.BuildID, d.Commit, string(d.Trigger), d.User, nullID(d.PushID), toNanos(now())))
+		INSERT INTO deployments (repo, env, build_id, commit_id, trigger, user, push_id, state, created_at, digest)
+		VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?) RETURNING `+deployCols,
+		d.Repo, d.Env, d.BuildID, d.Commit, string(d.Trigger), d.User, nullID(d.PushID), toNanos(now()), digest))
 	if err != nil {
 		return Deployment{}, fmt.Errorf("insert deployment of build %d to %s: %w", d.BuildID, d.Env, err)
 	}
@@ -159,15 +167,32 @@ func (s *Store) EnqueueDeployment(ctx context.Context, d Deployment) (Deployment
 // passing build whose deployment was due never loses it to a crash between
 // the two. Deployments are only valid with StatePassed; BuildID is set by the
 // store.
+//
+// An automatic deployment (DeployAuto) is left out when its environment
+// already has an automatic deployment of a newer build that is queued,
+// running or succeeded: a slow build of an older commit finishing last must
+// not put that commit back. The check is made inside the transaction that
+// queues, so of two builds finishing at once the older can never be queued
+// after the newer. The deployments returned are the ones queued.
 func (s *Store) FinishBuildAndDeploy(ctx context.Context, id int64, state State, reason string, steps []StepResult, ds []Deployment) ([]Deployment, error) {
 	var out []Deployment
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		out = nil
-		if _, err := finishBuild(ctx, tx, id, state, reason, steps); err != nil {
+		b, err := finishBuild(ctx, tx, id, state, reason, steps)
+		if err != nil {
 			return err
 		}
 		for _, d := range ds {
 			d.BuildID = id
+			if d.Trigger == DeployAuto {
+				newer, err := newerAuto(ctx, tx, b.Repo, d.Env, id)
+				if err != nil {
+					return err
+				}
+				if newer {
+					continue
+				}
+			}
 			nd, err := insertDeployment(ctx, tx, d)
 			if err != nil {
 				return err
@@ -180,6 +205,116 @@ func (s *Store) FinishBuildAndDeploy(ctx context.Context, id int64, state State,
 		return nil, fmt.Errorf("finish build %d: %w", id, err)
 	}
 	return out, nil
+}
+
+// newerAuto reports, inside tx, whether env of repo has an automatic
+// deployment of a build newer than buildID that is queued, running or
+// succeeded.
+func newerAuto(ctx context.Context, tx *sql.Tx, repo, env string, buildID int64) (bool, error) {
+	var n int
+	err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM deployments
+		WHERE repo = ? AND env = ? AND trigger = 'auto' AND build_id > ?
+		AND state IN ('queued', 'running', 'succeeded'))`, repo, env, buildID).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("look for newer automatic deployments to %s: %w", env, err)
+	}
+	return n == 1, nil
+}
+
+// RetryRefusal is the error RetryDeployment returns (wrapping ErrConflict)
+// when a deployment may not be retried; Latest is the deployment that came
+// after it, when that is why.
+type RetryRefusal struct {
+	ID     int64
+	State  DeployState
+	Env    string
+	Latest int64
+}
+
+func (r *RetryRefusal) Error() string {
+	switch {
+	case r.Latest != 0:
+		return fmt.Sprintf("deployment #%d is not the latest to %s (#%d came after it)", r.ID, r.Env, r.Latest)
+	case r.State == DeploySucceeded:
+		return fmt.Sprintf("deployment #%d succeeded; there is nothing to retry", r.ID)
+	}
+	return fmt.Sprintf("deployment #%d is still %s", r.ID, r.State)
+}
+
+// Is makes a refusal match ErrConflict.
+func (r *RetryRefusal) Is(target error) bool { return target == ErrConflict }
+
+// RetryDeployment queues deployment id again, as a new deployment of the
+// same build with DeployRetry by user. Only a failed or rolled-back
+// deployment that is still the newest to its environment can be retried;
+// both are checked in the transaction that queues, so of two retries of
+// one deployment at once exactly one is queued and the other gets a
+// *RetryRefusal naming it.
+func (s *Store) RetryDeployment(ctx context.Context, id int64, user string) (Deployment, error) {
+	var nd Deployment
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		d, err := scanDeployment(tx.QueryRowContext(ctx, `SELECT `+deployCols+` FROM deployments WHERE id = ?`, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if d.State != DeployFailed && d.State != DeployRolledBack {
+			return &RetryRefusal{ID: id, State: d.State, Env: d.Env}
+		}
+		var latest int64
+		if err := tx.QueryRowContext(ctx, `SELECT max(id) FROM deployments WHERE repo = ? AND env = ?`,
+			d.Repo, d.Env).Scan(&latest); err != nil {
+			return err
+		}
+		if latest != id {
+			return &RetryRefusal{ID: id, State: d.State, Env: d.Env, Latest: latest}
+		}
+		nd, err = insertDeployment(ctx, tx, Deployment{
+			Repo: d.Repo, Env: d.Env, BuildID: d.BuildID, Commit: d.Commit, Trigger: DeployRetry, User: user,
+		})
+		return err
+	})
+	if err != nil {
+		return Deployment{}, fmt.Errorf("retry deployment %d: %w", id, err)
+	}
+	return nd, nil
+}
+
+// SetArtifactsDigest records the digest of the artifact set build id kept.
+// The build service calls it while the build runs, before recording the
+// result. For a build recorded before digests existed it may be called
+// once more, by a deployment that computed the digest from the kept
+// artifacts; the deployments of that build that have none get it too. A
+// digest already recorded for a finished build is never replaced
+// (ErrConflict).
+func (s *Store) SetArtifactsDigest(ctx context.Context, id int64, digest string) error {
+	if digest == "" {
+		return fmt.Errorf("set artifacts digest of build %d: %w: empty digest", id, ErrInvalid)
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var state, cur string
+		err := tx.QueryRowContext(ctx, `SELECT state, artifacts_digest FROM builds WHERE id = ?`, id).Scan(&state, &cur)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if State(state) != StateRunning && cur != "" && cur != digest {
+			return fmt.Errorf("%w: build %d is %s with artifacts %s", ErrConflict, id, state, cur)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE builds SET artifacts_digest = ? WHERE id = ?`, digest, id); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE deployments SET digest = ? WHERE build_id = ? AND digest = ''`, digest, id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("set artifacts digest of build %d: %w", id, err)
+	}
+	return nil
 }
 
 // ClaimDeployment marks the next deployment running and returns it. Per repo
@@ -274,24 +409,37 @@ func (s *Store) FinishDeployment(ctx context.Context, id int64, state DeployStat
 	return nil
 }
 
-// RecoverDeployments is called once at start: deployments found running were
-// cut off by the daemon's death and are marked failed with
-// RecoveredDeployReason (the deploy side leaves `current` on the last
-// complete release and ignores the partial one). Queued deployments stay
-// queued. It returns the deployments it failed.
-func (s *Store) RecoverDeployments(ctx context.Context) ([]Deployment, error) {
-	var out []Deployment
+// RunningDeployments returns the deployments recorded as running, oldest
+// first. At start, before any worker claims, these are the deployments a
+// previous daemon was cut off in; the deploy service finds out from each
+// target how far it got and records the outcome with FinishDeployment.
+func (s *Store) RunningDeployments(ctx context.Context) ([]Deployment, error) {
+	ds, err := queryDeployments(ctx, s.r, `SELECT `+deployCols+` FROM deployments WHERE state = 'running' ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("list running deployments: %w", err)
+	}
+	return ds, nil
+}
+
+// NoteDeployment replaces the reason of a deployment that has ended, for
+// what was learnt after its outcome was recorded (activate run again after
+// a daemon stop). The state never changes.
+func (s *Store) NoteDeployment(ctx context.Context, id int64, reason string) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		var err error
-		out, err = queryDeployments(ctx, tx, `
-			UPDATE deployments SET state = 'failed', reason = ?, finished_at = ?
-			WHERE state = 'running' RETURNING `+deployCols, RecoveredDeployReason, toNanos(now()))
-		return err
+		res, err := tx.ExecContext(ctx, `UPDATE deployments SET reason = ?
+			WHERE id = ? AND state NOT IN ('queued', 'running')`, reason, id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return fmt.Errorf("%w: deployment %d does not exist or has not ended", ErrConflict, id)
+		}
+		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("recover interrupted deployments: %w", err)
+		return fmt.Errorf("note on deployment %d: %w", id, err)
 	}
-	return out, nil
+	return nil
 }
 
 // GetDeployment returns one deployment, or an error wrapping ErrNotFound.
@@ -331,6 +479,22 @@ func (s *Store) EverLive(ctx context.Context, repo, env, commit string) (bool, e
 		return false, fmt.Errorf("check whether %s of %q was live on %s: %w", commit, repo, env, err)
 	}
 	return n == 1, nil
+}
+
+// LiveWith returns the newest succeeded deployment of commit to env of
+// repo: the artifact set that is or was live there for that revision, which
+// a promotion to an environment that requires env ships. ok is false when
+// commit was never live on env.
+func (s *Store) LiveWith(ctx context.Context, repo, env, commit string) (d Deployment, ok bool, err error) {
+	d, err = scanDeployment(s.r.QueryRowContext(ctx, `SELECT `+deployCols+` FROM deployments
+		WHERE repo = ? AND env = ? AND commit_id = ? AND state = 'succeeded' ORDER BY id DESC LIMIT 1`, repo, env, commit))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Deployment{}, false, nil
+	}
+	if err != nil {
+		return Deployment{}, false, fmt.Errorf("find deployment of %s of %q live on %s: %w", commit, repo, env, err)
+	}
+	return d, true, nil
 }
 
 // LiveDeployment returns the newest succeeded deployment of repo to env: what

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -129,22 +130,233 @@ func TestClaimDeploymentOneAtATimePerEnvInOrder(t *testing.T) {
 	}
 }
 
-func TestRecoverDeployments(t *testing.T) {
+func TestRunningDeploymentsAndNote(t *testing.T) {
 	s := openTest(t)
 	ctx := t.Context()
 	b := passedBuild(t, s, "app", 1)
 	run, _ := s.EnqueueDeployment(ctx, Deployment{BuildID: b.ID, Env: "staging", Trigger: DeployAuto})
 	mustClaimDeploy(t, s)
 	queued, _ := s.EnqueueDeployment(ctx, Deployment{BuildID: b.ID, Env: "staging", Trigger: DeployRetry})
-	failed, err := s.RecoverDeployments(ctx)
+	got, err := s.RunningDeployments(ctx)
+	if err != nil || len(got) != 1 || got[0].ID != run.ID {
+		t.Fatalf("running = %+v, %v; want deployment %d", got, err, run.ID)
+	}
+	if err := s.NoteDeployment(ctx, run.ID, "still running"); !errors.Is(err, ErrConflict) {
+		t.Errorf("note on a running deployment: %v, want ErrConflict", err)
+	}
+	if err := s.FinishDeployment(ctx, run.ID, DeploySucceeded, "live; activate state unknown"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.NoteDeployment(ctx, run.ID, "live; activate ran again: ok"); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := s.GetDeployment(ctx, run.ID); d.State != DeploySucceeded || d.Reason != "live; activate ran again: ok" {
+		t.Errorf("noted deployment = %+v", d)
+	}
+	if c := mustClaimDeploy(t, s); c.ID != queued.ID {
+		t.Errorf("the queued deployment did not survive: claimed %d", c.ID)
+	}
+}
+
+func digestOf(n int) string { return fmt.Sprintf("sha256:%064x", n) }
+
+func TestArtifactsDigestTravelsWithDeployments(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	b := mustEnqueue(t, s, manual("app", "refs/heads/main", 1)).Builds[0]
+	mustClaim(t, s)
+	if err := s.SetArtifactsDigest(ctx, b.ID, digestOf(1)); err != nil {
+		t.Fatal(err)
+	}
+	// A running build may set it again (its artifacts were copied again).
+	if err := s.SetArtifactsDigest(ctx, b.ID, digestOf(2)); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := s.FinishBuildAndDeploy(ctx, b.ID, StatePassed, "", nil, []Deployment{{Env: "staging", Trigger: DeployAuto}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(failed) != 1 || failed[0].ID != run.ID || failed[0].State != DeployFailed || failed[0].Reason != RecoveredDeployReason {
-		t.Errorf("recovered = %+v", failed)
+	if got := mustGet(t, s, b.ID); got.ArtifactsDigest != digestOf(2) {
+		t.Errorf("build digest %q, want %q", got.ArtifactsDigest, digestOf(2))
 	}
-	if c := mustClaimDeploy(t, s); c.ID != queued.ID {
-		t.Errorf("the queued deployment did not survive recovery: claimed %d", c.ID)
+	if len(ds) != 1 || ds[0].Digest != digestOf(2) {
+		t.Errorf("the auto deployment did not take the build's digest: %+v", ds)
+	}
+	if err := s.SetArtifactsDigest(ctx, b.ID, digestOf(3)); !errors.Is(err, ErrConflict) {
+		t.Errorf("replacing a finished build's digest: %v, want ErrConflict", err)
+	}
+	if _, err := s.EnqueueDeployment(ctx, Deployment{BuildID: b.ID, Env: "prod", Trigger: DeployRelease, Digest: digestOf(3)}); !errors.Is(err, ErrConflict) {
+		t.Errorf("a deployment claiming other artifacts than its build's: %v, want ErrConflict", err)
+	}
+
+	// A build from before digests: its deployments get the digest once a
+	// deployment computes it.
+	old := passedBuild(t, s, "app", 2)
+	d, err := s.EnqueueDeployment(ctx, Deployment{BuildID: old.ID, Env: "prod", Trigger: DeployRelease})
+	if err != nil || d.Digest != "" {
+		t.Fatalf("deployment of a build without digest: %+v, %v", d, err)
+	}
+	if err := s.SetArtifactsDigest(ctx, old.ID, digestOf(4)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.GetDeployment(ctx, d.ID); got.Digest != digestOf(4) {
+		t.Errorf("adopted digest not on the deployment: %+v", got)
+	}
+	if got := mustGet(t, s, old.ID); got.ArtifactsDigest != digestOf(4) {
+		t.Errorf("adopted digest not on the build: %+v", got)
+	}
+}
+
+func TestLiveWithIsTheNewestSucceededDeploymentOfTheCommit(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	// Two passed builds of one commit, with different artifacts.
+	commit := oid(9)
+	build := func(digest string) Build {
+		b := mustEnqueue(t, s, Build{Repo: "app", Ref: "refs/heads/main", Commit: commit, Trigger: TriggerManual}).Builds[0]
+		mustClaim(t, s)
+		if err := s.SetArtifactsDigest(ctx, b.ID, digest); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.FinishBuild(ctx, b.ID, StatePassed, "", nil); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	first, second := build(digestOf(1)), build(digestOf(2))
+	deploy := func(b Build, env string, end DeployState) Deployment {
+		d, err := s.EnqueueDeployment(ctx, Deployment{BuildID: b.ID, Env: env, Trigger: DeployAuto})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustClaimDeploy(t, s)
+		if err := s.FinishDeployment(ctx, d.ID, end, ""); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	if _, ok, err := s.LiveWith(ctx, "app", "staging", commit); ok || err != nil {
+		t.Fatalf("before any deployment: %v %v", ok, err)
+	}
+	live := deploy(first, "staging", DeploySucceeded)
+	deploy(second, "staging", DeployFailed)
+	d, ok, err := s.LiveWith(ctx, "app", "staging", commit)
+	if err != nil || !ok || d.ID != live.ID || d.BuildID != first.ID || d.Digest != digestOf(1) {
+		t.Errorf("LiveWith = %+v %v %v; want deployment %d of build %d (the newer build never went live)", d, ok, err, live.ID, first.ID)
+	}
+	if _, ok, _ := s.LiveWith(ctx, "app", "prod", commit); ok {
+		t.Error("live on prod, where it never was")
+	}
+}
+
+// TestConcurrentFinishesNeverQueueTheOlderBuildLast finishes two passed
+// builds of one branch at the same moment, 20 times: the older build's
+// automatic deployment is either queued before the newer's or not at all.
+func TestConcurrentFinishesNeverQueueTheOlderBuildLast(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	for i := range 20 {
+		older := mustEnqueue(t, s, manual("app", "refs/heads/b"+fmt.Sprint(i), 2*i)).Builds[0]
+		mustClaim(t, s)
+		newer := mustEnqueue(t, s, manual("app", "refs/heads/c"+fmt.Sprint(i), 2*i+1)).Builds[0]
+		mustClaim(t, s)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for _, b := range []Build{older, newer} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				if _, err := s.FinishBuildAndDeploy(ctx, b.ID, StatePassed, "", nil, []Deployment{{Env: "staging", Trigger: DeployAuto}}); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		ds, err := s.ListDeployments(ctx, "app", "staging", 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ds) == 0 || ds[0].BuildID != newer.ID {
+			t.Fatalf("iteration %d: newest queued deployment %+v, want build %d's", i, ds, newer.ID)
+		}
+		for {
+			c, ok, err := s.ClaimDeployment(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				break
+			}
+			if err := s.FinishDeployment(ctx, c.ID, DeploySucceeded, ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// TestConcurrentRetriesQueueOne retries one failed deployment twice at the
+// same moment, 20 times: exactly one retry is queued, the other is told
+// which came first.
+func TestConcurrentRetriesQueueOne(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	b := passedBuild(t, s, "app", 1)
+	d, err := s.EnqueueDeployment(ctx, Deployment{BuildID: b.ID, Env: "prod", Trigger: DeployRelease, User: "bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		mustClaimDeploy(t, s)
+		if err := s.FinishDeployment(ctx, d.ID, DeployFailed, "target unreachable"); err != nil {
+			t.Fatal(err)
+		}
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		results := make(chan error, 2)
+		queued := make(chan Deployment, 2)
+		for _, u := range []string{"bob", "carol"} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				nd, err := s.RetryDeployment(ctx, d.ID, u)
+				results <- err
+				if err == nil {
+					queued <- nd
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		close(results)
+		close(queued)
+		var refused []error
+		for err := range results {
+			if err != nil {
+				refused = append(refused, err)
+			}
+		}
+		var rr *RetryRefusal
+		if len(queued) != 1 || len(refused) != 1 || !errors.As(refused[0], &rr) || !errors.Is(refused[0], ErrConflict) {
+			t.Fatalf("iteration %d: %d retries queued, refusals %v; want exactly one of each", i, len(queued), refused)
+		}
+		nd := <-queued
+		if rr.Latest != nd.ID || !strings.Contains(refused[0].Error(), fmt.Sprintf("is not the latest to prod (#%d came after it)", nd.ID)) {
+			t.Fatalf("iteration %d: refusal %q does not name retry #%d", i, refused[0], nd.ID)
+		}
+		if all, _ := s.ListDeployments(ctx, "app", "prod", 0); len(all) != i+2 {
+			t.Fatalf("iteration %d: %d deployments recorded, want %d", i, len(all), i+2)
+		}
+		d = nd
+	}
+	// Only failed and rolled-back deployments are retried.
+	if _, err := s.RetryDeployment(ctx, d.ID, "bob"); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "is still queued") {
+		t.Errorf("retry of a queued deployment: %v", err)
+	}
+	if _, err := s.RetryDeployment(ctx, 9999, "bob"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("retry of a missing deployment: %v", err)
 	}
 }
 

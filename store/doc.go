@@ -9,7 +9,11 @@
 // transaction never has to upgrade a read lock and fail with SQLITE_BUSY
 // halfway) and reads through a separate read-only pool, which WAL mode lets run
 // beside the writer. Each operation that must be atomic for callers, such as
-// recording a push together with the builds it enqueues, is one transaction.
+// recording a push together with the builds it enqueues, is one transaction,
+// and a check that decides whether to queue (a newer automatic deployment
+// exists, a deployment is still the latest to retry) is read inside the
+// transaction that queues: reads through the pool may be stale by the time
+// the writer commits.
 //
 // Times are stored as Unix nanoseconds in UTC and come back as UTC time.Time
 // values; an unset time (a build not yet started) is NULL in the database and

@@ -132,6 +132,14 @@ CREATE INDEX builds_by_commit   ON builds (repo, commit_id, state);
 CREATE INDEX builds_by_schedule ON builds (repo, schedule, id) WHERE schedule <> '';
 CREATE INDEX builds_by_retry_of ON builds (retry_of);
 `,
+	// 6: artifact identity (issue 9). A passed build's artifact set is known
+	// by the digest of its manifest; a deployment records the digest it
+	// ships, so that a promotion can ship the very bytes that were live on
+	// the environment it requires. Empty for rows from before.
+	`
+ALTER TABLE builds ADD COLUMN artifacts_digest TEXT NOT NULL DEFAULT '';
+ALTER TABLE deployments ADD COLUMN digest TEXT NOT NULL DEFAULT '';
+`,
 }
 
 // migrate brings the database to len(migs). Each migration runs in its own

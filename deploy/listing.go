@@ -1,0 +1,241 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"slipway/store"
+)
+
+// listingTTL is how long a listing of a target answers `releases` before
+// the target is asked again. Deployments mark it out of date when they end.
+const listingTTL = 5 * time.Second
+
+// listingTimeout bounds one listing of a target made for `releases`.
+const listingTimeout = 30 * time.Second
+
+// slot is Slipway's line to one environment's target. Whatever connects
+// to the target for that environment (a deployment, a listing for
+// `releases`, the check at start) holds busy, so there is at most one
+// connection per environment at a time however many people ask; and the
+// last listing is kept for `releases` to answer from.
+type slot struct {
+	busy chan struct{} // capacity 1: held while connected to the target
+
+	mu       sync.Mutex
+	rels     []Release     // the last listing of the target
+	listed   time.Time     // when it was made; zero when never
+	err      error         // the last listing's failure, kept for listingTTL too
+	failed   time.Time     // when it failed
+	stale    bool          // a deployment ended after the listing
+	inflight chan struct{} // closed when the listing under way ends; nil when none
+}
+
+type slotKey struct{ repo, env string }
+
+// slot returns the slot of env of repo, made on first use.
+func (s *Service) slot(repo, env string) *slot {
+	s.slotsMu.Lock()
+	defer s.slotsMu.Unlock()
+	k := slotKey{repo, env}
+	sl, ok := s.slots[k]
+	if !ok {
+		sl = &slot{busy: make(chan struct{}, 1)}
+		s.slots[k] = sl
+	}
+	return sl
+}
+
+// acquire takes the slot's line, waiting for whoever holds it.
+func (sl *slot) acquire(ctx context.Context) error {
+	select {
+	case sl.busy <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+func (sl *slot) tryAcquire() bool {
+	select {
+	case sl.busy <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (sl *slot) release() { <-sl.busy }
+
+// ended marks the listing out of date: a deployment changed the target.
+func (sl *slot) ended() {
+	sl.mu.Lock()
+	sl.stale = true
+	sl.mu.Unlock()
+}
+
+// list lists the target while the caller holds the slot's line and keeps
+// the listing for `releases`.
+func (s *Service) list(ctx context.Context, sl *slot, t Target) ([]Release, error) {
+	rels, err := s.shipper.Releases(ctx, t)
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	if err != nil {
+		sl.err, sl.failed = err, time.Now()
+		return nil, err
+	}
+	sl.rels, sl.listed, sl.err, sl.failed, sl.stale = rels, time.Now(), nil, time.Time{}, false
+	return rels, nil
+}
+
+// Listing is what `releases` shows of an environment: the releases on its
+// target, newest first, with what Slipway recorded about each.
+type Listing struct {
+	Releases []Release
+	// Listed is when the target was listed. The listing may be up to a few
+	// seconds old: the target is asked at most every few seconds, and
+	// again after each deployment.
+	Listed time.Time
+	// Note says why the listing may be out of date (a deployment is under
+	// way, the target could not be reached); empty when it is current.
+	Note string
+}
+
+// Releases reports what is on env's target, newest first, which release is
+// live and which deployment and build each came from. It changes nothing
+// there. It answers from a listing of the target that is at most a few
+// seconds old and made again after each deployment, so that readers cannot
+// flood the target: however many ask at once, at most one connection per
+// environment is open, and never while a deployment to it runs (then the
+// last listing is shown with a note).
+func (s *Service) Releases(ctx context.Context, repo, env string) (Listing, error) {
+	e, ok := s.o.Config.Environment(repo, env)
+	if !ok {
+		return Listing{}, fmt.Errorf("unknown environment %q (%s)", env, s.envNames(repo))
+	}
+	t, err := s.target(repo, e)
+	if err != nil {
+		return Listing{}, err
+	}
+	sl := s.slot(repo, env)
+	for {
+		sl.mu.Lock()
+		now := time.Now()
+		switch {
+		case !sl.stale && sl.err == nil && !sl.listed.IsZero() && now.Sub(sl.listed) < listingTTL:
+			l := Listing{Releases: sl.rels, Listed: sl.listed}
+			sl.mu.Unlock()
+			return s.withRecords(ctx, repo, env, l)
+		case sl.err != nil && now.Sub(sl.failed) < listingTTL:
+			l, err := sl.fallback(fmt.Sprintf("the target could not be listed: %v", sl.err), sl.err)
+			sl.mu.Unlock()
+			if err != nil {
+				return Listing{}, err
+			}
+			return s.withRecords(ctx, repo, env, l)
+		case sl.inflight != nil:
+			wait := sl.inflight
+			sl.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return Listing{}, context.Cause(ctx)
+			}
+		case !sl.tryAcquire():
+			// A deployment (or the check at start) is connected: do not
+			// open a second line beside it.
+			l, _ := sl.fallback("a deployment to "+env+" is under way; this listing is from before it", nil)
+			sl.mu.Unlock()
+			return s.withRecords(ctx, repo, env, l)
+		}
+		done := make(chan struct{})
+		sl.inflight = done
+		sl.mu.Unlock()
+
+		// One listing for every caller waiting: the first caller leaving
+		// must not cut it short for the others.
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), listingTimeout)
+		_, err := s.list(lctx, sl, t)
+		cancel()
+		sl.release()
+		if err != nil {
+			s.log.Warn("list releases", "repo", repo, "env", env, "err", err)
+		}
+		sl.mu.Lock()
+		sl.inflight = nil
+		close(done)
+		sl.mu.Unlock()
+	}
+}
+
+// fallback is the last listing, noted as possibly out of date, or, when
+// there is none, an empty listing (Slipway's records fill it) or err.
+// sl.mu is held.
+func (sl *slot) fallback(note string, err error) (Listing, error) {
+	if sl.listed.IsZero() {
+		if err != nil {
+			return Listing{}, err
+		}
+		return Listing{Note: note}, nil
+	}
+	return Listing{Releases: sl.rels, Listed: sl.listed, Note: note}, nil
+}
+
+// recordsWindow is how many recent deployments withRecords looks at.
+const recordsWindow = 200
+
+// withRecords adds to each listed release the deployment and build that
+// shipped it. When the target has never been listed, the releases are
+// Slipway's records alone: what its deployments shipped and what they
+// left live.
+func (s *Service) withRecords(ctx context.Context, repo, env string, l Listing) (Listing, error) {
+	ds, err := s.o.Store.ListDeployments(ctx, repo, env, recordsWindow)
+	if err != nil {
+		return Listing{}, fmt.Errorf("read deployments of %s to %s: %w", repo, env, err)
+	}
+	shipped := map[string]store.Deployment{} // release id -> newest deployment that made it live, else newest at all
+	for _, d := range ds {                   // newest first
+		if d.ReleaseID == "" {
+			continue
+		}
+		if p, ok := shipped[d.ReleaseID]; !ok || (p.State != store.DeploySucceeded && d.State == store.DeploySucceeded) {
+			shipped[d.ReleaseID] = d
+		}
+	}
+	if l.Listed.IsZero() {
+		live := ""
+		for _, d := range ds {
+			if d.State == store.DeploySucceeded {
+				live = d.ReleaseID
+				break
+			}
+		}
+		seen := map[string]bool{}
+		for _, d := range ds {
+			if d.State != store.DeploySucceeded || seen[d.ReleaseID] {
+				continue
+			}
+			seen[d.ReleaseID] = true
+			l.Releases = append(l.Releases, Release{ID: d.ReleaseID, Complete: true, Live: d.ReleaseID == live,
+				Commit: d.Commit, Repo: repo, Env: env, Time: d.FinishedAt, Digest: d.Digest})
+		}
+		if l.Note != "" {
+			l.Note += "; shown from Slipway's records"
+		}
+	}
+	out := make([]Release, len(l.Releases))
+	for i, r := range l.Releases {
+		if d, ok := shipped[r.ID]; ok {
+			r.Deployment, r.Build = d.ID, d.BuildID
+			if r.Digest == "" {
+				r.Digest = d.Digest
+			}
+		}
+		out[i] = r
+	}
+	l.Releases = out
+	return l, nil
+}
