@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"time"
 
@@ -111,9 +110,17 @@ func (s *Service) recoverOne(ctx, runCtx context.Context, d store.Deployment) er
 		sl.release()
 		return err
 	}
-	w, err := s.o.Logs.Append(LogID(d.ID), s.o.Config.Build.MaxLogBytes, nil)
+	vars, masked, secretErr := s.activateVars(d)
+	w, err := s.o.Logs.Append(LogID(d.ID), s.o.Config.Build.MaxLogBytes, masked)
 	if errors.Is(err, logs.ErrNotFound) {
-		w, err = s.o.Logs.Create(LogID(d.ID), s.o.Config.Build.MaxLogBytes, nil)
+		w, err = s.o.Logs.Create(LogID(d.ID), s.o.Config.Build.MaxLogBytes, masked)
+	}
+	if secretErr != nil {
+		// activate runs without the secret it could not read; say so.
+		log.Error("read the deployment's secrets", "err", secretErr)
+		if w != nil {
+			w.Printf("== %v", secretErr)
+		}
 	}
 	if err != nil {
 		log.Error("append to deployment log", "err", err)
@@ -123,24 +130,20 @@ func (s *Service) recoverOne(ctx, runCtx context.Context, d store.Deployment) er
 		defer s.workers.Done()
 		defer sl.release()
 		defer sl.ended()
-		s.reactivate(runCtx, d, t, previous, w, log)
+		s.reactivate(runCtx, d, t, previous, vars, w, log)
 	}()
 	return nil
 }
 
 // reactivate runs the activate of a deployment found live at start and
 // notes its outcome on the record. The caller holds the environment.
-func (s *Service) reactivate(ctx context.Context, d store.Deployment, t Target, previous string, w *logs.Writer, log *slog.Logger) {
+func (s *Service) reactivate(ctx context.Context, d store.Deployment, t Target, previous string, vars map[string]string, w *logs.Writer, log *slog.Logger) {
 	if w != nil {
 		w.Printf("== the daemon stopped during deployment #%d after current was switched to release %s, "+
 			"while activate ran; recorded succeeded, running activate again", d.ID, d.ReleaseID)
 	}
 	req := Request{
-		Target: t, Release: d.ReleaseID, Repo: d.Repo, Env: d.Env, Commit: d.Commit,
-		Vars: map[string]string{
-			"SLIPWAY_BUILD_ID":  strconv.FormatInt(d.BuildID, 10),
-			"SLIPWAY_DEPLOY_ID": strconv.FormatInt(d.ID, 10),
-		},
+		Target: t, Release: d.ReleaseID, Repo: d.Repo, Env: d.Env, Commit: d.Commit, Vars: vars,
 	}
 	if w != nil {
 		req.Log = w

@@ -1,11 +1,13 @@
 package deploy
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -300,6 +302,30 @@ func (s *Service) worker(claimCtx, runCtx context.Context) {
 	}
 }
 
+// activateVars returns the variables of a deployment's activate: its ids,
+// and the repository's secrets scoped to its environment (read now, so
+// that a rotated secret takes effect without a restart). masked are the
+// values its log hides. A secret that cannot be read fails the deployment
+// with err, which names it and never its value.
+func (s *Service) activateVars(d store.Deployment) (vars map[string]string, masked []string, err error) {
+	vars = map[string]string{
+		"SLIPWAY_BUILD_ID":  strconv.FormatInt(d.BuildID, 10),
+		"SLIPWAY_DEPLOY_ID": strconv.FormatInt(d.ID, 10),
+	}
+	for _, sec := range s.o.Config.SecretsForEnvironment(d.Repo, d.Env) {
+		v, rerr := sec.Read(os.LookupEnv)
+		if rerr != nil {
+			err = cmp.Or(err, rerr)
+			continue
+		}
+		vars[sec.Name] = v
+		if v != "" {
+			masked = append(masked, v)
+		}
+	}
+	return vars, masked, err
+}
+
 // run performs one claimed deployment and records its outcome.
 func (s *Service) run(runCtx context.Context, d store.Deployment) {
 	log := s.log.With("deployment", d.ID, "repo", d.Repo, "env", d.Env, "build", d.BuildID)
@@ -307,11 +333,12 @@ func (s *Service) run(runCtx context.Context, d store.Deployment) {
 		fmt.Errorf("the deployment took longer than %s", s.o.Timeout))
 	defer cancel()
 
-	w, err := s.o.Logs.Create(LogID(d.ID), s.o.Config.Build.MaxLogBytes, nil)
+	vars, masked, secretErr := s.activateVars(d)
+	w, err := s.o.Logs.Create(LogID(d.ID), s.o.Config.Build.MaxLogBytes, masked)
 	if errors.Is(err, logs.ErrExists) {
 		// A log left under this id (a database started afresh beside old
 		// logs): keep it and go on after it rather than fail every time.
-		w, err = s.o.Logs.Append(LogID(d.ID), s.o.Config.Build.MaxLogBytes, nil)
+		w, err = s.o.Logs.Append(LogID(d.ID), s.o.Config.Build.MaxLogBytes, masked)
 	}
 	if err != nil {
 		log.Error("create deployment log", "err", err)
@@ -320,6 +347,10 @@ func (s *Service) run(runCtx context.Context, d store.Deployment) {
 	}
 	s.notify() // followers waiting for the log to exist
 	w.Printf("== deployment #%d of %s build #%d (%s) to %s, %s", d.ID, d.Repo, d.BuildID, short(d.Commit), d.Env, describeTrigger(d))
+	if secretErr != nil {
+		s.finish(runCtx, d, w, store.DeployFailed, secretErr.Error())
+		return
+	}
 
 	// The environment's line to its target: a listing for `releases` or an
 	// activate run again at start may hold it for a moment.
@@ -328,7 +359,7 @@ func (s *Service) run(runCtx context.Context, d store.Deployment) {
 		s.finish(runCtx, d, w, store.DeployFailed, "cancelled before it started: "+err.Error())
 		return
 	}
-	state, reason := s.ship(ctx, d, sl, w, log)
+	state, reason := s.ship(ctx, d, sl, w, log, vars)
 	sl.ended()
 	sl.release()
 	if err := context.Cause(ctx); err != nil && state != store.DeploySucceeded && !strings.Contains(reason, err.Error()) {
@@ -339,7 +370,7 @@ func (s *Service) run(runCtx context.Context, d store.Deployment) {
 
 // ship does the work of run and returns the outcome to record. The
 // caller holds sl, the environment's line to its target.
-func (s *Service) ship(ctx context.Context, d store.Deployment, sl *slot, w *logs.Writer, log *slog.Logger) (store.DeployState, string) {
+func (s *Service) ship(ctx context.Context, d store.Deployment, sl *slot, w *logs.Writer, log *slog.Logger, vars map[string]string) (store.DeployState, string) {
 	env, ok := s.o.Config.Environment(d.Repo, d.Env)
 	if !ok {
 		return store.DeployFailed, fmt.Sprintf("environment %s of %s is no longer configured", d.Env, d.Repo)
@@ -385,12 +416,9 @@ func (s *Service) ship(ctx context.Context, d store.Deployment, sl *slot, w *log
 		Env:      d.Env,
 		Commit:   d.Commit,
 		Activate: env.Activate,
-		Vars: map[string]string{
-			"SLIPWAY_BUILD_ID":  strconv.FormatInt(d.BuildID, 10),
-			"SLIPWAY_DEPLOY_ID": strconv.FormatInt(d.ID, 10),
-		},
-		Keep: env.Keep,
-		Log:  w,
+		Vars:     vars,
+		Keep:     env.Keep,
+		Log:      w,
 	})
 	if res.Release != "" && res.Release != id {
 		// The reused release had changed on the target; Ship shipped anew.
