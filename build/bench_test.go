@@ -43,7 +43,7 @@ func BenchmarkPushToStepStart(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		t0 := time.Now()
 		var out io.Writer = io.Discard
-		if _, err := e.svc.HandlePush(b.Context(), store.Push{Repo: "app", Refs: []store.RefUpdate{update(fmt.Sprintf("refs/heads/b%d", i), sha)}}, out); err != nil {
+		if _, err := e.handlePush(b.Context(), store.Push{Repo: "app", Refs: []store.RefUpdate{update(fmt.Sprintf("refs/heads/b%d", i), sha)}}, out); err != nil {
 			b.Fatal(err)
 		}
 		f, err := os.Open(fifo) // blocks until the step opens it
@@ -75,7 +75,7 @@ func BenchmarkNoopPushToPass(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		t0 := time.Now()
-		if _, err := e.svc.HandlePush(b.Context(), store.Push{Repo: "app", Refs: []store.RefUpdate{update(fmt.Sprintf("refs/heads/b%d", i), sha)}}, io.Discard); err != nil {
+		if _, err := e.handlePush(b.Context(), store.Push{Repo: "app", Refs: []store.RefUpdate{update(fmt.Sprintf("refs/heads/b%d", i), sha)}}, io.Discard); err != nil {
 			b.Fatal(err)
 		}
 		bd := e.waitFinal(int64(i + 1))

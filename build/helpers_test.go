@@ -17,6 +17,7 @@ import (
 	"slipway/build/logs"
 	"slipway/build/sandbox"
 	"slipway/configs"
+	"slipway/push"
 	"slipway/store"
 )
 
@@ -171,7 +172,7 @@ const zeroID = "0000000000000000000000000000000000000000"
 func (e *testEnv) push(ctx context.Context, repo string, opts []string, refs ...store.RefUpdate) string {
 	e.t.Helper()
 	var out bytes.Buffer
-	if _, err := e.svc.HandlePush(ctx, store.Push{Repo: repo, User: "alice", Refs: refs, Options: opts}, &out); err != nil {
+	if _, err := e.handlePush(ctx, store.Push{Repo: repo, User: "alice", Refs: refs, Options: opts}, &out); err != nil {
 		e.t.Fatalf("handle push: %v\n%s", err, out.String())
 	}
 	return out.String()
@@ -287,4 +288,19 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// handlePush is post-receive's way of a push with the builds as its only
+// part: record, then report to out.
+func (e *testEnv) handlePush(ctx context.Context, p store.Push, out io.Writer) (int64, error) {
+	h, err := push.New(push.Options{Store: e.st, Parts: []push.Part{e.svc.Pushes()}})
+	if err != nil {
+		return 0, err
+	}
+	id, report, err := h.RecordPush(ctx, p)
+	if err != nil {
+		return 0, err
+	}
+	report(ctx, out)
+	return id, nil
 }

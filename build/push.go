@@ -13,6 +13,7 @@ import (
 
 	"slipway/build/pipeline"
 	"slipway/configs"
+	"slipway/push"
 	"slipway/store"
 )
 
@@ -24,107 +25,49 @@ const maxNotBuiltLines = 20
 // open and streams its builds' logs to the pusher.
 const WaitOption = "wait"
 
-// HandlePush is what post-receive calls for an accepted push. It decides
-// which refs build (updated branches matching the repo's build_branches,
-// tags when build_tags is on, never deleted refs, at most
-// build.max_per_push), records each commit without a .slipway.toml as a
-// skipped build, and records the push with its builds in one transaction.
-// It then cancels running builds of the same refs when the repo asks for
-// that, wakes the workers, and tells the pusher on out what was queued and
-// how to follow it, and which refs were not built and why.
-//
-// With the "wait" push option it then streams the builds' logs to out until
-// they end, followed by each build's result. When ctx ends (the pusher went
-// away) it returns; the builds go on.
-func (s *Service) HandlePush(ctx context.Context, p store.Push, out io.Writer) (int64, error) {
-	o, err := s.record(ctx, p)
-	if err != nil {
-		return 0, err
-	}
-	p.ID = o.enq.PushID
-	s.afterPush(ctx, p, o, out)
-	return p.ID, nil
-}
+// Pushes returns the builds' part of the way of a push (package push): it
+// plans the builds of a push's updated refs and reports them to the pusher.
+func (s *Service) Pushes() push.Part { return pushes{s} }
 
-// pushOutcome is what recording a push did, for the pusher to be told.
-type pushOutcome struct {
-	enq   store.Enqueued
-	notes []string
-}
+// pushes is the builds' push.Part.
+type pushes struct{ s *Service }
 
-// record records a push with its builds and release deployments in one
-// transaction and sets the queued work going. A ref whose revision passed
-// its verify build while the push waited in pre-receive gets no new build:
-// that build is recorded as passed with the push instead (verify.go).
-func (s *Service) record(ctx context.Context, p store.Push) (pushOutcome, error) {
+// Plan decides which refs build (updated branches matching the repo's
+// build_branches, tags when build_tags is on, never deleted refs, at most
+// build.max_per_push) and records each commit without a .slipway.toml as a
+// skipped build. A ref whose revision passed its verify build while the push
+// waited in pre-receive gets no new build: that build is recorded as passed
+// with the push instead (verify.go), claimed here and settled once the
+// record is made or has failed.
+func (ps pushes) Plan(ctx context.Context, p store.Push) (push.Plan, error) {
+	s := ps.s
 	vs := s.claimVerified(p)
 	bs, notes := s.planPush(withoutRefs(p, vs))
-	var ds []store.Deployment
-	if s.o.Deployer != nil {
-		var err error
-		if ds, err = s.o.Deployer.ReleaseDeployments(ctx, p); err != nil {
-			// The refs are updated whatever happens: record the push and
-			// its builds, and say the deployments could not be queued.
-			s.log.Error("plan release deployments", "repo", p.Repo, "err", err)
-			notes = append(notes, fmt.Sprintf("slipway: could not queue the deployments of this push: %v", err))
-			ds = nil
-		}
-	}
-	enq, err := s.o.Store.RecordVerifiedPush(ctx, p, bs, ds, s.verifiedBuilds(ctx, vs))
-	if err != nil {
-		// git has moved the refs, but without a record the builds
-		// cannot count as the branches' builds.
-		s.unclaim(vs)
-		s.settle(vs, "cancelled: steps passed, but the push could not be recorded")
-		return pushOutcome{}, err
-	}
-	s.landed(ctx, enq.PushID, vs, enq)
-	s.afterEnqueue(enq)
-	if len(enq.Deployments) > 0 {
-		s.o.Deployer.Wake()
-	}
-	return pushOutcome{enq, notes}, nil
+	return push.Plan{
+		Builds:   bs,
+		Verified: s.verifiedBuilds(ctx, vs),
+		Notes:    notes,
+		Settle: func(ctx context.Context, rec store.Enqueued, err error) {
+			if err != nil {
+				// git has moved the refs, but without a record the
+				// builds cannot count as the branches' builds.
+				s.unclaim(vs)
+				s.settle(vs, "cancelled: steps passed, but the push could not be recorded")
+				return
+			}
+			s.landed(ctx, rec.PushID, vs, rec)
+			s.afterEnqueue(rec)
+		},
+	}, nil
 }
 
-// RecordPush is the first half of post-receive (it makes the service a
-// hooks.Recorder): it records the push with its builds and release
-// deployments in one transaction and starts them. PushRecorded, the second
-// half, then reports them to the pusher.
-func (s *Service) RecordPush(ctx context.Context, p store.Push) (int64, error) {
-	o, err := s.record(ctx, p)
-	if err != nil {
-		return 0, err
-	}
-	s.recordedMu.Lock()
-	s.recorded[o.enq.PushID] = o
-	s.recordedMu.Unlock()
-	return o.enq.PushID, nil
-}
-
-// PushRecorded reports to the pusher what RecordPush recorded for p (it
-// makes the service a hooks.PushListener). For a push something else
-// recorded, it enqueues the push's builds itself, in a second transaction.
-func (s *Service) PushRecorded(ctx context.Context, p store.Push, out io.Writer) {
-	s.recordedMu.Lock()
-	o, ok := s.recorded[p.ID]
-	delete(s.recorded, p.ID)
-	s.recordedMu.Unlock()
-	if ok {
-		s.afterPush(ctx, p, o, out)
-		return
-	}
-	bs, notes := s.planPush(p)
-	for i := range bs {
-		bs[i].PushID = p.ID
-	}
-	enq, err := s.o.Store.EnqueueBuilds(ctx, bs)
-	if err != nil {
-		s.log.Error("enqueue builds of push", "push", p.ID, "repo", p.Repo, "err", err)
-		fmt.Fprintf(out, "slipway: could not queue the builds of this push: %v\n", err)
-		return
-	}
-	s.afterEnqueue(enq)
-	s.afterPush(ctx, p, pushOutcome{enq, notes}, out)
+// Report tells the pusher what was queued and how to follow it, which refs
+// were not built and why; it cancels running builds of the same refs when
+// the repo asks for that. With the "wait" push option it then streams the
+// builds' logs until they end, followed by each build's result. When ctx
+// ends (the pusher went away) it returns; the builds go on.
+func (ps pushes) Report(ctx context.Context, p store.Push, plan push.Plan, rec store.Enqueued, out io.Writer) {
+	ps.s.afterPush(ctx, p, rec, plan.Notes, out)
 }
 
 // planPush turns a push's ref updates into the builds to record, and notes
@@ -183,8 +126,7 @@ func whyNotBuilt(repo *configs.Repo, isTag bool) string {
 }
 
 // afterPush acts on what a push recorded and reports it to the pusher.
-func (s *Service) afterPush(ctx context.Context, p store.Push, o pushOutcome, out io.Writer) {
-	enq, notes := o.enq, o.notes
+func (s *Service) afterPush(ctx context.Context, p store.Push, enq store.Enqueued, notes []string, out io.Writer) {
 	if repo := s.o.Config.RepoOrDefault(p.Repo); repo.CancelRunning && len(enq.Running) > 0 {
 		for _, old := range enq.Running {
 			newer := newestOf(enq.Builds, old.Ref)
@@ -230,9 +172,6 @@ func (s *Service) afterPush(ctx context.Context, p store.Push, o pushOutcome, ou
 				return
 			}
 		}
-	}
-	if len(enq.Deployments) > 0 {
-		s.o.Deployer.Announce(ctx, p, enq.Deployments, out)
 	}
 }
 

@@ -61,25 +61,20 @@ type Options struct {
 
 	Logger *slog.Logger // nil: discard
 
-	// Deployer, if set, adds deployments to what the service records: the
-	// deployments of a push's release refs, in the push's transaction, and
-	// the automatic deployments of a passed build, in the transaction that
-	// records it as passed. Nothing accepted is then without its record.
+	// Deployer, if set, adds the automatic deployments of a passed build to
+	// the transaction that records it as passed, so that none is lost in
+	// between. (A push's release deployments are deploy's own part of the
+	// way of a push, package push.)
 	Deployer Deployer
 }
 
 // Deployer is what the build service needs of deployments (package deploy
-// provides it). Its methods are called concurrently.
+// provides it): the deployments a passed build triggers by itself. Its
+// methods are called concurrently.
 type Deployer interface {
-	// ReleaseDeployments returns the deployments a push's release refs ask
-	// for (the gate has passed them in pre-receive).
-	ReleaseDeployments(ctx context.Context, p store.Push) ([]store.Deployment, error)
 	// AutoDeployments returns the deployments a build that just passed
 	// triggers by itself (environments with auto = its branch).
 	AutoDeployments(ctx context.Context, b store.Build) []store.Deployment
-	// Announce tells the pusher about the deployments recorded with a push
-	// and, unless the push asked otherwise, streams them until they end.
-	Announce(ctx context.Context, p store.Push, ds []store.Deployment, out io.Writer)
 	// Wake tells the deployment workers that something was queued.
 	Wake()
 }
@@ -93,11 +88,6 @@ type Service struct {
 	log *slog.Logger
 
 	wake chan struct{} // one token: "something may be queued"
-
-	// recorded holds what RecordPush enqueued until PushRecorded, the next
-	// phase of the same post-receive hook, reports it to the pusher.
-	recordedMu sync.Mutex
-	recorded   map[int64]pushOutcome
 
 	mu      sync.Mutex
 	running map[int64]*run // by build id; guarded by mu
@@ -165,12 +155,11 @@ func New(o Options) (*Service, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Service{
-		o:        o,
-		log:      log,
-		wake:     make(chan struct{}, 1),
-		running:  make(map[int64]*run),
-		changed:  make(chan struct{}),
-		recorded: make(map[int64]pushOutcome),
+		o:       o,
+		log:     log,
+		wake:    make(chan struct{}, 1),
+		running: make(map[int64]*run),
+		changed: make(chan struct{}),
 	}, nil
 }
 

@@ -466,7 +466,7 @@ func TestWaitStreamsTheLog(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if _, err := e.svc.HandlePush(ctx, store.Push{Repo: "app", Refs: []store.RefUpdate{{Name: "refs/heads/main", Old: zeroID, New: sha}}, Options: []string{"wait"}}, w); err != nil {
+		if _, err := e.handlePush(ctx, store.Push{Repo: "app", Refs: []store.RefUpdate{{Name: "refs/heads/main", Old: zeroID, New: sha}}, Options: []string{"wait"}}, w); err != nil {
 			t.Error(err)
 		}
 	}()
@@ -558,27 +558,13 @@ func TestFmtDuration(t *testing.T) {
 	}
 }
 
-func TestPushRecordedAndEnqueue(t *testing.T) {
+// TestManualRunFallsBackToBuild: a manual run, as `run REPO SCHEDULE` would
+// queue, of a section the file lacks falls back to [build] and says so.
+func TestManualRunFallsBackToBuild(t *testing.T) {
 	e := newEnv(t, "concurrency = 1", appRepo)
 	e.start()
 	r := e.newRepo("app")
 	sha := r.pipelineCommit("refs/heads/main", "[build]\nsteps = [\"true\"]\n")
-
-	// A push recorded by someone else (the hooks server) gets its builds.
-	p := store.Push{Repo: "app", User: "bob", Refs: []store.RefUpdate{update("refs/heads/main", sha)}}
-	id, err := e.st.RecordPush(t.Context(), p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.ID = id
-	var out bytes.Buffer
-	e.svc.PushRecorded(t.Context(), p, &out)
-	if !strings.HasPrefix(out.String(), "build #1 queued: main @ "+sha[:7]) {
-		t.Errorf("output: %q", out.String())
-	}
-	if b := e.waitFinal(1); b.State != store.StatePassed || b.PushID != id {
-		t.Errorf("build of a recorded push: %+v", b)
-	}
 
 	// A manual run, as `run REPO SCHEDULE` would queue, of a section the
 	// file lacks: it falls back to [build] and says so.

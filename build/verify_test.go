@@ -108,7 +108,7 @@ func TestVerifyPassLandsAsTheBranchBuild(t *testing.T) {
 
 	r.land("refs/heads/main")
 	rec := newWatcher("")
-	if _, err := e.svc.HandlePush(t.Context(), p, rec); err != nil {
+	if _, err := e.handlePush(t.Context(), p, rec); err != nil {
 		t.Fatal(err)
 	}
 	release()

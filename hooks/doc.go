@@ -16,9 +16,10 @@
 // disk and is treated as the user "local", who may update branches and tags
 // but never release refs. Pre-receive checks every ref against the rights in
 // the configuration (and, for refs/release/*, an optional ReleaseGate) and
-// lists every refusal. Post-receive records the push through a Recorder in
-// one call before it answers, then hands the record to PushListeners, whose
-// output streams to the pusher while the hook stays open.
+// lists every refusal. Post-receive records the push through a Recorder (in
+// the daemon, package push) in one call before it answers, then runs the
+// record's report, whose output streams to the pusher while the hook stays
+// open.
 //
 // A push that must pass before it lands (`git push -o verify`, or a branch
 // of the repository's verify_branches) is built in pre-receive, once the

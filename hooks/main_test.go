@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -250,22 +251,34 @@ func (e *testEnv) lastPush(repo string) (store.Push, bool) {
 	return full, true
 }
 
-// countingRecorder is the real store, counted and timed.
+// countingRecorder records pushes in the real store, counted and timed;
+// its report runs the test's listeners in order.
 type countingRecorder struct {
-	r     Recorder
-	mu    sync.Mutex
-	calls int
-	last  time.Duration
+	r         *store.Store
+	listeners []listener
+	mu        sync.Mutex
+	calls     int
+	last      time.Duration
 }
 
-func (c *countingRecorder) RecordPush(ctx context.Context, p store.Push) (int64, error) {
+// listener stands for the parts whose reports reach the pusher.
+type listener interface {
+	PushRecorded(ctx context.Context, p store.Push, out io.Writer)
+}
+
+func (c *countingRecorder) RecordPush(ctx context.Context, p store.Push) (int64, func(context.Context, io.Writer), error) {
 	start := time.Now()
 	id, err := c.r.RecordPush(ctx, p)
 	c.mu.Lock()
 	c.calls++
 	c.last = time.Since(start)
 	c.mu.Unlock()
-	return id, err
+	p.ID = id
+	return id, func(ctx context.Context, out io.Writer) {
+		for _, l := range c.listeners {
+			l.PushRecorded(ctx, p, out)
+		}
+	}, err
 }
 
 func (c *countingRecorder) stats() (int, time.Duration) {

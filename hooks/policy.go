@@ -205,8 +205,7 @@ func (s *Server) confusingName(repo, ref string) string {
 	return ""
 }
 
-// postReceive records the push, and only then tells the pusher and the
-// listeners about it.
+// postReceive records the push, and only then tells the pusher about it.
 func (s *Server) postReceive(ctx context.Context, req request, id identity, out io.Writer) int {
 	if id.Repo == "" {
 		s.log.Error("push not recorded: hook outside the repositories folder", "git_dir", req.GitDir, "err", id.err)
@@ -230,30 +229,31 @@ func (s *Server) postReceive(ctx context.Context, req request, id identity, out 
 	// Not bound to the pusher: the refs are updated, so the record must be
 	// made even if the pusher hangs up now.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
-	pid, err := s.o.Recorder.RecordPush(rctx, p)
+	pid, report, err := s.o.Recorder.RecordPush(rctx, p)
 	cancel()
 	if err != nil {
 		s.log.Error("push not recorded", "repo", p.Repo, "user", p.User, "refs", len(p.Refs), "err", err)
 		fmt.Fprintf(out, "slipway: WARNING: git updated the refs but Slipway could NOT record this push; tell the administrator\n")
 		return 1
 	}
-	p.ID = pid
 	fmt.Fprintf(out, "slipway: recorded push #%d (%s)\n", pid, plural(len(p.Refs), "ref"))
-	for _, l := range s.o.Listeners {
-		s.notify(ctx, l, p, out)
-	}
+	s.report(ctx, pid, report, out)
 	return 0
 }
 
-// notify calls one listener, keeping its panic from skipping the others.
-func (s *Server) notify(ctx context.Context, l PushListener, p store.Push, out io.Writer) {
+// report tells the pusher about a recorded push, keeping a panic in it from
+// taking the hook connection (and its "recorded" answer) down.
+func (s *Server) report(ctx context.Context, pid int64, report func(context.Context, io.Writer), out io.Writer) {
+	if report == nil {
+		return
+	}
 	defer func() {
 		if v := recover(); v != nil {
-			s.log.Error("push listener panicked", "listener", fmt.Sprintf("%T", l), "push", p.ID, "panic", v)
-			fmt.Fprintf(out, "slipway: internal error after recording push #%d (see the daemon's log)\n", p.ID)
+			s.log.Error("push report panicked", "push", pid, "panic", v)
+			fmt.Fprintf(out, "slipway: internal error after recording push #%d (see the daemon's log)\n", pid)
 		}
 	}()
-	l.PushRecorded(ctx, p, out)
+	report(ctx, out)
 }
 
 func plural(n int, noun string) string {

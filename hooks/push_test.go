@@ -19,7 +19,7 @@ const zero = "0000000000000000000000000000000000000000"
 
 func TestPushAcceptedAndRecordedWithOptions(t *testing.T) {
 	var heard pushLog
-	e := newEnv(t, func(o *ServerOptions) { o.Listeners = []PushListener{&heard} })
+	e := newEnv(t, func(o *ServerOptions) { o.Recorder.(*countingRecorder).listeners = []listener{&heard} })
 	repo := e.bareRepo("app")
 	work := e.workRepo()
 	head := e.git(work, "rev-parse", "HEAD")

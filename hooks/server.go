@@ -18,10 +18,19 @@ import (
 	"slipway/store"
 )
 
-// Recorder records an accepted push durably and returns its id; the store
-// implements it in one transaction.
+// Recorder records an accepted push durably, with the work it asks for, in
+// one transaction (package push does), and returns its id and its report.
+//
+// report tells the pusher about the recorded work on out, which reaches the
+// pusher as "remote:" lines as it is written, while the push waits for
+// report to return. out is safe for concurrent use, fails once the pusher
+// has gone and must not be used after report returns. Nothing flows while
+// report is silent, so one that waits long should write a line now and then
+// to keep the pusher's SSH connection from idling out. report's ctx is
+// cancelled when the pusher goes away (or the daemon stops), so work that
+// must outlive the push, such as a build, must not be bound to it.
 type Recorder interface {
-	RecordPush(ctx context.Context, p store.Push) (int64, error)
+	RecordPush(ctx context.Context, p store.Push) (id int64, report func(ctx context.Context, out io.Writer), err error)
 }
 
 // ReleaseGate decides whether commit may be released to environment env of
@@ -29,19 +38,6 @@ type Recorder interface {
 // sentence, is shown to the pusher after the ref name.
 type ReleaseGate interface {
 	CheckRelease(ctx context.Context, repo, env, commit, user string) error
-}
-
-// PushListener is told about every push once it is recorded; p.ID is set.
-// What it writes to out reaches the pusher as "remote:" lines as it is
-// written, while the push waits for PushRecorded to return. out is safe for
-// concurrent use, fails once the pusher has gone and must not be used after
-// PushRecorded returns. Nothing flows while a listener is silent, so one that
-// waits long should write a line now and then to keep the pusher's SSH
-// connection from idling out. ctx is cancelled when
-// the pusher goes away (or the daemon stops), so work that must outlive the
-// push, such as a build, must not be bound to it.
-type PushListener interface {
-	PushRecorded(ctx context.Context, p store.Push, out io.Writer)
 }
 
 // ServerOptions configures a Server. Config, Registry and Recorder are
@@ -57,8 +53,6 @@ type ServerOptions struct {
 	// ReleaseGate, if set, is asked about every release ref that passes
 	// the rights check in pre-receive.
 	ReleaseGate ReleaseGate
-	// Listeners are called in order after each push is recorded.
-	Listeners []PushListener
 	// Verifier, if set, builds the pushes that must pass first
 	// (`git push -o verify`, verify_branches) in pre-receive, and tells
 	// which branches such a push holds. Without it those pushes are

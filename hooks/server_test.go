@@ -173,7 +173,7 @@ func postReceiveInput(repo, token string) (io.Reader, []string) {
 // the listener still runs, not when it ends.
 func TestListenerOutputStreams(t *testing.T) {
 	l := &blockingListener{proceed: make(chan struct{}), finished: make(chan error, 1)}
-	e := newEnv(t, func(o *ServerOptions) { o.Listeners = []PushListener{l} })
+	e := newEnv(t, func(o *ServerOptions) { o.Recorder.(*countingRecorder).listeners = []listener{l} })
 	repo := e.bareRepo("app")
 	stdin, env := postReceiveInput(repo, e.token("app", "alice"))
 	stderr := newWatchWriter("build 1 started\n")
@@ -205,7 +205,7 @@ func TestListenerOutputStreams(t *testing.T) {
 // streams, the listener's context is cancelled, and the push stays recorded.
 func TestClientGoneCancelsListener(t *testing.T) {
 	l := &blockingListener{proceed: make(chan struct{}), finished: make(chan error, 1)}
-	e := newEnv(t, func(o *ServerOptions) { o.Listeners = []PushListener{l} })
+	e := newEnv(t, func(o *ServerOptions) { o.Recorder.(*countingRecorder).listeners = []listener{l} })
 	repo := e.bareRepo("app")
 	stdin, env := postReceiveInput(repo, e.token("app", "alice"))
 	stderr := newWatchWriter("build 1 started\n")
@@ -233,7 +233,7 @@ func TestClientGoneCancelsListener(t *testing.T) {
 func TestShutdownCancelsStragglers(t *testing.T) {
 	l := &blockingListener{proceed: make(chan struct{}), hold: true, finished: make(chan error, 1)}
 	close(l.proceed)
-	e := newEnv(t, func(o *ServerOptions) { o.Listeners = []PushListener{l} })
+	e := newEnv(t, func(o *ServerOptions) { o.Recorder.(*countingRecorder).listeners = []listener{l} })
 	repo := e.bareRepo("app")
 	stdin, env := postReceiveInput(repo, e.token("app", "alice"))
 	stderr := newWatchWriter("build 1 passed\n")

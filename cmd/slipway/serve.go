@@ -23,6 +23,7 @@ import (
 	"slipway/deploy"
 	"slipway/gitserver"
 	"slipway/hooks"
+	"slipway/push"
 	"slipway/store"
 )
 
@@ -137,12 +138,21 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 		return err
 	}
 
+	// The one way of an accepted push: recorded with its builds and release
+	// deployments in one transaction, then reported, builds first.
+	pushes, err := push.New(push.Options{
+		Store:  db,
+		Parts:  []push.Part{builds.Pushes(), deploys.Pushes()},
+		Logger: logger.With("component", "push"),
+	})
+	if err != nil {
+		return err
+	}
 	registry := hooks.NewRegistry()
 	hookSrv := hooks.NewServer(hooks.ServerOptions{
 		Config:      cfg,
 		Registry:    registry,
-		Recorder:    builds,
-		Listeners:   []hooks.PushListener{builds},
+		Recorder:    pushes,
 		ReleaseGate: deploys,
 		Verifier:    builds,
 		Logger:      logger.With("component", "hooks"),
