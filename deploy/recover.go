@@ -125,13 +125,11 @@ func (s *Service) recoverOne(ctx, runCtx context.Context, d store.Deployment) er
 	if err != nil {
 		log.Error("append to deployment log", "err", err)
 	}
-	s.workers.Add(1)
-	go func() {
-		defer s.workers.Done()
+	s.queue.Go(runCtx, func(runCtx context.Context) {
 		defer sl.release()
 		defer sl.ended()
 		s.reactivate(runCtx, d, t, previous, vars, w, log)
-	}()
+	})
 	return nil
 }
 

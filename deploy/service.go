@@ -18,6 +18,7 @@ import (
 	"slipway/build/logs"
 	"slipway/configs"
 	"slipway/internal/gitrev"
+	"slipway/internal/queue"
 	"slipway/store"
 )
 
@@ -103,14 +104,9 @@ type Service struct {
 	log     *slog.Logger
 	shipper *Shipper
 
-	wake chan struct{} // one token: "something may be queued"
-
-	mu      sync.Mutex
-	changed chan struct{} // closed and replaced when a deployment starts or ends
-	started bool
-	stop    context.CancelFunc      // stops claiming; set by Start
-	kill    context.CancelCauseFunc // cancels running deployments; set by Start
-	workers sync.WaitGroup          // workers, and activate commands run again at start
+	// queue runs the workers, and the activate commands run again at start.
+	queue   *queue.Pool[store.Deployment]
+	changed queue.Signal // a deployment started or ended
 
 	slotsMu sync.Mutex
 	slots   map[slotKey]*slot // one per environment, made on first use
@@ -162,14 +158,26 @@ func NewService(o ServiceOptions) (*Service, error) {
 	if sh == nil {
 		sh = &Shipper{Logger: log}
 	}
-	return &Service{
+	s := &Service{
 		o:       o,
 		log:     log,
 		shipper: sh,
-		wake:    make(chan struct{}, 1),
-		changed: make(chan struct{}),
 		slots:   map[slotKey]*slot{},
-	}, nil
+	}
+	q, err := queue.New(queue.Options[store.Deployment]{
+		Workers: o.Workers,
+		Tick:    safetyTick,
+		Claim: func(claimCtx, _ context.Context) (store.Deployment, bool, error) {
+			return o.Store.ClaimDeployment(claimCtx)
+		},
+		Run:         s.run,
+		ClaimFailed: func(err error) { log.Error("claim deployment", "err", err) },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("new deploy service: %w", err)
+	}
+	s.queue = q
+	return s, nil
 }
 
 // Start settles the deployments a previous daemon left running (see
@@ -177,38 +185,16 @@ func NewService(o ServiceOptions) (*Service, error) {
 // run until Shutdown, or until ctx is cancelled, which is handled like a
 // Shutdown whose deadline has passed.
 func (s *Service) Start(ctx context.Context) error {
-	s.mu.Lock()
-	if s.started {
-		s.mu.Unlock()
-		return errors.New("start deploy service: already started")
-	}
-	s.started = true
-	s.mu.Unlock()
-
-	claimCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	runCtx, kill := context.WithCancelCause(context.WithoutCancel(ctx))
-	s.mu.Lock()
-	s.stop, s.kill = stop, kill
-	s.mu.Unlock()
-	context.AfterFunc(ctx, func() { stop(); kill(errShutdown) })
-
-	recovered, err := s.recover(ctx, runCtx)
+	var recovered int
+	err := s.queue.Start(ctx, errShutdown, func(runCtx context.Context) error {
+		var err error
+		recovered, err = s.recover(ctx, runCtx)
+		return err
+	})
 	if err != nil {
-		stop()
-		kill(errShutdown)
-		s.workers.Wait()
 		return fmt.Errorf("start deploy service: %w", err)
 	}
-
-	for range s.o.Workers {
-		s.workers.Add(1)
-		go func() {
-			defer s.workers.Done()
-			s.worker(claimCtx, runCtx)
-		}()
-	}
 	s.log.Info("deploy workers started", "workers", s.o.Workers, "recovered", recovered)
-	s.Wake()
 	return nil
 }
 
@@ -234,73 +220,19 @@ func (s *Service) appendLog(id int64, line string) {
 // happened, finishes switching back; each is recorded failed with the
 // reason, and Shutdown returns an error once the workers are gone.
 func (s *Service) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	stop, kill := s.stop, s.kill
-	s.mu.Unlock()
-	if stop == nil {
-		return nil
+	if err := s.queue.Shutdown(ctx, errShutdown); err != nil {
+		return fmt.Errorf("shut down deploy service: %w", err)
 	}
-	stop()
-	done := make(chan struct{})
-	go func() { s.workers.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		kill(errShutdown)
-		<-done
-		return fmt.Errorf("shut down deploy service: running deployments cancelled: %w", ctx.Err())
-	}
+	return nil
 }
 
 // Wake tells the workers that a deployment may be waiting. Whoever records
 // deployments (the push and build wiring, Retry) calls it; it never blocks.
-func (s *Service) Wake() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
+func (s *Service) Wake() { s.queue.Wake() }
 
-func (s *Service) changedChan() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.changed
-}
+func (s *Service) changedChan() <-chan struct{} { return s.changed.C() }
 
-func (s *Service) notify() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	close(s.changed)
-	s.changed = make(chan struct{})
-}
-
-func (s *Service) worker(claimCtx, runCtx context.Context) {
-	tick := time.NewTicker(safetyTick)
-	defer tick.Stop()
-	for {
-		if claimCtx.Err() != nil {
-			return
-		}
-		d, ok, err := s.o.Store.ClaimDeployment(claimCtx)
-		switch {
-		case err != nil && claimCtx.Err() == nil:
-			s.log.Error("claim deployment", "err", err)
-		case ok:
-			// Another environment's head may be claimable too: pass the
-			// wake on to an idle worker.
-			s.Wake()
-			s.run(runCtx, d)
-			continue
-		}
-		select {
-		case <-claimCtx.Done():
-			return
-		case <-s.wake:
-		case <-tick.C:
-		}
-	}
-}
+func (s *Service) notify() { s.changed.Notify() }
 
 // activateVars returns the variables of a deployment's activate: its ids,
 // and the repository's secrets scoped to its environment (read now, so

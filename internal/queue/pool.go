@@ -1,0 +1,158 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Options configures a Pool. Claim and Run are required.
+type Options[T any] struct {
+	// Workers is how many items run at once; at least 1.
+	Workers int
+	// Claim takes the next item to run, in a transaction of the caller's
+	// store; ok is false when there is none. claimCtx ends when the pool
+	// stops claiming; runCtx is the context the item's run gets, for claims
+	// that register the run (so that it can be cancelled) before it starts.
+	Claim func(claimCtx, runCtx context.Context) (item T, ok bool, err error)
+	// Run runs one claimed item to its end. runCtx is cancelled, with the
+	// cause given to Shutdown, when the pool's patience runs out.
+	Run func(runCtx context.Context, item T)
+	// ClaimFailed is told about a failed claim (the worker tries again at
+	// the next wake or tick); nil ignores it.
+	ClaimFailed func(error)
+	// Tick is how often an idle worker looks at the queue although nobody
+	// woke it, for work queued by something that cannot wake this process.
+	// Default one second.
+	Tick time.Duration
+}
+
+// Pool is a set of workers that claim and run items. Its methods are safe
+// for concurrent use.
+type Pool[T any] struct {
+	o    Options[T]
+	wake chan struct{} // one token: "something may be queued"
+
+	mu      sync.Mutex
+	started bool
+	stop    context.CancelFunc
+	kill    context.CancelCauseFunc
+	workers sync.WaitGroup
+}
+
+// New checks the options. It starts nothing.
+func New[T any](o Options[T]) (*Pool[T], error) {
+	if o.Claim == nil || o.Run == nil {
+		return nil, errors.New("new queue: Claim and Run are required")
+	}
+	o.Workers = max(1, o.Workers)
+	if o.Tick <= 0 {
+		o.Tick = time.Second
+	}
+	return &Pool[T]{o: o, wake: make(chan struct{}, 1)}, nil
+}
+
+// Start makes the contexts of the pool's runs, calls before with the run
+// context (recovery of what an earlier daemon left, which may start runs
+// of its own, with Go), then starts the workers. If before fails, what it
+// started is cancelled and waited for, and its error is returned. Cancelling ctx is an abrupt stop: runs
+// are cancelled with cause, as if Shutdown's patience had run out.
+func (p *Pool[T]) Start(ctx context.Context, cause error, before func(runCtx context.Context) error) error {
+	p.mu.Lock()
+	if p.started {
+		p.mu.Unlock()
+		return errors.New("start queue: already started")
+	}
+	p.started = true
+	claimCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	runCtx, kill := context.WithCancelCause(context.WithoutCancel(ctx))
+	p.stop, p.kill = stop, kill
+	p.mu.Unlock()
+	context.AfterFunc(ctx, func() { stop(); kill(cause) })
+
+	if before != nil {
+		if err := before(runCtx); err != nil {
+			stop()
+			kill(cause)
+			p.workers.Wait() // what before started with Go
+			return err
+		}
+	}
+	for range p.o.Workers {
+		p.workers.Add(1)
+		go func() {
+			defer p.workers.Done()
+			p.work(claimCtx, runCtx)
+		}()
+	}
+	p.Wake()
+	return nil
+}
+
+// Go runs f beside the workers, counted with them: Shutdown waits for it,
+// and cancels its context with the workers' runs.
+func (p *Pool[T]) Go(runCtx context.Context, f func(runCtx context.Context)) {
+	p.workers.Add(1)
+	go func() {
+		defer p.workers.Done()
+		f(runCtx)
+	}()
+}
+
+// work claims and runs items until claimCtx ends.
+func (p *Pool[T]) work(claimCtx, runCtx context.Context) {
+	tick := time.NewTicker(p.o.Tick)
+	defer tick.Stop()
+	for claimCtx.Err() == nil {
+		item, ok, err := p.o.Claim(claimCtx, runCtx)
+		switch {
+		case err != nil && claimCtx.Err() == nil:
+			if p.o.ClaimFailed != nil {
+				p.o.ClaimFailed(err)
+			}
+		case ok:
+			// Pass the wake on: more may be waiting for an idle worker.
+			p.Wake()
+			p.o.Run(runCtx, item)
+			continue
+		}
+		select {
+		case <-claimCtx.Done():
+		case <-p.wake:
+		case <-tick.C:
+		}
+	}
+}
+
+// Wake tells the workers that something may be queued; it never blocks.
+func (p *Pool[T]) Wake() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Shutdown stops claiming and waits for the running items to end. When ctx
+// ends first, their runs are cancelled with cause and Shutdown returns
+// ctx's error once they are gone. A pool never started returns at once.
+func (p *Pool[T]) Shutdown(ctx context.Context, cause error) error {
+	p.mu.Lock()
+	stop, kill := p.stop, p.kill
+	p.mu.Unlock()
+	if stop == nil {
+		return nil
+	}
+	stop()
+	done := make(chan struct{})
+	go func() { p.workers.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		kill(cause)
+		<-done
+		return fmt.Errorf("runs cancelled (%w): %w", cause, ctx.Err())
+	}
+}

@@ -1,0 +1,132 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+)
+
+// items is a queue of ints a test fills; claims take from its head.
+type items struct {
+	mu   sync.Mutex
+	todo []int
+	ran  []int
+}
+
+func (q *items) claim(context.Context, context.Context) (int, bool, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.todo) == 0 {
+		return 0, false, nil
+	}
+	it := q.todo[0]
+	q.todo = q.todo[1:]
+	return it, true, nil
+}
+
+func (q *items) add(it int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.todo = append(q.todo, it)
+}
+
+func (q *items) done() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.ran)
+}
+
+var errStop = errors.New("stopping")
+
+// A wake starts queued work at once (the tick is an hour), every item runs
+// once, and Shutdown waits for the running ones.
+func TestPoolRunsWhatIsQueuedOnWake(t *testing.T) {
+	q := &items{}
+	release := make(chan struct{})
+	p, err := New(Options[int]{Workers: 2, Tick: time.Hour, Claim: q.claim, Run: func(_ context.Context, it int) {
+		<-release
+		q.mu.Lock()
+		q.ran = append(q.ran, it)
+		q.mu.Unlock()
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(t.Context(), errStop, nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		q.add(i)
+	}
+	p.Wake()
+	close(release)
+	deadline := time.Now().Add(10 * time.Second)
+	for q.done() < 10 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if err := p.Shutdown(t.Context(), errStop); err != nil {
+		t.Fatal(err)
+	}
+	if n := q.done(); n != 10 {
+		t.Fatalf("%d of 10 items ran", n)
+	}
+}
+
+// When Shutdown's patience runs out, runs are cancelled with the cause and
+// Shutdown returns only once they are gone.
+func TestPoolShutdownCancelsWithCause(t *testing.T) {
+	q := &items{todo: []int{1}}
+	started, gone := make(chan struct{}), make(chan error, 1)
+	p, err := New(Options[int]{Claim: q.claim, Run: func(ctx context.Context, _ int) {
+		close(started)
+		<-ctx.Done()
+		gone <- context.Cause(ctx)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(t.Context(), errStop, nil); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if err := p.Shutdown(ctx, errStop); !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, errStop) {
+		t.Fatalf("Shutdown = %v; want the deadline and the cause", err)
+	}
+	select {
+	case cause := <-gone:
+		if !errors.Is(cause, errStop) {
+			t.Fatalf("run cancelled with %v, want %v", cause, errStop)
+		}
+	default:
+		t.Fatal("Shutdown returned before the run was gone")
+	}
+}
+
+// A failing before cancels and waits for what it started, and no worker
+// ever claims.
+func TestPoolStartFailureLeavesNothingRunning(t *testing.T) {
+	q := &items{todo: []int{1}}
+	p, err := New(Options[int]{Claim: q.claim, Run: func(context.Context, int) { t.Error("a worker ran an item") }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bgCause error
+	bad := errors.New("recovery failed")
+	err = p.Start(t.Context(), errStop, func(runCtx context.Context) error {
+		p.Go(runCtx, func(ctx context.Context) {
+			<-ctx.Done()
+			bgCause = context.Cause(ctx)
+		})
+		return bad
+	})
+	if !errors.Is(err, bad) {
+		t.Fatalf("Start = %v, want %v", err, bad)
+	}
+	if !errors.Is(bgCause, errStop) {
+		t.Fatalf("background work was not cancelled and waited for: %v", bgCause)
+	}
+}
