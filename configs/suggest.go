@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"slipway/internal/closest"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -93,7 +94,7 @@ func (v *validator) unknownKeys(md toml.MetaData) {
 				}
 			}
 			slices.Sort(names)
-			if s := closest(k.String(), names); s != "" {
+			if s := closest.Name(k.String(), names); s != "" {
 				msg += fmt.Sprintf(" (did you mean %s?)", tableName(s, array))
 			}
 		} else {
@@ -111,7 +112,7 @@ func (v *validator) unknownKeys(md toml.MetaData) {
 // table a key of that name belongs in: a key written after a [table]
 // header belongs to that table, a classic slip in TOML.
 func elsewhere(tables map[string]schemaTable, parent, name string) string {
-	if s := closest(name, tables[parent].keys); s != "" {
+	if s := closest.Name(name, tables[parent].keys); s != "" {
 		return fmt.Sprintf(" (did you mean %q?)", s)
 	}
 	var homes []string
@@ -139,49 +140,8 @@ func (c *Config) suggestUser(name string) string {
 			names = append(names, u.Name)
 		}
 	}
-	if s := closest(name, names); s != "" {
+	if s := closest.Name(name, names); s != "" {
 		return fmt.Sprintf(" (did you mean %q?)", s)
 	}
 	return ""
-}
-
-// closest returns the candidate nearest to word by edit distance, when it
-// is near enough to be what was meant, or "". Ties go to the earlier
-// candidate.
-func closest(word string, candidates []string) string {
-	best, bestDist := "", 3
-	for _, c := range candidates {
-		if strings.EqualFold(c, word) {
-			return c
-		}
-		d := distance(strings.ToLower(word), c)
-		if d < bestDist && d < len(word) && d < len(c) {
-			best, bestDist = c, d
-		}
-	}
-	return best
-}
-
-// distance is the Levenshtein distance; the inputs are short names.
-func distance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return 64
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"slipway/internal/closest"
 	"strings"
 	"time"
 
@@ -353,39 +354,4 @@ func describe(v any) string {
 }
 
 // suggest returns the known key closest to a misspelt one, or "".
-func suggest(name string) string {
-	best, bestDist := "", 3
-	for _, k := range knownKeys() {
-		if strings.EqualFold(k, name) {
-			return k
-		}
-		if d := distance(strings.ToLower(name), k); d < bestDist {
-			best, bestDist = k, d
-		}
-	}
-	return best
-}
-
-// distance is the Levenshtein distance; the inputs are short key names.
-func distance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return 64
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
+func suggest(name string) string { return closest.Name(name, knownKeys()) }
