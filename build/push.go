@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"os"
 	"slices"
-	"strconv"
+	"slipway/internal/gitrev"
 	"strings"
 
 	"slipway/build/pipeline"
@@ -97,7 +95,7 @@ func (s *Service) planPush(p store.Push) ([]store.Build, []string) {
 		case store.ZeroID(u.New):
 			continue // a deleted ref has nothing to build
 		case !repo.Builds(u.Name):
-			notBuilt("%s: not built: %s", shortRef(u.Name), whyNotBuilt(repo, isTag))
+			notBuilt("%s: not built: %s", gitrev.ShortRef(u.Name), whyNotBuilt(repo, isTag))
 			continue
 		case limit > 0 && len(bs) >= limit:
 			overCap++
@@ -141,11 +139,11 @@ func (s *Service) afterPush(ctx context.Context, p store.Push, enq store.Enqueue
 	}
 	for _, old := range enq.Superseded {
 		if !slices.ContainsFunc(enq.Builds, func(b store.Build) bool { return b.ID == old.ID }) {
-			fmt.Fprintf(out, "build #%d (%s @ %s) superseded: it had not started\n", old.ID, shortRef(old.Ref), short(old.Commit))
+			fmt.Fprintf(out, "build #%d (%s @ %s) superseded: it had not started\n", old.ID, gitrev.ShortRef(old.Ref), gitrev.Short(old.Commit))
 		}
 	}
 	for _, b := range enq.Verified {
-		fmt.Fprintf(out, "build #%d passed: %s @ %s — verified before the push landed, it is the branch's build\n", b.ID, shortRef(b.Ref), short(b.Commit))
+		fmt.Fprintf(out, "build #%d passed: %s @ %s — verified before the push landed, it is the branch's build\n", b.ID, gitrev.ShortRef(b.Ref), gitrev.Short(b.Commit))
 	}
 	for _, d := range enq.AutoDeployments {
 		fmt.Fprintf(out, "deployment #%d to %s queued (build #%d)\n", d.ID, d.Env, d.BuildID)
@@ -155,9 +153,9 @@ func (s *Service) afterPush(ctx context.Context, p store.Push, enq store.Enqueue
 		switch b.State {
 		case store.StateQueued:
 			queued = append(queued, b)
-			fmt.Fprintf(out, "build #%d queued: %s @ %s — follow: %s\n", b.ID, shortRef(b.Ref), short(b.Commit), s.followCommand(b.ID))
+			fmt.Fprintf(out, "build #%d queued: %s @ %s — follow: %s\n", b.ID, gitrev.ShortRef(b.Ref), gitrev.Short(b.Commit), s.followCommand(b.ID))
 		default:
-			fmt.Fprintf(out, "build #%d %s: %s @ %s — %s\n", b.ID, b.State, shortRef(b.Ref), short(b.Commit), b.Reason)
+			fmt.Fprintf(out, "build #%d %s: %s @ %s — %s\n", b.ID, b.State, gitrev.ShortRef(b.Ref), gitrev.Short(b.Commit), b.Reason)
 		}
 	}
 	for _, n := range notes {
@@ -214,39 +212,8 @@ func (s *Service) followCommand(id int64) string {
 	return fmt.Sprintf("ssh -p %d %s log %d -f", s.o.SSHPort, s.o.SSHHost, id)
 }
 
-// displayAddr derives the host and port pushers reach the SSH server on from
-// its listen address; a wildcard address becomes the machine's name.
-func displayAddr(listen string) (string, int) {
-	host, portStr, err := net.SplitHostPort(listen)
-	if err != nil {
-		return "localhost", 22
-	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil || port <= 0 {
-		port = 22
-	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = "localhost"
-		if name, err := os.Hostname(); err == nil && name != "" {
-			host = name
-		}
-	}
-	return host, port
-}
-
 func (s *Service) gitDir(repo string) string {
 	return s.o.ReposDir + "/" + repo + ".git"
-}
-
-// shortRef is a ref as people name it: "main" for refs/heads/main, "v1.0"
-// for refs/tags/v1.0.
-func shortRef(ref string) string {
-	for _, prefix := range []string{"refs/heads/", "refs/tags/"} {
-		if s, ok := strings.CutPrefix(ref, prefix); ok {
-			return s
-		}
-	}
-	return ref
 }
 
 // newestOf returns the id of the newest build of ref among bs.

@@ -142,7 +142,7 @@ func New(o Options) (*Service, error) {
 		o.CacheDir = dataDir + "/cache"
 	}
 	if o.SSHHost == "" || o.SSHPort == 0 {
-		h, p := displayAddr(o.Config.SSH.Listen)
+		h, p := configs.DisplayAddr(o.Config.SSH.Listen)
 		if o.SSHHost == "" {
 			o.SSHHost = h
 		}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"slipway/configs"
 	"slipway/store"
 )
 
@@ -588,7 +589,7 @@ func TestFollowCommand(t *testing.T) {
 		"0.0.0.0:2222":   "ssh -p 2222 " + host + " log 7 -f",
 		":2200":          "ssh -p 2200 " + host + " log 7 -f",
 	} {
-		h, p := displayAddr(listen)
+		h, p := configs.DisplayAddr(listen)
 		s := &Service{o: Options{SSHHost: h, SSHPort: p}}
 		if got := s.followCommand(7); got != want {
 			t.Errorf("listen %q: %q, want %q", listen, got, want)

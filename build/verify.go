@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slipway/internal/gitrev"
 	"strings"
 
 	"slipway/build/checkout"
@@ -264,7 +265,7 @@ func (s *Service) verifyRef(ctx context.Context, p store.Push, u store.RefUpdate
 	s.Wake()
 
 	fmt.Fprintf(out, "build #%d verifies %s @ %s before the push lands — follow: %s\n",
-		v.id, shortRef(u.Name), short(u.New), s.followCommand(v.id))
+		v.id, gitrev.ShortRef(u.Name), gitrev.Short(u.New), s.followCommand(v.id))
 	if workers := max(1, s.o.Config.Build.Concurrency); busy >= workers {
 		fmt.Fprintf(out, "build #%d waits for a free worker (%d builds running)\n", v.id, busy)
 	}
@@ -288,7 +289,7 @@ func (s *Service) verifyRef(ctx context.Context, p store.Push, u store.RefUpdate
 	case phase != phaseWaiting:
 		return v, fmt.Errorf("%s: %s", u.Name, buildResult(v.id, res))
 	}
-	fmt.Fprintf(out, "build #%d passed: %s may move to %s\n", v.id, shortRef(u.Name), short(u.New))
+	fmt.Fprintf(out, "build #%d passed: %s may move to %s\n", v.id, gitrev.ShortRef(u.Name), gitrev.Short(u.New))
 	return v, nil
 }
 
@@ -330,7 +331,7 @@ func (s *Service) endVerification(ctx context.Context, b store.Build, v *verific
 		}
 		s.verifs.waiting[holdKey(v.repo, v.ref)] = v
 		s.mu.Unlock()
-		w.Printf("== %s; %s moves to %s if git accepts the push", out.line, shortRef(b.Ref), short(b.Commit))
+		w.Printf("== %s; %s moves to %s if git accepts the push", out.line, gitrev.ShortRef(b.Ref), gitrev.Short(b.Commit))
 		return
 	}
 	if out.cutOff {
@@ -463,7 +464,7 @@ func (s *Service) landed(ctx context.Context, pushID int64, vs []*verification, 
 			counted = counted || b.ID == v.id
 		}
 		if counted {
-			s.appendLog(v.id, fmt.Sprintf("== push #%d landed: %s is at %s, and this is its build", pushID, shortRef(v.ref), short(v.commit)))
+			s.appendLog(v.id, fmt.Sprintf("== push #%d landed: %s is at %s, and this is its build", pushID, gitrev.ShortRef(v.ref), gitrev.Short(v.commit)))
 			for _, d := range enq.AutoDeployments {
 				if d.BuildID == v.id {
 					s.appendLog(v.id, fmt.Sprintf("== deployment #%d to %s queued", d.ID, d.Env))

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slipway/internal/gitrev"
 	"strings"
 	"time"
 
@@ -188,7 +189,7 @@ func (s *Service) execute(ctx context.Context, b store.Build, w buildLog, sec se
 	var perr *pipeline.Error
 	switch {
 	case errors.Is(err, pipeline.ErrNoFile):
-		reason := fmt.Sprintf("no %s in commit %s", pipeline.FileName, short(b.Commit))
+		reason := fmt.Sprintf("no %s in commit %s", pipeline.FileName, gitrev.Short(b.Commit))
 		return outcome{state: store.StateSkipped, reason: reason, line: "skipped: " + reason}
 	case errors.As(err, &perr):
 		// Every problem goes to the log; the record keeps the first.
@@ -233,7 +234,7 @@ func (s *Service) execute(ctx context.Context, b store.Build, w buildLog, sec se
 			return errorOutcome(w, fmt.Sprintf("prepare the cache: %v", err))
 		}
 		if from != "" {
-			w.Printf("== cache: %s has none yet; starting from a copy of %s's", shortRef(b.Ref), from)
+			w.Printf("== cache: %s has none yet; starting from a copy of %s's", gitrev.ShortRef(b.Ref), from)
 		}
 	}
 
@@ -264,7 +265,7 @@ func (s *Service) execute(ctx context.Context, b store.Build, w buildLog, sec se
 		return o
 	}
 	if err != nil {
-		return errorOutcome(w, fmt.Sprintf("check out %s: %v", short(b.Commit), err))
+		return errorOutcome(w, fmt.Sprintf("check out %s: %v", gitrev.Short(b.Commit), err))
 	}
 	w.Printf("== checked out %d files in %s", res.Files, fmtDuration(time.Since(start)))
 	if len(res.Submodules) > 0 {
@@ -401,14 +402,6 @@ func removeAll(dir string) error {
 		return nil
 	})
 	return os.RemoveAll(dir)
-}
-
-// short is the abbreviated commit id people read.
-func short(commit string) string {
-	if len(commit) > 7 {
-		return commit[:7]
-	}
-	return commit
 }
 
 // stepName is a step shortened for one-line messages.

@@ -3,6 +3,9 @@ package configs
 import (
 	"errors"
 	"fmt"
+	"net"
+	"os"
+	"strconv"
 	"strings"
 )
 
@@ -83,4 +86,25 @@ func truncate(s string) string {
 // alphabet as a repository segment, so names are safe in logs and paths.
 func validUserName(s string) bool {
 	return s != "*" && checkSegment(s) == nil
+}
+
+// DisplayAddr derives the host and port people reach the SSH server on
+// from its listen address, for the commands the daemon prints ("ssh -p 2222
+// host log 12 -f"); a wildcard address becomes the machine's name.
+func DisplayAddr(listen string) (host string, port int) {
+	host, portStr, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "localhost", 22
+	}
+	port, err = strconv.Atoi(portStr)
+	if err != nil || port <= 0 {
+		port = 22
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+		if name, err := os.Hostname(); err == nil && name != "" {
+			host = name
+		}
+	}
+	return host, port
 }

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slipway/internal/gitrev"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -183,7 +184,7 @@ func (c *console) builds(ctx context.Context, who gitserver.Caller, args []strin
 		if b.Schedule != "" {
 			trigger += ":" + b.Schedule
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", b.ID, b.Repo, shortRef(b.Ref), short(b.Commit), b.State,
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", b.ID, b.Repo, gitrev.ShortRef(b.Ref), short(b.Commit), b.State,
 			trigger, when(b.StartedAt), duration(b.StartedAt, b.FinishedAt), manifest.Short(b.ArtifactsDigest), b.Reason)
 	}
 	tw.Flush()
@@ -363,7 +364,7 @@ func (c *console) retry(ctx context.Context, who gitserver.Caller, args []string
 	if err != nil {
 		return fail(stderr, "retry build %d: %v", b.ID, err)
 	}
-	fmt.Fprintf(stdout, "build #%d queued: a retry of build #%d (%s @ %s)\n", nb.ID, b.ID, shortRef(b.Ref), short(b.Commit))
+	fmt.Fprintf(stdout, "build #%d queued: a retry of build #%d (%s @ %s)\n", nb.ID, b.ID, gitrev.ShortRef(b.Ref), short(b.Commit))
 	return 0
 }
 
@@ -579,7 +580,7 @@ func (c *console) run(ctx context.Context, who gitserver.Caller, args []string, 
 		return fail(stderr, "run %s %s: %v", repo, args[1], err)
 	}
 	for _, b := range bs {
-		fmt.Fprintf(stdout, "build #%d %s: %s @ %s%s\n", b.ID, b.State, shortRef(b.Ref), short(b.Commit), reasonSuffix(b.Reason))
+		fmt.Fprintf(stdout, "build #%d %s: %s @ %s%s\n", b.ID, b.State, gitrev.ShortRef(b.Ref), short(b.Commit), reasonSuffix(b.Reason))
 	}
 	return 0
 }
@@ -589,13 +590,6 @@ func reasonSuffix(r string) string {
 		return ""
 	}
 	return " (" + r + ")"
-}
-
-func shortRef(ref string) string {
-	if b, ok := strings.CutPrefix(ref, "refs/heads/"); ok {
-		return b
-	}
-	return ref
 }
 
 func orDash(s string) string {
@@ -612,15 +606,8 @@ func idOrDash(id int64) string {
 	return "#" + strconv.FormatInt(id, 10)
 }
 
-func short(id string) string {
-	if len(id) > 7 {
-		return id[:7]
-	}
-	if id == "" {
-		return "-"
-	}
-	return id
-}
+// short is a commit id in a listing: seven characters, or "-" for none.
+func short(id string) string { return orDash(gitrev.Short(id)) }
 
 func when(t time.Time) string {
 	if t.IsZero() {

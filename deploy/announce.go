@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"slipway/internal/gitrev"
 	"time"
 
 	"slipway/internal/manifest"
@@ -27,7 +28,7 @@ func (s *Service) Announce(ctx context.Context, p store.Push, ds []store.Deploym
 			who = "auto"
 		}
 		fmt.Fprintf(out, "deployment #%d queued: %s @ %s to %s (%s by %s) — follow: %s log deploy %d -f\n",
-			d.ID, d.Repo, shortID(d.Commit), d.Env, d.Trigger, who, s.sshCommand(), d.ID)
+			d.ID, d.Repo, gitrev.Short(d.Commit), d.Env, d.Trigger, who, s.sshCommand(), d.ID)
 		fmt.Fprintf(out, "deployment #%d ships %s\n", d.ID, s.describeShipment(ctx, d))
 	}
 	if slices.Contains(p.Options, NoWaitOption) {
@@ -73,13 +74,6 @@ func (s *Service) sshCommand() string {
 		return "ssh"
 	}
 	return s.o.SSHCommand
-}
-
-func shortID(id string) string {
-	if len(id) > 7 {
-		return id[:7]
-	}
-	return id
 }
 
 // Get returns a deployment's record.

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"slipway/internal/shell"
 	"strings"
 	"syscall"
 	"testing"
@@ -58,7 +59,7 @@ func BenchmarkRedeploy50MB(b *testing.B) {
 	sshOpts := s.sshOptions(handT)
 	quoted := make([]string, 0, len(sshOpts)+1)
 	for _, a := range append([]string{"ssh"}, sshOpts...) {
-		quoted = append(quoted, shellQuote(a))
+		quoted = append(quoted, shell.Quote(a))
 	}
 	byHand := func(id, prev string) {
 		args := []string{"-rlpgoD", "--checksum", "--delete", "-e", strings.Join(quoted, " ")}

@@ -18,10 +18,6 @@ import (
 	"slipway/store"
 )
 
-// ReleasePrefix is the ref namespace whose updates are release approvals:
-// a push to refs/release/<env> asks for the pushed revision on <env>.
-const ReleasePrefix = "refs/release/"
-
 // ErrReleaseRefused is matched (errors.Is) by every refusal of the release
 // gate. An error from CheckRelease that does not match it means the gate
 // could not decide (the database failed); the push is refused all the same.
@@ -80,7 +76,7 @@ func (sh shipping) describe() string {
 	if sh.Via.ID != 0 {
 		return fmt.Sprintf("%s, the artifacts that went live on %s in deployment #%d", what, sh.Via.Env, sh.Via.ID)
 	}
-	return fmt.Sprintf("%s, the newest passed build of %s", what, short(sh.Build.Commit))
+	return fmt.Sprintf("%s, the newest passed build of %s", what, gitrev.Short(sh.Build.Commit))
 }
 
 // shipment chooses what a release of commit to e ships. When e requires
@@ -99,9 +95,9 @@ func (s *Service) shipment(ctx context.Context, repo string, e *configs.Environm
 		}
 		if !ok {
 			if _, passed, err := s.o.Store.PassedBuildForCommit(ctx, repo, commit); err == nil && !passed {
-				return shipping{}, refusef("revision %s has no passed build", short(commit))
+				return shipping{}, refusef("revision %s has no passed build", gitrev.Short(commit))
 			}
-			return shipping{}, refusef("revision %s has not been live on %s (%s requires %s)", short(commit), e.Requires, e.Name, e.Requires)
+			return shipping{}, refusef("revision %s has not been live on %s (%s requires %s)", gitrev.Short(commit), e.Requires, e.Name, e.Requires)
 		}
 		b, err := s.o.Store.GetBuild(ctx, via.BuildID)
 		if err != nil {
@@ -117,7 +113,7 @@ func (s *Service) shipment(ctx context.Context, repo string, e *configs.Environm
 		return shipping{}, s.gateFailed("find passed build", repo, e.Name, commit, err)
 	}
 	if !ok {
-		return shipping{}, refusef("revision %s has no passed build", short(commit))
+		return shipping{}, refusef("revision %s has no passed build", gitrev.Short(commit))
 	}
 	if err := s.shippable(b); err != nil {
 		return shipping{}, err
@@ -202,7 +198,7 @@ func (s *Service) hasArtifacts(buildID int64) (bool, error) {
 func (s *Service) ReleaseDeployments(ctx context.Context, p store.Push) ([]store.Deployment, error) {
 	var out []store.Deployment
 	for _, u := range p.Refs {
-		env, ok := ReleaseEnv(u.Name)
+		env, ok := gitrev.ReleaseEnv(u.Name)
 		if !ok || store.ZeroID(u.New) {
 			continue
 		}
@@ -260,14 +256,6 @@ func (s *Service) releaseTrigger(ctx context.Context, repo, env, commit string) 
 	return store.DeployRollback, nil
 }
 
-// ReleaseEnv returns the environment named by a release ref
-// ("refs/release/prod" -> "prod"). ok is false for other refs and for an
-// empty name.
-func ReleaseEnv(ref string) (env string, ok bool) {
-	env, ok = strings.CutPrefix(ref, ReleasePrefix)
-	return env, ok && env != ""
-}
-
 // AutoDeployments returns the deployments due when build b passes: one per
 // environment of b's repository whose auto branch is b's branch, for builds
 // of the default pipeline only (a nightly suite passing does not ship). The
@@ -295,12 +283,4 @@ func (s *Service) AutoDeployments(ctx context.Context, b store.Build) []store.De
 		})
 	}
 	return out
-}
-
-// short is the abbreviated commit people see in messages.
-func short(commit string) string {
-	if len(commit) > 7 {
-		return commit[:7]
-	}
-	return commit
 }

@@ -3,6 +3,7 @@ package deploy
 import (
 	"errors"
 	"path/filepath"
+	"slipway/internal/gitrev"
 	"strings"
 	"testing"
 
@@ -55,7 +56,7 @@ func TestReleaseGateRefusesAndAccepts(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			err := h.svc.CheckRelease(ctx, "app", c.env, c.commit, c.user)
 			if err == nil {
-				t.Fatalf("release of %s to %s by %s accepted; want refused", short(c.commit), c.env, c.user)
+				t.Fatalf("release of %s to %s by %s accepted; want refused", gitrev.Short(c.commit), c.env, c.user)
 			}
 			if !strings.HasSuffix(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
 				t.Errorf("refusal %q, want one line ending in %q", err, c.want)
@@ -128,19 +129,4 @@ func TestAutoDeploymentsOnlyForTheBuildPipelineOfTheAutoBranch(t *testing.T) {
 	if _, got := h.finish(older); len(got) != 0 {
 		t.Errorf("older build after a newer one: %+v, want none", got)
 	}
-}
-
-func FuzzReleaseEnv(f *testing.F) {
-	for _, s := range []string{"refs/release/prod", "refs/release/", "refs/heads/main", "refs/release/a/b", ""} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, ref string) {
-		env, ok := ReleaseEnv(ref)
-		if ok != (strings.HasPrefix(ref, ReleasePrefix) && len(ref) > len(ReleasePrefix)) {
-			t.Fatalf("ReleaseEnv(%q) ok = %v", ref, ok)
-		}
-		if ok && ReleasePrefix+env != ref {
-			t.Fatalf("ReleaseEnv(%q) = %q", ref, env)
-		}
-	})
 }

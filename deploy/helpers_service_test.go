@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slipway/internal/gitrev"
 	"strconv"
 	"strings"
 	"testing"
@@ -210,7 +211,7 @@ func (h *harness) release(user, env, commit string) (store.Deployment, error) {
 	if err := h.svc.CheckRelease(ctx, "app", env, commit, user); err != nil {
 		return store.Deployment{}, err
 	}
-	p := store.Push{Repo: "app", User: user, Refs: []store.RefUpdate{{Name: ReleasePrefix + env, Old: zeroID, New: commit}}}
+	p := store.Push{Repo: "app", User: user, Refs: []store.RefUpdate{{Name: gitrev.ReleasePrefix + env, Old: zeroID, New: commit}}}
 	ds, err := h.svc.ReleaseDeployments(ctx, p)
 	if err != nil {
 		h.t.Fatal(err)
@@ -230,7 +231,7 @@ func (h *harness) mustRelease(user, env, commit string) store.Deployment {
 	h.t.Helper()
 	d, err := h.release(user, env, commit)
 	if err != nil {
-		h.t.Fatalf("release of %s to %s by %s refused: %v", short(commit), env, user, err)
+		h.t.Fatalf("release of %s to %s by %s refused: %v", gitrev.Short(commit), env, user, err)
 	}
 	return d
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"slipway/internal/shell"
 	"strings"
 	"time"
 )
@@ -62,8 +63,8 @@ func inspectScript(root string, clean bool, keepPartial string) string {
 	if clean {
 		c = "1"
 	}
-	return `root=` + shellQuote(root) + `
-ours=` + shellQuote(keepPartial) + `
+	return `root=` + shell.Quote(root) + `
+ours=` + shell.Quote(keepPartial) + `
 clean=` + c + `
 if [ "$clean" = 1 ]; then mkdir -p "$root/releases"; fi
 if [ -d "$root" ]; then

@@ -278,7 +278,7 @@ func (s *Service) run(runCtx context.Context, d store.Deployment) {
 		return
 	}
 	s.notify() // followers waiting for the log to exist
-	w.Printf("== deployment #%d of %s build #%d (%s) to %s, %s", d.ID, d.Repo, d.BuildID, short(d.Commit), d.Env, describeTrigger(d))
+	w.Printf("== deployment #%d of %s build #%d (%s) to %s, %s", d.ID, d.Repo, d.BuildID, gitrev.Short(d.Commit), d.Env, describeTrigger(d))
 	if secretErr != nil {
 		s.finish(runCtx, d, w, store.DeployFailed, secretErr.Error())
 		return
@@ -335,7 +335,7 @@ func (s *Service) ship(ctx context.Context, d store.Deployment, sl *slot, w *log
 		return store.DeployFailed, "could not record the release id"
 	}
 	fallback := ""
-	if !strings.HasSuffix(id, fmt.Sprintf("-%d-%s", d.ID, short(d.Commit))) {
+	if !strings.HasSuffix(id, fmt.Sprintf("-%d-%s", d.ID, gitrev.Short(d.Commit))) {
 		fallback = freshReleaseID(d)
 	}
 	res, err := s.shipper.Ship(ctx, Request{
@@ -511,7 +511,7 @@ func (s *Service) releaseID(ctx context.Context, d store.Deployment, sl *slot, t
 // <UTC time>-<deployment id>-<short commit>, which sorts by time on the
 // target.
 func freshReleaseID(d store.Deployment) string {
-	return fmt.Sprintf("%s-%d-%s", time.Now().UTC().Format("20060102T150405"), d.ID, short(d.Commit))
+	return fmt.Sprintf("%s-%d-%s", time.Now().UTC().Format("20060102T150405"), d.ID, gitrev.Short(d.Commit))
 }
 
 // final reports whether a deployment state is an end state.
@@ -619,7 +619,7 @@ func (s *Service) Retry(ctx context.Context, id int64, user string) (store.Deplo
 	var refusal *store.RetryRefusal
 	if errors.As(err, &refusal) && refusal.Latest != 0 {
 		// Another deployment came after it, perhaps a retry made at the same moment.
-		return store.Deployment{}, fmt.Errorf("%s; push the revision to %s%s instead", refusal, ReleasePrefix, d.Env)
+		return store.Deployment{}, fmt.Errorf("%s; push the revision to %s%s instead", refusal, gitrev.ReleasePrefix, d.Env)
 	}
 	if errors.As(err, &refusal) {
 		return store.Deployment{}, refusal

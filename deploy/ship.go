@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"regexp"
+	"slipway/internal/shell"
 	"sort"
 	"strconv"
 	"strings"
@@ -406,7 +407,7 @@ func differences(out string) []string {
 // another release.
 func (s *Shipper) completeScript(req Request, fromPartial bool) string {
 	if !fromPartial {
-		return "set -e\ncd " + shellQuote(req.Target.root()) + "\n"
+		return "set -e\ncd " + shell.Quote(req.Target.root()) + "\n"
 	}
 	part := "releases/" + req.Release + partialSuffix
 	marker := []string{
@@ -420,40 +421,40 @@ func (s *Shipper) completeScript(req Request, fromPartial bool) string {
 		marker = append(marker, "digest="+req.Digest)
 	}
 	var b strings.Builder
-	b.WriteString("set -e\ncd " + shellQuote(req.Target.root()) + "\n")
-	b.WriteString("p=" + shellQuote(part) + "\n")
+	b.WriteString("set -e\ncd " + shell.Quote(req.Target.root()) + "\n")
+	b.WriteString("p=" + shell.Quote(part) + "\n")
 	b.WriteString(`rm -f "$p/` + markerFile + `" "$p/` + markerFile + `.tmp" "$p/` + activateFile + `"` + "\n")
 	if req.Activate != "" {
-		b.WriteString(`printf '%s\n' ` + shellQuote(req.Activate) + ` > "$p/` + activateFile + `"` + "\n")
+		b.WriteString(`printf '%s\n' ` + shell.Quote(req.Activate) + ` > "$p/` + activateFile + `"` + "\n")
 	}
 	b.WriteString(`printf '%s\n'`)
 	for _, l := range marker {
-		b.WriteString(" " + shellQuote(l))
+		b.WriteString(" " + shell.Quote(l))
 	}
 	b.WriteString(` > "$p/` + markerFile + `.tmp"` + "\n")
 	b.WriteString(`mv "$p/` + markerFile + `.tmp" "$p/` + markerFile + `"` + "\n")
 	// A marker-less folder of the same name can only be debris.
-	b.WriteString("rm -rf -- " + shellQuote("releases/"+req.Release) + "\n")
-	b.WriteString(`mv "$p" ` + shellQuote("releases/"+req.Release) + "\n")
+	b.WriteString("rm -rf -- " + shell.Quote("releases/"+req.Release) + "\n")
+	b.WriteString(`mv "$p" ` + shell.Quote("releases/"+req.Release) + "\n")
 	return b.String()
 }
 
 // switchScript points current at releases/<id> with a single rename, so a
 // reader of current sees the old release or the new one, never neither.
 func switchScript(root, id string) string {
-	tmp := shellQuote("current.tmp-" + id)
-	return "cd " + shellQuote(root) + "\n" +
-		"ln -sfn " + shellQuote("releases/"+id) + " " + tmp + "\n" +
+	tmp := shell.Quote("current.tmp-" + id)
+	return "cd " + shell.Quote(root) + "\n" +
+		"ln -sfn " + shell.Quote("releases/"+id) + " " + tmp + "\n" +
 		"mv -T " + tmp + " current\n"
 }
 
 func activateScript(root string, vars [][2]string, command string) string {
 	var b strings.Builder
-	b.WriteString("cd " + shellQuote(root+"/current") + " || exit 1\n")
+	b.WriteString("cd " + shell.Quote(root+"/current") + " || exit 1\n")
 	for _, kv := range vars {
-		b.WriteString("export " + kv[0] + "=" + shellQuote(kv[1]) + "\n")
+		b.WriteString("export " + kv[0] + "=" + shell.Quote(kv[1]) + "\n")
 	}
-	b.WriteString("exec sh -c " + shellQuote(command) + "\n")
+	b.WriteString("exec sh -c " + shell.Quote(command) + "\n")
 	return b.String()
 }
 
@@ -487,7 +488,7 @@ func (s *Shipper) switchBack(ctx context.Context, sess session, req Request, st 
 	defer cancel()
 	if res.Previous == "" {
 		fmt.Fprintf(req.Log, "==> activate failed (%s); there is no previous release, removing current\n", why)
-		if err := sess.run(undo, "cd "+shellQuote(root)+" && rm -f current", io.Discard); err != nil {
+		if err := sess.run(undo, "cd "+shell.Quote(root)+" && rm -f current", io.Discard); err != nil {
 			return res, fmt.Errorf("%w with %s; removing current also failed: %w", ErrActivate, why, err)
 		}
 		res.Live = ""
@@ -502,10 +503,10 @@ func (s *Shipper) switchBack(ctx context.Context, sess session, req Request, st 
 	prevRel, _ := st.find(prev)
 	vars := s.activateVars(req, prev, prevRel.Commit, id)
 	// Run what went live with that release, not today's command.
-	script := "cd " + shellQuote(root+"/current") + " || exit 1\n" +
+	script := "cd " + shell.Quote(root+"/current") + " || exit 1\n" +
 		"[ -f " + activateFile + " ] || exit 0\n"
 	for _, kv := range vars {
-		script += "export " + kv[0] + "=" + shellQuote(kv[1]) + "\n"
+		script += "export " + kv[0] + "=" + shell.Quote(kv[1]) + "\n"
 	}
 	script += "exec sh ./" + activateFile + "\n"
 	fmt.Fprintf(req.Log, "==> current -> releases/%s; running its activate\n", prev)
@@ -544,12 +545,12 @@ func (s *Shipper) Reactivate(ctx context.Context, req Request, previous string) 
 		}
 	}()
 	var b strings.Builder
-	b.WriteString("cd " + shellQuote(root) + " || exit 1\n")
-	b.WriteString(`[ "$(readlink current)" = ` + shellQuote("releases/"+req.Release) + ` ] || { echo "current no longer points at releases/"` + shellQuote(req.Release) + ` >&2; exit 1; }` + "\n")
+	b.WriteString("cd " + shell.Quote(root) + " || exit 1\n")
+	b.WriteString(`[ "$(readlink current)" = ` + shell.Quote("releases/"+req.Release) + ` ] || { echo "current no longer points at releases/"` + shell.Quote(req.Release) + ` >&2; exit 1; }` + "\n")
 	b.WriteString("cd current || exit 1\n")
 	b.WriteString("[ -f " + activateFile + " ] || exit 0\n")
 	for _, kv := range s.activateVars(req, req.Release, req.Commit, previous) {
-		b.WriteString("export " + kv[0] + "=" + shellQuote(kv[1]) + "\n")
+		b.WriteString("export " + kv[0] + "=" + shell.Quote(kv[1]) + "\n")
 	}
 	b.WriteString("exec sh ./" + activateFile + "\n")
 	if err := sess.run(ctx, b.String(), req.Log); err != nil {
@@ -598,9 +599,9 @@ func pruneScript(root string, ids []string) string {
 		return ""
 	}
 	var b strings.Builder
-	b.WriteString("cd " + shellQuote(root+"/releases") + " && rm -rf --")
+	b.WriteString("cd " + shell.Quote(root+"/releases") + " && rm -rf --")
 	for _, id := range ids {
-		b.WriteString(" " + shellQuote(id))
+		b.WriteString(" " + shell.Quote(id))
 	}
 	b.WriteString("\n")
 	return b.String()

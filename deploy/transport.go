@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slipway/internal/shell"
 	"strconv"
 	"strings"
 	"sync"
@@ -226,8 +227,8 @@ func (s *Shipper) openSSH(ctx context.Context, t Target, log io.Writer, script s
 	ss := &sshSession{s: s, t: t, log: log, ctlDir: dir, ctlPath: filepath.Join(dir, "c"), errTail: &syncTail{}}
 	// The master's own command reports the target's state, then waits for
 	// its stdin to close: closing stdin is how we end the connection.
-	remote := "sh -c " + shellQuote("set -e\n"+script+"\necho "+readyLine+"\n") + " && exec cat >/dev/null"
-	args := append(s.sshOptions(t), "-M", "-S", ss.ctlPath, "-o", "ControlPersist=no", t.Host, "sh -c "+shellQuote(remote))
+	remote := "sh -c " + shell.Quote("set -e\n"+script+"\necho "+readyLine+"\n") + " && exec cat >/dev/null"
+	args := append(s.sshOptions(t), "-M", "-S", ss.ctlPath, "-o", "ControlPersist=no", t.Host, "sh -c "+shell.Quote(remote))
 	cmd := command(context.WithoutCancel(ctx), s.sshPath(), args...)
 	cmd.Stderr = io.MultiWriter(log, ss.errTail)
 	stdout, err := cmd.StdoutPipe()
@@ -280,7 +281,7 @@ func (s *Shipper) openSSH(ctx context.Context, t Target, log io.Writer, script s
 
 func (ss *sshSession) run(ctx context.Context, script string, stdout io.Writer) error {
 	var errTail tail
-	args := append(ss.clientOptions(), ss.t.Host, "sh -c "+shellQuote(script))
+	args := append(ss.clientOptions(), ss.t.Host, "sh -c "+shell.Quote(script))
 	cmd := command(ctx, ss.s.sshPath(), args...)
 	cmd.Stdout = stdout
 	cmd.Stderr = io.MultiWriter(ss.log, &errTail)
@@ -305,7 +306,7 @@ func (ss *sshSession) run(ctx context.Context, script string, stdout io.Writer) 
 func (ss *sshSession) rsync(ctx context.Context, args []string, src, dst string, stdout io.Writer) error {
 	rsh := make([]string, 0, 40)
 	for _, a := range append([]string{ss.s.sshPath()}, ss.clientOptions()...) {
-		rsh = append(rsh, shellQuote(a))
+		rsh = append(rsh, shell.Quote(a))
 	}
 	full := append(append([]string{}, args...), "-e", strings.Join(rsh, " "), src, ss.t.Host+":"+dst)
 	return ss.s.runRsync(ctx, ss.log, stdout, full)
@@ -390,9 +391,4 @@ func (s *Shipper) runRsync(ctx context.Context, log, stdout io.Writer, args []st
 		return fmt.Errorf("%w: %w", ErrTransfer, err)
 	}
 	return fmt.Errorf("%w with exit %d: %s", ErrTransfer, code, last)
-}
-
-// shellQuote quotes s for POSIX sh, so any byte reaches the command intact.
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

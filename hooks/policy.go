@@ -14,9 +14,6 @@ import (
 	"slipway/store"
 )
 
-// releasePrefix is the namespace of release refs: refs/release/<env>.
-const releasePrefix = "refs/release/"
-
 // identity is who a hook speaks for and in which repository.
 type identity struct {
 	Pusher
@@ -116,7 +113,7 @@ func (s *Server) preReceive(ctx context.Context, req request, id identity, out i
 
 // checkRef returns why the update u may not be made, or "".
 func (s *Server) checkRef(ctx context.Context, id identity, access configs.Access, u store.RefUpdate, quarantine string) string {
-	env, release := strings.CutPrefix(u.Name, releasePrefix)
+	env, release := strings.CutPrefix(u.Name, gitrev.ReleasePrefix)
 	if !release {
 		if !id.local && !access.Has(configs.Write) {
 			return fmt.Sprintf("user %s has no write access to repository %s", id.User, id.Repo)
@@ -198,7 +195,7 @@ func (s *Server) confusingName(repo, ref string) string {
 	if env, ok := strings.CutPrefix(short, "release/"); ok {
 		for _, e := range s.o.Config.EnvironmentsOf(repo) {
 			if e.Name == env {
-				return fmt.Sprintf("a %s may not be called %q: it would shadow the release ref %s%s", kind, short, releasePrefix, env)
+				return fmt.Sprintf("a %s may not be called %q: it would shadow the release ref %s%s", kind, short, gitrev.ReleasePrefix, env)
 			}
 		}
 	}

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
+	"slipway/internal/shell"
 )
 
 // WriteScripts writes the pre-receive and post-receive scripts into dir
@@ -35,7 +35,7 @@ func WriteScripts(dir, binary, socket string) error {
 
 // script returns the text of the hook script called name.
 func script(binary, socket, name string) string {
-	return fmt.Sprintf("#!/bin/sh\nexec %s hook --socket %s %s\n", shellQuote(binary), shellQuote(socket), name)
+	return fmt.Sprintf("#!/bin/sh\nexec %s hook --socket %s %s\n", shell.Quote(binary), shell.Quote(socket), name)
 }
 
 func writeScript(dir, name, text string) error {
@@ -62,10 +62,4 @@ func writeScript(dir, name, text string) error {
 		return err
 	}
 	return os.Rename(tmp, filepath.Join(dir, name))
-}
-
-// shellQuote quotes s for a POSIX shell: inside single quotes nothing is
-// special but the single quote itself, which is closed, escaped and reopened.
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

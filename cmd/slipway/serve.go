@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -97,8 +96,8 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 		logger.Error("builds will not run: "+advice, attrs...)
 		sandboxErr = errors.New(advice)
 	}
-	host, _ := displayAddr(cfg.SSH.Listen)
-	_, port := displayAddr(sshLn.Addr().String())
+	host, _ := configs.DisplayAddr(cfg.SSH.Listen)
+	_, port := configs.DisplayAddr(sshLn.Addr().String())
 	buildLogs := logs.NewStore(filepath.Join(cfg.DataDir, "logs"))
 	deploys, err := deploy.NewService(deploy.ServiceOptions{
 		Config:     cfg,
@@ -306,22 +305,6 @@ func sandboxAdvice(err error, cfg *configs.Config) string {
 		return fmt.Sprintf("%s; %s, or set build.work_dir to a folder uid %d may reach", se.Problem, se.Fix, cfg.Build.UID)
 	}
 	return se.Error()
-}
-
-// displayAddr is the host and port people use to reach the SSH server, for
-// the commands the daemon prints.
-func displayAddr(listen string) (string, int) {
-	host, p, err := net.SplitHostPort(listen)
-	if err != nil {
-		return listen, 22
-	}
-	port, _ := strconv.Atoi(p)
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		if h, err := os.Hostname(); err == nil {
-			host = h
-		}
-	}
-	return host, port
 }
 
 // listenSSH opens the SSH listener. When the port is taken, the error says

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slipway/internal/shell"
 	"strings"
 )
 
@@ -30,10 +31,10 @@ func (s *Server) RecordSessions() *SessionLog {
 	wrapper := filepath.Join(s.Dir, "record-session")
 	script := `#!/bin/sh
 c=$(printf '%s' "$SSH_CONNECTION" | tr ' ' '_')
-end() { printf -- '- %s\n' "$c" >> ` + shellQuote(log) + `; }
+end() { printf -- '- %s\n' "$c" >> ` + shell.Quote(log) + `; }
 trap 'end; exit 129' HUP
 trap 'end; exit 143' TERM
-printf -- '+ %s\n' "$c" >> ` + shellQuote(log) + `
+printf -- '+ %s\n' "$c" >> ` + shell.Quote(log) + `
 /bin/sh -c "$SSH_ORIGINAL_COMMAND"
 rc=$?
 end
@@ -84,8 +85,4 @@ func (l *SessionLog) Connections() (total, maxAtOnce int, err error) {
 		maxAtOnce = max(maxAtOnce, len(active))
 	}
 	return len(seen), maxAtOnce, sc.Err()
-}
-
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
