@@ -49,41 +49,100 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	// dir behind. The services built below also need the port actually
 	// bound for the commands they show people ("ssh -p PORT host log 12
 	// -f"), which differs from the configured one when that is 0. Nothing
-	// is accepted until Serve; gitSrv.Shutdown closes the listener.
+	// is accepted until the SSH server starts; its Shutdown closes the
+	// listener.
 	sshLn, err := listenSSH(cfg.SSH.Listen, o)
 	if err != nil {
 		return err
 	}
 	defer sshLn.Close()
-	if err := makeDataDirs(cfg); err != nil {
+	d, err := assemble(ctx, cfg, sshLn, logger)
+	if err != nil {
 		return err
+	}
+	defer d.db.Close()
+	if err := d.start(ctx); err != nil {
+		return err
+	}
+	printBanner(stdout, sshLn.Addr().String(), d.host, d.gitSrv.HostKeyFingerprint(), cfg, d.findings, d.sandboxErr)
+	logger.Info("slipway started", "ssh", sshLn.Addr().String(), "data_dir", cfg.DataDir, "sandbox", cfg.Build.Sandbox)
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down", "grace", shutdownGrace)
+	case serveErr = <-d.served:
+		logger.Error("server stopped", "err", serveErr)
+	}
+	d.shutdown()
+	logger.Info("stopped")
+	if serveErr != nil && !errors.Is(serveErr, net.ErrClosed) && !errors.Is(serveErr, gitserver.ErrServerClosed) {
+		return serveErr
+	}
+	return nil
+}
+
+// daemon is everything serve builds: one value that owns the database, the
+// servers and the services, starts them in order and stops them.
+type daemon struct {
+	cfg    *configs.Config
+	logger *slog.Logger
+	db     *store.Store
+	sshLn  net.Listener
+
+	gitSrv    *gitserver.Server
+	hookSrv   *hooks.Server
+	builds    *build.Service
+	deploys   *deploy.Service
+	scheduler *schedule.Scheduler
+
+	host       string            // the name people reach the SSH server by
+	findings   []sandbox.Finding // the sandbox self-test, for the banner
+	sandboxErr error             // why builds cannot run, or nil
+
+	served chan error // a server's Serve returned
+}
+
+// assemble makes the data dir's folders, opens the database, writes the hook
+// scripts, checks the sandbox and builds every service and server, wired to
+// each other. It starts nothing.
+func assemble(ctx context.Context, cfg *configs.Config, sshLn net.Listener, logger *slog.Logger) (*daemon, error) {
+	if err := makeDataDirs(cfg); err != nil {
+		return nil, err
 	}
 
 	db, err := store.Open(ctx, cfg.DatabasePath())
 	if err != nil {
-		return fmt.Errorf("open database: %w", err)
+		return nil, fmt.Errorf("open database: %w", err)
 	}
-	defer db.Close()
+	d := &daemon{cfg: cfg, logger: logger, db: db, sshLn: sshLn}
+	assembled := false
+	defer func() {
+		if !assembled {
+			db.Close()
+		}
+	}()
 
 	self, err := os.Executable()
 	if err != nil {
-		return fmt.Errorf("find the slipway binary for the hooks: %w", err)
+		return nil, fmt.Errorf("find the slipway binary for the hooks: %w", err)
 	}
 	if self, err = filepath.EvalSymlinks(self); err != nil {
-		return fmt.Errorf("find the slipway binary for the hooks: %w", err)
+		return nil, fmt.Errorf("find the slipway binary for the hooks: %w", err)
 	}
 	if err := hooks.WriteScripts(cfg.HooksDir(), self, cfg.HookSocket()); err != nil {
-		return fmt.Errorf("write hooks: %w", err)
+		return nil, fmt.Errorf("write hooks: %w", err)
 	}
 
 	buildDir, err := buildRoot(cfg, logger)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := makeBuildRoot(buildDir); err != nil {
-		return err
+		return nil, err
 	}
 	runner, findings, sandboxErr := newRunner(ctx, cfg, buildDir, logger)
+	d.findings = findings
 	for _, f := range findings {
 		logger.Info("sandbox self-test", "check", f.Name, "holds", f.Holds, "detail", f.Detail)
 	}
@@ -96,10 +155,12 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 		logger.Error("builds will not run: "+advice, attrs...)
 		sandboxErr = errors.New(advice)
 	}
+	d.sandboxErr = sandboxErr
 	host, _ := configs.DisplayAddr(cfg.SSH.Listen)
+	d.host = host
 	_, port := configs.DisplayAddr(sshLn.Addr().String())
 	buildLogs := logs.NewStore(filepath.Join(cfg.DataDir, "logs"))
-	deploys, err := deploy.NewService(deploy.ServiceOptions{
+	d.deploys, err = deploy.NewService(deploy.ServiceOptions{
 		Config:     cfg,
 		Store:      db,
 		Logs:       buildLogs,
@@ -108,9 +169,9 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 		SSHCommand: fmt.Sprintf("ssh -p %d %s", port, host),
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	builds, err := build.New(build.Options{
+	d.builds, err = build.New(build.Options{
 		Config:     cfg,
 		Store:      db,
 		Logs:       buildLogs,
@@ -121,113 +182,136 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 		SSHHost:    host,
 		SSHPort:    port,
 		Logger:     logger.With("component", "build"),
-		Deployer:   deploys,
+		Deployer:   d.deploys,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	scheduler, err := schedule.New(schedule.Options{
+	d.scheduler, err = schedule.New(schedule.Options{
 		Config:   cfg,
 		Store:    db,
 		ReposDir: cfg.ReposDir(),
-		Waker:    builds,
+		Waker:    d.builds,
 		Logger:   logger.With("component", "schedule"),
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 
 	// The one way of an accepted push: recorded with its builds and release
 	// deployments in one transaction, then reported, builds first.
 	pushes, err := push.New(push.Options{
 		Store:  db,
-		Parts:  []push.Part{builds.Pushes(), deploys.Pushes()},
+		Parts:  []push.Part{d.builds.Pushes(), d.deploys.Pushes()},
 		Logger: logger.With("component", "push"),
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	registry := hooks.NewRegistry()
-	hookSrv := hooks.NewServer(hooks.ServerOptions{
+	d.hookSrv = hooks.NewServer(hooks.ServerOptions{
 		Config:      cfg,
 		Registry:    registry,
 		Recorder:    pushes,
-		ReleaseGate: deploys,
-		Verifier:    builds,
+		ReleaseGate: d.deploys,
+		Verifier:    d.builds,
 		Logger:      logger.With("component", "hooks"),
 		ReposDir:    cfg.ReposDir(),
 	})
-	gitSrv, err := gitserver.New(gitserver.Options{
+	d.gitSrv, err = gitserver.New(gitserver.Options{
 		Config: cfg,
 		Logger: logger.With("component", "ssh"),
 		Tokens: registry,
 		Pushes: db,
 		Commands: console.Commands(console.Options{
 			Config:    cfg,
-			Builds:    builds,
-			Deploys:   deploys,
-			Schedules: scheduler,
+			Builds:    d.builds,
+			Deploys:   d.deploys,
+			Schedules: d.scheduler,
 		}),
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 
-	// Recover and start the workers before anything can push. They run
-	// until their Shutdown, not until the signal: that ends them gently.
+	assembled = true
+	return d, nil
+}
+
+// step is one part of the daemon that runs: how it starts, how it stops,
+// and how long its stop may take.
+type step struct {
+	name  string
+	start func() error
+	stop  func(context.Context) error
+	grace time.Duration
+}
+
+// steps are the daemon's parts in the order they start: the workers
+// recover and start before anything can push (the scheduler before the
+// build workers: it cancels the queued runs of schedules removed from the
+// config, which no worker must start meanwhile), then the hook socket, then
+// the SSH server. They run until their Shutdown, not until the signal:
+// that ends them gently.
+func (d *daemon) steps(ctx context.Context) []step {
 	runCtx := context.WithoutCancel(ctx)
-	if err := deploys.Start(runCtx); err != nil {
-		return fmt.Errorf("start deployments: %w", err)
+	return []step{
+		{"deployments", func() error { return d.deploys.Start(runCtx) }, d.deploys.Shutdown, shutdownGrace},
+		{"schedules", func() error { return d.scheduler.Start(runCtx) }, d.scheduler.Shutdown, 5 * time.Second},
+		{"builds", func() error { return d.builds.Start(runCtx) }, d.builds.Shutdown, shutdownGrace},
+		{"hooks", func() error {
+			ln, err := hooks.Listen(d.cfg.HookSocket())
+			if err != nil {
+				return err
+			}
+			go func() { d.served <- d.hookSrv.Serve(ln) }()
+			return nil
+		}, d.hookSrv.Shutdown, 10 * time.Second},
+		{"ssh", func() error {
+			go func() { d.served <- d.gitSrv.Serve(d.sshLn) }()
+			return nil
+		}, d.gitSrv.Shutdown, shutdownGrace},
 	}
-	// The scheduler first: it cancels the queued runs of schedules removed
-	// from the config, which no worker must start meanwhile.
-	if err := scheduler.Start(runCtx); err != nil {
-		return fmt.Errorf("start schedules: %w", err)
-	}
-	if err := builds.Start(runCtx); err != nil {
-		return fmt.Errorf("start builds: %w", err)
-	}
-	hookLn, err := hooks.Listen(cfg.HookSocket())
-	if err != nil {
-		return fmt.Errorf("listen for hooks: %w", err)
-	}
+}
 
-	errc := make(chan error, 2)
-	go func() { errc <- hookSrv.Serve(hookLn) }()
-	go func() { errc <- gitSrv.Serve(sshLn) }()
-	printBanner(stdout, sshLn.Addr().String(), host, gitSrv.HostKeyFingerprint(), cfg, findings, sandboxErr)
-	logger.Info("slipway started", "ssh", sshLn.Addr().String(), "data_dir", cfg.DataDir, "sandbox", cfg.Build.Sandbox)
-
-	var serveErr error
-	select {
-	case <-ctx.Done():
-		logger.Info("shutting down", "grace", shutdownGrace)
-	case serveErr = <-errc:
-		logger.Error("server stopped", "err", serveErr)
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	// Outside in: no new pushes, then no new work, then the workers, then
-	// the hooks that running pushes still needed.
-	for _, stop := range []struct {
-		name string
-		fn   func(context.Context) error
-	}{
-		{"ssh", gitSrv.Shutdown},
-		{"schedules", scheduler.Shutdown},
-		{"builds", builds.Shutdown},
-		{"deployments", deploys.Shutdown},
-		{"hooks", hookSrv.Shutdown},
-	} {
-		if err := stop.fn(sctx); err != nil {
-			logger.Warn("shutdown", "part", stop.name, "err", err)
+// start starts the daemon's parts in order. When one fails, the ones
+// already started are stopped, last first, before the error is returned:
+// nothing is left running against a database about to close.
+func (d *daemon) start(ctx context.Context) error {
+	d.served = make(chan error, 2)
+	steps := d.steps(ctx)
+	for i, st := range steps {
+		if err := st.start(); err != nil {
+			for j := i - 1; j >= 0; j-- {
+				d.stop(steps[j])
+			}
+			return fmt.Errorf("start %s: %w", st.name, err)
 		}
 	}
-	logger.Info("stopped")
-	if serveErr != nil && !errors.Is(serveErr, net.ErrClosed) && !errors.Is(serveErr, gitserver.ErrServerClosed) {
-		return serveErr
-	}
 	return nil
+}
+
+// shutdown stops the daemon's parts from the outside in: no new pushes,
+// then no new work, then the workers, then the hooks that running pushes
+// still needed. Each part gets its own grace, so that one slow part does
+// not eat the others'.
+func (d *daemon) shutdown() {
+	byName := map[string]step{}
+	for _, st := range d.steps(context.Background()) {
+		byName[st.name] = st
+	}
+	for _, name := range []string{"ssh", "schedules", "builds", "deployments", "hooks"} {
+		d.stop(byName[name])
+	}
+}
+
+// stop stops one part within its grace.
+func (d *daemon) stop(st step) {
+	ctx, cancel := context.WithTimeout(context.Background(), st.grace)
+	defer cancel()
+	if err := st.stop(ctx); err != nil {
+		d.logger.Warn("shutdown", "part", st.name, "err", err)
+	}
 }
 
 // makeDataDirs creates the data dir's folders. The data dir is searchable
