@@ -1,11 +1,11 @@
 // Package build turns an accepted push into a tested revision.
 //
-// The [Service] is the build queue's front and its workers. [Service.HandlePush],
-// called from post-receive, decides which pushed refs build, reads each
-// commit's pipeline file (.slipway.toml) to record commits without one as
-// skipped, and records the push with its builds in one database transaction
-// before it tells the pusher what was queued; with `git push -o wait` it
-// then streams the logs. Workers, woken through a channel the moment a build
+// The [Service] is the build queue's front and its workers. Its part of the
+// way of a push ([Service.Pushes], run by package push from post-receive)
+// decides which pushed refs build, reads each commit's pipeline file
+// (.slipway.toml) to record commits without one as skipped, has the push
+// recorded with its builds in one database transaction, then tells the
+// pusher what was queued; with `git push -o wait` it then streams the logs. Workers, woken through a channel the moment a build
 // is queued, claim builds from the store (fair between repositories), check
 // the commit out into a fresh workspace, run the steps one by one through a
 // [Runner] (bubblewrap in production) with an allow-listed environment, the

@@ -32,7 +32,8 @@ func ExampleTOML() []byte { return slices.Clone(exampleTOML) }
 
 // Config is the whole server configuration. Its exported fields mirror the
 // TOML file; after Parse they are validated and defaults are filled in.
-// A Config must not be modified after Parse returns it.
+// A Config is read-only once the daemon starts: serve only makes DataDir
+// and build.work_dir absolute before anything reads them.
 type Config struct {
 	// DataDir holds everything Slipway owns: repositories, the database,
 	// the host key, logs. Relative paths are taken from the working

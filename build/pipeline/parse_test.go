@@ -45,9 +45,6 @@ func TestParseReadsEveryKey(t *testing.T) {
 	if !reflect.DeepEqual(f.Sections, want) {
 		t.Errorf("sections:\n got %#v\nwant %#v", f.Sections, want)
 	}
-	if got := f.Names(); !reflect.DeepEqual(got, []string{"build", "nightly"}) {
-		t.Errorf("Names() = %q", got)
-	}
 }
 
 func TestSectionFallsBack(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sort"
 	"time"
 )
 
@@ -73,19 +72,6 @@ func (f *File) Section(name, fallback string) (p Pipeline, found string, ok bool
 		}
 	}
 	return Pipeline{}, "", false
-}
-
-// Names returns the section names in sorted order.
-func (f *File) Names() []string {
-	if f == nil {
-		return nil
-	}
-	names := make([]string, 0, len(f.Sections))
-	for n := range f.Sections {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
 }
 
 func (p Pipeline) clone() Pipeline {

@@ -66,7 +66,7 @@ func (None) Run(ctx context.Context, spec Spec, command string) (Result, error) 
 		unenforced = append(unenforced, "procs: no sandbox, RLIMIT_NPROC would count the daemon's own processes")
 	}
 	if spec.Limits.Memory > 0 {
-		unenforced = append(unenforced, "memory: cgroup v2 memory limits are not implemented")
+		unenforced = append(unenforced, "memory: unsandboxed steps get no memory cgroup")
 	}
 	if !spec.Network {
 		unenforced = append(unenforced, "network: no sandbox, the step has the host's network")
