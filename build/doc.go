@@ -7,11 +7,12 @@
 // recorded with its builds in one database transaction, then tells the
 // pusher what was queued; with `git push -o wait` it then streams the logs. Workers, woken through a channel the moment a build
 // is queued, claim builds from the store (fair between repositories), check
-// the commit out into a fresh workspace, run the steps one by one through a
-// [Runner] (bubblewrap in production) with an allow-listed environment, the
-// repository's secrets masked in the log, a wall-clock timeout and resource
-// limits, keep the artifacts of a passing build, and record every step's exit
-// code and duration. The database is the only record of queued work: a build
+// the commit out into a fresh workspace, prepare the job (steps, an
+// allow-listed environment, the cache, a wall-clock timeout, resource
+// limits, the artifact paths) and hand it whole to an executor.Executor
+// (sandbox.Local on bubblewrap in production), with the repository's
+// secrets masked in the log; they keep the artifacts of a passing build and
+// record every step's exit code and duration. The database is the only record of queued work: a build
 // the daemon's death cut off is found running at the next [Service.Start]
 // and queued again once.
 //
@@ -22,6 +23,8 @@
 // instead of queueing another (verify.go tells the whole life).
 //
 // The parts live in sub-packages with one job each: pipeline (the file),
-// checkout (the workspace), sandbox (isolation and limits), logs (stored,
+// checkout (the workspace), executor (the seam a build's steps run behind,
+// and its conformance suite), sandbox (isolation and limits, and the local
+// executor), logs (stored,
 // masked, followable logs) and schedule (cron builds that enqueue here).
 package build

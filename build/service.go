@@ -11,35 +11,28 @@ import (
 	"sync"
 	"time"
 
+	"slipway/build/executor"
 	"slipway/build/logs"
 	"slipway/build/sandbox"
 	"slipway/configs"
 	"slipway/store"
 )
 
-// Runner runs one step of a build: command with sh -c, as spec says. It is
-// declared here, where it is used, so that a backend other than the local
-// bubblewrap sandbox (a Kubernetes Job, say) is an addition and not a rewrite.
-// sandbox.Bwrap and sandbox.None satisfy it.
-//
-// Run is called from several workers at once. It returns when every process
-// the step started is gone, also when ctx is cancelled or the spec's timeout
-// ran out (reported in the Result, not as an error); an error means the step
-// could not be run at all.
-//
-// Layout says where a step run with spec sees its folders (HOME, TMPDIR,
-// the cache), so that the environment the build gives its steps names them
-// as they are inside.
-type Runner interface {
-	Run(ctx context.Context, spec sandbox.Spec, command string) (sandbox.Result, error)
-	Layout(spec sandbox.Spec) sandbox.Layout
-}
+// Runner is sandbox.Runner, the runner of one step, under the name
+// cmd/slipway wires it by. The interface is declared once, in sandbox; this
+// alias goes once Options.Runner does.
+type Runner = sandbox.Runner
 
-// Options configures a Service. Config, Store, Logs and Runner are required.
+// Options configures a Service. Config, Store, Logs and Executor (or
+// Runner) are required.
 type Options struct {
 	Config *configs.Config
 	Store  *store.Store
 	Logs   *logs.Store
+	// Executor runs the steps of every build; see executor.Executor.
+	Executor executor.Executor
+	// Runner, when Executor is nil, is the step runner of the local
+	// executor New makes (sandbox.Local, its home folders in WorkDir).
 	Runner Runner
 	// SandboxErr, when not nil while the server's sandbox is not "none",
 	// says why bubblewrap cannot be used: every claimed build then ends in
@@ -125,8 +118,8 @@ func New(o Options) (*Service, error) {
 		return nil, errors.New("new build service: Store is required")
 	case o.Logs == nil:
 		return nil, errors.New("new build service: Logs is required")
-	case o.Runner == nil:
-		return nil, errors.New("new build service: Runner is required")
+	case o.Executor == nil && o.Runner == nil:
+		return nil, errors.New("new build service: Executor or Runner is required")
 	}
 	dataDir := o.Config.DataDir
 	if o.ReposDir == "" {
@@ -140,6 +133,9 @@ func New(o Options) (*Service, error) {
 	}
 	if o.CacheDir == "" {
 		o.CacheDir = dataDir + "/cache"
+	}
+	if o.Executor == nil {
+		o.Executor = &sandbox.Local{Runner: o.Runner, TempDir: o.WorkDir}
 	}
 	if o.SSHHost == "" || o.SSHPort == 0 {
 		h, p := configs.DisplayAddr(o.Config.SSH.Listen)

@@ -11,9 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"slipway/build/executor"
 	"slipway/build/logs"
 	"slipway/build/pipeline"
-	"slipway/build/sandbox"
 	"slipway/store"
 )
 
@@ -248,17 +248,14 @@ func (s *Service) execute(ctx context.Context, b store.Build, w buildLog, sec se
 		return stoppedOutcome(context.Cause(ctx), b, timeout), true
 	}
 
-	// The build's folder holds its checkout and a HOME that its steps
-	// share (tools keep state in ~ between "install" and "test"); both go
-	// when the build ends.
+	// The build's folder holds its checkout; it goes when the build ends.
+	// The executor keeps the home its steps share.
 	if err := removeAll(dir); err != nil {
 		return errorOutcome(w, fmt.Sprintf("clear workspace: %v", err))
 	}
-	ws, home := filepath.Join(dir, "workspace"), filepath.Join(dir, "home")
-	for _, d := range []string{ws, home} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return errorOutcome(w, fmt.Sprintf("make workspace: %v", err))
-		}
+	ws := filepath.Join(dir, "workspace")
+	if err := os.MkdirAll(ws, 0o755); err != nil {
+		return errorOutcome(w, fmt.Sprintf("make workspace: %v", err))
 	}
 	res, err := src.checkout(ctx, b.Commit, ws)
 	if o, ok := stopped(); ok {
@@ -272,20 +269,28 @@ func (s *Service) execute(ctx context.Context, b store.Build, w buildLog, sec se
 		w.Printf("== note: submodules are not supported yet; left empty: %s", strings.Join(res.Submodules, ", "))
 	}
 
-	spec := sandbox.Spec{
+	job := executor.Job{
 		Workspace: ws,
-		Home:      home,
 		Cache:     cache,
+		Steps:     p.Steps,
 		Network:   network,
-		Stdout:    w,
-		Stderr:    w,
-		Limits: sandbox.Limits{
+		Limits: executor.Limits{
 			Procs:    cfg.Build.MaxProcesses,
 			FileSize: cfg.Build.MaxFileBytes,
 			Memory:   cfg.Build.MaxMemoryBytes,
 		},
+		Log: w,
 	}
-	layout := s.o.Runner.Layout(spec)
+	if len(p.Artifacts) > 0 {
+		job.Artifacts = p.Artifacts
+		job.ArtifactsDir = filepath.Join(s.o.ArtifactsDir, logID(b.ID))
+		// What an earlier attempt, cut off, may have left is not this
+		// attempt's.
+		if err := removeAll(job.ArtifactsDir); err != nil {
+			return errorOutcome(w, fmt.Sprintf("clear artifacts folder: %v", err))
+		}
+	}
+	layout := s.o.Executor.Layout(job)
 	var cacheVars []string
 	if cache != "" {
 		var set []string
@@ -297,31 +302,48 @@ func (s *Service) execute(ctx context.Context, b store.Build, w buildLog, sec se
 	if !network {
 		cacheVars = append(cacheVars, offlineEnv(p.Env)...)
 	}
-	spec.Env = buildEnv(b, stepPaths{home: layout.Home, tmp: layout.Tmp, cache: layout.Cache}, cacheVars, p.Env, sec.env)
-	for i, step := range p.Steps {
-		w.Printf("== step %d/%d: %s", i+1, len(p.Steps), step)
-		spec.Timeout = time.Until(deadline)
-		r, err := s.o.Runner.Run(ctx, spec, step)
+	job.Env = buildEnv(b, stepPaths{home: layout.Home, tmp: layout.Tmp, cache: layout.Cache}, cacheVars, p.Env, sec.env)
+	job.Timeout = time.Until(deadline)
+	// The lines people read around each step's output are written here,
+	// from the executor's calls, so that every executor shows the same log.
+	job.StepStarted = func(i int) {
+		w.Printf("== step %d/%d: %s", i+1, len(p.Steps), p.Steps[i])
+	}
+	job.StepEnded = func(i int, r executor.StepResult) {
 		w.Flush()
 		if i == 0 && len(r.Unenforced) > 0 {
 			w.Printf("== note: limits not in force here: %s", strings.Join(r.Unenforced, "; "))
 		}
-		*steps = append(*steps, store.StepResult{Name: step, ExitCode: r.ExitCode, Duration: r.Duration})
-		if r.TimedOut {
-			return stoppedOutcome(errTimeout, b, timeout)
-		}
-		if o, ok := stopped(); ok {
-			return o
-		}
-		if err != nil {
-			return errorOutcome(w, fmt.Sprintf("step %d could not run: %v", i+1, err))
+		*steps = append(*steps, store.StepResult{Name: p.Steps[i], ExitCode: r.ExitCode, Duration: r.Duration})
+		if r.TimedOut || r.Cancelled || ctx.Err() != nil {
+			return // the outcome says how it ended
 		}
 		w.Printf("== step %d exited %d after %s", i+1, r.ExitCode, fmtDuration(r.Duration))
 		if r.OutOfMemory {
 			w.Printf("== step %d went over the memory limit (%d MiB) and the kernel killed a process of it", i+1, cfg.Build.MaxMemoryBytes>>20)
 		}
-		if r.ExitCode != 0 {
-			reason := fmt.Sprintf("step %d (%s) exited %d", i+1, stepName(step), r.ExitCode)
+	}
+	ran, err := s.o.Executor.Run(ctx, job)
+	w.Flush()
+	for _, r := range ran.Steps {
+		if r.TimedOut {
+			return stoppedOutcome(errTimeout, b, timeout)
+		}
+	}
+	if o, ok := stopped(); ok {
+		return o
+	}
+	var stepErr *executor.StepError
+	switch {
+	case errors.As(err, &stepErr):
+		*steps = append(*steps, store.StepResult{Name: p.Steps[stepErr.Step], ExitCode: -1})
+		return errorOutcome(w, fmt.Sprintf("step %d could not run: %v", stepErr.Step+1, stepErr.Err))
+	case err != nil:
+		return errorOutcome(w, fmt.Sprintf("the steps could not run: %v", err))
+	}
+	for i, r := range ran.Steps {
+		if r.ExitCode != 0 || r.Cancelled {
+			reason := fmt.Sprintf("step %d (%s) exited %d", i+1, stepName(p.Steps[i]), r.ExitCode)
 			if r.OutOfMemory {
 				reason += " (out of memory)"
 			}
@@ -330,8 +352,12 @@ func (s *Service) execute(ctx context.Context, b store.Build, w buildLog, sec se
 	}
 
 	if len(p.Artifacts) > 0 {
-		dst := filepath.Join(s.o.ArtifactsDir, logID(b.ID))
-		n, digest, err := copyArtifacts(ws, dst, p.Artifacts)
+		dst := job.ArtifactsDir
+		err := ran.ArtifactsErr
+		var digest string
+		if err == nil {
+			digest, err = sealArtifacts(dst)
+		}
 		if err == nil {
 			err = s.o.Store.SetArtifactsDigest(ctx, b.ID, digest)
 		}
@@ -340,7 +366,7 @@ func (s *Service) execute(ctx context.Context, b store.Build, w buildLog, sec se
 			reason := "artifacts: " + err.Error()
 			return outcome{state: store.StateFailed, reason: reason, line: "failed: " + reason}
 		}
-		w.Printf("== kept %d artifact files, %s", n, digest)
+		w.Printf("== kept %d artifact files, %s", ran.Artifacts, digest)
 	}
 	d := fmtDuration(time.Since(start))
 	return outcome{state: store.StatePassed, reason: "passed in " + d, line: "passed in " + d}

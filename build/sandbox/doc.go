@@ -1,7 +1,10 @@
 // Package sandbox runs one build step, `sh -c <command>`, isolated from the
 // host.
 //
-// The build worker holds a Runner and calls Run once per step with a Spec:
+// Local is the executor.Executor of this host: the build worker hands it a
+// whole job, and it runs the steps one by one through a Runner, stops at
+// the first failure and copies the artifacts. A Runner's Run runs one step
+// with a Spec:
 // the workspace (the working folder), an optional per-repo cache, an
 // optional per-build home folder, the complete environment, the network
 // switch, a wall-clock timeout and resource limits. Where those folders
@@ -19,7 +22,8 @@
 // timeouts. None runs the step as a plain process for servers that
 // explicitly allow sandbox = "none"; its layout is the host folders
 // themselves, with a temporary folder inside the home, never the host's
-// shared /tmp. A Kubernetes backend would be another Runner.
+// shared /tmp. A Kubernetes backend would be another executor.Executor,
+// not a Runner.
 //
 // At start, the daemon prepares the sandbox's /etc (PrepareEtcSkipped, which
 // leaves out what the daemon's user may not read) and runs Bwrap.SelfTest:

@@ -70,6 +70,10 @@ func supervise(ctx context.Context, cmd *exec.Cmd, timeout time.Duration, kill f
 		waitErr = <-done
 	}
 	res.ExitCode = cmd.ProcessState.ExitCode()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		// Killed by a signal of its own: report it the way shells do.
+		res.ExitCode = 128 + int(ws.Signal())
+	}
 	if res.TimedOut || res.Cancelled {
 		res.ExitCode = -1
 	}

@@ -105,8 +105,10 @@ type Layout struct {
 	Tmp string
 }
 
-// Runner runs build steps. It is what the build worker depends on; Bwrap
-// and None implement it, and a Kubernetes Job backend could.
+// Runner runs build steps one at a time on host folders. Local, the
+// executor of this host, runs a job's steps through it; Bwrap and None
+// implement it. Executors that run elsewhere implement executor.Executor
+// instead.
 //
 // Contract:
 //   - Run is safe to call concurrently from several goroutines, for steps

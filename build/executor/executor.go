@@ -1,0 +1,160 @@
+package executor
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Executor runs the steps of one prepared build and hands back what they
+// left: the log, a result per step and the artifacts. The build worker
+// prepares the Job (pipeline, checkout, environment, cache) and calls Run
+// once; sandbox.Local (bubblewrap, or no sandbox) is the implementation on
+// this host, and one that runs the job elsewhere (a Kubernetes Job) is
+// another. executortest.Run is the suite every implementation passes.
+//
+// Contract:
+//   - Run and Layout are safe to call concurrently from several
+//     goroutines, for jobs with distinct workspaces.
+//   - Run runs Job.Steps in order, each as `sh -c <step>` with the
+//     workspace as its working folder and Job.Env as its whole environment
+//     (nothing of the daemon's, no variable of the executor's own). The
+//     first step that does not exit 0 (or times out, or is cancelled) is
+//     the last: no later step starts.
+//   - Output: every byte a step writes to stdout or stderr goes to Job.Log,
+//     in the order it was written (one stream, interleaved as written),
+//     steps in order, nothing of a step before its StepStarted call or after
+//     its StepEnded call, and nothing at all once Run has returned. Log
+//     writes and the Step* calls never overlap: they come from one goroutine
+//     at a time.
+//   - Timeout bounds the wall-clock time of all the steps together. When it
+//     runs out, every process of the running step (background children
+//     too) is killed and its result says TimedOut with ExitCode -1. When ctx
+//     ends, the same happens with Cancelled, and Run returns promptly (in
+//     seconds, not at the step's leisure). Neither is an error.
+//   - Artifacts are copied into Job.ArtifactsDir only when every step
+//     exited 0, with the rules of CopyArtifacts: a path that leaves the
+//     workspace is refused, a symbolic link is never followed out of it, and
+//     links inside it are kept as links. A refused or missing artifact is
+//     Result.ArtifactsErr (the build's own fault), and ArtifactsDir is then
+//     removed again.
+//   - A non-nil error means the executor failed, not the build: the job
+//     could not be set up (a bad workspace, no sandbox), or a step could not
+//     be started or waited for (a *StepError then says which). Result still
+//     holds the steps that ended before.
+//   - Cleanup: when Run returns, on every path (success, failure, timeout,
+//     cancellation, an error before or during a start), no process it
+//     started is left, nothing is mounted, and every temporary folder or
+//     remote resource it made is gone. There is no separate cleanup call to
+//     forget. The workspace and the cache stay, changed by the steps; they
+//     are the caller's.
+//   - Layout says where the job's folders appear to its steps, so that the
+//     caller can build HOME, TMPDIR and cache variables into Job.Env. It
+//     depends on nothing but Job.Workspace and whether Job.Cache is set,
+//     starts nothing, and may be called before or after Run.
+type Executor interface {
+	Layout(job Job) Layout
+	Run(ctx context.Context, job Job) (Result, error)
+}
+
+// Job is one build's work, prepared by the build worker.
+type Job struct {
+	// Workspace is the host folder holding the checked-out source; it must
+	// exist and be absolute. A local executor runs the steps in it; one that
+	// runs elsewhere ships its content there (as a tar stream, say) and
+	// copies the artifacts back.
+	Workspace string
+	// Cache is an optional host folder kept between builds of one ref,
+	// read-write for the steps (Layout.Cache says where).
+	Cache string
+	// Steps are shell commands, each run with `sh -c`.
+	Steps []string
+	// Env is the complete environment of every step, "KEY=value", built by
+	// the caller from an allow-list: secrets in scope, cache variables, the
+	// pipeline's own. Nothing else is passed, not even PATH.
+	Env []string
+	// Network shares the host's network with the steps; without it they
+	// have only their own loopback (where the executor can give them that).
+	Network bool
+	// Limits are per-step resource limits; zero fields mean no limit.
+	Limits Limits
+	// Timeout is the wall-clock limit of all the steps together; zero means
+	// none.
+	Timeout time.Duration
+	// Log receives every step's stdout and stderr; nil discards them.
+	Log io.Writer
+	// StepStarted, if set, is called with a step's index (from 0) before
+	// its first output; StepEnded after its last output, with its result,
+	// for every step that started, unless it could not be run at all (Run's
+	// *StepError). They are called in order, from Run's goroutine, never
+	// during a Log write.
+	StepStarted func(i int)
+	StepEnded   func(i int, r StepResult)
+	// Artifacts are the paths to keep when every step passes: clean,
+	// relative and slash-separated, as the pipeline parser guarantees; "."
+	// is the whole workspace.
+	Artifacts []string
+	// ArtifactsDir is the host folder the artifacts are copied into; Run
+	// makes it (with its parents). Required when Artifacts is not empty.
+	ArtifactsDir string
+}
+
+// Limits are per-step resource limits. Zero means unlimited. A limit an
+// executor cannot enforce is named in StepResult.Unenforced.
+type Limits struct {
+	Procs    int   // processes and threads at once
+	FileSize int64 // bytes of any one file written
+	Files    int   // open descriptors per process
+	Memory   int64 // bytes of memory of all the step's processes together
+}
+
+// Layout is where a job's folders appear to its steps, as paths the steps
+// themselves see.
+type Layout struct {
+	Workspace string // the working folder
+	Cache     string // empty when Job.Cache is
+	Home      string // kept across the job's steps; empty when there is none to give
+	Tmp       string // private to each step, empty at its start; empty when there is none
+}
+
+// Result is what a job's steps did.
+type Result struct {
+	// Steps holds one result per step that ran to an end, in order.
+	Steps []StepResult
+	// Artifacts is the number of files and symbolic links copied into
+	// Job.ArtifactsDir.
+	Artifacts int
+	// ArtifactsErr says why the artifacts could not be kept (a path that
+	// does not exist, or leaves the workspace); the steps all passed.
+	ArtifactsErr error
+}
+
+// StepResult is the outcome of one step.
+type StepResult struct {
+	// ExitCode is the exit status of `sh -c`; -1 when the executor killed
+	// it (timeout, cancellation). A step killed by a signal of its own
+	// reports 128+signal.
+	ExitCode int
+	// Duration is the wall-clock time from start to its last process gone.
+	Duration time.Duration
+	// TimedOut: Job.Timeout ran out during the step, which was killed.
+	TimedOut bool
+	// Cancelled: Run's context ended during the step, which was killed.
+	Cancelled bool
+	// OutOfMemory: a process of the step was killed for going over
+	// Limits.Memory.
+	OutOfMemory bool
+	// Unenforced lists requested limits (and isolation) not in force for
+	// the step, each with the reason, for the build log.
+	Unenforced []string
+}
+
+// StepError is Run's error when a step could not be started or waited for.
+type StepError struct {
+	Step int // index in Job.Steps, from 0
+	Err  error
+}
+
+func (e *StepError) Error() string { return fmt.Sprintf("step %d: %v", e.Step+1, e.Err) }
+func (e *StepError) Unwrap() error { return e.Err }
