@@ -60,13 +60,14 @@ func (e *testEnv) newService() *Service {
 	if err := sandbox.PrepareEtc(etc); err != nil {
 		e.t.Fatal(err)
 	}
-	var runner Runner = &sandbox.Bwrap{EtcDir: etc}
+	var runner sandbox.Runner = &sandbox.Bwrap{EtcDir: etc}
 	if e.cfg.Build.Sandbox == "none" {
 		runner = sandbox.None{}
 	}
 	svc, err := New(Options{
-		Config: e.cfg, Store: e.st, Logs: e.logs, Runner: runner,
-		Logger: slog.New(slog.NewTextHandler(testWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Config: e.cfg, Store: e.st, Logs: e.logs,
+		Executor: &sandbox.Local{Runner: runner, TempDir: filepath.Join(e.data, "work")},
+		Logger:   slog.New(slog.NewTextHandler(testWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
 		e.t.Fatal(err)

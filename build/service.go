@@ -13,27 +13,18 @@ import (
 
 	"slipway/build/executor"
 	"slipway/build/logs"
-	"slipway/build/sandbox"
 	"slipway/configs"
 	"slipway/store"
 )
 
-// Runner is sandbox.Runner, the runner of one step, under the name
-// cmd/slipway wires it by. The interface is declared once, in sandbox; this
-// alias goes once Options.Runner does.
-type Runner = sandbox.Runner
-
-// Options configures a Service. Config, Store, Logs and Executor (or
-// Runner) are required.
+// Options configures a Service. Config, Store, Logs and Executor are
+// required.
 type Options struct {
 	Config *configs.Config
 	Store  *store.Store
 	Logs   *logs.Store
 	// Executor runs the steps of every build; see executor.Executor.
 	Executor executor.Executor
-	// Runner, when Executor is nil, is the step runner of the local
-	// executor New makes (sandbox.Local, its home folders in WorkDir).
-	Runner Runner
 	// SandboxErr, when not nil while the server's sandbox is not "none",
 	// says why bubblewrap cannot be used: every claimed build then ends in
 	// state error with this reason instead of running unconfined.
@@ -118,8 +109,8 @@ func New(o Options) (*Service, error) {
 		return nil, errors.New("new build service: Store is required")
 	case o.Logs == nil:
 		return nil, errors.New("new build service: Logs is required")
-	case o.Executor == nil && o.Runner == nil:
-		return nil, errors.New("new build service: Executor or Runner is required")
+	case o.Executor == nil:
+		return nil, errors.New("new build service: Executor is required")
 	}
 	dataDir := o.Config.DataDir
 	if o.ReposDir == "" {
@@ -133,9 +124,6 @@ func New(o Options) (*Service, error) {
 	}
 	if o.CacheDir == "" {
 		o.CacheDir = dataDir + "/cache"
-	}
-	if o.Executor == nil {
-		o.Executor = &sandbox.Local{Runner: o.Runner, TempDir: o.WorkDir}
 	}
 	if o.SSHHost == "" || o.SSHPort == 0 {
 		h, p := configs.DisplayAddr(o.Config.SSH.Listen)

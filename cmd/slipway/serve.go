@@ -172,10 +172,12 @@ func assemble(ctx context.Context, cfg *configs.Config, sshLn net.Listener, logg
 		return nil, err
 	}
 	d.builds, err = build.New(build.Options{
-		Config:     cfg,
-		Store:      db,
-		Logs:       buildLogs,
-		Runner:     runner,
+		Config: cfg,
+		Store:  db,
+		Logs:   buildLogs,
+		// The local executor: each build's steps in the sandbox, one
+		// after the other, homes beside the workspaces.
+		Executor:   &sandbox.Local{Runner: runner, TempDir: filepath.Join(buildDir, "work")},
 		SandboxErr: sandboxErr,
 		WorkDir:    filepath.Join(buildDir, "work"),
 		CacheDir:   filepath.Join(buildDir, "cache"),
@@ -343,7 +345,7 @@ func makeDataDirs(cfg *configs.Config) error {
 // newRunner returns the sandbox builds run in, what its self-test found, and
 // why builds cannot run when the configured sandbox does not work on this
 // host.
-func newRunner(ctx context.Context, cfg *configs.Config, buildDir string, logger *slog.Logger) (build.Runner, []sandbox.Finding, error) {
+func newRunner(ctx context.Context, cfg *configs.Config, buildDir string, logger *slog.Logger) (sandbox.Runner, []sandbox.Finding, error) {
 	if cfg.Build.Sandbox == "none" {
 		return sandbox.None{}, []sandbox.Finding{{Name: "sandbox", Detail: "none: steps run as plain processes of the daemon's user, with the host's network and no isolation"}}, nil
 	}
