@@ -14,6 +14,7 @@ import (
 	"slipway/build/executor"
 	"slipway/build/logs"
 	"slipway/configs"
+	"slipway/internal/queue"
 	"slipway/store"
 )
 
@@ -71,16 +72,18 @@ type Service struct {
 	o   Options
 	log *slog.Logger
 
-	wake chan struct{} // one token: "something may be queued"
+	queue *queue.Pool[claimed] // the workers
 
 	mu      sync.Mutex
 	running map[int64]*run // by build id; guarded by mu
 	verifs  verifyState    // pushes waiting for their verify builds; guarded by mu
 	changed chan struct{}  // closed and replaced when a build starts or ends; guarded by mu
-	started bool
-	stop    context.CancelFunc // stops claiming; set by Start
-	kill    context.CancelCauseFunc
-	workers sync.WaitGroup
+}
+
+// claimed is a build a worker claimed, with its registered run.
+type claimed struct {
+	b store.Build
+	r *run
 }
 
 // run is one build a worker of this process is running.
@@ -138,13 +141,26 @@ func New(o Options) (*Service, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{
+	s := &Service{
 		o:       o,
 		log:     log,
-		wake:    make(chan struct{}, 1),
 		running: make(map[int64]*run),
 		changed: make(chan struct{}),
-	}, nil
+	}
+	q, err := queue.New(queue.Options[claimed]{
+		Workers: o.Config.Build.Concurrency,
+		Tick:    safetyTick,
+		Claim: func(claimCtx, runCtx context.Context, worker int) (claimed, bool, error) {
+			return s.claim(claimCtx, runCtx, fmt.Sprintf("worker-%d", worker))
+		},
+		Run:         func(_ context.Context, c claimed) { s.runBuild(c.r.ctx, c.b, c.r) },
+		ClaimFailed: func(err error) { log.Error("claim a build", "err", err) },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("new build service: %w", err)
+	}
+	s.queue = q
+	return s, nil
 }
 
 // Start recovers the builds a previous daemon left running (each goes back
@@ -152,36 +168,12 @@ func New(o Options) (*Service, error) {
 // workers. ctx bounds the recovery; the workers run until Shutdown, or until
 // ctx is cancelled, which is handled like a Shutdown whose deadline passed.
 func (s *Service) Start(ctx context.Context) error {
-	s.mu.Lock()
-	if s.started {
-		s.mu.Unlock()
-		return errors.New("start build service: already started")
-	}
-	s.started = true
-	s.mu.Unlock()
-
-	if err := s.recover(ctx); err != nil {
-		return err
-	}
-	claimCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	runCtx, kill := context.WithCancelCause(context.WithoutCancel(ctx))
-	s.mu.Lock()
-	s.stop, s.kill = stop, kill
-	s.mu.Unlock()
 	// Cancelling Start's ctx is an abrupt stop: builds are cut off and left
 	// to the next start's recovery, as if the daemon had died.
-	context.AfterFunc(ctx, func() { stop(); kill(errShutdown) })
-
-	n := max(1, s.o.Config.Build.Concurrency)
-	for i := range n {
-		s.workers.Add(1)
-		go func() {
-			defer s.workers.Done()
-			s.worker(claimCtx, runCtx, fmt.Sprintf("worker-%d", i+1))
-		}()
+	if err := s.queue.Start(ctx, errShutdown, func(context.Context) error { return s.recover(ctx) }); err != nil {
+		return fmt.Errorf("start build service: %w", err)
 	}
-	s.log.Info("build workers started", "workers", n, "sandbox", s.o.Config.Build.Sandbox)
-	s.Wake()
+	s.log.Info("build workers started", "workers", max(1, s.o.Config.Build.Concurrency), "sandbox", s.o.Config.Build.Sandbox)
 	return nil
 }
 
@@ -235,35 +227,17 @@ var errShutdown = errors.New("the daemon is stopping")
 // cut off twice ends as interrupted). It returns ctx's error in that case,
 // once the workers are gone.
 func (s *Service) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	stop, kill := s.stop, s.kill
-	s.mu.Unlock()
-	if stop == nil {
-		return nil
-	}
 	// Once no worker runs: no verify build queued now would ever start.
 	defer s.closeVerifications(context.WithoutCancel(ctx))
-	stop()
-	done := make(chan struct{})
-	go func() { s.workers.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		kill(errShutdown)
-		<-done
-		return fmt.Errorf("shut down build service: running builds cut off: %w", ctx.Err())
+	if err := s.queue.Shutdown(ctx, errShutdown); err != nil {
+		return fmt.Errorf("shut down build service: running builds cut off: %w", err)
 	}
+	return nil
 }
 
 // Wake tells the workers that a build may be waiting. Enqueuers outside this
 // package (schedules) call it after recording builds; it never blocks.
-func (s *Service) Wake() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
+func (s *Service) Wake() { s.queue.Wake() }
 
 // notify wakes everyone waiting for a build to start or end. Callers hold mu.
 func (s *Service) notifyLocked() {

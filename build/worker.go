@@ -17,45 +17,20 @@ import (
 	"slipway/store"
 )
 
-// worker claims and runs builds until claimCtx ends. It sleeps on the wake
-// channel, with a slow tick as a safety net, and never busy-polls.
-func (s *Service) worker(claimCtx, runCtx context.Context, name string) {
-	tick := time.NewTicker(safetyTick)
-	defer tick.Stop()
-	for claimCtx.Err() == nil {
-		b, r, ok, err := s.claim(claimCtx, runCtx, name)
-		switch {
-		case err != nil && claimCtx.Err() == nil:
-			s.log.Error("claim a build", "worker", name, "err", err)
-		case ok:
-			// Pass the wake on: more builds may be waiting for an idle
-			// worker.
-			s.Wake()
-			s.runBuild(r.ctx, b, r)
-			continue
-		}
-		select {
-		case <-claimCtx.Done():
-		case <-s.wake:
-		case <-tick.C:
-		}
-	}
-}
-
 // claim takes the next queued build and registers its run. mu is held
 // across both, see cancel.
-func (s *Service) claim(claimCtx, runCtx context.Context, worker string) (store.Build, *run, bool, error) {
+func (s *Service) claim(claimCtx, runCtx context.Context, worker string) (claimed, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	b, ok, err := s.o.Store.ClaimBuild(claimCtx, worker)
 	if err != nil || !ok {
-		return store.Build{}, nil, false, err
+		return claimed{}, false, err
 	}
 	ctx, cancel := context.WithCancelCause(runCtx)
 	r := &run{ctx: ctx, cancel: cancel, done: make(chan struct{})}
 	s.running[b.ID] = r
 	s.notifyLocked()
-	return b, r, true, nil
+	return claimed{b, r}, true, nil
 }
 
 // buildLog is what a build writes its log to: a *logs.Writer, or nothing

@@ -167,7 +167,7 @@ func NewService(o ServiceOptions) (*Service, error) {
 	q, err := queue.New(queue.Options[store.Deployment]{
 		Workers: o.Workers,
 		Tick:    safetyTick,
-		Claim: func(claimCtx, _ context.Context) (store.Deployment, bool, error) {
+		Claim: func(claimCtx, _ context.Context, _ int) (store.Deployment, bool, error) {
 			return o.Store.ClaimDeployment(claimCtx)
 		},
 		Run:         s.run,

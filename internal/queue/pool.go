@@ -16,7 +16,8 @@ type Options[T any] struct {
 	// store; ok is false when there is none. claimCtx ends when the pool
 	// stops claiming; runCtx is the context the item's run gets, for claims
 	// that register the run (so that it can be cancelled) before it starts.
-	Claim func(claimCtx, runCtx context.Context) (item T, ok bool, err error)
+	// worker numbers the worker from 1, for records that say who claimed.
+	Claim func(claimCtx, runCtx context.Context, worker int) (item T, ok bool, err error)
 	// Run runs one claimed item to its end. runCtx is cancelled, with the
 	// cause given to Shutdown, when the pool's patience runs out.
 	Run func(runCtx context.Context, item T)
@@ -80,11 +81,11 @@ func (p *Pool[T]) Start(ctx context.Context, cause error, before func(runCtx con
 			return err
 		}
 	}
-	for range p.o.Workers {
+	for i := range p.o.Workers {
 		p.workers.Add(1)
 		go func() {
 			defer p.workers.Done()
-			p.work(claimCtx, runCtx)
+			p.work(claimCtx, runCtx, i+1)
 		}()
 	}
 	p.Wake()
@@ -102,11 +103,11 @@ func (p *Pool[T]) Go(runCtx context.Context, f func(runCtx context.Context)) {
 }
 
 // work claims and runs items until claimCtx ends.
-func (p *Pool[T]) work(claimCtx, runCtx context.Context) {
+func (p *Pool[T]) work(claimCtx, runCtx context.Context, worker int) {
 	tick := time.NewTicker(p.o.Tick)
 	defer tick.Stop()
 	for claimCtx.Err() == nil {
-		item, ok, err := p.o.Claim(claimCtx, runCtx)
+		item, ok, err := p.o.Claim(claimCtx, runCtx, worker)
 		switch {
 		case err != nil && claimCtx.Err() == nil:
 			if p.o.ClaimFailed != nil {

@@ -15,7 +15,7 @@ type items struct {
 	ran  []int
 }
 
-func (q *items) claim(context.Context, context.Context) (int, bool, error) {
+func (q *items) claim(context.Context, context.Context, int) (int, bool, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if len(q.todo) == 0 {
