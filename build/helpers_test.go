@@ -279,18 +279,6 @@ func processesWith(s string) []string {
 	return found
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // handlePush is post-receive's way of a push with the builds as its only
 // part: record, then report to out.
 func (e *testEnv) handlePush(ctx context.Context, p store.Push, out io.Writer) (int64, error) {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slipway/internal/testutil"
 	"strings"
 	"testing"
 	"time"
@@ -161,7 +162,7 @@ steps = ["sleep 4244.5 & setsid sleep 4244.5 & echo started-$((40+2)); wait", "t
 `)
 	e.push(t.Context(), "app", nil, update("refs/heads/main", sha))
 	e.waitLog(1, "started-42")
-	eventually(t, 10*time.Second, "the step's sleeps to run", func() bool { return len(processesWith("sleep 4244.5")) >= 2 })
+	testutil.Eventually(t, 10*time.Second, "the step's sleeps to run", func() bool { return len(processesWith("sleep 4244.5")) >= 2 })
 
 	if err := e.svc.CancelBy(t.Context(), 1, "alice"); err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slipway/internal/testutil"
 	"strings"
 	"testing"
 	"time"
@@ -241,7 +242,7 @@ func TestVerifyHoldsTheBranch(t *testing.T) {
 		rel, err := e.svc.Verify(t.Context(), p, refs, q, newWatcher(""))
 		first <- result{rel, err}
 	}()
-	eventually(t, time.Minute, "the first verification's step", func() bool {
+	testutil.Eventually(t, time.Minute, "the first verification's step", func() bool {
 		_, err := os.Stat(filepath.Join(cache, "started"))
 		return err == nil
 	})
@@ -319,7 +320,7 @@ func TestVerifyGoesFirst(t *testing.T) {
 	cache := filepath.Join(e.data, "cache", "app", url.PathEscape("refs/heads/busy"))
 	busy := r.pipelineCommit("refs/heads/busy", "[build]\ncache = true\nsteps = [\"touch /cache/busy; while [ ! -e /cache/go ]; do sleep 0.05; done\"]\n")
 	e.push(t.Context(), "app", nil, update("refs/heads/busy", busy))
-	eventually(t, time.Minute, "the busy build's step", func() bool {
+	testutil.Eventually(t, time.Minute, "the busy build's step", func() bool {
 		_, err := os.Stat(filepath.Join(cache, "busy"))
 		return err == nil
 	})
@@ -402,7 +403,7 @@ func TestVerifyCancelledWhileQueued(t *testing.T) {
 	cache := filepath.Join(e.data, "cache", "app", url.PathEscape("refs/heads/busy"))
 	busy := r.pipelineCommit("refs/heads/busy", "[build]\ncache = true\nsteps = [\"touch /cache/busy; while [ ! -e /cache/go ]; do sleep 0.05; done\"]\n")
 	e.push(t.Context(), "app", nil, update("refs/heads/busy", busy))
-	eventually(t, time.Minute, "the busy build's step", func() bool {
+	testutil.Eventually(t, time.Minute, "the busy build's step", func() bool {
 		_, err := os.Stat(filepath.Join(cache, "busy"))
 		return err == nil
 	})

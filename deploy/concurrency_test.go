@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slipway/internal/testutil"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"slipway/internal/sshdtest"
 	"slipway/store"
@@ -161,7 +163,7 @@ func TestReleasesReadersNeverFloodTheTarget(t *testing.T) {
 	}
 
 	_, ds = h.passedBuild("refs/heads/main", map[string]string{"app": "2"})
-	eventually(t, "the second deployment to run", func() bool { return h.get(ds[0].ID).State == store.DeployRunning })
+	testutil.Eventually(t, 30*time.Second, "the second deployment to run", func() bool { return h.get(ds[0].ID).State == store.DeployRunning })
 	errs := make(chan error, 50)
 	notes := make(chan string, 50)
 	for range 50 {

@@ -275,18 +275,6 @@ func readLink(t *testing.T, path string) string {
 	return l
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // testLogger keeps the service's log and shows it when the test fails.
 func testLogger(t testing.TB) *slog.Logger {
 	w := &syncWriter{w: &bytes.Buffer{}}

@@ -3,8 +3,10 @@ package deploy
 import (
 	"os"
 	"path/filepath"
+	"slipway/internal/testutil"
 	"strings"
 	"testing"
+	"time"
 
 	"slipway/store"
 )
@@ -65,7 +67,7 @@ func TestDeploymentFoundLiveAtStartIsRecordedLive(t *testing.T) {
 	if got.State != store.DeploySucceeded || !strings.Contains(got.Reason, "release "+d.ReleaseID+" is live; the daemon stopped during activate") {
 		t.Fatalf("after the start the deployment is %s (%s), want succeeded: live, activate unknown", got.State, got.Reason)
 	}
-	eventually(t, "activate to have run again", func() bool {
+	testutil.Eventually(t, 30*time.Second, "activate to have run again", func() bool {
 		return strings.Contains(h.get(d.ID).Reason, "ran again at start and succeeded")
 	})
 	acts, _ := os.ReadFile(filepath.Join(staging, "activations"))

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slipway/internal/testutil"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"slipway/internal/sshdtest"
 	"slipway/store"
@@ -343,7 +345,7 @@ func TestShutdownCancelsRunningDeploymentAndKeepsCurrent(t *testing.T) {
 	first := h.waitState(h.mustRelease("bob", "prod", a.Commit).ID, store.DeploySucceeded)
 	b, _ := h.passedBuild("refs/heads/main", map[string]string{"app": "B", "slow": "1"})
 	d := h.mustRelease("bob", "prod", b.Commit)
-	eventually(t, "activate of the second deployment hangs", func() bool {
+	testutil.Eventually(t, 30*time.Second, "activate of the second deployment hangs", func() bool {
 		return strings.Contains(h.log(d.ID), "prod is hanging")
 	})
 

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slipway/internal/testutil"
 	"strings"
 	"sync"
 	"testing"
@@ -66,24 +67,6 @@ type mapPushes map[string]store.Push
 
 func (m mapPushes) LastPushes(context.Context) (map[string]store.Push, error) { return m, nil }
 
-// syncBuffer collects the server log; it is printed when a test fails.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type key struct {
 	path string // private key file
 	pub  string // authorized_keys line
@@ -127,7 +110,7 @@ type testServer struct {
 	dataDir string
 	keys    map[string]key
 	tokens  *mapTokens
-	log     *syncBuffer
+	log     *testutil.Buffer
 	served  chan error
 }
 
@@ -141,7 +124,7 @@ type serverOpt struct {
 func startServer(t testing.TB, o serverOpt) *testServer {
 	t.Helper()
 	dir := t.TempDir()
-	ts := &testServer{t: t, dataDir: filepath.Join(dir, "data"), keys: map[string]key{}, tokens: &mapTokens{}, log: &syncBuffer{}}
+	ts := &testServer{t: t, dataDir: filepath.Join(dir, "data"), keys: map[string]key{}, tokens: &mapTokens{}, log: &testutil.Buffer{}}
 	keyDir := filepath.Join(dir, "keys")
 	if err := os.Mkdir(keyDir, 0o700); err != nil {
 		t.Fatal(err)
@@ -334,18 +317,6 @@ func (ts *testServer) serverRef(name, ref string) string {
 func (ts *testServer) fsck(name string) {
 	ts.t.Helper()
 	must(ts.t, "", ts.gitEnv("alice"), "git", "--git-dir="+ts.repoDir(name), "fsck", "--strict", "--no-dangling")
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // gitProcesses counts running processes whose command line contains all of

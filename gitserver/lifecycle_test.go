@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slipway/internal/testutil"
 	"strings"
 	"sync"
 	"syscall"
@@ -34,7 +35,7 @@ func TestConnectionLimits(t *testing.T) {
 	// once the refused connection of alice has been closed on the server
 	// side too (until then it holds the slot, as any open connection does).
 	var heldBob interface{ Close() error }
-	eventually(t, "bob to connect while alice is at her limit", func() bool {
+	testutil.Eventually(t, 20*time.Second, "bob to connect while alice is at her limit", func() bool {
 		c, err := ts.dial("bob")
 		if err != nil {
 			return false
@@ -49,10 +50,10 @@ func TestConnectionLimits(t *testing.T) {
 	heldBob.Close()
 	held.Close()
 	// The slots are given back when the connections close.
-	eventually(t, "alice's slot to be released", func() bool {
+	testutil.Eventually(t, 20*time.Second, "alice's slot to be released", func() bool {
 		return ts.ssh("alice", "", "whoami").code == 0
 	})
-	eventually(t, "a free slot for carol", func() bool {
+	testutil.Eventually(t, 20*time.Second, "a free slot for carol", func() bool {
 		c, err := ts.dial("carol")
 		if err == nil {
 			c.Close()
@@ -207,14 +208,14 @@ func TestShutdownWaitsForGitThenKills(t *testing.T) {
 	running := func() int { return gitProcesses(t, "receive-pack", repo) }
 
 	cmd, stdin := startPush()
-	eventually(t, "git receive-pack to start", func() bool { return running() == 1 })
+	testutil.Eventually(t, 20*time.Second, "git receive-pack to start", func() bool { return running() == 1 })
 	shut := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		shut <- ts.srv.Shutdown(ctx)
 	}()
-	eventually(t, "the listener to close", func() bool {
+	testutil.Eventually(t, 20*time.Second, "the listener to close", func() bool {
 		c, err := net.Dial("tcp", ts.addr)
 		if err == nil {
 			c.Close()
@@ -256,7 +257,7 @@ func TestShutdownDeadlineKillsGit(t *testing.T) {
 		t.Fatal(err)
 	}
 	repo := ts.repoDir("app")
-	eventually(t, "git receive-pack to start", func() bool { return gitProcesses(t, "receive-pack", repo) == 1 })
+	testutil.Eventually(t, 20*time.Second, "git receive-pack to start", func() bool { return gitProcesses(t, "receive-pack", repo) == 1 })
 
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
@@ -350,7 +351,7 @@ func TestClientDisconnectMidPush(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the push never sent 2 MiB")
 	}
-	eventually(t, "git receive-pack on the server", func() bool { return gitProcesses(t, "receive-pack", ts.repoDir("app")) > 0 })
+	testutil.Eventually(t, 20*time.Second, "git receive-pack on the server", func() bool { return gitProcesses(t, "receive-pack", ts.repoDir("app")) > 0 })
 	pid, err := os.ReadFile(pidFile)
 	if err != nil {
 		t.Fatal(err)
@@ -369,12 +370,12 @@ func TestClientDisconnectMidPush(t *testing.T) {
 	}
 
 	// The server notices, ends git, and the repository is as before.
-	eventually(t, "git on the server to end", func() bool { return gitProcesses(t, "receive-pack", ts.repoDir("app")) == 0 })
+	testutil.Eventually(t, 20*time.Second, "git on the server to end", func() bool { return gitProcesses(t, "receive-pack", ts.repoDir("app")) == 0 })
 	if after := must(t, "", env, "git", "--git-dir="+ts.repoDir("app"), "for-each-ref"); after != before {
 		t.Errorf("refs changed by an interrupted push:\n%s\n---\n%s", before, after)
 	}
 	ts.fsck("app")
-	eventually(t, "the quarantine of the interrupted push to be removed", func() bool {
+	testutil.Eventually(t, 20*time.Second, "the quarantine of the interrupted push to be removed", func() bool {
 		m, _ := filepath.Glob(filepath.Join(ts.repoDir("app"), "objects", "tmp_objdir-incoming-*"))
 		return len(m) == 0
 	})

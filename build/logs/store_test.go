@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slipway/internal/testutil"
 	"strings"
 	"sync"
 	"testing"
@@ -48,36 +49,6 @@ func mustWrite(t *testing.T, w io.Writer, s string) {
 	t.Helper()
 	if n, err := w.Write([]byte(s)); n != len(s) || err != nil {
 		t.Fatalf("Write(%q) = %d, %v; want %d, nil", s, n, err, len(s))
-	}
-}
-
-// syncBuffer is a follower's screen.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// waitFor polls cond until it holds or a deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
 	}
 }
 
@@ -205,10 +176,10 @@ func TestFollowersSeeEverythingWhileWriting(t *testing.T) {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
-	screens := make([]*syncBuffer, 3)
+	screens := make([]*testutil.Buffer, 3)
 	errs := make([]error, 3)
 	follow := func(i int) {
-		screens[i] = &syncBuffer{}
+		screens[i] = &testutil.Buffer{}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -228,7 +199,7 @@ func TestFollowersSeeEverythingWhileWriting(t *testing.T) {
 		mustWrite(t, w, fmt.Sprintf("split top%s\n", "secret"))
 	}
 	// The followers must still be waiting: the log is not finished.
-	waitFor(t, "followers to catch up", func() bool {
+	testutil.Eventually(t, 10*time.Second, "followers to catch up", func() bool {
 		return strings.Contains(screens[0].String(), "line 1999") && strings.Contains(screens[2].String(), "line 1999")
 	})
 	if err := w.Close(); err != nil {
@@ -257,16 +228,16 @@ func TestFollowShowsPartialLinesAtOnce(t *testing.T) {
 	}
 	defer w.Close()
 	ctx, cancel := context.WithCancelCause(t.Context())
-	screen := &syncBuffer{}
+	screen := &testutil.Buffer{}
 	done := make(chan error, 1)
 	go func() { done <- s.Follow(ctx, "p", 0, screen, true) }()
 
 	mustWrite(t, w, "Compiling 45%")
-	waitFor(t, "a line without newline to reach the follower", func() bool {
+	testutil.Eventually(t, 10*time.Second, "a line without newline to reach the follower", func() bool {
 		return strings.HasSuffix(screen.String(), "] Compiling 45%")
 	})
 	mustWrite(t, w, "\rCompiling 90%")
-	waitFor(t, "the rest of the line", func() bool { return strings.HasSuffix(screen.String(), "\rCompiling 90%") })
+	testutil.Eventually(t, 10*time.Second, "the rest of the line", func() bool { return strings.HasSuffix(screen.String(), "\rCompiling 90%") })
 
 	stop := errors.New("viewer left")
 	cancel(stop)

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"slipway/internal/testutil"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,27 +57,9 @@ func searchable(tb testing.TB, dir string) {
 	}
 }
 
-// syncBuffer is written by the step's output copier and read by the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func run(t *testing.T, r Runner, spec Spec, command string) (Result, string) {
 	t.Helper()
-	var out syncBuffer
+	var out testutil.Buffer
 	spec.Stdout, spec.Stderr = &out, &out
 	if spec.Timeout == 0 {
 		spec.Timeout = time.Minute
@@ -86,18 +69,6 @@ func run(t *testing.T, r Runner, spec Spec, command string) (Result, string) {
 		t.Fatalf("Run(%q): %v\noutput: %s", command, err, out.String())
 	}
 	return res, out.String()
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // hostProcs returns the host pids whose command line contains marker.
@@ -197,7 +168,7 @@ func TestNetwork(t *testing.T) {
 	if res.ExitCode != 0 || !strings.Contains(out, "connected") {
 		t.Errorf("with Network the step could not connect: exit %d, %q", res.ExitCode, out)
 	}
-	waitFor(t, "the connection to be accepted", 10*time.Second, func() bool { return accepted.Load() == 1 })
+	testutil.Eventually(t, 10*time.Second, "the connection to be accepted", func() bool { return accepted.Load() == 1 })
 }
 
 // A step without network learns so at once: name lookups (glibc's and
@@ -309,12 +280,12 @@ func TestOutputIsStreamed(t *testing.T) {
 }
 
 type notifyBuffer struct {
-	syncBuffer
+	testutil.Buffer
 	onWrite func(string)
 }
 
 func (n *notifyBuffer) Write(p []byte) (int, error) {
-	n.syncBuffer.Write(p)
+	n.Buffer.Write(p)
 	n.onWrite(n.String())
 	return len(p), nil
 }
@@ -348,7 +319,7 @@ func TestTimeoutAndCancelKillEveryProcess(t *testing.T) {
 				}
 				done <- res
 			}()
-			waitFor(t, "five sleepers on the host", 30*time.Second, func() bool { return len(hostProcs(t, marker)) >= 5 })
+			testutil.Eventually(t, 30*time.Second, "five sleepers on the host", func() bool { return len(hostProcs(t, marker)) >= 5 })
 			if tc == "cancel" {
 				cancel()
 			}
@@ -441,7 +412,7 @@ func TestForkBombIsContained(t *testing.T) {
 	if len(res.Unenforced) != 0 {
 		t.Errorf("Unenforced = %q", res.Unenforced)
 	}
-	waitFor(t, "build uid processes to be gone", 30*time.Second, func() bool { return countBuildProcs() <= before })
+	testutil.Eventually(t, 30*time.Second, "build uid processes to be gone", func() bool { return countBuildProcs() <= before })
 	// The host still forks.
 	if _, out := run(t, newBwrap(), Spec{Workspace: ws}, "echo alive"); out != "alive\n" {
 		t.Errorf("after the bomb: %q", out)

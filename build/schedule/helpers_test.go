@@ -1,13 +1,13 @@
 package schedule_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slipway/internal/testutil"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -124,32 +124,13 @@ type countWaker struct{ n atomic.Int64 }
 
 func (w *countWaker) Wake() { w.n.Add(1) }
 
-// syncBuffer is a log destination that the scheduler's goroutine and the
-// test may use at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // env is a data dir with a real SQLite store and real bare repositories.
 type env struct {
 	t     *testing.T
 	dir   string
 	st    *store.Store
 	waker *countWaker
-	log   *syncBuffer
+	log   *testutil.Buffer
 }
 
 func newEnv(t *testing.T) *env {
@@ -163,7 +144,7 @@ func newEnv(t *testing.T) *env {
 	if err := os.MkdirAll(filepath.Join(dir, "repos"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, dir: dir, st: st, waker: &countWaker{}, log: &syncBuffer{}}
+	return &env{t: t, dir: dir, st: st, waker: &countWaker{}, log: &testutil.Buffer{}}
 }
 
 // config parses a server config whose data dir is the env's; repos is the
