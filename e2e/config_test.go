@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"errors"
 	"net"
 	"os"
@@ -10,7 +9,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 )
 
 // ctServe runs `slipway serve args...` in dir with env, waits for its banner
@@ -18,51 +16,11 @@ import (
 // SIGINT at the end of the test, which fails if it does not exit cleanly.
 func ctServe(t *testing.T, dir string, env []string, args ...string) (banner, addr string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	cmd := exec.CommandContext(ctx, slipwayBin, append([]string{"serve"}, args...)...)
+	cmd := exec.Command(slipwayBin, append([]string{"serve"}, args...)...)
 	cmd.Dir = dir
 	cmd.Env = env
-	stdout, stderr := &syncBuffer{}, &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		defer cancel()
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("serve exited with %v on SIGINT\n%s", err, stderr)
-			}
-		case <-time.After(45 * time.Second):
-			cmd.Process.Kill()
-			t.Error("serve did not stop on SIGINT")
-		}
-		if strings.Contains(stderr.String(), "WARNING: DATA RACE") {
-			t.Errorf("the race detector fired in slipway serve:\n%s", stderr)
-		}
-	})
-	deadline := time.After(time.Minute)
-	for !strings.Contains(stdout.String(), "Commands:") {
-		select {
-		case err := <-exited:
-			exited <- err
-			t.Fatalf("serve exited at start: %v\n%s%s", err, stdout, stderr)
-		case <-deadline:
-			t.Fatalf("no banner in time:\n%s%s", stdout, stderr)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	banner = stdout.String()
-	m := listenRE.FindStringSubmatch(banner)
-	if m == nil {
-		t.Fatalf("the banner names no address:\n%s", banner)
-	}
-	return banner, m[1]
+	d := startServe(t, cmd, func(stdout string) bool { return strings.Contains(stdout, "Commands:") })
+	return d.stdout.String(), d.addr
 }
 
 // ctHome is a home folder with u's public key in ~/.ssh, as a newcomer has.

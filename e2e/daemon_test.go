@@ -113,8 +113,8 @@ func TestQuickStart(t *testing.T) {
 	os.WriteFile(filepath.Join(home, ".ssh", "id_ed25519.pub"), []byte(alice.pub+"\n"), 0o644)
 	work := t.TempDir()
 
-	addr, stdout, _ := quickStart(t, home, work, nil)
-	banner := stdout.String()
+	d := quickStart(t, home, work, nil)
+	addr, banner := d.addr, d.stdout.String()
 	fp := alice.fingerprint(t)
 	for _, want := range []string{"ssh://" + addr, "ssh://" + addr + "/myproject.git", fp, "id_ed25519.pub"} {
 		if !strings.Contains(banner, want) {

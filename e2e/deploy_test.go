@@ -7,7 +7,6 @@ package e2e
 // files of this package.
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -1091,47 +1090,31 @@ func dtBenchDaemon(b *testing.B, bin, root, config string) string {
 	cmd := exec.Command(bin, "serve", "--config", cfg)
 	cmd.Dir = root
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + root}
-	var logs syncBuffer
-	cmd.Stderr = &logs
-	stdout, err := cmd.StdoutPipe()
+	var stdout, logs syncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &logs
+	p, err := startProc(cmd)
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	addr := make(chan string, 1)
-	exited := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case addr <- m[1]:
-				default:
-				}
-			}
-		}
-		_ = cmd.Wait()
-		close(exited)
-	}()
 	b.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-exited:
+		case <-p.done:
 		case <-time.After(45 * time.Second):
 			_ = cmd.Process.Kill()
-			<-exited
+			<-p.done
 			b.Errorf("slipway serve did not stop on SIGTERM\n%s", logs.String())
 		}
 	})
-	select {
-	case a := <-addr:
-		return a
-	case <-exited:
-		b.Fatalf("slipway serve exited at start\n%s", logs.String())
-	case <-time.After(60 * time.Second):
-		b.Fatalf("slipway serve did not start in time\n%s", logs.String())
-	}
-	return ""
+	var addr string
+	poll(b, time.Minute, "slipway serve to start", p.done, func() string {
+		return fmt.Sprintf("slipway serve exited at start: %v\n%s", p.err, logs.String())
+	}, func() bool {
+		m := listenRE.FindStringSubmatch(stdout.String())
+		if m != nil {
+			addr = m[1]
+		}
+		return m != nil
+	})
+	return addr
 }

@@ -42,11 +42,11 @@ func TestQuickStartAsOrdinaryUser(t *testing.T) {
 	as := ordinaryAccount(t, home, work)
 
 	start := time.Now()
-	addr, stdout, stderr := quickStart(t, home, work, as)
-	if strings.Contains(stdout.String()+stderr.String(), "WARNING") {
-		t.Errorf("serve warns at start as an ordinary user:\n%s%s", stdout, stderr)
+	d := quickStart(t, home, work, as)
+	addr, stderr := d.addr, d.logs
+	if strings.Contains(d.stdout.String()+stderr.String(), "WARNING") {
+		t.Errorf("serve warns at start as an ordinary user:\n%s%s", d.stdout, stderr)
 	}
-	d := &daemon{t: t, addr: addr}
 	envs := filepath.Join(work, "slipway-data", "environments", "myproject")
 	app := func(env string) string {
 		out, err := exec.Command(filepath.Join(envs, env, "current", "out", "app")).Output()

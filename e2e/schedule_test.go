@@ -661,9 +661,9 @@ func TestStQuickStartPipeline(t *testing.T) {
 	}
 	work := t.TempDir()
 
-	addr, _, _ := quickStart(t, home, work, nil)
 	// The same commands the banner prints, with the ssh of the test's user.
-	d := &daemon{t: t, addr: addr}
+	d := quickStart(t, home, work, nil)
+	addr := d.addr
 	envs := filepath.Join(work, "slipway-data", "environments", "myproject")
 	version := func(env string) string {
 		b, _ := os.ReadFile(filepath.Join(envs, env, "current", "dist", "version"))
