@@ -74,6 +74,7 @@ func ctWhoami(t *testing.T, u *user, addr, bind string) (string, string, int) {
 // admin with their ~/.ssh key exactly as with no config at all, and the
 // banner says so.
 func TestDefaultConfigIsAnOrdinaryFile(t *testing.T) {
+	t.Parallel()
 	alice := newUser(t, "alice")
 	home := ctHome(t, alice)
 	work := t.TempDir()
@@ -125,6 +126,7 @@ func TestDefaultConfigIsAnOrdinaryFile(t *testing.T) {
 // without --config; port 0 is reported as the port bound everywhere the
 // banner shows it.
 func TestServeFlags(t *testing.T) {
+	t.Parallel()
 	alice := newUser(t, "alice")
 	root := t.TempDir()
 	fileData, flagData := filepath.Join(root, "file-data"), filepath.Join(root, "flag-data")
@@ -183,6 +185,7 @@ func TestServeFlags(t *testing.T) {
 // TestServePortInUse holds a port and starts serve on it, by flag and by
 // the config file: the error names the way out, and nothing is created.
 func TestServePortInUse(t *testing.T) {
+	t.Parallel()
 	alice := newUser(t, "alice")
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -227,6 +230,7 @@ func TestServePortInUse(t *testing.T) {
 // TestKeyOptionsOverSSH: from= and expiry-time= in the config hold for real
 // ssh clients, and config check refuses the options Slipway does not honour.
 func TestKeyOptionsOverSSH(t *testing.T) {
+	t.Parallel()
 	alice, bob, carol := newUser(t, "alice"), newUser(t, "bob"), newUser(t, "carol")
 	config := "data_dir = \"%DATA%\"\n[ssh]\nlisten = \"127.0.0.1:0\"\n" +
 		"[[user]]\nname = \"alice\"\nkeys = ['from=\"127.0.0.1\" " + alice.pub + "']\n" +
@@ -265,6 +269,7 @@ func TestKeyOptionsOverSSH(t *testing.T) {
 // TestConfigCheckReport is what a person sees from config check: each
 // problem as FILE:LINE: problem, at its line, then how many.
 func TestConfigCheckReport(t *testing.T) {
+	t.Parallel()
 	alice, bob := newUser(t, "alice"), newUser(t, "bob")
 	dir := t.TempDir()
 	f := filepath.Join(dir, "slipway.toml")
@@ -313,6 +318,7 @@ slipway: 3 problems in the configuration
 // key stops the quick start with its file and line, before anything is
 // created, as a bad key in a config file does.
 func TestQuickStartRefusesABadKeyFile(t *testing.T) {
+	t.Parallel()
 	alice := newUser(t, "alice")
 	home := ctHome(t, alice)
 	notes := filepath.Join(home, ".ssh", "notes.pub")

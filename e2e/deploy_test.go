@@ -105,7 +105,7 @@ func dtBuilds(t *testing.T, d *daemon, u *user, repo string) []dtBuild {
 func dtWaitBuild(t *testing.T, d *daemon, u *user, repo, commit string, after int64) dtBuild {
 	t.Helper()
 	var got dtBuild
-	eventually(t, 2*time.Minute, "a build of "+commit[:7]+" to end", func() bool {
+	d.eventually(t, 2*time.Minute, "a build of "+commit[:7]+" to end", func() bool {
 		for _, b := range dtBuilds(t, d, u, repo) {
 			if b.Commit == commit && b.ID > after && b.State.Final() {
 				got = b
@@ -153,7 +153,7 @@ func dtDeploys(t *testing.T, d *daemon, u *user, repo, env string) []store.Deplo
 func dtWaitDeploy(t *testing.T, d *daemon, u *user, repo, env, commit string, after int64) store.Deployment {
 	t.Helper()
 	var got store.Deployment
-	eventually(t, 2*time.Minute, "a deployment of "+commit[:7]+" to "+env+" to end", func() bool {
+	d.eventually(t, 2*time.Minute, "a deployment of "+commit[:7]+" to "+env+" to end", func() bool {
 		for _, dep := range dtDeploys(t, d, u, repo, env) {
 			if dep.Commit == commit && dep.ID > after && dep.State != store.DeployQueued && dep.State != store.DeployRunning {
 				got = dep
@@ -271,6 +271,7 @@ func (tg dtTarget) releases(t *testing.T) []string {
 // refusal of the release gate, a streamed release, a release with -o nowait,
 // a rollback without a rebuild, and the history commands.
 func TestDeployAutoToStagingAndReleaseGateToProd(t *testing.T) {
+	t.Parallel()
 	alice, wendy, rita, rob := newUser(t, "alice"), newUser(t, "wendy"), newUser(t, "rita"), newUser(t, "rob")
 	srv := sshdtest.New(t)
 	hosts := t.TempDir()
@@ -501,6 +502,7 @@ func dtRowHas(table string, want ...string) bool {
 // release, whose activate runs again, the deployment is rolled_back, and the
 // pusher is told.
 func TestDeployActivateFailureSwitchesBack(t *testing.T) {
+	t.Parallel()
 	alice, rita := newUser(t, "alice"), newUser(t, "rita")
 	prod := dtTarget(filepath.Join(t.TempDir(), "prod"))
 	d := startDaemon(t, configFor(fmt.Sprintf(`
@@ -569,6 +571,7 @@ release = ["rita"]
 // that pins another key for the real sshd: the deployment fails saying so
 // and nothing reaches the host.
 func TestDeployWrongHostKeyIsRefused(t *testing.T) {
+	t.Parallel()
 	alice := newUser(t, "alice")
 	srv := sshdtest.New(t)
 	impostor := newUser(t, "impostor") // any other ed25519 key will do
@@ -605,6 +608,7 @@ name = "web"
 // the previous complete release, and once the host is back a retry of the
 // build ships the release and clears the partial one.
 func TestDeployTargetLostMidTransferThenRetry(t *testing.T) {
+	t.Parallel()
 	alice, wendy := newUser(t, "alice"), newUser(t, "wendy")
 	srv := sshdtest.New(t)
 	gate := dtNewGate(t, srv.Addr())
@@ -685,6 +689,7 @@ write = ["wendy"]
 // (not running for ever), current still serves the previous release, and
 // the next release goes through.
 func TestDeployDaemonKilledMidTransfer(t *testing.T) {
+	t.Parallel()
 	alice, rita := newUser(t, "alice"), newUser(t, "rita")
 	srv := sshdtest.New(t)
 	gate := dtNewGate(t, srv.Addr())
@@ -726,7 +731,7 @@ release = ["rita"]
 		t.Fatal(err)
 	}
 	dtHeld(t, held)
-	eventually(t, time.Minute, "the pusher to see the transfer start", func() bool {
+	d.eventually(t, time.Minute, "the pusher to see the transfer start", func() bool {
 		return strings.Contains(pushOut.String(), "==> rsync to releases/")
 	})
 	d.kill()

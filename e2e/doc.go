@@ -1,5 +1,5 @@
 // Package e2e holds Slipway's end-to-end tests: they build the real slipway
-// binary (with -race) once, start `slipway serve` on loopback with its own data
+// binary once (with -race when the tests run with it), start `slipway serve` on loopback with its own data
 // directory, and drive it with the real git and ssh clients, the way a user
 // would. Nothing here is mocked.
 package e2e
