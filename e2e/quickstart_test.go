@@ -31,9 +31,14 @@ func goProject(version string) map[string]string {
 // project with the README's pipeline pushed, a passing build on staging,
 // a release to prod by an annotated tag, and a rollback by an older one.
 func TestQuickStartAsOrdinaryUser(t *testing.T) {
-	// Not parallel: as root it adds an account to the machine (useradd
-	// writes /etc/passwd and /etc/group, which every daemon's sandbox
-	// copies) and hands folders to it; serial tests run alone.
+	// Parallel although, as root, it adds an account to the machine:
+	// useradd replaces /etc/passwd and /etc/group whole (a daemon starting
+	// meanwhile copies the old file or the new one, never half of each),
+	// it is the only test that adds one, an earlier run's account is
+	// reused, and the folders it hands to the account are its own. Serial,
+	// its two minutes (a cold Go build in the sandbox) would add to every
+	// run's wall time.
+	t.Parallel()
 	alice := newUser(t, "alice")
 	home, work := t.TempDir(), t.TempDir()
 	if err := os.MkdirAll(filepath.Join(home, ".ssh"), 0o700); err != nil {
