@@ -113,7 +113,7 @@ func btBuildByID(t *testing.T, d *daemon, u *user, repo string, id int64) btBuil
 // shows it.
 func btFinal(t *testing.T, d *daemon, db *store.Store, u *user, repo string, id int64) btBuild {
 	t.Helper()
-	eventually(t, btBuildTimeout, fmt.Sprintf("build #%d to end", id), func() bool {
+	d.eventually(t, btBuildTimeout, fmt.Sprintf("build #%d to end", id), func() bool {
 		b, err := db.GetBuild(t.Context(), id)
 		return err == nil && b.State.Final()
 	})
@@ -335,6 +335,7 @@ func btPipeline(extra string, steps ...string) string {
 // its steps, exit codes and durations are recorded and shown by
 // `builds --json`, and its log holds the steps' output.
 func TestBuildPassesAndIsListed(t *testing.T) {
+	t.Parallel()
 	alice, bob := btUsers(t)
 	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
 	db := openStore(t, d)
@@ -381,6 +382,7 @@ func TestBuildPassesAndIsListed(t *testing.T) {
 // retry; a writer's retry queues a new build of the same commit, which
 // passes once what made step 2 fail is fixed.
 func TestBuildFailsAtStep2ThenRetryPasses(t *testing.T) {
+	t.Parallel()
 	alice, bob := btUsers(t)
 	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
 	db := openStore(t, d)
@@ -440,6 +442,7 @@ func TestBuildFailsAtStep2ThenRetryPasses(t *testing.T) {
 // recorded as skipped and the push output says so; a broken file ends the
 // build in state error naming the line and column.
 func TestMissingAndBrokenPipelineFile(t *testing.T) {
+	t.Parallel()
 	alice, bob := btUsers(t)
 	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
 	db := openStore(t, d)
@@ -488,6 +491,7 @@ func btGitBackground(t *testing.T, u *user, dir string, args ...string) *btBackg
 // streams the build's log live (a line the step prints reaches the pusher
 // while the step still runs), ending with the result and the duration.
 func TestPushWaitStreamsTheLog(t *testing.T) {
+	t.Parallel()
 	alice, bob := btUsers(t)
 	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
 	db := openStore(t, d)
@@ -496,10 +500,10 @@ func TestPushWaitStreamsTheLog(t *testing.T) {
 			`echo bt-wait-first-$((40+2))`, btWaitStep("wait"), `echo bt-wait-second-$((40+2))`),
 	})
 	push := btGitBackground(t, alice, src, "push", "-o", "wait", d.url("app"), "main")
-	eventually(t, btBuildTimeout, "the step's first line in the push output", func() bool {
+	d.eventually(t, btBuildTimeout, "the step's first line in the push output", func() bool {
 		return strings.Contains(push.out.String(), "bt-wait-first-42")
 	})
-	eventually(t, btBuildTimeout, "step 2 to start", func() bool { return btExists(d, "wait.started") })
+	d.eventually(t, btBuildTimeout, "step 2 to start", func() bool { return btExists(d, "wait.started") })
 	if push.exited() || strings.Contains(push.out.String(), "bt-wait-second-42") {
 		t.Fatalf("the push ended or showed later output before the build went on:\n%s", push.out)
 	}
@@ -528,7 +532,7 @@ func TestPushWaitStreamsTheLog(t *testing.T) {
 	// A pusher that goes away does not take the build with it.
 	alice.commit(t, src, "f", "again\n")
 	push = btGitBackground(t, alice, src, "push", "-o", "wait", d.url("app"), "main")
-	eventually(t, btBuildTimeout, "the second build's step 1 in the push output", func() bool {
+	d.eventually(t, btBuildTimeout, "the second build's step 1 in the push output", func() bool {
 		return strings.Count(push.out.String(), "bt-wait-first-42") == 1
 	})
 	if ids = btQueued(t, d, push.out.String()); len(ids) != 1 {
@@ -548,6 +552,7 @@ func TestPushWaitStreamsTheLog(t *testing.T) {
 // the writer) started during the build show what the build printed so far,
 // then the rest live, and end when the build ends, with its result.
 func TestLogFollowDuringBuild(t *testing.T) {
+	t.Parallel()
 	alice, bob := btUsers(t)
 	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
 	db := openStore(t, d)
@@ -556,14 +561,14 @@ func TestLogFollowDuringBuild(t *testing.T) {
 			`echo bt-follow-first-$((40+2))`, btWaitStep("follow"), `echo bt-follow-second-$((40+2))`),
 	})
 	id, _ := btPushOne(t, d, alice, src, "main")
-	eventually(t, btBuildTimeout, "step 2 to start", func() bool { return btExists(d, "follow.started") })
+	d.eventually(t, btBuildTimeout, "step 2 to start", func() bool { return btExists(d, "follow.started") })
 	var followers []*btBackground
 	for _, u := range []*user{bob, alice} {
 		f := btStart(t, btSSHCmd(d, u, "log", strconv.FormatInt(id, 10), "-f"))
 		followers = append(followers, f)
 	}
 	for i, f := range followers {
-		eventually(t, btBuildTimeout, fmt.Sprintf("follower %d to show the build's output so far", i), func() bool {
+		d.eventually(t, btBuildTimeout, fmt.Sprintf("follower %d to show the build's output so far", i), func() bool {
 			return strings.Contains(f.out.String(), "bt-follow-first-42")
 		})
 	}
@@ -597,6 +602,7 @@ func TestLogFollowDuringBuild(t *testing.T) {
 // kills every process of the step, background children included, and
 // records the build as cancelled by the user; a reader cannot cancel.
 func TestCancelRunningBuildKillsItsProcesses(t *testing.T) {
+	t.Parallel()
 	alice, bob := btUsers(t)
 	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
 	db := openStore(t, d)
@@ -608,8 +614,8 @@ func TestCancelRunningBuildKillsItsProcesses(t *testing.T) {
 			`: `+marker+`; sleep 300 & setsid sleep 300 & (while :; do sleep 1; done) & `+btWaitStep("cancel")),
 	})
 	id, _ := btPushOne(t, d, alice, src, "main")
-	eventually(t, btBuildTimeout, "the step to start", func() bool { return btExists(d, "cancel.started") })
-	eventually(t, btBuildTimeout, "the step's processes to show on the host", func() bool {
+	d.eventually(t, btBuildTimeout, "the step to start", func() bool { return btExists(d, "cancel.started") })
+	d.eventually(t, btBuildTimeout, "the step's processes to show on the host", func() bool {
 		return len(btProcs(t, marker)) >= 5
 	})
 
@@ -645,6 +651,7 @@ func TestCancelRunningBuildKillsItsProcesses(t *testing.T) {
 // TestBuildTimeout: a pipeline's timeout kills the step with its children
 // and fails the build with "timed out".
 func TestBuildTimeout(t *testing.T) {
+	t.Parallel()
 	alice, bob := btUsers(t)
 	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
 	db := openStore(t, d)
@@ -691,6 +698,7 @@ func btHealthy(t *testing.T, d *daemon, db *store.Store, u *user, src string) {
 // server's cap, which says where and how much was dropped, and the daemon
 // goes on serving and building.
 func TestHugeOutputIsCut(t *testing.T) {
+	t.Parallel()
 	alice, bob := btUsers(t)
 	const maxLog = 1 << 20
 	d := btStartDaemon(t, configFor(btRepoConfig+fmt.Sprintf("[build]\nmax_log_bytes = %d\n", maxLog), []*user{alice}, bob))
@@ -731,6 +739,7 @@ func TestHugeOutputIsCut(t *testing.T) {
 // sandbox, the build ends with every process of it gone, and the host and
 // the daemon carry on.
 func TestForkBombIsContained(t *testing.T) {
+	t.Parallel()
 	alice, bob := btUsers(t)
 	// A low process limit keeps the bomb from crowding out other builds of
 	// uid 65534 that run on this machine meanwhile.
@@ -767,6 +776,7 @@ func TestForkBombIsContained(t *testing.T) {
 // of `git push -o wait`, in `log ID`, and in everything the daemon keeps on
 // disk, also when printed line by line, to stderr, or split across writes.
 func TestSecretsNeverAppearInLogs(t *testing.T) {
+	t.Parallel()
 	alice, bob := btUsers(t)
 	const (
 		token  = "bt-tok-4f9a2c71e0"
@@ -859,6 +869,7 @@ func TestSecretsNeverAppearInLogs(t *testing.T) {
 // the same branch leave the earlier build superseded (told to the pusher,
 // never run); the newer one runs.
 func TestNewerPushSupersedesQueuedBuild(t *testing.T) {
+	t.Parallel()
 	alice, bob := btUsers(t)
 	d := btStartDaemon(t, configFor(btRepoConfig+"[build]\nconcurrency = 1\n", []*user{alice}, bob))
 	db := openStore(t, d)
@@ -867,7 +878,7 @@ func TestNewerPushSupersedesQueuedBuild(t *testing.T) {
 			`touch /cache/started-$SLIPWAY_BUILD_ID; while [ ! -e /cache/go ]; do sleep 0.05; done`),
 	})
 	slow, _ := btPushOne(t, d, alice, src, "HEAD:refs/heads/slow")
-	eventually(t, btBuildTimeout, "the slow build to start", func() bool {
+	d.eventually(t, btBuildTimeout, "the slow build to start", func() bool {
 		return btExists(d, fmt.Sprintf("started-%d", slow))
 	})
 	c1 := alice.commit(t, src, "f", "one\n")
@@ -900,6 +911,7 @@ func TestNewerPushSupersedesQueuedBuild(t *testing.T) {
 // interrupted and runs it again as attempt 2, saying so in its log, and the
 // push that caused it is still recorded.
 func TestDaemonKilledDuringBuild(t *testing.T) {
+	t.Parallel()
 	alice, bob := btUsers(t)
 	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
 	marker := btMarker("kill")
@@ -913,7 +925,7 @@ func TestDaemonKilledDuringBuild(t *testing.T) {
 		b, _ := os.ReadFile(filepath.Join(btCache(d, "app"), "runs"))
 		return strings.Count(string(b), "run\n")
 	}
-	eventually(t, btBuildTimeout, "the step to run", func() bool { return runs() == 1 && len(btProcs(t, marker)) >= 3 })
+	d.eventually(t, btBuildTimeout, "the step to run", func() bool { return runs() == 1 && len(btProcs(t, marker)) >= 3 })
 
 	d.kill()
 	eventually(t, 30*time.Second, "the step's processes to die with the daemon", func() bool {
@@ -926,7 +938,7 @@ func TestDaemonKilledDuringBuild(t *testing.T) {
 
 	d.start()
 	btNoWarning(d)
-	eventually(t, btBuildTimeout, "the build to run again", func() bool { return runs() == 2 })
+	d.eventually(t, btBuildTimeout, "the build to run again", func() bool { return runs() == 2 })
 	btTouch(t, d, "go")
 	b := btFinal(t, d, db, bob, "app", id)
 	if b.State != "passed" || b.Attempt != 2 || b.Commit != commit {
@@ -952,6 +964,7 @@ func TestDaemonKilledDuringBuild(t *testing.T) {
 // the queue, then every build reaches a final state (passed), and never
 // more than two run at once.
 func TestFiftyPushesAllBuild(t *testing.T) {
+	t.Parallel()
 	alice, bob := btUsers(t)
 	d := btStartDaemon(t, configFor(btRepoConfig+"[build]\nconcurrency = 2\n", []*user{alice}, bob))
 	db := openStore(t, d)
@@ -1013,12 +1026,12 @@ func TestFiftyPushesAllBuild(t *testing.T) {
 		}
 		return m
 	}
-	eventually(t, btBuildTimeout, "two builds to run", func() bool { return states()[store.StateRunning] == 2 })
+	d.eventually(t, btBuildTimeout, "two builds to run", func() bool { return states()[store.StateRunning] == 2 })
 	if m := states(); m[store.StateRunning] != 2 || m[store.StateQueued] != n-2 {
 		t.Fatalf("with the workers busy the builds are %v; want 2 running and %d queued", m, n-2)
 	}
 	btTouch(t, d, "go")
-	eventually(t, 5*time.Minute, "all 50 builds to end", func() bool {
+	d.eventually(t, 5*time.Minute, "all 50 builds to end", func() bool {
 		bs, err := db.ListBuilds(t.Context(), "app", 0)
 		if err != nil {
 			return false
@@ -1080,6 +1093,7 @@ func TestFiftyPushesAllBuild(t *testing.T) {
 // processes together go over it is killed by the kernel; the build fails
 // saying so, and the daemon and the next build are fine.
 func TestMemoryLimitIsHeld(t *testing.T) {
+	t.Parallel()
 	alice, bob := btUsers(t)
 	d := btStartDaemon(t, configFor(btRepoConfig+"[build]\nmax_memory_bytes = 50331648\n", []*user{alice}, bob))
 	db := openStore(t, d)

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"errors"
 	"net"
 	"os"
@@ -10,7 +9,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 )
 
 // ctServe runs `slipway serve args...` in dir with env, waits for its banner
@@ -18,51 +16,11 @@ import (
 // SIGINT at the end of the test, which fails if it does not exit cleanly.
 func ctServe(t *testing.T, dir string, env []string, args ...string) (banner, addr string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	cmd := exec.CommandContext(ctx, slipwayBin, append([]string{"serve"}, args...)...)
+	cmd := exec.Command(slipwayBin, append([]string{"serve"}, args...)...)
 	cmd.Dir = dir
 	cmd.Env = env
-	stdout, stderr := &syncBuffer{}, &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		defer cancel()
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("serve exited with %v on SIGINT\n%s", err, stderr)
-			}
-		case <-time.After(45 * time.Second):
-			cmd.Process.Kill()
-			t.Error("serve did not stop on SIGINT")
-		}
-		if strings.Contains(stderr.String(), "WARNING: DATA RACE") {
-			t.Errorf("the race detector fired in slipway serve:\n%s", stderr)
-		}
-	})
-	deadline := time.After(time.Minute)
-	for !strings.Contains(stdout.String(), "Commands:") {
-		select {
-		case err := <-exited:
-			exited <- err
-			t.Fatalf("serve exited at start: %v\n%s%s", err, stdout, stderr)
-		case <-deadline:
-			t.Fatalf("no banner in time:\n%s%s", stdout, stderr)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	banner = stdout.String()
-	m := listenRE.FindStringSubmatch(banner)
-	if m == nil {
-		t.Fatalf("the banner names no address:\n%s", banner)
-	}
-	return banner, m[1]
+	d := startServe(t, cmd, func(stdout string) bool { return strings.Contains(stdout, "Commands:") })
+	return d.stdout.String(), d.addr
 }
 
 // ctHome is a home folder with u's public key in ~/.ssh, as a newcomer has.
@@ -116,6 +74,7 @@ func ctWhoami(t *testing.T, u *user, addr, bind string) (string, string, int) {
 // admin with their ~/.ssh key exactly as with no config at all, and the
 // banner says so.
 func TestDefaultConfigIsAnOrdinaryFile(t *testing.T) {
+	t.Parallel()
 	alice := newUser(t, "alice")
 	home := ctHome(t, alice)
 	work := t.TempDir()
@@ -167,6 +126,7 @@ func TestDefaultConfigIsAnOrdinaryFile(t *testing.T) {
 // without --config; port 0 is reported as the port bound everywhere the
 // banner shows it.
 func TestServeFlags(t *testing.T) {
+	t.Parallel()
 	alice := newUser(t, "alice")
 	root := t.TempDir()
 	fileData, flagData := filepath.Join(root, "file-data"), filepath.Join(root, "flag-data")
@@ -225,6 +185,7 @@ func TestServeFlags(t *testing.T) {
 // TestServePortInUse holds a port and starts serve on it, by flag and by
 // the config file: the error names the way out, and nothing is created.
 func TestServePortInUse(t *testing.T) {
+	t.Parallel()
 	alice := newUser(t, "alice")
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -269,6 +230,7 @@ func TestServePortInUse(t *testing.T) {
 // TestKeyOptionsOverSSH: from= and expiry-time= in the config hold for real
 // ssh clients, and config check refuses the options Slipway does not honour.
 func TestKeyOptionsOverSSH(t *testing.T) {
+	t.Parallel()
 	alice, bob, carol := newUser(t, "alice"), newUser(t, "bob"), newUser(t, "carol")
 	config := "data_dir = \"%DATA%\"\n[ssh]\nlisten = \"127.0.0.1:0\"\n" +
 		"[[user]]\nname = \"alice\"\nkeys = ['from=\"127.0.0.1\" " + alice.pub + "']\n" +
@@ -307,6 +269,7 @@ func TestKeyOptionsOverSSH(t *testing.T) {
 // TestConfigCheckReport is what a person sees from config check: each
 // problem as FILE:LINE: problem, at its line, then how many.
 func TestConfigCheckReport(t *testing.T) {
+	t.Parallel()
 	alice, bob := newUser(t, "alice"), newUser(t, "bob")
 	dir := t.TempDir()
 	f := filepath.Join(dir, "slipway.toml")
@@ -355,6 +318,7 @@ slipway: 3 problems in the configuration
 // key stops the quick start with its file and line, before anything is
 // created, as a bad key in a config file does.
 func TestQuickStartRefusesABadKeyFile(t *testing.T) {
+	t.Parallel()
 	alice := newUser(t, "alice")
 	home := ctHome(t, alice)
 	notes := filepath.Join(home, ".ssh", "notes.pub")

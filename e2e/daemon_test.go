@@ -16,6 +16,7 @@ import (
 )
 
 func TestConfigCheck(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.toml")
 	os.WriteFile(bad, []byte("data_dir = \"d\"\n[[user]]\nname = \"x\"\nkeys = [\"not a key\"]\n[[repo]]\nname = \"../up\"\nwrite = [\"nobody\"]\n"), 0o600)
@@ -53,6 +54,7 @@ func TestConfigCheck(t *testing.T) {
 }
 
 func TestHostKeyIsKeptAndNeverReplaced(t *testing.T) {
+	t.Parallel()
 	alice := newUser(t, "alice")
 	d := startDaemon(t, configFor("", []*user{alice}))
 	first := hostKey(t, d)
@@ -107,14 +109,15 @@ func hostKey(t *testing.T, d *daemon) string {
 // TestQuickStart runs the README's first command as a newcomer would: no
 // config file, a key in ~/.ssh, then a git push.
 func TestQuickStart(t *testing.T) {
+	t.Parallel()
 	alice := newUser(t, "alice")
 	home := t.TempDir()
 	os.MkdirAll(filepath.Join(home, ".ssh"), 0o700)
 	os.WriteFile(filepath.Join(home, ".ssh", "id_ed25519.pub"), []byte(alice.pub+"\n"), 0o644)
 	work := t.TempDir()
 
-	addr, stdout, _ := quickStart(t, home, work, nil)
-	banner := stdout.String()
+	d := quickStart(t, home, work, nil)
+	addr, banner := d.addr, d.stdout.String()
 	fp := alice.fingerprint(t)
 	for _, want := range []string{"ssh://" + addr, "ssh://" + addr + "/myproject.git", fp, "id_ed25519.pub"} {
 		if !strings.Contains(banner, want) {
@@ -146,6 +149,7 @@ func (u *user) fingerprint(t *testing.T) string {
 // client offers alice's public key (which it cannot sign with) and then
 // authenticates with mallory's. The session must be mallory's, never alice's.
 func TestOfferedKeyIsNotIdentity(t *testing.T) {
+	t.Parallel()
 	alice, mallory := newUser(t, "alice"), newUser(t, "mallory")
 	d := startDaemon(t, configFor("", []*user{alice}, mallory))
 	alicePub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(alice.pub))

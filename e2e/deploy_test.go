@@ -7,7 +7,6 @@ package e2e
 // files of this package.
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -106,7 +105,7 @@ func dtBuilds(t *testing.T, d *daemon, u *user, repo string) []dtBuild {
 func dtWaitBuild(t *testing.T, d *daemon, u *user, repo, commit string, after int64) dtBuild {
 	t.Helper()
 	var got dtBuild
-	eventually(t, 2*time.Minute, "a build of "+commit[:7]+" to end", func() bool {
+	d.eventually(t, 2*time.Minute, "a build of "+commit[:7]+" to end", func() bool {
 		for _, b := range dtBuilds(t, d, u, repo) {
 			if b.Commit == commit && b.ID > after && b.State.Final() {
 				got = b
@@ -154,7 +153,7 @@ func dtDeploys(t *testing.T, d *daemon, u *user, repo, env string) []store.Deplo
 func dtWaitDeploy(t *testing.T, d *daemon, u *user, repo, env, commit string, after int64) store.Deployment {
 	t.Helper()
 	var got store.Deployment
-	eventually(t, 2*time.Minute, "a deployment of "+commit[:7]+" to "+env+" to end", func() bool {
+	d.eventually(t, 2*time.Minute, "a deployment of "+commit[:7]+" to "+env+" to end", func() bool {
 		for _, dep := range dtDeploys(t, d, u, repo, env) {
 			if dep.Commit == commit && dep.ID > after && dep.State != store.DeployQueued && dep.State != store.DeployRunning {
 				got = dep
@@ -272,6 +271,7 @@ func (tg dtTarget) releases(t *testing.T) []string {
 // refusal of the release gate, a streamed release, a release with -o nowait,
 // a rollback without a rebuild, and the history commands.
 func TestDeployAutoToStagingAndReleaseGateToProd(t *testing.T) {
+	t.Parallel()
 	alice, wendy, rita, rob := newUser(t, "alice"), newUser(t, "wendy"), newUser(t, "rita"), newUser(t, "rob")
 	srv := sshdtest.New(t)
 	hosts := t.TempDir()
@@ -502,6 +502,7 @@ func dtRowHas(table string, want ...string) bool {
 // release, whose activate runs again, the deployment is rolled_back, and the
 // pusher is told.
 func TestDeployActivateFailureSwitchesBack(t *testing.T) {
+	t.Parallel()
 	alice, rita := newUser(t, "alice"), newUser(t, "rita")
 	prod := dtTarget(filepath.Join(t.TempDir(), "prod"))
 	d := startDaemon(t, configFor(fmt.Sprintf(`
@@ -570,6 +571,7 @@ release = ["rita"]
 // that pins another key for the real sshd: the deployment fails saying so
 // and nothing reaches the host.
 func TestDeployWrongHostKeyIsRefused(t *testing.T) {
+	t.Parallel()
 	alice := newUser(t, "alice")
 	srv := sshdtest.New(t)
 	impostor := newUser(t, "impostor") // any other ed25519 key will do
@@ -606,6 +608,7 @@ name = "web"
 // the previous complete release, and once the host is back a retry of the
 // build ships the release and clears the partial one.
 func TestDeployTargetLostMidTransferThenRetry(t *testing.T) {
+	t.Parallel()
 	alice, wendy := newUser(t, "alice"), newUser(t, "wendy")
 	srv := sshdtest.New(t)
 	gate := dtNewGate(t, srv.Addr())
@@ -686,6 +689,7 @@ write = ["wendy"]
 // (not running for ever), current still serves the previous release, and
 // the next release goes through.
 func TestDeployDaemonKilledMidTransfer(t *testing.T) {
+	t.Parallel()
 	alice, rita := newUser(t, "alice"), newUser(t, "rita")
 	srv := sshdtest.New(t)
 	gate := dtNewGate(t, srv.Addr())
@@ -727,7 +731,7 @@ release = ["rita"]
 		t.Fatal(err)
 	}
 	dtHeld(t, held)
-	eventually(t, time.Minute, "the pusher to see the transfer start", func() bool {
+	d.eventually(t, time.Minute, "the pusher to see the transfer start", func() bool {
 		return strings.Contains(pushOut.String(), "==> rsync to releases/")
 	})
 	d.kill()
@@ -1091,47 +1095,31 @@ func dtBenchDaemon(b *testing.B, bin, root, config string) string {
 	cmd := exec.Command(bin, "serve", "--config", cfg)
 	cmd.Dir = root
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + root}
-	var logs syncBuffer
-	cmd.Stderr = &logs
-	stdout, err := cmd.StdoutPipe()
+	var stdout, logs syncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &logs
+	p, err := startProc(cmd)
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	addr := make(chan string, 1)
-	exited := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case addr <- m[1]:
-				default:
-				}
-			}
-		}
-		_ = cmd.Wait()
-		close(exited)
-	}()
 	b.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-exited:
+		case <-p.done:
 		case <-time.After(45 * time.Second):
 			_ = cmd.Process.Kill()
-			<-exited
+			<-p.done
 			b.Errorf("slipway serve did not stop on SIGTERM\n%s", logs.String())
 		}
 	})
-	select {
-	case a := <-addr:
-		return a
-	case <-exited:
-		b.Fatalf("slipway serve exited at start\n%s", logs.String())
-	case <-time.After(60 * time.Second):
-		b.Fatalf("slipway serve did not start in time\n%s", logs.String())
-	}
-	return ""
+	var addr string
+	poll(b, time.Minute, "slipway serve to start", p.done, func() string {
+		return fmt.Sprintf("slipway serve exited at start: %v\n%s", p.err, logs.String())
+	}, func() bool {
+		m := listenRE.FindStringSubmatch(stdout.String())
+		if m != nil {
+			addr = m[1]
+		}
+		return m != nil
+	})
+	return addr
 }

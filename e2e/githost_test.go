@@ -32,6 +32,7 @@ func objects(t *testing.T, u *user, dir string) []string {
 }
 
 func TestFirstPushCreatesRepoAndClonesMatch(t *testing.T) {
+	t.Parallel()
 	alice, bob := newUser(t, "alice"), newUser(t, "bob")
 	d := startDaemon(t, configFor(`
 [[repo]]
@@ -63,6 +64,7 @@ read = ["bob"]
 }
 
 func TestProtocolV2ShallowAndPartialClone(t *testing.T) {
+	t.Parallel()
 	alice := newUser(t, "alice")
 	d := startDaemon(t, configFor("", []*user{alice}))
 	src := alice.newProject(t, map[string]string{"a": "1\n", "b/c": "2\n"})
@@ -107,6 +109,7 @@ func (u *user) gitEnv(extra []string, dir string, args ...string) (string, error
 }
 
 func TestPushOptionsAndMirrorPushAreRecorded(t *testing.T) {
+	t.Parallel()
 	alice := newUser(t, "alice")
 	d := startDaemon(t, configFor("", []*user{alice}))
 	src := alice.newProject(t, map[string]string{"f": "x\n"})
@@ -166,6 +169,7 @@ func openStore(t *testing.T, d *daemon) *store.Store {
 }
 
 func TestRightsAreEnforced(t *testing.T) {
+	t.Parallel()
 	alice, bob, carol, dave, mallory := newUser(t, "alice"), newUser(t, "bob"), newUser(t, "carol"), newUser(t, "dave"), newUser(t, "mallory")
 	d := startDaemon(t, configFor(`
 [[repo]]
@@ -234,6 +238,7 @@ release = ["dave"]
 }
 
 func TestHostileRepoNamesAreRefused(t *testing.T) {
+	t.Parallel()
 	alice, carol := newUser(t, "alice"), newUser(t, "carol")
 	d := startDaemon(t, configFor(`
 [[repo]]
@@ -287,6 +292,7 @@ write = ["carol"]
 }
 
 func TestConcurrentPushesToOneBranch(t *testing.T) {
+	t.Parallel()
 	alice, carol := newUser(t, "alice"), newUser(t, "carol")
 	d := startDaemon(t, configFor("", []*user{alice, carol}))
 	src := alice.newProject(t, map[string]string{"f": "base\n"})
@@ -330,6 +336,7 @@ func TestConcurrentPushesToOneBranch(t *testing.T) {
 }
 
 func TestDisconnectMidPushLeavesRepoClean(t *testing.T) {
+	t.Parallel()
 	alice := newUser(t, "alice")
 	d := startDaemon(t, configFor("", []*user{alice}))
 	src := alice.newProject(t, map[string]string{"f": "1\n"})
@@ -363,7 +370,7 @@ func TestDisconnectMidPushLeavesRepoClean(t *testing.T) {
 	}
 	bare := filepath.Join(d.dataDir(), "repos", "app.git")
 	run(t, bare, alice.env(), "git", "fsck", "--strict")
-	eventually(t, 30*time.Second, "the quarantine of the cut push to go", func() bool {
+	d.eventually(t, 30*time.Second, "the quarantine of the cut push to go", func() bool {
 		m, _ := filepath.Glob(filepath.Join(bare, "objects", "incoming-*"))
 		p, _ := filepath.Glob(filepath.Join(bare, "objects", "pack", "tmp_*"))
 		return len(m) == 0 && len(p) == 0
@@ -403,6 +410,7 @@ func cutAfter(t *testing.T, addr string, n int64) string {
 }
 
 func TestSSHCommands(t *testing.T) {
+	t.Parallel()
 	alice := newUser(t, "alice")
 	d := startDaemon(t, configFor("", []*user{alice}))
 	out, _, code := d.ssh(alice, "whoami")

@@ -1,9 +1,8 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
-	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +10,7 @@ import (
 	osuser "os/user"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,7 +22,24 @@ import (
 // slipwayBin is the binary under test, built once by TestMain.
 var slipwayBin string
 
+// defaultParallel is how many tests of this package run at once when the
+// run does not say (-parallel N, which always wins). Go's default is
+// GOMAXPROCS, 2 on the CI machines, but these tests spend most of their
+// time waiting: for a daemon, a build in a sandbox, ssh, git and rsync.
+// More than that at once makes the run shorter on 2 cores; much more makes
+// the waits long enough to press the tests' deadlines.
+const defaultParallel = 4
+
 func TestMain(m *testing.M) {
+	flag.Parse()
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
+	if !given && runtime.GOMAXPROCS(0) < defaultParallel {
+		if err := flag.Set("test.parallel", strconv.Itoa(defaultParallel)); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
 	dir, err := os.MkdirTemp("", "slipway-e2e-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -34,7 +51,14 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	slipwayBin = filepath.Join(dir, "slipway")
-	build := exec.Command("go", "build", "-race", "-o", slipwayBin, "slipway/cmd/slipway")
+	// The binary is built the way the tests are: with -race when the run
+	// is (go test -race), without it when not, so that a quick run without
+	// -race does not pay for the race detector in every daemon.
+	args := []string{"build", "-o", slipwayBin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "slipway/cmd/slipway")...)
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build slipway:", err)
@@ -86,16 +110,82 @@ func (u *user) sshCommand() string {
 
 // daemon is a running `slipway serve`.
 type daemon struct {
-	t       *testing.T
-	root    string   // holds the config file and data dir
-	env     []string // added to the daemon's environment
-	config  string
-	addr    string // host:port of the SSH server
-	cmd     *exec.Cmd
-	logs    *syncBuffer
-	stdout  *syncBuffer
-	done    chan struct{}
-	exitErr error
+	t      *testing.T
+	root   string   // holds the config file and data dir
+	env    []string // added to the daemon's environment
+	config string
+	addr   string // host:port of the SSH server
+	proc   *proc
+	logs   *syncBuffer // stderr
+	stdout *syncBuffer
+	// stopWith is the signal that stops the daemon at the end of the
+	// test; nil means SIGTERM.
+	stopWith os.Signal
+}
+
+// proc is a child process of the test, such as a daemon, that dies with
+// the test process however that ends: a panic, -timeout, a SIGKILL.
+//
+// The kernel sends the child Pdeathsig (SIGKILL) when the *thread* that
+// forked it exits, not the process. Go's runtime ends an OS thread when a
+// goroutine locked to it returns, and otherwise lets any goroutine run on
+// any thread, so a child started from an ordinary goroutine could be killed
+// early by a thread exit elsewhere, or not at all. So each child is started
+// and waited for by one goroutine locked to its thread for the child's whole
+// life: that thread ends only after the child has been reaped, or with the
+// test process. It costs one blocked thread per running daemon.
+//
+// The child also gets a process group of its own, and the group is killed
+// once the child has been reaped, so that whatever it left in its group
+// goes with it. That happens right after the reaping, not later in a
+// Cleanup: pids are reused (pid_max is 32768 here), and by the end of a
+// test the group's number may be another test's daemon.
+type proc struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed once the child has exited and been reaped
+	err  error         // cmd.Wait's result, set before done is closed
+}
+
+// startProc starts cmd as a proc. SysProcAttr, when set, is kept (say, a
+// Credential), with Setpgid and Pdeathsig added.
+func startProc(cmd *exec.Cmd) (*proc, error) {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	// A grandchild that holds the output pipes open must not keep Wait,
+	// and so the group's end, waiting for ever.
+	cmd.WaitDelay = 10 * time.Second
+	p := &proc{cmd: cmd, done: make(chan struct{})}
+	started := make(chan error, 1)
+	go func() {
+		// Never unlocked: the thread ends with this goroutine, after the
+		// child is gone.
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		p.err = cmd.Wait()
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		close(p.done)
+	}()
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// exited says whether the child has ended.
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // startDaemon writes config (with %DATA% replaced by a fresh data dir) and
@@ -131,60 +221,43 @@ func (d *daemon) start() {
 	t := d.t
 	t.Helper()
 	d.logs, d.stdout = &syncBuffer{}, &syncBuffer{}
-	d.done = make(chan struct{})
 	cmd := exec.Command(slipwayBin, "serve", "--config", d.config)
 	cmd.Dir = d.root
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + d.root}, d.env...)
-	cmd.Stderr = d.logs
-	out, err := cmd.StdoutPipe()
+	cmd.Stdout, cmd.Stderr = d.stdout, d.logs
+	p, err := startProc(cmd)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	d.cmd = cmd
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			d.stdout.Write(append(sc.Bytes(), '\n'))
-			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case addr <- m[1]:
-				default:
-				}
-			}
+	d.proc = p
+	d.eventually(t, time.Minute, "slipway serve to start", func() bool {
+		m := listenRE.FindStringSubmatch(d.stdout.String())
+		if m != nil {
+			d.addr = m[1]
 		}
-		d.exitErr = cmd.Wait()
-		close(d.done)
-	}()
-	select {
-	case d.addr = <-addr:
-	case <-d.done:
-		t.Fatalf("slipway serve exited at start: %v\n%s", d.exitErr, d.logs)
-	case <-time.After(60 * time.Second):
-		t.Fatalf("slipway serve did not start in time\n%s", d.logs)
-	}
+		return m != nil
+	})
 }
 
 // stop sends SIGTERM and waits for a clean exit.
 func (d *daemon) stop() {
-	select {
-	case <-d.done:
+	if d.proc.exited() {
 		return
-	default:
 	}
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	sig := d.stopWith
+	if sig == nil {
+		sig = syscall.SIGTERM
+	}
+	_ = d.proc.cmd.Process.Signal(sig)
 	select {
-	case <-d.done:
+	case <-d.proc.done:
 	case <-time.After(45 * time.Second):
-		_ = d.cmd.Process.Kill()
-		<-d.done
-		d.t.Errorf("slipway serve did not stop on SIGTERM\n%s", d.logs)
+		_ = d.proc.cmd.Process.Kill()
+		<-d.proc.done
+		d.t.Errorf("slipway serve did not stop on %v\n%s", sig, d.logs)
 	}
-	if d.exitErr != nil {
-		d.t.Errorf("slipway serve exited with %v\n%s", d.exitErr, d.logs)
+	if d.proc.err != nil {
+		d.t.Errorf("slipway serve exited with %v on %v\n%s", d.proc.err, sig, d.logs)
 	}
 	if strings.Contains(d.logs.String(), "WARNING: DATA RACE") {
 		d.t.Errorf("the race detector fired in slipway serve:\n%s", d.logs)
@@ -193,8 +266,18 @@ func (d *daemon) stop() {
 
 // kill stops the daemon with SIGKILL, as a crash would.
 func (d *daemon) kill() {
-	_ = d.cmd.Process.Kill()
-	<-d.done
+	_ = d.proc.cmd.Process.Kill()
+	<-d.proc.done
+}
+
+// eventually is eventually for a condition that needs the daemon: when
+// the daemon has exited it fails at once with the daemon's log, instead of
+// asking a dead daemon until the deadline.
+func (d *daemon) eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	poll(t, timeout, what, d.proc.done, func() string {
+		return fmt.Sprintf("slipway serve exited (%v) while waiting for %s\n%s%s", d.proc.err, what, d.stdout, d.logs)
+	}, cond)
 }
 
 func (d *daemon) dataDir() string { return filepath.Join(d.root, "data") }
@@ -290,17 +373,31 @@ func run(t *testing.T, dir string, env []string, name string, args ...string) st
 	return string(out)
 }
 
-// eventually polls cond until it holds or the deadline passes.
+// eventually polls cond until it holds or the deadline passes. Where
+// cond needs a daemon, use the daemon's eventually.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
+	poll(t, timeout, what, nil, nil, cond)
+}
+
+// poll polls cond until it holds or the deadline passes; it fails at once,
+// with why(), when exited is closed (a process cond needs has ended) and
+// cond still does not hold.
+func poll(t testing.TB, timeout time.Duration, what string, exited <-chan struct{}, why func() string, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for !cond() {
 		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s", what)
+		case <-exited:
+			if cond() {
+				return
+			}
+			t.Fatal(why())
+		case <-deadline.C:
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
 		case <-tick.C:
 		}
 	}
@@ -352,58 +449,43 @@ func execGit(dir string, env []string, args ...string) *exec.Cmd {
 // config, in the empty folder work, with HOME holding keys, and with
 // --listen 127.0.0.1:0 so that no test depends on a free fixed port. as,
 // when not nil, is the account it runs as (work and home must be its own).
-// It waits for the banner and returns the daemon's address; the daemon is
-// stopped with SIGINT at the end of the test, failing it if it does not
-// exit cleanly or the race detector fired.
-func quickStart(t *testing.T, home, work string, as *account) (addr string, stdout, stderr *syncBuffer) {
+// It waits for the banner and returns the daemon (addr, stdout and logs,
+// its stderr); the daemon is stopped with SIGINT at the end of the test,
+// failing it if it does not exit cleanly or the race detector fired.
+func quickStart(t *testing.T, home, work string, as *account) *daemon {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	cmd := exec.CommandContext(ctx, slipwayBin, "serve", "--listen", "127.0.0.1:0")
+	cmd := exec.Command(slipwayBin, "serve", "--listen", "127.0.0.1:0")
 	cmd.Dir = work
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "USER=newcomer"}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if as != nil {
 		cmd.Env[2] = "USER=" + as.name
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(as.uid), Gid: uint32(as.gid), Groups: []uint32{}}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(as.uid), Gid: uint32(as.gid), Groups: []uint32{}}}
 	}
-	stdout, stderr = &syncBuffer{}, &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	if err := cmd.Start(); err != nil {
-		cancel()
+	return startServe(t, cmd, func(stdout string) bool { return strings.Contains(stdout, "git push") })
+}
+
+// startServe starts cmd, a `slipway serve` the test set up itself, waits
+// until its stdout is ready and it names its address, and stops it with
+// SIGINT (Ctrl-C, as its user would) at the end of the test.
+func startServe(t *testing.T, cmd *exec.Cmd, ready func(stdout string) bool) *daemon {
+	t.Helper()
+	d := &daemon{t: t, root: cmd.Dir, stdout: &syncBuffer{}, logs: &syncBuffer{}, stopWith: os.Interrupt}
+	cmd.Stdout, cmd.Stderr = d.stdout, d.logs
+	p, err := startProc(cmd)
+	if err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		defer cancel()
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("serve exited with %v on SIGINT\n%s", err, stderr)
-			}
-		case <-time.After(45 * time.Second):
-			cmd.Process.Kill()
-			t.Error("serve did not stop on SIGINT")
+	d.proc = p
+	t.Cleanup(d.stop)
+	d.eventually(t, time.Minute, "the banner", func() bool {
+		out := d.stdout.String()
+		m := listenRE.FindStringSubmatch(out)
+		if m != nil {
+			d.addr = m[1]
 		}
-		if strings.Contains(stderr.String(), "WARNING: DATA RACE") {
-			t.Errorf("the race detector fired in slipway serve:\n%s", stderr)
-		}
+		return m != nil && ready(out)
 	})
-	deadline := time.After(time.Minute)
-	for {
-		if m := listenRE.FindStringSubmatch(stdout.String()); m != nil && strings.Contains(stdout.String(), "git push") {
-			return m[1], stdout, stderr
-		}
-		select {
-		case err := <-exited:
-			exited <- err
-			t.Fatalf("serve exited at start: %v\n%s%s", err, stdout, stderr)
-		case <-deadline:
-			t.Fatalf("no banner within a minute\n%s%s", stdout, stderr)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	return d
 }
 
 // account is a local user account of this machine.

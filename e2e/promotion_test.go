@@ -131,6 +131,7 @@ func ptReleases(t *testing.T, d *daemon, u *user, repo, env string) []ptRelease 
 // same digest as staging in builds, deploys and releases. Artifacts changed
 // on Slipway's side are never shipped.
 func TestPromotionShipsWhatStagingProved(t *testing.T) {
+	t.Parallel()
 	alice, wendy, rita, rae := newUser(t, "alice"), newUser(t, "wendy"), newUser(t, "rita"), newUser(t, "rae")
 	srv := sshdtest.New(t)
 	hosts := t.TempDir()
@@ -176,7 +177,7 @@ release = ["rita"]
 	// passed build of the revision, with another stamp, never on staging.
 	wendy.mustGit(t, src, "push", "-q", url, "main:other")
 	var b2 ptBuild
-	eventually(t, 2*time.Minute, "the second build of the revision", func() bool {
+	d.eventually(t, 2*time.Minute, "the second build of the revision", func() bool {
 		for _, b := range ptBuilds(t, d, rae, "shop") {
 			if b.Ref == "refs/heads/other" && b.State.Final() {
 				b2 = b
@@ -254,6 +255,7 @@ release = ["rita"]
 // the deployment is recorded live, activate has run again, and the
 // revision can be promoted to prod, which requires staging.
 func TestDaemonKilledDuringActivateFindsItsReleaseLive(t *testing.T) {
+	t.Parallel()
 	alice, rita := newUser(t, "alice"), newUser(t, "rita")
 	hosts := t.TempDir()
 	staging, prod := dtTarget(filepath.Join(hosts, "staging")), dtTarget(filepath.Join(hosts, "prod"))
@@ -281,7 +283,7 @@ release = ["rita"]
 	if b := dtWaitBuild(t, d, alice, "app", rev, 0); b.State != store.StatePassed {
 		t.Fatalf("build %s (%s)", b.State, b.Reason)
 	}
-	eventually(t, 2*time.Minute, "activate to start on staging", func() bool {
+	d.eventually(t, 2*time.Minute, "activate to start on staging", func() bool {
 		_, err := os.Stat(filepath.Join(string(staging), "slow-once"))
 		return err == nil
 	})
@@ -297,7 +299,7 @@ release = ["rita"]
 		!strings.Contains(got.Reason, "release "+running.Release+" is live; the daemon stopped during activate") {
 		t.Fatalf("after the restart the deployment is %+v, want succeeded: live, activate unknown", got)
 	}
-	eventually(t, time.Minute, "activate to have run again", func() bool {
+	d.eventually(t, time.Minute, "activate to have run again", func() bool {
 		return strings.Contains(ptDeploys(t, d, alice, "app", "staging")[0].Reason, "ran again at start and succeeded")
 	})
 	acts, err := os.ReadFile(filepath.Join(string(staging), "activations"))
@@ -366,6 +368,7 @@ var ptReleaseRow = regexp.MustCompile(`(?m)^\S+-\d+-[0-9a-f]{7}\s`)
 // than one connection at a time; every reader gets the listing; the
 // deployment succeeds.
 func TestReleasesFromAReaderNeverFloodTheTarget(t *testing.T) {
+	t.Parallel()
 	alice, rae := newUser(t, "alice"), newUser(t, "rae")
 	srv := sshdtest.New(t)
 	sessions := srv.RecordSessions()
@@ -408,7 +411,7 @@ read = ["rae"]
 	}
 	rev2 := alice.commit(t, src, "app/index.html", "v2\n")
 	alice.mustGit(t, src, "push", "-q", url, "main")
-	eventually(t, 2*time.Minute, "the second deployment to run", func() bool {
+	d.eventually(t, 2*time.Minute, "the second deployment to run", func() bool {
 		ds := ptDeploys(t, d, rae, "site", "staging")
 		return len(ds) == 2 && ds[0].State == store.DeployRunning
 	})

@@ -31,6 +31,14 @@ func goProject(version string) map[string]string {
 // project with the README's pipeline pushed, a passing build on staging,
 // a release to prod by an annotated tag, and a rollback by an older one.
 func TestQuickStartAsOrdinaryUser(t *testing.T) {
+	// Parallel although, as root, it adds an account to the machine:
+	// useradd replaces /etc/passwd and /etc/group whole (a daemon starting
+	// meanwhile copies the old file or the new one, never half of each),
+	// it is the only test that adds one, an earlier run's account is
+	// reused, and the folders it hands to the account are its own. Serial,
+	// its two minutes (a cold Go build in the sandbox) would add to every
+	// run's wall time.
+	t.Parallel()
 	alice := newUser(t, "alice")
 	home, work := t.TempDir(), t.TempDir()
 	if err := os.MkdirAll(filepath.Join(home, ".ssh"), 0o700); err != nil {
@@ -42,11 +50,11 @@ func TestQuickStartAsOrdinaryUser(t *testing.T) {
 	as := ordinaryAccount(t, home, work)
 
 	start := time.Now()
-	addr, stdout, stderr := quickStart(t, home, work, as)
-	if strings.Contains(stdout.String()+stderr.String(), "WARNING") {
-		t.Errorf("serve warns at start as an ordinary user:\n%s%s", stdout, stderr)
+	d := quickStart(t, home, work, as)
+	addr, stderr := d.addr, d.logs
+	if strings.Contains(d.stdout.String()+stderr.String(), "WARNING") {
+		t.Errorf("serve warns at start as an ordinary user:\n%s%s", d.stdout, stderr)
 	}
-	d := &daemon{t: t, addr: addr}
 	envs := filepath.Join(work, "slipway-data", "environments", "myproject")
 	app := func(env string) string {
 		out, err := exec.Command(filepath.Join(envs, env, "current", "out", "app")).Output()
@@ -63,7 +71,7 @@ func TestQuickStartAsOrdinaryUser(t *testing.T) {
 		t.Fatalf("the quick start's first build did not pass:\n%s\n--- daemon:\n%s", out, stderr)
 	}
 	t.Logf("serve start to first passing build, as %s (uid %d): %s", as.name, as.uid, time.Since(start).Round(time.Millisecond))
-	eventually(t, time.Minute, "staging to run v1", func() bool { return app("staging") == "hello v1" })
+	d.eventually(t, time.Minute, "staging to run v1", func() bool { return app("staging") == "hello v1" })
 	log := stMustSSH(t, d, alice, "log", "1")
 	if !strings.Contains(log, "network: off") {
 		t.Errorf("the build log's header does not say the network is off:\n%s", log)
@@ -83,7 +91,7 @@ func TestQuickStartAsOrdinaryUser(t *testing.T) {
 	}
 	alice.mustGit(t, src, "commit", "-q", "-am", "v2")
 	alice.mustGit(t, src, "push", "-q", "-o", "wait", "slipway", "main")
-	eventually(t, time.Minute, "staging to run v2", func() bool { return app("staging") == "hello v2" })
+	d.eventually(t, time.Minute, "staging to run v2", func() bool { return app("staging") == "hello v2" })
 	alice.mustGit(t, src, "tag", "-a", "-m", "second release", "v2.0")
 	out = alice.mustGit(t, src, "push", "slipway", "v2.0:refs/release/prod")
 	if app("prod") != "hello v2" {
@@ -123,6 +131,9 @@ func TestQuickStartAsOrdinaryUser(t *testing.T) {
 // build must take at most 1.3 times what the same commands take when run
 // directly on the host with a warm cache.
 func TestCachedRebuildIsNearDirect(t *testing.T) {
+	// Not parallel: it compares the build's time with the same commands
+	// run directly, a ratio that other tests' load on the machine would
+	// skew. Serial tests run before the parallel ones, alone.
 	alice := newUser(t, "alice")
 	d := btStartDaemon(t, configFor("", []*user{alice}))
 	srcDir := strings.TrimSpace(run(t, "", nil, "go", "list", "-m", "-f", "{{.Dir}}", "github.com/robfig/cron/v3"))

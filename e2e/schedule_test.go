@@ -47,10 +47,10 @@ func stRuns(t *testing.T, db *store.Store, repo, name string) []store.Build {
 
 // stWaitRun waits for a build of the schedule that satisfies ok and returns
 // the oldest such build.
-func stWaitRun(t *testing.T, db *store.Store, repo, name, what string, ok func(store.Build) bool) store.Build {
+func stWaitRun(t *testing.T, d *daemon, db *store.Store, repo, name, what string, ok func(store.Build) bool) store.Build {
 	t.Helper()
 	var found store.Build
-	eventually(t, time.Minute, what, func() bool {
+	d.eventually(t, time.Minute, what, func() bool {
 		runs := stRuns(t, db, repo, name)
 		for i := len(runs) - 1; i >= 0; i-- {
 			if ok(runs[i]) {
@@ -94,6 +94,7 @@ func stWithZone(config, zone string) string {
 }
 
 func TestStEverySecondRunsNightlyOrBuild(t *testing.T) {
+	t.Parallel()
 	alice := newUser(t, "alice")
 	d := startDaemon(t, stWithZone(configFor(`
 [[repo]]
@@ -130,7 +131,7 @@ read = ["*"]
 	plainHead := strings.TrimSpace(alice.mustGit(t, plain, "rev-parse", "HEAD"))
 
 	// A scheduled build of app runs its [nightly] section.
-	tick := stWaitRun(t, db, "app", "tick", "a passed scheduled build of app", func(b store.Build) bool {
+	tick := stWaitRun(t, d, db, "app", "tick", "a passed scheduled build of app", func(b store.Build) bool {
 		return b.Commit == appHead && b.State == store.StatePassed
 	})
 	if tick.Trigger != store.TriggerSchedule || tick.Ref != "refs/heads/main" || tick.PushID != 0 {
@@ -146,7 +147,7 @@ read = ["*"]
 	}
 
 	// plain has no [nightly]: the schedule runs [build] and says so.
-	ptick := stWaitRun(t, db, "plain", "tick", "a passed scheduled build of plain", func(b store.Build) bool {
+	ptick := stWaitRun(t, d, db, "plain", "tick", "a passed scheduled build of plain", func(b store.Build) bool {
 		return b.Commit == plainHead && b.State == store.StatePassed
 	})
 	log = stMustSSH(t, d, alice, "log", strconv.FormatInt(ptick.ID, 10))
@@ -156,16 +157,16 @@ read = ["*"]
 
 	// A schedule on a branch that does not exist records an error build
 	// each time it fires, and the others keep firing after it.
-	ghost := stWaitRun(t, db, "app", "ghost", "an error build of the missing branch after the push", func(b store.Build) bool {
+	ghost := stWaitRun(t, d, db, "app", "ghost", "an error build of the missing branch after the push", func(b store.Build) bool {
 		return b.ID > tick.ID && b.State == store.StateError
 	})
 	if ghost.Reason != "branch no-such-branch does not exist" || ghost.Commit != "" {
 		t.Errorf("build of a missing branch recorded as %+v", ghost)
 	}
-	stWaitRun(t, db, "app", "tick", "a scheduled build after the missing branch's error", func(b store.Build) bool {
+	stWaitRun(t, d, db, "app", "tick", "a scheduled build after the missing branch's error", func(b store.Build) bool {
 		return b.ID > ghost.ID && b.State == store.StatePassed
 	})
-	stWaitRun(t, db, "app", "ghost", "the missing branch's schedule firing again", func(b store.Build) bool {
+	stWaitRun(t, d, db, "app", "ghost", "the missing branch's schedule firing again", func(b store.Build) bool {
 		return b.ID > ghost.ID && b.State == store.StateError
 	})
 	if out := stMustSSH(t, d, alice, "whoami"); !strings.Contains(out, "alice") {
@@ -212,6 +213,7 @@ func stNext230(now time.Time, loc *time.Location) time.Time {
 }
 
 func TestStOverlapSkipsWithReason(t *testing.T) {
+	t.Parallel()
 	alice := newUser(t, "alice")
 	d := startDaemon(t, configFor(`
 [[repo]]
@@ -230,11 +232,11 @@ read = ["*"]
 	})
 	alice.mustGit(t, src, "push", "-q", d.url("app"), "main")
 
-	first := stWaitRun(t, db, "app", "slow", "a running scheduled build", func(b store.Build) bool {
+	first := stWaitRun(t, d, db, "app", "slow", "a running scheduled build", func(b store.Build) bool {
 		return b.State == store.StateRunning
 	})
 	reason := "previous run (build " + strconv.FormatInt(first.ID, 10) + ") is still running"
-	skipped := stWaitRun(t, db, "app", "slow", "a skipped firing while the first runs", func(b store.Build) bool {
+	skipped := stWaitRun(t, d, db, "app", "slow", "a skipped firing while the first runs", func(b store.Build) bool {
 		return b.ID > first.ID && b.State == store.StateSkipped
 	})
 	if skipped.Reason != reason || skipped.Trigger != store.TriggerSchedule {
@@ -256,10 +258,10 @@ read = ["*"]
 	if out := stMustSSH(t, d, alice, "cancel", strconv.FormatInt(first.ID, 10)); !strings.Contains(out, "cancelled") {
 		t.Fatalf("cancel: %q", out)
 	}
-	next := stWaitRun(t, db, "app", "slow", "a scheduled run after the cancel", func(b store.Build) bool {
+	next := stWaitRun(t, d, db, "app", "slow", "a scheduled run after the cancel", func(b store.Build) bool {
 		return b.ID > first.ID && b.State != store.StateSkipped
 	})
-	next = stWaitRun(t, db, "app", "slow", "that run finishing", func(b store.Build) bool {
+	next = stWaitRun(t, d, db, "app", "slow", "that run finishing", func(b store.Build) bool {
 		return b.ID == next.ID && b.State.Final()
 	})
 	if next.State != store.StatePassed || next.Commit != head {
@@ -277,6 +279,7 @@ read = ["*"]
 }
 
 func TestStRunByHand(t *testing.T) {
+	t.Parallel()
 	admin, alice, bob, carol := newUser(t, "admin"), newUser(t, "alice"), newUser(t, "bob"), newUser(t, "carol")
 	// Feb 29 at midnight: the schedule does not fire by itself during the test.
 	d := startDaemon(t, configFor(`
@@ -318,7 +321,7 @@ write = ["alice"]
 	if len(runs) != 1 || !strings.Contains(out, "build #"+strconv.FormatInt(runs[0].ID, 10)+" "+want) {
 		t.Fatalf("run by a writer printed %q, recorded %+v; want one build %q", out, runs, want)
 	}
-	b := stWaitRun(t, db, "app", "integration", "the run by hand to pass", func(b store.Build) bool {
+	b := stWaitRun(t, d, db, "app", "integration", "the run by hand to pass", func(b store.Build) bool {
 		return b.State.Final()
 	})
 	if b.State != store.StatePassed || b.Trigger != store.TriggerManual || b.Commit != head {
@@ -378,7 +381,7 @@ func stParseLog(text string) []stLogEntry {
 func stStartLog(t *testing.T, d *daemon) []stLogEntry {
 	t.Helper()
 	var log []stLogEntry
-	eventually(t, time.Minute, "the daemon to log its start", func() bool {
+	d.eventually(t, time.Minute, "the daemon to log its start", func() bool {
 		log = stParseLog(d.logs.String())
 		i := slices.IndexFunc(log, func(e stLogEntry) bool { return e["msg"] == "slipway started" })
 		log = log[:i+1]
@@ -399,6 +402,9 @@ func stEntries(log []stLogEntry, schedule, msg string) []stLogEntry {
 }
 
 func TestStCatchUpAcrossRestart(t *testing.T) {
+	// Not parallel: it must stop the daemon within a second of a firing,
+	// before the next instant 3 s later; under the load of the parallel
+	// tests a build alone can take longer than that.
 	alice := newUser(t, "alice")
 	const every = 3 * time.Second
 	d := startDaemon(t, stWithZone(configFor(`[[repo]]
@@ -418,12 +424,12 @@ read = ["*"]
 	src := alice.newProject(t, map[string]string{".slipway.toml": stPipelines})
 	alice.mustGit(t, src, "push", "-q", d.url("app"), "main")
 	for _, name := range []string{"up", "off"} {
-		stWaitRun(t, db, "app", name, "a passed run of "+name, func(b store.Build) bool { return b.State == store.StatePassed })
+		stWaitRun(t, d, db, "app", name, "a passed run of "+name, func(b store.Build) bool { return b.State == store.StatePassed })
 	}
 	// Stop just after both fired and their runs ended, well before the
 	// next instant, so that no run is left queued: a catch-up behind a
 	// queued run would be skipped (no overlap), not run.
-	eventually(t, time.Minute, "a moment with no run in flight, just after a firing", func() bool {
+	d.eventually(t, time.Minute, "a moment with no run in flight, just after a firing", func() bool {
 		for _, name := range []string{"up", "off"} {
 			st, ok, err := db.GetLastFire(t.Context(), "app", name)
 			if err != nil || !ok || time.Since(st.LastFire) > time.Second {
@@ -486,7 +492,7 @@ read = ["*"]
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := stWaitRun(t, db, "app", "up", "the catch-up build to finish", func(b store.Build) bool {
+	b := stWaitRun(t, d, db, "app", "up", "the catch-up build to finish", func(b store.Build) bool {
 		return b.ID == id && b.State.Final()
 	})
 	if b.State != store.StatePassed || b.Trigger != store.TriggerSchedule {
@@ -503,7 +509,7 @@ read = ["*"]
 		t.Fatal(err)
 	}
 	var next time.Time
-	eventually(t, time.Minute, "app/off to fire at its next instant", func() bool {
+	d.eventually(t, time.Minute, "app/off to fire at its next instant", func() bool {
 		for _, e := range stEntries(stParseLog(d.logs.String()), "app/off", "scheduled build queued") {
 			fired, err := time.Parse(time.RFC3339, e["at"])
 			if err != nil || !fired.After(at) {
@@ -520,6 +526,7 @@ read = ["*"]
 }
 
 func TestStRemovedScheduleCancelsQueued(t *testing.T) {
+	t.Parallel()
 	alice := newUser(t, "alice")
 	const schedules = `
   [[repo.schedule]]
@@ -537,8 +544,8 @@ func TestStRemovedScheduleCancelsQueued(t *testing.T) {
 	// The push build holds the only worker, so the schedule's runs queue.
 	src := alice.newProject(t, map[string]string{".slipway.toml": "[build]\nsteps = [\"sleep 300\"]\n[nightly]\nsteps = [\"true\"]\n"})
 	alice.mustGit(t, src, "push", "-q", d.url("app"), "main")
-	queued := stWaitRun(t, db, "app", "gone", "a queued run", func(b store.Build) bool { return b.State == store.StateQueued })
-	stWaitRun(t, db, "app", "gone", "a firing skipped behind the queued run", func(b store.Build) bool {
+	queued := stWaitRun(t, d, db, "app", "gone", "a queued run", func(b store.Build) bool { return b.State == store.StateQueued })
+	stWaitRun(t, d, db, "app", "gone", "a firing skipped behind the queued run", func(b store.Build) bool {
 		return b.State == store.StateSkipped && b.Reason == "previous run (build "+strconv.FormatInt(queued.ID, 10)+") is still queued"
 	})
 
@@ -588,6 +595,7 @@ func TestStRemovedScheduleCancelsQueued(t *testing.T) {
 }
 
 func TestStInvalidCronSpec(t *testing.T) {
+	t.Parallel()
 	alice := newUser(t, "alice")
 	dir := t.TempDir()
 	config := configFor(`
@@ -651,6 +659,7 @@ read = ["*"]
 // passes, staging gets it by itself, a push to refs/release/prod ships it to
 // prod, and a revision whose build failed is refused for prod.
 func TestStQuickStartPipeline(t *testing.T) {
+	t.Parallel()
 	alice := newUser(t, "alice")
 	home := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(home, ".ssh"), 0o700); err != nil {
@@ -661,9 +670,9 @@ func TestStQuickStartPipeline(t *testing.T) {
 	}
 	work := t.TempDir()
 
-	addr, _, _ := quickStart(t, home, work, nil)
 	// The same commands the banner prints, with the ssh of the test's user.
-	d := &daemon{t: t, addr: addr}
+	d := quickStart(t, home, work, nil)
+	addr := d.addr
 	envs := filepath.Join(work, "slipway-data", "environments", "myproject")
 	version := func(env string) string {
 		b, _ := os.ReadFile(filepath.Join(envs, env, "current", "dist", "version"))
@@ -679,7 +688,7 @@ func TestStQuickStartPipeline(t *testing.T) {
 	if !strings.Contains(out, "build #1 queued") {
 		t.Fatalf("first push does not say a build was queued:\n%s", out)
 	}
-	eventually(t, 2*time.Minute, "staging to get v1 by itself", func() bool { return version("staging") == "v1\n" })
+	d.eventually(t, 2*time.Minute, "staging to get v1 by itself", func() bool { return version("staging") == "v1\n" })
 	if builds := stMustSSH(t, d, alice, "builds", "myproject"); stLine(builds, "myproject", "main", "passed", "push") == "" {
 		t.Errorf("builds after the first push:\n%s", builds)
 	}
@@ -702,7 +711,7 @@ func TestStQuickStartPipeline(t *testing.T) {
 	alice.commit(t, src, "version", "v2\n")
 	bad := alice.commit(t, src, "broken", "")
 	alice.mustGit(t, src, "push", "-q", "slipway", "HEAD")
-	eventually(t, 2*time.Minute, "the broken revision's build to fail", func() bool {
+	d.eventually(t, 2*time.Minute, "the broken revision's build to fail", func() bool {
 		builds := stMustSSH(t, d, alice, "builds", "myproject")
 		return stLine(builds, bad[:7], "failed", "test ! -f broken") != ""
 	})

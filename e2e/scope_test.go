@@ -17,6 +17,7 @@ import (
 // says it was withheld and why; a deploy-time secret reaches the staging
 // deployment's activate and no build.
 func TestSecretsAreScopedToBranches(t *testing.T) {
+	t.Parallel()
 	alice, bob := btUsers(t)
 	dir := t.TempDir()
 	mainTok, deployTok := "main-s3cret-"+btMarker("m"), "deploy-s3cret-"+btMarker("d")
@@ -96,7 +97,7 @@ write = ["alice"]
 		t.Errorf("main's build did not get exactly its secret:\n%s", log)
 	}
 	saw := filepath.Join(staging, "activate-saw")
-	eventually(t, btBuildTimeout, "the staging deployment's activate", func() bool {
+	d.eventually(t, btBuildTimeout, "the staging deployment's activate", func() bool {
 		_, err := os.Stat(saw)
 		return err == nil
 	})
@@ -110,6 +111,7 @@ write = ["alice"]
 // main's cache and cannot change main's: what it plants there is not what
 // main's next build finds.
 func TestCacheIsScopedToBranches(t *testing.T) {
+	t.Parallel()
 	alice, bob := btUsers(t)
 	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
 	db := openStore(t, d)

@@ -69,6 +69,7 @@ func vtPushes(t *testing.T, db *store.Store) int {
 // leaves main where it was; the failed build stays listed (trigger verify)
 // with its log, and no push is recorded.
 func TestVerifiedPushFailingLeavesTheRef(t *testing.T) {
+	t.Parallel()
 	alice, bob := btUsers(t)
 	config, _ := vtConfig(t, "", alice, bob)
 	d := btStartDaemon(t, config)
@@ -86,10 +87,10 @@ func TestVerifiedPushFailingLeavesTheRef(t *testing.T) {
 	alice.mustGit(t, src, "commit", "-q", "-am", "break step 2")
 	push := btGitBackground(t, alice, src, "push", "-o", "verify", d.url("app"), "main")
 	// Live: the first step's output reaches the pusher while step 2 waits.
-	eventually(t, btBuildTimeout, "step 1's output in the push output", func() bool {
+	d.eventually(t, btBuildTimeout, "step 1's output in the push output", func() bool {
 		return strings.Contains(push.out.String(), "vt-first-42")
 	})
-	eventually(t, btBuildTimeout, "step 2 to start", func() bool { return btExists(d, "fail.started") })
+	d.eventually(t, btBuildTimeout, "step 2 to start", func() bool { return btExists(d, "fail.started") })
 	if push.exited() {
 		t.Fatalf("the push ended before its build did:\n%s", push.out)
 	}
@@ -140,6 +141,7 @@ func stepShort(step string) string {
 // passed; nothing else is queued; and the pass ships to staging as any
 // passed build of main does.
 func TestVerifiedPushPassingCountsOnce(t *testing.T) {
+	t.Parallel()
 	alice, bob := btUsers(t)
 	config, staging := vtConfig(t, "", alice, bob)
 	d := btStartDaemon(t, config)
@@ -205,13 +207,14 @@ func TestVerifiedPushPassingCountsOnce(t *testing.T) {
 // whose push holds it, and his push to another branch goes through; alice's
 // push then lands.
 func TestConcurrentPushRefusedWhileVerifying(t *testing.T) {
+	t.Parallel()
 	alice, bob := btUsers(t)
 	config, _ := vtConfig(t, "", alice, bob)
 	d := btStartDaemon(t, config)
 	src := alice.newProject(t, map[string]string{".slipway.toml": btPipeline("cache = true\n", btWaitStep("hold"))})
 	commit := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
 	push := btGitBackground(t, alice, src, "push", "-o", "verify", d.url("app"), "main")
-	eventually(t, btBuildTimeout, "alice's build to start", func() bool { return btExists(d, "hold.started") })
+	d.eventually(t, btBuildTimeout, "alice's build to start", func() bool { return btExists(d, "hold.started") })
 	vid := vtVerifyID(t, d, push.out.String())
 
 	other := bob.newProject(t, map[string]string{"b": "bob's\n"})
@@ -248,6 +251,7 @@ func TestConcurrentPushRefusedWhileVerifying(t *testing.T) {
 // its build fails, landed when it passes; a push to another branch builds
 // after landing, as before.
 func TestVerifyBranchesMakePlainPushVerified(t *testing.T) {
+	t.Parallel()
 	alice, bob := btUsers(t)
 	config, _ := vtConfig(t, `verify_branches = ["main"]`, alice, bob)
 	d := btStartDaemon(t, config)
@@ -287,6 +291,7 @@ func TestVerifyBranchesMakePlainPushVerified(t *testing.T) {
 // build takes it down: the build is cancelled, its processes killed, and
 // main does not move.
 func TestPusherLeavingCancelsVerification(t *testing.T) {
+	t.Parallel()
 	alice, bob := btUsers(t)
 	config, _ := vtConfig(t, "", alice, bob)
 	d := btStartDaemon(t, config)
@@ -295,7 +300,7 @@ func TestPusherLeavingCancelsVerification(t *testing.T) {
 	src := alice.newProject(t, map[string]string{".slipway.toml": btPipeline(
 		fmt.Sprintf("cache = true\n[build.env]\nBT_MARKER = %q\n", marker), `: `+marker+`; `+btWaitStep("leave"))})
 	push := btGitBackground(t, alice, src, "push", "-o", "verify", d.url("app"), "main")
-	eventually(t, btBuildTimeout, "the build to start", func() bool { return btExists(d, "leave.started") })
+	d.eventually(t, btBuildTimeout, "the build to start", func() bool { return btExists(d, "leave.started") })
 	vid := vtVerifyID(t, d, push.out.String())
 	_ = syscall.Kill(-push.cmd.Process.Pid, syscall.SIGKILL)
 	push.wait(t)
@@ -303,7 +308,7 @@ func TestPusherLeavingCancelsVerification(t *testing.T) {
 	if b.State != "cancelled" || b.Reason != "cancelled: the pusher went away" {
 		t.Fatalf("verification after its pusher left: %s (%q)", b.State, b.Reason)
 	}
-	eventually(t, 30*time.Second, "the step's processes to end", func() bool { return len(btProcs(t, marker)) == 0 })
+	d.eventually(t, 30*time.Second, "the step's processes to end", func() bool { return len(btProcs(t, marker)) == 0 })
 	if got := dtRemoteRef(t, d, bob, "app", "refs/heads/main"); got != "" {
 		t.Fatalf("main exists (%s) after its pusher left mid-verification", got)
 	}
@@ -318,6 +323,7 @@ func TestPusherLeavingCancelsVerification(t *testing.T) {
 // fails the push; after the restart the build is recorded as interrupted,
 // never runs again and never counts as passed; main never moved.
 func TestDaemonKilledDuringVerification(t *testing.T) {
+	t.Parallel()
 	alice, bob := btUsers(t)
 	config, _ := vtConfig(t, "", alice, bob)
 	d := btStartDaemon(t, config)
@@ -325,7 +331,7 @@ func TestDaemonKilledDuringVerification(t *testing.T) {
 		`echo run >> /cache/runs; `+btWaitStep("kill"))})
 	commit := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
 	push := btGitBackground(t, alice, src, "push", "-o", "verify", d.url("app"), "main")
-	eventually(t, btBuildTimeout, "the build to start", func() bool { return btExists(d, "kill.started") })
+	d.eventually(t, btBuildTimeout, "the build to start", func() bool { return btExists(d, "kill.started") })
 	vid := vtVerifyID(t, d, push.out.String())
 	d.kill()
 	out := push.wait(t)
@@ -360,6 +366,7 @@ func TestDaemonKilledDuringVerification(t *testing.T) {
 // outlasts the shutdown grace stops the daemon cleanly; the push fails, the
 // build ends cancelled (never passed, never run again), main never moved.
 func TestDaemonStoppedDuringVerification(t *testing.T) {
+	t.Parallel()
 	alice, bob := btUsers(t)
 	config, _ := vtConfig(t, "", alice, bob)
 	d := btStartDaemon(t, config)
@@ -367,7 +374,7 @@ func TestDaemonStoppedDuringVerification(t *testing.T) {
 	src := alice.newProject(t, map[string]string{".slipway.toml": btPipeline(
 		fmt.Sprintf("cache = true\n[build.env]\nBT_MARKER = %q\n", marker), `: `+marker+`; echo run >> /cache/runs; `+btWaitStep("stop"))})
 	push := btGitBackground(t, alice, src, "push", "-o", "verify", d.url("app"), "main")
-	eventually(t, btBuildTimeout, "the build to start", func() bool { return btExists(d, "stop.started") })
+	d.eventually(t, btBuildTimeout, "the build to start", func() bool { return btExists(d, "stop.started") })
 	vid := vtVerifyID(t, d, push.out.String())
 	d.stop() // fails the test unless the daemon exits cleanly
 	out := push.wait(t)

@@ -18,9 +18,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -203,6 +205,14 @@ func (s *Server) serve(ln net.Listener) {
 }
 
 // session execs sshd -i with the accepted socket as its stdin and stdout.
+//
+// sshd gets SIGKILL when the test process dies (Pdeathsig), so that no
+// session outlives a test binary killed by -timeout or a signal. The kernel
+// sends that signal when the *thread* that started the child exits, and
+// Go's runtime ends a thread when a goroutine locked to it returns: so each
+// session is started and waited for by a goroutine locked to its thread
+// for the session's whole life, and that thread ends only after sshd has
+// been reaped, or with the test process.
 func (s *Server) session(conn net.Conn) error {
 	defer conn.Close()
 	f, err := conn.(*net.TCPConn).File() // a dup, in blocking mode, as sshd expects
@@ -214,26 +224,32 @@ func (s *Server) session(conn net.Conn) error {
 	cmd.Stdin = f
 	cmd.Stdout = f
 	cmd.Stderr = &lockedWriter{mu: &s.mu, w: &s.stderr}
-	s.mu.Lock()
-	if s.ln == nil {
-		s.mu.Unlock()
-		return errors.New("stopped before session start")
-	}
-	if err := cmd.Start(); err != nil {
-		s.mu.Unlock()
-		return fmt.Errorf("start sshd -i: %w", err)
-	}
-	s.sessions[cmd] = struct{}{}
-	s.mu.Unlock()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	started := make(chan error, 1)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		runtime.LockOSThread() // never unlocked: the thread ends with sshd
+		s.mu.Lock()
+		if s.ln == nil {
+			s.mu.Unlock()
+			started <- errors.New("stopped before session start")
+			return
+		}
+		if err := cmd.Start(); err != nil {
+			s.mu.Unlock()
+			started <- fmt.Errorf("start sshd -i: %w", err)
+			return
+		}
+		s.sessions[cmd] = struct{}{}
+		s.mu.Unlock()
+		started <- nil
 		_ = cmd.Wait()
 		s.mu.Lock()
 		delete(s.sessions, cmd)
 		s.mu.Unlock()
 	}()
-	return nil
+	return <-started
 }
 
 type lockedWriter struct {
