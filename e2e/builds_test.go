@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"slipway/internal/testutil"
 	"sort"
 	"strconv"
 	"strings"
@@ -264,16 +265,16 @@ func btSSHCmd(d *daemon, u *user, args ...string) *exec.Cmd {
 // test watches as it comes.
 type btBackground struct {
 	cmd  *exec.Cmd
-	out  *syncBuffer // stdout and stderr, as they come
+	out  *testutil.Buffer // stdout and stderr, as they come
 	done chan struct{}
 	err  error
 }
 
 func btStart(t *testing.T, cmd *exec.Cmd) *btBackground {
 	t.Helper()
-	bg := &btBackground{cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	bg := &btBackground{cmd: cmd, out: &testutil.Buffer{}, done: make(chan struct{})}
 	// Separate pipes (see user.git), merged into one buffer.
-	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	stdout, stderr := &testutil.Buffer{}, &testutil.Buffer{}
 	cmd.Stdout, cmd.Stderr = btTee{stdout, bg.out}, btTee{stderr, bg.out}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -314,7 +315,7 @@ func (bg *btBackground) wait(t *testing.T) string {
 	return bg.out.String()
 }
 
-type btTee [2]*syncBuffer
+type btTee [2]*testutil.Buffer
 
 func (w btTee) Write(p []byte) (int, error) {
 	w[0].Write(p)
@@ -928,7 +929,7 @@ func TestDaemonKilledDuringBuild(t *testing.T) {
 	d.eventually(t, btBuildTimeout, "the step to run", func() bool { return runs() == 1 && len(btProcs(t, marker)) >= 3 })
 
 	d.kill()
-	eventually(t, 30*time.Second, "the step's processes to die with the daemon", func() bool {
+	testutil.Eventually(t, 30*time.Second, "the step's processes to die with the daemon", func() bool {
 		return len(btProcs(t, marker)) == 0
 	})
 	db := openStore(t, d)

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slipway/internal/testutil"
 	"strings"
 	"testing"
 )
@@ -214,7 +215,7 @@ func TestServePortInUse(t *testing.T) {
 		cmd := exec.Command(slipwayBin, append([]string{"serve"}, tc.args...)...)
 		cmd.Dir = root
 		cmd.Env = ctEnv(home)
-		var stdout, stderr syncBuffer
+		var stdout, stderr testutil.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		err := cmd.Run()
 		var ee *exec.ExitError

@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"slipway/internal/testutil"
 	"strconv"
 	"strings"
 	"sync"
@@ -725,7 +726,7 @@ release = ["rita"]
 	// the pusher has seen it start.
 	held := gate.arm(1 << 20)
 	push := execGit(src, rita.env(), "push", url, rev2+":refs/release/prod")
-	var pushOut syncBuffer
+	var pushOut testutil.Buffer
 	push.Stdout, push.Stderr = &pushOut, &pushOut
 	if err := push.Start(); err != nil {
 		t.Fatal(err)
@@ -1095,7 +1096,7 @@ func dtBenchDaemon(b *testing.B, bin, root, config string) string {
 	cmd := exec.Command(bin, "serve", "--config", cfg)
 	cmd.Dir = root
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + root}
-	var stdout, logs syncBuffer
+	var stdout, logs testutil.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &logs
 	p, err := startProc(cmd)
 	if err != nil {

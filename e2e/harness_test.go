@@ -4,16 +4,15 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	osuser "os/user"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slipway/internal/testutil"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -116,8 +115,8 @@ type daemon struct {
 	config string
 	addr   string // host:port of the SSH server
 	proc   *proc
-	logs   *syncBuffer // stderr
-	stdout *syncBuffer
+	logs   *testutil.Buffer // stderr
+	stdout *testutil.Buffer
 	// stopWith is the signal that stops the daemon at the end of the
 	// test; nil means SIGTERM.
 	stopWith os.Signal
@@ -220,7 +219,7 @@ var listenRE = regexp.MustCompile(`listening on ssh://(\S+)`)
 func (d *daemon) start() {
 	t := d.t
 	t.Helper()
-	d.logs, d.stdout = &syncBuffer{}, &syncBuffer{}
+	d.logs, d.stdout = &testutil.Buffer{}, &testutil.Buffer{}
 	cmd := exec.Command(slipwayBin, "serve", "--config", d.config)
 	cmd.Dir = d.root
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + d.root}, d.env...)
@@ -270,7 +269,7 @@ func (d *daemon) kill() {
 	<-d.proc.done
 }
 
-// eventually is eventually for a condition that needs the daemon: when
+// eventually is testutil.Eventually for a condition that needs the daemon: when
 // the daemon has exited it fails at once with the daemon's log, instead of
 // asking a dead daemon until the deadline.
 func (d *daemon) eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
@@ -373,13 +372,6 @@ func run(t *testing.T, dir string, env []string, name string, args ...string) st
 	return string(out)
 }
 
-// eventually polls cond until it holds or the deadline passes. Where
-// cond needs a daemon, use the daemon's eventually.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	poll(t, timeout, what, nil, nil, cond)
-}
-
 // poll polls cond until it holds or the deadline passes; it fails at once,
 // with why(), when exited is closed (a process cond needs has ended) and
 // cond still does not hold.
@@ -402,26 +394,6 @@ func poll(t testing.TB, timeout time.Duration, what string, exited <-chan struct
 		}
 	}
 }
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-var _ io.Writer = (*syncBuffer)(nil)
 
 // configFor renders a config with the given users; admins get admin = true.
 func configFor(extra string, admins []*user, others ...*user) string {
@@ -469,7 +441,7 @@ func quickStart(t *testing.T, home, work string, as *account) *daemon {
 // SIGINT (Ctrl-C, as its user would) at the end of the test.
 func startServe(t *testing.T, cmd *exec.Cmd, ready func(stdout string) bool) *daemon {
 	t.Helper()
-	d := &daemon{t: t, root: cmd.Dir, stdout: &syncBuffer{}, logs: &syncBuffer{}, stopWith: os.Interrupt}
+	d := &daemon{t: t, root: cmd.Dir, stdout: &testutil.Buffer{}, logs: &testutil.Buffer{}, stopWith: os.Interrupt}
 	cmd.Stdout, cmd.Stderr = d.stdout, d.logs
 	p, err := startProc(cmd)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"slipway/internal/testutil"
 	"strconv"
 	"strings"
 	"testing"
@@ -460,7 +461,7 @@ read = ["*"]
 			last = st.LastFire
 		}
 	}
-	eventually(t, time.Minute, "the clock to pass two missed instants", func() bool {
+	testutil.Eventually(t, time.Minute, "the clock to pass two missed instants", func() bool {
 		return time.Now().After(last.Add(2*every + 100*time.Millisecond))
 	})
 	restart := time.Now()
