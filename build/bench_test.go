@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"slipway/store"
+	"slipway/record"
 )
 
 // The benchmarks are opt-in (go test -run '^$' -bench . ./build/). Each
@@ -43,7 +43,7 @@ func BenchmarkPushToStepStart(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		t0 := time.Now()
 		var out io.Writer = io.Discard
-		if _, err := e.handlePush(b.Context(), store.Push{Repo: "app", Refs: []store.RefUpdate{update(fmt.Sprintf("refs/heads/b%d", i), sha)}}, out); err != nil {
+		if _, err := e.handlePush(b.Context(), record.Push{Repo: "app", Refs: []record.RefUpdate{update(fmt.Sprintf("refs/heads/b%d", i), sha)}}, out); err != nil {
 			b.Fatal(err)
 		}
 		f, err := os.Open(fifo) // blocks until the step opens it
@@ -54,7 +54,7 @@ func BenchmarkPushToStepStart(b *testing.B) {
 		_, _ = io.Copy(io.Discard, f)
 		f.Close()
 		b.StopTimer()
-		if bd := e.waitFinal(int64(i + 1)); bd.State != store.StatePassed {
+		if bd := e.waitFinal(int64(i + 1)); bd.State != record.StatePassed {
 			b.Fatalf("build %d: %s %s", bd.ID, bd.State, bd.Reason)
 		}
 		b.StartTimer()
@@ -75,11 +75,11 @@ func BenchmarkNoopPushToPass(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		t0 := time.Now()
-		if _, err := e.handlePush(b.Context(), store.Push{Repo: "app", Refs: []store.RefUpdate{update(fmt.Sprintf("refs/heads/b%d", i), sha)}}, io.Discard); err != nil {
+		if _, err := e.handlePush(b.Context(), record.Push{Repo: "app", Refs: []record.RefUpdate{update(fmt.Sprintf("refs/heads/b%d", i), sha)}}, io.Discard); err != nil {
 			b.Fatal(err)
 		}
 		bd := e.waitFinal(int64(i + 1))
-		if bd.State != store.StatePassed {
+		if bd.State != record.StatePassed {
 			b.Fatalf("build %d: %s %s", bd.ID, bd.State, bd.Reason)
 		}
 		ds = append(ds, bd.FinishedAt.Sub(t0))

@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"slipway/store"
+	"slipway/record"
 )
 
 // refCache returns the cache folder of build b's ref, making it if needed.
@@ -19,7 +19,7 @@ import (
 // branch's build runs (a feature branch writing the tool main's next build
 // uses). A ref's first cache starts from a copy of the default branch's,
 // never the default branch's own folder: from names that branch then.
-func (s *Service) refCache(ctx context.Context, b store.Build) (dir, from string, err error) {
+func (s *Service) refCache(ctx context.Context, b record.Build) (dir, from string, err error) {
 	repoDir := filepath.Join(s.o.CacheDir, url.PathEscape(b.Repo))
 	dir = filepath.Join(repoDir, url.PathEscape(b.Ref))
 	if _, err := os.Stat(dir); err == nil {

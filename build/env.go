@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"slipway/configs"
-	"slipway/store"
+	"slipway/record"
 )
 
 // StepPath is the PATH of every step: system folders and Go's, inside the
@@ -103,7 +103,7 @@ type stepPaths struct {
 // reserved names (the pipeline parser refuses them); a secret of the same
 // name as a pipeline variable wins, since the server's word is final.
 // cacheVars (from cacheEnv) come before the pipeline's variables.
-func buildEnv(b store.Build, paths stepPaths, cacheVars []string, pipelineEnv map[string]string, secretEnv []string) []string {
+func buildEnv(b record.Build, paths stepPaths, cacheVars []string, pipelineEnv map[string]string, secretEnv []string) []string {
 	branch := b.Ref
 	for _, prefix := range []string{"refs/heads/", "refs/tags/"} {
 		if s, ok := strings.CutPrefix(b.Ref, prefix); ok {

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"slipway/store"
+	"slipway/record"
 )
 
 func TestCacheEnvLeavesThePipelinesOwn(t *testing.T) {
@@ -25,7 +25,7 @@ func TestCacheEnvLeavesThePipelinesOwn(t *testing.T) {
 }
 
 func TestBuildEnv(t *testing.T) {
-	b := store.Build{ID: 7, Repo: "app", Ref: "refs/heads/feature/x", Commit: "abc"}
+	b := record.Build{ID: 7, Repo: "app", Ref: "refs/heads/feature/x", Commit: "abc"}
 	paths := stepPaths{home: "/home/build", tmp: "/tmp", cache: "/cache"}
 	env := buildEnv(b, paths, []string{"GOCACHE=/cache/go-build"},
 		map[string]string{"TMPDIR": "/workspace/tmp", "TOKEN": "from-pipeline", "A": "1"},

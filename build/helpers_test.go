@@ -18,6 +18,7 @@ import (
 	"slipway/build/sandbox"
 	"slipway/configs"
 	"slipway/push"
+	"slipway/record"
 	"slipway/store"
 )
 
@@ -170,21 +171,21 @@ const zeroID = "0000000000000000000000000000000000000000"
 
 // push hands the service a push of one or more ref updates, like
 // post-receive would, and returns the push output.
-func (e *testEnv) push(ctx context.Context, repo string, opts []string, refs ...store.RefUpdate) string {
+func (e *testEnv) push(ctx context.Context, repo string, opts []string, refs ...record.RefUpdate) string {
 	e.t.Helper()
 	var out bytes.Buffer
-	if _, err := e.handlePush(ctx, store.Push{Repo: repo, User: "alice", Refs: refs, Options: opts}, &out); err != nil {
+	if _, err := e.handlePush(ctx, record.Push{Repo: repo, User: "alice", Refs: refs, Options: opts}, &out); err != nil {
 		e.t.Fatalf("handle push: %v\n%s", err, out.String())
 	}
 	return out.String()
 }
 
-func update(ref, sha string) store.RefUpdate {
-	return store.RefUpdate{Name: ref, Old: zeroID, New: sha}
+func update(ref, sha string) record.RefUpdate {
+	return record.RefUpdate{Name: ref, Old: zeroID, New: sha}
 }
 
 // waitFinal follows build id until it ends and returns its record.
-func (e *testEnv) waitFinal(id int64) store.Build {
+func (e *testEnv) waitFinal(id int64) record.Build {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(e.t.Context(), 60*time.Second)
 	defer cancel()
@@ -212,7 +213,7 @@ func (e *testEnv) logOf(id int64) string {
 }
 
 // lastBuild returns the newest build of repo.
-func (e *testEnv) builds(repo string) []store.Build {
+func (e *testEnv) builds(repo string) []record.Build {
 	e.t.Helper()
 	bs, err := e.st.ListBuilds(e.t.Context(), repo, 0)
 	if err != nil {
@@ -281,7 +282,7 @@ func processesWith(s string) []string {
 
 // handlePush is post-receive's way of a push with the builds as its only
 // part: record, then report to out.
-func (e *testEnv) handlePush(ctx context.Context, p store.Push, out io.Writer) (int64, error) {
+func (e *testEnv) handlePush(ctx context.Context, p record.Push, out io.Writer) (int64, error) {
 	h, err := push.New(push.Options{Store: e.st, Parts: []push.Part{e.svc.Pushes()}})
 	if err != nil {
 		return 0, err

@@ -12,7 +12,7 @@ import (
 	"slipway/build/pipeline"
 	"slipway/configs"
 	"slipway/push"
-	"slipway/store"
+	"slipway/record"
 )
 
 // maxNotBuiltLines bounds the lines that list refs a push did not build; a
@@ -37,7 +37,7 @@ type pushes struct{ s *Service }
 // waited in pre-receive gets no new build: that build is recorded as passed
 // with the push instead (verify.go), claimed here and settled once the
 // record is made or has failed.
-func (ps pushes) Plan(ctx context.Context, p store.Push) (push.Plan, error) {
+func (ps pushes) Plan(ctx context.Context, p record.Push) (push.Plan, error) {
 	s := ps.s
 	vs := s.claimVerified(p)
 	bs, notes := s.planPush(withoutRefs(p, vs))
@@ -45,7 +45,7 @@ func (ps pushes) Plan(ctx context.Context, p store.Push) (push.Plan, error) {
 		Builds:   bs,
 		Verified: s.verifiedBuilds(ctx, vs),
 		Notes:    notes,
-		Settle: func(ctx context.Context, rec store.Enqueued, err error) {
+		Settle: func(ctx context.Context, rec record.Enqueued, err error) {
 			if err != nil {
 				// git has moved the refs, but without a record the
 				// builds cannot count as the branches' builds.
@@ -64,18 +64,18 @@ func (ps pushes) Plan(ctx context.Context, p store.Push) (push.Plan, error) {
 // the repo asks for that. With the "wait" push option it then streams the
 // builds' logs until they end, followed by each build's result. When ctx
 // ends (the pusher went away) it returns; the builds go on.
-func (ps pushes) Report(ctx context.Context, p store.Push, plan push.Plan, rec store.Enqueued, out io.Writer) {
+func (ps pushes) Report(ctx context.Context, p record.Push, plan push.Plan, rec record.Enqueued, out io.Writer) {
 	ps.s.afterPush(ctx, p, rec, plan.Notes, out)
 }
 
 // planPush turns a push's ref updates into the builds to record, and notes
 // for the pusher about refs that do not build.
-func (s *Service) planPush(p store.Push) ([]store.Build, []string) {
+func (s *Service) planPush(p record.Push) ([]record.Build, []string) {
 	repo := s.o.Config.RepoOrDefault(p.Repo)
 	gitDir := s.gitDir(p.Repo)
 	limit := s.o.Config.Build.MaxPerPush
 	var (
-		bs       []store.Build
+		bs       []record.Build
 		notes    []string
 		overCap  int
 		notBuilt = func(format string, args ...any) {
@@ -92,7 +92,7 @@ func (s *Service) planPush(p store.Push) ([]store.Build, []string) {
 			// Release refs and others are not build requests; deploys
 			// handle release pushes.
 			continue
-		case store.ZeroID(u.New):
+		case record.ZeroID(u.New):
 			continue // a deleted ref has nothing to build
 		case !repo.Builds(u.Name):
 			notBuilt("%s: not built: %s", gitrev.ShortRef(u.Name), whyNotBuilt(repo, isTag))
@@ -101,9 +101,9 @@ func (s *Service) planPush(p store.Push) ([]store.Build, []string) {
 			overCap++
 			continue
 		}
-		b := store.Build{Repo: p.Repo, Ref: u.Name, Commit: u.New, Trigger: store.TriggerPush, Pipeline: store.DefaultPipeline}
+		b := record.Build{Repo: p.Repo, Ref: u.Name, Commit: u.New, Trigger: record.TriggerPush, Pipeline: record.DefaultPipeline}
 		if _, err := pipeline.Load(gitDir, u.New); errors.Is(err, pipeline.ErrNoFile) {
-			b.State = store.StateSkipped
+			b.State = record.StateSkipped
 			b.Reason = fmt.Sprintf("no %s in this commit", pipeline.FileName)
 		}
 		// A broken file is queued all the same: the worker records the
@@ -124,21 +124,21 @@ func whyNotBuilt(repo *configs.Repo, isTag bool) string {
 }
 
 // afterPush acts on what a push recorded and reports it to the pusher.
-func (s *Service) afterPush(ctx context.Context, p store.Push, enq store.Enqueued, notes []string, out io.Writer) {
+func (s *Service) afterPush(ctx context.Context, p record.Push, enq record.Enqueued, notes []string, out io.Writer) {
 	if repo := s.o.Config.RepoOrDefault(p.Repo); repo.CancelRunning && len(enq.Running) > 0 {
 		for _, old := range enq.Running {
 			newer := newestOf(enq.Builds, old.Ref)
 			reason := fmt.Sprintf("cancelled: build #%d of a newer push replaces it", newer)
 			// Not waited for: the push should not hang on another build's
 			// processes dying.
-			if _, err := s.cancel(context.WithoutCancel(ctx), old.ID, reason); err != nil && !errors.Is(err, store.ErrConflict) {
+			if _, err := s.cancel(context.WithoutCancel(ctx), old.ID, reason); err != nil && !errors.Is(err, record.ErrConflict) {
 				s.log.Error("cancel a running build for a newer push", "build", old.ID, "err", err)
 			}
 			fmt.Fprintf(out, "build #%d cancelled: build #%d replaces it\n", old.ID, newer)
 		}
 	}
 	for _, old := range enq.Superseded {
-		if !slices.ContainsFunc(enq.Builds, func(b store.Build) bool { return b.ID == old.ID }) {
+		if !slices.ContainsFunc(enq.Builds, func(b record.Build) bool { return b.ID == old.ID }) {
 			fmt.Fprintf(out, "build #%d (%s @ %s) superseded: it had not started\n", old.ID, gitrev.ShortRef(old.Ref), gitrev.Short(old.Commit))
 		}
 	}
@@ -148,10 +148,10 @@ func (s *Service) afterPush(ctx context.Context, p store.Push, enq store.Enqueue
 	for _, d := range enq.AutoDeployments {
 		fmt.Fprintf(out, "deployment #%d to %s queued (build #%d)\n", d.ID, d.Env, d.BuildID)
 	}
-	var queued []store.Build
+	var queued []record.Build
 	for _, b := range enq.Builds {
 		switch b.State {
-		case store.StateQueued:
+		case record.StateQueued:
 			queued = append(queued, b)
 			fmt.Fprintf(out, "build #%d queued: %s @ %s — follow: %s\n", b.ID, gitrev.ShortRef(b.Ref), gitrev.Short(b.Commit), s.followCommand(b.ID))
 		default:
@@ -188,17 +188,17 @@ func (s *Service) waitFor(ctx context.Context, id int64, out io.Writer) error {
 }
 
 // resultLine is a build's outcome in one line: "build #12 passed in 3.4s".
-func resultLine(b store.Build) string {
+func resultLine(b record.Build) string {
 	var took string
 	if !b.StartedAt.IsZero() && !b.FinishedAt.IsZero() {
 		took = " in " + fmtDuration(b.FinishedAt.Sub(b.StartedAt))
 	}
 	switch b.State {
-	case store.StatePassed:
+	case record.StatePassed:
 		return fmt.Sprintf("build #%d passed%s", b.ID, took)
-	case store.StateFailed:
+	case record.StateFailed:
 		return fmt.Sprintf("build #%d failed%s: %s", b.ID, took, b.Reason)
-	case store.StateQueued, store.StateRunning:
+	case record.StateQueued, record.StateRunning:
 		return fmt.Sprintf("build #%d is still %s", b.ID, b.State)
 	}
 	return fmt.Sprintf("build #%d %s: %s", b.ID, b.State, b.Reason)
@@ -217,7 +217,7 @@ func (s *Service) gitDir(repo string) string {
 }
 
 // newestOf returns the id of the newest build of ref among bs.
-func newestOf(bs []store.Build, ref string) int64 {
+func newestOf(bs []record.Build, ref string) int64 {
 	var id int64
 	for _, b := range bs {
 		if b.Ref == ref && b.ID > id {

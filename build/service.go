@@ -15,14 +15,31 @@ import (
 	"slipway/build/logs"
 	"slipway/configs"
 	"slipway/internal/queue"
-	"slipway/store"
+	"slipway/record"
 )
+
+// Records is what the build service needs of the store (package store
+// implements it, on SQLite): the build queue, in transactions that keep it
+// consistent whatever runs at once.
+type Records interface {
+	EnqueueBuilds(ctx context.Context, bs []record.Build) (record.Enqueued, error)
+	ClaimBuild(ctx context.Context, worker string) (b record.Build, ok bool, err error)
+	GetBuild(ctx context.Context, id int64) (record.Build, error)
+	ListBuilds(ctx context.Context, repo string, limit int) ([]record.Build, error)
+	SetArtifactsDigest(ctx context.Context, id int64, digest string) error
+	FinishBuild(ctx context.Context, id int64, state record.State, reason string, steps []record.StepResult) error
+	FinishBuildAndDeploy(ctx context.Context, id int64, state record.State, reason string, steps []record.StepResult, ds []record.Deployment) ([]record.Deployment, error)
+	CancelBuild(ctx context.Context, id int64, reason string) (prev record.State, err error)
+	RetryBuild(ctx context.Context, id int64) (record.Build, error)
+	PruneBuilds(ctx context.Context, repo string, keep int) ([]int64, error)
+	RecoverInterrupted(ctx context.Context) (requeued, stopped []record.Build, err error)
+}
 
 // Options configures a Service. Config, Store, Logs and Executor are
 // required.
 type Options struct {
 	Config *configs.Config
-	Store  *store.Store
+	Store  Records
 	Logs   *logs.Store
 	// Executor runs the steps of every build; see executor.Executor.
 	Executor executor.Executor
@@ -59,7 +76,7 @@ type Options struct {
 type Deployer interface {
 	// AutoDeployments returns the deployments a build that just passed
 	// triggers by itself (environments with auto = its branch).
-	AutoDeployments(ctx context.Context, b store.Build) []store.Deployment
+	AutoDeployments(ctx context.Context, b record.Build) []record.Deployment
 	// Wake tells the deployment workers that something was queued.
 	Wake()
 }
@@ -82,7 +99,7 @@ type Service struct {
 
 // claimed is a build a worker claimed, with its registered run.
 type claimed struct {
-	b store.Build
+	b record.Build
 	r *run
 }
 
@@ -247,13 +264,13 @@ func (s *Service) notifyLocked() {
 
 // List returns builds newest first, of one repository or of all when repo
 // is empty; at most limit (all when limit <= 0).
-func (s *Service) List(ctx context.Context, repo string, limit int) ([]store.Build, error) {
+func (s *Service) List(ctx context.Context, repo string, limit int) ([]record.Build, error) {
 	return s.o.Store.ListBuilds(ctx, repo, limit)
 }
 
-// Get returns one build; the error wraps store.ErrNotFound when there is
+// Get returns one build; the error wraps record.ErrNotFound when there is
 // none.
-func (s *Service) Get(ctx context.Context, id int64) (store.Build, error) {
+func (s *Service) Get(ctx context.Context, id int64) (record.Build, error) {
 	return s.o.Store.GetBuild(ctx, id)
 }
 
@@ -273,7 +290,7 @@ func (s *Service) Follow(ctx context.Context, id int64, w io.Writer, follow bool
 		if err != nil {
 			return err
 		}
-		if b.State == store.StateQueued && (follow || b.Attempt == 0) {
+		if b.State == record.StateQueued && (follow || b.Attempt == 0) {
 			if !follow {
 				_, err := fmt.Fprintf(w, "build #%d is queued; it has no log yet\n", id)
 				return err
@@ -350,7 +367,7 @@ func (s *Service) Cancel(ctx context.Context, id int64) error {
 // build's reason). A queued build is cancelled at once. A running build's
 // processes are killed and it is then recorded as cancelled; CancelBy waits
 // for that (bounded by ctx). A build that already ended is an error wrapping
-// store.ErrConflict.
+// record.ErrConflict.
 func (s *Service) CancelBy(ctx context.Context, id int64, user string) error {
 	reason := "cancelled"
 	if user != "" {
@@ -377,20 +394,20 @@ func (s *Service) cancel(ctx context.Context, id int64, reason string) (*run, er
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.waitingLocked(id) {
-		return nil, fmt.Errorf("cancel build %d: %w: it passed, and git is landing the push it verified", id, store.ErrConflict)
+		return nil, fmt.Errorf("cancel build %d: %w: it passed, and git is landing the push it verified", id, record.ErrConflict)
 	}
 	prev, err := s.o.Store.CancelBuild(ctx, id, reason)
 	if err != nil {
 		return nil, err
 	}
-	if prev == store.StateQueued {
+	if prev == record.StateQueued {
 		s.endQueuedLocked(id, reason)
 		s.notifyLocked()
 		return nil, nil
 	}
 	r := s.running[id]
 	if r == nil {
-		if err := s.o.Store.FinishBuild(ctx, id, store.StateCancelled, reason, nil); err != nil {
+		if err := s.o.Store.FinishBuild(ctx, id, record.StateCancelled, reason, nil); err != nil {
 			return nil, fmt.Errorf("cancel orphaned build %d: %w", id, err)
 		}
 		s.notifyLocked()
@@ -401,13 +418,13 @@ func (s *Service) cancel(ctx context.Context, id int64, reason string) (*run, er
 }
 
 // Retry queues a new build of a finished build's commit and wakes a worker.
-func (s *Service) Retry(ctx context.Context, id int64) (store.Build, error) {
+func (s *Service) Retry(ctx context.Context, id int64) (record.Build, error) {
 	if old, err := s.o.Store.GetBuild(ctx, id); err == nil && s.verifiedCommitGone(ctx, old) {
-		return store.Build{}, fmt.Errorf("build %d verified a push that did not land, so its commit is not in the repository: push it again", id)
+		return record.Build{}, fmt.Errorf("build %d verified a push that did not land, so its commit is not in the repository: push it again", id)
 	}
 	b, err := s.o.Store.RetryBuild(ctx, id)
 	if err != nil {
-		return store.Build{}, err
+		return record.Build{}, err
 	}
 	s.Wake()
 	return b, nil
@@ -415,17 +432,17 @@ func (s *Service) Retry(ctx context.Context, id int64) (store.Build, error) {
 
 // Enqueue records one build (scheduled or manual; b.State empty, queued,
 // skipped or error as store.EnqueueBuilds allows) and wakes a worker.
-func (s *Service) Enqueue(ctx context.Context, b store.Build) (store.Build, error) {
-	out, err := s.o.Store.EnqueueBuilds(ctx, []store.Build{b})
+func (s *Service) Enqueue(ctx context.Context, b record.Build) (record.Build, error) {
+	out, err := s.o.Store.EnqueueBuilds(ctx, []record.Build{b})
 	if err != nil {
-		return store.Build{}, err
+		return record.Build{}, err
 	}
 	s.afterEnqueue(out)
 	return out.Builds[0], nil
 }
 
 // afterEnqueue wakes the workers and the waiters after builds were recorded.
-func (s *Service) afterEnqueue(out store.Enqueued) {
+func (s *Service) afterEnqueue(out record.Enqueued) {
 	s.mu.Lock()
 	s.notifyLocked()
 	s.mu.Unlock()

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"slipway/configs"
-	"slipway/store"
+	"slipway/record"
 )
 
 const appRepo = "[[repo]]\nname = \"app\"\n"
@@ -36,7 +36,7 @@ env = { GREETING = "hi" }
 	}
 	b := e.waitFinal(1)
 	log := e.logOf(1)
-	if b.State != store.StatePassed {
+	if b.State != record.StatePassed {
 		t.Fatalf("build is %s (%s); log:\n%s", b.State, b.Reason, log)
 	}
 	if len(b.Steps) != 2 || b.Steps[0].ExitCode != 0 || b.Steps[1].Name != "cat out.txt; env | sort" || b.Steps[1].Duration <= 0 {
@@ -78,7 +78,7 @@ steps = ["touch /cache/step1", "echo about to fail; exit 3", "touch /cache/step3
 `)
 	e.push(t.Context(), "app", nil, update("refs/heads/main", sha))
 	b := e.waitFinal(1)
-	if b.State != store.StateFailed || b.Reason != "step 2 (echo about to fail; exit 3) exited 3" {
+	if b.State != record.StateFailed || b.Reason != "step 2 (echo about to fail; exit 3) exited 3" {
 		t.Fatalf("build %s: %q", b.State, b.Reason)
 	}
 	if len(b.Steps) != 2 || b.Steps[1].ExitCode != 3 {
@@ -108,7 +108,7 @@ func TestMissingPipelineFileIsSkipped(t *testing.T) {
 		t.Fatalf("push output %q, want %q", out, want)
 	}
 	b, err := e.st.GetBuild(t.Context(), 1)
-	if err != nil || b.State != store.StateSkipped || b.Attempt != 0 {
+	if err != nil || b.State != record.StateSkipped || b.Attempt != 0 {
 		t.Fatalf("build %+v, %v", b, err)
 	}
 }
@@ -120,7 +120,7 @@ func TestBrokenPipelineFileIsAnErrorWithPosition(t *testing.T) {
 	sha := r.pipelineCommit("refs/heads/main", "[build]\nsteps = [\"true\"\ntimeout = \"1m\"\n")
 	e.push(t.Context(), "app", nil, update("refs/heads/main", sha))
 	b := e.waitFinal(1)
-	if b.State != store.StateError || !regexp.MustCompile(`^\.slipway\.toml:\d+:\d+: `).MatchString(b.Reason) {
+	if b.State != record.StateError || !regexp.MustCompile(`^\.slipway\.toml:\d+:\d+: `).MatchString(b.Reason) {
 		t.Fatalf("build %s: %q", b.State, b.Reason)
 	}
 	if log := e.logOf(1); !strings.Contains(log, "== error: "+b.Reason) {
@@ -142,7 +142,7 @@ steps = ["sleep 4243.25 & sleep 4243.25; echo never"]
 	if took := time.Since(start); took > 15*time.Second {
 		t.Errorf("a 1s timeout took %v", took)
 	}
-	if b.State != store.StateFailed || b.Reason != "timed out after 1s" {
+	if b.State != record.StateFailed || b.Reason != "timed out after 1s" {
 		t.Fatalf("build %s: %q", b.State, b.Reason)
 	}
 	if log := e.logOf(1); !strings.HasSuffix(log, "== timed out after 1s\n") || strings.Contains(log, "] never\n") {
@@ -170,7 +170,7 @@ steps = ["sleep 4244.5 & setsid sleep 4244.5 & echo started-$((40+2)); wait", "t
 	// CancelBy returns once the build is recorded cancelled, its
 	// processes gone.
 	b, err := e.st.GetBuild(t.Context(), 1)
-	if err != nil || b.State != store.StateCancelled || b.Reason != "cancelled by alice" {
+	if err != nil || b.State != record.StateCancelled || b.Reason != "cancelled by alice" {
 		t.Fatalf("build %+v, %v", b, err)
 	}
 	if ps := processesWith("sleep 4244.5"); len(ps) > 0 {
@@ -192,16 +192,16 @@ func TestNewerPushSupersedesQueuedBuild(t *testing.T) {
 	sha1 := r.pipelineCommit("refs/heads/main", "[build]\nsteps = [\"echo one\"]\n")
 	e.push(t.Context(), "app", nil, update("refs/heads/main", sha1))
 	sha2 := r.pipelineCommit("refs/heads/main", "[build]\nsteps = [\"echo two\"]\n")
-	out := e.push(t.Context(), "app", nil, store.RefUpdate{Name: "refs/heads/main", Old: sha1, New: sha2})
+	out := e.push(t.Context(), "app", nil, record.RefUpdate{Name: "refs/heads/main", Old: sha1, New: sha2})
 	if !strings.HasPrefix(out, fmt.Sprintf("build #1 (main @ %s) superseded: it had not started\nbuild #2 queued: main @ %s", sha1[:7], sha2[:7])) {
 		t.Errorf("push output:\n%s", out)
 	}
 	e.start()
-	if b := e.waitFinal(2); b.State != store.StatePassed {
+	if b := e.waitFinal(2); b.State != record.StatePassed {
 		t.Fatalf("build 2 %s: %s", b.State, b.Reason)
 	}
 	b1, _ := e.st.GetBuild(t.Context(), 1)
-	if b1.State != store.StateSuperseded || b1.Attempt != 0 || b1.Reason != "superseded by build 2" {
+	if b1.State != record.StateSuperseded || b1.Attempt != 0 || b1.Reason != "superseded by build 2" {
 		t.Errorf("build 1: %+v", b1)
 	}
 	var buf bytes.Buffer
@@ -218,14 +218,14 @@ func TestCancelRunningOnNewerPush(t *testing.T) {
 	e.push(t.Context(), "app", nil, update("refs/heads/main", sha1))
 	e.waitLog(1, "started-42")
 	sha2 := r.pipelineCommit("refs/heads/main", "[build]\nsteps = [\"true\"]\n")
-	out := e.push(t.Context(), "app", nil, store.RefUpdate{Name: "refs/heads/main", Old: sha1, New: sha2})
+	out := e.push(t.Context(), "app", nil, record.RefUpdate{Name: "refs/heads/main", Old: sha1, New: sha2})
 	if !strings.Contains(out, "build #1 cancelled: build #2 replaces it\n") {
 		t.Errorf("push output:\n%s", out)
 	}
-	if b := e.waitFinal(1); b.State != store.StateCancelled {
+	if b := e.waitFinal(1); b.State != record.StateCancelled {
 		t.Errorf("build 1: %s %s", b.State, b.Reason)
 	}
-	if b := e.waitFinal(2); b.State != store.StatePassed {
+	if b := e.waitFinal(2); b.State != record.StatePassed {
 		t.Errorf("build 2: %s %s", b.State, b.Reason)
 	}
 }
@@ -256,7 +256,7 @@ steps = ['printf "%%s\n" "$KEY"; echo "token=$TOKEN"; printf "%%s" "$TOKEN" | cu
 	e.push(t.Context(), "app", nil, update("refs/heads/main", sha))
 	b := e.waitFinal(1)
 	log := e.logOf(1)
-	if b.State != store.StatePassed {
+	if b.State != record.StatePassed {
 		t.Fatalf("build %s: %s\n%s", b.State, b.Reason, log)
 	}
 	for _, secret := range []string{"tok-3f9a1c77e2", "c2VjcmV0LWxpbmUtb25l", "c2VjcmV0LWxpbmUtdHdv"} {
@@ -281,7 +281,7 @@ func TestUnreadableSecretIsAnError(t *testing.T) {
 	sha := r.pipelineCommit("refs/heads/main", "[build]\nsteps = [\"true\"]\n")
 	e.push(t.Context(), "app", nil, update("refs/heads/main", sha))
 	b := e.waitFinal(1)
-	if b.State != store.StateError || b.Reason != "secret KEY: the daemon's environment variable SLIPWAY_TEST_UNSET_VARIABLE is not set" {
+	if b.State != record.StateError || b.Reason != "secret KEY: the daemon's environment variable SLIPWAY_TEST_UNSET_VARIABLE is not set" {
 		t.Fatalf("build %s: %q", b.State, b.Reason)
 	}
 	if len(b.Steps) != 0 {
@@ -298,7 +298,7 @@ steps = ["mkdir -p bin && printf 'app' > bin/app && chmod 755 bin/app && ln -s a
 artifacts = ["bin/current", "notes.txt"]
 `)
 	e.push(t.Context(), "app", nil, update("refs/heads/main", sha))
-	if b := e.waitFinal(1); b.State != store.StatePassed {
+	if b := e.waitFinal(1); b.State != record.StatePassed {
 		t.Fatalf("build %s: %s\n%s", b.State, b.Reason, e.logOf(1))
 	}
 	dst := filepath.Join(e.data, "artifacts", "1")
@@ -319,7 +319,7 @@ artifacts = %s
 		e.push(t.Context(), "app", nil, update("refs/heads/main", sha))
 		id := int64(2 + i)
 		b := e.waitFinal(id)
-		if b.State != store.StateFailed || !strings.Contains(b.Reason, "outside the workspace") {
+		if b.State != record.StateFailed || !strings.Contains(b.Reason, "outside the workspace") {
 			t.Errorf("artifacts %s: build %s: %q", arts, b.State, b.Reason)
 		}
 		if _, err := os.Stat(filepath.Join(e.data, "artifacts", logID(id))); !os.IsNotExist(err) {
@@ -341,7 +341,7 @@ func TestManyBuildsAllFinish(t *testing.T) {
 		e.push(t.Context(), repo, nil, update(fmt.Sprintf("refs/heads/b%d", i), shas[repo]))
 	}
 	for id := int64(1); id <= n; id++ {
-		if b := e.waitFinal(id); b.State != store.StatePassed {
+		if b := e.waitFinal(id); b.State != record.StatePassed {
 			t.Errorf("build %d: %s %s", id, b.State, b.Reason)
 		}
 	}
@@ -369,7 +369,7 @@ func TestInterruptedBuildRunsAgainOnce(t *testing.T) {
 
 	e.start()
 	b := e.waitFinal(1)
-	if b.State != store.StatePassed || b.Attempt != 2 {
+	if b.State != record.StatePassed || b.Attempt != 2 {
 		t.Fatalf("build %s after attempt %d: %s", b.State, b.Attempt, b.Reason)
 	}
 	log := e.logOf(1)
@@ -400,14 +400,14 @@ func TestShutdownCutsOffBuildsForTheNextStart(t *testing.T) {
 	if ps := processesWith("sleep 4246.5"); len(ps) > 0 {
 		t.Errorf("processes left after shutdown: %v", ps)
 	}
-	if b, _ := e.st.GetBuild(t.Context(), 1); b.State != store.StateRunning {
+	if b, _ := e.st.GetBuild(t.Context(), 1); b.State != record.StateRunning {
 		t.Fatalf("cut-off build is %s, want it left running for recovery", b.State)
 	}
 
 	e.svc = e.newService()
 	e.start()
 	b := e.waitFinal(1)
-	if b.State != store.StatePassed || b.Attempt != 2 {
+	if b.State != record.StatePassed || b.Attempt != 2 {
 		t.Fatalf("build %s after attempt %d: %s", b.State, b.Attempt, b.Reason)
 	}
 	log := e.logOf(1)
@@ -426,7 +426,7 @@ func TestPushOutputSaysWhatIsNotBuilt(t *testing.T) {
 		update("refs/heads/main", sha),
 		update("refs/heads/wip", sha),
 		update("refs/tags/v1", sha),
-		store.RefUpdate{Name: "refs/heads/rel/old", Old: sha, New: zeroID},
+		record.RefUpdate{Name: "refs/heads/rel/old", Old: sha, New: zeroID},
 		update("refs/heads/rel/a", sha),
 		update("refs/heads/rel/b", sha),
 		update("refs/release/prod", sha),
@@ -468,7 +468,7 @@ func TestWaitStreamsTheLog(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if _, err := e.handlePush(ctx, store.Push{Repo: "app", Refs: []store.RefUpdate{{Name: "refs/heads/main", Old: zeroID, New: sha}}, Options: []string{"wait"}}, w); err != nil {
+		if _, err := e.handlePush(ctx, record.Push{Repo: "app", Refs: []record.RefUpdate{{Name: "refs/heads/main", Old: zeroID, New: sha}}, Options: []string{"wait"}}, w); err != nil {
 			t.Error(err)
 		}
 	}()
@@ -479,7 +479,7 @@ func TestWaitStreamsTheLog(t *testing.T) {
 	}
 	cancel()
 	<-done
-	if b := e.waitFinal(2); b.State != store.StatePassed || !strings.Contains(e.logOf(2), "finished") {
+	if b := e.waitFinal(2); b.State != record.StatePassed || !strings.Contains(e.logOf(2), "finished") {
 		t.Errorf("build after the pusher left: %s %s", b.State, b.Reason)
 	}
 }
@@ -492,7 +492,7 @@ func TestSandboxUnusableFailsBuilds(t *testing.T) {
 	sha := r.pipelineCommit("refs/heads/main", "[build]\nsteps = [\"true\"]\n")
 	e.push(t.Context(), "app", nil, update("refs/heads/main", sha))
 	b := e.waitFinal(1)
-	if b.State != store.StateError || !strings.Contains(b.Reason, "no permission to create namespaces") || len(b.Steps) != 0 {
+	if b.State != record.StateError || !strings.Contains(b.Reason, "no permission to create namespaces") || len(b.Steps) != 0 {
 		t.Errorf("build %s: %q, steps %v", b.State, b.Reason, b.Steps)
 	}
 }
@@ -503,7 +503,7 @@ func TestUnsandboxedBuildsSaySo(t *testing.T) {
 	r := e.newRepo("app")
 	sha := r.pipelineCommit("refs/heads/main", "[build]\nsteps = [\"true\"]\n")
 	e.push(t.Context(), "app", nil, update("refs/heads/main", sha))
-	if b := e.waitFinal(1); b.State != store.StatePassed {
+	if b := e.waitFinal(1); b.State != record.StatePassed {
 		t.Fatalf("build %s: %s", b.State, b.Reason)
 	}
 	if log := e.logOf(1); !strings.Contains(log, "WARNING: the server runs builds unsandboxed") {
@@ -523,7 +523,7 @@ func TestRetryAndPrune(t *testing.T) {
 		if err != nil || nb.ID != want || nb.RetryOf != want-1 {
 			t.Fatalf("retry: %+v, %v", nb, err)
 		}
-		if b := e.waitFinal(want); b.State != store.StatePassed {
+		if b := e.waitFinal(want); b.State != record.StatePassed {
 			t.Fatalf("retry %d: %s", want, b.State)
 		}
 	}
@@ -570,11 +570,11 @@ func TestManualRunFallsBackToBuild(t *testing.T) {
 
 	// A manual run, as `run REPO SCHEDULE` would queue, of a section the
 	// file lacks: it falls back to [build] and says so.
-	b, err := e.svc.Enqueue(t.Context(), store.Build{Repo: "app", Ref: "refs/heads/main", Commit: sha, Trigger: store.TriggerManual, Pipeline: "nightly"})
+	b, err := e.svc.Enqueue(t.Context(), record.Build{Repo: "app", Ref: "refs/heads/main", Commit: sha, Trigger: record.TriggerManual, Pipeline: "nightly"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b = e.waitFinal(b.ID); b.State != store.StatePassed {
+	if b = e.waitFinal(b.ID); b.State != record.StatePassed {
 		t.Errorf("manual build: %s %s", b.State, b.Reason)
 	}
 	if log := e.logOf(b.ID); !strings.Contains(log, "== .slipway.toml has no [nightly] section; running [build]") {

@@ -13,7 +13,7 @@ import (
 
 	"slipway/build/checkout"
 	"slipway/build/pipeline"
-	"slipway/store"
+	"slipway/record"
 )
 
 // Verified pushes (`git push -o verify`, verify_branches).
@@ -68,7 +68,7 @@ type verification struct {
 	// and steps are set before.
 	done  chan struct{}
 	out   outcome
-	steps []store.StepResult
+	steps []record.StepResult
 	phase verifyPhase // guarded by Service.mu
 }
 
@@ -118,9 +118,9 @@ func (src source) checkout(ctx context.Context, commit, ws string) (checkout.Res
 
 // sourceOf returns where build b reads its commit, and its verification
 // when it verifies a push.
-func (s *Service) sourceOf(b store.Build) (source, *verification) {
+func (s *Service) sourceOf(b record.Build) (source, *verification) {
 	src := source{gitDir: s.gitDir(b.Repo)}
-	if b.Trigger != store.TriggerVerify {
+	if b.Trigger != record.TriggerVerify {
 		return src, nil
 	}
 	s.mu.Lock()
@@ -168,7 +168,7 @@ func (s *Service) holderLocked(repo, ref string) string {
 // nothing is held and err is one line for the pusher that names the ref and
 // why: "refs/heads/main: build #12 failed: step 2 (go test ./...) exited 1".
 // When ctx ends (the pusher went away) the running build is cancelled.
-func (s *Service) Verify(ctx context.Context, p store.Push, refs []store.RefUpdate, quarantine string, out io.Writer) (release func(), err error) {
+func (s *Service) Verify(ctx context.Context, p record.Push, refs []record.RefUpdate, quarantine string, out io.Writer) (release func(), err error) {
 	h, err := s.holdPush(p)
 	if err != nil {
 		return nil, err
@@ -199,7 +199,7 @@ func (s *Service) Verify(ctx context.Context, p store.Push, refs []store.RefUpda
 
 // holdPush holds every branch p updates, or none when another push holds
 // one of them.
-func (s *Service) holdPush(p store.Push) (*pushHold, error) {
+func (s *Service) holdPush(p record.Push) (*pushHold, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.verifs.closed {
@@ -237,7 +237,7 @@ func (s *Service) unhold(h *pushHold) {
 
 // verifyRef queues the verify build of one ref, streams its log to out and
 // waits for its end. The verification is returned whenever it was queued.
-func (s *Service) verifyRef(ctx context.Context, p store.Push, u store.RefUpdate, quarantine string, h *pushHold, out io.Writer) (*verification, error) {
+func (s *Service) verifyRef(ctx context.Context, p record.Push, u record.RefUpdate, quarantine string, h *pushHold, out io.Writer) (*verification, error) {
 	v := &verification{repo: p.Repo, ref: u.Name, commit: u.New, quarantine: quarantine, hold: h, done: make(chan struct{})}
 	// Registered under mu with the enqueue: a worker claims (under mu too)
 	// only once the build's source is known.
@@ -246,8 +246,8 @@ func (s *Service) verifyRef(ctx context.Context, p store.Push, u store.RefUpdate
 		s.mu.Unlock()
 		return nil, fmt.Errorf("%s: the daemon is stopping; push again once it is back", u.Name)
 	}
-	enq, err := s.o.Store.EnqueueBuilds(ctx, []store.Build{{Repo: p.Repo, Ref: u.Name, Commit: u.New,
-		Trigger: store.TriggerVerify, Pipeline: store.DefaultPipeline}})
+	enq, err := s.o.Store.EnqueueBuilds(ctx, []record.Build{{Repo: p.Repo, Ref: u.Name, Commit: u.New,
+		Trigger: record.TriggerVerify, Pipeline: record.DefaultPipeline}})
 	if err != nil {
 		s.mu.Unlock()
 		s.log.Error("queue a verify build", "repo", p.Repo, "ref", u.Name, "err", err)
@@ -307,7 +307,7 @@ func buildResult(id int64, out outcome) string {
 func (s *Service) stopVerification(v *verification, cause error) {
 	ctx, cancel := context.WithTimeout(context.Background(), finalGrace)
 	defer cancel()
-	if _, err := s.cancel(ctx, v.id, "cancelled: "+cause.Error()); err != nil && !errors.Is(err, store.ErrConflict) {
+	if _, err := s.cancel(ctx, v.id, "cancelled: "+cause.Error()); err != nil && !errors.Is(err, record.ErrConflict) {
 		s.log.Error("cancel a verify build", "build", v.id, "err", err)
 	}
 	select {
@@ -322,8 +322,8 @@ func (s *Service) stopVerification(v *verification, cause error) {
 // until its push is recorded or given up. Anything else is recorded as a
 // normal build's end; a run the daemon's stop cut off is cancelled, since
 // its pusher is refused and the build never runs again.
-func (s *Service) endVerification(ctx context.Context, b store.Build, v *verification, out outcome, steps []store.StepResult, w buildLog) {
-	if out.state == store.StatePassed && !out.cutOff {
+func (s *Service) endVerification(ctx context.Context, b record.Build, v *verification, out outcome, steps []record.StepResult, w buildLog) {
+	if out.state == record.StatePassed && !out.cutOff {
 		s.mu.Lock()
 		v.out, v.steps, v.phase = out, steps, phaseWaiting
 		if s.verifs.waiting == nil {
@@ -336,7 +336,7 @@ func (s *Service) endVerification(ctx context.Context, b store.Build, v *verific
 	}
 	if out.cutOff {
 		reason := "cancelled: the daemon stopped during the build"
-		out = outcome{state: store.StateCancelled, reason: reason, line: reason}
+		out = outcome{state: record.StateCancelled, reason: reason, line: reason}
 	}
 	if err := s.finish(ctx, b, out, steps, w); err != nil {
 		s.log.Error("record verify build result", "build", b.ID, "state", out.state, "err", err)
@@ -365,7 +365,7 @@ func (s *Service) endQueuedLocked(id int64, reason string) {
 	if v == nil || v.phase != phaseRunning {
 		return
 	}
-	v.out = outcome{state: store.StateCancelled, reason: reason, line: reason}
+	v.out = outcome{state: record.StateCancelled, reason: reason, line: reason}
 	v.phase = phaseEnded
 	delete(s.verifs.byBuild, id)
 	close(v.done)
@@ -396,7 +396,7 @@ func (s *Service) settle(vs []*verification, reason string) {
 			delete(s.verifs.waiting, k)
 		}
 		s.mu.Unlock()
-		if err := s.o.Store.FinishBuild(ctx, v.id, store.StateCancelled, reason, v.steps); err != nil {
+		if err := s.o.Store.FinishBuild(ctx, v.id, record.StateCancelled, reason, v.steps); err != nil {
 			s.log.Error("record a verify build whose push did not land", "build", v.id, "err", err)
 		}
 		if err := removeAll(filepath.Join(s.o.ArtifactsDir, logID(v.id))); err != nil {
@@ -413,7 +413,7 @@ func (s *Service) settle(vs []*verification, reason string) {
 
 // claimVerified takes the waiting verifications that push p (being
 // recorded by post-receive) lands: same repository, ref and commit.
-func (s *Service) claimVerified(p store.Push) []*verification {
+func (s *Service) claimVerified(p record.Push) []*verification {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var vs []*verification
@@ -442,13 +442,13 @@ func (s *Service) unclaim(vs []*verification) {
 
 // verifiedBuilds prepares the records of claimed verifications: each is
 // recorded as passed with its push, with the deployments its pass triggers.
-func (s *Service) verifiedBuilds(ctx context.Context, vs []*verification) []store.VerifiedBuild {
-	var out []store.VerifiedBuild
+func (s *Service) verifiedBuilds(ctx context.Context, vs []*verification) []record.VerifiedBuild {
+	var out []record.VerifiedBuild
 	for _, v := range vs {
-		vb := store.VerifiedBuild{ID: v.id, Reason: v.out.reason, Steps: v.steps}
+		vb := record.VerifiedBuild{ID: v.id, Reason: v.out.reason, Steps: v.steps}
 		if s.o.Deployer != nil {
-			vb.Deployments = s.o.Deployer.AutoDeployments(ctx, store.Build{ID: v.id, Repo: v.repo, Ref: v.ref,
-				Commit: v.commit, Trigger: store.TriggerVerify, Pipeline: store.DefaultPipeline, State: store.StatePassed})
+			vb.Deployments = s.o.Deployer.AutoDeployments(ctx, record.Build{ID: v.id, Repo: v.repo, Ref: v.ref,
+				Commit: v.commit, Trigger: record.TriggerVerify, Pipeline: record.DefaultPipeline, State: record.StatePassed})
 		}
 		out = append(out, vb)
 	}
@@ -457,7 +457,7 @@ func (s *Service) verifiedBuilds(ctx context.Context, vs []*verification) []stor
 
 // landed finishes the claimed verifications of push pushID once it is
 // recorded: their logs say so, their pushes' holds end.
-func (s *Service) landed(ctx context.Context, pushID int64, vs []*verification, enq store.Enqueued) {
+func (s *Service) landed(ctx context.Context, pushID int64, vs []*verification, enq record.Enqueued) {
 	for _, v := range vs {
 		counted := false
 		for _, b := range enq.Verified {
@@ -492,7 +492,7 @@ func (s *Service) landed(ctx context.Context, pushID int64, vs []*verification, 
 }
 
 // withoutRefs is p without the refs of vs: those have their build already.
-func withoutRefs(p store.Push, vs []*verification) store.Push {
+func withoutRefs(p record.Push, vs []*verification) record.Push {
 	if len(vs) == 0 {
 		return p
 	}
@@ -524,7 +524,7 @@ func (s *Service) closeVerifications(ctx context.Context) {
 	s.mu.Unlock()
 	for _, id := range queued {
 		if _, err := s.cancel(ctx, id, "cancelled: the daemon stopped before the build started; the push was refused"); err != nil &&
-			!errors.Is(err, store.ErrConflict) {
+			!errors.Is(err, record.ErrConflict) {
 			s.log.Error("cancel a queued verify build at shutdown", "build", id, "err", err)
 		}
 	}
@@ -534,8 +534,8 @@ func (s *Service) closeVerifications(ctx context.Context) {
 // reached the repository: such a build cannot be retried. It asks git, not
 // go-git: go-git also looks into the quarantine folder of any push that is
 // in flight.
-func (s *Service) verifiedCommitGone(ctx context.Context, b store.Build) bool {
-	if b.Trigger != store.TriggerVerify {
+func (s *Service) verifiedCommitGone(ctx context.Context, b record.Build) bool {
+	if b.Trigger != record.TriggerVerify {
 		return false
 	}
 	cmd := exec.CommandContext(ctx, "git", "--git-dir="+s.gitDir(b.Repo), "cat-file", "-e", b.Commit+"^{commit}")

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"slipway/store"
+	"slipway/record"
 )
 
 // quarantined commits files in r's work tree and pushes the commit to ref of
@@ -69,9 +69,9 @@ func (r *gitRepo) land(ref string) {
 }
 
 // verifyPush is a push of one branch update by alice.
-func verifyPush(ref, old, commit string) (store.Push, []store.RefUpdate) {
-	u := store.RefUpdate{Name: ref, Old: old, New: commit}
-	return store.Push{Repo: "app", User: "alice", Refs: []store.RefUpdate{u}, Options: []string{"verify"}}, []store.RefUpdate{u}
+func verifyPush(ref, old, commit string) (record.Push, []record.RefUpdate) {
+	u := record.RefUpdate{Name: ref, Old: old, New: commit}
+	return record.Push{Repo: "app", User: "alice", Refs: []record.RefUpdate{u}, Options: []string{"verify"}}, []record.RefUpdate{u}
 }
 
 // TestVerifyPassLandsAsTheBranchBuild: a passing revision is built from the
@@ -100,7 +100,7 @@ func TestVerifyPassLandsAsTheBranchBuild(t *testing.T) {
 			t.Errorf("pusher's output lacks %q:\n%s", want, out)
 		}
 	}
-	if b, _ := e.st.GetBuild(t.Context(), 1); b.State != store.StateRunning || b.Trigger != store.TriggerVerify {
+	if b, _ := e.st.GetBuild(t.Context(), 1); b.State != record.StateRunning || b.Trigger != record.TriggerVerify {
 		t.Fatalf("before its push is recorded the build is %s (%s), want a running verify build", b.State, b.Trigger)
 	}
 	if h := e.svc.Holder("app", "refs/heads/main"); !strings.Contains(h, "build #1 by alice") {
@@ -121,7 +121,7 @@ func TestVerifyPassLandsAsTheBranchBuild(t *testing.T) {
 		t.Fatalf("%d builds recorded, want the verify build alone: %+v", len(bs), bs)
 	}
 	b := bs[0]
-	if b.State != store.StatePassed || b.PushID == 0 || b.Trigger != store.TriggerVerify || len(b.Steps) != 1 {
+	if b.State != record.StatePassed || b.PushID == 0 || b.Trigger != record.TriggerVerify || len(b.Steps) != 1 {
 		t.Fatalf("verified build after its push was recorded: %+v", b)
 	}
 	if got, err := os.ReadFile(filepath.Join(e.data, "artifacts", "1", "out", "a")); err != nil || string(got) != "hi\n" {
@@ -159,7 +159,7 @@ func TestVerifyFailureRefuses(t *testing.T) {
 		t.Errorf("pusher's output:\n%s", out)
 	}
 	b := e.waitFinal(1)
-	if b.State != store.StateFailed || b.PushID != 0 || b.Trigger != store.TriggerVerify {
+	if b.State != record.StateFailed || b.PushID != 0 || b.Trigger != record.TriggerVerify {
 		t.Fatalf("failed verification recorded as %+v", b)
 	}
 	if log := e.logOf(1); !strings.Contains(log, "broken-42") || !strings.Contains(log, "== failed: step 2") {
@@ -202,7 +202,7 @@ func TestVerifyPassWithoutLandingKeepsNothing(t *testing.T) {
 	}
 	release()
 	b, _ := e.st.GetBuild(t.Context(), 1)
-	if b.State != store.StateCancelled || !strings.Contains(b.Reason, "the push did not land") {
+	if b.State != record.StateCancelled || !strings.Contains(b.Reason, "the push did not land") {
 		t.Fatalf("verification whose push did not land: %s (%q)", b.State, b.Reason)
 	}
 	if _, err := os.Stat(arts); !os.IsNotExist(err) {
@@ -246,7 +246,7 @@ func TestVerifyHoldsTheBranch(t *testing.T) {
 		_, err := os.Stat(filepath.Join(cache, "started"))
 		return err == nil
 	})
-	second := store.Push{Repo: "app", User: "bob", Refs: refs}
+	second := record.Push{Repo: "app", User: "bob", Refs: refs}
 	_, err := e.svc.Verify(t.Context(), second, refs, q, newWatcher(""))
 	if want := "refs/heads/main: another push is being verified (build #1 by alice); push again when it ends"; err == nil || err.Error() != want {
 		t.Errorf("second push to main: %v, want %q", err, want)
@@ -303,7 +303,7 @@ func TestVerifyPusherGoneCancels(t *testing.T) {
 	if ps := processesWith("sleep 4247.5"); len(ps) > 0 {
 		t.Errorf("the step still runs: %v", ps)
 	}
-	if b, _ := e.st.GetBuild(t.Context(), 1); b.State != store.StateCancelled || b.Reason != "cancelled: the pusher went away" {
+	if b, _ := e.st.GetBuild(t.Context(), 1); b.State != record.StateCancelled || b.Reason != "cancelled: the pusher went away" {
 		t.Errorf("build after the pusher left: %s (%q)", b.State, b.Reason)
 	}
 	if h := e.svc.Holder("app", "refs/heads/main"); h != "" {
@@ -347,7 +347,7 @@ func TestVerifyGoesFirst(t *testing.T) {
 	}
 	v, _ := e.st.GetBuild(t.Context(), 3)
 	l := e.waitFinal(2)
-	if v.Trigger != store.TriggerVerify || l.StartedAt.Before(v.StartedAt) {
+	if v.Trigger != record.TriggerVerify || l.StartedAt.Before(v.StartedAt) {
 		t.Errorf("the build queued before the verification started first: verify %v, queued %v", v.StartedAt, l.StartedAt)
 	}
 }
@@ -385,7 +385,7 @@ func TestVerifyShutdownRefuses(t *testing.T) {
 	if ps := processesWith("sleep 4248.5"); len(ps) > 0 {
 		t.Errorf("the step still runs: %v", ps)
 	}
-	if b, _ := e.st.GetBuild(t.Context(), 1); b.State != store.StateCancelled {
+	if b, _ := e.st.GetBuild(t.Context(), 1); b.State != record.StateCancelled {
 		t.Errorf("build after the stop: %s (%q)", b.State, b.Reason)
 	}
 	if _, err := svc.Verify(t.Context(), p, refs, q, newWatcher("")); err == nil || !strings.Contains(err.Error(), "the daemon is stopping") {
@@ -427,7 +427,7 @@ func TestVerifyCancelledWhileQueued(t *testing.T) {
 	if err := <-done; err == nil || err.Error() != "refs/heads/main: build #2 cancelled: the pusher went away" {
 		t.Fatalf("Verify after its pusher left the queue: %v", err)
 	}
-	if b, _ := e.st.GetBuild(t.Context(), 2); b.State != store.StateCancelled || b.Attempt != 0 {
+	if b, _ := e.st.GetBuild(t.Context(), 2); b.State != record.StateCancelled || b.Attempt != 0 {
 		t.Fatalf("queued verification after its pusher left: %s, attempt %d", b.State, b.Attempt)
 	}
 

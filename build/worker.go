@@ -14,7 +14,7 @@ import (
 	"slipway/build/executor"
 	"slipway/build/logs"
 	"slipway/build/pipeline"
-	"slipway/store"
+	"slipway/record"
 )
 
 // claim takes the next queued build and registers its run. mu is held
@@ -70,7 +70,7 @@ var errTimeout = errors.New("build timed out")
 
 // outcome is how a build ended.
 type outcome struct {
-	state  store.State
+	state  record.State
 	reason string // the build record's one line
 	line   string // the last line of the log, without "== "
 	// cutOff: the daemon's stop ended the run; the build stays running in
@@ -79,7 +79,7 @@ type outcome struct {
 }
 
 // runBuild runs one claimed build to its end and records the result.
-func (s *Service) runBuild(ctx context.Context, b store.Build, r *run) {
+func (s *Service) runBuild(ctx context.Context, b record.Build, r *run) {
 	start := time.Now()
 	dir := filepath.Join(s.o.WorkDir, logID(b.ID))
 	defer func() {
@@ -112,7 +112,7 @@ func (s *Service) runBuild(ctx context.Context, b store.Build, r *run) {
 	s.notifyLocked()
 	s.mu.Unlock()
 
-	var steps []store.StepResult
+	var steps []record.StepResult
 	out := s.execute(ctx, b, w, sec, dir, start, &steps, src)
 
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalGrace)
@@ -143,8 +143,8 @@ func (s *Service) runBuild(ctx context.Context, b store.Build, r *run) {
 
 // execute does the work of a build and says how it ended; it writes
 // everything a user should see to w and appends each step's result to steps.
-func (s *Service) execute(ctx context.Context, b store.Build, w buildLog, sec secretSet,
-	dir string, start time.Time, steps *[]store.StepResult, src source) outcome {
+func (s *Service) execute(ctx context.Context, b record.Build, w buildLog, sec secretSet,
+	dir string, start time.Time, steps *[]record.StepResult, src source) outcome {
 	cfg := s.o.Config
 	w.Printf("== build #%d of %s: %s @ %s (attempt %d)", b.ID, b.Repo, b.Ref, b.Commit, b.Attempt)
 	if cfg.Build.Sandbox == "none" {
@@ -165,13 +165,13 @@ func (s *Service) execute(ctx context.Context, b store.Build, w buildLog, sec se
 	switch {
 	case errors.Is(err, pipeline.ErrNoFile):
 		reason := fmt.Sprintf("no %s in commit %s", pipeline.FileName, gitrev.Short(b.Commit))
-		return outcome{state: store.StateSkipped, reason: reason, line: "skipped: " + reason}
+		return outcome{state: record.StateSkipped, reason: reason, line: "skipped: " + reason}
 	case errors.As(err, &perr):
 		// Every problem goes to the log; the record keeps the first.
 		for _, l := range strings.Split(err.Error(), "\n") {
 			w.Printf("%s", l)
 		}
-		return outcome{state: store.StateError, reason: perr.Error(), line: "error: " + perr.Error()}
+		return outcome{state: record.StateError, reason: perr.Error(), line: "error: " + perr.Error()}
 	case err != nil:
 		return errorOutcome(w, fmt.Sprintf("read %s: %v", pipeline.FileName, err))
 	}
@@ -289,7 +289,7 @@ func (s *Service) execute(ctx context.Context, b store.Build, w buildLog, sec se
 		if i == 0 && len(r.Unenforced) > 0 {
 			w.Printf("== note: limits not in force here: %s", strings.Join(r.Unenforced, "; "))
 		}
-		*steps = append(*steps, store.StepResult{Name: p.Steps[i], ExitCode: r.ExitCode, Duration: r.Duration})
+		*steps = append(*steps, record.StepResult{Name: p.Steps[i], ExitCode: r.ExitCode, Duration: r.Duration})
 		if r.TimedOut || r.Cancelled || ctx.Err() != nil {
 			return // the outcome says how it ended
 		}
@@ -311,7 +311,7 @@ func (s *Service) execute(ctx context.Context, b store.Build, w buildLog, sec se
 	var stepErr *executor.StepError
 	switch {
 	case errors.As(err, &stepErr):
-		*steps = append(*steps, store.StepResult{Name: p.Steps[stepErr.Step], ExitCode: -1})
+		*steps = append(*steps, record.StepResult{Name: p.Steps[stepErr.Step], ExitCode: -1})
 		return errorOutcome(w, fmt.Sprintf("step %d could not run: %v", stepErr.Step+1, stepErr.Err))
 	case err != nil:
 		return errorOutcome(w, fmt.Sprintf("the steps could not run: %v", err))
@@ -322,7 +322,7 @@ func (s *Service) execute(ctx context.Context, b store.Build, w buildLog, sec se
 			if r.OutOfMemory {
 				reason += " (out of memory)"
 			}
-			return outcome{state: store.StateFailed, reason: reason, line: "failed: " + reason}
+			return outcome{state: record.StateFailed, reason: reason, line: "failed: " + reason}
 		}
 	}
 
@@ -339,27 +339,27 @@ func (s *Service) execute(ctx context.Context, b store.Build, w buildLog, sec se
 		if err != nil {
 			_ = removeAll(dst)
 			reason := "artifacts: " + err.Error()
-			return outcome{state: store.StateFailed, reason: reason, line: "failed: " + reason}
+			return outcome{state: record.StateFailed, reason: reason, line: "failed: " + reason}
 		}
 		w.Printf("== kept %d artifact files, %s", ran.Artifacts, digest)
 	}
 	d := fmtDuration(time.Since(start))
-	return outcome{state: store.StatePassed, reason: "passed in " + d, line: "passed in " + d}
+	return outcome{state: record.StatePassed, reason: "passed in " + d, line: "passed in " + d}
 }
 
 func errorOutcome(w buildLog, reason string) outcome {
-	return outcome{state: store.StateError, reason: reason, line: "error: " + reason}
+	return outcome{state: record.StateError, reason: reason, line: "error: " + reason}
 }
 
 // stoppedOutcome says how a build whose context ended, with cause, ended.
-func stoppedOutcome(cause error, b store.Build, timeout time.Duration) outcome {
+func stoppedOutcome(cause error, b record.Build, timeout time.Duration) outcome {
 	var cc *cancelCause
 	switch {
 	case errors.Is(cause, errTimeout):
 		reason := "timed out after " + fmtDuration(timeout)
-		return outcome{state: store.StateFailed, reason: reason, line: reason}
+		return outcome{state: record.StateFailed, reason: reason, line: reason}
 	case errors.As(cause, &cc):
-		return outcome{state: store.StateCancelled, reason: cc.reason, line: cc.reason}
+		return outcome{state: record.StateCancelled, reason: cc.reason, line: cc.reason}
 	default:
 		return outcome{cutOff: true, line: fmt.Sprintf("the daemon is stopping: attempt %d cut off; the build runs again at the next start", b.Attempt)}
 	}
@@ -438,12 +438,12 @@ func fmtDuration(d time.Duration) string {
 
 // finish records a build's result; a passed build's automatic deployments
 // are recorded in the same transaction, so that none is lost in between.
-func (s *Service) finish(ctx context.Context, b store.Build, out outcome, steps []store.StepResult, w buildLog) error {
-	if out.state != store.StatePassed || s.o.Deployer == nil {
+func (s *Service) finish(ctx context.Context, b record.Build, out outcome, steps []record.StepResult, w buildLog) error {
+	if out.state != record.StatePassed || s.o.Deployer == nil {
 		return s.o.Store.FinishBuild(ctx, b.ID, out.state, out.reason, steps)
 	}
 	passed := b
-	passed.State = store.StatePassed
+	passed.State = record.StatePassed
 	autos := s.o.Deployer.AutoDeployments(ctx, passed)
 	ds, err := s.o.Store.FinishBuildAndDeploy(ctx, b.ID, out.state, out.reason, steps, autos)
 	if err != nil {

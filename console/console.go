@@ -18,31 +18,31 @@ import (
 	"slipway/deploy"
 	"slipway/gitserver"
 	"slipway/internal/manifest"
-	"slipway/store"
+	"slipway/record"
 )
 
 // Builds is what the commands need of the build service.
 type Builds interface {
-	List(ctx context.Context, repo string, limit int) ([]store.Build, error)
-	Get(ctx context.Context, id int64) (store.Build, error)
+	List(ctx context.Context, repo string, limit int) ([]record.Build, error)
+	Get(ctx context.Context, id int64) (record.Build, error)
 	Follow(ctx context.Context, id int64, w io.Writer, follow bool) error
 	CancelBy(ctx context.Context, id int64, user string) error
-	Retry(ctx context.Context, id int64) (store.Build, error)
+	Retry(ctx context.Context, id int64) (record.Build, error)
 }
 
 // Deploys is what the commands need of the deployment service.
 type Deploys interface {
-	List(ctx context.Context, repo, env string, limit int) ([]store.Deployment, error)
+	List(ctx context.Context, repo, env string, limit int) ([]record.Deployment, error)
 	Releases(ctx context.Context, repo, env string) (deploy.Listing, error)
 	Follow(ctx context.Context, id int64, w io.Writer, follow bool) error
-	Get(ctx context.Context, id int64) (store.Deployment, error)
-	Retry(ctx context.Context, id int64, user string) (store.Deployment, error)
+	Get(ctx context.Context, id int64) (record.Deployment, error)
+	Retry(ctx context.Context, id int64, user string) (record.Deployment, error)
 }
 
 // Schedules is what the commands need of the scheduler.
 type Schedules interface {
 	List(ctx context.Context, repo string) ([]schedule.Status, error)
-	RunNow(ctx context.Context, repo, name, user string) ([]store.Build, error)
+	RunNow(ctx context.Context, repo, name, user string) ([]record.Build, error)
 }
 
 // Options are the services the commands work on.
@@ -168,7 +168,7 @@ func (c *console) builds(ctx context.Context, who gitserver.Caller, args []strin
 	if err != nil {
 		return fail(stderr, "list builds: %v", err)
 	}
-	var bs []store.Build
+	var bs []record.Build
 	for _, b := range all {
 		if len(bs) < f.limit && c.can(who.User, b.Repo, configs.Read) {
 			bs = append(bs, b)
@@ -192,23 +192,23 @@ func (c *console) builds(ctx context.Context, who gitserver.Caller, args []strin
 }
 
 type buildJSON struct {
-	ID         int64         `json:"id"`
-	Repo       string        `json:"repo"`
-	Ref        string        `json:"ref"`
-	Commit     string        `json:"commit"`
-	State      store.State   `json:"state"`
-	Reason     string        `json:"reason,omitempty"`
-	Trigger    store.Trigger `json:"trigger"`
-	Schedule   string        `json:"schedule,omitempty"`
-	Pipeline   string        `json:"pipeline"`
-	Attempt    int           `json:"attempt"`
-	Created    time.Time     `json:"created"`
-	Started    *time.Time    `json:"started,omitempty"`
-	Finished   *time.Time    `json:"finished,omitempty"`
-	Steps      []stepJSON    `json:"steps,omitempty"`
-	PushID     int64         `json:"push_id,omitempty"`
-	RetryOf    int64         `json:"retry_of,omitempty"`
-	DurationMS int64         `json:"duration_ms,omitempty"`
+	ID         int64          `json:"id"`
+	Repo       string         `json:"repo"`
+	Ref        string         `json:"ref"`
+	Commit     string         `json:"commit"`
+	State      record.State   `json:"state"`
+	Reason     string         `json:"reason,omitempty"`
+	Trigger    record.Trigger `json:"trigger"`
+	Schedule   string         `json:"schedule,omitempty"`
+	Pipeline   string         `json:"pipeline"`
+	Attempt    int            `json:"attempt"`
+	Created    time.Time      `json:"created"`
+	Started    *time.Time     `json:"started,omitempty"`
+	Finished   *time.Time     `json:"finished,omitempty"`
+	Steps      []stepJSON     `json:"steps,omitempty"`
+	PushID     int64          `json:"push_id,omitempty"`
+	RetryOf    int64          `json:"retry_of,omitempty"`
+	DurationMS int64          `json:"duration_ms,omitempty"`
 	// Digest identifies the artifact set the build kept ("sha256:<64 hex>").
 	Digest string `json:"digest,omitempty"`
 }
@@ -220,7 +220,7 @@ type stepJSON struct {
 	DurationMS int64  `json:"duration_ms"`
 }
 
-func buildsJSON(bs []store.Build) []buildJSON {
+func buildsJSON(bs []record.Build) []buildJSON {
 	out := make([]buildJSON, 0, len(bs))
 	for _, b := range bs {
 		j := buildJSON{ID: b.ID, Repo: b.Repo, Ref: b.Ref, Commit: b.Commit, State: b.State, Reason: b.Reason,
@@ -246,20 +246,20 @@ func timePtr(t time.Time) *time.Time {
 }
 
 // build finds a build the caller may see, or says it does not exist.
-func (c *console) build(ctx context.Context, user, arg string, want configs.Access) (store.Build, error) {
+func (c *console) build(ctx context.Context, user, arg string, want configs.Access) (record.Build, error) {
 	id, err := strconv.ParseInt(strings.TrimPrefix(arg, "#"), 10, 64)
 	if err != nil || id <= 0 {
-		return store.Build{}, fmt.Errorf("%q is not a build id", arg)
+		return record.Build{}, fmt.Errorf("%q is not a build id", arg)
 	}
 	b, err := c.o.Builds.Get(ctx, id)
-	if errors.Is(err, store.ErrNotFound) || err == nil && !c.can(user, b.Repo, configs.Read) {
-		return store.Build{}, notFound(fmt.Sprintf("build %d", id))
+	if errors.Is(err, record.ErrNotFound) || err == nil && !c.can(user, b.Repo, configs.Read) {
+		return record.Build{}, notFound(fmt.Sprintf("build %d", id))
 	}
 	if err != nil {
-		return store.Build{}, err
+		return record.Build{}, err
 	}
 	if !c.can(user, b.Repo, want) {
-		return store.Build{}, fmt.Errorf("user %s may read %q but not change its builds", user, b.Repo)
+		return record.Build{}, fmt.Errorf("user %s may read %q but not change its builds", user, b.Repo)
 	}
 	return b, nil
 }
@@ -291,7 +291,7 @@ func (c *console) log(ctx context.Context, who gitserver.Caller, args []string, 
 	if f.follow {
 		if fb, err := c.o.Builds.Get(ctx, b.ID); err == nil && fb.State.Final() {
 			fmt.Fprintf(stdout, "build #%d %s%s\n", fb.ID, fb.State, reasonSuffix(fb.Reason))
-			if fb.State != store.StatePassed && fb.State != store.StateSkipped {
+			if fb.State != record.StatePassed && fb.State != record.StateSkipped {
 				return 1
 			}
 		}
@@ -301,17 +301,17 @@ func (c *console) log(ctx context.Context, who gitserver.Caller, args []string, 
 
 // deployment finds a deployment the caller may see, or says it does not
 // exist.
-func (c *console) deployment(ctx context.Context, user, arg string) (store.Deployment, error) {
+func (c *console) deployment(ctx context.Context, user, arg string) (record.Deployment, error) {
 	id, err := strconv.ParseInt(strings.TrimPrefix(arg, "#"), 10, 64)
 	if err != nil || id <= 0 {
-		return store.Deployment{}, fmt.Errorf("%q is not a deployment id", arg)
+		return record.Deployment{}, fmt.Errorf("%q is not a deployment id", arg)
 	}
 	d, err := c.o.Deploys.Get(ctx, id)
-	if errors.Is(err, store.ErrNotFound) || err == nil && !c.can(user, d.Repo, configs.Read) {
-		return store.Deployment{}, notFound(fmt.Sprintf("deployment %d", id))
+	if errors.Is(err, record.ErrNotFound) || err == nil && !c.can(user, d.Repo, configs.Read) {
+		return record.Deployment{}, notFound(fmt.Sprintf("deployment %d", id))
 	}
 	if err != nil {
-		return store.Deployment{}, fmt.Errorf("deployment %d: %w", id, err)
+		return record.Deployment{}, fmt.Errorf("deployment %d: %w", id, err)
 	}
 	return d, nil
 }
@@ -494,7 +494,7 @@ func (c *console) schedules(ctx context.Context, who gitserver.Caller, args []st
 			j := scheduleJSON{Repo: s.Repo, Name: s.Name, Spec: s.Spec, Zone: s.Zone, Branches: s.Branches,
 				Pipeline: s.Pipeline, Next: timePtr(s.Next)}
 			if s.LastRun != nil {
-				j.LastRun = &buildsJSON([]store.Build{*s.LastRun})[0]
+				j.LastRun = &buildsJSON([]record.Build{*s.LastRun})[0]
 			}
 			out = append(out, j)
 		}
@@ -518,21 +518,21 @@ func (c *console) schedules(ctx context.Context, who gitserver.Caller, args []st
 }
 
 type deployJSON struct {
-	ID       int64               `json:"id"`
-	Repo     string              `json:"repo"`
-	Env      string              `json:"env"`
-	BuildID  int64               `json:"build_id"`
-	Commit   string              `json:"commit"`
-	Trigger  store.DeployTrigger `json:"trigger"`
-	User     string              `json:"user,omitempty"`
-	PushID   int64               `json:"push_id,omitempty"`
-	State    store.DeployState   `json:"state"`
-	Reason   string              `json:"reason,omitempty"`
-	Release  string              `json:"release,omitempty"`
-	Digest   string              `json:"digest,omitempty"` // the artifact set shipped
-	Created  time.Time           `json:"created"`
-	Started  *time.Time          `json:"started,omitempty"`
-	Finished *time.Time          `json:"finished,omitempty"`
+	ID       int64                `json:"id"`
+	Repo     string               `json:"repo"`
+	Env      string               `json:"env"`
+	BuildID  int64                `json:"build_id"`
+	Commit   string               `json:"commit"`
+	Trigger  record.DeployTrigger `json:"trigger"`
+	User     string               `json:"user,omitempty"`
+	PushID   int64                `json:"push_id,omitempty"`
+	State    record.DeployState   `json:"state"`
+	Reason   string               `json:"reason,omitempty"`
+	Release  string               `json:"release,omitempty"`
+	Digest   string               `json:"digest,omitempty"` // the artifact set shipped
+	Created  time.Time            `json:"created"`
+	Started  *time.Time           `json:"started,omitempty"`
+	Finished *time.Time           `json:"finished,omitempty"`
 }
 
 type releaseJSON struct {

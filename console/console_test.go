@@ -11,7 +11,7 @@ import (
 	"slipway/configs"
 	"slipway/deploy"
 	"slipway/gitserver"
-	"slipway/store"
+	"slipway/record"
 )
 
 func TestParseTakesFlagsAfterArguments(t *testing.T) {
@@ -32,12 +32,12 @@ func TestParseTakesFlagsAfterArguments(t *testing.T) {
 // fakeBuilds is a map-backed Builds: the rights checks are the console's, so
 // they are tested here without a daemon (the e2e tests run the real one).
 type fakeBuilds struct {
-	builds    map[int64]store.Build
+	builds    map[int64]record.Build
 	cancelled []int64
 }
 
-func (f *fakeBuilds) List(_ context.Context, repo string, _ int) ([]store.Build, error) {
-	var out []store.Build
+func (f *fakeBuilds) List(_ context.Context, repo string, _ int) ([]record.Build, error) {
+	var out []record.Build
 	for _, b := range f.builds {
 		if repo == "" || b.Repo == repo {
 			out = append(out, b)
@@ -46,10 +46,10 @@ func (f *fakeBuilds) List(_ context.Context, repo string, _ int) ([]store.Build,
 	return out, nil
 }
 
-func (f *fakeBuilds) Get(_ context.Context, id int64) (store.Build, error) {
+func (f *fakeBuilds) Get(_ context.Context, id int64) (record.Build, error) {
 	b, ok := f.builds[id]
 	if !ok {
-		return store.Build{}, store.ErrNotFound
+		return record.Build{}, record.ErrNotFound
 	}
 	return b, nil
 }
@@ -64,8 +64,8 @@ func (f *fakeBuilds) CancelBy(_ context.Context, id int64, _ string) error {
 	return nil
 }
 
-func (f *fakeBuilds) Retry(_ context.Context, id int64) (store.Build, error) {
-	return store.Build{ID: 99, Repo: f.builds[id].Repo}, nil
+func (f *fakeBuilds) Retry(_ context.Context, id int64) (record.Build, error) {
+	return record.Build{ID: 99, Repo: f.builds[id].Repo}, nil
 }
 
 const (
@@ -89,9 +89,9 @@ write = ["writer"]
 	if err != nil {
 		t.Fatal(err)
 	}
-	fb := &fakeBuilds{builds: map[int64]store.Build{
-		1: {ID: 1, Repo: "app", Ref: "refs/heads/main", State: store.StateRunning},
-		2: {ID: 2, Repo: "secret", Ref: "refs/heads/main", State: store.StateRunning},
+	fb := &fakeBuilds{builds: map[int64]record.Build{
+		1: {ID: 1, Repo: "app", Ref: "refs/heads/main", State: record.StateRunning},
+		2: {ID: 2, Repo: "secret", Ref: "refs/heads/main", State: record.StateRunning},
 	}}
 	cmds := Commands(Options{Config: cfg, Builds: fb})
 	run := func(user, name string, args ...string) (string, string, int) {
@@ -118,11 +118,11 @@ write = ["writer"]
 
 // fakeDeploys is a map-backed Deploys for the console's own checks.
 type fakeDeploys struct {
-	deps    map[int64]store.Deployment
+	deps    map[int64]record.Deployment
 	retried []string // "id by user"
 }
 
-func (f *fakeDeploys) List(context.Context, string, string, int) ([]store.Deployment, error) {
+func (f *fakeDeploys) List(context.Context, string, string, int) ([]record.Deployment, error) {
 	return nil, nil
 }
 func (f *fakeDeploys) Releases(context.Context, string, string) (deploy.Listing, error) {
@@ -132,16 +132,16 @@ func (f *fakeDeploys) Follow(_ context.Context, id int64, w io.Writer, _ bool) e
 	_, err := io.WriteString(w, "deploy log of "+f.deps[id].Repo+"\n")
 	return err
 }
-func (f *fakeDeploys) Get(_ context.Context, id int64) (store.Deployment, error) {
+func (f *fakeDeploys) Get(_ context.Context, id int64) (record.Deployment, error) {
 	d, ok := f.deps[id]
 	if !ok {
-		return store.Deployment{}, store.ErrNotFound
+		return record.Deployment{}, record.ErrNotFound
 	}
 	return d, nil
 }
-func (f *fakeDeploys) Retry(_ context.Context, id int64, user string) (store.Deployment, error) {
+func (f *fakeDeploys) Retry(_ context.Context, id int64, user string) (record.Deployment, error) {
 	f.retried = append(f.retried, fmt.Sprintf("%d by %s", id, user))
-	return store.Deployment{ID: 100, Repo: f.deps[id].Repo, Env: f.deps[id].Env}, nil
+	return record.Deployment{ID: 100, Repo: f.deps[id].Repo, Env: f.deps[id].Env}, nil
 }
 
 func TestDeploymentLogAndRetryAreHiddenLikeBuilds(t *testing.T) {
@@ -156,9 +156,9 @@ read = ["reader"]
 	if err != nil {
 		t.Fatal(err)
 	}
-	fd := &fakeDeploys{deps: map[int64]store.Deployment{
-		7: {ID: 7, Repo: "app", Env: "prod", State: store.DeployFailed},
-		8: {ID: 8, Repo: "secret", Env: "prod", State: store.DeployFailed},
+	fd := &fakeDeploys{deps: map[int64]record.Deployment{
+		7: {ID: 7, Repo: "app", Env: "prod", State: record.DeployFailed},
+		8: {ID: 8, Repo: "secret", Env: "prod", State: record.DeployFailed},
 	}}
 	cmds := Commands(Options{Config: cfg, Deploys: fd})
 	run := func(name string, args ...string) (string, string, int) {

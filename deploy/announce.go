@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"slipway/internal/manifest"
-	"slipway/store"
+	"slipway/record"
 )
 
 // NoWaitOption is the push option (`git push -o nowait`) with which a push
@@ -21,7 +21,7 @@ const NoWaitOption = "nowait"
 // unless the push says nowait, streams their logs until they end, each
 // followed by its result. When ctx ends (the pusher went away) it returns;
 // the deployments go on.
-func (s *Service) Announce(ctx context.Context, p store.Push, ds []store.Deployment, out io.Writer) {
+func (s *Service) Announce(ctx context.Context, p record.Push, ds []record.Deployment, out io.Writer) {
 	for _, d := range ds {
 		who := d.User
 		if who == "" {
@@ -55,7 +55,7 @@ func (s *Service) Announce(ctx context.Context, p store.Push, ds []store.Deploym
 
 // describeShipment says which artifacts d ships and why those, as the
 // gate chose them.
-func (s *Service) describeShipment(ctx context.Context, d store.Deployment) string {
+func (s *Service) describeShipment(ctx context.Context, d record.Deployment) string {
 	plain := fmt.Sprintf("build #%d (%s)", d.BuildID, manifest.Short(d.Digest))
 	e, ok := s.o.Config.Environment(d.Repo, d.Env)
 	if !ok {
@@ -77,6 +77,6 @@ func (s *Service) sshCommand() string {
 }
 
 // Get returns a deployment's record.
-func (s *Service) Get(ctx context.Context, id int64) (store.Deployment, error) {
+func (s *Service) Get(ctx context.Context, id int64) (record.Deployment, error) {
 	return s.o.Store.GetDeployment(ctx, id)
 }

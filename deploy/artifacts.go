@@ -7,7 +7,7 @@ import (
 
 	"slipway/build/logs"
 	"slipway/internal/manifest"
-	"slipway/store"
+	"slipway/record"
 )
 
 // checkArtifacts makes sure the artifacts kept for d's build are exactly
@@ -16,7 +16,7 @@ import (
 // its digest recorded now, from what is kept. Any difference (a file
 // changed on Slipway's side, a manifest rewritten) fails the deployment:
 // nothing of another content is ever shipped under a build's name.
-func (s *Service) checkArtifacts(ctx context.Context, d store.Deployment, w *logs.Writer) (string, error) {
+func (s *Service) checkArtifacts(ctx context.Context, d record.Deployment, w *logs.Writer) (string, error) {
 	dir := s.artifactDir(d.BuildID)
 	if d.Digest == "" {
 		// Queued before the build had a digest; another deployment of the

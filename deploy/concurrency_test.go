@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"slipway/internal/sshdtest"
-	"slipway/store"
+	"slipway/record"
 )
 
 // TestBuildsFinishingTogetherNeverLeaveTheOlderCommitLive finishes two
@@ -25,18 +25,18 @@ func TestBuildsFinishingTogetherNeverLeaveTheOlderCommitLive(t *testing.T) {
 	h.start()
 	ctx := t.Context()
 	for i := range 20 {
-		older := h.running("refs/heads/main", store.DefaultPipeline, map[string]string{"v": fmt.Sprint("older ", i)})
-		newer := h.running("refs/heads/main", store.DefaultPipeline, map[string]string{"v": fmt.Sprint("newer ", i)})
+		older := h.running("refs/heads/main", record.DefaultPipeline, map[string]string{"v": fmt.Sprint("older ", i)})
+		newer := h.running("refs/heads/main", record.DefaultPipeline, map[string]string{"v": fmt.Sprint("newer ", i)})
 		start := make(chan struct{})
 		var wg sync.WaitGroup
-		queued := make(chan store.Deployment, 2)
-		for _, b := range []store.Build{newer, older} {
+		queued := make(chan record.Deployment, 2)
+		for _, b := range []record.Build{newer, older} {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				<-start
-				b.State = store.StatePassed
-				ds, err := h.st.FinishBuildAndDeploy(ctx, b.ID, store.StatePassed, "", nil, h.svc.AutoDeployments(ctx, b))
+				b.State = record.StatePassed
+				ds, err := h.st.FinishBuildAndDeploy(ctx, b.ID, record.StatePassed, "", nil, h.svc.AutoDeployments(ctx, b))
 				if err != nil {
 					t.Error(err)
 				}
@@ -50,7 +50,7 @@ func TestBuildsFinishingTogetherNeverLeaveTheOlderCommitLive(t *testing.T) {
 		wg.Wait()
 		close(queued)
 		for d := range queued {
-			h.waitState(d.ID, store.DeploySucceeded)
+			h.waitState(d.ID, record.DeploySucceeded)
 		}
 		if got, _ := os.ReadFile(filepath.Join(staging, "current", "v")); string(got) != fmt.Sprint("newer ", i) {
 			t.Fatalf("iteration %d: staging serves %q, want the newer build's %q", i, got, fmt.Sprint("newer ", i))
@@ -68,7 +68,7 @@ func TestRetriesAtOnceQueueOneDeployment(t *testing.T) {
 	h := newHarness(t, 1, localEnv("prod", filepath.Join(t.TempDir(), "prod"), ""))
 	ctx := t.Context()
 	b, _ := h.passedBuild("refs/heads/main", map[string]string{"app": "A"})
-	d, err := h.st.EnqueueDeployment(ctx, store.Deployment{BuildID: b.ID, Env: "prod", Trigger: store.DeployRelease, User: "bob"})
+	d, err := h.st.EnqueueDeployment(ctx, record.Deployment{BuildID: b.ID, Env: "prod", Trigger: record.DeployRelease, User: "bob"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,13 +78,13 @@ func TestRetriesAtOnceQueueOneDeployment(t *testing.T) {
 		if c, ok, err := h.st.ClaimDeployment(ctx); err != nil || !ok || c.ID != d.ID {
 			t.Fatalf("claim: %+v %v %v", c, ok, err)
 		}
-		if err := h.st.FinishDeployment(ctx, d.ID, store.DeployFailed, "target unreachable"); err != nil {
+		if err := h.st.FinishDeployment(ctx, d.ID, record.DeployFailed, "target unreachable"); err != nil {
 			t.Fatal(err)
 		}
 		start := make(chan struct{})
 		var wg sync.WaitGroup
 		var mu sync.Mutex
-		var ok []store.Deployment
+		var ok []record.Deployment
 		var refused []error
 		for _, u := range []string{"bob", "carol"} {
 			wg.Add(1)
@@ -138,7 +138,7 @@ func TestReleasesReadersNeverFloodTheTarget(t *testing.T) {
 	h.start()
 	ctx := t.Context()
 	_, ds := h.passedBuild("refs/heads/main", map[string]string{"app": "1"})
-	first := h.waitState(ds[0].ID, store.DeploySucceeded)
+	first := h.waitState(ds[0].ID, record.DeploySucceeded)
 	// 50 readers at once while the target is idle: one listing for all.
 	before, _, err := sessions.Connections()
 	if err != nil {
@@ -163,7 +163,7 @@ func TestReleasesReadersNeverFloodTheTarget(t *testing.T) {
 	}
 
 	_, ds = h.passedBuild("refs/heads/main", map[string]string{"app": "2"})
-	testutil.Eventually(t, 30*time.Second, "the second deployment to run", func() bool { return h.get(ds[0].ID).State == store.DeployRunning })
+	testutil.Eventually(t, 30*time.Second, "the second deployment to run", func() bool { return h.get(ds[0].ID).State == record.DeployRunning })
 	errs := make(chan error, 50)
 	notes := make(chan string, 50)
 	for range 50 {
@@ -190,7 +190,7 @@ func TestReleasesReadersNeverFloodTheTarget(t *testing.T) {
 	for err := range errs {
 		t.Errorf("releases while deploying: %v", err)
 	}
-	second := h.waitState(ds[0].ID, store.DeploySucceeded)
+	second := h.waitState(ds[0].ID, record.DeploySucceeded)
 	total, most, err := sessions.Connections()
 	if err != nil {
 		t.Fatal(err)

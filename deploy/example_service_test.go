@@ -10,6 +10,7 @@ import (
 	"slipway/build/logs"
 	"slipway/configs"
 	"slipway/deploy"
+	"slipway/record"
 	"slipway/store"
 )
 
@@ -65,9 +66,9 @@ release = ["bob"]
 	// A build of commit c passed and kept its artifacts (the build
 	// service's work).
 	c := "3f2a9c1e5b7d8f00112233445566778899aabbcc"
-	enq, _ := st.EnqueueBuilds(ctx, []store.Build{{Repo: "app", Ref: "refs/heads/main", Commit: c, Trigger: store.TriggerManual}})
+	enq, _ := st.EnqueueBuilds(ctx, []record.Build{{Repo: "app", Ref: "refs/heads/main", Commit: c, Trigger: record.TriggerManual}})
 	b, _, _ := st.ClaimBuild(ctx, "worker-1")
-	_ = st.FinishBuild(ctx, enq.Builds[0].ID, store.StatePassed, "", nil)
+	_ = st.FinishBuild(ctx, enq.Builds[0].ID, record.StatePassed, "", nil)
 	_ = os.MkdirAll(filepath.Join(data, "artifacts", fmt.Sprint(b.ID)), 0o755)
 	_ = os.WriteFile(filepath.Join(data, "artifacts", fmt.Sprint(b.ID), "app"), []byte("v1\n"), 0o644)
 
@@ -79,7 +80,7 @@ release = ["bob"]
 		fmt.Println("refused:", err)
 		return
 	}
-	push := store.Push{Repo: "app", User: "bob", Refs: []store.RefUpdate{
+	push := record.Push{Repo: "app", User: "bob", Refs: []record.RefUpdate{
 		{Name: "refs/release/prod", Old: "0000000000000000000000000000000000000000", New: c},
 	}}
 	ds, err := svc.ReleaseDeployments(ctx, push)

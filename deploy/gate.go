@@ -15,7 +15,7 @@ import (
 	"slipway/configs"
 	"slipway/internal/gitrev"
 	"slipway/internal/manifest"
-	"slipway/store"
+	"slipway/record"
 )
 
 // ErrReleaseRefused is matched (errors.Is) by every refusal of the release
@@ -63,10 +63,10 @@ func (s *Service) CheckRelease(ctx context.Context, repo, env, commit, user stri
 
 // shipping is the artifact set a release of a revision ships.
 type shipping struct {
-	Build store.Build
+	Build record.Build
 	// Via is the deployment in which these artifacts were live on the
 	// required environment; zero when the environment requires none.
-	Via store.Deployment
+	Via record.Deployment
 }
 
 // describe says, for the pusher, which artifacts a deployment ships and
@@ -122,7 +122,7 @@ func (s *Service) shipment(ctx context.Context, repo string, e *configs.Environm
 }
 
 // shippable refuses a build whose artifacts are gone.
-func (s *Service) shippable(b store.Build) error {
+func (s *Service) shippable(b record.Build) error {
 	has, err := s.hasArtifacts(b.ID)
 	if err != nil {
 		return s.gateFailed("read artifacts", b.Repo, "", b.Commit, err)
@@ -195,11 +195,11 @@ func (s *Service) hasArtifacts(buildID int64) (bool, error) {
 // config, the build records changed) is skipped and logged rather than
 // failing: git has already moved the ref and the push must still be
 // recorded. The error is only for records that could not be read.
-func (s *Service) ReleaseDeployments(ctx context.Context, p store.Push) ([]store.Deployment, error) {
-	var out []store.Deployment
+func (s *Service) ReleaseDeployments(ctx context.Context, p record.Push) ([]record.Deployment, error) {
+	var out []record.Deployment
 	for _, u := range p.Refs {
 		env, ok := gitrev.ReleaseEnv(u.Name)
-		if !ok || store.ZeroID(u.New) {
+		if !ok || record.ZeroID(u.New) {
 			continue
 		}
 		log := s.log.With("repo", p.Repo, "env", env, "rev", u.New, "user", p.User)
@@ -231,7 +231,7 @@ func (s *Service) ReleaseDeployments(ctx context.Context, p store.Push) ([]store
 		if err != nil {
 			return nil, fmt.Errorf("deployment for %s: %w", u.Name, err)
 		}
-		out = append(out, store.Deployment{
+		out = append(out, record.Deployment{
 			Repo: p.Repo, Env: env, BuildID: b.ID, Commit: commit, Trigger: trigger, User: p.User,
 			Digest: b.ArtifactsDigest,
 		})
@@ -241,19 +241,19 @@ func (s *Service) ReleaseDeployments(ctx context.Context, p store.Push) ([]store
 
 // releaseTrigger tells a rollback (a revision that was live on env and is
 // not now) from a release.
-func (s *Service) releaseTrigger(ctx context.Context, repo, env, commit string) (store.DeployTrigger, error) {
+func (s *Service) releaseTrigger(ctx context.Context, repo, env, commit string) (record.DeployTrigger, error) {
 	was, err := s.o.Store.EverLive(ctx, repo, env, commit)
 	if err != nil || !was {
-		return store.DeployRelease, err
+		return record.DeployRelease, err
 	}
 	live, ok, err := s.o.Store.LiveDeployment(ctx, repo, env)
 	if err != nil {
 		return "", err
 	}
 	if ok && live.Commit == commit {
-		return store.DeployRelease, nil
+		return record.DeployRelease, nil
 	}
-	return store.DeployRollback, nil
+	return record.DeployRollback, nil
 }
 
 // AutoDeployments returns the deployments due when build b passes: one per
@@ -265,21 +265,21 @@ func (s *Service) releaseTrigger(ctx context.Context, repo, env, commit string) 
 // newer build: a slow build of an older commit finishing last must not put
 // that commit back on the environment, and the check has to be made where
 // the deployment is queued for two builds finishing at once.
-func (s *Service) AutoDeployments(ctx context.Context, b store.Build) []store.Deployment {
-	if b.Pipeline != "" && b.Pipeline != store.DefaultPipeline {
+func (s *Service) AutoDeployments(ctx context.Context, b record.Build) []record.Deployment {
+	if b.Pipeline != "" && b.Pipeline != record.DefaultPipeline {
 		return nil
 	}
 	branch, ok := strings.CutPrefix(b.Ref, "refs/heads/")
 	if !ok || branch == "" {
 		return nil
 	}
-	var out []store.Deployment
+	var out []record.Deployment
 	for _, e := range s.o.Config.EnvironmentsOf(b.Repo) {
 		if e.Auto != branch {
 			continue
 		}
-		out = append(out, store.Deployment{
-			Repo: b.Repo, Env: e.Name, BuildID: b.ID, Commit: b.Commit, Trigger: store.DeployAuto,
+		out = append(out, record.Deployment{
+			Repo: b.Repo, Env: e.Name, BuildID: b.ID, Commit: b.Commit, Trigger: record.DeployAuto,
 		})
 	}
 	return out

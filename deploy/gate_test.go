@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"slipway/store"
+	"slipway/record"
 )
 
 func TestReleaseGateRefusesAndAccepts(t *testing.T) {
@@ -23,14 +23,14 @@ func TestReleaseGateRefusesAndAccepts(t *testing.T) {
 	bare, _ := h.passedBuild("refs/heads/feature", nil)
 	feature, _ := h.passedBuild("refs/heads/feature", map[string]string{"app": "feature"})
 	failedCommit := h.commit()
-	if _, err := h.st.EnqueueBuilds(ctx, []store.Build{{Repo: "app", Ref: "refs/heads/x", Commit: failedCommit, Trigger: store.TriggerManual}}); err != nil {
+	if _, err := h.st.EnqueueBuilds(ctx, []record.Build{{Repo: "app", Ref: "refs/heads/x", Commit: failedCommit, Trigger: record.TriggerManual}}); err != nil {
 		t.Fatal(err)
 	}
 	fb, _, err := h.st.ClaimBuild(ctx, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.st.FinishBuild(ctx, fb.ID, store.StateFailed, "step 1 exited 1", nil); err != nil {
+	if err := h.st.FinishBuild(ctx, fb.ID, record.StateFailed, "step 1 exited 1", nil); err != nil {
 		t.Fatal(err)
 	}
 
@@ -38,7 +38,7 @@ func TestReleaseGateRefusesAndAccepts(t *testing.T) {
 	if len(auto) != 1 || auto[0].Env != "staging" {
 		t.Fatalf("auto deployments of main: %+v, want one to staging", auto)
 	}
-	h.waitState(auto[0].ID, store.DeploySucceeded)
+	h.waitState(auto[0].ID, record.DeploySucceeded)
 
 	for _, c := range []struct {
 		name, env, commit, user, want string
@@ -73,13 +73,13 @@ func TestReleaseGateRefusesAndAccepts(t *testing.T) {
 		t.Errorf("release of a revision live on staging to prod by bob: %v", err)
 	}
 	d := h.mustRelease("carol", "staging", feature.Commit)
-	if d.Trigger != store.DeployRelease || d.User != "carol" || d.BuildID != feature.ID {
+	if d.Trigger != record.DeployRelease || d.User != "carol" || d.BuildID != feature.ID {
 		t.Errorf("release deployment %+v", d)
 	}
-	h.waitState(d.ID, store.DeploySucceeded)
+	h.waitState(d.ID, record.DeploySucceeded)
 	// Now that feature was live on staging it may go to prod.
 	p := h.mustRelease("bob", "prod", feature.Commit)
-	h.waitState(p.ID, store.DeploySucceeded)
+	h.waitState(p.ID, record.DeploySucceeded)
 	if got := readLink(t, filepath.Join(dir, "prod", "current")); got != "releases/"+h.get(p.ID).ReleaseID {
 		t.Errorf("prod current -> %q after the release", got)
 	}
@@ -90,7 +90,7 @@ func TestReleaseDeploymentsIgnoresOtherRefs(t *testing.T) {
 	h := newHarness(t, 1, localEnv("staging", filepath.Join(dir, "staging"), ""))
 	b, _ := h.passedBuild("refs/heads/main", map[string]string{"a": "1"})
 	other := h.commit()
-	ds, err := h.svc.ReleaseDeployments(t.Context(), store.Push{Repo: "app", User: "bob", Refs: []store.RefUpdate{
+	ds, err := h.svc.ReleaseDeployments(t.Context(), record.Push{Repo: "app", User: "bob", Refs: []record.RefUpdate{
 		{Name: "refs/heads/main", Old: zeroID, New: b.Commit},
 		{Name: "refs/release/staging", Old: b.Commit, New: zeroID}, // deletion: refused by the hooks
 		{Name: "refs/release/gone", Old: zeroID, New: b.Commit},    // not configured
@@ -119,9 +119,9 @@ func TestAutoDeploymentsOnlyForTheBuildPipelineOfTheAutoBranch(t *testing.T) {
 	if _, ds := h.passedBuild("refs/tags/main", files); len(ds) != 0 {
 		t.Errorf("a tag named like the branch deployed: %+v", ds)
 	}
-	older := h.running("refs/heads/main", store.DefaultPipeline, files)
+	older := h.running("refs/heads/main", record.DefaultPipeline, files)
 	_, ds := h.passedBuild("refs/heads/main", files)
-	if len(ds) != 2 || ds[0].Env != "staging" || ds[1].Env != "preview" || ds[0].Trigger != store.DeployAuto {
+	if len(ds) != 2 || ds[0].Env != "staging" || ds[1].Env != "preview" || ds[0].Trigger != record.DeployAuto {
 		t.Fatalf("main build deployments: %+v, want auto to staging and preview", ds)
 	}
 	// The older build of main finishing after the newer one was queued

@@ -23,6 +23,7 @@ import (
 	"slipway/configs"
 	"slipway/internal/manifest"
 	"slipway/internal/sshdtest"
+	"slipway/record"
 	"slipway/store"
 )
 
@@ -123,12 +124,12 @@ func (h *harness) commit() string {
 // passedBuild records a passed build of ref with files as its artifacts (no
 // artifacts folder when files is nil) and, in the same transaction, the
 // automatic deployments the service asks for, as the build service does.
-func (h *harness) passedBuild(ref string, files map[string]string) (store.Build, []store.Deployment) {
+func (h *harness) passedBuild(ref string, files map[string]string) (record.Build, []record.Deployment) {
 	h.t.Helper()
-	return h.build(ref, store.DefaultPipeline, files)
+	return h.build(ref, record.DefaultPipeline, files)
 }
 
-func (h *harness) build(ref, pipeline string, files map[string]string) (store.Build, []store.Deployment) {
+func (h *harness) build(ref, pipeline string, files map[string]string) (record.Build, []record.Deployment) {
 	h.t.Helper()
 	return h.finish(h.running(ref, pipeline, files))
 }
@@ -136,16 +137,16 @@ func (h *harness) build(ref, pipeline string, files map[string]string) (store.Bu
 // running records a build of ref that a worker claimed and that kept files
 // as its artifacts (none when files is nil), as the build service does
 // before recording the result.
-func (h *harness) running(ref, pipeline string, files map[string]string) store.Build {
+func (h *harness) running(ref, pipeline string, files map[string]string) record.Build {
 	h.t.Helper()
 	return h.runningAt(ref, pipeline, h.commit(), files)
 }
 
 // runningAt is running for a given commit (a rebuild of one already built).
-func (h *harness) runningAt(ref, pipeline, commit string, files map[string]string) store.Build {
+func (h *harness) runningAt(ref, pipeline, commit string, files map[string]string) record.Build {
 	h.t.Helper()
 	ctx := h.t.Context()
-	enq, err := h.st.EnqueueBuilds(ctx, []store.Build{{Repo: "app", Ref: ref, Commit: commit, Trigger: store.TriggerManual, Pipeline: pipeline}})
+	enq, err := h.st.EnqueueBuilds(ctx, []record.Build{{Repo: "app", Ref: ref, Commit: commit, Trigger: record.TriggerManual, Pipeline: pipeline}})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -173,14 +174,14 @@ func (h *harness) runningAt(ref, pipeline, commit string, files map[string]strin
 // finish records a running build as passed and, in the same transaction,
 // the automatic deployments the service asks for, as the build service
 // does; it returns the deployments queued.
-func (h *harness) finish(b store.Build) (store.Build, []store.Deployment) {
+func (h *harness) finish(b record.Build) (record.Build, []record.Deployment) {
 	h.t.Helper()
-	ds, err := h.st.FinishBuildAndDeploy(h.t.Context(), b.ID, store.StatePassed, "", nil, h.svc.AutoDeployments(h.t.Context(), b))
+	ds, err := h.st.FinishBuildAndDeploy(h.t.Context(), b.ID, record.StatePassed, "", nil, h.svc.AutoDeployments(h.t.Context(), b))
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	h.svc.Wake()
-	b.State = store.StatePassed
+	b.State = record.StatePassed
 	return b, ds
 }
 
@@ -205,13 +206,13 @@ const zeroID = "0000000000000000000000000000000000000000"
 // release does what the hooks do for `git push <commit>:refs/release/<env>`
 // by user: the gate in pre-receive, then recording the push with its
 // deployments in post-receive.
-func (h *harness) release(user, env, commit string) (store.Deployment, error) {
+func (h *harness) release(user, env, commit string) (record.Deployment, error) {
 	h.t.Helper()
 	ctx := h.t.Context()
 	if err := h.svc.CheckRelease(ctx, "app", env, commit, user); err != nil {
-		return store.Deployment{}, err
+		return record.Deployment{}, err
 	}
-	p := store.Push{Repo: "app", User: user, Refs: []store.RefUpdate{{Name: gitrev.ReleasePrefix + env, Old: zeroID, New: commit}}}
+	p := record.Push{Repo: "app", User: user, Refs: []record.RefUpdate{{Name: gitrev.ReleasePrefix + env, Old: zeroID, New: commit}}}
 	ds, err := h.svc.ReleaseDeployments(ctx, p)
 	if err != nil {
 		h.t.Fatal(err)
@@ -227,7 +228,7 @@ func (h *harness) release(user, env, commit string) (store.Deployment, error) {
 	return enq.Deployments[0], nil
 }
 
-func (h *harness) mustRelease(user, env, commit string) store.Deployment {
+func (h *harness) mustRelease(user, env, commit string) record.Deployment {
 	h.t.Helper()
 	d, err := h.release(user, env, commit)
 	if err != nil {
@@ -237,7 +238,7 @@ func (h *harness) mustRelease(user, env, commit string) store.Deployment {
 }
 
 // wait returns the deployment once final, failing the test after a minute.
-func (h *harness) wait(id int64) store.Deployment {
+func (h *harness) wait(id int64) record.Deployment {
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(h.t.Context(), time.Minute)
 	defer cancel()
@@ -249,7 +250,7 @@ func (h *harness) wait(id int64) store.Deployment {
 }
 
 // waitState waits for a deployment and checks how it ended.
-func (h *harness) waitState(id int64, want store.DeployState) store.Deployment {
+func (h *harness) waitState(id int64, want record.DeployState) record.Deployment {
 	h.t.Helper()
 	d := h.wait(id)
 	if d.State != want {
@@ -290,7 +291,7 @@ func testLogger(t testing.TB) *slog.Logger {
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
-func (h *harness) get(id int64) store.Deployment {
+func (h *harness) get(id int64) record.Deployment {
 	h.t.Helper()
 	d, err := h.st.GetDeployment(h.t.Context(), id)
 	if err != nil {

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"slipway/store"
+	"slipway/record"
 )
 
 // listingTTL is how long a listing of a target answers `releases` before
@@ -196,26 +196,26 @@ func (s *Service) withRecords(ctx context.Context, repo, env string, l Listing) 
 	if err != nil {
 		return Listing{}, fmt.Errorf("read deployments of %s to %s: %w", repo, env, err)
 	}
-	shipped := map[string]store.Deployment{} // release id -> newest deployment that made it live, else newest at all
-	for _, d := range ds {                   // newest first
+	shipped := map[string]record.Deployment{} // release id -> newest deployment that made it live, else newest at all
+	for _, d := range ds {                    // newest first
 		if d.ReleaseID == "" {
 			continue
 		}
-		if p, ok := shipped[d.ReleaseID]; !ok || (p.State != store.DeploySucceeded && d.State == store.DeploySucceeded) {
+		if p, ok := shipped[d.ReleaseID]; !ok || (p.State != record.DeploySucceeded && d.State == record.DeploySucceeded) {
 			shipped[d.ReleaseID] = d
 		}
 	}
 	if l.Listed.IsZero() {
 		live := ""
 		for _, d := range ds {
-			if d.State == store.DeploySucceeded {
+			if d.State == record.DeploySucceeded {
 				live = d.ReleaseID
 				break
 			}
 		}
 		seen := map[string]bool{}
 		for _, d := range ds {
-			if d.State != store.DeploySucceeded || seen[d.ReleaseID] {
+			if d.State != record.DeploySucceeded || seen[d.ReleaseID] {
 				continue
 			}
 			seen[d.ReleaseID] = true

@@ -10,7 +10,7 @@ import (
 
 	"slipway/internal/manifest"
 	"slipway/internal/sshdtest"
-	"slipway/store"
+	"slipway/record"
 )
 
 // TestReleaseShipsTheArtifactsThatWereLiveOnTheRequiredEnvironment: a
@@ -31,13 +31,13 @@ func TestReleaseShipsTheArtifactsThatWereLiveOnTheRequiredEnvironment(t *testing
 	ctx := t.Context()
 
 	a, ds := h.passedBuild("refs/heads/main", map[string]string{"bin/app": "built once", "stamp": "build 1"})
-	onStaging := h.waitState(ds[0].ID, store.DeploySucceeded)
+	onStaging := h.waitState(ds[0].ID, record.DeploySucceeded)
 	if !manifest.Valid(a.ArtifactsDigest) || onStaging.Digest != a.ArtifactsDigest {
 		t.Fatalf("staging deployment digest %q, build digest %q", onStaging.Digest, a.ArtifactsDigest)
 	}
 	// The same commit built again, with other bytes: now the newest passed
 	// build of the revision, but never live on staging.
-	again, _ := h.finish(h.runningAt("refs/heads/other", store.DefaultPipeline, a.Commit,
+	again, _ := h.finish(h.runningAt("refs/heads/other", record.DefaultPipeline, a.Commit,
 		map[string]string{"bin/app": "built twice", "stamp": "build 2"}))
 	if again.ArtifactsDigest == a.ArtifactsDigest {
 		t.Fatal("two different artifact sets have one digest")
@@ -52,13 +52,13 @@ func TestReleaseShipsTheArtifactsThatWereLiveOnTheRequiredEnvironment(t *testing
 		t.Fatalf("prod deployment ships build %d (%s), want build %d (%s), the one live on staging", p.BuildID, p.Digest, a.ID, a.ArtifactsDigest)
 	}
 	var announced bytes.Buffer
-	h.svc.Announce(ctx, store.Push{Options: []string{NoWaitOption}}, []store.Deployment{p}, &announced)
+	h.svc.Announce(ctx, record.Push{Options: []string{NoWaitOption}}, []record.Deployment{p}, &announced)
 	want := "deployment #" + itoa(p.ID) + " ships build #" + itoa(a.ID) + " (" + manifest.Short(a.ArtifactsDigest) +
 		"), the artifacts that went live on staging in deployment #" + itoa(onStaging.ID)
 	if !strings.Contains(announced.String(), want) {
 		t.Errorf("the release push does not name what it ships, want %q:\n%s", want, announced.String())
 	}
-	p = h.waitState(p.ID, store.DeploySucceeded)
+	p = h.waitState(p.ID, record.DeploySucceeded)
 	for name, want := range map[string]string{"bin/app": "built once", "stamp": "build 1"} {
 		if got, _ := os.ReadFile(filepath.Join(prod, "current", name)); string(got) != want {
 			t.Errorf("prod serves %s = %q, want %q (what staging's deployment shipped)", name, got, want)
@@ -94,11 +94,11 @@ func TestReleaseShipsTheArtifactsThatWereLiveOnTheRequiredEnvironment(t *testing
 		t.Fatalf("release to staging ships build %d, want the newest passed build %d", s2.BuildID, again.ID)
 	}
 	announced.Reset()
-	h.svc.Announce(ctx, store.Push{Options: []string{NoWaitOption}}, []store.Deployment{s2}, &announced)
+	h.svc.Announce(ctx, record.Push{Options: []string{NoWaitOption}}, []record.Deployment{s2}, &announced)
 	if want := "ships build #" + itoa(again.ID) + " (" + manifest.Short(again.ArtifactsDigest) + "), the newest passed build of " + a.Commit[:7]; !strings.Contains(announced.String(), want) {
 		t.Errorf("want %q in:\n%s", want, announced.String())
 	}
-	h.waitState(s2.ID, store.DeploySucceeded)
+	h.waitState(s2.ID, record.DeploySucceeded)
 }
 
 // slicesEqualDigest reports whether the newest succeeded deployments of
@@ -124,7 +124,7 @@ func TestChangedKeptArtifactsAreNeverShipped(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(h.svc.artifactDir(b.ID), "bin", "app"), []byte("forgery"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d := h.waitState(h.mustRelease("bob", "prod", b.Commit).ID, store.DeployFailed)
+	d := h.waitState(h.mustRelease("bob", "prod", b.Commit).ID, record.DeployFailed)
 	if !strings.Contains(d.Reason, "the artifacts kept for build "+itoa(b.ID)+" are not the ones it recorded") || !strings.Contains(d.Reason, "bin/app differs") {
 		t.Errorf("reason %q", d.Reason)
 	}
@@ -176,13 +176,13 @@ func TestRollbackToAReleaseChangedOnTheTargetShipsAnew(t *testing.T) {
 	h.start()
 	a, _ := h.passedBuild("refs/heads/main", map[string]string{"app": "A"})
 	b, _ := h.passedBuild("refs/heads/main", map[string]string{"app": "B"})
-	pa := h.waitState(h.mustRelease("bob", "prod", a.Commit).ID, store.DeploySucceeded)
-	h.waitState(h.mustRelease("bob", "prod", b.Commit).ID, store.DeploySucceeded)
+	pa := h.waitState(h.mustRelease("bob", "prod", a.Commit).ID, record.DeploySucceeded)
+	h.waitState(h.mustRelease("bob", "prod", b.Commit).ID, record.DeploySucceeded)
 	if err := os.WriteFile(filepath.Join(prod, "releases", pa.ReleaseID, "app"), []byte("X"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	rb := h.waitState(h.mustRelease("bob", "prod", a.Commit).ID, store.DeploySucceeded)
-	if rb.Trigger != store.DeployRollback || rb.ReleaseID == pa.ReleaseID || rb.ReleaseID == "" {
+	rb := h.waitState(h.mustRelease("bob", "prod", a.Commit).ID, record.DeploySucceeded)
+	if rb.Trigger != record.DeployRollback || rb.ReleaseID == pa.ReleaseID || rb.ReleaseID == "" {
 		t.Errorf("rollback %+v, want a fresh release instead of the edited %s", rb, pa.ReleaseID)
 	}
 	if got, _ := os.ReadFile(filepath.Join(prod, "current", "app")); string(got) != "A" {
@@ -225,10 +225,10 @@ func TestBuildFromBeforeDigestsGetsOneAtItsFirstDeployment(t *testing.T) {
 	prod := filepath.Join(t.TempDir(), "prod")
 	h := newHarness(t, 1, localEnv("prod", prod, ""))
 	h.start()
-	b := h.running("refs/heads/main", store.DefaultPipeline, nil)
+	b := h.running("refs/heads/main", record.DefaultPipeline, nil)
 	writeFiles(t, h.svc.artifactDir(b.ID), map[string]string{"app": "old"})
 	h.finish(b)
-	d := h.waitState(h.mustRelease("bob", "prod", b.Commit).ID, store.DeploySucceeded)
+	d := h.waitState(h.mustRelease("bob", "prod", b.Commit).ID, record.DeploySucceeded)
 	got, err := h.st.GetBuild(t.Context(), b.ID)
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,7 @@ import (
 	"io"
 
 	"slipway/push"
-	"slipway/store"
+	"slipway/record"
 )
 
 // Pushes returns the deployments' part of the way of a push (package push):
@@ -19,14 +19,14 @@ type pushes struct{ s *Service }
 
 // Plan returns the deployments the push's release refs ask for; see
 // ReleaseDeployments.
-func (ps pushes) Plan(ctx context.Context, p store.Push) (push.Plan, error) {
+func (ps pushes) Plan(ctx context.Context, p record.Push) (push.Plan, error) {
 	ds, err := ps.s.ReleaseDeployments(ctx, p)
 	if err != nil {
 		return push.Plan{}, err
 	}
 	return push.Plan{
 		Deployments: ds,
-		Settle: func(_ context.Context, rec store.Enqueued, err error) {
+		Settle: func(_ context.Context, rec record.Enqueued, err error) {
 			if err == nil && len(rec.Deployments) > 0 {
 				ps.s.Wake()
 			}
@@ -35,7 +35,7 @@ func (ps pushes) Plan(ctx context.Context, p store.Push) (push.Plan, error) {
 }
 
 // Report announces the push's deployments and streams them; see Announce.
-func (ps pushes) Report(ctx context.Context, p store.Push, _ push.Plan, rec store.Enqueued, out io.Writer) {
+func (ps pushes) Report(ctx context.Context, p record.Push, _ push.Plan, rec record.Enqueued, out io.Writer) {
 	if len(rec.Deployments) > 0 {
 		ps.s.Announce(ctx, p, rec.Deployments, out)
 	}

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"slipway/build/logs"
-	"slipway/store"
+	"slipway/record"
 )
 
 // recoverTimeout bounds reading one target at start.
@@ -46,11 +46,11 @@ func (s *Service) recover(ctx, runCtx context.Context) (int, error) {
 	return len(ds), errors.Join(errs...)
 }
 
-func (s *Service) recoverOne(ctx, runCtx context.Context, d store.Deployment) error {
+func (s *Service) recoverOne(ctx, runCtx context.Context, d record.Deployment) error {
 	log := s.log.With("deployment", d.ID, "repo", d.Repo, "env", d.Env, "release", d.ReleaseID)
 	failed := func(why string) error {
 		log.Warn("deployment cut off by a daemon stop; recorded failed", "why", why)
-		if err := s.o.Store.FinishDeployment(ctx, d.ID, store.DeployFailed, store.RecoveredDeployReason); err != nil {
+		if err := s.o.Store.FinishDeployment(ctx, d.ID, record.DeployFailed, record.RecoveredDeployReason); err != nil {
 			return err
 		}
 		s.appendLog(d.ID, fmt.Sprintf("== the daemon stopped during deployment #%d; it is recorded as failed "+
@@ -97,7 +97,7 @@ func (s *Service) recoverOne(ctx, runCtx context.Context, d store.Deployment) er
 		sl.release()
 		reason := fmt.Sprintf("release %s is live (it went live before the daemon stopped)", d.ReleaseID)
 		log.Warn("deployment cut off by a daemon stop after its switch; recorded succeeded")
-		if err := s.o.Store.FinishDeployment(ctx, d.ID, store.DeploySucceeded, reason); err != nil {
+		if err := s.o.Store.FinishDeployment(ctx, d.ID, record.DeploySucceeded, reason); err != nil {
 			return err
 		}
 		s.appendLog(d.ID, fmt.Sprintf("== the daemon stopped during deployment #%d after current was switched; "+
@@ -106,7 +106,7 @@ func (s *Service) recoverOne(ctx, runCtx context.Context, d store.Deployment) er
 	}
 	reason := fmt.Sprintf("release %s is live; the daemon stopped during activate, which is run again", d.ReleaseID)
 	log.Warn("deployment cut off by a daemon stop during activate; recorded succeeded, running activate again")
-	if err := s.o.Store.FinishDeployment(ctx, d.ID, store.DeploySucceeded, reason); err != nil {
+	if err := s.o.Store.FinishDeployment(ctx, d.ID, record.DeploySucceeded, reason); err != nil {
 		sl.release()
 		return err
 	}
@@ -135,7 +135,7 @@ func (s *Service) recoverOne(ctx, runCtx context.Context, d store.Deployment) er
 
 // reactivate runs the activate of a deployment found live at start and
 // notes its outcome on the record. The caller holds the environment.
-func (s *Service) reactivate(ctx context.Context, d store.Deployment, t Target, previous string, vars map[string]string, w *logs.Writer, log *slog.Logger) {
+func (s *Service) reactivate(ctx context.Context, d record.Deployment, t Target, previous string, vars map[string]string, w *logs.Writer, log *slog.Logger) {
 	if w != nil {
 		w.Printf("== the daemon stopped during deployment #%d after current was switched to release %s, "+
 			"while activate ran; recorded succeeded, running activate again", d.ID, d.ReleaseID)

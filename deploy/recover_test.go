@@ -8,16 +8,16 @@ import (
 	"testing"
 	"time"
 
-	"slipway/store"
+	"slipway/record"
 )
 
 // cutAfterSwitch records what a daemon killed during activate leaves: a
 // deployment recorded running, its release complete on the target and
 // current switched to it (activate having run once, as far as it got).
-func cutAfterSwitch(t *testing.T, h *harness, env, activate string, b store.Build) store.Deployment {
+func cutAfterSwitch(t *testing.T, h *harness, env, activate string, b record.Build) record.Deployment {
 	t.Helper()
 	ctx := t.Context()
-	d, err := h.st.EnqueueDeployment(ctx, store.Deployment{BuildID: b.ID, Env: env, Trigger: store.DeployRelease, User: "bob"})
+	d, err := h.st.EnqueueDeployment(ctx, record.Deployment{BuildID: b.ID, Env: env, Trigger: record.DeployRelease, User: "bob"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestDeploymentFoundLiveAtStartIsRecordedLive(t *testing.T) {
 
 	h.start()
 	got := h.get(d.ID)
-	if got.State != store.DeploySucceeded || !strings.Contains(got.Reason, "release "+d.ReleaseID+" is live; the daemon stopped during activate") {
+	if got.State != record.DeploySucceeded || !strings.Contains(got.Reason, "release "+d.ReleaseID+" is live; the daemon stopped during activate") {
 		t.Fatalf("after the start the deployment is %s (%s), want succeeded: live, activate unknown", got.State, got.Reason)
 	}
 	testutil.Eventually(t, 30*time.Second, "activate to have run again", func() bool {
@@ -83,7 +83,7 @@ func TestDeploymentFoundLiveAtStartIsRecordedLive(t *testing.T) {
 	if p.BuildID != b.ID {
 		t.Errorf("promotion ships build %d, want %d", p.BuildID, b.ID)
 	}
-	h.waitState(p.ID, store.DeploySucceeded)
+	h.waitState(p.ID, record.DeploySucceeded)
 }
 
 // TestDeploymentFoundAtStartWithoutSwitchOrActivate covers the other
@@ -99,7 +99,7 @@ func TestDeploymentFoundAtStartWithoutSwitchOrActivate(t *testing.T) {
 	b, _ := h.passedBuild("refs/heads/main", map[string]string{"app": "A"})
 	live := cutAfterSwitch(t, h, "staging", "", b)
 	ctx := t.Context()
-	cut, err := h.st.EnqueueDeployment(ctx, store.Deployment{BuildID: b.ID, Env: "qa", Trigger: store.DeployRelease, User: "bob"})
+	cut, err := h.st.EnqueueDeployment(ctx, record.Deployment{BuildID: b.ID, Env: "qa", Trigger: record.DeployRelease, User: "bob"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,10 +111,10 @@ func TestDeploymentFoundAtStartWithoutSwitchOrActivate(t *testing.T) {
 	}
 
 	h.start()
-	if got := h.get(live.ID); got.State != store.DeploySucceeded || !strings.Contains(got.Reason, "went live before the daemon stopped") {
+	if got := h.get(live.ID); got.State != record.DeploySucceeded || !strings.Contains(got.Reason, "went live before the daemon stopped") {
 		t.Errorf("switched deployment without activate: %s (%s)", got.State, got.Reason)
 	}
-	if got := h.get(cut.ID); got.State != store.DeployFailed || got.Reason != store.RecoveredDeployReason {
-		t.Errorf("deployment cut before its switch: %s (%s), want failed: %s", got.State, got.Reason, store.RecoveredDeployReason)
+	if got := h.get(cut.ID); got.State != record.DeployFailed || got.Reason != record.RecoveredDeployReason {
+		t.Errorf("deployment cut before its switch: %s (%s), want failed: %s", got.State, got.Reason, record.RecoveredDeployReason)
 	}
 }

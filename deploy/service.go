@@ -19,26 +19,26 @@ import (
 	"slipway/configs"
 	"slipway/internal/gitrev"
 	"slipway/internal/queue"
-	"slipway/store"
+	"slipway/record"
 )
 
 // Records is what the Service needs of the store (*store.Store implements
 // it): the deployment queue, whose head per repo and environment is claimed
 // one at a time, and the build records the release gate asks about.
 type Records interface {
-	ClaimDeployment(ctx context.Context) (store.Deployment, bool, error)
+	ClaimDeployment(ctx context.Context) (record.Deployment, bool, error)
 	SetDeploymentRelease(ctx context.Context, id int64, releaseID string) error
-	FinishDeployment(ctx context.Context, id int64, state store.DeployState, reason string) error
-	RunningDeployments(ctx context.Context) ([]store.Deployment, error)
+	FinishDeployment(ctx context.Context, id int64, state record.DeployState, reason string) error
+	RunningDeployments(ctx context.Context) ([]record.Deployment, error)
 	NoteDeployment(ctx context.Context, id int64, reason string) error
-	RetryDeployment(ctx context.Context, id int64, user string) (store.Deployment, error)
-	GetDeployment(ctx context.Context, id int64) (store.Deployment, error)
-	ListDeployments(ctx context.Context, repo, env string, limit int) ([]store.Deployment, error)
+	RetryDeployment(ctx context.Context, id int64, user string) (record.Deployment, error)
+	GetDeployment(ctx context.Context, id int64) (record.Deployment, error)
+	ListDeployments(ctx context.Context, repo, env string, limit int) ([]record.Deployment, error)
 	EverLive(ctx context.Context, repo, env, commit string) (bool, error)
-	LiveDeployment(ctx context.Context, repo, env string) (store.Deployment, bool, error)
-	LiveWith(ctx context.Context, repo, env, commit string) (store.Deployment, bool, error)
-	PassedBuildForCommit(ctx context.Context, repo, commit string) (store.Build, bool, error)
-	GetBuild(ctx context.Context, id int64) (store.Build, error)
+	LiveDeployment(ctx context.Context, repo, env string) (record.Deployment, bool, error)
+	LiveWith(ctx context.Context, repo, env, commit string) (record.Deployment, bool, error)
+	PassedBuildForCommit(ctx context.Context, repo, commit string) (record.Build, bool, error)
+	GetBuild(ctx context.Context, id int64) (record.Build, error)
 	SetArtifactsDigest(ctx context.Context, buildID int64, digest string) error
 }
 
@@ -105,7 +105,7 @@ type Service struct {
 	shipper *Shipper
 
 	// queue runs the workers, and the activate commands run again at start.
-	queue   *queue.Pool[store.Deployment]
+	queue   *queue.Pool[record.Deployment]
 	changed queue.Signal // a deployment started or ended
 
 	slotsMu sync.Mutex
@@ -164,10 +164,10 @@ func NewService(o ServiceOptions) (*Service, error) {
 		shipper: sh,
 		slots:   map[slotKey]*slot{},
 	}
-	q, err := queue.New(queue.Options[store.Deployment]{
+	q, err := queue.New(queue.Options[record.Deployment]{
 		Workers: o.Workers,
 		Tick:    safetyTick,
-		Claim: func(claimCtx, _ context.Context, _ int) (store.Deployment, bool, error) {
+		Claim: func(claimCtx, _ context.Context, _ int) (record.Deployment, bool, error) {
 			return o.Store.ClaimDeployment(claimCtx)
 		},
 		Run:         s.run,
@@ -239,7 +239,7 @@ func (s *Service) notify() { s.changed.Notify() }
 // that a rotated secret takes effect without a restart). masked are the
 // values its log hides. A secret that cannot be read fails the deployment
 // with err, which names it and never its value.
-func (s *Service) activateVars(d store.Deployment) (vars map[string]string, masked []string, err error) {
+func (s *Service) activateVars(d record.Deployment) (vars map[string]string, masked []string, err error) {
 	vars = map[string]string{
 		"SLIPWAY_BUILD_ID":  strconv.FormatInt(d.BuildID, 10),
 		"SLIPWAY_DEPLOY_ID": strconv.FormatInt(d.ID, 10),
@@ -259,7 +259,7 @@ func (s *Service) activateVars(d store.Deployment) (vars map[string]string, mask
 }
 
 // run performs one claimed deployment and records its outcome.
-func (s *Service) run(runCtx context.Context, d store.Deployment) {
+func (s *Service) run(runCtx context.Context, d record.Deployment) {
 	log := s.log.With("deployment", d.ID, "repo", d.Repo, "env", d.Env, "build", d.BuildID)
 	ctx, cancel := context.WithTimeoutCause(runCtx, s.o.Timeout,
 		fmt.Errorf("the deployment took longer than %s", s.o.Timeout))
@@ -274,13 +274,13 @@ func (s *Service) run(runCtx context.Context, d store.Deployment) {
 	}
 	if err != nil {
 		log.Error("create deployment log", "err", err)
-		s.finish(runCtx, d, nil, store.DeployFailed, "could not create the deployment log: "+err.Error())
+		s.finish(runCtx, d, nil, record.DeployFailed, "could not create the deployment log: "+err.Error())
 		return
 	}
 	s.notify() // followers waiting for the log to exist
 	w.Printf("== deployment #%d of %s build #%d (%s) to %s, %s", d.ID, d.Repo, d.BuildID, gitrev.Short(d.Commit), d.Env, describeTrigger(d))
 	if secretErr != nil {
-		s.finish(runCtx, d, w, store.DeployFailed, secretErr.Error())
+		s.finish(runCtx, d, w, record.DeployFailed, secretErr.Error())
 		return
 	}
 
@@ -288,13 +288,13 @@ func (s *Service) run(runCtx context.Context, d store.Deployment) {
 	// activate run again at start may hold it for a moment.
 	sl := s.slot(d.Repo, d.Env)
 	if err := sl.acquire(ctx); err != nil {
-		s.finish(runCtx, d, w, store.DeployFailed, "cancelled before it started: "+err.Error())
+		s.finish(runCtx, d, w, record.DeployFailed, "cancelled before it started: "+err.Error())
 		return
 	}
 	state, reason := s.ship(ctx, d, sl, w, log, vars)
 	sl.ended()
 	sl.release()
-	if err := context.Cause(ctx); err != nil && state != store.DeploySucceeded && !strings.Contains(reason, err.Error()) {
+	if err := context.Cause(ctx); err != nil && state != record.DeploySucceeded && !strings.Contains(reason, err.Error()) {
 		reason = "cancelled (" + err.Error() + "): " + reason
 	}
 	s.finish(runCtx, d, w, state, reason)
@@ -302,37 +302,37 @@ func (s *Service) run(runCtx context.Context, d store.Deployment) {
 
 // ship does the work of run and returns the outcome to record. The
 // caller holds sl, the environment's line to its target.
-func (s *Service) ship(ctx context.Context, d store.Deployment, sl *slot, w *logs.Writer, log *slog.Logger, vars map[string]string) (store.DeployState, string) {
+func (s *Service) ship(ctx context.Context, d record.Deployment, sl *slot, w *logs.Writer, log *slog.Logger, vars map[string]string) (record.DeployState, string) {
 	env, ok := s.o.Config.Environment(d.Repo, d.Env)
 	if !ok {
-		return store.DeployFailed, fmt.Sprintf("environment %s of %s is no longer configured", d.Env, d.Repo)
+		return record.DeployFailed, fmt.Sprintf("environment %s of %s is no longer configured", d.Env, d.Repo)
 	}
 	t, err := s.target(d.Repo, env)
 	if err != nil {
-		return store.DeployFailed, err.Error()
+		return record.DeployFailed, err.Error()
 	}
 	has, err := s.hasArtifacts(d.BuildID)
 	if err != nil {
 		log.Error("read artifacts", "err", err)
-		return store.DeployFailed, err.Error()
+		return record.DeployFailed, err.Error()
 	}
 	if !has {
-		return store.DeployFailed, fmt.Sprintf("build %d kept no artifacts", d.BuildID)
+		return record.DeployFailed, fmt.Sprintf("build %d kept no artifacts", d.BuildID)
 	}
 	digest, err := s.checkArtifacts(ctx, d, w)
 	if err != nil {
 		log.Warn("kept artifacts refused", "err", err)
-		return store.DeployFailed, err.Error()
+		return record.DeployFailed, err.Error()
 	}
 	d.Digest = digest
 	id, err := s.releaseID(ctx, d, sl, t)
 	if err != nil {
-		return store.DeployFailed, err.Error()
+		return record.DeployFailed, err.Error()
 	}
 	w.Printf("== release %s on %s", id, t)
 	if err := s.o.Store.SetDeploymentRelease(ctx, d.ID, id); err != nil {
 		log.Error("record release id", "err", err)
-		return store.DeployFailed, "could not record the release id"
+		return record.DeployFailed, "could not record the release id"
 	}
 	fallback := ""
 	if !strings.HasSuffix(id, fmt.Sprintf("-%d-%s", d.ID, gitrev.Short(d.Commit))) {
@@ -362,19 +362,19 @@ func (s *Service) ship(ctx context.Context, d store.Deployment, sl *slot, w *log
 	switch {
 	case err == nil:
 		log.Info("deployed", "release", id, "reused", res.Reused, "previous", res.Previous, "digest", digest)
-		return store.DeploySucceeded, fmt.Sprintf("release %s is live", id)
+		return record.DeploySucceeded, fmt.Sprintf("release %s is live", id)
 	case errors.Is(err, ErrActivate) && res.Previous != "" && res.Live == res.Previous:
 		log.Warn("activate failed; switched back", "release", id, "live", res.Live, "err", err)
-		return store.DeployRolledBack, err.Error()
+		return record.DeployRolledBack, err.Error()
 	default:
 		log.Warn("deployment failed", "release", id, "live", res.Live, "err", err)
-		return store.DeployFailed, err.Error()
+		return record.DeployFailed, err.Error()
 	}
 }
 
 // finish records the outcome, then ends the log, so that a follower whose
 // log ends finds the deployment final.
-func (s *Service) finish(runCtx context.Context, d store.Deployment, w *logs.Writer, state store.DeployState, reason string) {
+func (s *Service) finish(runCtx context.Context, d record.Deployment, w *logs.Writer, state record.DeployState, reason string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(runCtx), finalGrace)
 	defer cancel()
 	reason = oneLine(reason)
@@ -384,9 +384,9 @@ func (s *Service) finish(runCtx context.Context, d store.Deployment, w *logs.Wri
 	}
 	if w != nil {
 		switch state {
-		case store.DeploySucceeded:
+		case record.DeploySucceeded:
 			w.Printf("== deployment #%d succeeded: %s", d.ID, reason)
-		case store.DeployRolledBack:
+		case record.DeployRolledBack:
 			w.Printf("== deployment #%d rolled back: %s", d.ID, reason)
 		default:
 			w.Printf("== deployment #%d failed: %s", d.ID, reason)
@@ -407,19 +407,19 @@ func oneLine(s string) string {
 	return s
 }
 
-func describeTrigger(d store.Deployment) string {
+func describeTrigger(d record.Deployment) string {
 	who := d.User
 	if who == "" {
 		who = "someone unknown"
 	}
 	switch d.Trigger {
-	case store.DeployAuto:
+	case record.DeployAuto:
 		return "automatic after the build passed"
-	case store.DeployRelease:
+	case record.DeployRelease:
 		return "release by " + who
-	case store.DeployRollback:
+	case record.DeployRollback:
 		return "rollback by " + who
-	case store.DeployRetry:
+	case record.DeployRetry:
 		return "retry by " + who
 	}
 	return string(d.Trigger)
@@ -453,14 +453,14 @@ const reuseWindow = 200
 // left a partial release resumes into it. Anything else gets a new name,
 // <UTC time>-<deployment id>-<short commit>, which sorts by time on the
 // target.
-func (s *Service) releaseID(ctx context.Context, d store.Deployment, sl *slot, t Target) (string, error) {
+func (s *Service) releaseID(ctx context.Context, d record.Deployment, sl *slot, t Target) (string, error) {
 	fresh := freshReleaseID(d)
 	past, err := s.o.Store.ListDeployments(ctx, d.Repo, d.Env, reuseWindow)
 	if err != nil {
 		s.log.Warn("list earlier deployments", "deployment", d.ID, "err", err)
 		return fresh, nil
 	}
-	var cands []store.Deployment
+	var cands []record.Deployment
 	for _, p := range past { // newest first
 		// Only a release of the very same artifact set is reused (Ship
 		// verifies its content before switching to it).
@@ -473,8 +473,8 @@ func (s *Service) releaseID(ctx context.Context, d store.Deployment, sl *slot, t
 	}
 	newest := cands[0]
 	// What ran successfully is the best thing to go back to.
-	slices.SortStableFunc(cands, func(a, b store.Deployment) int {
-		ao, bo := a.State == store.DeploySucceeded, b.State == store.DeploySucceeded
+	slices.SortStableFunc(cands, func(a, b record.Deployment) int {
+		ao, bo := a.State == record.DeploySucceeded, b.State == record.DeploySucceeded
 		switch {
 		case ao && !bo:
 			return -1
@@ -501,7 +501,7 @@ func (s *Service) releaseID(ctx context.Context, d store.Deployment, sl *slot, t
 			return c.ReleaseID, nil
 		}
 	}
-	if d.Trigger == store.DeployRetry && partial[newest.ReleaseID] {
+	if d.Trigger == record.DeployRetry && partial[newest.ReleaseID] {
 		return newest.ReleaseID, nil
 	}
 	return fresh, nil
@@ -510,25 +510,25 @@ func (s *Service) releaseID(ctx context.Context, d store.Deployment, sl *slot, t
 // freshReleaseID is the name of a new release for d:
 // <UTC time>-<deployment id>-<short commit>, which sorts by time on the
 // target.
-func freshReleaseID(d store.Deployment) string {
+func freshReleaseID(d record.Deployment) string {
 	return fmt.Sprintf("%s-%d-%s", time.Now().UTC().Format("20060102T150405"), d.ID, gitrev.Short(d.Commit))
 }
 
 // final reports whether a deployment state is an end state.
-func final(st store.DeployState) bool {
-	return st != store.DeployQueued && st != store.DeployRunning
+func final(st record.DeployState) bool {
+	return st != record.DeployQueued && st != record.DeployRunning
 }
 
 // Wait returns deployment id once it has ended: succeeded, failed or
 // rolled back. It returns early with ctx's cause when ctx ends.
-func (s *Service) Wait(ctx context.Context, id int64) (store.Deployment, error) {
+func (s *Service) Wait(ctx context.Context, id int64) (record.Deployment, error) {
 	tick := time.NewTicker(safetyTick)
 	defer tick.Stop()
 	for {
 		changed := s.changedChan()
 		d, err := s.o.Store.GetDeployment(ctx, id)
 		if err != nil {
-			return store.Deployment{}, err
+			return record.Deployment{}, err
 		}
 		if final(d.State) {
 			return d, nil
@@ -554,11 +554,11 @@ func (s *Service) Follow(ctx context.Context, id int64, w io.Writer, follow bool
 		if err != nil {
 			return err
 		}
-		if d.State == store.DeployQueued && !follow {
+		if d.State == record.DeployQueued && !follow {
 			_, err := fmt.Fprintf(w, "deployment #%d is queued; it has no log yet\n", id)
 			return err
 		}
-		if d.State != store.DeployQueued {
+		if d.State != record.DeployQueued {
 			err := s.o.Logs.Follow(ctx, LogID(id), 0, w, follow)
 			if !errors.Is(err, logs.ErrNotFound) {
 				return err
@@ -580,7 +580,7 @@ func (s *Service) Follow(ctx context.Context, id int64, w io.Writer, follow bool
 
 // List returns the deployment history of repo, of one environment or of
 // all when env is empty, newest first; at most limit (all when limit <= 0).
-func (s *Service) List(ctx context.Context, repo, env string, limit int) ([]store.Deployment, error) {
+func (s *Service) List(ctx context.Context, repo, env string, limit int) ([]record.Deployment, error) {
 	return s.o.Store.ListDeployments(ctx, repo, env, limit)
 }
 
@@ -591,21 +591,21 @@ func (s *Service) List(ctx context.Context, repo, env string, limit int) ([]stor
 // only by someone who may release to that environment, or, on an
 // environment with an auto branch and no approvers, by a writer. A retry
 // resumes a partial transfer, or switches to the release if it is complete.
-func (s *Service) Retry(ctx context.Context, id int64, user string) (store.Deployment, error) {
+func (s *Service) Retry(ctx context.Context, id int64, user string) (record.Deployment, error) {
 	d, err := s.o.Store.GetDeployment(ctx, id)
 	if err != nil {
-		return store.Deployment{}, fmt.Errorf("retry deployment %d: %w", id, err)
+		return record.Deployment{}, fmt.Errorf("retry deployment %d: %w", id, err)
 	}
 	switch d.State {
-	case store.DeployFailed, store.DeployRolledBack:
-	case store.DeploySucceeded:
-		return store.Deployment{}, fmt.Errorf("deployment #%d succeeded; there is nothing to retry", id)
+	case record.DeployFailed, record.DeployRolledBack:
+	case record.DeploySucceeded:
+		return record.Deployment{}, fmt.Errorf("deployment #%d succeeded; there is nothing to retry", id)
 	default:
-		return store.Deployment{}, fmt.Errorf("deployment #%d is still %s", id, d.State)
+		return record.Deployment{}, fmt.Errorf("deployment #%d is still %s", id, d.State)
 	}
 	env, ok := s.o.Config.Environment(d.Repo, d.Env)
 	if !ok {
-		return store.Deployment{}, fmt.Errorf("environment %s of %s is no longer configured", d.Env, d.Repo)
+		return record.Deployment{}, fmt.Errorf("environment %s of %s is no longer configured", d.Env, d.Repo)
 	}
 	access := s.o.Config.Access(user, d.Repo)
 	may := access.Has(configs.Release) && (len(env.Approvers) == 0 || slices.Contains(env.Approvers, user))
@@ -613,19 +613,19 @@ func (s *Service) Retry(ctx context.Context, id int64, user string) (store.Deplo
 		may = true
 	}
 	if !may {
-		return store.Deployment{}, fmt.Errorf("user %s may not deploy %s to %s", user, d.Repo, d.Env)
+		return record.Deployment{}, fmt.Errorf("user %s may not deploy %s to %s", user, d.Repo, d.Env)
 	}
 	nd, err := s.o.Store.RetryDeployment(ctx, id, user)
-	var refusal *store.RetryRefusal
+	var refusal *record.RetryRefusal
 	if errors.As(err, &refusal) && refusal.Latest != 0 {
 		// Another deployment came after it, perhaps a retry made at the same moment.
-		return store.Deployment{}, fmt.Errorf("%s; push the revision to %s%s instead", refusal, gitrev.ReleasePrefix, d.Env)
+		return record.Deployment{}, fmt.Errorf("%s; push the revision to %s%s instead", refusal, gitrev.ReleasePrefix, d.Env)
 	}
 	if errors.As(err, &refusal) {
-		return store.Deployment{}, refusal
+		return record.Deployment{}, refusal
 	}
 	if err != nil {
-		return store.Deployment{}, fmt.Errorf("retry deployment %d: %w", id, err)
+		return record.Deployment{}, fmt.Errorf("retry deployment %d: %w", id, err)
 	}
 	s.log.Info("deployment retried", "deployment", id, "retry", nd.ID, "user", user)
 	s.Wake()

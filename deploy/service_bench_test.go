@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"slipway/internal/sshdtest"
-	"slipway/store"
+	"slipway/record"
 )
 
 // BenchmarkReleaseSmallArtifact measures a release of a small artifact set
@@ -59,7 +59,7 @@ func BenchmarkReleaseSmallArtifact(b *testing.B) {
 				b.Fatal(err)
 			}
 			got, err := h.svc.Wait(b.Context(), d.ID)
-			if err != nil || got.State != store.DeploySucceeded {
+			if err != nil || got.State != record.DeploySucceeded {
 				b.Fatalf("deployment %d: %s %s %v", d.ID, got.State, got.Reason, err)
 			}
 			total += time.Since(start)

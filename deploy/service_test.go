@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"slipway/internal/sshdtest"
-	"slipway/store"
+	"slipway/record"
 )
 
 func TestAutoDeploymentShipsPassedBuildToStagingOverSSH(t *testing.T) {
@@ -24,10 +24,10 @@ func TestAutoDeploymentShipsPassedBuildToStagingOverSSH(t *testing.T) {
 
 	files := map[string]string{"bin/app": "v1", "static/logo": strings.Repeat("logo", 1000)}
 	b1, ds := h.passedBuild("refs/heads/main", files)
-	if len(ds) != 1 || ds[0].Env != "staging" || ds[0].Trigger != store.DeployAuto || ds[0].BuildID != b1.ID {
+	if len(ds) != 1 || ds[0].Env != "staging" || ds[0].Trigger != record.DeployAuto || ds[0].BuildID != b1.ID {
 		t.Fatalf("deployments of a passed main build: %+v", ds)
 	}
-	d1 := h.waitState(ds[0].ID, store.DeploySucceeded)
+	d1 := h.waitState(ds[0].ID, record.DeploySucceeded)
 	if got := readLink(t, filepath.Join(path, "current")); got != "releases/"+d1.ReleaseID {
 		t.Fatalf("current -> %q, want releases/%s", got, d1.ReleaseID)
 	}
@@ -55,7 +55,7 @@ func TestAutoDeploymentShipsPassedBuildToStagingOverSSH(t *testing.T) {
 	// hard links to the previous release.
 	files["bin/app"] = "v2"
 	_, ds = h.passedBuild("refs/heads/main", files)
-	d2 := h.waitState(ds[0].ID, store.DeploySucceeded)
+	d2 := h.waitState(ds[0].ID, record.DeploySucceeded)
 	if got, _ := os.ReadFile(filepath.Join(path, "current", "bin", "app")); string(got) != "v2" {
 		t.Errorf("current/bin/app = %q after the second build, want v2", got)
 	}
@@ -91,26 +91,26 @@ func TestReleaseThenRollbackReusesTheEarlierRelease(t *testing.T) {
 	h.start()
 
 	a, ds := h.passedBuild("refs/heads/main", map[string]string{"app": "A"})
-	h.waitState(ds[0].ID, store.DeploySucceeded)
+	h.waitState(ds[0].ID, record.DeploySucceeded)
 	pa := h.mustRelease("bob", "prod", a.Commit)
-	if pa.Trigger != store.DeployRelease || pa.User != "bob" || pa.PushID == 0 {
+	if pa.Trigger != record.DeployRelease || pa.User != "bob" || pa.PushID == 0 {
 		t.Errorf("release deployment %+v", pa)
 	}
-	pa = h.waitState(pa.ID, store.DeploySucceeded)
+	pa = h.waitState(pa.ID, record.DeploySucceeded)
 
 	b, ds := h.passedBuild("refs/heads/main", map[string]string{"app": "B"})
-	h.waitState(ds[0].ID, store.DeploySucceeded)
-	pb := h.waitState(h.mustRelease("bob", "prod", b.Commit).ID, store.DeploySucceeded)
+	h.waitState(ds[0].ID, record.DeploySucceeded)
+	pb := h.waitState(h.mustRelease("bob", "prod", b.Commit).ID, record.DeploySucceeded)
 	if got, _ := os.ReadFile(filepath.Join(prod, "current", "app")); string(got) != "B" {
 		t.Fatalf("prod serves %q, want B", got)
 	}
 
 	// Rollback: push A again.
 	rb := h.mustRelease("bob", "prod", a.Commit)
-	if rb.Trigger != store.DeployRollback {
+	if rb.Trigger != record.DeployRollback {
 		t.Errorf("trigger %q, want rollback", rb.Trigger)
 	}
-	rb = h.waitState(rb.ID, store.DeploySucceeded)
+	rb = h.waitState(rb.ID, record.DeploySucceeded)
 	if rb.ReleaseID != pa.ReleaseID {
 		t.Errorf("rollback shipped release %q, want the earlier %q reused", rb.ReleaseID, pa.ReleaseID)
 	}
@@ -128,10 +128,10 @@ func TestReleaseThenRollbackReusesTheEarlierRelease(t *testing.T) {
 	}
 	// Pushing the live revision again is a release, not a rollback.
 	again := h.mustRelease("bob", "prod", a.Commit)
-	if again.Trigger != store.DeployRelease {
+	if again.Trigger != record.DeployRelease {
 		t.Errorf("re-release of the live revision: trigger %q, want release", again.Trigger)
 	}
-	h.waitState(again.ID, store.DeploySucceeded)
+	h.waitState(again.ID, record.DeploySucceeded)
 }
 
 func TestActivateFailureRollsBackAndKeepsCurrent(t *testing.T) {
@@ -140,9 +140,9 @@ func TestActivateFailureRollsBackAndKeepsCurrent(t *testing.T) {
 	h.start()
 
 	_, ds := h.passedBuild("refs/heads/main", map[string]string{"healthy": "yes", "app": "1"})
-	good := h.waitState(ds[0].ID, store.DeploySucceeded)
+	good := h.waitState(ds[0].ID, record.DeploySucceeded)
 	_, ds = h.passedBuild("refs/heads/main", map[string]string{"app": "2"})
-	bad := h.waitState(ds[0].ID, store.DeployRolledBack)
+	bad := h.waitState(ds[0].ID, record.DeployRolledBack)
 
 	want := "activate failed with exit 3; switched back to release " + good.ReleaseID
 	if bad.Reason != want {
@@ -168,11 +168,11 @@ func TestTargetDownFailsThenRetrySucceeds(t *testing.T) {
 	h.start()
 
 	a, _ := h.passedBuild("refs/heads/main", map[string]string{"app": "A"})
-	first := h.waitState(h.mustRelease("bob", "prod", a.Commit).ID, store.DeploySucceeded)
+	first := h.waitState(h.mustRelease("bob", "prod", a.Commit).ID, record.DeploySucceeded)
 
 	srv.Stop()
 	b, _ := h.passedBuild("refs/heads/main", map[string]string{"app": "B"})
-	down := h.waitState(h.mustRelease("bob", "prod", b.Commit).ID, store.DeployFailed)
+	down := h.waitState(h.mustRelease("bob", "prod", b.Commit).ID, record.DeployFailed)
 	if !strings.HasPrefix(down.Reason, "target unreachable: ") || !strings.Contains(down.Reason, "Connection refused") {
 		t.Errorf("reason %q, want target unreachable: ... Connection refused", down.Reason)
 	}
@@ -196,7 +196,7 @@ func TestTargetDownFailsThenRetrySucceeds(t *testing.T) {
 			t.Errorf("Retry(%d, %s) = %v, want %q", c.id, c.user, err, c.want)
 		}
 	}
-	if _, err := h.svc.Retry(ctx, 999, "bob"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := h.svc.Retry(ctx, 999, "bob"); !errors.Is(err, record.ErrNotFound) {
 		t.Errorf("Retry of a missing deployment: %v, want ErrNotFound", err)
 	}
 
@@ -205,10 +205,10 @@ func TestTargetDownFailsThenRetrySucceeds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Trigger != store.DeployRetry || r.BuildID != b.ID || r.User != "bob" {
+	if r.Trigger != record.DeployRetry || r.BuildID != b.ID || r.User != "bob" {
 		t.Errorf("retry deployment %+v", r)
 	}
-	r = h.waitState(r.ID, store.DeploySucceeded)
+	r = h.waitState(r.ID, record.DeploySucceeded)
 	if got, _ := os.ReadFile(filepath.Join(path, "current", "app")); string(got) != "B" {
 		t.Errorf("prod serves %q after the retry, want B", got)
 	}
@@ -226,11 +226,11 @@ func TestStartRecordsInterruptedDeploymentsFailedAndGoesOn(t *testing.T) {
 
 	a, _ := h.passedBuild("refs/heads/main", map[string]string{"app": "A"})
 	b, _ := h.passedBuild("refs/heads/main", map[string]string{"app": "B"})
-	cut, err := h.st.EnqueueDeployment(ctx, store.Deployment{BuildID: a.ID, Env: "staging", Trigger: store.DeployRelease, User: "bob"})
+	cut, err := h.st.EnqueueDeployment(ctx, record.Deployment{BuildID: a.ID, Env: "staging", Trigger: record.DeployRelease, User: "bob"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	next, err := h.st.EnqueueDeployment(ctx, store.Deployment{BuildID: b.ID, Env: "staging", Trigger: store.DeployRelease, User: "bob"})
+	next, err := h.st.EnqueueDeployment(ctx, record.Deployment{BuildID: b.ID, Env: "staging", Trigger: record.DeployRelease, User: "bob"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,14 +250,14 @@ func TestStartRecordsInterruptedDeploymentsFailedAndGoesOn(t *testing.T) {
 	writeFiles(t, filepath.Join(path, "releases", "20250101T000000-1-"+a.Commit[:7]+".partial"), map[string]string{"app": "half"})
 
 	h.start()
-	got := h.waitState(cut.ID, store.DeployFailed)
-	if got.Reason != store.RecoveredDeployReason {
-		t.Errorf("reason %q, want %q", got.Reason, store.RecoveredDeployReason)
+	got := h.waitState(cut.ID, record.DeployFailed)
+	if got.Reason != record.RecoveredDeployReason {
+		t.Errorf("reason %q, want %q", got.Reason, record.RecoveredDeployReason)
 	}
 	if log := h.log(cut.ID); !strings.Contains(log, "rsync to releases") || !strings.Contains(log, "the daemon stopped during deployment #"+itoa(cut.ID)) {
 		t.Errorf("log of the interrupted deployment:\n%s", log)
 	}
-	n := h.waitState(next.ID, store.DeploySucceeded)
+	n := h.waitState(next.ID, record.DeploySucceeded)
 	if got, _ := os.ReadFile(filepath.Join(path, "current", "app")); string(got) != "B" {
 		t.Errorf("serves %q, want B", got)
 	}
@@ -279,7 +279,7 @@ func TestOneDeploymentAtATimePerEnvironmentInOrder(t *testing.T) {
 	var ids []int64
 	for _, v := range []string{"1", "2", "3"} {
 		b, _ := h.passedBuild("refs/heads/main", map[string]string{"app": v})
-		d, err := h.st.EnqueueDeployment(ctx, store.Deployment{BuildID: b.ID, Env: "staging", Trigger: store.DeployRelease, User: "bob"})
+		d, err := h.st.EnqueueDeployment(ctx, record.Deployment{BuildID: b.ID, Env: "staging", Trigger: record.DeployRelease, User: "bob"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -301,9 +301,9 @@ func TestOneDeploymentAtATimePerEnvironmentInOrder(t *testing.T) {
 	}
 
 	h.start()
-	var ds []store.Deployment
+	var ds []record.Deployment
 	for _, id := range ids {
-		ds = append(ds, h.waitState(id, store.DeploySucceeded))
+		ds = append(ds, h.waitState(id, record.DeploySucceeded))
 	}
 	for i := 1; i < len(ds); i++ {
 		if ds[i].StartedAt.Before(ds[i-1].FinishedAt) {
@@ -342,7 +342,7 @@ func TestShutdownCancelsRunningDeploymentAndKeepsCurrent(t *testing.T) {
 	}
 
 	a, _ := h.passedBuild("refs/heads/main", map[string]string{"app": "A"})
-	first := h.waitState(h.mustRelease("bob", "prod", a.Commit).ID, store.DeploySucceeded)
+	first := h.waitState(h.mustRelease("bob", "prod", a.Commit).ID, record.DeploySucceeded)
 	b, _ := h.passedBuild("refs/heads/main", map[string]string{"app": "B", "slow": "1"})
 	d := h.mustRelease("bob", "prod", b.Commit)
 	testutil.Eventually(t, 30*time.Second, "activate of the second deployment hangs", func() bool {
@@ -355,7 +355,7 @@ func TestShutdownCancelsRunningDeploymentAndKeepsCurrent(t *testing.T) {
 		t.Error("Shutdown cut a deployment off and returned nil")
 	}
 	got := h.get(d.ID)
-	if !final(got.State) || got.State == store.DeploySucceeded || !strings.Contains(got.Reason, "the daemon is stopping") {
+	if !final(got.State) || got.State == record.DeploySucceeded || !strings.Contains(got.Reason, "the daemon is stopping") {
 		t.Errorf("cut-off deployment recorded as %s (%s), want failed or rolled back because the daemon is stopping", got.State, got.Reason)
 	}
 	if link := readLink(t, filepath.Join(path, "current")); link != "releases/"+first.ReleaseID {
@@ -369,7 +369,7 @@ func TestRetryResumesThePartialReleaseOfTheFailedAttempt(t *testing.T) {
 	ctx := t.Context()
 
 	b, _ := h.passedBuild("refs/heads/main", map[string]string{"app": "B"})
-	cut, err := h.st.EnqueueDeployment(ctx, store.Deployment{BuildID: b.ID, Env: "staging", Trigger: store.DeployRelease, User: "bob"})
+	cut, err := h.st.EnqueueDeployment(ctx, record.Deployment{BuildID: b.ID, Env: "staging", Trigger: record.DeployRelease, User: "bob"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -384,13 +384,13 @@ func TestRetryResumesThePartialReleaseOfTheFailedAttempt(t *testing.T) {
 	// artifacts do not have.
 	writeFiles(t, filepath.Join(path, "releases", rel+".partial"), map[string]string{"app": "hal", "stray": "x"})
 	h.start()
-	h.waitState(cut.ID, store.DeployFailed)
+	h.waitState(cut.ID, record.DeployFailed)
 
 	r, err := h.svc.Retry(ctx, cut.ID, "bob")
 	if err != nil {
 		t.Fatal(err)
 	}
-	r = h.waitState(r.ID, store.DeploySucceeded)
+	r = h.waitState(r.ID, record.DeploySucceeded)
 	if r.ReleaseID != rel {
 		t.Errorf("retry shipped into %q, want the interrupted %q resumed", r.ReleaseID, rel)
 	}

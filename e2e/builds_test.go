@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"slipway/record"
 	"slipway/store"
 )
 
@@ -624,7 +625,7 @@ func TestCancelRunningBuildKillsItsProcesses(t *testing.T) {
 	if code == 0 || !strings.Contains(errOut, "not change its builds") {
 		t.Fatalf("bob's cancel: exit %d, %q; want a refusal", code, errOut)
 	}
-	if b, _ := db.GetBuild(t.Context(), id); b.State != store.StateRunning {
+	if b, _ := db.GetBuild(t.Context(), id); b.State != record.StateRunning {
 		t.Fatalf("after the reader's cancel the build is %s", b.State)
 	}
 
@@ -933,7 +934,7 @@ func TestDaemonKilledDuringBuild(t *testing.T) {
 		return len(btProcs(t, marker)) == 0
 	})
 	db := openStore(t, d)
-	if b, err := db.GetBuild(t.Context(), id); err != nil || b.State != store.StateRunning {
+	if b, err := db.GetBuild(t.Context(), id); err != nil || b.State != record.StateRunning {
 		t.Fatalf("after kill -9 build #%d is %v (%v); the record should still say running", id, b.State, err)
 	}
 
@@ -1016,19 +1017,19 @@ func TestFiftyPushesAllBuild(t *testing.T) {
 		t.FailNow()
 	}
 	t.Logf("50 pushes took %v", time.Since(start))
-	states := func() map[store.State]int {
+	states := func() map[record.State]int {
 		bs, err := db.ListBuilds(t.Context(), "app", 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := map[store.State]int{}
+		m := map[record.State]int{}
 		for _, b := range bs {
 			m[b.State]++
 		}
 		return m
 	}
-	d.eventually(t, btBuildTimeout, "two builds to run", func() bool { return states()[store.StateRunning] == 2 })
-	if m := states(); m[store.StateRunning] != 2 || m[store.StateQueued] != n-2 {
+	d.eventually(t, btBuildTimeout, "two builds to run", func() bool { return states()[record.StateRunning] == 2 })
+	if m := states(); m[record.StateRunning] != 2 || m[record.StateQueued] != n-2 {
 		t.Fatalf("with the workers busy the builds are %v; want 2 running and %d queued", m, n-2)
 	}
 	btTouch(t, d, "go")

@@ -26,7 +26,7 @@ import (
 	"time"
 
 	"slipway/internal/sshdtest"
-	"slipway/store"
+	"slipway/record"
 )
 
 // dtPipeline is the pipeline file of every project here: build.sh makes
@@ -82,11 +82,11 @@ func dtKnownHosts(t *testing.T, port int, hostKey string) string {
 
 // dtBuild is a build as `builds --json` shows it.
 type dtBuild struct {
-	ID     int64       `json:"id"`
-	Ref    string      `json:"ref"`
-	Commit string      `json:"commit"`
-	State  store.State `json:"state"`
-	Reason string      `json:"reason"`
+	ID     int64        `json:"id"`
+	Ref    string       `json:"ref"`
+	Commit string       `json:"commit"`
+	State  record.State `json:"state"`
+	Reason string       `json:"reason"`
 }
 
 func dtBuilds(t *testing.T, d *daemon, u *user, repo string) []dtBuild {
@@ -120,30 +120,30 @@ func dtWaitBuild(t *testing.T, d *daemon, u *user, repo, commit string, after in
 
 // dtDeploys is the deployment history of an environment, newest first, as
 // `deploys REPO ENV --json` shows it.
-func dtDeploys(t *testing.T, d *daemon, u *user, repo, env string) []store.Deployment {
+func dtDeploys(t *testing.T, d *daemon, u *user, repo, env string) []record.Deployment {
 	t.Helper()
 	out, stderr, code := d.ssh(u, "deploys", repo, env, "--limit", "100", "--json")
 	if code != 0 {
 		t.Fatalf("deploys %s %s: exit %d: %s", repo, env, code, stderr)
 	}
 	var js []struct {
-		ID      int64               `json:"id"`
-		Repo    string              `json:"repo"`
-		Env     string              `json:"env"`
-		BuildID int64               `json:"build_id"`
-		Commit  string              `json:"commit"`
-		Trigger store.DeployTrigger `json:"trigger"`
-		User    string              `json:"user"`
-		State   store.DeployState   `json:"state"`
-		Reason  string              `json:"reason"`
-		Release string              `json:"release"`
+		ID      int64                `json:"id"`
+		Repo    string               `json:"repo"`
+		Env     string               `json:"env"`
+		BuildID int64                `json:"build_id"`
+		Commit  string               `json:"commit"`
+		Trigger record.DeployTrigger `json:"trigger"`
+		User    string               `json:"user"`
+		State   record.DeployState   `json:"state"`
+		Reason  string               `json:"reason"`
+		Release string               `json:"release"`
 	}
 	if err := json.Unmarshal([]byte(out), &js); err != nil {
 		t.Fatalf("deploys %s %s --json: %v\n%s", repo, env, err, out)
 	}
-	ds := make([]store.Deployment, 0, len(js))
+	ds := make([]record.Deployment, 0, len(js))
 	for _, j := range js {
-		ds = append(ds, store.Deployment{ID: j.ID, Repo: j.Repo, Env: j.Env, BuildID: j.BuildID, Commit: j.Commit,
+		ds = append(ds, record.Deployment{ID: j.ID, Repo: j.Repo, Env: j.Env, BuildID: j.BuildID, Commit: j.Commit,
 			Trigger: j.Trigger, User: j.User, State: j.State, Reason: j.Reason, ReleaseID: j.Release})
 	}
 	return ds
@@ -151,12 +151,12 @@ func dtDeploys(t *testing.T, d *daemon, u *user, repo, env string) []store.Deplo
 
 // dtWaitDeploy waits for a deployment of commit to env, newer than
 // deployment after, to end.
-func dtWaitDeploy(t *testing.T, d *daemon, u *user, repo, env, commit string, after int64) store.Deployment {
+func dtWaitDeploy(t *testing.T, d *daemon, u *user, repo, env, commit string, after int64) record.Deployment {
 	t.Helper()
-	var got store.Deployment
+	var got record.Deployment
 	d.eventually(t, 2*time.Minute, "a deployment of "+commit[:7]+" to "+env+" to end", func() bool {
 		for _, dep := range dtDeploys(t, d, u, repo, env) {
-			if dep.Commit == commit && dep.ID > after && dep.State != store.DeployQueued && dep.State != store.DeployRunning {
+			if dep.Commit == commit && dep.ID > after && dep.State != record.DeployQueued && dep.State != record.DeployRunning {
 				got = dep
 				return true
 			}
@@ -300,11 +300,11 @@ release = ["rita", "rob"]
 	src, rev1 := dtProject(t, wendy, map[string]string{"index.html": "v1\n", "lib.js": "lib v1\n"})
 	alice.mustGit(t, src, "push", "-q", url, "main")
 	b1 := dtWaitBuild(t, d, wendy, "shop", rev1, 0)
-	if b1.State != store.StatePassed {
+	if b1.State != record.StatePassed {
 		t.Fatalf("build of rev1 %s (%s), want passed", b1.State, b1.Reason)
 	}
 	s1 := dtWaitDeploy(t, d, wendy, "shop", "staging", rev1, 0)
-	if s1.State != store.DeploySucceeded || s1.Trigger != store.DeployAuto || s1.BuildID != b1.ID || s1.ReleaseID == "" {
+	if s1.State != record.DeploySucceeded || s1.Trigger != record.DeployAuto || s1.BuildID != b1.ID || s1.ReleaseID == "" {
 		t.Fatalf("staging deployment of rev1: %+v, want a succeeded auto deployment of build %d", s1, b1.ID)
 	}
 	if got := staging.live(t); got != s1.ReleaseID {
@@ -319,7 +319,7 @@ release = ["rita", "rob"]
 	rev2 := wendy.commit(t, src, "app/index.html", "v2\n")
 	wendy.mustGit(t, src, "push", "-q", url, "main")
 	s2 := dtWaitDeploy(t, d, wendy, "shop", "staging", rev2, s1.ID)
-	if s2.State != store.DeploySucceeded || s2.ReleaseID == s1.ReleaseID {
+	if s2.State != record.DeploySucceeded || s2.ReleaseID == s1.ReleaseID {
 		t.Fatalf("staging deployment of rev2: %+v, want succeeded into a new release", s2)
 	}
 	if got := staging.live(t); got != s2.ReleaseID {
@@ -343,7 +343,7 @@ release = ["rita", "rob"]
 	// its result, so once the build has ended there is nothing to wait for.
 	rev3 := wendy.commit(t, src, "FAIL", "checkout test\n")
 	wendy.mustGit(t, src, "push", "-q", url, "main")
-	if b3 := dtWaitBuild(t, d, wendy, "shop", rev3, 0); b3.State != store.StateFailed {
+	if b3 := dtWaitBuild(t, d, wendy, "shop", rev3, 0); b3.State != record.StateFailed {
 		t.Fatalf("build of rev3 %s, want failed", b3.State)
 	}
 	if ds := dtDeploys(t, d, wendy, "shop", "staging"); len(ds) != 2 || ds[0].ID != s2.ID {
@@ -357,7 +357,7 @@ release = ["rita", "rob"]
 	wendy.mustGit(t, src, "checkout", "-q", "-b", "feature", rev2)
 	rev4 := wendy.commit(t, src, "app/index.html", "v4 (feature)\n")
 	wendy.mustGit(t, src, "push", "-q", url, "feature")
-	if b4 := dtWaitBuild(t, d, wendy, "shop", rev4, 0); b4.State != store.StatePassed {
+	if b4 := dtWaitBuild(t, d, wendy, "shop", rev4, 0); b4.State != record.StatePassed {
 		t.Fatalf("build of the feature branch %s, want passed", b4.State)
 	}
 
@@ -387,7 +387,7 @@ release = ["rita", "rob"]
 		t.Fatalf("release of rev1: %v\n%s", err, out)
 	}
 	p1 := dtDeploys(t, d, rita, "shop", "prod")
-	if len(p1) != 1 || p1[0].State != store.DeploySucceeded || p1[0].Commit != rev1 || p1[0].Trigger != store.DeployRelease || p1[0].User != "rita" || p1[0].BuildID != b1.ID {
+	if len(p1) != 1 || p1[0].State != record.DeploySucceeded || p1[0].Commit != rev1 || p1[0].Trigger != record.DeployRelease || p1[0].User != "rita" || p1[0].BuildID != b1.ID {
 		t.Fatalf("when the release push returned, prod had %+v; want one succeeded release of build %d by rita", p1, b1.ID)
 	}
 	for _, want := range []string{
@@ -413,7 +413,7 @@ release = ["rita", "rob"]
 		t.Fatalf("a nowait release push should say the deployment is queued and not stream it:\n%s", out)
 	}
 	p2 := dtWaitDeploy(t, d, rita, "shop", "prod", rev2, p1[0].ID)
-	if p2.State != store.DeploySucceeded || prod.live(t) != p2.ReleaseID || prod.file(t, "current", "index.html") != "v2\n" {
+	if p2.State != record.DeploySucceeded || prod.live(t) != p2.ReleaseID || prod.file(t, "current", "index.html") != "v2\n" {
 		t.Fatalf("nowait release of rev2: %+v, prod current -> %q; want it live", p2, prod.live(t))
 	}
 
@@ -426,7 +426,7 @@ release = ["rita", "rob"]
 		t.Fatalf("rollback to rev1: %v\n%s", err, out)
 	}
 	p3 := dtDeploys(t, d, rita, "shop", "prod")[0]
-	if p3.Trigger != store.DeployRollback || p3.State != store.DeploySucceeded || p3.BuildID != b1.ID || p3.ReleaseID != p1[0].ReleaseID {
+	if p3.Trigger != record.DeployRollback || p3.State != record.DeploySucceeded || p3.BuildID != b1.ID || p3.ReleaseID != p1[0].ReleaseID {
 		t.Fatalf("rollback deployment %+v, want a succeeded rollback of build %d into release %s", p3, b1.ID, p1[0].ReleaseID)
 	}
 	if !strings.Contains(out, "(rollback by rita)") || !strings.Contains(out, "already on the target; switching without transfer") {
@@ -525,7 +525,7 @@ release = ["rita"]
 	rev2 := alice.commit(t, src, "app/start.sh", "echo 'port 8080 is taken' >&2; exit 3\n")
 	alice.mustGit(t, src, "push", "-q", url, "main")
 	for _, rev := range []string{rev1, rev2} {
-		if b := dtWaitBuild(t, d, alice, "api", rev, 0); b.State != store.StatePassed {
+		if b := dtWaitBuild(t, d, alice, "api", rev, 0); b.State != record.StatePassed {
 			t.Fatalf("build of %s %s, want passed", rev[:7], b.State)
 		}
 	}
@@ -534,7 +534,7 @@ release = ["rita"]
 		t.Fatalf("release of rev1: %v\n%s", err, out)
 	}
 	first := dtDeploys(t, d, rita, "api", "prod")[0]
-	if first.State != store.DeploySucceeded || prod.live(t) != first.ReleaseID {
+	if first.State != record.DeploySucceeded || prod.live(t) != first.ReleaseID {
 		t.Fatalf("first release %+v, current -> %q", first, prod.live(t))
 	}
 
@@ -543,7 +543,7 @@ release = ["rita"]
 		t.Fatalf("release of rev2: %v\n%s", err, out)
 	}
 	second := dtDeploys(t, d, rita, "api", "prod")[0]
-	if second.Commit != rev2 || second.State != store.DeployRolledBack {
+	if second.Commit != rev2 || second.State != record.DeployRolledBack {
 		t.Fatalf("release whose activate fails: %+v, want rolled_back", second)
 	}
 	if !strings.Contains(second.Reason, "exit 3") || !strings.Contains(second.Reason, "switched back to release "+first.ReleaseID) {
@@ -589,11 +589,11 @@ name = "web"
 
 	src, rev := dtProject(t, alice, map[string]string{"index.html": "hi\n"})
 	alice.mustGit(t, src, "push", "-q", d.url("web"), "main")
-	if b := dtWaitBuild(t, d, alice, "web", rev, 0); b.State != store.StatePassed {
+	if b := dtWaitBuild(t, d, alice, "web", rev, 0); b.State != record.StatePassed {
 		t.Fatalf("build %s (%s), want passed", b.State, b.Reason)
 	}
 	dep := dtWaitDeploy(t, d, alice, "web", "staging", rev, 0)
-	if dep.State != store.DeployFailed || !strings.Contains(dep.Reason, "host key verification failed for 127.0.0.1:"+strconv.Itoa(srv.Port)) {
+	if dep.State != record.DeployFailed || !strings.Contains(dep.Reason, "host key verification failed for 127.0.0.1:"+strconv.Itoa(srv.Port)) {
 		t.Fatalf("deployment with a wrong host key: %s (%s), want failed on the host key", dep.State, dep.Reason)
 	}
 	if _, err := os.Lstat(string(staging)); !errors.Is(err, fs.ErrNotExist) {
@@ -628,7 +628,7 @@ write = ["wendy"]
 	src, rev1 := dtProject(t, wendy, map[string]string{"index.html": "v1\n"})
 	alice.mustGit(t, src, "push", "-q", url, "main") // the admin creates the repository
 	d1 := dtWaitDeploy(t, d, wendy, "site", "staging", rev1, 0)
-	if d1.State != store.DeploySucceeded {
+	if d1.State != record.DeploySucceeded {
 		t.Fatalf("first deployment %s: %s", d1.State, d1.Reason)
 	}
 
@@ -636,12 +636,12 @@ write = ["wendy"]
 	held := gate.arm(1 << 20)
 	wendy.mustGit(t, src, "push", "-q", url, "main")
 	b2 := dtWaitBuild(t, d, wendy, "site", rev2, 0)
-	if b2.State != store.StatePassed {
+	if b2.State != record.StatePassed {
 		t.Fatalf("build of rev2 %s (%s)", b2.State, b2.Reason)
 	}
 	dtHeld(t, held)
 	running := dtDeploys(t, d, wendy, "site", "staging")[0]
-	if running.Commit != rev2 || running.State != store.DeployRunning {
+	if running.Commit != rev2 || running.State != record.DeployRunning {
 		t.Fatalf("while the transfer is held the newest deployment is %+v, want rev2 running", running)
 	}
 	if log := dtDeployLog(t, d, wendy, running.ID); !strings.Contains(log, "==> rsync to releases/"+running.ReleaseID+".partial") {
@@ -650,7 +650,7 @@ write = ["wendy"]
 	srv.Stop()
 
 	failed := dtWaitDeploy(t, d, wendy, "site", "staging", rev2, d1.ID)
-	if failed.ID != running.ID || failed.State != store.DeployFailed || !strings.Contains(failed.Reason, "connection to the target was lost") {
+	if failed.ID != running.ID || failed.State != record.DeployFailed || !strings.Contains(failed.Reason, "connection to the target was lost") {
 		t.Fatalf("deployment cut by the host's sshd stopping: %+v, want failed, connection lost", failed)
 	}
 	if got := staging.live(t); got != d1.ReleaseID || staging.file(t, "current", "index.html") != "v1\n" {
@@ -667,11 +667,11 @@ write = ["wendy"]
 		t.Fatalf("retry %d: exit %d: %s", b2.ID, code, stderr)
 	}
 	b3 := dtWaitBuild(t, d, wendy, "site", rev2, b2.ID)
-	if b3.State != store.StatePassed {
+	if b3.State != record.StatePassed {
 		t.Fatalf("retried build %s: %s", b3.State, out)
 	}
 	d3 := dtWaitDeploy(t, d, wendy, "site", "staging", rev2, failed.ID)
-	if d3.State != store.DeploySucceeded || staging.live(t) != d3.ReleaseID {
+	if d3.State != record.DeploySucceeded || staging.live(t) != d3.ReleaseID {
 		t.Fatalf("deployment after the host came back: %+v, current -> %q", d3, staging.live(t))
 	}
 	if log := dtDeployLog(t, d, wendy, d3.ID); !strings.Contains(log, "removed stale partial release "+failed.ReleaseID+".partial") {
@@ -710,7 +710,7 @@ release = ["rita"]
 	rev2 := alice.commit(t, src, "BIG", strconv.Itoa(dtBig))
 	alice.mustGit(t, src, "push", "-q", url, "main")
 	for _, rev := range []string{rev1, rev2} {
-		if b := dtWaitBuild(t, d, alice, "app", rev, 0); b.State != store.StatePassed {
+		if b := dtWaitBuild(t, d, alice, "app", rev, 0); b.State != record.StatePassed {
 			t.Fatalf("build of %s %s (%s)", rev[:7], b.State, b.Reason)
 		}
 	}
@@ -746,8 +746,8 @@ release = ["rita"]
 	url = d.url("app") // a new port
 	ds := dtDeploys(t, d, rita, "app", "prod")
 	cut := ds[0]
-	if cut.Commit != rev2 || cut.State != store.DeployFailed || cut.Reason != store.RecoveredDeployReason {
-		t.Fatalf("after the restart the cut deployment is %+v, want failed: %s", cut, store.RecoveredDeployReason)
+	if cut.Commit != rev2 || cut.State != record.DeployFailed || cut.Reason != record.RecoveredDeployReason {
+		t.Fatalf("after the restart the cut deployment is %+v, want failed: %s", cut, record.RecoveredDeployReason)
 	}
 	if log := dtDeployLog(t, d, rita, cut.ID); !strings.Contains(log, "==> rsync to") || !strings.Contains(log, "the daemon stopped during deployment") {
 		t.Fatalf("log deploy %d does not tell the story:\n%s", cut.ID, log)
@@ -763,7 +763,7 @@ release = ["rita"]
 	// partial release of the cut one is gone.
 	rev3 := alice.commit(t, src, "app/index.html", "v3\n")
 	alice.mustGit(t, src, "push", "-q", url, "main")
-	if b := dtWaitBuild(t, d, alice, "app", rev3, 0); b.State != store.StatePassed {
+	if b := dtWaitBuild(t, d, alice, "app", rev3, 0); b.State != record.StatePassed {
 		t.Fatalf("build of rev3 %s", b.State)
 	}
 	out, err := rita.git(src, "push", url, rev3+":refs/release/prod")

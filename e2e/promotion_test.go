@@ -22,7 +22,7 @@ import (
 
 	"slipway/internal/manifest"
 	"slipway/internal/sshdtest"
-	"slipway/store"
+	"slipway/record"
 )
 
 // ptBuildScript copies app/ into dist/ and stamps the build with the time
@@ -45,11 +45,11 @@ func ptProject(t *testing.T, u *user, app map[string]string) (dir, head string) 
 
 // ptBuild is a build as `builds --json` shows it, with its digest.
 type ptBuild struct {
-	ID     int64       `json:"id"`
-	Ref    string      `json:"ref"`
-	Commit string      `json:"commit"`
-	State  store.State `json:"state"`
-	Digest string      `json:"digest"`
+	ID     int64        `json:"id"`
+	Ref    string       `json:"ref"`
+	Commit string       `json:"commit"`
+	State  record.State `json:"state"`
+	Digest string       `json:"digest"`
 }
 
 func ptBuilds(t *testing.T, d *daemon, u *user, repo string) []ptBuild {
@@ -78,13 +78,13 @@ func ptBuildOf(t *testing.T, d *daemon, u *user, repo string, id int64) ptBuild 
 
 // ptDeploy is a deployment as `deploys --json` shows it, with its digest.
 type ptDeploy struct {
-	ID      int64             `json:"id"`
-	BuildID int64             `json:"build_id"`
-	Commit  string            `json:"commit"`
-	State   store.DeployState `json:"state"`
-	Reason  string            `json:"reason"`
-	Release string            `json:"release"`
-	Digest  string            `json:"digest"`
+	ID      int64              `json:"id"`
+	BuildID int64              `json:"build_id"`
+	Commit  string             `json:"commit"`
+	State   record.DeployState `json:"state"`
+	Reason  string             `json:"reason"`
+	Release string             `json:"release"`
+	Digest  string             `json:"digest"`
 }
 
 func ptDeploys(t *testing.T, d *daemon, u *user, repo, env string) []ptDeploy {
@@ -155,13 +155,13 @@ release = ["rita"]
 	src, rev := ptProject(t, wendy, map[string]string{"index.html": "v1\n"})
 	alice.mustGit(t, src, "push", "-q", url, "main")
 	b1 := dtWaitBuild(t, d, wendy, "shop", rev, 0)
-	if b1.State != store.StatePassed {
+	if b1.State != record.StatePassed {
 		t.Fatalf("build %s (%s)", b1.State, b1.Reason)
 	}
 	dtWaitDeploy(t, d, rae, "shop", "staging", rev, 0)
 	onStaging := ptDeploys(t, d, rae, "shop", "staging")[0]
 	digest := ptBuildOf(t, d, rae, "shop", b1.ID).Digest
-	if !manifest.Valid(digest) || onStaging.State != store.DeploySucceeded || onStaging.Digest != digest || onStaging.BuildID != b1.ID {
+	if !manifest.Valid(digest) || onStaging.State != record.DeploySucceeded || onStaging.Digest != digest || onStaging.BuildID != b1.ID {
 		t.Fatalf("build %d digest %q, staging deployment %+v; want one valid digest on both", b1.ID, digest, onStaging)
 	}
 	short := manifest.Short(digest)
@@ -186,7 +186,7 @@ release = ["rita"]
 		}
 		return false
 	})
-	if b2.State != store.StatePassed || b2.Commit != rev || b2.Digest == digest || !manifest.Valid(b2.Digest) {
+	if b2.State != record.StatePassed || b2.Commit != rev || b2.Digest == digest || !manifest.Valid(b2.Digest) {
 		t.Fatalf("rebuild %+v, want passed with another digest than %s", b2, digest)
 	}
 	// Someone swaps a file of staging's live release by hand.
@@ -199,7 +199,7 @@ release = ["rita"]
 		t.Fatalf("release to prod: %v\n%s", err, out)
 	}
 	p := ptDeploys(t, d, rae, "shop", "prod")
-	if len(p) != 1 || p[0].State != store.DeploySucceeded || p[0].BuildID != b1.ID || p[0].Digest != digest {
+	if len(p) != 1 || p[0].State != record.DeploySucceeded || p[0].BuildID != b1.ID || p[0].Digest != digest {
 		t.Fatalf("prod deployments %+v, want one succeeded deployment of build %d with %s", p, b1.ID, digest)
 	}
 	want := fmt.Sprintf("deployment #%d ships build #%d (%s), the artifacts that went live on staging in deployment #%d", p[0].ID, b1.ID, short, onStaging.ID)
@@ -240,7 +240,7 @@ release = ["rita"]
 		t.Errorf("the release push does not name the build it ships:\n%s", out)
 	}
 	f := ptDeploys(t, d, rae, "shop", "staging")[0]
-	if f.BuildID != b2.ID || f.State != store.DeployFailed ||
+	if f.BuildID != b2.ID || f.State != record.DeployFailed ||
 		!strings.Contains(f.Reason, fmt.Sprintf("the artifacts kept for build %d are not the ones it recorded", b2.ID)) ||
 		!strings.Contains(f.Reason, "dist/index.html differs") {
 		t.Errorf("release of changed artifacts: %+v, want failed saying they changed", f)
@@ -280,7 +280,7 @@ release = ["rita"]
 
 	src, rev := dtProject(t, alice, map[string]string{"index.html": "v1\n"})
 	alice.mustGit(t, src, "push", "-q", d.url("app"), "main")
-	if b := dtWaitBuild(t, d, alice, "app", rev, 0); b.State != store.StatePassed {
+	if b := dtWaitBuild(t, d, alice, "app", rev, 0); b.State != record.StatePassed {
 		t.Fatalf("build %s (%s)", b.State, b.Reason)
 	}
 	d.eventually(t, 2*time.Minute, "activate to start on staging", func() bool {
@@ -288,14 +288,14 @@ release = ["rita"]
 		return err == nil
 	})
 	running := ptDeploys(t, d, alice, "app", "staging")[0]
-	if running.State != store.DeployRunning || staging.live(t) != running.Release {
+	if running.State != record.DeployRunning || staging.live(t) != running.Release {
 		t.Fatalf("while activate runs: %+v, current -> %q; want running with current switched", running, staging.live(t))
 	}
 	d.kill()
 
 	d.start()
 	got := ptDeploys(t, d, alice, "app", "staging")[0]
-	if got.ID != running.ID || got.State != store.DeploySucceeded ||
+	if got.ID != running.ID || got.State != record.DeploySucceeded ||
 		!strings.Contains(got.Reason, "release "+running.Release+" is live; the daemon stopped during activate") {
 		t.Fatalf("after the restart the deployment is %+v, want succeeded: live, activate unknown", got)
 	}
@@ -392,7 +392,7 @@ read = ["rae"]
 	src, rev1 := dtProject(t, alice, map[string]string{"index.html": "v1\n"})
 	alice.mustGit(t, src, "push", "-q", url, "main")
 	first := dtWaitDeploy(t, d, rae, "site", "staging", rev1, 0)
-	if first.State != store.DeploySucceeded {
+	if first.State != record.DeploySucceeded {
 		t.Fatalf("first deployment %s: %s", first.State, first.Reason)
 	}
 	// 50 readers at once while the target is idle: one listing serves them.
@@ -413,7 +413,7 @@ read = ["rae"]
 	alice.mustGit(t, src, "push", "-q", url, "main")
 	d.eventually(t, 2*time.Minute, "the second deployment to run", func() bool {
 		ds := ptDeploys(t, d, rae, "site", "staging")
-		return len(ds) == 2 && ds[0].State == store.DeployRunning
+		return len(ds) == 2 && ds[0].State == record.DeployRunning
 	})
 
 	ptFlood(t, d, rae, "site", "staging")
@@ -421,7 +421,7 @@ read = ["rae"]
 		t.Fatal(err)
 	}
 	second := dtWaitDeploy(t, d, rae, "site", "staging", rev2, first.ID)
-	if second.State != store.DeploySucceeded {
+	if second.State != record.DeploySucceeded {
 		t.Fatalf("the deployment beside 50 readers: %s (%s)", second.State, second.Reason)
 	}
 	total, most, err = sessions.Connections()

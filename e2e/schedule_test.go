@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"slipway/record"
 	"slipway/store"
 )
 
@@ -37,7 +38,7 @@ steps = ["echo ran-build-section"]
 `
 
 // stRuns returns the builds of a schedule, newest first.
-func stRuns(t *testing.T, db *store.Store, repo, name string) []store.Build {
+func stRuns(t *testing.T, db *store.Store, repo, name string) []record.Build {
 	t.Helper()
 	bs, err := db.ListScheduleRuns(t.Context(), repo, name, 0)
 	if err != nil {
@@ -48,9 +49,9 @@ func stRuns(t *testing.T, db *store.Store, repo, name string) []store.Build {
 
 // stWaitRun waits for a build of the schedule that satisfies ok and returns
 // the oldest such build.
-func stWaitRun(t *testing.T, d *daemon, db *store.Store, repo, name, what string, ok func(store.Build) bool) store.Build {
+func stWaitRun(t *testing.T, d *daemon, db *store.Store, repo, name, what string, ok func(record.Build) bool) record.Build {
 	t.Helper()
-	var found store.Build
+	var found record.Build
 	d.eventually(t, time.Minute, what, func() bool {
 		runs := stRuns(t, db, repo, name)
 		for i := len(runs) - 1; i >= 0; i-- {
@@ -132,10 +133,10 @@ read = ["*"]
 	plainHead := strings.TrimSpace(alice.mustGit(t, plain, "rev-parse", "HEAD"))
 
 	// A scheduled build of app runs its [nightly] section.
-	tick := stWaitRun(t, d, db, "app", "tick", "a passed scheduled build of app", func(b store.Build) bool {
-		return b.Commit == appHead && b.State == store.StatePassed
+	tick := stWaitRun(t, d, db, "app", "tick", "a passed scheduled build of app", func(b record.Build) bool {
+		return b.Commit == appHead && b.State == record.StatePassed
 	})
-	if tick.Trigger != store.TriggerSchedule || tick.Ref != "refs/heads/main" || tick.PushID != 0 {
+	if tick.Trigger != record.TriggerSchedule || tick.Ref != "refs/heads/main" || tick.PushID != 0 {
 		t.Errorf("scheduled build of app recorded as %+v", tick)
 	}
 	builds := stMustSSH(t, d, alice, "builds", "app", "--limit", "100")
@@ -148,8 +149,8 @@ read = ["*"]
 	}
 
 	// plain has no [nightly]: the schedule runs [build] and says so.
-	ptick := stWaitRun(t, d, db, "plain", "tick", "a passed scheduled build of plain", func(b store.Build) bool {
-		return b.Commit == plainHead && b.State == store.StatePassed
+	ptick := stWaitRun(t, d, db, "plain", "tick", "a passed scheduled build of plain", func(b record.Build) bool {
+		return b.Commit == plainHead && b.State == record.StatePassed
 	})
 	log = stMustSSH(t, d, alice, "log", strconv.FormatInt(ptick.ID, 10))
 	if !strings.Contains(log, "ran-build-section") || !strings.Contains(log, "no [nightly] section; running [build]") {
@@ -158,17 +159,17 @@ read = ["*"]
 
 	// A schedule on a branch that does not exist records an error build
 	// each time it fires, and the others keep firing after it.
-	ghost := stWaitRun(t, d, db, "app", "ghost", "an error build of the missing branch after the push", func(b store.Build) bool {
-		return b.ID > tick.ID && b.State == store.StateError
+	ghost := stWaitRun(t, d, db, "app", "ghost", "an error build of the missing branch after the push", func(b record.Build) bool {
+		return b.ID > tick.ID && b.State == record.StateError
 	})
 	if ghost.Reason != "branch no-such-branch does not exist" || ghost.Commit != "" {
 		t.Errorf("build of a missing branch recorded as %+v", ghost)
 	}
-	stWaitRun(t, d, db, "app", "tick", "a scheduled build after the missing branch's error", func(b store.Build) bool {
-		return b.ID > ghost.ID && b.State == store.StatePassed
+	stWaitRun(t, d, db, "app", "tick", "a scheduled build after the missing branch's error", func(b record.Build) bool {
+		return b.ID > ghost.ID && b.State == record.StatePassed
 	})
-	stWaitRun(t, d, db, "app", "ghost", "the missing branch's schedule firing again", func(b store.Build) bool {
-		return b.ID > ghost.ID && b.State == store.StateError
+	stWaitRun(t, d, db, "app", "ghost", "the missing branch's schedule firing again", func(b record.Build) bool {
+		return b.ID > ghost.ID && b.State == record.StateError
 	})
 	if out := stMustSSH(t, d, alice, "whoami"); !strings.Contains(out, "alice") {
 		t.Errorf("whoami after the failing schedule: %q", out)
@@ -233,14 +234,14 @@ read = ["*"]
 	})
 	alice.mustGit(t, src, "push", "-q", d.url("app"), "main")
 
-	first := stWaitRun(t, d, db, "app", "slow", "a running scheduled build", func(b store.Build) bool {
-		return b.State == store.StateRunning
+	first := stWaitRun(t, d, db, "app", "slow", "a running scheduled build", func(b record.Build) bool {
+		return b.State == record.StateRunning
 	})
 	reason := "previous run (build " + strconv.FormatInt(first.ID, 10) + ") is still running"
-	skipped := stWaitRun(t, d, db, "app", "slow", "a skipped firing while the first runs", func(b store.Build) bool {
-		return b.ID > first.ID && b.State == store.StateSkipped
+	skipped := stWaitRun(t, d, db, "app", "slow", "a skipped firing while the first runs", func(b record.Build) bool {
+		return b.ID > first.ID && b.State == record.StateSkipped
 	})
-	if skipped.Reason != reason || skipped.Trigger != store.TriggerSchedule {
+	if skipped.Reason != reason || skipped.Trigger != record.TriggerSchedule {
 		t.Errorf("overlapping firing recorded as %+v; want skipped with %q", skipped, reason)
 	}
 	builds := stMustSSH(t, d, alice, "builds", "app", "--limit", "100")
@@ -259,22 +260,22 @@ read = ["*"]
 	if out := stMustSSH(t, d, alice, "cancel", strconv.FormatInt(first.ID, 10)); !strings.Contains(out, "cancelled") {
 		t.Fatalf("cancel: %q", out)
 	}
-	next := stWaitRun(t, d, db, "app", "slow", "a scheduled run after the cancel", func(b store.Build) bool {
-		return b.ID > first.ID && b.State != store.StateSkipped
+	next := stWaitRun(t, d, db, "app", "slow", "a scheduled run after the cancel", func(b record.Build) bool {
+		return b.ID > first.ID && b.State != record.StateSkipped
 	})
-	next = stWaitRun(t, d, db, "app", "slow", "that run finishing", func(b store.Build) bool {
+	next = stWaitRun(t, d, db, "app", "slow", "that run finishing", func(b record.Build) bool {
 		return b.ID == next.ID && b.State.Final()
 	})
-	if next.State != store.StatePassed || next.Commit != head {
+	if next.State != record.StatePassed || next.Commit != head {
 		t.Errorf("run after the overlap ended = %+v; want passed on %s", next, head)
 	}
 	// Every firing while the first ran was skipped: never two at once.
 	for _, b := range stRuns(t, db, "app", "slow") {
-		if b.ID > first.ID && b.ID < next.ID && (b.State != store.StateSkipped || b.Reason != reason) {
+		if b.ID > first.ID && b.ID < next.ID && (b.State != record.StateSkipped || b.Reason != reason) {
 			t.Errorf("firing during the running build: %+v; want skipped with %q", b, reason)
 		}
 	}
-	if b, err := db.GetBuild(t.Context(), first.ID); err != nil || b.State != store.StateCancelled {
+	if b, err := db.GetBuild(t.Context(), first.ID); err != nil || b.State != record.StateCancelled {
 		t.Errorf("the hung run: %+v, %v; want cancelled", b, err)
 	}
 }
@@ -322,10 +323,10 @@ write = ["alice"]
 	if len(runs) != 1 || !strings.Contains(out, "build #"+strconv.FormatInt(runs[0].ID, 10)+" "+want) {
 		t.Fatalf("run by a writer printed %q, recorded %+v; want one build %q", out, runs, want)
 	}
-	b := stWaitRun(t, d, db, "app", "integration", "the run by hand to pass", func(b store.Build) bool {
+	b := stWaitRun(t, d, db, "app", "integration", "the run by hand to pass", func(b record.Build) bool {
 		return b.State.Final()
 	})
-	if b.State != store.StatePassed || b.Trigger != store.TriggerManual || b.Commit != head {
+	if b.State != record.StatePassed || b.Trigger != record.TriggerManual || b.Commit != head {
 		t.Errorf("run by hand recorded as %+v", b)
 	}
 	builds := stMustSSH(t, d, bob, "builds", "app")
@@ -425,7 +426,7 @@ read = ["*"]
 	src := alice.newProject(t, map[string]string{".slipway.toml": stPipelines})
 	alice.mustGit(t, src, "push", "-q", d.url("app"), "main")
 	for _, name := range []string{"up", "off"} {
-		stWaitRun(t, d, db, "app", name, "a passed run of "+name, func(b store.Build) bool { return b.State == store.StatePassed })
+		stWaitRun(t, d, db, "app", name, "a passed run of "+name, func(b record.Build) bool { return b.State == record.StatePassed })
 	}
 	// Stop just after both fired and their runs ended, well before the
 	// next instant, so that no run is left queued: a catch-up behind a
@@ -493,10 +494,10 @@ read = ["*"]
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := stWaitRun(t, d, db, "app", "up", "the catch-up build to finish", func(b store.Build) bool {
+	b := stWaitRun(t, d, db, "app", "up", "the catch-up build to finish", func(b record.Build) bool {
 		return b.ID == id && b.State.Final()
 	})
-	if b.State != store.StatePassed || b.Trigger != store.TriggerSchedule {
+	if b.State != record.StatePassed || b.Trigger != record.TriggerSchedule {
 		t.Errorf("catch-up build: %+v", b)
 	}
 
@@ -545,9 +546,9 @@ func TestStRemovedScheduleCancelsQueued(t *testing.T) {
 	// The push build holds the only worker, so the schedule's runs queue.
 	src := alice.newProject(t, map[string]string{".slipway.toml": "[build]\nsteps = [\"sleep 300\"]\n[nightly]\nsteps = [\"true\"]\n"})
 	alice.mustGit(t, src, "push", "-q", d.url("app"), "main")
-	queued := stWaitRun(t, d, db, "app", "gone", "a queued run", func(b store.Build) bool { return b.State == store.StateQueued })
-	stWaitRun(t, d, db, "app", "gone", "a firing skipped behind the queued run", func(b store.Build) bool {
-		return b.State == store.StateSkipped && b.Reason == "previous run (build "+strconv.FormatInt(queued.ID, 10)+") is still queued"
+	queued := stWaitRun(t, d, db, "app", "gone", "a queued run", func(b record.Build) bool { return b.State == record.StateQueued })
+	stWaitRun(t, d, db, "app", "gone", "a firing skipped behind the queued run", func(b record.Build) bool {
+		return b.State == record.StateSkipped && b.Reason == "previous run (build "+strconv.FormatInt(queued.ID, 10)+") is still queued"
 	})
 
 	// The daemon dies; it comes back with "gone" removed from the config.
@@ -565,7 +566,7 @@ func TestStRemovedScheduleCancelsQueued(t *testing.T) {
 		t.Errorf("log of the removal: %v; want one entry with cancelled=1\n%s", removed, d.logs)
 	}
 	b, err := db.GetBuild(t.Context(), queued.ID)
-	if err != nil || b.State != store.StateCancelled || b.Reason != `schedule "gone" was removed from the config` {
+	if err != nil || b.State != record.StateCancelled || b.Reason != `schedule "gone" was removed from the config` {
 		t.Errorf("queued run of the removed schedule: %+v, %v; want cancelled", b, err)
 	}
 	for _, b := range stRuns(t, db, "app", "gone") {
@@ -589,7 +590,7 @@ func TestStRemovedScheduleCancelsQueued(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, b := range push {
-		if b.Trigger == store.TriggerPush && !b.State.Final() {
+		if b.Trigger == record.TriggerPush && !b.State.Final() {
 			stMustSSH(t, d, alice, "cancel", strconv.FormatInt(b.ID, 10))
 		}
 	}

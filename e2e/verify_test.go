@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"slipway/record"
 	"slipway/store"
 )
 
@@ -194,7 +195,7 @@ func TestVerifiedPushPassingCountsOnce(t *testing.T) {
 		t.Errorf("log %d:\n%s", vid, log)
 	}
 	dep := dtWaitDeploy(t, d, bob, "app", "staging", commit, 0)
-	if dep.State != store.DeploySucceeded || dep.BuildID != vid || dep.Trigger != store.DeployAuto {
+	if dep.State != record.DeploySucceeded || dep.BuildID != vid || dep.Trigger != record.DeployAuto {
 		t.Fatalf("staging deployment of the verified build: %+v", dep)
 	}
 	if got, err := os.ReadFile(filepath.Join(staging, "current", "dist", "index.html")); err != nil || string(got) != "verified\n" {

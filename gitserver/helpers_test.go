@@ -21,7 +21,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"slipway/configs"
-	"slipway/store"
+	"slipway/record"
 )
 
 // mapTokens is a PushTokens backed by a map, as the hooks registry would be.
@@ -63,9 +63,9 @@ func (m *mapTokens) counts() (begun, ended int) {
 }
 
 // mapPushes is a PushLister backed by a map.
-type mapPushes map[string]store.Push
+type mapPushes map[string]record.Push
 
-func (m mapPushes) LastPushes(context.Context) (map[string]store.Push, error) { return m, nil }
+func (m mapPushes) LastPushes(context.Context) (map[string]record.Push, error) { return m, nil }
 
 type key struct {
 	path string // private key file

@@ -17,7 +17,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"slipway/configs"
-	"slipway/store"
+	"slipway/record"
 )
 
 // PushTokens hands out the token that lets Slipway's hooks know who is
@@ -31,7 +31,7 @@ type PushTokens interface {
 
 // PushLister gives the newest push of each repository, for `repos`.
 type PushLister interface {
-	LastPushes(ctx context.Context) (map[string]store.Push, error)
+	LastPushes(ctx context.Context) (map[string]record.Push, error)
 }
 
 // Options configure a Server.

@@ -17,7 +17,7 @@ import (
 	"github.com/gliderlabs/ssh"
 
 	"slipway/configs"
-	"slipway/store"
+	"slipway/record"
 )
 
 // sessionRecord is what the session log line reports.
@@ -203,10 +203,10 @@ type repoJSON struct {
 }
 
 type pushJSON struct {
-	ID   int64             `json:"id"`
-	Time time.Time         `json:"time"`
-	User string            `json:"user"`
-	Refs []store.RefUpdate `json:"refs"`
+	ID   int64              `json:"id"`
+	Time time.Time          `json:"time"`
+	User string             `json:"user"`
+	Refs []record.RefUpdate `json:"refs"`
 }
 
 func (s *Server) repos(ctx context.Context, c Caller, args []string, stdout, stderr io.Writer) int {
@@ -220,7 +220,7 @@ func (s *Server) repos(ctx context.Context, c Caller, args []string, stdout, std
 		fmt.Fprintln(stderr, "slipway: could not list repositories")
 		return 1
 	}
-	var last map[string]store.Push
+	var last map[string]record.Push
 	if s.pushes != nil {
 		if last, err = s.pushes.LastPushes(ctx); err != nil {
 			s.log.Error("read last pushes", "err", err)
@@ -238,7 +238,7 @@ func (s *Server) repos(ctx context.Context, c Caller, args []string, stdout, std
 		if p, ok := last[n]; ok {
 			refs := p.Refs
 			if refs == nil {
-				refs = []store.RefUpdate{}
+				refs = []record.RefUpdate{}
 			}
 			r.LastPush = &pushJSON{ID: p.ID, Time: p.Time.UTC(), User: p.User, Refs: refs}
 		}
@@ -279,7 +279,7 @@ func accessWords(a configs.Access) []string {
 
 // summarizeRefs describes a push's refs in a few words: "main 1a2b3c4,
 // tag v1 deleted, +3 more".
-func summarizeRefs(refs []store.RefUpdate) string {
+func summarizeRefs(refs []record.RefUpdate) string {
 	if len(refs) == 0 {
 		return "no refs"
 	}
@@ -298,7 +298,7 @@ func summarizeRefs(refs []store.RefUpdate) string {
 			name = "tag " + strings.TrimPrefix(name, "refs/tags/")
 		}
 		switch {
-		case store.ZeroID(r.New):
+		case record.ZeroID(r.New):
 			parts = append(parts, name+" deleted")
 		default:
 			parts = append(parts, name+" "+r.New[:min(7, len(r.New))])

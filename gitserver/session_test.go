@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"slipway/store"
+	"slipway/record"
 )
 
 func TestInteractiveLoginGreetsAndExits(t *testing.T) {
@@ -104,7 +104,7 @@ func TestWhoami(t *testing.T) {
 func TestReposListsReadableWithLastPush(t *testing.T) {
 	when := time.Date(2026, 11, 25, 18, 40, 0, 0, time.UTC)
 	id := strings.Repeat("ab", 20)
-	pushes := mapPushes{"app": {ID: 7, Repo: "app", User: "carol", Time: when, Refs: []store.RefUpdate{
+	pushes := mapPushes{"app": {ID: 7, Repo: "app", User: "carol", Time: when, Refs: []record.RefUpdate{
 		{Name: "refs/heads/main", Old: strings.Repeat("0", 40), New: id},
 		{Name: "refs/tags/v1", Old: id, New: strings.Repeat("0", 40)},
 	}}}
@@ -135,10 +135,10 @@ func TestReposListsReadableWithLastPush(t *testing.T) {
 		Name     string   `json:"name"`
 		Access   []string `json:"access"`
 		LastPush *struct {
-			ID   int64             `json:"id"`
-			User string            `json:"user"`
-			Time time.Time         `json:"time"`
-			Refs []store.RefUpdate `json:"refs"`
+			ID   int64              `json:"id"`
+			User string             `json:"user"`
+			Time time.Time          `json:"time"`
+			Refs []record.RefUpdate `json:"refs"`
 		} `json:"last_push"`
 	}
 	r = ts.ssh("alice", "", "repos --json")

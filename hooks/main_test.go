@@ -21,6 +21,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"slipway/configs"
+	"slipway/record"
 	"slipway/store"
 )
 
@@ -234,7 +235,7 @@ func (e *testEnv) refExists(repo, ref string) bool {
 }
 
 // pushes returns how many pushes the store holds.
-func (e *testEnv) lastPush(repo string) (store.Push, bool) {
+func (e *testEnv) lastPush(repo string) (record.Push, bool) {
 	e.t.Helper()
 	last, err := e.store.LastPushes(e.t.Context())
 	if err != nil {
@@ -242,7 +243,7 @@ func (e *testEnv) lastPush(repo string) (store.Push, bool) {
 	}
 	p, ok := last[repo]
 	if !ok {
-		return store.Push{}, false
+		return record.Push{}, false
 	}
 	full, err := e.store.GetPush(e.t.Context(), p.ID)
 	if err != nil {
@@ -263,10 +264,10 @@ type countingRecorder struct {
 
 // listener stands for the parts whose reports reach the pusher.
 type listener interface {
-	PushRecorded(ctx context.Context, p store.Push, out io.Writer)
+	PushRecorded(ctx context.Context, p record.Push, out io.Writer)
 }
 
-func (c *countingRecorder) RecordPush(ctx context.Context, p store.Push) (int64, func(context.Context, io.Writer), error) {
+func (c *countingRecorder) RecordPush(ctx context.Context, p record.Push) (int64, func(context.Context, io.Writer), error) {
 	start := time.Now()
 	id, err := c.r.RecordPush(ctx, p)
 	c.mu.Lock()

@@ -11,7 +11,7 @@ import (
 
 	"slipway/configs"
 	"slipway/internal/gitrev"
-	"slipway/store"
+	"slipway/record"
 )
 
 // identity is who a hook speaks for and in which repository.
@@ -112,13 +112,13 @@ func (s *Server) preReceive(ctx context.Context, req request, id identity, out i
 }
 
 // checkRef returns why the update u may not be made, or "".
-func (s *Server) checkRef(ctx context.Context, id identity, access configs.Access, u store.RefUpdate, quarantine string) string {
+func (s *Server) checkRef(ctx context.Context, id identity, access configs.Access, u record.RefUpdate, quarantine string) string {
 	env, release := strings.CutPrefix(u.Name, gitrev.ReleasePrefix)
 	if !release {
 		if !id.local && !access.Has(configs.Write) {
 			return fmt.Sprintf("user %s has no write access to repository %s", id.User, id.Repo)
 		}
-		if store.ZeroID(u.Old) && !store.ZeroID(u.New) {
+		if record.ZeroID(u.Old) && !record.ZeroID(u.New) {
 			if why := s.confusingName(id.Repo, u.Name); why != "" {
 				return why
 			}
@@ -131,7 +131,7 @@ func (s *Server) checkRef(ctx context.Context, id identity, access configs.Acces
 	switch {
 	case id.local:
 		return "release refs can only be pushed through Slipway's SSH server"
-	case store.ZeroID(u.New):
+	case record.ZeroID(u.New):
 		return "release refs cannot be deleted"
 	case !access.Has(configs.Release):
 		return fmt.Sprintf("user %s may not release repository %s (needs the release right)", id.User, id.Repo)
@@ -215,7 +215,7 @@ func (s *Server) postReceive(ctx context.Context, req request, id identity, out 
 		s.log.Warn("recording push of uncertain origin", "repo", id.Repo, "user", id.User, "err", id.err)
 		fmt.Fprintf(out, "slipway: WARNING: %v\n", id.err)
 	}
-	p := store.Push{
+	p := record.Push{
 		Repo:           id.Repo,
 		User:           id.User,
 		KeyFingerprint: id.KeyFingerprint,

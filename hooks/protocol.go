@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"slipway/store"
+	"slipway/record"
 )
 
 // The hook protocol, version 1. Every message is one JSON object on one line.
@@ -98,7 +98,7 @@ type request struct {
 	Token      string
 	GitDir     string
 	Options    []string
-	Refs       []store.RefUpdate
+	Refs       []record.RefUpdate
 	Quarantine string // pre-receive only; unchecked until Server.quarantineOf
 }
 
@@ -150,7 +150,7 @@ func readRequest(r io.Reader) (request, error) {
 	}
 	// Grow with the refs actually read, not with the announced count: a
 	// header may promise 100,000 refs and send none.
-	req.Refs = make([]store.RefUpdate, 0, min(h.Refs, 1024))
+	req.Refs = make([]record.RefUpdate, 0, min(h.Refs, 1024))
 	for i := range h.Refs {
 		line, err := readLine(br)
 		if err != nil {
@@ -160,7 +160,7 @@ func readRequest(r io.Reader) (request, error) {
 		if err := json.Unmarshal(line, &rl); err != nil {
 			return request{}, fmt.Errorf("%w: decode ref %d: %v", ErrProtocol, i+1, err)
 		}
-		u := store.RefUpdate{Name: rl.Name, Old: rl.Old, New: rl.New}
+		u := record.RefUpdate{Name: rl.Name, Old: rl.Old, New: rl.New}
 		if err := u.Validate(); err != nil {
 			return request{}, fmt.Errorf("%w: ref %d: %v", ErrProtocol, i+1, err)
 		}
@@ -215,15 +215,15 @@ func readLine(br *bufio.Reader) ([]byte, error) {
 }
 
 // parseRefLine parses one line of git's hook input, "<old> <new> <ref>".
-func parseRefLine(s string) (store.RefUpdate, error) {
+func parseRefLine(s string) (record.RefUpdate, error) {
 	old, rest, ok1 := strings.Cut(s, " ")
 	nw, name, ok2 := strings.Cut(rest, " ")
 	if !ok1 || !ok2 {
-		return store.RefUpdate{}, fmt.Errorf("malformed ref update %q", truncate(s))
+		return record.RefUpdate{}, fmt.Errorf("malformed ref update %q", truncate(s))
 	}
-	u := store.RefUpdate{Name: name, Old: old, New: nw}
+	u := record.RefUpdate{Name: name, Old: old, New: nw}
 	if err := u.Validate(); err != nil {
-		return store.RefUpdate{}, err
+		return record.RefUpdate{}, err
 	}
 	return u, nil
 }

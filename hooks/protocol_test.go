@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"slipway/store"
+	"slipway/record"
 )
 
 func sampleRequest() request {
@@ -16,7 +16,7 @@ func sampleRequest() request {
 		Token:   strings.Repeat("ab", tokenBytes),
 		GitDir:  "/srv/slipway/repos/team/app.git",
 		Options: []string{"wait", "ci.skip=<&>"},
-		Refs: []store.RefUpdate{
+		Refs: []record.RefUpdate{
 			{Name: "refs/heads/main", Old: zero, New: strings.Repeat("1", 40)},
 			{Name: "refs/release/prod", Old: strings.Repeat("2", 40), New: zero},
 			{Name: "refs/heads/ünïcode", Old: strings.Repeat("3", 64), New: strings.Repeat("4", 64)},
@@ -145,7 +145,7 @@ func FuzzReadRequest(f *testing.F) {
 
 func TestParseRefLine(t *testing.T) {
 	u, err := parseRefLine(zero + " " + strings.Repeat("a", 40) + " refs/heads/feature/x")
-	if err != nil || u != (store.RefUpdate{Name: "refs/heads/feature/x", Old: zero, New: strings.Repeat("a", 40)}) {
+	if err != nil || u != (record.RefUpdate{Name: "refs/heads/feature/x", Old: zero, New: strings.Repeat("a", 40)}) {
 		t.Errorf("got %+v, %v", u, err)
 	}
 	for _, bad := range []string{"", "a b", zero + " " + zero + " refs/heads/x", zero + " zz refs/heads/x", zero + " " + strings.Repeat("a", 40) + " main"} {

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"slipway/store"
+	"slipway/record"
 )
 
 const zero = "0000000000000000000000000000000000000000"
@@ -38,8 +38,8 @@ func TestPushAcceptedAndRecordedWithOptions(t *testing.T) {
 	if !ok {
 		t.Fatal("push not recorded")
 	}
-	want := store.Push{ID: 1, Repo: "app", User: "alice", KeyFingerprint: e.fps["alice"],
-		Refs:    []store.RefUpdate{{Name: "refs/heads/main", Old: zero, New: head}},
+	want := record.Push{ID: 1, Repo: "app", User: "alice", KeyFingerprint: e.fps["alice"],
+		Refs:    []record.RefUpdate{{Name: "refs/heads/main", Old: zero, New: head}},
 		Options: []string{"wait", "note=two words"}}
 	if p.ID != want.ID || p.Repo != want.Repo || p.User != want.User || p.KeyFingerprint != want.KeyFingerprint ||
 		!slices.Equal(p.Refs, want.Refs) || !slices.Equal(p.Options, want.Options) {
@@ -59,7 +59,7 @@ func TestPushAcceptedAndRecordedWithOptions(t *testing.T) {
 		t.Fatalf("second push refused: %v\n%s", err, out)
 	}
 	p, _ = e.lastPush("app")
-	if p.ID != 2 || p.User != "bob" || !slices.Equal(p.Refs, []store.RefUpdate{{Name: "refs/heads/main", Old: head, New: next}}) || p.Options != nil {
+	if p.ID != 2 || p.User != "bob" || !slices.Equal(p.Refs, []record.RefUpdate{{Name: "refs/heads/main", Old: head, New: next}}) || p.Options != nil {
 		t.Errorf("second push recorded as %+v", p)
 	}
 }
@@ -184,7 +184,7 @@ func TestLocalPushWithoutToken(t *testing.T) {
 	}
 	p, ok := e.lastPush("app")
 	if !ok || p.User != LocalUser || p.KeyFingerprint != "" ||
-		!slices.Equal(p.Refs, []store.RefUpdate{{Name: "refs/heads/main", Old: zero, New: head}}) {
+		!slices.Equal(p.Refs, []record.RefUpdate{{Name: "refs/heads/main", Old: zero, New: head}}) {
 		t.Errorf("local push recorded as %+v (found %v)", p, ok)
 	}
 }
@@ -314,7 +314,7 @@ type pushLog struct {
 	seen []int64
 }
 
-func (l *pushLog) PushRecorded(ctx context.Context, p store.Push, out io.Writer) {
+func (l *pushLog) PushRecorded(ctx context.Context, p record.Push, out io.Writer) {
 	l.mu.Lock()
 	l.seen = append(l.seen, p.ID)
 	l.mu.Unlock()

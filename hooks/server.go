@@ -15,7 +15,7 @@ import (
 	"unicode/utf8"
 
 	"slipway/configs"
-	"slipway/store"
+	"slipway/record"
 )
 
 // Recorder records an accepted push durably, with the work it asks for, in
@@ -30,7 +30,7 @@ import (
 // cancelled when the pusher goes away (or the daemon stops), so work that
 // must outlive the push, such as a build, must not be bound to it.
 type Recorder interface {
-	RecordPush(ctx context.Context, p store.Push) (id int64, report func(ctx context.Context, out io.Writer), err error)
+	RecordPush(ctx context.Context, p record.Push) (id int64, report func(ctx context.Context, out io.Writer), err error)
 }
 
 // ReleaseGate decides whether commit may be released to environment env of

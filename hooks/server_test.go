@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"slipway/store"
+	"slipway/record"
 )
 
 // exchange sends raw bytes to the daemon and returns all it answered.
@@ -54,7 +54,7 @@ func TestDaemonAnswersBadRequestsAndKeepsServing(t *testing.T) {
 	// A git dir outside the repositories folder is never a repository,
 	// even for an admin's valid token.
 	req := request{Hook: PreReceive, Token: e.token("app", "admin"), GitDir: filepath.Dir(repo) + "/../app.git",
-		Refs: []store.RefUpdate{{Name: "refs/heads/main", Old: zero, New: strings.Repeat("1", 40)}}}
+		Refs: []record.RefUpdate{{Name: "refs/heads/main", Old: zero, New: strings.Repeat("1", 40)}}}
 	got = exchange(t, e.socket, encode(t, req))
 	if !strings.Contains(got, "which is not a repository of this Slipway server; push refused") || !strings.HasSuffix(got, `{"exit":1}`+"\n") {
 		t.Errorf("foreign git dir answered %q", got)
@@ -118,7 +118,7 @@ type blockingListener struct {
 	finished chan error // context.Cause when hold, nil otherwise
 }
 
-func (l *blockingListener) PushRecorded(ctx context.Context, p store.Push, out io.Writer) {
+func (l *blockingListener) PushRecorded(ctx context.Context, p record.Push, out io.Writer) {
 	io.WriteString(out, "build 1 started\n")
 	select {
 	case <-l.proceed:

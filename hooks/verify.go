@@ -10,7 +10,7 @@ import (
 	"slices"
 	"strings"
 
-	"slipway/store"
+	"slipway/record"
 )
 
 // VerifyOption is the push option (`git push -o verify`) that makes a push
@@ -28,7 +28,7 @@ type Verifier interface {
 	// then the branches p updates stay held until release is called, once
 	// the push's session has ended. Otherwise err is one line naming the
 	// ref and why, and nothing is held. ctx ends when the pusher goes away.
-	Verify(ctx context.Context, p store.Push, refs []store.RefUpdate, quarantine string, out io.Writer) (release func(), err error)
+	Verify(ctx context.Context, p record.Push, refs []record.RefUpdate, quarantine string, out io.Writer) (release func(), err error)
 	// Holder says why ref of repo cannot be pushed now (a push updating it
 	// is being verified), or "".
 	Holder(repo, ref string) string
@@ -40,9 +40,9 @@ type Verifier interface {
 func (s *Server) verify(ctx context.Context, req request, id identity, out io.Writer) int {
 	asked := slices.Contains(req.Options, VerifyOption)
 	repo := s.o.Config.RepoOrDefault(id.Repo)
-	var refs []store.RefUpdate
+	var refs []record.RefUpdate
 	for _, u := range req.Refs {
-		if strings.HasPrefix(u.Name, "refs/heads/") && !store.ZeroID(u.New) && (asked || repo.Verifies(u.Name)) {
+		if strings.HasPrefix(u.Name, "refs/heads/") && !record.ZeroID(u.New) && (asked || repo.Verifies(u.Name)) {
 			refs = append(refs, u)
 		}
 	}
@@ -72,7 +72,7 @@ func (s *Server) verify(ctx context.Context, req request, id identity, out io.Wr
 		s.log.Warn("verified push refused: bad quarantine", "repo", id.Repo, "user", id.User, "quarantine", req.Quarantine, "err", err)
 		return refuse("%s, but %v", why, err)
 	}
-	p := store.Push{Repo: id.Repo, User: id.User, KeyFingerprint: id.KeyFingerprint, Refs: req.Refs, Options: req.Options}
+	p := record.Push{Repo: id.Repo, User: id.User, KeyFingerprint: id.KeyFingerprint, Refs: req.Refs, Options: req.Options}
 	release, err := s.o.Verifier.Verify(ctx, p, refs, q, out)
 	if err != nil {
 		return refuse("%v", err)

@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"slipway/configs"
-	"slipway/store"
+	"slipway/record"
 )
 
 // fakeVerifier stands in for the build service: it checks that the pushed
@@ -30,7 +30,7 @@ type fakeVerifier struct {
 	released int
 }
 
-func (v *fakeVerifier) Verify(ctx context.Context, p store.Push, refs []store.RefUpdate, q string, out io.Writer) (func(), error) {
+func (v *fakeVerifier) Verify(ctx context.Context, p record.Push, refs []record.RefUpdate, q string, out io.Writer) (func(), error) {
 	v.mu.Lock()
 	for _, u := range refs {
 		v.calls = append(v.calls, u.Name+" "+u.New+" "+q)
@@ -234,7 +234,7 @@ func TestForgedQuarantineRefused(t *testing.T) {
 	newID := strings.Repeat("1", 40)
 	send := func(q string) string {
 		req := request{Hook: PreReceive, Token: e.token("app", "alice"), GitDir: repo, Options: []string{VerifyOption},
-			Refs: []store.RefUpdate{{Name: "refs/heads/main", Old: zero, New: newID}}, Quarantine: q}
+			Refs: []record.RefUpdate{{Name: "refs/heads/main", Old: zero, New: newID}}, Quarantine: q}
 		return exchange(t, e.socket, encode(t, req))
 	}
 	for name, q := range map[string]string{

@@ -7,22 +7,22 @@ import (
 	"io"
 	"log/slog"
 
-	"slipway/store"
+	"slipway/record"
 )
 
 // Plan is what one part asks a push to record, with what the pusher should
 // be told about the refs it leaves alone.
 type Plan struct {
-	Builds      []store.Build
-	Verified    []store.VerifiedBuild
-	Deployments []store.Deployment
+	Builds      []record.Build
+	Verified    []record.VerifiedBuild
+	Deployments []record.Deployment
 	// Notes are lines for the pusher (refs not built, and why).
 	Notes []string
 	// Settle, if not nil, is called once the record was made (err nil: rec
 	// holds what was recorded, for every part) or could not be (err not
 	// nil); the part starts its work, or gives back what it claimed while
 	// planning. It must not block on the pusher.
-	Settle func(ctx context.Context, rec store.Enqueued, err error)
+	Settle func(ctx context.Context, rec record.Enqueued, err error)
 }
 
 // Part is one contributor to the way of a push. Plan must not change
@@ -32,14 +32,14 @@ type Plan struct {
 // (the pusher went away), and the work goes on without it. Both are called
 // concurrently for different pushes.
 type Part interface {
-	Plan(ctx context.Context, p store.Push) (Plan, error)
-	Report(ctx context.Context, p store.Push, plan Plan, rec store.Enqueued, out io.Writer)
+	Plan(ctx context.Context, p record.Push) (Plan, error)
+	Report(ctx context.Context, p record.Push, plan Plan, rec record.Enqueued, out io.Writer)
 }
 
 // Store records a push with everything its parts planned, in one
 // transaction.
 type Store interface {
-	RecordVerifiedPush(ctx context.Context, p store.Push, bs []store.Build, ds []store.Deployment, vs []store.VerifiedBuild) (store.Enqueued, error)
+	RecordVerifiedPush(ctx context.Context, p record.Push, bs []record.Build, ds []record.Deployment, vs []record.VerifiedBuild) (record.Enqueued, error)
 }
 
 // Options configures a Handler. Store is required.
@@ -73,12 +73,12 @@ func New(o Options) (*Handler, error) {
 // and, when asked, streams it. A part that cannot plan does not stop the
 // record: git has moved the refs, and the push must be recorded whatever
 // else fails; the pusher is told what could not be queued.
-func (h *Handler) RecordPush(ctx context.Context, p store.Push) (int64, func(context.Context, io.Writer), error) {
+func (h *Handler) RecordPush(ctx context.Context, p record.Push) (int64, func(context.Context, io.Writer), error) {
 	plans := make([]Plan, len(h.o.Parts))
 	var (
-		bs []store.Build
-		ds []store.Deployment
-		vs []store.VerifiedBuild
+		bs []record.Build
+		ds []record.Deployment
+		vs []record.VerifiedBuild
 	)
 	for i, part := range h.o.Parts {
 		plan, err := part.Plan(ctx, p)

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"slipway/push"
+	"slipway/record"
 	"slipway/store"
 )
 
@@ -24,20 +25,20 @@ type part struct {
 	settled []string
 }
 
-func (p *part) Plan(_ context.Context, ps store.Push) (push.Plan, error) {
+func (p *part) Plan(_ context.Context, ps record.Push) (push.Plan, error) {
 	if p.fail {
 		return push.Plan{}, errors.New(p.name + " cannot plan")
 	}
-	var bs []store.Build
+	var bs []record.Build
 	for _, u := range ps.Refs {
-		bs = append(bs, store.Build{Repo: ps.Repo, Ref: u.Name, Commit: u.New, Trigger: store.TriggerPush, Pipeline: store.DefaultPipeline})
+		bs = append(bs, record.Build{Repo: ps.Repo, Ref: u.Name, Commit: u.New, Trigger: record.TriggerPush, Pipeline: record.DefaultPipeline})
 	}
-	return push.Plan{Builds: bs, Notes: []string{p.name + " planned"}, Settle: func(_ context.Context, rec store.Enqueued, err error) {
+	return push.Plan{Builds: bs, Notes: []string{p.name + " planned"}, Settle: func(_ context.Context, rec record.Enqueued, err error) {
 		p.settled = append(p.settled, fmt.Sprintf("push %d, %d builds, err %v", rec.PushID, len(rec.Builds), err))
 	}}, nil
 }
 
-func (p *part) Report(_ context.Context, ps store.Push, plan push.Plan, rec store.Enqueued, out io.Writer) {
+func (p *part) Report(_ context.Context, ps record.Push, plan push.Plan, rec record.Enqueued, out io.Writer) {
 	fmt.Fprintf(out, "%s: push #%d by %s, %d builds recorded, notes %v\n", p.name, ps.ID, ps.User, len(rec.Builds), plan.Notes)
 }
 
@@ -61,7 +62,7 @@ func TestRecordPushRecordsEveryPlanThenReports(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := store.Push{Repo: "app", User: "alice", Refs: []store.RefUpdate{{Name: "refs/heads/main", Old: zero, New: strings.Repeat("a", 40)}}}
+	p := record.Push{Repo: "app", User: "alice", Refs: []record.RefUpdate{{Name: "refs/heads/main", Old: zero, New: strings.Repeat("a", 40)}}}
 	id, report, err := h.RecordPush(t.Context(), p)
 	if err != nil || id != 1 {
 		t.Fatalf("RecordPush = %d, %v", id, err)
@@ -93,7 +94,7 @@ func TestRecordPushFailureSettlesWithTheError(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.Close() // every write fails now
-	id, report, err := h.RecordPush(t.Context(), store.Push{Repo: "app", Refs: []store.RefUpdate{{Name: "refs/heads/main", Old: zero, New: strings.Repeat("b", 40)}}})
+	id, report, err := h.RecordPush(t.Context(), record.Push{Repo: "app", Refs: []record.RefUpdate{{Name: "refs/heads/main", Old: zero, New: strings.Repeat("b", 40)}}})
 	if err == nil || id != 0 || report != nil {
 		t.Fatalf("RecordPush on a closed store = %d, %v, report %v", id, err, report != nil)
 	}

@@ -6,69 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
-	"time"
 )
 
-// RefUpdate is one line of what git hands the receive hooks: a ref and its old
-// and new object ids. An all-zero Old means the ref was created, an all-zero
-// New that it was deleted.
-type RefUpdate struct {
-	Name, Old, New string
-}
 
-// Push is one accepted `git push`: who pushed, with which key, which refs
-// changed and with which push options (`git push -o`).
-type Push struct {
-	ID             int64
-	Repo           string
-	User           string
-	KeyFingerprint string
-	Refs           []RefUpdate
-	Options        []string
-	Time           time.Time // when git accepted it; the store's clock if zero
-}
 
-// ZeroID reports whether id is git's all-zero object id (SHA-1 or SHA-256).
-func ZeroID(id string) bool {
-	return id != "" && strings.Trim(id, "0") == ""
-}
 
-// validObjectID accepts lowercase SHA-1 (40) or SHA-256 (64) hex ids, the
-// only forms git prints in hook input.
-func validObjectID(id string) bool {
-	if len(id) != 40 && len(id) != 64 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
 
-// Validate reports whether the update is one git could have sent. Ref names
-// are git's to check in full; this only refuses what would make the record
-// unreadable or meaningless.
-func (u RefUpdate) Validate() error {
-	if !strings.HasPrefix(u.Name, "refs/") || len(u.Name) == len("refs/") {
-		return fmt.Errorf("%w: ref name %q does not start with refs/", ErrInvalid, u.Name)
-	}
-	if strings.ContainsFunc(u.Name, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		return fmt.Errorf("%w: ref name %q contains a control character", ErrInvalid, u.Name)
-	}
-	if !validObjectID(u.Old) || !validObjectID(u.New) || len(u.Old) != len(u.New) {
-		return fmt.Errorf("%w: ref %q: object ids %q -> %q are not both lowercase hex of one hash", ErrInvalid, u.Name, u.Old, u.New)
-	}
-	if ZeroID(u.Old) && ZeroID(u.New) {
-		return fmt.Errorf("%w: ref %q: old and new object ids are both zero", ErrInvalid, u.Name)
-	}
-	return nil
-}
-
-func (p Push) validate() error {
+func validatePush(p Push) error {
 	if p.Repo == "" {
 		return fmt.Errorf("%w: push without a repo", ErrInvalid)
 	}
@@ -97,7 +41,7 @@ func (s *Store) RecordPush(ctx context.Context, p Push) (int64, error) {
 }
 
 func insertPush(ctx context.Context, tx *sql.Tx, p Push) (int64, error) {
-	if err := p.validate(); err != nil {
+	if err := validatePush(p); err != nil {
 		return 0, err
 	}
 	if p.Time.IsZero() {

@@ -10,24 +10,24 @@ import (
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 
-	"slipway/store"
+	"slipway/record"
 )
 
 // fire records one firing of e: a build per branch on the branch's tip as it
 // is now. at is the scheduled instant, zero for a run by hand. The builds are
 // returned as the store recorded them (queued, skipped or error).
-func (s *Scheduler) fire(ctx context.Context, e *entry, at time.Time, trigger store.Trigger, user string) ([]store.Build, error) {
-	f := store.ScheduleFire{
+func (s *Scheduler) fire(ctx context.Context, e *entry, at time.Time, trigger record.Trigger, user string) ([]record.Build, error) {
+	f := record.ScheduleFire{
 		Repo: e.repo, Name: e.name, Spec: e.effective, At: at,
 		// A run by hand is asked for by a person who wants it to run.
-		OnlyIfChanged: e.onlyIfChanged && trigger != store.TriggerManual,
+		OnlyIfChanged: e.onlyIfChanged && trigger != record.TriggerManual,
 	}
 	tips := s.resolveTips(e)
 	for _, b := range e.branches {
 		tip := tips[b]
-		bd := store.Build{Ref: plumbing.NewBranchReferenceName(b).String(), Pipeline: e.pipeline, Trigger: trigger}
+		bd := record.Build{Ref: plumbing.NewBranchReferenceName(b).String(), Pipeline: e.pipeline, Trigger: trigger}
 		if tip.reason != "" {
-			bd.State, bd.Reason = store.StateError, tip.reason
+			bd.State, bd.Reason = record.StateError, tip.reason
 		} else {
 			bd.Commit = tip.commit
 		}
@@ -48,10 +48,10 @@ func (s *Scheduler) fire(ctx context.Context, e *entry, at time.Time, trigger st
 	for _, b := range builds {
 		attrs := []any{"build", b.ID, "ref", b.Ref, "commit", b.Commit, "pipeline", b.Pipeline}
 		switch b.State {
-		case store.StateQueued:
+		case record.StateQueued:
 			queued = true
 			log.Info("scheduled build queued", attrs...)
-		case store.StateSkipped:
+		case record.StateSkipped:
 			log.Info("scheduled build skipped", append(attrs, "reason", b.Reason)...)
 		default:
 			log.Warn("scheduled build not run", append(attrs, "state", string(b.State), "reason", b.Reason)...)

@@ -16,6 +16,7 @@ import (
 
 	"slipway/build/schedule"
 	"slipway/configs"
+	"slipway/record"
 	"slipway/store"
 )
 
@@ -235,7 +236,7 @@ func (r *repo) commit(branch string) string {
 }
 
 // runs returns the builds of a schedule, oldest first.
-func (e *env) runs(repo, name string) []store.Build {
+func (e *env) runs(repo, name string) []record.Build {
 	e.t.Helper()
 	bs, err := e.st.ListScheduleRuns(e.t.Context(), repo, name, 0)
 	if err != nil {
@@ -261,7 +262,7 @@ func (e *env) lastFire(repo, name string) time.Time {
 }
 
 // finish plays a build worker: it claims the queued build and ends it.
-func (e *env) finish(id int64, state store.State) {
+func (e *env) finish(id int64, state record.State) {
 	e.t.Helper()
 	b, ok, err := e.st.ClaimBuild(e.t.Context(), "test-worker")
 	if err != nil || !ok {
@@ -271,7 +272,7 @@ func (e *env) finish(id int64, state store.State) {
 		e.t.Fatalf("claimed build %d, want %d", b.ID, id)
 	}
 	reason := ""
-	if state != store.StatePassed {
+	if state != record.StatePassed {
 		reason = "test"
 	}
 	if err := e.st.FinishBuild(e.t.Context(), id, state, reason, nil); err != nil {

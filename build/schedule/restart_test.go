@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"slipway/store"
+	"slipway/record"
 )
 
 // TestShortDowntimeIsStillDowntime: a restart shorter than a minute still
@@ -33,7 +33,7 @@ name = "app"
 			if runs := e.runs("app", "often"); len(runs) != 1 {
 				t.Fatalf("before the restart: %d runs, want 1", len(runs))
 			}
-			e.finish(e.runs("app", "often")[0].ID, store.StatePassed)
+			e.finish(e.runs("app", "often")[0].ID, record.StatePassed)
 			if err := first.Shutdown(t.Context()); err != nil {
 				t.Fatal(err)
 			}

@@ -13,17 +13,17 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"slipway/configs"
-	"slipway/store"
+	"slipway/record"
 )
 
 // Store is what the Scheduler needs of the database; *store.Store has it.
 // Every method must be safe for concurrent use.
 type Store interface {
-	GetLastFire(ctx context.Context, repo, name string) (store.ScheduleState, bool, error)
-	ListScheduleStates(ctx context.Context) ([]store.ScheduleState, error)
-	RemoveSchedule(ctx context.Context, repo, name string) ([]store.Build, error)
-	LastScheduleRun(ctx context.Context, repo, name string) (store.Build, bool, error)
-	FireSchedule(ctx context.Context, f store.ScheduleFire) ([]store.Build, error)
+	GetLastFire(ctx context.Context, repo, name string) (record.ScheduleState, bool, error)
+	ListScheduleStates(ctx context.Context) ([]record.ScheduleState, error)
+	RemoveSchedule(ctx context.Context, repo, name string) ([]record.Build, error)
+	LastScheduleRun(ctx context.Context, repo, name string) (record.Build, bool, error)
+	FireSchedule(ctx context.Context, f record.ScheduleFire) ([]record.Build, error)
 }
 
 // Waker is told that builds were queued, so that idle build workers claim
@@ -75,7 +75,7 @@ type Status struct {
 	Next time.Time
 	// LastRun is the newest build of the schedule (scheduled or run by
 	// hand); nil when it never ran.
-	LastRun *store.Build
+	LastRun *record.Build
 }
 
 // Sentinel errors callers branch on; returned errors wrap them.
@@ -350,10 +350,10 @@ func (s *Scheduler) fireDue(ctx context.Context, now time.Time, starting bool) {
 		}
 		if fire {
 			fctx, cancel := s.guard(context.WithoutCancel(ctx))
-			_, err := s.fire(fctx, e, latest, store.TriggerSchedule, "")
+			_, err := s.fire(fctx, e, latest, record.TriggerSchedule, "")
 			cancel()
 			switch {
-			case errors.Is(err, store.ErrConflict):
+			case errors.Is(err, record.ErrConflict):
 				// Another firing already recorded this instant (a second
 				// daemon on the database, or the clock stepped back).
 				log.Info("schedule instant already fired; not firing it again", "err", err)
@@ -455,7 +455,7 @@ func (s *Scheduler) List(ctx context.Context, repo string) ([]Status, error) {
 // previous run is still queued or running is recorded as skipped; only_if_changed
 // does not, because a person asking for a run wants one. The remembered last
 // fire is left as it was: the schedule's own timing does not change.
-func (s *Scheduler) RunNow(ctx context.Context, repo, name, user string) ([]store.Build, error) {
+func (s *Scheduler) RunNow(ctx context.Context, repo, name, user string) ([]record.Build, error) {
 	e := s.byKey[repo+"/"+name]
 	if e == nil {
 		return nil, fmt.Errorf("run schedule %q of %q: %w", name, repo, ErrUnknownSchedule)
@@ -470,5 +470,5 @@ func (s *Scheduler) RunNow(ctx context.Context, repo, name, user string) ([]stor
 	defer s.inflight.Done()
 	ctx, cancel := s.guard(ctx)
 	defer cancel()
-	return s.fire(ctx, e, time.Time{}, store.TriggerManual, user)
+	return s.fire(ctx, e, time.Time{}, record.TriggerManual, user)
 }

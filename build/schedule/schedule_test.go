@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"slipway/build/schedule"
+	"slipway/record"
 	"slipway/store"
 )
 
@@ -52,7 +53,7 @@ func TestFiresAtTheInstantInItsZone(t *testing.T) {
 				t.Fatalf("want one run at %s, got %+v", tc.fire, runs)
 			}
 			b := runs[0]
-			if b.State != store.StateQueued || b.Trigger != store.TriggerSchedule || b.Schedule != "nightly" ||
+			if b.State != record.StateQueued || b.Trigger != record.TriggerSchedule || b.Schedule != "nightly" ||
 				b.Pipeline != "nightly" || b.Ref != "refs/heads/main" || b.Commit != tipAtFire {
 				t.Errorf("scheduled build = %+v; want queued nightly schedule build of main at %s", b, tipAtFire)
 			}
@@ -108,7 +109,7 @@ func TestCatchUpAfterDowntime(t *testing.T) {
 			if len(runs) != 1 {
 				t.Fatalf("first night: %d runs, want 1", len(runs))
 			}
-			e.finish(runs[0].ID, store.StatePassed)
+			e.finish(runs[0].ID, record.StatePassed)
 			if err := first.Shutdown(t.Context()); err != nil {
 				t.Fatal(err)
 			}
@@ -119,7 +120,7 @@ func TestCatchUpAfterDowntime(t *testing.T) {
 			runs = e.runs("app", "nightly")
 			logs := e.log.String()
 			if catchUp {
-				if len(runs) != 2 || runs[1].State != store.StateQueued {
+				if len(runs) != 2 || runs[1].State != record.StateQueued {
 					t.Fatalf("after downtime with catch_up: runs = %+v; want exactly one new queued run", runs)
 				}
 				if got, want := e.lastFire("app", "nightly"), utc("2025-01-04T02:00:00Z"); !got.Equal(want) {
@@ -128,7 +129,7 @@ func TestCatchUpAfterDowntime(t *testing.T) {
 				if !strings.Contains(logs, "missed runs while down; catching up once") || !strings.Contains(logs, "missed=3") {
 					t.Errorf("log does not say it missed 3 runs and caught up once:\n%s", logs)
 				}
-				e.finish(runs[1].ID, store.StatePassed)
+				e.finish(runs[1].ID, record.StatePassed)
 			} else {
 				if len(runs) != 1 {
 					t.Fatalf("after downtime without catch_up: runs = %+v; want none new", runs)
@@ -144,7 +145,7 @@ func TestCatchUpAfterDowntime(t *testing.T) {
 			// Either way the next night fires as usual, once.
 			want := len(runs) + 1
 			clock.advanceTo(t, utc("2025-01-05T03:00:00Z"))
-			if runs := e.runs("app", "nightly"); len(runs) != want || runs[len(runs)-1].State != store.StateQueued {
+			if runs := e.runs("app", "nightly"); len(runs) != want || runs[len(runs)-1].State != record.StateQueued {
 				t.Fatalf("next night: runs = %+v; want %d, the last queued", runs, want)
 			}
 			if got, want := e.lastFire("app", "nightly"), utc("2025-01-05T02:00:00Z"); !got.Equal(want) {
@@ -166,10 +167,10 @@ func TestOverlappingRunIsSkipped(t *testing.T) {
 	if len(runs) != 2 {
 		t.Fatalf("runs = %+v; want 2", runs)
 	}
-	if runs[0].State != store.StateQueued {
+	if runs[0].State != record.StateQueued {
 		t.Errorf("first run is %s, want queued", runs[0].State)
 	}
-	if runs[1].State != store.StateSkipped || !strings.Contains(runs[1].Reason, "still queued") {
+	if runs[1].State != record.StateSkipped || !strings.Contains(runs[1].Reason, "still queued") {
 		t.Errorf("second run = %s %q; want skipped because the first is still queued", runs[1].State, runs[1].Reason)
 	}
 	if n := e.waker.n.Load(); n != 1 {
@@ -201,18 +202,18 @@ name = "app"
 	if len(runs) != 1 || runs[0].Commit != first {
 		t.Fatalf("night 1: %+v", runs)
 	}
-	e.finish(runs[0].ID, store.StatePassed)
+	e.finish(runs[0].ID, record.StatePassed)
 
 	clock.advanceTo(t, utc("2025-01-02T12:00:00Z"))
 	runs = e.runs("app", "nightly")
-	if len(runs) != 2 || runs[1].State != store.StateSkipped || !strings.Contains(runs[1].Reason, "unchanged") {
+	if len(runs) != 2 || runs[1].State != record.StateSkipped || !strings.Contains(runs[1].Reason, "unchanged") {
 		t.Fatalf("night 2 on the same tip: %+v; want skipped as unchanged", runs)
 	}
 
 	second := r.commit("main")
 	clock.advanceTo(t, utc("2025-01-03T12:00:00Z"))
 	runs = e.runs("app", "nightly")
-	if len(runs) != 3 || runs[2].State != store.StateQueued || runs[2].Commit != second {
+	if len(runs) != 3 || runs[2].State != record.StateQueued || runs[2].Commit != second {
 		t.Fatalf("night 3 on a new tip: %+v; want queued on %s", runs, second)
 	}
 }
@@ -284,7 +285,7 @@ name = "app"
 			if got := e.lastFire("app", "nightly"); !got.Equal(tc.fire) {
 				t.Errorf("last fire = %s, want %s", got, tc.fire)
 			}
-			e.finish(runs[0].ID, store.StatePassed)
+			e.finish(runs[0].ID, record.StatePassed)
 			clock.advanceTo(t, time.Date(2025, 11, 3, 12, 0, 0, 0, ny))
 			if runs := e.runs("app", "nightly"); len(runs) != 2 {
 				t.Fatalf("night after: runs = %+v; want 2", runs)
@@ -312,7 +313,7 @@ name = "app"
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(bs) != 1 || bs[0].State != store.StateQueued || bs[0].Trigger != store.TriggerManual ||
+	if len(bs) != 1 || bs[0].State != record.StateQueued || bs[0].Trigger != record.TriggerManual ||
 		bs[0].Schedule != "nightly" || bs[0].Commit != tip || bs[0].Pipeline != "nightly" {
 		t.Fatalf("RunNow = %+v; want one queued manual build of the schedule on %s", bs, tip)
 	}
@@ -328,14 +329,14 @@ name = "app"
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(bs) != 1 || bs[0].State != store.StateSkipped || !strings.Contains(bs[0].Reason, "still queued") {
+	if len(bs) != 1 || bs[0].State != record.StateSkipped || !strings.Contains(bs[0].Reason, "still queued") {
 		t.Fatalf("second RunNow while the first is queued = %+v; want skipped", bs)
 	}
 
 	// only_if_changed does not stop a person who asks for a run.
-	e.finish(e.runs("app", "nightly")[0].ID, store.StatePassed)
+	e.finish(e.runs("app", "nightly")[0].ID, record.StatePassed)
 	bs, err = s.RunNow(t.Context(), "app", "nightly", "alice")
-	if err != nil || len(bs) != 1 || bs[0].State != store.StateQueued {
+	if err != nil || len(bs) != 1 || bs[0].State != record.StateQueued {
 		t.Fatalf("RunNow on an unchanged tip = %+v, %v; want queued", bs, err)
 	}
 
@@ -381,7 +382,7 @@ name = "ghost"
 			t.Fatalf("night %d: dev runs = %+v", night+1, dev)
 		}
 		bad := dev[len(dev)-2]
-		if bad.Ref != "refs/heads/dev" || bad.State != store.StateError || bad.Reason != "branch dev does not exist" {
+		if bad.Ref != "refs/heads/dev" || bad.State != record.StateError || bad.Reason != "branch dev does not exist" {
 			t.Errorf("night %d: build of the missing branch = %+v; want error \"branch dev does not exist\"", night+1, bad)
 		}
 		if good := dev[len(dev)-1]; good.Ref != "refs/heads/main" || good.Commit != tip {
@@ -391,13 +392,13 @@ name = "ghost"
 			t.Errorf("night %d: the healthy schedule ran %d times", night+1, n)
 		}
 		ghost := e.runs("ghost", "nightly")
-		if len(ghost) != night+1 || ghost[night].State != store.StateError || !strings.Contains(ghost[night].Reason, "repository ghost does not exist") {
+		if len(ghost) != night+1 || ghost[night].State != record.StateError || !strings.Contains(ghost[night].Reason, "repository ghost does not exist") {
 			t.Errorf("night %d: ghost repo runs = %+v", night+1, ghost)
 		}
 		// Finish the good runs so the next night is not an overlap.
-		e.finish(dev[len(dev)-1].ID, store.StatePassed)
+		e.finish(dev[len(dev)-1].ID, record.StatePassed)
 		nightly := e.runs("app", "nightly")
-		e.finish(nightly[len(nightly)-1].ID, store.StatePassed)
+		e.finish(nightly[len(nightly)-1].ID, record.StatePassed)
 	}
 	st, err := s.List(t.Context(), "")
 	if err != nil {
@@ -455,7 +456,7 @@ name = "app"
 `), clock)
 
 	old := e.runs("app", "old")
-	if len(old) != 1 || old[0].State != store.StateCancelled || !strings.Contains(old[0].Reason, "removed") {
+	if len(old) != 1 || old[0].State != record.StateCancelled || !strings.Contains(old[0].Reason, "removed") {
 		t.Errorf("queued run of the removed schedule = %+v; want cancelled", old)
 	}
 	if !e.lastFire("app", "old").IsZero() {
@@ -465,7 +466,7 @@ name = "app"
 		t.Error("the renamed schedule did not start fresh")
 	}
 	// A changed spec starts fresh too: no catch-up for the missed nights.
-	if runs := e.runs("app", "nightly"); len(runs) != 1 || runs[0].State != store.StateQueued {
+	if runs := e.runs("app", "nightly"); len(runs) != 1 || runs[0].State != record.StateQueued {
 		t.Errorf("nightly after its spec changed = %+v; want the one queued run, not a catch-up", runs)
 	}
 	logs := e.log.String()
@@ -503,7 +504,7 @@ name = "app"
 	deadline := time.Now().Add(8 * time.Second)
 	poll := time.NewTicker(20 * time.Millisecond)
 	defer poll.Stop()
-	var runs []store.Build
+	var runs []record.Build
 	for len(runs) < 2 {
 		if time.Now().After(deadline) {
 			t.Fatalf("runs after 8s: %+v; want 2", runs)
@@ -512,7 +513,7 @@ name = "app"
 		// Poll the database: it is the only record of what fired.
 		runs = e.runs("app", "often")
 	}
-	if runs[0].State != store.StateQueued || runs[1].State != store.StateSkipped {
+	if runs[0].State != record.StateQueued || runs[1].State != record.StateSkipped {
 		t.Errorf("runs = %s, %s; want queued, then skipped as an overlap", runs[0].State, runs[1].State)
 	}
 	// Loose bounds: the machine running the tests may be busy.
@@ -537,7 +538,7 @@ type blockingStore struct {
 	release chan struct{}
 }
 
-func (b *blockingStore) FireSchedule(ctx context.Context, f store.ScheduleFire) ([]store.Build, error) {
+func (b *blockingStore) FireSchedule(ctx context.Context, f record.ScheduleFire) ([]record.Build, error) {
 	b.entered <- struct{}{}
 	select {
 	case <-b.release:
@@ -572,7 +573,7 @@ func TestShutdownWaitsForTheEnqueueInFlight(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if runs := e.runs("app", "nightly"); len(runs) != 1 || runs[0].State != store.StateQueued {
+	if runs := e.runs("app", "nightly"); len(runs) != 1 || runs[0].State != record.StateQueued {
 		t.Fatalf("after Shutdown: runs = %+v; want the in-flight run recorded", runs)
 	}
 }
