@@ -300,11 +300,20 @@ func (r *Bwrap) args(spec Spec) (args []string, offlineDNS bool) {
 		}
 	}
 	if r.EtcDir != "" {
-		a = append(a, "--ro-bind", r.EtcDir, "/etc")
-		// A mount point cannot be made in the read-only copy; PrepareEtc
-		// always writes one.
-		fi, err := os.Lstat(filepath.Join(r.EtcDir, "resolv.conf"))
-		offlineDNS = !spec.Network && err == nil && fi.Mode().IsRegular()
+		etc := r.EtcDir
+		if !spec.Network {
+			// PrepareEtc's offline copy, when there is one: no mount
+			// beyond /etc's own.
+			if fi, err := os.Stat(etc + offlineSuffix); err == nil && fi.IsDir() {
+				etc += offlineSuffix
+			} else {
+				// A mount point cannot be made in the read-only copy;
+				// PrepareEtc always writes one.
+				fi, err := os.Lstat(filepath.Join(etc, "resolv.conf"))
+				offlineDNS = err == nil && fi.Mode().IsRegular()
+			}
+		}
+		a = append(a, "--ro-bind", etc, "/etc")
 	} else {
 		a = append(a, "--dir", "/etc")
 		for _, name := range etcAllowed {

@@ -54,22 +54,48 @@ func prepareEtc(src, dir string) (skipped []string, err error) {
 		removeTree(tmp)
 		return nil, fmt.Errorf("prepare sandbox /etc: %w", err)
 	}
-	// Replace the old copy: a sandbox starting meanwhile sees either.
-	old := dir + ".old"
-	if err := removeTree(old); err != nil {
+	// The copy steps without network get: the same files but a
+	// resolv.conf whose lookups fail at once. Mounting it whole costs
+	// nothing more than the online copy; a resolv.conf mounted over the
+	// online one would cost a mount per step.
+	tmpOffline := dir + offlineSuffix + ".new"
+	if err := removeTree(tmpOffline); err != nil {
 		return nil, fmt.Errorf("prepare sandbox /etc: %w", err)
 	}
-	if err := os.Rename(dir, old); err != nil && !os.IsNotExist(err) {
+	if _, err := copyTree(tmp, tmpOffline, append(keep, tmp)); err != nil {
+		removeTree(tmp)
+		removeTree(tmpOffline)
 		return nil, fmt.Errorf("prepare sandbox /etc: %w", err)
 	}
-	if err := os.Rename(tmp, dir); err != nil {
+	resolv := filepath.Join(tmpOffline, "resolv.conf")
+	if err := os.Remove(resolv); err != nil {
 		return nil, fmt.Errorf("prepare sandbox /etc: %w", err)
 	}
-	if err := removeTree(old); err != nil {
+	if err := os.WriteFile(resolv, []byte(offlineResolvConf), 0o644); err != nil {
 		return nil, fmt.Errorf("prepare sandbox /etc: %w", err)
+	}
+	// Replace the old copies: a sandbox starting meanwhile sees either.
+	for _, c := range []struct{ tmp, dir string }{{tmpOffline, dir + offlineSuffix}, {tmp, dir}} {
+		old := c.dir + ".old"
+		if err := removeTree(old); err != nil {
+			return nil, fmt.Errorf("prepare sandbox /etc: %w", err)
+		}
+		if err := os.Rename(c.dir, old); err != nil && !os.IsNotExist(err) {
+			return nil, fmt.Errorf("prepare sandbox /etc: %w", err)
+		}
+		if err := os.Rename(c.tmp, c.dir); err != nil {
+			return nil, fmt.Errorf("prepare sandbox /etc: %w", err)
+		}
+		if err := removeTree(old); err != nil {
+			return nil, fmt.Errorf("prepare sandbox /etc: %w", err)
+		}
 	}
 	return skipped, nil
 }
+
+// offlineSuffix names the copy of a prepared /etc for steps without
+// network, beside it: <dir>-offline.
+const offlineSuffix = "-offline"
 
 // ensureFile makes an empty file at p unless something is there.
 func ensureFile(p string) error {
