@@ -10,7 +10,6 @@ import (
 	"time"
 )
 
-
 const buildCols = `id, repo, ref, commit_id, push_id, trigger, schedule, pipeline, state, reason,
 	created_at, started_at, finished_at, attempt, steps, worker, retry_of, artifacts_digest`
 

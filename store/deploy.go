@@ -7,7 +7,6 @@ import (
 	"fmt"
 )
 
-
 const deployCols = `id, repo, env, build_id, commit_id, trigger, user, push_id, state, reason, release_id,
 	created_at, started_at, finished_at, digest`
 
@@ -168,7 +167,6 @@ func newerAuto(ctx context.Context, tx *sql.Tx, repo, env string, buildID int64)
 	}
 	return n == 1, nil
 }
-
 
 // RetryDeployment queues deployment id again, as a new deployment of the
 // same build with DeployRetry by user. Only a failed or rolled-back

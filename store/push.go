@@ -8,10 +8,6 @@ import (
 	"fmt"
 )
 
-
-
-
-
 func validatePush(p Push) error {
 	if p.Repo == "" {
 		return fmt.Errorf("%w: push without a repo", ErrInvalid)

@@ -8,7 +8,6 @@ import (
 	"time"
 )
 
-
 // GetLastFire returns the remembered state of a schedule; ok is false when it
 // never fired (a new or renamed schedule starts fresh).
 func (s *Store) GetLastFire(ctx context.Context, repo, name string) (st ScheduleState, ok bool, err error) {
@@ -165,7 +164,6 @@ func schedulePassedCommit(ctx context.Context, q queryRower, repo, name, commit 
 	}
 	return b, true, nil
 }
-
 
 // FireSchedule records a firing in one transaction: the new last fire time
 // and, per branch, a queued build or one recorded as skipped with the reason

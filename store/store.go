@@ -14,7 +14,6 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
-
 // busyTimeout bounds how long a connection waits for a lock held by another
 // process (a second slipway on the same file, or a backup tool) before the
 // operation fails with SQLITE_BUSY. Within one process the single writer
