@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"slipway/internal/testutil"
 	"sync"
 	"testing"
 	"time"
@@ -62,10 +63,7 @@ func TestPoolRunsWhatIsQueuedOnWake(t *testing.T) {
 	}
 	p.Wake()
 	close(release)
-	deadline := time.Now().Add(10 * time.Second)
-	for q.done() < 10 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, "every item to run", func() bool { return q.done() == 10 })
 	if err := p.Shutdown(t.Context(), errStop); err != nil {
 		t.Fatal(err)
 	}
