@@ -616,5 +616,9 @@ func (c *Config) DatabasePath() string { return filepath.Join(c.DataDir, "slipwa
 // HooksDir is the daemon-owned hooks directory given to git as core.hooksPath.
 func (c *Config) HooksDir() string { return filepath.Join(c.DataDir, "hooks") }
 
+// PushHooksDir is the hooks directory git is given for pushes through the
+// SSH server: the receive hooks only (see hooks.WriteScripts).
+func (c *Config) PushHooksDir() string { return filepath.Join(c.HooksDir(), "push") }
+
 // HookSocket is the Unix socket on which the daemon answers its hooks.
 func (c *Config) HookSocket() string { return filepath.Join(c.DataDir, "run", "hook.sock") }

@@ -203,6 +203,11 @@ func (s *Service) ReleaseDeployments(ctx context.Context, p record.Push) ([]reco
 			continue
 		}
 		log := s.log.With("repo", p.Repo, "env", env, "rev", u.New, "user", p.User)
+		if p.Found() {
+			// Moved without Slipway: nobody allowed to release asked.
+			log.Warn("release ref moved without a push through Slipway; not deploying (push it again to release)")
+			continue
+		}
 		e, ok := s.o.Config.Environment(p.Repo, env)
 		if !ok {
 			log.Warn("release ref of an unknown environment accepted; not deploying")

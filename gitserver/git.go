@@ -83,12 +83,12 @@ func gitProtocol(environ []string) (string, bool) {
 	return "", false
 }
 
-// gitArgs are the options every git service runs with: the daemon's hooks
-// (there are no per-repository hook files to go stale or be planted), push
+// gitArgs are the options every git service runs with: the daemon's push
+// hooks (there are no per-repository hook files to go stale or be planted), push
 // options for `git push -o`, and partial clone.
 func (s *Server) gitArgs(rest ...string) []string {
 	return append([]string{
-		"-c", "core.hooksPath=" + s.hooksDir,
+		"-c", "core.hooksPath=" + s.pushHooksDir,
 		"-c", "receive.advertisePushOptions=true",
 		"-c", "uploadpack.allowFilter=true",
 	}, rest...)

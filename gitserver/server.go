@@ -67,7 +67,8 @@ type Server struct {
 	commands map[string]Command
 
 	reposDir string // absolute
-	hooksDir string // absolute
+	hooksDir     string // absolute; repositories' core.hooksPath
+	pushHooksDir string // absolute; core.hooksPath of pushes
 	home     string // empty HOME for git, so no user config applies
 	path     string // PATH for git: the daemon's
 
@@ -134,6 +135,9 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("gitserver: repos dir: %w", err)
 	}
 	if s.hooksDir, err = filepath.Abs(cfg.HooksDir()); err != nil {
+		return nil, fmt.Errorf("gitserver: hooks dir: %w", err)
+	}
+	if s.pushHooksDir, err = filepath.Abs(cfg.PushHooksDir()); err != nil {
 		return nil, fmt.Errorf("gitserver: hooks dir: %w", err)
 	}
 	if s.home, err = filepath.Abs(filepath.Join(cfg.DataDir, "run", "home")); err != nil {

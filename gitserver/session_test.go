@@ -182,7 +182,10 @@ func TestGitEnvironmentIsMinimal(t *testing.T) {
 	ts := startServer(t, serverOpt{})
 	out := filepath.Join(t.TempDir(), "env")
 	hook := fmt.Sprintf("#!/bin/sh\nenv > '%s'\ncat >/dev/null\n", out)
-	if err := os.WriteFile(filepath.Join(ts.cfg.HooksDir(), "pre-receive"), []byte(hook), 0o755); err != nil {
+	if err := os.MkdirAll(ts.cfg.PushHooksDir(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ts.cfg.PushHooksDir(), "pre-receive"), []byte(hook), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	env := ts.gitEnv("alice")

@@ -8,9 +8,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"slipway/record"
 )
 
 // Environment variables the client reads. git sets GIT_DIR and the push
@@ -23,29 +26,43 @@ const (
 	envQuarantine = "GIT_QUARANTINE_PATH"
 )
 
-// RunClient is `slipway hook <name>`: it forwards one hook invocation of git
-// to the daemon listening on socket and returns the exit code for git.
+// RunClient is `slipway hook <name> [args]`: it forwards one hook invocation
+// of git to the daemon listening on socket and returns the exit code for
+// git. args are git's arguments to the hook: for reference-transaction, the
+// transaction's state.
 //
 // It reads the ref updates from stdin and the token, git dir, push options
 // and, for pre-receive, the push's quarantine folder from environ (in
 // os.Environ form); relative GIT_DIR and, without GIT_DIR, the working
-// directory are made absolute, since git runs hooks inside the repository. Every message from the daemon is copied to stderr as it
-// arrives. If the daemon cannot be reached or the exchange fails,
-// pre-receive refuses the push (the daemon holds the policy, so no answer
-// means no), while post-receive only warns and exits 0: git has already
-// updated the refs by then, and the warning says the push was not recorded.
+// directory are made absolute, since git runs hooks inside the repository.
+// Every message from the daemon is copied to stderr as it arrives. If the
+// daemon cannot be reached or the exchange fails, pre-receive refuses the
+// push and a prepared reference transaction refuses the ref update (the
+// daemon holds the policy and the record, so no answer means no); the
+// other calls only warn and exit 0, since git has moved the refs by then.
 //
 // Cancelling ctx abandons the exchange; the daemon sees the connection close
 // and cancels what it was doing for this push.
-func RunClient(ctx context.Context, name, socket string, stdin io.Reader, stderr io.Writer, environ []string) int {
-	if name != PreReceive && name != PostReceive {
-		fmt.Fprintf(stderr, "slipway hook: unknown hook %q (want %s or %s)\n", name, PreReceive, PostReceive)
+func RunClient(ctx context.Context, name, socket string, stdin io.Reader, stderr io.Writer, environ []string, args ...string) int {
+	c := client{name: name, socket: socket, stderr: stderr}
+	switch name {
+	case PreReceive, PostReceive:
+	case RefTransaction:
+		if len(args) == 0 {
+			fmt.Fprintf(stderr, "slipway hook: %s needs the transaction's state\n", name)
+			return 2
+		}
+		c.state = args[0]
+	default:
+		fmt.Fprintf(stderr, "slipway hook: unknown hook %q (want %s, %s or %s)\n", name, PreReceive, PostReceive, RefTransaction)
 		return 2
 	}
-	c := client{name: name, socket: socket, stderr: stderr}
 	req, err := c.collect(stdin, environ)
 	if err != nil {
 		return c.fail(err, false)
+	}
+	if c.name == RefTransaction && len(req.Refs) == 0 {
+		return 0 // nothing Slipway records (HEAD, symbolic refs, no-ops)
 	}
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", socket)
@@ -71,6 +88,7 @@ func RunClient(ctx context.Context, name, socket string, stdin io.Reader, stderr
 
 type client struct {
 	name, socket string
+	state        string // reference-transaction only
 	stderr       io.Writer
 }
 
@@ -86,7 +104,12 @@ func (c *client) collect(stdin io.Reader, environ []string) (request, error) {
 		}
 		return v
 	}
-	req := request{Hook: c.name, Token: env(EnvPushToken)}
+	req := request{Hook: c.name, Token: env(EnvPushToken), State: c.state}
+	if req.Token == "" {
+		// All hooks of one git process are its children (the hook
+		// script execs this program): its pid ties them together.
+		req.Session = "pid:" + strconv.Itoa(os.Getppid())
+	}
 
 	gitDir := env(envGitDir)
 	if gitDir == "" {
@@ -122,7 +145,11 @@ func (c *client) collect(stdin io.Reader, environ []string) (request, error) {
 		if len(req.Refs) == MaxRefs {
 			return request{}, fmt.Errorf("more than %d ref updates in one push", MaxRefs)
 		}
-		u, err := parseRefLine(sc.Text())
+		line := sc.Text()
+		if c.name == RefTransaction && !recordable(line) {
+			continue
+		}
+		u, err := parseRefLine(line)
 		if err != nil {
 			return request{}, fmt.Errorf("read ref updates from git: %w", err)
 		}
@@ -132,6 +159,16 @@ func (c *client) collect(stdin io.Reader, environ []string) (request, error) {
 		return request{}, fmt.Errorf("read ref updates from git: %w", err)
 	}
 	return req, nil
+}
+
+// recordable reports whether a line of a reference transaction is an update
+// Slipway records: a ref under refs/ moving from one object to another. git
+// also reports HEAD and other pseudo-refs, symbolic refs ("ref:<target>",
+// git 2.45 on) and updates that change nothing (packing refs).
+func recordable(line string) bool {
+	old, rest, _ := strings.Cut(line, " ")
+	nw, name, _ := strings.Cut(rest, " ")
+	return strings.HasPrefix(name, "refs/") && old != nw && record.ValidObjectID(old) && record.ValidObjectID(nw)
 }
 
 // relay copies the daemon's messages to stderr and returns its verdict.
@@ -166,9 +203,17 @@ func (c *client) relay(conn io.Reader) (int, error) {
 // exit code: a refusal for pre-receive, a loud warning for post-receive.
 // sent says whether the daemon already had the whole request.
 func (c *client) fail(err error, sent bool) int {
-	if c.name == PreReceive {
+	switch {
+	case c.name == PreReceive:
 		fmt.Fprintf(c.stderr, "slipway: %v; push refused\n", err)
 		return 1
+	case c.name == RefTransaction && c.state == StatePrepared:
+		fmt.Fprintf(c.stderr, "slipway: %v; the ref update is refused, nothing changed\n", err)
+		return 1
+	case c.name == RefTransaction:
+		// The daemon finds what git did when it next starts.
+		fmt.Fprintf(c.stderr, "slipway: WARNING: %v; Slipway will settle this push's record when it next starts\n", err)
+		return 0
 	}
 	what := "this push was NOT recorded"
 	if sent {

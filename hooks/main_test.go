@@ -26,7 +26,7 @@ import (
 )
 
 // TestMain lets the test binary be the hook client: the hook scripts the
-// tests write exec it as `<test binary> hook --socket PATH NAME`, which is
+// tests write exec it as `<test binary> hook --socket PATH NAME [STATE]`, which is
 // exactly what they exec in production with the slipway binary.
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == "hook" {
@@ -37,13 +37,13 @@ func TestMain(m *testing.M) {
 
 // clientMain is the little that cmd/slipway does around RunClient.
 func clientMain(args []string) int {
-	if len(args) != 3 || args[0] != "--socket" {
-		fmt.Fprintln(os.Stderr, "usage: hook --socket PATH NAME")
+	if len(args) < 3 || len(args) > 4 || args[0] != "--socket" {
+		fmt.Fprintln(os.Stderr, "usage: hook --socket PATH NAME [STATE]")
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return RunClient(ctx, args[2], args[1], os.Stdin, os.Stderr, os.Environ())
+	return RunClient(ctx, args[2], args[1], os.Stdin, os.Stderr, os.Environ(), args[3:]...)
 }
 
 // testEnv is a daemon-side hook server with a real store, real hook scripts
@@ -111,7 +111,7 @@ func prepareEnv(t testing.TB) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteScripts(cfg.HooksDir(), exe, e.socket); err != nil {
+	if err := WriteScripts(cfg.HooksDir(), cfg.PushHooksDir(), exe, e.socket); err != nil {
 		t.Fatal(err)
 	}
 	return e
@@ -130,6 +130,7 @@ func (e *testEnv) start(opts ...envOption) {
 		Config:   e.cfg,
 		Registry: e.reg,
 		Recorder: e.rec,
+		Ledger:   st,
 		Logger:   slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	for _, f := range opts {
@@ -218,14 +219,18 @@ func (e *testEnv) workRepo() string {
 	return dir
 }
 
-// push runs git push from dir with the token in git's environment (none if
-// token is ""), as gitserver would hand it to receive-pack.
+// push runs git push from dir with the token in git's environment and the
+// push hooks (none if token is "": a push on the server's disk, through the
+// repository's own hooks), as gitserver would run receive-pack.
 func (e *testEnv) push(dir, token string, args ...string) (string, error) {
 	var env []string
+	git := []string{"push"}
 	if token != "" {
 		env = append(env, EnvPushToken+"="+token)
+		// git clears -c for a local receive-pack; gitserver passes it so.
+		git = []string{"push", "--receive-pack=git -c core.hooksPath=" + e.cfg.PushHooksDir() + " receive-pack"}
 	}
-	return e.gitErr(dir, env, append([]string{"push"}, args...)...)
+	return e.gitErr(dir, env, append(git, args...)...)
 }
 
 // refExists reports whether the bare repo has ref.

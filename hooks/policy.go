@@ -2,6 +2,8 @@ package hooks
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -99,7 +101,11 @@ func (s *Server) preReceive(ctx context.Context, req request, id identity, out i
 		}
 	}
 	if len(refusals) == 0 {
-		return s.verify(ctx, req, id, out)
+		if code := s.verify(ctx, req, id, out); code != 0 {
+			return code
+		}
+		// The last word: git moves the refs once this says yes.
+		return s.prepare(ctx, req, id, out)
 	}
 	var b strings.Builder
 	for _, r := range refusals {
@@ -226,16 +232,113 @@ func (s *Server) postReceive(ctx context.Context, req request, id identity, out 
 	// Not bound to the pusher: the refs are updated, so the record must be
 	// made even if the pusher hangs up now.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	if s.o.Ledger != nil {
+		// The reference transactions opened this push's record before
+		// git moved the refs; recording its work finishes it.
+		open, err := s.o.Ledger.OpenPush(rctx, p.Repo, sessionOf(req))
+		switch {
+		case err == nil:
+			p.ID = open.ID
+		case !errors.Is(err, record.ErrNotFound):
+			s.log.Warn("find the open push", "repo", p.Repo, "err", err)
+		}
+	}
 	pid, report, err := s.o.Recorder.RecordPush(rctx, p)
 	cancel()
 	if err != nil {
-		s.log.Error("push not recorded", "repo", p.Repo, "user", p.User, "refs", len(p.Refs), "err", err)
+		s.log.Error("push not recorded with its work", "repo", p.Repo, "user", p.User, "push", p.ID, "refs", len(p.Refs), "err", err)
+		if p.ID != 0 {
+			fmt.Fprintf(out, "slipway: WARNING: push #%d is recorded, but its builds could not be queued yet (%v); Slipway queues them as soon as it can\n", p.ID, err)
+			return 0
+		}
 		fmt.Fprintf(out, "slipway: WARNING: git updated the refs but Slipway could NOT record this push; tell the administrator\n")
 		return 1
 	}
 	fmt.Fprintf(out, "slipway: recorded push #%d (%s)\n", pid, plural(len(p.Refs), "ref"))
 	s.report(ctx, pid, report, out)
 	return 0
+}
+
+// prepare writes the record of the updates git is about to make, durably,
+// before it makes them: at the end of pre-receive for a push (all its refs
+// in one transaction), in a prepared reference transaction for any other
+// update on the server's disk. When the record cannot be written (a full
+// disk, a database that does not answer in time) the updates are refused,
+// with the reason, and nothing moves.
+func (s *Server) prepare(ctx context.Context, req request, id identity, out io.Writer) int {
+	if s.o.Ledger == nil {
+		return 0
+	}
+	p := record.Push{Repo: id.Repo, User: id.User, KeyFingerprint: id.KeyFingerprint, Refs: req.Refs,
+		Options: req.Options, Time: time.Now().UTC()}
+	// Not bound to the pusher: a push whose pusher left may still land.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	if _, err := s.o.Ledger.PreparePush(rctx, p, sessionOf(req)); err != nil {
+		s.log.Error("ref updates refused: their record could not be written", "repo", p.Repo, "user", p.User, "refs", len(p.Refs), "err", err)
+		fmt.Fprintf(out, "slipway: could not record the update of %s, so it is refused and nothing changed: %v\n", refNames(p.Refs), err)
+		return 1
+	}
+	return 0
+}
+
+// refTransaction takes part in a reference transaction of git on the
+// server's disk (pushes through the SSH server run without this hook: their
+// pre-receive wrote the record): prepared updates are recorded before git
+// makes them, or refused; committed and aborted ones settle the record.
+// Only a failed prepared record changes what git does.
+func (s *Server) refTransaction(ctx context.Context, req request, id identity, out io.Writer) int {
+	if s.o.Ledger == nil {
+		return 0
+	}
+	if id.Repo == "" {
+		if req.State == StatePrepared {
+			fmt.Fprintf(out, "slipway: %v; the ref update is refused\n", id.err)
+			return 1
+		}
+		return 0
+	}
+	if req.State == StatePrepared {
+		return s.prepare(ctx, req, id, out)
+	}
+	p := record.Push{Repo: id.Repo, User: id.User, KeyFingerprint: id.KeyFingerprint, Refs: req.Refs, Time: time.Now().UTC()}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	var err error
+	if req.State == StateCommitted {
+		err = s.o.Ledger.CommitRefs(rctx, p, sessionOf(req))
+	} else {
+		err = s.o.Ledger.AbortRefs(rctx, p.Repo, sessionOf(req), p.Refs)
+	}
+	if err != nil {
+		// git has decided; the open push is settled from the refs
+		// themselves (post-receive, or reconciliation).
+		s.log.Warn("settle a reference transaction", "state", req.State, "repo", p.Repo, "err", err)
+	}
+	return 0
+}
+
+// sessionOf names the git process a hook runs for: the push's token (its
+// digest: the token itself stays in memory), or the pid the client sent.
+func sessionOf(req request) string {
+	if req.Token == "" {
+		return "local:" + req.Session
+	}
+	sum := sha256.Sum256([]byte(req.Token))
+	return "push:" + hex.EncodeToString(sum[:12])
+}
+
+// refNames lists a few ref names for a message.
+func refNames(us []record.RefUpdate) string {
+	names := make([]string, 0, 3)
+	for i, u := range us {
+		if i == 3 {
+			return strings.Join(names, ", ") + fmt.Sprintf(" and %d more", len(us)-3)
+		}
+		names = append(names, u.Name)
+	}
+	return strings.Join(names, ", ")
 }
 
 // report tells the pusher about a recorded push, keeping a panic in it from

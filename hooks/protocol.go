@@ -66,6 +66,20 @@ const (
 const (
 	PreReceive  = "pre-receive"
 	PostReceive = "post-receive"
+	// RefTransaction is git's reference-transaction hook, run around
+	// every ref update git makes, with the transaction's state as its
+	// argument: Slipway records the updates in the "prepared" state,
+	// before git moves the refs, and refuses them when it cannot.
+	RefTransaction = "reference-transaction"
+)
+
+// The states of a reference transaction Slipway takes part in. git calls
+// the hook in others too (newer versions: "preparing"); the hook script
+// ignores those.
+const (
+	StatePrepared  = "prepared"
+	StateCommitted = "committed"
+	StateAborted   = "aborted"
 )
 
 // ErrProtocol is wrapped by every error about a malformed hook message.
@@ -84,6 +98,12 @@ type requestHeader struct {
 	Refs    int      `json:"refs"`
 	// Quarantine is GIT_QUARANTINE_PATH of a pre-receive hook.
 	Quarantine string `json:"quarantine,omitempty"`
+	// State is the state of a reference-transaction hook.
+	State string `json:"state,omitempty"`
+	// Session names, for a hook without a token, the git process whose
+	// hooks these are (so that its reference transactions and its
+	// post-receive find one push).
+	Session string `json:"session,omitempty"`
 }
 
 type refLine struct {
@@ -100,6 +120,8 @@ type request struct {
 	Options    []string
 	Refs       []record.RefUpdate
 	Quarantine string // pre-receive only; unchecked until Server.quarantineOf
+	State      string // reference-transaction only
+	Session    string // without a token only
 }
 
 type response struct {
@@ -113,7 +135,8 @@ func writeRequest(w io.Writer, req request) error {
 	enc := json.NewEncoder(bw)
 	enc.SetEscapeHTML(false)
 	h := requestHeader{Version: ProtocolVersion, Hook: req.Hook, Token: req.Token,
-		GitDir: req.GitDir, Options: req.Options, Refs: len(req.Refs), Quarantine: req.Quarantine}
+		GitDir: req.GitDir, Options: req.Options, Refs: len(req.Refs), Quarantine: req.Quarantine,
+		State: req.State, Session: req.Session}
 	if err := enc.Encode(h); err != nil {
 		return fmt.Errorf("send request header: %w", err)
 	}
@@ -144,7 +167,8 @@ func readRequest(r io.Reader) (request, error) {
 	if h.Version != ProtocolVersion {
 		return request{}, fmt.Errorf("%w %d (this daemon speaks %d)", errVersion, h.Version, ProtocolVersion)
 	}
-	req := request{Hook: h.Hook, Token: h.Token, GitDir: h.GitDir, Options: h.Options, Quarantine: h.Quarantine}
+	req := request{Hook: h.Hook, Token: h.Token, GitDir: h.GitDir, Options: h.Options, Quarantine: h.Quarantine,
+		State: h.State, Session: h.Session}
 	if err := req.validateHeader(h.Refs); err != nil {
 		return request{}, fmt.Errorf("%w: %v", ErrProtocol, err)
 	}
@@ -172,8 +196,17 @@ func readRequest(r io.Reader) (request, error) {
 func (req *request) validateHeader(refs int) error {
 	switch req.Hook {
 	case PreReceive, PostReceive:
+	case RefTransaction:
+		switch req.State {
+		case StatePrepared, StateCommitted, StateAborted:
+		default:
+			return fmt.Errorf("unknown reference transaction state %q", truncate(req.State))
+		}
 	default:
 		return fmt.Errorf("unknown hook %q", truncate(req.Hook))
+	}
+	if len(req.Session) > 64 || strings.ContainsFunc(req.Session, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
+		return fmt.Errorf("malformed session %q", truncate(req.Session))
 	}
 	if req.Token != "" && !isToken(req.Token) {
 		return errors.New("malformed push token")

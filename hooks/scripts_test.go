@@ -10,7 +10,7 @@ import (
 
 func TestWriteScripts(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "hooks")
-	if err := WriteScripts(dir, "/usr/local/bin/slipway", "/var/lib/slipway/run/hook.sock"); err != nil {
+	if err := WriteScripts(dir, filepath.Join(dir, "push"), "/usr/local/bin/slipway", "/var/lib/slipway/run/hook.sock"); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"pre-receive", "post-receive"} {
@@ -28,11 +28,23 @@ func TestWriteScripts(t *testing.T) {
 			t.Errorf("%s has mode %v", name, fi.Mode())
 		}
 	}
-	entries, _ := os.ReadDir(dir)
-	if len(entries) != 2 {
-		t.Errorf("hooks dir holds %d entries, want only the two scripts", len(entries))
+	b, err := os.ReadFile(filepath.Join(dir, "reference-transaction"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := WriteScripts(dir, "slipway", "/s"); err == nil {
+	want := "#!/bin/sh\ncase \"$1\" in\nprepared|committed|aborted) exec '/usr/local/bin/slipway' hook --socket '/var/lib/slipway/run/hook.sock' reference-transaction \"$1\" ;;\nesac\ncat >/dev/null\n"
+	if string(b) != want {
+		t.Errorf("reference-transaction is %q, want %q", b, want)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 4 {
+		t.Errorf("hooks dir holds %d entries, want only the three scripts and push/", len(entries))
+	}
+	entries, _ = os.ReadDir(filepath.Join(dir, "push"))
+	if len(entries) != 2 {
+		t.Errorf("push hooks dir holds %d entries, want only the two receive hooks", len(entries))
+	}
+	if err := WriteScripts(dir, filepath.Join(dir, "push"), "slipway", "/s"); err == nil {
 		t.Error("relative binary path accepted")
 	}
 }
@@ -51,7 +63,7 @@ func TestScriptQuoting(t *testing.T) {
 	}
 	sock := filepath.Join(odd, "hook.sock")
 	hooks := filepath.Join(odd, "hooks")
-	if err := WriteScripts(hooks, bin, sock); err != nil {
+	if err := WriteScripts(hooks, filepath.Join(hooks, "push"), bin, sock); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.CommandContext(t.Context(), filepath.Join(hooks, "post-receive"))

@@ -33,6 +33,19 @@ type Recorder interface {
 	RecordPush(ctx context.Context, p record.Push) (id int64, report func(ctx context.Context, out io.Writer), err error)
 }
 
+// Ledger records ref updates as git's reference-transaction hook reports
+// them, keyed by the session of the git process making them: a prepared
+// update is written durably (opening the session's push) before git moves
+// the ref, a committed one marked made, an aborted one withdrawn. OpenPush
+// returns the session's open push (an error wrapping record.ErrNotFound if
+// there is none), which post-receive then records with its work.
+type Ledger interface {
+	PreparePush(ctx context.Context, p record.Push, session string) (int64, error)
+	CommitRefs(ctx context.Context, p record.Push, session string) error
+	AbortRefs(ctx context.Context, repo, session string, us []record.RefUpdate) error
+	OpenPush(ctx context.Context, repo, session string) (record.OpenPush, error)
+}
+
 // ReleaseGate decides whether commit may be released to environment env of
 // repo by user (the rights check has already passed). Its error, one
 // sentence, is shown to the pusher after the ref name.
@@ -53,6 +66,11 @@ type ServerOptions struct {
 	// ReleaseGate, if set, is asked about every release ref that passes
 	// the rights check in pre-receive.
 	ReleaseGate ReleaseGate
+	// Ledger, if set, writes every ref update's record before git makes
+	// it (reference-transaction), so that no ref moves without one; a
+	// push it cannot record is refused. Without it, pushes are recorded
+	// in post-receive only, after git moved the refs.
+	Ledger Ledger
 	// Verifier, if set, builds the pushes that must pass first
 	// (`git push -o verify`, verify_branches) in pre-receive, and tells
 	// which branches such a push holds. Without it those pushes are
@@ -316,9 +334,17 @@ func (s *Server) serveConn(conn net.Conn) {
 
 	id := s.identify(req)
 	var code int
-	if req.Hook == PreReceive {
+	switch req.Hook {
+	case PreReceive:
 		code = s.preReceive(ctx, req, id, out)
-	} else {
+	case RefTransaction:
+		code = s.refTransaction(ctx, req, id, out)
+		out.exit(code)
+		// One per ref of a non-atomic push: too many for the info log.
+		s.log.Debug("hook", "hook", req.Hook, "state", req.State, "repo", id.Repo, "user", id.User,
+			"refs", len(req.Refs), "exit", code, "duration", time.Since(start))
+		return
+	default:
 		code = s.postReceive(ctx, req, id, out)
 	}
 	out.exit(code)

@@ -47,6 +47,9 @@ type Options struct {
 	Store  Store
 	Parts  []Part       // planned, settled and reported in this order
 	Logger *slog.Logger // nil discards
+	// Ledger is needed by reconciliation (Reconcile, FinishOpen,
+	// RecordDrift, Watch) only.
+	Ledger Ledger
 }
 
 // Handler records accepted pushes and reports them.
@@ -68,7 +71,8 @@ func New(o Options) (*Handler, error) {
 }
 
 // RecordPush records p (its refs already moved by git) with the work every
-// part plans for it, in one transaction, and sets that work going. It
+// part plans for it, in one transaction, and sets that work going. When
+// p.ID is set, p is the open push of that id, which this records. It
 // returns the push's id and report, which tells the pusher about the work
 // and, when asked, streams it. A part that cannot plan does not stop the
 // record: git has moved the refs, and the push must be recorded whatever

@@ -25,6 +25,12 @@ type Push struct {
 	Time           time.Time // when git accepted it; the store's clock if zero
 }
 
+// Found reports whether the push was found in a repository rather than
+// received: its refs moved without Slipway (reconciliation records such
+// moves at start, with no user), so nobody's rights or release gate were
+// asked.
+func (p Push) Found() bool { return p.User == "" }
+
 // ZeroID reports whether id is git's all-zero object id (SHA-1 or SHA-256).
 func ZeroID(id string) bool {
 	return id != "" && strings.Trim(id, "0") == ""
@@ -62,4 +68,14 @@ func (u RefUpdate) Validate() error {
 		return fmt.Errorf("%w: ref %q: old and new object ids are both zero", ErrInvalid, u.Name)
 	}
 	return nil
+}
+
+// OpenPush is a push whose record git's reference-transaction hook opened
+// before git moved its refs, and whose work is not planned yet. Refs are the
+// updates git reported made (committed); Prepared the ones it was about to
+// make when last heard of, which it may or may not have made.
+type OpenPush struct {
+	Push
+	Session  string
+	Prepared []RefUpdate
 }

@@ -220,13 +220,24 @@ func (s *Store) RecordPushAndEnqueue(ctx context.Context, p Push, bs []Build, ds
 // build of vs that is no longer running (it was ended meanwhile) is left as
 // it is and missing from Enqueued.Verified: the push is recorded whatever
 // happened to its verification, since git has already moved the refs.
+//
+// When p.ID is set, p is the open push of that id (see PreparePush), which
+// becomes a recorded one with p.Refs, the updates git made; it fails with
+// ErrConflict if that push was recorded meanwhile.
 func (s *Store) RecordVerifiedPush(ctx context.Context, p Push, bs []Build, ds []Deployment, vs []VerifiedBuild) (Enqueued, error) {
 	var out Enqueued
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		out = Enqueued{}
-		id, err := insertPush(ctx, tx, p)
-		if err != nil {
-			return err
+		id := p.ID
+		if id != 0 {
+			if err := finishPush(ctx, tx, p); err != nil {
+				return err
+			}
+		} else {
+			var err error
+			if id, err = insertPush(ctx, tx, p); err != nil {
+				return err
+			}
 		}
 		out.PushID = id
 		if err := insertBuilds(ctx, tx, bs, id, &out); err != nil {

@@ -140,6 +140,31 @@ CREATE INDEX builds_by_retry_of ON builds (retry_of);
 ALTER TABLE builds ADD COLUMN artifacts_digest TEXT NOT NULL DEFAULT '';
 ALTER TABLE deployments ADD COLUMN digest TEXT NOT NULL DEFAULT '';
 `,
+	// 7: no ref moves without a record (issue 11). A push is written
+	// 'open' by git's reference-transaction hook before git moves its refs,
+	// each update 'prepared'; the update is 'committed' once git made it,
+	// and the push 'recorded' once post-receive (or reconciliation at start)
+	// planned its work. refs is the last recorded value of every ref, what
+	// reconciliation compares the repositories with; it is seeded from the
+	// pushes recorded so far.
+	`
+ALTER TABLE pushes ADD COLUMN state TEXT NOT NULL DEFAULT 'recorded' CHECK (state IN ('open', 'recorded'));
+ALTER TABLE pushes ADD COLUMN session TEXT NOT NULL DEFAULT '';
+ALTER TABLE push_refs ADD COLUMN state TEXT NOT NULL DEFAULT 'committed' CHECK (state IN ('prepared', 'committed'));
+CREATE INDEX pushes_open ON pushes (repo, session) WHERE state = 'open';
+CREATE TABLE refs (
+	repo TEXT NOT NULL,
+	name TEXT NOT NULL,
+	id   TEXT NOT NULL,
+	PRIMARY KEY (repo, name)
+) WITHOUT ROWID;
+INSERT INTO refs (repo, name, id)
+	SELECT repo, name, new FROM (
+		SELECT p.repo, r.name, r.new,
+			row_number() OVER (PARTITION BY p.repo, r.name ORDER BY r.push_id DESC, r.seq DESC) AS n
+		FROM push_refs r JOIN pushes p ON p.id = r.push_id)
+	WHERE n = 1 AND trim(new, '0') <> '';
+`,
 }
 
 // migrate brings the database to len(migs). Each migration runs in its own

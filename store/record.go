@@ -13,6 +13,7 @@ type (
 	Deployment    = record.Deployment
 	Enqueued      = record.Enqueued
 	Push          = record.Push
+	OpenPush      = record.OpenPush
 	RefUpdate     = record.RefUpdate
 	RetryRefusal  = record.RetryRefusal
 	ScheduleFire  = record.ScheduleFire

@@ -84,9 +84,13 @@ func TestReopenKeepsDataAndUpgradesOldSchema(t *testing.T) {
 	if err != nil {
 		t.Fatalf("open with first migration only: %v", err)
 	}
-	id, err := old.RecordPush(ctx, Push{Repo: "app", User: "alice", KeyFingerprint: "SHA256:x",
-		Refs: []RefUpdate{{Name: "refs/heads/main", Old: zero, New: oid(1)}}})
+	// Written as that release wrote it.
+	res, err := old.w.ExecContext(ctx, `INSERT INTO pushes (repo, user, key_fingerprint, time) VALUES ('app', 'alice', 'SHA256:x', 1)`)
 	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := res.LastInsertId()
+	if _, err := old.w.ExecContext(ctx, `INSERT INTO push_refs (push_id, seq, name, old, new) VALUES (?, 0, 'refs/heads/main', ?, ?)`, id, zero, oid(1)); err != nil {
 		t.Fatal(err)
 	}
 	if err := old.Close(); err != nil {
@@ -111,6 +115,10 @@ func TestReopenKeepsDataAndUpgradesOldSchema(t *testing.T) {
 	}
 	if p.User != "alice" || len(p.Refs) != 1 {
 		t.Errorf("push after upgrade = %+v", p)
+	}
+	// Migration 7 seeded the recorded state of the refs from the history.
+	if refs, err := s.RecordedRefs(ctx, "app"); err != nil || len(refs) != 1 || refs["refs/heads/main"] != oid(1) {
+		t.Errorf("recorded refs after upgrade = %v, %v; want main at %s", refs, err, oid(1))
 	}
 	// The later tables exist and work on the upgraded file.
 	if _, err := s.EnqueueBuilds(ctx, []Build{{Repo: "app", Ref: "refs/heads/main", Commit: oid(1), PushID: id}}); err != nil {

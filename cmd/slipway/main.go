@@ -24,7 +24,7 @@ const usage = `usage:
   slipway config default          print the embedded default configuration
   slipway config example          print the commented reference configuration
   slipway version                 print the version
-  slipway hook [--socket S] NAME  run by git, not by people
+  slipway hook [--socket S] NAME [ARG]  run by git, not by people
 `
 
 func main() {
@@ -65,11 +65,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fs := flag.NewFlagSet("hook", flag.ContinueOnError)
 		fs.SetOutput(stderr)
 		socket := fs.String("socket", "", "the daemon's hook `socket`")
-		if err := fs.Parse(args[1:]); err != nil || fs.NArg() != 1 {
+		if err := fs.Parse(args[1:]); err != nil || fs.NArg() < 1 || fs.NArg() > 2 {
 			fmt.Fprint(stderr, usage)
 			return 2
 		}
-		return hooks.RunClient(context.Background(), fs.Arg(0), *socket, stdin, stderr, os.Environ())
+		return hooks.RunClient(context.Background(), fs.Arg(0), *socket, stdin, stderr, os.Environ(), fs.Args()[1:]...)
 	case "config":
 		switch {
 		case len(args) == 3 && args[1] == "check":

@@ -101,6 +101,9 @@ type daemon struct {
 	sandboxErr error             // why builds cannot run, or nil
 
 	served chan error // a server's Serve returned
+
+	pushes    *push.Handler
+	stopWatch func() // ends the open-push watch
 }
 
 // assemble makes the data dir's folders, opens the database, writes the hook
@@ -130,7 +133,7 @@ func assemble(ctx context.Context, cfg *configs.Config, sshLn net.Listener, logg
 	if self, err = filepath.EvalSymlinks(self); err != nil {
 		return nil, fmt.Errorf("find the slipway binary for the hooks: %w", err)
 	}
-	if err := hooks.WriteScripts(cfg.HooksDir(), self, cfg.HookSocket()); err != nil {
+	if err := hooks.WriteScripts(cfg.HooksDir(), cfg.PushHooksDir(), self, cfg.HookSocket()); err != nil {
 		return nil, fmt.Errorf("write hooks: %w", err)
 	}
 
@@ -202,8 +205,9 @@ func assemble(ctx context.Context, cfg *configs.Config, sshLn net.Listener, logg
 
 	// The one way of an accepted push: recorded with its builds and release
 	// deployments in one transaction, then reported, builds first.
-	pushes, err := push.New(push.Options{
+	d.pushes, err = push.New(push.Options{
 		Store:  db,
+		Ledger: db,
 		Parts:  []push.Part{d.builds.Pushes(), d.deploys.Pushes()},
 		Logger: logger.With("component", "push"),
 	})
@@ -214,7 +218,8 @@ func assemble(ctx context.Context, cfg *configs.Config, sshLn net.Listener, logg
 	d.hookSrv = hooks.NewServer(hooks.ServerOptions{
 		Config:      cfg,
 		Registry:    registry,
-		Recorder:    pushes,
+		Recorder:    d.pushes,
+		Ledger:      db,
 		ReleaseGate: d.deploys,
 		Verifier:    d.builds,
 		Logger:      logger.With("component", "hooks"),
@@ -261,6 +266,7 @@ func (d *daemon) steps(ctx context.Context) []step {
 		{"deployments", func() error { return d.deploys.Start(runCtx) }, d.deploys.Shutdown, shutdownGrace},
 		{"schedules", func() error { return d.scheduler.Start(runCtx) }, d.scheduler.Shutdown, 5 * time.Second},
 		{"builds", func() error { return d.builds.Start(runCtx) }, d.builds.Shutdown, shutdownGrace},
+		{"reconcile", func() error { return d.reconcile(runCtx) }, d.stopReconcile, 5 * time.Second},
 		{"hooks", func() error {
 			ln, err := hooks.Listen(d.cfg.HookSocket())
 			if err != nil {
@@ -274,6 +280,39 @@ func (d *daemon) steps(ctx context.Context) []step {
 			return nil
 		}, d.gitSrv.Shutdown, shutdownGrace},
 	}
+}
+
+// Open pushes older than openPushAge are finished by the watch every
+// openPushPeriod: their post-receive could not record their work.
+const (
+	openPushPeriod = time.Minute
+	openPushAge    = 5 * time.Minute
+)
+
+// reconcile brings the record level with the repositories before any push
+// can arrive (see push.Handler.Reconcile), then watches for pushes whose
+// work could not be recorded. A failure is logged, not fatal: the daemon
+// serves, and the next start tries again.
+func (d *daemon) reconcile(ctx context.Context) error {
+	disk := gitserver.Disk{ReposDir: d.cfg.ReposDir()}
+	if err := d.pushes.Reconcile(ctx, disk); err != nil {
+		d.logger.Error("reconcile the record with the repositories", "err", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	d.stopWatch = func() { cancel(); <-done }
+	go func() {
+		defer close(done)
+		d.pushes.Watch(ctx, disk, openPushPeriod, openPushAge)
+	}()
+	return nil
+}
+
+func (d *daemon) stopReconcile(context.Context) error {
+	if d.stopWatch != nil {
+		d.stopWatch()
+	}
+	return nil
 }
 
 // start starts the daemon's parts in order. When one fails, the ones
@@ -302,7 +341,7 @@ func (d *daemon) shutdown() {
 	for _, st := range d.steps(context.Background()) {
 		byName[st.name] = st
 	}
-	for _, name := range []string{"ssh", "schedules", "builds", "deployments", "hooks"} {
+	for _, name := range []string{"ssh", "schedules", "reconcile", "builds", "deployments", "hooks"} {
 		d.stop(byName[name])
 	}
 }
