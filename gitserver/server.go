@@ -66,11 +66,11 @@ type Server struct {
 	pushes   PushLister
 	commands map[string]Command
 
-	reposDir string // absolute
+	reposDir     string // absolute
 	hooksDir     string // absolute; repositories' core.hooksPath
 	pushHooksDir string // absolute; core.hooksPath of pushes
-	home     string // empty HOME for git, so no user config applies
-	path     string // PATH for git: the daemon's
+	home         string // empty HOME for git, so no user config applies
+	path         string // PATH for git: the daemon's
 
 	signer gossh.Signer
 	srv    *ssh.Server
