@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -35,6 +36,11 @@ type Options[T any] struct {
 type Pool[T any] struct {
 	o    Options[T]
 	wake chan struct{} // one token: "something may be queued"
+
+	// stopping is set once claiming stops; claiming is held for reading by
+	// each claim in progress, so that StopClaiming can wait for them.
+	stopping atomic.Bool
+	claiming sync.RWMutex
 
 	mu      sync.Mutex
 	started bool
@@ -71,7 +77,7 @@ func (p *Pool[T]) Start(ctx context.Context, cause error, before func(runCtx con
 	runCtx, kill := context.WithCancelCause(context.WithoutCancel(ctx))
 	p.stop, p.kill = stop, kill
 	p.mu.Unlock()
-	context.AfterFunc(ctx, func() { stop(); kill(cause) })
+	context.AfterFunc(ctx, func() { p.StopClaiming(); kill(cause) })
 
 	if before != nil {
 		if err := before(runCtx); err != nil {
@@ -107,7 +113,10 @@ func (p *Pool[T]) work(claimCtx, runCtx context.Context, worker int) {
 	tick := time.NewTicker(p.o.Tick)
 	defer tick.Stop()
 	for claimCtx.Err() == nil {
-		item, ok, err := p.o.Claim(claimCtx, runCtx, worker)
+		item, ok, err, stopped := p.claim(claimCtx, runCtx, worker)
+		if stopped {
+			return
+		}
 		switch {
 		case err != nil && claimCtx.Err() == nil:
 			if p.o.ClaimFailed != nil {
@@ -127,6 +136,35 @@ func (p *Pool[T]) work(claimCtx, runCtx context.Context, worker int) {
 	}
 }
 
+// claim calls Claim unless claiming has stopped (stopped is then true).
+func (p *Pool[T]) claim(claimCtx, runCtx context.Context, worker int) (item T, ok bool, err error, stopped bool) {
+	p.claiming.RLock()
+	defer p.claiming.RUnlock()
+	if p.stopping.Load() {
+		return item, false, nil, true
+	}
+	item, ok, err = p.o.Claim(claimCtx, runCtx, worker)
+	return item, ok, err, false
+}
+
+// StopClaiming makes the workers claim nothing more and returns once no
+// claim is in progress: a claim that began before it may still succeed (its
+// item then runs), none begins after. Runs go on; Shutdown waits for them.
+// It is the first thing Shutdown does; a daemon calls it early, for every
+// queue at once, so that nothing new starts while it stops. Calling it
+// again, or on a pool never started, is harmless.
+func (p *Pool[T]) StopClaiming() {
+	p.stopping.Store(true)
+	p.mu.Lock()
+	stop := p.stop
+	p.mu.Unlock()
+	if stop != nil {
+		stop() // wakes idle workers and ends claims waiting on the store
+	}
+	p.claiming.Lock()
+	p.claiming.Unlock() // an empty section: it waits for the claims in progress
+}
+
 // Wake tells the workers that something may be queued; it never blocks.
 func (p *Pool[T]) Wake() {
 	select {
@@ -135,17 +173,18 @@ func (p *Pool[T]) Wake() {
 	}
 }
 
-// Shutdown stops claiming and waits for the running items to end. When ctx
-// ends first, their runs are cancelled with cause and Shutdown returns
-// ctx's error once they are gone. A pool never started returns at once.
+// Shutdown stops claiming (StopClaiming) and waits for the running items to
+// end. When ctx ends first, their runs are cancelled with cause and
+// Shutdown returns ctx's error once they are gone. A pool never started
+// returns at once.
 func (p *Pool[T]) Shutdown(ctx context.Context, cause error) error {
+	p.StopClaiming()
 	p.mu.Lock()
-	stop, kill := p.stop, p.kill
+	kill := p.kill
 	p.mu.Unlock()
-	if stop == nil {
+	if kill == nil {
 		return nil
 	}
-	stop()
 	done := make(chan struct{})
 	go func() { p.workers.Wait(); close(done) }()
 	select {
