@@ -237,6 +237,26 @@ func (s *Service) appendLog(id int64, line string) {
 // errShutdown is the cause of a build's cancellation when the daemon stops.
 var errShutdown = errors.New("the daemon is stopping")
 
+// BeginShutdown is the first step of a daemon's stop, taken before the SSH
+// server drains its sessions: no build starts any more (builds running go
+// on until Shutdown), no verification begins, and pushers who wait are
+// answered at once. A `-o wait` push is told that its build continues after
+// the restart (its push is recorded; git's exit status stays 0); a push
+// waiting in pre-receive for its verification is refused, its build
+// cancelled. Calling it again is harmless; Shutdown calls it.
+func (s *Service) BeginShutdown() {
+	s.queue.StopClaiming()
+}
+
+// whileRunning is ctx, ended with errShutdown by BeginShutdown; see
+// queue.Pool.WhileClaiming.
+func (s *Service) whileRunning(ctx context.Context) (context.Context, context.CancelFunc) {
+	return s.queue.WhileClaiming(ctx, errShutdown)
+}
+
+// stopping reports whether BeginShutdown was called.
+func (s *Service) stopping() bool { return s.queue.Stopping() }
+
 // Shutdown stops claiming builds and waits for the running ones to end. When
 // ctx ends first, the running builds are cut off: their processes are
 // killed, their logs say so, and they stay recorded as running, so that the
@@ -246,6 +266,7 @@ var errShutdown = errors.New("the daemon is stopping")
 func (s *Service) Shutdown(ctx context.Context) error {
 	// Once no worker runs: no verify build queued now would ever start.
 	defer s.closeVerifications(context.WithoutCancel(ctx))
+	s.BeginShutdown()
 	if err := s.queue.Shutdown(ctx, errShutdown); err != nil {
 		return fmt.Errorf("shut down build service: running builds cut off: %w", err)
 	}

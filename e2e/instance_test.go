@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -90,5 +91,63 @@ func TestSecondDaemonOnTheSameDataDirExits(t *testing.T) {
 	}
 	if lock, err := os.ReadFile(filepath.Join(d.dataDir(), "slipway.lock")); err != nil || strings.TrimSpace(string(lock)) != strconv.Itoa(d.proc.cmd.Process.Pid) {
 		t.Errorf("slipway.lock holds %q (%v), want the first daemon's pid", lock, err)
+	}
+}
+
+// TestPushWaitWhenTheDaemonStops: SIGTERM while a `git push -o wait`
+// streams its running build answers the pusher at once: the push was
+// recorded, so git exits 0, after a line saying that the build continues
+// after the restart. Nothing new starts meanwhile: a build queued behind
+// the running one stays queued.
+func TestPushWaitWhenTheDaemonStops(t *testing.T) {
+	t.Parallel()
+	alice, bob := btUsers(t)
+	d := btStartDaemon(t, configFor(btRepoConfig+"\n[build]\nconcurrency = 1\n", []*user{alice}, bob))
+	db := openStore(t, d)
+	src := alice.newProject(t, map[string]string{
+		".slipway.toml": btPipeline("cache = true\n", `echo run >> /cache/runs; `+btWaitStep("stopwait")),
+	})
+	push := btGitBackground(t, alice, src, "push", "-o", "wait", d.url("app"), "main")
+	d.eventually(t, btBuildTimeout, "the step to start", func() bool { return btExists(d, "stopwait.started") })
+	ids := btQueued(t, d, push.out.String())
+	if len(ids) != 1 {
+		t.Fatalf("push output names %d queued builds:\n%s", len(ids), push.out)
+	}
+	// A second branch's build waits for the one worker.
+	alice.mustGit(t, src, "checkout", "-q", "-b", "other")
+	second, _ := btPushOne(t, d, alice, src, "other")
+
+	began := time.Now()
+	if err := d.proc.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	out := push.wait(t)
+	took := time.Since(began)
+	t.Logf("the push ended %v after SIGTERM", took.Round(time.Millisecond))
+	if push.err != nil {
+		t.Fatalf("git push -o wait exited with %v when the daemon stopped:\n%s", push.err, out)
+	}
+	want := fmt.Sprintf("remote: slipway: the daemon is stopping; build #%d will continue after it restarts", ids[0])
+	if !strings.Contains(out, want) || !strings.Contains(out, "main -> main") {
+		t.Fatalf("push output lacks %q or the ref update:\n%s", want, out)
+	}
+	if took > 15*time.Second {
+		t.Errorf("the push took %v to end after SIGTERM; it should not wait for the shutdown grace", took)
+	}
+	// The build is still running: let it end within the daemon's grace.
+	if b, err := db.GetBuild(t.Context(), ids[0]); err != nil || b.State != record.StateRunning {
+		t.Fatalf("build #%d when the push ended: %v (%v), want running", ids[0], b.State, err)
+	}
+	btTouch(t, d, "stopwait.go")
+	d.stop()
+	if b, err := db.GetBuild(t.Context(), ids[0]); err != nil || b.State != record.StatePassed {
+		t.Fatalf("build #%d after the stop: %v %q (%v), want passed", ids[0], b.State, b.Reason, err)
+	}
+	if b, err := db.GetBuild(t.Context(), second); err != nil || b.State != record.StateQueued || b.Attempt != 0 {
+		t.Fatalf("build #%d queued before the stop: %v attempt %d (%v); nothing should start after SIGTERM", second, b.State, b.Attempt, err)
+	}
+	runs, _ := os.ReadFile(filepath.Join(btCache(d, "app"), "runs"))
+	if n := strings.Count(string(runs), "run\n"); n != 1 {
+		t.Fatalf("%d runs, want the one build that was running", n)
 	}
 }

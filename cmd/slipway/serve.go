@@ -308,8 +308,13 @@ func (d *daemon) start(ctx context.Context) error {
 // shutdown stops the daemon's parts from the outside in: no new pushes,
 // then no new work, then the workers, then the hooks that running pushes
 // still needed. Each part gets its own grace, so that one slow part does
-// not eat the others'.
+// not eat the others'. Before all that, no build or deployment starts any
+// more, and pushers waiting for one are answered at once (a `-o wait` push
+// that it goes on after the restart, a verified push with a refusal), so
+// that their SSH sessions end without waiting for the grace.
 func (d *daemon) shutdown() {
+	d.builds.BeginShutdown()
+	d.deploys.BeginShutdown()
 	byName := map[string]step{}
 	for _, st := range d.steps(context.Background()) {
 		byName[st.name] = st

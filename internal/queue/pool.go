@@ -41,6 +41,9 @@ type Pool[T any] struct {
 	// each claim in progress, so that StopClaiming can wait for them.
 	stopping atomic.Bool
 	claiming sync.RWMutex
+	// waiters ends once claiming has stopped; see WhileClaiming.
+	waiters     context.Context
+	stopWaiters context.CancelFunc
 
 	mu      sync.Mutex
 	started bool
@@ -58,7 +61,8 @@ func New[T any](o Options[T]) (*Pool[T], error) {
 	if o.Tick <= 0 {
 		o.Tick = time.Second
 	}
-	return &Pool[T]{o: o, wake: make(chan struct{}, 1)}, nil
+	waiters, stopWaiters := context.WithCancel(context.Background())
+	return &Pool[T]{o: o, wake: make(chan struct{}, 1), waiters: waiters, stopWaiters: stopWaiters}, nil
 }
 
 // Start makes the contexts of the pool's runs, calls before with the run
@@ -163,6 +167,21 @@ func (p *Pool[T]) StopClaiming() {
 	}
 	p.claiming.Lock()
 	p.claiming.Unlock() // an empty section: it waits for the claims in progress
+	p.stopWaiters()
+}
+
+// Stopping reports whether claiming has stopped (or is stopping).
+func (p *Pool[T]) Stopping() bool { return p.stopping.Load() }
+
+// WhileClaiming returns a context that ends with ctx, or with cause once
+// claiming has stopped (StopClaiming), and its cancel, to call when done.
+// Someone who waits for an item to run or end (a pusher following its
+// build) waits with it, so that a stopping daemon does not keep them
+// waiting for work that will only run after the next start.
+func (p *Pool[T]) WhileClaiming(ctx context.Context, cause error) (context.Context, context.CancelFunc) {
+	wctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(p.waiters, func() { cancel(cause) })
+	return wctx, func() { stop(); cancel(nil) }
 }
 
 // Wake tells the workers that something may be queued; it never blocks.
