@@ -327,7 +327,7 @@ func (s *Service) stopVerification(v *verification, cause error) {
 // until its push is recorded or given up. Anything else is recorded as a
 // normal build's end; a run the daemon's stop cut off is cancelled, since
 // its pusher is refused and the build never runs again.
-func (s *Service) endVerification(ctx context.Context, b record.Build, v *verification, out outcome, steps []record.StepResult, w buildLog) {
+func (s *Service) endVerification(ctx, life context.Context, b record.Build, v *verification, out outcome, steps []record.StepResult, w buildLog) {
 	if out.state == record.StatePassed && !out.cutOff {
 		s.mu.Lock()
 		v.out, v.steps, v.phase = out, steps, phaseWaiting
@@ -343,7 +343,7 @@ func (s *Service) endVerification(ctx context.Context, b record.Build, v *verifi
 		reason := "cancelled: the daemon stopped during the build"
 		out = outcome{state: record.StateCancelled, reason: reason, line: reason}
 	}
-	if err := s.finish(ctx, b, out, steps, w); err != nil {
+	if err := s.recordResult(life, b, out, steps, w); err != nil {
 		s.log.Error("record verify build result", "build", b.ID, "state", out.state, "err", err)
 		w.Printf("== could not record the result (%s): %v", out.state, err)
 	}
