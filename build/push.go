@@ -162,14 +162,40 @@ func (s *Service) afterPush(ctx context.Context, p record.Push, enq record.Enque
 		fmt.Fprintln(out, n)
 	}
 	if slices.Contains(p.Options, WaitOption) {
-		for _, b := range queued {
-			if err := s.waitFor(ctx, b.ID, out); err != nil {
-				if ctx.Err() == nil {
+		// The push is recorded: a daemon that stops ends the wait, not
+		// the builds, and the pusher is told so (git's exit status 0).
+		wctx, done := s.whileRunning(ctx)
+		defer done()
+		for i, b := range queued {
+			if err := s.waitFor(wctx, b.ID, out); err != nil {
+				switch {
+				case ctx.Err() != nil:
+				case errors.Is(context.Cause(wctx), errShutdown):
+					s.stoppingNotice(ctx, queued[i:], out)
+				default:
 					s.log.Warn("stream build log to pusher", "build", b.ID, "err", err)
 				}
 				return
 			}
 		}
+	}
+}
+
+// stoppingNotice tells a pusher who waits for builds that the daemon is
+// stopping, and what becomes of each build.
+func (s *Service) stoppingNotice(ctx context.Context, bs []record.Build, out io.Writer) {
+	for _, b := range bs {
+		what := "will continue after it restarts"
+		if cur, err := s.o.Store.GetBuild(ctx, b.ID); err == nil {
+			switch {
+			case cur.State == record.StateQueued:
+				what = "will run after it restarts"
+			case cur.State.Final():
+				fmt.Fprintln(out, resultLine(cur))
+				continue
+			}
+		}
+		fmt.Fprintf(out, "slipway: the daemon is stopping; build #%d %s — follow: %s\n", b.ID, what, s.followCommand(b.ID))
 	}
 }
 

@@ -33,6 +33,7 @@ type Records interface {
 	RetryBuild(ctx context.Context, id int64) (record.Build, error)
 	PruneBuilds(ctx context.Context, repo string, keep int) ([]int64, error)
 	RecoverInterrupted(ctx context.Context) (requeued, stopped []record.Build, err error)
+	RecoverOrphaned(ctx context.Context, live map[int64]bool) (requeued, stopped []record.Build, err error)
 }
 
 // Options configures a Service. Config, Store, Logs and Executor are
@@ -91,6 +92,11 @@ type Service struct {
 
 	queue *queue.Pool[claimed] // the workers
 
+	// How a failed write of a build's result is retried, and how often the
+	// watchdog looks for builds recorded running that nobody runs; tests
+	// shorten them.
+	retryFirst, retryMax, watchEvery time.Duration
+
 	mu      sync.Mutex
 	running map[int64]*run // by build id; guarded by mu
 	verifs  verifyState    // pushes waiting for their verify builds; guarded by mu
@@ -107,7 +113,10 @@ type claimed struct {
 type run struct {
 	ctx    context.Context // the build's work; cancelled with a cause
 	cancel context.CancelCauseFunc
-	done   chan struct{} // closed once the final state is recorded (or left to recovery)
+	// life is the pool's run context: it ends when the daemon's stop runs
+	// out of patience, and bounds the retries of the result's write.
+	life context.Context
+	done chan struct{} // closed once the final state is recorded (or left to recovery)
 }
 
 // safetyTick is how often an idle worker looks at the queue although nobody
@@ -119,6 +128,18 @@ const safetyTick = time.Second
 // finalGrace bounds the cleanup work of a build (recording its final state,
 // removing its workspace) once its own context has ended.
 const finalGrace = 30 * time.Second
+
+// A build's result that could not be written (a full disk, a busy
+// database) is written again after retryFirst, then after twice as long
+// each time up to retryMax, until it is or the daemon stops.
+const (
+	retryFirst = 100 * time.Millisecond
+	retryMax   = 30 * time.Second
+)
+
+// watchEvery is how often the watchdog looks for builds recorded running
+// that no worker of this process runs.
+const watchEvery = 30 * time.Second
 
 // New checks the options and fills in defaults. It starts nothing.
 func New(o Options) (*Service, error) {
@@ -163,6 +184,10 @@ func New(o Options) (*Service, error) {
 		log:     log,
 		running: make(map[int64]*run),
 		changed: make(chan struct{}),
+
+		retryFirst: retryFirst,
+		retryMax:   retryMax,
+		watchEvery: watchEvery,
 	}
 	q, err := queue.New(queue.Options[claimed]{
 		Workers: o.Config.Build.Concurrency,
@@ -187,7 +212,18 @@ func New(o Options) (*Service, error) {
 func (s *Service) Start(ctx context.Context) error {
 	// Cancelling Start's ctx is an abrupt stop: builds are cut off and left
 	// to the next start's recovery, as if the daemon had died.
-	if err := s.queue.Start(ctx, errShutdown, func(context.Context) error { return s.recover(ctx) }); err != nil {
+	err := s.queue.Start(ctx, errShutdown, func(runCtx context.Context) error {
+		if err := s.recover(ctx); err != nil {
+			return err
+		}
+		s.queue.Go(runCtx, func(runCtx context.Context) {
+			wctx, done := s.whileRunning(runCtx)
+			defer done()
+			s.watch(wctx)
+		})
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("start build service: %w", err)
 	}
 	s.log.Info("build workers started", "workers", max(1, s.o.Config.Build.Concurrency), "sandbox", s.o.Config.Build.Sandbox)
@@ -218,6 +254,63 @@ func (s *Service) recover(ctx context.Context) error {
 	return nil
 }
 
+// watch is the watchdog: until ctx ends (the daemon stops claiming), every
+// watchEvery it hands back to the queue, by recovery's rule, the builds
+// recorded running that no worker of this process runs (a result that
+// could not be written for good, a worker that is gone), so that none stays
+// running for ever. At start, recovery has just done the same.
+func (s *Service) watch(ctx context.Context) {
+	tick := time.NewTicker(s.watchEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			s.recoverOrphans(ctx)
+		}
+	}
+}
+
+// recoverOrphans applies recovery's rule to the builds recorded running
+// that this process neither runs nor holds for a verified push. mu is held
+// across the store's write, so that no claim registers a run in between.
+func (s *Service) recoverOrphans(ctx context.Context) {
+	s.mu.Lock()
+	live := make(map[int64]bool, len(s.running)+len(s.verifs.byBuild))
+	for id := range s.running {
+		live[id] = true
+	}
+	for id := range s.verifs.byBuild {
+		live[id] = true
+	}
+	requeued, stopped, err := s.o.Store.RecoverOrphaned(ctx, live)
+	if len(requeued)+len(stopped) > 0 {
+		s.notifyLocked()
+	}
+	s.mu.Unlock()
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Error("watchdog: look for builds that nobody runs", "err", err)
+		}
+		return
+	}
+	for _, b := range requeued {
+		s.log.Warn("watchdog: build recorded running had no worker; queued again", "build", b.ID, "attempt", b.Attempt)
+		s.appendLog(b.ID, fmt.Sprintf("== attempt %d has no worker any more (its result was never recorded); running again", b.Attempt))
+	}
+	for _, b := range stopped {
+		s.log.Warn("watchdog: build recorded running had no worker; not run again", "build", b.ID, "state", b.State, "reason", b.Reason)
+		s.appendLog(b.ID, fmt.Sprintf("== attempt %d has no worker any more (its result was never recorded); %s", b.Attempt, b.Reason))
+		if err := removeAll(filepath.Join(s.o.ArtifactsDir, logID(b.ID))); err != nil {
+			s.log.Error("remove artifacts of an orphaned build", "build", b.ID, "err", err)
+		}
+	}
+	if len(requeued) > 0 {
+		s.Wake()
+	}
+}
+
 // appendLog adds a line to a build's log outside of a run.
 func (s *Service) appendLog(id int64, line string) {
 	w, err := s.o.Logs.Append(logID(id), s.o.Config.Build.MaxLogBytes, nil)
@@ -237,6 +330,26 @@ func (s *Service) appendLog(id int64, line string) {
 // errShutdown is the cause of a build's cancellation when the daemon stops.
 var errShutdown = errors.New("the daemon is stopping")
 
+// BeginShutdown is the first step of a daemon's stop, taken before the SSH
+// server drains its sessions: no build starts any more (builds running go
+// on until Shutdown), no verification begins, and pushers who wait are
+// answered at once. A `-o wait` push is told that its build continues after
+// the restart (its push is recorded; git's exit status stays 0); a push
+// waiting in pre-receive for its verification is refused, its build
+// cancelled. Calling it again is harmless; Shutdown calls it.
+func (s *Service) BeginShutdown() {
+	s.queue.StopClaiming()
+}
+
+// whileRunning is ctx, ended with errShutdown by BeginShutdown; see
+// queue.Pool.WhileClaiming.
+func (s *Service) whileRunning(ctx context.Context) (context.Context, context.CancelFunc) {
+	return s.queue.WhileClaiming(ctx, errShutdown)
+}
+
+// stopping reports whether BeginShutdown was called.
+func (s *Service) stopping() bool { return s.queue.Stopping() }
+
 // Shutdown stops claiming builds and waits for the running ones to end. When
 // ctx ends first, the running builds are cut off: their processes are
 // killed, their logs say so, and they stay recorded as running, so that the
@@ -246,6 +359,7 @@ var errShutdown = errors.New("the daemon is stopping")
 func (s *Service) Shutdown(ctx context.Context) error {
 	// Once no worker runs: no verify build queued now would ever start.
 	defer s.closeVerifications(context.WithoutCancel(ctx))
+	s.BeginShutdown()
 	if err := s.queue.Shutdown(ctx, errShutdown); err != nil {
 		return fmt.Errorf("shut down build service: running builds cut off: %w", err)
 	}

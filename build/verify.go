@@ -202,7 +202,7 @@ func (s *Service) Verify(ctx context.Context, p record.Push, refs []record.RefUp
 func (s *Service) holdPush(p record.Push) (*pushHold, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.verifs.closed {
+	if s.verifs.closed || s.stopping() {
 		return nil, errors.New("slipway: the daemon is stopping; push again once it is back")
 	}
 	h := &pushHold{user: p.User}
@@ -269,6 +269,11 @@ func (s *Service) verifyRef(ctx context.Context, p record.Push, u record.RefUpda
 	if workers := max(1, s.o.Config.Build.Concurrency); busy >= workers {
 		fmt.Fprintf(out, "build #%d waits for a free worker (%d builds running)\n", v.id, busy)
 	}
+	// A stopping daemon ends the wait as a pusher who left would: the
+	// build is cancelled and the push refused, at once rather than when
+	// the SSH server's grace runs out.
+	ctx, done := s.whileRunning(ctx)
+	defer done()
 	if err := s.Follow(ctx, v.id, out, true); err != nil && ctx.Err() == nil {
 		s.log.Warn("stream a verify build's log to its pusher", "build", v.id, "err", err)
 	}
@@ -322,7 +327,7 @@ func (s *Service) stopVerification(v *verification, cause error) {
 // until its push is recorded or given up. Anything else is recorded as a
 // normal build's end; a run the daemon's stop cut off is cancelled, since
 // its pusher is refused and the build never runs again.
-func (s *Service) endVerification(ctx context.Context, b record.Build, v *verification, out outcome, steps []record.StepResult, w buildLog) {
+func (s *Service) endVerification(ctx, life context.Context, b record.Build, v *verification, out outcome, steps []record.StepResult, w buildLog) {
 	if out.state == record.StatePassed && !out.cutOff {
 		s.mu.Lock()
 		v.out, v.steps, v.phase = out, steps, phaseWaiting
@@ -338,7 +343,7 @@ func (s *Service) endVerification(ctx context.Context, b record.Build, v *verifi
 		reason := "cancelled: the daemon stopped during the build"
 		out = outcome{state: record.StateCancelled, reason: reason, line: reason}
 	}
-	if err := s.finish(ctx, b, out, steps, w); err != nil {
+	if err := s.recordResult(life, b, out, steps, w); err != nil {
 		s.log.Error("record verify build result", "build", b.ID, "state", out.state, "err", err)
 		w.Printf("== could not record the result (%s): %v", out.state, err)
 	}

@@ -27,7 +27,7 @@ func (s *Service) claim(claimCtx, runCtx context.Context, worker string) (claime
 		return claimed{}, false, err
 	}
 	ctx, cancel := context.WithCancelCause(runCtx)
-	r := &run{ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	r := &run{ctx: ctx, cancel: cancel, life: runCtx, done: make(chan struct{})}
 	s.running[b.ID] = r
 	s.notifyLocked()
 	return claimed{b, r}, true, nil
@@ -121,12 +121,12 @@ func (s *Service) runBuild(ctx context.Context, b record.Build, r *run) {
 		log.Error("remove workspace", "dir", dir, "err", err)
 	}
 	if verify != nil {
-		s.endVerification(cctx, b, verify, out, steps, w)
+		s.endVerification(cctx, r.life, b, verify, out, steps, w)
 	} else if out.cutOff {
 		w.Printf("== %s", out.line)
 		log.Warn("build cut off by the daemon's stop; it runs again at the next start", "attempt", b.Attempt)
 	} else {
-		if err := s.finish(cctx, b, out, steps, w); err != nil {
+		if err := s.recordResult(r.life, b, out, steps, w); err != nil {
 			log.Error("record build result", "state", out.state, "err", err)
 			w.Printf("== could not record the result (%s): %v", out.state, err)
 		}
@@ -434,6 +434,46 @@ func fmtDuration(d time.Duration) string {
 		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
+}
+
+// recordResult records a build's result (finish), trying again while the
+// store refuses it: after s.retryFirst, then twice as long each time up to
+// s.retryMax, until it is written or life ends (the daemon's stop ran out
+// of patience; the build then stays running for the next start's
+// recovery). Each new reason for a failure is logged once, and told in the
+// build's log. A build that is no longer running in the store (cancelled
+// meanwhile) is not retried.
+func (s *Service) recordResult(life context.Context, b record.Build, out outcome, steps []record.StepResult, w buildLog) error {
+	delay := s.retryFirst
+	var last string
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(life), finalGrace)
+		err := s.finish(ctx, b, out, steps, w)
+		cancel()
+		switch {
+		case err == nil:
+			if attempt > 1 {
+				s.log.Info("build result recorded after failed writes", "build", b.ID, "state", out.state, "attempts", attempt)
+				w.Printf("== result recorded (attempt %d of the write)", attempt)
+			}
+			return nil
+		case errors.Is(err, record.ErrConflict), errors.Is(err, record.ErrNotFound), errors.Is(err, record.ErrInvalid):
+			return err
+		}
+		if msg := err.Error(); msg != last {
+			last = msg
+			s.log.Error("record build result failed; retrying until it is written", "build", b.ID, "state", out.state, "err", err, "retry_in", delay)
+			w.Printf("== could not record the result (%s): %v; retrying", out.state, err)
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-life.Done():
+			t.Stop()
+			return fmt.Errorf("gave up when the daemon stopped: %w", err)
+		case <-t.C:
+		}
+		delay = min(2*delay, s.retryMax)
+	}
 }
 
 // finish records a build's result; a passed build's automatic deployments

@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -34,15 +35,26 @@ func (s *Service) Announce(ctx context.Context, p record.Push, ds []record.Deplo
 	if slices.Contains(p.Options, NoWaitOption) {
 		return
 	}
-	for _, d := range ds {
-		if err := s.Follow(ctx, d.ID, out, true); err != nil {
-			if ctx.Err() == nil {
+	// The push is recorded: a daemon that stops ends the wait, not the
+	// deployments, and the pusher is told where to follow them.
+	wctx, done := s.queue.WhileClaiming(ctx, errShutdown)
+	defer done()
+	for i, d := range ds {
+		err := s.Follow(wctx, d.ID, out, true)
+		var fd record.Deployment
+		if err == nil {
+			fd, err = s.Wait(wctx, d.ID)
+		}
+		if err != nil {
+			switch {
+			case ctx.Err() != nil:
+			case errors.Is(context.Cause(wctx), errShutdown):
+				for _, d := range ds[i:] {
+					fmt.Fprintf(out, "slipway: the daemon is stopping; follow deployment #%d with: %s log deploy %d -f\n", d.ID, s.sshCommand(), d.ID)
+				}
+			default:
 				s.log.Warn("stream deployment log to pusher", "deployment", d.ID, "err", err)
 			}
-			return
-		}
-		fd, err := s.Wait(ctx, d.ID)
-		if err != nil {
 			return
 		}
 		line := fmt.Sprintf("deployment #%d to %s %s in %s", fd.ID, fd.Env, fd.State, fd.FinishedAt.Sub(fd.StartedAt).Round(10*time.Millisecond))

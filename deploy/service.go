@@ -214,12 +214,19 @@ func (s *Service) appendLog(id int64, line string) {
 	}
 }
 
+// BeginShutdown is the first step of a daemon's stop: no deployment starts
+// any more (running ones go on until Shutdown), and release pushes that
+// wait for their deployments are answered at once. Calling it again is
+// harmless; Shutdown calls it.
+func (s *Service) BeginShutdown() { s.queue.StopClaiming() }
+
 // Shutdown stops claiming deployments and waits for the running ones to
 // end. When ctx ends first, they are cancelled: Ship stops the transfer
 // (current stays on the previous complete release) or, if the switch had
 // happened, finishes switching back; each is recorded failed with the
 // reason, and Shutdown returns an error once the workers are gone.
 func (s *Service) Shutdown(ctx context.Context) error {
+	s.BeginShutdown()
 	if err := s.queue.Shutdown(ctx, errShutdown); err != nil {
 		return fmt.Errorf("shut down deploy service: %w", err)
 	}

@@ -364,8 +364,10 @@ func TestDaemonKilledDuringVerification(t *testing.T) {
 }
 
 // TestDaemonStoppedDuringVerification: SIGTERM during a verification that
-// outlasts the shutdown grace stops the daemon cleanly; the push fails, the
-// build ends cancelled (never passed, never run again), main never moved.
+// would outlast the shutdown grace stops the daemon cleanly and at once
+// (the waiting push is refused when the stop begins, not when the SSH
+// server's 30 s grace runs out); the push fails naming the stop, the build
+// ends cancelled (never passed, never run again), main never moved.
 func TestDaemonStoppedDuringVerification(t *testing.T) {
 	t.Parallel()
 	alice, bob := btUsers(t)
@@ -377,10 +379,19 @@ func TestDaemonStoppedDuringVerification(t *testing.T) {
 	push := btGitBackground(t, alice, src, "push", "-o", "verify", d.url("app"), "main")
 	d.eventually(t, btBuildTimeout, "the build to start", func() bool { return btExists(d, "stop.started") })
 	vid := vtVerifyID(t, d, push.out.String())
+	began := time.Now()
 	d.stop() // fails the test unless the daemon exits cleanly
+	took := time.Since(began)
 	out := push.wait(t)
 	if push.err == nil || strings.Contains(out, "main -> main\n") {
 		t.Fatalf("the push landed although the daemon stopped mid-verification: %v\n%s", push.err, out)
+	}
+	t.Logf("the daemon stopped %v after SIGTERM", took.Round(time.Millisecond))
+	if took > 15*time.Second {
+		t.Errorf("the daemon took %v to stop: the waiting push held the shutdown for its grace", took)
+	}
+	if want := fmt.Sprintf("build #%d cancelled: the daemon is stopping", vid); !strings.Contains(out, want) {
+		t.Errorf("the refusal does not say %q:\n%s", want, out)
 	}
 	if left := btProcs(t, marker); len(left) > 0 {
 		t.Fatalf("the step outlived the daemon:\n%s", btProcDesc(left))

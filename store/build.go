@@ -457,22 +457,57 @@ func (s *Store) RetryBuild(ctx context.Context, id int64) (Build, error) {
 // a pass and the push's record, was not recorded), so each ends as
 // interrupted and never counts as a build of its branch.
 func (s *Store) RecoverInterrupted(ctx context.Context) (requeued, stopped []Build, err error) {
+	requeued, stopped, err = s.recoverRunning(ctx, `state IN ('queued', 'running')`, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("recover interrupted builds: %w", err)
+	}
+	return requeued, stopped, nil
+}
+
+// RecoverOrphaned applies RecoverInterrupted's rule, while the daemon runs,
+// to the builds recorded running that are not in live (the builds this
+// process runs, or holds for a push being verified): with one daemon per
+// data dir, such a build has nobody behind it, because the write of its
+// result failed for good or its worker is gone. Queued builds are left
+// alone.
+func (s *Store) RecoverOrphaned(ctx context.Context, live map[int64]bool) (requeued, stopped []Build, err error) {
+	requeued, stopped, err = s.recoverRunning(ctx, `state = 'running'`, live)
+	if err != nil {
+		return nil, nil, fmt.Errorf("recover orphaned builds: %w", err)
+	}
+	return requeued, stopped, nil
+}
+
+// recoverRunning is RecoverInterrupted's rule for the verify builds whose
+// state matches verifyStates and the running builds, except those in live.
+func (s *Store) recoverRunning(ctx context.Context, verifyStates string, live map[int64]bool) (requeued, stopped []Build, err error) {
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		requeued, stopped = nil, nil
 		t := toNanos(now())
-		verifies, err := queryBuilds(ctx, tx, `
-			UPDATE builds SET state = 'interrupted', reason = ?, finished_at = ?
-			WHERE trigger = 'verify' AND state IN ('queued', 'running') RETURNING `+buildCols,
-			"interrupted: the daemon stopped before the push this build verified was recorded; it does not count for the branch", t)
+		verifies, err := queryBuilds(ctx, tx, `SELECT `+buildCols+` FROM builds WHERE trigger = 'verify' AND `+verifyStates+` ORDER BY id`)
 		if err != nil {
-			return fmt.Errorf("end verify builds: %w", err)
+			return fmt.Errorf("find verify builds: %w", err)
 		}
-		stopped = append(stopped, verifies...)
+		for _, b := range verifies {
+			if live[b.ID] {
+				continue
+			}
+			nb, err := scanBuild(tx.QueryRowContext(ctx, `UPDATE builds SET state = 'interrupted', reason = ?, finished_at = ?
+				WHERE id = ? RETURNING `+buildCols,
+				"interrupted: the daemon stopped before the push this build verified was recorded; it does not count for the branch", t, b.ID))
+			if err != nil {
+				return fmt.Errorf("end verify build %d: %w", b.ID, err)
+			}
+			stopped = append(stopped, nb)
+		}
 		running, err := queryBuilds(ctx, tx, `SELECT `+buildCols+` FROM builds WHERE state = 'running' ORDER BY id`)
 		if err != nil {
 			return fmt.Errorf("find running builds: %w", err)
 		}
 		for _, b := range running {
+			if live[b.ID] {
+				continue
+			}
 			var newer int64
 			err := tx.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM builds
 				WHERE repo = ? AND ref = ? AND pipeline = ? AND schedule = ? AND state = 'queued' AND id > ?`,
@@ -506,10 +541,7 @@ func (s *Store) RecoverInterrupted(ctx context.Context) (requeued, stopped []Bui
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("recover interrupted builds: %w", err)
-	}
-	return requeued, stopped, nil
+	return requeued, stopped, err
 }
 
 // GetBuild returns one build, or an error wrapping ErrNotFound.

@@ -80,13 +80,15 @@ func (s *Store) register(id string, maxBytes int64, secrets []string, appending 
 	if s.live[id] != nil {
 		return nil, fmt.Errorf("open log %q: %w", id, ErrBusy)
 	}
-	flags := os.O_WRONLY | os.O_APPEND
+	// An appended log is opened for reading too: its last byte says
+	// whether a daemon that died left half a line.
+	flags := os.O_RDWR | os.O_APPEND
 	if !appending {
 		// Logs may hold what a build printed; only the daemon reads them.
 		if err := os.MkdirAll(s.dir, 0o700); err != nil {
 			return nil, fmt.Errorf("create log folder %q: %w", s.dir, err)
 		}
-		flags |= os.O_CREATE | os.O_EXCL
+		flags = os.O_WRONLY | os.O_APPEND | os.O_CREATE | os.O_EXCL
 	}
 	f, err := os.OpenFile(path, flags, 0o600)
 	switch {
@@ -108,11 +110,18 @@ func (s *Store) register(id string, maxBytes int64, secrets []string, appending 
 	}
 	if appending {
 		// A daemon that died may have left half a line.
-		if st, err := f.Stat(); err == nil && st.Size() > 0 {
+		st, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("append to log %q: %w", id, err)
+		}
+		if st.Size() > 0 {
 			last := make([]byte, 1)
-			if _, err := f.ReadAt(last, st.Size()-1); err != nil || last[0] != '\n' {
-				w.atLineStart = false
+			if _, err := f.ReadAt(last, st.Size()-1); err != nil {
+				f.Close()
+				return nil, fmt.Errorf("append to log %q: read its end: %w", id, err)
 			}
+			w.atLineStart = last[0] == '\n'
 		}
 	}
 	s.live[id] = w.live

@@ -400,3 +400,33 @@ func TestPrintfBetweenHalvesOfASecret(t *testing.T) {
 		t.Errorf("lines %q, want %q", got[1:], want)
 	}
 }
+
+// A log that ended with a whole line, as every finished run leaves it, is
+// continued on the next line: no blank line between the runs.
+func TestAppendAfterAWholeLineAddsNoBlankLine(t *testing.T) {
+	s := NewStore(t.TempDir())
+	w, err := s.Create("7", 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Printf("== the daemon is stopping: attempt 1 cut off")
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w, err = s.Append("7", 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Printf("== the daemon stopped during attempt 1; running again")
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	log := readLog(t, s, "7")
+	if strings.Contains(log, "\n\n") || strings.HasPrefix(log, "\n") {
+		t.Errorf("continued log has a blank line:\n%s", log)
+	}
+	got := lines(t, log)
+	if len(got) != 4 || !strings.HasPrefix(got[2], "== log continued at ") || got[3] != "== the daemon stopped during attempt 1; running again\n" {
+		t.Errorf("continued log: %q", got)
+	}
+}

@@ -45,6 +45,14 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	// One daemon per data dir, decided before anything in it is touched:
+	// a second daemon must not recover, re-queue or fail the first one's
+	// work. A data dir that does not exist yet is locked once it is made.
+	lock, err := lockExistingDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer func() { lock.Close() }()
 	// Listen before anything is created: a port in use must leave no data
 	// dir behind. The services built below also need the port actually
 	// bound for the commands they show people ("ssh -p PORT host log 12
@@ -56,6 +64,14 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer sshLn.Close()
+	if err := makeDataDirs(cfg); err != nil {
+		return err
+	}
+	if lock == nil {
+		if lock, err = lockDataDir(cfg.DataDir); err != nil {
+			return err
+		}
+	}
 	d, err := assemble(ctx, cfg, sshLn, logger)
 	if err != nil {
 		return err
@@ -106,14 +122,10 @@ type daemon struct {
 	stopWatch func() // ends the open-push watch
 }
 
-// assemble makes the data dir's folders, opens the database, writes the hook
-// scripts, checks the sandbox and builds every service and server, wired to
-// each other. It starts nothing.
+// assemble opens the database, writes the hook scripts, checks the sandbox
+// and builds every service and server, wired to each other. It starts
+// nothing. The data dir's folders exist and its lock is held.
 func assemble(ctx context.Context, cfg *configs.Config, sshLn net.Listener, logger *slog.Logger) (*daemon, error) {
-	if err := makeDataDirs(cfg); err != nil {
-		return nil, err
-	}
-
 	db, err := store.Open(ctx, cfg.DatabasePath())
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
@@ -335,8 +347,13 @@ func (d *daemon) start(ctx context.Context) error {
 // shutdown stops the daemon's parts from the outside in: no new pushes,
 // then no new work, then the workers, then the hooks that running pushes
 // still needed. Each part gets its own grace, so that one slow part does
-// not eat the others'.
+// not eat the others'. Before all that, no build or deployment starts any
+// more, and pushers waiting for one are answered at once (a `-o wait` push
+// that it goes on after the restart, a verified push with a refusal), so
+// that their SSH sessions end without waiting for the grace.
 func (d *daemon) shutdown() {
+	d.builds.BeginShutdown()
+	d.deploys.BeginShutdown()
 	byName := map[string]step{}
 	for _, st := range d.steps(context.Background()) {
 		byName[st.name] = st

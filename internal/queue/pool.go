@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -36,6 +37,14 @@ type Pool[T any] struct {
 	o    Options[T]
 	wake chan struct{} // one token: "something may be queued"
 
+	// stopping is set once claiming stops; claiming is held for reading by
+	// each claim in progress, so that StopClaiming can wait for them.
+	stopping atomic.Bool
+	claiming sync.RWMutex
+	// waiters ends once claiming has stopped; see WhileClaiming.
+	waiters     context.Context
+	stopWaiters context.CancelFunc
+
 	mu      sync.Mutex
 	started bool
 	stop    context.CancelFunc
@@ -52,7 +61,8 @@ func New[T any](o Options[T]) (*Pool[T], error) {
 	if o.Tick <= 0 {
 		o.Tick = time.Second
 	}
-	return &Pool[T]{o: o, wake: make(chan struct{}, 1)}, nil
+	waiters, stopWaiters := context.WithCancel(context.Background())
+	return &Pool[T]{o: o, wake: make(chan struct{}, 1), waiters: waiters, stopWaiters: stopWaiters}, nil
 }
 
 // Start makes the contexts of the pool's runs, calls before with the run
@@ -71,7 +81,7 @@ func (p *Pool[T]) Start(ctx context.Context, cause error, before func(runCtx con
 	runCtx, kill := context.WithCancelCause(context.WithoutCancel(ctx))
 	p.stop, p.kill = stop, kill
 	p.mu.Unlock()
-	context.AfterFunc(ctx, func() { stop(); kill(cause) })
+	context.AfterFunc(ctx, func() { p.StopClaiming(); kill(cause) })
 
 	if before != nil {
 		if err := before(runCtx); err != nil {
@@ -107,7 +117,10 @@ func (p *Pool[T]) work(claimCtx, runCtx context.Context, worker int) {
 	tick := time.NewTicker(p.o.Tick)
 	defer tick.Stop()
 	for claimCtx.Err() == nil {
-		item, ok, err := p.o.Claim(claimCtx, runCtx, worker)
+		item, ok, err, stopped := p.claim(claimCtx, runCtx, worker)
+		if stopped {
+			return
+		}
 		switch {
 		case err != nil && claimCtx.Err() == nil:
 			if p.o.ClaimFailed != nil {
@@ -127,6 +140,50 @@ func (p *Pool[T]) work(claimCtx, runCtx context.Context, worker int) {
 	}
 }
 
+// claim calls Claim unless claiming has stopped (stopped is then true).
+func (p *Pool[T]) claim(claimCtx, runCtx context.Context, worker int) (item T, ok bool, err error, stopped bool) {
+	p.claiming.RLock()
+	defer p.claiming.RUnlock()
+	if p.stopping.Load() {
+		return item, false, nil, true
+	}
+	item, ok, err = p.o.Claim(claimCtx, runCtx, worker)
+	return item, ok, err, false
+}
+
+// StopClaiming makes the workers claim nothing more and returns once no
+// claim is in progress: a claim that began before it may still succeed (its
+// item then runs), none begins after. Runs go on; Shutdown waits for them.
+// It is the first thing Shutdown does; a daemon calls it early, for every
+// queue at once, so that nothing new starts while it stops. Calling it
+// again, or on a pool never started, is harmless.
+func (p *Pool[T]) StopClaiming() {
+	p.stopping.Store(true)
+	p.mu.Lock()
+	stop := p.stop
+	p.mu.Unlock()
+	if stop != nil {
+		stop() // wakes idle workers and ends claims waiting on the store
+	}
+	p.claiming.Lock()
+	p.claiming.Unlock() // an empty section: it waits for the claims in progress
+	p.stopWaiters()
+}
+
+// Stopping reports whether claiming has stopped (or is stopping).
+func (p *Pool[T]) Stopping() bool { return p.stopping.Load() }
+
+// WhileClaiming returns a context that ends with ctx, or with cause once
+// claiming has stopped (StopClaiming), and its cancel, to call when done.
+// Someone who waits for an item to run or end (a pusher following its
+// build) waits with it, so that a stopping daemon does not keep them
+// waiting for work that will only run after the next start.
+func (p *Pool[T]) WhileClaiming(ctx context.Context, cause error) (context.Context, context.CancelFunc) {
+	wctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(p.waiters, func() { cancel(cause) })
+	return wctx, func() { stop(); cancel(nil) }
+}
+
 // Wake tells the workers that something may be queued; it never blocks.
 func (p *Pool[T]) Wake() {
 	select {
@@ -135,17 +192,18 @@ func (p *Pool[T]) Wake() {
 	}
 }
 
-// Shutdown stops claiming and waits for the running items to end. When ctx
-// ends first, their runs are cancelled with cause and Shutdown returns
-// ctx's error once they are gone. A pool never started returns at once.
+// Shutdown stops claiming (StopClaiming) and waits for the running items to
+// end. When ctx ends first, their runs are cancelled with cause and
+// Shutdown returns ctx's error once they are gone. A pool never started
+// returns at once.
 func (p *Pool[T]) Shutdown(ctx context.Context, cause error) error {
+	p.StopClaiming()
 	p.mu.Lock()
-	stop, kill := p.stop, p.kill
+	kill := p.kill
 	p.mu.Unlock()
-	if stop == nil {
+	if kill == nil {
 		return nil
 	}
-	stop()
 	done := make(chan struct{})
 	go func() { p.workers.Wait(); close(done) }()
 	select {

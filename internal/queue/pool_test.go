@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slipway/internal/testutil"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -126,5 +127,67 @@ func TestPoolStartFailureLeavesNothingRunning(t *testing.T) {
 	}
 	if !errors.Is(bgCause, errStop) {
 		t.Fatalf("background work was not cancelled and waited for: %v", bgCause)
+	}
+}
+
+// Once StopClaiming (the start of Shutdown) has returned, no claim begins,
+// however busy the workers were: every item claimed ran, and nothing was
+// claimed after. The workers are kept claiming as fast as they can (every
+// claim finds an item, a wake is always pending, the tick is 1 ms), so a
+// worker is in or near a claim whenever the stop comes.
+func TestNothingIsClaimedAfterShutdownBegins(t *testing.T) {
+	var (
+		stopped      atomic.Bool
+		claims, late atomic.Int64
+		mu           sync.Mutex
+		ran          = map[int64]bool{}
+		claimed      = map[int64]bool{}
+	)
+	p, err := New(Options[int64]{
+		Workers: 4,
+		Tick:    time.Millisecond,
+		Claim: func(context.Context, context.Context, int) (int64, bool, error) {
+			if stopped.Load() {
+				late.Add(1)
+			}
+			n := claims.Add(1)
+			mu.Lock()
+			claimed[n] = true
+			mu.Unlock()
+			return n, true, nil
+		},
+		Run: func(_ context.Context, n int64) {
+			mu.Lock()
+			ran[n] = true
+			mu.Unlock()
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(t.Context(), errors.New("stop"), nil); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, "the workers to claim", func() bool { return claims.Load() >= 200 })
+	shut := make(chan error, 1)
+	go func() { shut <- p.Shutdown(context.Background(), errors.New("stop")) }()
+	p.StopClaiming() // returns once Shutdown's own stop has too, or before it
+	stopped.Store(true)
+	atStop := claims.Load()
+	if err := <-shut; err != nil {
+		t.Fatal(err)
+	}
+	if n := late.Load(); n > 0 {
+		t.Fatalf("%d claims began after claiming stopped", n)
+	}
+	if n := claims.Load(); n != atStop {
+		t.Fatalf("%d claims after claiming stopped (%d before)", n-atStop, atStop)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for n := range claimed {
+		if !ran[n] {
+			t.Errorf("item %d was claimed but never ran", n)
+		}
 	}
 }
