@@ -31,7 +31,7 @@ type Records interface {
 	FinishBuildAndDeploy(ctx context.Context, id int64, state record.State, reason string, steps []record.StepResult, ds []record.Deployment) ([]record.Deployment, error)
 	CancelBuild(ctx context.Context, id int64, reason string) (prev record.State, err error)
 	RetryBuild(ctx context.Context, id int64) (record.Build, error)
-	PruneBuilds(ctx context.Context, repo string, keep int) ([]int64, error)
+	Prune(ctx context.Context, repo string, keep int) (record.Pruned, error)
 	RecoverInterrupted(ctx context.Context) (requeued, stopped []record.Build, err error)
 }
 
@@ -79,6 +79,10 @@ type Deployer interface {
 	AutoDeployments(ctx context.Context, b record.Build) []record.Deployment
 	// Wake tells the deployment workers that something was queued.
 	Wake()
+	// RemoveLogs removes the logs of deployments whose records retention
+	// pruned (they went with their builds); a log that does not exist is
+	// not an error.
+	RemoveLogs(ids []int64)
 }
 
 // Service runs the build queue: it turns pushes into queued builds and runs
