@@ -130,6 +130,9 @@ func (s *Service) runBuild(ctx context.Context, b record.Build, r *run) {
 			log.Error("record build result", "state", out.state, "err", err)
 			w.Printf("== could not record the result (%s): %v", out.state, err)
 		}
+		// Before the log ends, so that whoever waits for it finds the
+		// older builds pruned. This build is the newest: never pruned now.
+		s.prune(cctx, b.Repo)
 		w.Printf("== %s", out.line)
 		log.Info("build finished", "state", out.state, "reason", out.reason, "duration", time.Since(start))
 	}
@@ -137,10 +140,6 @@ func (s *Service) runBuild(ctx context.Context, b record.Build, r *run) {
 		if err := lw.Close(); err != nil {
 			log.Error("close build log", "err", err)
 		}
-	}
-	if verify == nil && !out.cutOff {
-		// After the log is closed: a live log cannot be removed.
-		s.prune(cctx, b.Repo)
 	}
 }
 
