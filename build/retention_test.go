@@ -420,3 +420,88 @@ func TestRetentionStopsGrowth(t *testing.T) {
 		t.Errorf("errors logged:\n%s", strings.Join(errs, "\n"))
 	}
 }
+
+// TestStartSweepsLeftovers: what a daemon's death leaves (the workspace of
+// a build that recovery then ends as superseded, a step's home, the
+// artifacts and log of a build whose record was pruned before its files)
+// is removed when the service starts, and one line counts it; a queued
+// build's workspace is left for its own run.
+func TestStartSweepsLeftovers(t *testing.T) {
+	buf := &lockedBuffer{}
+	e := newEnv(t, "concurrency = 1\nsandbox = \"none\"", appRepo)
+	work := filepath.Join(e.data, "work")
+	svc, err := New(Options{
+		Config: e.cfg, Store: e.st, Logs: e.logs,
+		Executor: &sandbox.Local{Runner: sandbox.None{}, TempDir: work},
+		Logger:   slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.svc = svc
+	r := e.newRepo("app")
+	ctx := t.Context()
+	sha1 := r.commit("refs/heads/main", map[string]*string{".slipway.toml": ptr(retentionPipeline), "n": ptr("1")})
+	e.push(ctx, "app", nil, update("refs/heads/main", sha1))
+	// The previous daemon claimed build 1 and died in it, after a push of
+	// build 2 to the same branch.
+	if b, ok, err := e.st.ClaimBuild(ctx, "worker-1"); err != nil || !ok || b.ID != 1 {
+		t.Fatalf("claim: %+v %v %v", b, ok, err)
+	}
+	sha2 := r.commit("refs/heads/main", map[string]*string{"n": ptr("2")})
+	e.push(ctx, "app", nil, update("refs/heads/main", sha2))
+	leftovers := []string{
+		filepath.Join(work, "1", "workspace", "a"),
+		filepath.Join(work, "2", "workspace", "a"), // queued: its run clears it
+		filepath.Join(work, homePrefix+"0123456789abcdef01234567", ".cache", "x"),
+		filepath.Join(e.data, "artifacts", "999", "out", "app"),
+	}
+	for _, f := range leftovers {
+		writeFile(t, f)
+	}
+	// A read-only folder, as Go's module cache leaves them.
+	if err := os.Chmod(filepath.Join(work, "1", "workspace"), 0o555); err != nil {
+		t.Fatal(err)
+	}
+	lw, err := e.logs.Create("999", 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lw.Printf("pruned, but its log stayed")
+	if err := lw.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	e.start()
+	if b := e.waitFinal(2); b.State != record.StatePassed {
+		t.Fatalf("build 2: %s %s", b.State, b.Reason)
+	}
+	if b, _ := e.st.GetBuild(ctx, 1); b.State != record.StateSuperseded {
+		t.Errorf("build 1 is %s, want superseded by recovery", b.State)
+	}
+	if got := entries(t, work); len(got) != 0 {
+		t.Errorf("work folder holds %v", got)
+	}
+	if got := entries(t, filepath.Join(e.data, "artifacts")); !slices.Equal(got, []string{"2"}) {
+		t.Errorf("artifacts folder holds %v, want [2]", got)
+	}
+	if got := entries(t, filepath.Join(e.data, "logs")); !slices.Equal(got, []string{"1.log", "2.log"}) {
+		t.Errorf("logs folder holds %v, want the two builds' logs", got)
+	}
+	if want := `msg="removed leftovers of earlier runs" workspaces=1 homes=1 artifacts=1 logs=1`; !strings.Contains(buf.String(), want) {
+		t.Errorf("no line %q in the log:\n%s", want, buf.String())
+	}
+	if errs := errorLines(buf.String()); len(errs) > 0 {
+		t.Errorf("errors logged:\n%s", strings.Join(errs, "\n"))
+	}
+}
+
+func writeFile(t *testing.T, path string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
