@@ -389,7 +389,7 @@ func (s *Service) prune(ctx context.Context, repo string) {
 		case err == nil, errors.Is(err, logs.ErrNotFound):
 		case errors.Is(err, logs.ErrBusy):
 			// Its worker recorded the result and has not closed the log
-			// yet; the next start removes it (sweepOrphans).
+			// yet; the next start removes it (see sweep).
 			s.log.Info("log of pruned build still open; removed at the next start", "build", id)
 		default:
 			s.log.Error("remove log of pruned build", "build", id, "err", err)
