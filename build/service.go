@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,7 +33,7 @@ type Records interface {
 	FinishBuildAndDeploy(ctx context.Context, id int64, state record.State, reason string, steps []record.StepResult, ds []record.Deployment) ([]record.Deployment, error)
 	CancelBuild(ctx context.Context, id int64, reason string) (prev record.State, err error)
 	RetryBuild(ctx context.Context, id int64) (record.Build, error)
-	PruneBuilds(ctx context.Context, repo string, keep int) ([]int64, error)
+	Prune(ctx context.Context, repo string, keep int) (record.Pruned, error)
 	RecoverInterrupted(ctx context.Context) (requeued, stopped []record.Build, err error)
 	RecoverOrphaned(ctx context.Context, live map[int64]bool) (requeued, stopped []record.Build, err error)
 }
@@ -80,6 +82,10 @@ type Deployer interface {
 	AutoDeployments(ctx context.Context, b record.Build) []record.Deployment
 	// Wake tells the deployment workers that something was queued.
 	Wake()
+	// RemoveLogs removes the logs of deployments whose records retention
+	// pruned (they went with their builds); a log that does not exist is
+	// not an error.
+	RemoveLogs(ids []int64)
 }
 
 // Service runs the build queue: it turns pushes into queued builds and runs
@@ -251,6 +257,9 @@ func (s *Service) recover(ctx context.Context) error {
 			s.log.Error("remove artifacts of an interrupted build", "build", b.ID, "err", err)
 		}
 	}
+	s.sweep(ctx)
+	// A lowered keep, and records from before retention covered them all.
+	s.prune(ctx, "")
 	return nil
 }
 
@@ -309,6 +318,89 @@ func (s *Service) recoverOrphans(ctx context.Context) {
 	if len(requeued) > 0 {
 		s.Wake()
 	}
+}
+
+// sweep removes, at start, what earlier runs of the daemon left behind: the
+// workspaces of builds that are not queued (a build that recovery ended or
+// that was superseded while the daemon was down never runs again to clear
+// its own), the homes of steps cut off (homePrefix), and the artifacts and
+// logs of builds whose records are gone (a crash between a prune and the
+// removal of its files, or a log still open when it was pruned). Nothing
+// runs yet: the workers start after recovery, and no push can arrive
+// before the SSH server starts, last. It logs one line with the counts.
+func (s *Service) sweep(ctx context.Context) {
+	bs, err := s.o.Store.ListBuilds(ctx, "", 0)
+	if err != nil {
+		s.log.Error("sweep leftovers of earlier runs: list builds", "err", err)
+		return
+	}
+	known, queued := map[string]bool{}, map[string]bool{}
+	for _, b := range bs {
+		known[logID(b.ID)] = true
+		if b.State == record.StateQueued || b.State == record.StateRunning {
+			queued[logID(b.ID)] = true
+		}
+	}
+	var workspaces, homes, artifacts, logFiles int
+	remove := func(dir, name string, n *int) {
+		if err := removeAll(filepath.Join(dir, name)); err != nil {
+			s.log.Error("sweep leftovers of earlier runs", "path", filepath.Join(dir, name), "err", err)
+			return
+		}
+		*n++
+	}
+	for _, name := range dirNames(s.o.WorkDir) {
+		switch {
+		case isID(name) && !queued[name]:
+			remove(s.o.WorkDir, name, &workspaces)
+		case strings.HasPrefix(name, homePrefix):
+			remove(s.o.WorkDir, name, &homes)
+		}
+	}
+	for _, name := range dirNames(s.o.ArtifactsDir) {
+		if isID(name) && !known[name] {
+			remove(s.o.ArtifactsDir, name, &artifacts)
+		}
+	}
+	ids, err := s.o.Logs.IDs()
+	if err != nil {
+		s.log.Error("sweep leftovers of earlier runs", "err", err)
+	}
+	for _, id := range ids {
+		if isID(id) && !known[id] {
+			if err := s.o.Logs.Remove(id); err != nil && !errors.Is(err, logs.ErrNotFound) {
+				s.log.Error("sweep leftovers of earlier runs: remove log", "log", id, "err", err)
+				continue
+			}
+			logFiles++
+		}
+	}
+	s.log.Info("removed leftovers of earlier runs", "workspaces", workspaces, "homes", homes,
+		"artifacts", artifacts, "logs", logFiles)
+}
+
+// homePrefix starts the names of the step homes that the local executor
+// (sandbox.Local) keeps beside the workspaces in the daemon's wiring.
+const homePrefix = "slipway-home-"
+
+// dirNames lists the names in dir; a missing dir has none.
+func dirNames(dir string) []string {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	names := make([]string, 0, len(des))
+	for _, d := range des {
+		names = append(names, d.Name())
+	}
+	return names
+}
+
+// isID reports whether name is a build id as its folders and logs are
+// named (logID).
+func isID(name string) bool {
+	n, err := strconv.ParseInt(name, 10, 64)
+	return err == nil && n > 0 && logID(n) == name
 }
 
 // appendLog adds a line to a build's log outside of a run.

@@ -130,6 +130,8 @@ func (s *Service) runBuild(ctx context.Context, b record.Build, r *run) {
 			log.Error("record build result", "state", out.state, "err", err)
 			w.Printf("== could not record the result (%s): %v", out.state, err)
 		}
+		// Before the log ends, so that whoever waits for it finds the
+		// older builds pruned. This build is the newest: never pruned now.
 		s.prune(cctx, b.Repo)
 		w.Printf("== %s", out.line)
 		log.Info("build finished", "state", out.state, "reason", out.reason, "duration", time.Since(start))
@@ -365,28 +367,43 @@ func stoppedOutcome(cause error, b record.Build, timeout time.Duration) outcome 
 	}
 }
 
-// prune deletes the repo's finished builds beyond the configured number to
-// keep, with their logs and artifacts.
+// prune applies retention to the repo's records (store.Prune: the newest
+// Config.Build.Keep finished builds stay, with the builds deployments still
+// need) and removes the files of what was pruned: build logs and artifacts
+// here, deployment logs through the Deployer. The records go first, in one
+// transaction, so nothing that starts afterwards can find a pruned build;
+// a file already gone (a superseded build never had a log) is what prune
+// wanted anyway.
 func (s *Service) prune(ctx context.Context, repo string) {
 	keep := s.o.Config.Build.Keep
 	if keep <= 0 {
 		return
 	}
-	ids, err := s.o.Store.PruneBuilds(ctx, repo, keep)
+	p, err := s.o.Store.Prune(ctx, repo, keep)
 	if err != nil {
 		s.log.Error("prune old builds", "repo", repo, "err", err)
 		return
 	}
-	for _, id := range ids {
-		if err := s.o.Logs.Remove(logID(id)); err != nil {
+	for _, id := range p.Builds {
+		switch err := s.o.Logs.Remove(logID(id)); {
+		case err == nil, errors.Is(err, logs.ErrNotFound):
+		case errors.Is(err, logs.ErrBusy):
+			// Its worker recorded the result and has not closed the log
+			// yet; the next start removes it (see sweep).
+			s.log.Info("log of pruned build still open; removed at the next start", "build", id)
+		default:
 			s.log.Error("remove log of pruned build", "build", id, "err", err)
 		}
 		if err := removeAll(filepath.Join(s.o.ArtifactsDir, logID(id))); err != nil {
 			s.log.Error("remove artifacts of pruned build", "build", id, "err", err)
 		}
 	}
-	if len(ids) > 0 {
-		s.log.Info("pruned old builds", "repo", repo, "count", len(ids))
+	if len(p.Deployments) > 0 && s.o.Deployer != nil {
+		s.o.Deployer.RemoveLogs(p.Deployments)
+	}
+	if len(p.Builds)+p.Pushes > 0 {
+		s.log.Info("pruned old records", "repo", repo, "builds", len(p.Builds),
+			"deployments", len(p.Deployments), "pushes", p.Pushes)
 	}
 }
 

@@ -170,8 +170,14 @@ type Build struct {
 	// MaxPerPush caps the builds one push enqueues (a mirror push of many
 	// branches must not bury the queue). Default: 10.
 	MaxPerPush int `toml:"max_per_push"`
-	// Keep is how many finished builds (with logs and artifacts) are kept
-	// per repository. Default: 100.
+	// Keep is how many finished builds are kept per repository, of every
+	// state, branch and trigger, with their logs, artifacts and
+	// deployments; older ones are deleted after each build and at start.
+	// Builds that deployments still need stay beyond it: on every
+	// environment the live release, the one before it (the rollback) and
+	// the newest deployment, and every queued or running deployment. Push
+	// records go when nothing kept refers to them (the newest Keep per
+	// repository and the last record of each ref stay). Default: 100.
 	Keep int `toml:"keep"`
 	// MaxProcesses and MaxFileBytes are rlimits of every step; MaxMemoryBytes
 	// applies where the host delegates a cgroup v2 to Slipway.

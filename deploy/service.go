@@ -220,6 +220,19 @@ func (s *Service) appendLog(id int64, line string) {
 // harmless; Shutdown calls it.
 func (s *Service) BeginShutdown() { s.queue.StopClaiming() }
 
+// RemoveLogs removes the logs of deployments whose records were pruned
+// (retention removes a build's deployments with it; see store.Prune). A
+// log that does not exist is not an error. It implements part of
+// build.Deployer.
+func (s *Service) RemoveLogs(ids []int64) {
+	for _, id := range ids {
+		err := s.o.Logs.Remove(LogID(id))
+		if err != nil && !errors.Is(err, logs.ErrNotFound) {
+			s.log.Error("remove log of pruned deployment", "deployment", id, "err", err)
+		}
+	}
+}
+
 // Shutdown stops claiming deployments and waits for the running ones to
 // end. When ctx ends first, they are cancelled: Ship stops the transfer
 // (current stays on the previous complete release) or, if the switch had

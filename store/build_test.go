@@ -442,62 +442,6 @@ func TestListBuilds(t *testing.T) {
 	}
 }
 
-func TestPruneBuilds(t *testing.T) {
-	s := openTest(t)
-	ctx := t.Context()
-	finish := func(repo string, n int, state State) Build {
-		t.Helper()
-		b := mustEnqueue(t, s, manual(repo, fmt.Sprintf("refs/heads/p%d", n), n)).Builds[0]
-		c := mustClaim(t, s)
-		if c.ID != b.ID {
-			t.Fatalf("claimed %d, want %d", c.ID, b.ID)
-		}
-		if err := s.FinishBuild(ctx, b.ID, state, "", nil); err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	a1 := finish("a", 1, StatePassed) // deployed below: must survive
-	a2 := finish("a", 2, StateFailed)
-	a3 := finish("a", 3, StatePassed)
-	a4 := finish("a", 4, StatePassed)
-	b1 := finish("b", 5, StatePassed)
-	if _, err := s.EnqueueDeployment(ctx, Deployment{BuildID: a1.ID, Env: "staging", Trigger: DeployAuto}); err != nil {
-		t.Fatal(err)
-	}
-	aq := mustEnqueue(t, s, manual("a", "refs/heads/q", 9)).Builds[0] // queued: never pruned
-
-	ids, err := s.PruneBuilds(ctx, "a", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	slices.Sort(ids)
-	if !slices.Equal(ids, []int64{a2.ID, a3.ID}) {
-		t.Errorf("pruned %v, want %v", ids, []int64{a2.ID, a3.ID})
-	}
-	for _, keep := range []Build{a1, a4, b1, aq} {
-		if _, err := s.GetBuild(ctx, keep.ID); err != nil {
-			t.Errorf("build %d should have been kept: %v", keep.ID, err)
-		}
-	}
-	for _, gone := range []int64{a2.ID, a3.ID} {
-		if _, err := s.GetBuild(ctx, gone); !errors.Is(err, ErrNotFound) {
-			t.Errorf("build %d should be gone: %v", gone, err)
-		}
-	}
-	ids, err = s.PruneBuilds(ctx, "", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	slices.Sort(ids)
-	if !slices.Equal(ids, []int64{a4.ID, b1.ID}) {
-		t.Errorf("prune of all repos keeping 0 = %v, want %v", ids, []int64{a4.ID, b1.ID})
-	}
-	if _, err := s.PruneBuilds(ctx, "", -1); !errors.Is(err, ErrInvalid) {
-		t.Errorf("negative keep: %v", err)
-	}
-}
-
 func TestRecordSkipped(t *testing.T) {
 	s := openTest(t)
 	b, err := s.RecordSkipped(t.Context(), manual("app", "refs/heads/main", 1), "no .slipway.toml")

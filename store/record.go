@@ -12,6 +12,7 @@ type (
 	DeployTrigger = record.DeployTrigger
 	Deployment    = record.Deployment
 	Enqueued      = record.Enqueued
+	Pruned        = record.Pruned
 	Push          = record.Push
 	OpenPush      = record.OpenPush
 	RefUpdate     = record.RefUpdate

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 )
@@ -266,4 +267,26 @@ func (l *live) notify(done bool) {
 	close(l.changed)
 	l.changed = make(chan struct{})
 	l.watched = false
+}
+
+// IDs lists the ids of the logs in the folder, live or not, in no
+// particular order: the daemon's start compares them with its records to
+// remove the logs of records that are gone.
+func (s *Store) IDs() ([]string, error) {
+	des, err := os.ReadDir(s.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list logs: %w", err)
+	}
+	var ids []string
+	for _, d := range des {
+		if id, ok := strings.CutSuffix(d.Name(), ".log"); ok && d.Type().IsRegular() {
+			if _, err := s.path(id); err == nil {
+				ids = append(ids, id)
+			}
+		}
+	}
+	return ids, nil
 }

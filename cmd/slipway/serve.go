@@ -148,6 +148,8 @@ func assemble(ctx context.Context, cfg *configs.Config, sshLn net.Listener, logg
 	if err := hooks.WriteScripts(cfg.HooksDir(), cfg.PushHooksDir(), self, cfg.HookSocket()); err != nil {
 		return nil, fmt.Errorf("write hooks: %w", err)
 	}
+	// No push is in flight: the SSH server starts last (see steps).
+	gitserver.SweepQuarantines(cfg.ReposDir(), logger.With("component", "ssh"))
 
 	buildDir, err := buildRoot(cfg, logger)
 	if err != nil {
