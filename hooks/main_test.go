@@ -63,6 +63,7 @@ type testEnv struct {
 	gitHome string
 	fps     map[string]string // user -> key fingerprint
 	served  chan error
+	stop    func() // stops the daemon side; once
 }
 
 type envOption func(*ServerOptions)
@@ -143,7 +144,7 @@ func (e *testEnv) start(opts ...envOption) {
 	e.srv = NewServer(o)
 	e.served = make(chan error, 1)
 	go func() { e.served <- e.srv.Serve(ln) }()
-	t.Cleanup(func() {
+	e.stop = sync.OnceFunc(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := e.srv.Shutdown(ctx); err != nil {
@@ -156,6 +157,7 @@ func (e *testEnv) start(opts ...envOption) {
 			t.Errorf("close store: %v", err)
 		}
 	})
+	t.Cleanup(e.stop)
 }
 
 // token registers a receive-pack session for user on repo, as gitserver

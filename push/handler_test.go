@@ -31,6 +31,9 @@ func (p *part) Plan(_ context.Context, ps record.Push) (push.Plan, error) {
 	}
 	var bs []record.Build
 	for _, u := range ps.Refs {
+		if record.ZeroID(u.New) {
+			continue // deleted: nothing to build
+		}
 		bs = append(bs, record.Build{Repo: ps.Repo, Ref: u.Name, Commit: u.New, Trigger: record.TriggerPush, Pipeline: record.DefaultPipeline})
 	}
 	return push.Plan{Builds: bs, Notes: []string{p.name + " planned"}, Settle: func(_ context.Context, rec record.Enqueued, err error) {

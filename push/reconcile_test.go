@@ -1,0 +1,203 @@
+package push_test
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"slipway/gitserver"
+	"slipway/push"
+	"slipway/record"
+	"slipway/store"
+)
+
+// repos makes a repositories folder with bare repository app holding main
+// at a first commit, and returns the folder, the repository and the commits
+// c1 (on main) and c2 (a child of c1, on no ref yet).
+func repos(t *testing.T) (dir, repo, c1, c2 string) {
+	t.Helper()
+	dir = filepath.Join(t.TempDir(), "repos")
+	repo = filepath.Join(dir, "app.git")
+	git(t, "", "init", "-q", "--bare", "--initial-branch=main", repo)
+	work := t.TempDir()
+	git(t, work, "init", "-q", "--initial-branch=main")
+	git(t, work, "commit", "-q", "--allow-empty", "-m", "one")
+	c1 = git(t, work, "rev-parse", "HEAD")
+	git(t, work, "commit", "-q", "--allow-empty", "-m", "two")
+	c2 = git(t, work, "rev-parse", "HEAD")
+	git(t, work, "push", "-q", repo, c2+":refs/heads/tmp", c1+":refs/heads/main")
+	git(t, repo, "update-ref", "-d", "refs/heads/tmp")
+	return dir, repo, c1, c2
+}
+
+func git(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_AUTHOR_NAME=T", "GIT_AUTHOR_EMAIL=t@example.com",
+		"GIT_COMMITTER_NAME=T", "GIT_COMMITTER_EMAIL=t@example.com")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func reconciler(t *testing.T, st *store.Store) (*push.Handler, *part, *bytes.Buffer) {
+	t.Helper()
+	builds := &part{name: "builds"}
+	var log bytes.Buffer
+	h, err := push.New(push.Options{Store: st, Ledger: st, Parts: []push.Part{builds},
+		Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, builds, &log
+}
+
+// A daemon that died between a push's record and its post-receive left the
+// push open: at start, the update git made is recorded with its build, the
+// one it did not make is withdrawn, and a push git made nothing of is gone.
+func TestReconcileFinishesOpenPushes(t *testing.T) {
+	ctx := t.Context()
+	dir, repo, c1, c2 := repos(t)
+	st := open(t)
+	h, builds, log := reconciler(t, st)
+	if _, err := st.RecordPush(ctx, record.Push{Repo: "app", User: "alice", Refs: []record.RefUpdate{{Name: "refs/heads/main", Old: zero, New: c1}}}); err != nil {
+		t.Fatal(err)
+	}
+	// Push A moved main to c2 (git made it); push B was about to create
+	// refs/heads/dev, and git never did.
+	a, err := st.PreparePush(ctx, record.Push{Repo: "app", User: "alice", Refs: []record.RefUpdate{
+		{Name: "refs/heads/main", Old: c1, New: c2}, {Name: "refs/heads/gone", Old: zero, New: c2}}}, "push:a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := st.PreparePush(ctx, record.Push{Repo: "app", User: "bob", Refs: []record.RefUpdate{{Name: "refs/heads/dev", Old: zero, New: c1}}}, "push:b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	git(t, repo, "update-ref", "refs/heads/main", c2, c1)
+
+	if err := h.Reconcile(ctx, gitserver.Disk{ReposDir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	pa, err := st.GetPush(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pa.User != "alice" || len(pa.Refs) != 1 || pa.Refs[0].Name != "refs/heads/main" || pa.Refs[0].New != c2 {
+		t.Errorf("push A after reconciliation: %+v, want alice's update of main to %s only", pa, c2)
+	}
+	if _, err := st.GetPush(ctx, b); err == nil {
+		t.Errorf("push B, which git never made, is still recorded")
+	}
+	if len(builds.settled) != 1 || !strings.HasPrefix(builds.settled[0], "push ") || !strings.Contains(builds.settled[0], "1 builds") {
+		t.Errorf("builds planned at start: %v, want one for push A", builds.settled)
+	}
+	if open, _ := st.OpenPushes(ctx); len(open) != 0 {
+		t.Errorf("open pushes left: %+v", open)
+	}
+	refs, _ := st.RecordedRefs(ctx, "app")
+	if len(refs) != 1 || refs["refs/heads/main"] != c2 {
+		t.Errorf("recorded refs %v, want main at %s", refs, c2)
+	}
+	// Nothing moved without a record, so there is no push found at start.
+	if strings.Contains(log.String(), "found at start") {
+		t.Errorf("drift reported:\n%s", log)
+	}
+	// A second start finds nothing to do.
+	if err := h.Reconcile(ctx, gitserver.Disk{ReposDir: dir}); err != nil || len(builds.settled) != 1 {
+		t.Errorf("second reconciliation: %v, settled %v", err, builds.settled)
+	}
+}
+
+// Refs that moved without a record (by hand, by a git whose hooks did not
+// run) are recorded at start as one push with no user, and built; a
+// release ref found so is recorded but not deployed (see deploy).
+func TestReconcileRecordsRefsThatMovedWithoutARecord(t *testing.T) {
+	ctx := t.Context()
+	dir, repo, c1, c2 := repos(t)
+	st := open(t)
+	h, builds, log := reconciler(t, st)
+	if _, err := st.RecordPush(ctx, record.Push{Repo: "app", User: "alice", Refs: []record.RefUpdate{
+		{Name: "refs/heads/main", Old: zero, New: c1}, {Name: "refs/heads/old", Old: zero, New: c1}}}); err != nil {
+		t.Fatal(err)
+	}
+	// main moves, old is deleted, a tag appears: none through Slipway.
+	git(t, repo, "update-ref", "refs/heads/main", c2)
+	git(t, repo, "update-ref", "refs/tags/v1", c2)
+
+	if err := h.Reconcile(ctx, gitserver.Disk{ReposDir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	last, err := st.LastPushes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := last["app"]
+	if !p.Found() || p.ID == 0 {
+		t.Fatalf("no push found at start: %+v", p)
+	}
+	want := []record.RefUpdate{
+		{Name: "refs/heads/main", Old: c1, New: c2},
+		{Name: "refs/heads/old", Old: c1, New: zero},
+		{Name: "refs/tags/v1", Old: zero, New: c2},
+	}
+	if len(p.Refs) != len(want) {
+		t.Fatalf("found push %+v, want %+v", p.Refs, want)
+	}
+	for i := range want {
+		if p.Refs[i] != want[i] {
+			t.Errorf("found push ref %d = %+v, want %+v", i, p.Refs[i], want[i])
+		}
+	}
+	if len(builds.settled) != 1 || !strings.Contains(builds.settled[0], "2 builds") {
+		t.Errorf("builds of the found push: %v", builds.settled)
+	}
+	if !strings.Contains(log.String(), "found at start") || !strings.Contains(log.String(), "refs/heads/main") {
+		t.Errorf("the log does not say what was found:\n%s", log)
+	}
+	if err := h.Reconcile(ctx, gitserver.Disk{ReposDir: dir}); err != nil || len(builds.settled) != 1 {
+		t.Errorf("second reconciliation: %v, settled %v", err, builds.settled)
+	}
+}
+
+// The watch finishes an open push whose work could not be recorded in
+// post-receive once it is old enough, without a restart; a younger one (a
+// push in flight) is left to its post-receive.
+func TestWatchFinishesOldOpenPushesOnly(t *testing.T) {
+	ctx := t.Context()
+	dir, repo, c1, c2 := repos(t)
+	st := open(t)
+	h, builds, _ := reconciler(t, st)
+	if _, err := st.RecordPush(ctx, record.Push{Repo: "app", User: "alice", Refs: []record.RefUpdate{{Name: "refs/heads/main", Old: zero, New: c1}}}); err != nil {
+		t.Fatal(err)
+	}
+	old, err := st.PreparePush(ctx, record.Push{Repo: "app", User: "alice", Time: time.Now().Add(-time.Hour),
+		Refs: []record.RefUpdate{{Name: "refs/heads/main", Old: c1, New: c2}}}, "push:old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	young, err := st.PreparePush(ctx, record.Push{Repo: "app", User: "bob", Refs: []record.RefUpdate{{Name: "refs/heads/dev", Old: zero, New: c1}}}, "push:young")
+	if err != nil {
+		t.Fatal(err)
+	}
+	git(t, repo, "update-ref", "refs/heads/main", c2, c1)
+	n, err := h.FinishOpen(ctx, gitserver.Disk{ReposDir: dir}, time.Now().Add(-time.Minute))
+	if err != nil || n != 1 || len(builds.settled) != 1 {
+		t.Fatalf("FinishOpen = %d, %v; settled %v", n, err, builds.settled)
+	}
+	if p, err := st.GetPush(ctx, old); err != nil || len(p.Refs) != 1 {
+		t.Errorf("old open push: %+v, %v", p, err)
+	}
+	open, _ := st.OpenPushes(ctx)
+	if len(open) != 1 || open[0].ID != young {
+		t.Errorf("open pushes after the watch: %+v, want only the young one (%d)", open, young)
+	}
+}
