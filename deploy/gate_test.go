@@ -102,6 +102,26 @@ func TestReleaseDeploymentsIgnoresOtherRefs(t *testing.T) {
 	}
 }
 
+// A release ref that moved without a push through Slipway (found at start:
+// no user) is recorded but deploys nothing: nobody allowed to release
+// asked. The same ref pushed by a releaser deploys.
+func TestReleaseRefFoundAtStartIsNotDeployed(t *testing.T) {
+	dir := t.TempDir()
+	h := newHarness(t, 1, localEnv("staging", filepath.Join(dir, "staging"), ""))
+	b, _ := h.passedBuild("refs/heads/main", map[string]string{"a": "1"})
+	refs := []record.RefUpdate{{Name: "refs/release/staging", Old: zeroID, New: b.Commit}}
+	found := record.Push{Repo: "app", Refs: refs}
+	if !found.Found() {
+		t.Fatal("a push without a user is not found")
+	}
+	if ds, err := h.svc.ReleaseDeployments(t.Context(), found); err != nil || len(ds) != 0 {
+		t.Fatalf("ReleaseDeployments of a push found at start = %+v, %v; want none", ds, err)
+	}
+	if ds, err := h.svc.ReleaseDeployments(t.Context(), record.Push{Repo: "app", User: "bob", Refs: refs}); err != nil || len(ds) != 1 {
+		t.Fatalf("ReleaseDeployments of bob's push = %+v, %v; want one", ds, err)
+	}
+}
+
 func TestAutoDeploymentsOnlyForTheBuildPipelineOfTheAutoBranch(t *testing.T) {
 	dir := t.TempDir()
 	h := newHarness(t, 1,
