@@ -10,15 +10,18 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"slipway/internal/sshdtest"
+	"slipway/internal/testutil"
 	"slipway/record"
 )
 
@@ -392,4 +395,501 @@ func rlAtRest(t *testing.T, v *rlTally, cycle int, d *daemon, bare, target, mark
 	if ok := rlIntegrity(t, d.dataDir()); ok != "ok" {
 		v.add(t, "database damaged", fmt.Sprintf("cycle %d: %s", cycle, ok))
 	}
+}
+
+// TestReliabilitySecondDaemon: a second `slipway serve` on the data dir of
+// a running one exits at once with a message saying why, and touches
+// nothing: the first daemon's running build is not queued again, runs once
+// and ends with its log intact, and the first daemon still records pushes.
+func TestReliabilitySecondDaemon(t *testing.T) {
+	t.Parallel()
+	alice, bob := btUsers(t)
+	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
+	src := alice.newProject(t, map[string]string{
+		".slipway.toml": btPipeline("cache = true\n", `echo rl-step-ran; echo run >> /cache/runs; `+btWaitStep("hold")),
+	})
+	id, _ := btPushOne(t, d, alice, src, "main")
+	d.eventually(t, btBuildTimeout, "the build to start", func() bool { return btExists(d, "hold.started") })
+	before := rlWork(t, d)
+
+	second := exec.Command(slipwayBin, "serve", "--config", d.config)
+	second.Dir = d.root
+	second.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + d.root}, d.env...)
+	out := &testutil.Buffer{}
+	second.Stdout, second.Stderr = out, out
+	began := time.Now()
+	p, err := startProc(second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		_ = second.Process.Kill()
+		<-p.done
+		t.Errorf("a second slipway serve on the same data dir was still running after 15 s:\n%s", out)
+	}
+	took := time.Since(began)
+	t.Logf("the second daemon exited after %v with %v:\n%s", took.Round(time.Millisecond), p.err, out)
+	msg := strings.ToLower(out.String())
+	if p.err == nil || took > 5*time.Second || !strings.Contains(out.String(), d.dataDir()) ||
+		!(strings.Contains(msg, "another") || strings.Contains(msg, "already") || strings.Contains(msg, "lock")) {
+		t.Errorf("a second daemon on %s should exit at once (within 5 s), with an error naming the data dir and saying "+
+			"another daemon holds it; it took %v, exit %v, said:\n%s", d.dataDir(), took.Round(time.Millisecond), p.err, out)
+	}
+	if after := rlWork(t, d); after != before {
+		t.Errorf("the second daemon changed the first one's work:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+
+	// The first daemon goes on: it records pushes (its hook socket is still
+	// its own) and answers commands.
+	alice.mustGit(t, src, "tag", "v1")
+	if out, err := alice.git(src, "push", d.url("app"), "v1"); err != nil || !strings.Contains(out, "recorded push") {
+		t.Errorf("a push to the first daemon after the second exited: %v\n%s", err, out)
+	}
+	btTouch(t, d, "hold.go")
+	db := openStore(t, d)
+	b := btFinal(t, d, db, bob, "app", id)
+	runs, _ := os.ReadFile(filepath.Join(btCache(d, "app"), "runs"))
+	log := btLog(t, d, bob, id, false)
+	if b.State != "passed" || b.Attempt != 1 || string(runs) != "run\n" {
+		t.Errorf("the first daemon's build #%d: %s (%s), attempt %d, its step ran %d times; want passed at its first and only run",
+			id, b.State, b.Reason, b.Attempt, strings.Count(string(runs), "run\n"))
+	}
+	if strings.Count(log, "rl-step-ran") != 1 || !strings.Contains(log, "(attempt 1)") || !strings.Contains(log, "passed in") ||
+		strings.Contains(log, "attempt 2") || strings.Contains(log, "running again") {
+		t.Errorf("the log of build #%d is not the one run's, whole:\n%s", id, log)
+	}
+}
+
+// rlWork renders the builds and deployments of a daemon's database, for
+// telling whether something changed them.
+func rlWork(t *testing.T, d *daemon) string {
+	t.Helper()
+	db := rlOpenDB(t, d.dataDir())
+	defer db.Close()
+	var b strings.Builder
+	for _, q := range []string{
+		`SELECT 'build', id, state, attempt, worker, coalesce(started_at, 0) FROM builds ORDER BY id`,
+		`SELECT 'deployment', id, state, 0, release_id, coalesce(started_at, 0) FROM deployments ORDER BY id`,
+	} {
+		rows, err := db.Query(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var kind, state, worker string
+			var id, attempt, started int64
+			if err := rows.Scan(&kind, &id, &state, &attempt, &worker, &started); err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(&b, "%s #%d %s attempt %d worker %q started %d\n", kind, id, state, attempt, worker, started)
+		}
+		rows.Close()
+	}
+	return b.String()
+}
+
+// TestReliabilityFullDisk: the data dir (database, logs, repositories,
+// artifacts) on a small tmpfs, filled in steps to within a few KiB and then
+// to the last byte, with a push at each step. No push is reported
+// successful without its record, and no ref moves without one; a refused
+// push says why; nothing is stuck, even while the disk is full; once space
+// is freed, without a restart, new pushes build and the database is sound.
+func TestReliabilityFullDisk(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs for the data dir needs root; CI runs as root")
+	}
+	alice := newUser(t, "alice")
+	root := t.TempDir()
+	rlSearchable(t, root)
+	data := filepath.Join(root, "data")
+	if err := os.Mkdir(data, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	run(t, "", nil, "mount", "-t", "tmpfs", "-o", "size=32m,mode=0711", "slipway-full-disk", data)
+	// Registered before the daemon's stop, so it runs after it.
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", data).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v\n%s", data, err, out)
+			_ = exec.Command("umount", "-l", data).Run()
+		}
+	})
+	d := rlStartDaemonIn(t, root, configFor(btRepoConfig, []*user{alice}))
+	src := alice.newProject(t, map[string]string{
+		".slipway.toml": btPipeline("artifacts = [\"out/\"]\n", "echo built; mkdir -p out; cp f out/"),
+		"f":             "0\n",
+	})
+	first, _ := btPushOne(t, d, alice, src, "main")
+	db := openStore(t, d)
+	if b := btFinal(t, d, db, alice, "app", first); b.State != "passed" {
+		t.Fatalf("the first build: %s (%s)", b.State, b.Reason)
+	}
+	bare := filepath.Join(data, "repos", "app.git")
+	filler := filepath.Join(data, "filler")
+
+	var v rlTally
+	ok, refused := 0, 0
+	for i, target := range []int64{4 << 20, 1 << 20, 256 << 10, 64 << 10, 16 << 10, 4 << 10, 0} {
+		free := rlFill(t, data, filler, target)
+		body := fmt.Sprintf("%d %s\n", i, strings.Repeat(strconv.FormatInt(time.Now().UnixNano(), 36), 64))
+		commit := alice.commit(t, src, "f", body)
+		out, err := rlGitRun(alice.env(), time.Minute, src, "push", d.url("app"), "main")
+		if d.proc.exited() {
+			t.Fatalf("the daemon died with %d KiB free (%v):\n%s", free>>10, d.proc.err, d.logs)
+		}
+		rdb := rlOpenDB(t, data)
+		recs, rerr := rlRecordedRefs(rdb, "app")
+		rdb.Close()
+		if rerr != nil {
+			t.Fatal(rerr)
+		}
+		for _, ref := range rlUnrecordedRefs(rlServerRefs(t, bare), recs) {
+			v.add(t, "a ref moved without a push record on a full disk", fmt.Sprintf("%d KiB free: %s", free>>10, ref))
+		}
+		if err == nil {
+			ok++
+			if !rlRecorded(recs, "refs/heads/main", commit) {
+				v.add(t, "a push git reported as successful is not recorded", fmt.Sprintf("%d KiB free: main at %s; the push said:\n%s", free>>10, commit[:12], out))
+			}
+		} else {
+			refused++
+			if l := strings.ToLower(out); !strings.Contains(l, "space") && !strings.Contains(l, "disk") {
+				v.add(t, "a push refused on a full disk does not say why", fmt.Sprintf("%d KiB free: %v\n%s", free>>10, err, out))
+			}
+		}
+		t.Logf("%4d KiB free: push %s", free>>10, rlOutcome(err, out))
+	}
+	// Nothing stuck, even with the disk full: every build and deployment
+	// ends, in error if it must.
+	if left := rlSettled(t, d, time.Minute); left != "" {
+		v.add(t, "work stuck while the disk is full", left)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if left := rlSettled(t, d, time.Minute); left != "" {
+		v.add(t, "work stuck after space returned", left)
+	}
+
+	// Space is back: without a restart, a push builds and passes.
+	commit := alice.commit(t, src, "f", "after\n")
+	if out, err := rlGitRun(alice.env(), time.Minute, src, "push", d.url("app"), "main"); err != nil {
+		t.Fatalf("a push once space returned: %v\n%s", err, out)
+	}
+	var last record.Build
+	d.eventually(t, btBuildTimeout, "the build of the push after space returned to end", func() bool {
+		bs, err := db.ListBuilds(t.Context(), "app", 0)
+		if err != nil {
+			return false
+		}
+		for _, b := range bs {
+			if b.Commit == commit && b.State.Final() {
+				last = b
+				return true
+			}
+		}
+		return false
+	})
+	if last.State != record.StatePassed {
+		t.Errorf("the build once space returned: %s (%s)", last.State, last.Reason)
+	}
+	if ok := rlIntegrity(t, data); ok != "ok" {
+		t.Errorf("integrity_check after a full disk: %s", ok)
+	}
+	if bad := rlFsck(bare); bad != "" {
+		t.Errorf("git fsck after a full disk: %s", bad)
+	}
+	rdb := rlOpenDB(t, data)
+	defer rdb.Close()
+	recs, err := rlRecordedRefs(rdb, "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, diff := range rlRefsDifferFromRecord(rlServerRefs(t, bare), recs) {
+		v.add(t, "refs differ from the recorded state after a full disk", diff)
+	}
+	states, _ := rlStates(rdb, "builds")
+	t.Logf("full disk: pushes %d ok, %d refused; builds %v", ok, refused, states)
+	if s := v.summary(); s != "" {
+		t.Logf("broken promises:\n%s", s)
+	}
+}
+
+// rlFill grows filler until the file system of dir has at most target
+// bytes free (to the last byte for 0), and returns what is free then.
+func rlFill(t *testing.T, dir, filler string, target int64) int64 {
+	t.Helper()
+	free := func() int64 {
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(dir, &st); err != nil {
+			t.Fatal(err)
+		}
+		return int64(st.Bavail) * st.Bsize
+	}
+	f, err := os.OpenFile(filler, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 64<<10)
+	for n := free(); n > target; n = free() {
+		size := min(int64(len(chunk)), n-target)
+		if size < 4096 && target > 0 {
+			break // within a page of the target
+		}
+		if _, err := f.Write(chunk[:max(size, 1)]); err != nil {
+			break // full
+		}
+	}
+	return free()
+}
+
+// rlOutcome is one line on how a push went: "ok" or the last line of why.
+func rlOutcome(err error, out string) string {
+	if err == nil {
+		return "ok"
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	return fmt.Sprintf("refused (%v): %s", err, strings.TrimSpace(lines[len(lines)-1]))
+}
+
+// rlLoadResult is what one run of the load workload measured.
+type rlLoadResult struct {
+	wall            time.Duration
+	latencies       []time.Duration // of the pushes that succeeded
+	failures        []string        // pushes and clones that did not
+	ok              map[string][]string
+	clones          int
+	pushes, pushers int
+}
+
+func (r rlLoadResult) String() string {
+	return fmt.Sprintf("%d pushes (%d pushers) in %v: %.1f pushes/s, p50 %v, p95 %v; %d clones alongside, %d failures",
+		r.pushes, r.pushers, r.wall.Round(time.Millisecond), float64(len(r.latencies))/r.wall.Seconds(),
+		rlPercentile(r.latencies, 50).Round(time.Millisecond), rlPercentile(r.latencies, 95).Round(time.Millisecond),
+		r.clones, len(r.failures))
+}
+
+// rlLoad runs the load workload against one server: pushers clients, each
+// with its own clone of seed and its own branch, push each commits as fast
+// as they can, while cloners clone the repository over and over. envs[i]
+// is the environment of pusher i (its key), url the repository's.
+func rlLoad(t *testing.T, seed, url string, envs [][]string, each, cloners int) rlLoadResult {
+	t.Helper()
+	r := rlLoadResult{ok: map[string][]string{}, pushes: len(envs) * each, pushers: len(envs)}
+	var mu sync.Mutex
+	fail := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		r.failures = append(r.failures, fmt.Sprintf(format, args...))
+	}
+	dirs := make([]string, len(envs))
+	for i, env := range envs {
+		dirs[i] = filepath.Join(t.TempDir(), "w")
+		if out, err := rlGitRun(env, time.Minute, "", "clone", "-q", seed, dirs[i]); err != nil {
+			t.Fatalf("clone the seed: %v\n%s", err, out)
+		}
+	}
+	done := make(chan struct{})
+	var cl sync.WaitGroup
+	for c := range cloners {
+		cl.Go(func() {
+			for n := 0; ; n++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				dir := filepath.Join(t.TempDir(), "clone")
+				if out, err := rlGitRun(envs[c%len(envs)], time.Minute, "", "clone", "-q", url, dir); err != nil {
+					fail("clone: %v\n%s", err, out)
+				} else {
+					mu.Lock()
+					r.clones++
+					mu.Unlock()
+				}
+				_ = os.RemoveAll(dir)
+			}
+		})
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i, env := range envs {
+		wg.Go(func() {
+			branch := "p" + strconv.Itoa(i)
+			for n := range each {
+				if err := os.WriteFile(filepath.Join(dirs[i], branch), []byte(strconv.Itoa(n)+"\n"), 0o644); err != nil {
+					fail("%v", err)
+					return
+				}
+				if out, err := rlGitRun(env, time.Minute, dirs[i], "add", branch); err != nil {
+					fail("add: %v\n%s", err, out)
+					return
+				}
+				if out, err := rlGitRun(env, time.Minute, dirs[i], "commit", "-q", "-m", fmt.Sprintf("%s %d", branch, n)); err != nil {
+					fail("commit: %v\n%s", err, out)
+					return
+				}
+				head, _ := rlGitRun(env, time.Minute, dirs[i], "rev-parse", "HEAD")
+				began := time.Now()
+				out, err := rlGitRun(env, time.Minute, dirs[i], "push", "-q", url, "HEAD:refs/heads/"+branch)
+				took := time.Since(began)
+				if err != nil {
+					fail("push %s #%d: %v\n%s", branch, n, err, out)
+					continue
+				}
+				mu.Lock()
+				r.latencies = append(r.latencies, took)
+				r.ok["refs/heads/"+branch] = append(r.ok["refs/heads/"+branch], strings.TrimSpace(head))
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	r.wall = time.Since(start)
+	close(done)
+	cl.Wait()
+	return r
+}
+
+// TestReliabilityLoad: 8 pushers × 25 pushes at once, each to its own
+// branch, plus 2 clients cloning all the while. Every push and clone
+// succeeds; every push is recorded and on the server, the refs match the
+// records, every build ends, the repository and database are sound. The
+// same workload then runs against a stock OpenSSH sshd with git-shell
+// (bench/openssh-baseline.sh) on loopback, and both figures are printed.
+func TestReliabilityLoad(t *testing.T) {
+	t.Parallel()
+	const pushers, each, cloners = 8, 25, 2
+	var users []*user
+	var envs [][]string
+	for i := range pushers {
+		u := newUser(t, "pusher"+strconv.Itoa(i))
+		users = append(users, u)
+		envs = append(envs, u.env())
+	}
+	d := btStartDaemon(t, configFor("", users[:1], users[1:]...)+`
+[[repo]]
+name = "load"
+read = ["*"]
+write = ["*"]
+`)
+	seed := users[0].newProject(t, map[string]string{".slipway.toml": btPipeline("", "true"), "f": "0\n"})
+	users[0].mustGit(t, seed, "push", "-q", d.url("load"), "main")
+
+	res := rlLoad(t, seed, d.url("load"), envs, each, cloners)
+	note := ""
+	if raceEnabled {
+		note = " (slipway built with -race: each of its two hook runs per push sleeps 1 s as it exits, GORACE atexit_sleep_ms)"
+	}
+	t.Logf("slipway:         %v%s", res, note)
+	for _, f := range res.failures {
+		t.Errorf("under load on slipway: %s", f)
+	}
+	if left := rlSettled(t, d, 2*time.Minute); left != "" {
+		t.Errorf("builds and deployments still unfinished 2 min after the load: %s", left)
+	}
+	bare := filepath.Join(d.dataDir(), "repos", "load.git")
+	db := rlOpenDB(t, d.dataDir())
+	defer db.Close()
+	recs, err := rlRecordedRefs(db, "load")
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := rlServerRefs(t, bare)
+	for ref, ids := range res.ok {
+		for _, id := range ids {
+			if !rlRecorded(recs, ref, id) {
+				t.Errorf("push of %s to %s succeeded and is not recorded", id[:12], ref)
+			}
+		}
+		if last := ids[len(ids)-1]; server[ref] != last {
+			t.Errorf("%s is %s on the server, want %s, its last successful push", ref, rlShort(server[ref]), last[:12])
+		}
+	}
+	for _, diff := range rlRefsDifferFromRecord(server, recs) {
+		t.Errorf("refs differ from the recorded state: %s", diff)
+	}
+	if bad := rlFsck(bare); bad != "" {
+		t.Errorf("git fsck after the load: %s", bad)
+	}
+	if ok := rlIntegrity(t, d.dataDir()); ok != "ok" {
+		t.Errorf("integrity_check after the load: %s", ok)
+	}
+	builds, _ := rlStates(db, "builds")
+	recorded, _ := rlPushes(db)
+	t.Logf("slipway recorded %d pushes; builds %v", recorded, builds)
+
+	// The same workload on stock OpenSSH + git-shell.
+	if os.Geteuid() != 0 {
+		t.Log("no OpenSSH baseline: bench/openssh-baseline.sh needs root (it creates the user gitbench); CI runs as root")
+		return
+	}
+	base := rlBaseline(t)
+	benv := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null",
+		"GIT_AUTHOR_NAME=bench", "GIT_AUTHOR_EMAIL=bench@example.invalid",
+		"GIT_COMMITTER_NAME=bench", "GIT_COMMITTER_EMAIL=bench@example.invalid",
+		"GIT_SSH_COMMAND=ssh -i " + base.key + " -o IdentitiesOnly=yes -o IdentityAgent=none -o StrictHostKeyChecking=no" +
+			" -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes"}
+	if out, err := rlGitRun(benv, time.Minute, seed, "push", "-q", base.url, "main"); err != nil {
+		t.Fatalf("seed push to the OpenSSH baseline: %v\n%s", err, out)
+	}
+	benvs := make([][]string, pushers)
+	for i := range benvs {
+		benvs[i] = benv
+	}
+	bres := rlLoad(t, seed, base.url, benvs, each, cloners)
+	t.Logf("openssh+git-shell: %v", bres)
+	for _, f := range bres.failures {
+		t.Logf("under load on the OpenSSH baseline: %s", f)
+	}
+	t.Logf("slipway/openssh: throughput %.2f×, p50 %.1f×, p95 %.1f×",
+		(float64(len(res.latencies))/res.wall.Seconds())/(float64(len(bres.latencies))/bres.wall.Seconds()),
+		float64(rlPercentile(res.latencies, 50))/float64(rlPercentile(bres.latencies, 50)),
+		float64(rlPercentile(res.latencies, 95))/float64(rlPercentile(bres.latencies, 95)))
+}
+
+// rlBaselineServer is a stock OpenSSH sshd whose user's shell is git-shell.
+type rlBaselineServer struct {
+	url string // ssh://gitbench@127.0.0.1:PORT/.../repos/load.git, an empty bare repository
+	key string // the client key it accepts
+}
+
+// rlBaseline starts bench/openssh-baseline.sh (as root) with a bare
+// repository "load" and stops it at the end of the test. sshd cannot listen
+// on port 0 and say which port it got, so ports of a high range are tried
+// in turn from a random one until sshd binds one (never listen and close).
+func rlBaseline(t *testing.T) rlBaselineServer {
+	t.Helper()
+	script, err := filepath.Abs(filepath.Join("..", "bench", "openssh-baseline.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "openssh")
+	rlSearchable(t, filepath.Dir(dir))
+	if err := os.Chmod(filepath.Dir(dir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	first := 20000 + rand.IntN(20000)
+	var prefix string
+	var lastErr string
+	for port := first; port < first+20 && prefix == ""; port++ {
+		out, err := exec.Command(script, "start", dir, strconv.Itoa(port)).CombinedOutput()
+		if err != nil {
+			lastErr = fmt.Sprintf("port %d: %v\n%s", port, err, out)
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		prefix = lines[len(lines)-1]
+	}
+	if prefix == "" {
+		t.Fatalf("start %s: %s", script, lastErr)
+	}
+	t.Cleanup(func() { _ = exec.Command(script, "stop", dir).Run() })
+	repo := filepath.Join(dir, "repos", "load.git")
+	run(t, "", nil, "git", "init", "-q", "--bare", repo)
+	run(t, "", nil, "chown", "-R", "gitbench", repo)
+	return rlBaselineServer{url: prefix + "/load.git", key: filepath.Join(dir, "etc", "client_key")}
 }
