@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -316,10 +317,17 @@ func rlDirSize(t testing.TB, dir string) int64 {
 // rlMiB renders a byte count for the figures.
 func rlMiB(n int64) string { return fmt.Sprintf("%.2f MiB", float64(n)/(1<<20)) }
 
+// rlDeployFiles are the files a deployment adds at the root of a release
+// beside the artifacts (deploy's completion marker and the activate
+// command that went live with it); they are not in the artifacts'
+// manifest.
+var rlDeployFiles = []string{".slipway-release", ".slipway-activate"}
+
 // rlCheckCurrent checks an environment's folder on a target: current is a
-// link to releases/<id>, a complete release (no .partial) whose files match
-// the manifest it carries. It returns the release id ("" when nothing was
-// ever deployed) and what is wrong, or "".
+// link to releases/<id>, a complete release (its completion marker there,
+// not a .partial) whose files are exactly those of the manifest it carries.
+// It returns the release id ("" when nothing was ever deployed) and what is
+// wrong, or "".
 func rlCheckCurrent(target string) (id, problem string) {
 	l, err := os.Readlink(filepath.Join(target, "current"))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -333,12 +341,27 @@ func rlCheckCurrent(target string) (id, problem string) {
 		return id, fmt.Sprintf("current -> %q, want releases/<id> of a complete release", l)
 	}
 	dir := filepath.Join(target, "releases", id)
+	if _, err := os.Stat(filepath.Join(dir, rlDeployFiles[0])); err != nil {
+		return id, fmt.Sprintf("release %s that current points at is not complete: %v", id, err)
+	}
 	kept, err := os.ReadFile(filepath.Join(dir, manifest.FileName))
 	if err != nil {
 		return id, fmt.Sprintf("release %s that current points at has no manifest: %v", id, err)
 	}
-	if err := manifest.Check(dir, manifest.Digest(kept)); err != nil {
-		return id, fmt.Sprintf("release %s that current points at does not match its manifest: %v", id, err)
+	now, err := manifest.Compute(dir)
+	if err != nil {
+		return id, fmt.Sprintf("release %s that current points at: %v", id, err)
+	}
+	var lines []string
+	for _, line := range strings.SplitAfter(string(now), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 0 && slices.ContainsFunc(rlDeployFiles, func(n string) bool { return f[len(f)-1] == strconv.Quote(n) }) {
+			continue
+		}
+		lines = append(lines, line)
+	}
+	if got := strings.Join(lines, ""); got != string(kept) {
+		return id, fmt.Sprintf("release %s that current points at does not match its manifest:\nmanifest:\n%s\nfiles:\n%s", id, kept, got)
 	}
 	return id, ""
 }
