@@ -179,6 +179,7 @@ type rlClient struct {
 	n      int      // commits made
 	ok     []string // commits whose push exited 0
 	failed int      // pushes that did not
+	why    []string // the last line of each failed push's output
 }
 
 // push commits once (a third of the commits ask their build to sleep a
@@ -204,8 +205,10 @@ func (c *rlClient) push(t *testing.T, url string, sleepy bool) {
 		t.Errorf("rev-parse: %v", err)
 		return
 	}
-	if _, err := rlGitRun(c.u.env(), time.Minute, c.dir, "push", "-q", url, "HEAD:refs/heads/"+c.branch); err != nil {
+	if out, err := rlGitRun(c.u.env(), time.Minute, c.dir, "push", "-q", url, "HEAD:refs/heads/"+c.branch); err != nil {
 		c.failed++
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		c.why = append(c.why, strings.TrimSpace(lines[len(lines)-1]))
 		return
 	}
 	c.ok = append(c.ok, strings.TrimSpace(head))
@@ -223,7 +226,6 @@ func (c *rlClient) push(t *testing.T, url string, sleepy bool) {
 func TestReliabilityCrashLoop(t *testing.T) {
 	t.Parallel()
 	const cycles = 30
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 11))
 	var users []*user
 	for _, name := range []string{"alice", "bob", "carol", "dave"} {
 		users = append(users, newUser(t, name))
@@ -249,8 +251,7 @@ write = ["bob", "carol", "dave"]
 		"SLEEP":         "",
 		"app/version":   "0\n",
 	})
-	url := d.url("app")
-	users[0].mustGit(t, src, "push", "-q", url, "main")
+	users[0].mustGit(t, src, "push", "-q", d.url("app"), "main")
 	bare := filepath.Join(d.dataDir(), "repos", "app.git")
 	var clients []*rlClient
 	for i, u := range users {
@@ -266,7 +267,9 @@ write = ["bob", "carol", "dave"]
 	start := time.Now()
 	var killedAfter []time.Duration
 	for cycle := 1; cycle <= cycles; cycle++ {
-		// Four clients push at once until the daemon is killed.
+		// Four clients push at once until the daemon is killed. (Each
+		// start listens on a new port.)
+		url := d.url("app")
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
 		for _, c := range clients {
@@ -277,13 +280,13 @@ write = ["bob", "carol", "dave"]
 						return
 					default:
 					}
-					c.push(t, url, rng.IntN(3) == 0)
+					c.push(t, url, rand.IntN(3) == 0)
 				}
 			})
 		}
 		// The kill comes at a random moment: during a push, a build, a
 		// deployment, or between them.
-		after := time.Duration(300+rng.IntN(2700)) * time.Millisecond
+		after := time.Duration(300+rand.IntN(2700)) * time.Millisecond
 		killedAfter = append(killedAfter, after)
 		time.Sleep(after)
 		d.kill()
@@ -303,9 +306,13 @@ write = ["bob", "carol", "dave"]
 	}
 
 	okPushes, failed := 0, 0
+	why := map[string]int{}
 	for _, c := range clients {
 		okPushes += len(c.ok)
 		failed += c.failed
+		for _, w := range c.why {
+			why[w]++
+		}
 	}
 	db := rlOpenDB(t, d.dataDir())
 	defer db.Close()
@@ -315,6 +322,9 @@ write = ["bob", "carol", "dave"]
 	t.Logf("crash loop: %d cycles in %v (kill -9 after %v to %v of pushing); pushes: %d ok, %d failed (cut by the kill), %d recorded",
 		cycles, time.Since(start).Round(time.Second), slices.Min(killedAfter), slices.Max(killedAfter), okPushes, failed, recorded)
 	t.Logf("builds: %v; deployments: %v", builds, deploys)
+	for w, n := range why {
+		t.Logf("%d× a failed push ended with: %s", n, w)
+	}
 	if s := v.summary(); s != "" {
 		t.Logf("broken promises:\n%s", s)
 	}
@@ -333,6 +343,15 @@ func rlAfterCrash(t *testing.T, v *rlTally, cycle int, d *daemon, bare, target, 
 	}
 	if pids := btProcs(t, marker); len(pids) > 0 {
 		v.add(t, "sandbox processes outlive a kill -9 of the daemon", fmt.Sprintf("cycle %d:\n%s", cycle, btProcDesc(pids)))
+	}
+	// git processes the daemon ran (receive-pack, its hooks) may still be
+	// finishing: wait for them, for what they do to the repository is
+	// what the next start finds, and report those that do not end.
+	for time.Now().Before(deadline) && len(btProcs(t, bare)) > 0 {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if pids := btProcs(t, bare); len(pids) > 0 {
+		v.add(t, "git processes outlive a kill -9 of the daemon by 30 s", fmt.Sprintf("cycle %d:\n%s", cycle, btProcDesc(pids)))
 	}
 	if ok := rlIntegrity(t, d.dataDir()); ok != "ok" {
 		v.add(t, "database damaged by a kill -9", fmt.Sprintf("cycle %d: %s", cycle, ok))
