@@ -424,15 +424,23 @@ type rlTally struct {
 
 func (v *rlTally) add(t *testing.T, kind, detail string) {
 	t.Helper()
+	v.addKeyed(t, kind, detail, detail)
+}
+
+// addKeyed is add for a violation that is the same one as long as key is
+// the same (say, a folder's name), whatever detail says (say, the cycle in
+// which it was seen).
+func (v *rlTally) addKeyed(t *testing.T, kind, key, detail string) {
+	t.Helper()
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.seen == nil {
 		v.seen, v.counts = map[string]bool{}, map[string]int{}
 	}
-	if v.seen[kind+"\x00"+detail] {
+	if v.seen[kind+"\x00"+key] {
 		return
 	}
-	v.seen[kind+"\x00"+detail] = true
+	v.seen[kind+"\x00"+key] = true
 	if v.counts[kind] == 0 {
 		v.order = append(v.order, kind)
 	}

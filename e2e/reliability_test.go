@@ -266,6 +266,7 @@ write = ["bob", "carol", "dave"]
 	var v rlTally
 	start := time.Now()
 	var killedAfter []time.Duration
+	movedAfterKill := 0
 	for cycle := 1; cycle <= cycles; cycle++ {
 		// Four clients push at once until the daemon is killed. (Each
 		// start listens on a new port.)
@@ -286,13 +287,21 @@ write = ["bob", "carol", "dave"]
 		}
 		// The kill comes at a random moment: during a push, a build, a
 		// deployment, or between them.
-		after := time.Duration(300+rand.IntN(2700)) * time.Millisecond
+		after := time.Duration(500+rand.IntN(4500)) * time.Millisecond
 		killedAfter = append(killedAfter, after)
 		time.Sleep(after)
 		d.kill()
+		atKill := rlServerRefs(t, bare)
 		close(stop)
 		wg.Wait()
 		rlAfterCrash(t, &v, cycle, d, bare, staging, marker, clients)
+		for ref, id := range rlServerRefs(t, bare) {
+			if atKill[ref] != id {
+				movedAfterKill++
+				t.Logf("cycle %d: %s moved from %s to %s after the daemon was killed (by a git receive-pack it left running)",
+					cycle, ref, rlShort(atKill[ref]), id[:12])
+			}
+		}
 
 		restart := time.Now()
 		d.start()
@@ -321,7 +330,7 @@ write = ["bob", "carol", "dave"]
 	deploys, _ := rlStates(db, "deployments")
 	t.Logf("crash loop: %d cycles in %v (kill -9 after %v to %v of pushing); pushes: %d ok, %d failed (cut by the kill), %d recorded",
 		cycles, time.Since(start).Round(time.Second), slices.Min(killedAfter), slices.Max(killedAfter), okPushes, failed, recorded)
-	t.Logf("builds: %v; deployments: %v", builds, deploys)
+	t.Logf("builds: %v; deployments: %v; refs moved after a kill: %d", builds, deploys, movedAfterKill)
 	for w, n := range why {
 		t.Logf("%d× a failed push ended with: %s", n, w)
 	}
@@ -364,7 +373,7 @@ func rlAfterCrash(t *testing.T, v *rlTally, cycle int, d *daemon, bare, target, 
 	}
 	server := rlServerRefs(t, bare)
 	for _, ref := range rlUnrecordedRefs(server, recs) {
-		v.add(t, "a ref moved without a push record", fmt.Sprintf("cycle %d: %s", cycle, ref))
+		v.addKeyed(t, "a ref moved without a push record", ref, fmt.Sprintf("cycle %d: %s", cycle, ref))
 	}
 	for _, c := range clients {
 		ref := "refs/heads/" + c.branch
@@ -398,10 +407,10 @@ func rlAtRest(t *testing.T, v *rlTally, cycle int, d *daemon, bare, target, mark
 		t.Fatalf("cycle %d: %v", cycle, err)
 	}
 	for _, diff := range rlRefsDifferFromRecord(rlServerRefs(t, bare), recs) {
-		v.add(t, "refs differ from the recorded state after a restart", fmt.Sprintf("cycle %d: %s", cycle, diff))
+		v.addKeyed(t, "refs differ from the recorded state after a restart", diff, fmt.Sprintf("cycle %d: %s", cycle, diff))
 	}
 	for _, q := range rlQuarantines(d.dataDir()) {
-		v.add(t, "quarantine folder left behind", fmt.Sprintf("cycle %d: %s", cycle, filepath.Base(q)))
+		v.addKeyed(t, "quarantine folder left behind", q, fmt.Sprintf("cycle %d: %s", cycle, filepath.Base(q)))
 	}
 	if ws := rlWorkspaces(d.dataDir()); len(ws) > 0 {
 		v.add(t, "workspaces left behind with no build running", fmt.Sprintf("cycle %d: build/work holds %v", cycle, ws))
