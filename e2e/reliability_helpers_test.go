@@ -75,7 +75,10 @@ type rlRefRecord struct {
 	ref, old, new string
 }
 
-// rlRecordedRefs is every recorded ref update of repo, oldest first.
+// rlRecordedRefs is every recorded ref update of repo, oldest first: the
+// rows of push_refs with their pushes. (A push record that can be withdrawn,
+// as issue 11's reference-transaction hook may make one whose update git
+// aborted, must leave these tables or be told apart here.)
 func rlRecordedRefs(db *sql.DB, repo string) ([]rlRefRecord, error) {
 	rows, err := db.Query(`SELECT p.id, r.name, r.old, r.new FROM push_refs r JOIN pushes p ON p.id = r.push_id
 		WHERE p.repo = ? ORDER BY p.id, r.seq`, repo)
@@ -364,18 +367,6 @@ func rlCheckCurrent(target string) (id, problem string) {
 		return id, fmt.Sprintf("release %s that current points at does not match its manifest:\nmanifest:\n%s\nfiles:\n%s", id, kept, got)
 	}
 	return id, ""
-}
-
-// rlFilter keeps the items that are not in old: what is new since.
-func rlFilter(items []string, seen map[string]bool) []string {
-	var fresh []string
-	for _, s := range items {
-		if !seen[s] {
-			seen[s] = true
-			fresh = append(fresh, s)
-		}
-	}
-	return fresh
 }
 
 // rlPercentile is the p-th percentile of ds (nearest rank).

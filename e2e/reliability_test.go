@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -207,8 +208,7 @@ func (c *rlClient) push(t *testing.T, url string, sleepy bool) {
 	}
 	if out, err := rlGitRun(c.u.env(), time.Minute, c.dir, "push", "-q", url, "HEAD:refs/heads/"+c.branch); err != nil {
 		c.failed++
-		lines := strings.Split(strings.TrimSpace(out), "\n")
-		c.why = append(c.why, strings.TrimSpace(lines[len(lines)-1]))
+		c.why = append(c.why, rlWhy(out))
 		return
 	}
 	c.ok = append(c.ok, strings.TrimSpace(head))
@@ -291,8 +291,8 @@ write = ["bob", "carol", "dave"]
 		killedAfter = append(killedAfter, after)
 		time.Sleep(after)
 		d.kill()
-		atKill := rlServerRefs(t, bare)
 		close(stop)
+		atKill := rlServerRefs(t, bare)
 		wg.Wait()
 		rlAfterCrash(t, &v, cycle, d, bare, staging, marker, clients)
 		for ref, id := range rlServerRefs(t, bare) {
@@ -695,13 +695,29 @@ func rlSetFree(t *testing.T, dir, filler string, target int64) int64 {
 	return free()
 }
 
+var rlPortRE = regexp.MustCompile(`127\.0\.0\.1:\d+`)
+
+// rlWhy is the line of a failed push's output that says most about why:
+// git's rejection of a ref, else its last line, with ports taken out so
+// that failures of one kind count together.
+func rlWhy(out string) string {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	why := lines[len(lines)-1]
+	for _, l := range lines {
+		if strings.Contains(l, "[remote rejected]") || strings.Contains(l, "! [") || strings.Contains(l, "Connection refused") {
+			why = l
+			break
+		}
+	}
+	return rlPortRE.ReplaceAllString(strings.TrimSpace(why), "127.0.0.1:PORT")
+}
+
 // rlOutcome is one line on how a push went: "ok" or the last line of why.
 func rlOutcome(err error, out string) string {
 	if err == nil {
 		return "ok"
 	}
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	return fmt.Sprintf("refused (%v): %s", err, strings.TrimSpace(lines[len(lines)-1]))
+	return fmt.Sprintf("refused (%v): %s", err, rlWhy(out))
 }
 
 // rlLoadResult is what one run of the load workload measured.
