@@ -7,6 +7,8 @@ package e2e
 // concurrent load. Each test prints its figures with t.Logf.
 
 import (
+	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -22,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"slipway/internal/manifest"
 	"slipway/internal/sshdtest"
 	"slipway/internal/testutil"
 	"slipway/record"
@@ -418,8 +421,22 @@ func rlAtRest(t *testing.T, v *rlTally, cycle int, d *daemon, bare, target, mark
 	if pids := btProcs(t, marker); len(pids) > 0 {
 		v.add(t, "sandbox processes left behind with no build running", fmt.Sprintf("cycle %d:\n%s", cycle, btProcDesc(pids)))
 	}
-	if _, bad := rlCheckCurrent(target); bad != "" {
+	live, bad := rlCheckCurrent(target)
+	if bad != "" {
 		v.add(t, "current is not a complete release after a restart", fmt.Sprintf("cycle %d: %s", cycle, bad))
+	}
+	// The records say which release is live: the newest succeeded
+	// deployment's, with the digest of the artifacts it shipped.
+	var rel, digest string
+	err = db.QueryRow(`SELECT release_id, digest FROM deployments WHERE repo = 'app' AND env = 'staging' AND state = 'succeeded'
+		ORDER BY id DESC LIMIT 1`).Scan(&rel, &digest)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		t.Fatalf("cycle %d: read the live deployment: %v", cycle, err)
+	}
+	kept, _ := os.ReadFile(filepath.Join(target, "current", manifest.FileName))
+	if live != rel || (rel != "" && digest != manifest.Digest(kept)) {
+		v.add(t, "current is not the release the records say is live", fmt.Sprintf("cycle %d: current -> %q (%s), recorded live %q (%s)",
+			cycle, live, manifest.Short(manifest.Digest(kept)), rel, manifest.Short(digest)))
 	}
 	if ok := rlIntegrity(t, d.dataDir()); ok != "ok" {
 		v.add(t, "database damaged", fmt.Sprintf("cycle %d: %s", cycle, ok))
@@ -695,7 +712,7 @@ func rlSetFree(t *testing.T, dir, filler string, target int64) int64 {
 	return free()
 }
 
-var rlPortRE = regexp.MustCompile(`127\.0\.0\.1:\d+`)
+var rlPortRE = regexp.MustCompile(`(127\.0\.0\.1:|port )\d+`)
 
 // rlWhy is the line of a failed push's output that says most about why:
 // git's rejection of a ref, else its last line, with ports taken out so
@@ -709,7 +726,7 @@ func rlWhy(out string) string {
 			break
 		}
 	}
-	return rlPortRE.ReplaceAllString(strings.TrimSpace(why), "127.0.0.1:PORT")
+	return rlPortRE.ReplaceAllString(strings.TrimSpace(why), "${1}PORT")
 }
 
 // rlOutcome is one line on how a push went: "ok" or the last line of why.
