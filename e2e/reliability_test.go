@@ -400,7 +400,9 @@ func rlAfterCrash(t *testing.T, v *rlTally, cycle int, d *daemon, bare, target, 
 }
 
 // rlAtRest checks a restarted daemon once its work has ended: the refs
-// match the recorded state, and nothing of the crash is left behind.
+// match the recorded state, every branch tip has its build, current is the
+// release the records say is live, and nothing of the crash is left
+// behind.
 func rlAtRest(t *testing.T, v *rlTally, cycle int, d *daemon, bare, target, marker string) {
 	t.Helper()
 	db := rlOpenDB(t, d.dataDir())
@@ -409,8 +411,20 @@ func rlAtRest(t *testing.T, v *rlTally, cycle int, d *daemon, bare, target, mark
 	if err != nil {
 		t.Fatalf("cycle %d: %v", cycle, err)
 	}
-	for _, diff := range rlRefsDifferFromRecord(rlServerRefs(t, bare), recs) {
+	server := rlServerRefs(t, bare)
+	for _, diff := range rlRefsDifferFromRecord(server, recs) {
 		v.addKeyed(t, "refs differ from the recorded state after a restart", diff, fmt.Sprintf("cycle %d: %s", cycle, diff))
+	}
+	// Every branch's tip is built (this repository builds every branch),
+	// a tip found at start included.
+	for ref, id := range server {
+		var n int
+		if err := db.QueryRow(`SELECT count(*) FROM builds WHERE repo = 'app' AND ref = ? AND commit_id = ?`, ref, id).Scan(&n); err != nil {
+			t.Fatalf("cycle %d: %v", cycle, err)
+		}
+		if n == 0 {
+			v.addKeyed(t, "a branch tip is never built", ref+" "+id, fmt.Sprintf("cycle %d: %s at %s has no build", cycle, ref, id[:12]))
+		}
 	}
 	for _, q := range rlQuarantines(d.dataDir()) {
 		v.addKeyed(t, "quarantine folder left behind", q, fmt.Sprintf("cycle %d: %s", cycle, filepath.Base(q)))
