@@ -117,8 +117,9 @@ func TestReliabilityRetention(t *testing.T) {
 		}
 		if n%50 == 0 {
 			sizes[n] = rlDirSize(t, d.dataDir())
-			t.Logf("after %3d pushes (%v): data dir %s (artifacts %s, logs %s, repos %s, database %s)", n,
-				time.Since(start).Round(time.Second), rlMiB(sizes[n]),
+			kept, _ := os.ReadDir(filepath.Join(d.dataDir(), "artifacts"))
+			t.Logf("after %3d pushes (%v): data dir %s (artifacts of %d builds %s, logs %s, repos %s, database %s)", n,
+				time.Since(start).Round(time.Second), rlMiB(sizes[n]), len(kept),
 				rlMiB(rlDirSize(t, filepath.Join(d.dataDir(), "artifacts"))),
 				rlMiB(rlDirSize(t, filepath.Join(d.dataDir(), "logs"))),
 				rlMiB(rlDirSize(t, filepath.Join(d.dataDir(), "repos"))),
@@ -957,6 +958,10 @@ type rlBaselineServer struct {
 // repository "load" and stops it at the end of the test. sshd cannot listen
 // on port 0 and say which port it got, so ports of a high range are tried
 // in turn from a random one until sshd binds one (never listen and close).
+// The script returns as soon as sshd has gone to the background, which it
+// does before it listens, so the server is ready (and the port its own)
+// only once sshd has written its pid file; a try that never gets there is
+// given up, its sshd killed.
 func rlBaseline(t *testing.T) rlBaselineServer {
 	t.Helper()
 	script, err := filepath.Abs(filepath.Join("..", "bench", "openssh-baseline.sh"))
@@ -968,22 +973,41 @@ func rlBaseline(t *testing.T) rlBaselineServer {
 	if err := os.Chmod(filepath.Dir(dir), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	pidFile := filepath.Join(dir, "etc", "sshd.pid")
+	config := filepath.Join(dir, "etc", "sshd_config")
+	stop := func() {
+		_ = exec.Command(script, "stop", dir).Run()
+		for _, pid := range btProcs(t, config) {
+			_ = syscall.Kill(pid, syscall.SIGTERM)
+		}
+	}
+	t.Cleanup(stop)
 	first := 20000 + rand.IntN(20000)
-	var prefix string
-	var lastErr string
+	var prefix, tries string
 	for port := first; port < first+20 && prefix == ""; port++ {
+		_ = os.Remove(pidFile)
 		out, err := exec.Command(script, "start", dir, strconv.Itoa(port)).CombinedOutput()
 		if err != nil {
-			lastErr = fmt.Sprintf("port %d: %v\n%s", port, err, out)
+			tries += fmt.Sprintf("port %d: %v\n%s", port, err, out)
 			continue
 		}
-		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-		prefix = lines[len(lines)-1]
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			if b, err := os.ReadFile(pidFile); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+				lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+				prefix = lines[len(lines)-1]
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if prefix == "" {
+			tries += fmt.Sprintf("port %d: sshd did not start listening within 10 s\n", port)
+			stop()
+		}
 	}
 	if prefix == "" {
-		t.Fatalf("start %s: %s", script, lastErr)
+		t.Fatalf("start %s:\n%s", script, tries)
 	}
-	t.Cleanup(func() { _ = exec.Command(script, "stop", dir).Run() })
 	repo := filepath.Join(dir, "repos", "load.git")
 	run(t, "", nil, "git", "init", "-q", "--bare", repo)
 	run(t, "", nil, "chown", "-R", "gitbench", repo)
