@@ -1,7 +1,7 @@
 // Command bench measures Slipway against a stock OpenSSH sshd with git-shell
 // on loopback, side by side in one run, and prints medians and ratios:
 //
-//	sudo go run ./bench [-runs 10] [-baseline ../shared/bench/openssh-baseline.sh]
+//	sudo go run ./bench [-runs 10] [-baseline bench/openssh-baseline.sh]
 //
 // It needs root (the baseline script creates a local user "gitbench") and the
 // openssh-server package. Both servers get the same repositories and the same

@@ -18,7 +18,7 @@ import (
 
 func main() {
 	runs := flag.Int("runs", 10, "timed runs of each measurement per server")
-	baseline := flag.String("baseline", "../shared/bench/openssh-baseline.sh", "the OpenSSH baseline script")
+	baseline := flag.String("baseline", "bench/openssh-baseline.sh", "the OpenSSH baseline script (a copy of ../shared/bench/openssh-baseline.sh)")
 	keep := flag.Bool("keep", false, "keep the working directory")
 	flag.Parse()
 	if err := run(*runs, *baseline, *keep); err != nil {
