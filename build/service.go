@@ -135,18 +135,6 @@ const safetyTick = time.Second
 // removing its workspace) once its own context has ended.
 const finalGrace = 30 * time.Second
 
-// A build's result that could not be written (a full disk, a busy
-// database) is written again after retryFirst, then after twice as long
-// each time up to retryMax, until it is or the daemon stops.
-const (
-	retryFirst = 100 * time.Millisecond
-	retryMax   = 30 * time.Second
-)
-
-// watchEvery is how often the watchdog looks for builds recorded running
-// that no worker of this process runs.
-const watchEvery = 30 * time.Second
-
 // New checks the options and fills in defaults. It starts nothing.
 func New(o Options) (*Service, error) {
 	switch {
@@ -191,9 +179,9 @@ func New(o Options) (*Service, error) {
 		running: make(map[int64]*run),
 		changed: make(chan struct{}),
 
-		retryFirst: retryFirst,
-		retryMax:   retryMax,
-		watchEvery: watchEvery,
+		retryFirst: queue.RetryFirst,
+		retryMax:   queue.RetryMax,
+		watchEvery: queue.WatchEvery,
 	}
 	q, err := queue.New(queue.Options[claimed]{
 		Workers: o.Config.Build.Concurrency,
@@ -222,11 +210,7 @@ func (s *Service) Start(ctx context.Context) error {
 		if err := s.recover(ctx); err != nil {
 			return err
 		}
-		s.queue.Go(runCtx, func(runCtx context.Context) {
-			wctx, done := s.whileRunning(runCtx)
-			defer done()
-			s.watch(wctx)
-		})
+		s.queue.Watch(runCtx, s.watchEvery, errShutdown, func(ctx, _ context.Context) { s.recoverOrphans(ctx) })
 		return nil
 	})
 	if err != nil {
@@ -263,26 +247,11 @@ func (s *Service) recover(ctx context.Context) error {
 	return nil
 }
 
-// watch is the watchdog: until ctx ends (the daemon stops claiming), every
-// watchEvery it hands back to the queue, by recovery's rule, the builds
-// recorded running that no worker of this process runs (a result that
-// could not be written for good, a worker that is gone), so that none stays
-// running for ever. At start, recovery has just done the same.
-func (s *Service) watch(ctx context.Context) {
-	tick := time.NewTicker(s.watchEvery)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			s.recoverOrphans(ctx)
-		}
-	}
-}
-
-// recoverOrphans applies recovery's rule to the builds recorded running
-// that this process neither runs nor holds for a verified push. mu is held
+// recoverOrphans is the watchdog (run every watchEvery until the daemon
+// stops claiming): it applies recovery's rule to the builds recorded running
+// that this process neither runs nor holds for a verified push (a result
+// that could not be written for good, a worker that is gone), so that none
+// stays running for ever. At start, recovery has just done the same. mu is held
 // across the store's write, so that no claim registers a run in between.
 func (s *Service) recoverOrphans(ctx context.Context) {
 	s.mu.Lock()

@@ -14,6 +14,7 @@ import (
 	"slipway/build/executor"
 	"slipway/build/logs"
 	"slipway/build/pipeline"
+	"slipway/internal/queue"
 	"slipway/record"
 )
 
@@ -454,43 +455,24 @@ func fmtDuration(d time.Duration) string {
 }
 
 // recordResult records a build's result (finish), trying again while the
-// store refuses it: after s.retryFirst, then twice as long each time up to
-// s.retryMax, until it is written or life ends (the daemon's stop ran out
-// of patience; the build then stays running for the next start's
-// recovery). Each new reason for a failure is logged once, and told in the
-// build's log. A build that is no longer running in the store (cancelled
-// meanwhile) is not retried.
+// store refuses it, by queue.WriteResult's rule (after s.retryFirst, then
+// twice as long each time up to s.retryMax), until it is written or life
+// ends (the daemon's stop ran out of patience; the build then stays running
+// for the next start's recovery). Each new reason for a failure is logged
+// once, and told in the build's log. A build that is no longer running in
+// the store (cancelled meanwhile) is not retried.
 func (s *Service) recordResult(life context.Context, b record.Build, out outcome, steps []record.StepResult, w buildLog) error {
-	delay := s.retryFirst
-	var last string
-	for attempt := 1; ; attempt++ {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(life), finalGrace)
-		err := s.finish(ctx, b, out, steps, w)
-		cancel()
-		switch {
-		case err == nil:
-			if attempt > 1 {
-				s.log.Info("build result recorded after failed writes", "build", b.ID, "state", out.state, "attempts", attempt)
-				w.Printf("== result recorded (attempt %d of the write)", attempt)
-			}
-			return nil
-		case errors.Is(err, record.ErrConflict), errors.Is(err, record.ErrNotFound), errors.Is(err, record.ErrInvalid):
-			return err
-		}
-		if msg := err.Error(); msg != last {
-			last = msg
-			s.log.Error("record build result failed; retrying until it is written", "build", b.ID, "state", out.state, "err", err, "retry_in", delay)
+	attempts, err := queue.WriteResult(life, queue.Backoff{First: s.retryFirst, Max: s.retryMax}, finalGrace,
+		func(ctx context.Context) error { return s.finish(ctx, b, out, steps, w) },
+		func(err error, retryIn time.Duration) {
+			s.log.Error("record build result failed; retrying until it is written", "build", b.ID, "state", out.state, "err", err, "retry_in", retryIn)
 			w.Printf("== could not record the result (%s): %v; retrying", out.state, err)
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-life.Done():
-			t.Stop()
-			return fmt.Errorf("gave up when the daemon stopped: %w", err)
-		case <-t.C:
-		}
-		delay = min(2*delay, s.retryMax)
+		})
+	if err == nil && attempts > 1 {
+		s.log.Info("build result recorded after failed writes", "build", b.ID, "state", out.state, "attempts", attempts)
+		w.Printf("== result recorded (attempt %d of the write)", attempts)
 	}
+	return err
 }
 
 // finish records a build's result; a passed build's automatic deployments

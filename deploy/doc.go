@@ -32,7 +32,10 @@
 // ReleaseDeployments and AutoDeployments turn an accepted release push and a
 // passed build into deployments that the store records atomically with the
 // push or the build's result. At start, deployments a killed daemon left
-// running are settled from what each target's current points at. Whatever
+// running are settled from what each target's current points at; while the
+// daemon runs, a watchdog settles the same way any deployment recorded
+// running that no worker runs, and an outcome whose write fails is written
+// again with backoff. Whatever
 // connects to an environment's target (a deployment, the start-up check, a
 // listing for `releases`, which is cached for a few seconds) holds that
 // environment's one line to it, so readers cannot flood a target. Targets

@@ -110,6 +110,16 @@ type Service struct {
 
 	slotsMu sync.Mutex
 	slots   map[slotKey]*slot // one per environment, made on first use
+
+	// How a failed write of a deployment's outcome is retried, and how
+	// often the watchdog looks for deployments recorded running that
+	// nobody runs; tests shorten them.
+	retryFirst, retryMax, watchEvery time.Duration
+
+	// mu is held across a claim and the registration of its run, and by
+	// the watchdog while it picks the deployments nobody runs.
+	mu      sync.Mutex
+	running map[int64]bool // deployments this process's workers run; guarded by mu
 }
 
 // safetyTick is how often idle workers and waiters look at the store
@@ -163,13 +173,16 @@ func NewService(o ServiceOptions) (*Service, error) {
 		log:     log,
 		shipper: sh,
 		slots:   map[slotKey]*slot{},
+		running: map[int64]bool{},
+
+		retryFirst: queue.RetryFirst,
+		retryMax:   queue.RetryMax,
+		watchEvery: queue.WatchEvery,
 	}
 	q, err := queue.New(queue.Options[record.Deployment]{
-		Workers: o.Workers,
-		Tick:    safetyTick,
-		Claim: func(claimCtx, _ context.Context, _ int) (record.Deployment, bool, error) {
-			return o.Store.ClaimDeployment(claimCtx)
-		},
+		Workers:     o.Workers,
+		Tick:        safetyTick,
+		Claim:       func(claimCtx, _ context.Context, _ int) (record.Deployment, bool, error) { return s.claim(claimCtx) },
 		Run:         s.run,
 		ClaimFailed: func(err error) { log.Error("claim deployment", "err", err) },
 	})
@@ -181,21 +194,37 @@ func NewService(o ServiceOptions) (*Service, error) {
 }
 
 // Start settles the deployments a previous daemon left running (see
-// recover), then starts the workers. ctx bounds the recovery; the workers
-// run until Shutdown, or until ctx is cancelled, which is handled like a
-// Shutdown whose deadline has passed.
+// recover), then starts the workers and the watchdog (recoverOrphans).
+// ctx bounds the recovery; the workers run until Shutdown, or until ctx is
+// cancelled, which is handled like a Shutdown whose deadline has passed.
 func (s *Service) Start(ctx context.Context) error {
 	var recovered int
 	err := s.queue.Start(ctx, errShutdown, func(runCtx context.Context) error {
 		var err error
-		recovered, err = s.recover(ctx, runCtx)
-		return err
+		if recovered, err = s.recover(ctx, runCtx); err != nil {
+			return err
+		}
+		s.queue.Watch(runCtx, s.watchEvery, errShutdown, s.recoverOrphans)
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("start deploy service: %w", err)
 	}
 	s.log.Info("deploy workers started", "workers", s.o.Workers, "recovered", recovered)
 	return nil
+}
+
+// claim takes the next deployment and registers its run, under mu, so
+// that the watchdog never takes a deployment just claimed for one that
+// nobody runs.
+func (s *Service) claim(ctx context.Context) (record.Deployment, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, ok, err := s.o.Store.ClaimDeployment(ctx)
+	if err == nil && ok {
+		s.running[d.ID] = true
+	}
+	return d, ok, err
 }
 
 // appendLog adds a line to a deployment's log outside of a run.
@@ -280,6 +309,11 @@ func (s *Service) activateVars(d record.Deployment) (vars map[string]string, mas
 
 // run performs one claimed deployment and records its outcome.
 func (s *Service) run(runCtx context.Context, d record.Deployment) {
+	defer func() {
+		s.mu.Lock()
+		delete(s.running, d.ID)
+		s.mu.Unlock()
+	}()
 	log := s.log.With("deployment", d.ID, "repo", d.Repo, "env", d.Env, "build", d.BuildID)
 	ctx, cancel := context.WithTimeoutCause(runCtx, s.o.Timeout,
 		fmt.Errorf("the deployment took longer than %s", s.o.Timeout))
@@ -393,14 +427,34 @@ func (s *Service) ship(ctx context.Context, d record.Deployment, sl *slot, w *lo
 }
 
 // finish records the outcome, then ends the log, so that a follower whose
-// log ends finds the deployment final.
+// log ends finds the deployment final. A write the store refuses is tried
+// again by queue.WriteResult's rule (after s.retryFirst, then twice as long
+// each time up to s.retryMax) until it is written or runCtx ends (the
+// daemon's stop ran out of patience: the deployment stays running for the
+// next start's recovery); each new reason for a failure is logged once and
+// told once in the deployment's log. A deployment no longer running in the
+// store is not retried.
 func (s *Service) finish(runCtx context.Context, d record.Deployment, w *logs.Writer, state record.DeployState, reason string) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(runCtx), finalGrace)
-	defer cancel()
 	reason = oneLine(reason)
-	if err := s.o.Store.FinishDeployment(ctx, d.ID, state, reason); err != nil {
-		// It stays running in the records; the next Start fails it.
+	attempts, err := queue.WriteResult(runCtx, queue.Backoff{First: s.retryFirst, Max: s.retryMax}, finalGrace,
+		func(ctx context.Context) error { return s.o.Store.FinishDeployment(ctx, d.ID, state, reason) },
+		func(err error, retryIn time.Duration) {
+			s.log.Error("record deployment outcome failed; retrying until it is written", "deployment", d.ID, "state", state, "err", err, "retry_in", retryIn)
+			if w != nil {
+				w.Printf("== could not record the outcome (%s): %v; retrying", state, err)
+			}
+		})
+	switch {
+	case err != nil:
 		s.log.Error("record deployment outcome", "deployment", d.ID, "state", state, "err", err)
+		if w != nil {
+			w.Printf("== could not record the outcome (%s): %v", state, err)
+		}
+	case attempts > 1:
+		s.log.Info("deployment outcome recorded after failed writes", "deployment", d.ID, "state", state, "attempts", attempts)
+		if w != nil {
+			w.Printf("== outcome recorded (attempt %d of the write)", attempts)
+		}
 	}
 	if w != nil {
 		switch state {

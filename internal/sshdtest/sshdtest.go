@@ -47,6 +47,7 @@ type Server struct {
 	sessions map[*exec.Cmd]struct{}
 	stderr   bytes.Buffer // sshd -e output, shown when the test fails
 	wg       sync.WaitGroup
+	spawns   chan spawn // to the spawner; closed when the test ends
 }
 
 // New starts a server and stops it when the test ends. It fails the test
@@ -64,6 +65,7 @@ func New(t testing.TB) *Server {
 		t:        t,
 		config:   filepath.Join(dir, "sshd_config"),
 		sessions: map[*exec.Cmd]struct{}{},
+		spawns:   make(chan spawn),
 	}
 	u := os.Getenv("USER")
 	if out, err := exec.Command("id", "-un").Output(); err == nil {
@@ -121,10 +123,12 @@ func New(t testing.TB) *Server {
 	if err := os.WriteFile(s.KnownHostsFile, []byte(line), 0o600); err != nil {
 		t.Fatalf("write known_hosts: %v", err)
 	}
+	go s.spawner()
 	s.serve(ln)
 	t.Cleanup(func() {
 		s.Stop()
 		s.wg.Wait()
+		close(s.spawns)
 		if t.Failed() {
 			s.mu.Lock()
 			t.Logf("sshd stderr:\n%s", s.stderr.String())
@@ -204,15 +208,33 @@ func (s *Server) serve(ln net.Listener) {
 	}()
 }
 
-// session execs sshd -i with the accepted socket as its stdin and stdout.
+// spawner starts every sshd of the server, from one goroutine locked to
+// its thread for the server's life, until spawns is closed (the test's
+// cleanup, once every session was reaped).
 //
 // sshd gets SIGKILL when the test process dies (Pdeathsig), so that no
 // session outlives a test binary killed by -timeout or a signal. The kernel
 // sends that signal when the *thread* that started the child exits, and
-// Go's runtime ends a thread when a goroutine locked to it returns: so each
-// session is started and waited for by a goroutine locked to its thread
-// for the session's whole life, and that thread ends only after sshd has
-// been reaped, or with the test process.
+// Go's runtime ends a thread when a goroutine locked to it returns. A
+// locked thread per session would end with its session, and kill with it
+// every other child process the test had started from that thread before
+// (an ssh client of another deployment, which has Pdeathsig too): so one
+// thread starts them all and ends only with the server.
+func (s *Server) spawner() {
+	runtime.LockOSThread() // never unlocked: the thread ends with the server
+	for sp := range s.spawns {
+		sp.started <- sp.cmd.Start()
+	}
+}
+
+// spawn is one sshd for the spawner to start.
+type spawn struct {
+	cmd     *exec.Cmd
+	started chan error
+}
+
+// session execs sshd -i with the accepted socket as its stdin and stdout;
+// the spawner starts it.
 func (s *Server) session(conn net.Conn) error {
 	defer conn.Close()
 	f, err := conn.(*net.TCPConn).File() // a dup, in blocking mode, as sshd expects
@@ -229,14 +251,15 @@ func (s *Server) session(conn net.Conn) error {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		runtime.LockOSThread() // never unlocked: the thread ends with sshd
 		s.mu.Lock()
 		if s.ln == nil {
 			s.mu.Unlock()
 			started <- errors.New("stopped before session start")
 			return
 		}
-		if err := cmd.Start(); err != nil {
+		sp := spawn{cmd: cmd, started: make(chan error, 1)}
+		s.spawns <- sp
+		if err := <-sp.started; err != nil {
 			s.mu.Unlock()
 			started <- fmt.Errorf("start sshd -i: %w", err)
 			return
