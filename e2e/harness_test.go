@@ -222,7 +222,7 @@ func (d *daemon) start() {
 	d.logs, d.stdout = &testutil.Buffer{}, &testutil.Buffer{}
 	cmd := exec.Command(slipwayBin, "serve", "--config", d.config)
 	cmd.Dir = d.root
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + d.root}, d.env...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + d.root, noExitSleep}, d.env...)
 	cmd.Stdout, cmd.Stderr = d.stdout, d.logs
 	p, err := startProc(cmd)
 	if err != nil {
@@ -424,11 +424,15 @@ func execGit(dir string, env []string, args ...string) *exec.Cmd {
 // It waits for the banner and returns the daemon (addr, stdout and logs,
 // its stderr); the daemon is stopped with SIGINT at the end of the test,
 // failing it if it does not exit cleanly or the race detector fired.
+// noExitSleep keeps a race-built slipway (and the hooks, which it passes
+// GORACE on to) from sleeping a second as it exits: two hook runs a push.
+const noExitSleep = "GORACE=atexit_sleep_ms=0"
+
 func quickStart(t *testing.T, home, work string, as *account) *daemon {
 	t.Helper()
 	cmd := exec.Command(slipwayBin, "serve", "--listen", "127.0.0.1:0")
 	cmd.Dir = work
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "USER=newcomer"}
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "USER=newcomer", noExitSleep}
 	if as != nil {
 		cmd.Env[2] = "USER=" + as.name
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(as.uid), Gid: uint32(as.gid), Groups: []uint32{}}}

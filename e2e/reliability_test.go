@@ -237,9 +237,12 @@ func TestReliabilityCrashLoop(t *testing.T) {
 	srv := sshdtest.New(t)
 	staging := filepath.Join(t.TempDir(), "staging")
 	marker := btMarker("crash")
+	// keep above the builds made: every push's record must stay to be
+	// checked (retention has its own test).
 	d := btStartDaemon(t, configFor(`
 [build]
 concurrency = 2
+keep = 10000
 
 [[repo]]
 name = "app"
@@ -517,7 +520,8 @@ func TestReliabilitySecondDaemon(t *testing.T) {
 		t.Errorf("the first daemon's build #%d: %s (%s), attempt %d, its step ran %d times; want passed at its first and only run",
 			id, b.State, b.Reason, b.Attempt, strings.Count(string(runs), "run\n"))
 	}
-	if strings.Count(log, "rl-step-ran") != 1 || !strings.Contains(log, "(attempt 1)") || !strings.Contains(log, "passed in") ||
+	// The step's own line, not its header (which names the command).
+	if strings.Count(log, "] rl-step-ran\n") != 1 || !strings.Contains(log, "(attempt 1)") || !strings.Contains(log, "passed in") ||
 		strings.Contains(log, "attempt 2") || strings.Contains(log, "running again") {
 		t.Errorf("the log of build #%d is not the one run's, whole:\n%s", id, log)
 	}
@@ -867,7 +871,9 @@ func TestReliabilityLoad(t *testing.T) {
 		users = append(users, u)
 		envs = append(envs, u.env())
 	}
-	d := btStartDaemon(t, configFor("", users[:1], users[1:]...)+`
+	// keep above the pushes made: every push's record must stay to be
+	// checked (retention has its own test).
+	d := btStartDaemon(t, configFor("[build]\nkeep = 1000\n", users[:1], users[1:]...)+`
 [[repo]]
 name = "load"
 read = ["*"]
@@ -879,7 +885,7 @@ write = ["*"]
 	res := rlLoad(t, seed, d.url("load"), envs, each, cloners)
 	note := ""
 	if raceEnabled {
-		note = " (slipway built with -race: each of its two hook runs per push sleeps 1 s as it exits, GORACE atexit_sleep_ms)"
+		note = " (slipway built with -race)"
 	}
 	t.Logf("slipway:         %v%s", res, note)
 	for _, f := range res.failures {

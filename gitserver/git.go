@@ -41,7 +41,7 @@ func (s *Server) serveGit(ctx context.Context, sess ssh.Session, c Caller, cl Co
 		fmt.Fprintf(stderr, "slipway: repository %q not found\n", name)
 		return 1
 	}
-	env := []string{"PATH=" + s.path, "HOME=" + s.home}
+	env := append([]string{"PATH=" + s.path, "HOME=" + s.home}, s.gitEnv...)
 	if v, ok := gitProtocol(sess.Environ()); ok {
 		env = append(env, "GIT_PROTOCOL="+v)
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -47,6 +48,9 @@ type Options struct {
 	// Commands are extra SSH commands by name, listed in `help`. They may
 	// not reuse the name of a built-in command or a git service.
 	Commands map[string]Command
+	// GitEnv is added to the minimal environment git and its hooks run
+	// with ("NAME=value" each); nothing a client sends ever is.
+	GitEnv []string
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -65,6 +69,7 @@ type Server struct {
 	tokens   PushTokens
 	pushes   PushLister
 	commands map[string]Command
+	gitEnv   []string
 
 	reposDir     string // absolute
 	hooksDir     string // absolute; repositories' core.hooksPath
@@ -125,6 +130,7 @@ func New(opts Options) (*Server, error) {
 		tokens:   opts.Tokens,
 		pushes:   opts.Pushes,
 		commands: opts.Commands,
+		gitEnv:   slices.Clone(opts.GitEnv),
 		perUser:  map[string]int{},
 		path:     os.Getenv("PATH"),
 	}

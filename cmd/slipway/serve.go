@@ -244,6 +244,7 @@ func assemble(ctx context.Context, cfg *configs.Config, sshLn net.Listener, logg
 		Logger: logger.With("component", "ssh"),
 		Tokens: registry,
 		Pushes: db,
+		GitEnv: raceEnv(),
 		Commands: console.Commands(console.Options{
 			Config:    cfg,
 			Builds:    d.builds,
@@ -372,6 +373,16 @@ func (d *daemon) stop(st step) {
 	if err := st.stop(ctx); err != nil {
 		d.logger.Warn("shutdown", "part", st.name, "err", err)
 	}
+}
+
+// raceEnv passes the daemon's GORACE on to git and the hooks, which are
+// this binary: only a binary built with -race reads it (the tests set
+// atexit_sleep_ms=0, or every hook would sleep a second as it exits).
+func raceEnv() []string {
+	if v, ok := os.LookupEnv("GORACE"); ok {
+		return []string{"GORACE=" + v}
+	}
+	return nil
 }
 
 // makeDataDirs creates the data dir's folders. The data dir is searchable
