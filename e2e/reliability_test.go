@@ -684,6 +684,19 @@ func TestReliabilityFullDisk(t *testing.T) {
 	}
 	states, _ := rlStates(rdb, "builds")
 	t.Logf("full disk: pushes %d ok, %d refused; builds %v", ok, refused, states)
+	// A build the full disk ended says so.
+	bs, err := db.ListBuilds(t.Context(), "app", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range bs {
+		if b.State == record.StateError {
+			t.Logf("build #%d: %s (%s)", b.ID, b.State, b.Reason)
+			if l := strings.ToLower(b.Reason); !strings.Contains(l, "space") && !strings.Contains(l, "disk") {
+				v.add(t, "a build the full disk ended does not say why", fmt.Sprintf("#%d: %q", b.ID, b.Reason))
+			}
+		}
+	}
 	if s := v.summary(); s != "" {
 		t.Logf("broken promises:\n%s", s)
 	}
