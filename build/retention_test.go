@@ -505,3 +505,31 @@ func writeFile(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 }
+
+// A build queued again after the daemon died and then superseded, or
+// cancelled, before it ran leaves no workspace: nothing else would clear
+// its interrupted attempt's until the next start.
+func TestBuildThatWillNotRunLeavesNoWorkspace(t *testing.T) {
+	e := newEnv(t, "concurrency = 1\nsandbox = \"none\"", appRepo)
+	r := e.newRepo("app")
+	ctx := t.Context()
+	work := filepath.Join(e.data, "work")
+	sha1 := r.commit("refs/heads/main", map[string]*string{".slipway.toml": ptr(retentionPipeline), "n": ptr("1")})
+	e.push(ctx, "app", nil, update("refs/heads/main", sha1))
+	writeFile(t, filepath.Join(work, "1", "workspace", "a"))
+	sha2 := r.commit("refs/heads/main", map[string]*string{"n": ptr("2")})
+	e.push(ctx, "app", nil, update("refs/heads/main", sha2))
+	if b, err := e.st.GetBuild(ctx, 1); err != nil || b.State != record.StateSuperseded {
+		t.Fatalf("build 1: %+v, %v; want superseded", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(work, "1")); !os.IsNotExist(err) {
+		t.Errorf("the superseded build's workspace is still there: %v", err)
+	}
+	writeFile(t, filepath.Join(work, "2", "workspace", "a"))
+	if err := e.svc.Cancel(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(work, "2")); !os.IsNotExist(err) {
+		t.Errorf("the cancelled queued build's workspace is still there: %v", err)
+	}
+}

@@ -578,6 +578,7 @@ func (s *Service) cancel(ctx context.Context, id int64, reason string) (*run, er
 	if prev == record.StateQueued {
 		s.endQueuedLocked(id, reason)
 		s.notifyLocked()
+		s.dropWorkspace(id)
 		return nil, nil
 	}
 	r := s.running[id]
@@ -618,10 +619,22 @@ func (s *Service) Enqueue(ctx context.Context, b record.Build) (record.Build, er
 
 // afterEnqueue wakes the workers and the waiters after builds were recorded.
 func (s *Service) afterEnqueue(out record.Enqueued) {
+	for _, b := range out.Superseded {
+		s.dropWorkspace(b.ID)
+	}
 	s.mu.Lock()
 	s.notifyLocked()
 	s.mu.Unlock()
 	s.Wake()
+}
+
+// dropWorkspace removes the workspace of queued build id, which will never
+// run (superseded, cancelled): one queued again after the daemon died holds
+// its interrupted attempt's, which no run clears now.
+func (s *Service) dropWorkspace(id int64) {
+	if err := removeAll(filepath.Join(s.o.WorkDir, logID(id))); err != nil {
+		s.log.Error("remove the workspace of a build that will not run", "build", id, "err", err)
+	}
 }
 
 func logID(id int64) string { return strconv.FormatInt(id, 10) }
