@@ -430,3 +430,47 @@ func TestAppendAfterAWholeLineAddsNoBlankLine(t *testing.T) {
 		t.Errorf("continued log: %q", got)
 	}
 }
+
+// Output the disk refused (a full disk: /dev/full answers every write with
+// ENOSPC) leaves a gap the log names, with its size and the reason, as soon
+// as the log can be written again; the step never sees the failure, and
+// Close reports it.
+func TestFullDiskLeavesANamedGap(t *testing.T) {
+	s := NewStore(t.TempDir())
+	w, err := s.Create("9", 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("before\n")); err != nil {
+		t.Fatal(err)
+	}
+	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.mu.Lock()
+	file := w.f
+	w.f = full
+	w.mu.Unlock()
+	if n, err := w.Write([]byte("lost one\nlost two\n")); n != 18 || err != nil {
+		t.Fatalf("Write on a full disk = %d, %v; want the step to see nothing wrong", n, err)
+	}
+	w.Printf("== step 2/2: lost too")
+	w.mu.Lock()
+	w.f = file // space is back
+	w.mu.Unlock()
+	full.Close()
+	if _, err := w.Write([]byte("after\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err == nil || !strings.Contains(err.Error(), "no space left on device") {
+		t.Errorf("Close = %v, want the write failure", err)
+	}
+	// 76 bytes: two lines of output and a line of Slipway's, with their
+	// stamps.
+	got := lines(t, readLog(t, s, "9"))
+	if len(got) != 4 || got[1] != "before\n" || got[3] != "after\n" ||
+		got[2] != "== 76 bytes of output lost: the log could not be written (write /dev/full: no space left on device)\n" {
+		t.Errorf("log after a full disk: %q", got)
+	}
+}

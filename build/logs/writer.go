@@ -28,13 +28,16 @@ type Writer struct {
 	scratch     []byte // masked output, reused
 	out         []byte // stamped output, reused
 	err         error  // first failure, reported by Close
+	lost        int64  // bytes that could not be written since the last write that could
+	lostErr     error  // why they could not
 	closed      bool
 }
 
 // Write stores p: masked, stamped and capped. While the Writer is open it
 // always returns len(p), nil, so the step writing into it neither sees an
 // error nor gets killed by a broken pipe when the log is full or the disk
-// fails; such failures are reported by Close. After Close it returns
+// fails; such failures are reported by Close, and the log names the gap
+// (its size and the reason) as soon as it can be written again. After Close it returns
 // [os.ErrClosed].
 func (w *Writer) Write(p []byte) (int, error) {
 	w.mu.Lock()
@@ -107,6 +110,9 @@ func (w *Writer) Close() error {
 	if w.cut {
 		w.line(fmt.Sprintf("== log truncated at %s; %d more bytes discarded", size(w.max), w.discarded))
 	}
+	if w.lost > 0 {
+		w.store(nil) // the notice of the gap, if it can be written now
+	}
 	w.closed = true
 	if err := w.f.Close(); err != nil && w.err == nil {
 		w.err = fmt.Errorf("close log: %w", err)
@@ -168,10 +174,33 @@ func (w *Writer) emit(p []byte, capped bool) {
 		b = fmt.Appendf(b, "== output cut: the log reached its %s cap; the rest is discarded\n", size(w.max))
 	}
 	w.out = b
-	if _, err := w.f.Write(b); err != nil && w.err == nil {
+	w.store(b)
+	w.live.notify(false)
+}
+
+// store writes b to the file. Bytes the file refused (a full disk) are
+// counted, and the first write that goes through again starts with a line
+// saying how much is missing and why: the log has a gap, never a silent one.
+func (w *Writer) store(b []byte) {
+	if w.lost > 0 {
+		notice := fmt.Appendf(w.stamp(), "== %s of output lost: the log could not be written (%v)\n", size(w.lost), w.lostErr)
+		if _, err := w.f.Write(notice); err != nil {
+			w.fail(len(b), err)
+			return
+		}
+		w.lost, w.lostErr = 0, nil
+	}
+	if n, err := w.f.Write(b); err != nil {
+		w.fail(len(b)-n, err)
+	}
+}
+
+func (w *Writer) fail(lost int, err error) {
+	if w.err == nil {
 		w.err = fmt.Errorf("write log: %w", err)
 	}
-	w.live.notify(false)
+	w.lost += int64(lost)
+	w.lostErr = err
 }
 
 // full reports whether n more bytes, after the pending bytes of this emit,
