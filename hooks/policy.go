@@ -236,10 +236,10 @@ func (s *Server) postReceive(ctx context.Context, req request, id identity, out 
 	if s.o.Ledger != nil {
 		// The reference transactions opened this push's record before
 		// git moved the refs; recording its work finishes it.
-		open, err := s.o.Ledger.OpenPush(rctx, p.Repo, sessionOf(req))
+		id, err := s.o.Ledger.OpenPushID(rctx, p.Repo, sessionOf(req))
 		switch {
 		case err == nil:
-			p.ID = open.ID
+			p.ID = id
 		case !errors.Is(err, record.ErrNotFound):
 			s.log.Warn("find the open push", "repo", p.Repo, "err", err)
 		}

@@ -36,14 +36,15 @@ type Recorder interface {
 // Ledger records ref updates as git's reference-transaction hook reports
 // them, keyed by the session of the git process making them: a prepared
 // update is written durably (opening the session's push) before git moves
-// the ref, a committed one marked made, an aborted one withdrawn. OpenPush
-// returns the session's open push (an error wrapping record.ErrNotFound if
-// there is none), which post-receive then records with its work.
+// the ref, a committed one marked made, an aborted one withdrawn.
+// OpenPushID returns the id of the session's open push (an error wrapping
+// record.ErrNotFound if there is none), which post-receive then records
+// with its work.
 type Ledger interface {
 	PreparePush(ctx context.Context, p record.Push, session string) (int64, error)
 	CommitRefs(ctx context.Context, p record.Push, session string) error
 	AbortRefs(ctx context.Context, repo, session string, us []record.RefUpdate) error
-	OpenPush(ctx context.Context, repo, session string) (record.OpenPush, error)
+	OpenPushID(ctx context.Context, repo, session string) (int64, error)
 }
 
 // ReleaseGate decides whether commit may be released to environment env of

@@ -76,6 +76,5 @@ func (u RefUpdate) Validate() error {
 // make when last heard of, which it may or may not have made.
 type OpenPush struct {
 	Push
-	Session  string
 	Prepared []RefUpdate
 }

@@ -356,7 +356,7 @@ func (s *Store) DeletePush(ctx context.Context, id int64) error {
 
 // OpenPushes returns every open push, oldest first, with its refs.
 func (s *Store) OpenPushes(ctx context.Context) ([]OpenPush, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, repo, user, key_fingerprint, options, time, session FROM pushes WHERE state = 'open' ORDER BY id`)
+	rows, err := s.r.QueryContext(ctx, `SELECT id, repo, user, key_fingerprint, options, time FROM pushes WHERE state = 'open' ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("list open pushes: %w", err)
 	}
@@ -368,7 +368,7 @@ func (s *Store) OpenPushes(ctx context.Context) ([]OpenPush, error) {
 			opts string
 			t    int64
 		)
-		if err := rows.Scan(&o.ID, &o.Repo, &o.User, &o.KeyFingerprint, &opts, &t, &o.Session); err != nil {
+		if err := rows.Scan(&o.ID, &o.Repo, &o.User, &o.KeyFingerprint, &opts, &t); err != nil {
 			return nil, fmt.Errorf("list open pushes: %w", err)
 		}
 		if err := json.Unmarshal([]byte(opts), &o.Options); err != nil {
@@ -392,25 +392,19 @@ func (s *Store) OpenPushes(ctx context.Context) ([]OpenPush, error) {
 	return out, nil
 }
 
-// OpenPush returns session's open push in repo; ErrNotFound if there is
-// none.
-func (s *Store) OpenPush(ctx context.Context, repo, session string) (OpenPush, error) {
+// OpenPushID returns the id of session's open push in repo; ErrNotFound if
+// there is none.
+func (s *Store) OpenPushID(ctx context.Context, repo, session string) (int64, error) {
 	var id int64
 	err := s.r.QueryRowContext(ctx, `SELECT id FROM pushes WHERE repo = ? AND session = ? AND state = 'open' ORDER BY id DESC LIMIT 1`,
 		repo, session).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
-		return OpenPush{}, fmt.Errorf("open push of %q: %w", repo, ErrNotFound)
+		return 0, fmt.Errorf("open push of %q: %w", repo, ErrNotFound)
 	}
 	if err != nil {
-		return OpenPush{}, fmt.Errorf("find the open push of %q: %w", repo, err)
+		return 0, fmt.Errorf("find the open push of %q: %w", repo, err)
 	}
-	p, err := s.GetPush(ctx, id)
-	if err != nil {
-		return OpenPush{}, err
-	}
-	o := OpenPush{Push: p, Session: session}
-	o.Refs = nil
-	return o, s.openRefs(ctx, &o)
+	return id, nil
 }
 
 func (s *Store) openRefs(ctx context.Context, o *OpenPush) error {
