@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"slipway/record"
 )
 
 // TestSecretsAreScopedToBranches: a secret scoped to main reaches main's
@@ -89,19 +91,20 @@ write = ["alice"]
 	}
 
 	mainBuild, _ := btPushOne(t, d, alice, src, "main")
-	if b := btFinal(t, d, db, bob, "app", mainBuild); b.State != "passed" {
-		t.Fatalf("main build: %s (%s)", b.State, b.Reason)
+	mb := btFinal(t, d, db, bob, "app", mainBuild)
+	if mb.State != "passed" {
+		t.Fatalf("main build: %s (%s)", mb.State, mb.Reason)
 	}
 	log = btLog(t, d, bob, mainBuild, false)
 	if !strings.Contains(log, "main="+rev(mainTok)) || !strings.Contains(log, "deploy=enon") {
 		t.Errorf("main's build did not get exactly its secret:\n%s", log)
 	}
-	saw := filepath.Join(staging, "activate-saw")
-	d.eventually(t, btBuildTimeout, "the staging deployment's activate", func() bool {
-		_, err := os.Stat(saw)
-		return err == nil
-	})
-	b, _ := os.ReadFile(saw)
+	// activate writes its file in two steps: read it once the deployment
+	// has ended, not as soon as it exists.
+	if dep := dtWaitDeploy(t, d, bob, "app", "staging", mb.Commit, 0); dep.State != record.DeploySucceeded {
+		t.Fatalf("staging deployment: %s (%s)", dep.State, dep.Reason)
+	}
+	b, _ := os.ReadFile(filepath.Join(staging, "activate-saw"))
 	if got := string(b); got != rev(deployTok)+"enon" {
 		t.Errorf("staging's activate saw %q; want the deploy secret and not main's", got)
 	}
