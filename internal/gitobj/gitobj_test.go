@@ -1,0 +1,559 @@
+package gitobj
+
+import (
+	"bufio"
+	"bytes"
+	"compress/zlib"
+	"context"
+	"crypto/sha1"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// git runs the real git in dir with no user or system configuration.
+func git(t testing.TB, dir string, stdin io.Reader, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", append([]string{"-c", "user.name=T", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"}, args...)...)
+	cmd.Dir = dir
+	cmd.Stdin = stdin
+	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, stderr.Bytes())
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func bareRepo(t testing.TB) string {
+	dir := filepath.Join(t.TempDir(), "r.git")
+	git(t, "", nil, "init", "-q", "--bare", dir)
+	return dir
+}
+
+// gitObject is an object as git reads it.
+type gitObject struct {
+	typ     string
+	content []byte
+}
+
+// allObjects reads every object of the repository with git.
+func allObjects(t *testing.T, dir string) map[string]gitObject {
+	t.Helper()
+	cmd := exec.Command("git", "cat-file", "--batch-all-objects", "--batch")
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("git cat-file --batch: %v", err)
+	}
+	objs := map[string]gitObject{}
+	for len(out) > 0 {
+		head, rest, _ := bytes.Cut(out, []byte{'\n'})
+		f := strings.Fields(string(head))
+		size, err := strconv.Atoi(f[2])
+		if err != nil || len(rest) < size+1 {
+			t.Fatalf("git cat-file --batch: %q", head)
+		}
+		objs[f[0]] = gitObject{f[1], rest[:size]}
+		out = rest[size+1:]
+	}
+	return objs
+}
+
+// readAll reads id with r, copying its content out.
+func readAll(t *testing.T, r *Repo, id string) (Type, []byte, error) {
+	t.Helper()
+	var typ Type
+	var data []byte
+	err := r.Read(t.Context(), id, func(tt Type, d []byte) error {
+		typ, data = tt, bytes.Clone(d)
+		return nil
+	})
+	return typ, data, err
+}
+
+// history makes a bare repository (with git fast-import) whose files
+// change a little in every commit, so that packs store most of them as
+// deltas, some several deep. The objects are loose.
+func history(t *testing.T, commits int) string {
+	t.Helper()
+	dir := bareRepo(t)
+	var body strings.Builder
+	for i := range 400 {
+		fmt.Fprintf(&body, "line %d of a file that changes a little in every commit\n", i)
+	}
+	var in bytes.Buffer
+	data := func(s string) { fmt.Fprintf(&in, "data %d\n%s\n", len(s), s) }
+	for c := range commits {
+		fmt.Fprintf(&in, "commit refs/heads/main\ncommitter T <t@t> %d +0000\n", 1e9+c)
+		data(fmt.Sprintf("commit %d\n\n%s", c, strings.Repeat("message ", c)))
+		for f := range 4 {
+			fmt.Fprintf(&in, "M 100644 inline dir%d/file%d.txt\n", f%2, f)
+			data(body.String() + strings.Repeat(fmt.Sprintf("commit %d file %d\n", c, f), c%7+1))
+		}
+	}
+	git(t, dir, &in, "fast-import", "--quiet")
+	// Into loose objects, as a small push leaves them.
+	packs, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "*.pack"))
+	for _, p := range packs {
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		moved := filepath.Join(t.TempDir(), "p.pack")
+		os.Rename(p, moved)
+		os.Remove(strings.TrimSuffix(p, ".pack") + ".idx")
+		git(t, dir, f, "unpack-objects", "-q")
+		f.Close()
+	}
+	return dir
+}
+
+// TestReadAgreesWithGit reads every object of a repository, loose and then
+// packed with delta chains, and compares type, size and
+// content with what git says.
+func TestReadAgreesWithGit(t *testing.T) {
+	dir := history(t, 60)
+	check := func(stage string) {
+		objs := allObjects(t, dir)
+		r := NewPool(1<<20, 2).Open(dir)
+		defer r.Close()
+		for id, want := range objs {
+			size, err := r.Size(id)
+			if err != nil || size != int64(len(want.content)) {
+				t.Fatalf("%s: Size(%s) = %d, %v; git says %d", stage, id, size, err, len(want.content))
+			}
+			typ, data, err := readAll(t, r, id)
+			if err != nil {
+				t.Fatalf("%s: Read(%s): %v", stage, id, err)
+			}
+			if typ.String() != want.typ || !bytes.Equal(data, want.content) {
+				t.Fatalf("%s: Read(%s) = %s of %d bytes; git says %s of %d", stage, id, typ, len(data), want.typ, len(want.content))
+			}
+		}
+		t.Logf("%s: %d objects agree", stage, len(objs))
+	}
+	check("loose")
+	git(t, dir, nil, "repack", "-adfq", "--depth=40", "--window=50")
+	verify := git(t, dir, nil, "verify-pack", "-s", filepath.Join(dir, "objects", "pack", packName(t, dir)))
+	if !strings.Contains(verify, "chain length = 2") {
+		t.Fatalf("the repack made no delta chains:\n%s", verify)
+	}
+	t.Logf("packed:\n%s", verify)
+	check("packed")
+}
+
+func packName(t *testing.T, dir string) string {
+	t.Helper()
+	m, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "*.idx"))
+	if len(m) != 1 {
+		t.Fatalf("want one pack, have %v", m)
+	}
+	return filepath.Base(m[0])
+}
+
+// allocated returns how many bytes the Go heap allocated while fn ran
+// (whether or not they were freed since): a read that inflated an object
+// whole shows its size here.
+func allocated(fn func()) uint64 {
+	var a, b runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&a)
+	fn()
+	runtime.ReadMemStats(&b)
+	return b.TotalAlloc - a.TotalAlloc
+}
+
+// zeros streams n zero bytes.
+func zeros(n int64) io.Reader { return io.LimitReader(zeroReader{}, n) }
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+// TestLargeObjectIsRefusedFromItsHeader: a 64 MiB blob, loose and then
+// packed, has its size read and is refused by Read with the size named,
+// while the heap allocates less than 1 MiB.
+func TestLargeObjectIsRefusedFromItsHeader(t *testing.T) {
+	const size = 64 << 20
+	dir := bareRepo(t)
+	id := git(t, dir, zeros(size), "hash-object", "-w", "--stdin")
+	for _, stage := range []string{"loose", "packed"} {
+		if stage == "packed" {
+			git(t, dir, strings.NewReader(id+"\n"), "pack-objects", "-q", filepath.Join(dir, "objects", "pack", "pack"))
+			os.RemoveAll(filepath.Join(dir, "objects", id[:2]))
+		}
+		r := NewPool(1<<20, 1).Open(dir)
+		var got int64
+		var err, sizeErr error
+		n := allocated(func() {
+			got, sizeErr = r.Size(id)
+			err = r.Read(t.Context(), id, func(Type, []byte) error {
+				t.Error("Read called fn with a 64 MiB object")
+				return nil
+			})
+		})
+		r.Close()
+		var tl *TooLargeError
+		if sizeErr != nil || got != size {
+			t.Errorf("%s: Size = %d, %v; want %d", stage, got, sizeErr, size)
+		}
+		if !errors.As(err, &tl) || tl.Size != size || tl.Limit != 1<<20 || !strings.Contains(err.Error(), "is 67108864 bytes; the limit is 1048576") {
+			t.Errorf("%s: Read: %v; want a TooLargeError naming 67108864 bytes", stage, err)
+		}
+		if n > 1<<20 {
+			t.Errorf("%s: Size and Read allocated %d bytes for a refused 64 MiB object; want < 1 MiB", stage, n)
+		}
+		t.Logf("%s: Size and Read of a 64 MiB blob allocated %d KiB", stage, n>>10)
+	}
+}
+
+// packEntry is one entry of a pack written by writePack.
+type packEntry struct {
+	typ  byte // 1-4, or 6 (a delta on the entry base entries before)
+	data io.Reader
+	size int64
+	base int // for typ 6: index of the base entry
+}
+
+// writePack writes a pack of entries into dir's objects/pack and indexes
+// it with git index-pack, as a push would leave it: whatever deltas the
+// pusher chose.
+func writePack(t *testing.T, dir string, entries []packEntry) {
+	t.Helper()
+	f, err := os.CreateTemp(t.TempDir(), "pack")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha1.New()
+	w := bufio.NewWriter(io.MultiWriter(f, h))
+	var head [12]byte
+	copy(head[:], "PACK")
+	binary.BigEndian.PutUint32(head[4:], 2)
+	binary.BigEndian.PutUint32(head[8:], uint32(len(entries)))
+	w.Write(head[:])
+	offsets := make([]int64, len(entries))
+	pos := int64(12)
+	for i, e := range entries {
+		offsets[i] = pos
+		var hdr []byte
+		c := e.typ<<4 | byte(e.size&15)
+		for s := e.size >> 4; s > 0; s >>= 7 {
+			hdr = append(hdr, c|0x80)
+			c = byte(s & 0x7f)
+		}
+		hdr = append(hdr, c)
+		if e.typ == typeOfsDelta {
+			rel := pos - offsets[e.base]
+			ofs := []byte{byte(rel & 0x7f)}
+			for rel >>= 7; rel > 0; rel >>= 7 {
+				rel--
+				ofs = append([]byte{byte(0x80 | rel&0x7f)}, ofs...)
+			}
+			hdr = append(hdr, ofs...)
+		}
+		var z bytes.Buffer
+		zw := zlib.NewWriter(&z)
+		if n, err := io.Copy(zw, e.data); err != nil || n != e.size {
+			t.Fatalf("entry %d: %d bytes, %v", i, n, err)
+		}
+		zw.Close()
+		w.Write(hdr)
+		w.Write(z.Bytes())
+		pos += int64(len(hdr) + z.Len())
+	}
+	w.Flush()
+	f.Write(h.Sum(nil))
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	git(t, dir, f, "index-pack", "--stdin")
+	f.Close()
+	matches, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "*.idx"))
+	if len(matches) == 0 {
+		t.Fatal("index-pack wrote no index")
+	}
+}
+
+// delta encodes a delta from a base of src bytes: inserts of literal
+// bytes and copies from the base.
+type deltaOp struct {
+	insert    []byte
+	off, size int64 // a copy when insert is nil
+}
+
+func delta(src, target int64, ops ...deltaOp) []byte {
+	varint := func(b []byte, v int64) []byte {
+		for v >= 0x80 {
+			b = append(b, byte(v)|0x80)
+			v >>= 7
+		}
+		return append(b, byte(v))
+	}
+	d := varint(varint(nil, src), target)
+	for _, op := range ops {
+		if op.insert != nil {
+			d = append(d, byte(len(op.insert)))
+			d = append(d, op.insert...)
+			continue
+		}
+		cmd, args := byte(0x80), []byte{}
+		for i := range 4 {
+			if b := byte(op.off >> (8 * i)); b != 0 {
+				cmd |= 1 << i
+				args = append(args, b)
+			}
+		}
+		for i := range 3 {
+			if b := byte(op.size >> (8 * i)); b != 0 {
+				cmd |= 0x10 << i
+				args = append(args, b)
+			}
+		}
+		d = append(append(d, cmd), args...)
+	}
+	return d
+}
+
+func objectID(typ string, content []byte) string {
+	h := sha1.New()
+	fmt.Fprintf(h, "%s %d\x00", typ, len(content))
+	h.Write(content)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// TestSmallObjectOnLargeBaseIsLeftToGit: a pusher can store a 6-byte file
+// as a delta against a 64 MiB blob. Rebuilding it would mean inflating the
+// base whole (go-git does); Read refuses before inflating anything, and
+// git reads it.
+func TestSmallObjectOnLargeBaseIsLeftToGit(t *testing.T) {
+	const big = 64 << 20
+	dir := bareRepo(t)
+	d := delta(big, 6, deltaOp{insert: []byte("hello\n")})
+	writePack(t, dir, []packEntry{
+		{typ: 3, data: zeros(big), size: big},
+		{typ: typeOfsDelta, data: bytes.NewReader(d), size: int64(len(d)), base: 0},
+	})
+	small := objectID("blob", []byte("hello\n"))
+	if got := git(t, dir, nil, "cat-file", "blob", small); got != "hello" {
+		t.Fatalf("git reads the small blob as %q", got)
+	}
+	r := NewPool(1<<20, 1).Open(dir)
+	defer r.Close()
+	var size int64
+	var err, sizeErr error
+	n := allocated(func() {
+		size, sizeErr = r.Size(small)
+		err = r.Read(t.Context(), small, func(Type, []byte) error { return nil })
+	})
+	if sizeErr != nil || size != 6 {
+		t.Errorf("Size = %d, %v; want 6", size, sizeErr)
+	}
+	if !errors.Is(err, ErrNotInProcess) || !strings.Contains(err.Error(), "delta base of 67108864 bytes") {
+		t.Errorf("Read: %v; want ErrNotInProcess naming the base's size", err)
+	}
+	if n > 1<<20 {
+		t.Errorf("Size and Read allocated %d bytes; want < 1 MiB", n)
+	}
+	t.Logf("a 6-byte blob on a 64 MiB base: Size and Read allocated %d KiB", n>>10)
+}
+
+// TestDeltaChains: a chain of MaxDepth deltas is read and agrees with git;
+// one more is left to git; a delta whose result is over the cap is
+// refused with its size.
+func TestDeltaChains(t *testing.T) {
+	for _, depth := range []int{MaxDepth, MaxDepth + 1} {
+		dir := bareRepo(t)
+		content := []byte("v0\n")
+		entries := []packEntry{{typ: 3, data: bytes.NewReader(content), size: int64(len(content))}}
+		for i := 1; i <= depth; i++ {
+			next := fmt.Appendf(bytes.Clone(content), "v%d\n", i)
+			d := delta(int64(len(content)), int64(len(next)), deltaOp{off: 0, size: int64(len(content))}, deltaOp{insert: next[len(content):]})
+			entries = append(entries, packEntry{typ: typeOfsDelta, data: bytes.NewReader(d), size: int64(len(d)), base: i - 1})
+			content = next
+		}
+		writePack(t, dir, entries)
+		id := objectID("blob", content)
+		if got := git(t, dir, nil, "cat-file", "blob", id); got != strings.TrimSpace(string(content)) {
+			t.Fatalf("git reads the top of the chain as %q", got)
+		}
+		r := NewPool(1<<20, 1).Open(dir)
+		_, data, err := readAll(t, r, id)
+		r.Close()
+		switch {
+		case depth <= MaxDepth && (err != nil || !bytes.Equal(data, content)):
+			t.Errorf("a chain of %d: Read = %q, %v; want %q", depth, data, err, content)
+		case depth > MaxDepth && !errors.Is(err, ErrNotInProcess):
+			t.Errorf("a chain of %d: Read = %v; want ErrNotInProcess", depth, err)
+		}
+	}
+
+	// A 1 KiB delta that makes 2 MiB of a small base.
+	dir := bareRepo(t)
+	var ops []deltaOp
+	for range 32 {
+		ops = append(ops, deltaOp{off: 0, size: 0x10000})
+	}
+	d := delta(0x10000, 2<<20, ops...)
+	writePack(t, dir, []packEntry{
+		{typ: 3, data: zeros(0x10000), size: 0x10000},
+		{typ: typeOfsDelta, data: bytes.NewReader(d), size: int64(len(d)), base: 0},
+	})
+	id := objectID("blob", make([]byte, 2<<20))
+	r := NewPool(1<<20, 1).Open(dir)
+	defer r.Close()
+	var tl *TooLargeError
+	if _, _, err := readAll(t, r, id); !errors.As(err, &tl) || tl.Size != 2<<20 {
+		t.Errorf("Read of a 2 MiB delta result: %v; want TooLargeError of 2097152 bytes", err)
+	}
+}
+
+// TestPoolBoundsReadsAtOnce: with room for two reads, eight goroutines
+// reading at once never hold more than two objects.
+func TestPoolBoundsReadsAtOnce(t *testing.T) {
+	dir := bareRepo(t)
+	id := git(t, dir, strings.NewReader("content\n"), "hash-object", "-w", "--stdin")
+	p := NewPool(1<<20, 2)
+	if p.Bound() != 6<<20 {
+		t.Errorf("Bound = %d, want 3 x 2 x 1 MiB", p.Bound())
+	}
+	var now, peak atomic.Int32
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			r := p.Open(dir)
+			defer r.Close()
+			for range 20 {
+				err := r.Read(t.Context(), id, func(Type, []byte) error {
+					n := now.Add(1)
+					for {
+						m := peak.Load()
+						if n <= m || peak.CompareAndSwap(m, n) {
+							break
+						}
+					}
+					time.Sleep(time.Millisecond)
+					now.Add(-1)
+					return nil
+				})
+				if err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if peak.Load() != 2 {
+		t.Errorf("at most %d reads held objects at once; want 2", peak.Load())
+	}
+
+	// A read waiting for room gives up with its context.
+	r := p.Open(dir)
+	defer r.Close()
+	held := make(chan struct{})
+	release := make(chan struct{})
+	for range 2 {
+		go r2(p, dir, id, held, release)
+		<-held
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if err := r.Read(ctx, id, func(Type, []byte) error { return nil }); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Read with the pool full: %v; want the context's deadline", err)
+	}
+	close(release)
+}
+
+func r2(p *Pool, dir, id string, held, release chan struct{}) {
+	r := p.Open(dir)
+	defer r.Close()
+	_ = r.Read(context.Background(), id, func(Type, []byte) error {
+		held <- struct{}{}
+		<-release
+		return nil
+	})
+}
+
+func TestNotFoundAndNotSHA1(t *testing.T) {
+	dir := bareRepo(t)
+	r := NewPool(1<<20, 1).Open(dir)
+	defer r.Close()
+	for _, id := range []string{strings.Repeat("ab", 20), strings.Repeat("ab", 32)} {
+		if _, err := r.Size(id); !errors.Is(err, ErrNotInProcess) {
+			t.Errorf("Size(%s): %v; want ErrNotInProcess", id, err)
+		}
+	}
+	if _, err := r.Size("zz" + strings.Repeat("a", 38)); err == nil || errors.Is(err, ErrNotInProcess) {
+		t.Errorf("Size of a bad name: %v; want an error", err)
+	}
+}
+
+// TestPackWrittenAfterOpen: an object a `git gc` packed (and removed from
+// the loose objects) after the Repo first looked is still found.
+func TestPackWrittenAfterOpen(t *testing.T) {
+	dir := bareRepo(t)
+	a := git(t, dir, strings.NewReader("a\n"), "hash-object", "-w", "--stdin")
+	git(t, dir, nil, "repack", "-adq")
+	b := git(t, dir, strings.NewReader("b\n"), "hash-object", "-w", "--stdin")
+	r := NewPool(1<<20, 1).Open(dir)
+	defer r.Close()
+	if _, _, err := readAll(t, r, a); err != nil {
+		t.Fatal(err)
+	}
+	git(t, dir, nil, "update-ref", "refs/tags/b", b)
+	git(t, dir, nil, "repack", "-adq")
+	git(t, dir, nil, "prune-packed")
+	if _, data, err := readAll(t, r, b); err != nil || string(data) != "b\n" {
+		t.Errorf("Read of an object packed after the first look: %q, %v", data, err)
+	}
+}
+
+func TestParseTree(t *testing.T) {
+	dir := history(t, 1)
+	tree := git(t, dir, nil, "rev-parse", "HEAD^{tree}")
+	r := NewPool(1<<20, 1).Open(dir)
+	defer r.Close()
+	_, commit, err := readAll(t, r, git(t, dir, nil, "rev-parse", "HEAD"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := CommitTree(commit); err != nil || got != tree {
+		t.Fatalf("CommitTree = %s, %v; want %s", got, err, tree)
+	}
+	_, data, err := readAll(t, r, tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	err = ParseTree(data, func(e TreeEntry) error {
+		got = append(got, fmt.Sprintf("%06o %s %s", e.Mode, e.ID, e.Name))
+		return nil
+	})
+	want := git(t, dir, nil, "ls-tree", "HEAD")
+	want = strings.NewReplacer(" tree ", " ", " blob ", " ", "\t", " ").Replace(want)
+	if err != nil || strings.Join(got, "\n") != want {
+		t.Errorf("ParseTree: %v\n%s\nwant\n%s", err, strings.Join(got, "\n"), want)
+	}
+	for _, bad := range []string{"100644 a", "100644 \x00" + strings.Repeat("x", 20), "1x0644 a\x00" + strings.Repeat("x", 20), "100644 a\x00short"} {
+		if err := ParseTree([]byte(bad), func(TreeEntry) error { return nil }); err == nil {
+			t.Errorf("ParseTree(%q) = nil; want an error", bad)
+		}
+	}
+}
