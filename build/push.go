@@ -40,7 +40,7 @@ type pushes struct{ s *Service }
 func (ps pushes) Plan(ctx context.Context, p record.Push) (push.Plan, error) {
 	s := ps.s
 	vs := s.claimVerified(p)
-	bs, notes := s.planPush(withoutRefs(p, vs))
+	bs, notes := s.planPush(ctx, withoutRefs(p, vs))
 	return push.Plan{
 		Builds:   bs,
 		Verified: s.verifiedBuilds(ctx, vs),
@@ -70,7 +70,7 @@ func (ps pushes) Report(ctx context.Context, p record.Push, plan push.Plan, rec 
 
 // planPush turns a push's ref updates into the builds to record, and notes
 // for the pusher about refs that do not build.
-func (s *Service) planPush(p record.Push) ([]record.Build, []string) {
+func (s *Service) planPush(ctx context.Context, p record.Push) ([]record.Build, []string) {
 	repo := s.o.Config.RepoOrDefault(p.Repo)
 	gitDir := s.gitDir(p.Repo)
 	limit := s.o.Config.Build.MaxPerPush
@@ -102,7 +102,7 @@ func (s *Service) planPush(p record.Push) ([]record.Build, []string) {
 			continue
 		}
 		b := record.Build{Repo: p.Repo, Ref: u.Name, Commit: u.New, Trigger: record.TriggerPush, Pipeline: record.DefaultPipeline}
-		if _, err := pipeline.Load(gitDir, u.New); errors.Is(err, pipeline.ErrNoFile) {
+		if _, err := pipeline.Load(ctx, s.objects, gitDir, u.New); errors.Is(err, pipeline.ErrNoFile) {
 			b.State = record.StateSkipped
 			b.Reason = fmt.Sprintf("no %s in this commit", pipeline.FileName)
 		}

@@ -15,7 +15,9 @@ import (
 
 	"slipway/build/executor"
 	"slipway/build/logs"
+	"slipway/build/pipeline"
 	"slipway/configs"
+	"slipway/internal/gitobj"
 	"slipway/internal/queue"
 	"slipway/record"
 )
@@ -103,6 +105,10 @@ type Service struct {
 	// shorten them.
 	retryFirst, retryMax, watchEvery time.Duration
 
+	// objects bounds what the daemon reads of repositories into its own
+	// memory: pipeline files and small checkouts (see objectCap).
+	objects *gitobj.Pool
+
 	mu      sync.Mutex
 	running map[int64]*run // by build id; guarded by mu
 	verifs  verifyState    // pushes waiting for their verify builds; guarded by mu
@@ -134,6 +140,20 @@ const safetyTick = time.Second
 // finalGrace bounds the cleanup work of a build (recording its final state,
 // removing its workspace) once its own context has ended.
 const finalGrace = 30 * time.Second
+
+// objectCap is the largest git object the daemon reads into its own
+// memory: a commit, a tree, the pipeline file (whose own limit it is), a
+// file of a small checkout. Larger objects, and objects rebuilt from
+// larger ones, are read by git in a child process, which streams them.
+// objectReadsAtOnce bounds how many such reads hold object data at a time,
+// across pushes being planned and builds starting (each read takes
+// milliseconds; the others wait), so the object data the daemon holds is
+// at most objectReadsAtOnce x 3 x objectCap = 12 MiB (gitobj.Pool.Bound:
+// a delta's base, the delta and its result) whatever is pushed.
+const (
+	objectCap         = pipeline.MaxFileSize
+	objectReadsAtOnce = 4
+)
 
 // New checks the options and fills in defaults. It starts nothing.
 func New(o Options) (*Service, error) {
@@ -178,6 +198,7 @@ func New(o Options) (*Service, error) {
 		log:     log,
 		running: make(map[int64]*run),
 		changed: make(chan struct{}),
+		objects: gitobj.NewPool(objectCap, objectReadsAtOnce),
 
 		retryFirst: queue.RetryFirst,
 		retryMax:   queue.RetryMax,

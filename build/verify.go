@@ -13,6 +13,7 @@ import (
 
 	"slipway/build/checkout"
 	"slipway/build/pipeline"
+	"slipway/internal/gitobj"
 	"slipway/record"
 )
 
@@ -99,21 +100,23 @@ type source struct {
 	err        error // a verify build whose push this process does not know
 }
 
-func (src source) load(ctx context.Context, commit string) (*pipeline.File, error) {
+// load reads the pipeline file of commit; objects reads the repository's
+// objects in-process (a quarantine is always read by git).
+func (src source) load(ctx context.Context, objects *gitobj.Pool, commit string) (*pipeline.File, error) {
 	switch {
 	case src.err != nil:
 		return nil, src.err
 	case src.quarantine != "":
 		return pipeline.LoadGit(ctx, src.gitDir, commit, checkout.QuarantineEnv(src.gitDir, src.quarantine))
 	}
-	return pipeline.Load(src.gitDir, commit)
+	return pipeline.Load(ctx, objects, src.gitDir, commit)
 }
 
-func (src source) checkout(ctx context.Context, commit, ws string) (checkout.Result, error) {
+func (src source) checkout(ctx context.Context, commit, ws string, o checkout.Options) (checkout.Result, error) {
 	if src.quarantine != "" {
-		return checkout.CheckoutQuarantined(ctx, src.gitDir, src.quarantine, commit, ws)
+		return checkout.CheckoutQuarantined(ctx, src.gitDir, src.quarantine, commit, ws, o)
 	}
-	return checkout.Checkout(ctx, src.gitDir, commit, ws)
+	return checkout.Checkout(ctx, src.gitDir, commit, ws, o)
 }
 
 // sourceOf returns where build b reads its commit, and its verification

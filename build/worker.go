@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"slipway/build/checkout"
 	"slipway/build/executor"
 	"slipway/build/logs"
 	"slipway/build/pipeline"
@@ -163,12 +164,15 @@ func (s *Service) execute(ctx context.Context, b record.Build, w buildLog, sec s
 		return errorOutcome(w, "the sandbox cannot run builds on this server: "+s.o.SandboxErr.Error())
 	}
 
-	file, err := src.load(ctx, b.Commit)
+	file, err := src.load(ctx, s.objects, b.Commit)
 	var perr *pipeline.Error
+	var serr *pipeline.SizeError
 	switch {
 	case errors.Is(err, pipeline.ErrNoFile):
 		reason := fmt.Sprintf("no %s in commit %s", pipeline.FileName, gitrev.Short(b.Commit))
 		return outcome{state: record.StateSkipped, reason: reason, line: "skipped: " + reason}
+	case errors.As(err, &serr):
+		return errorOutcome(w, serr.Error())
 	case errors.As(err, &perr):
 		// Every problem goes to the log; the record keeps the first.
 		for _, l := range strings.Split(err.Error(), "\n") {
@@ -235,16 +239,25 @@ func (s *Service) execute(ctx context.Context, b record.Build, w buildLog, sec s
 	if err := os.MkdirAll(ws, 0o755); err != nil {
 		return errorOutcome(w, fmt.Sprintf("make workspace: %v", err))
 	}
-	res, err := src.checkout(ctx, b.Commit, ws)
+	res, err := src.checkout(ctx, b.Commit, ws, checkout.Options{MaxFileBytes: cfg.Build.MaxFileBytes, Objects: s.objects})
 	if o, ok := stopped(); ok {
 		return o
 	}
-	if err != nil {
+	var big *checkout.FileSizeError
+	switch {
+	case errors.As(err, &big):
+		return errorOutcome(w, fmt.Sprintf("check out %s: %s is %d bytes; the limit is %d (build.max_file_bytes)",
+			gitrev.Short(b.Commit), big.Path, big.Size, big.Limit))
+	case err != nil:
 		return errorOutcome(w, fmt.Sprintf("check out %s: %v", gitrev.Short(b.Commit), err))
 	}
 	w.Printf("== checked out %d files in %s", res.Files, fmtDuration(time.Since(start)))
 	if len(res.Submodules) > 0 {
-		w.Printf("== note: submodules are not supported yet; left empty: %s", strings.Join(res.Submodules, ", "))
+		more := ""
+		if res.MoreSubmodules > 0 {
+			more = fmt.Sprintf(" and %d more", res.MoreSubmodules)
+		}
+		w.Printf("== note: submodules are not supported yet; left empty: %s%s", strings.Join(res.Submodules, ", "), more)
 	}
 
 	job := executor.Job{

@@ -20,6 +20,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"slipway/internal/gitobj"
 )
 
 // benchRepoVersion keys the cached benchmark repository; change it when the
@@ -119,6 +121,9 @@ func run(tb testing.TB, dir, name string, args ...string) string {
 // BenchmarkCheckout times Checkout and its rejected alternatives side by side
 // with the baseline `git archive <sha> | tar -x -C emptydir`, and reports each
 // as a ratio of the baseline measured in the same run.
+// benchOptions are the build worker's, with the default max_file_bytes.
+var benchOptions = Options{MaxFileBytes: 1 << 30, Objects: gitobj.NewPool(1<<20, 4)}
+
 func BenchmarkCheckout(b *testing.B) {
 	gitDir, head := benchRepo(b)
 	ctx := context.Background()
@@ -134,7 +139,7 @@ func BenchmarkCheckout(b *testing.B) {
 			}
 			return nil
 		}},
-		{"Checkout", func(dst string) error { _, err := Checkout(ctx, gitDir, head, dst); return err }},
+		{"Checkout", func(dst string) error { _, err := Checkout(ctx, gitDir, head, dst, benchOptions); return err }},
 		{"archive-go", func(dst string) error { _, err := checkoutArchive(ctx, gitDir, head, dst); return err }},
 		{"go-git", func(dst string) error { _, err := checkoutGoGit(gitDir, head, dst); return err }},
 	}

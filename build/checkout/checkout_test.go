@@ -1,6 +1,8 @@
 package checkout
 
 import (
+	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"slipway/internal/gitobj"
 )
 
 // git runs git in dir with a fixed identity and no user or system config.
@@ -99,6 +103,9 @@ func newRepo(t *testing.T, viaGit bool) (bare, commit string) {
 	return bare, gitT(t, work, "rev-parse", "HEAD")
 }
 
+// testOptions are the daemon's: small trees in-process, no file limit.
+func testOptions() Options { return Options{Objects: gitobj.NewPool(1<<20, 4)} }
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
@@ -120,7 +127,7 @@ func testCheckoutWritesTheTree(t *testing.T, viaGit bool) {
 	configBefore := gitT(t, bare, "config", "--local", "--list")
 	dst := t.TempDir()
 
-	res, err := Checkout(t.Context(), bare, commit, dst)
+	res, err := Checkout(t.Context(), bare, commit, dst, testOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +221,7 @@ func testNeverWritesThroughSymlink(t *testing.T, viaGit bool) {
 
 	dst := filepath.Join(base, "ws")
 	must(t, os.Mkdir(dst, 0o755))
-	_, err := Checkout(t.Context(), bare, commit, dst)
+	_, err := Checkout(t.Context(), bare, commit, dst, testOptions())
 	t.Logf("Checkout of hostile tree: %v", err)
 	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
 		t.Fatalf("Checkout wrote outside the workspace: %v", entries)
@@ -225,28 +232,33 @@ func TestCheckoutRefuses(t *testing.T) {
 	bare, commit := newRepo(t, false)
 	full := t.TempDir()
 	must(t, os.WriteFile(filepath.Join(full, "old"), nil, 0o644))
-	if _, err := Checkout(t.Context(), bare, commit, full); !errors.Is(err, ErrNotEmpty) {
+	if _, err := Checkout(t.Context(), bare, commit, full, testOptions()); !errors.Is(err, ErrNotEmpty) {
 		t.Errorf("non-empty destination: err = %v, want ErrNotEmpty", err)
 	}
 	for _, bad := range []string{"main", "HEAD", commit[:12], "--output=/tmp/x", strings.ToUpper(commit)} {
-		if _, err := Checkout(t.Context(), bare, bad, t.TempDir()); err == nil {
+		if _, err := Checkout(t.Context(), bare, bad, t.TempDir(), testOptions()); err == nil {
 			t.Errorf("commit %q accepted", bad)
 		}
 	}
 	tree := gitT(t, bare, "rev-parse", commit+"^{tree}")
-	if _, err := Checkout(t.Context(), bare, tree, t.TempDir()); err == nil {
+	if _, err := Checkout(t.Context(), bare, tree, t.TempDir(), testOptions()); err == nil {
 		t.Errorf("tree id %s accepted as a commit", tree)
 	}
 }
 
-func FuzzParseStage(f *testing.F) {
-	f.Add([]byte("100644 e69de29bb2d1d6434b8b29ae775ad8c2e48c5391 0\tREADME\x00160000 1111111111111111111111111111111111111111 0\tvendor/lib\x00"))
-	f.Add([]byte("120000 abc 0\tlink"))
+func FuzzParseListing(f *testing.F) {
+	f.Add([]byte("100644 blob e69de29bb2d1d6434b8b29ae775ad8c2e48c5391       0\tREADME\x00160000 commit 1111111111111111111111111111111111111111       -\tvendor/lib\x00"))
+	f.Add([]byte("120000 blob abc 12\tlink"))
 	f.Add([]byte("\x00"))
-	f.Add([]byte("160000\t \x00"))
+	f.Add([]byte("160000 commit x -\t \x00"))
+	f.Add([]byte("100644 blob x 99999999999\tbig\x00"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		res, err := parseStage(b)
-		if err == nil && res.Files+len(res.Submodules) != strings.Count(string(b), "\x00") {
+		res, err := parseListing(bufio.NewReader(bytes.NewReader(b)), 1<<20)
+		var fse *FileSizeError
+		if errors.As(err, &fse) && fse.Size <= 1<<20 {
+			t.Errorf("a file of %d bytes refused under a limit of 1 MiB", fse.Size)
+		}
+		if err == nil && res.Files+len(res.Submodules)+res.MoreSubmodules != strings.Count(string(b), "\x00") {
 			t.Errorf("counted %d entries in %d records", res.Files+len(res.Submodules), strings.Count(string(b), "\x00"))
 		}
 	})
@@ -270,7 +282,7 @@ func TestCheckoutLargeTree(t *testing.T) {
 	gitT(t, work, "push", "-q", bare, "main")
 	commit := gitT(t, work, "rev-parse", "HEAD")
 	dst := t.TempDir()
-	res, err := Checkout(t.Context(), bare, commit, dst)
+	res, err := Checkout(t.Context(), bare, commit, dst, testOptions())
 	if err != nil || res.Files != n {
 		t.Fatalf("Checkout = %+v, %v; want %d files", res, err, n)
 	}

@@ -34,11 +34,11 @@ func TestCheckoutQuarantined(t *testing.T) {
 	gitT(t, bare, "config", "--unset", "core.hooksPath")
 	before := snapshot(t, bare)
 
-	if _, err := Checkout(t.Context(), bare, commit, t.TempDir()); err == nil {
+	if _, err := Checkout(t.Context(), bare, commit, t.TempDir(), testOptions()); err == nil {
 		t.Fatal("Checkout found a commit that only the quarantine holds")
 	}
 	dst := t.TempDir()
-	res, err := CheckoutQuarantined(t.Context(), bare, saved, commit, dst)
+	res, err := CheckoutQuarantined(t.Context(), bare, saved, commit, dst, Options{})
 	if err != nil {
 		t.Fatalf("CheckoutQuarantined: %v", err)
 	}
@@ -56,7 +56,7 @@ func TestCheckoutQuarantined(t *testing.T) {
 	if after := snapshot(t, bare); !slices.Equal(before, after) {
 		t.Errorf("bare repository changed:\nbefore %q\nafter  %q", before, after)
 	}
-	if _, err := CheckoutQuarantined(t.Context(), bare, saved, "main", t.TempDir()); err == nil || !strings.Contains(err.Error(), "not a full commit id") {
+	if _, err := CheckoutQuarantined(t.Context(), bare, saved, "main", t.TempDir(), Options{}); err == nil || !strings.Contains(err.Error(), "not a full commit id") {
 		t.Errorf("a branch name: %v", err)
 	}
 }

@@ -30,11 +30,11 @@ func BenchmarkCheckoutSmall(b *testing.B) {
 		os.Mkdir(d1, 0o755)
 		os.Mkdir(d2, 0o755)
 		t0 := time.Now()
-		if _, err := checkoutGit(context.Background(), gitDir, head, d1); err != nil {
+		if _, err := checkoutGit(context.Background(), gitDir, head, d1, benchOptions.MaxFileBytes); err != nil {
 			b.Fatal(err)
 		}
 		t1 := time.Now()
-		if _, err := Checkout(context.Background(), gitDir, head, d2); err != nil {
+		if _, err := Checkout(context.Background(), gitDir, head, d2, benchOptions); err != nil {
 			b.Fatal(err)
 		}
 		git += t1.Sub(t0)

@@ -5,75 +5,103 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
 
-	"github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
-	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"slipway/internal/gitobj"
 )
 
-// Load reads and parses the pipeline file at the root of commit in the
-// repository at gitDir (bare or not; the work tree is never looked at).
-// commit is a full object name or anything git rev-parse would resolve
-// (a branch, a tag, a short name).
+// Load reads and parses the pipeline file at the root of commit, a full
+// commit id, in the bare repository at gitDir (the work tree is never
+// looked at).
+//
+// The objects are read in-process through objects (nil: by git, as
+// [LoadGit] does), each one's size learnt from its header before any of it
+// is read: a file over [MaxFileSize] is refused without being read. What
+// objects does not read within its bounds (a commit or tree over its cap,
+// a long delta chain, a repository layout it does not know) is read by git
+// in a child process, which gives the same answers.
 //
 // It returns an error wrapping [ErrNoFile] when the commit has no pipeline
 // file, an [*Error] (possibly several joined) when the file is broken, and
 // other errors when the repository or commit cannot be read.
-func Load(gitDir, commit string) (*File, error) {
-	repo, err := git.PlainOpen(gitDir)
-	if err != nil {
-		return nil, fmt.Errorf("open repository %q: %w", gitDir, err)
+func Load(ctx context.Context, objects *gitobj.Pool, gitDir, commit string) (*File, error) {
+	if !fullCommit.MatchString(commit) {
+		return nil, fmt.Errorf("read %s of %q: not a full commit id", FileName, commit)
 	}
-	hash, err := repo.ResolveRevision(plumbing.Revision(commit))
-	if err != nil {
-		return nil, fmt.Errorf("resolve %q in %q: %w", commit, gitDir, err)
+	if objects != nil {
+		f, err := loadInProcess(ctx, objects, gitDir, commit)
+		if !errors.Is(err, errUseGit) {
+			return f, err
+		}
 	}
-	c, err := repo.CommitObject(*hash)
-	if err != nil {
-		return nil, fmt.Errorf("read commit %s in %q: %w", hash, gitDir, err)
-	}
-	data, err := readFile(repo, c)
-	if err != nil {
-		return nil, fmt.Errorf("read %s of commit %s: %w", FileName, hash, err)
-	}
-	return Parse(data)
+	return LoadGit(ctx, gitDir, commit, nil)
 }
 
-func readFile(repo *git.Repository, c *object.Commit) ([]byte, error) {
-	tree, err := c.Tree()
-	if err != nil {
-		return nil, err
-	}
-	entry, err := tree.FindEntry(FileName)
-	if errors.Is(err, object.ErrEntryNotFound) || errors.Is(err, object.ErrFileNotFound) || errors.Is(err, object.ErrDirectoryNotFound) {
-		return nil, ErrNoFile
-	}
-	if err != nil {
-		return nil, err
-	}
-	if err := checkMode(entry.Mode); err != nil {
-		return nil, err
-	}
-	blob, err := repo.BlobObject(entry.Hash)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkSize(blob.Size); err != nil {
-		return nil, err
-	}
-	r, err := blob.Reader()
-	if err != nil {
-		return nil, err
-	}
+// errUseGit marks what loadInProcess leaves to git.
+var errUseGit = errors.New("read by git")
+
+// errFound stops a tree walk.
+var errFound = errors.New("found")
+
+func loadInProcess(ctx context.Context, objects *gitobj.Pool, gitDir, commit string) (*File, error) {
+	r := objects.Open(gitDir)
 	defer r.Close()
-	return io.ReadAll(io.LimitReader(r, MaxFileSize+1))
+	useGit := func(err error) error { return fmt.Errorf("%w: %w", errUseGit, err) }
+	var tree string
+	err := r.Read(ctx, commit, func(t gitobj.Type, data []byte) (err error) {
+		if t != gitobj.Commit {
+			return fmt.Errorf("%s is a %s", commit, t)
+		}
+		tree, err = gitobj.CommitTree(data)
+		return err
+	})
+	if err != nil {
+		return nil, useGit(err)
+	}
+	var entry gitobj.TreeEntry
+	err = r.Read(ctx, tree, func(t gitobj.Type, data []byte) error {
+		if t != gitobj.Tree {
+			return fmt.Errorf("tree %s is a %s", tree, t)
+		}
+		return gitobj.ParseTree(data, func(e gitobj.TreeEntry) error {
+			if string(e.Name) != FileName {
+				return nil
+			}
+			entry = e
+			return errFound
+		})
+	})
+	switch {
+	case err == nil:
+		return nil, fmt.Errorf("read %s of commit %s: %w", FileName, commit, ErrNoFile)
+	case !errors.Is(err, errFound):
+		return nil, useGit(err)
+	}
+	if err := checkMode(filemode.FileMode(entry.Mode)); err != nil {
+		return nil, fmt.Errorf("read %s of commit %s: %w", FileName, commit, err)
+	}
+	size, err := r.Size(entry.ID)
+	if err != nil {
+		return nil, useGit(err)
+	}
+	if err := checkSize(size); err != nil {
+		return nil, fmt.Errorf("read %s of commit %s: %w", FileName, commit, err)
+	}
+	var f *File
+	var perr error
+	if err := r.Read(ctx, entry.ID, func(_ gitobj.Type, data []byte) error {
+		f, perr = Parse(data)
+		return nil
+	}); err != nil {
+		return nil, useGit(err)
+	}
+	return f, perr
 }
 
 // checkMode refuses a tree entry that is not a plain file.
@@ -89,9 +117,19 @@ func checkMode(mode filemode.FileMode) error {
 	return fmt.Errorf("it is not a regular file (mode %s)", mode)
 }
 
+// SizeError is a pipeline file over MaxFileSize, refused before it is
+// read. Its message is meant for the pusher.
+type SizeError struct {
+	Size, Limit int64
+}
+
+func (e *SizeError) Error() string {
+	return fmt.Sprintf("%s is %d bytes; the limit is %d", FileName, e.Size, e.Limit)
+}
+
 func checkSize(size int64) error {
 	if size > MaxFileSize {
-		return fmt.Errorf("it is %d bytes; the limit is %d", size, MaxFileSize)
+		return &SizeError{Size: size, Limit: MaxFileSize}
 	}
 	return nil
 }
@@ -100,10 +138,11 @@ func checkSize(size int64) error {
 var fullCommit = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
 
 // LoadGit is Load done by the git command, with env added to git's
-// otherwise empty environment: for objects go-git cannot see, such as those
-// of a push that waits in its pre-receive hook (env is then
+// otherwise empty environment: for objects Load does not read in-process,
+// and for those of a push that waits in its pre-receive hook (env is then
 // checkout.QuarantineEnv). commit must be a full object name. Errors are
-// those of Load.
+// those of Load. The file's size is read first (git ls-tree -l, which
+// reads the blob's header only); only a file within MaxFileSize is read.
 func LoadGit(ctx context.Context, gitDir, commit string, env []string) (*File, error) {
 	if !fullCommit.MatchString(commit) {
 		return nil, fmt.Errorf("read %s of %q: not a full commit id", FileName, commit)

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"slipway/internal/gitobj"
 )
 
 // git runs the real git with no user or system configuration.
@@ -70,13 +72,17 @@ func (r *repo) commit(branch string, files map[string]*string) string {
 
 func ptr(s string) *string { return &s }
 
+// testPool is a pool as the daemon has one: objects up to the pipeline
+// file's limit, four reads at once.
+func testPool() *gitobj.Pool { return gitobj.NewPool(MaxFileSize, 4) }
+
 func TestLoadReadsTheFileOfTheCommit(t *testing.T) {
 	r := newRepo(t)
 	first := r.commit("main", map[string]*string{FileName: ptr("[build]\nsteps = [\"make\"]\n"), "Makefile": ptr("all:\n")})
 	second := r.commit("main", map[string]*string{FileName: ptr("[build]\nsteps = [\"make test\"]\n")})
 
-	for commit, want := range map[string]string{first: "make", second: "make test", "main": "make test", first[:10]: "make"} {
-		f, err := Load(r.bare, commit)
+	for commit, want := range map[string]string{first: "make", second: "make test"} {
+		f, err := Load(t.Context(), testPool(), r.bare, commit)
 		if err != nil {
 			t.Fatalf("Load(%q): %v", commit, err)
 		}
@@ -93,7 +99,7 @@ func TestLoadReadsTheFileOfTheCommit(t *testing.T) {
 func TestLoadWithoutFile(t *testing.T) {
 	r := newRepo(t)
 	c := r.commit("main", map[string]*string{"sub/" + FileName: ptr("[build]\nsteps = [\"make\"]\n")})
-	_, err := Load(r.bare, c)
+	_, err := Load(t.Context(), testPool(), r.bare, c)
 	if !errors.Is(err, ErrNoFile) {
 		t.Errorf("Load of a commit with the file only in a subfolder: %v, want ErrNoFile", err)
 	}
@@ -102,7 +108,7 @@ func TestLoadWithoutFile(t *testing.T) {
 func TestLoadBrokenFileCarriesPosition(t *testing.T) {
 	r := newRepo(t)
 	c := r.commit("main", map[string]*string{FileName: ptr("[build]\nsteps = [\"make\"]\ntimeout = \"soon\"\n")})
-	_, err := Load(r.bare, c)
+	_, err := Load(t.Context(), testPool(), r.bare, c)
 	var pe *Error
 	if !errors.As(err, &pe) || pe.Line != 3 || pe.Col != 1 {
 		t.Fatalf("Load: %v, want an *Error at 3:1", err)
@@ -126,7 +132,7 @@ func TestLoadRefusesOddEntries(t *testing.T) {
 	big := r.commit("big", map[string]*string{FileName: ptr("[build]\nsteps = [\"make\"]\n#" + strings.Repeat("x", MaxFileSize))})
 
 	for commit, want := range map[string]string{link: "symbolic link", dir: "not a regular file", big: "the limit is"} {
-		_, err := Load(r.bare, commit)
+		_, err := Load(t.Context(), testPool(), r.bare, commit)
 		if err == nil || !strings.Contains(err.Error(), want) || errors.Is(err, ErrNoFile) {
 			t.Errorf("Load(%s): %v, want an error saying %q", commit, err, want)
 		}
@@ -138,10 +144,11 @@ func TestLoadBadInputs(t *testing.T) {
 	r.commit("main", map[string]*string{FileName: ptr("[build]\nsteps = [\"make\"]\n")})
 	for name, tc := range map[string]struct{ dir, commit string }{
 		"unknown commit": {r.bare, strings.Repeat("ab", 20)},
-		"unknown branch": {r.bare, "nope"},
-		"not a repo":     {t.TempDir(), "main"},
+		"a branch name":  {r.bare, "main"},
+		"a short id":     {r.bare, r.commit("main", nil)[:10]},
+		"not a repo":     {t.TempDir(), strings.Repeat("ab", 20)},
 	} {
-		if _, err := Load(tc.dir, tc.commit); err == nil || errors.Is(err, ErrNoFile) {
+		if _, err := Load(t.Context(), testPool(), tc.dir, tc.commit); err == nil || errors.Is(err, ErrNoFile) {
 			t.Errorf("%s: Load = %v, want a read error", name, err)
 		}
 	}

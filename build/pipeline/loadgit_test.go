@@ -66,7 +66,7 @@ func TestLoadGitReadsAQuarantine(t *testing.T) {
 	r := newRepo(t)
 	first := r.commit("main", map[string]*string{FileName: ptr("[build]\nsteps = [\"make\"]\n"), "big": ptr(strings.Repeat("x", 4096))})
 	c, q := r.quarantined("main", map[string]*string{FileName: ptr("[build]\nsteps = [\"make quarantined\"]\n")})
-	if _, err := Load(r.bare, c); err == nil {
+	if _, err := Load(t.Context(), testPool(), r.bare, c); err == nil {
 		t.Fatal("Load found a commit that only the quarantine holds")
 	}
 	if _, err := LoadGit(t.Context(), r.bare, c, nil); err == nil || errors.Is(err, ErrNoFile) {
@@ -134,7 +134,7 @@ func TestLoadGitAgreesWithLoad(t *testing.T) {
 		"big":     {big, func(err error) bool { return err != nil && strings.Contains(err.Error(), "the limit is") }},
 		"unknown": {strings.Repeat("ab", 20), func(err error) bool { return err != nil && !errors.Is(err, ErrNoFile) }},
 	} {
-		_, lerr := Load(r.bare, tc.commit)
+		_, lerr := Load(t.Context(), testPool(), r.bare, tc.commit)
 		_, gerr := LoadGit(context.Background(), r.bare, tc.commit, nil)
 		if !tc.check(lerr) || !tc.check(gerr) {
 			t.Errorf("%s: Load: %v; LoadGit: %v", name, lerr, gerr)

@@ -1,13 +1,8 @@
 package gitobj
 
 import (
-	"bufio"
 	"bytes"
-	"compress/zlib"
 	"context"
-	"crypto/sha1"
-	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"slipway/internal/testutil"
 )
 
 // git runs the real git in dir with no user or system configuration.
@@ -178,23 +175,13 @@ func allocated(fn func()) uint64 {
 	return b.TotalAlloc - a.TotalAlloc
 }
 
-// zeros streams n zero bytes.
-func zeros(n int64) io.Reader { return io.LimitReader(zeroReader{}, n) }
-
-type zeroReader struct{}
-
-func (zeroReader) Read(p []byte) (int, error) {
-	clear(p)
-	return len(p), nil
-}
-
 // TestLargeObjectIsRefusedFromItsHeader: a 64 MiB blob, loose and then
 // packed, has its size read and is refused by Read with the size named,
 // while the heap allocates less than 1 MiB.
 func TestLargeObjectIsRefusedFromItsHeader(t *testing.T) {
 	const size = 64 << 20
 	dir := bareRepo(t)
-	id := git(t, dir, zeros(size), "hash-object", "-w", "--stdin")
+	id := git(t, dir, testutil.Zeros(size), "hash-object", "-w", "--stdin")
 	for _, stage := range []string{"loose", "packed"} {
 		if stage == "packed" {
 			git(t, dir, strings.NewReader(id+"\n"), "pack-objects", "-q", filepath.Join(dir, "objects", "pack", "pack"))
@@ -225,120 +212,6 @@ func TestLargeObjectIsRefusedFromItsHeader(t *testing.T) {
 	}
 }
 
-// packEntry is one entry of a pack written by writePack.
-type packEntry struct {
-	typ  byte // 1-4, or 6 (a delta on the entry base entries before)
-	data io.Reader
-	size int64
-	base int // for typ 6: index of the base entry
-}
-
-// writePack writes a pack of entries into dir's objects/pack and indexes
-// it with git index-pack, as a push would leave it: whatever deltas the
-// pusher chose.
-func writePack(t *testing.T, dir string, entries []packEntry) {
-	t.Helper()
-	f, err := os.CreateTemp(t.TempDir(), "pack")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := sha1.New()
-	w := bufio.NewWriter(io.MultiWriter(f, h))
-	var head [12]byte
-	copy(head[:], "PACK")
-	binary.BigEndian.PutUint32(head[4:], 2)
-	binary.BigEndian.PutUint32(head[8:], uint32(len(entries)))
-	w.Write(head[:])
-	offsets := make([]int64, len(entries))
-	pos := int64(12)
-	for i, e := range entries {
-		offsets[i] = pos
-		var hdr []byte
-		c := e.typ<<4 | byte(e.size&15)
-		for s := e.size >> 4; s > 0; s >>= 7 {
-			hdr = append(hdr, c|0x80)
-			c = byte(s & 0x7f)
-		}
-		hdr = append(hdr, c)
-		if e.typ == typeOfsDelta {
-			rel := pos - offsets[e.base]
-			ofs := []byte{byte(rel & 0x7f)}
-			for rel >>= 7; rel > 0; rel >>= 7 {
-				rel--
-				ofs = append([]byte{byte(0x80 | rel&0x7f)}, ofs...)
-			}
-			hdr = append(hdr, ofs...)
-		}
-		var z bytes.Buffer
-		zw := zlib.NewWriter(&z)
-		if n, err := io.Copy(zw, e.data); err != nil || n != e.size {
-			t.Fatalf("entry %d: %d bytes, %v", i, n, err)
-		}
-		zw.Close()
-		w.Write(hdr)
-		w.Write(z.Bytes())
-		pos += int64(len(hdr) + z.Len())
-	}
-	w.Flush()
-	f.Write(h.Sum(nil))
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		t.Fatal(err)
-	}
-	git(t, dir, f, "index-pack", "--stdin")
-	f.Close()
-	matches, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "*.idx"))
-	if len(matches) == 0 {
-		t.Fatal("index-pack wrote no index")
-	}
-}
-
-// delta encodes a delta from a base of src bytes: inserts of literal
-// bytes and copies from the base.
-type deltaOp struct {
-	insert    []byte
-	off, size int64 // a copy when insert is nil
-}
-
-func delta(src, target int64, ops ...deltaOp) []byte {
-	varint := func(b []byte, v int64) []byte {
-		for v >= 0x80 {
-			b = append(b, byte(v)|0x80)
-			v >>= 7
-		}
-		return append(b, byte(v))
-	}
-	d := varint(varint(nil, src), target)
-	for _, op := range ops {
-		if op.insert != nil {
-			d = append(d, byte(len(op.insert)))
-			d = append(d, op.insert...)
-			continue
-		}
-		cmd, args := byte(0x80), []byte{}
-		for i := range 4 {
-			if b := byte(op.off >> (8 * i)); b != 0 {
-				cmd |= 1 << i
-				args = append(args, b)
-			}
-		}
-		for i := range 3 {
-			if b := byte(op.size >> (8 * i)); b != 0 {
-				cmd |= 0x10 << i
-				args = append(args, b)
-			}
-		}
-		d = append(append(d, cmd), args...)
-	}
-	return d
-}
-
-func objectID(typ string, content []byte) string {
-	h := sha1.New()
-	fmt.Fprintf(h, "%s %d\x00", typ, len(content))
-	h.Write(content)
-	return hex.EncodeToString(h.Sum(nil))
-}
-
 // TestSmallObjectOnLargeBaseIsLeftToGit: a pusher can store a 6-byte file
 // as a delta against a 64 MiB blob. Rebuilding it would mean inflating the
 // base whole (go-git does); Read refuses before inflating anything, and
@@ -346,12 +219,12 @@ func objectID(typ string, content []byte) string {
 func TestSmallObjectOnLargeBaseIsLeftToGit(t *testing.T) {
 	const big = 64 << 20
 	dir := bareRepo(t)
-	d := delta(big, 6, deltaOp{insert: []byte("hello\n")})
-	writePack(t, dir, []packEntry{
-		{typ: 3, data: zeros(big), size: big},
-		{typ: typeOfsDelta, data: bytes.NewReader(d), size: int64(len(d)), base: 0},
+	d := testutil.Delta(big, 6, testutil.DeltaOp{Insert: []byte("hello\n")})
+	testutil.WritePack(t, dir, []testutil.PackEntry{
+		{Type: 3, Data: testutil.Zeros(big), Size: big},
+		{Type: 6, Data: bytes.NewReader(d), Size: int64(len(d)), Base: 0},
 	})
-	small := objectID("blob", []byte("hello\n"))
+	small := testutil.ObjectID("blob", []byte("hello\n"))
 	if got := git(t, dir, nil, "cat-file", "blob", small); got != "hello" {
 		t.Fatalf("git reads the small blob as %q", got)
 	}
@@ -382,15 +255,15 @@ func TestDeltaChains(t *testing.T) {
 	for _, depth := range []int{MaxDepth, MaxDepth + 1} {
 		dir := bareRepo(t)
 		content := []byte("v0\n")
-		entries := []packEntry{{typ: 3, data: bytes.NewReader(content), size: int64(len(content))}}
+		entries := []testutil.PackEntry{{Type: 3, Data: bytes.NewReader(content), Size: int64(len(content))}}
 		for i := 1; i <= depth; i++ {
 			next := fmt.Appendf(bytes.Clone(content), "v%d\n", i)
-			d := delta(int64(len(content)), int64(len(next)), deltaOp{off: 0, size: int64(len(content))}, deltaOp{insert: next[len(content):]})
-			entries = append(entries, packEntry{typ: typeOfsDelta, data: bytes.NewReader(d), size: int64(len(d)), base: i - 1})
+			d := testutil.Delta(int64(len(content)), int64(len(next)), testutil.DeltaOp{Off: 0, Size: int64(len(content))}, testutil.DeltaOp{Insert: next[len(content):]})
+			entries = append(entries, testutil.PackEntry{Type: 6, Data: bytes.NewReader(d), Size: int64(len(d)), Base: i - 1})
 			content = next
 		}
-		writePack(t, dir, entries)
-		id := objectID("blob", content)
+		testutil.WritePack(t, dir, entries)
+		id := testutil.ObjectID("blob", content)
 		if got := git(t, dir, nil, "cat-file", "blob", id); got != strings.TrimSpace(string(content)) {
 			t.Fatalf("git reads the top of the chain as %q", got)
 		}
@@ -407,16 +280,16 @@ func TestDeltaChains(t *testing.T) {
 
 	// A 1 KiB delta that makes 2 MiB of a small base.
 	dir := bareRepo(t)
-	var ops []deltaOp
+	var ops []testutil.DeltaOp
 	for range 32 {
-		ops = append(ops, deltaOp{off: 0, size: 0x10000})
+		ops = append(ops, testutil.DeltaOp{Off: 0, Size: 0x10000})
 	}
-	d := delta(0x10000, 2<<20, ops...)
-	writePack(t, dir, []packEntry{
-		{typ: 3, data: zeros(0x10000), size: 0x10000},
-		{typ: typeOfsDelta, data: bytes.NewReader(d), size: int64(len(d)), base: 0},
+	d := testutil.Delta(0x10000, 2<<20, ops...)
+	testutil.WritePack(t, dir, []testutil.PackEntry{
+		{Type: 3, Data: testutil.Zeros(0x10000), Size: 0x10000},
+		{Type: 6, Data: bytes.NewReader(d), Size: int64(len(d)), Base: 0},
 	})
-	id := objectID("blob", make([]byte, 2<<20))
+	id := testutil.ObjectID("blob", make([]byte, 2<<20))
 	r := NewPool(1<<20, 1).Open(dir)
 	defer r.Close()
 	var tl *TooLargeError

@@ -1,6 +1,7 @@
 // Package testutil holds the helpers every package's tests share: a buffer
-// that goroutines may write at once, and a wait on a condition with a
-// deadline (tests never sleep to synchronise).
+// that goroutines may write at once, a wait on a condition with a
+// deadline (tests never sleep to synchronise), and git objects and packs
+// as a hostile pusher may send them.
 package testutil
 
 import (
