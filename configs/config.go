@@ -180,7 +180,8 @@ type Build struct {
 	// repository and the last record of each ref stay). Default: 100.
 	Keep int `toml:"keep"`
 	// MaxProcesses and MaxFileBytes are rlimits of every step; MaxMemoryBytes
-	// applies where the host delegates a cgroup v2 to Slipway.
+	// applies where the host delegates a cgroup v2 to Slipway. MaxFileBytes
+	// also bounds the files a checkout writes for the steps.
 	MaxProcesses   int   `toml:"max_processes"`
 	MaxFileBytes   int64 `toml:"max_file_bytes"`
 	MaxMemoryBytes int64 `toml:"max_memory_bytes"`

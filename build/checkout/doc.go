@@ -9,7 +9,12 @@
 // same time. Executable bits and symbolic links are kept; submodules are not
 // fetched (their folders stay empty) and are reported in Result so the build
 // log can say so. git itself refuses to write through a symbolic link, so a
-// hostile tree cannot make Checkout write outside the workspace.
+// hostile tree cannot make Checkout write outside the workspace. The size
+// of every file is read from its object's header before the first file is
+// written, and a file over [Options.MaxFileBytes] fails the checkout
+// ([*FileSizeError]); small trees of small files are written in-process
+// with a bounded memory (package internal/gitobj), everything else by git,
+// which streams large files.
 //
 // The method was chosen by measurement against the other candidates (a Go
 // reader of `git archive`, a go-git tree walk); see checkout_bench_test.go and

@@ -1,9 +1,12 @@
 // Package pipeline reads a repository's pipeline file, .slipway.toml, and
 // checks it before anything runs.
 //
-// The file is read straight from a commit of the bare repository with go-git
-// ([Load]); no checkout is needed, so a push can be judged before a workspace
-// exists. Each top-level table of the file is a section ([build], [nightly],
+// The file is read straight from a commit of the bare repository ([Load]);
+// no checkout is needed, so a push can be judged before a workspace
+// exists. Whoever may push chooses the objects read, so each one's size is
+// learnt from its header before any of it is read (package
+// internal/gitobj, or git ls-tree -l in [LoadGit]): a file over
+// [MaxFileSize] is refused with its size ([*SizeError]) without being read. Each top-level table of the file is a section ([build], [nightly],
 // ...) that describes one pipeline: the steps to run with sh -c, a timeout,
 // the artifacts to keep, extra environment variables and whether the sandbox
 // gets the network and the per-repo cache. Pushes build the "build" section;
