@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -170,12 +171,22 @@ func TestHugeObjectsDoNotExhaustTheDaemon(t *testing.T) {
 	}
 	blob := strings.TrimSpace(string(out))
 	t.Logf("%v: the 1 GiB blob is made", time.Since(t0).Round(time.Second))
+	// Commits made with a throwaway index, so that the gigabyte is never
+	// written into the work tree.
+	index := []string{"GIT_INDEX_FILE=" + filepath.Join(t.TempDir(), "index")}
+	plumb := func(args ...string) string {
+		out, err := alice.gitEnv(index, src, args...)
+		if err != nil {
+			t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return strings.TrimSpace(out)
+	}
 	withFile := func(branch, path, message string) string {
-		alice.mustGit(t, src, "checkout", "-q", "-B", branch, "main")
-		alice.mustGit(t, src, "update-index", "--add", "--cacheinfo", "100644,"+blob+","+path)
-		alice.mustGit(t, src, "commit", "-q", "-m", message)
-		alice.mustGit(t, src, "reset", "-q", "--hard")
-		return strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
+		plumb("read-tree", "main")
+		plumb("update-index", "--add", "--cacheinfo", "100644,"+blob+","+path)
+		commit := plumb("commit-tree", plumb("write-tree"), "-p", "main", "-m", message)
+		plumb("update-ref", "refs/heads/"+branch, commit)
+		return commit
 	}
 	bigPipeline := withFile("big-pipeline", ".slipway.toml", "a 1 GiB pipeline file")
 	bigFile := withFile("big-file", "data/zeros.bin", "a 1 GiB file beside a normal pipeline")
@@ -211,9 +222,8 @@ func TestHugeObjectsDoNotExhaustTheDaemon(t *testing.T) {
 		builds = append(builds, ids...)
 	}
 	// And a verified push of a commit whose pipeline file is the blob.
-	alice.mustGit(t, src, "checkout", "-q", "big-pipeline")
-	alice.mustGit(t, src, "commit", "-q", "--allow-empty", "-m", "verify me")
-	vout, verr := alice.git(src, "push", "-o", "verify", d.url("app"), "HEAD:refs/heads/main")
+	verify := plumb("commit-tree", bigPipeline+"^{tree}", "-p", bigPipeline, "-m", "verify me")
+	vout, verr := alice.git(src, "push", "-o", "verify", d.url("app"), verify+":refs/heads/main")
 	t.Logf("%v: the concurrent and the verified pushes are done", time.Since(t0).Round(time.Second))
 
 	want := map[string]string{
@@ -226,7 +236,7 @@ func TestHugeObjectsDoNotExhaustTheDaemon(t *testing.T) {
 			t.Errorf("build #%d of %s: %s (%q); want error saying %q", id, b.Ref, b.State, b.Reason, want[b.Commit])
 		}
 	}
-	if verr == nil || !strings.Contains(vout, want[bigPipeline]) || !strings.Contains(vout, "[remote rejected] HEAD -> main") {
+	if verr == nil || !strings.Contains(vout, want[bigPipeline]) || !strings.Contains(vout, "[remote rejected] "+verify+" -> main") {
 		t.Errorf("the verified push of the 1 GiB pipeline file: %v; want it refused saying %q:\n%s", verr, want[bigPipeline], vout)
 	}
 	// The daemon has settled what it read; the samples cover the pushes,
