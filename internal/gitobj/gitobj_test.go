@@ -124,6 +124,7 @@ func history(t *testing.T, commits int) string {
 // packed with delta chains, and compares type, size and
 // content with what git says.
 func TestReadAgreesWithGit(t *testing.T) {
+	t.Parallel()
 	dir := history(t, 60)
 	check := func(stage string) {
 		objs := allObjects(t, dir)
@@ -165,7 +166,8 @@ func packName(t *testing.T, dir string) string {
 
 // allocated returns how many bytes the Go heap allocated while fn ran
 // (whether or not they were freed since): a read that inflated an object
-// whole shows its size here.
+// whole shows its size here. The tests that use it are not parallel, so
+// that no other test allocates meanwhile.
 func allocated(fn func()) uint64 {
 	var a, b runtime.MemStats
 	runtime.GC()
@@ -252,6 +254,7 @@ func TestSmallObjectOnLargeBaseIsLeftToGit(t *testing.T) {
 // one more is left to git; a delta whose result is over the cap is
 // refused with its size.
 func TestDeltaChains(t *testing.T) {
+	t.Parallel()
 	for _, depth := range []int{MaxDepth, MaxDepth + 1} {
 		dir := bareRepo(t)
 		content := []byte("v0\n")
@@ -301,6 +304,7 @@ func TestDeltaChains(t *testing.T) {
 // TestPoolBoundsReadsAtOnce: with room for two reads, eight goroutines
 // reading at once never hold more than two objects.
 func TestPoolBoundsReadsAtOnce(t *testing.T) {
+	t.Parallel()
 	dir := bareRepo(t)
 	id := git(t, dir, strings.NewReader("content\n"), "hash-object", "-w", "--stdin")
 	p := NewPool(1<<20, 2)
@@ -365,6 +369,7 @@ func r2(p *Pool, dir, id string, held, release chan struct{}) {
 }
 
 func TestNotFoundAndNotSHA1(t *testing.T) {
+	t.Parallel()
 	dir := bareRepo(t)
 	r := NewPool(1<<20, 1).Open(dir)
 	defer r.Close()
@@ -381,6 +386,7 @@ func TestNotFoundAndNotSHA1(t *testing.T) {
 // TestPackWrittenAfterOpen: an object a `git gc` packed (and removed from
 // the loose objects) after the Repo first looked is still found.
 func TestPackWrittenAfterOpen(t *testing.T) {
+	t.Parallel()
 	dir := bareRepo(t)
 	a := git(t, dir, strings.NewReader("a\n"), "hash-object", "-w", "--stdin")
 	git(t, dir, nil, "repack", "-adq")
@@ -399,6 +405,7 @@ func TestPackWrittenAfterOpen(t *testing.T) {
 }
 
 func TestParseTree(t *testing.T) {
+	t.Parallel()
 	dir := history(t, 1)
 	tree := git(t, dir, nil, "rev-parse", "HEAD^{tree}")
 	r := NewPool(1<<20, 1).Open(dir)

@@ -64,7 +64,9 @@ func WritePack(t testing.TB, gitDir string, entries []PackEntry) {
 			hdr = append(hdr, ofs...)
 		}
 		var z bytes.Buffer
-		zw := zlib.NewWriter(&z)
+		// BestSpeed: deflating 64 MiB in a -race test binary takes seconds
+		// at the default level.
+		zw, _ := zlib.NewWriterLevel(&z, zlib.BestSpeed)
 		if n, err := io.Copy(zw, e.Data); err != nil || n != e.Size {
 			t.Fatalf("pack entry %d: %d bytes, %v", i, n, err)
 		}
