@@ -75,6 +75,7 @@ func (e *testEnv) newServiceOn(st Records) *Service {
 // again with backoff until it succeeds, and the build ends passed, recorded
 // once, its log saying what happened once.
 func TestResultWriteIsRetriedUntilItSucceeds(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, "concurrency = 1", appRepo)
 	st := &failingFinish{Store: e.st, recorded: map[int64]int{}}
 	st.n.Store(4)
@@ -110,6 +111,7 @@ func TestResultWriteIsRetriedUntilItSucceeds(t *testing.T) {
 // is queued again by the watchdog, by recovery's rule, and runs as attempt
 // 2; a build that is running meanwhile is left alone through many rounds.
 func TestWatchdogRequeuesBuildsNobodyRuns(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, "concurrency = 1", appRepo)
 	e.svc.watchEvery = 5 * time.Millisecond
 	e.start()

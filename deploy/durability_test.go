@@ -48,6 +48,7 @@ func (f *failingFinish) FinishDeployment(ctx context.Context, id int64, state re
 // succeeded, recorded once, its release live on the target and activate
 // run once, its log telling the failure once.
 func TestOutcomeWriteIsRetriedUntilItSucceeds(t *testing.T) {
+	t.Parallel()
 	srv := sshdtest.New(t)
 	path := filepath.Join(t.TempDir(), "staging")
 	h := newHarness(t, 1, remoteEnv("staging", srv, path, `  activate = 'echo "run of $SLIPWAY_DEPLOY_ID" >> ../../activations'`))
@@ -92,6 +93,7 @@ func TestOutcomeWriteIsRetriedUntilItSucceeds(t *testing.T) {
 // TestOutcomeRefusedIsNotRetried: an outcome the store refuses for good
 // (the deployment is no longer running) is written once, not retried.
 func TestOutcomeRefusedIsNotRetried(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "staging")
 	h := newHarness(t, 1, localEnv("staging", path, ""))
 	h.svc.retryFirst, h.svc.retryMax = time.Millisecond, time.Millisecond
@@ -146,6 +148,7 @@ func (c *countingFinish) FinishDeployment(ctx context.Context, id int64, state r
 // is recorded failed and current stays where it was. A deployment that a
 // worker runs meanwhile is left alone through many rounds.
 func TestWatchdogSettlesDeploymentsNobodyRuns(t *testing.T) {
+	t.Parallel()
 	srv := sshdtest.New(t)
 	dir := t.TempDir()
 	staging, qa, prod := filepath.Join(dir, "staging"), filepath.Join(dir, "qa"), filepath.Join(dir, "prod")

@@ -52,7 +52,7 @@ type btBuild struct {
 
 // btStartDaemon is startDaemon that fails on a warning at start (a sandbox
 // that cannot run builds says so there).
-func btStartDaemon(t *testing.T, config string, env ...string) *daemon {
+func btStartDaemon(t testing.TB, config string, env ...string) *daemon {
 	t.Helper()
 	d := startDaemon(t, config, env...)
 	btNoWarning(d)

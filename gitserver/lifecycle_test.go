@@ -22,6 +22,7 @@ import (
 )
 
 func TestConnectionLimits(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, serverOpt{sshTOML: "max_sessions = 2\nmax_sessions_per_user = 1"})
 	held, err := ts.dial("alice")
 	if err != nil {
@@ -63,6 +64,7 @@ func TestConnectionLimits(t *testing.T) {
 }
 
 func TestHandshakeAndIdleTimeouts(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, serverOpt{sshTOML: `handshake_timeout = "300ms"` + "\n" + `idle_timeout = "400ms"`})
 
 	// A client that connects and says nothing is dropped.
@@ -124,6 +126,7 @@ trickle:
 }
 
 func TestHostKeyGeneratedOnceAndNeverReplaced(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	keyPath := filepath.Join(dir, "keys", "host")
 	cfg, err := configs.Parse([]byte(`data_dir = "`+filepath.Join(dir, "data")+`"
@@ -183,6 +186,7 @@ host_key = "`+keyPath+`"
 }
 
 func TestShutdownWaitsForGitThenKills(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, serverOpt{})
 	env := ts.gitEnv("alice")
 	work := newWork(t, env, "one")
@@ -241,6 +245,7 @@ func TestShutdownWaitsForGitThenKills(t *testing.T) {
 }
 
 func TestShutdownDeadlineKillsGit(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, serverOpt{})
 	env := ts.gitEnv("alice")
 	work := newWork(t, env, "one")
@@ -311,6 +316,7 @@ func newStallingProxy(t *testing.T, target string, limit int64) *stallingProxy {
 }
 
 func TestClientDisconnectMidPush(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, serverOpt{})
 	env := ts.gitEnv("alice")
 	work := newWork(t, env, "one")
