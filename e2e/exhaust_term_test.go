@@ -10,13 +10,16 @@ package e2e
 // colours, and the real result is the only unmarked result line.
 
 import (
+	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"slipway/record"
@@ -304,4 +307,69 @@ exit 4
 		!strings.Contains(raw, "] │ starting\r\x1b[2K\x1b]0;deploy-title\x07\x1b[8m"+fake+"\x1b[0m\n") {
 		t.Errorf("log deploy %s --raw: exit %d, %d bytes; the stored log (%v) has %d:\n%q", id, code, len(raw), err, len(stored), raw)
 	}
+}
+
+// BenchmarkLogFollow10MiB times `ssh HOST log 1 -f` of a finished build
+// whose log is 10 MiB of ordinary build output (test results with tabs,
+// coloured compiler errors, UTF-8), shown safe through the termsafe
+// filter, against `log 1 -f --raw` in the same run, which copies the
+// stored bytes: the cost of the filter as a person waiting for the log
+// sees it. It builds its own binary without -race.
+//
+//	go test -run '^$' -bench BenchmarkLogFollow10MiB -benchtime 10x ./e2e
+func BenchmarkLogFollow10MiB(b *testing.B) {
+	bin := filepath.Join(b.TempDir(), "slipway")
+	if out, err := exec.Command("go", "build", "-o", bin, "slipway/cmd/slipway").CombinedOutput(); err != nil {
+		b.Fatalf("build slipway: %v\n%s", err, out)
+	}
+	root := b.TempDir()
+	u := dtBenchUser(b, root)
+	addr := dtBenchDaemon(b, bin, root, configFor("[build]\nmax_log_bytes = 20971520\n", []*user{u}))
+	src := filepath.Join(root, "src")
+	step := `yes "$(printf 'ok  \tslipway/build/pipeline\t0.016s\tcoverage: 91.2%% of statements')" | head -n 120000; ` +
+		`yes "$(printf '\033[1m\033[31merror\033[0m: expected ;, found } — src/main.rs:12:5 ✓')" | head -n 15000`
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, ".slipway.toml"), []byte(btPipeline("", step)), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	for _, args := range [][]string{{"init", "-q", "-b", "main"}, {"add", "-A"}, {"commit", "-q", "-m", "big log"},
+		{"push", "-o", "wait", "ssh://git@" + addr + "/app", "main"}} {
+		if out, err := u.git(src, args...); err != nil {
+			b.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	host, port, _ := strings.Cut(addr, ":")
+	follow := func(extra ...string) (time.Duration, int) {
+		cmd := exec.Command("ssh", append(append(strings.Fields(strings.TrimPrefix(u.sshCommand(), "ssh ")),
+			"-p", port, "git@"+host, "log", "1", "-f"), extra...)...)
+		cmd.Env = u.env()
+		var out bytes.Buffer
+		cmd.Stdout = &out
+		start := time.Now()
+		if err := cmd.Run(); err != nil {
+			b.Fatalf("log 1 -f %v: %v", extra, err)
+		}
+		return time.Since(start), out.Len()
+	}
+	if _, n := follow("--raw"); n < 10<<20 {
+		b.Fatalf("the log holds %d bytes, want 10 MiB", n)
+	}
+	var safe, raw []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		d, n := follow()
+		safe = append(safe, d)
+		b.SetBytes(int64(n))
+		b.StopTimer()
+		d, _ = follow("--raw")
+		raw = append(raw, d)
+		b.StartTimer()
+	}
+	b.StopTimer()
+	sp50, rp50 := dtPercentile(safe, 50), dtPercentile(raw, 50)
+	b.ReportMetric(float64(sp50.Milliseconds()), "p50-ms")
+	b.ReportMetric(float64(rp50.Milliseconds()), "raw-p50-ms")
+	b.ReportMetric(float64(sp50)/float64(rp50), "x-raw")
 }

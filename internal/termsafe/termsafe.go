@@ -1,6 +1,7 @@
 package termsafe
 
 import (
+	"encoding/binary"
 	"io"
 	"unicode/utf8"
 )
@@ -72,6 +73,19 @@ var plain = func() (t [256]bool) {
 
 const esc = 0x1b
 
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// printable8 says whether all eight bytes of x are printable ASCII (0x20
+// to 0x7e): none is below 0x20 (the borrow of x - 0x20 in each byte,
+// where the byte had no high bit) and none is 0x7f or above (a high bit in
+// x or in x + 1).
+func printable8(x uint64) bool {
+	return (x-0x20*ones)&^x&highs == 0 && ((x+ones)|x)&highs == 0
+}
+
 // scan appends the rendering of p to dst. Unless final, an incomplete
 // sequence at the end of p is left: scan returns how many bytes of p's end
 // it did not consume (always fewer than MaxHeld).
@@ -79,6 +93,10 @@ func (f *Filter) scan(dst, p []byte, final bool) ([]byte, int) {
 	i := 0
 	for i < len(p) {
 		start := i
+		// Most output is printable ASCII: skip it eight bytes at a time.
+		for i+8 <= len(p) && printable8(binary.LittleEndian.Uint64(p[i:])) {
+			i += 8
+		}
 		for i < len(p) && plain[p[i]] {
 			i++
 		}
@@ -359,11 +377,14 @@ func Line(s string) string {
 }
 
 // chunk bounds the rendering a Writer builds for one write to its writer:
-// an escape is at most six bytes, so about six times this.
-const chunk = 16 << 10
+// an escape is at most six bytes, so about six times this. It is larger
+// than the log store's reads (32 KiB), because each write to an SSH channel
+// costs: `log -f` of a 10 MiB log took 1.9 times as long as the stored
+// bytes with 16 KiB, 1.2 times with this.
+const chunk = 64 << 10
 
 // Writer renders what is written to it safe (see Filter) and writes that
-// to the writer it wraps, once per write (per 16 KiB of a long one). Close
+// to the writer it wraps, once per write (per 64 KiB of a long one). Close
 // ends the stream. A Writer is not safe for concurrent use.
 type Writer struct {
 	w   io.Writer

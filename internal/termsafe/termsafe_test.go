@@ -2,6 +2,7 @@ package termsafe
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -243,4 +244,22 @@ func hidesText(params string) bool {
 
 func errorAt(out string, i int, what string) error {
 	return fmt.Errorf("%s at byte %d: %q", what, i, out[max(0, i-20):min(len(out), i+20)])
+}
+
+// TestPrintable8 checks the eight-byte test against the byte table for
+// every byte value at every position, among printable neighbours.
+func TestPrintable8(t *testing.T) {
+	for c := range 256 {
+		for pos := range 8 {
+			b := []byte("abcdefgh")
+			b[pos] = byte(c)
+			want := true
+			for _, x := range b {
+				want = want && x >= 0x20 && x < 0x7f
+			}
+			if got := printable8(binary.LittleEndian.Uint64(b)); got != want {
+				t.Errorf("printable8(%q) = %v, want %v", b, got, want)
+			}
+		}
+	}
 }
