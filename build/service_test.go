@@ -149,7 +149,7 @@ steps = ["sleep 4243.25 & sleep 4243.25; echo never"]
 	if b.State != record.StateFailed || b.Reason != "timed out after 1s" {
 		t.Fatalf("build %s: %q", b.State, b.Reason)
 	}
-	if log := e.logOf(1); !strings.HasSuffix(log, "== timed out after 1s\n") || strings.Contains(log, "] never\n") {
+	if log := e.logOf(1); !strings.HasSuffix(log, "== timed out after 1s\n") || strings.Contains(log, "] │ never\n") {
 		t.Errorf("log:\n%s", log)
 	}
 	if ps := processesWith("sleep 4243.25"); len(ps) > 0 {
@@ -466,7 +466,7 @@ func TestWaitStreamsTheLog(t *testing.T) {
 	r := e.newRepo("app")
 	sha := r.pipelineCommit("refs/heads/main", "[build]\nsteps = [\"echo streaming-line\"]\n")
 	out := e.push(t.Context(), "app", []string{"wait"}, update("refs/heads/main", sha))
-	for _, want := range []string{"build #1 queued", "== step 1/1: echo streaming-line", "] streaming-line\n", "== passed in "} {
+	for _, want := range []string{"build #1 queued", "== step 1/1: echo streaming-line", "] │ streaming-line\n", "== passed in "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("push output lacks %q:\n%s", want, out)
 		}

@@ -208,8 +208,11 @@ func TestWatchdogSettlesDeploymentsNobodyRuns(t *testing.T) {
 	if want := strings.Repeat("run of "+itoa(live.ID)+" in "+live.ReleaseID+"\n", 2); string(acts) != want {
 		t.Errorf("activations %q, want %q", acts, want)
 	}
-	if log := h.log(live.ID); !strings.Contains(log, "== its worker was lost during deployment #"+itoa(live.ID)+" after current was switched") ||
-		!strings.Contains(log, "ran again by the watchdog and succeeded") {
+	// The outcome is noted on the record before the log tells it.
+	testutil.Eventually(t, 30*time.Second, "the log to tell activate ran again", func() bool {
+		return strings.Contains(h.log(live.ID), "ran again by the watchdog and succeeded")
+	})
+	if log := h.log(live.ID); !strings.Contains(log, "== its worker was lost during deployment #"+itoa(live.ID)+" after current was switched") {
 		t.Errorf("log of the orphan found live:\n%s", log)
 	}
 
