@@ -1,0 +1,262 @@
+package gitserver
+
+import (
+	"container/list"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"slipway/configs"
+)
+
+// startups holds the connections that have not authenticated yet (OpenSSH
+// calls them startups) and decides which new ones to let in. It is safe
+// for concurrent use.
+//
+// A new connection is refused when its source already has
+// PerSourceMaxStartups of them, or by random early drop (MaxStartups
+// "start:rate:full", as sshd does it). Refusing is the last resort, though:
+// when a connection would be refused and a startup of the same source (for
+// the per-source cap) or of any source (for max_startups) has sent nothing
+// at all yet, that silent one is closed instead and the new one let in.
+// Every SSH client speaks first (RFC 4253 4.2: both sides send their
+// version at once), so a connection that has said nothing is the least
+// likely to be anyone's login, and a newcomer is never worse than it.
+// This is what lets a user in while someone holds hundreds of idle TCP
+// connections from the user's own address: the idle ones give way, one by
+// one, to whoever connects next, and the user's connection, which speaks
+// within a round trip, is never silent for long enough to be picked.
+// The oldest silent one gives way first. A connection that has spoken
+// keeps its place until it authenticates, closes, or handshake_timeout.
+type startups struct {
+	limits    configs.Startups
+	perSource int
+	v4Bits    int
+	v6Bits    int
+	// intN returns a number in [0, n); tests make random early drop
+	// deterministic with it. Called with mu held.
+	intN func(n int) int
+
+	mu       sync.Mutex
+	n        int // len(all)
+	all      map[*startup]struct{}
+	bySource map[netip.Prefix]int
+	// silent holds the counted startups not yet known to have spoken,
+	// oldest first. A startup that turns out to have spoken is removed
+	// when a search for a silent one meets it.
+	silent list.List
+}
+
+// startup is one connection that has not authenticated yet.
+type startup struct {
+	conn   net.Conn // the raw connection, closed to drop it
+	source netip.Prefix
+	addr   netip.Addr // for the log
+	// spoke is set once anything was read from the connection.
+	spoke atomic.Bool
+
+	// Guarded by startups.mu.
+	state startupState
+	elem  *list.Element // in startups.silent, or nil
+}
+
+type startupState int
+
+const (
+	refused       startupState = iota // never counted
+	starting                          // counted
+	authenticated                     // left the count for a session slot
+	dropped                           // closed by the server before authentication
+)
+
+// refusal says why a connection was not let in or was closed before it
+// authenticated; the log counts them by this.
+type refusal int
+
+const (
+	overPerSource refusal = iota // refused: its source is at per_source_max_startups
+	overStartups                 // refused by max_startups (random early drop, or full)
+	gaveWay                      // closed: silent, in favour of a new connection
+	timedOut                     // closed: handshake_timeout passed
+	failed                       // ended by the client or a protocol error
+	numRefusals
+)
+
+func newStartups(cfg configs.SSH) *startups {
+	return &startups{
+		limits:    cfg.MaxStartups,
+		perSource: cfg.PerSourceMaxStartups,
+		v4Bits:    cfg.PerSourceNetBlockSize.V4,
+		v6Bits:    cfg.PerSourceNetBlockSize.V6,
+		intN:      rand.IntN,
+		all:       map[*startup]struct{}{},
+		bySource:  map[netip.Prefix]int{},
+	}
+}
+
+// shouldDrop is sshd's random early drop for a new connection when n
+// startups are counted: never below start, always from full on, and in
+// between with a probability rising linearly from rate% to 100%.
+func (t *startups) shouldDrop(n int) bool {
+	l := t.limits
+	switch {
+	case l.Full <= 0 || n < l.Start:
+		return false
+	case n >= l.Full || l.Rate >= 100:
+		return true
+	}
+	p := (100-l.Rate)*(n-l.Start)/(l.Full-l.Start) + l.Rate
+	return t.intN(100) < p
+}
+
+// newStartup returns the startup of a new connection, not counted yet.
+func (t *startups) newStartup(c net.Conn) *startup {
+	st := &startup{conn: c, state: refused}
+	st.addr, st.source = t.sourceOf(c.RemoteAddr())
+	return st
+}
+
+// admit counts st, or says why it is refused. It returns the silent
+// startups that gave way to st, out of the count already, for the caller
+// to close.
+func (t *startups) admit(st *startup) (ok bool, why refusal, gave []*startup) {
+	t.mu.Lock()
+	var forSource, forAll *startup
+	n := t.n
+	if t.perSource > 0 && t.bySource[st.source] >= t.perSource {
+		if forSource = t.silentOne(&st.source, nil); forSource == nil {
+			t.mu.Unlock()
+			return false, overPerSource, nil
+		}
+		n--
+	}
+	if t.shouldDrop(n) {
+		if forAll = t.silentOne(nil, forSource); forAll == nil {
+			t.mu.Unlock()
+			return false, overStartups, nil
+		}
+	}
+	for _, v := range []*startup{forSource, forAll} {
+		if v != nil {
+			t.removeLocked(v, dropped)
+			gave = append(gave, v)
+		}
+	}
+	st.state = starting
+	t.n++
+	t.bySource[st.source]++
+	t.all[st] = struct{}{}
+	st.elem = t.silent.PushBack(st)
+	t.mu.Unlock()
+	return true, 0, gave
+}
+
+// silentOne returns the oldest counted startup (of source, when not nil)
+// other than except that has sent nothing, or nil. Called with mu held.
+func (t *startups) silentOne(source *netip.Prefix, except *startup) *startup {
+	for e := t.silent.Front(); e != nil; {
+		next := e.Next()
+		st := e.Value.(*startup)
+		if st != except && (source == nil || st.source == *source) {
+			// Bytes waiting in the socket count as spoken: the
+			// connection's goroutine may simply not have read them yet.
+			if !st.spoke.Load() && !pendingInput(st.conn) {
+				return st
+			}
+			t.silent.Remove(e)
+			st.elem = nil
+		}
+		e = next
+	}
+	return nil
+}
+
+// removeLocked takes st out of the count with its new state; it reports
+// whether st was still counted. Called with mu held.
+func (t *startups) removeLocked(st *startup, to startupState) bool {
+	if st.state != starting {
+		return false
+	}
+	st.state = to
+	t.n--
+	delete(t.all, st)
+	if t.bySource[st.source]--; t.bySource[st.source] <= 0 {
+		delete(t.bySource, st.source)
+	}
+	if st.elem != nil {
+		t.silent.Remove(st.elem)
+		st.elem = nil
+	}
+	return true
+}
+
+// authenticated moves st out of the count: it now holds a session slot.
+// It reports false when st was dropped meanwhile (its connection is
+// closed, and must not authenticate).
+func (t *startups) authenticated(st *startup) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.removeLocked(st, authenticated)
+}
+
+// drop takes st out of the count, for the caller to close it, and
+// reports whether it was still counted.
+func (t *startups) drop(st *startup) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.removeLocked(st, dropped)
+}
+
+// dropAll closes every startup, for Shutdown.
+func (t *startups) dropAll() {
+	t.mu.Lock()
+	var all []*startup
+	for st := range t.all {
+		t.removeLocked(st, dropped)
+		all = append(all, st)
+	}
+	t.mu.Unlock()
+	for _, st := range all {
+		st.conn.Close()
+	}
+}
+
+// closed forgets st, whose connection has closed; it reports whether st
+// was still counted (it closed before authenticating, and nobody dropped
+// it).
+func (t *startups) closed(st *startup) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.removeLocked(st, dropped)
+}
+
+// count returns how many startups are counted, overall and from the
+// source of addr (for tests).
+func (t *startups) count(addr net.Addr) (all, fromSource int) {
+	_, src := t.sourceOf(addr)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.n, t.bySource[src]
+}
+
+// sourceOf returns the address of a client and the block of addresses it
+// is counted in. Addresses that are not IP (none in production) are all
+// one source.
+func (t *startups) sourceOf(a net.Addr) (netip.Addr, netip.Prefix) {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok {
+		return netip.Addr{}, netip.Prefix{}
+	}
+	ip := tcp.AddrPort().Addr().Unmap()
+	bits := t.v6Bits
+	if ip.Is4() {
+		bits = t.v4Bits
+	}
+	p, err := ip.Prefix(bits)
+	if err != nil {
+		return ip, netip.Prefix{}
+	}
+	return ip, p
+}
