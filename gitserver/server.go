@@ -426,9 +426,8 @@ func (s *Server) verifiedKey(ctx ssh.Context, remote net.Addr, key gossh.PublicK
 }
 
 // callerOf returns the identity established by verifiedKey for the
-// connection of ctx.
-// overLimit is overUserLimit or overServerLimit when the connection got
-// no session slot.
+// connection of ctx; overLimit is overUserLimit or overServerLimit when the
+// connection got no session slot.
 func callerOf(ctx ssh.Context) (c Caller, overLimit string, ok bool) {
 	conn, _ := ctx.Value(ssh.ContextKeyConn).(*gossh.ServerConn)
 	if conn == nil || conn.Permissions == nil {
