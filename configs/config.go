@@ -233,8 +233,10 @@ const (
 	DefaultMaxSessions        = 256
 	DefaultMaxSessionsPerUser = 32
 	// DefaultPerSourceMaxStartups is half of DefaultMaxStartups' start, so
-	// that one source alone never makes everyone else face random early drop.
-	DefaultPerSourceMaxStartups = 32
+	// that one source alone never makes everyone else face random early
+	// drop, and more than the 50 clients a CI farm behind one address may
+	// start at once.
+	DefaultPerSourceMaxStartups = 64
 	DefaultHandshakeTimeout     = 20 * time.Second
 	DefaultIdleTimeout          = 15 * time.Minute
 
@@ -248,13 +250,13 @@ const (
 	DefaultBuildID         = 65534
 )
 
-// DefaultMaxStartups lets 64 clients authenticate at once before random
+// DefaultMaxStartups lets 128 clients authenticate at once before random
 // early drop begins (OpenSSH's 10 is low for a Git host that CI runners
-// clone from in bursts; a startup costs a goroutine, not a process), and
-// holds at most 256. DefaultNetBlockSize counts an IPv4 address or an IPv6
-// /64 as one source.
+// clone from in bursts, and a startup costs a goroutine, not a process),
+// and holds at most 512. DefaultNetBlockSize counts an IPv4 address or an
+// IPv6 /64 as one source.
 var (
-	DefaultMaxStartups  = Startups{Start: 64, Rate: 30, Full: 256}
+	DefaultMaxStartups  = Startups{Start: 128, Rate: 30, Full: 512}
 	DefaultNetBlockSize = NetBlockSize{V4: 32, V6: 64}
 )
 

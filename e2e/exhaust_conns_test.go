@@ -90,7 +90,7 @@ var ecSummaryRE = regexp.MustCompile(`.*msg="ssh: refused (\d+) connections \(([
 
 // TestIdleConnectionsCannotLockUsersOut holds 300 idle TCP connections to
 // the daemon from the user's own address (127.0.0.1), renewed as the daemon
-// closes them, and 3 x 50 connections that send an SSH version line and
+// closes them, and 3 x 80 connections that send an SSH version line and
 // stop from three other addresses, for 30 s. Before startups had a budget
 // of their own, 256 of them locked every user out and the daemon wrote a
 // line per refused connection. Meanwhile a user runs `whoami` every 3 s.
@@ -101,8 +101,8 @@ func TestIdleConnectionsCannotLockUsersOut(t *testing.T) {
 		hold       = 30 * time.Second
 		tries      = 10
 		idle       = 300
-		perSpeaker = 50
-		perSource  = 32 // the default per_source_max_startups
+		perSpeaker = 80 // more than a source may hold
+		perSource  = 64 // the default per_source_max_startups
 	)
 	alice := newUser(t, "alice")
 	d := startDaemon(t, configFor("", []*user{alice}))

@@ -123,8 +123,8 @@ func TestRandomEarlyDropProbability(t *testing.T) {
 		{"10:30:100", 99, 99, false},
 		{"10:30:100", 100, 99, true},
 		{"10:30:100", 5000, 99, true},
-		{"64:30:256", 160, 64, true}, // 30 + 70*96/192 = 65%
-		{"64:30:256", 160, 65, false},
+		{"128:30:512", 320, 64, true}, // the default: 30 + 70*192/384 = 65%
+		{"128:30:512", 320, 65, false},
 		{"5:100:10", 5, 99, true},
 		{"5:100:10", 4, 0, false},
 		{"7", 6, 0, false}, // one number is a plain cap
