@@ -305,7 +305,9 @@ func (s *Server) acceptConn(ctx ssh.Context, c net.Conn) net.Conn {
 	ctx.SetValue(connStateKey{}, cs)
 	return &trackedConn{Conn: c, startup: st, quickAck: quickAcker(c), release: func() {
 		cs.handshake.Stop()
-		if s.startups.closed(st) && !s.closing.Load() {
+		// Still counted: it ended before authenticating, and not because
+		// the server closed it.
+		if s.startups.drop(st) && !s.closing.Load() {
 			s.connLog.note(failed, st.addr)
 		}
 		s.mu.Lock()

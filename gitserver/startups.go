@@ -25,11 +25,16 @@ import (
 // version at once), so a connection that has said nothing is the least
 // likely to be anyone's login, and a newcomer is never worse than it.
 // This is what lets a user in while someone holds hundreds of idle TCP
-// connections from the user's own address: the idle ones give way, one by
-// one, to whoever connects next, and the user's connection, which speaks
-// within a round trip, is never silent for long enough to be picked.
-// The oldest silent one gives way first. A connection that has spoken
-// keeps its place until it authenticates, closes, or handshake_timeout.
+// connections from the user's own address: the idle ones give way, oldest
+// first, to whoever connects next. The user's connection is silent only
+// until its version line arrives (OpenSSH sends it within a millisecond of
+// connecting), and could only be picked if every older silent one had
+// been closed before that. No refusal rule could do this: a flood renewed
+// as fast as it is refused takes every place that frees before a user's
+// one attempt does; here the flood only replaces itself, at the pace it
+// reconnects (the pace a refused flood would go at too). A connection
+// that has spoken keeps its place until it authenticates, closes, or
+// handshake_timeout passes.
 type startups struct {
 	limits    configs.Startups
 	perSource int
@@ -201,8 +206,9 @@ func (t *startups) authenticated(st *startup) bool {
 	return t.removeLocked(st, authenticated)
 }
 
-// drop takes st out of the count, for the caller to close it, and
-// reports whether it was still counted.
+// drop takes st out of the count, and reports whether it was still
+// counted: neither dropped before, nor authenticated. The caller closes
+// st's connection, unless it is closed already.
 func (t *startups) drop(st *startup) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -221,24 +227,6 @@ func (t *startups) dropAll() {
 	for _, st := range all {
 		st.conn.Close()
 	}
-}
-
-// closed forgets st, whose connection has closed; it reports whether st
-// was still counted (it closed before authenticating, and nobody dropped
-// it).
-func (t *startups) closed(st *startup) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.removeLocked(st, dropped)
-}
-
-// count returns how many startups are counted, overall and from the
-// source of addr (for tests).
-func (t *startups) count(addr net.Addr) (all, fromSource int) {
-	_, src := t.sourceOf(addr)
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.n, t.bySource[src]
 }
 
 // sourceOf returns the address of a client and the block of addresses it

@@ -79,6 +79,15 @@ func (c *rawClient) closedByServer() bool {
 	}
 }
 
+// count returns how many startups are counted, overall and from the
+// source of addr.
+func (t *startups) count(addr net.Addr) (all, fromSource int) {
+	_, src := t.sourceOf(addr)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.n, t.bySource[src]
+}
+
 // scriptedDraws makes random early drop deterministic: it answers intN
 // with the numbers given, in order, and fails the test when asked for more.
 type scriptedDraws struct {
