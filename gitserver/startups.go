@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"slipway/configs"
 )
@@ -26,15 +27,13 @@ import (
 // likely to be anyone's login, and a newcomer is never worse than it.
 // This is what lets a user in while someone holds hundreds of idle TCP
 // connections from the user's own address: the idle ones give way, oldest
-// first, to whoever connects next. The user's connection is silent only
-// until its version line arrives (OpenSSH sends it within a millisecond of
-// connecting), and could only be picked if every older silent one had
-// been closed before that. No refusal rule could do this: a flood renewed
+// first, to the newcomers. No refusal rule could do this: a flood renewed
 // as fast as it is refused takes every place that frees before a user's
-// one attempt does; here the flood only replaces itself, at the pace it
-// reconnects (the pace a refused flood would go at too). A connection
-// that has spoken keeps its place until it authenticates, closes, or
-// handshake_timeout passes.
+// one attempt does. Within one source the newcomers take turns, at a
+// bounded pace (see admit), so the flood replaces itself at that pace, and
+// a user's connection comes in having spoken. A connection that has spoken
+// keeps its place until it authenticates, closes, or handshake_timeout
+// passes.
 type startups struct {
 	limits    configs.Startups
 	perSource int
@@ -44,14 +43,30 @@ type startups struct {
 	// deterministic with it. Called with mu held.
 	intN func(n int) int
 
+	// giveWayEvery paces the silent startups of one source giving way;
+	// newcomers wait at most maxWait for their turn, and at most
+	// maxWaiting of them at once.
+	giveWayEvery time.Duration
+	maxWait      time.Duration
+	maxWaiting   int
+	closing      chan struct{} // closed by dropAll: waiting ends
+	closeOnce    sync.Once
+
 	mu       sync.Mutex
 	n        int // len(all)
 	all      map[*startup]struct{}
-	bySource map[netip.Prefix]int
+	bySource map[netip.Prefix]*source
+	waiting  int
 	// silent holds the counted startups not yet known to have spoken,
 	// oldest first. A startup that turns out to have spoken is removed
 	// when a search for a silent one meets it.
 	silent list.List
+}
+
+// source is one block of client addresses.
+type source struct {
+	n           int       // counted startups
+	nextGiveWay time.Time // the next free turn to make a silent one give way
 }
 
 // startup is one connection that has not authenticated yet.
@@ -89,6 +104,18 @@ const (
 	numRefusals
 )
 
+// The pace of giving way: 200 a second per source, so that a line of 1,000
+// newcomers from one address is served within 5 s. The silent ones being
+// replaced are the flood's own (a user's connection speaks within a few
+// milliseconds), and at this pace a user's connection is let in after at
+// most 5 s and then stays the newest silent one for the time 64 more take
+// (320 ms), far longer than any client takes to send its version.
+const (
+	giveWayEvery       = 5 * time.Millisecond
+	maxGiveWayWait     = 5 * time.Second
+	maxWaitingStartups = 4096
+)
+
 func newStartups(cfg configs.SSH) *startups {
 	return &startups{
 		limits:    cfg.MaxStartups,
@@ -97,7 +124,12 @@ func newStartups(cfg configs.SSH) *startups {
 		v6Bits:    cfg.PerSourceNetBlockSize.V6,
 		intN:      rand.IntN,
 		all:       map[*startup]struct{}{},
-		bySource:  map[netip.Prefix]int{},
+		bySource:  map[netip.Prefix]*source{},
+
+		giveWayEvery: giveWayEvery,
+		maxWait:      maxGiveWayWait,
+		maxWaiting:   maxWaitingStartups,
+		closing:      make(chan struct{}),
 	}
 }
 
@@ -126,21 +158,73 @@ func (t *startups) newStartup(c net.Conn) *startup {
 // admit counts st, or says why it is refused. It returns the silent
 // startups that gave way to st, out of the count already, for the caller
 // to close.
+//
+// When st's source is at its cap and one of its startups is silent, st
+// may wait its turn first: the silent startups of a source give way at
+// most once per giveWayEvery, to newcomers in the order they came (each
+// takes the next turn when it arrives, and waits for it). So a flood of
+// idle connections from one address replaces itself at that pace, not as
+// fast as it can reconnect, and a user's connection that waited in line
+// has sent its version meanwhile: it is let in speaking, never the silent
+// one. A newcomer whose turn is further than maxWait away, or that would
+// make more than maxWaiting wait, is refused at once.
 func (t *startups) admit(st *startup) (ok bool, why refusal, gave []*startup) {
-	t.mu.Lock()
+	turn := false // st waited for its turn to make a silent one give way
+	for {
+		t.mu.Lock()
+		wait, ok, why, gave := t.admitLocked(st, turn)
+		t.mu.Unlock()
+		if wait <= 0 {
+			return ok, why, gave
+		}
+		turn = true
+		timer := time.NewTimer(wait)
+		select {
+		case <-timer.C:
+		case <-t.closing:
+			timer.Stop()
+		}
+		t.mu.Lock()
+		t.waiting--
+		t.mu.Unlock()
+		select {
+		case <-t.closing:
+			return false, overPerSource, nil
+		default:
+		}
+	}
+}
+
+// admitLocked is one attempt of admit: it counts st, refuses it, or
+// returns how long st has to wait for its turn. Called with mu held.
+func (t *startups) admitLocked(st *startup, turn bool) (wait time.Duration, ok bool, why refusal, gave []*startup) {
 	var forSource, forAll *startup
 	n := t.n
-	if t.perSource > 0 && t.bySource[st.source] >= t.perSource {
+	src := t.bySource[st.source] // nil: none counted yet
+	if t.perSource > 0 && src != nil && src.n >= t.perSource {
 		if forSource = t.silentOne(&st.source, nil); forSource == nil {
-			t.mu.Unlock()
-			return false, overPerSource, nil
+			return 0, false, overPerSource, nil
+		}
+		if !turn {
+			now, next := time.Now(), src.nextGiveWay
+			if next.Before(now) {
+				next = now
+			}
+			if wait := next.Sub(now); wait > 0 {
+				if wait > t.maxWait || t.waiting >= t.maxWaiting {
+					return 0, false, overPerSource, nil
+				}
+				src.nextGiveWay = next.Add(t.giveWayEvery)
+				t.waiting++
+				return wait, false, 0, nil
+			}
+			src.nextGiveWay = now.Add(t.giveWayEvery)
 		}
 		n--
 	}
 	if t.shouldDrop(n) {
 		if forAll = t.silentOne(nil, forSource); forAll == nil {
-			t.mu.Unlock()
-			return false, overStartups, nil
+			return 0, false, overStartups, nil
 		}
 	}
 	for _, v := range []*startup{forSource, forAll} {
@@ -149,13 +233,16 @@ func (t *startups) admit(st *startup) (ok bool, why refusal, gave []*startup) {
 			gave = append(gave, v)
 		}
 	}
+	if src == nil {
+		src = &source{}
+		t.bySource[st.source] = src
+	}
 	st.state = starting
 	t.n++
-	t.bySource[st.source]++
+	src.n++
 	t.all[st] = struct{}{}
 	st.elem = t.silent.PushBack(st)
-	t.mu.Unlock()
-	return true, 0, gave
+	return 0, true, 0, gave
 }
 
 // silentOne returns the oldest counted startup (of source, when not nil)
@@ -187,8 +274,12 @@ func (t *startups) removeLocked(st *startup, to startupState) bool {
 	st.state = to
 	t.n--
 	delete(t.all, st)
-	if t.bySource[st.source]--; t.bySource[st.source] <= 0 {
-		delete(t.bySource, st.source)
+	if src := t.bySource[st.source]; src != nil {
+		// A source with none left is not at its cap: its pace of
+		// giving way can start afresh.
+		if src.n--; src.n <= 0 {
+			delete(t.bySource, st.source)
+		}
 	}
 	if st.elem != nil {
 		t.silent.Remove(st.elem)
@@ -215,8 +306,10 @@ func (t *startups) drop(st *startup) bool {
 	return t.removeLocked(st, dropped)
 }
 
-// dropAll closes every startup, for Shutdown.
+// dropAll closes every startup and refuses those waiting for their turn,
+// for Shutdown.
 func (t *startups) dropAll() {
+	t.closeOnce.Do(func() { close(t.closing) })
 	t.mu.Lock()
 	var all []*startup
 	for st := range t.all {

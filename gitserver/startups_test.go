@@ -85,7 +85,10 @@ func (t *startups) count(addr net.Addr) (all, fromSource int) {
 	_, src := t.sourceOf(addr)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.n, t.bySource[src]
+	if s := t.bySource[src]; s != nil {
+		fromSource = s.n
+	}
+	return t.n, fromSource
 }
 
 // scriptedDraws makes random early drop deterministic: it answers intN
@@ -246,6 +249,75 @@ func TestSilentConnectionsGiveWay(t *testing.T) {
 	ts.srv.connLog.flush()
 	if !strings.Contains(ts.log.String(), "1 silent ones gave way to newer") {
 		t.Errorf("the log does not say a silent connection gave way:\n%s", ts.log.String())
+	}
+}
+
+func TestSilentConnectionsGiveWayInTurn(t *testing.T) {
+	ts := startServer(t, serverOpt{
+		sshTOML: "per_source_max_startups = 2",
+		setup: func(s *Server) {
+			s.startups.giveWayEvery = 300 * time.Millisecond
+			s.startups.maxWait = 700 * time.Millisecond
+		},
+	})
+	ts.connect(t, "127.0.0.2", false)
+	ts.connect(t, "127.0.0.2", false)
+	// Five newcomers from the same address, one after the other: two
+	// silent, one that speaks, two silent. Their turns to make a silent
+	// one give way are 0, 300, 600, 900 and 1200 ms away; the last two are
+	// further than 700 ms and are refused at once.
+	type outcome struct {
+		admitted bool
+		at       time.Duration
+	}
+	waiting := func() int {
+		ts.srv.startups.mu.Lock()
+		defer ts.srv.startups.mu.Unlock()
+		return ts.srv.startups.waiting
+	}
+	speaks := []bool{false, false, true, false, false}
+	got := make([]outcome, len(speaks))
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i, speak := range speaks {
+		wg.Add(1)
+		done := make(chan struct{})
+		go func() {
+			defer wg.Done()
+			defer close(done)
+			c := ts.connect(t, "127.0.0.2", speak)
+			got[i] = outcome{c.admitted, time.Since(start)}
+		}()
+		// The next one comes once the server has placed this one: let
+		// in or refused (done), or waiting in line.
+		inLine := []int{0, 1, 2, 0, 0}[i]
+		testutil.Eventually(t, 10*time.Second, fmt.Sprintf("newcomer %d to be placed", i+1), func() bool {
+			select {
+			case <-done:
+				return true
+			default:
+				return inLine > 0 && waiting() == inLine
+			}
+		})
+	}
+	wg.Wait()
+	for i, want := range []bool{true, true, true, false, false} {
+		if got[i].admitted != want {
+			t.Errorf("newcomer %d: let in %v after %v, want %v", i+1, got[i].admitted, got[i].at, want)
+		}
+	}
+	for i, min := range []time.Duration{0, 300 * time.Millisecond, 600 * time.Millisecond} {
+		if got[i].at < min {
+			t.Errorf("newcomer %d let in after %v, before its turn at %v", i+1, got[i].at, min)
+		}
+	}
+	for _, i := range []int{3, 4} {
+		if got[i].at >= got[2].at {
+			t.Errorf("newcomer %d refused after %v, not at once (the third was let in after %v)", i+1, got[i].at, got[2].at)
+		}
+	}
+	if _, n := ts.srv.startups.count(&net.TCPAddr{IP: net.ParseIP("127.0.0.2")}); n != 2 {
+		t.Errorf("127.0.0.2 holds %d startups, want its cap, 2", n)
 	}
 }
 
