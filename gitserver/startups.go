@@ -85,7 +85,7 @@ type startup struct {
 type startupState int
 
 const (
-	refused       startupState = iota // never counted
+	uncounted     startupState = iota // not let in (yet)
 	starting                          // counted
 	authenticated                     // left the count for a session slot
 	dropped                           // closed by the server before authentication
@@ -150,7 +150,7 @@ func (t *startups) shouldDrop(n int) bool {
 
 // newStartup returns the startup of a new connection, not counted yet.
 func (t *startups) newStartup(c net.Conn) *startup {
-	st := &startup{conn: c, state: refused}
+	st := &startup{conn: c, state: uncounted}
 	st.addr, st.source = t.sourceOf(c.RemoteAddr())
 	return st
 }
