@@ -93,11 +93,17 @@ func TestCheckMessages(t *testing.T) {
 		{"max_startups zero", "[ssh]\nmax_startups = \"0\"\n",
 			[]string{`c.toml:2: ssh.max_startups: "0": start and full must be at least 1`}},
 		{"negative per_source_max_startups", "[ssh]\nper_source_max_startups = -1\n",
-			[]string{`c.toml:2: ssh.per_source_max_startups must be positive (set it to max_startups' full, 512, for no cap per source)`}},
+			[]string{`c.toml:2: ssh.per_source_max_startups must be positive (set it to max_startups' full for no cap per source)`}},
 		{"net block size out of range", "[ssh]\nper_source_net_block_size = \"33:64\"\n",
 			[]string{`c.toml:2: ssh.per_source_net_block_size: "33:64": the IPv4 prefix length must be from 1 to 32`}},
 		{"net block size not numbers", "[ssh]\nper_source_net_block_size = \"/24\"\n",
 			[]string{`c.toml:2: ssh.per_source_net_block_size: "/24" is not IPV4_BITS:IPV6_BITS (such as "32:64")`}},
+		{"every connection limit problem at once", "[ssh]\nmax_startups = \"100:30:10\"\nper_source_max_startups = -2\nper_source_net_block_size = \"24:200\"\n",
+			[]string{
+				`c.toml:2: ssh.max_startups: "100:30:10": start (100) is more than full (10)`,
+				`c.toml:3: ssh.per_source_max_startups must be positive (set it to max_startups' full for no cap per source)`,
+				`c.toml:4: ssh.per_source_net_block_size: "24:200": the IPv6 prefix length must be from 1 to 128`,
+			}},
 		{"bad listen address", "[ssh]\nlisten = \"2222\"\n",
 			[]string{`c.toml:2: [ssh] listen: "2222" is not HOST:PORT (such as 127.0.0.1:2222, or 127.0.0.1:0 for any free port)`}},
 

@@ -438,8 +438,14 @@ func (c *Config) validateSSH(v *validator) {
 	if c.SSH.MaxSessions < 0 || c.SSH.MaxSessionsPerUser < 0 {
 		v.add(v.loc.keyIn("ssh", -1, "max_sessions"), "session limits must be positive")
 	}
+	if err := c.SSH.MaxStartups.err; err != nil {
+		v.add(v.loc.keyIn("ssh", -1, "max_startups"), "ssh.max_startups: %v", err)
+	}
+	if err := c.SSH.PerSourceNetBlockSize.err; err != nil {
+		v.add(v.loc.keyIn("ssh", -1, "per_source_net_block_size"), "ssh.per_source_net_block_size: %v", err)
+	}
 	if c.SSH.PerSourceMaxStartups < 0 {
-		v.add(v.loc.keyIn("ssh", -1, "per_source_max_startups"), "ssh.per_source_max_startups must be positive (set it to max_startups' full, %d, for no cap per source)", c.SSH.MaxStartups.Full)
+		v.add(v.loc.keyIn("ssh", -1, "per_source_max_startups"), "ssh.per_source_max_startups must be positive (set it to max_startups' full for no cap per source)")
 	}
 	if err := CheckListen(c.SSH.Listen); err != nil {
 		v.add(v.loc.keyIn("ssh", -1, "listen"), "[ssh] listen: %v", err)

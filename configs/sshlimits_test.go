@@ -10,13 +10,13 @@ func TestSSHConnectionLimits(t *testing.T) {
 		block     NetBlockSize
 	}{
 		{"", DefaultMaxStartups, DefaultPerSourceMaxStartups, DefaultNetBlockSize},
-		{`max_startups = "10:30:100"`, Startups{10, 30, 100}, DefaultPerSourceMaxStartups, DefaultNetBlockSize},
+		{`max_startups = "10:30:100"`, Startups{Start: 10, Rate: 30, Full: 100}, DefaultPerSourceMaxStartups, DefaultNetBlockSize},
 		// One number is a plain cap, as in sshd_config, quoted or not.
-		{`max_startups = "50"`, Startups{50, 100, 50}, DefaultPerSourceMaxStartups, DefaultNetBlockSize},
-		{`max_startups = 50`, Startups{50, 100, 50}, DefaultPerSourceMaxStartups, DefaultNetBlockSize},
-		{"per_source_max_startups = 4\nper_source_net_block_size = \"24:48\"", DefaultMaxStartups, 4, NetBlockSize{24, 48}},
+		{`max_startups = "50"`, Startups{Start: 50, Rate: 100, Full: 50}, DefaultPerSourceMaxStartups, DefaultNetBlockSize},
+		{`max_startups = 50`, Startups{Start: 50, Rate: 100, Full: 50}, DefaultPerSourceMaxStartups, DefaultNetBlockSize},
+		{"per_source_max_startups = 4\nper_source_net_block_size = \"24:48\"", DefaultMaxStartups, 4, NetBlockSize{V4: 24, V6: 48}},
 		// The IPv4 length alone keeps the IPv6 default.
-		{`per_source_net_block_size = 24`, DefaultMaxStartups, DefaultPerSourceMaxStartups, NetBlockSize{24, 64}},
+		{`per_source_net_block_size = 24`, DefaultMaxStartups, DefaultPerSourceMaxStartups, NetBlockSize{V4: 24, V6: 64}},
 	} {
 		c, err := Loader{}.Parse([]byte("[ssh]\n"+tc.ssh+"\n"), "c.toml")
 		if err != nil {
