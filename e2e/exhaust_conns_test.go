@@ -152,7 +152,7 @@ func TestIdleConnectionsCannotLockUsersOut(t *testing.T) {
 		if f.speak {
 			kind = "version line, then nothing"
 		}
-		t.Logf("flood from %s (%s): %d connections in %v (%.0f/s), %d let in, at most %d open at once, %d dials failed",
+		t.Logf("flood from %s (%s): %d connections in %v (%.0f/s), %d let in, at most %d open at once as seen from here, %d dials failed",
 			f.from, kind, f.connects.Load(), elapsed.Round(time.Second), float64(f.connects.Load())/elapsed.Seconds(),
 			f.admitted.Load(), f.maxOpen.Load(), f.errs.Load())
 	}
