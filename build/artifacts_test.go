@@ -21,6 +21,7 @@ func mustWrite(t *testing.T, p, content string) {
 }
 
 func TestSealArtifacts(t *testing.T) {
+	t.Parallel()
 	ws, dst := t.TempDir(), filepath.Join(t.TempDir(), "out")
 	mustWrite(t, filepath.Join(ws, "bin", "app"), "#!/bin/sh\n")
 	if _, err := executor.CopyArtifacts(ws, dst, []string{"bin"}); err != nil {

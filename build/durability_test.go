@@ -3,6 +3,9 @@ package build
 import (
 	"context"
 	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -75,6 +78,7 @@ func (e *testEnv) newServiceOn(st Records) *Service {
 // again with backoff until it succeeds, and the build ends passed, recorded
 // once, its log saying what happened once.
 func TestResultWriteIsRetriedUntilItSucceeds(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, "concurrency = 1", appRepo)
 	st := &failingFinish{Store: e.st, recorded: map[int64]int{}}
 	st.n.Store(4)
@@ -110,18 +114,30 @@ func TestResultWriteIsRetriedUntilItSucceeds(t *testing.T) {
 // is queued again by the watchdog, by recovery's rule, and runs as attempt
 // 2; a build that is running meanwhile is left alone through many rounds.
 func TestWatchdogRequeuesBuildsNobodyRuns(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, "concurrency = 1", appRepo)
 	e.svc.watchEvery = 5 * time.Millisecond
 	e.start()
 	r := e.newRepo("app")
-	// The first build runs long enough for the watchdog to look at it
-	// many times.
-	sha := r.pipelineCommit("refs/heads/main", "[build]\nsteps = [\"echo live; sleep 1\"]\n")
+	// The first build runs until the test has claimed the second (with
+	// the one worker free, the service would claim it first), and long
+	// enough for the watchdog to look at it many times: its step waits
+	// for a file the test puts in its workspace.
+	sha := r.pipelineCommit("refs/heads/main", "[build]\nsteps = [\"echo live; touch started; while [ ! -e go-on ]; do sleep 0.05; done\"]\n")
 	e.push(t.Context(), "app", nil, update("refs/heads/main", sha))
+	var workspace string
 	testutil.Eventually(t, 30*time.Second, "build 1 to start", func() bool {
-		b, err := e.st.GetBuild(t.Context(), 1)
-		return err == nil && b.State == record.StateRunning
+		_ = filepath.WalkDir(filepath.Join(e.data, "work"), func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.Name() == "started" {
+				workspace = filepath.Dir(p)
+				return fs.SkipAll
+			}
+			return nil
+		})
+		return workspace != ""
 	})
+	goOn := func() error { return os.WriteFile(filepath.Join(workspace, "go-on"), nil, 0o644) }
+	defer func() { _ = goOn() }() // whatever fails below, build 1 ends
 	// Build 2, of another branch, claimed by a worker that then vanished
 	// (the one worker of the service is busy with build 1).
 	other := r.pipelineCommit("refs/heads/other", "[build]\nsteps = [\"echo orphan ran\"]\n")
@@ -132,6 +148,10 @@ func TestWatchdogRequeuesBuildsNobodyRuns(t *testing.T) {
 	e.svc.mu.Unlock()
 	if !ok || err != nil || c.ID != id {
 		t.Fatalf("claim: %+v %v %v", c, ok, err)
+	}
+	time.Sleep(100 * time.Millisecond) // twenty rounds of the watchdog
+	if err := goOn(); err != nil {
+		t.Fatal(err)
 	}
 
 	first := e.waitFinal(1)

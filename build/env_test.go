@@ -9,6 +9,7 @@ import (
 )
 
 func TestCacheEnvLeavesThePipelinesOwn(t *testing.T) {
+	t.Parallel()
 	env, set := cacheEnv("/cache", map[string]string{"GOCACHE": "/workspace/.gocache"})
 	if slices.Contains(set, "GOCACHE") || slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "GOCACHE=") }) {
 		t.Fatalf("cacheEnv set GOCACHE although the pipeline sets it: %v", env)
@@ -25,6 +26,7 @@ func TestCacheEnvLeavesThePipelinesOwn(t *testing.T) {
 }
 
 func TestBuildEnv(t *testing.T) {
+	t.Parallel()
 	b := record.Build{ID: 7, Repo: "app", Ref: "refs/heads/feature/x", Commit: "abc"}
 	paths := stepPaths{home: "/home/build", tmp: "/tmp", cache: "/cache"}
 	env := buildEnv(b, paths, []string{"GOCACHE=/cache/go-build"},

@@ -11,6 +11,7 @@ import (
 
 	"slipway/build/pipeline"
 	"slipway/configs"
+	"slipway/internal/termsafe"
 	"slipway/push"
 	"slipway/record"
 )
@@ -155,7 +156,7 @@ func (s *Service) afterPush(ctx context.Context, p record.Push, enq record.Enque
 			queued = append(queued, b)
 			fmt.Fprintf(out, "build #%d queued: %s @ %s — follow: %s\n", b.ID, gitrev.ShortRef(b.Ref), gitrev.Short(b.Commit), s.followCommand(b.ID))
 		default:
-			fmt.Fprintf(out, "build #%d %s: %s @ %s — %s\n", b.ID, b.State, gitrev.ShortRef(b.Ref), gitrev.Short(b.Commit), b.Reason)
+			fmt.Fprintf(out, "build #%d %s: %s @ %s — %s\n", b.ID, b.State, gitrev.ShortRef(b.Ref), gitrev.Short(b.Commit), termsafe.Line(b.Reason))
 		}
 	}
 	for _, n := range notes {
@@ -214,7 +215,11 @@ func (s *Service) waitFor(ctx context.Context, id int64, out io.Writer) error {
 }
 
 // resultLine is a build's outcome in one line: "build #12 passed in 3.4s".
+// One line whatever its reason quotes (a step's command, an error naming a
+// file of the commit), so that nothing the pusher controls can add a line
+// beside it.
 func resultLine(b record.Build) string {
+	b.Reason = termsafe.Line(b.Reason)
 	var took string
 	if !b.StartedAt.IsZero() && !b.FinishedAt.IsZero() {
 		took = " in " + fmtDuration(b.FinishedAt.Sub(b.StartedAt))

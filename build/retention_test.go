@@ -275,6 +275,7 @@ func (e *deployEnv) checkFiles() (artifacts, logNames []string) {
 // (and their records), and rolling back to the previous release still works
 // over a real sshd.
 func TestRetentionKeepsLiveAndPreviousReleases(t *testing.T) {
+	t.Parallel()
 	e := newDeployEnv(t, 3, true)
 	var mains []record.Build
 	var shas []string
@@ -334,6 +335,7 @@ func TestRetentionKeepsLiveAndPreviousReleases(t *testing.T) {
 // TestPruneOfBuildsWithoutLogsIsQuiet: superseded builds never ran and have
 // no log; pruning them is not an error.
 func TestPruneOfBuildsWithoutLogsIsQuiet(t *testing.T) {
+	t.Parallel()
 	buf := &lockedBuffer{}
 	e := newEnv(t, "concurrency = 1\nsandbox = \"none\"\nkeep = 1", appRepo)
 	svc, err := New(Options{
@@ -370,14 +372,16 @@ func TestPruneOfBuildsWithoutLogsIsQuiet(t *testing.T) {
 	}
 }
 
-// TestRetentionStopsGrowth runs about a hundred builds with keep = 10,
+// TestRetentionStopsGrowth runs forty builds with keep = 5,
 // every passing build of main deployed: the artifacts and logs folders
 // stop growing once keep is reached, and the records with them.
 func TestRetentionStopsGrowth(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
-		t.Skip("a hundred builds")
+		t.Skip("forty builds")
 	}
-	const keep, n = 10, 100
+	// Eight times keep: growth that retention did not stop would show.
+	const keep, n = 5, 40
 	e := newDeployEnv(t, keep, false)
 	var maxA, maxL int
 	for i := range n {
@@ -427,6 +431,7 @@ func TestRetentionStopsGrowth(t *testing.T) {
 // is removed when the service starts, and one line counts it; a queued
 // build's workspace is left for its own run.
 func TestStartSweepsLeftovers(t *testing.T) {
+	t.Parallel()
 	buf := &lockedBuffer{}
 	e := newEnv(t, "concurrency = 1\nsandbox = \"none\"", appRepo)
 	work := filepath.Join(e.data, "work")
@@ -510,6 +515,7 @@ func writeFile(t *testing.T, path string) {
 // cancelled, before it ran leaves no workspace: nothing else would clear
 // its interrupted attempt's until the next start.
 func TestBuildThatWillNotRunLeavesNoWorkspace(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, "concurrency = 1\nsandbox = \"none\"", appRepo)
 	r := e.newRepo("app")
 	ctx := t.Context()

@@ -68,6 +68,7 @@ env = { GREETING = "hi" }
 }
 
 func TestFailingStepStopsTheBuild(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, "concurrency = 1", appRepo)
 	e.start()
 	r := e.newRepo("app")
@@ -98,6 +99,7 @@ steps = ["touch /cache/step1", "echo about to fail; exit 3", "touch /cache/step3
 }
 
 func TestMissingPipelineFileIsSkipped(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, "concurrency = 1", appRepo)
 	e.start()
 	r := e.newRepo("app")
@@ -114,6 +116,7 @@ func TestMissingPipelineFileIsSkipped(t *testing.T) {
 }
 
 func TestBrokenPipelineFileIsAnErrorWithPosition(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, "concurrency = 1", appRepo)
 	e.start()
 	r := e.newRepo("app")
@@ -129,6 +132,7 @@ func TestBrokenPipelineFileIsAnErrorWithPosition(t *testing.T) {
 }
 
 func TestTimeoutKillsTheBuild(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, "concurrency = 1", appRepo)
 	e.start()
 	r := e.newRepo("app")
@@ -145,7 +149,7 @@ steps = ["sleep 4243.25 & sleep 4243.25; echo never"]
 	if b.State != record.StateFailed || b.Reason != "timed out after 1s" {
 		t.Fatalf("build %s: %q", b.State, b.Reason)
 	}
-	if log := e.logOf(1); !strings.HasSuffix(log, "== timed out after 1s\n") || strings.Contains(log, "] never\n") {
+	if log := e.logOf(1); !strings.HasSuffix(log, "== timed out after 1s\n") || strings.Contains(log, "] │ never\n") {
 		t.Errorf("log:\n%s", log)
 	}
 	if ps := processesWith("sleep 4243.25"); len(ps) > 0 {
@@ -154,6 +158,7 @@ steps = ["sleep 4243.25 & sleep 4243.25; echo never"]
 }
 
 func TestCancelRunningBuildKillsItsProcesses(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, "concurrency = 1", appRepo)
 	e.start()
 	r := e.newRepo("app")
@@ -185,6 +190,7 @@ steps = ["sleep 4244.5 & setsid sleep 4244.5 & echo started-$((40+2)); wait", "t
 }
 
 func TestNewerPushSupersedesQueuedBuild(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, "concurrency = 1", appRepo)
 	r := e.newRepo("app")
 	// Not started yet: the first build is still queued when the second
@@ -211,6 +217,7 @@ func TestNewerPushSupersedesQueuedBuild(t *testing.T) {
 }
 
 func TestCancelRunningOnNewerPush(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, "concurrency = 2", appRepo+"cancel_running = true\n")
 	e.start()
 	r := e.newRepo("app")
@@ -270,6 +277,7 @@ steps = ['printf "%%s\n" "$KEY"; echo "token=$TOKEN"; printf "%%s" "$TOKEN" | cu
 }
 
 func TestUnreadableSecretIsAnError(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, "concurrency = 1", appRepo+`
   [[repo.secret]]
   name = "KEY"
@@ -290,6 +298,7 @@ func TestUnreadableSecretIsAnError(t *testing.T) {
 }
 
 func TestArtifactsKeptAndEscapesRefused(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, "concurrency = 1", appRepo)
 	e.start()
 	r := e.newRepo("app")
@@ -329,6 +338,7 @@ artifacts = %s
 }
 
 func TestManyBuildsAllFinish(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, "concurrency = 2", appRepo+"[[repo]]\nname = \"lib\"\n")
 	e.start()
 	shas := map[string]string{}
@@ -351,6 +361,7 @@ func TestManyBuildsAllFinish(t *testing.T) {
 }
 
 func TestInterruptedBuildRunsAgainOnce(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, "concurrency = 1", appRepo)
 	r := e.newRepo("app")
 	sha := r.pipelineCommit("refs/heads/main", "[build]\nsteps = [\"echo attempt ran\"]\n")
@@ -383,6 +394,7 @@ func TestInterruptedBuildRunsAgainOnce(t *testing.T) {
 }
 
 func TestShutdownCutsOffBuildsForTheNextStart(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, "concurrency = 1", appRepo)
 	svc := e.svc
 	if err := svc.Start(context.Background()); err != nil {
@@ -419,6 +431,7 @@ func TestShutdownCutsOffBuildsForTheNextStart(t *testing.T) {
 }
 
 func TestPushOutputSaysWhatIsNotBuilt(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, "concurrency = 1\nmax_per_push = 2", appRepo+"build_branches = [\"main\", \"rel/*\"]\n")
 	r := e.newRepo("app")
 	sha := r.pipelineCommit("refs/heads/main", "[build]\nsteps = [\"true\"]\n")
@@ -447,12 +460,13 @@ func TestPushOutputSaysWhatIsNotBuilt(t *testing.T) {
 }
 
 func TestWaitStreamsTheLog(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, "concurrency = 1", appRepo)
 	e.start()
 	r := e.newRepo("app")
 	sha := r.pipelineCommit("refs/heads/main", "[build]\nsteps = [\"echo streaming-line\"]\n")
 	out := e.push(t.Context(), "app", []string{"wait"}, update("refs/heads/main", sha))
-	for _, want := range []string{"build #1 queued", "== step 1/1: echo streaming-line", "] streaming-line\n", "== passed in "} {
+	for _, want := range []string{"build #1 queued", "== step 1/1: echo streaming-line", "] │ streaming-line\n", "== passed in "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("push output lacks %q:\n%s", want, out)
 		}
@@ -485,6 +499,7 @@ func TestWaitStreamsTheLog(t *testing.T) {
 }
 
 func TestSandboxUnusableFailsBuilds(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, "concurrency = 1", appRepo)
 	e.svc.o.SandboxErr = fmt.Errorf("bwrap: no permission to create namespaces")
 	e.start()
@@ -498,6 +513,7 @@ func TestSandboxUnusableFailsBuilds(t *testing.T) {
 }
 
 func TestUnsandboxedBuildsSaySo(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, "concurrency = 1\nsandbox = \"none\"", appRepo)
 	e.start()
 	r := e.newRepo("app")
@@ -512,6 +528,7 @@ func TestUnsandboxedBuildsSaySo(t *testing.T) {
 }
 
 func TestRetryAndPrune(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, "concurrency = 1\nkeep = 2", appRepo)
 	e.start()
 	r := e.newRepo("app")
@@ -546,6 +563,7 @@ func TestRetryAndPrune(t *testing.T) {
 }
 
 func TestFmtDuration(t *testing.T) {
+	t.Parallel()
 	for d, want := range map[time.Duration]string{
 		3400 * time.Millisecond: "3.4s",
 		10 * time.Minute:        "10m",
@@ -563,6 +581,7 @@ func TestFmtDuration(t *testing.T) {
 // TestManualRunFallsBackToBuild: a manual run, as `run REPO SCHEDULE` would
 // queue, of a section the file lacks falls back to [build] and says so.
 func TestManualRunFallsBackToBuild(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, "concurrency = 1", appRepo)
 	e.start()
 	r := e.newRepo("app")
@@ -583,6 +602,7 @@ func TestManualRunFallsBackToBuild(t *testing.T) {
 }
 
 func TestFollowCommand(t *testing.T) {
+	t.Parallel()
 	host, _ := os.Hostname()
 	for listen, want := range map[string]string{
 		"127.0.0.1:2222": "ssh -p 2222 127.0.0.1 log 7 -f",

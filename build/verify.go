@@ -14,6 +14,7 @@ import (
 	"slipway/build/checkout"
 	"slipway/build/pipeline"
 	"slipway/internal/gitobj"
+	"slipway/internal/termsafe"
 	"slipway/record"
 )
 
@@ -304,6 +305,7 @@ func (s *Service) verifyRef(ctx context.Context, p record.Push, u record.RefUpda
 // buildResult says how a build ended in a few words: "build #12 failed:
 // step 2 (make) exited 1", "build #12 cancelled by alice".
 func buildResult(id int64, out outcome) string {
+	out.reason = termsafe.Line(out.reason) // one line, whatever it quotes
 	if strings.HasPrefix(out.reason, string(out.state)) {
 		return fmt.Sprintf("build #%d %s", id, out.reason)
 	}

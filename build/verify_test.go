@@ -79,6 +79,7 @@ func verifyPush(ref, old, commit string) (record.Push, []record.RefUpdate) {
 // it is the branch's one passed build, linked to the push, with its
 // artifacts; no second build is queued for the ref.
 func TestVerifyPassLandsAsTheBranchBuild(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, "concurrency = 1", appRepo)
 	e.start()
 	r := e.newRepo("app")
@@ -140,6 +141,7 @@ func TestVerifyPassLandsAsTheBranchBuild(t *testing.T) {
 // line naming the ref, the build and the step; the build stays recorded as
 // failed with its log, and nothing holds the branch afterwards.
 func TestVerifyFailureRefuses(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, "concurrency = 1", appRepo)
 	e.start()
 	r := e.newRepo("app")
@@ -185,6 +187,7 @@ func TestVerifyFailureRefuses(t *testing.T) {
 // push does not land (git failed to move the ref) is recorded cancelled
 // when the push's session ends, and its artifacts are removed.
 func TestVerifyPassWithoutLandingKeepsNothing(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, "concurrency = 1", appRepo)
 	e.start()
 	r := e.newRepo("app")
@@ -225,6 +228,7 @@ func TestVerifyPassWithoutLandingKeepsNothing(t *testing.T) {
 // another push to main is refused at once with the reason, and a push to
 // another branch is not.
 func TestVerifyHoldsTheBranch(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, "concurrency = 2", appRepo)
 	e.start()
 	r := e.newRepo("app")
@@ -276,6 +280,7 @@ func TestVerifyHoldsTheBranch(t *testing.T) {
 // TestVerifyPusherGoneCancels: a pusher who goes away cancels the build,
 // whose processes are killed, and the push is refused.
 func TestVerifyPusherGoneCancels(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, "concurrency = 1", appRepo)
 	e.start()
 	r := e.newRepo("app")
@@ -314,6 +319,7 @@ func TestVerifyPusherGoneCancels(t *testing.T) {
 // TestVerifyGoesFirst: with every worker busy, a verify build waits (and
 // the pusher is told so), then runs before builds queued earlier.
 func TestVerifyGoesFirst(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, "concurrency = 1", appRepo)
 	e.start()
 	r := e.newRepo("app")
@@ -355,6 +361,7 @@ func TestVerifyGoesFirst(t *testing.T) {
 // TestVerifyShutdownRefuses: a daemon stopping mid-verification cancels the
 // build, refuses the push, and takes no new verification.
 func TestVerifyShutdownRefuses(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, "concurrency = 1", appRepo)
 	svc := e.svc
 	if err := svc.Start(context.Background()); err != nil {
@@ -400,6 +407,7 @@ func TestVerifyShutdownRefuses(t *testing.T) {
 // waits for a worker cancels it before it runs; a `cancel` by someone ends a
 // running one and refuses the push, naming who.
 func TestVerifyCancelledWhileQueued(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, "concurrency = 1", appRepo)
 	e.start()
 	r := e.newRepo("app")

@@ -62,13 +62,25 @@ type SSH struct {
 	// HostKey is the ed25519 host key file, generated on first start if
 	// missing. Default: <data_dir>/ssh_host_ed25519_key.
 	HostKey string `toml:"host_key"`
-	// MaxSessions caps concurrent SSH connections overall, and
-	// MaxSessionsPerUser per authenticated user.
+	// MaxSessions caps authenticated connections overall, and
+	// MaxSessionsPerUser per user. A connection counts from the moment its
+	// key is verified until it closes; until then it is a startup, counted
+	// by MaxStartups and PerSourceMaxStartups only, so connections that
+	// never authenticate cannot take a user's place.
 	MaxSessions        int `toml:"max_sessions"`
 	MaxSessionsPerUser int `toml:"max_sessions_per_user"`
-	// HandshakeTimeout bounds the SSH handshake; IdleTimeout closes a
-	// connection that has been silent that long (longer than git's quiet
-	// phases, such as packing a large repository).
+	// MaxStartups caps connections that have not authenticated yet, as
+	// OpenSSH's MaxStartups "start:rate:full" (random early drop).
+	// PerSourceMaxStartups caps them per source, a block of addresses of
+	// PerSourceNetBlockSize. Either way, a new connection is let in in the
+	// place of one that has sent nothing at all yet, when there is one.
+	MaxStartups           Startups     `toml:"max_startups"`
+	PerSourceMaxStartups  int          `toml:"per_source_max_startups"`
+	PerSourceNetBlockSize NetBlockSize `toml:"per_source_net_block_size"`
+	// HandshakeTimeout bounds the whole time before authentication (SSH's
+	// LoginGraceTime): banner, key exchange and authentication. IdleTimeout
+	// closes a connection that has been silent that long (longer than git's
+	// quiet phases, such as packing a large repository).
 	HandshakeTimeout Duration `toml:"handshake_timeout"`
 	IdleTimeout      Duration `toml:"idle_timeout"`
 }
@@ -221,8 +233,13 @@ const (
 	DefaultDataDir            = "slipway-data"
 	DefaultMaxSessions        = 256
 	DefaultMaxSessionsPerUser = 32
-	DefaultHandshakeTimeout   = 20 * time.Second
-	DefaultIdleTimeout        = 15 * time.Minute
+	// DefaultPerSourceMaxStartups is half of DefaultMaxStartups' start, so
+	// that one source alone never makes everyone else face random early
+	// drop, and more than the 50 clients a CI farm behind one address may
+	// start at once.
+	DefaultPerSourceMaxStartups = 64
+	DefaultHandshakeTimeout     = 20 * time.Second
+	DefaultIdleTimeout          = 15 * time.Minute
 
 	DefaultBuildTimeout    = 30 * time.Minute
 	DefaultMaxBuildTimeout = 2 * time.Hour
@@ -232,6 +249,16 @@ const (
 	DefaultMaxProcesses    = 512
 	DefaultMaxFileBytes    = 1 << 30
 	DefaultBuildID         = 65534
+)
+
+// DefaultMaxStartups lets 128 clients authenticate at once before random
+// early drop begins (OpenSSH's 10 is low for a Git host that CI runners
+// clone from in bursts, and a startup costs a goroutine, not a process),
+// and holds at most 512. DefaultNetBlockSize counts an IPv4 address or an
+// IPv6 /64 as one source.
+var (
+	DefaultMaxStartups  = Startups{Start: 128, Rate: 30, Full: 512}
+	DefaultNetBlockSize = NetBlockSize{V4: 32, V6: 64}
 )
 
 // Problem is one thing wrong with a configuration file.
@@ -276,6 +303,15 @@ func (c *Config) applyDefaults() {
 	}
 	if c.SSH.MaxSessionsPerUser == 0 {
 		c.SSH.MaxSessionsPerUser = DefaultMaxSessionsPerUser
+	}
+	if c.SSH.MaxStartups == (Startups{}) {
+		c.SSH.MaxStartups = DefaultMaxStartups
+	}
+	if c.SSH.PerSourceMaxStartups == 0 {
+		c.SSH.PerSourceMaxStartups = DefaultPerSourceMaxStartups
+	}
+	if c.SSH.PerSourceNetBlockSize == (NetBlockSize{}) {
+		c.SSH.PerSourceNetBlockSize = DefaultNetBlockSize
 	}
 	if c.SSH.HandshakeTimeout.Duration == 0 {
 		c.SSH.HandshakeTimeout.Duration = DefaultHandshakeTimeout
@@ -402,6 +438,15 @@ func (c *Config) validate(v *validator) {
 func (c *Config) validateSSH(v *validator) {
 	if c.SSH.MaxSessions < 0 || c.SSH.MaxSessionsPerUser < 0 {
 		v.add(v.loc.keyIn("ssh", -1, "max_sessions"), "session limits must be positive")
+	}
+	if err := c.SSH.MaxStartups.err; err != nil {
+		v.add(v.loc.keyIn("ssh", -1, "max_startups"), "ssh.max_startups: %v", err)
+	}
+	if err := c.SSH.PerSourceNetBlockSize.err; err != nil {
+		v.add(v.loc.keyIn("ssh", -1, "per_source_net_block_size"), "ssh.per_source_net_block_size: %v", err)
+	}
+	if c.SSH.PerSourceMaxStartups < 0 {
+		v.add(v.loc.keyIn("ssh", -1, "per_source_max_startups"), "ssh.per_source_max_startups must be positive (set it to max_startups' full for no cap per source)")
 	}
 	if err := CheckListen(c.SSH.Listen); err != nil {
 		v.add(v.loc.keyIn("ssh", -1, "listen"), "[ssh] listen: %v", err)

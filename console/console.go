@@ -18,6 +18,7 @@ import (
 	"slipway/deploy"
 	"slipway/gitserver"
 	"slipway/internal/manifest"
+	"slipway/internal/termsafe"
 	"slipway/record"
 )
 
@@ -58,7 +59,7 @@ func Commands(o Options) map[string]gitserver.Command {
 	c := &console{o}
 	return map[string]gitserver.Command{
 		"builds":    {Usage: "builds [REPO] [--limit N] [--json]", Summary: "recent builds you can see", Run: c.builds},
-		"log":       {Usage: "log [deploy] ID [-f]", Summary: "a build's (or deployment's) log; -f follows it to the end", Run: c.log},
+		"log":       {Usage: "log [deploy] ID [-f] [--raw]", Summary: "a build's (or deployment's) log; -f follows it to the end; --raw gives the stored bytes", Run: c.log},
 		"cancel":    {Usage: "cancel ID", Summary: "cancel a queued or running build (needs write)", Run: c.cancel},
 		"retry":     {Usage: "retry [deploy] ID", Summary: "run a build again (needs write), or a failed deployment (needs release)", Run: c.retry},
 		"deploys":   {Usage: "deploys REPO [ENV] [--limit N] [--json]", Summary: "deployment history", Run: c.deploys},
@@ -101,11 +102,14 @@ func fail(stderr io.Writer, format string, args ...any) int {
 type flags struct {
 	json   bool
 	follow bool
+	raw    bool
 	limit  int
 	args   []string
 }
 
-func parse(name string, args []string, stderr io.Writer, limit, follow bool) (flags, bool) {
+// parse parses a command's arguments: --json always, --limit N with limit,
+// and log's -f and --raw with log.
+func parse(name string, args []string, stderr io.Writer, limit, log bool) (flags, bool) {
 	var f flags
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -113,8 +117,9 @@ func parse(name string, args []string, stderr io.Writer, limit, follow bool) (fl
 	if limit {
 		fs.IntVar(&f.limit, "limit", 20, "")
 	}
-	if follow {
+	if log {
 		fs.BoolVar(&f.follow, "f", false, "")
+		fs.BoolVar(&f.raw, "raw", false, "")
 	}
 	// Flags may follow the arguments ("log 12 -f").
 	var rest []string
@@ -184,8 +189,9 @@ func (c *console) builds(ctx context.Context, who gitserver.Caller, args []strin
 		if b.Schedule != "" {
 			trigger += ":" + b.Schedule
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", b.ID, b.Repo, gitrev.ShortRef(b.Ref), short(b.Commit), b.State,
-			trigger, when(b.StartedAt), duration(b.StartedAt, b.FinishedAt), manifest.Short(b.ArtifactsDigest), b.Reason)
+		// A reason quotes a step's command, which the pusher wrote.
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", b.ID, b.Repo, termsafe.Line(gitrev.ShortRef(b.Ref)), short(b.Commit), b.State,
+			termsafe.Line(trigger), when(b.StartedAt), duration(b.StartedAt, b.FinishedAt), manifest.Short(b.ArtifactsDigest), termsafe.Line(b.Reason))
 	}
 	tw.Flush()
 	return 0
@@ -271,18 +277,21 @@ func (c *console) log(ctx context.Context, who gitserver.Caller, args []string, 
 	}
 	if len(f.args) == 2 && (f.args[0] == "deploy" || f.args[0] == "build") {
 		if f.args[0] == "deploy" {
-			return c.deployLog(ctx, who, f.args[1], f.follow, stdout, stderr)
+			return c.deployLog(ctx, who, f.args[1], f.follow, f.raw, stdout, stderr)
 		}
 		f.args = f.args[1:]
 	}
 	if len(f.args) != 1 {
-		return fail(stderr, "usage: log [deploy] ID [-f]")
+		return fail(stderr, "usage: log [deploy] ID [-f] [--raw]")
 	}
 	b, err := c.build(ctx, who.User, f.args[0], configs.Read)
 	if err != nil {
 		return fail(stderr, "%v", err)
 	}
-	if err := c.o.Builds.Follow(ctx, b.ID, stdout, f.follow); err != nil {
+	out, end := logOutput(stdout, f.raw)
+	err = c.o.Builds.Follow(ctx, b.ID, out, f.follow)
+	end()
+	if err != nil {
 		if ctx.Err() != nil {
 			return 1
 		}
@@ -316,13 +325,29 @@ func (c *console) deployment(ctx context.Context, user, arg string) (record.Depl
 	return d, nil
 }
 
-func (c *console) deployLog(ctx context.Context, who gitserver.Caller, arg string, follow bool, stdout, stderr io.Writer) int {
+// logOutput is where a log is copied for the caller: stdout itself for
+// --raw (the stored bytes, for scripts and downloads), else a termsafe
+// filter, because a log holds what steps, deployments and their targets
+// printed, escape sequences and all. end must be called once the log is
+// copied.
+func logOutput(stdout io.Writer, raw bool) (out io.Writer, end func()) {
+	if raw {
+		return stdout, func() {}
+	}
+	w := termsafe.NewWriter(stdout)
+	return w, func() { _ = w.Close() }
+}
+
+func (c *console) deployLog(ctx context.Context, who gitserver.Caller, arg string, follow, raw bool, stdout, stderr io.Writer) int {
 	d, err := c.deployment(ctx, who.User, arg)
 	if err != nil {
 		return fail(stderr, "%v", err)
 	}
 	id := d.ID
-	if err := c.o.Deploys.Follow(ctx, id, stdout, follow); err != nil {
+	out, end := logOutput(stdout, raw)
+	err = c.o.Deploys.Follow(ctx, id, out, follow)
+	end()
+	if err != nil {
 		if ctx.Err() != nil {
 			return 1
 		}
@@ -364,7 +389,7 @@ func (c *console) retry(ctx context.Context, who gitserver.Caller, args []string
 	if err != nil {
 		return fail(stderr, "retry build %d: %v", b.ID, err)
 	}
-	fmt.Fprintf(stdout, "build #%d queued: a retry of build #%d (%s @ %s)\n", nb.ID, b.ID, gitrev.ShortRef(b.Ref), short(b.Commit))
+	fmt.Fprintf(stdout, "build #%d queued: a retry of build #%d (%s @ %s)\n", nb.ID, b.ID, termsafe.Line(gitrev.ShortRef(b.Ref)), short(b.Commit))
 	return 0
 }
 
@@ -418,7 +443,8 @@ func (c *console) deploys(ctx context.Context, who gitserver.Caller, args []stri
 			by = "-"
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Env, d.BuildID, short(d.Commit),
-			manifest.Short(d.Digest), d.State, d.Trigger, by, when(d.StartedAt), duration(d.StartedAt, d.FinishedAt), orDash(d.ReleaseID), d.Reason)
+			manifest.Short(d.Digest), d.State, d.Trigger, by, when(d.StartedAt), duration(d.StartedAt, d.FinishedAt), orDash(d.ReleaseID),
+			termsafe.Line(d.Reason)) // it may quote what a target printed
 	}
 	tw.Flush()
 	return 0
@@ -455,12 +481,13 @@ func (c *console) releases(ctx context.Context, who gitserver.Caller, args []str
 		case !r.Complete:
 			status = "partial"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, short(r.Commit), manifest.Short(r.Digest),
+		// Release names are read from the target.
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", termsafe.Line(r.ID), short(r.Commit), manifest.Short(r.Digest),
 			idOrDash(r.Deployment), idOrDash(r.Build), when(r.Time), status)
 	}
 	tw.Flush()
 	if l.Note != "" {
-		fmt.Fprintf(stdout, "(%s)\n", l.Note)
+		fmt.Fprintf(stdout, "(%s)\n", termsafe.Line(l.Note))
 	}
 	return 0
 }
@@ -580,16 +607,18 @@ func (c *console) run(ctx context.Context, who gitserver.Caller, args []string, 
 		return fail(stderr, "run %s %s: %v", repo, args[1], err)
 	}
 	for _, b := range bs {
-		fmt.Fprintf(stdout, "build #%d %s: %s @ %s%s\n", b.ID, b.State, gitrev.ShortRef(b.Ref), short(b.Commit), reasonSuffix(b.Reason))
+		fmt.Fprintf(stdout, "build #%d %s: %s @ %s%s\n", b.ID, b.State, termsafe.Line(gitrev.ShortRef(b.Ref)), short(b.Commit), reasonSuffix(b.Reason))
 	}
 	return 0
 }
 
+// reasonSuffix is " (reason)", made safe: a reason may quote a step's
+// command or what a target printed.
 func reasonSuffix(r string) string {
 	if r == "" {
 		return ""
 	}
-	return " (" + r + ")"
+	return " (" + termsafe.Line(r) + ")"
 }
 
 func orDash(s string) string {

@@ -33,6 +33,7 @@ func TestParseTakesFlagsAfterArguments(t *testing.T) {
 // they are tested here without a daemon (the e2e tests run the real one).
 type fakeBuilds struct {
 	builds    map[int64]record.Build
+	logs      map[int64]string // what Follow copies; "log of REPO" if none
 	cancelled []int64
 }
 
@@ -55,6 +56,15 @@ func (f *fakeBuilds) Get(_ context.Context, id int64) (record.Build, error) {
 }
 
 func (f *fakeBuilds) Follow(_ context.Context, id int64, w io.Writer, _ bool) error {
+	if l, ok := f.logs[id]; ok {
+		// As the log store copies: in pieces, here a byte at a time.
+		for i := range len(l) {
+			if _, err := w.Write([]byte{l[i]}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	_, err := io.WriteString(w, "log of "+f.builds[id].Repo+"\n")
 	return err
 }
@@ -119,16 +129,27 @@ write = ["writer"]
 // fakeDeploys is a map-backed Deploys for the console's own checks.
 type fakeDeploys struct {
 	deps    map[int64]record.Deployment
-	retried []string // "id by user"
+	logs    map[int64]string // what Follow copies; "deploy log of REPO" if none
+	retried []string         // "id by user"
 }
 
-func (f *fakeDeploys) List(context.Context, string, string, int) ([]record.Deployment, error) {
-	return nil, nil
+func (f *fakeDeploys) List(_ context.Context, repo, _ string, _ int) ([]record.Deployment, error) {
+	var out []record.Deployment
+	for _, d := range f.deps {
+		if d.Repo == repo {
+			out = append(out, d)
+		}
+	}
+	return out, nil
 }
 func (f *fakeDeploys) Releases(context.Context, string, string) (deploy.Listing, error) {
 	return deploy.Listing{}, nil
 }
 func (f *fakeDeploys) Follow(_ context.Context, id int64, w io.Writer, _ bool) error {
+	if l, ok := f.logs[id]; ok {
+		_, err := io.WriteString(w, l)
+		return err
+	}
 	_, err := io.WriteString(w, "deploy log of "+f.deps[id].Repo+"\n")
 	return err
 }
@@ -182,5 +203,70 @@ read = ["reader"]
 	if out, _, code := run("retry", "deploy", "7"); code != 0 || !strings.Contains(out, "deployment #100 queued") ||
 		len(fd.retried) != 1 || fd.retried[0] != "7 by reader" {
 		t.Fatalf("retry deploy 7: exit %d %q, retried %v", code, out, fd.retried)
+	}
+}
+
+// hostile is what a step or an activate script may print to take over the
+// terminal of whoever reads the log: a carriage return and erase-line
+// over the line before, a window title, a clipboard write, hidden text and
+// a fake result; and a colour, which stays.
+const hostile = "[00:00.100] │ real output\r\x1b[2K\x1b]0;title\x07\x1b]52;c;ZXZpbA==\x07\x1b[8mhidden\n" +
+	"[00:00.200] │ \x1b[31mred\x1b[0m \u009b1A\xff\n"
+
+// hostileShown is hostile as a terminal must get it.
+const hostileShown = "[00:00.100] │ real output\\r\\x1b[2K\\x1b]0;title\\x07\\x1b]52;c;ZXZpbA==\\x07\\x1b[8mhidden\n" +
+	"[00:00.200] │ \x1b[31mred\x1b[0m \\u009b1A\\xff\n"
+
+// TestLogsAreShownSafeAndRawOnRequest: `log`, `log -f` and `log deploy`
+// render what the log holds safe for a terminal (visible escapes, colours
+// kept); --raw gives the stored bytes; the listings escape reasons, which
+// quote a step's command or what a target printed.
+func TestLogsAreShownSafeAndRawOnRequest(t *testing.T) {
+	cfg, err := configs.Parse([]byte(`
+[[user]]
+name = "reader"
+keys = ["`+keyA+`"]
+[[repo]]
+name = "app"
+read = ["reader"]
+`), "test.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reason := "step 1 (printf '\x1b]0;t\x07\r\nbuild #3 passed') exited 1"
+	fb := &fakeBuilds{
+		builds: map[int64]record.Build{3: {ID: 3, Repo: "app", Ref: "refs/heads/main", State: record.StateFailed, Reason: reason}},
+		logs:   map[int64]string{3: hostile},
+	}
+	fd := &fakeDeploys{
+		deps: map[int64]record.Deployment{7: {ID: 7, Repo: "app", Env: "prod", State: record.DeployFailed, Reason: "activate: exit 1: \x1b[1Adone\r"}},
+		logs: map[int64]string{7: hostile},
+	}
+	cmds := Commands(Options{Config: cfg, Builds: fb, Deploys: fd})
+	run := func(name string, args ...string) (string, int) {
+		var out, errb bytes.Buffer
+		code := cmds[name].Run(t.Context(), gitserver.Caller{User: "reader"}, args, &out, &errb)
+		return out.String(), code
+	}
+	if out, code := run("log", "3"); code != 0 || out != hostileShown {
+		t.Errorf("log 3: exit %d\n got %q\nwant %q", code, out, hostileShown)
+	}
+	wantEnd := `build #3 failed (step 1 (printf '\x1b]0;t\x07\r\nbuild #3 passed') exited 1)` + "\n"
+	if out, code := run("log", "3", "-f"); code != 1 || out != hostileShown+wantEnd {
+		t.Errorf("log 3 -f: exit %d\n got %q\nwant %q", code, out, hostileShown+wantEnd)
+	}
+	if out, code := run("log", "deploy", "7"); code != 0 || out != hostileShown {
+		t.Errorf("log deploy 7: exit %d\n got %q\nwant %q", code, out, hostileShown)
+	}
+	for _, args := range [][]string{{"3", "--raw"}, {"--raw", "deploy", "7"}} {
+		if out, code := run("log", args...); code != 0 || out != hostile {
+			t.Errorf("log %v: exit %d\n got %q\nwant the stored bytes %q", args, code, out, hostile)
+		}
+	}
+	if out, _ := run("builds", "app"); !strings.Contains(out, `printf '\x1b]0;t\x07\r\nbuild #3 passed') exited 1`) || strings.ContainsAny(out, "\x1b\r\a") {
+		t.Errorf("builds app does not escape the reason:\n%q", out)
+	}
+	if out, _ := run("deploys", "app"); !strings.Contains(out, `activate: exit 1: \x1b[1Adone\r`) || strings.ContainsAny(out, "\x1b\r") {
+		t.Errorf("deploys app does not escape the reason:\n%q", out)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"slipway/internal/manifest"
+	"slipway/internal/termsafe"
 	"slipway/record"
 )
 
@@ -59,7 +60,7 @@ func (s *Service) Announce(ctx context.Context, p record.Push, ds []record.Deplo
 		}
 		line := fmt.Sprintf("deployment #%d to %s %s in %s", fd.ID, fd.Env, fd.State, fd.FinishedAt.Sub(fd.StartedAt).Round(10*time.Millisecond))
 		if fd.Reason != "" {
-			line += ": " + fd.Reason
+			line += ": " + termsafe.Line(fd.Reason) // it may quote what the target printed
 		}
 		fmt.Fprintln(out, line)
 	}

@@ -20,6 +20,7 @@ import (
 // result), 20 times against real SQLite and a real target: once their
 // deployments have run, the newer build's commit is live every time.
 func TestBuildsFinishingTogetherNeverLeaveTheOlderCommitLive(t *testing.T) {
+	t.Parallel()
 	staging := filepath.Join(t.TempDir(), "staging")
 	h := newHarness(t, 2, localEnv("staging", staging, `  auto = "main"`))
 	h.start()
@@ -65,6 +66,7 @@ func TestBuildsFinishingTogetherNeverLeaveTheOlderCommitLive(t *testing.T) {
 // at the same moment, 20 times: one retry is queued, the other is told
 // that one came after it.
 func TestRetriesAtOnceQueueOneDeployment(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, 1, localEnv("prod", filepath.Join(t.TempDir(), "prod"), ""))
 	ctx := t.Context()
 	b, _ := h.passedBuild("refs/heads/main", map[string]string{"app": "A"})
@@ -124,6 +126,7 @@ func TestRetriesAtOnceQueueOneDeployment(t *testing.T) {
 // connection at a time, the deployment succeeds, and once it has ended the
 // listing shows its release live.
 func TestReleasesReadersNeverFloodTheTarget(t *testing.T) {
+	t.Parallel()
 	srv := sshdtest.New(t)
 	sessions := srv.RecordSessions()
 	path := filepath.Join(t.TempDir(), "staging")

@@ -48,6 +48,7 @@ func (f *failingFinish) FinishDeployment(ctx context.Context, id int64, state re
 // succeeded, recorded once, its release live on the target and activate
 // run once, its log telling the failure once.
 func TestOutcomeWriteIsRetriedUntilItSucceeds(t *testing.T) {
+	t.Parallel()
 	srv := sshdtest.New(t)
 	path := filepath.Join(t.TempDir(), "staging")
 	h := newHarness(t, 1, remoteEnv("staging", srv, path, `  activate = 'echo "run of $SLIPWAY_DEPLOY_ID" >> ../../activations'`))
@@ -92,6 +93,7 @@ func TestOutcomeWriteIsRetriedUntilItSucceeds(t *testing.T) {
 // TestOutcomeRefusedIsNotRetried: an outcome the store refuses for good
 // (the deployment is no longer running) is written once, not retried.
 func TestOutcomeRefusedIsNotRetried(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "staging")
 	h := newHarness(t, 1, localEnv("staging", path, ""))
 	h.svc.retryFirst, h.svc.retryMax = time.Millisecond, time.Millisecond
@@ -146,6 +148,7 @@ func (c *countingFinish) FinishDeployment(ctx context.Context, id int64, state r
 // is recorded failed and current stays where it was. A deployment that a
 // worker runs meanwhile is left alone through many rounds.
 func TestWatchdogSettlesDeploymentsNobodyRuns(t *testing.T) {
+	t.Parallel()
 	srv := sshdtest.New(t)
 	dir := t.TempDir()
 	staging, qa, prod := filepath.Join(dir, "staging"), filepath.Join(dir, "qa"), filepath.Join(dir, "prod")
@@ -205,8 +208,11 @@ func TestWatchdogSettlesDeploymentsNobodyRuns(t *testing.T) {
 	if want := strings.Repeat("run of "+itoa(live.ID)+" in "+live.ReleaseID+"\n", 2); string(acts) != want {
 		t.Errorf("activations %q, want %q", acts, want)
 	}
-	if log := h.log(live.ID); !strings.Contains(log, "== its worker was lost during deployment #"+itoa(live.ID)+" after current was switched") ||
-		!strings.Contains(log, "ran again by the watchdog and succeeded") {
+	// The outcome is noted on the record before the log tells it.
+	testutil.Eventually(t, 30*time.Second, "the log to tell activate ran again", func() bool {
+		return strings.Contains(h.log(live.ID), "ran again by the watchdog and succeeded")
+	})
+	if log := h.log(live.ID); !strings.Contains(log, "== its worker was lost during deployment #"+itoa(live.ID)+" after current was switched") {
 		t.Errorf("log of the orphan found live:\n%s", log)
 	}
 

@@ -11,6 +11,7 @@ import (
 )
 
 func TestReleaseGateRefusesAndAccepts(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	h := newHarness(t, 1,
 		localEnv("staging", filepath.Join(dir, "staging"), `  auto = "main"`),
@@ -86,6 +87,7 @@ func TestReleaseGateRefusesAndAccepts(t *testing.T) {
 }
 
 func TestReleaseDeploymentsIgnoresOtherRefs(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	h := newHarness(t, 1, localEnv("staging", filepath.Join(dir, "staging"), ""))
 	b, _ := h.passedBuild("refs/heads/main", map[string]string{"a": "1"})
@@ -106,6 +108,7 @@ func TestReleaseDeploymentsIgnoresOtherRefs(t *testing.T) {
 // no user) is recorded but deploys nothing: nobody allowed to release
 // asked. The same ref pushed by a releaser deploys.
 func TestReleaseRefFoundAtStartIsNotDeployed(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	h := newHarness(t, 1, localEnv("staging", filepath.Join(dir, "staging"), ""))
 	b, _ := h.passedBuild("refs/heads/main", map[string]string{"a": "1"})
@@ -123,6 +126,7 @@ func TestReleaseRefFoundAtStartIsNotDeployed(t *testing.T) {
 }
 
 func TestAutoDeploymentsOnlyForTheBuildPipelineOfTheAutoBranch(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	h := newHarness(t, 1,
 		localEnv("staging", filepath.Join(dir, "staging"), `  auto = "main"`),

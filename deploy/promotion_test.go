@@ -20,6 +20,7 @@ import (
 // artifacts; the release push names the build; the target carries the
 // digest and the manifest.
 func TestReleaseShipsTheArtifactsThatWereLiveOnTheRequiredEnvironment(t *testing.T) {
+	t.Parallel()
 	srv := sshdtest.New(t)
 	dir := t.TempDir()
 	staging, prod := filepath.Join(dir, "staging"), filepath.Join(t.TempDir(), "prod")
@@ -117,6 +118,7 @@ func slicesEqualDigest(h *harness, env1, env2, digest string) bool {
 // build's kept artifacts on Slipway's side: its deployment fails saying so,
 // and the target is not touched.
 func TestChangedKeptArtifactsAreNeverShipped(t *testing.T) {
+	t.Parallel()
 	prod := filepath.Join(t.TempDir(), "prod")
 	h := newHarness(t, 1, localEnv("prod", prod, ""))
 	h.start()
@@ -138,6 +140,7 @@ func TestChangedKeptArtifactsAreNeverShipped(t *testing.T) {
 // as a disk or a hand could: the verification finds it, the deployment
 // fails, current stays where it was.
 func TestReleaseThatDiffersOnTheTargetIsNeverSwitchedTo(t *testing.T) {
+	t.Parallel()
 	bothTargets(t, func(t *testing.T, tg Target) {
 		tamper := filepath.Join(t.TempDir(), "rsync-then-tamper")
 		script := `#!/bin/sh
@@ -171,6 +174,7 @@ echo "changed after the transfer" >> "${last#*:}bin/f000"
 // release that someone edited on the target since: it is not switched to
 // as it is; the artifacts are shipped anew into a fresh release.
 func TestRollbackToAReleaseChangedOnTheTargetShipsAnew(t *testing.T) {
+	t.Parallel()
 	prod := filepath.Join(t.TempDir(), "prod")
 	h := newHarness(t, 1, localEnv("prod", prod, ""))
 	h.start()
@@ -194,6 +198,7 @@ func TestRollbackToAReleaseChangedOnTheTargetShipsAnew(t *testing.T) {
 }
 
 func TestDifferencesReadsRsyncItemizedChanges(t *testing.T) {
+	t.Parallel()
 	out := ".d..t...... ./\n" + // times only: not a difference
 		".f..t.og... same-content-new-owner\n" +
 		">fcs....... bin/app\n" +
@@ -222,6 +227,7 @@ func TestDifferencesReadsRsyncItemizedChanges(t *testing.T) {
 // by a build recorded before digests existed are deployed, and from then
 // on known by the digest computed then.
 func TestBuildFromBeforeDigestsGetsOneAtItsFirstDeployment(t *testing.T) {
+	t.Parallel()
 	prod := filepath.Join(t.TempDir(), "prod")
 	h := newHarness(t, 1, localEnv("prod", prod, ""))
 	h.start()

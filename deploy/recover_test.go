@@ -52,6 +52,7 @@ func cutAfterSwitch(t *testing.T, h *harness, env, activate string, b record.Bui
 // and log say so, and the revision can be promoted to an environment that
 // requires this one.
 func TestDeploymentFoundLiveAtStartIsRecordedLive(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	staging := filepath.Join(dir, "staging")
 	activate := `echo "run of $SLIPWAY_DEPLOY_ID in $SLIPWAY_RELEASE" >> ../../activations`
@@ -91,6 +92,7 @@ func TestDeploymentFoundLiveAtStartIsRecordedLive(t *testing.T) {
 // recorded succeeded without more ado; one whose switch never happened is
 // recorded failed, as before.
 func TestDeploymentFoundAtStartWithoutSwitchOrActivate(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	h := newHarness(t, 1,
 		localEnv("staging", filepath.Join(dir, "staging"), ""),

@@ -17,6 +17,7 @@ import (
 )
 
 func TestAutoDeploymentShipsPassedBuildToStagingOverSSH(t *testing.T) {
+	t.Parallel()
 	srv := sshdtest.New(t)
 	path := filepath.Join(t.TempDir(), "staging")
 	h := newHarness(t, 2, remoteEnv("staging", srv, path, "  auto = \"main\"\n  activate = 'echo \"activated $SLIPWAY_DEPLOY_ID of build $SLIPWAY_BUILD_ID\" > ../../activated'"))
@@ -81,6 +82,7 @@ func TestAutoDeploymentShipsPassedBuildToStagingOverSSH(t *testing.T) {
 }
 
 func TestReleaseThenRollbackReusesTheEarlierRelease(t *testing.T) {
+	t.Parallel()
 	srv := sshdtest.New(t)
 	dir := t.TempDir()
 	prod := filepath.Join(dir, "prod")
@@ -135,6 +137,7 @@ func TestReleaseThenRollbackReusesTheEarlierRelease(t *testing.T) {
 }
 
 func TestActivateFailureRollsBackAndKeepsCurrent(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "staging")
 	h := newHarness(t, 1, localEnv("staging", path, "  auto = \"main\"\n  activate = 'test -f healthy || { echo \"not healthy\" >&2; exit 3; }'"))
 	h.start()
@@ -162,6 +165,7 @@ func TestActivateFailureRollsBackAndKeepsCurrent(t *testing.T) {
 }
 
 func TestTargetDownFailsThenRetrySucceeds(t *testing.T) {
+	t.Parallel()
 	srv := sshdtest.New(t)
 	path := filepath.Join(t.TempDir(), "prod")
 	h := newHarness(t, 1, remoteEnv("prod", srv, path, ""))
@@ -220,6 +224,7 @@ func TestTargetDownFailsThenRetrySucceeds(t *testing.T) {
 }
 
 func TestStartRecordsInterruptedDeploymentsFailedAndGoesOn(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "staging")
 	h := newHarness(t, 1, localEnv("staging", path, ""))
 	ctx := t.Context()
@@ -270,6 +275,7 @@ func TestStartRecordsInterruptedDeploymentsFailedAndGoesOn(t *testing.T) {
 }
 
 func TestOneDeploymentAtATimePerEnvironmentInOrder(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	order := filepath.Join(dir, "order")
 	act := "  activate = 'echo start $SLIPWAY_DEPLOY_ID >> " + order + "; echo end $SLIPWAY_DEPLOY_ID >> " + order + "'"
@@ -329,6 +335,7 @@ func TestOneDeploymentAtATimePerEnvironmentInOrder(t *testing.T) {
 }
 
 func TestShutdownCancelsRunningDeploymentAndKeepsCurrent(t *testing.T) {
+	t.Parallel()
 	srv := sshdtest.New(t)
 	path := filepath.Join(t.TempDir(), "prod")
 	// The hung activate polls for a file instead of sleeping long, so
@@ -364,6 +371,7 @@ func TestShutdownCancelsRunningDeploymentAndKeepsCurrent(t *testing.T) {
 }
 
 func TestRetryResumesThePartialReleaseOfTheFailedAttempt(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "staging")
 	h := newHarness(t, 1, localEnv("staging", path, ""))
 	ctx := t.Context()

@@ -115,8 +115,12 @@ type Request struct {
 	// Vars are extra environment variables for Activate (names like FOO_BAR).
 	Vars map[string]string
 
-	Keep int       // releases kept on the target; 0 means DefaultKeep
-	Log  io.Writer // everything rsync, ssh and activate print; nil discards
+	Keep int // releases kept on the target; 0 means DefaultKeep
+	// Log gets everything rsync, ssh and activate print, and the shipper's
+	// own lines ("==> current -> releases/..."), with Log's Printf when it
+	// has one (a build/logs Writer: lines no program can forge); nil
+	// discards.
+	Log io.Writer
 }
 
 // Result says what a deployment did.
@@ -208,7 +212,7 @@ func (s *Shipper) Ship(ctx context.Context, req Request) (Result, error) {
 	log := s.logger().With("target", t.String(), "release", id)
 	started := time.Now()
 
-	fmt.Fprintf(req.Log, "==> connecting to %s\n", t)
+	status(req.Log, "connecting to %s", t)
 	sess, out, err := s.open(ctx, t, req.Log, inspectScript(root, true, id+partialSuffix))
 	if err != nil {
 		return Result{}, err
@@ -224,7 +228,7 @@ func (s *Shipper) Ship(ctx context.Context, req Request) (Result, error) {
 	}
 	res := Result{Release: id, Previous: st.live, Live: st.live, Removed: st.removed}
 	for _, r := range st.removed {
-		fmt.Fprintf(req.Log, "==> removed stale partial release %s\n", r)
+		status(req.Log, "removed stale partial release %s", r)
 	}
 	if res.Previous == id {
 		// Redeploying the live release: "previous" for a switch back is the
@@ -239,14 +243,14 @@ func (s *Shipper) Ship(ctx context.Context, req Request) (Result, error) {
 	}
 
 	if existing, ok := st.find(id); ok && existing.Complete {
-		fmt.Fprintf(req.Log, "==> verifying release %s, complete on the target, against the artifacts\n", id)
+		status(req.Log, "verifying release %s, complete on the target, against the artifacts", id)
 		verr := s.verify(ctx, sess, req, id)
 		switch {
 		case verr == nil:
 			res.Reused = true
-			fmt.Fprintf(req.Log, "==> release %s is already on the target; switching without transfer\n", id)
+			status(req.Log, "release %s is already on the target; switching without transfer", id)
 		case errors.Is(verr, ErrVerify) && req.Fallback != "" && req.Fallback != id:
-			fmt.Fprintf(req.Log, "==> %v; shipping the artifacts anew as release %s\n", verr, req.Fallback)
+			status(req.Log, "%v; shipping the artifacts anew as release %s", verr, req.Fallback)
 			log.Warn("release on the target changed; shipping anew", "err", verr, "fallback", req.Fallback)
 			if res.Previous == "" && st.live == id {
 				res.Previous = id
@@ -261,7 +265,7 @@ func (s *Shipper) Ship(ctx context.Context, req Request) (Result, error) {
 		if err := s.transfer(ctx, sess, req, st); err != nil {
 			return res, err
 		}
-		fmt.Fprintf(req.Log, "==> verifying releases/%s against the artifacts\n", id+partialSuffix)
+		status(req.Log, "verifying releases/%s against the artifacts", id+partialSuffix)
 		if err := s.verify(ctx, sess, req, id+partialSuffix); err != nil {
 			return res, err
 		}
@@ -277,17 +281,17 @@ func (s *Shipper) Ship(ctx context.Context, req Request) (Result, error) {
 		return res, fmt.Errorf("switch current to release %s: %w", id, err)
 	}
 	res.Live = id
-	fmt.Fprintf(req.Log, "==> current -> releases/%s\n", id)
+	status(req.Log, "current -> releases/%s", id)
 
 	if req.Activate != "" {
-		fmt.Fprintf(req.Log, "==> activate: %s\n", req.Activate)
+		status(req.Log, "activate: %s", req.Activate)
 		vars := s.activateVars(req, id, req.Commit, res.Previous)
 		if aerr := sess.run(ctx, activateScript(root, vars, req.Activate), req.Log); aerr != nil {
 			return s.switchBack(ctx, sess, req, st, res, aerr)
 		}
 		if err := sess.run(ctx, pruneScript(root, pruned), io.Discard); err != nil {
 			// The release is live; failing to prune only costs disk.
-			fmt.Fprintf(req.Log, "==> warning: pruning old releases failed: %v\n", err)
+			status(req.Log, "warning: pruning old releases failed: %v", err)
 			log.Warn("prune", "err", err)
 			pruned = nil
 		}
@@ -295,9 +299,9 @@ func (s *Shipper) Ship(ctx context.Context, req Request) (Result, error) {
 	res.Switched = true
 	res.Pruned = pruned
 	for _, p := range pruned {
-		fmt.Fprintf(req.Log, "==> pruned release %s\n", p)
+		status(req.Log, "pruned release %s", p)
 	}
-	fmt.Fprintf(req.Log, "==> release %s is live (%.1fs)\n", id, time.Since(started).Seconds())
+	status(req.Log, "release %s is live (%.1fs)", id, time.Since(started).Seconds())
 	log.Info("deployed", "previous", res.Previous, "reused", res.Reused, "took", time.Since(started))
 	return res, nil
 }
@@ -328,7 +332,7 @@ func (s *Shipper) transfer(ctx context.Context, sess session, req Request, st st
 	if base != "" && base != req.Release {
 		args = append(args, "--link-dest="+root+"/releases/"+base)
 	}
-	fmt.Fprintf(req.Log, "==> rsync to releases/%s (linking unchanged files to %s)\n", req.Release+partialSuffix, orDefault(base, "nothing"))
+	status(req.Log, "rsync to releases/%s (linking unchanged files to %s)", req.Release+partialSuffix, orDefault(base, "nothing"))
 	src := strings.TrimSuffix(req.Source, "/") + "/"
 	dst := root + "/releases/" + req.Release + partialSuffix + "/"
 	return sess.rsync(ctx, args, src, dst, nil)
@@ -356,7 +360,7 @@ func (s *Shipper) verify(ctx context.Context, sess session, req Request, dir str
 		return nil
 	}
 	for _, d := range diff {
-		fmt.Fprintf(req.Log, "==> differs: %s\n", d)
+		status(req.Log, "differs: %s", d)
 	}
 	more := ""
 	if len(diff) > 3 {
@@ -487,7 +491,7 @@ func (s *Shipper) switchBack(ctx context.Context, sess session, req Request, st 
 	undo, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
 	if res.Previous == "" {
-		fmt.Fprintf(req.Log, "==> activate failed (%s); there is no previous release, removing current\n", why)
+		status(req.Log, "activate failed (%s); there is no previous release, removing current", why)
 		if err := sess.run(undo, "cd "+shell.Quote(root)+" && rm -f current", io.Discard); err != nil {
 			return res, fmt.Errorf("%w with %s; removing current also failed: %w", ErrActivate, why, err)
 		}
@@ -495,7 +499,7 @@ func (s *Shipper) switchBack(ctx context.Context, sess session, req Request, st 
 		return res, fmt.Errorf("%w with %s; there was no previous release, so current was removed", ErrActivate, why)
 	}
 	prev := res.Previous
-	fmt.Fprintf(req.Log, "==> activate failed (%s); switching back to release %s\n", why, prev)
+	status(req.Log, "activate failed (%s); switching back to release %s", why, prev)
 	if err := sess.run(undo, switchScript(root, prev), io.Discard); err != nil {
 		return res, fmt.Errorf("%w with %s; switching back to release %s also failed: %w", ErrActivate, why, prev, err)
 	}
@@ -509,7 +513,7 @@ func (s *Shipper) switchBack(ctx context.Context, sess session, req Request, st 
 		script += "export " + kv[0] + "=" + shell.Quote(kv[1]) + "\n"
 	}
 	script += "exec sh ./" + activateFile + "\n"
-	fmt.Fprintf(req.Log, "==> current -> releases/%s; running its activate\n", prev)
+	status(req.Log, "current -> releases/%s; running its activate", prev)
 	if err := sess.run(undo, script, req.Log); err != nil {
 		return res, fmt.Errorf("%w with %s; switched back to release %s, whose activate also failed with %s", ErrActivate, why, prev, describeActivate(err))
 	}
@@ -617,4 +621,33 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(p)
+}
+
+// printer is a log that keeps lines of Slipway's own apart from what
+// programs print (a build/logs Writer: its Printf lines carry no output
+// mark, so an activate script cannot print one).
+type printer interface {
+	Printf(format string, args ...any)
+}
+
+// Printf writes a line of the shipper's own: with the log's Printf when it
+// has one, else as text.
+func (s *syncWriter) Printf(format string, args ...any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p, ok := s.w.(printer); ok {
+		p.Printf(format, args...)
+		return
+	}
+	fmt.Fprintf(s.w, format+"\n", args...)
+}
+
+// status writes a line of the shipper's own to log ("==> current ->
+// releases/..."); see syncWriter.Printf.
+func status(log io.Writer, format string, args ...any) {
+	if p, ok := log.(printer); ok {
+		p.Printf("==> "+format, args...)
+		return
+	}
+	fmt.Fprintf(log, "==> "+format+"\n", args...)
 }

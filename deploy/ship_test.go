@@ -90,6 +90,7 @@ func ship(t *testing.T, s *Shipper, req Request) (Result, string) {
 }
 
 func TestShipLinksUnchangedFilesAndSwitchesCurrent(t *testing.T) {
+	t.Parallel()
 	bothTargets(t, func(t *testing.T, tg Target) {
 		s := &Shipper{}
 		src := t.TempDir()
@@ -131,6 +132,7 @@ func TestShipLinksUnchangedFilesAndSwitchesCurrent(t *testing.T) {
 }
 
 func TestShipRefusesWrongHostKeyAndChangesNothing(t *testing.T) {
+	t.Parallel()
 	srv, tg := remoteTarget(t)
 	other := sshdtest.New(t)
 	tg.KnownHostsFile = filepath.Join(t.TempDir(), "known_hosts")
@@ -154,6 +156,7 @@ func TestShipRefusesWrongHostKeyAndChangesNothing(t *testing.T) {
 }
 
 func TestShipUnreachableTargetLeavesCurrentAndRetryWorks(t *testing.T) {
+	t.Parallel()
 	srv, tg := remoteTarget(t)
 	s := &Shipper{}
 	src := t.TempDir()
@@ -200,6 +203,7 @@ func (w *stopOnWrite) Write(p []byte) (int, error) {
 }
 
 func TestTargetVanishingMidDeployLeavesCurrentAndRetryResumes(t *testing.T) {
+	t.Parallel()
 	srv, tg := remoteTarget(t)
 	s := &Shipper{}
 	src := t.TempDir()
@@ -231,6 +235,7 @@ func TestTargetVanishingMidDeployLeavesCurrentAndRetryResumes(t *testing.T) {
 }
 
 func TestActivateFailureSwitchesBackAndRunsPreviousActivate(t *testing.T) {
+	t.Parallel()
 	bothTargets(t, func(t *testing.T, tg Target) {
 		s := &Shipper{}
 		src := t.TempDir()
@@ -273,6 +278,7 @@ func TestActivateFailureSwitchesBackAndRunsPreviousActivate(t *testing.T) {
 }
 
 func TestActivateFailureOnFirstDeployRemovesCurrent(t *testing.T) {
+	t.Parallel()
 	tg := Target{Local: filepath.Join(t.TempDir(), "app")}
 	src := t.TempDir()
 	artifacts(t, src, 2, "v1")
@@ -286,6 +292,7 @@ func TestActivateFailureOnFirstDeployRemovesCurrent(t *testing.T) {
 }
 
 func TestPartialReleasesAreIgnoredThenRemoved(t *testing.T) {
+	t.Parallel()
 	bothTargets(t, func(t *testing.T, tg Target) {
 		s := &Shipper{}
 		src := t.TempDir()
@@ -332,6 +339,7 @@ func TestPartialReleasesAreIgnoredThenRemoved(t *testing.T) {
 }
 
 func TestPruneKeepsNewestAndNeverLiveOrPrevious(t *testing.T) {
+	t.Parallel()
 	bothTargets(t, func(t *testing.T, tg Target) {
 		s := &Shipper{}
 		srcs := map[int]string{}
@@ -380,6 +388,7 @@ func assertReleases(t *testing.T, s *Shipper, tg Target, want []string, live str
 }
 
 func TestAcceptNewHostKeyPinsTheKey(t *testing.T) {
+	t.Parallel()
 	srv, tg := remoteTarget(t)
 	tg.KnownHostsFile = filepath.Join(t.TempDir(), "known_hosts") // not there yet
 	src := t.TempDir()
@@ -400,6 +409,7 @@ func TestAcceptNewHostKeyPinsTheKey(t *testing.T) {
 }
 
 func TestWrongDeployKeyIsRefused(t *testing.T) {
+	t.Parallel()
 	_, tg := remoteTarget(t)
 	other := sshdtest.New(t)
 	tg.KeyFile = other.KeyFile
@@ -425,6 +435,7 @@ func (w *cancelOnWrite) Write(p []byte) (int, error) {
 }
 
 func TestCancelledTransferLeavesCurrent(t *testing.T) {
+	t.Parallel()
 	tg := Target{Local: filepath.Join(t.TempDir(), "app")}
 	s := &Shipper{}
 	src := t.TempDir()
@@ -447,6 +458,7 @@ func TestCancelledTransferLeavesCurrent(t *testing.T) {
 }
 
 func TestReleasesOfANewTargetIsEmpty(t *testing.T) {
+	t.Parallel()
 	bothTargets(t, func(t *testing.T, tg Target) {
 		rels, err := (&Shipper{}).Releases(t.Context(), tg)
 		if err != nil || len(rels) != 0 {

@@ -7,6 +7,7 @@ import (
 )
 
 func TestParseTarget(t *testing.T) {
+	t.Parallel()
 	ok := []struct {
 		in   string
 		want Target
@@ -52,6 +53,7 @@ func TestParseTarget(t *testing.T) {
 }
 
 func TestReleaseIDs(t *testing.T) {
+	t.Parallel()
 	for _, id := range []string{"42", "20260101T020000Z-abc123", "r1.2_x"} {
 		if err := checkReleaseID(id); err != nil {
 			t.Errorf("checkReleaseID(%q) = %v, want ok", id, err)
@@ -94,6 +96,7 @@ func FuzzParseTarget(f *testing.F) {
 }
 
 func TestParseState(t *testing.T) {
+	t.Parallel()
 	out := "Welcome from .bashrc\n" +
 		"live releases/r2\n" +
 		"release r1\nmarker id=r1\nmarker commit=c1\nmarker time=2026-01-01T00:00:00Z\n" +

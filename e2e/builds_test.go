@@ -52,7 +52,7 @@ type btBuild struct {
 
 // btStartDaemon is startDaemon that fails on a warning at start (a sandbox
 // that cannot run builds says so there).
-func btStartDaemon(t *testing.T, config string, env ...string) *daemon {
+func btStartDaemon(t testing.TB, config string, env ...string) *daemon {
 	t.Helper()
 	d := startDaemon(t, config, env...)
 	btNoWarning(d)
@@ -111,14 +111,17 @@ func btBuildByID(t *testing.T, d *daemon, u *user, repo string, id int64) btBuil
 }
 
 // btFinal waits (reading the daemon's database, which is cheap to poll)
-// until a build reaches a final state, then returns it as `builds --json`
-// shows it.
+// until a build reaches a final state, and then for its log to end, and
+// returns it as `builds --json` shows it. The result is recorded before
+// the log's last line ("== passed in ...") is written, so a test that read
+// the log as soon as the state was final could miss that line.
 func btFinal(t *testing.T, d *daemon, db *store.Store, u *user, repo string, id int64) btBuild {
 	t.Helper()
 	d.eventually(t, btBuildTimeout, fmt.Sprintf("build #%d to end", id), func() bool {
 		b, err := db.GetBuild(t.Context(), id)
 		return err == nil && b.State.Final()
 	})
+	btLog(t, d, u, id, true)
 	return btBuildByID(t, d, u, repo, id)
 }
 

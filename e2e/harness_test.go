@@ -76,7 +76,7 @@ type user struct {
 	sshHome string // HOME for git and ssh runs of this user
 }
 
-func newUser(t *testing.T, name string) *user {
+func newUser(t testing.TB, name string) *user {
 	t.Helper()
 	dir := t.TempDir()
 	key := filepath.Join(dir, "id_ed25519")
@@ -109,7 +109,7 @@ func (u *user) sshCommand() string {
 
 // daemon is a running `slipway serve`.
 type daemon struct {
-	t      *testing.T
+	t      testing.TB
 	root   string   // holds the config file and data dir
 	env    []string // added to the daemon's environment
 	config string
@@ -195,7 +195,7 @@ func (p *proc) exited() bool {
 // as an unprivileged uid, which must reach the build folder in the data dir.
 // (Where it cannot, the daemon puts that folder under /tmp instead; the quick
 // start test covers that.)
-func startDaemon(t *testing.T, config string, env ...string) *daemon {
+func startDaemon(t testing.TB, config string, env ...string) *daemon {
 	t.Helper()
 	root := t.TempDir()
 	for dir := root; strings.HasPrefix(dir, os.TempDir()+string(filepath.Separator)); dir = filepath.Dir(dir) {
@@ -272,7 +272,7 @@ func (d *daemon) kill() {
 // eventually is testutil.Eventually for a condition that needs the daemon: when
 // the daemon has exited it fails at once with the daemon's log, instead of
 // asking a dead daemon until the deadline.
-func (d *daemon) eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func (d *daemon) eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	poll(t, timeout, what, d.proc.done, func() string {
 		return fmt.Sprintf("slipway serve exited (%v) while waiting for %s\n%s%s", d.proc.err, what, d.stdout, d.logs)
@@ -319,7 +319,7 @@ func (u *user) git(dir string, args ...string) (string, error) {
 }
 
 // mustGit is git that fails the test on error.
-func (u *user) mustGit(t *testing.T, dir string, args ...string) string {
+func (u *user) mustGit(t testing.TB, dir string, args ...string) string {
 	t.Helper()
 	out, err := u.git(dir, args...)
 	if err != nil {
@@ -329,7 +329,7 @@ func (u *user) mustGit(t *testing.T, dir string, args ...string) string {
 }
 
 // newProject makes a work tree with one commit on main.
-func (u *user) newProject(t *testing.T, files map[string]string) string {
+func (u *user) newProject(t testing.TB, files map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
 	u.mustGit(t, dir, "init", "-q", "-b", "main")
@@ -348,7 +348,7 @@ func (u *user) newProject(t *testing.T, files map[string]string) string {
 }
 
 // commit adds a commit that changes one file.
-func (u *user) commit(t *testing.T, dir, file, body string) string {
+func (u *user) commit(t testing.TB, dir, file, body string) string {
 	t.Helper()
 	if err := os.WriteFile(filepath.Join(dir, file), []byte(body), 0o644); err != nil {
 		t.Fatal(err)
@@ -358,7 +358,7 @@ func (u *user) commit(t *testing.T, dir, file, body string) string {
 	return strings.TrimSpace(u.mustGit(t, dir, "rev-parse", "HEAD"))
 }
 
-func run(t *testing.T, dir string, env []string, name string, args ...string) string {
+func run(t testing.TB, dir string, env []string, name string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Dir = dir

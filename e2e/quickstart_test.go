@@ -125,15 +125,27 @@ func TestQuickStartAsOrdinaryUser(t *testing.T) {
 	}
 }
 
-// TestCachedRebuildIsNearDirect pushes a Go project of robfig/cron's size
-// (its own sources and tests, a few thousand lines) with cache = true and
-// the Go toolchain's usual steps, then a change to one file: the second
-// build must take at most 1.3 times what the same commands take when run
-// directly on the host with a warm cache.
-func TestCachedRebuildIsNearDirect(t *testing.T) {
-	// Not parallel: it compares the build's time with the same commands
-	// run directly, a ratio that other tests' load on the machine would
-	// skew. Serial tests run before the parallel ones, alone.
+// BenchmarkCachedRebuild pushes a Go project of robfig/cron's size (its
+// own sources and tests, a few thousand lines) with cache = true and the
+// Go toolchain's usual steps, then a change to one file, and compares the
+// second build's time with the same commands run directly on the host with
+// a warm cache. The target is at most 1.3 times; over it the benchmark
+// fails. It is a benchmark, not a test: a ratio of times says nothing
+// while other tests load the machine, and it costs two minutes of CPU.
+// Run it alone:
+//
+//	go test -run '^$' -bench CachedRebuild -benchtime 1x ./e2e
+//
+// That the cache is used and scoped is tested by TestCacheIsScopedToBranches
+// and the quick start.
+func BenchmarkCachedRebuild(b *testing.B) {
+	for range b.N {
+		cachedRebuild(b)
+	}
+}
+
+func cachedRebuild(b *testing.B) {
+	t := b // the e2e helpers take a testing.TB
 	alice := newUser(t, "alice")
 	d := btStartDaemon(t, configFor("", []*user{alice}))
 	srcDir := strings.TrimSpace(run(t, "", nil, "go", "list", "-m", "-f", "{{.Dir}}", "github.com/robfig/cron/v3"))
@@ -225,6 +237,9 @@ func TestCachedRebuildIsNearDirect(t *testing.T) {
 	ratio := float64(warm) / float64(base)
 	t.Logf("cron-sized Go project: first build %s, cached rebuild %s, direct with a warm cache %s: %.2fx",
 		cold.Round(time.Millisecond), warm.Round(time.Millisecond), base.Round(time.Millisecond), ratio)
+	t.ReportMetric(warm.Seconds(), "s/rebuild")
+	t.ReportMetric(base.Seconds(), "s/direct")
+	t.ReportMetric(ratio, "x-direct")
 	if ratio > 1.3 {
 		t.Errorf("cached rebuild took %.2fx the direct run (want <= 1.3x); its log:\n%s", ratio, stMustSSH(t, d, alice, "log", "4"))
 	}

@@ -521,7 +521,7 @@ func TestReliabilitySecondDaemon(t *testing.T) {
 			id, b.State, b.Reason, b.Attempt, strings.Count(string(runs), "run\n"))
 	}
 	// The step's own line, not its header (which names the command).
-	if strings.Count(log, "] rl-step-ran\n") != 1 || !strings.Contains(log, "(attempt 1)") || !strings.Contains(log, "passed in") ||
+	if strings.Count(log, "] │ rl-step-ran\n") != 1 || !strings.Contains(log, "(attempt 1)") || !strings.Contains(log, "passed in") ||
 		strings.Contains(log, "attempt 2") || strings.Contains(log, "running again") {
 		t.Errorf("the log of build #%d is not the one run's, whole:\n%s", id, log)
 	}

@@ -66,7 +66,7 @@ func stWaitRun(t *testing.T, d *daemon, db *store.Store, repo, name, what string
 }
 
 // stMustSSH runs an SSH command that must succeed and returns its stdout.
-func stMustSSH(t *testing.T, d *daemon, u *user, args ...string) string {
+func stMustSSH(t testing.TB, d *daemon, u *user, args ...string) string {
 	t.Helper()
 	out, stderr, code := d.ssh(u, args...)
 	if code != 0 {

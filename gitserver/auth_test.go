@@ -50,6 +50,7 @@ func (ts *testServer) replayClient(victim string, signer gossh.Signer) (*gossh.C
 // CVE-2024-45337: the identity must be that of the key that signed, not of a
 // key that was only offered before.
 func TestOfferedKeyDoesNotBecomeIdentity(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, serverOpt{})
 	client, fake, err := ts.replayClient("alice", ts.keys["bob"].signer(t))
 	if err != nil {
@@ -102,6 +103,7 @@ func TestOfferedKeyDoesNotBecomeIdentity(t *testing.T) {
 // private key file for it), the server accepts the offer, ssh moves on and
 // signs with bob's key.
 func TestOfferedKeyDoesNotBecomeIdentityOpenSSH(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, serverOpt{})
 	dir := t.TempDir()
 	pubOnly := filepath.Join(dir, "alice_pub_only")
@@ -129,6 +131,7 @@ func TestOfferedKeyDoesNotBecomeIdentityOpenSSH(t *testing.T) {
 // key is refused from one loopback address and admitted from another, and
 // an expired key is refused.
 func TestKeyOptionsFromAndExpiry(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, serverOpt{keyOptions: map[string]string{
 		"alice": `from="127.0.0.1"`,
 		"bob":   `from="127.0.0.2,10.0.0.0/8"`,

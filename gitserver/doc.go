@@ -16,4 +16,11 @@
 // interface. Everything else the package needs from the rest of the daemon
 // (tokens, the last pushes for `repos`) comes through small interfaces declared
 // here, so cmd/slipway wires the real implementations and tests use maps.
+//
+// Connections that have not authenticated yet are startups (see startups):
+// they have a budget of their own, apart from the session slots of
+// authenticated users, with sshd's random early drop, a cap per source and
+// a deadline for the whole time before authentication; silent ones give
+// way to newcomers. Those refused or closed before authentication are
+// logged as one summary line per interval (see connLog).
 package gitserver

@@ -9,6 +9,7 @@ import (
 )
 
 func TestFirstPushCreatesRepoAndCloneFetchMatch(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, serverOpt{})
 	env := ts.gitEnv("alice")
 	work := newWork(t, env, "one", "two")
@@ -57,6 +58,7 @@ func TestFirstPushCreatesRepoAndCloneFetchMatch(t *testing.T) {
 }
 
 func TestProtocolV2WhenAsked(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, serverOpt{})
 	env := ts.gitEnv("alice")
 	work := newWork(t, env, "one")
@@ -77,6 +79,7 @@ func TestProtocolV2WhenAsked(t *testing.T) {
 }
 
 func TestShallowAndPartialClone(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, serverOpt{})
 	env := ts.gitEnv("alice")
 	work := newWork(t, env, "one", "two", "three")
@@ -105,6 +108,7 @@ func TestShallowAndPartialClone(t *testing.T) {
 }
 
 func TestRightsReadOnlyAndWriter(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, serverOpt{})
 	alice := ts.gitEnv("alice")
 	work := newWork(t, alice, "one")
@@ -148,6 +152,7 @@ func TestRightsReadOnlyAndWriter(t *testing.T) {
 }
 
 func TestUnknownKeyRefused(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, serverOpt{})
 	ts.keys["mallory"] = keygen(t, t.TempDir(), "mallory")
 	r := ts.ssh("mallory", "", "whoami")
@@ -161,6 +166,7 @@ func TestUnknownKeyRefused(t *testing.T) {
 }
 
 func TestHostileRepoNamesRefused(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, serverOpt{})
 	long := strings.Repeat("a", 300)
 	for _, name := range []string{"../x", "a/../../b", ".git", long, "/../../x", "a/b/c/d", "-x", "~root/x", "a//b"} {
@@ -199,6 +205,7 @@ func TestHostileRepoNamesRefused(t *testing.T) {
 }
 
 func TestConcurrentPushesToOneBranch(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, serverOpt{})
 	env := ts.gitEnv("alice")
 	base := newWork(t, env, "base")
@@ -249,6 +256,7 @@ func TestConcurrentPushesToOneBranch(t *testing.T) {
 }
 
 func TestUploadArchive(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, serverOpt{})
 	env := ts.gitEnv("alice")
 	work := newWork(t, env, "one", "two")

@@ -119,6 +119,7 @@ type serverOpt struct {
 	keyOptions map[string]string // authorized_keys options in front of a user's key
 	commands   map[string]Command
 	pushes     PushLister
+	setup      func(*Server) // runs after New, before Serve
 }
 
 func startServer(t testing.TB, o serverOpt) *testServer {
@@ -178,6 +179,9 @@ read = ["carol"]
 	})
 	if err != nil {
 		t.Fatalf("New: %v", err)
+	}
+	if o.setup != nil {
+		o.setup(ts.srv)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 )
 
 func TestParseCommandForms(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		line string
 		name string
@@ -43,6 +44,7 @@ func TestParseCommandForms(t *testing.T) {
 }
 
 func TestParseCommandRefuses(t *testing.T) {
+	t.Parallel()
 	for _, line := range []string{
 		"", "   ", "git-upload-pack", "git-upload-pack a b", "git receive-pack",
 		"git-upload-pack 'app.git", `git-upload-pack "app`, `help\`,
@@ -84,6 +86,7 @@ func FuzzParseCommand(f *testing.F) {
 }
 
 func TestRepoPath(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	for in, want := range map[string]string{
 		"app":           "app.git",
@@ -137,6 +140,7 @@ func FuzzRepoPath(f *testing.F) {
 }
 
 func TestGitProtocolOnlyVersionForms(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		env  []string
 		want string

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gliderlabs/ssh"
@@ -86,8 +87,15 @@ type Server struct {
 	stopNow  context.CancelFunc
 	sessions tracker
 
-	mu      sync.Mutex // guards conns and perUser
-	conns   int
+	// startups are the connections not authenticated yet; connLog reports
+	// those refused or closed before authentication. closing is set once
+	// Shutdown closes connections, whose ends are then no client's failure.
+	startups *startups
+	connLog  *connLog
+	closing  atomic.Bool
+
+	mu      sync.Mutex // guards authed and perUser
+	authed  int        // connections holding a session slot (ssh.max_sessions)
 	perUser map[string]int
 
 	createMu sync.Mutex // serialises creation of repositories
@@ -133,6 +141,8 @@ func New(opts Options) (*Server, error) {
 		gitEnv:   slices.Clone(opts.GitEnv),
 		perUser:  map[string]int{},
 		path:     os.Getenv("PATH"),
+		startups: newStartups(cfg.SSH),
+		connLog:  newConnLog(log),
 	}
 	if s.path == "" {
 		s.path = "/usr/local/bin:/usr/bin:/bin"
@@ -171,7 +181,10 @@ func New(opts Options) (*Server, error) {
 		ServerConfigCallback: s.serverConfig,
 		ConnCallback:         s.acceptConn,
 		ConnectionFailedCallback: func(c net.Conn, err error) {
-			log.Info("ssh connection failed", "remote", c.RemoteAddr().String(), "err", err)
+			if errors.Is(err, net.ErrClosed) {
+				return // closed by the server, which counted why
+			}
+			s.connLog.detail("ssh connection failed", "remote", c.RemoteAddr().String(), "err", err)
 		},
 		IdleTimeout: cfg.SSH.IdleTimeout.Duration,
 	}
@@ -192,6 +205,10 @@ func (s *Server) Serve(ln net.Listener) error {
 // error. New sessions on open connections are refused meanwhile.
 func (s *Server) Shutdown(ctx context.Context) error {
 	drained := s.sessions.drain()
+	// Connections still authenticating would only be refused a session.
+	s.closing.Store(true)
+	s.startups.dropAll()
+	defer s.connLog.flush()
 	shut := make(chan error, 1)
 	go func() { shut <- s.srv.Shutdown(ctx) }() // closes the listeners at once
 	select {
@@ -243,42 +260,62 @@ type connStateKey struct{}
 // connState is what the server knows about one connection before and during
 // authentication.
 type connState struct {
+	startup   *startup
 	handshake *time.Timer
-	user      string // counted against perUser; guarded by Server.mu
+	user      string // holds a session slot of this user; guarded by Server.mu
 }
 
-// acceptConn enforces the overall connection cap and the handshake timeout.
+// Reasons in extOverLimit.
+const (
+	overUserLimit   = "user"
+	overServerLimit = "server"
+)
+
+// acceptConn admits a new connection as a startup (see startups) and
+// starts its handshake timeout, or refuses it.
 func (s *Server) acceptConn(ctx ssh.Context, c net.Conn) net.Conn {
-	s.mu.Lock()
-	if max := s.cfg.SSH.MaxSessions; max > 0 && s.conns >= max {
-		s.mu.Unlock()
-		s.log.Warn("ssh connection refused: too many connections", "remote", c.RemoteAddr().String(), "max", max)
+	st := s.startups.newStartup(c)
+	ok, why, gave := s.startups.admit(st)
+	for _, v := range gave {
+		s.connLog.note(gaveWay, v.addr)
+		v.conn.Close()
+	}
+	if !ok {
+		s.connLog.note(why, st.addr)
 		return nil
 	}
-	s.conns++
-	s.mu.Unlock()
 
 	timeout := s.cfg.SSH.HandshakeTimeout.Duration
 	if timeout <= 0 {
 		timeout = configs.DefaultHandshakeTimeout
 	}
-	st := &connState{}
+	cs := &connState{startup: st}
 	// A deadline on the conn would not do: gliderlabs moves it forward on
 	// every read when an idle timeout is set, so a client trickling bytes
-	// could stay in the handshake for ever.
-	st.handshake = time.AfterFunc(timeout, func() {
-		s.log.Info("ssh handshake timed out", "remote", c.RemoteAddr().String(), "timeout", timeout)
-		c.Close()
+	// could stay in the handshake for ever. The timer runs until the key
+	// is verified, so it bounds the banner, the key exchange and every
+	// authentication attempt together (sshd's LoginGraceTime).
+	cs.handshake = time.AfterFunc(timeout, func() {
+		if s.startups.drop(st) {
+			s.connLog.note(timedOut, st.addr)
+			s.connLog.detail("ssh handshake timed out", "remote", c.RemoteAddr().String(), "timeout", timeout)
+			c.Close()
+		}
 	})
-	ctx.SetValue(connStateKey{}, st)
-	return &trackedConn{Conn: c, quickAck: quickAcker(c), release: func() {
-		st.handshake.Stop()
+	ctx.SetValue(connStateKey{}, cs)
+	return &trackedConn{Conn: c, startup: st, quickAck: quickAcker(c), release: func() {
+		cs.handshake.Stop()
+		// Still counted: it ended before authenticating, and not because
+		// the server closed it.
+		if s.startups.drop(st) && !s.closing.Load() {
+			s.connLog.note(failed, st.addr)
+		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		s.conns--
-		if st.user != "" {
-			if s.perUser[st.user]--; s.perUser[st.user] <= 0 {
-				delete(s.perUser, st.user)
+		if cs.user != "" {
+			s.authed--
+			if s.perUser[cs.user]--; s.perUser[cs.user] <= 0 {
+				delete(s.perUser, cs.user)
 			}
 		}
 	}}
@@ -288,6 +325,7 @@ func (s *Server) acceptConn(ctx ssh.Context, c net.Conn) net.Conn {
 // keeps the socket in quick-ack mode (see quickAcker).
 type trackedConn struct {
 	net.Conn
+	startup  *startup
 	once     sync.Once
 	release  func()
 	quickAck func()
@@ -295,7 +333,11 @@ type trackedConn struct {
 
 func (c *trackedConn) Read(p []byte) (int, error) {
 	c.quickAck()
-	return c.Conn.Read(p)
+	n, err := c.Conn.Read(p)
+	if n > 0 && !c.startup.spoke.Load() {
+		c.startup.spoke.Store(true)
+	}
+	return n, err
 }
 
 func (c *trackedConn) Close() error {
@@ -359,17 +401,26 @@ func (s *Server) verifiedKey(ctx ssh.Context, remote net.Addr, key gossh.PublicK
 		extUser:        u.Name,
 		extFingerprint: gossh.FingerprintSHA256(key),
 	}
-	st, _ := ctx.Value(connStateKey{}).(*connState)
-	if st != nil {
-		st.handshake.Stop()
+	cs, _ := ctx.Value(connStateKey{}).(*connState)
+	if cs != nil {
 		s.mu.Lock()
-		if max := s.cfg.SSH.MaxSessionsPerUser; max > 0 && s.perUser[u.Name] >= max {
+		switch {
+		case s.cfg.SSH.MaxSessions > 0 && s.authed >= s.cfg.SSH.MaxSessions:
 			// Let the connection in so that the user reads why, instead
 			// of a bare "connection closed"; its sessions only say so.
-			ext[extOverLimit] = "1"
-		} else {
+			// It stays a startup, so handshake_timeout still ends it.
+			ext[extOverLimit] = overServerLimit
+		case s.cfg.SSH.MaxSessionsPerUser > 0 && s.perUser[u.Name] >= s.cfg.SSH.MaxSessionsPerUser:
+			ext[extOverLimit] = overUserLimit
+		case !s.startups.authenticated(cs.startup):
+			// handshake_timeout closed it a moment ago.
+			s.mu.Unlock()
+			return nil, errors.New("handshake timed out")
+		default:
+			s.authed++
 			s.perUser[u.Name]++
-			st.user = u.Name
+			cs.user = u.Name
+			cs.handshake.Stop()
 		}
 		s.mu.Unlock()
 	}
@@ -377,15 +428,16 @@ func (s *Server) verifiedKey(ctx ssh.Context, remote net.Addr, key gossh.PublicK
 }
 
 // callerOf returns the identity established by verifiedKey for the
-// connection of ctx.
-func callerOf(ctx ssh.Context) (c Caller, overLimit, ok bool) {
+// connection of ctx; overLimit is overUserLimit or overServerLimit when the
+// connection got no session slot.
+func callerOf(ctx ssh.Context) (c Caller, overLimit string, ok bool) {
 	conn, _ := ctx.Value(ssh.ContextKeyConn).(*gossh.ServerConn)
 	if conn == nil || conn.Permissions == nil {
-		return Caller{}, false, false
+		return Caller{}, "", false
 	}
 	ext := conn.Permissions.Extensions
 	c = Caller{User: ext[extUser], KeyFingerprint: ext[extFingerprint]}
-	return c, ext[extOverLimit] != "", c.User != ""
+	return c, ext[extOverLimit], c.User != ""
 }
 
 // tracker counts running sessions so that Shutdown can wait for them, and

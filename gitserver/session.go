@@ -64,8 +64,11 @@ func (s *Server) handleSession(sess ssh.Session) {
 		// mistake can never run a command without a user.
 		fmt.Fprintln(stderr, "slipway: not authenticated")
 		return
-	case overLimit:
-		fmt.Fprintf(stderr, "slipway: too many connections for user %s\n", caller.User)
+	case overLimit == overUserLimit:
+		fmt.Fprintf(stderr, "slipway: too many connections for user %s (ssh.max_sessions_per_user is %d); close one and try again\n", caller.User, s.cfg.SSH.MaxSessionsPerUser)
+		return
+	case overLimit == overServerLimit:
+		fmt.Fprintf(stderr, "slipway: the server is at its limit of %d connections (ssh.max_sessions); try again shortly\n", s.cfg.SSH.MaxSessions)
 		return
 	case !s.sessions.enter():
 		fmt.Fprintln(stderr, "slipway: the server is shutting down; try again shortly")

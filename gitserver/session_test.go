@@ -16,6 +16,7 @@ import (
 )
 
 func TestInteractiveLoginGreetsAndExits(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, serverOpt{commands: map[string]Command{
 		"builds": {Usage: "builds [REPO]", Summary: "recent builds", Run: func(context.Context, Caller, []string, io.Writer, io.Writer) int { return 0 }},
 	}})
@@ -33,6 +34,7 @@ func TestInteractiveLoginGreetsAndExits(t *testing.T) {
 }
 
 func TestCommandsAndExitCodes(t *testing.T) {
+	t.Parallel()
 	var gotCaller Caller
 	var gotArgs []string
 	ts := startServer(t, serverOpt{commands: map[string]Command{
@@ -78,6 +80,7 @@ func TestCommandsAndExitCodes(t *testing.T) {
 }
 
 func TestWhoami(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, serverOpt{})
 	r := ts.ssh("alice", "", "whoami")
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "alice (admin)\nkey SHA256:") {
@@ -102,6 +105,7 @@ func TestWhoami(t *testing.T) {
 }
 
 func TestReposListsReadableWithLastPush(t *testing.T) {
+	t.Parallel()
 	when := time.Date(2026, 11, 25, 18, 40, 0, 0, time.UTC)
 	id := strings.Repeat("ab", 20)
 	pushes := mapPushes{"app": {ID: 7, Repo: "app", User: "carol", Time: when, Refs: []record.RefUpdate{
@@ -161,6 +165,7 @@ func TestReposListsReadableWithLastPush(t *testing.T) {
 }
 
 func TestPanicInSessionIsContained(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, serverOpt{commands: map[string]Command{
 		"boom": {Run: func(context.Context, Caller, []string, io.Writer, io.Writer) int { panic("boom") }},
 	}})
@@ -179,6 +184,7 @@ func TestPanicInSessionIsContained(t *testing.T) {
 // The hook sees exactly the environment the contract allows, whatever the
 // client sends, and a token that is live while git runs.
 func TestGitEnvironmentIsMinimal(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, serverOpt{})
 	out := filepath.Join(t.TempDir(), "env")
 	hook := fmt.Sprintf("#!/bin/sh\nenv > '%s'\ncat >/dev/null\n", out)

@@ -43,6 +43,7 @@ func quarantines(t *testing.T, bare string) []string {
 // quarantine folder; the sweep at start removes it and those of nested
 // repositories, touches nothing else, and the repositories stay sound.
 func TestSweepQuarantinesRemovesWhatACutOffPushLeft(t *testing.T) {
+	t.Parallel()
 	repos := t.TempDir()
 	hooks := t.TempDir()
 	if err := os.WriteFile(filepath.Join(hooks, "pre-receive"), []byte("#!/bin/sh\nkill -9 $PPID\nsleep 5\n"), 0o755); err != nil {

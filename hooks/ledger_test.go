@@ -23,6 +23,7 @@ func (f failingLedger) PreparePush(context.Context, record.Push, string) (int64,
 // A push whose record cannot be written is refused with the reason, and no
 // ref moves: the pusher is never told "ok" for something unrecorded.
 func TestPushWhoseRecordFailsIsRefused(t *testing.T) {
+	t.Parallel()
 	full := errors.New("database or disk is full (13)")
 	var e *testEnv
 	e = newEnv(t, func(o *ServerOptions) { o.Ledger = failingLedger{Ledger: o.Ledger, err: full} })
@@ -51,6 +52,7 @@ func TestPushWhoseRecordFailsIsRefused(t *testing.T) {
 // (an open push of user "local", which reconciliation finishes), and
 // refused while the daemon cannot record it.
 func TestUpdateOnDiskIsRecordedFirst(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	repo := e.bareRepo("app")
 	work := e.workRepo()

@@ -38,6 +38,7 @@ func sameRequest(a, b request) bool {
 }
 
 func TestRequestRoundTrip(t *testing.T) {
+	t.Parallel()
 	pre := sampleRequest()
 	pre.Hook, pre.Quarantine = PreReceive, pre.GitDir+"/objects/tmp_objdir-incoming-Ab12_z"
 	for _, req := range []request{sampleRequest(), pre} {
@@ -57,6 +58,7 @@ func TestRequestRoundTrip(t *testing.T) {
 }
 
 func TestReadRequestRefusesHostileInput(t *testing.T) {
+	t.Parallel()
 	valid := encode(t, sampleRequest())
 	header, body, _ := bytes.Cut(valid, []byte("\n"))
 	withHeader := func(h string) []byte { return append([]byte(h+"\n"), body...) }
@@ -144,6 +146,7 @@ func FuzzReadRequest(f *testing.F) {
 }
 
 func TestParseRefLine(t *testing.T) {
+	t.Parallel()
 	u, err := parseRefLine(zero + " " + strings.Repeat("a", 40) + " refs/heads/feature/x")
 	if err != nil || u != (record.RefUpdate{Name: "refs/heads/feature/x", Old: zero, New: strings.Repeat("a", 40)}) {
 		t.Errorf("got %+v, %v", u, err)

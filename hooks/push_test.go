@@ -18,6 +18,7 @@ import (
 const zero = "0000000000000000000000000000000000000000"
 
 func TestPushAcceptedAndRecordedWithOptions(t *testing.T) {
+	t.Parallel()
 	var heard pushLog
 	e := newEnv(t, func(o *ServerOptions) { o.Recorder.(*countingRecorder).listeners = []listener{&heard} })
 	repo := e.bareRepo("app")
@@ -65,6 +66,7 @@ func TestPushAcceptedAndRecordedWithOptions(t *testing.T) {
 }
 
 func TestReaderCannotPush(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	repo := e.bareRepo("app")
 	work := e.workRepo()
@@ -92,6 +94,7 @@ func TestReaderCannotPush(t *testing.T) {
 }
 
 func TestReleaseRefNeedsReleaseRight(t *testing.T) {
+	t.Parallel()
 	gate := &fakeGate{refuse: map[string]string{"broken": "commit has no passed build"}}
 	e := newEnv(t, func(o *ServerOptions) { o.ReleaseGate = gate })
 	repo := e.bareRepo("app")
@@ -141,6 +144,7 @@ func TestReleaseRefNeedsReleaseRight(t *testing.T) {
 }
 
 func TestReleaseRefCannotBeDeleted(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	repo := e.bareRepo("app")
 	work := e.workRepo()
@@ -162,6 +166,7 @@ func TestReleaseRefCannotBeDeleted(t *testing.T) {
 }
 
 func TestLocalPushWithoutToken(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	repo := e.bareRepo("app")
 	work := e.workRepo()
@@ -190,6 +195,7 @@ func TestLocalPushWithoutToken(t *testing.T) {
 }
 
 func TestTokenOfAnotherRepoOrUnknownRefused(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	repo := e.bareRepo("app")
 	e.bareRepo("other")
@@ -211,6 +217,7 @@ func TestTokenOfAnotherRepoOrUnknownRefused(t *testing.T) {
 }
 
 func TestNestedRepoCreatedByAdmin(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	repo := e.bareRepo("team/lib")
 	work := e.workRepo()
@@ -229,6 +236,7 @@ func TestNestedRepoCreatedByAdmin(t *testing.T) {
 }
 
 func TestDaemonDown(t *testing.T) {
+	t.Parallel()
 	e := prepareEnv(t) // scripts written, nothing listening
 	repo := e.bareRepo("app")
 	work := e.workRepo()
@@ -264,6 +272,7 @@ func TestDaemonDown(t *testing.T) {
 // store (one transaction). The timings are logged, not asserted; the
 // benchmarks give race-free figures.
 func TestMirrorPush1500Refs(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	repo := e.bareRepo("app")
 	work := e.workRepo()
@@ -354,6 +363,7 @@ func (g *fakeGate) asked() []string {
 // A writer cannot create a branch or tag whose name git would confuse with
 // a release ref; the releaser's release push then works as usual.
 func TestConfusingRefNamesRefused(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	repo := e.bareRepo("app")
 	work := e.workRepo()

@@ -6,6 +6,7 @@ import (
 )
 
 func TestRegistry(t *testing.T) {
+	t.Parallel()
 	r := NewRegistry()
 	t1, end1 := r.Begin("app", "alice", "SHA256:a")
 	t2, end2 := r.Begin("app", "alice", "SHA256:a")
@@ -30,6 +31,7 @@ func TestRegistry(t *testing.T) {
 }
 
 func TestRegistryOnEnd(t *testing.T) {
+	t.Parallel()
 	r := NewRegistry()
 	tok, end := r.Begin("app", "alice", "SHA256:a")
 	var ran []string

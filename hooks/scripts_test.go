@@ -9,6 +9,7 @@ import (
 )
 
 func TestWriteScripts(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "hooks")
 	if err := WriteScripts(dir, filepath.Join(dir, "push"), "/usr/local/bin/slipway", "/var/lib/slipway/run/hook.sock"); err != nil {
 		t.Fatal(err)
@@ -52,6 +53,7 @@ func TestWriteScripts(t *testing.T) {
 // TestScriptQuoting runs a script whose paths hold every character a shell
 // would otherwise interpret, and checks the binary gets them verbatim.
 func TestScriptQuoting(t *testing.T) {
+	t.Parallel()
 	odd := filepath.Join(t.TempDir(), `it's $HOME "quoted" `+"`x`; *")
 	if err := os.MkdirAll(odd, 0o755); err != nil {
 		t.Fatal(err)

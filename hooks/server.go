@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"slipway/configs"
+	"slipway/internal/termsafe"
 	"slipway/record"
 )
 
@@ -355,34 +356,59 @@ func (s *Server) serveConn(conn net.Conn) {
 
 // outWriter frames what is written into output messages for the client. It
 // is shared by the handler and the push listeners.
+//
+// Everything goes through a termsafe filter first: it reaches the pusher's
+// terminal (as git's "remote:" lines), and holds what builds, deployments
+// and targets printed, streamed with `-o wait`, `-o verify` and release
+// pushes. Slipway's own lines pass unchanged.
 type outWriter struct {
-	mu   sync.Mutex
-	conn net.Conn
-	err  error // sticky: once the client is gone, every write fails
+	mu     sync.Mutex
+	conn   net.Conn
+	err    error // sticky: once the client is gone, every write fails
+	safe   termsafe.Filter
+	render []byte // reused
 }
 
 func (w *outWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	n := 0
-	for n < len(p) {
-		end := min(n+outChunk, len(p))
+	for n := 0; n < len(p); {
+		// Rendering can grow the text up to sixfold; bound each piece.
+		k := min(len(p)-n, outChunk)
+		w.render = w.safe.Append(w.render[:0], p[n:n+k])
+		if err := w.sendOut(w.render); err != nil {
+			return n, err
+		}
+		n += k
+	}
+	return len(p), nil
+}
+
+// sendOut sends b in messages of at most outChunk bytes; the caller holds
+// mu.
+func (w *outWriter) sendOut(b []byte) error {
+	for n := 0; n < len(b); {
+		end := min(n+outChunk, len(b))
 		// Cut on a rune boundary so that a multi-byte character is
 		// not turned into two replacement characters.
-		for end < len(p) && end > n+1 && !utf8.RuneStart(p[end]) {
+		for end < len(b) && end > n+1 && !utf8.RuneStart(b[end]) {
 			end--
 		}
-		if err := w.send(response{Out: string(p[n:end])}); err != nil {
-			return n, err
+		if err := w.send(response{Out: string(b[n:end])}); err != nil {
+			return err
 		}
 		n = end
 	}
-	return n, nil
+	return nil
 }
 
+// exit ends the output (what the filter held, escaped; a colour left on,
+// reset) and sends the hook's exit code.
 func (w *outWriter) exit(code int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.render = w.safe.End(w.render[:0])
+	_ = w.sendOut(w.render)
 	_ = w.send(response{Exit: &code})
 }
 

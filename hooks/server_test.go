@@ -39,6 +39,7 @@ func exchange(t *testing.T, socket string, data []byte) string {
 }
 
 func TestDaemonAnswersBadRequestsAndKeepsServing(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	repo := e.bareRepo("app")
 
@@ -70,6 +71,7 @@ func TestDaemonAnswersBadRequestsAndKeepsServing(t *testing.T) {
 }
 
 func TestRepoOf(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	real := filepath.Join(dir, "real")
 	if err := os.MkdirAll(filepath.Join(real, "team", "app.git"), 0o755); err != nil {
@@ -172,6 +174,7 @@ func postReceiveInput(repo, token string) (io.Reader, []string) {
 // TestListenerOutputStreams proves the pusher sees a listener's output while
 // the listener still runs, not when it ends.
 func TestListenerOutputStreams(t *testing.T) {
+	t.Parallel()
 	l := &blockingListener{proceed: make(chan struct{}), finished: make(chan error, 1)}
 	e := newEnv(t, func(o *ServerOptions) { o.Recorder.(*countingRecorder).listeners = []listener{l} })
 	repo := e.bareRepo("app")
@@ -204,6 +207,7 @@ func TestListenerOutputStreams(t *testing.T) {
 // TestClientGoneCancelsListener: when the pusher goes away while a listener
 // streams, the listener's context is cancelled, and the push stays recorded.
 func TestClientGoneCancelsListener(t *testing.T) {
+	t.Parallel()
 	l := &blockingListener{proceed: make(chan struct{}), finished: make(chan error, 1)}
 	e := newEnv(t, func(o *ServerOptions) { o.Recorder.(*countingRecorder).listeners = []listener{l} })
 	repo := e.bareRepo("app")
@@ -231,6 +235,7 @@ func TestClientGoneCancelsListener(t *testing.T) {
 // TestShutdownCancelsStragglers: Shutdown waits for running hooks until its
 // context ends, then cancels them.
 func TestShutdownCancelsStragglers(t *testing.T) {
+	t.Parallel()
 	l := &blockingListener{proceed: make(chan struct{}), hold: true, finished: make(chan error, 1)}
 	close(l.proceed)
 	e := newEnv(t, func(o *ServerOptions) { o.Recorder.(*countingRecorder).listeners = []listener{l} })
@@ -259,6 +264,7 @@ func TestShutdownCancelsStragglers(t *testing.T) {
 }
 
 func TestListen(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "run")
 	sock := filepath.Join(dir, "hook.sock")
 	ln, err := Listen(sock)
@@ -313,6 +319,7 @@ func TestListen(t *testing.T) {
 // post-receive, so a push whose token the daemon no longer knows is recorded
 // all the same, as the unknown user, and the pusher is warned.
 func TestPostReceiveWithStaleTokenStillRecords(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	repo := e.bareRepo("app")
 	tok, end := e.reg.Begin("app", "alice", e.fps["alice"])
@@ -334,6 +341,7 @@ func TestPostReceiveWithStaleTokenStillRecords(t *testing.T) {
 // TestClientWithoutVerdict: a daemon that hangs up without a verdict
 // refuses the push (pre-receive) and warns (post-receive).
 func TestClientWithoutVerdict(t *testing.T) {
+	t.Parallel()
 	sock := filepath.Join(t.TempDir(), "s")
 	ln, err := net.Listen("unix", sock)
 	if err != nil {

@@ -105,6 +105,7 @@ func verifyEnv(t *testing.T, extra string) (*testEnv, *fakeVerifier, string) {
 // names the reason, a pass lets it move; release runs when the session
 // ends, and while the push holds main another push to it is refused.
 func TestVerifiedPushThroughGit(t *testing.T) {
+	t.Parallel()
 	e, v, repo := verifyEnv(t, "")
 	work := e.workRepo()
 	head := e.git(work, "rev-parse", "HEAD")
@@ -170,6 +171,7 @@ func TestVerifiedPushThroughGit(t *testing.T) {
 // another branch is not; a push made on the server's disk, which has no
 // session to tie the verification to, is refused for main.
 func TestVerifyBranchesMakeEveryPushVerified(t *testing.T) {
+	t.Parallel()
 	e, v, repo := verifyEnv(t, "verify_branches = [\"main\", \"release/*\"]\n")
 	work := e.workRepo()
 	v.fail = "build #1 failed: step 1 (false) exited 1"
@@ -212,6 +214,7 @@ func TestVerifyBranchesMakeEveryPushVerified(t *testing.T) {
 // repository's, a symbolic link out, an objects subfolder git uses for
 // other things, one that does not exist, a relative path, or none.
 func TestForgedQuarantineRefused(t *testing.T) {
+	t.Parallel()
 	e, v, repo := verifyEnv(t, "")
 	other := e.bareRepo("other")
 	objects := filepath.Join(repo, "objects")
@@ -276,6 +279,7 @@ func TestForgedQuarantineRefused(t *testing.T) {
 }
 
 func TestQuarantineName(t *testing.T) {
+	t.Parallel()
 	for name, want := range map[string]bool{
 		"tmp_objdir-incoming-Ab_09z": true, "incoming-abcdef": true,
 		"tmp_objdir-incoming-": false, "incoming-": false, "incoming-a/b": false, "incoming-a.b": false,

@@ -59,6 +59,7 @@ func open(t *testing.T) *store.Store {
 // and reported in order; a part that cannot plan does not stop the record,
 // and the pusher is told.
 func TestRecordPushRecordsEveryPlanThenReports(t *testing.T) {
+	t.Parallel()
 	st := open(t)
 	builds, broken, deploys := &part{name: "builds"}, &part{name: "broken", fail: true}, &part{name: "deploys"}
 	h, err := push.New(push.Options{Store: st, Parts: []push.Part{builds, broken, deploys}})
@@ -90,6 +91,7 @@ func TestRecordPushRecordsEveryPlanThenReports(t *testing.T) {
 // A record that fails settles every plan with the error (so that what a
 // part claimed is given back) and reports nothing.
 func TestRecordPushFailureSettlesWithTheError(t *testing.T) {
+	t.Parallel()
 	st := open(t)
 	builds := &part{name: "builds"}
 	h, err := push.New(push.Options{Store: st, Parts: []push.Part{builds}})

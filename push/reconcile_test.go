@@ -64,6 +64,7 @@ func reconciler(t *testing.T, st *store.Store) (*push.Handler, *part, *bytes.Buf
 // push open: at start, the update git made is recorded with its build, the
 // one it did not make is withdrawn, and a push git made nothing of is gone.
 func TestReconcileFinishesOpenPushes(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	dir, repo, c1, c2 := repos(t)
 	st := open(t)
@@ -121,6 +122,7 @@ func TestReconcileFinishesOpenPushes(t *testing.T) {
 // run) are recorded at start as one push with no user, and built; a
 // release ref found so is recorded but not deployed (see deploy).
 func TestReconcileRecordsRefsThatMovedWithoutARecord(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	dir, repo, c1, c2 := repos(t)
 	st := open(t)
@@ -172,6 +174,7 @@ func TestReconcileRecordsRefsThatMovedWithoutARecord(t *testing.T) {
 // post-receive once it is old enough, without a restart; a younger one (a
 // push in flight) is left to its post-receive.
 func TestWatchFinishesOldOpenPushesOnly(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	dir, repo, c1, c2 := repos(t)
 	st := open(t)

@@ -44,6 +44,7 @@ func mustGet(t *testing.T, s *Store, id int64) Build {
 }
 
 func TestRecordPushAndEnqueue(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
 	p := Push{Repo: "app", User: "alice", Refs: []RefUpdate{
@@ -83,6 +84,7 @@ func TestRecordPushAndEnqueue(t *testing.T) {
 }
 
 func TestRecordPushAndEnqueueIsAtomic(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
 	p := Push{Repo: "app", User: "alice", Refs: []RefUpdate{{Name: "refs/heads/main", Old: oid(1), New: oid(2)}}}
@@ -101,6 +103,7 @@ func TestRecordPushAndEnqueueIsAtomic(t *testing.T) {
 }
 
 func TestEnqueueRefusesBadBuilds(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	for name, b := range map[string]Build{
 		"no repo":         {Ref: "refs/heads/main", Commit: oid(1), Trigger: TriggerManual},
@@ -119,6 +122,7 @@ func TestEnqueueRefusesBadBuilds(t *testing.T) {
 }
 
 func TestNewerBuildSupersedesQueuedOfSameRef(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	first := mustEnqueue(t, s, manual("app", "refs/heads/main", 1)).Builds[0]
 	running := mustClaim(t, s)
@@ -165,6 +169,7 @@ func TestNewerBuildSupersedesQueuedOfSameRef(t *testing.T) {
 }
 
 func TestSupersedeWithinOneBatch(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	out := mustEnqueue(t, s, manual("app", "refs/heads/main", 1), manual("app", "refs/heads/main", 2))
 	if out.Builds[0].State != StateSuperseded || out.Builds[1].State != StateQueued {
@@ -175,6 +180,7 @@ func TestSupersedeWithinOneBatch(t *testing.T) {
 // TestConcurrentClaimersClaimEachBuildOnce: 50 builds, two workers claiming
 // and finishing at once; every build runs exactly once.
 func TestConcurrentClaimersClaimEachBuildOnce(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
 	var bs []Build
@@ -223,6 +229,7 @@ func TestConcurrentClaimersClaimEachBuildOnce(t *testing.T) {
 }
 
 func TestClaimIsFairBetweenRepos(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	var busy []Build
 	for i := range 10 {
@@ -243,6 +250,7 @@ func TestClaimIsFairBetweenRepos(t *testing.T) {
 }
 
 func TestClaimSetsRunningFields(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	b := mustEnqueue(t, s, manual("app", "refs/heads/main", 1)).Builds[0]
 	before := time.Now().Add(-time.Second)
@@ -259,6 +267,7 @@ func TestClaimSetsRunningFields(t *testing.T) {
 }
 
 func TestFinishBuildOnlyFromRunning(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
 	b := mustEnqueue(t, s, manual("app", "refs/heads/main", 1)).Builds[0]
@@ -289,6 +298,7 @@ func TestFinishBuildOnlyFromRunning(t *testing.T) {
 }
 
 func TestCancelBuild(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
 	out := mustEnqueue(t, s, manual("app", "refs/heads/a", 1), manual("app", "refs/heads/b", 2))
@@ -323,6 +333,7 @@ func TestCancelBuild(t *testing.T) {
 }
 
 func TestRetryBuild(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
 	b := mustEnqueue(t, s, Build{Repo: "app", Ref: "refs/heads/main", Commit: oid(1), Trigger: TriggerSchedule, Schedule: "nightly", Pipeline: "nightly"}).Builds[0]
@@ -350,6 +361,7 @@ func TestRetryBuild(t *testing.T) {
 // same build: the first time it goes back to the queue as the same build,
 // the second time it stays interrupted.
 func TestRecoverInterruptedOnceOnly(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	path := t.TempDir() + "/slipway.db"
 	s, err := Open(ctx, path)
@@ -402,6 +414,7 @@ func TestRecoverInterruptedOnceOnly(t *testing.T) {
 }
 
 func TestRecoverInterruptedDefersToNewerQueuedBuild(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
 	old := mustEnqueue(t, s, manual("app", "refs/heads/main", 1)).Builds[0]
@@ -421,6 +434,7 @@ func TestRecoverInterruptedDefersToNewerQueuedBuild(t *testing.T) {
 }
 
 func TestListBuilds(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
 	var ids []int64
@@ -443,6 +457,7 @@ func TestListBuilds(t *testing.T) {
 }
 
 func TestRecordSkipped(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	b, err := s.RecordSkipped(t.Context(), manual("app", "refs/heads/main", 1), "no .slipway.toml")
 	if err != nil {

@@ -31,6 +31,7 @@ func mustClaimDeploy(t *testing.T, s *Store) Deployment {
 }
 
 func TestDeploymentLifecycle(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
 	b := passedBuild(t, s, "app", 1)
@@ -73,6 +74,7 @@ func TestDeploymentLifecycle(t *testing.T) {
 }
 
 func TestOnlyPassedBuildsAreDeployed(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
 	b := passedBuild(t, s, "app", 2)
@@ -94,6 +96,7 @@ func TestOnlyPassedBuildsAreDeployed(t *testing.T) {
 }
 
 func TestClaimDeploymentOneAtATimePerEnvInOrder(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
 	b1, b2, b3 := passedBuild(t, s, "app", 1), passedBuild(t, s, "app", 2), passedBuild(t, s, "app", 3)
@@ -131,6 +134,7 @@ func TestClaimDeploymentOneAtATimePerEnvInOrder(t *testing.T) {
 }
 
 func TestRunningDeploymentsAndNote(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
 	b := passedBuild(t, s, "app", 1)
@@ -161,6 +165,7 @@ func TestRunningDeploymentsAndNote(t *testing.T) {
 func digestOf(n int) string { return fmt.Sprintf("sha256:%064x", n) }
 
 func TestArtifactsDigestTravelsWithDeployments(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
 	b := mustEnqueue(t, s, manual("app", "refs/heads/main", 1)).Builds[0]
@@ -208,6 +213,7 @@ func TestArtifactsDigestTravelsWithDeployments(t *testing.T) {
 }
 
 func TestLiveWithIsTheNewestSucceededDeploymentOfTheCommit(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
 	// Two passed builds of one commit, with different artifacts.
@@ -253,6 +259,7 @@ func TestLiveWithIsTheNewestSucceededDeploymentOfTheCommit(t *testing.T) {
 // builds of one branch at the same moment, 20 times: the older build's
 // automatic deployment is either queued before the newer's or not at all.
 func TestConcurrentFinishesNeverQueueTheOlderBuildLast(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
 	for i := range 20 {
@@ -300,6 +307,7 @@ func TestConcurrentFinishesNeverQueueTheOlderBuildLast(t *testing.T) {
 // same moment, 20 times: exactly one retry is queued, the other is told
 // which came first.
 func TestConcurrentRetriesQueueOne(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
 	b := passedBuild(t, s, "app", 1)
@@ -361,6 +369,7 @@ func TestConcurrentRetriesQueueOne(t *testing.T) {
 }
 
 func TestEverLiveAndLiveDeployment(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
 	good, bad := passedBuild(t, s, "app", 1), passedBuild(t, s, "app", 2)
@@ -411,6 +420,7 @@ func TestEverLiveAndLiveDeployment(t *testing.T) {
 }
 
 func TestPassedBuildForCommit(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
 	commit := oid(5)
@@ -436,6 +446,7 @@ func TestPassedBuildForCommit(t *testing.T) {
 }
 
 func TestFinishBuildAndDeployIsAtomic(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
 	b := mustEnqueue(t, s, manual("app", "refs/heads/main", 1)).Builds[0]
@@ -464,6 +475,7 @@ func TestFinishBuildAndDeployIsAtomic(t *testing.T) {
 }
 
 func TestReleasePushRecordsDeploymentAtomically(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
 	b := passedBuild(t, s, "app", 1)

@@ -69,6 +69,7 @@ func mustPrune(t *testing.T, s *Store, repo string, keep int) Pruned {
 }
 
 func TestPruneKeepsTheNewestFinishedBuildsPerRepo(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
 	a1 := finished(t, s, "a", 1, StatePassed)
@@ -125,6 +126,7 @@ func TestPruneKeepsTheNewestFinishedBuildsPerRepo(t *testing.T) {
 // as do queued and running deployments; the deployments of every other
 // build beyond keep go with it.
 func TestPruneKeepsWhatDeploymentsNeed(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
 	var bs []Build
@@ -181,6 +183,7 @@ func TestPruneKeepsWhatDeploymentsNeed(t *testing.T) {
 }
 
 func TestPruneRemovesPushesNothingNeeds(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
 	push := func(refs ...RefUpdate) int64 {

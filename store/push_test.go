@@ -11,6 +11,7 @@ import (
 )
 
 func TestRecordAndGetPush(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
 	when := time.Date(2025, 3, 30, 1, 30, 0, 123456789, time.FixedZone("CET", 3600))
@@ -43,6 +44,7 @@ func TestRecordAndGetPush(t *testing.T) {
 }
 
 func TestRecordPushDefaultsTime(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	before := time.Now()
 	id, err := s.RecordPush(t.Context(), Push{Repo: "app", User: "u"})
@@ -62,6 +64,7 @@ func TestRecordPushDefaultsTime(t *testing.T) {
 }
 
 func TestGetPushNotFound(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	if _, err := s.GetPush(t.Context(), 42); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("GetPush of a missing id: err = %v, want ErrNotFound", err)
@@ -69,6 +72,7 @@ func TestGetPushNotFound(t *testing.T) {
 }
 
 func TestRecordPushRefusesBadInputAndRecordsNothing(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
 	good := RefUpdate{Name: "refs/heads/main", Old: oid(1), New: oid(2)}
@@ -102,6 +106,7 @@ func TestRecordPushRefusesBadInputAndRecordsNothing(t *testing.T) {
 }
 
 func TestSHA256ObjectIDsAccepted(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	z := strings.Repeat("0", 64)
 	if _, err := s.RecordPush(t.Context(), Push{Repo: "a", Refs: []RefUpdate{{Name: "refs/heads/m", Old: z, New: strings.Repeat("ab", 32)}}}); err != nil {
@@ -114,6 +119,7 @@ func TestSHA256ObjectIDsAccepted(t *testing.T) {
 // one transaction is shown by a reader polling beside it, which must see either
 // none of the refs or all of them, never a part.
 func TestMirrorPushIsOneTransaction(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
 	refs := make([]RefUpdate, 1500)
@@ -178,6 +184,7 @@ func TestMirrorPushIsOneTransaction(t *testing.T) {
 }
 
 func TestLastPushes(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
 	var want = map[string]int64{}
@@ -210,6 +217,7 @@ func TestLastPushes(t *testing.T) {
 }
 
 func TestConcurrentPushesAllRecorded(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
 	const writers, each = 8, 20

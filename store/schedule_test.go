@@ -8,6 +8,7 @@ import (
 )
 
 func TestLastFireRoundTrip(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
 	if _, ok, err := s.GetLastFire(ctx, "app", "nightly"); ok || err != nil {
@@ -47,6 +48,7 @@ func nightly(at time.Time, onlyIfChanged bool, commit int) ScheduleFire {
 }
 
 func TestFireScheduleNoOverlap(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
 	day := time.Date(2025, 1, 1, 2, 0, 0, 0, time.UTC)
@@ -103,6 +105,7 @@ func TestFireScheduleNoOverlap(t *testing.T) {
 }
 
 func TestFireScheduleOnlyIfChanged(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
 	day := time.Date(2025, 1, 1, 2, 0, 0, 0, time.UTC)
@@ -137,6 +140,7 @@ func TestFireScheduleOnlyIfChanged(t *testing.T) {
 }
 
 func TestFireScheduleOncePerInstant(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
 	at := time.Date(2025, 3, 30, 1, 0, 0, 0, time.UTC)
@@ -167,6 +171,7 @@ func TestFireScheduleOncePerInstant(t *testing.T) {
 }
 
 func TestFireScheduleMissingBranchIsRecordedAsError(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
 	at := time.Date(2025, 1, 1, 2, 0, 0, 0, time.UTC)
@@ -184,6 +189,7 @@ func TestFireScheduleMissingBranchIsRecordedAsError(t *testing.T) {
 }
 
 func TestRemoveScheduleLeavesNoOrphans(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
 	at := time.Date(2025, 1, 1, 2, 0, 0, 0, time.UTC)

@@ -32,6 +32,7 @@ func oid(n int) string { return fmt.Sprintf("%040x", n+1) }
 const zero = "0000000000000000000000000000000000000000"
 
 func TestOpenCreatesPrivateWALDatabase(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "slip way?#.db") // characters that must not be read as URI syntax
 	s, err := Open(t.Context(), path)
@@ -69,6 +70,7 @@ func TestOpenCreatesPrivateWALDatabase(t *testing.T) {
 }
 
 func TestReadPoolRefusesWrites(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	_, err := s.r.ExecContext(t.Context(), `INSERT INTO pushes (repo, user, key_fingerprint, time) VALUES ('a', 'u', 'k', 1)`)
 	if err == nil {
@@ -77,6 +79,7 @@ func TestReadPoolRefusesWrites(t *testing.T) {
 }
 
 func TestReopenKeepsDataAndUpgradesOldSchema(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "old.db")
 	// A database as the first release left it: only the first migration.
@@ -127,6 +130,7 @@ func TestReopenKeepsDataAndUpgradesOldSchema(t *testing.T) {
 }
 
 func TestOpenRefusesNewerSchema(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "new.db")
 	future := append(append([]string{}, migrations...), `CREATE TABLE from_the_future (x INTEGER)`)
@@ -141,6 +145,7 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 }
 
 func TestFailedMigrationLeavesNoTrace(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "bad.db")
 	bad := append(append([]string{}, migrations...), `CREATE TABLE half (x INTEGER); THIS IS NOT SQL;`)
@@ -175,6 +180,7 @@ func TestFailedMigrationLeavesNoTrace(t *testing.T) {
 }
 
 func TestOpenInMissingDirectoryFails(t *testing.T) {
+	t.Parallel()
 	_, err := Open(context.Background(), filepath.Join(t.TempDir(), "no", "such", "dir", "x.db"))
 	if err == nil || !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("Open in a missing directory: err = %v, want not-exist", err)

@@ -17,6 +17,7 @@ func verifyBuild(repo, ref string, n int) Build {
 // no other queued build, does not push aside the branch's queued build and
 // is not pushed aside by a newer one.
 func TestVerifyBuildIsClaimedFirstAndNeverSupersedes(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	older := mustEnqueue(t, s, manual("other", "refs/heads/main", 1), manual("app", "refs/heads/main", 2)).Builds
 	v := mustEnqueue(t, s, verifyBuild("app", "refs/heads/main", 3))
@@ -48,6 +49,7 @@ func TestVerifyBuildIsClaimedFirstAndNeverSupersedes(t *testing.T) {
 // recording the push records the build as passed, linked to the push, with
 // its automatic deployments, in the same transaction.
 func TestRecordVerifiedPush(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
 	vb := mustEnqueue(t, s, verifyBuild("app", "refs/heads/main", 1)).Builds[0]
@@ -83,6 +85,7 @@ func TestRecordVerifiedPush(t *testing.T) {
 // (cancelled, say) is left as it is, and the push is recorded all the same,
 // since git has moved its refs.
 func TestRecordVerifiedPushOfEndedBuild(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
 	vb := mustEnqueue(t, s, verifyBuild("app", "refs/heads/main", 1)).Builds[0]
@@ -108,6 +111,7 @@ func TestRecordVerifiedPushOfEndedBuild(t *testing.T) {
 // end as interrupted and are never run again, while other builds are queued
 // again as before.
 func TestRecoverInterruptedEndsVerifyBuilds(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
 	running := mustEnqueue(t, s, verifyBuild("app", "refs/heads/main", 1)).Builds[0]
@@ -141,6 +145,7 @@ func TestRecoverInterruptedEndsVerifyBuilds(t *testing.T) {
 // the builds table keeps every row and every reference to it (deployments,
 // retries), and foreign keys are enforced afterwards.
 func TestUpgradeToVerifyKeepsBuildsAndReferences(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "v4.db")
 	old, err := openWith(ctx, path, migrations[:4])

@@ -114,6 +114,7 @@ func must(t *testing.T, err error) {
 }
 
 func TestCheckoutWritesTheTree(t *testing.T) {
+	t.Parallel()
 	t.Run("in-process", func(t *testing.T) { testCheckoutWritesTheTree(t, false) })
 	t.Run("git", func(t *testing.T) { testCheckoutWritesTheTree(t, true) })
 }
@@ -197,6 +198,7 @@ func testCheckoutWritesTheTree(t *testing.T, viaGit bool) {
 // a tree of the same name with a file in it. Writing link/evil must not land
 // in the outside folder.
 func TestCheckoutNeverWritesThroughSymlink(t *testing.T) {
+	t.Parallel()
 	t.Run("in-process", func(t *testing.T) { testNeverWritesThroughSymlink(t, false) })
 	t.Run("git", func(t *testing.T) { testNeverWritesThroughSymlink(t, true) })
 }
@@ -229,6 +231,7 @@ func testNeverWritesThroughSymlink(t *testing.T, viaGit bool) {
 }
 
 func TestCheckoutRefuses(t *testing.T) {
+	t.Parallel()
 	bare, commit := newRepo(t, false)
 	full := t.TempDir()
 	must(t, os.WriteFile(filepath.Join(full, "old"), nil, 0o644))
@@ -266,6 +269,7 @@ func FuzzParseListing(f *testing.F) {
 
 // A tree larger than smallTreeMax is written by git, and completely.
 func TestCheckoutLargeTree(t *testing.T) {
+	t.Parallel()
 	base := t.TempDir()
 	bare := filepath.Join(base, "repo.git")
 	work := filepath.Join(base, "work")

@@ -14,6 +14,7 @@ import (
 // from the repository's objects; Checkout, which reads the repository
 // alone, cannot find it; the bare repository is left as it was.
 func TestCheckoutQuarantined(t *testing.T) {
+	t.Parallel()
 	bare, _ := newRepo(t, false)
 	work := filepath.Join(filepath.Dir(bare), "work")
 	saved := filepath.Join(t.TempDir(), "quarantine")

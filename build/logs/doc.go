@@ -17,6 +17,14 @@
 //     it shows at a glance how long each step took. A line is stamped when
 //     its first byte arrives, and bytes are written to the file as they
 //     arrive, so a progress line without a newline shows up at once.
+//   - Output lines carry [OutputMark] ("│ ") after their stamp; Slipway's
+//     own lines never do, and are always one line with their control
+//     characters escaped, even when they quote a step's command. Output is
+//     stored as it was printed, escape sequences and all (`log ID --raw`
+//     shows it so): whoever shows a log on a terminal passes it through
+//     package termsafe, which makes every carriage return and cursor
+//     movement visible, so a step cannot print a line that passes for
+//     Slipway's.
 //   - Secret values are replaced with "***" before anything reaches the
 //     file, including a value split across two writes and, for multi-line
 //     values, each line of the value on its own. A few bytes that could be

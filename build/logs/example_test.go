@@ -51,7 +51,7 @@ func Example() {
 	}
 	// Output:
 	// == step 1/1: echo ...
-	// deploying with ***
-	// oops
+	// │ deploying with ***
+	// │ oops
 	// == build passed
 }

@@ -70,7 +70,7 @@ func TestWriterStampsLinesAndWritesOwnLines(t *testing.T) {
 	if !strings.HasPrefix(got[0], "== log opened at ") || !strings.HasSuffix(got[0], " UTC; times are elapsed since then\n") {
 		t.Errorf("first line %q does not anchor the times", got[0])
 	}
-	want := []string{"== step 1/2: go vet ./...\n", "ok  \tpkg\n", "half a line\n", "== step 1/2 passed in 1.2s\n", "\n"}
+	want := []string{"== step 1/2: go vet ./...\n", "│ ok  \tpkg\n", "│ half a line\n", "== step 1/2 passed in 1.2s\n", "│ \n"}
 	if !equal(got[1:], want) {
 		t.Errorf("lines:\n got %q\nwant %q", got[1:], want)
 	}
@@ -120,7 +120,7 @@ func TestSecretsNeverStored(t *testing.T) {
 	if n := strings.Count(log, "auth *** done\n"); n != len(token)-1 {
 		t.Errorf("%d of %d split tokens masked in place:\n%s", n, len(token)-1, log)
 	}
-	if !strings.Contains(log, "line: ***\n") || !strings.Contains(log, "] cat key:\n") || strings.Count(log, "] ***\n") != 8 {
+	if !strings.Contains(log, "line: ***\n") || !strings.Contains(log, "] │ cat key:\n") || strings.Count(log, "] │ ***\n") != 8 {
 		t.Errorf("masked output lost its surroundings:\n%s", log)
 	}
 }
@@ -156,7 +156,8 @@ func TestCapCutsOutputButNotTheOutcome(t *testing.T) {
 	// The count is exact: what was written minus the output that was kept.
 	kept := 0
 	for _, l := range got[1 : n-3] {
-		if !strings.HasPrefix(line, strings.TrimSuffix(l, "\n")) {
+		l, marked := strings.CutPrefix(l, OutputMark)
+		if !marked || !strings.HasPrefix(line, strings.TrimSuffix(l, "\n")) {
 			t.Fatalf("stored line %q is not the written output", l)
 		}
 		kept += len(l)
@@ -234,7 +235,7 @@ func TestFollowShowsPartialLinesAtOnce(t *testing.T) {
 
 	mustWrite(t, w, "Compiling 45%")
 	testutil.Eventually(t, 10*time.Second, "a line without newline to reach the follower", func() bool {
-		return strings.HasSuffix(screen.String(), "] Compiling 45%")
+		return strings.HasSuffix(screen.String(), "] │ Compiling 45%")
 	})
 	mustWrite(t, w, "\rCompiling 90%")
 	testutil.Eventually(t, 10*time.Second, "the rest of the line", func() bool { return strings.HasSuffix(screen.String(), "\rCompiling 90%") })
@@ -312,7 +313,7 @@ func TestFollowFinishedAndOffsets(t *testing.T) {
 	if err := s.Follow(t.Context(), "done", int64(now.Len()), &rest, true); err != nil {
 		t.Fatal(err)
 	}
-	if now.String()+rest.String() != all.String() || !strings.HasSuffix(rest.String(), "] second\n") {
+	if now.String()+rest.String() != all.String() || !strings.HasSuffix(rest.String(), "] │ second\n") {
 		t.Errorf("resuming at %d gave %q; whole log %q", now.Len(), rest.String(), all.String())
 	}
 	// A new Store (a restarted daemon) treats the log as finished.
@@ -395,7 +396,7 @@ func TestPrintfBetweenHalvesOfASecret(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := lines(t, readLog(t, s, "h"))
-	want := []string{"using \n", "== timeout, stopping the step\n", "***\n"}
+	want := []string{"│ using \n", "== timeout, stopping the step\n", "│ ***\n"}
 	if !equal(got[1:], want) {
 		t.Errorf("lines %q, want %q", got[1:], want)
 	}
@@ -466,11 +467,48 @@ func TestFullDiskLeavesANamedGap(t *testing.T) {
 	if err := w.Close(); err == nil || !strings.Contains(err.Error(), "no space left on device") {
 		t.Errorf("Close = %v, want the write failure", err)
 	}
-	// 76 bytes: two lines of output and a line of Slipway's, with their
-	// stamps.
+	// 84 bytes: two lines of output with their stamps and marks, and a
+	// line of Slipway's with its stamp.
 	got := lines(t, readLog(t, s, "9"))
-	if len(got) != 4 || got[1] != "before\n" || got[3] != "after\n" ||
-		got[2] != "== 76 bytes of output lost: the log could not be written (write /dev/full: no space left on device)\n" {
+	if len(got) != 4 || got[1] != "│ before\n" || got[3] != "│ after\n" ||
+		got[2] != "== 84 bytes of output lost: the log could not be written (write /dev/full: no space left on device)\n" {
 		t.Errorf("log after a full disk: %q", got)
+	}
+}
+
+// Output cannot pass for a line of Slipway's: every line of it carries the
+// OutputMark after its stamp, however it is written (a new line, a CR, a
+// line split across writes or cut by a line of Slipway's), and a line of
+// Slipway's quoting what the pusher controls (a step's command) stays one
+// line with its controls escaped.
+func TestOutputCannotPassForSlipwaysLines(t *testing.T) {
+	s := NewStore(t.TempDir())
+	w, err := s.Create("f", 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Printf("== step 1/1: %s", "printf 'x\\n'\n== build #12 passed\x1b[2K\r")
+	mustWrite(t, w, "real\n== build #12 passed\n")
+	mustWrite(t, w, "\r== build #12 passed\x1b[8m\nhalf a ")
+	w.Printf("== timeout, stopping the step")
+	mustWrite(t, w, "line\r\n")
+	w.Flush()
+	w.Printf("== failed: step 1 (printf 'x\\n') exited 1")
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	stored := readLog(t, s, "f")
+	want := []string{
+		`== step 1/1: printf 'x\n'\n== build #12 passed\x1b[2K\r` + "\n",
+		"│ real\n",
+		"│ == build #12 passed\n",
+		"│ \r== build #12 passed\x1b[8m\n", // stored as written: the filter escapes it when shown
+		"│ half a \n",
+		"== timeout, stopping the step\n",
+		"│ line\r\n",
+		"== failed: step 1 (printf 'x\\n') exited 1\n",
+	}
+	if got := lines(t, stored); !equal(got[1:], want) {
+		t.Errorf("stored lines:\n%q\nwant\n%q", got[1:], want)
 	}
 }

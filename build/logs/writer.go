@@ -8,7 +8,17 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"slipway/internal/termsafe"
 )
+
+// OutputMark follows the stamp of every line of output in a log, and never
+// a line of Slipway's own ("[00:01.234] │ make: *** [all] Error 1" beside
+// "[00:01.300] == step 1 exited 2"). Output cannot start a line itself (the
+// Writer stamps every line), so shown through a termsafe filter, which
+// makes carriage returns and cursor movement visible, a line without the
+// mark is always Slipway's.
+const OutputMark = "│ "
 
 // Writer is the writing end of one log. It is safe for concurrent use, so
 // the same Writer can take a step's stdout and stderr.
@@ -55,7 +65,10 @@ func (w *Writer) Write(p []byte) (int, error) {
 }
 
 // Printf writes a line of Slipway's own, such as "== step 2/3: go test".
-// A trailing newline is added if missing; secrets are masked; the size cap
+// A trailing newline is added if missing; the line carries no
+// [OutputMark]; control characters and newlines in it are escaped
+// (termsafe.Line), so it stays one line whatever it quotes; secrets are
+// masked; the size cap
 // does not apply, so the outcome of a build is told even after its output
 // was cut. If the output so far ends in the middle of a line, the line is
 // ended first. Bytes that Write is holding back (a possible secret's start)
@@ -74,7 +87,11 @@ func (w *Writer) line(text string) {
 	if !w.atLineStart {
 		b = append(b, '\n')
 	}
-	b, _ = w.masker.scan(b, []byte(strings.TrimSuffix(text, "\n")), true)
+	masked, _ := w.masker.scan(nil, []byte(strings.TrimSuffix(text, "\n")), true)
+	// One line, safe as it is: it may quote what the pusher controls (a
+	// step's command, a file name in an error), which must neither add a
+	// line that looks like Slipway's nor move the cursor.
+	b = append(b, termsafe.Line(string(masked))...)
 	b = append(b, '\n')
 	w.emit(b, false)
 }
@@ -123,9 +140,12 @@ func (w *Writer) Close() error {
 }
 
 // emit stamps the start of each line of p and stores it with one write, so
-// followers see whole chunks. With capped, it stops at the cap, records how
-// much it dropped, and notes the cut in the log.
-func (w *Writer) emit(p []byte, capped bool) {
+// followers see whole chunks. Output (what steps print, as opposed to
+// Slipway's own lines) gets the OutputMark after each stamp, and is
+// capped: emit stops at the cap, records how much it dropped, and notes
+// the cut in the log.
+func (w *Writer) emit(p []byte, output bool) {
+	capped := output
 	if len(p) == 0 {
 		return
 	}
@@ -136,10 +156,17 @@ func (w *Writer) emit(p []byte, capped bool) {
 			if stamp == nil {
 				stamp = w.stamp()
 			}
-			if capped && w.full(len(b), len(stamp)) {
+			mark := 0
+			if output {
+				mark = len(OutputMark)
+			}
+			if capped && w.full(len(b), len(stamp)+mark) {
 				break
 			}
 			b = append(b, stamp...)
+			if output {
+				b = append(b, OutputMark...)
+			}
 			w.atLineStart = false
 		}
 		n := bytes.IndexByte(p, '\n') + 1

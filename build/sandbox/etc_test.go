@@ -12,6 +12,7 @@ import (
 // is drwx--x--- root ssl-cert). PrepareEtc leaves out what it cannot read,
 // says what, and the sandbox built on the copy runs steps.
 func TestPrepareEtcSkipsWhatItCannotRead(t *testing.T) {
+	t.Parallel()
 	if !asNonRoot(t) {
 		return
 	}

@@ -24,6 +24,7 @@ func stepEnv(l Layout) []string {
 // What a step keeps in ~ the next step of the build finds; what it leaves
 // in /tmp it does not.
 func TestHomePersistsAcrossSteps(t *testing.T) {
+	t.Parallel()
 	ws, _ := layout(t)
 	home := filepath.Join(filepath.Dir(ws), "home")
 	if err := os.Mkdir(home, 0o700); err != nil {
@@ -69,6 +70,7 @@ func TestHomePersistsAcrossSteps(t *testing.T) {
 // With sandbox = "none" the step's folders are the host's own, and nothing
 // of them is in the host's shared temporary folder.
 func TestNoneLayout(t *testing.T) {
+	t.Parallel()
 	base := t.TempDir()
 	ws, home, cache := filepath.Join(base, "ws"), filepath.Join(base, "home"), filepath.Join(base, "cache")
 	for _, d := range []string{ws, home, cache} {
@@ -107,6 +109,7 @@ func TestNoneLayout(t *testing.T) {
 // Layout is what a caller builds cache variables from; a step finds the
 // cache there under either runner.
 func TestCacheThroughLayout(t *testing.T) {
+	t.Parallel()
 	ws, _ := layout(t)
 	cache := filepath.Join(filepath.Dir(ws), "cache")
 	if err := os.Mkdir(cache, 0o700); err != nil {

@@ -112,6 +112,7 @@ func TestEnvIsExactlySpecEnvAndExitCodePropagates(t *testing.T) {
 }
 
 func TestDataDirIsInvisible(t *testing.T) {
+	t.Parallel()
 	ws, secret := layout(t)
 	res, out := run(t, newBwrap(), Spec{Workspace: ws, Env: []string{"PATH=/usr/bin:/bin"}},
 		fmt.Sprintf(`cat %q; cat ../data/host_key; cat /workspace/../data/host_key; ls -a /; pwd`, secret))
@@ -139,6 +140,7 @@ func TestDataDirIsInvisible(t *testing.T) {
 }
 
 func TestNetwork(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -176,6 +178,7 @@ func TestNetwork(t *testing.T) {
 // second, instead of waiting on resolvers it can never reach. Nothing here
 // leaves the step's own network namespace.
 func TestOfflineFailsAtOnce(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("node"); err != nil {
 		t.Fatalf("node is not installed (CI must install nodejs): %v", err)
 	}
@@ -227,6 +230,7 @@ done`
 }
 
 func TestCannotSignalHost(t *testing.T) {
+	t.Parallel()
 	ws, _ := layout(t)
 	self := os.Getpid()
 	res, out := run(t, newBwrap(), Spec{Workspace: ws, Env: []string{"PATH=/usr/bin:/bin"}},
@@ -242,6 +246,7 @@ func TestCannotSignalHost(t *testing.T) {
 }
 
 func TestOutputIsStreamed(t *testing.T) {
+	t.Parallel()
 	ws, _ := layout(t)
 	first := make(chan struct{})
 	var once sync.Once
@@ -301,6 +306,7 @@ func uniqueMarker() string {
 }
 
 func TestTimeoutAndCancelKillEveryProcess(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []string{"timeout", "cancel"} {
 		t.Run(tc, func(t *testing.T) {
 			ws, _ := layout(t)
@@ -344,6 +350,7 @@ func TestTimeoutAndCancelKillEveryProcess(t *testing.T) {
 }
 
 func TestNoProcessLeftAfterNormalExit(t *testing.T) {
+	t.Parallel()
 	ws, _ := layout(t)
 	marker := uniqueMarker()
 	res, _ := run(t, newBwrap(), Spec{Workspace: ws, Env: []string{"PATH=/usr/bin:/bin"}},
@@ -358,6 +365,7 @@ func TestNoProcessLeftAfterNormalExit(t *testing.T) {
 
 // A fork bomb under Limits.Procs stays at the limit and ends by itself; the
 // host keeps working.
+// Not parallel: it counts every process of the build uid on the host.
 func TestForkBombIsContained(t *testing.T) {
 	ws, _ := layout(t)
 	const procs = 40
@@ -420,6 +428,7 @@ func TestForkBombIsContained(t *testing.T) {
 }
 
 func TestFileSizeLimit(t *testing.T) {
+	t.Parallel()
 	ws, _ := layout(t)
 	res, _ := run(t, newBwrap(), Spec{Workspace: ws, Env: []string{"PATH=/usr/bin:/bin"}, Limits: Limits{FileSize: 1 << 20, Files: 32}},
 		"head -c 3000000 /dev/zero > big")
@@ -433,6 +442,7 @@ func TestFileSizeLimit(t *testing.T) {
 }
 
 func TestCacheAndUnenforcedMemory(t *testing.T) {
+	t.Parallel()
 	ws, _ := layout(t)
 	cache := filepath.Join(filepath.Dir(ws), "cache")
 	if err := os.Mkdir(cache, 0o755); err != nil {
@@ -449,6 +459,7 @@ func TestCacheAndUnenforcedMemory(t *testing.T) {
 }
 
 func TestRunErrors(t *testing.T) {
+	t.Parallel()
 	if _, err := newBwrap().Run(t.Context(), Spec{Workspace: filepath.Join(t.TempDir(), "missing")}, "true"); err == nil {
 		t.Error("missing workspace accepted")
 	}
@@ -459,6 +470,7 @@ func TestRunErrors(t *testing.T) {
 }
 
 func TestNone(t *testing.T) {
+	t.Parallel()
 	ws := t.TempDir()
 	marker := uniqueMarker()
 	env := []string{"PATH=/usr/bin:/bin", "ONLY=this"}
@@ -484,6 +496,7 @@ func TestNone(t *testing.T) {
 // A sandbox with a prepared /etc sees the allowed files, and nothing else of
 // the host's /etc.
 func TestPreparedEtc(t *testing.T) {
+	t.Parallel()
 	etc := filepath.Join(t.TempDir(), "etc")
 	searchable(t, filepath.Dir(etc))
 	if err := PrepareEtc(etc); err != nil {
@@ -508,6 +521,7 @@ func TestPreparedEtc(t *testing.T) {
 // so; the same step with room passes. The whole process tree counts, not
 // each process.
 func TestMemoryLimit(t *testing.T) {
+	t.Parallel()
 	cg, err := DetectCgroups()
 	if err != nil {
 		t.Fatalf("this host offers no memory cgroup (CI must): %v", err)

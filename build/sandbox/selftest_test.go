@@ -64,6 +64,7 @@ func checkIsolation(t *testing.T, m map[string]Finding, dir string, uid int) {
 }
 
 func TestSelfTestReportsWhatHolds(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Skip("the build uid and a memory cgroup need root; TestSelfTestAsNonRoot covers the rest")
 	}
@@ -106,6 +107,7 @@ func TestSelfTestReportsWhatHolds(t *testing.T) {
 // A daemon on an ordinary account, as a newcomer runs it: steps run as the
 // daemon's own uid, in namespaces that uid may make.
 func TestSelfTestAsNonRoot(t *testing.T) {
+	t.Parallel()
 	if !asNonRoot(t) {
 		return
 	}
@@ -154,6 +156,7 @@ func TestSelfTestWithoutBwrap(t *testing.T) {
 }
 
 func TestSelfTestBuildFolderUnreachable(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Skip("steps run as another uid only when the daemon is root")
 	}
@@ -187,6 +190,7 @@ func TestSelfTestBuildFolderUnreachable(t *testing.T) {
 // With user namespaces switched off (here in a user namespace of the test's
 // own, so the host's setting stays), the self-test names the sysctl.
 func TestSelfTestUserNamespacesDisabled(t *testing.T) {
+	t.Parallel()
 	if !inOwnUserNamespace(t) {
 		return
 	}
@@ -199,6 +203,7 @@ func TestSelfTestUserNamespacesDisabled(t *testing.T) {
 
 // The sysctls of other distributions, which this host does not have.
 func TestUsernsAdvice(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		sysctls map[string]string
 		want    string
@@ -222,6 +227,7 @@ func TestUsernsAdvice(t *testing.T) {
 // A step with the host's network is what the self-test must refuse to call
 // isolated: its report of such a step fails.
 func TestSelfTestRefusesSharedNetwork(t *testing.T) {
+	t.Parallel()
 	host, err := os.ReadFile("/proc/net/dev")
 	if err != nil {
 		t.Fatal(err)

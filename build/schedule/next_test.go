@@ -28,6 +28,7 @@ func fires(t *testing.T, spec string, from, to time.Time) []time.Time {
 }
 
 func TestNextAfterOnTheFallBackNight(t *testing.T) {
+	t.Parallel()
 	ny, err := time.LoadLocation("America/New_York")
 	if err != nil {
 		t.Fatal(err)
@@ -61,6 +62,7 @@ func TestNextAfterOnTheFallBackNight(t *testing.T) {
 }
 
 func TestMissed(t *testing.T) {
+	t.Parallel()
 	daily := mustParse(t, "0 2 * * *")
 	last := time.Date(2025, 1, 1, 2, 0, 0, 0, time.UTC)
 	latest, n, more, err := missed(daily, last, time.Date(2025, 1, 4, 10, 0, 0, 0, time.UTC))
@@ -90,6 +92,7 @@ func TestMissed(t *testing.T) {
 }
 
 func TestParseSpecRefusesABareZone(t *testing.T) {
+	t.Parallel()
 	for _, spec := range []string{"CRON_TZ=UTC", "TZ=Europe/Berlin", "CRON_TZ="} {
 		if _, err := parseSpec(spec, time.UTC); err == nil {
 			t.Errorf("parseSpec(%q) accepted a zone without a schedule", spec)
@@ -98,6 +101,7 @@ func TestParseSpecRefusesABareZone(t *testing.T) {
 }
 
 func TestEffectiveSpecAndZone(t *testing.T) {
+	t.Parallel()
 	berlin, err := time.LoadLocation("Europe/Berlin")
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 // off they are not fired, even for a schedule whose latest instant is always
 // less than a minute old. One that passes while the daemon starts is on time.
 func TestShortDowntimeIsStillDowntime(t *testing.T) {
+	t.Parallel()
 	for _, catchUp := range []string{"true", "false"} {
 		t.Run("catch_up="+catchUp, func(t *testing.T) {
 			e := newEnv(t)

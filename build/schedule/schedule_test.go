@@ -23,6 +23,7 @@ name = "app"
 `
 
 func TestFiresAtTheInstantInItsZone(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name       string
 		start      time.Time
@@ -91,6 +92,7 @@ name = "app"
 `
 
 func TestCatchUpAfterDowntime(t *testing.T) {
+	t.Parallel()
 	for _, catchUp := range []bool{true, false} {
 		t.Run(map[bool]string{true: "on", false: "off"}[catchUp], func(t *testing.T) {
 			e := newEnv(t)
@@ -156,6 +158,7 @@ func TestCatchUpAfterDowntime(t *testing.T) {
 }
 
 func TestOverlappingRunIsSkipped(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	r := e.repo("app")
 	r.commit("main")
@@ -182,6 +185,7 @@ func TestOverlappingRunIsSkipped(t *testing.T) {
 }
 
 func TestOnlyIfChanged(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	r := e.repo("app")
 	first := r.commit("main")
@@ -219,6 +223,7 @@ name = "app"
 }
 
 func TestSpringForwardNightSkipsTheMissingHour(t *testing.T) {
+	t.Parallel()
 	// robfig/cron documents that "jobs scheduled during daylight-savings
 	// leap-ahead transitions will not be run": on 2025-03-09 New York has
 	// no 02:30, so that night has no run.
@@ -250,6 +255,7 @@ name = "app"
 }
 
 func TestFallBackNightFiresOnce(t *testing.T) {
+	t.Parallel()
 	// On 2025-11-02 New York shows 01:00-01:59 twice. A 01:30 job runs at
 	// the first 01:30 (EDT) only; a 02:00 job, outside the repeated hour,
 	// runs at 02:00 EST.
@@ -295,6 +301,7 @@ name = "app"
 }
 
 func TestRunNow(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	tip := e.repo("app").commit("main")
 	clock := newFakeClock(utc("2025-01-01T12:00:00Z"))
@@ -349,6 +356,7 @@ name = "app"
 }
 
 func TestMissingBranchIsAnErrorBuildAndOthersKeepFiring(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	tip := e.repo("app").commit("main")
 	clock := newFakeClock(utc("2025-01-01T00:00:00Z"))
@@ -410,6 +418,7 @@ name = "ghost"
 }
 
 func TestRemovedRenamedAndChangedSchedules(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.repo("app").commit("main")
 	clock := newFakeClock(utc("2025-01-01T00:00:00Z"))
@@ -489,6 +498,7 @@ name = "app"
 // The one test in real time: an @every 1s schedule fires within seconds,
 // and its second firing meets the first run still queued.
 func TestEverySecondInRealTime(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.repo("app").commit("main")
 	s := e.start(e.config(`
@@ -549,6 +559,7 @@ func (b *blockingStore) FireSchedule(ctx context.Context, f record.ScheduleFire)
 }
 
 func TestShutdownWaitsForTheEnqueueInFlight(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.repo("app").commit("main")
 	bs := &blockingStore{Store: e.st, entered: make(chan struct{}, 1), release: make(chan struct{})}
@@ -579,6 +590,7 @@ func TestShutdownWaitsForTheEnqueueInFlight(t *testing.T) {
 }
 
 func TestShutdownIsBoundedByItsContext(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.repo("app").commit("main")
 	bs := &blockingStore{Store: e.st, entered: make(chan struct{}, 1), release: make(chan struct{})}

@@ -47,7 +47,6 @@ type Server struct {
 	sessions map[*exec.Cmd]struct{}
 	stderr   bytes.Buffer // sshd -e output, shown when the test fails
 	wg       sync.WaitGroup
-	spawns   chan spawn // to the spawner; closed when the test ends
 }
 
 // New starts a server and stops it when the test ends. It fails the test
@@ -65,7 +64,6 @@ func New(t testing.TB) *Server {
 		t:        t,
 		config:   filepath.Join(dir, "sshd_config"),
 		sessions: map[*exec.Cmd]struct{}{},
-		spawns:   make(chan spawn),
 	}
 	u := os.Getenv("USER")
 	if out, err := exec.Command("id", "-un").Output(); err == nil {
@@ -123,12 +121,10 @@ func New(t testing.TB) *Server {
 	if err := os.WriteFile(s.KnownHostsFile, []byte(line), 0o600); err != nil {
 		t.Fatalf("write known_hosts: %v", err)
 	}
-	go s.spawner()
 	s.serve(ln)
 	t.Cleanup(func() {
 		s.Stop()
 		s.wg.Wait()
-		close(s.spawns)
 		if t.Failed() {
 			s.mu.Lock()
 			t.Logf("sshd stderr:\n%s", s.stderr.String())
@@ -208,24 +204,27 @@ func (s *Server) serve(ln net.Listener) {
 	}()
 }
 
-// spawner starts every sshd of the server, from one goroutine locked to
-// its thread for the server's life, until spawns is closed (the test's
-// cleanup, once every session was reaped).
+// spawns reaches the one spawner of the test process.
 //
 // sshd gets SIGKILL when the test process dies (Pdeathsig), so that no
 // session outlives a test binary killed by -timeout or a signal. The kernel
 // sends that signal when the *thread* that started the child exits, and
-// Go's runtime ends a thread when a goroutine locked to it returns. A
-// locked thread per session would end with its session, and kill with it
-// every other child process the test had started from that thread before
-// (an ssh client of another deployment, which has Pdeathsig too): so one
-// thread starts them all and ends only with the server.
-func (s *Server) spawner() {
-	runtime.LockOSThread() // never unlocked: the thread ends with the server
-	for sp := range s.spawns {
-		sp.started <- sp.cmd.Start()
-	}
-}
+// Go's runtime ends a thread when a goroutine locked to it returns. So one
+// goroutine, locked to its thread for the life of the process, starts every
+// sshd of every Server. A spawner per Server, ending with its test, took
+// its thread down with it, and with that thread every child any goroutine
+// had started on it before (an ssh client of another test's deployment,
+// with Pdeathsig too): parallel tests killed each other's connections.
+var spawns = sync.OnceValue(func() chan<- spawn {
+	ch := make(chan spawn)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread lives as long as the process
+		for sp := range ch {
+			sp.started <- sp.cmd.Start()
+		}
+	}()
+	return ch
+})
 
 // spawn is one sshd for the spawner to start.
 type spawn struct {
@@ -258,7 +257,7 @@ func (s *Server) session(conn net.Conn) error {
 			return
 		}
 		sp := spawn{cmd: cmd, started: make(chan error, 1)}
-		s.spawns <- sp
+		spawns() <- sp
 		if err := <-sp.started; err != nil {
 			s.mu.Unlock()
 			started <- fmt.Errorf("start sshd -i: %w", err)
