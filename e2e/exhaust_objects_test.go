@@ -9,6 +9,7 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -121,6 +122,23 @@ func (p *eoProbe) stop() ([]time.Duration, []string) {
 
 func eoMax(kb []int64) int64 { return slices.Max(kb) }
 
+// eoCPU is the CPU time process pid has used (user and system), from
+// /proc/PID/stat in clock ticks of 10 ms.
+func eoCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name, which is in parentheses.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
 func eoMedian[T int64 | time.Duration](s []T) T { return eoPercentile(s, 50) }
 
 func eoPercentile[T int64 | time.Duration](s []T, p int) T {
@@ -193,6 +211,7 @@ func TestHugeObjectsDoNotExhaustTheDaemon(t *testing.T) {
 
 	rss := eoSampleRSS(pid)
 	probe := eoProbeWhoami(d, bob)
+	cpu0, wall0 := eoCPU(pid), time.Now()
 	var builds []int64
 	// The blob travels once, with the first push.
 	id1, _ := btPushOne(t, d, alice, src, "big-pipeline")
@@ -243,6 +262,8 @@ func TestHugeObjectsDoNotExhaustTheDaemon(t *testing.T) {
 	// the builds and the verification.
 	samples := rss.stop()
 	took, probeErrs := probe.stop()
+	t.Logf("the daemon used %v of CPU in those %v (its git children not counted)",
+		(eoCPU(pid) - cpu0).Round(10*time.Millisecond), time.Since(wall0).Round(time.Second))
 
 	maxKB := eoMax(samples)
 	t.Logf("during the pushes and %d builds: %d samples of VmRSS, max %.1f MB (idle %.1f MB, growth %.1f MB)",
