@@ -196,15 +196,15 @@ func (r *Repo) Read(ctx context.Context, id string, fn func(t Type, data []byte)
 		if depth == MaxDepth {
 			return fmt.Errorf("object %s: a chain of more than %d deltas: %w", h, MaxDepth, ErrNotInProcess)
 		}
-		if e.size > max {
-			return fmt.Errorf("object %s: a delta of %d bytes (the limit is %d): %w", h, e.size, max, ErrNotInProcess)
-		}
 		src, target, err := r.deltaSizes(loc.pack, e)
 		if err != nil {
 			return err
 		}
 		if err := r.fits(h, depth, target, "delta result"); err != nil {
 			return err
+		}
+		if e.size > max {
+			return fmt.Errorf("object %s: a delta of %d bytes (the limit is %d): %w", h, e.size, max, ErrNotInProcess)
 		}
 		chain = append(chain, link{pack: loc.pack, entry: e, src: src, target: target})
 		if e.typ == typeOfsDelta {
