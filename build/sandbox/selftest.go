@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"slipway/build/executor"
 )
 
 // Finding is one property of the sandbox that SelfTest checked.
@@ -64,6 +66,9 @@ const probeScript = `for n in user pid mnt net ipc uts cgroup; do echo "ns $n $(
 ifs=$(sed -n '3,$s/^ *\([^:]*\):.*/\1/p' /proc/net/dev | tr '\n' ' ')
 echo "ifs $ifs"
 sed 's/^/limit /' /proc/self/limits
+echo "tmp $(stat -f -c '%b %S' /tmp)"
+echo "shm $(stat -f -c '%b %S' /dev/shm)"
+for d in / /dev; do (: > "$d/.slipway-probe") 2>/dev/null && echo "writable $d"; done
 if [ "$ifs" = "lo " ]; then
 	if command -v bash >/dev/null; then
 		t0=$(date +%s%N)
@@ -84,13 +89,16 @@ echo done
 // no network and under limits. dir should be the folder build workspaces
 // are made in, because whether the build uid can reach it is part of the
 // test; the step's folders are removed again. It reports what holds: the
-// namespaces, that the network is off and fails at once, the rlimits, and
-// whether a memory cgroup limits the step.
+// namespaces, that the network is off and fails at once, the limits (the
+// rlimits and the size of /tmp as the step saw them, the memory cgroup,
+// the workspace's and the artifacts' caps, which Local holds), in the
+// words every build log uses (executor.DescribeLimits), and whether a
+// memory cgroup limits the step.
 //
 // When steps cannot run here, or run without their namespaces or with the
 // host's network, the error is a *SetupError; the findings are then the
 // ones made before it.
-func (r *Bwrap) SelfTest(ctx context.Context, dir string, limits Limits) ([]Finding, error) {
+func (r *Bwrap) SelfTest(ctx context.Context, dir string, limits Limits, maxArtifacts int64) ([]Finding, error) {
 	path := r.Path
 	if path == "" {
 		path = "bwrap"
@@ -170,7 +178,7 @@ func (r *Bwrap) SelfTest(ctx context.Context, dir string, limits Limits) ([]Find
 	if err != nil {
 		return findings, err
 	}
-	findings = append(findings, limitsFinding(seen, limits, res.Unenforced), r.memoryFinding(limits, res.Unenforced))
+	findings = append(findings, limitsFinding(seen, limits, maxArtifacts, res.Unenforced), r.memoryFinding(limits, res.Unenforced))
 	return findings, nil
 }
 
@@ -204,6 +212,8 @@ type probeOutput struct {
 	dnsTried   bool
 	dnsMillis  int
 	dnsResolve bool
+	tmpBytes   int64    // size of the step's /tmp
+	writable   []string // of "/" and "/dev", those a step could write
 }
 
 func parseProbe(text string) probeOutput {
@@ -235,6 +245,15 @@ func parseProbe(text string) probeOutput {
 			p.dnsMillis, _ = strconv.Atoi(rest)
 		case "dns-resolved":
 			p.dnsResolve = true
+		case "tmp":
+			f := strings.Fields(rest)
+			if len(f) == 2 {
+				blocks, _ := strconv.ParseInt(f[0], 10, 64)
+				size, _ := strconv.ParseInt(f[1], 10, 64)
+				p.tmpBytes = blocks * size
+			}
+		case "writable":
+			p.writable = append(p.writable, rest)
 		}
 	}
 	return p
@@ -312,61 +331,55 @@ func networkFinding(p probeOutput) (Finding, error) {
 	return f, nil
 }
 
-// limitsFinding checks the rlimits the step saw against those asked for.
-func limitsFinding(p probeOutput, l Limits, unenforced []string) Finding {
-	var held, unset, broken []string
-	check := func(label, row string, want int64, format func(int64) string) {
-		if want <= 0 {
-			unset = append(unset, label)
+// limitsFinding checks the limits the step saw (its rlimits, the size of
+// its /tmp, and that it could not write where no limit holds) against
+// those asked for, and says them as every build log does.
+func limitsFinding(p probeOutput, l Limits, maxArtifacts int64, unenforced []string) Finding {
+	unenforced = slices.Clone(unenforced)
+	has := func(name string) bool {
+		return slices.ContainsFunc(unenforced, func(u string) bool { return strings.HasPrefix(u, name+":") })
+	}
+	check := func(name, row string, want int64) {
+		if want <= 0 || has(name) {
 			return
 		}
 		got := p.limits[row]
-		if w := strconv.FormatInt(want, 10); got[0] == w && got[1] == w {
-			held = append(held, label+" "+format(want))
-			return
-		}
-		broken = append(broken, fmt.Sprintf("%s %s (the step had %s)", label, format(want), got[0]))
-	}
-	plain := func(n int64) string { return strconv.FormatInt(n, 10) }
-	procsWhy := ""
-	for _, u := range unenforced {
-		if why, ok := strings.CutPrefix(u, "procs:"); ok {
-			procsWhy = strings.TrimSpace(why)
+		if w := strconv.FormatInt(want, 10); got[0] != w || got[1] != w {
+			unenforced = append(unenforced, fmt.Sprintf("%s: the step had %s", name, got[0]))
 		}
 	}
-	if procsWhy != "" {
-		broken = append(broken, "processes ("+procsWhy+")")
-	} else {
-		check("processes", "Max processes", int64(l.Procs), plain)
-	}
-	check("file size", "Max file size", l.FileSize, formatBytes)
-	check("open files", "Max open files", int64(l.Files), plain)
-	var parts []string
-	for _, p := range []struct {
-		label string
-		items []string
-	}{{"in force", held}, {"NOT in force", broken}, {"not set", unset}} {
-		if len(p.items) > 0 {
-			parts = append(parts, p.label+": "+strings.Join(p.items, ", "))
+	check(executor.LimitProcesses, "Max processes", int64(l.Procs))
+	check(executor.LimitFileSize, "Max file size", l.FileSize)
+	check(executor.LimitOpenFiles, "Max open files", int64(l.Files))
+	if l.Tmp > 0 && !has(executor.LimitTmp) {
+		// tmpfs rounds its size up to whole pages.
+		if p.tmpBytes < l.Tmp || p.tmpBytes >= l.Tmp+int64(os.Getpagesize()) {
+			unenforced = append(unenforced, fmt.Sprintf("%s: the step's /tmp holds %s", executor.LimitTmp, executor.FormatBytes(p.tmpBytes)))
 		}
 	}
-	return Finding{Name: "limits", Holds: len(broken) == 0, Detail: strings.Join(parts, "; ")}
+	if len(p.writable) > 0 && !has(executor.LimitTmp) {
+		unenforced = append(unenforced, fmt.Sprintf("%s: the step could write to %s, which no size holds", executor.LimitTmp, strings.Join(p.writable, " and ")))
+	}
+	detail := executor.DescribeLimits(executor.Limits{
+		Procs: l.Procs, FileSize: l.FileSize, Files: l.Files, Memory: l.Memory, Tmp: l.Tmp, Workspace: l.Workspace,
+	}, maxArtifacts, unenforced)
+	return Finding{Name: "limits", Holds: !strings.Contains(detail, "NOT in force"), Detail: detail}
 }
 
 func (r *Bwrap) memoryFinding(l Limits, unenforced []string) Finding {
 	f := Finding{Name: "memory"}
 	switch {
 	case r.Cgroups == nil:
-		f.Detail = "no memory cgroup the daemon may use on this host: steps have no memory limit"
+		f.Detail = "no memory cgroup the daemon may use on this host (it needs root, or a delegated cgroup v2 with the memory controller): steps have no memory limit"
 		f.Holds = l.Memory == 0
 	case l.Memory == 0:
 		f.Holds = true
 		f.Detail = r.Cgroups.String() + " available; no limit set"
-	case slices.ContainsFunc(unenforced, func(u string) bool { return strings.HasPrefix(u, "memory:") }):
+	case slices.ContainsFunc(unenforced, func(u string) bool { return strings.HasPrefix(u, executor.LimitMemory+":") }):
 		f.Detail = "limit not in force"
 	default:
 		f.Holds = true
-		f.Detail = fmt.Sprintf("limit %s in force (%s)", formatBytes(l.Memory), r.Cgroups)
+		f.Detail = fmt.Sprintf("limit %s in force (%s)", executor.FormatBytes(l.Memory), r.Cgroups)
 	}
 	return f
 }
@@ -477,16 +490,4 @@ func firstLine(s string) string {
 	s = strings.TrimSpace(s)
 	line, _, _ := strings.Cut(s, "\n")
 	return line
-}
-
-func formatBytes(n int64) string {
-	switch {
-	case n >= 1<<30 && n%(1<<30) == 0:
-		return fmt.Sprintf("%d GiB", n>>30)
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return fmt.Sprintf("%d MiB", n>>20)
-	case n >= 1<<10 && n%(1<<10) == 0:
-		return fmt.Sprintf("%d KiB", n>>10)
-	}
-	return fmt.Sprintf("%d bytes", n)
 }
