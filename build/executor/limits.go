@@ -32,7 +32,7 @@ type ArtifactsTooLargeError struct {
 }
 
 func (e *ArtifactsTooLargeError) Error() string {
-	return fmt.Sprintf("the artifacts are %s, over the cap of %s; none were kept", FormatBytes(e.Size), FormatBytes(e.Max))
+	return fmt.Sprintf("the artifacts are %s, over the cap of %s", FormatBytes(e.Size), FormatBytes(e.Max))
 }
 
 // IsArtifactsTooLarge reports whether err is an *ArtifactsTooLargeError.

@@ -84,11 +84,24 @@ fi
 echo done
 `
 
+// SelfTestOptions say how builds run, for SelfTest to run its step the
+// same way.
+type SelfTestOptions struct {
+	// Dir is the folder build workspaces are made in.
+	Dir string
+	// Limits are those of every step; MaxArtifactBytes the artifacts' cap.
+	Limits           Limits
+	MaxArtifactBytes int64
+	// IDs, if set, are the uids builds run as (Local.IDs): the step runs
+	// as one of them, and the findings name the range.
+	IDs *IDPool
+}
+
 // SelfTest runs a trivial step in the sandbox exactly as builds run it: as
-// the build uid, in a workspace with a cache and a home made under dir, with
-// no network and under limits. dir should be the folder build workspaces
-// are made in, because whether the build uid can reach it is part of the
-// test; the step's folders are removed again. It reports what holds: the
+// a build uid, in a workspace with a cache and a home made under o.Dir,
+// with no network and under the limits. o.Dir should be the folder build
+// workspaces are made in, because whether the build uid can reach it is
+// part of the test; the step's folders are removed again. It reports what holds: the
 // namespaces, that the network is off and fails at once, the limits (the
 // rlimits and the size of /tmp as the step saw them, the memory cgroup,
 // the workspace's and the artifacts' caps, which Local holds), in the
@@ -98,7 +111,8 @@ echo done
 // When steps cannot run here, or run without their namespaces or with the
 // host's network, the error is a *SetupError; the findings are then the
 // ones made before it.
-func (r *Bwrap) SelfTest(ctx context.Context, dir string, limits Limits, maxArtifacts int64) ([]Finding, error) {
+func (r *Bwrap) SelfTest(ctx context.Context, o SelfTestOptions) ([]Finding, error) {
+	dir, limits, maxArtifacts := o.Dir, o.Limits, o.MaxArtifactBytes
 	path := r.Path
 	if path == "" {
 		path = "bwrap"
@@ -111,18 +125,30 @@ func (r *Bwrap) SelfTest(ctx context.Context, dir string, limits Limits, maxArti
 		}
 		return nil, &SetupError{Problem: problem, Fix: "install it: apt-get install bubblewrap", Err: err}
 	}
-	dropRoot := os.Geteuid() == 0 && r.UID > 0
-	uid := os.Geteuid()
-	if dropRoot {
-		uid = r.UID
+	uid, gid := r.UID, r.GID
+	runAs := fmt.Sprintf("steps run as host uid %d", uid)
+	if os.Geteuid() == 0 && o.IDs != nil {
+		id, release, err := o.IDs.Lease(ctx, "", -1)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		uid, gid = id, id
+		first, count := o.IDs.Range()
+		runAs = fmt.Sprintf("steps run as host uids %d-%d, one per running build (this one as %d)", first, first+count-1, uid)
+	}
+	dropRoot := os.Geteuid() == 0 && uid > 0
+	if !dropRoot {
+		uid = os.Geteuid()
+		runAs = fmt.Sprintf("steps run as host uid %d", uid)
 	}
 	var findings []Finding
 	findings = append(findings, Finding{Name: "sandbox", Holds: true,
-		Detail: fmt.Sprintf("%s (%s), steps run as host uid %d", bin, bwrapVersion(ctx, bin), uid)})
+		Detail: fmt.Sprintf("%s (%s), %s", bin, bwrapVersion(ctx, bin), runAs)})
 	if dropRoot {
-		if blocked, mode := unreachableBy(dir, r.UID, r.GID); blocked != "" {
+		if blocked, mode := unreachableBy(dir, uid, gid); blocked != "" {
 			return findings, &SetupError{
-				Problem: fmt.Sprintf("build uid %d cannot reach the build folder %s: %s is mode %04o", r.UID, dir, blocked, mode),
+				Problem: fmt.Sprintf("build uid %d cannot reach the build folder %s: %s is mode %04o", uid, dir, blocked, mode),
 				Fix:     "let others search it: chmod o+x " + blocked,
 				Err:     ErrFolderUnreachable,
 			}
@@ -138,6 +164,9 @@ func (r *Bwrap) SelfTest(ctx context.Context, dir string, limits Limits, maxArti
 		return findings, fmt.Errorf("self-test folder: %w", err)
 	}
 	spec := Spec{Limits: limits, Timeout: 30 * time.Second}
+	if dropRoot {
+		spec.UID, spec.GID = uid, gid
+	}
 	for _, d := range []struct {
 		field *string
 		name  string
@@ -157,7 +186,7 @@ func (r *Bwrap) SelfTest(ctx context.Context, dir string, limits Limits, maxArti
 		if err == nil {
 			err = fmt.Errorf("the step did not end within %s", spec.Timeout)
 		}
-		return findings, setupFailure(err, text, dropRoot, r.UID, dir, readSysctl)
+		return findings, setupFailure(err, text, dropRoot, uid, dir, readSysctl)
 	}
 	if res.ExitCode != 0 || !strings.HasSuffix(text, "done\n") {
 		return findings, &SetupError{

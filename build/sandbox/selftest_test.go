@@ -73,8 +73,8 @@ func TestSelfTestReportsWhatHolds(t *testing.T) {
 	}
 	dir := selfTestDir(t)
 	r := &Bwrap{UID: buildUID, GID: buildUID, Cgroups: cg}
-	fs, err := r.SelfTest(t.Context(), dir, Limits{Procs: 100, FileSize: 3 << 20, Files: 200, Memory: 256 << 20,
-		Tmp: 5 << 20, Workspace: 7 << 20}, 9<<20)
+	fs, err := r.SelfTest(t.Context(), SelfTestOptions{Dir: dir, Limits: Limits{Procs: 100, FileSize: 3 << 20, Files: 200, Memory: 256 << 20,
+		Tmp: 5 << 20, Workspace: 7 << 20}, MaxArtifactBytes: 9<<20})
 	m := findingsByName(t, fs)
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +90,7 @@ func TestSelfTestReportsWhatHolds(t *testing.T) {
 
 	// The same sandbox with host root in it: the process limit cannot hold,
 	// and without a cgroup the memory limit cannot either.
-	fs, err = (&Bwrap{}).SelfTest(t.Context(), dir, Limits{Procs: 100, FileSize: 3 << 20, Memory: 256 << 20}, 0)
+	fs, err = (&Bwrap{}).SelfTest(t.Context(), SelfTestOptions{Dir: dir, Limits: Limits{Procs: 100, FileSize: 3 << 20, Memory: 256 << 20}})
 	m = findingsByName(t, fs)
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +113,7 @@ func TestSelfTestAsNonRoot(t *testing.T) {
 		return
 	}
 	dir := selfTestDir(t)
-	fs, err := (&Bwrap{}).SelfTest(t.Context(), dir, Limits{Procs: 100, FileSize: 3 << 20, Tmp: 5 << 20}, 0)
+	fs, err := (&Bwrap{}).SelfTest(t.Context(), SelfTestOptions{Dir: dir, Limits: Limits{Procs: 100, FileSize: 3 << 20, Tmp: 5 << 20}})
 	m := findingsByName(t, fs)
 	if err != nil {
 		t.Fatal(err)
@@ -148,11 +148,11 @@ func oneLine(t *testing.T, err error, wants ...string) {
 }
 
 func TestSelfTestWithoutBwrap(t *testing.T) {
-	_, err := (&Bwrap{Path: "/nonexistent/bwrap"}).SelfTest(t.Context(), selfTestDir(t), Limits{}, 0)
+	_, err := (&Bwrap{Path: "/nonexistent/bwrap"}).SelfTest(t.Context(), SelfTestOptions{Dir: selfTestDir(t), Limits: Limits{}})
 	oneLine(t, err, "bubblewrap is not installed at /nonexistent/bwrap", "apt-get install bubblewrap")
 
 	t.Setenv("PATH", t.TempDir())
-	_, err = (&Bwrap{}).SelfTest(t.Context(), selfTestDir(t), Limits{}, 0)
+	_, err = (&Bwrap{}).SelfTest(t.Context(), SelfTestOptions{Dir: selfTestDir(t), Limits: Limits{}})
 	oneLine(t, err, "bubblewrap is not installed (no bwrap in PATH)", "apt-get install bubblewrap")
 }
 
@@ -169,7 +169,7 @@ func TestSelfTestBuildFolderUnreachable(t *testing.T) {
 	if err := os.Chmod(closed, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	_, err := newBwrap().SelfTest(t.Context(), dir, Limits{}, 0)
+	_, err := newBwrap().SelfTest(t.Context(), SelfTestOptions{Dir: dir, Limits: Limits{}})
 	oneLine(t, err, fmt.Sprintf("build uid %d cannot reach the build folder %s", buildUID, dir), "chmod o+x "+closed)
 	if !errors.Is(err, ErrFolderUnreachable) {
 		t.Errorf("%v is not ErrFolderUnreachable", err)
@@ -182,7 +182,7 @@ func TestSelfTestBuildFolderUnreachable(t *testing.T) {
 	if err := os.Chmod(closed, 0o710); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := newBwrap().SelfTest(t.Context(), dir, Limits{}, 0); err != nil {
+	if _, err := newBwrap().SelfTest(t.Context(), SelfTestOptions{Dir: dir, Limits: Limits{}}); err != nil {
 		t.Errorf("folder searchable by the build gid: %v", err)
 	}
 }
@@ -196,7 +196,7 @@ func TestSelfTestUserNamespacesDisabled(t *testing.T) {
 	if err := os.WriteFile("/proc/sys/user/max_user_namespaces", []byte("0\n"), 0); err != nil {
 		t.Fatal(err)
 	}
-	_, err := (&Bwrap{}).SelfTest(t.Context(), selfTestDir(t), Limits{}, 0)
+	_, err := (&Bwrap{}).SelfTest(t.Context(), SelfTestOptions{Dir: selfTestDir(t), Limits: Limits{}})
 	oneLine(t, err, "user.max_user_namespaces = 0", "sysctl -w user.max_user_namespaces=")
 }
 
