@@ -155,7 +155,7 @@ type usageWatch struct {
 func (w usageWatch) run(ctx context.Context, over func(used int64)) error {
 	tick := w.tick
 	if tick <= 0 {
-		tick = 100 * time.Millisecond
+		tick = 25 * time.Millisecond
 	}
 	every := w.minEvery
 	if every <= 0 {
