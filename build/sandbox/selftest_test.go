@@ -74,7 +74,7 @@ func TestSelfTestReportsWhatHolds(t *testing.T) {
 	dir := selfTestDir(t)
 	r := &Bwrap{UID: buildUID, GID: buildUID, Cgroups: cg}
 	fs, err := r.SelfTest(t.Context(), SelfTestOptions{Dir: dir, Limits: Limits{Procs: 100, FileSize: 3 << 20, Files: 200, Memory: 256 << 20,
-		Tmp: 5 << 20, Workspace: 7 << 20}, MaxArtifactBytes: 9<<20})
+		Tmp: 5 << 20, Workspace: 7 << 20}, MaxArtifactBytes: 9 << 20})
 	m := findingsByName(t, fs)
 	if err != nil {
 		t.Fatal(err)
