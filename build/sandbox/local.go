@@ -87,7 +87,13 @@ func (l *Local) spec(job executor.Job) Spec {
 // Unenforced lists the limits of job this host cannot hold. See
 // executor.Executor.
 func (l *Local) Unenforced(job executor.Job) []string {
-	return l.Runner.Unenforced(l.spec(job))
+	spec := l.spec(job)
+	if l.IDs != nil && os.Geteuid() == 0 {
+		// Run leases one of them; which one does not change what holds.
+		first, _ := l.IDs.Range()
+		spec.UID, spec.GID = first, first
+	}
+	return l.Runner.Unenforced(spec)
 }
 
 // errWorkspaceFull is the cause of a step's end when its workspace reached
