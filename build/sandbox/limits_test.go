@@ -469,3 +469,26 @@ func TestUnenforced(t *testing.T) {
 		t.Errorf("a bwrap without --size: %q", got)
 	}
 }
+
+// BenchmarkDiskUsage walks a tree of 10,000 small files in 100 folders,
+// the size of a modest node_modules: the cost of one measurement of the
+// workspace limit.
+func BenchmarkDiskUsage(b *testing.B) {
+	dir := b.TempDir()
+	for i := range 100 {
+		sub := filepath.Join(dir, strconv.Itoa(i))
+		if err := os.Mkdir(sub, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		for j := range 100 {
+			if err := os.WriteFile(filepath.Join(sub, strconv.Itoa(j)), []byte("x"), 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	for b.Loop() {
+		if _, n, err := diskUsage([]string{dir}); err != nil || n != 10101 {
+			b.Fatalf("%d entries, %v", n, err)
+		}
+	}
+}
