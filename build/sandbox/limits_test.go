@@ -492,3 +492,31 @@ func BenchmarkDiskUsage(b *testing.B) {
 		}
 	}
 }
+
+// Steps that run as uids of the pool find their user in the sandbox's
+// /etc: tools that look it up (ssh, id -un, a JVM's user.home) work.
+func TestBuildUIDsHaveAUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("steps run as uids of the pool only when the daemon is root")
+	}
+	etc := filepath.Join(t.TempDir(), "etc")
+	searchable(t, filepath.Dir(etc))
+	ids := NewIDPool(2000000300, 4)
+	if _, err := PrepareEtcFor(etc, ids); err != nil {
+		t.Fatal(err)
+	}
+	l := &Local{Runner: &Bwrap{EtcDir: etc}, TempDir: t.TempDir(), IDs: ids}
+	searchable(t, l.TempDir)
+	job, log := localJob(t, `echo "$(id -u) $(id -un) $(id -gn) $(getent passwd $(id -u) | cut -d: -f6)"; ssh -G example.invalid >/dev/null 2>&1 && echo ssh ok`)
+	res, err := l.Run(t.Context(), job)
+	if err != nil || len(res.Steps) != 1 || res.Steps[0].ExitCode != 0 {
+		t.Fatalf("%v %+v\n%s", err, res.Steps, log)
+	}
+	if out := log.String(); out != "2000000300 build build /home/build\nssh ok\n" {
+		t.Errorf("the step's user: %q", out)
+	}
+	// The host's accounts are still there.
+	if b, err := os.ReadFile(filepath.Join(etc, "passwd")); err != nil || !strings.HasPrefix(string(b), "root:") || strings.Count(string(b), "\nbuild:") != 4 {
+		t.Errorf("passwd of the sandbox: %v\n%s", err, b)
+	}
+}

@@ -468,7 +468,12 @@ func newRunner(ctx context.Context, cfg *configs.Config, buildDir string, logger
 	}
 	// A copy of the /etc files builds may see, refreshed at every start,
 	// mounted in one piece: it halves the cost of starting a sandbox.
-	skipped, err := sandbox.PrepareEtcSkipped(r.EtcDir)
+	var skipped []string
+	if ids != nil {
+		skipped, err = sandbox.PrepareEtcFor(r.EtcDir, ids)
+	} else {
+		skipped, err = sandbox.PrepareEtcSkipped(r.EtcDir)
+	}
 	if err != nil {
 		return r, ids, nil, err
 	}
