@@ -9,6 +9,7 @@ import (
 // A limit left out gets its default, one written as 0 is off; the memory
 // default is three quarters of the machine's shared by the builds.
 func TestBuildLimitDefaults(t *testing.T) {
+	t.Parallel()
 	l := Loader{MemoryBytes: 24 << 30}
 	c, err := l.Parse([]byte("[build]\nconcurrency = 2\n"), "c.toml")
 	if err != nil {
@@ -43,6 +44,7 @@ func TestBuildLimitDefaults(t *testing.T) {
 }
 
 func TestUIDRange(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		src  string
 		want IDRange
@@ -74,6 +76,7 @@ func TestUIDRange(t *testing.T) {
 // The deprecated build.uid and build.gid still work: every build runs as
 // that one uid; a missing one of the pair is nobody, as before.
 func TestDeprecatedBuildUID(t *testing.T) {
+	t.Parallel()
 	c, err := Loader{}.Parse([]byte("[build]\nuid = 5000\n"), "c.toml")
 	if err != nil {
 		t.Fatal(err)

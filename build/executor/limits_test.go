@@ -8,6 +8,7 @@ import (
 )
 
 func TestFormatBytes(t *testing.T) {
+	t.Parallel()
 	for n, want := range map[int64]string{
 		0: "0 bytes", 1000: "1000 bytes", 4096: "4 KiB", 64 << 20: "64 MiB", 2 << 30: "2 GiB",
 		9039 << 20: "9039 MiB", 83886093: "80.0 MiB (83886093 bytes)", 3221225473: "3.0 GiB (3221225473 bytes)",
@@ -19,6 +20,7 @@ func TestFormatBytes(t *testing.T) {
 }
 
 func TestDescribeLimits(t *testing.T) {
+	t.Parallel()
 	l := Limits{Procs: 512, FileSize: 1 << 30, Files: 4096, Memory: 9 << 30, Tmp: 2 << 30}
 	got := DescribeLimits(l, 1<<30, []string{"memory: no memory cgroup the daemon may use on this host"})
 	want := "in force: processes 512, file size 1 GiB, open files 4096, /tmp 2 GiB, artifacts 1 GiB; " +
@@ -31,6 +33,7 @@ func TestDescribeLimits(t *testing.T) {
 // Over the cap, CopyArtifacts copies no more than the cap allows, and says
 // the whole size.
 func TestCopyArtifactsOverCap(t *testing.T) {
+	t.Parallel()
 	ws, dst := t.TempDir(), filepath.Join(t.TempDir(), "out")
 	for _, f := range []string{"a", "b", "c"} {
 		if err := os.WriteFile(filepath.Join(ws, f), make([]byte, 1<<20), 0o644); err != nil {

@@ -62,6 +62,7 @@ func checkTmpStep(t *testing.T, out string) {
 // at 16 MiB. The root and /dev, tmpfs mounts bubblewrap cannot size, are
 // read-only.
 func TestTmpIsSized(t *testing.T) {
+	t.Parallel()
 	ws, _ := layout(t)
 	r := newBwrap()
 	spec := Spec{Workspace: ws, Limits: Limits{Tmp: 16 << 20}}
@@ -75,6 +76,7 @@ func TestTmpIsSized(t *testing.T) {
 
 // The same from an ordinary account, as the quick start runs it.
 func TestTmpIsSizedAsNonRoot(t *testing.T) {
+	t.Parallel()
 	if !asNonRoot(t) {
 		return
 	}
@@ -89,6 +91,7 @@ func TestTmpIsSizedAsNonRoot(t *testing.T) {
 // A step opening 100,000 files stops at Limits.Files with the error in its
 // output.
 func TestOpenFilesLimit(t *testing.T) {
+	t.Parallel()
 	ws, _ := layout(t)
 	res, out := run(t, newBwrap(), Spec{Workspace: ws, Env: []string{"PATH=/usr/bin:/bin"}, Limits: Limits{Files: 4096}},
 		`bash -c 'for i in $(seq 1 100000); do exec {fd}</dev/null || { echo "opened $((i-1))"; exit 3; }; done; echo "opened all"'`)
@@ -124,6 +127,7 @@ func localJob(t *testing.T, steps ...string) (executor.Job, *testutil.Buffer) {
 // Limits.Workspace together; the steps after it do not run. It is stopped
 // soon after: what the workspace holds in the end is logged, and bounded.
 func TestWorkspaceLimitStopsTheStep(t *testing.T) {
+	t.Parallel()
 	const limit = 32 << 20
 	for _, tc := range []struct{ name, step string }{
 		{"workspace", writerStep("out")},
@@ -171,6 +175,7 @@ func TestWorkspaceLimitStopsTheStep(t *testing.T) {
 // Empty files hold no blocks but use up the filesystem's inodes: each
 // counts as a block of 4 KiB, so 20,000 of them go over 32 MiB.
 func TestWorkspaceLimitCountsEmptyFiles(t *testing.T) {
+	t.Parallel()
 	l := &Local{Runner: newBwrap(), TempDir: t.TempDir()}
 	searchable(t, l.TempDir)
 	job, log := localJob(t, `mkdir d && cd d && i=0; while [ $i -lt 20000 ]; do : > e$i; i=$((i+1)); done; echo "made them all"`)
@@ -189,6 +194,7 @@ func TestWorkspaceLimitCountsEmptyFiles(t *testing.T) {
 // Under the limit nothing happens, and a workspace that is over it when a
 // step starts stops that step at once.
 func TestWorkspaceLimitUnderAndOver(t *testing.T) {
+	t.Parallel()
 	l := &Local{Runner: newBwrap(), TempDir: t.TempDir()}
 	searchable(t, l.TempDir)
 	job, _ := localJob(t, "head -c 1000000 /dev/zero > a", "head -c 1000000 /dev/zero > b")
@@ -214,6 +220,7 @@ func TestWorkspaceLimitUnderAndOver(t *testing.T) {
 // diskUsage counts what files hold, not their length, hard links once, and
 // every entry at least one block.
 func TestDiskUsage(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	write := func(name string, n int) {
 		if err := os.WriteFile(filepath.Join(dir, name), make([]byte, n), 0o644); err != nil {
@@ -251,6 +258,7 @@ func TestDiskUsage(t *testing.T) {
 // home is its uid's alone (0700), so that a step run as the other uid, and
 // an ordinary local account, cannot even list it.
 func TestConcurrentJobsRunAsTheirOwnUIDs(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Skip("steps run as other uids only when the daemon is root")
 	}
@@ -331,6 +339,7 @@ func TestConcurrentJobsRunAsTheirOwnUIDs(t *testing.T) {
 // of the next build that uses it; then that build can change everything in
 // it.
 func TestCacheIsHandedToTheNextBuildsUID(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Skip("steps run as other uids only when the daemon is root")
 	}
@@ -366,6 +375,7 @@ func TestCacheIsHandedToTheNextBuildsUID(t *testing.T) {
 }
 
 func TestIDPool(t *testing.T) {
+	t.Parallel()
 	p := NewIDPool(100, 3)
 	a, relA, err := p.Lease(t.Context(), "", -1)
 	if err != nil || a != 100 {
@@ -410,6 +420,7 @@ func TestIDPool(t *testing.T) {
 }
 
 func TestCheckIDRange(t *testing.T) {
+	t.Parallel()
 	etc := t.TempDir()
 	write := func(name, body string) {
 		if err := os.WriteFile(filepath.Join(etc, name), []byte(body), 0o644); err != nil {
@@ -446,6 +457,7 @@ func TestCheckIDRange(t *testing.T) {
 // The runners say up front what they cannot hold, in the words of
 // executor.Limit*.
 func TestUnenforced(t *testing.T) {
+	t.Parallel()
 	all := Spec{Limits: Limits{Procs: 1, FileSize: 1, Files: 1, Memory: 1, Tmp: 1, Workspace: 1}}
 	names := func(u []string) []string {
 		var n []string
@@ -496,6 +508,7 @@ func BenchmarkDiskUsage(b *testing.B) {
 // Steps that run as uids of the pool find their user in the sandbox's
 // /etc: tools that look it up (ssh, id -un, a JVM's user.home) work.
 func TestBuildUIDsHaveAUser(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Skip("steps run as uids of the pool only when the daemon is root")
 	}
