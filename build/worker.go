@@ -313,7 +313,11 @@ func (s *Service) execute(ctx context.Context, b record.Build, w buildLog, sec s
 			return // the outcome says how it ended
 		}
 		if r.WorkspaceFull {
-			w.Printf("== step %d stopped after %s: %s; it held %d bytes", i+1, fmtDuration(r.Duration), workspaceFull(cfg.Build.MaxWorkspaceBytes), r.WorkspaceUsed)
+			how := "stopped"
+			if r.ExitCode != -1 {
+				how = fmt.Sprintf("exited %d", r.ExitCode)
+			}
+			w.Printf("== step %d %s after %s: %s; it held %d bytes", i+1, how, fmtDuration(r.Duration), workspaceFull(cfg.Build.MaxWorkspaceBytes), r.WorkspaceUsed)
 			return
 		}
 		w.Printf("== step %d exited %d after %s", i+1, r.ExitCode, fmtDuration(r.Duration))

@@ -22,6 +22,8 @@ import (
 //     (nothing of the daemon's, no variable of the executor's own). The
 //     first step that does not exit 0 (or times out, or is cancelled) is
 //     the last: no later step starts.
+//   - A step after which the workspace is over Limits.Workspace is the
+//     last, like a failed one (StepResult.WorkspaceFull).
 //   - Output: every byte a step writes to stdout or stderr goes to Job.Log,
 //     in the order it was written (one stream, interleaved as written),
 //     steps in order, nothing of a step before its StepStarted call or after
@@ -165,9 +167,10 @@ type StepResult struct {
 	// OutOfMemory: a process of the step was killed for going over
 	// Limits.Memory.
 	OutOfMemory bool
-	// WorkspaceFull: the step was stopped, every process of it killed,
-	// because the workspace and the home reached Limits.Workspace; ExitCode
-	// is -1. WorkspaceUsed is what they held then.
+	// WorkspaceFull: the workspace and the home reached Limits.Workspace
+	// during the step, which was then stopped, every process of it killed
+	// (ExitCode -1), or by its end (ExitCode its own): either way no later
+	// step runs. WorkspaceUsed is what they held then.
 	WorkspaceFull bool
 	WorkspaceUsed int64
 	// Unenforced lists requested limits (and isolation) not in force for

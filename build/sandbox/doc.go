@@ -56,11 +56,13 @@
 // price is a little disk past the limit before the step is stopped: the
 // watch asks the filesystems (statfs) every 25 ms whether they grew by the
 // room left and walks the tree again when they did, and otherwise walks
-// at least every second, but at most once in twenty times a walk's
-// duration; walks the filesystems' growth calls for come at most once in
-// four. A walk costs what `du -s` does (BenchmarkDiskUsage: 60-90 ms for
-// 10,000 files on this 2-core machine under load, as du), so a watch takes
-// at most a fifth of a core, and a twentieth when nothing grows. Measured
+// every 100 ms, but at most once in twenty times a walk's duration; walks
+// the filesystems' growth calls for come at most once in four. A step that
+// ends between two walks is measured once more, and fails if it left the
+// folders over the limit. A walk costs what `du -s` does
+// (BenchmarkDiskUsage: 60-90 ms for 10,000 files on this 2-core machine
+// under load, as du), so a watch takes at most a fifth of a core, and a
+// twentieth when nothing grows. Measured
 // here: a shell writing 1 MiB files was stopped 0.2-8 MiB past a 32 MiB
 // limit, one process writing at page-cache speed 0.2-30 MiB past it.
 //

@@ -198,7 +198,10 @@ func (l *Local) Run(ctx context.Context, job executor.Job) (executor.Result, err
 				return res, &executor.StepError{Step: i, Err: err}
 			}
 			if full != nil {
-				r.Cancelled, r.ExitCode = false, -1
+				if r.Cancelled {
+					// Stopped by the watch, not by the caller.
+					r.Cancelled, r.ExitCode = false, -1
+				}
 				wsFull, wsUsed = true, full.used
 			}
 		}
@@ -217,7 +220,7 @@ func (l *Local) Run(ctx context.Context, job executor.Job) (executor.Result, err
 		if job.StepEnded != nil {
 			job.StepEnded(i, sr)
 		}
-		if sr.ExitCode != 0 || sr.TimedOut || sr.Cancelled {
+		if sr.ExitCode != 0 || sr.TimedOut || sr.Cancelled || sr.WorkspaceFull {
 			return res, nil
 		}
 	}
@@ -260,6 +263,14 @@ func (l *Local) runStep(ctx context.Context, spec Spec, step string) (Result, *e
 	}
 	if werr != nil {
 		r.Unenforced = append(r.Unenforced, fmt.Sprintf("%s: could not be measured: %v", executor.LimitWorkspace, werr))
+		return r, nil, err
+	}
+	// A step that ended between two measurements is measured once more:
+	// what it left over the limit fails it, as if it had been stopped.
+	if err == nil && !r.TimedOut && !r.Cancelled && ctx.Err() == nil {
+		if used, _, uerr := diskUsage(w.dirs); uerr == nil && used >= w.limit {
+			return r, &errWorkspaceFull{used: used}, nil
+		}
 	}
 	return r, nil, err
 }

@@ -134,13 +134,16 @@ func (u *usageWalk) dir(fd int) error {
 // for as long as one step runs.
 //
 // Measuring walks the whole tree, so its cost grows with the number of
-// files: the watch measures at least every minEvery, but never spends
-// more than about a twentieth of its time walking (a tree that takes
-// 100 ms to walk is measured every 2 s). Between walks it asks the
-// filesystems themselves (statfs, a constant cost) how much more they
-// hold than at the last walk, and walks again at once when that growth,
-// from whatever wrote it, could have used up the room left: a step that
-// writes fast is caught within about a tick and a walk.
+// files: the watch walks every minEvery (100 ms), but never spends more
+// than about a twentieth of its time walking (a tree that takes 100 ms to
+// walk is measured every 2 s). Between walks it asks the filesystems
+// themselves (statfs, a constant cost) how much more they hold than at
+// the last walk, and walks again at once (at most once in four walks'
+// time) when that growth, from whatever wrote it, could have used up the
+// room left: a step that writes fast is caught within about a tick and a
+// walk. The filesystems' growth is theirs, not the step's: space another
+// process frees meanwhile hides as much of the step's writing, which the
+// next regular walk then finds.
 type usageWatch struct {
 	dirs  []string
 	limit int64
@@ -159,7 +162,7 @@ func (w usageWatch) run(ctx context.Context, over func(used int64)) error {
 	}
 	every := w.minEvery
 	if every <= 0 {
-		every = time.Second
+		every = 100 * time.Millisecond
 	}
 	t := time.NewTicker(tick)
 	defer t.Stop()
