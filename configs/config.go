@@ -200,8 +200,8 @@ type Build struct {
 	// machine's memory (or of the daemon's own cgroup limit, if lower)
 	// shared by Concurrency builds, rounded down to a MiB.
 	MaxMemoryBytes int64 `toml:"max_memory_bytes"`
-	// MaxTmpBytes caps the step's /tmp, a tmpfs (memory, not disk), and
-	// its /dev/shm (at most 64 MiB of it, as Docker gives). Default: 2 GiB.
+	// MaxTmpBytes caps the step's /tmp and /dev/shm, one tmpfs (memory,
+	// not disk). Default: 2 GiB.
 	MaxTmpBytes int64 `toml:"max_tmp_bytes"`
 	// MaxWorkspaceBytes caps the disk a build's workspace (checkout
 	// included) and home hold together; a step that goes over it is

@@ -39,10 +39,11 @@
 // memory cgroup the daemon may create children in (DetectCgroups); tmpfs
 // pages the step writes are charged to it too. Every tmpfs a step may
 // write to is sized by Limits.Tmp (bubblewrap's --size, 0.8.0 on): /tmp,
-// a home of the step's own, and /dev/shm (64 MiB of it at most); the
-// root and /dev, which bubblewrap makes as tmpfs mounts it cannot size,
-// are remounted read-only once everything is mounted in them. A step
-// writing past /tmp gets ENOSPC, as on a full disk.
+// which is a link to /dev/shm (one tmpfs for temporary files and POSIX
+// shared memory), and a home of the step's own; the root and /dev, which
+// bubblewrap makes as tmpfs mounts it cannot size, are remounted read-only
+// once everything is mounted in them. A step writing past /tmp gets
+// ENOSPC, as on a full disk.
 //
 // The workspace limit (Limits.Workspace: the workspace and the home
 // together, on disk) is held by accounting, by Local across a job's steps:

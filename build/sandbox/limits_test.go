@@ -20,11 +20,13 @@ import (
 	"slipway/internal/testutil"
 )
 
-// tmpStep fills /tmp, /dev/shm and ~ as far as it can, tries to write where
-// nothing may be written, and prints what it got.
+// tmpStep fills /tmp, /dev/shm and ~ as far as it can, one after the
+// other, tries to write where nothing may be written, and prints what it
+// got.
 const tmpStep = `for f in /tmp/big /dev/shm/big ~/big; do
-	head -c 100000000 /dev/zero > $f; echo "$f exit $? size $(stat -c %s $f)"
+	head -c 100000000 /dev/zero > $f; echo "$f exit $? size $(stat -c %s $f)"; rm $f
 done
+head -c 10000000 /dev/zero > /tmp/a; head -c 10000000 /dev/zero > /dev/shm/b; echo "shared exit $?"
 for f in /x /dev/x; do (: > $f) 2>&1 | sed 's/^/ro: /'; done
 echo to-null > /dev/null && echo "null ok"`
 
@@ -32,8 +34,9 @@ echo to-null > /dev/null && echo "null ok"`
 func checkTmpStep(t *testing.T, out string) {
 	t.Helper()
 	t.Logf("step output:\n%s", out)
-	if got := strings.Count(out, "No space left on device"); got != 3 {
-		t.Errorf("%d writes failed with ENOSPC, want 3 (/tmp, /dev/shm, ~)", got)
+	// The last: /tmp and /dev/shm are one tmpfs, 20 MB do not fit.
+	if got := strings.Count(out, "No space left on device"); got != 4 || !strings.Contains(out, "shared exit 1") {
+		t.Errorf("%d writes failed with ENOSPC, want 4 (/tmp, /dev/shm, ~, and /tmp with /dev/shm)", got)
 	}
 	for _, f := range []string{"/tmp/big", "/dev/shm/big", "~/big"} {
 		if f == "~/big" {
@@ -57,10 +60,11 @@ func checkTmpStep(t *testing.T, out string) {
 	}
 }
 
-// /tmp, /dev/shm and a home of the step's own are tmpfs mounts of at most
-// Limits.Tmp: a step writing 100 MB to each gets "No space left on device"
-// at 16 MiB. The root and /dev, tmpfs mounts bubblewrap cannot size, are
-// read-only.
+// /tmp (one tmpfs with /dev/shm) and a home of the step's own are tmpfs
+// mounts of at most Limits.Tmp: a step writing 100 MB to each gets "No
+// space left on device" at 16 MiB, and 10 MB to /tmp and 10 to /dev/shm
+// do not fit either. The root and /dev, tmpfs mounts bubblewrap cannot
+// size, are read-only.
 func TestTmpIsSized(t *testing.T) {
 	t.Parallel()
 	ws, _ := layout(t)

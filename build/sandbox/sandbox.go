@@ -17,7 +17,9 @@ const (
 	// the step: tools keep logins, settings and caches in ~, and one step
 	// of a build expects to find what the one before it put there.
 	HomeDir = "/home/build"
-	// TmpDir is a fresh tmpfs of every step.
+	// TmpDir is a fresh tmpfs of every step: a link to /dev/shm, so that
+	// the step's temporary files and its POSIX shared memory share one
+	// size (Limits.Tmp).
 	TmpDir = "/tmp"
 )
 
@@ -76,10 +78,10 @@ type Limits struct {
 	// bytes, through a cgroup (Bwrap.Cgroups); where none can be made it is
 	// listed in Result.Unenforced.
 	Memory int64
-	// Tmp caps, in bytes, the step's /tmp (a tmpfs, so memory), its fresh
-	// home when Spec.Home is empty, and its /dev/shm (at most shmMax of
-	// it). Bwrap needs bubblewrap 0.8 or later for it (--size); with an
-	// older one it is listed in Result.Unenforced.
+	// Tmp caps, in bytes, the step's /tmp, which is also its /dev/shm (one
+	// tmpfs, so memory), and its fresh home when Spec.Home is empty. Bwrap
+	// needs bubblewrap 0.8 or later for it (--size); with an older one it
+	// is listed in Result.Unenforced.
 	Tmp int64
 	// Workspace caps, in bytes, what the workspace and the home hold on
 	// disk together. Runners do not hold it: Local does, by measuring

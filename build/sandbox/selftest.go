@@ -67,7 +67,6 @@ ifs=$(sed -n '3,$s/^ *\([^:]*\):.*/\1/p' /proc/net/dev | tr '\n' ' ')
 echo "ifs $ifs"
 sed 's/^/limit /' /proc/self/limits
 echo "tmp $(stat -f -c '%b %S' /tmp)"
-echo "shm $(stat -f -c '%b %S' /dev/shm)"
 for d in / /dev; do (: > "$d/.slipway-probe") 2>/dev/null && echo "writable $d"; done
 if [ "$ifs" = "lo " ]; then
 	if command -v bash >/dev/null; then
