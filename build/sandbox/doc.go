@@ -63,9 +63,10 @@
 // folders over the limit. A walk costs what `du -s` does
 // (BenchmarkDiskUsage: 60-90 ms for 10,000 files on this 2-core machine
 // under load, as du), so a watch takes at most a fifth of a core, and a
-// twentieth when nothing grows. Measured
-// here: a shell writing 1 MiB files was stopped 0.2-8 MiB past a 32 MiB
-// limit, one process writing at page-cache speed 0.2-30 MiB past it.
+// twentieth when nothing grows. Measured here, with other tests running
+// beside (TestWorkspaceLimitStopsTheStep): steps writing 1 MiB files, or
+// one process writing at page-cache speed, were stopped 0.3-24.7 MiB past
+// a 32 MiB limit, 3.3-3.8 MiB at the median.
 //
 // Result.Unenforced, and Runner.Unenforced before a step runs, list every
 // requested limit that is not in force.
