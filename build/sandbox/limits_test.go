@@ -539,3 +539,55 @@ func TestBuildUIDsHaveAUser(t *testing.T) {
 		t.Errorf("passwd of the sandbox: %v\n%s", err, b)
 	}
 }
+
+// A daemon killed while a step ran leaves the step's cgroup, perhaps with
+// a process blocked in it; the next start's Sweep kills what is in it and
+// removes it, and leaves the cgroups of running processes alone.
+func TestCgroupSweep(t *testing.T) {
+	t.Parallel()
+	cg, err := DetectCgroups()
+	if err != nil {
+		t.Fatalf("this host offers no memory cgroup (CI must): %v", err)
+	}
+	// A pid beyond pid_max: no process has it, now or later.
+	b, err := os.ReadFile("/proc/sys/kernel/pid_max")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pidMax, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	gone := filepath.Join(cg.parent, fmt.Sprintf("%s%d-%s", stepPrefix, pidMax+1, "0123456789ab"))
+	mine, err := cg.create(64 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mine.remove()
+	if err := os.Mkdir(gone, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Remove(gone) })
+	// A process left in it, as bubblewrap's child blocked for ever.
+	orphan := exec.Command("sleep", "600")
+	if err := orphan.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- orphan.Wait() }()
+	t.Cleanup(func() { _ = orphan.Process.Kill() })
+	if err := os.WriteFile(filepath.Join(gone, "cgroup.procs"), []byte(strconv.Itoa(orphan.Process.Pid)), 0); err != nil {
+		t.Fatal(err)
+	}
+	if n := cg.Sweep(); n < 1 {
+		t.Errorf("Sweep removed %d cgroups", n)
+	}
+	if _, err := os.Stat(gone); !os.IsNotExist(err) {
+		t.Errorf("the cgroup of a dead process is still there: %v", err)
+	}
+	select {
+	case <-exited:
+	case <-time.After(10 * time.Second):
+		t.Errorf("the process left in the cgroup of a dead daemon was not killed")
+	}
+	if _, err := os.Stat(mine.dir); err != nil {
+		t.Errorf("Sweep removed a running process's cgroup: %v", err)
+	}
+}

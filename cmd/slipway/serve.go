@@ -443,6 +443,11 @@ func newRunner(ctx context.Context, cfg *configs.Config, buildDir string, logger
 		logger.Warn("build.max_memory_bytes cannot be held on this host", "err", err)
 	}
 	r.Cgroups = cg
+	if cg != nil {
+		if n := cg.Sweep(); n > 0 {
+			logger.Info("removed the memory cgroups of steps whose daemon died", "count", n)
+		}
+	}
 	var ids *sandbox.IDPool
 	var identity sandbox.Finding
 	switch {
