@@ -24,7 +24,7 @@ func TestSealArtifacts(t *testing.T) {
 	t.Parallel()
 	ws, dst := t.TempDir(), filepath.Join(t.TempDir(), "out")
 	mustWrite(t, filepath.Join(ws, "bin", "app"), "#!/bin/sh\n")
-	if _, err := executor.CopyArtifacts(ws, dst, []string{"bin"}); err != nil {
+	if _, err := executor.CopyArtifacts(ws, dst, []string{"bin"}, 0); err != nil {
 		t.Fatal(err)
 	}
 	digest, err := sealArtifacts(dst)
@@ -40,7 +40,7 @@ func TestSealArtifacts(t *testing.T) {
 	// release.
 	mustWrite(t, filepath.Join(ws, ".slipway-manifest"), "forged")
 	dst = filepath.Join(t.TempDir(), "y")
-	if _, err := executor.CopyArtifacts(ws, dst, []string{"."}); err != nil {
+	if _, err := executor.CopyArtifacts(ws, dst, []string{"."}, 0); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := sealArtifacts(dst); err == nil || !strings.Contains(err.Error(), `".slipway-manifest" is a name Slipway keeps`) {

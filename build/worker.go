@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"slipway/internal/gitrev"
 	"strings"
 	"time"
@@ -235,8 +236,13 @@ func (s *Service) execute(ctx context.Context, b record.Build, w buildLog, sec s
 	if err := removeAll(dir); err != nil {
 		return errorOutcome(w, fmt.Sprintf("clear workspace: %v", err))
 	}
+	// The build's folder is searchable, not listable; the workspace in it
+	// is the build's own (0700, handed to the build's uid by the executor).
 	ws := filepath.Join(dir, "workspace")
-	if err := os.MkdirAll(ws, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return errorOutcome(w, fmt.Sprintf("make workspace: %v", err))
+	}
+	if err := os.Mkdir(ws, 0o700); err != nil {
 		return errorOutcome(w, fmt.Sprintf("make workspace: %v", err))
 	}
 	res, err := src.checkout(ctx, b.Commit, ws, checkout.Options{MaxFileBytes: cfg.Build.MaxFileBytes, Objects: s.objects})
@@ -266,11 +272,15 @@ func (s *Service) execute(ctx context.Context, b record.Build, w buildLog, sec s
 		Steps:     p.Steps,
 		Network:   network,
 		Limits: executor.Limits{
-			Procs:    cfg.Build.MaxProcesses,
-			FileSize: cfg.Build.MaxFileBytes,
-			Memory:   cfg.Build.MaxMemoryBytes,
+			Procs:     cfg.Build.MaxProcesses,
+			FileSize:  cfg.Build.MaxFileBytes,
+			Files:     cfg.Build.MaxOpenFiles,
+			Memory:    cfg.Build.MaxMemoryBytes,
+			Tmp:       cfg.Build.MaxTmpBytes,
+			Workspace: cfg.Build.MaxWorkspaceBytes,
 		},
-		Log: w,
+		MaxArtifactBytes: cfg.Build.MaxArtifactBytes,
+		Log:              w,
 	}
 	if len(p.Artifacts) > 0 {
 		job.Artifacts = p.Artifacts
@@ -294,6 +304,10 @@ func (s *Service) execute(ctx context.Context, b record.Build, w buildLog, sec s
 		cacheVars = append(cacheVars, offlineEnv(p.Env)...)
 	}
 	job.Env = buildEnv(b, stepPaths{home: layout.Home, tmp: layout.Tmp, cache: layout.Cache}, cacheVars, p.Env, sec.env)
+	// Which limits hold, before anything runs: the same words as the
+	// daemon's banner.
+	unenforced := s.o.Executor.Unenforced(job)
+	w.Printf("== limits of every step: %s", executor.DescribeLimits(job.Limits, job.MaxArtifactBytes, unenforced))
 	job.Timeout = time.Until(deadline)
 	// The lines people read around each step's output are written here,
 	// from the executor's calls, so that every executor shows the same log.
@@ -302,12 +316,22 @@ func (s *Service) execute(ctx context.Context, b record.Build, w buildLog, sec s
 	}
 	job.StepEnded = func(i int, r executor.StepResult) {
 		w.Flush()
-		if i == 0 && len(r.Unenforced) > 0 {
-			w.Printf("== note: limits not in force here: %s", strings.Join(r.Unenforced, "; "))
+		// What the header did not already say (a workspace that could
+		// not be measured).
+		if more := slices.DeleteFunc(slices.Clone(r.Unenforced), func(u string) bool { return slices.Contains(unenforced, u) }); len(more) > 0 {
+			w.Printf("== note: limits not in force for step %d: %s", i+1, strings.Join(more, "; "))
 		}
 		*steps = append(*steps, record.StepResult{Name: p.Steps[i], ExitCode: r.ExitCode, Duration: r.Duration})
 		if r.TimedOut || r.Cancelled || ctx.Err() != nil {
 			return // the outcome says how it ended
+		}
+		if r.WorkspaceFull {
+			how := "stopped"
+			if r.ExitCode != -1 {
+				how = fmt.Sprintf("exited %d", r.ExitCode)
+			}
+			w.Printf("== step %d %s after %s: %s; it held %d bytes", i+1, how, fmtDuration(r.Duration), workspaceFull(cfg.Build.MaxWorkspaceBytes), r.WorkspaceUsed)
+			return
 		}
 		w.Printf("== step %d exited %d after %s", i+1, r.ExitCode, fmtDuration(r.Duration))
 		if r.OutOfMemory {
@@ -333,6 +357,10 @@ func (s *Service) execute(ctx context.Context, b record.Build, w buildLog, sec s
 		return errorOutcome(w, fmt.Sprintf("the steps could not run: %v", err))
 	}
 	for i, r := range ran.Steps {
+		if r.WorkspaceFull {
+			reason := fmt.Sprintf("step %d (%s) stopped: %s", i+1, stepName(p.Steps[i]), workspaceFull(cfg.Build.MaxWorkspaceBytes))
+			return outcome{state: record.StateFailed, reason: reason, line: "failed: " + reason}
+		}
 		if r.ExitCode != 0 || r.Cancelled {
 			reason := fmt.Sprintf("step %d (%s) exited %d", i+1, stepName(p.Steps[i]), r.ExitCode)
 			if r.OutOfMemory {
@@ -355,12 +383,21 @@ func (s *Service) execute(ctx context.Context, b record.Build, w buildLog, sec s
 		if err != nil {
 			_ = removeAll(dst)
 			reason := "artifacts: " + err.Error()
+			if executor.IsArtifactsTooLarge(err) {
+				reason += " (build.max_artifact_bytes); none were kept"
+			}
 			return outcome{state: record.StateFailed, reason: reason, line: "failed: " + reason}
 		}
 		w.Printf("== kept %d artifact files, %s", ran.Artifacts, digest)
 	}
 	d := fmtDuration(time.Since(start))
 	return outcome{state: record.StatePassed, reason: "passed in " + d, line: "passed in " + d}
+}
+
+// workspaceFull says why a step was stopped at the workspace limit, in the
+// words of the config.
+func workspaceFull(limit int64) string {
+	return fmt.Sprintf("the workspace reached its limit of %d bytes (build.max_workspace_bytes)", limit)
 }
 
 func errorOutcome(w buildLog, reason string) outcome {

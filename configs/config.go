@@ -191,20 +191,58 @@ type Build struct {
 	// records go when nothing kept refers to them (the newest Keep per
 	// repository and the last record of each ref stay). Default: 100.
 	Keep int `toml:"keep"`
-	// MaxProcesses and MaxFileBytes are rlimits of every step; MaxMemoryBytes
-	// applies where the host delegates a cgroup v2 to Slipway. MaxFileBytes
-	// also bounds the files a checkout writes for the steps.
-	MaxProcesses   int   `toml:"max_processes"`
-	MaxFileBytes   int64 `toml:"max_file_bytes"`
+	// Limits of every build step, and of what a build keeps. A key left
+	// out of the file gets its default; 0 turns the limit off. The
+	// defaults fit a 2-core machine with 24 GiB of memory running two
+	// builds at once (README "The sandbox, and which limits hold where").
+	//
+	// MaxProcesses caps the processes and threads of a step at once
+	// (RLIMIT_NPROC). Default: 512.
+	MaxProcesses int `toml:"max_processes"`
+	// MaxFileBytes caps the size of any one file a step writes
+	// (RLIMIT_FSIZE), and the files a checkout writes for the steps.
+	// Default: 1 GiB.
+	MaxFileBytes int64 `toml:"max_file_bytes"`
+	// MaxOpenFiles caps the open files of each process of a step
+	// (RLIMIT_NOFILE, soft and hard). Default: 4096.
+	MaxOpenFiles int `toml:"max_open_files"`
+	// MaxMemoryBytes caps the memory of all a step's processes together,
+	// its /tmp included, through a memory cgroup where the daemon may make
+	// one (a delegated cgroup v2 with the memory controller, or the cgroup
+	// v1 memory hierarchy as root). Default: three quarters of the
+	// machine's memory (or of the daemon's own cgroup limit, if lower)
+	// shared by Concurrency builds, rounded down to a MiB.
 	MaxMemoryBytes int64 `toml:"max_memory_bytes"`
-	// UID and GID are the host ids build steps run as when the daemon runs
-	// as root (the kernel does not apply the process limit to root). Use
-	// ids no other process uses. Default: 65534 (nobody).
+	// MaxTmpBytes caps the step's /tmp and /dev/shm, one tmpfs (memory,
+	// not disk). Default: 2 GiB.
+	MaxTmpBytes int64 `toml:"max_tmp_bytes"`
+	// MaxWorkspaceBytes caps the disk a build's workspace (checkout
+	// included) and home hold together; a step that goes over it is
+	// stopped. Default: 10 GiB.
+	MaxWorkspaceBytes int64 `toml:"max_workspace_bytes"`
+	// MaxArtifactBytes caps the artifacts a passing build keeps; a build
+	// whose artifacts are larger fails and keeps none. Default: 1 GiB.
+	MaxArtifactBytes int64 `toml:"max_artifact_bytes"`
+	// UIDRange is where build identities come from when the daemon runs
+	// as root: every running build gets a host uid of its own from it (its
+	// gid is the same number), so that no build, and no other local
+	// account, can read another's workspace, home or cache. Builds that
+	// share a cache (two builds of one ref at once) share its uid. It must
+	// hold at least Concurrency ids, none of them an account, a group or a
+	// subordinate range of the machine (checked at start). Written
+	// "START-END" or "START+COUNT". Default: 2000000000-2000001023, in the
+	// range systemd leaves unused (above its container ranges, below 2^31)
+	// and above Debian's SUB_UID_MAX.
+	UIDRange IDRange `toml:"uid_range"`
+	// UID and GID are the old way of naming the build identity: one uid
+	// every build shares. Deprecated: the daemon says so at start, and
+	// concurrent builds can then read each other's folders. Only one of
+	// uid_range and uid/gid may be set.
 	UID int `toml:"uid"`
 	GID int `toml:"gid"`
 	// WorkDir holds build workspaces and caches. It must be reachable by
-	// UID. Default: <data_dir>/build, or a private folder under the system's
-	// temporary folder when the data dir cannot be reached by UID.
+	// the build uids. Default: <data_dir>/build, or a private folder under the system's
+	// temporary folder when the data dir cannot be reached by them.
 	WorkDir string `toml:"work_dir"`
 }
 
@@ -248,7 +286,10 @@ const (
 	DefaultKeepBuilds      = 100
 	DefaultMaxProcesses    = 512
 	DefaultMaxFileBytes    = 1 << 30
-	DefaultBuildID         = 65534
+	DefaultMaxOpenFiles    = 4096
+	DefaultMaxTmpBytes     = 2 << 30
+	DefaultMaxWorkspace    = 10 << 30
+	DefaultMaxArtifacts    = 1 << 30
 )
 
 // DefaultMaxStartups lets 128 clients authenticate at once before random
@@ -260,6 +301,75 @@ var (
 	DefaultMaxStartups  = Startups{Start: 128, Rate: 30, Full: 512}
 	DefaultNetBlockSize = NetBlockSize{V4: 32, V6: 64}
 )
+
+// DefaultUIDRange is build.uid_range when the file names none: systemd's
+// UIDS-GIDS.md leaves 1879048192-2147483647 unused (but for its "foreign"
+// range from 2147352576), Debian's login.defs hands out subordinate ids up
+// to 600100000, and ids from 2^31 on trip programs that take uid_t as
+// signed.
+var DefaultUIDRange = IDRange{First: 2000000000, Count: 1024}
+
+// DefaultMemoryBytes is build.max_memory_bytes when the file names none:
+// three quarters of memory shared by concurrency builds, rounded down to a
+// MiB; 0 (no limit) when memory is unknown.
+func DefaultMemoryBytes(memory int64, concurrency int) int64 {
+	if memory <= 0 || concurrency <= 0 {
+		return 0
+	}
+	return memory / 4 * 3 / int64(concurrency) &^ (1<<20 - 1)
+}
+
+// IDRange is a range of host uids (and gids of the same numbers), written
+// "START-END" (both included) or "START+COUNT".
+type IDRange struct {
+	First, Count int
+}
+
+// maxID is the last id a range may hold: ids from 2^31 on are taken as
+// negative by programs that store uid_t in a signed int.
+const maxID = 1<<31 - 1
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (r *IDRange) UnmarshalText(b []byte) error {
+	s := strings.TrimSpace(string(b))
+	bad := fmt.Errorf("invalid id range %q (write it as \"2000000000-2000001023\" or \"2000000000+1024\")", b)
+	var first, last int64
+	if a, c, ok := strings.Cut(s, "+"); ok {
+		f, err1 := strconv.ParseInt(a, 10, 64)
+		n, err2 := strconv.ParseInt(c, 10, 64)
+		if err1 != nil || err2 != nil || n < 1 {
+			return bad
+		}
+		first, last = f, f+n-1
+	} else if a, c, ok := strings.Cut(s, "-"); ok {
+		f, err1 := strconv.ParseInt(a, 10, 64)
+		l, err2 := strconv.ParseInt(c, 10, 64)
+		if err1 != nil || err2 != nil {
+			return bad
+		}
+		first, last = f, l
+	} else {
+		return bad
+	}
+	switch {
+	case first < 1:
+		return fmt.Errorf("id range %q must start above 0 (root)", b)
+	case last < first:
+		return fmt.Errorf("id range %q ends before it starts", b)
+	case last > maxID:
+		return fmt.Errorf("id range %q goes beyond %d (ids from 2^31 on are negative to programs that store them signed)", b, maxID)
+	}
+	r.First, r.Count = int(first), int(last-first+1)
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (r IDRange) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
+// Last is the last id of the range.
+func (r IDRange) Last() int { return r.First + r.Count - 1 }
+
+func (r IDRange) String() string { return fmt.Sprintf("%d-%d", r.First, r.Last()) }
 
 // Problem is one thing wrong with a configuration file.
 type Problem struct {
@@ -288,7 +398,10 @@ func (e *ValidationError) Error() string {
 	return strings.Join(lines, "\n")
 }
 
-func (c *Config) applyDefaults() {
+// applyDefaults fills in what the file left out. defined says whether the
+// file names a key (path as in toml.MetaData.IsDefined); memory is the
+// machine's, for the default memory limit (0: unknown).
+func (c *Config) applyDefaults(defined func(key ...string) bool, memory int64) {
 	if c.DataDir == "" {
 		c.DataDir = DefaultDataDir
 	}
@@ -341,19 +454,49 @@ func (c *Config) applyDefaults() {
 	if b.Keep == 0 {
 		b.Keep = DefaultKeepBuilds
 	}
-	if b.MaxProcesses == 0 {
-		b.MaxProcesses = DefaultMaxProcesses
+	// A limit left out gets its default; one written as 0 is off.
+	limits := []struct {
+		key  string
+		n    *int64
+		def  int64
+		ints *int
+	}{
+		{key: "max_processes", ints: &b.MaxProcesses, def: DefaultMaxProcesses},
+		{key: "max_file_bytes", n: &b.MaxFileBytes, def: DefaultMaxFileBytes},
+		{key: "max_open_files", ints: &b.MaxOpenFiles, def: DefaultMaxOpenFiles},
+		{key: "max_memory_bytes", n: &b.MaxMemoryBytes, def: DefaultMemoryBytes(memory, b.Concurrency)},
+		{key: "max_tmp_bytes", n: &b.MaxTmpBytes, def: DefaultMaxTmpBytes},
+		{key: "max_workspace_bytes", n: &b.MaxWorkspaceBytes, def: DefaultMaxWorkspace},
+		{key: "max_artifact_bytes", n: &b.MaxArtifactBytes, def: DefaultMaxArtifacts},
 	}
-	if b.MaxFileBytes == 0 {
-		b.MaxFileBytes = DefaultMaxFileBytes
+	for _, l := range limits {
+		if defined("build", l.key) {
+			continue
+		}
+		if l.ints != nil {
+			*l.ints = int(l.def)
+		} else {
+			*l.n = l.def
+		}
 	}
-	if b.UID == 0 {
-		b.UID = DefaultBuildID
-	}
-	if b.GID == 0 {
-		b.GID = DefaultBuildID
+	switch {
+	case defined("build", "uid_range"):
+	case defined("build", "uid") || defined("build", "gid"):
+		// The deprecated single identity, with its old defaults.
+		if b.UID == 0 {
+			b.UID = legacyBuildID
+		}
+		if b.GID == 0 {
+			b.GID = legacyBuildID
+		}
+	default:
+		b.UIDRange = DefaultUIDRange
 	}
 }
+
+// legacyBuildID is what build.uid and build.gid defaulted to before
+// build.uid_range: nobody, shared with whatever else runs as nobody.
+const legacyBuildID = 65534
 
 type validator struct {
 	file     string
@@ -472,10 +615,26 @@ func (c *Config) validateBuild(v *validator) {
 	}
 	for key, n := range map[string]int64{"concurrency": int64(b.Concurrency), "max_log_bytes": b.MaxLogBytes,
 		"max_per_push": int64(b.MaxPerPush), "keep": int64(b.Keep), "max_processes": int64(b.MaxProcesses),
-		"max_file_bytes": b.MaxFileBytes, "max_memory_bytes": b.MaxMemoryBytes, "uid": int64(b.UID), "gid": int64(b.GID)} {
+		"max_file_bytes": b.MaxFileBytes, "max_memory_bytes": b.MaxMemoryBytes, "max_open_files": int64(b.MaxOpenFiles),
+		"max_tmp_bytes": b.MaxTmpBytes, "max_workspace_bytes": b.MaxWorkspaceBytes, "max_artifact_bytes": b.MaxArtifactBytes,
+		"uid": int64(b.UID), "gid": int64(b.GID)} {
 		if n < 0 {
 			v.add(v.loc.keyIn("build", -1, key), "build.%s must not be negative", key)
 		}
+	}
+	for key, n := range map[string]int64{"uid": int64(b.UID), "gid": int64(b.GID)} {
+		if n > maxID {
+			v.add(v.loc.keyIn("build", -1, key), "build.%s %d is beyond %d (ids from 2^31 on are negative to programs that store them signed)", key, n, maxID)
+		}
+	}
+	if b.UIDRange.Count > 0 && (b.UID != 0 || b.GID != 0) {
+		key := "uid"
+		if b.UID == 0 {
+			key = "gid"
+		}
+		v.add(v.loc.keyIn("build", -1, key), "build.uid_range and build.%s are both set; keep uid_range (each build gets a uid of its own) and remove uid/gid", key)
+	} else if b.UIDRange.Count > 0 && b.UIDRange.Count < b.Concurrency {
+		v.add(v.loc.keyIn("build", -1, "uid_range"), "build.uid_range %s holds %d ids, fewer than build.concurrency (%d): every running build needs one", b.UIDRange, b.UIDRange.Count, b.Concurrency)
 	}
 	if b.DefaultTimeout.Duration > b.MaxTimeout.Duration {
 		v.add(v.loc.keyIn("build", -1, "default_timeout"), "build.default_timeout %v is longer than build.max_timeout %v", b.DefaultTimeout, b.MaxTimeout)

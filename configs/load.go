@@ -30,12 +30,16 @@ type Loader struct {
 	// DataDir and Listen, when not empty, replace the file's data_dir and
 	// [ssh] listen (serve's --data and --listen).
 	DataDir, Listen string
+	// MemoryBytes is the memory builds share on this machine, from which
+	// build.max_memory_bytes gets its default; 0: unknown, no default
+	// memory limit.
+	MemoryBytes int64
 }
 
 // SystemLoader returns a Loader for the running process: $HOME, the login
 // name of the process's user, and the process's environment.
 func SystemLoader() Loader {
-	l := Loader{Getenv: os.Getenv}
+	l := Loader{Getenv: os.Getenv, MemoryBytes: hostMemory()}
 	l.Home, _ = os.UserHomeDir()
 	if u, err := user.Current(); err == nil && u.Username != "" {
 		l.Login = u.Username
@@ -79,7 +83,7 @@ func (l Loader) Parse(data []byte, name string) (*Config, error) {
 	if l.Listen != "" {
 		c.SSH.Listen = l.Listen
 	}
-	c.applyDefaults()
+	c.applyDefaults(md.IsDefined, l.MemoryBytes)
 	c.validate(&v)
 	if len(v.problems) > 0 {
 		slices.SortStableFunc(v.problems, func(a, b Problem) int { return a.order - b.order })

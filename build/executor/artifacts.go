@@ -13,6 +13,11 @@ import (
 // CopyArtifacts copies the artifact paths (clean, relative, slash-separated,
 // as the pipeline parser guarantees) from the workspace ws into dst, which
 // it creates, and returns the number of files and symbolic links copied.
+// max, if above 0, caps the sum of the copied files' lengths: once the
+// artifacts would go over it, nothing more is copied, the rest is only
+// measured, and the error is an *ArtifactsTooLargeError with the whole
+// size (the caller removes dst; a 3 GiB artifact is never copied whole to
+// be refused).
 // Every Executor keeps its artifacts by these rules; one that runs steps
 // elsewhere copies the workspace back first, or applies the same rules
 // where it runs.
@@ -24,7 +29,7 @@ import (
 // when they stay inside the workspace and refused otherwise; an artifact
 // path that is itself a link is followed (within the workspace). Sockets,
 // pipes and devices are left out.
-func CopyArtifacts(ws, dst string, paths []string) (int, error) {
+func CopyArtifacts(ws, dst string, paths []string, max int64) (int, error) {
 	src, err := os.OpenRoot(ws)
 	if err != nil {
 		return 0, fmt.Errorf("open workspace: %w", err)
@@ -39,11 +44,14 @@ func CopyArtifacts(ws, dst string, paths []string) (int, error) {
 	}
 	defer out.Close()
 
-	c := copier{src: src, out: out}
+	c := copier{src: src, out: out, max: max}
 	for _, p := range paths {
 		if err := c.top(p); err != nil {
 			return c.n, err
 		}
+	}
+	if c.over {
+		return c.n, &ArtifactsTooLargeError{Size: c.size, Max: max}
 	}
 	return c.n, nil
 }
@@ -51,6 +59,9 @@ func CopyArtifacts(ws, dst string, paths []string) (int, error) {
 type copier struct {
 	src, out *os.Root
 	n        int
+	max      int64 // cap on size; 0: none
+	size     int64 // of the files copied, or measured once over
+	over     bool  // the cap is passed: measure, copy nothing more
 }
 
 func (c *copier) top(p string) error {
@@ -158,6 +169,17 @@ func (c *copier) dir(p string) error {
 }
 
 func (c *copier) file(p string, mode fs.FileMode) error {
+	if c.max > 0 {
+		fi, err := c.src.Stat(p)
+		if err != nil {
+			return fmt.Errorf("copy %q: %w", p, err)
+		}
+		if c.over || c.size+fi.Size() > c.max {
+			c.over = true
+			c.size += fi.Size()
+			return nil
+		}
+	}
 	in, err := c.src.Open(p)
 	if err != nil {
 		return fmt.Errorf("copy %q: %w", p, err)
@@ -167,7 +189,9 @@ func (c *copier) file(p string, mode fs.FileMode) error {
 	if err != nil {
 		return fmt.Errorf("copy %q: %w", p, err)
 	}
-	if _, err := io.Copy(o, in); err != nil {
+	n, err := io.Copy(o, in)
+	c.size += n
+	if err != nil {
 		o.Close()
 		return fmt.Errorf("copy %q: %w", p, err)
 	}

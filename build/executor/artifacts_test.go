@@ -41,7 +41,7 @@ func FuzzArtifactsStayInWorkspace(f *testing.F) {
 		if err := os.Symlink(target, filepath.Join(ws, "l")); err != nil {
 			t.Skip()
 		}
-		_, _ = CopyArtifacts(ws, dst, []string{artifact})
+		_, _ = CopyArtifacts(ws, dst, []string{artifact}, 0)
 		_ = filepath.WalkDir(dst, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return nil
@@ -84,7 +84,7 @@ func TestCopyArtifactsKeepsModesAndInsideLinks(t *testing.T) {
 	if err := os.Symlink("app", filepath.Join(ws, "bin", "current")); err != nil {
 		t.Fatal(err)
 	}
-	n, err := CopyArtifacts(ws, dst, []string{"bin"})
+	n, err := CopyArtifacts(ws, dst, []string{"bin"}, 0)
 	if err != nil || n != 2 {
 		t.Fatalf("copied %d, %v", n, err)
 	}
@@ -94,7 +94,7 @@ func TestCopyArtifactsKeepsModesAndInsideLinks(t *testing.T) {
 	if tgt, err := os.Readlink(filepath.Join(dst, "bin", "current")); err != nil || tgt != "app" {
 		t.Errorf("bin/current: %q, %v", tgt, err)
 	}
-	if _, err := CopyArtifacts(ws, filepath.Join(t.TempDir(), "x"), []string{"missing"}); err == nil || !strings.Contains(err.Error(), `"missing" does not exist`) {
+	if _, err := CopyArtifacts(ws, filepath.Join(t.TempDir(), "x"), []string{"missing"}, 0); err == nil || !strings.Contains(err.Error(), `"missing" does not exist`) {
 		t.Errorf("missing artifact: %v", err)
 	}
 }

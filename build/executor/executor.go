@@ -22,6 +22,8 @@ import (
 //     (nothing of the daemon's, no variable of the executor's own). The
 //     first step that does not exit 0 (or times out, or is cancelled) is
 //     the last: no later step starts.
+//   - A step after which the workspace is over Limits.Workspace is the
+//     last, like a failed one (StepResult.WorkspaceFull).
 //   - Output: every byte a step writes to stdout or stderr goes to Job.Log,
 //     in the order it was written (one stream, interleaved as written),
 //     steps in order, nothing of a step before its StepStarted call or after
@@ -53,8 +55,15 @@ import (
 //     caller can build HOME, TMPDIR and cache variables into Job.Env. It
 //     depends on nothing but Job.Workspace and whether Job.Cache is set,
 //     starts nothing, and may be called before or after Run.
+//   - Limits: Job.Limits hold for every step, and Job.MaxArtifactBytes for
+//     the artifacts, except those Unenforced names. Unenforced(job) lists
+//     them before Run, each as "name: reason" with the names of the Limit*
+//     constants ("memory: no memory cgroup ..."), so that the log can say
+//     which limits hold before the first step; each StepResult.Unenforced
+//     repeats it. Like Layout, it starts nothing.
 type Executor interface {
 	Layout(job Job) Layout
+	Unenforced(job Job) []string
 	Run(ctx context.Context, job Job) (Result, error)
 }
 
@@ -98,15 +107,27 @@ type Job struct {
 	// ArtifactsDir is the host folder the artifacts are copied into; Run
 	// makes it (with its parents). Required when Artifacts is not empty.
 	ArtifactsDir string
+	// MaxArtifactBytes caps the size of the artifacts kept (the sum of
+	// their files' lengths); 0 means no cap. Over it, nothing is kept and
+	// Result.ArtifactsErr is an *ArtifactsTooLargeError.
+	MaxArtifactBytes int64
 }
 
 // Limits are per-step resource limits. Zero means unlimited. A limit an
-// executor cannot enforce is named in StepResult.Unenforced.
+// executor cannot enforce is named in Executor.Unenforced and
+// StepResult.Unenforced.
 type Limits struct {
 	Procs    int   // processes and threads at once
 	FileSize int64 // bytes of any one file written
 	Files    int   // open descriptors per process
 	Memory   int64 // bytes of memory of all the step's processes together
+	// Tmp is the size in bytes of the step's private temporary folder
+	// (Layout.Tmp): a write beyond it fails with "no space left on device".
+	Tmp int64
+	// Workspace is what the workspace and the home may hold on disk
+	// together, in bytes, across the job's steps: the step that takes them
+	// over it is stopped (StepResult.WorkspaceFull).
+	Workspace int64
 }
 
 // Layout is where a job's folders appear to its steps, as paths the steps
@@ -126,7 +147,8 @@ type Result struct {
 	// Job.ArtifactsDir.
 	Artifacts int
 	// ArtifactsErr says why the artifacts could not be kept (a path that
-	// does not exist, or leaves the workspace); the steps all passed.
+	// does not exist, or leaves the workspace, or artifacts over
+	// Job.MaxArtifactBytes); the steps all passed.
 	ArtifactsErr error
 }
 
@@ -145,8 +167,15 @@ type StepResult struct {
 	// OutOfMemory: a process of the step was killed for going over
 	// Limits.Memory.
 	OutOfMemory bool
+	// WorkspaceFull: the workspace and the home reached Limits.Workspace
+	// during the step, which was then stopped, every process of it killed
+	// (ExitCode -1), or by its end (ExitCode its own): either way no later
+	// step runs. WorkspaceUsed is what they held then.
+	WorkspaceFull bool
+	WorkspaceUsed int64
 	// Unenforced lists requested limits (and isolation) not in force for
-	// the step, each with the reason, for the build log.
+	// the step, each with the reason, for the build log: what
+	// Executor.Unenforced said before.
 	Unenforced []string
 }
 

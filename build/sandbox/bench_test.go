@@ -32,8 +32,9 @@ func BenchmarkSandboxStart(b *testing.B) {
 		{"plain", None{}, Limits{}},
 		{"bwrap", bw, Limits{}},
 		{"bwrap-rlimits", bw, Limits{Procs: 256, FileSize: 1 << 30, Files: 1024}},
-		// What the daemon runs: one /etc mount (PrepareEtc) and rlimits.
-		{"bwrap-etcdir-rlimits", bwEtc, Limits{Procs: 256, FileSize: 1 << 30, Files: 1024}},
+		// What the daemon runs: one /etc mount (PrepareEtc), rlimits and
+		// a sized /tmp.
+		{"bwrap-etcdir-rlimits", bwEtc, Limits{Procs: 256, FileSize: 1 << 30, Files: 1024, Tmp: 2 << 30}},
 	}
 	samples := make([][]time.Duration, len(runners))
 	for i := 0; b.Loop(); i++ {

@@ -10,11 +10,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"slipway/build/executor"
 )
 
 // Bwrap runs steps in bubblewrap. The zero value runs bwrap from PATH as the
@@ -22,11 +26,13 @@ import (
 type Bwrap struct {
 	// Path is the bwrap binary; empty means "bwrap" looked up in PATH.
 	Path string
-	// UID and GID are the host ids steps run as when the daemon is root.
-	// Zero keeps the daemon's ids, but then the process limit cannot hold
-	// (the kernel exempts root from RLIMIT_NPROC) and every process of the
-	// step is host root inside a user namespace. Use a uid no other
-	// process on the host uses.
+	// UID and GID are the host ids steps run as when the daemon is root
+	// and their Spec names none (Spec.UID): the self-test's, or every
+	// build's with the deprecated single build uid. Zero keeps the
+	// daemon's ids, but then the process limit cannot hold (the kernel
+	// exempts root from RLIMIT_NPROC) and every process of the step is
+	// host root inside a user namespace. Use a uid no other process on the
+	// host uses.
 	UID, GID int
 	// Cgroups, if set, holds steps' memory (Limits.Memory) in a cgroup of
 	// their own; nil: a memory limit is reported as unenforced.
@@ -35,6 +41,32 @@ type Bwrap struct {
 	// sandbox's /etc in one mount. Empty: the allowed files of the host's
 	// /etc are mounted one by one.
 	EtcDir string
+
+	// features is what the bwrap binary offers, looked up once.
+	featuresOnce sync.Once
+	features     bwrapFeatures
+}
+
+// bwrapFeatures are the options of bubblewrap that not every version has.
+type bwrapFeatures struct {
+	size bool // --size before --tmpfs (0.8.0)
+}
+
+// shmDir is where POSIX shared memory lives, and, in a Bwrap sandbox, what
+// /tmp links to.
+const shmDir = "/dev/shm"
+
+// feature returns what the bwrap at bin offers. --help lists --size in
+// the versions that have it; a bwrap that cannot say is taken to have
+// none, and the limits that need them are reported unenforced.
+func (r *Bwrap) feature(bin string) bwrapFeatures {
+	r.featuresOnce.Do(func() {
+		cmd := exec.Command(bin, "--help")
+		cmd.Env = []string{}
+		out, _ := cmd.CombinedOutput()
+		r.features.size = bytes.Contains(out, []byte("--size"))
+	})
+	return r.features
 }
 
 var _ Runner = (*Bwrap)(nil)
@@ -94,43 +126,41 @@ func (r *Bwrap) Run(ctx context.Context, spec Spec, command string) (Result, err
 		return Result{}, fmt.Errorf("find bwrap: %w", err)
 	}
 
-	var unenforced []string
-	dropRoot := os.Geteuid() == 0 && r.UID > 0
+	uid, gid := r.UID, r.GID
+	if spec.UID > 0 {
+		uid, gid = spec.UID, spec.GID
+	}
+	dropRoot := os.Geteuid() == 0 && uid > 0
 	if dropRoot {
-		if err := chownTree(spec.Workspace, r.UID, r.GID); err != nil {
-			return Result{}, fmt.Errorf("hand workspace to uid %d: %w", r.UID, err)
+		if err := chownTree(spec.Workspace, uid, gid); err != nil {
+			return Result{}, fmt.Errorf("hand workspace to uid %d: %w", uid, err)
 		}
 		if spec.Cache != "" {
-			if err := os.Lchown(spec.Cache, r.UID, r.GID); err != nil {
-				return Result{}, fmt.Errorf("hand cache to uid %d: %w", r.UID, err)
+			if err := handOver(spec.Cache, uid, gid); err != nil {
+				return Result{}, fmt.Errorf("hand cache to uid %d: %w", uid, err)
 			}
 		}
 		if spec.Home != "" {
-			if err := chownTree(spec.Home, r.UID, r.GID); err != nil {
-				return Result{}, fmt.Errorf("hand home to uid %d: %w", r.UID, err)
+			if err := chownTree(spec.Home, uid, gid); err != nil {
+				return Result{}, fmt.Errorf("hand home to uid %d: %w", uid, err)
 			}
 		}
 	}
 	procsHold := !(os.Geteuid() == 0 && !dropRoot)
-	if spec.Limits.Procs > 0 && !procsHold {
-		unenforced = append(unenforced, "procs: steps run as host root, which RLIMIT_NPROC exempts; set a build uid")
-	}
+	feat := r.feature(bin)
+	unenforced := r.unenforced(spec, feat)
 	var cg *stepCgroup
-	if spec.Limits.Memory > 0 {
-		if r.Cgroups == nil {
-			unenforced = append(unenforced, "memory: no memory cgroup the daemon may use on this host")
-		} else {
-			if cg, err = r.Cgroups.create(spec.Limits.Memory); err != nil {
-				return Result{}, fmt.Errorf("sandbox memory limit: %w", err)
-			}
-			defer cg.remove()
+	if spec.Limits.Memory > 0 && r.Cgroups != nil {
+		if cg, err = r.Cgroups.create(spec.Limits.Memory); err != nil {
+			return Result{}, fmt.Errorf("sandbox memory limit: %w", err)
 		}
+		defer cg.remove()
 	}
 
 	// The options go through a pipe (--args), not the command line, so
 	// that environment values (secrets) never show in the host's ps. bwrap
 	// takes only options there; the command follows on the command line.
-	args, offlineDNS := r.args(spec)
+	args, offlineDNS := r.args(spec, feat)
 	var argBuf bytes.Buffer
 	for _, a := range args {
 		if strings.IndexByte(a, 0) >= 0 {
@@ -177,7 +207,7 @@ func (r *Bwrap) Run(ctx context.Context, spec Spec, command string) (Result, err
 		Pdeathsig: syscall.SIGKILL,
 	}
 	if dropRoot {
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(r.UID), Gid: uint32(r.GID), Groups: []uint32{}}
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}
 	}
 	err = cmd.Start()
 	argsR.Close()
@@ -275,9 +305,47 @@ func (r *Bwrap) Layout(spec Spec) Layout {
 	return l
 }
 
+// Unenforced lists the limits of spec this sandbox cannot hold here. See
+// Runner.
+func (r *Bwrap) Unenforced(spec Spec) []string {
+	path := r.Path
+	if path == "" {
+		path = "bwrap"
+	}
+	var feat bwrapFeatures
+	if bin, err := exec.LookPath(path); err == nil {
+		feat = r.feature(bin)
+	}
+	return r.unenforced(spec, feat)
+}
+
+func (r *Bwrap) unenforced(spec Spec, feat bwrapFeatures) []string {
+	var u []string
+	uid := r.UID
+	if spec.UID > 0 {
+		uid = spec.UID
+	}
+	if spec.Limits.Procs > 0 && os.Geteuid() == 0 && uid <= 0 {
+		u = append(u, executor.LimitProcesses+": steps run as host root, which RLIMIT_NPROC exempts; set a build uid")
+	}
+	if spec.Limits.Memory > 0 && r.Cgroups == nil {
+		u = append(u, executor.LimitMemory+": no memory cgroup the daemon may use on this host (it needs root, or a delegated cgroup v2 with the memory controller)")
+	}
+	if spec.Limits.Tmp > 0 && !feat.size {
+		u = append(u, executor.LimitTmp+": this bubblewrap cannot size a tmpfs (--size needs 0.8.0); the memory limit, where it holds, bounds it")
+	}
+	return u
+}
+
 // args returns bwrap's options for spec, without the command, and whether
 // they read the offline resolv.conf from fdResolv.
-func (r *Bwrap) args(spec Spec) (args []string, offlineDNS bool) {
+//
+// Every mount a step may write to is sized: /dev/shm, which /tmp links to,
+// and an unshared home are tmpfs mounts of at most Limits.Tmp (when bwrap
+// can size them), and the tmpfs bwrap builds the root and /dev in is made
+// read-only once everything is mounted in it, since bwrap cannot size
+// those and a step could otherwise fill the host's memory through them.
+func (r *Bwrap) args(spec Spec, feat bwrapFeatures) (args []string, offlineDNS bool) {
 	a := []string{
 		"--unshare-all", "--unshare-user", "--disable-userns",
 		"--die-with-parent", "--new-session",
@@ -325,21 +393,28 @@ func (r *Bwrap) args(spec Spec) (args []string, offlineDNS bool) {
 	if offlineDNS {
 		a = append(a, "--ro-bind-data", fdResolv, "/etc/resolv.conf")
 	}
-	a = append(a,
-		"--proc", "/proc",
-		"--dev", "/dev",
-		"--tmpfs", TmpDir,
-		"--bind", spec.Workspace, WorkspaceDir,
-	)
+	tmpfs := func(size int64, dir string) {
+		if size > 0 && feat.size {
+			a = append(a, "--size", strconv.FormatInt(size, 10))
+		}
+		a = append(a, "--tmpfs", dir)
+	}
+	// /tmp and /dev/shm (POSIX shared memory) are one tmpfs: one budget,
+	// and one mount less than two (each costs a start about 0.1 ms).
+	// bubblewrap's /dev makes /dev/shm a folder, so /tmp is the link.
+	a = append(a, "--proc", "/proc", "--dev", "/dev")
+	tmpfs(spec.Limits.Tmp, shmDir)
+	a = append(a, "--remount-ro", "/dev", "--symlink", shmDir, TmpDir)
+	a = append(a, "--bind", spec.Workspace, WorkspaceDir)
 	if spec.Cache != "" {
 		a = append(a, "--bind", spec.Cache, CacheDir)
 	}
 	if spec.Home != "" {
 		a = append(a, "--bind", spec.Home, HomeDir)
 	} else {
-		a = append(a, "--tmpfs", HomeDir)
+		tmpfs(spec.Limits.Tmp, HomeDir)
 	}
-	a = append(a, "--chdir", WorkspaceDir, "--clearenv")
+	a = append(a, "--remount-ro", "/", "--chdir", WorkspaceDir, "--clearenv")
 	for _, kv := range spec.Env {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
@@ -386,6 +461,46 @@ func checkDir(dir string) error {
 	return nil
 }
 
+// handOver gives a folder kept between builds (a cache) to uid:gid with
+// everything in it, unless it is that uid's already. The folder itself is
+// handed over last, so that it belongs to uid only once everything in it
+// does: a hand-over cut off half-way (the daemon killed) is done again by
+// the next build. Later, only steps running as uid write in it, and
+// everything they make is theirs.
+func handOver(dir string, uid, gid int) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) == uid && int(st.Gid) == gid {
+		return nil
+	}
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p == dir {
+			return nil
+		}
+		return lchownIfNot(p, d, uid, gid)
+	})
+	if err != nil {
+		return err
+	}
+	return os.Lchown(dir, uid, gid)
+}
+
+func lchownIfNot(p string, d fs.DirEntry, uid, gid int) error {
+	fi, err := d.Info()
+	if err != nil {
+		return err
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) == uid && int(st.Gid) == gid {
+		return nil
+	}
+	return os.Lchown(p, uid, gid)
+}
+
 // chownTree gives dir and everything below it to uid:gid, without following
 // symlinks; entries already owned are left alone.
 func chownTree(dir string, uid, gid int) error {
@@ -393,13 +508,6 @@ func chownTree(dir string, uid, gid int) error {
 		if err != nil {
 			return err
 		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) == uid && int(st.Gid) == gid {
-			return nil
-		}
-		return os.Lchown(p, uid, gid)
+		return lchownIfNot(p, d, uid, gid)
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -106,6 +107,43 @@ func probe(dir string, v2 bool) (*Cgroups, error) {
 	return c, nil
 }
 
+// stepPrefix starts the name of every step cgroup; the pid of the process
+// that made it follows.
+const stepPrefix = "slipway-step-"
+
+// Sweep removes the step cgroups that processes no longer running made: a
+// daemon killed while a step ran cannot remove its cgroup. Its processes
+// die with it, but for one: bubblewrap's sandbox child waits for its
+// parent to map its ids before it asks to die with it, so a daemon killed
+// in that moment leaves it blocked for ever (seen with bubblewrap 0.8.0).
+// Such a process, in the cgroup of a daemon that is gone, is killed. Sweep
+// returns how many cgroups it removed. Call it at start; cgroups of running
+// processes, this one's included, are left alone.
+func (c *Cgroups) Sweep() int {
+	entries, err := os.ReadDir(c.parent)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), stepPrefix)
+		if !ok || !e.IsDir() {
+			continue
+		}
+		pidText, _, ok := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidText)
+		if !ok || err != nil || pid <= 0 || syscall.Kill(pid, 0) != syscall.ESRCH {
+			continue
+		}
+		g := &stepCgroup{dir: filepath.Join(c.parent, e.Name()), v2: c.v2}
+		g.killAll()
+		if g.tryRemove(5 * time.Second) {
+			n++
+		}
+	}
+	return n
+}
+
 // stepCgroup is the cgroup of one step.
 type stepCgroup struct {
 	dir string
@@ -119,7 +157,9 @@ func (c *Cgroups) create(max int64) (*stepCgroup, error) {
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(c.parent, "slipway-step-"+hex.EncodeToString(b[:]))
+	// The daemon's pid in the name lets a later start remove what a
+	// daemon killed mid-step left (Sweep).
+	dir := filepath.Join(c.parent, fmt.Sprintf("%s%d-%s", stepPrefix, os.Getpid(), hex.EncodeToString(b[:])))
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create cgroup under %s: %w", c.parent, err)
 	}
@@ -177,13 +217,33 @@ func (g *stepCgroup) oomKilled() bool {
 
 // remove deletes the cgroup once its processes are gone (the kernel may
 // take a moment to let go of the last one).
-func (g *stepCgroup) remove() {
-	deadline := time.Now().Add(5 * time.Second)
+func (g *stepCgroup) remove() { g.tryRemove(5 * time.Second) }
+
+// tryRemove deletes the cgroup, trying again for up to wait while
+// processes leave it; it reports whether the cgroup is gone.
+func (g *stepCgroup) tryRemove(wait time.Duration) bool {
+	deadline := time.Now().Add(wait)
 	for {
 		err := os.Remove(g.dir)
-		if err == nil || errors.Is(err, os.ErrNotExist) || time.Now().After(deadline) {
-			return
+		if err == nil || errors.Is(err, os.ErrNotExist) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// killAll kills every process in the cgroup.
+func (g *stepCgroup) killAll() {
+	data, err := os.ReadFile(filepath.Join(g.dir, "cgroup.procs"))
+	if err != nil {
+		return
+	}
+	for _, f := range strings.Fields(string(data)) {
+		if pid, err := strconv.Atoi(f); err == nil && pid > 0 {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
 	}
 }

@@ -28,10 +28,19 @@ func PrepareEtc(dir string) error {
 // could not read them either when its steps run as the daemon's user, and
 // must not when they run as another. skipped lists them, for the log.
 func PrepareEtcSkipped(dir string) (skipped []string, err error) {
-	return prepareEtc("/etc", dir)
+	return prepareEtc("/etc", dir, nil)
 }
 
-func prepareEtc(src, dir string) (skipped []string, err error) {
+// PrepareEtcFor is PrepareEtcSkipped for steps that run as the uids of ids
+// (Local.IDs), which no account of the host has: it adds a user "build"
+// (home /home/build, shell /bin/sh) and a group "build" for each of them to
+// the copy's passwd and group, so that tools that look their user up
+// (ssh, id -un, a JVM's user.home) find one.
+func PrepareEtcFor(dir string, ids *IDPool) (skipped []string, err error) {
+	return prepareEtc("/etc", dir, ids)
+}
+
+func prepareEtc(src, dir string, ids *IDPool) (skipped []string, err error) {
 	tmp := dir + ".new"
 	if err := removeTree(tmp); err != nil {
 		return nil, fmt.Errorf("prepare sandbox /etc: %w", err)
@@ -44,6 +53,12 @@ func prepareEtc(src, dir string) (skipped []string, err error) {
 		s, err := copyTree(filepath.Join(src, name), filepath.Join(tmp, name), keep)
 		skipped = append(skipped, s...)
 		if err != nil {
+			removeTree(tmp)
+			return nil, fmt.Errorf("prepare sandbox /etc: %w", err)
+		}
+	}
+	if ids != nil {
+		if err := addBuildUsers(tmp, ids); err != nil {
 			removeTree(tmp)
 			return nil, fmt.Errorf("prepare sandbox /etc: %w", err)
 		}
@@ -91,6 +106,37 @@ func prepareEtc(src, dir string) (skipped []string, err error) {
 		}
 	}
 	return skipped, nil
+}
+
+// addBuildUsers appends a "build" user and group for every id of ids to
+// the passwd and group files of the copy at etc.
+func addBuildUsers(etc string, ids *IDPool) error {
+	first, count := ids.Range()
+	for _, f := range []struct {
+		name string
+		line func(id int) string
+	}{
+		{"passwd", func(id int) string { return fmt.Sprintf("build:x:%d:%d:Slipway build:%s:/bin/sh\n", id, id, HomeDir) }},
+		{"group", func(id int) string { return fmt.Sprintf("build:x:%d:\n", id) }},
+	} {
+		p := filepath.Join(etc, f.name)
+		var b strings.Builder
+		if old, err := os.ReadFile(p); err == nil {
+			b.Write(old)
+			if len(old) > 0 && old[len(old)-1] != '\n' {
+				b.WriteByte('\n')
+			}
+		}
+		for id := first; id < first+count; id++ {
+			b.WriteString(f.line(id))
+		}
+		// The copy may be a link into the host's /etc: replace it.
+		_ = os.Remove(p)
+		if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // offlineSuffix names the copy of a prepared /etc for steps without

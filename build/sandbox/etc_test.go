@@ -61,7 +61,7 @@ func TestPrepareEtcSkipsWhatItCannotRead(t *testing.T) {
 	}
 
 	dst := filepath.Join(base, "copy")
-	skipped, err := prepareEtc(src, dst)
+	skipped, err := prepareEtc(src, dst, nil)
 	if err != nil {
 		t.Fatalf("prepare /etc as uid %d: %v", os.Geteuid(), err)
 	}

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"slipway/build/executor"
 )
 
 // None runs steps as plain processes of the daemon's user, for servers whose
@@ -37,6 +39,24 @@ func (None) Layout(spec Spec) Layout {
 	return l
 }
 
+// Unenforced lists what None cannot hold. See Runner.
+func (None) Unenforced(spec Spec) []string {
+	var u []string
+	if spec.Limits.Procs > 0 {
+		u = append(u, executor.LimitProcesses+": no sandbox, RLIMIT_NPROC would count the daemon's own processes")
+	}
+	if spec.Limits.Memory > 0 {
+		u = append(u, executor.LimitMemory+": unsandboxed steps get no memory cgroup")
+	}
+	if spec.Limits.Tmp > 0 {
+		u = append(u, executor.LimitTmp+": no sandbox, the step's temporary folder is in its home, on disk (the workspace limit counts it)")
+	}
+	if !spec.Network {
+		u = append(u, executor.Network+": no sandbox, the step has the host's network")
+	}
+	return u
+}
+
 // Run runs `sh -c command` in spec.Workspace. See Runner.
 func (None) Run(ctx context.Context, spec Spec, command string) (Result, error) {
 	start := time.Now()
@@ -61,16 +81,7 @@ func (None) Run(ctx context.Context, spec Spec, command string) (Result, error) 
 		}
 		defer removeTree(tmp)
 	}
-	var unenforced []string
-	if spec.Limits.Procs > 0 {
-		unenforced = append(unenforced, "procs: no sandbox, RLIMIT_NPROC would count the daemon's own processes")
-	}
-	if spec.Limits.Memory > 0 {
-		unenforced = append(unenforced, "memory: unsandboxed steps get no memory cgroup")
-	}
-	if !spec.Network {
-		unenforced = append(unenforced, "network: no sandbox, the step has the host's network")
-	}
+	unenforced := None{}.Unenforced(spec)
 	argv := append(rlimitArgs(spec.Limits, false), "/bin/sh", "-c", command)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = spec.Workspace

@@ -17,27 +17,37 @@ const (
 	// the step: tools keep logins, settings and caches in ~, and one step
 	// of a build expects to find what the one before it put there.
 	HomeDir = "/home/build"
-	// TmpDir is a fresh tmpfs of every step.
+	// TmpDir is a fresh tmpfs of every step: a link to /dev/shm, so that
+	// the step's temporary files and its POSIX shared memory share one
+	// size (Limits.Tmp).
 	TmpDir = "/tmp"
 )
 
 // Spec describes one step.
 type Spec struct {
 	// Workspace is the host folder mounted read-write at /workspace. It must
-	// exist. With Bwrap.UID set, Run hands it (and everything in it) to that
-	// uid, and every folder above it must be searchable (mode o+x) by it.
+	// exist. When steps run as another uid (see UID), Run hands it (and
+	// everything in it) to that uid, and every folder above it must be
+	// searchable (mode o+x) by it.
 	Workspace string
 	// Cache is an optional host folder mounted read-write at /cache, kept
-	// between builds of one repo. With Bwrap.UID set, only the folder itself
-	// is handed over; everything in it was written by earlier builds.
+	// between builds of one ref. When steps run as another uid, Run hands
+	// it to that uid: everything in it, unless the folder itself is that
+	// uid's already (it is handed over last, so it is the uid's only once
+	// everything in it is).
 	Cache string
 	// Home is an optional host folder, made by the caller for one build,
 	// that steps see as their home folder (Layout.Home), so that what one
-	// step keeps in ~ the next one finds. With Bwrap.UID set, Run hands it
-	// (and everything in it) to that uid, like the workspace. Empty: Bwrap
-	// gives every step a fresh empty home; None has none to give (Layout.Home
-	// is empty).
+	// step keeps in ~ the next one finds. When steps run as another uid,
+	// Run hands it (and everything in it) to that uid, like the workspace.
+	// Empty: Bwrap gives every step a fresh empty home (a tmpfs of
+	// Limits.Tmp); None has none to give (Layout.Home is empty).
 	Home string
+	// UID and GID, when UID is not 0, are the host ids this step runs as
+	// when the daemon is root, instead of Bwrap.UID and Bwrap.GID: each
+	// build its own (IDPool). Ignored when the daemon is not root, and by
+	// None.
+	UID, GID int
 	// Env is the complete environment of the step, built by the caller from
 	// an allow-list, as "KEY=value". Nothing else is passed, not even PATH.
 	Env []string
@@ -68,6 +78,15 @@ type Limits struct {
 	// bytes, through a cgroup (Bwrap.Cgroups); where none can be made it is
 	// listed in Result.Unenforced.
 	Memory int64
+	// Tmp caps, in bytes, the step's /tmp, which is also its /dev/shm (one
+	// tmpfs, so memory), and its fresh home when Spec.Home is empty. Bwrap
+	// needs bubblewrap 0.8 or later for it (--size); with an older one it
+	// is listed in Result.Unenforced.
+	Tmp int64
+	// Workspace caps, in bytes, what the workspace and the home hold on
+	// disk together. Runners do not hold it: Local does, by measuring
+	// (usageWatch), across all the steps of a job.
+	Workspace int64
 }
 
 // Result is the outcome of a step that started.
@@ -81,8 +100,9 @@ type Result struct {
 	TimedOut bool
 	// Cancelled is set when the context ended and the step was killed.
 	Cancelled bool
-	// Unenforced lists requested limits that were not in force, each with
-	// the reason ("memory: no delegated cgroup v2"), for the build log.
+	// Unenforced lists requested limits that were not in force, each as
+	// "name: reason" ("memory: no delegated cgroup v2"), for the build log;
+	// Runner.Unenforced says the same before the step runs.
 	Unenforced []string
 	// OutOfMemory is set when the kernel killed a process of the step for
 	// going over Limits.Memory.
@@ -126,7 +146,13 @@ type Layout struct {
 //   - Layout(spec) says where the folders of spec appear to the step. It
 //     depends on nothing but spec, starts nothing, and is safe to call
 //     concurrently, before or after Run.
+//   - Unenforced(spec) lists the limits of spec (and the isolation) that
+//     the runner cannot hold on this host, each as "name: reason", named
+//     as executor.Limit* name them; Run's Result.Unenforced is the same
+//     list.
+//     Like Layout it starts nothing; it may look at the host once.
 type Runner interface {
 	Run(ctx context.Context, spec Spec, command string) (Result, error)
 	Layout(spec Spec) Layout
+	Unenforced(spec Spec) []string
 }

@@ -549,7 +549,7 @@ func TestMemoryLimit(t *testing.T) {
 		t.Fatalf("80 MB under a 512 MiB limit: exit %d, out of memory %v\n%s", res.ExitCode, res.OutOfMemory, out)
 	}
 	// The step cgroups are gone.
-	left, _ := filepath.Glob(filepath.Join(cg.parent, "slipway-step-*"))
+	left, _ := filepath.Glob(filepath.Join(cg.parent, fmt.Sprintf("%s%d-*", stepPrefix, os.Getpid())))
 	if len(left) != 0 {
 		t.Fatalf("step cgroups left behind: %v", left)
 	}

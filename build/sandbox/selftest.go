@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"slipway/build/executor"
 )
 
 // Finding is one property of the sandbox that SelfTest checked.
@@ -64,6 +66,8 @@ const probeScript = `for n in user pid mnt net ipc uts cgroup; do echo "ns $n $(
 ifs=$(sed -n '3,$s/^ *\([^:]*\):.*/\1/p' /proc/net/dev | tr '\n' ' ')
 echo "ifs $ifs"
 sed 's/^/limit /' /proc/self/limits
+echo "tmp $(stat -f -c '%b %S' /tmp)"
+for d in / /dev; do (: > "$d/.slipway-probe") 2>/dev/null && echo "writable $d"; done
 if [ "$ifs" = "lo " ]; then
 	if command -v bash >/dev/null; then
 		t0=$(date +%s%N)
@@ -79,18 +83,35 @@ fi
 echo done
 `
 
+// SelfTestOptions say how builds run, for SelfTest to run its step the
+// same way.
+type SelfTestOptions struct {
+	// Dir is the folder build workspaces are made in.
+	Dir string
+	// Limits are those of every step; MaxArtifactBytes the artifacts' cap.
+	Limits           Limits
+	MaxArtifactBytes int64
+	// IDs, if set, are the uids builds run as (Local.IDs): the step runs
+	// as one of them, and the findings name the range.
+	IDs *IDPool
+}
+
 // SelfTest runs a trivial step in the sandbox exactly as builds run it: as
-// the build uid, in a workspace with a cache and a home made under dir, with
-// no network and under limits. dir should be the folder build workspaces
-// are made in, because whether the build uid can reach it is part of the
-// test; the step's folders are removed again. It reports what holds: the
-// namespaces, that the network is off and fails at once, the rlimits, and
-// whether a memory cgroup limits the step.
+// a build uid, in a workspace with a cache and a home made under o.Dir,
+// with no network and under the limits. o.Dir should be the folder build
+// workspaces are made in, because whether the build uid can reach it is
+// part of the test; the step's folders are removed again. It reports what holds: the
+// namespaces, that the network is off and fails at once, the limits (the
+// rlimits and the size of /tmp as the step saw them, the memory cgroup,
+// the workspace's and the artifacts' caps, which Local holds), in the
+// words every build log uses (executor.DescribeLimits), and whether a
+// memory cgroup limits the step.
 //
 // When steps cannot run here, or run without their namespaces or with the
 // host's network, the error is a *SetupError; the findings are then the
 // ones made before it.
-func (r *Bwrap) SelfTest(ctx context.Context, dir string, limits Limits) ([]Finding, error) {
+func (r *Bwrap) SelfTest(ctx context.Context, o SelfTestOptions) ([]Finding, error) {
+	dir, limits, maxArtifacts := o.Dir, o.Limits, o.MaxArtifactBytes
 	path := r.Path
 	if path == "" {
 		path = "bwrap"
@@ -103,18 +124,30 @@ func (r *Bwrap) SelfTest(ctx context.Context, dir string, limits Limits) ([]Find
 		}
 		return nil, &SetupError{Problem: problem, Fix: "install it: apt-get install bubblewrap", Err: err}
 	}
-	dropRoot := os.Geteuid() == 0 && r.UID > 0
-	uid := os.Geteuid()
-	if dropRoot {
-		uid = r.UID
+	uid, gid := r.UID, r.GID
+	runAs := fmt.Sprintf("steps run as host uid %d", uid)
+	if os.Geteuid() == 0 && o.IDs != nil {
+		id, release, err := o.IDs.Lease(ctx, "", -1)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		uid, gid = id, id
+		first, count := o.IDs.Range()
+		runAs = fmt.Sprintf("steps run as host uids %d-%d, one per running build (this one as %d)", first, first+count-1, uid)
+	}
+	dropRoot := os.Geteuid() == 0 && uid > 0
+	if !dropRoot {
+		uid = os.Geteuid()
+		runAs = fmt.Sprintf("steps run as host uid %d", uid)
 	}
 	var findings []Finding
 	findings = append(findings, Finding{Name: "sandbox", Holds: true,
-		Detail: fmt.Sprintf("%s (%s), steps run as host uid %d", bin, bwrapVersion(ctx, bin), uid)})
+		Detail: fmt.Sprintf("%s (%s), %s", bin, bwrapVersion(ctx, bin), runAs)})
 	if dropRoot {
-		if blocked, mode := unreachableBy(dir, r.UID, r.GID); blocked != "" {
+		if blocked, mode := unreachableBy(dir, uid, gid); blocked != "" {
 			return findings, &SetupError{
-				Problem: fmt.Sprintf("build uid %d cannot reach the build folder %s: %s is mode %04o", r.UID, dir, blocked, mode),
+				Problem: fmt.Sprintf("build uid %d cannot reach the build folder %s: %s is mode %04o", uid, dir, blocked, mode),
 				Fix:     "let others search it: chmod o+x " + blocked,
 				Err:     ErrFolderUnreachable,
 			}
@@ -130,6 +163,9 @@ func (r *Bwrap) SelfTest(ctx context.Context, dir string, limits Limits) ([]Find
 		return findings, fmt.Errorf("self-test folder: %w", err)
 	}
 	spec := Spec{Limits: limits, Timeout: 30 * time.Second}
+	if dropRoot {
+		spec.UID, spec.GID = uid, gid
+	}
 	for _, d := range []struct {
 		field *string
 		name  string
@@ -149,7 +185,7 @@ func (r *Bwrap) SelfTest(ctx context.Context, dir string, limits Limits) ([]Find
 		if err == nil {
 			err = fmt.Errorf("the step did not end within %s", spec.Timeout)
 		}
-		return findings, setupFailure(err, text, dropRoot, r.UID, dir, readSysctl)
+		return findings, setupFailure(err, text, dropRoot, uid, dir, readSysctl)
 	}
 	if res.ExitCode != 0 || !strings.HasSuffix(text, "done\n") {
 		return findings, &SetupError{
@@ -170,7 +206,7 @@ func (r *Bwrap) SelfTest(ctx context.Context, dir string, limits Limits) ([]Find
 	if err != nil {
 		return findings, err
 	}
-	findings = append(findings, limitsFinding(seen, limits, res.Unenforced), r.memoryFinding(limits, res.Unenforced))
+	findings = append(findings, limitsFinding(seen, limits, maxArtifacts, res.Unenforced), r.memoryFinding(limits, res.Unenforced))
 	return findings, nil
 }
 
@@ -204,6 +240,8 @@ type probeOutput struct {
 	dnsTried   bool
 	dnsMillis  int
 	dnsResolve bool
+	tmpBytes   int64    // size of the step's /tmp
+	writable   []string // of "/" and "/dev", those a step could write
 }
 
 func parseProbe(text string) probeOutput {
@@ -235,6 +273,15 @@ func parseProbe(text string) probeOutput {
 			p.dnsMillis, _ = strconv.Atoi(rest)
 		case "dns-resolved":
 			p.dnsResolve = true
+		case "tmp":
+			f := strings.Fields(rest)
+			if len(f) == 2 {
+				blocks, _ := strconv.ParseInt(f[0], 10, 64)
+				size, _ := strconv.ParseInt(f[1], 10, 64)
+				p.tmpBytes = blocks * size
+			}
+		case "writable":
+			p.writable = append(p.writable, rest)
 		}
 	}
 	return p
@@ -312,61 +359,55 @@ func networkFinding(p probeOutput) (Finding, error) {
 	return f, nil
 }
 
-// limitsFinding checks the rlimits the step saw against those asked for.
-func limitsFinding(p probeOutput, l Limits, unenforced []string) Finding {
-	var held, unset, broken []string
-	check := func(label, row string, want int64, format func(int64) string) {
-		if want <= 0 {
-			unset = append(unset, label)
+// limitsFinding checks the limits the step saw (its rlimits, the size of
+// its /tmp, and that it could not write where no limit holds) against
+// those asked for, and says them as every build log does.
+func limitsFinding(p probeOutput, l Limits, maxArtifacts int64, unenforced []string) Finding {
+	unenforced = slices.Clone(unenforced)
+	has := func(name string) bool {
+		return slices.ContainsFunc(unenforced, func(u string) bool { return strings.HasPrefix(u, name+":") })
+	}
+	check := func(name, row string, want int64) {
+		if want <= 0 || has(name) {
 			return
 		}
 		got := p.limits[row]
-		if w := strconv.FormatInt(want, 10); got[0] == w && got[1] == w {
-			held = append(held, label+" "+format(want))
-			return
-		}
-		broken = append(broken, fmt.Sprintf("%s %s (the step had %s)", label, format(want), got[0]))
-	}
-	plain := func(n int64) string { return strconv.FormatInt(n, 10) }
-	procsWhy := ""
-	for _, u := range unenforced {
-		if why, ok := strings.CutPrefix(u, "procs:"); ok {
-			procsWhy = strings.TrimSpace(why)
+		if w := strconv.FormatInt(want, 10); got[0] != w || got[1] != w {
+			unenforced = append(unenforced, fmt.Sprintf("%s: the step had %s", name, got[0]))
 		}
 	}
-	if procsWhy != "" {
-		broken = append(broken, "processes ("+procsWhy+")")
-	} else {
-		check("processes", "Max processes", int64(l.Procs), plain)
-	}
-	check("file size", "Max file size", l.FileSize, formatBytes)
-	check("open files", "Max open files", int64(l.Files), plain)
-	var parts []string
-	for _, p := range []struct {
-		label string
-		items []string
-	}{{"in force", held}, {"NOT in force", broken}, {"not set", unset}} {
-		if len(p.items) > 0 {
-			parts = append(parts, p.label+": "+strings.Join(p.items, ", "))
+	check(executor.LimitProcesses, "Max processes", int64(l.Procs))
+	check(executor.LimitFileSize, "Max file size", l.FileSize)
+	check(executor.LimitOpenFiles, "Max open files", int64(l.Files))
+	if l.Tmp > 0 && !has(executor.LimitTmp) {
+		// tmpfs rounds its size up to whole pages.
+		if p.tmpBytes < l.Tmp || p.tmpBytes >= l.Tmp+int64(os.Getpagesize()) {
+			unenforced = append(unenforced, fmt.Sprintf("%s: the step's /tmp holds %s", executor.LimitTmp, executor.FormatBytes(p.tmpBytes)))
 		}
 	}
-	return Finding{Name: "limits", Holds: len(broken) == 0, Detail: strings.Join(parts, "; ")}
+	if len(p.writable) > 0 && !has(executor.LimitTmp) {
+		unenforced = append(unenforced, fmt.Sprintf("%s: the step could write to %s, which no size holds", executor.LimitTmp, strings.Join(p.writable, " and ")))
+	}
+	detail := executor.DescribeLimits(executor.Limits{
+		Procs: l.Procs, FileSize: l.FileSize, Files: l.Files, Memory: l.Memory, Tmp: l.Tmp, Workspace: l.Workspace,
+	}, maxArtifacts, unenforced)
+	return Finding{Name: "limits", Holds: !strings.Contains(detail, "NOT in force"), Detail: detail}
 }
 
 func (r *Bwrap) memoryFinding(l Limits, unenforced []string) Finding {
 	f := Finding{Name: "memory"}
 	switch {
 	case r.Cgroups == nil:
-		f.Detail = "no memory cgroup the daemon may use on this host: steps have no memory limit"
+		f.Detail = "no memory cgroup the daemon may use on this host (it needs root, or a delegated cgroup v2 with the memory controller): steps have no memory limit"
 		f.Holds = l.Memory == 0
 	case l.Memory == 0:
 		f.Holds = true
 		f.Detail = r.Cgroups.String() + " available; no limit set"
-	case slices.ContainsFunc(unenforced, func(u string) bool { return strings.HasPrefix(u, "memory:") }):
+	case slices.ContainsFunc(unenforced, func(u string) bool { return strings.HasPrefix(u, executor.LimitMemory+":") }):
 		f.Detail = "limit not in force"
 	default:
 		f.Holds = true
-		f.Detail = fmt.Sprintf("limit %s in force (%s)", formatBytes(l.Memory), r.Cgroups)
+		f.Detail = fmt.Sprintf("limit %s in force (%s)", executor.FormatBytes(l.Memory), r.Cgroups)
 	}
 	return f
 }
@@ -477,16 +518,4 @@ func firstLine(s string) string {
 	s = strings.TrimSpace(s)
 	line, _, _ := strings.Cut(s, "\n")
 	return line
-}
-
-func formatBytes(n int64) string {
-	switch {
-	case n >= 1<<30 && n%(1<<30) == 0:
-		return fmt.Sprintf("%d GiB", n>>30)
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return fmt.Sprintf("%d MiB", n>>20)
-	case n >= 1<<10 && n%(1<<10) == 0:
-		return fmt.Sprintf("%d KiB", n>>10)
-	}
-	return fmt.Sprintf("%d bytes", n)
 }

@@ -74,13 +74,15 @@ func TestSelfTestReportsWhatHolds(t *testing.T) {
 	}
 	dir := selfTestDir(t)
 	r := &Bwrap{UID: buildUID, GID: buildUID, Cgroups: cg}
-	fs, err := r.SelfTest(t.Context(), dir, Limits{Procs: 100, FileSize: 3 << 20, Files: 200, Memory: 256 << 20})
+	fs, err := r.SelfTest(t.Context(), SelfTestOptions{Dir: dir, Limits: Limits{Procs: 100, FileSize: 3 << 20, Files: 200, Memory: 256 << 20,
+		Tmp: 5 << 20, Workspace: 7 << 20}, MaxArtifactBytes: 9 << 20})
 	m := findingsByName(t, fs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkIsolation(t, m, dir, buildUID)
-	if l := m["limits"]; !l.Holds || l.Detail != "in force: processes 100, file size 3 MiB, open files 200" {
+	// The words every build log uses, each limit as the step saw it.
+	if l := m["limits"]; !l.Holds || l.Detail != "in force: processes 100, file size 3 MiB, open files 200, memory 256 MiB, /tmp 5 MiB, workspace 7 MiB, artifacts 9 MiB" {
 		t.Errorf("limits finding %+v", l)
 	}
 	if mem := m["memory"]; !mem.Holds || !strings.HasPrefix(mem.Detail, "limit 256 MiB in force (cgroup") {
@@ -89,14 +91,15 @@ func TestSelfTestReportsWhatHolds(t *testing.T) {
 
 	// The same sandbox with host root in it: the process limit cannot hold,
 	// and without a cgroup the memory limit cannot either.
-	fs, err = (&Bwrap{}).SelfTest(t.Context(), dir, Limits{Procs: 100, FileSize: 3 << 20, Memory: 256 << 20})
+	fs, err = (&Bwrap{}).SelfTest(t.Context(), SelfTestOptions{Dir: dir, Limits: Limits{Procs: 100, FileSize: 3 << 20, Memory: 256 << 20}})
 	m = findingsByName(t, fs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkIsolation(t, m, dir, 0)
-	if l := m["limits"]; l.Holds || !strings.Contains(l.Detail, "NOT in force: processes (steps run as host root") ||
-		!strings.Contains(l.Detail, "file size 3 MiB") || !strings.Contains(l.Detail, "not set: open files") {
+	if l := m["limits"]; l.Holds || !strings.Contains(l.Detail, "NOT in force: processes 100 (steps run as host root") ||
+		!strings.Contains(l.Detail, "memory 256 MiB (no memory cgroup") ||
+		!strings.Contains(l.Detail, "in force: file size 3 MiB") || !strings.Contains(l.Detail, "not set: open files, /tmp, workspace, artifacts") {
 		t.Errorf("limits finding as host root %+v", l)
 	}
 	if mem := m["memory"]; mem.Holds || !strings.Contains(mem.Detail, "no memory cgroup") {
@@ -112,13 +115,13 @@ func TestSelfTestAsNonRoot(t *testing.T) {
 		return
 	}
 	dir := selfTestDir(t)
-	fs, err := (&Bwrap{}).SelfTest(t.Context(), dir, Limits{Procs: 100, FileSize: 3 << 20})
+	fs, err := (&Bwrap{}).SelfTest(t.Context(), SelfTestOptions{Dir: dir, Limits: Limits{Procs: 100, FileSize: 3 << 20, Tmp: 5 << 20}})
 	m := findingsByName(t, fs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkIsolation(t, m, dir, os.Geteuid())
-	if l := m["limits"]; !l.Holds || l.Detail != "in force: processes 100, file size 3 MiB; not set: open files" {
+	if l := m["limits"]; !l.Holds || l.Detail != "in force: processes 100, file size 3 MiB, /tmp 5 MiB; not set: open files, memory, workspace, artifacts" {
 		t.Errorf("limits finding %+v", l)
 	}
 	if mem := m["memory"]; !mem.Holds || !strings.Contains(mem.Detail, "no memory cgroup") {
@@ -147,11 +150,11 @@ func oneLine(t *testing.T, err error, wants ...string) {
 }
 
 func TestSelfTestWithoutBwrap(t *testing.T) {
-	_, err := (&Bwrap{Path: "/nonexistent/bwrap"}).SelfTest(t.Context(), selfTestDir(t), Limits{})
+	_, err := (&Bwrap{Path: "/nonexistent/bwrap"}).SelfTest(t.Context(), SelfTestOptions{Dir: selfTestDir(t), Limits: Limits{}})
 	oneLine(t, err, "bubblewrap is not installed at /nonexistent/bwrap", "apt-get install bubblewrap")
 
 	t.Setenv("PATH", t.TempDir())
-	_, err = (&Bwrap{}).SelfTest(t.Context(), selfTestDir(t), Limits{})
+	_, err = (&Bwrap{}).SelfTest(t.Context(), SelfTestOptions{Dir: selfTestDir(t), Limits: Limits{}})
 	oneLine(t, err, "bubblewrap is not installed (no bwrap in PATH)", "apt-get install bubblewrap")
 }
 
@@ -169,7 +172,7 @@ func TestSelfTestBuildFolderUnreachable(t *testing.T) {
 	if err := os.Chmod(closed, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	_, err := newBwrap().SelfTest(t.Context(), dir, Limits{})
+	_, err := newBwrap().SelfTest(t.Context(), SelfTestOptions{Dir: dir, Limits: Limits{}})
 	oneLine(t, err, fmt.Sprintf("build uid %d cannot reach the build folder %s", buildUID, dir), "chmod o+x "+closed)
 	if !errors.Is(err, ErrFolderUnreachable) {
 		t.Errorf("%v is not ErrFolderUnreachable", err)
@@ -182,7 +185,7 @@ func TestSelfTestBuildFolderUnreachable(t *testing.T) {
 	if err := os.Chmod(closed, 0o710); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := newBwrap().SelfTest(t.Context(), dir, Limits{}); err != nil {
+	if _, err := newBwrap().SelfTest(t.Context(), SelfTestOptions{Dir: dir, Limits: Limits{}}); err != nil {
 		t.Errorf("folder searchable by the build gid: %v", err)
 	}
 }
@@ -197,7 +200,7 @@ func TestSelfTestUserNamespacesDisabled(t *testing.T) {
 	if err := os.WriteFile("/proc/sys/user/max_user_namespaces", []byte("0\n"), 0); err != nil {
 		t.Fatal(err)
 	}
-	_, err := (&Bwrap{}).SelfTest(t.Context(), selfTestDir(t), Limits{})
+	_, err := (&Bwrap{}).SelfTest(t.Context(), SelfTestOptions{Dir: selfTestDir(t), Limits: Limits{}})
 	oneLine(t, err, "user.max_user_namespaces = 0", "sysctl -w user.max_user_namespaces=")
 }
 

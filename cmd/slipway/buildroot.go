@@ -33,8 +33,12 @@ func buildRoot(cfg *configs.Config, log *slog.Logger) (string, error) {
 	}
 	sum := sha256.Sum256([]byte(cfg.DataDir))
 	alt := filepath.Join(os.TempDir(), "slipway-build-"+hex.EncodeToString(sum[:6]))
-	log.Warn("build folders are outside the data dir: build steps run as an unprivileged uid that cannot search "+
-		blocked+"; set build.work_dir to choose where they go", "build_dir", alt, "uid", cfg.Build.UID)
+	who := any(cfg.Build.UID)
+	if cfg.Build.UIDRange.Count > 0 {
+		who = cfg.Build.UIDRange.String()
+	}
+	log.Warn("build folders are outside the data dir: build steps run as unprivileged uids that cannot search "+
+		blocked+"; set build.work_dir to choose where they go", "build_dir", alt, "uids", who)
 	return alt, nil
 }
 

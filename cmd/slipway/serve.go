@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"slipway/build"
+	"slipway/build/executor"
 	"slipway/build/logs"
 	"slipway/build/sandbox"
 	"slipway/build/schedule"
@@ -158,7 +159,7 @@ func assemble(ctx context.Context, cfg *configs.Config, sshLn net.Listener, logg
 	if err := makeBuildRoot(buildDir); err != nil {
 		return nil, err
 	}
-	runner, findings, sandboxErr := newRunner(ctx, cfg, buildDir, logger)
+	runner, ids, findings, sandboxErr := newRunner(ctx, cfg, buildDir, logger)
 	d.findings = findings
 	for _, f := range findings {
 		logger.Info("sandbox self-test", "check", f.Name, "holds", f.Holds, "detail", f.Detail)
@@ -194,7 +195,7 @@ func assemble(ctx context.Context, cfg *configs.Config, sshLn net.Listener, logg
 		Logs:   buildLogs,
 		// The local executor: each build's steps in the sandbox, one
 		// after the other, homes beside the workspaces.
-		Executor:   &sandbox.Local{Runner: runner, TempDir: filepath.Join(buildDir, "work")},
+		Executor:   &sandbox.Local{Runner: runner, TempDir: filepath.Join(buildDir, "work"), IDs: ids},
 		SandboxErr: sandboxErr,
 		WorkDir:    filepath.Join(buildDir, "work"),
 		CacheDir:   filepath.Join(buildDir, "cache"),
@@ -411,42 +412,91 @@ func makeDataDirs(cfg *configs.Config) error {
 	return nil
 }
 
-// newRunner returns the sandbox builds run in, what its self-test found, and
-// why builds cannot run when the configured sandbox does not work on this
-// host.
-func newRunner(ctx context.Context, cfg *configs.Config, buildDir string, logger *slog.Logger) (sandbox.Runner, []sandbox.Finding, error) {
-	if cfg.Build.Sandbox == "none" {
-		return sandbox.None{}, []sandbox.Finding{{Name: "sandbox", Detail: "none: steps run as plain processes of the daemon's user, with the host's network and no isolation"}}, nil
+// newRunner returns the sandbox builds run in, the uids they run as (nil:
+// the runner's own), what its self-test found, and why builds cannot run
+// when the configured sandbox does not work on this host.
+func newRunner(ctx context.Context, cfg *configs.Config, buildDir string, logger *slog.Logger) (sandbox.Runner, *sandbox.IDPool, []sandbox.Finding, error) {
+	b := cfg.Build
+	limits := sandbox.Limits{
+		Procs:     b.MaxProcesses,
+		FileSize:  b.MaxFileBytes,
+		Files:     b.MaxOpenFiles,
+		Memory:    b.MaxMemoryBytes,
+		Tmp:       b.MaxTmpBytes,
+		Workspace: b.MaxWorkspaceBytes,
+	}
+	if b.Sandbox == "none" {
+		unenforced := sandbox.None{}.Unenforced(sandbox.Spec{Limits: limits})
+		detail := executor.DescribeLimits(executor.Limits(limits), b.MaxArtifactBytes, unenforced)
+		return sandbox.None{}, nil, []sandbox.Finding{
+			{Name: "sandbox", Detail: "none: steps run as plain processes of the daemon's user, with the host's network and no isolation"},
+			{Name: "limits", Holds: !strings.Contains(detail, "NOT in force"), Detail: detail},
+		}, nil
 	}
 	r := &sandbox.Bwrap{EtcDir: filepath.Join(buildDir, "sandbox-etc")}
 	// Detected even without a memory limit, so that the self-test can say
 	// whether one could be set.
 	cg, err := sandbox.DetectCgroups()
-	if err != nil && cfg.Build.MaxMemoryBytes > 0 {
-		// Builds still run; each log says the memory limit does not hold.
+	if err != nil && b.MaxMemoryBytes > 0 {
+		// Builds still run; the banner and each log say the memory limit
+		// does not hold.
 		logger.Warn("build.max_memory_bytes cannot be held on this host", "err", err)
 	}
 	r.Cgroups = cg
-	if os.Geteuid() == 0 {
-		r.UID, r.GID = cfg.Build.UID, cfg.Build.GID
+	if cg != nil {
+		if n := cg.Sweep(); n > 0 {
+			logger.Info("removed the memory cgroups of steps whose daemon died", "count", n)
+		}
+	}
+	var ids *sandbox.IDPool
+	var identity sandbox.Finding
+	switch {
+	case os.Geteuid() != 0:
+		identity = sandbox.Finding{Name: "identities", Holds: true, Detail: fmt.Sprintf(
+			"every build runs as the daemon's uid %d (only root has other uids to give); build folders are 0700, so other local users cannot read them", os.Geteuid())}
+	case b.UIDRange.Count > 0:
+		if err := sandbox.CheckIDRange(b.UIDRange.First, b.UIDRange.Count); err != nil {
+			return r, nil, nil, &sandbox.SetupError{
+				Problem: fmt.Sprintf("build.uid_range %s: %v", b.UIDRange, err),
+				Fix:     "choose a range no account, group or subordinate id range of this machine uses",
+				Err:     err,
+			}
+		}
+		ids = sandbox.NewIDPool(b.UIDRange.First, b.UIDRange.Count)
+		identity = sandbox.Finding{Name: "identities", Holds: true, Detail: fmt.Sprintf(
+			"every running build has a host uid of its own from %s (build.uid_range); its workspace, home and cache are that uid's, mode 0700", b.UIDRange)}
+	default:
+		r.UID, r.GID = b.UID, b.GID
+		logger.Warn("build.uid and build.gid are deprecated: every build runs as one uid, so builds running at once can read each other's folders; use build.uid_range", "uid", b.UID)
+		identity = sandbox.Finding{Name: "identities", Detail: fmt.Sprintf(
+			"every build runs as uid %d (build.uid, deprecated): builds running at once can read each other's folders; set build.uid_range instead", b.UID)}
 	}
 	// A copy of the /etc files builds may see, refreshed at every start,
 	// mounted in one piece: it halves the cost of starting a sandbox.
-	skipped, err := sandbox.PrepareEtcSkipped(r.EtcDir)
+	var skipped []string
+	if ids != nil {
+		skipped, err = sandbox.PrepareEtcFor(r.EtcDir, ids)
+	} else {
+		skipped, err = sandbox.PrepareEtcSkipped(r.EtcDir)
+	}
 	if err != nil {
-		return r, nil, err
+		return r, ids, nil, err
 	}
 	if len(skipped) > 0 {
 		logger.Info("sandbox /etc: left out what the daemon may not read, builds do not see it either", "paths", strings.Join(skipped, " "))
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	findings, err := r.SelfTest(cctx, filepath.Join(buildDir, "work"), sandbox.Limits{
-		Procs:    cfg.Build.MaxProcesses,
-		FileSize: cfg.Build.MaxFileBytes,
-		Memory:   cfg.Build.MaxMemoryBytes,
+	findings, err := r.SelfTest(cctx, sandbox.SelfTestOptions{
+		Dir:              filepath.Join(buildDir, "work"),
+		Limits:           limits,
+		MaxArtifactBytes: b.MaxArtifactBytes,
+		IDs:              ids,
 	})
-	return r, findings, err
+	if len(findings) > 0 {
+		findings = append(findings, identity)
+	}
+	return r, ids, findings, err
 }
 
 // sandboxAdvice is the one line that says why builds cannot run and what
@@ -457,7 +507,11 @@ func sandboxAdvice(err error, cfg *configs.Config) string {
 		return "the sandbox does not work here: " + err.Error()
 	}
 	if errors.Is(err, sandbox.ErrFolderUnreachable) {
-		return fmt.Sprintf("%s; %s, or set build.work_dir to a folder uid %d may reach", se.Problem, se.Fix, cfg.Build.UID)
+		who := fmt.Sprintf("uid %d", cfg.Build.UID)
+		if cfg.Build.UIDRange.Count > 0 {
+			who = "the uids of build.uid_range"
+		}
+		return fmt.Sprintf("%s; %s, or set build.work_dir to a folder %s may reach", se.Problem, se.Fix, who)
 	}
 	return se.Error()
 }

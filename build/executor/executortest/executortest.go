@@ -15,7 +15,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -42,6 +44,9 @@ func Run(t *testing.T, newExecutor NewFunc) {
 	t.Run("Cancel", func(t *testing.T) { t.Parallel(); testCancel(t, newExecutor) })
 	t.Run("Artifacts", func(t *testing.T) { t.Parallel(); testArtifacts(t, newExecutor) })
 	t.Run("ArtifactsRefused", func(t *testing.T) { t.Parallel(); testArtifactsRefused(t, newExecutor) })
+	t.Run("ArtifactsOverCap", func(t *testing.T) { t.Parallel(); testArtifactsOverCap(t, newExecutor) })
+	t.Run("Limits", func(t *testing.T) { t.Parallel(); testLimits(t, newExecutor) })
+	t.Run("WorkspaceLimit", func(t *testing.T) { t.Parallel(); testWorkspaceLimit(t, newExecutor) })
 	t.Run("FailedStart", func(t *testing.T) { t.Parallel(); testFailedStart(t, newExecutor) })
 	t.Run("Concurrent", func(t *testing.T) { t.Parallel(); testConcurrent(t, newExecutor) })
 }
@@ -468,6 +473,97 @@ func testArtifactsRefused(t *testing.T, newExecutor NewFunc) {
 				t.Errorf("refused artifacts left their folder: %v", err)
 			}
 		})
+	}
+}
+
+// Artifacts over Job.MaxArtifactBytes are refused whole, with their size;
+// at the cap they are kept.
+func testArtifactsOverCap(t *testing.T, newExecutor NewFunc) {
+	for _, c := range []struct {
+		name string
+		max  int64
+		kept bool
+	}{{"over", 4 << 20, false}, {"at", 6000000, true}} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t, newExecutor)
+			job := f.job(`mkdir -p bin && head -c 3000000 /dev/zero > bin/a && head -c 3000000 /dev/zero > bin/b`)
+			job.Artifacts = []string{"bin"}
+			job.ArtifactsDir = filepath.Join(f.base, "out")
+			job.MaxArtifactBytes = c.max
+			res := f.run(t.Context(), job)
+			if len(res.Steps) != 1 || res.Steps[0].ExitCode != 0 {
+				t.Fatalf("steps %+v\n%s", res.Steps, f.log.String())
+			}
+			if c.kept {
+				if res.ArtifactsErr != nil || res.Artifacts != 2 {
+					t.Errorf("6,000,000 bytes at a cap of as many: %d kept, %v", res.Artifacts, res.ArtifactsErr)
+				}
+				return
+			}
+			var tooLarge *executor.ArtifactsTooLargeError
+			if !errors.As(res.ArtifactsErr, &tooLarge) || tooLarge.Size != 6000000 || tooLarge.Max != 4<<20 || res.Artifacts != 0 {
+				t.Errorf("6,000,000 bytes over a cap of 4 MiB: %d kept, %v", res.Artifacts, res.ArtifactsErr)
+			}
+			if _, err := os.Lstat(job.ArtifactsDir); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("artifacts over the cap left their folder: %v", err)
+			}
+		})
+	}
+}
+
+// Every limit that Unenforced does not name holds, and each step's result
+// repeats what Unenforced said: /tmp is full at Limits.Tmp, a process
+// cannot open more than Limits.Files.
+func testLimits(t *testing.T, newExecutor NewFunc) {
+	f := newFixture(t, newExecutor)
+	job := f.job(`head -c 20000000 /dev/zero > "$TMPDIR/big"; echo "tmp $(stat -c %s "$TMPDIR/big")"`,
+		`bash -c 'n=0; while [ $n -lt 300 ]; do exec {fd}</dev/null || break; n=$((n+1)); done; echo "files $n"' 2>/dev/null`)
+	job.Limits = executor.Limits{Tmp: 8 << 20, Files: 64}
+	l := f.ex.Layout(job)
+	if l.Tmp != "" {
+		job.Env = append(job.Env, "TMPDIR="+l.Tmp)
+	} else {
+		job.Env = append(job.Env, "TMPDIR="+l.Workspace)
+	}
+	unenforced := f.ex.Unenforced(job)
+	res := f.run(t.Context(), job)
+	out := f.log.String()
+	if len(res.Steps) != 2 {
+		t.Fatalf("steps %+v\n%s", res.Steps, out)
+	}
+	for i, s := range res.Steps {
+		if !slices.Equal(s.Unenforced, unenforced) {
+			t.Errorf("step %d: Unenforced %q, but Unenforced(job) said %q", i+1, s.Unenforced, unenforced)
+		}
+	}
+	held := func(name string) bool {
+		return !slices.ContainsFunc(unenforced, func(u string) bool { return strings.HasPrefix(u, name+":") })
+	}
+	if held(executor.LimitTmp) && !strings.Contains(out, fmt.Sprintf("tmp %d\n", 8<<20)) {
+		t.Errorf("/tmp is not full at 8 MiB, and Unenforced does not say so (%q):\n%s", unenforced, out)
+	}
+	// bash holds 0-2 and a few of its own: the step gets 60-odd of 64.
+	m := regexp.MustCompile(`files (\d+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no count of open files:\n%s", out)
+	}
+	if n, _ := strconv.Atoi(m[1]); held(executor.LimitOpenFiles) && (n >= 64 || n < 40) {
+		t.Errorf("a process opened %d files under a limit of 64", n)
+	}
+}
+
+// A step that fills the workspace is stopped at Limits.Workspace, and the
+// steps after it do not run.
+func testWorkspaceLimit(t *testing.T, newExecutor NewFunc) {
+	f := newFixture(t, newExecutor)
+	job := f.job(`i=0; while head -c 1048576 /dev/zero > f$i; do i=$((i+1)); done; echo write failed`, `echo second step ran`)
+	job.Limits.Workspace = 16 << 20
+	res := f.run(t.Context(), job)
+	if len(res.Steps) != 1 || !res.Steps[0].WorkspaceFull || res.Steps[0].ExitCode != -1 || res.Steps[0].WorkspaceUsed < 16<<20 {
+		t.Fatalf("steps %+v; want the first stopped at 16 MiB\n%s", res.Steps, f.log.String())
+	}
+	if out := f.log.String(); strings.Contains(out, "second step ran") || strings.Contains(out, "write failed") {
+		t.Errorf("the step went on:\n%s", out)
 	}
 }
 
