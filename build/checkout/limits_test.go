@@ -5,24 +5,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
 	"slipway/internal/gitobj"
 	"slipway/internal/testutil"
 )
-
-// allocated returns how many bytes the Go heap allocated while fn ran,
-// freed or not: reading a blob whole shows its size here.
-func allocated(fn func()) uint64 {
-	var a, b runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&a)
-	fn()
-	runtime.ReadMemStats(&b)
-	return b.TotalAlloc - a.TotalAlloc
-}
 
 // commitTree writes a commit of the tree given as mktree lines into the
 // bare repository; with viaGit a .gitattributes joins the tree, which
@@ -60,7 +48,7 @@ func TestCheckoutRefusesAFileOverTheLimit(t *testing.T) {
 		commit := commitTree(t, repo, path != "in-process", "100644 blob "+small+"\tREADME", "040000 tree "+data+"\tdata", "100644 blob "+small+"\tzz-last")
 		dst := t.TempDir()
 		var err error
-		n := allocated(func() {
+		n := testutil.Allocated(func() {
 			if path == "quarantine" {
 				// The repository's own objects folder stands in for a
 				// quarantine: git reads it first either way.
@@ -116,7 +104,7 @@ func TestCheckoutLargeBlobGoesToGit(t *testing.T) {
 	dst := t.TempDir()
 	var res Result
 	var err error
-	n := allocated(func() {
+	n := testutil.Allocated(func() {
 		res, err = Checkout(t.Context(), repo, commit, dst, Options{MaxFileBytes: 1 << 30, Objects: gitobj.NewPool(1<<20, 4)})
 	})
 	if err != nil || res.Files != 2 {
@@ -150,7 +138,7 @@ func TestCheckoutDeltaOnLargeBaseGoesToGit(t *testing.T) {
 	dst := t.TempDir()
 	var res Result
 	var err error
-	n := allocated(func() {
+	n := testutil.Allocated(func() {
 		res, err = Checkout(t.Context(), repo, commit, dst, Options{MaxFileBytes: 1 << 30, Objects: gitobj.NewPool(1<<20, 4)})
 	})
 	if err != nil || res.Files != 2 {

@@ -4,18 +4,11 @@ import (
 	"errors"
 	"io"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
+
+	"slipway/internal/testutil"
 )
-
-// zeroReader streams zero bytes.
-type zeroReader struct{}
-
-func (zeroReader) Read(p []byte) (int, error) {
-	clear(p)
-	return len(p), nil
-}
 
 // gitIn runs git in the bare repository with stdin.
 func gitIn(t *testing.T, dir string, stdin io.Reader, args ...string) string {
@@ -41,17 +34,6 @@ func commitOf(t *testing.T, bare, treeLine, message string) string {
 	return gitIn(t, bare, strings.NewReader(message), "commit-tree", tree)
 }
 
-// allocated returns how many bytes the Go heap allocated while fn ran,
-// freed or not: reading a blob whole shows its size here.
-func allocated(fn func()) uint64 {
-	var a, b runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&a)
-	fn()
-	runtime.ReadMemStats(&b)
-	return b.TotalAlloc - a.TotalAlloc
-}
-
 // TestLoadRefusesALargeFileUnread: a 64 MiB pipeline file (a 64 KiB
 // push) is refused by Load and by LoadGit with its size and the limit,
 // loose and packed, while the heap allocates less than 1 MiB: its size
@@ -59,7 +41,7 @@ func allocated(fn func()) uint64 {
 func TestLoadRefusesALargeFileUnread(t *testing.T) {
 	const size = 64 << 20
 	r := newRepo(t)
-	blob := gitIn(t, r.bare, io.LimitReader(zeroReader{}, size), "hash-object", "-w", "--stdin")
+	blob := gitIn(t, r.bare, testutil.Zeros(size), "hash-object", "-w", "--stdin")
 	c := commitOf(t, r.bare, "100644 blob "+blob+"\t"+FileName, "a large pipeline file")
 	want := ".slipway.toml of commit " + c + ": .slipway.toml is 67108864 bytes; the limit is 1048576"
 	for _, stage := range []string{"loose", "packed"} {
@@ -69,8 +51,8 @@ func TestLoadRefusesALargeFileUnread(t *testing.T) {
 			gitIn(t, r.bare, nil, "prune-packed")
 		}
 		var err, gerr error
-		n := allocated(func() { _, err = Load(t.Context(), testPool(), r.bare, c) })
-		ng := allocated(func() { _, gerr = LoadGit(t.Context(), r.bare, c, nil) })
+		n := testutil.Allocated(func() { _, err = Load(t.Context(), testPool(), r.bare, c) })
+		ng := testutil.Allocated(func() { _, gerr = LoadGit(t.Context(), r.bare, c, nil) })
 		var se *SizeError
 		if !errors.As(err, &se) || se.Size != size || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: Load: %v; want a SizeError saying %q", stage, err, want)
@@ -94,7 +76,7 @@ func TestLoadLeavesLargeCommitsToGit(t *testing.T) {
 	c := commitOf(t, r.bare, "100644 blob "+blob+"\t"+FileName, "long\n\n"+strings.Repeat("a long message\n", 2<<20/15))
 	var f *File
 	var err error
-	n := allocated(func() { f, err = Load(t.Context(), testPool(), r.bare, c) })
+	n := testutil.Allocated(func() { f, err = Load(t.Context(), testPool(), r.bare, c) })
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -164,19 +163,6 @@ func packName(t *testing.T, dir string) string {
 	return filepath.Base(m[0])
 }
 
-// allocated returns how many bytes the Go heap allocated while fn ran
-// (whether or not they were freed since): a read that inflated an object
-// whole shows its size here. The tests that use it are not parallel, so
-// that no other test allocates meanwhile.
-func allocated(fn func()) uint64 {
-	var a, b runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&a)
-	fn()
-	runtime.ReadMemStats(&b)
-	return b.TotalAlloc - a.TotalAlloc
-}
-
 // TestLargeObjectIsRefusedFromItsHeader: a 64 MiB blob, loose and then
 // packed, has its size read and is refused by Read with the size named,
 // while the heap allocates less than 1 MiB.
@@ -192,7 +178,7 @@ func TestLargeObjectIsRefusedFromItsHeader(t *testing.T) {
 		r := NewPool(1<<20, 1).Open(dir)
 		var got int64
 		var err, sizeErr error
-		n := allocated(func() {
+		n := testutil.Allocated(func() {
 			got, sizeErr = r.Size(id)
 			err = r.Read(t.Context(), id, func(Type, []byte) error {
 				t.Error("Read called fn with a 64 MiB object")
@@ -234,7 +220,7 @@ func TestSmallObjectOnLargeBaseIsLeftToGit(t *testing.T) {
 	defer r.Close()
 	var size int64
 	var err, sizeErr error
-	n := allocated(func() {
+	n := testutil.Allocated(func() {
 		size, sizeErr = r.Size(small)
 		err = r.Read(t.Context(), small, func(Type, []byte) error { return nil })
 	})
