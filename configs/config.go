@@ -53,6 +53,7 @@ type Config struct {
 	byKey  map[string]*User // by SHA256 fingerprint
 	byName map[string]*User
 	repos  map[string]*Repo
+	origin Origin // set when a Live puts it in force
 }
 
 // SSH configures the SSH listener.
