@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"slipway/configs"
 	"slipway/record"
 )
 
@@ -41,7 +42,7 @@ func (s *Service) refCache(ctx context.Context, b record.Build) (dir, from strin
 	if err := removeAll(tmp); err != nil {
 		return "", "", err
 	}
-	def := s.o.Config.DefaultBranch(b.Repo)
+	def := configs.Snapshot(ctx, s.o.Config).DefaultBranch(b.Repo)
 	base := filepath.Join(repoDir, url.PathEscape("refs/heads/"+def))
 	if b.Ref != "refs/heads/"+def {
 		if _, err := os.Stat(base); err == nil {

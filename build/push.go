@@ -72,9 +72,9 @@ func (ps pushes) Report(ctx context.Context, p record.Push, plan push.Plan, rec 
 // planPush turns a push's ref updates into the builds to record, and notes
 // for the pusher about refs that do not build.
 func (s *Service) planPush(ctx context.Context, p record.Push) ([]record.Build, []string) {
-	repo := s.o.Config.RepoOrDefault(p.Repo)
+	repo := configs.Snapshot(ctx, s.o.Config).RepoOrDefault(p.Repo)
 	gitDir := s.gitDir(p.Repo)
-	limit := s.o.Config.Build.MaxPerPush
+	limit := configs.Snapshot(ctx, s.o.Config).Build.MaxPerPush
 	var (
 		bs       []record.Build
 		notes    []string
@@ -126,7 +126,7 @@ func whyNotBuilt(repo *configs.Repo, isTag bool) string {
 
 // afterPush acts on what a push recorded and reports it to the pusher.
 func (s *Service) afterPush(ctx context.Context, p record.Push, enq record.Enqueued, notes []string, out io.Writer) {
-	if repo := s.o.Config.RepoOrDefault(p.Repo); repo.CancelRunning && len(enq.Running) > 0 {
+	if repo := configs.Snapshot(ctx, s.o.Config).RepoOrDefault(p.Repo); repo.CancelRunning && len(enq.Running) > 0 {
 		for _, old := range enq.Running {
 			newer := newestOf(enq.Builds, old.Ref)
 			reason := fmt.Sprintf("cancelled: build #%d of a newer push replaces it", newer)

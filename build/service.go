@@ -43,7 +43,7 @@ type Records interface {
 // Options configures a Service. Config, Store, Logs and Executor are
 // required.
 type Options struct {
-	Config *configs.Config
+	Config configs.Source
 	Store  Records
 	Logs   *logs.Store
 	// Executor runs the steps of every build; see executor.Executor.
@@ -167,9 +167,12 @@ func New(o Options) (*Service, error) {
 	case o.Executor == nil:
 		return nil, errors.New("new build service: Executor is required")
 	}
-	dataDir := o.Config.DataDir
+	// Paths, the SSH address and the workers are the configuration's at
+	// start: they need a restart.
+	cfg := o.Config.Current()
+	dataDir := cfg.DataDir
 	if o.ReposDir == "" {
-		o.ReposDir = o.Config.ReposDir()
+		o.ReposDir = cfg.ReposDir()
 	}
 	if o.WorkDir == "" {
 		o.WorkDir = dataDir + "/work"
@@ -181,7 +184,7 @@ func New(o Options) (*Service, error) {
 		o.CacheDir = dataDir + "/cache"
 	}
 	if o.SSHHost == "" || o.SSHPort == 0 {
-		h, p := configs.DisplayAddr(o.Config.SSH.Listen)
+		h, p := configs.DisplayAddr(cfg.SSH.Listen)
 		if o.SSHHost == "" {
 			o.SSHHost = h
 		}
@@ -205,7 +208,7 @@ func New(o Options) (*Service, error) {
 		watchEvery: queue.WatchEvery,
 	}
 	q, err := queue.New(queue.Options[claimed]{
-		Workers: o.Config.Build.Concurrency,
+		Workers: cfg.Build.Concurrency,
 		Tick:    safetyTick,
 		Claim: func(claimCtx, runCtx context.Context, worker int) (claimed, bool, error) {
 			return s.claim(claimCtx, runCtx, fmt.Sprintf("worker-%d", worker))
@@ -237,7 +240,7 @@ func (s *Service) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("start build service: %w", err)
 	}
-	s.log.Info("build workers started", "workers", max(1, s.o.Config.Build.Concurrency), "sandbox", s.o.Config.Build.Sandbox)
+	s.log.Info("build workers started", "workers", max(1, configs.Snapshot(ctx, s.o.Config).Build.Concurrency), "sandbox", configs.Snapshot(ctx, s.o.Config).Build.Sandbox)
 	return nil
 }
 
@@ -395,9 +398,10 @@ func isID(name string) bool {
 
 // appendLog adds a line to a build's log outside of a run.
 func (s *Service) appendLog(id int64, line string) {
-	w, err := s.o.Logs.Append(logID(id), s.o.Config.Build.MaxLogBytes, nil)
+	max := s.o.Config.Current().Build.MaxLogBytes
+	w, err := s.o.Logs.Append(logID(id), max, nil)
 	if errors.Is(err, logs.ErrNotFound) {
-		w, err = s.o.Logs.Create(logID(id), s.o.Config.Build.MaxLogBytes, nil)
+		w, err = s.o.Logs.Create(logID(id), max, nil)
 	}
 	if err != nil {
 		s.log.Error("append to build log", "build", id, "err", err)

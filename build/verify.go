@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slipway/configs"
 	"slipway/internal/gitrev"
 	"strings"
 
@@ -183,7 +184,7 @@ func (s *Service) Verify(ctx context.Context, p record.Push, refs []record.RefUp
 		s.unhold(h)
 		return nil, err
 	}
-	if limit := s.o.Config.Build.MaxPerPush; limit > 0 && len(refs) > limit {
+	if limit := configs.Snapshot(ctx, s.o.Config).Build.MaxPerPush; limit > 0 && len(refs) > limit {
 		return fail(fmt.Errorf("slipway: this push updates %d branches that must pass their build first; at most %d are verified in one push (build.max_per_push)", len(refs), limit))
 	}
 	for _, u := range refs {
@@ -270,7 +271,7 @@ func (s *Service) verifyRef(ctx context.Context, p record.Push, u record.RefUpda
 
 	fmt.Fprintf(out, "build #%d verifies %s @ %s before the push lands — follow: %s\n",
 		v.id, gitrev.ShortRef(u.Name), gitrev.Short(u.New), s.followCommand(v.id))
-	if workers := max(1, s.o.Config.Build.Concurrency); busy >= workers {
+	if workers := max(1, configs.Snapshot(ctx, s.o.Config).Build.Concurrency); busy >= workers {
 		fmt.Fprintf(out, "build #%d waits for a free worker (%d builds running)\n", v.id, busy)
 	}
 	// A stopping daemon ends the wait as a pusher who left would: the

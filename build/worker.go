@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"slipway/configs"
 	"slipway/internal/gitrev"
 	"strings"
 	"time"
@@ -52,8 +53,8 @@ func (discardLog) Flush()                      {}
 
 // openLog opens a build's log for a run: a new log for a first attempt, the
 // earlier attempts' log continued for a build that runs again.
-func (s *Service) openLog(id int64, secrets []string) (*logs.Writer, error) {
-	max := s.o.Config.Build.MaxLogBytes
+func (s *Service) openLog(ctx context.Context, id int64, secrets []string) (*logs.Writer, error) {
+	max := configs.Snapshot(ctx, s.o.Config).Build.MaxLogBytes
 	w, err := s.o.Logs.Create(logID(id), max, secrets)
 	if errors.Is(err, logs.ErrExists) {
 		w, err = s.o.Logs.Append(logID(id), max, secrets)
@@ -84,6 +85,8 @@ type outcome struct {
 // runBuild runs one claimed build to its end and records the result.
 func (s *Service) runBuild(ctx context.Context, b record.Build, r *run) {
 	start := time.Now()
+	// The build runs to its end on the configuration it started with.
+	ctx = configs.WithSnapshot(ctx, s.o.Config.Current())
 	dir := filepath.Join(s.o.WorkDir, logID(b.ID))
 	defer func() {
 		r.cancel(nil)
@@ -99,11 +102,11 @@ func (s *Service) runBuild(ctx context.Context, b record.Build, r *run) {
 	defer verify.runEnded()
 
 	var sec secretSet
-	given, withheld := s.o.Config.SecretsForBranch(b.Repo, b.Ref)
+	given, withheld := configs.Snapshot(ctx, s.o.Config).SecretsForBranch(b.Repo, b.Ref)
 	values, env, secretErr := readSecrets(given, os.LookupEnv)
 	sec = secretSet{env: env, err: secretErr, withheld: withheld}
 	var w buildLog = discardLog{}
-	lw, err := s.openLog(b.ID, values)
+	lw, err := s.openLog(ctx, b.ID, values)
 	if err != nil {
 		// The build still runs and is recorded; only its log is lost.
 		log.Error("open build log", "err", err)
@@ -150,7 +153,7 @@ func (s *Service) runBuild(ctx context.Context, b record.Build, r *run) {
 // everything a user should see to w and appends each step's result to steps.
 func (s *Service) execute(ctx context.Context, b record.Build, w buildLog, sec secretSet,
 	dir string, start time.Time, steps *[]record.StepResult, src source) outcome {
-	cfg := s.o.Config
+	cfg := configs.Snapshot(ctx, s.o.Config)
 	w.Printf("== build #%d of %s: %s @ %s (attempt %d)", b.ID, b.Repo, b.Ref, b.Commit, b.Attempt)
 	if cfg.Build.Sandbox == "none" {
 		w.Printf("== WARNING: the server runs builds unsandboxed (sandbox = \"none\"): steps run as the daemon's user and see the host's files and network")
@@ -426,7 +429,7 @@ func stoppedOutcome(cause error, b record.Build, timeout time.Duration) outcome 
 // a file already gone (a superseded build never had a log) is what prune
 // wanted anyway.
 func (s *Service) prune(ctx context.Context, repo string) {
-	keep := s.o.Config.Build.Keep
+	keep := configs.Snapshot(ctx, s.o.Config).Build.Keep
 	if keep <= 0 {
 		return
 	}

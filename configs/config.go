@@ -49,6 +49,11 @@ type Config struct {
 	// Environments are the default environments of repositories that
 	// define none; "{repo}" in a local target is the repository name.
 	Environments []Environment `toml:"environment"`
+	// ConfigRepo makes the configuration a repository too: admins push
+	// the file to the repository slipway-config, whose pre-receive
+	// validates it and whose accepted pushes are written to the file and
+	// reloaded. The file stays the source at start. Needs --config.
+	ConfigRepo bool `toml:"config_repo"`
 
 	byKey  map[string]*User // by SHA256 fingerprint
 	byName map[string]*User

@@ -48,7 +48,7 @@ type Schedules interface {
 
 // Options are the services the commands work on.
 type Options struct {
-	Config    *configs.Config
+	Config    configs.Source
 	Builds    Builds
 	Deploys   Deploys
 	Schedules Schedules
@@ -77,19 +77,19 @@ func notFound(what string) error { return fmt.Errorf("%s not found", what) }
 
 // readable returns the canonical name of a repository the user may read, or
 // the error to show (a hidden repository is "not found").
-func (c *console) readable(user, arg string) (string, error) {
+func (c *console) readable(ctx context.Context, user, arg string) (string, error) {
 	name, err := configs.CleanRepoName(arg)
 	if err != nil {
 		return "", err
 	}
-	if !c.can(user, name, configs.Read) {
+	if !c.can(ctx, user, name, configs.Read) {
 		return "", notFound(fmt.Sprintf("repository %q", name))
 	}
 	return name, nil
 }
 
-func (c *console) can(user, repo string, want configs.Access) bool {
-	return c.o.Config.Access(user, repo).Has(want)
+func (c *console) can(ctx context.Context, user, repo string, want configs.Access) bool {
+	return configs.Snapshot(ctx, c.o.Config).Access(user, repo).Has(want)
 }
 
 // fail prints one line and returns exit status 1.
@@ -157,7 +157,7 @@ func (c *console) builds(ctx context.Context, who gitserver.Caller, args []strin
 	}
 	repo := ""
 	if len(f.args) == 1 {
-		name, err := c.readable(who.User, f.args[0])
+		name, err := c.readable(ctx, who.User, f.args[0])
 		if err != nil {
 			return fail(stderr, "%v", err)
 		}
@@ -175,7 +175,7 @@ func (c *console) builds(ctx context.Context, who gitserver.Caller, args []strin
 	}
 	var bs []record.Build
 	for _, b := range all {
-		if len(bs) < f.limit && c.can(who.User, b.Repo, configs.Read) {
+		if len(bs) < f.limit && c.can(ctx, who.User, b.Repo, configs.Read) {
 			bs = append(bs, b)
 		}
 	}
@@ -258,13 +258,13 @@ func (c *console) build(ctx context.Context, user, arg string, want configs.Acce
 		return record.Build{}, fmt.Errorf("%q is not a build id", arg)
 	}
 	b, err := c.o.Builds.Get(ctx, id)
-	if errors.Is(err, record.ErrNotFound) || err == nil && !c.can(user, b.Repo, configs.Read) {
+	if errors.Is(err, record.ErrNotFound) || err == nil && !c.can(ctx, user, b.Repo, configs.Read) {
 		return record.Build{}, notFound(fmt.Sprintf("build %d", id))
 	}
 	if err != nil {
 		return record.Build{}, err
 	}
-	if !c.can(user, b.Repo, want) {
+	if !c.can(ctx, user, b.Repo, want) {
 		return record.Build{}, fmt.Errorf("user %s may read %q but not change its builds", user, b.Repo)
 	}
 	return b, nil
@@ -316,7 +316,7 @@ func (c *console) deployment(ctx context.Context, user, arg string) (record.Depl
 		return record.Deployment{}, fmt.Errorf("%q is not a deployment id", arg)
 	}
 	d, err := c.o.Deploys.Get(ctx, id)
-	if errors.Is(err, record.ErrNotFound) || err == nil && !c.can(user, d.Repo, configs.Read) {
+	if errors.Is(err, record.ErrNotFound) || err == nil && !c.can(ctx, user, d.Repo, configs.Read) {
 		return record.Deployment{}, notFound(fmt.Sprintf("deployment %d", id))
 	}
 	if err != nil {
@@ -414,7 +414,7 @@ func (c *console) deploys(ctx context.Context, who gitserver.Caller, args []stri
 	if !ok || len(f.args) < 1 || len(f.args) > 2 {
 		return fail(stderr, "usage: deploys REPO [ENV] [--limit N] [--json]")
 	}
-	repo, err := c.readable(who.User, f.args[0])
+	repo, err := c.readable(ctx, who.User, f.args[0])
 	if err != nil {
 		return fail(stderr, "%v", err)
 	}
@@ -455,7 +455,7 @@ func (c *console) releases(ctx context.Context, who gitserver.Caller, args []str
 	if !ok || len(f.args) != 2 {
 		return fail(stderr, "usage: releases REPO ENV [--json]")
 	}
-	repo, err := c.readable(who.User, f.args[0])
+	repo, err := c.readable(ctx, who.User, f.args[0])
 	if err != nil {
 		return fail(stderr, "%v", err)
 	}
@@ -499,7 +499,7 @@ func (c *console) schedules(ctx context.Context, who gitserver.Caller, args []st
 	}
 	repo := ""
 	if len(f.args) == 1 {
-		name, err := c.readable(who.User, f.args[0])
+		name, err := c.readable(ctx, who.User, f.args[0])
 		if err != nil {
 			return fail(stderr, "%v", err)
 		}
@@ -511,7 +511,7 @@ func (c *console) schedules(ctx context.Context, who gitserver.Caller, args []st
 	}
 	var ss []schedule.Status
 	for _, s := range all {
-		if c.can(who.User, s.Repo, configs.Read) {
+		if c.can(ctx, who.User, s.Repo, configs.Read) {
 			ss = append(ss, s)
 		}
 	}
@@ -592,11 +592,11 @@ func (c *console) run(ctx context.Context, who gitserver.Caller, args []string, 
 	if len(args) != 2 {
 		return fail(stderr, "usage: run REPO SCHEDULE")
 	}
-	repo, err := c.readable(who.User, args[0])
+	repo, err := c.readable(ctx, who.User, args[0])
 	if err != nil {
 		return fail(stderr, "%v", err)
 	}
-	if !c.can(who.User, repo, configs.Write) {
+	if !c.can(ctx, who.User, repo, configs.Write) {
 		return fail(stderr, "user %s may read %q but not run its schedules", who.User, repo)
 	}
 	bs, err := c.o.Schedules.RunNow(ctx, repo, args[1], who.User)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"slipway/configs"
 	"slipway/internal/gitrev"
 	"time"
 
@@ -70,7 +71,7 @@ func (s *Service) Announce(ctx context.Context, p record.Push, ds []record.Deplo
 // gate chose them.
 func (s *Service) describeShipment(ctx context.Context, d record.Deployment) string {
 	plain := fmt.Sprintf("build #%d (%s)", d.BuildID, manifest.Short(d.Digest))
-	e, ok := s.o.Config.Environment(d.Repo, d.Env)
+	e, ok := configs.Snapshot(ctx, s.o.Config).Environment(d.Repo, d.Env)
 	if !ok {
 		return plain
 	}

@@ -47,12 +47,12 @@ func refusef(format string, a ...any) error { return refusal(fmt.Sprintf(format,
 // the gate must hold whoever calls it.
 func (s *Service) CheckRelease(ctx context.Context, repo, env, commit, user string) error {
 	// Rights first: only releasers learn which environments there are.
-	if !s.o.Config.Access(user, repo).Has(configs.Release) {
+	if !configs.Snapshot(ctx, s.o.Config).Access(user, repo).Has(configs.Release) {
 		return refusef("user %s may not release repository %s (needs the release right)", user, repo)
 	}
-	e, ok := s.o.Config.Environment(repo, env)
+	e, ok := configs.Snapshot(ctx, s.o.Config).Environment(repo, env)
 	if !ok {
-		return refusef("unknown environment %q (%s)", env, s.envNames(repo))
+		return refusef("unknown environment %q (%s)", env, s.envNames(ctx, repo))
 	}
 	if len(e.Approvers) > 0 && !slices.Contains(e.Approvers, user) {
 		return refusef("user %s is not an approver of %s (approvers: %s)", user, env, strings.Join(e.Approvers, ", "))
@@ -141,8 +141,8 @@ func (s *Service) gateFailed(what, repo, env, commit string, err error) error {
 }
 
 // envNames lists a repository's environments for a refusal message.
-func (s *Service) envNames(repo string) string {
-	envs := s.o.Config.EnvironmentsOf(repo)
+func (s *Service) envNames(ctx context.Context, repo string) string {
+	envs := configs.Snapshot(ctx, s.o.Config).EnvironmentsOf(repo)
 	if len(envs) == 0 {
 		return "repository " + repo + " has no environments"
 	}
@@ -208,7 +208,7 @@ func (s *Service) ReleaseDeployments(ctx context.Context, p record.Push) ([]reco
 			log.Warn("release ref moved without a push through Slipway; not deploying (push it again to release)")
 			continue
 		}
-		e, ok := s.o.Config.Environment(p.Repo, env)
+		e, ok := configs.Snapshot(ctx, s.o.Config).Environment(p.Repo, env)
 		if !ok {
 			log.Warn("release ref of an unknown environment accepted; not deploying")
 			continue
@@ -279,7 +279,7 @@ func (s *Service) AutoDeployments(ctx context.Context, b record.Build) []record.
 		return nil
 	}
 	var out []record.Deployment
-	for _, e := range s.o.Config.EnvironmentsOf(b.Repo) {
+	for _, e := range configs.Snapshot(ctx, s.o.Config).EnvironmentsOf(b.Repo) {
 		if e.Auto != branch {
 			continue
 		}

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"slipway/configs"
 	"slipway/record"
 )
 
@@ -111,9 +112,9 @@ type Listing struct {
 // environment is open, and never while a deployment to it runs (then the
 // last listing is shown with a note).
 func (s *Service) Releases(ctx context.Context, repo, env string) (Listing, error) {
-	e, ok := s.o.Config.Environment(repo, env)
+	e, ok := configs.Snapshot(ctx, s.o.Config).Environment(repo, env)
 	if !ok {
-		return Listing{}, fmt.Errorf("unknown environment %q (%s)", env, s.envNames(repo))
+		return Listing{}, fmt.Errorf("unknown environment %q (%s)", env, s.envNames(ctx, repo))
 	}
 	t, err := s.target(repo, e)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"slipway/configs"
 	"slipway/build/logs"
 	"slipway/record"
 )
@@ -127,7 +128,7 @@ func (s *Service) recoverOne(ctx, runCtx context.Context, d record.Deployment, h
 			"(%s; current was switched only if the release was complete; retry to finish)", how.cut(), d.ID, why))
 		return nil
 	}
-	env, ok := s.o.Config.Environment(d.Repo, d.Env)
+	env, ok := configs.Snapshot(ctx, s.o.Config).Environment(d.Repo, d.Env)
 	if !ok {
 		return failed("its environment is no longer configured")
 	}
@@ -180,10 +181,10 @@ func (s *Service) recoverOne(ctx, runCtx context.Context, d record.Deployment, h
 		sl.release()
 		return err
 	}
-	vars, masked, secretErr := s.activateVars(d)
-	w, err := s.o.Logs.Append(LogID(d.ID), s.o.Config.Build.MaxLogBytes, masked)
+	vars, masked, secretErr := s.activateVars(ctx, d)
+	w, err := s.o.Logs.Append(LogID(d.ID), configs.Snapshot(ctx, s.o.Config).Build.MaxLogBytes, masked)
 	if errors.Is(err, logs.ErrNotFound) {
-		w, err = s.o.Logs.Create(LogID(d.ID), s.o.Config.Build.MaxLogBytes, masked)
+		w, err = s.o.Logs.Create(LogID(d.ID), configs.Snapshot(ctx, s.o.Config).Build.MaxLogBytes, masked)
 	}
 	if secretErr != nil {
 		// activate runs without the secret it could not read; say so.

@@ -44,7 +44,7 @@ type Records interface {
 
 // ServiceOptions configures a Service. Config, Store and Logs are required.
 type ServiceOptions struct {
-	Config *configs.Config
+	Config configs.Source
 	Store  Records
 	// Shipper transfers and switches releases; nil means a Shipper with
 	// default settings logging to Logger.
@@ -146,13 +146,13 @@ func NewService(o ServiceOptions) (*Service, error) {
 		return nil, errors.New("new deploy service: Logs is required")
 	}
 	if o.DataDir == "" {
-		o.DataDir = o.Config.DataDir
+		o.DataDir = o.Config.Current().DataDir
 	}
 	if o.ArtifactsDir == "" {
 		o.ArtifactsDir = filepath.Join(o.DataDir, "artifacts")
 	}
 	if o.Revisions == nil {
-		o.Revisions = gitRevisions{reposDir: o.Config.ReposDir()}
+		o.Revisions = gitRevisions{reposDir: o.Config.Current().ReposDir()}
 	}
 	if o.Workers <= 0 {
 		o.Workers = 2
@@ -288,12 +288,12 @@ func (s *Service) notify() { s.changed.Notify() }
 // that a rotated secret takes effect without a restart). masked are the
 // values its log hides. A secret that cannot be read fails the deployment
 // with err, which names it and never its value.
-func (s *Service) activateVars(d record.Deployment) (vars map[string]string, masked []string, err error) {
+func (s *Service) activateVars(ctx context.Context, d record.Deployment) (vars map[string]string, masked []string, err error) {
 	vars = map[string]string{
 		"SLIPWAY_BUILD_ID":  strconv.FormatInt(d.BuildID, 10),
 		"SLIPWAY_DEPLOY_ID": strconv.FormatInt(d.ID, 10),
 	}
-	for _, sec := range s.o.Config.SecretsForEnvironment(d.Repo, d.Env) {
+	for _, sec := range configs.Snapshot(ctx, s.o.Config).SecretsForEnvironment(d.Repo, d.Env) {
 		v, rerr := sec.Read(os.LookupEnv)
 		if rerr != nil {
 			err = cmp.Or(err, rerr)
@@ -315,16 +315,19 @@ func (s *Service) run(runCtx context.Context, d record.Deployment) {
 		s.mu.Unlock()
 	}()
 	log := s.log.With("deployment", d.ID, "repo", d.Repo, "env", d.Env, "build", d.BuildID)
+	// The deployment runs to its end on the configuration it started
+	// with: a target changed by a reload is the next deployment's.
+	runCtx = configs.WithSnapshot(runCtx, s.o.Config.Current())
 	ctx, cancel := context.WithTimeoutCause(runCtx, s.o.Timeout,
 		fmt.Errorf("the deployment took longer than %s", s.o.Timeout))
 	defer cancel()
 
-	vars, masked, secretErr := s.activateVars(d)
-	w, err := s.o.Logs.Create(LogID(d.ID), s.o.Config.Build.MaxLogBytes, masked)
+	vars, masked, secretErr := s.activateVars(ctx, d)
+	w, err := s.o.Logs.Create(LogID(d.ID), configs.Snapshot(ctx, s.o.Config).Build.MaxLogBytes, masked)
 	if errors.Is(err, logs.ErrExists) {
 		// A log left under this id (a database started afresh beside old
 		// logs): keep it and go on after it rather than fail every time.
-		w, err = s.o.Logs.Append(LogID(d.ID), s.o.Config.Build.MaxLogBytes, masked)
+		w, err = s.o.Logs.Append(LogID(d.ID), configs.Snapshot(ctx, s.o.Config).Build.MaxLogBytes, masked)
 	}
 	if err != nil {
 		log.Error("create deployment log", "err", err)
@@ -357,7 +360,7 @@ func (s *Service) run(runCtx context.Context, d record.Deployment) {
 // ship does the work of run and returns the outcome to record. The
 // caller holds sl, the environment's line to its target.
 func (s *Service) ship(ctx context.Context, d record.Deployment, sl *slot, w *logs.Writer, log *slog.Logger, vars map[string]string) (record.DeployState, string) {
-	env, ok := s.o.Config.Environment(d.Repo, d.Env)
+	env, ok := configs.Snapshot(ctx, s.o.Config).Environment(d.Repo, d.Env)
 	if !ok {
 		return record.DeployFailed, fmt.Sprintf("environment %s of %s is no longer configured", d.Env, d.Repo)
 	}
@@ -677,11 +680,11 @@ func (s *Service) Retry(ctx context.Context, id int64, user string) (record.Depl
 	default:
 		return record.Deployment{}, fmt.Errorf("deployment #%d is still %s", id, d.State)
 	}
-	env, ok := s.o.Config.Environment(d.Repo, d.Env)
+	env, ok := configs.Snapshot(ctx, s.o.Config).Environment(d.Repo, d.Env)
 	if !ok {
 		return record.Deployment{}, fmt.Errorf("environment %s of %s is no longer configured", d.Env, d.Repo)
 	}
-	access := s.o.Config.Access(user, d.Repo)
+	access := configs.Snapshot(ctx, s.o.Config).Access(user, d.Repo)
 	may := access.Has(configs.Release) && (len(env.Approvers) == 0 || slices.Contains(env.Approvers, user))
 	if !may && env.Auto != "" && len(env.Approvers) == 0 && access.Has(configs.Write) {
 		may = true

@@ -33,13 +33,26 @@ func (s *Server) serveGit(ctx context.Context, sess ssh.Session, c Caller, cl Co
 		fmt.Fprintf(stderr, "slipway: %v\n", err)
 		return 1
 	}
-	access := s.cfg.Access(c.User, name)
+	cfg := configs.Snapshot(ctx, s.cfg)
+	access := cfg.Access(c.User, name)
 	exists := isRepo(path)
+	_, configured := cfg.Repo(name)
 	// The same answer whether the repository is missing or hidden from this
 	// user, so that names cannot be probed.
-	if !access.Has(configs.Read) || !exists && !(cl.Name == ReceivePack && access.Has(configs.Create)) {
+	if !access.Has(configs.Read) || !exists && !configured && !(cl.Name == ReceivePack && access.Has(configs.Create)) {
 		fmt.Fprintf(stderr, "slipway: repository %q not found\n", name)
 		return 1
+	}
+	if !exists && configured {
+		// Made at start and at every reload (EnsureRepos); one the
+		// configuration names is never missing for its users, even
+		// while a reload is still making it.
+		if err := s.createRepo(ctx, path); err != nil {
+			s.log.Error("create configured repository", "repo", name, "err", err)
+			fmt.Fprintf(stderr, "slipway: could not create repository %q\n", name)
+			return 1
+		}
+		exists = true
 	}
 	env := append([]string{"PATH=" + s.path, "HOME=" + s.home}, s.gitEnv...)
 	if v, ok := gitProtocol(sess.Environ()); ok {
@@ -58,7 +71,7 @@ func (s *Server) serveGit(ctx context.Context, sess ssh.Session, c Caller, cl Co
 			}
 			s.log.Info("created repository", "repo", name, "user", c.User)
 		}
-		token, end := s.tokens.Begin(name, c.User, c.KeyFingerprint)
+		token, end := s.tokens.Begin(name, c.User, c.KeyFingerprint, cfg)
 		defer end()
 		env = append(env, "SLIPWAY_PUSH_TOKEN="+token)
 	}
@@ -198,6 +211,36 @@ func stopGently(cmd *exec.Cmd, stdin io.Closer, exited <-chan struct{}) {
 	}
 	// Wait gives up on git (killing the leader itself) after both graces.
 	cmd.WaitDelay = eofGrace + termGrace + time.Second
+}
+
+// EnsureRepos makes an empty bare repository (default branch main) for
+// every repository cfg names that has none yet, so that its writers can
+// push and its readers clone at once. It returns the names it made; it
+// never removes one (a repository left out of the configuration keeps its
+// data and becomes admin-only). The daemon calls it at start and after
+// every reload.
+func (s *Server) EnsureRepos(ctx context.Context, cfg *configs.Config) ([]string, error) {
+	var made []string
+	var errs []error
+	for _, r := range cfg.Repos {
+		path, err := RepoPath(s.reposDir, r.Name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if isRepo(path) {
+			continue
+		}
+		if err := s.createRepo(ctx, path); err != nil {
+			errs = append(errs, fmt.Errorf("repository %q: %w", r.Name, err))
+			continue
+		}
+		made = append(made, r.Name)
+	}
+	if len(made) > 0 {
+		s.log.Info("created the configured repositories that had none", "count", len(made), "repos", strings.Join(made, " "))
+	}
+	return made, errors.Join(errs...)
 }
 
 // createRepo makes an empty bare repository at path, with Slipway's hooks

@@ -33,7 +33,7 @@ type mapTokens struct {
 	tokens []string
 }
 
-func (m *mapTokens) Begin(repo, user, fp string) (string, func()) {
+func (m *mapTokens) Begin(repo, user, fp string, _ *configs.Config) (string, func()) {
 	b := make([]byte, 32)
 	rand.Read(b)
 	tok := hex.EncodeToString(b)

@@ -28,7 +28,9 @@ import (
 type PushTokens interface {
 	// Begin registers a receive-pack session and returns the token to hand to
 	// its hooks; end must be called when git exits.
-	Begin(repo, user, keyFingerprint string) (token string, end func())
+	// cfg is the configuration the session started with, for the hooks
+	// to decide by.
+	Begin(repo, user, keyFingerprint string, cfg *configs.Config) (token string, end func())
 }
 
 // PushLister gives the newest push of each repository, for `repos`.
@@ -38,7 +40,10 @@ type PushLister interface {
 
 // Options configure a Server.
 type Options struct {
-	Config *configs.Config // required; users, rights, paths and limits
+	// Config is required: users, rights and limits, read as each
+	// connection and session starts (a reload reaches the next ones);
+	// paths and the host key are read once, by New.
+	Config configs.Source
 	Logger *slog.Logger    // nil discards
 	// GitPath is the git binary; default: "git" looked up in PATH.
 	GitPath string
@@ -64,7 +69,7 @@ const closeGrace = time.Second
 
 // Server is the SSH git host. It is safe for concurrent use.
 type Server struct {
-	cfg      *configs.Config
+	cfg      configs.Source
 	log      *slog.Logger
 	git      string
 	tokens   PushTokens
@@ -94,9 +99,10 @@ type Server struct {
 	connLog  *connLog
 	closing  atomic.Bool
 
-	mu      sync.Mutex // guards authed and perUser
+	mu      sync.Mutex // guards authed, perUser and conns
 	authed  int        // connections holding a session slot (ssh.max_sessions)
 	perUser map[string]int
+	conns   map[*connState]struct{} // the connections holding a slot
 
 	createMu sync.Mutex // serialises creation of repositories
 }
@@ -104,13 +110,13 @@ type Server struct {
 // New builds a server from opts, loading the host key or generating it on
 // first start. It does not listen; call Serve.
 func New(opts Options) (*Server, error) {
-	cfg := opts.Config
-	if cfg == nil {
+	if opts.Config == nil {
 		return nil, errors.New("gitserver: no config")
 	}
 	if opts.Tokens == nil {
 		return nil, errors.New("gitserver: no push token registry")
 	}
+	cfg := opts.Config.Current()
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -132,7 +138,7 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	s := &Server{
-		cfg:      cfg,
+		cfg:      opts.Config,
 		log:      log,
 		git:      git,
 		tokens:   opts.Tokens,
@@ -140,6 +146,7 @@ func New(opts Options) (*Server, error) {
 		commands: opts.Commands,
 		gitEnv:   slices.Clone(opts.GitEnv),
 		perUser:  map[string]int{},
+		conns:    map[*connState]struct{}{},
 		path:     os.Getenv("PATH"),
 		startups: newStartups(cfg.SSH),
 		connLog:  newConnLog(log),
@@ -247,6 +254,29 @@ func (s *Server) HostKeyFingerprint() string {
 // HostPublicKey is the server's host public key (for known_hosts lines).
 func (s *Server) HostPublicKey() gossh.PublicKey { return s.signer.PublicKey() }
 
+// CloseRevoked closes every connection whose key cfg no longer admits
+// (its user removed, the key taken from the user or given to another, or
+// its options no longer allowing it from where it came), ending its
+// sessions: a `log -f` stops, a git command is cut off. It returns how
+// many it closed. The daemon calls it once a reload is in force.
+func (s *Server) CloseRevoked(cfg *configs.Config) int {
+	now := time.Now()
+	var revoked []*connState
+	s.mu.Lock()
+	for cs := range s.conns {
+		if u, _, err := cfg.Authorize(cs.key, cs.conn.RemoteAddr(), now); err != nil || u.Name != cs.user {
+			revoked = append(revoked, cs)
+		}
+	}
+	s.mu.Unlock()
+	for _, cs := range revoked {
+		s.log.Info("closing the connection of a key the configuration no longer admits", "user", cs.user,
+			"key", gossh.FingerprintSHA256(cs.key), "remote", cs.conn.RemoteAddr().String())
+		cs.conn.Close()
+	}
+	return len(revoked)
+}
+
 // Extensions of the connection's ssh.Permissions, set only once a signature
 // has been verified.
 const (
@@ -262,7 +292,10 @@ type connStateKey struct{}
 type connState struct {
 	startup   *startup
 	handshake *time.Timer
-	user      string // holds a session slot of this user; guarded by Server.mu
+	conn      net.Conn
+	// user holds a session slot, signed with key; guarded by Server.mu.
+	user string
+	key  gossh.PublicKey
 }
 
 // Reasons in extOverLimit.
@@ -285,11 +318,11 @@ func (s *Server) acceptConn(ctx ssh.Context, c net.Conn) net.Conn {
 		return nil
 	}
 
-	timeout := s.cfg.SSH.HandshakeTimeout.Duration
+	timeout := s.cfg.Current().SSH.HandshakeTimeout.Duration
 	if timeout <= 0 {
 		timeout = configs.DefaultHandshakeTimeout
 	}
-	cs := &connState{startup: st}
+	cs := &connState{startup: st, conn: c}
 	// A deadline on the conn would not do: gliderlabs moves it forward on
 	// every read when an idle timeout is set, so a client trickling bytes
 	// could stay in the handshake for ever. The timer runs until the key
@@ -313,6 +346,7 @@ func (s *Server) acceptConn(ctx ssh.Context, c net.Conn) net.Conn {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if cs.user != "" {
+			delete(s.conns, cs)
 			s.authed--
 			if s.perUser[cs.user]--; s.perUser[cs.user] <= 0 {
 				delete(s.perUser, cs.user)
@@ -364,7 +398,7 @@ func (s *Server) knownKey(ctx ssh.Context, key ssh.PublicKey) (ok bool) {
 // authorize returns the user of key when the key may be used from remote
 // now, and logs why a user's key was refused.
 func (s *Server) authorize(key gossh.PublicKey, remote net.Addr) (*configs.User, error) {
-	u, _, err := s.cfg.Authorize(key, remote, time.Now())
+	u, _, err := s.cfg.Current().Authorize(key, remote, time.Now())
 	if err != nil {
 		if !errors.Is(err, configs.ErrUnknownKey) {
 			s.log.Info("ssh key refused", "remote", fmt.Sprint(remote), "err", err)
@@ -403,14 +437,15 @@ func (s *Server) verifiedKey(ctx ssh.Context, remote net.Addr, key gossh.PublicK
 	}
 	cs, _ := ctx.Value(connStateKey{}).(*connState)
 	if cs != nil {
+		limits := s.cfg.Current().SSH
 		s.mu.Lock()
 		switch {
-		case s.cfg.SSH.MaxSessions > 0 && s.authed >= s.cfg.SSH.MaxSessions:
+		case limits.MaxSessions > 0 && s.authed >= limits.MaxSessions:
 			// Let the connection in so that the user reads why, instead
 			// of a bare "connection closed"; its sessions only say so.
 			// It stays a startup, so handshake_timeout still ends it.
 			ext[extOverLimit] = overServerLimit
-		case s.cfg.SSH.MaxSessionsPerUser > 0 && s.perUser[u.Name] >= s.cfg.SSH.MaxSessionsPerUser:
+		case limits.MaxSessionsPerUser > 0 && s.perUser[u.Name] >= limits.MaxSessionsPerUser:
 			ext[extOverLimit] = overUserLimit
 		case !s.startups.authenticated(cs.startup):
 			// handshake_timeout closed it a moment ago.
@@ -419,7 +454,8 @@ func (s *Server) verifiedKey(ctx ssh.Context, remote net.Addr, key gossh.PublicK
 		default:
 			s.authed++
 			s.perUser[u.Name]++
-			cs.user = u.Name
+			cs.user, cs.key = u.Name, key
+			s.conns[cs] = struct{}{}
 			cs.handshake.Stop()
 		}
 		s.mu.Unlock()

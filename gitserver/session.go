@@ -65,10 +65,10 @@ func (s *Server) handleSession(sess ssh.Session) {
 		fmt.Fprintln(stderr, "slipway: not authenticated")
 		return
 	case overLimit == overUserLimit:
-		fmt.Fprintf(stderr, "slipway: too many connections for user %s (ssh.max_sessions_per_user is %d); close one and try again\n", caller.User, s.cfg.SSH.MaxSessionsPerUser)
+		fmt.Fprintf(stderr, "slipway: too many connections for user %s (ssh.max_sessions_per_user is %d); close one and try again\n", caller.User, s.cfg.Current().SSH.MaxSessionsPerUser)
 		return
 	case overLimit == overServerLimit:
-		fmt.Fprintf(stderr, "slipway: the server is at its limit of %d connections (ssh.max_sessions); try again shortly\n", s.cfg.SSH.MaxSessions)
+		fmt.Fprintf(stderr, "slipway: the server is at its limit of %d connections (ssh.max_sessions); try again shortly\n", s.cfg.Current().SSH.MaxSessions)
 		return
 	case !s.sessions.enter():
 		fmt.Fprintln(stderr, "slipway: the server is shutting down; try again shortly")
@@ -76,7 +76,9 @@ func (s *Server) handleSession(sess ssh.Session) {
 	}
 	entered = true
 
-	ctx, cancel := context.WithCancel(sess.Context())
+	// The session keeps the configuration it started with, whatever a
+	// reload does meanwhile (CloseRevoked ends it if its key goes).
+	ctx, cancel := context.WithCancel(configs.WithSnapshot(sess.Context(), s.cfg.Current()))
 	defer cancel()
 	defer context.AfterFunc(s.stop, cancel)()
 	rec.code = s.dispatch(ctx, sess, caller, &rec)
@@ -106,7 +108,7 @@ func (s *Server) dispatch(ctx context.Context, sess ssh.Session, caller Caller, 
 		s.help(stdout, sess.LocalAddr())
 		return 0
 	case "whoami":
-		return s.whoami(caller, cl.Args, stdout, stderr)
+		return s.whoami(ctx, caller, cl.Args, stdout, stderr)
 	case "repos":
 		return s.repos(ctx, caller, cl.Args, stdout, stderr)
 	}
@@ -165,13 +167,13 @@ func jsonFlag(name string, args []string, stderr io.Writer) (asJSON, ok bool) {
 	return false, false
 }
 
-func (s *Server) whoami(c Caller, args []string, stdout, stderr io.Writer) int {
+func (s *Server) whoami(ctx context.Context, c Caller, args []string, stdout, stderr io.Writer) int {
 	asJSON, ok := jsonFlag("whoami", args, stderr)
 	if !ok {
 		return 1
 	}
 	admin := false
-	if u, ok := s.cfg.User(c.User); ok {
+	if u, ok := configs.Snapshot(ctx, s.cfg).User(c.User); ok {
 		admin = u.Admin
 	}
 	if asJSON {
@@ -200,8 +202,12 @@ func writeJSON(stdout, stderr io.Writer, v any) int {
 }
 
 type repoJSON struct {
-	Name     string    `json:"name"`
-	Access   []string  `json:"access"`
+	Name   string   `json:"name"`
+	Access []string `json:"access"`
+	// Configured is false for a repository the configuration does not
+	// name (created by an admin's push, or removed from the file):
+	// only admins see it.
+	Configured bool      `json:"configured"`
 	LastPush *pushJSON `json:"last_push,omitempty"`
 }
 
@@ -231,13 +237,15 @@ func (s *Server) repos(ctx context.Context, c Caller, args []string, stdout, std
 			return 1
 		}
 	}
+	cfg := configs.Snapshot(ctx, s.cfg)
 	out := []repoJSON{}
 	for _, n := range names {
-		a := s.cfg.Access(c.User, n)
+		a := cfg.Access(c.User, n)
 		if !a.Has(configs.Read) {
 			continue
 		}
-		r := repoJSON{Name: n, Access: accessWords(a)}
+		_, configured := cfg.Repo(n)
+		r := repoJSON{Name: n, Access: accessWords(a), Configured: configured}
 		if p, ok := last[n]; ok {
 			refs := p.Refs
 			if refs == nil {
@@ -261,7 +269,11 @@ func (s *Server) repos(ctx context.Context, c Caller, args []string, stdout, std
 		if p := r.LastPush; p != nil {
 			lp = fmt.Sprintf("%s by %s: %s", p.Time.Format("2006-01-02 15:04 MST"), p.User, summarizeRefs(p.Refs))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Name, strings.Join(r.Access, ","), lp)
+		name := r.Name
+		if !r.Configured {
+			name += " (unconfigured)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", name, strings.Join(r.Access, ","), lp)
 	}
 	tw.Flush()
 	return 0

@@ -163,7 +163,7 @@ func (e *testEnv) start(opts ...envOption) {
 // token registers a receive-pack session for user on repo, as gitserver
 // does, and ends it when the test ends.
 func (e *testEnv) token(repo, user string) string {
-	tok, end := e.reg.Begin(repo, user, e.fps[user])
+	tok, end := e.reg.Begin(repo, user, e.fps[user], nil)
 	e.t.Cleanup(end)
 	return tok
 }

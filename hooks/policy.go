@@ -92,7 +92,7 @@ func (s *Server) preReceive(ctx context.Context, req request, id identity, out i
 	}
 	var access configs.Access
 	if !id.local {
-		access = s.o.Config.Access(id.User, id.Repo)
+		access = configs.Snapshot(ctx, s.o.Config).Access(id.User, id.Repo)
 	}
 	var refusals []string
 	for _, u := range req.Refs {
@@ -125,7 +125,7 @@ func (s *Server) checkRef(ctx context.Context, id identity, access configs.Acces
 			return fmt.Sprintf("user %s has no write access to repository %s", id.User, id.Repo)
 		}
 		if record.ZeroID(u.Old) && !record.ZeroID(u.New) {
-			if why := s.confusingName(id.Repo, u.Name); why != "" {
+			if why := s.confusingName(ctx, id.Repo, u.Name); why != "" {
 				return why
 			}
 		}
@@ -185,7 +185,7 @@ func (s *Server) peel(ctx context.Context, repo, id, quarantine string) (commit,
 // one called release/prod shadows the release ref in git's short names:
 // either would let a writer stand in for a release. Existing refs of such
 // names may still be updated or deleted, so that they can be cleaned up.
-func (s *Server) confusingName(repo, ref string) string {
+func (s *Server) confusingName(ctx context.Context, repo, ref string) string {
 	var short, kind string
 	switch {
 	case strings.HasPrefix(ref, "refs/heads/"):
@@ -199,7 +199,7 @@ func (s *Server) confusingName(repo, ref string) string {
 		return fmt.Sprintf("a %s may not be called %q: git would confuse it with the ref of that full name", kind, short)
 	}
 	if env, ok := strings.CutPrefix(short, "release/"); ok {
-		for _, e := range s.o.Config.EnvironmentsOf(repo) {
+		for _, e := range configs.Snapshot(ctx, s.o.Config).EnvironmentsOf(repo) {
 			if e.Name == env {
 				return fmt.Sprintf("a %s may not be called %q: it would shadow the release ref %s%s", kind, short, gitrev.ReleasePrefix, env)
 			}

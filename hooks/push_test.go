@@ -205,7 +205,7 @@ func TestTokenOfAnotherRepoOrUnknownRefused(t *testing.T) {
 	if err == nil || !strings.Contains(out, `remote: slipway: the push was opened on repository "other" but its hook runs in "app"; push refused`) {
 		t.Errorf("token of another repo not refused clearly (err %v):\n%s", err, out)
 	}
-	tok, end := e.reg.Begin("app", "admin", e.fps["admin"])
+	tok, end := e.reg.Begin("app", "admin", e.fps["admin"], nil)
 	end()
 	out, err = e.push(work, tok, repo, "main")
 	if err == nil || !strings.Contains(out, "remote: slipway: this push's token is not known to the Slipway daemon") {

@@ -4,6 +4,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"sync"
+
+	"slipway/configs"
 )
 
 // Pusher is who a push token stands for: the repository the receive-pack
@@ -12,6 +14,10 @@ type Pusher struct {
 	Repo           string // canonical name, "team/app"
 	User           string
 	KeyFingerprint string // SHA256:… of the key that signed
+	// Config is the configuration the SSH session started with: the
+	// push's hooks decide by it, whatever a reload did meanwhile. nil:
+	// the one in force.
+	Config *configs.Config
 }
 
 // Registry hands out push tokens to receive-pack sessions and answers the
@@ -38,18 +44,19 @@ func NewRegistry() *Registry {
 // tokenBytes is the entropy of a token; it is sent as hex.
 const tokenBytes = 32
 
-// Begin registers a receive-pack session and returns its token. The caller
-// must call end once git has exited; until then Lookup finds the session.
-// end runs the functions given to OnEnd before it returns. Calling end more
-// than once is harmless.
-func (r *Registry) Begin(repo, user, keyFingerprint string) (token string, end func()) {
+// Begin registers a receive-pack session, opened with the configuration
+// cfg (nil: the one in force when its hooks run), and returns its token.
+// The caller must call end once git has exited; until then Lookup finds
+// the session. end runs the functions given to OnEnd before it returns.
+// Calling end more than once is harmless.
+func (r *Registry) Begin(repo, user, keyFingerprint string, cfg *configs.Config) (token string, end func()) {
 	var b [tokenBytes]byte
 	// crypto/rand.Read never fails on the platforms Go supports (it panics
 	// rather than return predictable bytes).
 	_, _ = rand.Read(b[:])
 	token = hex.EncodeToString(b[:])
 	r.mu.Lock()
-	r.tokens[token] = &session{Pusher: Pusher{Repo: repo, User: user, KeyFingerprint: keyFingerprint}}
+	r.tokens[token] = &session{Pusher: Pusher{Repo: repo, User: user, KeyFingerprint: keyFingerprint, Config: cfg}}
 	r.mu.Unlock()
 	return token, func() {
 		r.mu.Lock()

@@ -8,8 +8,8 @@ import (
 func TestRegistry(t *testing.T) {
 	t.Parallel()
 	r := NewRegistry()
-	t1, end1 := r.Begin("app", "alice", "SHA256:a")
-	t2, end2 := r.Begin("app", "alice", "SHA256:a")
+	t1, end1 := r.Begin("app", "alice", "SHA256:a", nil)
+	t2, end2 := r.Begin("app", "alice", "SHA256:a", nil)
 	if t1 == t2 || !isToken(t1) || !isToken(t2) {
 		t.Fatalf("tokens %q and %q", t1, t2)
 	}
@@ -33,7 +33,7 @@ func TestRegistry(t *testing.T) {
 func TestRegistryOnEnd(t *testing.T) {
 	t.Parallel()
 	r := NewRegistry()
-	tok, end := r.Begin("app", "alice", "SHA256:a")
+	tok, end := r.Begin("app", "alice", "SHA256:a", nil)
 	var ran []string
 	if !r.OnEnd(tok, func() { ran = append(ran, "first") }) || !r.OnEnd(tok, func() { ran = append(ran, "second") }) {
 		t.Fatal("OnEnd refused an open session")
@@ -54,7 +54,7 @@ func TestRegistryOnEnd(t *testing.T) {
 func ExampleRegistry() {
 	r := NewRegistry()
 	// gitserver, before it execs git receive-pack for alice:
-	token, end := r.Begin("team/app", "alice", "SHA256:…")
+	token, end := r.Begin("team/app", "alice", "SHA256:…", nil)
 	// ... git runs with SLIPWAY_PUSH_TOKEN=<token>; its hooks ask:
 	p, ok := r.Lookup(token)
 	fmt.Println(p.Repo, p.User, ok)

@@ -58,7 +58,7 @@ type ReleaseGate interface {
 // ServerOptions configures a Server. Config, Registry and Recorder are
 // required.
 type ServerOptions struct {
-	Config   *configs.Config
+	Config   configs.Source
 	Registry *Registry
 	Recorder Recorder
 	Logger   *slog.Logger // nil: discard
@@ -128,7 +128,7 @@ func NewServer(o ServerOptions) *Server {
 		panic("hooks.NewServer: Config, Registry and Recorder are required")
 	}
 	if o.ReposDir == "" {
-		o.ReposDir = o.Config.ReposDir()
+		o.ReposDir = o.Config.Current().ReposDir()
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -335,6 +335,9 @@ func (s *Server) serveConn(conn net.Conn) {
 	}()
 
 	id := s.identify(req)
+	if id.Config != nil {
+		ctx = configs.WithSnapshot(ctx, id.Config)
+	}
 	var code int
 	switch req.Hook {
 	case PreReceive:

@@ -322,7 +322,7 @@ func TestPostReceiveWithStaleTokenStillRecords(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	repo := e.bareRepo("app")
-	tok, end := e.reg.Begin("app", "alice", e.fps["alice"])
+	tok, end := e.reg.Begin("app", "alice", e.fps["alice"], nil)
 	end()
 	stdin, env := postReceiveInput(repo, tok)
 	var stderr strings.Builder

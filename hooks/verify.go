@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"slipway/configs"
 	"slipway/record"
 )
 
@@ -39,7 +40,7 @@ type Verifier interface {
 // returns the exit code of pre-receive.
 func (s *Server) verify(ctx context.Context, req request, id identity, out io.Writer) int {
 	asked := slices.Contains(req.Options, VerifyOption)
-	repo := s.o.Config.RepoOrDefault(id.Repo)
+	repo := configs.Snapshot(ctx, s.o.Config).RepoOrDefault(id.Repo)
 	var refs []record.RefUpdate
 	for _, u := range req.Refs {
 		if strings.HasPrefix(u.Name, "refs/heads/") && !record.ZeroID(u.New) && (asked || repo.Verifies(u.Name)) {

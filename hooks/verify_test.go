@@ -137,7 +137,7 @@ func TestVerifiedPushThroughGit(t *testing.T) {
 	}
 
 	v.fail = ""
-	tok, end := e.reg.Begin("app", "alice", e.fps["alice"])
+	tok, end := e.reg.Begin("app", "alice", e.fps["alice"], nil)
 	out, err = e.push(work, tok, "-o", "verify", repo, "main")
 	if err != nil {
 		t.Fatalf("a push whose verification passed was refused: %v\n%s", err, out)
@@ -195,7 +195,7 @@ func TestVerifyBranchesMakeEveryPushVerified(t *testing.T) {
 	// Deleting a verified branch builds nothing.
 	v.fail = ""
 	e.git(work, "commit", "-q", "--allow-empty", "-m", "new")
-	tok, end := e.reg.Begin("app", "alice", e.fps["alice"])
+	tok, end := e.reg.Begin("app", "alice", e.fps["alice"], nil)
 	if out, err := e.push(work, tok, repo, "main:release/1"); err != nil {
 		t.Fatalf("a passing push: %v\n%s", err, out)
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -42,10 +43,17 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	loader := configs.SystemLoader()
 	loader.Listen, loader.DataDir = o.listen, o.dataDir
-	cfg, err := loadServeConfig(o.configPath, loader)
+	rl := &reloader{path: o.configPath, loader: loader, log: logger.With("component", "config")}
+	data, err := rl.read()
 	if err != nil {
 		return err
 	}
+	cfg, err := rl.parse(data)
+	if err != nil {
+		return err
+	}
+	rl.live = configs.NewLive(cfg)
+	rl.live.Swap(cfg, rl.origin(data))
 	// One daemon per data dir, decided before anything in it is touched:
 	// a second daemon must not recover, re-queue or fail the first one's
 	// work. A data dir that does not exist yet is locked once it is made.
@@ -73,7 +81,7 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 			return err
 		}
 	}
-	d, err := assemble(ctx, cfg, sshLn, logger)
+	d, err := assemble(ctx, rl, sshLn, logger)
 	if err != nil {
 		return err
 	}
@@ -81,6 +89,13 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	if err := d.start(ctx); err != nil {
 		return err
 	}
+	// SIGHUP reloads the configuration, a burst of them once.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	hupCtx, stopHup := context.WithCancel(ctx)
+	defer stopHup()
+	go rl.onSignals(hupCtx, hup)
 	printBanner(stdout, sshLn.Addr().String(), d.host, d.gitSrv.HostKeyFingerprint(), cfg, d.findings, d.sandboxErr)
 	logger.Info("slipway started", "ssh", sshLn.Addr().String(), "data_dir", cfg.DataDir, "sandbox", cfg.Build.Sandbox)
 
@@ -102,7 +117,9 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 // daemon is everything serve builds: one value that owns the database, the
 // servers and the services, starts them in order and stops them.
 type daemon struct {
-	cfg    *configs.Config
+	cfg    *configs.Config // at start: paths, addresses, workers
+	live   *configs.Live   // in force now
+	reload *reloader
 	logger *slog.Logger
 	db     *store.Store
 	sshLn  net.Listener
@@ -126,12 +143,14 @@ type daemon struct {
 // assemble opens the database, writes the hook scripts, checks the sandbox
 // and builds every service and server, wired to each other. It starts
 // nothing. The data dir's folders exist and its lock is held.
-func assemble(ctx context.Context, cfg *configs.Config, sshLn net.Listener, logger *slog.Logger) (*daemon, error) {
+func assemble(ctx context.Context, rl *reloader, sshLn net.Listener, logger *slog.Logger) (*daemon, error) {
+	cfg, live := rl.live.Current(), rl.live
 	db, err := store.Open(ctx, cfg.DatabasePath())
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	d := &daemon{cfg: cfg, logger: logger, db: db, sshLn: sshLn}
+	d := &daemon{cfg: cfg, live: live, reload: rl, logger: logger, db: db, sshLn: sshLn}
+	rl.applied = d.applied
 	assembled := false
 	defer func() {
 		if !assembled {
@@ -179,7 +198,7 @@ func assemble(ctx context.Context, cfg *configs.Config, sshLn net.Listener, logg
 	_, port := configs.DisplayAddr(sshLn.Addr().String())
 	buildLogs := logs.NewStore(filepath.Join(cfg.DataDir, "logs"))
 	d.deploys, err = deploy.NewService(deploy.ServiceOptions{
-		Config:     cfg,
+		Config:     live,
 		Store:      db,
 		Logs:       buildLogs,
 		DataDir:    cfg.DataDir,
@@ -190,7 +209,7 @@ func assemble(ctx context.Context, cfg *configs.Config, sshLn net.Listener, logg
 		return nil, err
 	}
 	d.builds, err = build.New(build.Options{
-		Config: cfg,
+		Config: live,
 		Store:  db,
 		Logs:   buildLogs,
 		// The local executor: each build's steps in the sandbox, one
@@ -231,7 +250,7 @@ func assemble(ctx context.Context, cfg *configs.Config, sshLn net.Listener, logg
 	}
 	registry := hooks.NewRegistry()
 	d.hookSrv = hooks.NewServer(hooks.ServerOptions{
-		Config:      cfg,
+		Config:      live,
 		Registry:    registry,
 		Recorder:    d.pushes,
 		Ledger:      db,
@@ -241,17 +260,17 @@ func assemble(ctx context.Context, cfg *configs.Config, sshLn net.Listener, logg
 		ReposDir:    cfg.ReposDir(),
 	})
 	d.gitSrv, err = gitserver.New(gitserver.Options{
-		Config: cfg,
+		Config: live,
 		Logger: logger.With("component", "ssh"),
 		Tokens: registry,
 		Pushes: db,
 		GitEnv: raceEnv(),
-		Commands: console.Commands(console.Options{
-			Config:    cfg,
+		Commands: d.commands(console.Commands(console.Options{
+			Config:    live,
 			Builds:    d.builds,
 			Deploys:   d.deploys,
 			Schedules: d.scheduler,
-		}),
+		})),
 	})
 	if err != nil {
 		return nil, err
@@ -291,6 +310,13 @@ func (d *daemon) steps(ctx context.Context) []step {
 			go func() { d.served <- d.hookSrv.Serve(ln) }()
 			return nil
 		}, d.hookSrv.Shutdown, 10 * time.Second},
+		{"repos", func() error {
+			// Every configured repository exists before anyone can push.
+			if _, err := d.gitSrv.EnsureRepos(runCtx, d.live.Current()); err != nil {
+				d.logger.Error("create the configured repositories", "err", err)
+			}
+			return nil
+		}, func(context.Context) error { return nil }, time.Second},
 		{"ssh", func() error {
 			go func() { d.served <- d.gitSrv.Serve(d.sshLn) }()
 			return nil
@@ -535,39 +561,25 @@ func listenSSH(addr string, o serveOptions) (net.Listener, error) {
 	return nil, fmt.Errorf("listen on %s: %w", addr, err)
 }
 
-// loadServeConfig loads the file at path, or the embedded default when path
-// is empty: the same settings, read the same way. Relative data paths are
-// made absolute, because hooks run with the repository as working
-// directory.
-func loadServeConfig(path string, loader configs.Loader) (*configs.Config, error) {
-	var (
-		cfg *configs.Config
-		err error
-	)
-	if path != "" {
-		cfg, err = loader.Load(path)
-	} else {
-		cfg, err = loader.Parse(configs.DefaultTOML(), "embedded default.toml")
-	}
-	if err != nil {
-		return nil, err
-	}
+// absolutePaths makes the configuration's relative data paths absolute,
+// because hooks run with the repository as working directory.
+func absolutePaths(cfg *configs.Config) error {
 	abs, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
+		return fmt.Errorf("data dir: %w", err)
 	}
 	if !filepath.IsAbs(cfg.SSH.HostKey) {
 		if cfg.SSH.HostKey, err = filepath.Abs(cfg.SSH.HostKey); err != nil {
-			return nil, fmt.Errorf("host key: %w", err)
+			return fmt.Errorf("host key: %w", err)
 		}
 	}
 	cfg.DataDir = abs
 	if cfg.Build.WorkDir != "" {
 		if cfg.Build.WorkDir, err = filepath.Abs(cfg.Build.WorkDir); err != nil {
-			return nil, fmt.Errorf("build.work_dir: %w", err)
+			return fmt.Errorf("build.work_dir: %w", err)
 		}
 	}
-	return cfg, nil
+	return nil
 }
 
 // printBanner tells the person who started the daemon where it listens,
