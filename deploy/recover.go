@@ -9,8 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"slipway/configs"
 	"slipway/build/logs"
+	"slipway/configs"
 	"slipway/record"
 )
 

@@ -44,7 +44,7 @@ type Options struct {
 	// connection and session starts (a reload reaches the next ones);
 	// paths and the host key are read once, by New.
 	Config configs.Source
-	Logger *slog.Logger    // nil discards
+	Logger *slog.Logger // nil discards
 	// GitPath is the git binary; default: "git" looked up in PATH.
 	GitPath string
 	// Tokens is required: every receive-pack gets a token for its hooks.

@@ -208,7 +208,7 @@ type repoJSON struct {
 	// name (created by an admin's push, or removed from the file):
 	// only admins see it.
 	Configured bool      `json:"configured"`
-	LastPush *pushJSON `json:"last_push,omitempty"`
+	LastPush   *pushJSON `json:"last_push,omitempty"`
 }
 
 type pushJSON struct {
