@@ -72,6 +72,11 @@ func (ps pushes) Report(ctx context.Context, p record.Push, plan push.Plan, rec 
 // planPush turns a push's ref updates into the builds to record, and notes
 // for the pusher about refs that do not build.
 func (s *Service) planPush(ctx context.Context, p record.Push) ([]record.Build, []string) {
+	if configs.Snapshot(ctx, s.o.Config).IsConfigRepo(p.Repo) {
+		// It holds the daemon's configuration, checked as one when
+		// pushed (package configrepo); nothing in it is a project.
+		return nil, nil
+	}
 	repo := configs.Snapshot(ctx, s.o.Config).RepoOrDefault(p.Repo)
 	gitDir := s.gitDir(p.Repo)
 	limit := configs.Snapshot(ctx, s.o.Config).Build.MaxPerPush

@@ -561,6 +561,11 @@ func (c *Config) validate(v *validator) {
 		case c.repos[name] != nil:
 			v.add(v.loc.keyIn("repo", i, "name"), "duplicate repo %q", name)
 			continue
+		case c.IsConfigRepo(name):
+			// Its rights are the admins' alone, and what it holds is
+			// checked as a configuration, not built.
+			v.add(v.loc.keyIn("repo", i, "name"), "repo %q is the configuration repository (config_repo = true), which only admins may push; choose another name", name)
+			continue
 		}
 		if err == nil {
 			r.Name = name

@@ -36,7 +36,7 @@ func (s *Server) serveGit(ctx context.Context, sess ssh.Session, c Caller, cl Co
 	cfg := configs.Snapshot(ctx, s.cfg)
 	access := cfg.Access(c.User, name)
 	exists := isRepo(path)
-	_, configured := cfg.Repo(name)
+	configured := cfg.Configured(name)
 	// The same answer whether the repository is missing or hidden from this
 	// user, so that names cannot be probed.
 	if !access.Has(configs.Read) || !exists && !configured && !(cl.Name == ReceivePack && access.Has(configs.Create)) {
@@ -214,16 +214,24 @@ func stopGently(cmd *exec.Cmd, stdin io.Closer, exited <-chan struct{}) {
 }
 
 // EnsureRepos makes an empty bare repository (default branch main) for
-// every repository cfg names that has none yet, so that its writers can
-// push and its readers clone at once. It returns the names it made; it
-// never removes one (a repository left out of the configuration keeps its
-// data and becomes admin-only). The daemon calls it at start and after
-// every reload.
+// every repository cfg names that has none yet (the configuration
+// repository too, when config_repo is on), so that its writers can push
+// and its readers clone at once. It returns the names it made; it never
+// removes one (a repository left out of the configuration keeps its data
+// and becomes admin-only). The daemon calls it at start and after every
+// reload.
 func (s *Server) EnsureRepos(ctx context.Context, cfg *configs.Config) ([]string, error) {
 	var made []string
 	var errs []error
+	names := make([]string, 0, len(cfg.Repos)+1)
 	for _, r := range cfg.Repos {
-		path, err := RepoPath(s.reposDir, r.Name)
+		names = append(names, r.Name)
+	}
+	if cfg.ConfigRepo {
+		names = append(names, configs.ConfigRepoName)
+	}
+	for _, name := range names {
+		path, err := RepoPath(s.reposDir, name)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -232,10 +240,10 @@ func (s *Server) EnsureRepos(ctx context.Context, cfg *configs.Config) ([]string
 			continue
 		}
 		if err := s.createRepo(ctx, path); err != nil {
-			errs = append(errs, fmt.Errorf("repository %q: %w", r.Name, err))
+			errs = append(errs, fmt.Errorf("repository %q: %w", name, err))
 			continue
 		}
-		made = append(made, r.Name)
+		made = append(made, name)
 	}
 	if len(made) > 0 {
 		s.log.Info("created the configured repositories that had none", "count", len(made), "repos", strings.Join(made, " "))

@@ -244,7 +244,7 @@ func (s *Server) repos(ctx context.Context, c Caller, args []string, stdout, std
 		if !a.Has(configs.Read) {
 			continue
 		}
-		_, configured := cfg.Repo(n)
+		configured := cfg.Configured(n)
 		r := repoJSON{Name: n, Access: accessWords(a), Configured: configured}
 		if p, ok := last[n]; ok {
 			refs := p.Refs

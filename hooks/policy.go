@@ -101,6 +101,9 @@ func (s *Server) preReceive(ctx context.Context, req request, id identity, out i
 		}
 	}
 	if len(refusals) == 0 {
+		if code := s.checkConfig(ctx, req, id, out); code != 0 {
+			return code
+		}
 		if code := s.verify(ctx, req, id, out); code != 0 {
 			return code
 		}

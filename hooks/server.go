@@ -78,6 +78,10 @@ type ServerOptions struct {
 	// which branches such a push holds. Without it those pushes are
 	// refused.
 	Verifier Verifier
+	// ConfigRepo, if set, checks the pushes to the configuration
+	// repository as configurations before they land, and applies them
+	// after (config_repo = true).
+	ConfigRepo ConfigRepo
 }
 
 // LocalUser is the user a hook run without a push token acts as: someone
@@ -351,6 +355,8 @@ func (s *Server) serveConn(conn net.Conn) {
 		return
 	default:
 		code = s.postReceive(ctx, req, id, out)
+		// The refs moved, recorded or not: the configuration follows.
+		s.applyConfig(ctx, id, req, out)
 	}
 	out.exit(code)
 	s.log.Info("hook", "hook", req.Hook, "repo", id.Repo, "user", id.User,

@@ -40,6 +40,12 @@ type Verifier interface {
 // returns the exit code of pre-receive.
 func (s *Server) verify(ctx context.Context, req request, id identity, out io.Writer) int {
 	asked := slices.Contains(req.Options, VerifyOption)
+	if s.o.ConfigRepo != nil && s.o.ConfigRepo.Owns(id.Repo) {
+		if asked {
+			fmt.Fprintf(out, "slipway: -o verify: %s is never built; its pushes are checked as configurations instead\n", id.Repo)
+		}
+		return 0
+	}
 	repo := configs.Snapshot(ctx, s.o.Config).RepoOrDefault(id.Repo)
 	var refs []record.RefUpdate
 	for _, u := range req.Refs {
