@@ -77,7 +77,8 @@ func (d *daemon) configCommand(ctx context.Context, _ gitserver.Caller, _ []stri
 
 // applied does what a new configuration asks of the running daemon, once
 // it is in force: connections of keys it no longer admits are closed, the
-// repositories it names exist, the schedules are its own.
+// repositories it names exist, the schedules are its own, and
+// slipway-config (config_repo) holds it.
 func (d *daemon) applied(ctx context.Context, old, cfg *configs.Config) []string {
 	var lines []string
 	if n := d.gitSrv.CloseRevoked(cfg); n > 0 {
@@ -90,6 +91,11 @@ func (d *daemon) applied(ctx context.Context, old, cfg *configs.Config) []string
 	if err != nil {
 		d.logger.Error("create the configured repositories", "err", err)
 		lines = append(lines, fmt.Sprintf("could not create every repository: %v", err))
+	}
+	// slipway-config shows the configuration in force, whoever changed
+	// the file.
+	if line := d.syncConfigRepo(ctx, cfg.Origin(), "configuration reloaded by "+cfg.Origin().Reason); line != "" {
+		lines = append(lines, line)
 	}
 	return lines
 }

@@ -19,6 +19,7 @@ import (
 	"slipway/build/logs"
 	"slipway/build/sandbox"
 	"slipway/build/schedule"
+	"slipway/configrepo"
 	"slipway/configs"
 	"slipway/console"
 	"slipway/deploy"
@@ -50,6 +51,9 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	}
 	cfg, err := rl.parse(data)
 	if err != nil {
+		return err
+	}
+	if err := checkConfigRepo(cfg, o.configPath); err != nil {
 		return err
 	}
 	rl.live = configs.NewLive(cfg)
@@ -138,6 +142,8 @@ type daemon struct {
 
 	pushes    *push.Handler
 	stopWatch func() // ends the open-push watch
+
+	cfgRepo *configrepo.Repo // nil unless config_repo = true
 }
 
 // assemble opens the database, writes the hook scripts, checks the sandbox
@@ -249,7 +255,7 @@ func assemble(ctx context.Context, rl *reloader, sshLn net.Listener, logger *slo
 		return nil, err
 	}
 	registry := hooks.NewRegistry()
-	d.hookSrv = hooks.NewServer(hooks.ServerOptions{
+	hookOpts := hooks.ServerOptions{
 		Config:      live,
 		Registry:    registry,
 		Recorder:    d.pushes,
@@ -258,7 +264,14 @@ func assemble(ctx context.Context, rl *reloader, sshLn net.Listener, logger *slo
 		Verifier:    d.builds,
 		Logger:      logger.With("component", "hooks"),
 		ReposDir:    cfg.ReposDir(),
-	})
+	}
+	if cfg.ConfigRepo {
+		if d.cfgRepo, err = newConfigRepo(cfg, rl, d); err != nil {
+			return nil, err
+		}
+		hookOpts.ConfigRepo = d.cfgRepo
+	}
+	d.hookSrv = hooks.NewServer(hookOpts)
 	d.gitSrv, err = gitserver.New(gitserver.Options{
 		Config: live,
 		Logger: logger.With("component", "ssh"),
@@ -315,6 +328,11 @@ func (d *daemon) steps(ctx context.Context) []step {
 			if _, err := d.gitSrv.EnsureRepos(runCtx, d.live.Current()); err != nil {
 				d.logger.Error("create the configured repositories", "err", err)
 			}
+			return nil
+		}, func(context.Context) error { return nil }, time.Second},
+		{"config repo", func() error {
+			// slipway-config shows the file the daemon starts on.
+			d.syncConfigRepo(runCtx, d.live.Current().Origin(), "configuration on disk at start")
 			return nil
 		}, func(context.Context) error { return nil }, time.Second},
 		{"ssh", func() error {
