@@ -31,6 +31,11 @@
 // (Registry.OnEnd), and while a push is verified any other push to its
 // branches is refused with the reason.
 //
+// With config_repo on, pushes to the configuration repository go through a
+// ConfigRepo too (package configrepo): pre-receive refuses one whose file
+// is not a configuration the daemon would run on, with its reasons, and
+// post-receive has the accepted one written and reloaded.
+//
 // The wire protocol is newline-delimited JSON, versioned and bounded; see
 // protocol.go. The daemon treats everything the client sends as hostile.
 package hooks
