@@ -533,3 +533,46 @@ name = "app"
 		t.Errorf("b fired after its removal (%d runs)", n)
 	}
 }
+
+// In real time: the timer loop, asleep for up to a minute on the old
+// schedules' times, takes up a schedule reloaded to "@every 2s" at once.
+func TestReloadTakesEffectAtOnceInRealTime(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.repo("app").commit("main")
+	cfg := func(spec string) *configs.Config {
+		return e.config(`
+[[repo]]
+name = "app"
+
+  [[repo.schedule]]
+  name = "often"
+  cron = "` + spec + `"
+  branch = "main"
+`)
+	}
+	s := e.start(cfg("@every 1h"), nil)
+	reloadAt := time.Now()
+	if err := s.Reload(t.Context(), cfg("@every 2s")); err != nil {
+		t.Fatal(err)
+	}
+	// The deadline is far below the minute the loop would otherwise sleep,
+	// and loose above the 2 s expected, for a busy machine.
+	deadline := reloadAt.Add(15 * time.Second)
+	poll := time.NewTicker(20 * time.Millisecond)
+	defer poll.Stop()
+	var runs []record.Build
+	for len(runs) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no run %s after a reload to @every 2s", time.Since(reloadAt).Round(time.Millisecond))
+		}
+		<-poll.C
+		runs = e.runs("app", "often")
+	}
+	// robfig's @every counts from the whole second, so 1 to 2 s.
+	after := runs[0].CreatedAt.Sub(reloadAt)
+	t.Logf("first run %s after the reload", after.Round(time.Millisecond))
+	if after < time.Second {
+		t.Errorf("the first run came %s after the reload; want about 2 s (fresh from the reload)", after)
+	}
+}
