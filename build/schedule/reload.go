@@ -35,7 +35,7 @@ import (
 // cannot parse (configs validation refuses those, so this is a caller's
 // bug) is an error naming the schedule, and nothing changes. An error of the
 // store while forgetting removed schedules is returned too, but the new
-// schedules are in force by then; what was not forgotten is at the next
+// schedules are in force by then; what was left is forgotten at the next
 // reload or start.
 func (s *Scheduler) Reload(ctx context.Context, cfg *configs.Config) error {
 	if cfg == nil {
