@@ -91,5 +91,9 @@ func (d *daemon) applied(ctx context.Context, old, cfg *configs.Config) []string
 		d.logger.Error("create the configured repositories", "err", err)
 		lines = append(lines, fmt.Sprintf("could not create every repository: %v", err))
 	}
+	if err := d.scheduler.Reload(ctx, cfg); err != nil {
+		d.logger.Error("reload the schedules", "err", err)
+		lines = append(lines, fmt.Sprintf("schedules: %v", err))
+	}
 	return lines
 }

@@ -227,7 +227,7 @@ func assemble(ctx context.Context, rl *reloader, sshLn net.Listener, logger *slo
 		return nil, err
 	}
 	d.scheduler, err = schedule.New(schedule.Options{
-		Config:   cfg,
+		Config:   live,
 		Store:    db,
 		ReposDir: cfg.ReposDir(),
 		Waker:    d.builds,
