@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slipway/record"
 	"strings"
 	"syscall"
 	"testing"
@@ -222,5 +223,75 @@ func TestSIGHUPBurstIsOneReload(t *testing.T) {
 	}
 	if cfg := stMustSSH(t, d, admin, "config"); !strings.Contains(cfg, "(SIGHUP)") {
 		t.Errorf("config does not say a SIGHUP produced it:\n%s", cfg)
+	}
+}
+
+// TestReloadMovesSchedulesAndEnvironments: a schedule changed by a reload
+// fires on its new spec at once; an environment's target changed by a
+// reload is the next deployment's, while the deployment running keeps the
+// target it started with.
+func TestReloadMovesSchedulesAndEnvironments(t *testing.T) {
+	t.Parallel()
+	alice := newUser(t, "alice")
+	hold := t.TempDir()
+	repo := func(spec, target string) string {
+		return fmt.Sprintf(`
+[[repo]]
+name = "app"
+write = ["alice"]
+  [[repo.schedule]]
+  name = "tick"
+  cron = %q
+  branch = "main"
+  [[repo.environment]]
+  name = "staging"
+  target = %q
+  auto = "main"
+  activate = "touch %[3]s/held; while [ ! -e %[3]s/go ]; do sleep 0.05; done; rm -f %[3]s/held"
+`, spec, target, hold)
+	}
+	config := configFor(repo("@every 1h", "envs/a/{repo}"), []*user{alice})
+	d := btStartDaemon(t, config)
+	db := openStore(t, d)
+	dir, head := dtProject(t, alice, map[string]string{"index.html": "one\n"})
+	alice.mustGit(t, dir, "push", "-q", d.url("app"), "HEAD:main")
+	b := dtWaitBuild(t, d, alice, "app", head, 0)
+	if b.State != "passed" {
+		t.Fatalf("the build of main ended %s", b.State)
+	}
+	d.eventually(t, 2*time.Minute, "the deployment to hold in activate", func() bool {
+		_, err := os.Stat(filepath.Join(hold, "held"))
+		return err == nil
+	})
+
+	// Both change while the deployment holds.
+	rtReload(t, d, alice, configFor(repo("@every 2s", "envs/b/{repo}"), []*user{alice}))
+	tick := stWaitRun(t, d, db, "app", "tick", "a run of the schedule on its new spec", func(record.Build) bool { return true })
+	if tick.Trigger != record.TriggerSchedule {
+		t.Errorf("the schedule's run is recorded as %+v", tick)
+	}
+	if err := os.WriteFile(filepath.Join(hold, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	first := dtWaitDeploy(t, d, alice, "app", "staging", head, 0)
+	a, bdir := filepath.Join(d.dataDir(), "envs/a/app"), filepath.Join(d.dataDir(), "envs/b/app")
+	if first.State != record.DeploySucceeded {
+		t.Fatalf("the deployment running during the reload ended %s: %s", first.State, first.Reason)
+	}
+	if body, err := os.ReadFile(filepath.Join(a, "current", "dist", "index.html")); err != nil || string(body) != "one\n" {
+		t.Errorf("the deployment running during the reload did not go to its old target: %q, %v", body, err)
+	}
+	if _, err := os.Stat(bdir); err == nil {
+		t.Errorf("the deployment running during the reload wrote to the new target %s", bdir)
+	}
+
+	alice.commit(t, dir, "app/index.html", "two\n")
+	two := strings.TrimSpace(alice.mustGit(t, dir, "rev-parse", "HEAD"))
+	alice.mustGit(t, dir, "push", "-q", d.url("app"), "HEAD:main")
+	if next := dtWaitDeploy(t, d, alice, "app", "staging", two, first.ID); next.State != record.DeploySucceeded {
+		t.Fatalf("the deployment after the reload ended %s: %s", next.State, next.Reason)
+	}
+	if body, err := os.ReadFile(filepath.Join(bdir, "current", "dist", "index.html")); err != nil || string(body) != "two\n" {
+		t.Errorf("the deployment after the reload did not go to the new target: %q, %v", body, err)
 	}
 }
