@@ -78,7 +78,7 @@ func TestLiveSnapshots(t *testing.T) {
 	t.Parallel()
 	a := parseOK(t, reloadBase)
 	b := parseOK(t, strings.Replace(reloadBase, `name = "app"`, `name = "svc"`, 1))
-	live := NewLive(a)
+	live := NewLive(a, Origin{Generation: 1})
 	ctx := WithSnapshot(context.Background(), live.Current())
 	if old := live.Swap(b, Origin{Generation: 2, Reason: "test"}); old != a {
 		t.Errorf("Swap returned %p, want the configuration it replaced %p", old, a)

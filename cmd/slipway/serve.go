@@ -52,8 +52,7 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	rl.live = configs.NewLive(cfg)
-	rl.live.Swap(cfg, rl.origin(data))
+	rl.live = configs.NewLive(cfg, rl.origin(data))
 	// One daemon per data dir, decided before anything in it is touched:
 	// a second daemon must not recover, re-queue or fail the first one's
 	// work. A data dir that does not exist yet is locked once it is made.
