@@ -85,8 +85,11 @@ type outcome struct {
 // runBuild runs one claimed build to its end and records the result.
 func (s *Service) runBuild(ctx context.Context, b record.Build, r *run) {
 	start := time.Now()
-	// The build runs to its end on the configuration it started with.
-	ctx = configs.WithSnapshot(ctx, s.o.Config.Current())
+	// The build runs to its end on the configuration it started with,
+	// its result's auto deployments included.
+	cfg := s.o.Config.Current()
+	ctx = configs.WithSnapshot(ctx, cfg)
+	life := configs.WithSnapshot(r.life, cfg)
 	dir := filepath.Join(s.o.WorkDir, logID(b.ID))
 	defer func() {
 		r.cancel(nil)
@@ -127,12 +130,12 @@ func (s *Service) runBuild(ctx context.Context, b record.Build, r *run) {
 		log.Error("remove workspace", "dir", dir, "err", err)
 	}
 	if verify != nil {
-		s.endVerification(cctx, r.life, b, verify, out, steps, w)
+		s.endVerification(cctx, life, b, verify, out, steps, w)
 	} else if out.cutOff {
 		w.Printf("== %s", out.line)
 		log.Warn("build cut off by the daemon's stop; it runs again at the next start", "attempt", b.Attempt)
 	} else {
-		if err := s.recordResult(r.life, b, out, steps, w); err != nil {
+		if err := s.recordResult(life, b, out, steps, w); err != nil {
 			log.Error("record build result", "state", out.state, "err", err)
 			w.Printf("== could not record the result (%s): %v", out.state, err)
 		}

@@ -42,10 +42,10 @@ func (c *Config) Origin() Origin { return c.origin }
 // work that started keeps the one it read.
 type Live struct{ p atomic.Pointer[Config] }
 
-// NewLive returns a Live holding c.
-func NewLive(c *Config) *Live {
+// NewLive returns a Live holding c, stamped with its origin.
+func NewLive(c *Config, o Origin) *Live {
 	l := &Live{}
-	l.p.Store(c)
+	l.Swap(c, o)
 	return l
 }
 

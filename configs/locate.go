@@ -17,6 +17,14 @@ type locator struct {
 	headers []header // in file order
 	keys    []keyAt
 	lines   []string
+
+	// Indexes, so that placing every table of a file of thousands of
+	// users and repositories (which validation does for each one, problem
+	// or not) stays linear: the header lines of each table path, and the
+	// first line of each key by table occurrence and by table path.
+	tables  map[string][]int
+	firstIn map[keyAt]int // keyAt without line
+	first   map[keyAt]int // keyAt without index and line
 }
 
 type header struct {
@@ -32,7 +40,7 @@ type keyAt struct {
 }
 
 func newLocator(data []byte) *locator {
-	l := &locator{}
+	l := &locator{tables: map[string][]int{}, firstIn: map[keyAt]int{}, first: map[keyAt]int{}}
 	count := map[string]int{}
 	table, index := "", 0
 	sc := bufio.NewScanner(bytes.NewReader(data))
@@ -46,15 +54,26 @@ func newLocator(data []byte) *locator {
 			index = count[table]
 			count[table]++
 			l.headers = append(l.headers, header{table, n})
+			l.tables[table] = append(l.tables[table], n)
 		case strings.HasPrefix(line, "["):
 			if end := strings.Index(line, "]"); end > 0 {
 				table = normalize(line[1:end])
 				index = 0
 				l.headers = append(l.headers, header{table, n})
+				l.tables[table] = append(l.tables[table], n)
 			}
 		default:
 			if eq := strings.Index(line, "="); eq > 0 && !strings.HasPrefix(line, "#") {
-				l.keys = append(l.keys, keyAt{table, index, normalize(line[:eq]), n})
+				k := keyAt{table, index, normalize(line[:eq]), n}
+				l.keys = append(l.keys, k)
+				k.line = 0
+				if _, ok := l.firstIn[k]; !ok {
+					l.firstIn[k] = n
+				}
+				k.index = 0
+				if _, ok := l.first[k]; !ok {
+					l.first[k] = n
+				}
 			}
 		}
 	}
@@ -71,14 +90,8 @@ func normalize(s string) string {
 
 // table returns the header line of the index-th [[path]] table, or 0.
 func (l *locator) table(path string, index int) int {
-	seen := 0
-	for _, h := range l.headers {
-		if h.path == path {
-			if seen == index {
-				return h.line
-			}
-			seen++
-		}
+	if lines := l.tables[path]; index >= 0 && index < len(lines) {
+		return lines[index]
 	}
 	return 0
 }
@@ -86,10 +99,12 @@ func (l *locator) table(path string, index int) int {
 // keyIn returns the line of key in the index-th table at path (index -1:
 // any), falling back to that table's header.
 func (l *locator) keyIn(path string, index int, key string) int {
-	for _, k := range l.keys {
-		if k.table == path && (index < 0 || k.index == index) && k.key == key {
-			return k.line
+	if index < 0 {
+		if line, ok := l.first[keyAt{table: path, key: key}]; ok {
+			return line
 		}
+	} else if line, ok := l.firstIn[keyAt{table: path, index: index, key: key}]; ok {
+		return line
 	}
 	if index < 0 {
 		index = 0

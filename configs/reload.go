@@ -2,7 +2,6 @@ package configs
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 )
 
@@ -55,33 +54,34 @@ func KeepRestartSettings(running, next *Config) []Change {
 // Summary says in a few words who and what a reload from running to next
 // adds and removes: "users +bob -carol; repos +app".
 func Summary(running, next *Config) string {
-	names := func(c *Config, users bool) []string {
-		var out []string
+	names := func(c *Config, users bool) (list []string, set map[string]bool) {
+		set = map[string]bool{}
 		if users {
 			for _, u := range c.Users {
-				out = append(out, u.Name)
+				list, set[u.Name] = append(list, u.Name), true
 			}
 		} else {
 			for _, r := range c.Repos {
-				out = append(out, r.Name)
+				list, set[r.Name] = append(list, r.Name), true
 			}
 		}
-		return out
+		return list, set
 	}
 	var parts []string
 	for _, k := range []struct {
 		what  string
 		users bool
 	}{{"users", true}, {"repos", false}} {
-		before, after := names(running, k.users), names(next, k.users)
+		before, was := names(running, k.users)
+		after, is := names(next, k.users)
 		var words []string
 		for _, n := range after {
-			if !slices.Contains(before, n) {
+			if !was[n] {
 				words = append(words, "+"+n)
 			}
 		}
 		for _, n := range before {
-			if !slices.Contains(after, n) {
+			if !is[n] {
 				words = append(words, "-"+n)
 			}
 		}

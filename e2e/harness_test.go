@@ -13,6 +13,7 @@ import (
 	"slipway/internal/testutil"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -120,6 +121,8 @@ type daemon struct {
 	// stopWith is the signal that stops the daemon at the end of the
 	// test; nil means SIGTERM.
 	stopWith os.Signal
+	// bin is the binary to run; empty: slipwayBin.
+	bin string
 }
 
 // proc is a child process of the test, such as a daemon, that dies with
@@ -197,6 +200,12 @@ func (p *proc) exited() bool {
 // start test covers that.)
 func startDaemon(t testing.TB, config string, env ...string) *daemon {
 	t.Helper()
+	return startDaemonBin(t, "", config, env...)
+}
+
+// startDaemonBin is startDaemon running bin (empty: slipwayBin).
+func startDaemonBin(t testing.TB, bin, config string, env ...string) *daemon {
+	t.Helper()
 	root := t.TempDir()
 	for dir := root; strings.HasPrefix(dir, os.TempDir()+string(filepath.Separator)); dir = filepath.Dir(dir) {
 		if err := os.Chmod(dir, 0o711); err != nil {
@@ -208,7 +217,7 @@ func startDaemon(t testing.TB, config string, env ...string) *daemon {
 	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{t: t, root: root, config: cfg, env: env}
+	d := &daemon{t: t, root: root, config: cfg, env: env, bin: bin}
 	d.start()
 	t.Cleanup(d.stop)
 	return d
@@ -220,7 +229,11 @@ func (d *daemon) start() {
 	t := d.t
 	t.Helper()
 	d.logs, d.stdout = &testutil.Buffer{}, &testutil.Buffer{}
-	cmd := exec.Command(slipwayBin, "serve", "--config", d.config)
+	bin := d.bin
+	if bin == "" {
+		bin = slipwayBin
+	}
+	cmd := exec.Command(bin, "serve", "--config", d.config)
 	cmd.Dir = d.root
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + d.root, noExitSleep}, d.env...)
 	cmd.Stdout, cmd.Stderr = d.stdout, d.logs
@@ -510,3 +523,19 @@ func ordinaryAccount(t *testing.T, dirs ...string) *account {
 	}
 	return a
 }
+
+// releaseBin is slipway built as it ships, without -race, for the tests
+// that hold the daemon to a speed target (the race detector makes it
+// several times slower): slipwayBin when the run is not -race, else a
+// second build, made once.
+var releaseBin = sync.OnceValues(func() (string, error) {
+	if !raceEnabled {
+		return slipwayBin, nil
+	}
+	bin := slipwayBin + "-release"
+	out, err := exec.Command("go", "build", "-o", bin, "slipway/cmd/slipway").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("build slipway without -race: %v\n%s", err, out)
+	}
+	return bin, nil
+})

@@ -251,6 +251,21 @@ func (s *Server) EnsureRepos(ctx context.Context, cfg *configs.Config) ([]string
 	return made, errors.Join(errs...)
 }
 
+// writeTemplate writes the template folder new repositories are made
+// from: only a config, which sets Slipway's hooks (no sample hooks, no
+// description).
+func writeTemplate(dir, hooksDir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create the repository template: %w", err)
+	}
+	quoted := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(hooksDir)
+	config := fmt.Sprintf("[core]\n\thooksPath = \"%s\"\n", quoted)
+	if err := os.WriteFile(filepath.Join(dir, "config"), []byte(config), 0o600); err != nil {
+		return fmt.Errorf("write the repository template: %w", err)
+	}
+	return nil
+}
+
 // createRepo makes an empty bare repository at path, with Slipway's hooks
 // set in its own config too, so that a push made on the server's disk
 // directly (not through Slipway) still meets the hooks.
@@ -281,13 +296,10 @@ func (s *Server) createRepo(ctx context.Context, path string) error {
 			os.RemoveAll(path)
 		}
 	}
-	if err := run("init", "--bare", "-q", "--initial-branch=main", path); err != nil {
+	// One git: the template's config sets the hooks.
+	if err := run("init", "--bare", "-q", "--initial-branch=main", "--template="+s.template, path); err != nil {
 		cleanup()
 		return fmt.Errorf("init %q: %w", path, err)
-	}
-	if err := run("--git-dir="+path, "config", "core.hooksPath", s.hooksDir); err != nil {
-		cleanup()
-		return fmt.Errorf("configure %q: %w", path, err)
 	}
 	return nil
 }

@@ -105,6 +105,7 @@ type testServer struct {
 	t       testing.TB
 	srv     *Server
 	cfg     *configs.Config
+	text    string // cfg's TOML
 	addr    string
 	port    string
 	dataDir string
@@ -160,7 +161,7 @@ read = ["carol"]
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	ts.cfg = cfg
+	ts.cfg, ts.text = cfg, toml
 	// An empty hooks dir: the hooks themselves are the hooks package's.
 	if err := os.MkdirAll(cfg.HooksDir(), 0o755); err != nil {
 		t.Fatal(err)

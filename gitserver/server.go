@@ -81,6 +81,7 @@ type Server struct {
 	hooksDir     string // absolute; repositories' core.hooksPath
 	pushHooksDir string // absolute; core.hooksPath of pushes
 	home         string // empty HOME for git, so no user config applies
+	template     string // what new repositories are made from (writeTemplate)
 	path         string // PATH for git: the daemon's
 
 	signer gossh.Signer
@@ -168,6 +169,10 @@ func New(opts Options) (*Server, error) {
 	}
 	if err := os.MkdirAll(s.home, 0o700); err != nil {
 		return nil, fmt.Errorf("gitserver: create git home: %w", err)
+	}
+	s.template = filepath.Join(filepath.Dir(s.home), "repo-template")
+	if err := writeTemplate(s.template, s.hooksDir); err != nil {
+		return nil, fmt.Errorf("gitserver: %w", err)
 	}
 	if err := os.MkdirAll(s.reposDir, 0o755); err != nil {
 		return nil, fmt.Errorf("gitserver: create repos dir: %w", err)

@@ -15,6 +15,17 @@
 // when it is off; a schedule that left the config is forgotten and its queued
 // runs are cancelled.
 //
+// A configuration reload reaches the Scheduler through Reload, which applies
+// the same rules to the running schedules without a restart: an unchanged
+// schedule keeps its place (a reload never fires a nightly again nor makes it
+// skip one), a new schedule or a changed spec starts fresh from the reload,
+// other changed settings (branches, pipeline, catch_up, only_if_changed)
+// apply from the next firing, and a removed schedule is forgotten with its
+// queued runs cancelled. A firing in flight finishes on the schedules it
+// started with; Reload waits for it, then wakes the timer loop, so that a
+// schedule changed to fire in two seconds does so, not at the loop's next
+// look at the clock a minute later.
+//
 // Specs are parsed by configs.ParseCron (robfig/cron/v3 syntax) and the next
 // instant comes from robfig's Schedule.Next, so time zones and the
 // spring-forward night behave as robfig documents: a job inside the skipped

@@ -43,9 +43,12 @@ func (c *fakeClock) Now() time.Time {
 	return c.now
 }
 
+// After drops the waiter of the previous call, which the Scheduler has
+// abandoned (see schedule.Clock), so that only the wait it is in counts.
 func (c *fakeClock) After(d time.Duration) <-chan time.Time {
 	ch := make(chan time.Time, 1)
 	c.mu.Lock()
+	c.waiters = c.waiters[:0]
 	if d <= 0 {
 		ch <- c.now
 	} else {

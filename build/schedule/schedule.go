@@ -35,6 +35,9 @@ type Waker interface{ Wake() }
 type Clock interface {
 	Now() time.Time
 	// After sends the time on the returned channel once d has elapsed.
+	// The Scheduler waits on one such channel at a time: when it calls
+	// After again, it has abandoned the channel of the previous call (a
+	// Reload woke it before that time came), so a fake clock may drop it.
 	After(d time.Duration) <-chan time.Time
 }
 
@@ -46,12 +49,14 @@ func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) 
 // Options configure a Scheduler.
 type Options struct {
 	// Config supplies the schedules (Repos[].Schedules) and the default
-	// zone (Location). Required.
-	Config *configs.Config
+	// zone (Location) that New starts with; a *configs.Config will do.
+	// Later configurations reach the Scheduler through Reload. Required.
+	Config configs.Source
 	// Store records firings and remembers last fires. Required.
 	Store Store
 	// ReposDir holds the bare repositories (<name>.git). Default:
-	// Config.ReposDir().
+	// Config.ReposDir(). A reload does not move it (data_dir needs a
+	// restart).
 	ReposDir string
 	// Waker is woken after a firing queued builds; nil for none.
 	Waker Waker
@@ -97,6 +102,9 @@ const maxWait = time.Minute
 const grace = time.Minute
 
 // entry is one configured schedule and where the timer loop is with it.
+// Everything but ref and next is fixed when the entry is made: a reload
+// that changes a setting makes a new entry, so a firing in flight reads the
+// settings it started with.
 type entry struct {
 	repo, name    string
 	spec          string // as configured
@@ -116,6 +124,13 @@ type entry struct {
 
 func (e *entry) key() string { return e.repo + "/" + e.name }
 
+// set is the schedules of one configuration, by repo, then name. It is not
+// changed once made; Reload swaps in another.
+type set struct {
+	list  []*entry
+	byKey map[string]*entry
+}
+
 // Scheduler fires the configured schedules. Its methods are safe for
 // concurrent use.
 type Scheduler struct {
@@ -124,8 +139,6 @@ type Scheduler struct {
 	log      *slog.Logger
 	clock    Clock
 	reposDir string
-	entries  []*entry // by repo, then name
-	byKey    map[string]*entry
 	// made is when New ran, as near to the daemon's start as this package
 	// sees. At Start, an instant before it passed while the daemon was
 	// down, however recently, and catch_up decides; an instant from made
@@ -138,19 +151,43 @@ type Scheduler struct {
 	// shutdown that can wait for it.
 	abortCtx context.Context
 	abort    context.CancelFunc
-	inflight sync.WaitGroup // Start, the timer loop and RunNow calls
+	inflight sync.WaitGroup // Start, the timer loop, RunNow and Reload calls
+
+	// fireMu is held for reading by each firing (a pass of the timer
+	// loop, Start's catch-up, a RunNow) and for writing by Reload and by
+	// Start's reconcile, so that a firing runs from start to end on one
+	// set of schedules and a schedule a reload removes is forgotten only
+	// once its firing in flight has been recorded.
+	fireMu sync.RWMutex
 
 	mu      sync.Mutex
+	set     *set // the schedules in force; swapped only with fireMu held too
 	started bool
 	stopped bool
 	stop    context.CancelFunc // ends the timer loop
+	// gen counts the sets swapped in, and swapped is closed (and
+	// replaced) with each swap: the timer loop waits on the swapped of the
+	// set it computed its wait from, so a reload wakes it exactly when its
+	// wait is stale. armed is the gen the loop's current wait comes from,
+	// and armedCh is closed (and replaced) each time the loop starts a
+	// wait, so Reload can tell when its schedules are the ones waited on.
+	gen, armed uint64
+	swapped    chan struct{}
+	armedCh    chan struct{}
+	// loopDone is closed when the timer loop has ended (or, when Start
+	// failed, will never run); nil before Start.
+	loopDone chan struct{}
 }
 
-// New prepares a Scheduler for the schedules of o.Config. It does not touch
-// the store; Start does.
+// New prepares a Scheduler for the schedules of o.Config's current
+// configuration. It does not touch the store; Start does.
 func New(o Options) (*Scheduler, error) {
 	if o.Config == nil || o.Store == nil {
 		return nil, errors.New("new scheduler: a config and a store are required")
+	}
+	cfg := o.Config.Current()
+	if cfg == nil {
+		return nil, errors.New("new scheduler: the config source has no configuration")
 	}
 	s := &Scheduler{
 		st:       o.Store,
@@ -158,7 +195,8 @@ func New(o Options) (*Scheduler, error) {
 		log:      o.Logger,
 		clock:    o.Clock,
 		reposDir: o.ReposDir,
-		byKey:    map[string]*entry{},
+		swapped:  make(chan struct{}),
+		armedCh:  make(chan struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -167,20 +205,31 @@ func New(o Options) (*Scheduler, error) {
 		s.clock = realClock{}
 	}
 	if s.reposDir == "" {
-		s.reposDir = o.Config.ReposDir()
+		s.reposDir = cfg.ReposDir()
 	}
-	def := o.Config.Location()
 	now := s.clock.Now()
 	s.made = now
-	for _, r := range o.Config.Repos {
+	var err error
+	if s.set, err = newSet(cfg, now); err != nil {
+		return nil, fmt.Errorf("new scheduler: %w", err)
+	}
+	s.abortCtx, s.abort = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// newSet makes the entries of cfg's schedules, each starting fresh at now.
+func newSet(cfg *configs.Config, now time.Time) (*set, error) {
+	def := cfg.Location()
+	out := &set{byKey: map[string]*entry{}}
+	for _, r := range cfg.Repos {
 		for _, c := range r.Schedules {
 			sched, err := parseSpec(c.Cron, def)
 			if err != nil {
-				return nil, fmt.Errorf("new scheduler: schedule %q of %q: %w", c.Name, r.Name, err)
+				return nil, fmt.Errorf("schedule %q of %q: %w", c.Name, r.Name, err)
 			}
 			loc, err := zoneOf(c.Cron, def)
 			if err != nil {
-				return nil, fmt.Errorf("new scheduler: schedule %q of %q: %w", c.Name, r.Name, err)
+				return nil, fmt.Errorf("schedule %q of %q: %w", c.Name, r.Name, err)
 			}
 			e := &entry{
 				repo: r.Name, name: c.Name,
@@ -193,18 +242,24 @@ func New(o Options) (*Scheduler, error) {
 				ref:           now,
 				next:          nextAfter(sched, now),
 			}
-			if s.byKey[e.key()] != nil {
-				return nil, fmt.Errorf("new scheduler: duplicate schedule %q of %q", c.Name, r.Name)
+			if out.byKey[e.key()] != nil {
+				return nil, fmt.Errorf("duplicate schedule %q of %q", c.Name, r.Name)
 			}
-			s.byKey[e.key()] = e
-			s.entries = append(s.entries, e)
+			out.byKey[e.key()] = e
+			out.list = append(out.list, e)
 		}
 	}
-	slices.SortFunc(s.entries, func(a, b *entry) int {
+	slices.SortFunc(out.list, func(a, b *entry) int {
 		return cmp.Or(cmp.Compare(a.repo, b.repo), cmp.Compare(a.name, b.name))
 	})
-	s.abortCtx, s.abort = context.WithCancel(context.Background())
-	return s, nil
+	return out, nil
+}
+
+// current returns the schedules in force.
+func (s *Scheduler) current() *set {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.set
 }
 
 // Start reconciles the store with the config and starts the timer loop,
@@ -213,19 +268,28 @@ func New(o Options) (*Scheduler, error) {
 // cancelled) and schedules that missed their time while the daemon was down
 // have caught up once where catch_up asks for it.
 func (s *Scheduler) Start(ctx context.Context) error {
+	// Held across reconcile so that a Reload comes either wholly before
+	// Start (and only replaces the schedules) or after the reconcile
+	// (and finds each schedule's place already read from the store).
+	s.fireMu.Lock()
 	s.mu.Lock()
 	if s.started || s.stopped {
 		s.mu.Unlock()
+		s.fireMu.Unlock()
 		return fmt.Errorf("start scheduler: already started or stopped: %w", ErrStopped)
 	}
 	s.started = true
 	loopCtx, stop := context.WithCancel(ctx)
 	s.stop = stop
+	s.loopDone = make(chan struct{})
 	s.inflight.Add(1) // handed on to the loop
 	s.mu.Unlock()
 
-	if err := s.reconcile(ctx); err != nil {
+	err := s.reconcile(ctx)
+	s.fireMu.Unlock()
+	if err != nil {
 		stop()
+		close(s.loopDone)
 		s.inflight.Done()
 		return fmt.Errorf("start scheduler: %w", err)
 	}
@@ -235,25 +299,15 @@ func (s *Scheduler) Start(ctx context.Context) error {
 }
 
 // reconcile forgets the schedules that left the config and sets each
-// configured schedule's starting point from what the store remembers.
+// configured schedule's starting point from what the store remembers. The
+// caller holds fireMu.
 func (s *Scheduler) reconcile(ctx context.Context) error {
-	states, err := s.st.ListScheduleStates(ctx)
-	if err != nil {
+	set := s.current()
+	if err := s.forgetRemoved(ctx, set, nil); err != nil {
 		return err
 	}
-	for _, st := range states {
-		if s.byKey[st.Repo+"/"+st.Name] != nil {
-			continue
-		}
-		cancelled, err := s.st.RemoveSchedule(ctx, st.Repo, st.Name)
-		if err != nil {
-			return err
-		}
-		s.log.Info("schedule removed from the config; forgot it and cancelled its queued runs",
-			"schedule", st.Repo+"/"+st.Name, "cancelled", len(cancelled))
-	}
 	now := s.clock.Now()
-	for _, e := range s.entries {
+	for _, e := range set.list {
 		st, ok, err := s.st.GetLastFire(ctx, e.repo, e.name)
 		if err != nil {
 			return err
@@ -275,23 +329,65 @@ func (s *Scheduler) reconcile(ctx context.Context) error {
 	return nil
 }
 
+// forgetRemoved forgets in the store each schedule that is not in keep:
+// those the store remembers, and those of gone (the schedules a reload
+// replaced), which may have queued runs by hand without ever having fired.
+// Their queued runs are cancelled. The caller holds fireMu, so no firing of
+// theirs is in flight to record them again.
+func (s *Scheduler) forgetRemoved(ctx context.Context, keep *set, gone []*entry) error {
+	states, err := s.st.ListScheduleStates(ctx)
+	if err != nil {
+		return err
+	}
+	var remove [][2]string
+	for _, st := range states {
+		if keep.byKey[st.Repo+"/"+st.Name] == nil {
+			remove = append(remove, [2]string{st.Repo, st.Name})
+		}
+	}
+	for _, e := range gone {
+		if keep.byKey[e.key()] == nil && !slices.Contains(remove, [2]string{e.repo, e.name}) {
+			remove = append(remove, [2]string{e.repo, e.name})
+		}
+	}
+	for _, r := range remove {
+		cancelled, err := s.st.RemoveSchedule(ctx, r[0], r[1])
+		if err != nil {
+			return err
+		}
+		s.log.Info("schedule removed from the config; forgot it and cancelled its queued runs",
+			"schedule", r[0]+"/"+r[1], "cancelled", len(cancelled))
+	}
+	return nil
+}
+
 // loop fires schedules as their instants come, until ctx is done.
 func (s *Scheduler) loop(ctx context.Context) {
 	defer s.inflight.Done()
+	defer close(s.loopDone)
 	for {
 		now := s.clock.Now()
 		wait := maxWait
 		s.mu.Lock()
-		for _, e := range s.entries {
+		gen, swapped := s.gen, s.swapped
+		for _, e := range s.set.list {
 			if !e.next.IsZero() {
 				wait = min(wait, e.next.Sub(now))
 			}
 		}
 		s.mu.Unlock()
+		timer := s.clock.After(max(wait, 0))
+		s.mu.Lock()
+		s.armed = gen
+		close(s.armedCh)
+		s.armedCh = make(chan struct{})
+		s.mu.Unlock()
 		select {
 		case <-ctx.Done():
 			return
-		case <-s.clock.After(max(wait, 0)):
+		case <-swapped:
+			continue // a reload: wait on the new schedules' times
+		case <-timer:
 		}
 		if ctx.Err() != nil {
 			return
@@ -311,7 +407,9 @@ func (s *Scheduler) fireDue(ctx context.Context, now time.Time, starting bool) {
 	if starting {
 		where = "while down"
 	}
-	for _, e := range s.entries {
+	s.fireMu.RLock()
+	defer s.fireMu.RUnlock()
+	for _, e := range s.current().list {
 		if ctx.Err() != nil {
 			return // the rest catch up at the next start
 		}
@@ -423,7 +521,7 @@ func (s *Scheduler) Shutdown(ctx context.Context) error {
 // when repo is "", by repository and name.
 func (s *Scheduler) List(ctx context.Context, repo string) ([]Status, error) {
 	var out []Status
-	for _, e := range s.entries {
+	for _, e := range s.current().list {
 		if repo != "" && e.repo != repo {
 			continue
 		}
@@ -456,7 +554,9 @@ func (s *Scheduler) List(ctx context.Context, repo string) ([]Status, error) {
 // does not, because a person asking for a run wants one. The remembered last
 // fire is left as it was: the schedule's own timing does not change.
 func (s *Scheduler) RunNow(ctx context.Context, repo, name, user string) ([]record.Build, error) {
-	e := s.byKey[repo+"/"+name]
+	s.fireMu.RLock()
+	defer s.fireMu.RUnlock()
+	e := s.current().byKey[repo+"/"+name]
 	if e == nil {
 		return nil, fmt.Errorf("run schedule %q of %q: %w", name, repo, ErrUnknownSchedule)
 	}

@@ -92,6 +92,10 @@ func (d *daemon) applied(ctx context.Context, old, cfg *configs.Config) []string
 		d.logger.Error("create the configured repositories", "err", err)
 		lines = append(lines, fmt.Sprintf("could not create every repository: %v", err))
 	}
+	if err := d.scheduler.Reload(ctx, cfg); err != nil {
+		d.logger.Error("reload the schedules", "err", err)
+		lines = append(lines, fmt.Sprintf("schedules: %v", err))
+	}
 	// slipway-config shows the configuration in force, whoever changed
 	// the file.
 	if line := d.syncConfigRepo(ctx, cfg.Origin(), "configuration reloaded by "+cfg.Origin().Reason); line != "" {

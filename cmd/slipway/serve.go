@@ -56,8 +56,7 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	if err := checkConfigRepo(cfg, o.configPath); err != nil {
 		return err
 	}
-	rl.live = configs.NewLive(cfg)
-	rl.live.Swap(cfg, rl.origin(data))
+	rl.live = configs.NewLive(cfg, rl.origin(data))
 	// One daemon per data dir, decided before anything in it is touched:
 	// a second daemon must not recover, re-queue or fail the first one's
 	// work. A data dir that does not exist yet is locked once it is made.
@@ -233,7 +232,7 @@ func assemble(ctx context.Context, rl *reloader, sshLn net.Listener, logger *slo
 		return nil, err
 	}
 	d.scheduler, err = schedule.New(schedule.Options{
-		Config:   cfg,
+		Config:   live,
 		Store:    db,
 		ReposDir: cfg.ReposDir(),
 		Waker:    d.builds,
