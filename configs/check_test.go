@@ -42,7 +42,7 @@ func TestCheckMessages(t *testing.T) {
 		{"top-level key after a table header", "[ssh]\nlisten = \"127.0.0.1:0\"\ntimezone = \"UTC\"\n",
 			[]string{`c.toml:3: unknown key "timezone" in [ssh] (it is a top-level setting: write it above the first [table])`}},
 		{"key of another table", "listen = \"127.0.0.1:0\"\n",
-			[]string{`c.toml:1: unknown key "listen" (it belongs in [ssh])`}},
+			[]string{`c.toml:1: unknown key "listen" (it belongs in [http] or [ssh])`}},
 		{"misspelt table, its keys not repeated", "[sssh]\nlisten = \"x\"\nport = 1\n",
 			[]string{`c.toml:1: unknown table [sssh] (did you mean [ssh]?)`}},
 		{"misspelt array of tables", "[[users]]\nname = \"x\"\n",

@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"fmt"
 	"net"
+	"net/url"
 	"path"
 	"path/filepath"
 	"runtime"
@@ -40,6 +41,7 @@ type Config struct {
 	// directory of `slipway serve`.
 	DataDir string `toml:"data_dir"`
 	SSH     SSH    `toml:"ssh"`
+	HTTP    HTTP   `toml:"http"`
 	Users   []User `toml:"user"`
 	Repos   []Repo `toml:"repo"`
 	Build   Build  `toml:"build"`
@@ -91,6 +93,24 @@ type SSH struct {
 	IdleTimeout      Duration `toml:"idle_timeout"`
 }
 
+// HTTP configures the web side: the dashboard, the JSON API, badges and
+// metrics, served by the same daemon.
+type HTTP struct {
+	// Listen is the TCP address of the HTTP server; empty (the default
+	// when the file has no [http]) turns the web side off. The embedded
+	// default serves on "127.0.0.1:8080". `serve --http ADDR` overrides it.
+	Listen string `toml:"listen"`
+	// PublicURL is where people reach the web side ("https://ci.example.com"),
+	// for the links Slipway prints (push output, `builds`). Default: none.
+	PublicURL string `toml:"public_url"`
+	// TLSCert and TLSKey, both or neither, serve HTTPS (and HTTP/2).
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
+	// MetricsTokenFile holds the bearer token that /metrics asks for;
+	// without it /metrics is off.
+	MetricsTokenFile string `toml:"metrics_token_file"`
+}
+
 // User is a person or machine that authenticates with one of its keys,
 // gathered from Keys, KeyFiles and KeysEnv.
 type User struct {
@@ -137,6 +157,9 @@ type Repo struct {
 	// CancelRunning makes a newer push to a branch cancel a still-running
 	// build of that branch (a queued one is always superseded).
 	CancelRunning bool `toml:"cancel_running"`
+	// Public lets anyone, without signing in, read this repository's pages
+	// and badges on the web side (read only). Default: false.
+	Public bool `toml:"public"`
 	// Network allows this repository's pipelines to ask for network access
 	// (`network = true` in .slipway.toml). Default: false.
 	Network bool `toml:"network"`
@@ -517,6 +540,7 @@ func (v *validator) add(line int, format string, args ...any) {
 
 func (c *Config) validate(v *validator) {
 	c.validateSSH(v)
+	c.validateHTTP(v)
 	c.validateBuild(v)
 	if c.Timezone != "" {
 		if _, err := time.LoadLocation(c.Timezone); err != nil {
@@ -587,6 +611,24 @@ func (c *Config) validate(v *validator) {
 		}
 	}
 	c.validateApprovers(v)
+}
+
+func (c *Config) validateHTTP(v *validator) {
+	h := c.HTTP
+	if h.Listen != "" {
+		if err := CheckListen(h.Listen); err != nil {
+			v.add(v.loc.keyIn("http", -1, "listen"), "[http] listen: %v", err)
+		}
+	}
+	if (h.TLSCert == "") != (h.TLSKey == "") {
+		v.add(v.loc.keyIn("http", -1, "tls_cert"), "[http] tls_cert and tls_key go together: set both for HTTPS, or neither")
+	}
+	if h.PublicURL != "" {
+		u, err := url.Parse(h.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			v.add(v.loc.keyIn("http", -1, "public_url"), "[http] public_url %q: use an absolute http or https URL such as \"https://ci.example.com\"", truncate(h.PublicURL))
+		}
+	}
 }
 
 func (c *Config) validateSSH(v *validator) {

@@ -27,9 +27,10 @@ type Loader struct {
 	// Getenv reads the environment variables named by keys_env; nil reads
 	// nothing.
 	Getenv func(string) string
-	// DataDir and Listen, when not empty, replace the file's data_dir and
-	// [ssh] listen (serve's --data and --listen).
-	DataDir, Listen string
+	// DataDir, Listen and HTTPListen, when not empty, replace the file's
+	// data_dir, [ssh] listen and [http] listen (serve's --data, --listen
+	// and --http; --http off turns the web side off).
+	DataDir, Listen, HTTPListen string
 	// MemoryBytes is the memory builds share on this machine, from which
 	// build.max_memory_bytes gets its default; 0: unknown, no default
 	// memory limit.
@@ -82,6 +83,13 @@ func (l Loader) Parse(data []byte, name string) (*Config, error) {
 	}
 	if l.Listen != "" {
 		c.SSH.Listen = l.Listen
+	}
+	switch l.HTTPListen {
+	case "":
+	case "off":
+		c.HTTP.Listen = ""
+	default:
+		c.HTTP.Listen = l.HTTPListen
 	}
 	c.applyDefaults(md.IsDefined, l.MemoryBytes)
 	c.validate(&v)

@@ -35,6 +35,9 @@ func KeepRestartSettings(running, next *Config) []Change {
 	keep("data_dir", &running.DataDir, &next.DataDir)
 	keep("ssh.listen", &running.SSH.Listen, &next.SSH.Listen)
 	keep("ssh.host_key", &running.SSH.HostKey, &next.SSH.HostKey)
+	keep("http.listen", &running.HTTP.Listen, &next.HTTP.Listen)
+	keep("http.tls_cert", &running.HTTP.TLSCert, &next.HTTP.TLSCert)
+	keep("http.tls_key", &running.HTTP.TLSKey, &next.HTTP.TLSKey)
 	r, n := &running.SSH, &next.SSH
 	keepAny("ssh.max_startups", r.MaxStartups.String() != n.MaxStartups.String(), r.MaxStartups, n.MaxStartups, func() { n.MaxStartups = r.MaxStartups })
 	keepAny("ssh.per_source_max_startups", r.PerSourceMaxStartups != n.PerSourceMaxStartups, r.PerSourceMaxStartups, n.PerSourceMaxStartups, func() { n.PerSourceMaxStartups = r.PerSourceMaxStartups })

@@ -128,7 +128,11 @@ func elsewhere(tables map[string]schemaTable, parent, name string) string {
 	case homes[0] == "":
 		return " (it is a top-level setting: write it above the first [table])"
 	default:
-		return fmt.Sprintf(" (it belongs in %s)", tableName(homes[0], tables[homes[0]].array))
+		names := make([]string, len(homes))
+		for i, h := range homes {
+			names[i] = tableName(h, tables[h].array)
+		}
+		return fmt.Sprintf(" (it belongs in %s)", strings.Join(names, " or "))
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"slipway/internal/testutil"
 	"strings"
 	"testing"
@@ -17,6 +18,11 @@ import (
 // SIGINT at the end of the test, which fails if it does not exit cleanly.
 func ctServe(t *testing.T, dir string, env []string, args ...string) (banner, addr string) {
 	t.Helper()
+	if !slices.Contains(args, "--http") {
+		// The embedded default serves the web side on 8080; tests run
+		// side by side.
+		args = append(args, "--http", "127.0.0.1:0")
+	}
 	cmd := exec.Command(slipwayBin, append([]string{"serve"}, args...)...)
 	cmd.Dir = dir
 	cmd.Env = env
@@ -210,7 +216,7 @@ func TestServePortInUse(t *testing.T) {
 	}{
 		{"config file", []string{"--config", cfg}, inFile},
 		{"flag", []string{"--config", cfg, "--listen", addr}, inFile},
-		{"embedded default", []string{"--listen", addr, "--data", data}, noFile},
+		{"embedded default", []string{"--listen", addr, "--http", "127.0.0.1:0", "--data", data}, noFile},
 	} {
 		cmd := exec.Command(slipwayBin, append([]string{"serve"}, tc.args...)...)
 		cmd.Dir = root

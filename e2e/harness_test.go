@@ -443,7 +443,7 @@ const noExitSleep = "GORACE=atexit_sleep_ms=0"
 
 func quickStart(t *testing.T, home, work string, as *account) *daemon {
 	t.Helper()
-	cmd := exec.Command(slipwayBin, "serve", "--listen", "127.0.0.1:0")
+	cmd := exec.Command(slipwayBin, "serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0")
 	cmd.Dir = work
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "USER=newcomer", noExitSleep}
 	if as != nil {

@@ -16,10 +16,10 @@ import (
 )
 
 const usage = `usage:
-  slipway serve [--config FILE] [--listen ADDR] [--data DIR]
+  slipway serve [--config FILE] [--listen ADDR] [--http ADDR|off] [--data DIR]
                                   run the daemon (on the embedded default config without
-                                  --config); --listen and --data override [ssh] listen
-                                  and data_dir
+                                  --config); --listen, --http and --data override
+                                  [ssh] listen, [http] listen and data_dir
   slipway config check FILE       validate a configuration file
   slipway config default          print the embedded default configuration
   slipway config example          print the commented reference configuration
@@ -44,6 +44,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fs.StringVar(&o.configPath, "config", "", "configuration `file` (default: the embedded default)")
 		fs.StringVar(&o.listen, "listen", "", "SSH `address` HOST:PORT, instead of the config's [ssh] listen (port 0: any free port)")
 		fs.StringVar(&o.dataDir, "data", "", "data `folder`, instead of the config's data_dir")
+		fs.StringVar(&o.httpListen, "http", "", "web side `address` HOST:PORT, instead of the config's [http] listen; \"off\" turns it off")
 		if err := fs.Parse(args[1:]); err != nil || fs.NArg() != 0 {
 			fmt.Fprint(stderr, usage)
 			return 2
@@ -51,6 +52,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if o.listen != "" {
 			if err := configs.CheckListen(o.listen); err != nil {
 				fmt.Fprintf(stderr, "slipway: --listen %v\n", err)
+				return 2
+			}
+		}
+		if o.httpListen != "" && o.httpListen != "off" {
+			if err := configs.CheckListen(o.httpListen); err != nil {
+				fmt.Fprintf(stderr, "slipway: --http %v\n", err)
 				return 2
 			}
 		}

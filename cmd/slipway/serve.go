@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -27,6 +28,7 @@ import (
 	"slipway/hooks"
 	"slipway/push"
 	"slipway/store"
+	"slipway/web"
 )
 
 // shutdownGrace bounds how long running git processes and hooks may take to
@@ -37,13 +39,14 @@ const shutdownGrace = 30 * time.Second
 type serveOptions struct {
 	configPath string // empty: the embedded default
 	listen     string // replaces [ssh] listen when set
+	httpListen string // replaces [http] listen when set; "off" turns it off
 	dataDir    string // replaces data_dir when set
 }
 
 func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error {
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	loader := configs.SystemLoader()
-	loader.Listen, loader.DataDir = o.listen, o.dataDir
+	loader.Listen, loader.HTTPListen, loader.DataDir = o.listen, o.httpListen, o.dataDir
 	rl := &reloader{path: o.configPath, loader: loader, log: logger.With("component", "config")}
 	data, err := rl.read()
 	if err != nil {
@@ -76,6 +79,13 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer sshLn.Close()
+	var httpLn net.Listener
+	if cfg.HTTP.Listen != "" {
+		if httpLn, err = listenHTTP(cfg.HTTP.Listen, o); err != nil {
+			return err
+		}
+		defer httpLn.Close()
+	}
 	if err := makeDataDirs(cfg); err != nil {
 		return err
 	}
@@ -84,7 +94,7 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 			return err
 		}
 	}
-	d, err := assemble(ctx, rl, sshLn, logger)
+	d, err := assemble(ctx, rl, sshLn, httpLn, logger)
 	if err != nil {
 		return err
 	}
@@ -100,6 +110,9 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	defer stopHup()
 	go rl.onSignals(hupCtx, hup)
 	printBanner(stdout, sshLn.Addr().String(), d.host, d.gitSrv.HostKeyFingerprint(), cfg, d.findings, d.sandboxErr)
+	if httpLn != nil {
+		fmt.Fprintf(stdout, "Dashboard: %s\n", dashboardURL(cfg, httpLn.Addr().String()))
+	}
 	logger.Info("slipway started", "ssh", sshLn.Addr().String(), "data_dir", cfg.DataDir, "sandbox", cfg.Build.Sandbox)
 
 	var serveErr error
@@ -111,7 +124,7 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	}
 	d.shutdown()
 	logger.Info("stopped")
-	if serveErr != nil && !errors.Is(serveErr, net.ErrClosed) && !errors.Is(serveErr, gitserver.ErrServerClosed) {
+	if serveErr != nil && !errors.Is(serveErr, net.ErrClosed) && !errors.Is(serveErr, gitserver.ErrServerClosed) && !errors.Is(serveErr, http.ErrServerClosed) {
 		return serveErr
 	}
 	return nil
@@ -126,8 +139,10 @@ type daemon struct {
 	logger *slog.Logger
 	db     *store.Store
 	sshLn  net.Listener
+	httpLn net.Listener // nil: the web side is off
 
 	gitSrv    *gitserver.Server
+	webSrv    *web.Server
 	hookSrv   *hooks.Server
 	builds    *build.Service
 	deploys   *deploy.Service
@@ -148,13 +163,13 @@ type daemon struct {
 // assemble opens the database, writes the hook scripts, checks the sandbox
 // and builds every service and server, wired to each other. It starts
 // nothing. The data dir's folders exist and its lock is held.
-func assemble(ctx context.Context, rl *reloader, sshLn net.Listener, logger *slog.Logger) (*daemon, error) {
+func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, logger *slog.Logger) (*daemon, error) {
 	cfg, live := rl.live.Current(), rl.live
 	db, err := store.Open(ctx, cfg.DatabasePath())
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	d := &daemon{cfg: cfg, live: live, reload: rl, logger: logger, db: db, sshLn: sshLn}
+	d := &daemon{cfg: cfg, live: live, reload: rl, logger: logger, db: db, sshLn: sshLn, httpLn: httpLn}
 	rl.applied = d.applied
 	assembled := false
 	defer func() {
@@ -288,6 +303,15 @@ func assemble(ctx context.Context, rl *reloader, sshLn net.Listener, logger *slo
 		return nil, err
 	}
 
+	d.webSrv, err = web.New(web.Options{
+		Config: live,
+		Logger: logger.With("component", "web"),
+		Repos:  gitserver.Disk{ReposDir: cfg.ReposDir()},
+	})
+	if err != nil {
+		return nil, err
+	}
+
 	assembled = true
 	return d, nil
 }
@@ -334,6 +358,12 @@ func (d *daemon) steps(ctx context.Context) []step {
 			d.syncConfigRepo(runCtx, d.live.Current().Origin(), "configuration on disk at start")
 			return nil
 		}, func(context.Context) error { return nil }, time.Second},
+		{"http", func() error {
+			if d.httpLn != nil {
+				go func() { d.served <- d.webSrv.Serve(d.httpLn) }()
+			}
+			return nil
+		}, d.webSrv.Shutdown, 10 * time.Second},
 		{"ssh", func() error {
 			go func() { d.served <- d.gitSrv.Serve(d.sshLn) }()
 			return nil
@@ -378,7 +408,7 @@ func (d *daemon) stopReconcile(context.Context) error {
 // already started are stopped, last first, before the error is returned:
 // nothing is left running against a database about to close.
 func (d *daemon) start(ctx context.Context) error {
-	d.served = make(chan error, 2)
+	d.served = make(chan error, 3)
 	steps := d.steps(ctx)
 	for i, st := range steps {
 		if err := st.start(); err != nil {
@@ -405,7 +435,7 @@ func (d *daemon) shutdown() {
 	for _, st := range d.steps(context.Background()) {
 		byName[st.name] = st
 	}
-	for _, name := range []string{"ssh", "schedules", "reconcile", "builds", "deployments", "hooks"} {
+	for _, name := range []string{"ssh", "http", "schedules", "reconcile", "builds", "deployments", "hooks"} {
 		d.stop(byName[name])
 	}
 }
@@ -597,6 +627,39 @@ func absolutePaths(cfg *configs.Config) error {
 		}
 	}
 	return nil
+}
+
+// listenHTTP opens the web side's listener. When the port is taken, the
+// error says how to choose another or turn it off.
+func listenHTTP(addr string, o serveOptions) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err == nil {
+		return ln, nil
+	}
+	if errors.Is(err, syscall.EADDRINUSE) {
+		host, _, _ := net.SplitHostPort(addr)
+		where := "[http] listen in the config"
+		if o.configPath == "" {
+			where = "[http] listen in a config file: slipway config default > slipway.toml"
+		}
+		return nil, fmt.Errorf("listen on %s for the web side: address already in use; choose another with --http %s, turn it off with --http off (or %s)",
+			addr, net.JoinHostPort(host, "PORT"), where)
+	}
+	return nil, fmt.Errorf("listen on %s for the web side: %w", addr, err)
+}
+
+// dashboardURL is where the banner sends people: public_url when set,
+// else the address the web side listens on.
+func dashboardURL(cfg *configs.Config, addr string) string {
+	if cfg.HTTP.PublicURL != "" {
+		return strings.TrimSuffix(cfg.HTTP.PublicURL, "/") + "/"
+	}
+	scheme := "http"
+	if cfg.HTTP.TLSCert != "" {
+		scheme = "https"
+	}
+	host, _ := configs.DisplayAddr(cfg.HTTP.Listen)
+	return fmt.Sprintf("%s://%s/", scheme, net.JoinHostPort(host, portOf(addr)))
 }
 
 // printBanner tells the person who started the daemon where it listens,

@@ -1,0 +1,72 @@
+package web
+
+import (
+	"bytes"
+	"fmt"
+	"html/template"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// funcs are the templates' helpers.
+var funcs = template.FuncMap{
+	"short": func(id string) string {
+		if len(id) > 7 {
+			return id[:7]
+		}
+		return id
+	},
+	"when": func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		return t.UTC().Format("2006-01-02 15:04:05 UTC")
+	},
+	"ref": func(ref string) string {
+		return strings.TrimPrefix(strings.TrimPrefix(ref, "refs/heads/"), "refs/tags/")
+	},
+}
+
+// page is what every page template gets: the viewer and the page's own
+// data.
+type page struct {
+	Title  string
+	Viewer viewer
+	Data   any
+}
+
+// render writes the named page. It renders into a buffer first, so that a
+// template error is a clean 500, never half a page.
+func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name, title string, data any) {
+	var buf bytes.Buffer
+	if err := s.pages.ExecuteTemplate(&buf, name, page{Title: title, Viewer: s.viewerOf(r), Data: data}); err != nil {
+		s.log.Error("render page", "page", name, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+// notFound is the answer for what does not exist and for what the viewer
+// may not see: the same page, so that names cannot be probed.
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	s.render(w, r, http.StatusNotFound, "error.html", "Not found", errorPage{
+		Status: http.StatusNotFound, Message: fmt.Sprintf("Nothing at %s, or nothing you may see.", r.URL.Path)})
+}
+
+// badRequest says what was wrong with the request.
+func (s *Server) badRequest(w http.ResponseWriter, r *http.Request, msg string) {
+	s.render(w, r, http.StatusBadRequest, "error.html", "Bad request", errorPage{Status: http.StatusBadRequest, Message: msg})
+}
+
+type errorPage struct {
+	Status  int
+	Message string
+}

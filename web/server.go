@@ -1,0 +1,120 @@
+package web
+
+import (
+	"context"
+	"crypto/tls"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"slipway/configs"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Options configure a Server. Config is required.
+type Options struct {
+	Config configs.Source
+	Logger *slog.Logger // nil discards
+	// Repos lists the repositories on disk (canonical names, sorted).
+	Repos RepoLister
+}
+
+// RepoLister lists the repositories on disk.
+type RepoLister interface {
+	Repos(ctx context.Context) ([]string, error)
+}
+
+// Server is the web side. It is safe for concurrent use.
+type Server struct {
+	o     Options
+	log   *slog.Logger
+	pages *template.Template
+	mux   *http.ServeMux
+	http  *http.Server
+}
+
+// Timeouts of the HTTP server: headers must come quickly (a slow client
+// cannot hold a connection open by trickling them), and an idle
+// keep-alive connection is closed. Responses have no write timeout: live
+// logs stream for as long as a build runs.
+const (
+	readHeaderTimeout = 10 * time.Second
+	idleTimeout       = 2 * time.Minute
+	maxHeaderBytes    = 64 << 10
+)
+
+// New builds the server and its routes. It does not listen; call Serve.
+func New(o Options) (*Server, error) {
+	if o.Config == nil {
+		return nil, errors.New("web: no config")
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	pages, err := template.New("").Funcs(funcs).ParseFS(templateFS, "templates/*.html")
+	if err != nil {
+		return nil, fmt.Errorf("web: templates: %w", err)
+	}
+	s := &Server{o: o, log: log, pages: pages, mux: http.NewServeMux()}
+	static, err := fs.Sub(staticFS, "static")
+	if err != nil {
+		return nil, fmt.Errorf("web: static files: %w", err)
+	}
+	s.mux.Handle("GET /static/", http.StripPrefix("/static/", staticHandler(static)))
+	s.mux.HandleFunc("GET /{$}", s.index)
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { s.notFound(w, r) })
+	s.http = &http.Server{
+		Handler:           s.mux,
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	return s, nil
+}
+
+// Handler is the server's routes, for tests.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Serve answers on ln until Shutdown, with TLS (and HTTP/2) when the
+// configuration names a certificate; it then returns http.ErrServerClosed.
+func (s *Server) Serve(ln net.Listener) error {
+	h := s.o.Config.Current().HTTP
+	if h.TLSCert == "" {
+		return s.http.Serve(ln)
+	}
+	s.http.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	return s.http.ServeTLS(ln, h.TLSCert, h.TLSKey)
+}
+
+// Shutdown stops accepting requests and waits for the running ones until
+// ctx ends, then closes what is left (live logs that still stream).
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.http.Shutdown(ctx)
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		s.http.Close()
+	}
+	return err
+}
+
+// staticHandler serves the embedded assets; they change only with the
+// binary, which the version in their links says.
+func staticHandler(static fs.FS) http.Handler {
+	files := http.FileServerFS(static)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		files.ServeHTTP(w, r)
+	})
+}
