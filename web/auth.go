@@ -267,6 +267,13 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.notFound(w, r)
 		return
 	}
+	// GET routes answer HEAD too; a HEAD (a link checker, a preview)
+	// must not use the link up.
+	if r.Method == http.MethodHead {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(http.StatusOK)
+		return
+	}
 	secret := r.PathValue("secret")
 	if len(secret) > 2*linkSecretBytes {
 		s.badRequest(w, r, "This is not a sign-in link: it is far too long.")

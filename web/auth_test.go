@@ -226,6 +226,9 @@ func TestLoginLinkOpensOneSession(t *testing.T) {
 	t.Parallel()
 	e := newAuthEnv(t, "")
 	link := e.loginLink("alice")
+	if r := e.do("HEAD", link, nil, nil); r.code != http.StatusOK || r.cookie != nil {
+		t.Errorf("HEAD of the link: %d %v", r.code, r.cookie)
+	}
 	r := e.do("GET", link, nil, nil)
 	if r.code != http.StatusSeeOther || r.header.Get("Location") != "/" {
 		t.Fatalf("open the link: %d %v", r.code, r.header)
