@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -266,40 +267,91 @@ func writeTemplate(dir, hooksDir string) error {
 	return nil
 }
 
+// writeSeed makes the empty bare repository every new one is a copy of,
+// with git itself (from the template, so its config sets the hooks), once
+// per start.
+func (s *Server) writeSeed() error {
+	if err := os.RemoveAll(s.seed); err != nil {
+		return fmt.Errorf("remove the old repository seed: %w", err)
+	}
+	cmd := exec.Command(s.git, "init", "--bare", "-q", "--initial-branch=main", "--template="+s.template, s.seed)
+	cmd.Env = []string{"PATH=" + s.path, "HOME=" + s.home}
+	cmd.Dir = s.home
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("make the repository seed: git init: %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
 // createRepo makes an empty bare repository at path, with Slipway's hooks
 // set in its own config too, so that a push made on the server's disk
-// directly (not through Slipway) still meets the hooks.
+// directly (not through Slipway) still meets the hooks. It copies the seed
+// git made at start into a folder beside path and renames it into place:
+// no git process per repository (a configuration of a thousand
+// repositories is made in a moment), and nobody ever sees half a
+// repository, whatever stops the copy.
 func (s *Server) createRepo(ctx context.Context, path string) error {
 	s.createMu.Lock()
 	defer s.createMu.Unlock()
 	if isRepo(path) {
 		return nil // created by a concurrent first push
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	parent := filepath.Dir(path)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("create parent of %q: %w", path, err)
 	}
-	env := []string{"PATH=" + s.path, "HOME=" + s.home}
-	run := func(args ...string) error {
-		cmd := exec.CommandContext(ctx, s.git, args...)
-		cmd.Env = env
-		cmd.Dir = s.home
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("git %s: %w: %s", args[0], err, strings.TrimSpace(string(out)))
-		}
-		return nil
+	tmp, err := os.MkdirTemp(parent, filepath.Base(path)+".new-")
+	if err != nil {
+		return fmt.Errorf("create %q: %w", path, err)
 	}
-	// Only what this call made is removed on failure, never a directory
-	// someone left there.
-	_, statErr := os.Lstat(path)
-	cleanup := func() {
-		if os.IsNotExist(statErr) {
-			os.RemoveAll(path)
-		}
+	// MkdirTemp makes it 0700; git makes repositories 0755.
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		os.RemoveAll(tmp)
+		return fmt.Errorf("create %q: %w", path, err)
 	}
-	// One git: the template's config sets the hooks.
-	if err := run("init", "--bare", "-q", "--initial-branch=main", "--template="+s.template, path); err != nil {
-		cleanup()
-		return fmt.Errorf("init %q: %w", path, err)
+	if err := copyTree(s.seed, tmp); err != nil {
+		os.RemoveAll(tmp)
+		return fmt.Errorf("create %q: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		// Only what this call made is removed, never a folder someone
+		// left at path.
+		os.RemoveAll(tmp)
+		return fmt.Errorf("create %q: %w", path, err)
 	}
 	return nil
+}
+
+// copyTree copies the folders and regular files under src into dst, which
+// exists, with their modes.
+func copyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil || rel == "." {
+			return err
+		}
+		info, err := e.Info()
+		if err != nil {
+			return err
+		}
+		to := filepath.Join(dst, rel)
+		switch {
+		case e.IsDir():
+			return os.Mkdir(to, info.Mode().Perm())
+		case info.Mode().IsRegular():
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(to, data, info.Mode().Perm())
+		default:
+			return fmt.Errorf("%s: not a file or folder", p)
+		}
+	})
 }

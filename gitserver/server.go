@@ -81,7 +81,8 @@ type Server struct {
 	hooksDir     string // absolute; repositories' core.hooksPath
 	pushHooksDir string // absolute; core.hooksPath of pushes
 	home         string // empty HOME for git, so no user config applies
-	template     string // what new repositories are made from (writeTemplate)
+	template     string // the config new repositories get (writeTemplate)
+	seed         string // the empty repository new ones are copies of (writeSeed)
 	path         string // PATH for git: the daemon's
 
 	signer gossh.Signer
@@ -172,6 +173,10 @@ func New(opts Options) (*Server, error) {
 	}
 	s.template = filepath.Join(filepath.Dir(s.home), "repo-template")
 	if err := writeTemplate(s.template, s.hooksDir); err != nil {
+		return nil, fmt.Errorf("gitserver: %w", err)
+	}
+	s.seed = filepath.Join(filepath.Dir(s.home), "repo-seed.git")
+	if err := s.writeSeed(); err != nil {
 		return nil, fmt.Errorf("gitserver: %w", err)
 	}
 	if err := os.MkdirAll(s.reposDir, 0o755); err != nil {
