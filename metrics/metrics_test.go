@@ -11,11 +11,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"slipway/configs"
+	"slipway/metrics/metricstest"
 	"slipway/record"
 )
 
@@ -44,7 +42,7 @@ name = "team/lib"
 
 // scrape fetches m's page through its handler and parses it as Prometheus
 // would.
-func scrape(t *testing.T, m *Metrics) map[string]*dto.MetricFamily {
+func scrape(t *testing.T, m *Metrics) metricstest.Families {
 	t.Helper()
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
@@ -54,42 +52,16 @@ func scrape(t *testing.T, m *Metrics) map[string]*dto.MetricFamily {
 	if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/plain; version=0.0.4") {
 		t.Errorf("Content-Type %q", ct)
 	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(rec.Body)
-	if err != nil {
-		t.Fatalf("parse /metrics: %v", err)
-	}
-	return fams
+	return metricstest.Parse(t, rec.Body)
 }
 
-// value is the value of the series of fams named name with exactly labels
-// (a counter's or a gauge's value, a histogram's count); ok is false when
-// there is no such series.
-func value(fams map[string]*dto.MetricFamily, name string, labels map[string]string) (float64, bool) {
-	f := fams[name]
-	if f == nil {
-		return 0, false
+// value is fams.Value with the labels of a map.
+func value(fams metricstest.Families, name string, labels map[string]string) (float64, bool) {
+	var kv []string
+	for k, v := range labels {
+		kv = append(kv, k, v)
 	}
-next:
-	for _, m := range f.Metric {
-		if len(m.Label) != len(labels) {
-			continue
-		}
-		for _, l := range m.Label {
-			if v, ok := labels[l.GetName()]; !ok || v != l.GetValue() {
-				continue next
-			}
-		}
-		switch {
-		case m.Counter != nil:
-			return m.Counter.GetValue(), true
-		case m.Gauge != nil:
-			return m.Gauge.GetValue(), true
-		case m.Histogram != nil:
-			return float64(m.Histogram.GetSampleCount()), true
-		}
-	}
-	return 0, false
+	return fams.Value(name, kv...)
 }
 
 // TestEveryCallShowsOnThePage: each method moves its own series, with the
@@ -157,9 +129,8 @@ func TestEveryCallShowsOnThePage(t *testing.T) {
 		t.Error("ScheduleSkipped with n = 0 made a series")
 	}
 	// The queue wait is the time from queued to claimed: 2 s.
-	h := fams["slipway_build_queue_wait_seconds"].Metric[0].Histogram
-	if h.GetSampleSum() != 2 {
-		t.Errorf("queue wait sum %v s, want 2", h.GetSampleSum())
+	if sum, _ := fams.Sum("slipway_build_queue_wait_seconds", "trigger", "push"); sum != 2 {
+		t.Errorf("queue wait sum %v s, want 2", sum)
 	}
 	if testutil.CollectAndCount(m.buildTime) != 2 {
 		t.Errorf("build durations: %d series, want 2", testutil.CollectAndCount(m.buildTime))
