@@ -48,6 +48,9 @@ type Metrics struct {
 	skips        *prometheus.CounterVec   // repo, schedule, reason
 	logBytes     *prometheus.CounterVec   // kind
 	logDiscarded *prometheus.CounterVec   // kind
+	// The two kinds of log, resolved once: LogWritten is called for
+	// every chunk a step prints.
+	buildLogBytes, deployLogBytes prometheus.Counter
 }
 
 // Buckets, in seconds. A git operation takes from milliseconds (an
@@ -116,6 +119,8 @@ func New(o Options) (*Metrics, error) {
 		logDiscarded: counter("log_discarded_bytes_total",
 			"Bytes of output discarded past a log's cap (build.max_log_bytes), by kind.", "kind"),
 	}
+	m.buildLogBytes = m.logBytes.WithLabelValues("build")
+	m.deployLogBytes = m.logBytes.WithLabelValues("deployment")
 	cs := append([]prometheus.Collector{
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -261,7 +266,15 @@ func (m *Metrics) ScheduleSkipped(repo, name, reason string, n int) {
 // LogWritten counts n bytes written to a log of kind ("build",
 // "deployment").
 func (m *Metrics) LogWritten(kind string, n int) {
-	if n > 0 {
+	if n <= 0 {
+		return
+	}
+	switch kind {
+	case "build":
+		m.buildLogBytes.Add(float64(n))
+	case "deployment":
+		m.deployLogBytes.Add(float64(n))
+	default:
 		m.logBytes.WithLabelValues(kind).Add(float64(n))
 	}
 }
