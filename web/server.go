@@ -28,6 +28,9 @@ type Options struct {
 	Logger *slog.Logger // nil discards
 	// Repos lists the repositories on disk (canonical names, sorted).
 	Repos RepoLister
+	// Metrics serves the Prometheus metrics at /metrics, behind the
+	// bearer token of [http] metrics_token_file; nil: no /metrics.
+	Metrics http.Handler
 }
 
 // RepoLister lists the repositories on disk.
@@ -74,6 +77,7 @@ func New(o Options) (*Server, error) {
 	}
 	s.mux.Handle("GET /static/", http.StripPrefix("/static/", staticHandler(static)))
 	s.mux.HandleFunc("GET /{$}", s.index)
+	s.metricsRoutes()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { s.notFound(w, r) })
 	s.http = &http.Server{
 		Handler:           s.mux,
