@@ -26,6 +26,7 @@ import (
 	"slipway/deploy"
 	"slipway/gitserver"
 	"slipway/hooks"
+	"slipway/metrics"
 	"slipway/push"
 	"slipway/store"
 	"slipway/web"
@@ -216,7 +217,13 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 	host, _ := configs.DisplayAddr(cfg.SSH.Listen)
 	d.host = host
 	_, port := configs.DisplayAddr(sshLn.Addr().String())
-	buildLogs := logs.NewStore(filepath.Join(cfg.DataDir, "logs"))
+	// What /metrics shows is counted from the start, whether or not
+	// metrics_token_file is set: a reload may set it.
+	counts, err := metrics.New(metrics.Options{Config: live, Logger: logger.With("component", "metrics")})
+	if err != nil {
+		return nil, err
+	}
+	buildLogs := logs.NewStoreWith(filepath.Join(cfg.DataDir, "logs"), logs.Options{Metrics: counts})
 	d.deploys, err = deploy.NewService(deploy.ServiceOptions{
 		Config:     live,
 		Store:      db,
@@ -224,6 +231,7 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 		DataDir:    cfg.DataDir,
 		Logger:     logger.With("component", "deploy"),
 		SSHCommand: fmt.Sprintf("ssh -p %d %s", port, host),
+		Metrics:    counts,
 	})
 	if err != nil {
 		return nil, err
@@ -242,6 +250,7 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 		SSHPort:    port,
 		Logger:     logger.With("component", "build"),
 		Deployer:   d.deploys,
+		Metrics:    counts,
 	})
 	if err != nil {
 		return nil, err
@@ -252,6 +261,7 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 		ReposDir: cfg.ReposDir(),
 		Waker:    d.builds,
 		Logger:   logger.With("component", "schedule"),
+		Metrics:  counts,
 	})
 	if err != nil {
 		return nil, err
@@ -260,10 +270,11 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 	// The one way of an accepted push: recorded with its builds and release
 	// deployments in one transaction, then reported, builds first.
 	d.pushes, err = push.New(push.Options{
-		Store:  db,
-		Ledger: db,
-		Parts:  []push.Part{d.builds.Pushes(), d.deploys.Pushes()},
-		Logger: logger.With("component", "push"),
+		Store:   db,
+		Ledger:  db,
+		Parts:   []push.Part{d.builds.Pushes(), d.deploys.Pushes()},
+		Logger:  logger.With("component", "push"),
+		Metrics: counts,
 	})
 	if err != nil {
 		return nil, err
@@ -287,11 +298,12 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 	}
 	d.hookSrv = hooks.NewServer(hookOpts)
 	d.gitSrv, err = gitserver.New(gitserver.Options{
-		Config: live,
-		Logger: logger.With("component", "ssh"),
-		Tokens: registry,
-		Pushes: db,
-		GitEnv: raceEnv(),
+		Config:  live,
+		Logger:  logger.With("component", "ssh"),
+		Tokens:  registry,
+		Pushes:  db,
+		GitEnv:  raceEnv(),
+		Metrics: counts,
 		Commands: d.commands(console.Commands(console.Options{
 			Config:    live,
 			Builds:    d.builds,
@@ -303,10 +315,18 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 		return nil, err
 	}
 
+	if err := counts.WatchBuilds(d.builds.Load); err != nil {
+		return nil, err
+	}
+	if err := counts.WatchSSH(d.gitSrv.Connections); err != nil {
+		return nil, err
+	}
+
 	d.webSrv, err = web.New(web.Options{
-		Config: live,
-		Logger: logger.With("component", "web"),
-		Repos:  gitserver.Disk{ReposDir: cfg.ReposDir()},
+		Config:  live,
+		Logger:  logger.With("component", "web"),
+		Repos:   gitserver.Disk{ReposDir: cfg.ReposDir()},
+		Metrics: counts.Handler(),
 	})
 	if err != nil {
 		return nil, err
