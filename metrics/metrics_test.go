@@ -17,7 +17,7 @@ import (
 	"slipway/record"
 )
 
-func newTestMetrics(t *testing.T, toml string) *Metrics {
+func newTestMetrics(t testing.TB, toml string) *Metrics {
 	t.Helper()
 	cfg, err := configs.Loader{}.Parse([]byte(toml), "test.toml")
 	if err != nil {
