@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -297,38 +298,43 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 		hookOpts.ConfigRepo = d.cfgRepo
 	}
 	d.hookSrv = hooks.NewServer(hookOpts)
-	d.gitSrv, err = gitserver.New(gitserver.Options{
-		Config:  live,
-		Logger:  logger.With("component", "ssh"),
-		Tokens:  registry,
-		Pushes:  db,
-		GitEnv:  raceEnv(),
-		Metrics: counts,
-		Commands: d.commands(console.Commands(console.Options{
-			Config:    live,
-			Builds:    d.builds,
-			Deploys:   d.deploys,
-			Schedules: d.scheduler,
-		})),
+	d.webSrv, err = web.New(web.Options{
+		Config: live,
+		Logger: logger.With("component", "web"),
+		Repos:  gitserver.Disk{ReposDir: cfg.ReposDir()},
+		// Sessions and API tokens; `ssh login` and `ssh token` are its
+		// commands, given to the SSH server below.
+		Sessions: db,
+		Tokens:   db,
+		Addr:     addrOf(httpLn),
+		Metrics:  counts.Handler(),
 	})
 	if err != nil {
 		return nil, err
 	}
-
+	commands := console.Commands(console.Options{
+		Config:    live,
+		Builds:    d.builds,
+		Deploys:   d.deploys,
+		Schedules: d.scheduler,
+	})
+	maps.Copy(commands, d.webSrv.Commands())
+	d.gitSrv, err = gitserver.New(gitserver.Options{
+		Config:   live,
+		Logger:   logger.With("component", "ssh"),
+		Tokens:   registry,
+		Pushes:   db,
+		GitEnv:   raceEnv(),
+		Commands: d.commands(commands),
+		Metrics:  counts,
+	})
+	if err != nil {
+		return nil, err
+	}
 	if err := counts.WatchBuilds(d.builds.Load); err != nil {
 		return nil, err
 	}
 	if err := counts.WatchSSH(d.gitSrv.Connections); err != nil {
-		return nil, err
-	}
-
-	d.webSrv, err = web.New(web.Options{
-		Config:  live,
-		Logger:  logger.With("component", "web"),
-		Repos:   gitserver.Disk{ReposDir: cfg.ReposDir()},
-		Metrics: counts.Handler(),
-	})
-	if err != nil {
 		return nil, err
 	}
 
@@ -717,6 +723,14 @@ func printBanner(w io.Writer, addr, host, hostKeyFP string, cfg *configs.Config,
 	if sandboxErr != nil {
 		fmt.Fprintf(w, "WARNING: builds will not run: %v\n", sandboxErr)
 	}
+}
+
+// addrOf is the address ln listens on, or "" without one.
+func addrOf(ln net.Listener) string {
+	if ln == nil {
+		return ""
+	}
+	return ln.Addr().String()
 }
 
 func portOf(addr string) string {
