@@ -31,6 +31,8 @@ type testEnv struct {
 	st   *store.Store
 	logs *logs.Store
 	svc  *Service
+	// metrics, when set before newService, counts the service's builds.
+	metrics Metrics
 }
 
 // newEnv parses a server config made of the data dir, a [build] table with
@@ -69,6 +71,7 @@ func (e *testEnv) newService() *Service {
 		Config: e.cfg, Store: e.st, Logs: e.logs,
 		Executor: &sandbox.Local{Runner: runner, TempDir: filepath.Join(e.data, "work")},
 		Logger:   slog.New(slog.NewTextHandler(testWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Metrics:  e.metrics,
 	})
 	if err != nil {
 		e.t.Fatal(err)

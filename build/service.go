@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"slipway/build/executor"
@@ -38,6 +39,8 @@ type Records interface {
 	Prune(ctx context.Context, repo string, keep int) (record.Pruned, error)
 	RecoverInterrupted(ctx context.Context) (requeued, stopped []record.Build, err error)
 	RecoverOrphaned(ctx context.Context, live map[int64]bool) (requeued, stopped []record.Build, err error)
+	// QueuedBuilds counts the queued builds without waiting for a write.
+	QueuedBuilds(ctx context.Context) (int, error)
 }
 
 // Options configures a Service. Config, Store, Logs and Executor are
@@ -73,6 +76,10 @@ type Options struct {
 	// between. (A push's release deployments are deploy's own part of the
 	// way of a push, package push.)
 	Deployer Deployer
+
+	// Metrics counts builds by result, their durations and queue waits;
+	// nil counts nothing.
+	Metrics Metrics
 }
 
 // Deployer is what the build service needs of deployments (package deploy
@@ -95,8 +102,9 @@ type Deployer interface {
 // the Service only keeps what a process can: which builds its workers are
 // running, so that they can be cancelled.
 type Service struct {
-	o   Options
-	log *slog.Logger
+	o       Options
+	log     *slog.Logger
+	metrics Metrics // never nil
 
 	queue *queue.Pool[claimed] // the workers
 
@@ -108,6 +116,10 @@ type Service struct {
 	// objects bounds what the daemon reads of repositories into its own
 	// memory: pipeline files and small checkouts (see objectCap).
 	objects *gitobj.Pool
+
+	// nRunning mirrors len(running) for readers that must not take mu
+	// (the metrics' scrape).
+	nRunning atomic.Int64
 
 	mu      sync.Mutex
 	running map[int64]*run // by build id; guarded by mu
@@ -199,6 +211,7 @@ func New(o Options) (*Service, error) {
 	s := &Service{
 		o:       o,
 		log:     log,
+		metrics: o.Metrics,
 		running: make(map[int64]*run),
 		changed: make(chan struct{}),
 		objects: gitobj.NewPool(objectCap, objectReadsAtOnce),
@@ -206,6 +219,9 @@ func New(o Options) (*Service, error) {
 		retryFirst: queue.RetryFirst,
 		retryMax:   queue.RetryMax,
 		watchEvery: queue.WatchEvery,
+	}
+	if s.metrics == nil {
+		s.metrics = noMetrics{}
 	}
 	q, err := queue.New(queue.Options[claimed]{
 		Workers: cfg.Build.Concurrency,
@@ -265,6 +281,7 @@ func (s *Service) recover(ctx context.Context) error {
 			s.log.Error("remove artifacts of an interrupted build", "build", b.ID, "err", err)
 		}
 	}
+	s.ended(stopped)
 	s.sweep(ctx)
 	// A lowered keep, and records from before retention covered them all.
 	s.prune(ctx, "")
@@ -308,6 +325,7 @@ func (s *Service) recoverOrphans(ctx context.Context) {
 			s.log.Error("remove artifacts of an orphaned build", "build", b.ID, "err", err)
 		}
 	}
+	s.ended(stopped)
 	if len(requeued) > 0 {
 		s.Wake()
 	}
@@ -604,6 +622,7 @@ func (s *Service) cancel(ctx context.Context, id int64, reason string) (*run, er
 		s.endQueuedLocked(id, reason)
 		s.notifyLocked()
 		s.dropWorkspace(id)
+		s.endedByID(ctx, id)
 		return nil, nil
 	}
 	r := s.running[id]
@@ -612,6 +631,7 @@ func (s *Service) cancel(ctx context.Context, id int64, reason string) (*run, er
 			return nil, fmt.Errorf("cancel orphaned build %d: %w", id, err)
 		}
 		s.notifyLocked()
+		s.endedByID(ctx, id)
 		return nil, nil
 	}
 	r.cancel(&cancelCause{reason: reason})
@@ -647,6 +667,8 @@ func (s *Service) afterEnqueue(out record.Enqueued) {
 	for _, b := range out.Superseded {
 		s.dropWorkspace(b.ID)
 	}
+	s.ended(out.Superseded)
+	s.ended(out.Builds)
 	s.mu.Lock()
 	s.notifyLocked()
 	s.mu.Unlock()

@@ -11,6 +11,7 @@ import (
 	"slipway/configs"
 	"slipway/internal/gitrev"
 	"strings"
+	"time"
 
 	"slipway/build/checkout"
 	"slipway/build/pipeline"
@@ -72,7 +73,8 @@ type verification struct {
 	done  chan struct{}
 	out   outcome
 	steps []record.StepResult
-	phase verifyPhase // guarded by Service.mu
+	ran   time.Duration // how long the run took, set with out
+	phase verifyPhase   // guarded by Service.mu
 }
 
 // pushHold is a push's hold on the branches it updates. Guarded by
@@ -333,10 +335,10 @@ func (s *Service) stopVerification(v *verification, cause error) {
 // until its push is recorded or given up. Anything else is recorded as a
 // normal build's end; a run the daemon's stop cut off is cancelled, since
 // its pusher is refused and the build never runs again.
-func (s *Service) endVerification(ctx, life context.Context, b record.Build, v *verification, out outcome, steps []record.StepResult, w buildLog) {
+func (s *Service) endVerification(ctx, life context.Context, b record.Build, v *verification, out outcome, steps []record.StepResult, w buildLog, ran time.Duration) {
 	if out.state == record.StatePassed && !out.cutOff {
 		s.mu.Lock()
-		v.out, v.steps, v.phase = out, steps, phaseWaiting
+		v.out, v.steps, v.ran, v.phase = out, steps, ran, phaseWaiting
 		if s.verifs.waiting == nil {
 			s.verifs.waiting = make(map[string]*verification)
 		}
@@ -352,6 +354,8 @@ func (s *Service) endVerification(ctx, life context.Context, b record.Build, v *
 	if err := s.recordResult(life, b, out, steps, w); err != nil {
 		s.log.Error("record verify build result", "build", b.ID, "state", out.state, "err", err)
 		w.Printf("== could not record the result (%s): %v", out.state, err)
+	} else {
+		s.metrics.BuildFinished(b, out.state, ran)
 	}
 	s.prune(ctx, b.Repo)
 	w.Printf("== %s", out.line)
@@ -359,6 +363,11 @@ func (s *Service) endVerification(ctx, life context.Context, b record.Build, v *
 	v.out, v.steps, v.phase = out, steps, phaseEnded
 	delete(s.verifs.byBuild, v.id)
 	s.mu.Unlock()
+}
+
+// build is the record of v's build, as far as the metrics need it.
+func (v *verification) build() record.Build {
+	return record.Build{ID: v.id, Repo: v.repo, Ref: v.ref, Commit: v.commit, Trigger: record.TriggerVerify}
 }
 
 // runEnded tells the pusher's hook that the run of v is over and its log
@@ -409,6 +418,8 @@ func (s *Service) settle(vs []*verification, reason string) {
 		s.mu.Unlock()
 		if err := s.o.Store.FinishBuild(ctx, v.id, record.StateCancelled, reason, v.steps); err != nil {
 			s.log.Error("record a verify build whose push did not land", "build", v.id, "err", err)
+		} else {
+			s.metrics.BuildFinished(v.build(), record.StateCancelled, v.ran)
 		}
 		if err := removeAll(filepath.Join(s.o.ArtifactsDir, logID(v.id))); err != nil {
 			s.log.Error("remove artifacts of a verify build whose push did not land", "build", v.id, "err", err)
@@ -475,6 +486,7 @@ func (s *Service) landed(ctx context.Context, pushID int64, vs []*verification, 
 			counted = counted || b.ID == v.id
 		}
 		if counted {
+			s.metrics.BuildFinished(v.build(), record.StatePassed, v.ran)
 			s.appendLog(v.id, fmt.Sprintf("== push #%d landed: %s is at %s, and this is its build", pushID, gitrev.ShortRef(v.ref), gitrev.Short(v.commit)))
 			for _, d := range enq.AutoDeployments {
 				if d.BuildID == v.id {

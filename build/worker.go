@@ -33,6 +33,7 @@ func (s *Service) claim(claimCtx, runCtx context.Context, worker string) (claime
 	ctx, cancel := context.WithCancelCause(runCtx)
 	r := &run{ctx: ctx, cancel: cancel, life: runCtx, done: make(chan struct{})}
 	s.running[b.ID] = r
+	s.nRunning.Store(int64(len(s.running)))
 	s.notifyLocked()
 	return claimed{b, r}, true, nil
 }
@@ -95,12 +96,14 @@ func (s *Service) runBuild(ctx context.Context, b record.Build, r *run) {
 		r.cancel(nil)
 		s.mu.Lock()
 		delete(s.running, b.ID)
+		s.nRunning.Store(int64(len(s.running)))
 		s.notifyLocked()
 		s.mu.Unlock()
 		close(r.done)
 	}()
 	log := s.log.With("build", b.ID, "repo", b.Repo, "ref", b.Ref)
 	log.Info("build started", "attempt", b.Attempt)
+	s.metrics.BuildStarted(b)
 	src, verify := s.sourceOf(b)
 	defer verify.runEnded()
 
@@ -130,7 +133,7 @@ func (s *Service) runBuild(ctx context.Context, b record.Build, r *run) {
 		log.Error("remove workspace", "dir", dir, "err", err)
 	}
 	if verify != nil {
-		s.endVerification(cctx, life, b, verify, out, steps, w)
+		s.endVerification(cctx, life, b, verify, out, steps, w, time.Since(start))
 	} else if out.cutOff {
 		w.Printf("== %s", out.line)
 		log.Warn("build cut off by the daemon's stop; it runs again at the next start", "attempt", b.Attempt)
@@ -138,6 +141,8 @@ func (s *Service) runBuild(ctx context.Context, b record.Build, r *run) {
 		if err := s.recordResult(life, b, out, steps, w); err != nil {
 			log.Error("record build result", "state", out.state, "err", err)
 			w.Printf("== could not record the result (%s): %v", out.state, err)
+		} else {
+			s.metrics.BuildFinished(b, out.state, time.Since(start))
 		}
 		// Before the log ends, so that whoever waits for it finds the
 		// older builds pruned. This build is the newest: never pruned now.

@@ -61,6 +61,9 @@ type Config struct {
 	byName map[string]*User
 	repos  map[string]*Repo
 	origin Origin // set when a Live puts it in force
+	// metricsToken is the content of [http] metrics_token_file, read
+	// when the configuration is (at start and at each reload).
+	metricsToken string
 }
 
 // SSH configures the SSH listener.
@@ -107,7 +110,10 @@ type HTTP struct {
 	TLSCert string `toml:"tls_cert"`
 	TLSKey  string `toml:"tls_key"`
 	// MetricsTokenFile holds the bearer token that /metrics asks for;
-	// without it /metrics is off.
+	// without it /metrics is off. It is read with the configuration, at
+	// start and at every reload (a relative path from the working
+	// directory): one line of at least 16 visible ASCII characters, such
+	// as `openssl rand -hex 32` prints.
 	MetricsTokenFile string `toml:"metrics_token_file"`
 }
 
@@ -622,6 +628,13 @@ func (c *Config) validateHTTP(v *validator) {
 	}
 	if (h.TLSCert == "") != (h.TLSKey == "") {
 		v.add(v.loc.keyIn("http", -1, "tls_cert"), "[http] tls_cert and tls_key go together: set both for HTTPS, or neither")
+	}
+	if h.MetricsTokenFile != "" {
+		tok, err := readMetricsToken(h.MetricsTokenFile)
+		if err != nil {
+			v.add(v.loc.keyIn("http", -1, "metrics_token_file"), "[http] metrics_token_file: %v", err)
+		}
+		c.metricsToken = tok
 	}
 	if h.PublicURL != "" {
 		u, err := url.Parse(h.PublicURL)

@@ -73,6 +73,18 @@ type ServiceOptions struct {
 	// SSHCommand is how pushers reach the daemon, shown in the command that
 	// follows a deployment ("ssh -p 2222 git.example.com"). Default "ssh".
 	SSHCommand string
+
+	// Metrics counts the deployments the workers run, by environment and
+	// outcome, with their durations; nil counts nothing.
+	Metrics Metrics
+}
+
+// Metrics counts deployments for /metrics (package metrics provides it).
+// Its method is called by the workers, concurrently, and must not block.
+type Metrics interface {
+	// DeploymentFinished counts d, whose outcome state was recorded
+	// after it ran for took.
+	DeploymentFinished(d record.Deployment, state record.DeployState, took time.Duration)
 }
 
 // Revisions names the commit an object id stands for in a repository.
@@ -447,6 +459,13 @@ func (s *Service) finish(runCtx context.Context, d record.Deployment, w *logs.Wr
 				w.Printf("== could not record the outcome (%s): %v; retrying", state, err)
 			}
 		})
+	if err == nil && s.o.Metrics != nil {
+		took := time.Duration(0)
+		if !d.StartedAt.IsZero() {
+			took = time.Since(d.StartedAt)
+		}
+		s.o.Metrics.DeploymentFinished(d, state, took)
+	}
 	switch {
 	case err != nil:
 		s.log.Error("record deployment outcome", "deployment", d.ID, "state", state, "err", err)

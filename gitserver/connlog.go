@@ -19,6 +19,7 @@ import (
 // concurrent use.
 type connLog struct {
 	log      *slog.Logger
+	count    func(refusal) // the metrics' count of each; never nil
 	interval time.Duration
 	lines    int // connections logged one by one per interval
 
@@ -40,11 +41,12 @@ const (
 )
 
 func newConnLog(log *slog.Logger) *connLog {
-	return &connLog{log: log, interval: connLogInterval, lines: connLogLines, sources: map[netip.Addr]int{}}
+	return &connLog{log: log, count: func(refusal) {}, interval: connLogInterval, lines: connLogLines, sources: map[netip.Addr]int{}}
 }
 
 // note counts one connection refused or closed before authentication.
 func (l *connLog) note(why refusal, from netip.Addr) {
+	l.count(why)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.openLocked()

@@ -77,7 +77,10 @@ func (s *Server) serveGit(ctx context.Context, sess ssh.Session, c Caller, cl Co
 		env = append(env, "SLIPWAY_PUSH_TOKEN="+token)
 	}
 	service := strings.TrimPrefix(cl.Name, "git-")
-	return s.runGit(ctx, sess, env, service, path)
+	start := time.Now()
+	code := s.runGit(ctx, sess, env, service, path)
+	s.metrics.GitOperation(gitKind(cl.Name), code == 0, time.Since(start))
+	return code
 }
 
 // gitProtocol returns the client's GIT_PROTOCOL if it is one of the forms git

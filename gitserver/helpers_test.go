@@ -120,6 +120,7 @@ type serverOpt struct {
 	keyOptions map[string]string // authorized_keys options in front of a user's key
 	commands   map[string]Command
 	pushes     PushLister
+	metrics    Metrics
 	setup      func(*Server) // runs after New, before Serve
 }
 
@@ -177,6 +178,7 @@ read = ["carol"]
 		Tokens:   ts.tokens,
 		Pushes:   o.pushes,
 		Commands: o.commands,
+		Metrics:  o.metrics,
 	})
 	if err != nil {
 		t.Fatalf("New: %v", err)

@@ -57,6 +57,8 @@ type Options struct {
 	// GitEnv is added to the minimal environment git and its hooks run
 	// with ("NAME=value" each); nothing a client sends ever is.
 	GitEnv []string
+	// Metrics counts connections and git operations; nil counts nothing.
+	Metrics Metrics
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -76,6 +78,7 @@ type Server struct {
 	pushes   PushLister
 	commands map[string]Command
 	gitEnv   []string
+	metrics  Metrics
 
 	reposDir     string // absolute
 	hooksDir     string // absolute; repositories' core.hooksPath
@@ -105,6 +108,8 @@ type Server struct {
 	authed  int        // connections holding a session slot (ssh.max_sessions)
 	perUser map[string]int
 	conns   map[*connState]struct{} // the connections holding a slot
+	// authedNow mirrors authed for readers that must not take mu.
+	authedNow atomic.Int64
 
 	createMu sync.Mutex // serialises creation of repositories
 }
@@ -147,6 +152,7 @@ func New(opts Options) (*Server, error) {
 		pushes:   opts.Pushes,
 		commands: opts.Commands,
 		gitEnv:   slices.Clone(opts.GitEnv),
+		metrics:  opts.Metrics,
 		perUser:  map[string]int{},
 		conns:    map[*connState]struct{}{},
 		path:     os.Getenv("PATH"),
@@ -156,6 +162,10 @@ func New(opts Options) (*Server, error) {
 	if s.path == "" {
 		s.path = "/usr/local/bin:/usr/bin:/bin"
 	}
+	if s.metrics == nil {
+		s.metrics = noMetrics{}
+	}
+	s.connLog.count = func(why refusal) { s.metrics.SSHRefused(why.String()) }
 	if s.reposDir, err = filepath.Abs(cfg.ReposDir()); err != nil {
 		return nil, fmt.Errorf("gitserver: repos dir: %w", err)
 	}
@@ -327,6 +337,7 @@ func (s *Server) acceptConn(ctx ssh.Context, c net.Conn) net.Conn {
 		s.connLog.note(why, st.addr)
 		return nil
 	}
+	s.metrics.SSHConnection("accepted")
 
 	timeout := s.cfg.Current().SSH.HandshakeTimeout.Duration
 	if timeout <= 0 {
@@ -358,6 +369,7 @@ func (s *Server) acceptConn(ctx ssh.Context, c net.Conn) net.Conn {
 		if cs.user != "" {
 			delete(s.conns, cs)
 			s.authed--
+			s.authedNow.Store(int64(s.authed))
 			if s.perUser[cs.user]--; s.perUser[cs.user] <= 0 {
 				delete(s.perUser, cs.user)
 			}
@@ -448,27 +460,30 @@ func (s *Server) verifiedKey(ctx ssh.Context, remote net.Addr, key gossh.PublicK
 	cs, _ := ctx.Value(connStateKey{}).(*connState)
 	if cs != nil {
 		limits := s.cfg.Current().SSH
+		stage := "authenticated"
 		s.mu.Lock()
 		switch {
 		case limits.MaxSessions > 0 && s.authed >= limits.MaxSessions:
 			// Let the connection in so that the user reads why, instead
 			// of a bare "connection closed"; its sessions only say so.
 			// It stays a startup, so handshake_timeout still ends it.
-			ext[extOverLimit] = overServerLimit
+			ext[extOverLimit], stage = overServerLimit, "over_limit"
 		case limits.MaxSessionsPerUser > 0 && s.perUser[u.Name] >= limits.MaxSessionsPerUser:
-			ext[extOverLimit] = overUserLimit
+			ext[extOverLimit], stage = overUserLimit, "over_limit"
 		case !s.startups.authenticated(cs.startup):
 			// handshake_timeout closed it a moment ago.
 			s.mu.Unlock()
 			return nil, errors.New("handshake timed out")
 		default:
 			s.authed++
+			s.authedNow.Store(int64(s.authed))
 			s.perUser[u.Name]++
 			cs.user, cs.key = u.Name, key
 			s.conns[cs] = struct{}{}
 			cs.handshake.Stop()
 		}
 		s.mu.Unlock()
+		s.metrics.SSHConnection(stage)
 	}
 	return &gossh.Permissions{Extensions: ext}, nil
 }

@@ -52,6 +52,10 @@ type startups struct {
 	closing      chan struct{} // closed by dropAll: waiting ends
 	closeOnce    sync.Once
 
+	// open mirrors n for readers that must not take mu (the metrics'
+	// scrape).
+	open atomic.Int64
+
 	mu       sync.Mutex
 	n        int // len(all)
 	all      map[*startup]struct{}
@@ -239,6 +243,7 @@ func (t *startups) admitLocked(st *startup, turn bool) (wait time.Duration, ok b
 	}
 	st.state = starting
 	t.n++
+	t.open.Store(int64(t.n))
 	src.n++
 	t.all[st] = struct{}{}
 	st.elem = t.silent.PushBack(st)
@@ -273,6 +278,7 @@ func (t *startups) removeLocked(st *startup, to startupState) bool {
 	}
 	st.state = to
 	t.n--
+	t.open.Store(int64(t.n))
 	delete(t.all, st)
 	if src := t.bySource[st.source]; src != nil {
 		// A source with none left is not at its cap: its pace of

@@ -50,6 +50,14 @@ type Options struct {
 	// Ledger is needed by reconciliation (Reconcile, FinishOpen,
 	// RecordDrift, Watch) only.
 	Ledger Ledger
+	// Metrics counts the pushes recorded; nil counts nothing.
+	Metrics Metrics
+}
+
+// Metrics counts pushes for /metrics (package metrics provides it).
+type Metrics interface {
+	// PushRecorded counts a push to repo whose record was made.
+	PushRecorded(repo string)
 }
 
 // Handler records accepted pushes and reports them.
@@ -105,6 +113,9 @@ func (h *Handler) RecordPush(ctx context.Context, p record.Push) (int64, func(co
 		return 0, nil, err
 	}
 	p.ID = rec.PushID
+	if h.o.Metrics != nil {
+		h.o.Metrics.PushRecorded(p.Repo)
+	}
 	report := func(ctx context.Context, out io.Writer) {
 		for i, part := range h.o.Parts {
 			part.Report(ctx, p, plans[i], rec, out)

@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	"slipway/configs"
+	"slipway/metrics"
+	"slipway/metrics/metricstest"
 	"slipway/push"
 	"slipway/record"
 	"slipway/store"
@@ -105,5 +108,41 @@ func TestRecordPushFailureSettlesWithTheError(t *testing.T) {
 	}
 	if len(builds.settled) != 1 || !strings.Contains(builds.settled[0], "err ") || strings.HasSuffix(builds.settled[0], "<nil>") {
 		t.Errorf("settled: %v; want the error once", builds.settled)
+	}
+}
+
+// A recorded push is counted under its repository; one that could not be
+// recorded is not.
+func TestRecordPushCountsRecordedPushes(t *testing.T) {
+	t.Parallel()
+	st := open(t)
+	cfg, err := configs.Loader{}.Parse([]byte("[[repo]]\nname = \"app\""), "m.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := metrics.New(metrics.Options{Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := push.New(push.Options{Store: st, Parts: []push.Part{&part{name: "builds"}}, Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, repo := range []string{"app", "app", "made-by-admin"} {
+		p := record.Push{Repo: repo, User: "alice", Refs: []record.RefUpdate{{Name: "refs/heads/main", Old: zero, New: strings.Repeat(string(rune('a'+i)), 40)}}}
+		if _, _, err := h.RecordPush(t.Context(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	if _, _, err := h.RecordPush(t.Context(), record.Push{Repo: "app", Refs: []record.RefUpdate{{Name: "refs/heads/main", Old: zero, New: strings.Repeat("f", 40)}}}); err == nil {
+		t.Fatal("a push was recorded on a closed store")
+	}
+	f := metricstest.Gather(t, m.Gatherer())
+	if n, _ := f.Value("slipway_pushes_total", "repo", "app"); n != 2 {
+		t.Errorf("pushes to app: %v, want 2 (the failed record not counted)", n)
+	}
+	if n, _ := f.Value("slipway_pushes_total", "repo", metrics.OtherRepo); n != 1 {
+		t.Errorf("pushes to an unconfigured repository: %v, want 1 under %s", n, metrics.OtherRepo)
 	}
 }

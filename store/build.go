@@ -556,6 +556,17 @@ func (s *Store) GetBuild(ctx context.Context, id int64) (Build, error) {
 	return b, nil
 }
 
+// QueuedBuilds counts the builds waiting for a worker. It reads through
+// the read-only pool (an index range of builds_by_state), so it never
+// waits for a write: the metrics' scrape calls it.
+func (s *Store) QueuedBuilds(ctx context.Context) (int, error) {
+	var n int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM builds WHERE state = 'queued'`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count queued builds: %w", err)
+	}
+	return n, nil
+}
+
 // ListBuilds returns builds newest first, of one repo or of all when repo is
 // empty; at most limit of them, or all when limit <= 0.
 func (s *Store) ListBuilds(ctx context.Context, repo string, limit int) ([]Build, error) {

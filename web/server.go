@@ -28,6 +28,9 @@ type Options struct {
 	Logger *slog.Logger // nil discards
 	// Repos lists the repositories on disk (canonical names, sorted).
 	Repos RepoLister
+	// Metrics serves the Prometheus metrics at /metrics, behind the
+	// bearer token of [http] metrics_token_file; nil: no /metrics.
+	Metrics http.Handler
 
 	// Sessions and Tokens keep the sessions of signed-in browsers and the
 	// API tokens; nil: nobody can sign in, and no token is accepted.
@@ -90,6 +93,7 @@ func New(o Options) (*Server, error) {
 	s.mux.Handle("GET /static/", http.StripPrefix("/static/", staticHandler(static)))
 	s.mux.HandleFunc("GET /{$}", s.index)
 	s.authRoutes()
+	s.metricsRoutes()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { s.notFound(w, r) })
 	s.http = &http.Server{
 		Handler:           s.authenticate(s.mux),

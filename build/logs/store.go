@@ -27,15 +27,23 @@ var (
 // is closed; a log the Store did not open itself, such as one left by a
 // daemon that died, counts as finished.
 type Store struct {
-	dir string
+	dir     string
+	metrics Metrics // never nil
 
 	mu   sync.Mutex
 	live map[string]*live
 }
 
 // NewStore returns a Store for dir, which is created on first use.
-func NewStore(dir string) *Store {
-	return &Store{dir: dir, live: map[string]*live{}}
+func NewStore(dir string) *Store { return NewStoreWith(dir, Options{}) }
+
+// NewStoreWith returns a Store for dir with o.
+func NewStoreWith(dir string, o Options) *Store {
+	m := o.Metrics
+	if m == nil {
+		m = noMetrics{}
+	}
+	return &Store{dir: dir, metrics: m, live: map[string]*live{}}
 }
 
 // Create starts a new log and returns its Writer. What Write stores,
@@ -108,6 +116,8 @@ func (s *Store) register(id string, maxBytes int64, secrets []string, appending 
 		atLineStart: true,
 		live:        &live{changed: make(chan struct{})},
 		release:     func() { s.release(id) },
+		metrics:     s.metrics,
+		kind:        kindOf(id),
 	}
 	if appending {
 		// A daemon that died may have left half a line.

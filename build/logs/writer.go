@@ -25,6 +25,8 @@ const OutputMark = "│ "
 type Writer struct {
 	live    *live
 	release func()
+	metrics Metrics
+	kind    string // of the log, for metrics
 
 	mu          sync.Mutex
 	f           *os.File
@@ -126,6 +128,7 @@ func (w *Writer) Close() error {
 	}
 	if w.cut {
 		w.line(fmt.Sprintf("== log truncated at %s; %d more bytes discarded", size(w.max), w.discarded))
+		w.metrics.LogDiscarded(w.kind, w.discarded)
 	}
 	if w.lost > 0 {
 		w.store(nil) // the notice of the gap, if it can be written now
@@ -211,13 +214,17 @@ func (w *Writer) emit(p []byte, output bool) {
 func (w *Writer) store(b []byte) {
 	if w.lost > 0 {
 		notice := fmt.Appendf(w.stamp(), "== %s of output lost: the log could not be written (%v)\n", size(w.lost), w.lostErr)
-		if _, err := w.f.Write(notice); err != nil {
+		n, err := w.f.Write(notice)
+		w.metrics.LogWritten(w.kind, n)
+		if err != nil {
 			w.fail(len(b), err)
 			return
 		}
 		w.lost, w.lostErr = 0, nil
 	}
-	if n, err := w.f.Write(b); err != nil {
+	n, err := w.f.Write(b)
+	w.metrics.LogWritten(w.kind, n)
+	if err != nil {
 		w.fail(len(b)-n, err)
 	}
 }

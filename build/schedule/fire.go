@@ -37,6 +37,17 @@ func (s *Scheduler) fire(ctx context.Context, e *entry, at time.Time, trigger re
 	if err != nil {
 		return nil, err
 	}
+	s.metrics.ScheduleFired(e.repo, e.name, trigger)
+	skipped := 0
+	for _, b := range builds {
+		if b.State == record.StateSkipped {
+			skipped++
+		}
+		if b.State.Final() {
+			s.metrics.BuildEnded(e.repo, b.State)
+		}
+	}
+	s.metrics.ScheduleSkipped(e.repo, e.name, "build_skipped", skipped)
 	log := s.log.With("schedule", e.key(), "trigger", string(trigger))
 	if !at.IsZero() {
 		log = log.With("at", fmtTime(at, e.loc))

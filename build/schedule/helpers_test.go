@@ -135,6 +135,8 @@ type env struct {
 	st    *store.Store
 	waker *countWaker
 	log   *testutil.Buffer
+	// metrics, when set, counts what the schedulers of the env do.
+	metrics schedule.Metrics
 }
 
 func newEnv(t *testing.T) *env {
@@ -177,7 +179,8 @@ func (e *env) newScheduler(cfg *configs.Config, clock schedule.Clock, st schedul
 	e.t.Helper()
 	s, err := schedule.New(schedule.Options{
 		Config: cfg, Store: st, Waker: e.waker, Clock: clock,
-		Logger: slog.New(slog.NewTextHandler(e.log, nil)),
+		Logger:  slog.New(slog.NewTextHandler(e.log, nil)),
+		Metrics: e.metrics,
 	})
 	if err != nil {
 		e.t.Fatal(err)

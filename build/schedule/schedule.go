@@ -64,6 +64,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Clock is the source of time; nil means the real clock.
 	Clock Clock
+	// Metrics counts firings, skips and the builds that end without
+	// running; nil counts nothing.
+	Metrics Metrics
 }
 
 // Status is what `schedules` shows of one schedule.
@@ -138,6 +141,7 @@ type Scheduler struct {
 	waker    Waker
 	log      *slog.Logger
 	clock    Clock
+	metrics  Metrics // never nil
 	reposDir string
 	// made is when New ran, as near to the daemon's start as this package
 	// sees. At Start, an instant before it passed while the daemon was
@@ -194,6 +198,7 @@ func New(o Options) (*Scheduler, error) {
 		waker:    o.Waker,
 		log:      o.Logger,
 		clock:    o.Clock,
+		metrics:  o.Metrics,
 		reposDir: o.ReposDir,
 		swapped:  make(chan struct{}),
 		armedCh:  make(chan struct{}),
@@ -203,6 +208,9 @@ func New(o Options) (*Scheduler, error) {
 	}
 	if s.clock == nil {
 		s.clock = realClock{}
+	}
+	if s.metrics == nil {
+		s.metrics = noMetrics{}
 	}
 	if s.reposDir == "" {
 		s.reposDir = cfg.ReposDir()
@@ -357,6 +365,9 @@ func (s *Scheduler) forgetRemoved(ctx context.Context, keep *set, gone []*entry)
 		}
 		s.log.Info("schedule removed from the config; forgot it and cancelled its queued runs",
 			"schedule", r[0]+"/"+r[1], "cancelled", len(cancelled))
+		for _, b := range cancelled {
+			s.metrics.BuildEnded(b.Repo, record.StateCancelled)
+		}
 	}
 	return nil
 }
@@ -434,6 +445,9 @@ func (s *Scheduler) fireDue(ctx context.Context, now time.Time, starting bool) {
 		if onTime {
 			count--
 		}
+		// The missed instants that will not run: all of them but the
+		// one a catch-up fires.
+		notRun := count
 		log := s.log.With("schedule", e.key(), "missed", countText(count, more), "at", fmtTime(latest, e.loc))
 		fire := true
 		switch {
@@ -442,10 +456,12 @@ func (s *Scheduler) fireDue(ctx context.Context, now time.Time, starting bool) {
 			log.Warn("schedule missed runs " + where + "; firing the current one")
 		case e.catchUp:
 			log.Info("schedule missed runs " + where + "; catching up once")
+			notRun--
 		default:
 			log.Info("schedule missed runs " + where + "; catch_up is off, waiting for the next time")
 			fire = false
 		}
+		s.metrics.ScheduleSkipped(e.repo, e.name, "missed", notRun)
 		if fire {
 			fctx, cancel := s.guard(context.WithoutCancel(ctx))
 			_, err := s.fire(fctx, e, latest, record.TriggerSchedule, "")

@@ -27,6 +27,7 @@ import (
 	"slipway/deploy"
 	"slipway/gitserver"
 	"slipway/hooks"
+	"slipway/metrics"
 	"slipway/push"
 	"slipway/store"
 	"slipway/web"
@@ -217,7 +218,13 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 	host, _ := configs.DisplayAddr(cfg.SSH.Listen)
 	d.host = host
 	_, port := configs.DisplayAddr(sshLn.Addr().String())
-	buildLogs := logs.NewStore(filepath.Join(cfg.DataDir, "logs"))
+	// What /metrics shows is counted from the start, whether or not
+	// metrics_token_file is set: a reload may set it.
+	counts, err := metrics.New(metrics.Options{Config: live, Logger: logger.With("component", "metrics")})
+	if err != nil {
+		return nil, err
+	}
+	buildLogs := logs.NewStoreWith(filepath.Join(cfg.DataDir, "logs"), logs.Options{Metrics: counts})
 	d.deploys, err = deploy.NewService(deploy.ServiceOptions{
 		Config:     live,
 		Store:      db,
@@ -225,6 +232,7 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 		DataDir:    cfg.DataDir,
 		Logger:     logger.With("component", "deploy"),
 		SSHCommand: fmt.Sprintf("ssh -p %d %s", port, host),
+		Metrics:    counts,
 	})
 	if err != nil {
 		return nil, err
@@ -243,6 +251,7 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 		SSHPort:    port,
 		Logger:     logger.With("component", "build"),
 		Deployer:   d.deploys,
+		Metrics:    counts,
 	})
 	if err != nil {
 		return nil, err
@@ -253,6 +262,7 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 		ReposDir: cfg.ReposDir(),
 		Waker:    d.builds,
 		Logger:   logger.With("component", "schedule"),
+		Metrics:  counts,
 	})
 	if err != nil {
 		return nil, err
@@ -261,10 +271,11 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 	// The one way of an accepted push: recorded with its builds and release
 	// deployments in one transaction, then reported, builds first.
 	d.pushes, err = push.New(push.Options{
-		Store:  db,
-		Ledger: db,
-		Parts:  []push.Part{d.builds.Pushes(), d.deploys.Pushes()},
-		Logger: logger.With("component", "push"),
+		Store:   db,
+		Ledger:  db,
+		Parts:   []push.Part{d.builds.Pushes(), d.deploys.Pushes()},
+		Logger:  logger.With("component", "push"),
+		Metrics: counts,
 	})
 	if err != nil {
 		return nil, err
@@ -296,6 +307,7 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 		Sessions: db,
 		Tokens:   db,
 		Addr:     addrOf(httpLn),
+		Metrics:  counts.Handler(),
 	})
 	if err != nil {
 		return nil, err
@@ -314,8 +326,15 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 		Pushes:   db,
 		GitEnv:   raceEnv(),
 		Commands: d.commands(commands),
+		Metrics:  counts,
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := counts.WatchBuilds(d.builds.Load); err != nil {
+		return nil, err
+	}
+	if err := counts.WatchSSH(d.gitSrv.Connections); err != nil {
 		return nil, err
 	}
 
