@@ -75,7 +75,15 @@ func (r *reloader) read() ([]byte, error) {
 // parse validates data as the configuration file and makes its paths
 // absolute, as at start.
 func (r *reloader) parse(data []byte) (*configs.Config, error) {
-	cfg, err := r.loader.Parse(data, r.name())
+	type parsed struct {
+		cfg *configs.Config
+		err error
+	}
+	p := atLowPriority(func() parsed {
+		cfg, err := r.loader.Parse(data, r.name())
+		return parsed{cfg, err}
+	})
+	cfg, err := p.cfg, p.err
 	if err != nil {
 		return nil, err
 	}
