@@ -28,6 +28,12 @@ type Options struct {
 	Logger *slog.Logger // nil discards
 	// Repos lists the repositories on disk (canonical names, sorted).
 	Repos RepoLister
+	// BuildLogs and DeployLogs give the logs and states of builds and
+	// deployments (build.Service, deploy.Service); Badges what the badges
+	// show (store.Store). Nil: none to show.
+	BuildLogs  BuildLogs
+	DeployLogs DeployLogs
+	Badges     Badges
 }
 
 // RepoLister lists the repositories on disk.
@@ -42,6 +48,12 @@ type Server struct {
 	pages *template.Template
 	mux   *http.ServeMux
 	http  *http.Server
+
+	// streams ends the live logs when the server stops (see liveRoutes);
+	// pingEvery is their keep-alive.
+	streams    context.Context
+	endStreams context.CancelFunc
+	pingEvery  time.Duration
 }
 
 // Timeouts of the HTTP server: headers must come quickly (a slow client
@@ -74,6 +86,7 @@ func New(o Options) (*Server, error) {
 	}
 	s.mux.Handle("GET /static/", http.StripPrefix("/static/", staticHandler(static)))
 	s.mux.HandleFunc("GET /{$}", s.index)
+	s.liveRoutes()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { s.notFound(w, r) })
 	s.http = &http.Server{
 		Handler:           s.mux,
@@ -99,9 +112,11 @@ func (s *Server) Serve(ln net.Listener) error {
 	return s.http.ServeTLS(ln, h.TLSCert, h.TLSKey)
 }
 
-// Shutdown stops accepting requests and waits for the running ones until
-// ctx ends, then closes what is left (live logs that still stream).
+// Shutdown ends the live logs (their clients get the stream's end and
+// reconnect to whoever serves next), stops accepting requests and waits
+// for the running ones until ctx ends, then closes what is left.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.endStreams()
 	err := s.http.Shutdown(ctx)
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		s.http.Close()
