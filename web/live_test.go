@@ -25,13 +25,15 @@ import (
 // store: builds' records in memory, their logs real files written by
 // logs.Writer and followed by logs.Store.Follow, as the services do.
 type testRuns struct {
+	dir  string
 	logs *logs.Store
 	mu   sync.Mutex
 	recs map[int64]record.Build
 }
 
 func newTestRuns(t testing.TB) *testRuns {
-	return &testRuns{logs: logs.NewStore(t.TempDir()), recs: map[int64]record.Build{}}
+	dir := t.TempDir()
+	return &testRuns{dir: dir, logs: logs.NewStore(dir), recs: map[int64]record.Build{}}
 }
 
 // start records a running build of repo and opens its log.
