@@ -81,7 +81,7 @@ func TestHundredMegabyteLogInBoundedMemory(t *testing.T) {
 	out := bufio.NewWriter(f)
 	fmt.Fprintln(out, "[00:00.000] == log opened at 2026-01-01 00:00:00 UTC; times are elapsed since then")
 	long := strings.Repeat("0123456789abcdef", 1<<10) // 16 KiB
-	huge := strings.Repeat("x", 24<<20)             // cut to 16 KiB on the pages
+	huge := strings.Repeat("x", 24<<20)               // cut to 16 KiB on the pages
 	const rounds = 4
 	for i := range rounds {
 		for j := range 500 {
