@@ -138,7 +138,7 @@ type event struct {
 func readEvents(body io.Reader, out chan<- event) error {
 	defer close(out)
 	sc := bufio.NewScanner(body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	sc.Buffer(make([]byte, 0, 4<<10), 1<<20)
 	var ev event
 	for sc.Scan() {
 		line := sc.Text()

@@ -33,7 +33,7 @@ func TestLogPageShowsTheTail(t *testing.T) {
 	runs := newTestRuns(t)
 	s := newLiveServer(t, Options{BuildLogs: runs})
 	w := runs.start(t, 5, "pub")
-	for i := 1; i <= 4998; i++ {
+	for i := 1; i <= 2498; i++ {
 		switch i {
 		case 10:
 			fmt.Fprintf(w, "\x1b[36mcyan from line %d on\n", i)
@@ -41,15 +41,15 @@ func TestLogPageShowsTheTail(t *testing.T) {
 			fmt.Fprintf(w, "line %d <b>\n", i)
 		}
 	}
-	// 4,999 lines so far: the header and 4,998 of output.
+	// 2,499 lines so far: the header and 2,498 of output.
 	code, h, body := get(t, s.Handler(), "/builds/5/log")
 	lines := shownLines(body)
-	if code != http.StatusOK || h.Get("Content-Type") != "text/html; charset=utf-8" || len(lines) != 1000 || lines[0] != "4000" || lines[999] != "4999" {
+	if code != http.StatusOK || h.Get("Content-Type") != "text/html; charset=utf-8" || len(lines) != 1000 || lines[0] != "1500" || lines[999] != "2499" {
 		t.Fatalf("GET /builds/5/log: %d, %d lines shown (%v...)", code, len(lines), lines[:min(len(lines), 3)])
 	}
-	for _, want := range []string{"The last 1000 of 4999 lines.", `href="/builds/5/log?lines=all"`, `href="/builds/5/log.txt"`,
-		`data-events="/builds/5/log/events" data-after="4999"`, `<script src="/static/live.js" defer></script>`,
-		`<span class="term-fg36">line 3999 &lt;b&gt;</span>`} {
+	for _, want := range []string{"The last 1000 of 2499 lines.", `href="/builds/5/log?lines=all"`, `href="/builds/5/log.txt"`,
+		`data-events="/builds/5/log/events" data-after="2499"`, `<script src="/static/live.js" defer></script>`,
+		`<span class="term-fg36">line 1999 &lt;b&gt;</span>`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the page lacks %q", want)
 		}
@@ -59,7 +59,7 @@ func TestLogPageShowsTheTail(t *testing.T) {
 	}
 
 	code, _, body = get(t, s.Handler(), "/builds/5/log?lines=10")
-	if lines := shownLines(body); code != http.StatusOK || len(lines) != 10 || lines[0] != "4990" || !strings.Contains(body, "The last 10 of 4999 lines.") {
+	if lines := shownLines(body); code != http.StatusOK || len(lines) != 10 || lines[0] != "2490" || !strings.Contains(body, "The last 10 of 2499 lines.") {
 		t.Errorf("?lines=10: %d, lines %v", code, lines)
 	}
 
@@ -67,11 +67,11 @@ func TestLogPageShowsTheTail(t *testing.T) {
 	code, h, body = get(t, s.Handler(), "/builds/5/log?lines=all")
 	lines = shownLines(body)
 	if code != http.StatusOK || h.Get("Content-Type") != "text/html; charset=utf-8" || h.Get("Content-Security-Policy") == "" ||
-		len(lines) != 5000 || lines[0] != "1" || lines[4999] != "5000" || !strings.Contains(body, "The whole log.") ||
+		len(lines) != 2500 || lines[0] != "1" || lines[2499] != "2500" || !strings.Contains(body, "The whole log.") ||
 		!strings.HasSuffix(strings.TrimSpace(body), "</html>") || strings.Contains(body, "live.js") {
 		t.Errorf("?lines=all: %d, %d lines, headers %v", code, len(lines), h)
 	}
-	if !strings.Contains(body, `<span class="term-fg36">line 3999 &lt;b&gt;</span>`) || strings.Contains(body, `<span class="term-fg36">line 9 `) {
+	if !strings.Contains(body, `<span class="term-fg36">line 1999 &lt;b&gt;</span>`) || strings.Contains(body, `<span class="term-fg36">line 9 `) {
 		t.Error("?lines=all: the colours are not those of the stream")
 	}
 

@@ -2,14 +2,17 @@ package web
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -172,4 +175,91 @@ func (tb *tailBuffer) Write(p []byte) (int, error) {
 		tb.b = append(tb.b[:0], tb.b[len(tb.b)-64<<10:]...)
 	}
 	return len(p), nil
+}
+
+// TestTwoHundredFollowers: 200 followers of one live log each get every
+// line, and the heap grows by less than 20 MB while they follow. The
+// followers are bare HTTP/1.0 clients (a goroutine and a 4 KiB buffer
+// each), so that what is measured is the server's side.
+func TestTwoHundredFollowers(t *testing.T) {
+	// Not parallel: the heap is the process's.
+	const followers, lines = 200, 2000
+	runs := newTestRuns(t)
+	s := newLiveServer(t, Options{BuildLogs: runs})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	w := runs.start(t, 9, "pub")
+	fmt.Fprintln(w, "\x1b[33mwarming up")
+
+	type result struct {
+		last int64
+		end  bool
+		err  error
+	}
+	results := make(chan result, followers)
+	var connected sync.WaitGroup
+	connected.Add(followers)
+	grew := peakHeapGrowth(func() {
+		for range followers {
+			go func() {
+				last, end, err := rawFollow(srv.Listener.Addr().String(), "/builds/9/log/events", connected.Done)
+				results <- result{last, end, err}
+			}()
+		}
+		connected.Wait()
+		for i := range lines {
+			fmt.Fprintf(w, "line %d of the build, as long as a line of a test's output usually is\n", i)
+			if i%100 == 0 {
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+		runs.finish(t, 9, w, record.StatePassed)
+		for range followers {
+			r := <-results
+			if r.err != nil || !r.end || r.last != lines+3 {
+				t.Errorf("a follower got to line %d of %d (end %v, %v)", r.last, lines+3, r.end, r.err)
+			}
+		}
+	})
+	t.Logf("%d followers of %d lines: the heap grew by %.1f MB at most", followers, lines, float64(grew)/(1<<20))
+	if grew > 20<<20 {
+		t.Errorf("the heap grew by %.1f MB with %d followers, more than 20 MB", float64(grew)/(1<<20), followers)
+	}
+}
+
+// rawFollow follows a live log as an HTTP/1.0 client with a 4 KiB
+// buffer (the answer is then the bare event stream, not chunked), calls
+// connected once the answer's headers came, and returns the last line's
+// id and whether the end event came.
+func rawFollow(addr, path string, connected func()) (last int64, end bool, err error) {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		connected()
+		return 0, false, err
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, addr)
+	r := bufio.NewReaderSize(c, 4<<10)
+	headers := true
+	for {
+		line, err := r.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			continue // a long data line: not what is counted
+		}
+		if err == io.EOF {
+			return last, end, nil
+		}
+		if err != nil {
+			return last, end, err
+		}
+		switch {
+		case headers && string(line) == "\r\n":
+			headers = false
+			connected()
+		case bytes.HasPrefix(line, []byte("id: ")):
+			last, _ = strconv.ParseInt(string(bytes.TrimSpace(line[4:])), 10, 64)
+		case bytes.HasPrefix(line, []byte("event: end")):
+			end = true
+		}
+	}
 }

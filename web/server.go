@@ -50,10 +50,11 @@ type Server struct {
 	http  *http.Server
 
 	// streams ends the live logs when the server stops (see liveRoutes);
-	// pingEvery is their keep-alive.
+	// pingEvery is their keep-alive; hubs are the runs followed (sse.go).
 	streams    context.Context
 	endStreams context.CancelFunc
 	pingEvery  time.Duration
+	hubs       hubs
 }
 
 // Timeouts of the HTTP server: headers must come quickly (a slow client

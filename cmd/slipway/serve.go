@@ -307,6 +307,10 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 		Config: live,
 		Logger: logger.With("component", "web"),
 		Repos:  gitserver.Disk{ReposDir: cfg.ReposDir()},
+		// Live logs, log pages and badges.
+		BuildLogs:  d.builds,
+		DeployLogs: d.deploys,
+		Badges:     db,
 	})
 	if err != nil {
 		return nil, err
