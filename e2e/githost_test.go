@@ -274,7 +274,8 @@ write = ["carol"]
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(entries) != 0 {
+	// Only the configured repository, made at start, is there.
+	if len(entries) != 1 || entries[0].Name() != "app.git" {
 		t.Fatalf("refused names created %v in the repos folder", entries)
 	}
 	alice.mustGit(t, src, "push", "-q", "ssh://git@"+d.addr+"/etc/passwd", "main")

@@ -165,6 +165,33 @@ INSERT INTO refs (repo, name, id)
 		FROM push_refs r JOIN pushes p ON p.id = r.push_id)
 	WHERE n = 1 AND trim(new, '0') <> '';
 `,
+	// 8: the web side's sessions and API tokens (issue 14). Both are kept
+	// only as the SHA-256 of their secret. A revoked token keeps its row,
+	// so that it answers "token revoked" rather than "unknown token"; its
+	// name is free again for a new one.
+	`
+CREATE TABLE web_sessions (
+	hash            BLOB    PRIMARY KEY CHECK (length(hash) = 32),
+	user            TEXT    NOT NULL CHECK (user <> ''),
+	key_fingerprint TEXT    NOT NULL,
+	created_at      INTEGER NOT NULL,
+	expires_at      INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX web_sessions_by_expiry ON web_sessions (expires_at);
+CREATE TABLE api_tokens (
+	id              INTEGER PRIMARY KEY,
+	user            TEXT    NOT NULL CHECK (user <> ''),
+	name            TEXT    NOT NULL CHECK (name <> ''),
+	hash            BLOB    NOT NULL UNIQUE CHECK (length(hash) = 32),
+	scope           TEXT    NOT NULL CHECK (scope IN ('read', 'write', 'release', 'admin')),
+	key_fingerprint TEXT    NOT NULL DEFAULT '',
+	created_at      INTEGER NOT NULL,
+	expires_at      INTEGER,
+	last_used       INTEGER,
+	revoked_at      INTEGER
+);
+CREATE UNIQUE INDEX api_tokens_by_name ON api_tokens (user, name) WHERE revoked_at IS NULL;
+`,
 }
 
 // migrate brings the database to len(migs). Each migration runs in its own

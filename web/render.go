@@ -33,14 +33,17 @@ var funcs = template.FuncMap{
 type page struct {
 	Title  string
 	Viewer viewer
-	Data   any
+	// CSRF is the token a form that changes something carries as its
+	// hidden field "csrf" (see checkWrite); "" without a session.
+	CSRF string
+	Data any
 }
 
 // render writes the named page. It renders into a buffer first, so that a
 // template error is a clean 500, never half a page.
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name, title string, data any) {
 	var buf bytes.Buffer
-	if err := s.pages.ExecuteTemplate(&buf, name, page{Title: title, Viewer: s.viewerOf(r), Data: data}); err != nil {
+	if err := s.pages.ExecuteTemplate(&buf, name, page{Title: title, Viewer: s.viewerOf(r), CSRF: s.csrfOf(r), Data: data}); err != nil {
 		s.log.Error("render page", "page", name, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return

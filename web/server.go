@@ -34,6 +34,17 @@ type Options struct {
 	BuildLogs  BuildLogs
 	DeployLogs DeployLogs
 	Badges     Badges
+
+	// Sessions and Tokens keep the sessions of signed-in browsers and the
+	// API tokens; nil: nobody can sign in, and no token is accepted.
+	Sessions Sessions
+	Tokens   Tokens
+	// Addr is the address the web side listens on, for the links `ssh
+	// HOST login` prints when [http] public_url is not set; "" when the
+	// web side is off.
+	Addr string
+	// Now is the clock of sessions, links and tokens; nil: time.Now.
+	Now func() time.Time
 }
 
 // RepoLister lists the repositories on disk.
@@ -55,6 +66,10 @@ type Server struct {
 	endStreams context.CancelFunc
 	pingEvery  time.Duration
 	hubs       hubs
+
+	links   *links  // pending login links
+	touched touched // when each token's use was last written
+	tasks   tasks   // writes requests started and did not wait for
 }
 
 // Timeouts of the HTTP server: headers must come quickly (a slow client
@@ -80,7 +95,7 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("web: templates: %w", err)
 	}
-	s := &Server{o: o, log: log, pages: pages, mux: http.NewServeMux()}
+	s := &Server{o: o, log: log, pages: pages, mux: http.NewServeMux(), links: newLinks(), touched: touched{last: map[int64]time.Time{}}}
 	static, err := fs.Sub(staticFS, "static")
 	if err != nil {
 		return nil, fmt.Errorf("web: static files: %w", err)
@@ -88,9 +103,10 @@ func New(o Options) (*Server, error) {
 	s.mux.Handle("GET /static/", http.StripPrefix("/static/", staticHandler(static)))
 	s.mux.HandleFunc("GET /{$}", s.index)
 	s.liveRoutes()
+	s.authRoutes()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { s.notFound(w, r) })
 	s.http = &http.Server{
-		Handler:           s.mux,
+		Handler:           s.authenticate(s.mux),
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
@@ -100,7 +116,7 @@ func New(o Options) (*Server, error) {
 }
 
 // Handler is the server's routes, for tests.
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler { return s.http.Handler }
 
 // Serve answers on ln until Shutdown, with TLS (and HTTP/2) when the
 // configuration names a certificate; it then returns http.ErrServerClosed.
@@ -122,6 +138,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		s.http.Close()
 	}
+	s.waitBackground(ctx)
 	return err
 }
 

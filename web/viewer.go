@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"net/http"
 
 	"slipway/configs"
 )
@@ -19,12 +18,6 @@ type viewer struct {
 
 // anonymous reports whether nobody signed in.
 func (v viewer) anonymous() bool { return v.User == "" }
-
-// viewerOf returns who r comes from. Sessions and tokens are the auth
-// part's (see auth.go); without either a request is anonymous.
-func (s *Server) viewerOf(r *http.Request) viewer {
-	return viewer{}
-}
 
 // access is what v may do with repo under cfg: the user's rights within
 // the viewer's scope, or read for anyone when the repository is public.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -286,23 +287,6 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 		hookOpts.ConfigRepo = d.cfgRepo
 	}
 	d.hookSrv = hooks.NewServer(hookOpts)
-	d.gitSrv, err = gitserver.New(gitserver.Options{
-		Config: live,
-		Logger: logger.With("component", "ssh"),
-		Tokens: registry,
-		Pushes: db,
-		GitEnv: raceEnv(),
-		Commands: d.commands(console.Commands(console.Options{
-			Config:    live,
-			Builds:    d.builds,
-			Deploys:   d.deploys,
-			Schedules: d.scheduler,
-		})),
-	})
-	if err != nil {
-		return nil, err
-	}
-
 	d.webSrv, err = web.New(web.Options{
 		Config: live,
 		Logger: logger.With("component", "web"),
@@ -311,6 +295,29 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 		BuildLogs:  d.builds,
 		DeployLogs: d.deploys,
 		Badges:     db,
+		// Sessions and API tokens; `ssh login` and `ssh token` are its
+		// commands, given to the SSH server below.
+		Sessions: db,
+		Tokens:   db,
+		Addr:     addrOf(httpLn),
+	})
+	if err != nil {
+		return nil, err
+	}
+	commands := console.Commands(console.Options{
+		Config:    live,
+		Builds:    d.builds,
+		Deploys:   d.deploys,
+		Schedules: d.scheduler,
+	})
+	maps.Copy(commands, d.webSrv.Commands())
+	d.gitSrv, err = gitserver.New(gitserver.Options{
+		Config:   live,
+		Logger:   logger.With("component", "ssh"),
+		Tokens:   registry,
+		Pushes:   db,
+		GitEnv:   raceEnv(),
+		Commands: d.commands(commands),
 	})
 	if err != nil {
 		return nil, err
@@ -701,6 +708,14 @@ func printBanner(w io.Writer, addr, host, hostKeyFP string, cfg *configs.Config,
 	if sandboxErr != nil {
 		fmt.Fprintf(w, "WARNING: builds will not run: %v\n", sandboxErr)
 	}
+}
+
+// addrOf is the address ln listens on, or "" without one.
+func addrOf(ln net.Listener) string {
+	if ln == nil {
+		return ""
+	}
+	return ln.Addr().String()
 }
 
 func portOf(addr string) string {
