@@ -28,6 +28,7 @@ import (
 	"slipway/hooks"
 	"slipway/push"
 	"slipway/store"
+	"slipway/views"
 	"slipway/web"
 )
 
@@ -147,6 +148,7 @@ type daemon struct {
 	builds    *build.Service
 	deploys   *deploy.Service
 	scheduler *schedule.Scheduler
+	views     *views.Service
 
 	host       string            // the name people reach the SSH server by
 	findings   []sandbox.Finding // the sandbox self-test, for the banner
@@ -286,18 +288,25 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 		hookOpts.ConfigRepo = d.cfgRepo
 	}
 	d.hookSrv = hooks.NewServer(hookOpts)
+	// The read model behind both the SSH commands and the JSON API.
+	d.views, err = views.New(views.Options{
+		Config:    live,
+		Repos:     gitserver.Disk{ReposDir: cfg.ReposDir()},
+		Records:   db,
+		Builds:    d.builds,
+		Deploys:   d.deploys,
+		Schedules: d.scheduler,
+		Logs:      buildLogs,
+	})
+	if err != nil {
+		return nil, err
+	}
 	d.gitSrv, err = gitserver.New(gitserver.Options{
-		Config: live,
-		Logger: logger.With("component", "ssh"),
-		Tokens: registry,
-		Pushes: db,
-		GitEnv: raceEnv(),
-		Commands: d.commands(console.Commands(console.Options{
-			Config:    live,
-			Builds:    d.builds,
-			Deploys:   d.deploys,
-			Schedules: d.scheduler,
-		})),
+		Config:   live,
+		Logger:   logger.With("component", "ssh"),
+		Tokens:   registry,
+		GitEnv:   raceEnv(),
+		Commands: d.commands(console.Commands(console.Options{Views: d.views})),
 	})
 	if err != nil {
 		return nil, err
