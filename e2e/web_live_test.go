@@ -7,17 +7,26 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/xml"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"slipway/internal/testutil"
 )
 
 // wlEvent is one Server-Sent Event.
@@ -230,6 +239,271 @@ write = ["alice"]
 	for _, path := range []string{"/secret/badge.svg", "/secret/env/staging/badge.svg", "/nosuch/badge.svg"} {
 		if code, _ := wlBadge(t, base+path); code != http.StatusNotFound {
 			t.Errorf("GET %s: %d, want 404", path, code)
+		}
+	}
+}
+
+// wlBench is a daemon a benchmark runs: its SSH address, its dashboard
+// and its pid.
+type wlBench struct {
+	addr, base string
+	pid        int
+}
+
+// wlBenchDaemon runs bin serve on config in root, as dtBenchDaemon does,
+// and waits for its Dashboard line too.
+func wlBenchDaemon(b *testing.B, bin, root, config string) wlBench {
+	b.Helper()
+	for dir := root; strings.HasPrefix(dir, os.TempDir()+string(filepath.Separator)); dir = filepath.Dir(dir) {
+		if err := os.Chmod(dir, 0o711); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cfg := filepath.Join(root, "slipway.toml")
+	config = strings.ReplaceAll(config, "%DATA%", filepath.Join(root, "data"))
+	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(bin, "serve", "--config", cfg)
+	cmd.Dir = root
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + root}
+	var stdout, logs testutil.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &logs
+	p, err := startProc(cmd)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(45 * time.Second):
+			_ = cmd.Process.Kill()
+			<-p.done
+			b.Errorf("slipway serve did not stop on SIGTERM\n%s", logs.String())
+		}
+	})
+	var d wlBench
+	poll(b, time.Minute, "slipway serve to start", p.done, func() string {
+		return fmt.Sprintf("slipway serve exited at start: %v\n%s", p.err, logs.String())
+	}, func() bool {
+		m, w := listenRE.FindStringSubmatch(stdout.String()), dashboardRE.FindStringSubmatch(stdout.String())
+		if m != nil && w != nil {
+			d.addr, d.base = m[1], w[1]
+		}
+		return m != nil && w != nil
+	})
+	d.pid = cmd.Process.Pid
+	return d
+}
+
+// wlRSS is the resident memory of process pid, in bytes.
+func wlRSS(b *testing.B, pid int) int64 {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^VmRSS:\s+(\d+) kB`).FindSubmatch(status)
+	if m == nil {
+		b.Fatalf("no VmRSS in /proc/%d/status", pid)
+	}
+	kb, _ := strconv.ParseInt(string(m[1]), 10, 64)
+	return kb << 10
+}
+
+// wlStampRE finds the time a step wrote a line at, in its text.
+var wlStampRE = regexp.MustCompile(`t=(\d{19})`)
+
+// wlLatencies reads lines from r until it ends and returns, for each line
+// holding t=<ns>, how long after that time it was read.
+func wlLatencies(r io.Reader) []time.Duration {
+	var ds []time.Duration
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4<<10), 1<<20)
+	for sc.Scan() {
+		now := time.Now()
+		if m := wlStampRE.FindStringSubmatch(sc.Text()); m != nil {
+			ns, _ := strconv.ParseInt(m[1], 10, 64)
+			ds = append(ds, now.Sub(time.Unix(0, ns)))
+		}
+	}
+	return ds
+}
+
+// BenchmarkWebLiveLog times how soon a line a step writes reaches the
+// people following the build: over the web side's live log (SSE) and,
+// as the baseline in the same run, over `ssh HOST log ID -f`. Both
+// follow the same build at once; the step writes a line holding the time
+// (date +%s%N) every 30 ms. It builds its own binary without -race, and
+// reports the p50 and p90 of each and the ratio of the p50s.
+//
+//	go test -run '^$' -bench BenchmarkWebLiveLog -benchtime 5x ./e2e
+func BenchmarkWebLiveLog(b *testing.B) {
+	bin := filepath.Join(b.TempDir(), "slipway")
+	if out, err := exec.Command("go", "build", "-o", bin, "slipway/cmd/slipway").CombinedOutput(); err != nil {
+		b.Fatalf("build slipway: %v\n%s", err, out)
+	}
+	root := b.TempDir()
+	u := dtBenchUser(b, root)
+	d := wlBenchDaemon(b, bin, root, configFor("[http]\nlisten = \"127.0.0.1:0\"\n\n[[repo]]\nname = \"app\"\npublic = true\nwrite = [\"bench\"]\n", []*user{u}))
+	src := u.newProject(b, map[string]string{
+		".slipway.toml": btPipeline("", `for i in $(seq 1 100); do echo "t=$(date +%s%N)"; sleep 0.03; done`),
+	})
+	host, port, _ := strings.Cut(d.addr, ":")
+	var web, ssh []time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		if i > 0 {
+			u.commit(b, src, "n", strconv.Itoa(i))
+		}
+		out := u.mustGit(b, src, "push", "ssh://git@"+d.addr+"/app", "HEAD:main")
+		m := btQueuedRE.FindStringSubmatch(out)
+		if m == nil {
+			b.Fatalf("the push queued no build:\n%s", out)
+		}
+		b.StartTimer()
+		res, err := http.Get(d.base + "/builds/" + m[1] + "/log/events")
+		if err != nil {
+			b.Fatal(err)
+		}
+		cmd := exec.Command("ssh", append(strings.Fields(strings.TrimPrefix(u.sshCommand(), "ssh ")), "-p", port, "git@"+host, "log", m[1], "-f")...)
+		cmd.Env = u.env()
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		viaSSH := make(chan []time.Duration)
+		go func() { viaSSH <- wlLatencies(stdout) }()
+		w := wlLatencies(res.Body)
+		res.Body.Close()
+		s := <-viaSSH
+		cmd.Wait()
+		if len(w) < 100 || len(s) < 100 {
+			b.Fatalf("build %s: %d lines over SSE, %d over SSH, want 100 each", m[1], len(w), len(s))
+		}
+		// The first lines were written before the followers came.
+		web, ssh = append(web, w[10:]...), append(ssh, s[10:]...)
+	}
+	b.StopTimer()
+	wp50, sp50 := dtPercentile(web, 50), dtPercentile(ssh, 50)
+	b.ReportMetric(float64(wp50.Microseconds())/1000, "sse-p50-ms")
+	b.ReportMetric(float64(dtPercentile(web, 90).Microseconds())/1000, "sse-p90-ms")
+	b.ReportMetric(float64(sp50.Microseconds())/1000, "ssh-p50-ms")
+	b.ReportMetric(float64(dtPercentile(ssh, 90).Microseconds())/1000, "ssh-p90-ms")
+	b.ReportMetric(float64(wp50)/float64(sp50), "x-ssh")
+}
+
+// BenchmarkWebLiveFollowers measures the daemon's resident memory as 200
+// people follow one running build's live log: before they come (one
+// follower already there) and at its highest while the 200 follow. The
+// followers are bare HTTP/1.0 clients in the benchmark's process. It
+// builds its own binary without -race (the race detector's shadow memory
+// would be most of what is measured) and reports the largest growth in
+// MB (the first round's: the runtime keeps the memory it took).
+//
+//	go test -run '^$' -bench BenchmarkWebLiveFollowers -benchtime 1x ./e2e
+func BenchmarkWebLiveFollowers(b *testing.B) {
+	const followers = 200
+	bin := filepath.Join(b.TempDir(), "slipway")
+	if out, err := exec.Command("go", "build", "-o", bin, "slipway/cmd/slipway").CombinedOutput(); err != nil {
+		b.Fatalf("build slipway: %v\n%s", err, out)
+	}
+	root := b.TempDir()
+	u := dtBenchUser(b, root)
+	d := wlBenchDaemon(b, bin, root, configFor("[http]\nlisten = \"127.0.0.1:0\"\n\n[[repo]]\nname = \"app\"\npublic = true\nwrite = [\"bench\"]\n", []*user{u}))
+	src := u.newProject(b, map[string]string{
+		".slipway.toml": btPipeline("", `for i in $(seq 1 160); do echo "line $i of a build's output, as long as a test's line usually is"; sleep 0.05; done`),
+	})
+	var grew []float64
+	for i := range b.N {
+		if i > 0 {
+			u.commit(b, src, "n", strconv.Itoa(i))
+		}
+		out := u.mustGit(b, src, "push", "ssh://git@"+d.addr+"/app", "HEAD:main")
+		m := btQueuedRE.FindStringSubmatch(out)
+		if m == nil {
+			b.Fatalf("the push queued no build:\n%s", out)
+		}
+		path := "/builds/" + m[1] + "/log/events"
+		addr := strings.TrimPrefix(d.base, "http://")
+		first := make(chan struct{})
+		go wlRawFollow(addr, path, func() { close(first) })
+		<-first
+		time.Sleep(time.Second) // the build runs, the one follower follows
+		before := wlRSS(b, d.pid)
+		peak := before
+		var connected sync.WaitGroup
+		connected.Add(followers)
+		type result struct {
+			lines int
+			end   bool
+		}
+		results := make(chan result, followers)
+		for range followers {
+			go func() {
+				n, end := wlRawFollow(addr, path, connected.Done)
+				results <- result{n, end}
+			}()
+		}
+		connected.Wait()
+		ended := 0
+		tick := time.NewTicker(50 * time.Millisecond)
+		for ended < followers {
+			select {
+			case r := <-results:
+				if !r.end || r.lines == 0 {
+					b.Fatalf("a follower got %d events and end %v", r.lines, r.end)
+				}
+				ended++
+			case <-tick.C:
+				peak = max(peak, wlRSS(b, d.pid))
+			}
+		}
+		tick.Stop()
+		grew = append(grew, float64(peak-before)/(1<<20))
+		b.Logf("build %s: daemon RSS %.1f MB with one follower, %.1f MB at most with %d more", m[1], float64(before)/(1<<20), float64(peak)/(1<<20), followers)
+	}
+	// The first round's growth is the one that counts: the Go runtime
+	// keeps what it took from the system, so later rounds start higher.
+	b.ReportMetric(slices.Max(grew), "rss-growth-MB")
+}
+
+// wlRawFollow follows a live log as an HTTP/1.0 client with a 4 KiB
+// buffer, calls connected once the answer's headers came, and returns how
+// many events with lines it got and whether the end came.
+func wlRawFollow(addr, path string, connected func()) (events int, end bool) {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		connected()
+		return 0, false
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, addr)
+	r := bufio.NewReaderSize(c, 4<<10)
+	headers := true
+	for {
+		line, err := r.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err != nil {
+			if headers {
+				connected()
+			}
+			return events, end
+		}
+		switch {
+		case headers && string(line) == "\r\n":
+			headers = false
+			connected()
+		case bytes.HasPrefix(line, []byte("id: ")):
+			events++
+		case bytes.HasPrefix(line, []byte("event: end")):
+			end = true
 		}
 	}
 }
