@@ -28,6 +28,9 @@ type Options struct {
 	Logger *slog.Logger // nil discards
 	// Repos lists the repositories on disk (canonical names, sorted).
 	Repos RepoLister
+	// Views is the read model the JSON API serves (package views); nil
+	// leaves the API out.
+	Views ReadModel
 }
 
 // RepoLister lists the repositories on disk.
@@ -42,6 +45,11 @@ type Server struct {
 	pages *template.Template
 	mux   *http.ServeMux
 	http  *http.Server
+
+	// viewerFor, set only by tests, says who a request comes from in place
+	// of the auth part, and stands for a request that passed its write
+	// check.
+	viewerFor func(*http.Request) viewer
 }
 
 // Timeouts of the HTTP server: headers must come quickly (a slow client
@@ -74,6 +82,7 @@ func New(o Options) (*Server, error) {
 	}
 	s.mux.Handle("GET /static/", http.StripPrefix("/static/", staticHandler(static)))
 	s.mux.HandleFunc("GET /{$}", s.index)
+	s.apiRoutes()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { s.notFound(w, r) })
 	s.http = &http.Server{
 		Handler:           s.mux,

@@ -316,6 +316,7 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 		Config: live,
 		Logger: logger.With("component", "web"),
 		Repos:  gitserver.Disk{ReposDir: cfg.ReposDir()},
+		Views:  d.views,
 	})
 	if err != nil {
 		return nil, err
