@@ -11,6 +11,7 @@ import (
 
 	"slipway/build/logs"
 	"slipway/configs"
+	"slipway/deploy"
 	"slipway/record"
 )
 
@@ -63,7 +64,7 @@ type BuildQuery struct {
 type BuildPage struct {
 	Builds []Build `json:"builds"`
 	// NextCursor is the cursor of the next page; 0 when this is the last.
-	NextCursor int64 `json:"next_cursor,omitempty"`
+	NextCursor int64 `json:"next_cursor"`
 }
 
 // maxBranch bounds a branch name in a filter; git allows longer, nobody
@@ -210,6 +211,26 @@ func (s *Service) BuildLog(ctx context.Context, c Caller, id int64) (Build, *os.
 	return BuildOf(b), f, nil
 }
 
+// DeploymentLog opens the stored log of deployment id for reading by
+// range, as BuildLog does for builds.
+func (s *Service) DeploymentLog(ctx context.Context, c Caller, id int64) (Deployment, *os.File, error) {
+	d, _, err := s.deployment(ctx, s.config(ctx), c, id)
+	if err != nil {
+		return Deployment{}, nil, err
+	}
+	if s.o.Logs == nil {
+		return Deployment{}, nil, errors.New("no log store")
+	}
+	f, err := s.o.Logs.Open(deploy.LogID(id))
+	if errors.Is(err, logs.ErrNotFound) {
+		return DeploymentOf(d), nil, nil
+	}
+	if err != nil {
+		return Deployment{}, nil, err
+	}
+	return DeploymentOf(d), f, nil
+}
+
 // DeploymentQuery selects deployments.
 type DeploymentQuery struct {
 	Repo   string // optional: every repository c may read when empty
@@ -221,7 +242,7 @@ type DeploymentQuery struct {
 // DeploymentPage is one page of a deployment history, newest first.
 type DeploymentPage struct {
 	Deployments []Deployment `json:"deployments"`
-	NextCursor  int64        `json:"next_cursor,omitempty"`
+	NextCursor  int64        `json:"next_cursor"` // 0: the last page
 }
 
 // Deployments lists the deployments q selects among those c may read.
@@ -350,7 +371,7 @@ type PushQuery struct {
 // PushPage is one page of recorded pushes, newest first.
 type PushPage struct {
 	Pushes     []Push `json:"pushes"`
-	NextCursor int64  `json:"next_cursor,omitempty"`
+	NextCursor int64  `json:"next_cursor"` // 0: the last page
 }
 
 // Pushes lists the recorded pushes q selects among those c may read.

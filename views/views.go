@@ -116,7 +116,8 @@ type Schedules interface {
 	RunNow(ctx context.Context, repo, name, user string) ([]record.Build, error)
 }
 
-// LogFiles opens stored build logs for reading by range (build/logs.Store);
+// LogFiles opens stored build and deployment logs for reading by range
+// (build/logs.Store);
 // a log that does not exist is an error wrapping logs.ErrNotFound.
 type LogFiles interface {
 	Open(id string) (*os.File, error)

@@ -31,7 +31,11 @@ type Badges interface {
 // may hold slashes (team/app): /<repo>/badge.svg and
 // /<repo>/env/<env>/badge.svg. They are told apart by their end.
 func (s *Server) repoPaths(w http.ResponseWriter, r *http.Request) {
-	p := r.PathValue("path")
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		s.notFound(w, r)
+		return
+	}
+	p := strings.TrimPrefix(r.URL.Path, "/")
 	if rest, ok := strings.CutSuffix(p, "/badge.svg"); ok {
 		s.badge(w, r, rest)
 		return

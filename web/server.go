@@ -45,6 +45,10 @@ type Options struct {
 	Addr string
 	// Now is the clock of sessions, links and tokens; nil: time.Now.
 	Now func() time.Time
+
+	// Views is the read model the JSON API and the pages serve (package
+	// views); nil leaves the API out.
+	Views ReadModel
 }
 
 // RepoLister lists the repositories on disk.
@@ -70,6 +74,11 @@ type Server struct {
 	links   *links  // pending login links
 	touched touched // when each token's use was last written
 	tasks   tasks   // writes requests started and did not wait for
+
+	// viewerFor, set only by tests, says who a request comes from in place
+	// of the auth part, and stands for a request that passed its write
+	// check.
+	viewerFor func(*http.Request) viewer
 }
 
 // Timeouts of the HTTP server: headers must come quickly (a slow client
@@ -104,7 +113,10 @@ func New(o Options) (*Server, error) {
 	s.mux.HandleFunc("GET /{$}", s.index)
 	s.liveRoutes()
 	s.authRoutes()
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { s.notFound(w, r) })
+	s.apiRoutes()
+	// The paths of a repository (/team/app/badge.svg: its name may hold
+	// slashes) are told apart by their end; what none matches is a 404.
+	s.mux.HandleFunc("/", s.repoPaths)
 	s.http = &http.Server{
 		Handler:           s.authenticate(s.mux),
 		ReadHeaderTimeout: readHeaderTimeout,

@@ -50,7 +50,6 @@ func (s *Server) liveRoutes() {
 		s.mux.HandleFunc(base+".txt", s.rawLog(kind))
 		s.mux.HandleFunc(base, s.logPage(kind))
 	}
-	s.mux.HandleFunc("GET /{path...}", s.repoPaths)
 }
 
 // logEvents answers GET /builds/{id}/log/events.

@@ -306,6 +306,7 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 		Config: live,
 		Logger: logger.With("component", "web"),
 		Repos:  gitserver.Disk{ReposDir: cfg.ReposDir()},
+		Views:  d.views,
 		// Live logs, log pages and badges.
 		BuildLogs:  d.builds,
 		DeployLogs: d.deploys,
