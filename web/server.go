@@ -49,6 +49,13 @@ type Options struct {
 	// Views is the read model the JSON API and the pages serve (package
 	// views); nil leaves the API out.
 	Views ReadModel
+	// Releases is the release gate the build page asks (deploy.Service);
+	// ArtifactsDir where passed builds keep their artifacts
+	// (<dir>/<build id>/); CloneURL the repositories' SSH address
+	// ("ssh://HOST:PORT"), for the commands the pages show.
+	Releases     ReleaseGate
+	ArtifactsDir string
+	CloneURL     string
 }
 
 // RepoLister lists the repositories on disk.
@@ -114,6 +121,7 @@ func New(o Options) (*Server, error) {
 	s.liveRoutes()
 	s.authRoutes()
 	s.apiRoutes()
+	s.pageRoutes()
 	// The paths of a repository (/team/app/badge.svg: its name may hold
 	// slashes) are told apart by their end; what none matches is a 404.
 	s.mux.HandleFunc("/", s.repoPaths)

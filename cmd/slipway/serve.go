@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -307,10 +308,14 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 		Logger: logger.With("component", "web"),
 		Repos:  gitserver.Disk{ReposDir: cfg.ReposDir()},
 		Views:  d.views,
-		// Live logs, log pages and badges.
-		BuildLogs:  d.builds,
-		DeployLogs: d.deploys,
-		Badges:     db,
+		// Live logs, log pages and badges; the pages' release gate,
+		// artifacts and git address.
+		BuildLogs:    d.builds,
+		DeployLogs:   d.deploys,
+		Badges:       db,
+		Releases:     d.deploys,
+		ArtifactsDir: filepath.Join(cfg.DataDir, "artifacts"),
+		CloneURL:     "ssh://" + net.JoinHostPort(host, strconv.Itoa(port)),
 		// Sessions and API tokens; `ssh login` and `ssh token` are its
 		// commands, given to the SSH server below.
 		Sessions: db,
