@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	"slipway/build/logs"
 	"slipway/configs"
 	"slipway/deploy"
 	"slipway/internal/manifest"
@@ -359,7 +360,7 @@ func (s *Server) buildPage(w http.ResponseWriter, r *http.Request) {
 			p.Log = logView{Run: run, Tail: t, Asked: n}
 		}
 	}
-	if err != nil && !errors.Is(err, record.ErrNotFound) {
+	if err != nil && !noLog(err) {
 		s.pageError(w, r, err)
 		return
 	}
@@ -503,6 +504,12 @@ func (s *Server) buildAction(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, fmt.Sprintf("/builds/%d", b.ID), http.StatusSeeOther)
 }
 
+// noLog reports whether err says there is no log to show: no service to
+// ask, or no log file (a run that never started, or pruned).
+func noLog(err error) bool {
+	return errors.Is(err, record.ErrNotFound) || errors.Is(err, logs.ErrNotFound)
+}
+
 // The deployment page.
 
 type deploymentPageData struct {
@@ -543,7 +550,7 @@ func (s *Server) deploymentPage(w http.ResponseWriter, r *http.Request) {
 			p.Log = logView{Run: run, Tail: t, Asked: n}
 		}
 	}
-	if err != nil && !errors.Is(err, record.ErrNotFound) {
+	if err != nil && !noLog(err) {
 		s.pageError(w, r, err)
 		return
 	}
