@@ -143,10 +143,10 @@ func (f *pagesFixture) keepArtifacts(t *testing.T, files map[string]string) stri
 func TestPagesRightsMatrix(t *testing.T) {
 	t.Parallel()
 	pub, priv := newPagesFixture(t, true), newPagesFixture(t, false)
-	appPages := []string{"/app", "/builds/1", "/builds/2", "/builds/3", "/deployments/1", "/deployments/2", "/pushes/1", "/pushes/3",
+	appPages := []string{"/app", "/app/env/staging", "/app/env/prod", "/builds/1", "/builds/2", "/builds/3", "/deployments/1", "/deployments/2", "/pushes/1", "/pushes/3",
 		"/builds/1/log", "/deployments/1/log", "/app/badge.svg", "/app/env/staging/badge.svg"}
 	adminPages := []string{"/secret", "/team/tools", "/builds/4", "/pushes/4", "/team/tools/badge.svg", "/old"}
-	none := []string{"/nosuch", "/builds/99", "/deployments/99", "/pushes/99", "/builds/x", "/pushes/0", "/app/nosuch", "/team"}
+	none := []string{"/nosuch", "/app/env/nosuch", "/app/env", "/secret/env/staging", "/builds/99", "/deployments/99", "/pushes/99", "/builds/x", "/pushes/0", "/app/nosuch", "/team"}
 	for _, c := range []struct {
 		f      *pagesFixture
 		who    string
@@ -191,8 +191,8 @@ func TestIndexPage(t *testing.T) {
 		`<a href="/pushes/3">2026-11-25 18:45:00 UTC</a> by bob`,
 		`<a href="/builds/3">main</a> <span class="queued">queued</span>`,
 		`<a href="/builds/2">feature</a> <span class="failed">failed</span>`,
-		`staging: <a href="/deployments/1"><code>1111111</code></a>`,
-		`prod: none`,
+		`<a href="/app/env/staging">staging</a>: <a href="/deployments/1"><code>1111111</code></a>`,
+		`<a href="/app/env/prod">prod</a>: none`,
 	} {
 		if !strings.Contains(p.body, want) {
 			t.Errorf("the front page lacks %q:\n%s", want, p.body)
@@ -500,5 +500,42 @@ func TestButtonsNeedTheSessionsCSRFToken(t *testing.T) {
 	}
 	if fmt.Sprint(f.w.Builds.Cancelled) != "[3 by carol]" {
 		t.Errorf("cancelled: %v", f.w.Builds.Cancelled)
+	}
+}
+
+// TestEnvPage: an environment's page says what is live (as recorded),
+// what its target holds (as the deployment service lists it, with its
+// note when it cannot be reached), and its deployments, paged.
+func TestEnvPage(t *testing.T) {
+	t.Parallel()
+	f := newPagesFixture(t, false)
+	p := f.get(t, "dave", "/app/env/staging")
+	for _, want := range []string{
+		`<h1>staging of <a href="/app">app</a></h1>`, `Passing builds of main go here by themselves.`,
+		`<dt>Release</dt><dd><code>20261125-184102-1</code></dd>`, `<dt>Deployment</dt><dd><a href="/deployments/1">#1</a>, auto</dd>`,
+		"<td><code>20261125-184102-1</code></td><td><strong>live</strong></td>\n<td><code>1111111</code></td><td><code>sha256:abababab</code></td>",
+		`<td><code>20261125-183000-9</code></td><td>incomplete</td>`,
+		`Listed 2026-11-25 18:50:00 UTC</p>`,
+		`<tr class="deployment"><td><a href="/deployments/1">#1</a></td>`,
+	} {
+		if !strings.Contains(p.body, want) {
+			t.Errorf("/app/env/staging lacks %q", want)
+		}
+	}
+	p = f.get(t, "dave", "/app/env/prod")
+	for _, want := range []string{`a revision must be live on <a href="/app/env/staging">staging</a> first`,
+		"Nothing was ever deployed here.", "No releases on the target.", viewstest.ProdNote,
+		`<tr class="deployment"><td><a href="/deployments/2">#2</a></td>`, `<td>release by bob</td>`} {
+		if !strings.Contains(p.body, want) {
+			t.Errorf("/app/env/prod lacks %q:\n%s", want, p.body)
+		}
+	}
+	for _, q := range []string{"?cursor=x", "?cursor=0", "?page=2", "?cursor=1&cursor=2"} {
+		if p := f.get(t, "dave", "/app/env/staging"+q); p.code != http.StatusBadRequest {
+			t.Errorf("/app/env/staging%s: %d, want 400", q, p.code)
+		}
+	}
+	if p := f.get(t, "dave", "/app/env/staging?cursor=1"); p.code != http.StatusOK || !strings.Contains(p.body, "No deployments.") {
+		t.Errorf("/app/env/staging?cursor=1: %d", p.code)
 	}
 }
