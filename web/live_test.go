@@ -378,6 +378,14 @@ func TestLiveLogRefusals(t *testing.T) {
 			t.Errorf("GET %s: %d, want 400\n%s", path, code, body)
 		}
 	}
+	// A HEAD of a running build's stream answers at once, with no body.
+	w = runs.start(t, 3, "pub")
+	defer w.Close()
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodHead, "/builds/3/log/events", nil))
+	if rec.Code != http.StatusOK || rec.Body.Len() != 0 || rec.Header().Get("Content-Type") != "text/event-stream; charset=utf-8" {
+		t.Errorf("HEAD /builds/3/log/events: %d %v %q", rec.Code, rec.Header(), rec.Body.String())
+	}
 	// A finished build: all its lines, then the end, at once.
 	code, h, body := get(t, s.Handler(), "/builds/2/log/events")
 	if code != http.StatusOK || h.Get("Content-Type") != "text/event-stream; charset=utf-8" ||

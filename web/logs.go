@@ -153,6 +153,9 @@ func (s *Server) rawLog(kind string) http.HandlerFunc {
 		if !run.Final {
 			h.Set("Cache-Control", "no-cache")
 		}
+		if r.Method == http.MethodHead {
+			return
+		}
 		if err := run.follow(r.Context(), w, false); err != nil && r.Context().Err() == nil {
 			s.log.Warn("send raw log", "kind", kind, "id", run.ID, "err", err)
 		}

@@ -70,6 +70,9 @@ func (s *Server) logEvents(kind string) http.HandlerFunc {
 		h.Set("X-Accel-Buffering", "no") // nginx: do not hold the stream back
 		h.Set("X-Content-Type-Options", "nosniff")
 		w.WriteHeader(http.StatusOK)
+		if r.Method == http.MethodHead {
+			return
+		}
 
 		// The stream ends with the request, or when the server stops: a
 		// browser left open must not hold the daemon's stop.
