@@ -117,7 +117,7 @@ func (s *Server) liveEvents(ctx context.Context, es *eventStream, run logRun, af
 	last := after
 	for {
 		h, f := s.subscribe(run, last)
-		dropped, err := s.follow(ctx, es, run, h, f, &last)
+		dropped, err := s.follow(ctx, es, run, f, &last)
 		h.unsubscribe(f)
 		if err != nil || !dropped || ctx.Err() != nil || s.streams.Err() != nil {
 			return err
@@ -126,10 +126,10 @@ func (s *Server) liveEvents(ctx context.Context, es *eventStream, run logRun, af
 	}
 }
 
-// follow sends what the follower f of h needs, from the line after *last
-// on, and keeps *last the last line sent. It returns when the run ends,
-// the hub stops, or the hub dropped f (dropped true).
-func (s *Server) follow(ctx context.Context, es *eventStream, run logRun, h *hub, f *follower, last *int64) (dropped bool, err error) {
+// follow sends what the follower f needs, from the line after *last on,
+// and keeps *last the last line sent. It returns when the run ends, the
+// hub stops, or the hub dropped f (dropped true).
+func (s *Server) follow(ctx context.Context, es *eventStream, run logRun, f *follower, last *int64) (dropped bool, err error) {
 	if f.at > *last {
 		el := newEventLines(es, *last, f.at)
 		if err := el.copy(ctx, run); err != nil {
