@@ -7,6 +7,9 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"slipway/internal/manifest"
+	"slipway/record"
 )
 
 // funcs are the templates' helpers.
@@ -17,12 +20,26 @@ var funcs = template.FuncMap{
 		}
 		return id
 	},
-	"when": func(t time.Time) string {
-		if t.IsZero() {
+	"when": func(t any) string {
+		var tt time.Time
+		switch t := t.(type) {
+		case time.Time:
+			tt = t
+		case *time.Time:
+			if t != nil {
+				tt = *t
+			}
+		}
+		if tt.IsZero() {
 			return "-"
 		}
-		return t.UTC().Format("2006-01-02 15:04:05 UTC")
+		return tt.UTC().Format("2006-01-02 15:04:05 UTC")
 	},
+	"ms":     millis,
+	"bytes":  byteSize,
+	"zero":   record.ZeroID,
+	"inc":    func(i int) int { return i + 1 },
+	"digest": manifest.Short,
 	"ref": func(ref string) string {
 		return strings.TrimPrefix(strings.TrimPrefix(ref, "refs/heads/"), "refs/tags/")
 	},
@@ -48,13 +65,19 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	h := w.Header()
+	setPageHeaders(w.Header())
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+// setPageHeaders sets the headers of an HTML page: scripts and styles only
+// from the daemon itself (no inline script can run, whatever a page
+// shows), and no framing.
+func setPageHeaders(h http.Header) {
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'")
-	w.WriteHeader(status)
-	w.Write(buf.Bytes())
 }
 
 // notFound is the answer for what does not exist and for what the viewer
@@ -72,4 +95,32 @@ func (s *Server) badRequest(w http.ResponseWriter, r *http.Request, msg string) 
 type errorPage struct {
 	Status  int
 	Message string
+}
+
+// millis shows a duration in milliseconds the way people read one: "850 ms",
+// "12.3 s", "4 min 05 s", "1 h 02 min".
+func millis(ms int64) string {
+	switch d := time.Duration(ms) * time.Millisecond; {
+	case d < time.Second:
+		return fmt.Sprintf("%d ms", ms)
+	case d < time.Minute:
+		return fmt.Sprintf("%.1f s", d.Seconds())
+	case d < time.Hour:
+		return fmt.Sprintf("%d min %02d s", int(d.Minutes()), int(d.Seconds())%60)
+	default:
+		return fmt.Sprintf("%d h %02d min", int(d.Hours()), int(d.Minutes())%60)
+	}
+}
+
+// byteSize shows a size: "512 B", "12.3 KiB", "4.0 MiB".
+func byteSize(n int64) string {
+	switch {
+	case n < 1<<10:
+		return fmt.Sprintf("%d B", n)
+	case n < 1<<20:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	case n < 1<<30:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
 }

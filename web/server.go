@@ -31,6 +31,12 @@ type Options struct {
 	// Metrics serves the Prometheus metrics at /metrics, behind the
 	// bearer token of [http] metrics_token_file; nil: no /metrics.
 	Metrics http.Handler
+	// BuildLogs and DeployLogs give the logs and states of builds and
+	// deployments (build.Service, deploy.Service); Badges what the badges
+	// show (store.Store). Nil: none to show.
+	BuildLogs  BuildLogs
+	DeployLogs DeployLogs
+	Badges     Badges
 
 	// Sessions and Tokens keep the sessions of signed-in browsers and the
 	// API tokens; nil: nobody can sign in, and no token is accepted.
@@ -42,6 +48,17 @@ type Options struct {
 	Addr string
 	// Now is the clock of sessions, links and tokens; nil: time.Now.
 	Now func() time.Time
+
+	// Views is the read model the JSON API and the pages serve (package
+	// views); nil leaves the API out.
+	Views ReadModel
+	// Releases is the release gate the build page asks (deploy.Service);
+	// ArtifactsDir where passed builds keep their artifacts
+	// (<dir>/<build id>/); CloneURL the repositories' SSH address
+	// ("ssh://HOST:PORT"), for the commands the pages show.
+	Releases     ReleaseGate
+	ArtifactsDir string
+	CloneURL     string
 }
 
 // RepoLister lists the repositories on disk.
@@ -57,9 +74,21 @@ type Server struct {
 	mux   *http.ServeMux
 	http  *http.Server
 
+	// streams ends the live logs when the server stops (see liveRoutes);
+	// pingEvery is their keep-alive; hubs are the runs followed (sse.go).
+	streams    context.Context
+	endStreams context.CancelFunc
+	pingEvery  time.Duration
+	hubs       hubs
+
 	links   *links  // pending login links
 	touched touched // when each token's use was last written
 	tasks   tasks   // writes requests started and did not wait for
+
+	// viewerFor, set only by tests, says who a request comes from in place
+	// of the auth part, and stands for a request that passed its write
+	// check.
+	viewerFor func(*http.Request) viewer
 }
 
 // Timeouts of the HTTP server: headers must come quickly (a slow client
@@ -92,9 +121,14 @@ func New(o Options) (*Server, error) {
 	}
 	s.mux.Handle("GET /static/", http.StripPrefix("/static/", staticHandler(static)))
 	s.mux.HandleFunc("GET /{$}", s.index)
+	s.liveRoutes()
 	s.authRoutes()
 	s.metricsRoutes()
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { s.notFound(w, r) })
+	s.apiRoutes()
+	s.pageRoutes()
+	// The paths of a repository (/team/app/badge.svg: its name may hold
+	// slashes) are told apart by their end; what none matches is a 404.
+	s.mux.HandleFunc("/", s.repoPaths)
 	s.http = &http.Server{
 		Handler:           s.authenticate(s.mux),
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -119,9 +153,11 @@ func (s *Server) Serve(ln net.Listener) error {
 	return s.http.ServeTLS(ln, h.TLSCert, h.TLSKey)
 }
 
-// Shutdown stops accepting requests and waits for the running ones until
-// ctx ends, then closes what is left (live logs that still stream).
+// Shutdown ends the live logs (their clients get the stream's end and
+// reconnect to whoever serves next), stops accepting requests and waits
+// for the running ones until ctx ends, then closes what is left.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.endStreams()
 	err := s.http.Shutdown(ctx)
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		s.http.Close()
