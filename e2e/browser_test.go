@@ -1,0 +1,257 @@
+package e2e
+
+// A real browser against the real binary (issue 14): Debian's chromium,
+// headless, driven over the DevTools protocol by chromedp. What a person
+// at a browser would do and see: sign in with the link `ssh login`
+// prints, watch a running build's log grow without reloading, cancel it
+// with the page's button, see a release live on its environment's page.
+// With SLIPWAY_SCREENSHOTS=1 the run also saves the main pages into
+// docs/screenshots/ for the README. Everything here is prefixed br so that
+// it cannot collide with the other files of this package.
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+)
+
+// brScreenshotsEnv names the variable that makes the test save its
+// screenshots; CI leaves it unset so that a run does not change the tree.
+const brScreenshotsEnv = "SLIPWAY_SCREENSHOTS"
+
+// brScreenshotDir is where the screenshots go, from the package's folder
+// (go test runs a test in its package's folder).
+const brScreenshotDir = "../docs/screenshots"
+
+// brTimeout bounds one step in the browser (a navigation, waiting for a
+// text) on a loaded 2-core machine.
+const brTimeout = time.Minute
+
+// brBrowser is one headless chromium, with a fresh profile, for one test.
+type brBrowser struct {
+	t   *testing.T
+	ctx context.Context
+
+	mu sync.Mutex
+	// problems are the page's script exceptions and console errors (a
+	// script the page's CSP blocked, a failed request): a person would
+	// see a page that does not work, so the test fails on them.
+	problems []string
+}
+
+// brStartBrowser starts chromium for t; it is stopped when t ends.
+func brStartBrowser(t *testing.T) *brBrowser {
+	t.Helper()
+	exe, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatalf("the browser tests need Debian's chromium (apt-get install chromium; .ci/run installs it): %v", err)
+	}
+	profile := t.TempDir() // before the browser's cleanup: removed after it stops
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe),
+		chromedp.UserDataDir(profile),
+		chromedp.WindowSize(1280, 800),
+		// Chromium refuses to start as root with its sandbox on, and CI
+		// runs the tests as root. The pages it opens are the daemon's own
+		// on loopback, not the web's.
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		// Loopback only: every name but 127.0.0.1 (the daemon's address)
+		// fails to resolve, and the services a browser calls by itself
+		// are off.
+		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-domain-reliability", true),
+		chromedp.Flag("no-pings", true),
+	)
+	b := &brBrowser{t: t}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf), chromedp.WithListener(b.listen))
+	t.Cleanup(func() {
+		cancelCtx()
+		cancelAlloc() // waits for chromium to exit
+	})
+	b.ctx = ctx
+	// The first run starts chromium and opens its tab; it must not have a
+	// timeout of its own, which would stop the browser with it.
+	start := time.Now()
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	t.Logf("chromium started in %v", time.Since(start).Round(time.Millisecond))
+	return b
+}
+
+// listen keeps the page's problems. It runs on the goroutine that reads
+// the tab's messages: it only appends.
+func (b *brBrowser) listen(ev any) {
+	switch ev := ev.(type) {
+	case *runtime.EventExceptionThrown:
+		d := ev.ExceptionDetails
+		what := d.Text
+		if d.Exception != nil {
+			what += " " + d.Exception.Description
+		}
+		b.problem(fmt.Sprintf("script exception at %s:%d: %s", d.URL, d.LineNumber, what))
+	case *log.EventEntryAdded:
+		// The browser asks for /favicon.ico by itself; the dashboard has
+		// none, and a person sees nothing of that 404.
+		if ev.Entry.Level == log.EntryLevelError && !strings.HasSuffix(ev.Entry.URL, "/favicon.ico") {
+			b.problem(fmt.Sprintf("console error (%s): %s %s", ev.Entry.Source, ev.Entry.Text, ev.Entry.URL))
+		}
+	case *runtime.EventConsoleAPICalled:
+		if ev.Type == runtime.ConsoleAPICalledTypeError {
+			b.problem("console.error from a script")
+		}
+	}
+}
+
+func (b *brBrowser) problem(p string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.problems = append(b.problems, p)
+}
+
+// checkProblems fails the test if a page had a script exception or a
+// console error since the last check.
+func (b *brBrowser) checkProblems(where string) {
+	b.t.Helper()
+	b.mu.Lock()
+	ps := b.problems
+	b.problems = nil
+	b.mu.Unlock()
+	if len(ps) > 0 {
+		b.t.Errorf("%s: the page reported problems:\n  %s", where, strings.Join(ps, "\n  "))
+	}
+}
+
+// do runs actions in the tab, within brTimeout, and fails the test on
+// an error, saying what it was doing and what the page shows.
+func (b *brBrowser) do(what string, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	brRun(b, what, chromedp.Steps(actions...))
+}
+
+// brRun runs one action that returns a value, as do does.
+func brRun[T any](b *brBrowser, what string, a chromedp.Action[T]) T {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, brTimeout)
+	defer cancel()
+	v, err := chromedp.Run(ctx, a)
+	if err != nil {
+		// What the page shows helps more than "context deadline exceeded".
+		tctx, tcancel := context.WithTimeout(b.ctx, 5*time.Second)
+		defer tcancel()
+		url, _ := chromedp.Run(tctx, chromedp.Location())
+		body, _ := chromedp.Run(tctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
+		b.t.Fatalf("browser: %s: %v\nat %s the page shows:\n%s", what, err, url, body)
+	}
+	return v
+}
+
+// open loads url and waits for its body.
+func (b *brBrowser) open(url string) {
+	b.t.Helper()
+	b.do("open "+url, chromedp.Navigate(url), chromedp.WaitReady(chromedp.CSS("body")))
+}
+
+// text is what the page shows (its body's rendered text).
+func (b *brBrowser) text() string {
+	b.t.Helper()
+	return brRun(b, "read the page", chromedp.Evaluate[string](`document.body.innerText`))
+}
+
+// location is the tab's URL.
+func (b *brBrowser) location() string {
+	b.t.Helper()
+	return brRun(b, "read the location", chromedp.Location())
+}
+
+// waitText waits until the page shows want, without doing anything to
+// the page: what appears, appears by the page's own doing.
+func (b *brBrowser) waitText(what, want string) {
+	b.t.Helper()
+	js := fmt.Sprintf(`document.body && document.body.innerText.includes(%q)`, want)
+	b.do(what, chromedp.Poll[chromedp.Void](js, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(brTimeout)))
+}
+
+// screenshot saves the page as docs/screenshots/<name>.png when
+// SLIPWAY_SCREENSHOTS=1.
+func (b *brBrowser) screenshot(name string) {
+	b.t.Helper()
+	if os.Getenv(brScreenshotsEnv) != "1" {
+		return
+	}
+	png := brRun(b, "screenshot "+name, chromedp.FullScreenshot(100)) // quality 100: PNG
+	if err := os.MkdirAll(brScreenshotDir, 0o755); err != nil {
+		b.t.Fatal(err)
+	}
+	path := filepath.Join(brScreenshotDir, name+".png")
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+	b.t.Logf("saved %s (%d bytes)", path, len(png))
+}
+
+// TestBrowser: the scenario of issue 14 in a real browser.
+func TestBrowser(t *testing.T) {
+	t.Parallel()
+	alice, bob := btUsers(t)
+	d := btStartDaemon(t, configFor(`
+[http]
+listen = "127.0.0.1:0"
+
+[[repo]]
+name = "app"
+read = ["*"]
+write = ["alice"]
+`, []*user{alice}, bob))
+	base := waDashboard(t, d)
+	src := alice.newProject(t, map[string]string{".slipway.toml": btPipeline("", `echo br-built`)})
+	alice.mustGit(t, src, "push", "-q", d.url("app"), "main")
+
+	br := brStartBrowser(t)
+
+	// Not signed in: the front page says how to sign in and lists nothing
+	// (app is not public).
+	br.open(base + "/")
+	if txt := br.text(); !strings.Contains(txt, "not signed in") || strings.Contains(txt, "app") {
+		t.Fatalf("the front page before signing in shows:\n%s", txt)
+	}
+
+	// Sign in with the one-time link `ssh login` prints.
+	out, errOut, code := d.ssh(alice, "login")
+	link := strings.TrimSpace(out)
+	if code != 0 || !strings.HasPrefix(link, base+"/login/") {
+		t.Fatalf("ssh login: exit %d, %q %q", code, out, errOut)
+	}
+	start := time.Now()
+	br.open(link)
+	br.waitText("signed in as alice", "signed in as alice")
+	t.Logf("signed in with the link in %v", time.Since(start).Round(time.Millisecond))
+	if loc := br.location(); loc != base+"/" {
+		t.Errorf("after the sign-in link the browser is at %s, want the front page %s/", loc, base)
+	}
+	if txt := br.text(); !strings.Contains(txt, "app") {
+		t.Errorf("the signed-in front page does not list app:\n%s", txt)
+	}
+	br.checkProblems("the front page")
+	br.screenshot("front-page")
+
+	// The link works once: opened again, even in the signed-in browser,
+	// it says so.
+	br.open(link)
+	if txt := br.text(); !strings.Contains(txt, "used already") {
+		t.Errorf("the sign-in link opened a second time shows:\n%s", txt)
+	}
+}
