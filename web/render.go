@@ -48,13 +48,19 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	h := w.Header()
+	setPageHeaders(w.Header())
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+// setPageHeaders sets the headers of an HTML page: scripts and styles only
+// from the daemon itself (no inline script can run, whatever a page
+// shows), and no framing.
+func setPageHeaders(h http.Header) {
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'")
-	w.WriteHeader(status)
-	w.Write(buf.Bytes())
 }
 
 // notFound is the answer for what does not exist and for what the viewer

@@ -39,6 +39,12 @@ type Options struct {
 	Addr string
 	// Now is the clock of sessions, links and tokens; nil: time.Now.
 	Now func() time.Time
+	// BuildLogs and DeployLogs give the logs and states of builds and
+	// deployments (build.Service, deploy.Service); Badges what the badges
+	// show (store.Store). Nil: none to show.
+	BuildLogs  BuildLogs
+	DeployLogs DeployLogs
+	Badges     Badges
 }
 
 // RepoLister lists the repositories on disk.
@@ -57,6 +63,12 @@ type Server struct {
 	links   *links  // pending login links
 	touched touched // when each token's use was last written
 	tasks   tasks   // writes requests started and did not wait for
+	// streams ends the live logs when the server stops (see liveRoutes);
+	// pingEvery is their keep-alive; hubs are the runs followed (sse.go).
+	streams    context.Context
+	endStreams context.CancelFunc
+	pingEvery  time.Duration
+	hubs       hubs
 }
 
 // Timeouts of the HTTP server: headers must come quickly (a slow client
@@ -90,6 +102,7 @@ func New(o Options) (*Server, error) {
 	s.mux.Handle("GET /static/", http.StripPrefix("/static/", staticHandler(static)))
 	s.mux.HandleFunc("GET /{$}", s.index)
 	s.authRoutes()
+	s.liveRoutes()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { s.notFound(w, r) })
 	s.http = &http.Server{
 		Handler:           s.authenticate(s.mux),
@@ -115,9 +128,11 @@ func (s *Server) Serve(ln net.Listener) error {
 	return s.http.ServeTLS(ln, h.TLSCert, h.TLSKey)
 }
 
-// Shutdown stops accepting requests and waits for the running ones until
-// ctx ends, then closes what is left (live logs that still stream).
+// Shutdown ends the live logs (their clients get the stream's end and
+// reconnect to whoever serves next), stops accepting requests and waits
+// for the running ones until ctx ends, then closes what is left.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.endStreams()
 	err := s.http.Shutdown(ctx)
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		s.http.Close()

@@ -296,6 +296,10 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 		Sessions: db,
 		Tokens:   db,
 		Addr:     addrOf(httpLn),
+		// Live logs, log pages and badges.
+		BuildLogs:  d.builds,
+		DeployLogs: d.deploys,
+		Badges:     db,
 	})
 	if err != nil {
 		return nil, err

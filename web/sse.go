@@ -1,0 +1,538 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Live logs are Server-Sent Events. Each event carries one or more
+// rendered lines (one "data:" field each, HTML as lineHTML makes it), and
+// its id is the number of its last line: a client that reconnects with
+// Last-Event-ID: N (every EventSource does by itself) gets line N+1 on,
+// with no gap and no line twice, and in the colours the lines before N
+// left. A page that already shows lines 1..N asks for ?after=N. When the
+// run ends, an "end" event carries its final state ({"state": "passed",
+// "reason": ""}), and the stream closes; a client must not reconnect then
+// (live.js closes its EventSource on "end").
+//
+// A stream reads the log file as it grows (BuildLogs.Follow), never a
+// buffer shared with the build, and holds at most one line of it
+// (maxShownLine) and one batch of events: a 100 MB log costs a follower
+// what a short one does.
+
+// pingInterval is how often a quiet stream sends a comment, so that
+// proxies and browsers keep an idle connection (a build waiting in the
+// queue, a long silent step) open.
+const pingInterval = 15 * time.Second
+
+// Batching: the lines of one read of the log go out as few events, each
+// at most this many lines and about this many bytes, then are flushed.
+const (
+	batchLines = 200
+	batchBytes = 32 << 10
+)
+
+// liveRoutes registers the live logs and the raw downloads.
+func (s *Server) liveRoutes() {
+	s.streams, s.endStreams = context.WithCancel(context.Background())
+	if s.pingEvery == 0 {
+		s.pingEvery = pingInterval
+	}
+	for _, kind := range []string{"build", "deployment"} {
+		base := "GET /" + kind + "s/{id}/log"
+		s.mux.HandleFunc(base+"/events", s.logEvents(kind))
+		s.mux.HandleFunc(base+".txt", s.rawLog(kind))
+		s.mux.HandleFunc(base, s.logPage(kind))
+	}
+	s.mux.HandleFunc("GET /{path...}", s.repoPaths)
+}
+
+// logEvents answers GET /builds/{id}/log/events.
+func (s *Server) logEvents(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		after, err := resumePoint(r)
+		if err != nil {
+			s.badRequest(w, r, err.Error())
+			return
+		}
+		run, ok := s.findRun(w, r, kind)
+		if !ok {
+			return
+		}
+		h := w.Header()
+		h.Set("Content-Type", "text/event-stream; charset=utf-8")
+		h.Set("Cache-Control", "no-cache")
+		h.Set("X-Accel-Buffering", "no") // nginx: do not hold the stream back
+		h.Set("X-Content-Type-Options", "nosniff")
+		w.WriteHeader(http.StatusOK)
+
+		// The stream ends with the request, or when the server stops: a
+		// browser left open must not hold the daemon's stop.
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		stop := context.AfterFunc(s.streams, cancel)
+		defer stop()
+
+		es := &eventStream{w: w, rc: http.NewResponseController(w)}
+		// Reconnect after 2 s, not the browser's default 3-5.
+		if err := es.send([]byte("retry: 2000\n\n")); err != nil {
+			return
+		}
+		if run.Final {
+			err = s.finishedEvents(ctx, es, run, after)
+		} else {
+			err = s.liveEvents(ctx, es, run, after)
+		}
+		if err != nil && ctx.Err() == nil && !errors.Is(err, errClientGone) {
+			s.log.Warn("live log", "kind", kind, "id", run.ID, "err", err)
+		}
+	}
+}
+
+// finishedEvents sends the lines of a run that has ended, after the
+// client's, then the end.
+func (s *Server) finishedEvents(ctx context.Context, es *eventStream, run logRun, after int64) error {
+	el := newEventLines(es, after, 0)
+	if err := el.copy(ctx, run); err != nil {
+		return err
+	}
+	return es.send(endEvent(run.State, run.Reason))
+}
+
+// liveEvents follows a run that goes on through its hub: the lines up to
+// where the hub was when the client came (past the client's own) are
+// read from the file by this request; the hub sends the rest, rendered
+// once for all its followers, and the end.
+func (s *Server) liveEvents(ctx context.Context, es *eventStream, run logRun, after int64) error {
+	h, sub := s.subscribe(run, after)
+	defer h.unsubscribe(sub)
+	if sub.at > after {
+		el := newEventLines(es, after, sub.at)
+		if err := el.copy(ctx, run); err != nil {
+			return err
+		}
+	}
+	for {
+		select {
+		case b, ok := <-sub.ch:
+			if !ok {
+				// Dropped (too slow to keep up, or the hub stopped): the
+				// client reconnects with its Last-Event-ID and reads what
+				// it missed from the file.
+				return nil
+			}
+			if err := es.send(b.event(sub.from)); err != nil {
+				return err
+			}
+			if b.end != nil {
+				return nil
+			}
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// endEvent is the event that ends a stream, with the run's final state.
+func endEvent(state, reason string) []byte {
+	end, _ := json.Marshal(struct {
+		State  string `json:"state"`
+		Reason string `json:"reason"`
+	}{state, reason})
+	return append(append([]byte("event: end\ndata: "), end...), "\n\n"...)
+}
+
+// resumePoint is the last line the client has: Last-Event-ID (sent by an
+// EventSource that reconnects) or ?after=N (a page showing lines 1..N),
+// 0 for none.
+func resumePoint(r *http.Request) (int64, error) {
+	v := r.Header.Get("Last-Event-ID")
+	what := "Last-Event-ID"
+	if v == "" {
+		v, what = r.URL.Query().Get("after"), "after"
+	}
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 || len(v) > 19 {
+		return 0, errors.New(what + " must be a line number (0 or more)")
+	}
+	return n, nil
+}
+
+// errClientGone is a write to a client that left.
+var errClientGone = errors.New("client gone")
+
+// eventStream writes events, each flushed.
+type eventStream struct {
+	w   http.ResponseWriter
+	rc  *http.ResponseController
+	err error // the first failed write: the client is gone
+}
+
+func (es *eventStream) send(b []byte) error {
+	if len(b) == 0 {
+		return es.err
+	}
+	if es.err != nil {
+		return es.err
+	}
+	if _, err := es.w.Write(b); err != nil {
+		es.err = errors.Join(errClientGone, err)
+		return es.err
+	}
+	if err := es.rc.Flush(); err != nil {
+		es.err = errors.Join(errClientGone, err)
+	}
+	return es.err
+}
+
+// eventLines turns a log, as Follow writes it, into events: it skips the
+// lines up to after (keeping their colours), sends the rest rendered, in
+// batches, one flush per write of the log, and stops after line until
+// (0: at the log's end).
+type eventLines struct {
+	es    *eventStream
+	after int64
+	until int64
+	split lineSplitter
+	state colourState
+	html  []byte // the line being rendered
+	batch []byte // data fields of the event being built
+	lines int    // lines in batch
+	last  int64  // the last line in batch
+}
+
+func newEventLines(es *eventStream, after, until int64) *eventLines {
+	el := &eventLines{es: es, after: after, until: until}
+	el.split.fn = el.line
+	return el
+}
+
+// errUntil stops the copy of a log at the line asked for.
+var errUntil = errors.New("reached the last line asked for")
+
+// copy sends the log's lines after el.after, to its end or to el.until.
+func (el *eventLines) copy(ctx context.Context, run logRun) error {
+	err := run.follow(ctx, el, false)
+	if err == nil {
+		err = el.split.end()
+	}
+	if err != nil && !errors.Is(err, errUntil) {
+		return err
+	}
+	return el.flush()
+}
+
+func (el *eventLines) Write(p []byte) (int, error) {
+	n, err := el.split.Write(p)
+	if err != nil {
+		return n, err
+	}
+	return n, el.flush()
+}
+
+func (el *eventLines) line(n int64, line []byte, more int64) error {
+	if el.until > 0 && n > el.until {
+		return errUntil
+	}
+	if n <= el.after {
+		skipLine(line, &el.state)
+		return nil
+	}
+	el.html = lineHTML(el.html[:0], n, line, more, &el.state)
+	el.batch = append(el.batch, "data: "...)
+	el.batch = append(el.batch, el.html...)
+	el.batch = append(el.batch, '\n')
+	el.lines++
+	el.last = n
+	if el.lines >= batchLines || len(el.batch) >= batchBytes {
+		if err := el.flush(); err != nil {
+			return err
+		}
+	}
+	if el.until > 0 && n == el.until {
+		return errUntil
+	}
+	return nil
+}
+
+// flush sends the batch as one event.
+func (el *eventLines) flush() error {
+	if el.lines == 0 {
+		return nil
+	}
+	ev := strconv.AppendInt(append(make([]byte, 0, len(el.batch)+32), "id: "...), el.last, 10)
+	ev = append(ev, '\n')
+	ev = append(ev, el.batch...)
+	ev = append(ev, '\n')
+	el.batch, el.lines = el.batch[:0], 0
+	if cap(el.batch) > 2*batchBytes {
+		el.batch = nil // a batch of long lines: do not keep its buffer
+	}
+	return el.es.send(ev)
+}
+
+// Hubs. Each run that someone follows live has one hub, which follows its
+// log (BuildLogs.Follow) and renders each new line once, whatever the
+// number of followers; each follower's request sends the hub's events to
+// its client. A follower that cannot keep up (its queue of hubQueue events
+// is full) is dropped: its client reconnects with its Last-Event-ID and
+// reads what it missed from the file, so a slow client never holds the
+// hub, the others or the build. A hub stops when its last follower
+// leaves, or the run ends (then every follower gets the end event).
+
+// hubQueue is how many events a follower may be behind its hub.
+const hubQueue = 64
+
+// hubs are the hubs of the runs being followed.
+type hubs struct {
+	mu sync.Mutex
+	m  map[string]*hub
+}
+
+// hub follows one run's log for its followers.
+type hub struct {
+	s      *Server
+	key    string
+	run    logRun
+	cancel context.CancelFunc
+
+	// mu is held while a write of the log is read, rendered and sent, so
+	// that a follower subscribes between two writes: it reads the lines
+	// before from the file, and gets every line after from the hub.
+	mu       sync.Mutex
+	lines    int64 // lines read: sent, or skipped when no follower needed them
+	subs     map[*follower]struct{}
+	stopping bool // no follower left, or the run ended: subscribe makes a new hub
+	split    lineSplitter
+	state    colourState
+	minFrom  int64  // the first line any follower needs from the hub, during a write
+	pending  *batch // the event being built
+	size     int    // its bytes
+}
+
+// follower is one request following a hub.
+type follower struct {
+	ch   chan *batch // closed when the hub drops it or ends
+	at   int64       // the hub's lines when it came: the request reads those from the file
+	from int64       // the first line it needs from the hub
+}
+
+// batch is one event, rendered once for every follower.
+type batch struct {
+	first int64
+	lines [][]byte // the HTML of lines first, first+1, ...
+	full  []byte   // the event with all its lines
+	ping  bool
+	end   []byte // the end event
+}
+
+var pingEvent = []byte(": ping\n\n")
+
+// event is the batch as a follower needing lines from on gets it.
+func (b *batch) event(from int64) []byte {
+	switch {
+	case b.ping:
+		return pingEvent
+	case b.end != nil:
+		return b.end
+	case from <= b.first:
+		return b.full
+	}
+	skip := from - b.first
+	if skip >= int64(len(b.lines)) {
+		return nil
+	}
+	return encodeEvent(b.first+skip, b.lines[skip:])
+}
+
+// encodeEvent makes the event of lines first, first+1, ...: one data
+// field each, and the id of the last.
+func encodeEvent(first int64, lines [][]byte) []byte {
+	n := 32
+	for _, l := range lines {
+		n += len(l) + 7
+	}
+	ev := make([]byte, 0, n)
+	ev = strconv.AppendInt(append(ev, "id: "...), first+int64(len(lines))-1, 10)
+	ev = append(ev, '\n')
+	for _, l := range lines {
+		ev = append(ev, "data: "...)
+		ev = append(ev, l...)
+		ev = append(ev, '\n')
+	}
+	return append(ev, '\n')
+}
+
+// subscribe adds a follower of run that has the lines up to after, to
+// the run's hub, made and started if there is none.
+func (s *Server) subscribe(run logRun, after int64) (*hub, *follower) {
+	key := run.Kind + "/" + strconv.FormatInt(run.ID, 10)
+	s.hubs.mu.Lock()
+	defer s.hubs.mu.Unlock()
+	h := s.hubs.m[key]
+	if h != nil {
+		h.mu.Lock()
+		if h.stopping {
+			h.mu.Unlock()
+			h = nil
+		}
+	}
+	if h == nil {
+		ctx, cancel := context.WithCancel(s.streams)
+		h = &hub{s: s, key: key, run: run, cancel: cancel, subs: map[*follower]struct{}{}}
+		h.split.fn = h.line
+		if s.hubs.m == nil {
+			s.hubs.m = map[string]*hub{}
+		}
+		s.hubs.m[key] = h
+		h.mu.Lock()
+		go h.loop(ctx)
+	}
+	f := &follower{ch: make(chan *batch, hubQueue), at: h.lines, from: max(after, h.lines) + 1}
+	h.subs[f] = struct{}{}
+	h.mu.Unlock()
+	return h, f
+}
+
+// unsubscribe removes a follower that leaves; the hub stops with its last.
+func (h *hub) unsubscribe(f *follower) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.subs, f)
+	if len(h.subs) == 0 && !h.stopping {
+		h.stopping = true
+		h.cancel()
+	}
+}
+
+// loop follows the log until the run ends or the hub stops.
+func (h *hub) loop(ctx context.Context) {
+	defer h.cancel()
+	pinged := make(chan struct{})
+	go func() {
+		defer close(pinged)
+		t := time.NewTicker(h.s.pingEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				h.mu.Lock()
+				h.sendLocked(&batch{ping: true})
+				h.mu.Unlock()
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	err := h.run.follow(ctx, h, true)
+	if err == nil {
+		h.mu.Lock()
+		h.minFrom = 0
+		err = h.split.end()
+		h.flushLocked()
+		h.mu.Unlock()
+	}
+	var end *batch
+	if err == nil {
+		state, reason, serr := h.run.state(ctx)
+		if serr == nil {
+			end = &batch{end: endEvent(state, reason)}
+		}
+		err = serr
+	}
+	if err != nil && ctx.Err() == nil {
+		h.s.log.Warn("follow a live log", "run", h.key, "err", err)
+	}
+	h.cancel()
+	<-pinged
+	h.finish(end)
+}
+
+// finish ends the hub: every follower gets end (when the run ended) and
+// its channel closed; the next follower makes a new hub.
+func (h *hub) finish(end *batch) {
+	h.s.hubs.mu.Lock()
+	defer h.s.hubs.mu.Unlock()
+	if h.s.hubs.m[h.key] == h {
+		delete(h.s.hubs.m, h.key)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.stopping = true
+	for f := range h.subs {
+		if end != nil {
+			select {
+			case f.ch <- end:
+			default: // too far behind: it reconnects, and learns the end then
+			}
+		}
+		close(f.ch)
+		delete(h.subs, f)
+	}
+}
+
+// Write takes what the log's follow copies: the new lines, rendered for
+// the followers that need them, sent as events.
+func (h *hub) Write(p []byte) (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.minFrom = math.MaxInt64
+	for f := range h.subs {
+		h.minFrom = min(h.minFrom, f.from)
+	}
+	n, err := h.split.Write(p)
+	h.flushLocked()
+	return n, err
+}
+
+func (h *hub) line(n int64, line []byte, more int64) error {
+	if n < h.minFrom {
+		skipLine(line, &h.state)
+		h.lines = n
+		return nil
+	}
+	if h.pending == nil {
+		h.pending = &batch{first: n}
+	}
+	html := lineHTML(nil, n, line, more, &h.state)
+	h.pending.lines = append(h.pending.lines, html)
+	h.size += len(html)
+	if len(h.pending.lines) >= batchLines || h.size >= batchBytes {
+		h.flushLocked()
+	}
+	return nil
+}
+
+// flushLocked sends the pending event.
+func (h *hub) flushLocked() {
+	b := h.pending
+	if b == nil {
+		return
+	}
+	h.pending, h.size = nil, 0
+	b.full = encodeEvent(b.first, b.lines)
+	h.lines = b.first + int64(len(b.lines)) - 1
+	h.sendLocked(b)
+}
+
+// sendLocked queues b for every follower, and drops those whose queue is
+// full.
+func (h *hub) sendLocked(b *batch) {
+	for f := range h.subs {
+		select {
+		case f.ch <- b:
+		default:
+			close(f.ch)
+			delete(h.subs, f)
+		}
+	}
+}
