@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"slipway/record"
+
 	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
@@ -122,6 +124,14 @@ func (b *brBrowser) problem(p string) {
 	b.problems = append(b.problems, p)
 }
 
+// forgetProblems drops the problems so far (a page that is an error on
+// purpose).
+func (b *brBrowser) forgetProblems() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.problems = nil
+}
+
 // checkProblems fails the test if a page had a script exception or a
 // console error since the last check.
 func (b *brBrowser) checkProblems(where string) {
@@ -203,11 +213,28 @@ func (b *brBrowser) screenshot(name string) {
 	b.t.Logf("saved %s (%d bytes)", path, len(png))
 }
 
-// TestBrowser: the scenario of issue 14 in a real browser.
-func TestBrowser(t *testing.T) {
-	t.Parallel()
-	alice, bob := btUsers(t)
-	d := btStartDaemon(t, configFor(`
+// brBuildScript is the project's one step. It prints a line (with a
+// "<b>" that must show as text) and makes dist/. With a SLOW file in the
+// commit it then waits for the test's "live.go" file in the build's cache,
+// prints a coloured line, and runs until it is cancelled. A script file,
+// not the step's text, so the lines the test looks for are not in the
+// step's heading in the log.
+const brBuildScript = `set -e
+echo "br-first-line <b>br-not-bold</b>"
+mkdir -p dist
+cp -R app/. dist/
+if [ -e SLOW ]; then
+  touch /cache/live.started
+  while [ ! -e /cache/live.go ]; do sleep 0.05; done
+  printf '\033[32mbr-second-line\033[0m\n'
+  while :; do sleep 1; done
+fi
+`
+
+// brConfig is the test's repository: alice writes and releases, bob
+// reads; passing builds of main go to staging, and prod takes what was
+// live on staging. Both are local folders in the data dir.
+const brConfig = `
 [http]
 listen = "127.0.0.1:0"
 
@@ -215,9 +242,32 @@ listen = "127.0.0.1:0"
 name = "app"
 read = ["*"]
 write = ["alice"]
-`, []*user{alice}, bob))
+release = ["alice"]
+  [[repo.environment]]
+  name = "staging"
+  target = "targets/staging"
+  auto = "main"
+  [[repo.environment]]
+  name = "prod"
+  target = "targets/prod"
+  requires = "staging"
+`
+
+// TestBrowser: the scenario of issue 14 in a real browser.
+func TestBrowser(t *testing.T) {
+	t.Parallel()
+	alice, bob := btUsers(t)
+	d := btStartDaemon(t, configFor(brConfig, []*user{alice}, bob))
 	base := waDashboard(t, d)
-	src := alice.newProject(t, map[string]string{".slipway.toml": btPipeline("", `echo br-built`)})
+
+	// A first revision builds, passes and goes to staging by itself while
+	// the browser starts.
+	src := alice.newProject(t, map[string]string{
+		".slipway.toml":  "[build]\nsteps = [\"sh build.sh\"]\nartifacts = [\"dist/\"]\ncache = true\n",
+		"build.sh":       brBuildScript,
+		"app/index.html": "v1\n",
+	})
+	rev1 := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
 	alice.mustGit(t, src, "push", "-q", d.url("app"), "main")
 
 	br := brStartBrowser(t)
@@ -246,7 +296,6 @@ write = ["alice"]
 		t.Errorf("the signed-in front page does not list app:\n%s", txt)
 	}
 	br.checkProblems("the front page")
-	br.screenshot("front-page")
 
 	// The link works once: opened again, even in the signed-in browser,
 	// it says so.
@@ -254,4 +303,47 @@ write = ["alice"]
 	if txt := br.text(); !strings.Contains(txt, "used already") {
 		t.Errorf("the sign-in link opened a second time shows:\n%s", txt)
 	}
+	br.forgetProblems() // the 410 of that page is a console error
+
+	b1 := dtWaitBuild(t, d, alice, "app", rev1, 0)
+	if b1.State != record.StatePassed {
+		t.Fatalf("build #%d of rev1: %s (%s)", b1.ID, b1.State, b1.Reason)
+	}
+	dtWaitDeploy(t, d, alice, "app", "staging", rev1, 0)
+	br.open(base + "/")
+	br.screenshot("front-page")
+
+	// A running build: its page shows the log so far, then a line the
+	// step prints later, without a reload.
+	alice.commit(t, src, "SLOW", "wait for the test\n")
+	id, _ := btPushOne(t, d, alice, src, "main")
+	d.eventually(t, btBuildTimeout, "the step to wait for live.go", func() bool { return btExists(d, "live.started") })
+	br.open(fmt.Sprintf("%s/builds/%d/log", base, id))
+	br.waitText("the log so far", "br-first-line")
+	txt := br.text()
+	if !strings.Contains(txt, "<b>br-not-bold</b>") || strings.Contains(txt, "br-second-line") {
+		t.Fatalf("the running build's page shows:\n%s", txt)
+	}
+	if n := brRun(br, "count b elements in the log", chromedp.Evaluate[int](`document.querySelectorAll("#log b").length`)); n != 0 {
+		t.Errorf("the log's <b> became %d element(s) of the page; it must show as text", n)
+	}
+	brRun(br, "mark the page", chromedp.Evaluate[bool](`window.brSamePage = true`))
+	start = time.Now()
+	btTouch(t, d, "live.go")
+	br.waitText("the line printed after the page was loaded", "br-second-line")
+	t.Logf("a line printed after the page loaded appeared in it %v after the step was let go", time.Since(start).Round(time.Millisecond))
+	if !brRun(br, "read the mark", chromedp.Evaluate[bool](`window.brSamePage === true`)) {
+		t.Errorf("the page was reloaded to show the new line; it must come live")
+	}
+	// The colour the step printed is the line's colour on the page.
+	colours := brRun(br, "read the colours", chromedp.Evaluate[[]string](`(() => {
+		const log = document.getElementById("log");
+		const el = [...log.querySelectorAll("*")].reverse().find(e => e.textContent === "br-second-line");
+		return el ? [getComputedStyle(el).color, getComputedStyle(log).color] : [];
+	})()`))
+	if len(colours) != 2 || colours[0] == colours[1] {
+		t.Errorf("the line printed in green has the log's own colour: %q", colours)
+	}
+	br.checkProblems("the running build's page")
+	br.screenshot("build-log")
 }
