@@ -108,3 +108,15 @@ func DisplayAddr(listen string) (host string, port int) {
 	}
 	return host, port
 }
+
+// CheckName checks the name of an environment or a schedule, which is one
+// segment of a repository name (lowercase letters, digits, '.', '_', '-').
+func CheckName(s string) error {
+	if s == "" {
+		return errors.New("empty name")
+	}
+	if err := checkSegment(s); err != nil {
+		return fmt.Errorf("name %q: %v", truncate(s), err)
+	}
+	return nil
+}

@@ -7,57 +7,30 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"slipway/internal/gitrev"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"slipway/build/schedule"
-	"slipway/configs"
-	"slipway/deploy"
 	"slipway/gitserver"
+	"slipway/internal/gitrev"
 	"slipway/internal/manifest"
 	"slipway/internal/termsafe"
 	"slipway/record"
+	"slipway/views"
 )
 
-// Builds is what the commands need of the build service.
-type Builds interface {
-	List(ctx context.Context, repo string, limit int) ([]record.Build, error)
-	Get(ctx context.Context, id int64) (record.Build, error)
-	Follow(ctx context.Context, id int64, w io.Writer, follow bool) error
-	CancelBy(ctx context.Context, id int64, user string) error
-	Retry(ctx context.Context, id int64) (record.Build, error)
-}
-
-// Deploys is what the commands need of the deployment service.
-type Deploys interface {
-	List(ctx context.Context, repo, env string, limit int) ([]record.Deployment, error)
-	Releases(ctx context.Context, repo, env string) (deploy.Listing, error)
-	Follow(ctx context.Context, id int64, w io.Writer, follow bool) error
-	Get(ctx context.Context, id int64) (record.Deployment, error)
-	Retry(ctx context.Context, id int64, user string) (record.Deployment, error)
-}
-
-// Schedules is what the commands need of the scheduler.
-type Schedules interface {
-	List(ctx context.Context, repo string) ([]schedule.Status, error)
-	RunNow(ctx context.Context, repo, name, user string) ([]record.Build, error)
-}
-
-// Options are the services the commands work on.
+// Options are what the commands work on: the read model, which the JSON
+// API serves too.
 type Options struct {
-	Config    configs.Source
-	Builds    Builds
-	Deploys   Deploys
-	Schedules Schedules
+	Views *views.Service
 }
 
 // Commands returns the SSH commands, to be given to gitserver.Options.
 func Commands(o Options) map[string]gitserver.Command {
-	c := &console{o}
+	c := &console{o.Views}
 	return map[string]gitserver.Command{
+		"repos":     {Usage: "repos [--json]", Summary: "the repositories you can read, with their last push", Run: c.repos},
 		"builds":    {Usage: "builds [REPO] [--limit N] [--json]", Summary: "recent builds you can see", Run: c.builds},
 		"log":       {Usage: "log [deploy] ID [-f] [--raw]", Summary: "a build's (or deployment's) log; -f follows it to the end; --raw gives the stored bytes", Run: c.log},
 		"cancel":    {Usage: "cancel ID", Summary: "cancel a queued or running build (needs write)", Run: c.cancel},
@@ -69,28 +42,7 @@ func Commands(o Options) map[string]gitserver.Command {
 	}
 }
 
-type console struct{ o Options }
-
-// notFound is what a caller without read access is told about an object:
-// the same as for one that does not exist, so that names cannot be probed.
-func notFound(what string) error { return fmt.Errorf("%s not found", what) }
-
-// readable returns the canonical name of a repository the user may read, or
-// the error to show (a hidden repository is "not found").
-func (c *console) readable(ctx context.Context, user, arg string) (string, error) {
-	name, err := configs.CleanRepoName(arg)
-	if err != nil {
-		return "", err
-	}
-	if !c.can(ctx, user, name, configs.Read) {
-		return "", notFound(fmt.Sprintf("repository %q", name))
-	}
-	return name, nil
-}
-
-func (c *console) can(ctx context.Context, user, repo string, want configs.Access) bool {
-	return configs.Snapshot(ctx, c.o.Config).Access(user, repo).Has(want)
-}
+type console struct{ v *views.Service }
 
 // fail prints one line and returns exit status 1.
 func fail(stderr io.Writer, format string, args ...any) int {
@@ -115,7 +67,7 @@ func parse(name string, args []string, stderr io.Writer, limit, log bool) (flags
 	fs.SetOutput(io.Discard)
 	fs.BoolVar(&f.json, "json", false, "")
 	if limit {
-		fs.IntVar(&f.limit, "limit", 20, "")
+		fs.IntVar(&f.limit, "limit", views.DefaultLimit, "")
 	}
 	if log {
 		fs.BoolVar(&f.follow, "f", false, "")
@@ -136,7 +88,7 @@ func parse(name string, args []string, stderr io.Writer, limit, log bool) (flags
 	}
 	f.args = rest
 	if f.limit <= 0 && limit {
-		f.limit = 20
+		f.limit = views.DefaultLimit
 	}
 	return f, true
 }
@@ -150,124 +102,99 @@ func writeJSON(w io.Writer, v any) int {
 	return 0
 }
 
+func (c *console) repos(ctx context.Context, who gitserver.Caller, args []string, stdout, stderr io.Writer) int {
+	f, ok := parse("repos", args, stderr, false, false)
+	if !ok || len(f.args) > 0 {
+		return fail(stderr, "usage: repos [--json]")
+	}
+	rs, err := c.v.Repos(ctx, views.SSH(who.User))
+	if err != nil {
+		return fail(stderr, "%v", err)
+	}
+	if f.json {
+		return writeJSON(stdout, rs)
+	}
+	if len(rs) == 0 {
+		fmt.Fprintln(stdout, "No repositories you can read yet.")
+		return 0
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "REPO\tACCESS\tLAST PUSH")
+	for _, r := range rs {
+		lp := "never"
+		if p := r.LastPush; p != nil {
+			lp = fmt.Sprintf("%s by %s: %s", p.Time.Format("2006-01-02 15:04 MST"), p.User, summarizeRefs(p.Refs))
+		}
+		name := r.Name
+		if !r.Configured {
+			name += " (unconfigured)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", name, strings.Join(r.Access, ","), lp)
+	}
+	tw.Flush()
+	return 0
+}
+
+// summarizeRefs describes a push's refs in a few words: "main 1a2b3c4,
+// tag v1 deleted, +3 more". Ref names are the pusher's: shown safe.
+func summarizeRefs(refs []record.RefUpdate) string {
+	if len(refs) == 0 {
+		return "no refs"
+	}
+	const shown = 3
+	var parts []string
+	for i, r := range refs {
+		if i == shown {
+			parts = append(parts, fmt.Sprintf("+%d more", len(refs)-shown))
+			break
+		}
+		name := r.Name
+		switch {
+		case strings.HasPrefix(name, "refs/heads/"):
+			name = strings.TrimPrefix(name, "refs/heads/")
+		case strings.HasPrefix(name, "refs/tags/"):
+			name = "tag " + strings.TrimPrefix(name, "refs/tags/")
+		}
+		name = termsafe.Line(name)
+		switch {
+		case record.ZeroID(r.New):
+			parts = append(parts, name+" deleted")
+		default:
+			parts = append(parts, name+" "+r.New[:min(7, len(r.New))])
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
 func (c *console) builds(ctx context.Context, who gitserver.Caller, args []string, stdout, stderr io.Writer) int {
 	f, ok := parse("builds", args, stderr, true, false)
 	if !ok || len(f.args) > 1 {
 		return fail(stderr, "usage: builds [REPO] [--limit N] [--json]")
 	}
-	repo := ""
+	q := views.BuildQuery{Limit: f.limit}
 	if len(f.args) == 1 {
-		name, err := c.readable(ctx, who.User, f.args[0])
-		if err != nil {
-			return fail(stderr, "%v", err)
-		}
-		repo = name
+		q.Repo = f.args[0]
 	}
-	// Without a repo, read more than the limit so that the caller's share
-	// of the newest builds still fills it.
-	fetch := f.limit
-	if repo == "" {
-		fetch = f.limit * 10
-	}
-	all, err := c.o.Builds.List(ctx, repo, fetch)
+	page, err := c.v.Builds(ctx, views.SSH(who.User), q)
 	if err != nil {
-		return fail(stderr, "list builds: %v", err)
-	}
-	var bs []record.Build
-	for _, b := range all {
-		if len(bs) < f.limit && c.can(ctx, who.User, b.Repo, configs.Read) {
-			bs = append(bs, b)
-		}
+		return fail(stderr, "%v", err)
 	}
 	if f.json {
-		return writeJSON(stdout, buildsJSON(bs))
+		return writeJSON(stdout, page.Builds)
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tREPO\tREF\tCOMMIT\tSTATE\tTRIGGER\tSTARTED\tDURATION\tARTIFACTS\tREASON")
-	for _, b := range bs {
+	for _, b := range page.Builds {
 		trigger := string(b.Trigger)
 		if b.Schedule != "" {
 			trigger += ":" + b.Schedule
 		}
 		// A reason quotes a step's command, which the pusher wrote.
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", b.ID, b.Repo, termsafe.Line(gitrev.ShortRef(b.Ref)), short(b.Commit), b.State,
-			termsafe.Line(trigger), when(b.StartedAt), duration(b.StartedAt, b.FinishedAt), manifest.Short(b.ArtifactsDigest), termsafe.Line(b.Reason))
+			termsafe.Line(trigger), when(b.Started), duration(b.Started, b.Finished), manifest.Short(b.Digest), termsafe.Line(b.Reason))
 	}
 	tw.Flush()
 	return 0
-}
-
-type buildJSON struct {
-	ID         int64          `json:"id"`
-	Repo       string         `json:"repo"`
-	Ref        string         `json:"ref"`
-	Commit     string         `json:"commit"`
-	State      record.State   `json:"state"`
-	Reason     string         `json:"reason,omitempty"`
-	Trigger    record.Trigger `json:"trigger"`
-	Schedule   string         `json:"schedule,omitempty"`
-	Pipeline   string         `json:"pipeline"`
-	Attempt    int            `json:"attempt"`
-	Created    time.Time      `json:"created"`
-	Started    *time.Time     `json:"started,omitempty"`
-	Finished   *time.Time     `json:"finished,omitempty"`
-	Steps      []stepJSON     `json:"steps,omitempty"`
-	PushID     int64          `json:"push_id,omitempty"`
-	RetryOf    int64          `json:"retry_of,omitempty"`
-	DurationMS int64          `json:"duration_ms,omitempty"`
-	// Digest identifies the artifact set the build kept ("sha256:<64 hex>").
-	Digest string `json:"digest,omitempty"`
-}
-
-// stepJSON is one step's result, in the snake_case of every other document.
-type stepJSON struct {
-	Name       string `json:"name"`
-	ExitCode   int    `json:"exit_code"`
-	DurationMS int64  `json:"duration_ms"`
-}
-
-func buildsJSON(bs []record.Build) []buildJSON {
-	out := make([]buildJSON, 0, len(bs))
-	for _, b := range bs {
-		j := buildJSON{ID: b.ID, Repo: b.Repo, Ref: b.Ref, Commit: b.Commit, State: b.State, Reason: b.Reason,
-			Trigger: b.Trigger, Schedule: b.Schedule, Pipeline: b.Pipeline, Attempt: b.Attempt, Created: b.CreatedAt,
-			PushID: b.PushID, RetryOf: b.RetryOf, Started: timePtr(b.StartedAt), Finished: timePtr(b.FinishedAt),
-			Digest: b.ArtifactsDigest}
-		if !b.StartedAt.IsZero() && !b.FinishedAt.IsZero() {
-			j.DurationMS = b.FinishedAt.Sub(b.StartedAt).Milliseconds()
-		}
-		for _, st := range b.Steps {
-			j.Steps = append(j.Steps, stepJSON{Name: st.Name, ExitCode: st.ExitCode, DurationMS: st.Duration.Milliseconds()})
-		}
-		out = append(out, j)
-	}
-	return out
-}
-
-func timePtr(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	return &t
-}
-
-// build finds a build the caller may see, or says it does not exist.
-func (c *console) build(ctx context.Context, user, arg string, want configs.Access) (record.Build, error) {
-	id, err := strconv.ParseInt(strings.TrimPrefix(arg, "#"), 10, 64)
-	if err != nil || id <= 0 {
-		return record.Build{}, fmt.Errorf("%q is not a build id", arg)
-	}
-	b, err := c.o.Builds.Get(ctx, id)
-	if errors.Is(err, record.ErrNotFound) || err == nil && !c.can(ctx, user, b.Repo, configs.Read) {
-		return record.Build{}, notFound(fmt.Sprintf("build %d", id))
-	}
-	if err != nil {
-		return record.Build{}, err
-	}
-	if !c.can(ctx, user, b.Repo, want) {
-		return record.Build{}, fmt.Errorf("user %s may read %q but not change its builds", user, b.Repo)
-	}
-	return b, nil
 }
 
 func (c *console) log(ctx context.Context, who gitserver.Caller, args []string, stdout, stderr io.Writer) int {
@@ -275,100 +202,75 @@ func (c *console) log(ctx context.Context, who gitserver.Caller, args []string, 
 	if !ok {
 		return 1
 	}
+	kind := "build"
 	if len(f.args) == 2 && (f.args[0] == "deploy" || f.args[0] == "build") {
-		if f.args[0] == "deploy" {
-			return c.deployLog(ctx, who, f.args[1], f.follow, f.raw, stdout, stderr)
-		}
-		f.args = f.args[1:]
+		kind, f.args = f.args[0], f.args[1:]
 	}
 	if len(f.args) != 1 {
 		return fail(stderr, "usage: log [deploy] ID [-f] [--raw]")
 	}
-	b, err := c.build(ctx, who.User, f.args[0], configs.Read)
+	caller := views.SSH(who.User)
+	if kind == "deploy" {
+		id, err := views.ParseID("deployment", f.args[0])
+		if err != nil {
+			return fail(stderr, "%v", err)
+		}
+		return c.copyLog(ctx, stdout, stderr, f.raw, "deployment", id, func(w io.Writer) error {
+			return c.v.FollowDeployment(ctx, caller, id, w, f.follow)
+		})
+	}
+	id, err := views.ParseID("build", f.args[0])
 	if err != nil {
 		return fail(stderr, "%v", err)
 	}
-	out, end := logOutput(stdout, f.raw)
-	err = c.o.Builds.Follow(ctx, b.ID, out, f.follow)
-	end()
-	if err != nil {
-		if ctx.Err() != nil {
-			return 1
-		}
-		return fail(stderr, "log of build %d: %v", b.ID, err)
+	if code := c.copyLog(ctx, stdout, stderr, f.raw, "build", id, func(w io.Writer) error {
+		return c.v.FollowBuild(ctx, caller, id, w, f.follow)
+	}); code != 0 || !f.follow {
+		return code
 	}
-	if f.follow {
-		if fb, err := c.o.Builds.Get(ctx, b.ID); err == nil && fb.State.Final() {
-			fmt.Fprintf(stdout, "build #%d %s%s\n", fb.ID, fb.State, reasonSuffix(fb.Reason))
-			if fb.State != record.StatePassed && fb.State != record.StateSkipped {
-				return 1
-			}
+	if b, err := c.v.Build(ctx, caller, id); err == nil && b.State.Final() {
+		fmt.Fprintf(stdout, "build #%d %s%s\n", b.ID, b.State, reasonSuffix(b.Reason))
+		if b.State != record.StatePassed && b.State != record.StateSkipped {
+			return 1
 		}
 	}
 	return 0
 }
 
-// deployment finds a deployment the caller may see, or says it does not
-// exist.
-func (c *console) deployment(ctx context.Context, user, arg string) (record.Deployment, error) {
-	id, err := strconv.ParseInt(strings.TrimPrefix(arg, "#"), 10, 64)
-	if err != nil || id <= 0 {
-		return record.Deployment{}, fmt.Errorf("%q is not a deployment id", arg)
+// copyLog copies a log for the caller with copy: the stored bytes with
+// --raw (for scripts and downloads), else through a termsafe filter,
+// because a log holds what steps, deployments and their targets printed,
+// escape sequences and all.
+func (c *console) copyLog(ctx context.Context, stdout, stderr io.Writer, raw bool, what string, id int64, copy func(io.Writer) error) int {
+	out, end := stdout, func() {}
+	if !raw {
+		w := termsafe.NewWriter(stdout)
+		out, end = w, func() { _ = w.Close() }
 	}
-	d, err := c.o.Deploys.Get(ctx, id)
-	if errors.Is(err, record.ErrNotFound) || err == nil && !c.can(ctx, user, d.Repo, configs.Read) {
-		return record.Deployment{}, notFound(fmt.Sprintf("deployment %d", id))
-	}
-	if err != nil {
-		return record.Deployment{}, fmt.Errorf("deployment %d: %w", id, err)
-	}
-	return d, nil
-}
-
-// logOutput is where a log is copied for the caller: stdout itself for
-// --raw (the stored bytes, for scripts and downloads), else a termsafe
-// filter, because a log holds what steps, deployments and their targets
-// printed, escape sequences and all. end must be called once the log is
-// copied.
-func logOutput(stdout io.Writer, raw bool) (out io.Writer, end func()) {
-	if raw {
-		return stdout, func() {}
-	}
-	w := termsafe.NewWriter(stdout)
-	return w, func() { _ = w.Close() }
-}
-
-func (c *console) deployLog(ctx context.Context, who gitserver.Caller, arg string, follow, raw bool, stdout, stderr io.Writer) int {
-	d, err := c.deployment(ctx, who.User, arg)
-	if err != nil {
-		return fail(stderr, "%v", err)
-	}
-	id := d.ID
-	out, end := logOutput(stdout, raw)
-	err = c.o.Deploys.Follow(ctx, id, out, follow)
+	err := copy(out)
 	end()
-	if err != nil {
-		if ctx.Err() != nil {
-			return 1
-		}
-		return fail(stderr, "log of deployment %d: %v", id, err)
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, views.ErrNotFound):
+		return fail(stderr, "%v", err)
+	case ctx.Err() != nil:
+		return 1
 	}
-	return 0
+	return fail(stderr, "log of %s %d: %v", what, id, err)
 }
 
 func (c *console) cancel(ctx context.Context, who gitserver.Caller, args []string, stdout, stderr io.Writer) int {
 	if len(args) != 1 {
 		return fail(stderr, "usage: cancel ID")
 	}
-	b, err := c.build(ctx, who.User, args[0], configs.Write)
+	id, err := views.ParseID("build", args[0])
 	if err != nil {
 		return fail(stderr, "%v", err)
 	}
-	if b.State.Final() {
-		return fail(stderr, "build %d already ended: %s", b.ID, b.State)
-	}
-	if err := c.o.Builds.CancelBy(ctx, b.ID, who.User); err != nil {
-		return fail(stderr, "cancel build %d: %v", b.ID, err)
+	b, err := c.v.Cancel(ctx, views.SSH(who.User), id)
+	if err != nil {
+		return fail(stderr, "%v", err)
 	}
 	fmt.Fprintf(stdout, "build #%d cancelled\n", b.ID)
 	return 0
@@ -381,29 +283,28 @@ func (c *console) retry(ctx context.Context, who gitserver.Caller, args []string
 	if len(args) != 1 {
 		return fail(stderr, "usage: retry [deploy] ID")
 	}
-	b, err := c.build(ctx, who.User, args[0], configs.Write)
+	id, err := views.ParseID("build", args[0])
 	if err != nil {
 		return fail(stderr, "%v", err)
 	}
-	nb, err := c.o.Builds.Retry(ctx, b.ID)
+	nb, err := c.v.Retry(ctx, views.SSH(who.User), id)
 	if err != nil {
-		return fail(stderr, "retry build %d: %v", b.ID, err)
+		return fail(stderr, "%v", err)
 	}
-	fmt.Fprintf(stdout, "build #%d queued: a retry of build #%d (%s @ %s)\n", nb.ID, b.ID, termsafe.Line(gitrev.ShortRef(b.Ref)), short(b.Commit))
+	fmt.Fprintf(stdout, "build #%d queued: a retry of build #%d (%s @ %s)\n", nb.ID, id, termsafe.Line(gitrev.ShortRef(nb.Ref)), short(nb.Commit))
 	return 0
 }
 
-// retryDeploy queues a failed deployment again; the deployment service checks
-// that the caller may release to its environment.
+// retryDeploy queues a failed deployment again, for a caller who may
+// deploy to its environment.
 func (c *console) retryDeploy(ctx context.Context, who gitserver.Caller, arg string, stdout, stderr io.Writer) int {
-	d, err := c.deployment(ctx, who.User, arg)
+	id, err := views.ParseID("deployment", arg)
 	if err != nil {
 		return fail(stderr, "%v", err)
 	}
-	id := d.ID
-	nd, err := c.o.Deploys.Retry(ctx, id, who.User)
+	nd, err := c.v.RetryDeploy(ctx, views.SSH(who.User), id)
 	if err != nil {
-		return fail(stderr, "retry deployment %d: %v", id, err)
+		return fail(stderr, "%v", err)
 	}
 	fmt.Fprintf(stdout, "deployment #%d queued: a retry of deployment #%d to %s — follow: log deploy %d -f\n", nd.ID, id, nd.Env, nd.ID)
 	return 0
@@ -414,36 +315,26 @@ func (c *console) deploys(ctx context.Context, who gitserver.Caller, args []stri
 	if !ok || len(f.args) < 1 || len(f.args) > 2 {
 		return fail(stderr, "usage: deploys REPO [ENV] [--limit N] [--json]")
 	}
-	repo, err := c.readable(ctx, who.User, f.args[0])
+	q := views.DeploymentQuery{Repo: f.args[0], Limit: f.limit}
+	if len(f.args) == 2 {
+		q.Env = f.args[1]
+	}
+	page, err := c.v.Deployments(ctx, views.SSH(who.User), q)
 	if err != nil {
 		return fail(stderr, "%v", err)
 	}
-	env := ""
-	if len(f.args) == 2 {
-		env = f.args[1]
-	}
-	ds, err := c.o.Deploys.List(ctx, repo, env, f.limit)
-	if err != nil {
-		return fail(stderr, "list deployments: %v", err)
-	}
 	if f.json {
-		out := make([]deployJSON, 0, len(ds))
-		for _, d := range ds {
-			out = append(out, deployJSON{ID: d.ID, Repo: d.Repo, Env: d.Env, BuildID: d.BuildID, Commit: d.Commit,
-				Trigger: d.Trigger, User: d.User, PushID: d.PushID, State: d.State, Reason: d.Reason, Release: d.ReleaseID,
-				Digest: d.Digest, Created: d.CreatedAt, Started: timePtr(d.StartedAt), Finished: timePtr(d.FinishedAt)})
-		}
-		return writeJSON(stdout, out)
+		return writeJSON(stdout, page.Deployments)
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tENV\tBUILD\tCOMMIT\tARTIFACTS\tSTATE\tTRIGGER\tBY\tSTARTED\tDURATION\tRELEASE\tREASON")
-	for _, d := range ds {
+	for _, d := range page.Deployments {
 		by := d.User
 		if by == "" {
 			by = "-"
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Env, d.BuildID, short(d.Commit),
-			manifest.Short(d.Digest), d.State, d.Trigger, by, when(d.StartedAt), duration(d.StartedAt, d.FinishedAt), orDash(d.ReleaseID),
+			manifest.Short(d.Digest), d.State, d.Trigger, by, when(d.Started), duration(d.Started, d.Finished), orDash(d.Release),
 			termsafe.Line(d.Reason)) // it may quote what a target printed
 	}
 	tw.Flush()
@@ -455,21 +346,12 @@ func (c *console) releases(ctx context.Context, who gitserver.Caller, args []str
 	if !ok || len(f.args) != 2 {
 		return fail(stderr, "usage: releases REPO ENV [--json]")
 	}
-	repo, err := c.readable(ctx, who.User, f.args[0])
+	l, err := c.v.Releases(ctx, views.SSH(who.User), f.args[0], f.args[1])
 	if err != nil {
 		return fail(stderr, "%v", err)
 	}
-	l, err := c.o.Deploys.Releases(ctx, repo, f.args[1])
-	if err != nil {
-		return fail(stderr, "releases of %s on %s: %v", repo, f.args[1], err)
-	}
 	if f.json {
-		out := make([]releaseJSON, 0, len(l.Releases))
-		for _, r := range l.Releases {
-			out = append(out, releaseJSON{ID: r.ID, Live: r.Live, Complete: r.Complete, Commit: r.Commit, Completed: timePtr(r.Time),
-				Digest: r.Digest, Deployment: r.Deployment, Build: r.Build, Listed: timePtr(l.Listed), Note: l.Note})
-		}
-		return writeJSON(stdout, out)
+		return writeJSON(stdout, l.Releases)
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "RELEASE\tCOMMIT\tARTIFACTS\tDEPLOYMENT\tBUILD\tCOMPLETED\tSTATUS")
@@ -483,7 +365,7 @@ func (c *console) releases(ctx context.Context, who gitserver.Caller, args []str
 		}
 		// Release names are read from the target.
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", termsafe.Line(r.ID), short(r.Commit), manifest.Short(r.Digest),
-			idOrDash(r.Deployment), idOrDash(r.Build), when(r.Time), status)
+			idOrDash(r.Deployment), idOrDash(r.Build), when(r.Completed), status)
 	}
 	tw.Flush()
 	if l.Note != "" {
@@ -499,39 +381,20 @@ func (c *console) schedules(ctx context.Context, who gitserver.Caller, args []st
 	}
 	repo := ""
 	if len(f.args) == 1 {
-		name, err := c.readable(ctx, who.User, f.args[0])
-		if err != nil {
-			return fail(stderr, "%v", err)
-		}
-		repo = name
+		repo = f.args[0]
 	}
-	all, err := c.o.Schedules.List(ctx, repo)
+	ss, err := c.v.Schedules(ctx, views.SSH(who.User), repo)
 	if err != nil {
-		return fail(stderr, "list schedules: %v", err)
-	}
-	var ss []schedule.Status
-	for _, s := range all {
-		if c.can(ctx, who.User, s.Repo, configs.Read) {
-			ss = append(ss, s)
-		}
+		return fail(stderr, "%v", err)
 	}
 	if f.json {
-		out := make([]scheduleJSON, 0, len(ss))
-		for _, s := range ss {
-			j := scheduleJSON{Repo: s.Repo, Name: s.Name, Spec: s.Spec, Zone: s.Zone, Branches: s.Branches,
-				Pipeline: s.Pipeline, Next: timePtr(s.Next)}
-			if s.LastRun != nil {
-				j.LastRun = &buildsJSON([]record.Build{*s.LastRun})[0]
-			}
-			out = append(out, j)
-		}
-		return writeJSON(stdout, out)
+		return writeJSON(stdout, ss)
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "REPO\tSCHEDULE\tSPEC\tBRANCHES\tNEXT\tLAST RUN")
 	for _, s := range ss {
 		next := "never"
-		if !s.Next.IsZero() {
+		if s.Next != nil {
 			next = s.Next.Format("2006-01-02 15:04 MST")
 		}
 		last := "never"
@@ -544,67 +407,13 @@ func (c *console) schedules(ctx context.Context, who gitserver.Caller, args []st
 	return 0
 }
 
-type deployJSON struct {
-	ID       int64                `json:"id"`
-	Repo     string               `json:"repo"`
-	Env      string               `json:"env"`
-	BuildID  int64                `json:"build_id"`
-	Commit   string               `json:"commit"`
-	Trigger  record.DeployTrigger `json:"trigger"`
-	User     string               `json:"user,omitempty"`
-	PushID   int64                `json:"push_id,omitempty"`
-	State    record.DeployState   `json:"state"`
-	Reason   string               `json:"reason,omitempty"`
-	Release  string               `json:"release,omitempty"`
-	Digest   string               `json:"digest,omitempty"` // the artifact set shipped
-	Created  time.Time            `json:"created"`
-	Started  *time.Time           `json:"started,omitempty"`
-	Finished *time.Time           `json:"finished,omitempty"`
-}
-
-type releaseJSON struct {
-	ID         string     `json:"id"`
-	Live       bool       `json:"live"`
-	Complete   bool       `json:"complete"`
-	Commit     string     `json:"commit,omitempty"`
-	Completed  *time.Time `json:"completed,omitempty"`
-	Digest     string     `json:"digest,omitempty"`     // the artifact set it holds
-	Deployment int64      `json:"deployment,omitempty"` // the deployment that shipped it, from Slipway's records
-	Build      int64      `json:"build,omitempty"`
-	// Listed is when the target was listed (the answer is cached for a
-	// few seconds); Note says why the listing may be out of date.
-	Listed *time.Time `json:"listed,omitempty"`
-	Note   string     `json:"note,omitempty"`
-}
-
-type scheduleJSON struct {
-	Repo     string     `json:"repo"`
-	Name     string     `json:"name"`
-	Spec     string     `json:"spec"`
-	Zone     string     `json:"zone"`
-	Branches []string   `json:"branches"`
-	Pipeline string     `json:"pipeline"`
-	Next     *time.Time `json:"next,omitempty"`
-	LastRun  *buildJSON `json:"last_run,omitempty"`
-}
-
 func (c *console) run(ctx context.Context, who gitserver.Caller, args []string, stdout, stderr io.Writer) int {
 	if len(args) != 2 {
 		return fail(stderr, "usage: run REPO SCHEDULE")
 	}
-	repo, err := c.readable(ctx, who.User, args[0])
+	bs, err := c.v.RunSchedule(ctx, views.SSH(who.User), args[0], args[1])
 	if err != nil {
 		return fail(stderr, "%v", err)
-	}
-	if !c.can(ctx, who.User, repo, configs.Write) {
-		return fail(stderr, "user %s may read %q but not run its schedules", who.User, repo)
-	}
-	bs, err := c.o.Schedules.RunNow(ctx, repo, args[1], who.User)
-	if errors.Is(err, schedule.ErrUnknownSchedule) {
-		return fail(stderr, "%v", notFound(fmt.Sprintf("schedule %q of %q", args[1], repo)))
-	}
-	if err != nil {
-		return fail(stderr, "run %s %s: %v", repo, args[1], err)
 	}
 	for _, b := range bs {
 		fmt.Fprintf(stdout, "build #%d %s: %s @ %s%s\n", b.ID, b.State, termsafe.Line(gitrev.ShortRef(b.Ref)), short(b.Commit), reasonSuffix(b.Reason))
@@ -638,19 +447,19 @@ func idOrDash(id int64) string {
 // short is a commit id in a listing: seven characters, or "-" for none.
 func short(id string) string { return orDash(gitrev.Short(id)) }
 
-func when(t time.Time) string {
-	if t.IsZero() {
+func when(t *time.Time) string {
+	if t == nil {
 		return "-"
 	}
 	return t.UTC().Format("2006-01-02 15:04:05")
 }
 
-func duration(start, end time.Time) string {
+func duration(start, end *time.Time) string {
 	switch {
-	case start.IsZero():
+	case start == nil:
 		return "-"
-	case end.IsZero():
+	case end == nil:
 		return "running"
 	}
-	return end.Sub(start).Round(10 * time.Millisecond).String()
+	return end.Sub(*start).Round(10 * time.Millisecond).String()
 }

@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -12,6 +14,8 @@ import (
 	"slipway/deploy"
 	"slipway/gitserver"
 	"slipway/record"
+	"slipway/views"
+	"slipway/views/viewstest"
 )
 
 func TestParseTakesFlagsAfterArguments(t *testing.T) {
@@ -29,180 +33,218 @@ func TestParseTakesFlagsAfterArguments(t *testing.T) {
 	}
 }
 
-// fakeBuilds is a map-backed Builds: the rights checks are the console's, so
-// they are tested here without a daemon (the e2e tests run the real one).
-type fakeBuilds struct {
-	builds    map[int64]record.Build
-	logs      map[int64]string // what Follow copies; "log of REPO" if none
-	cancelled []int64
+// fixture is the filled world and the commands over it.
+type fixture struct {
+	w    *viewstest.World
+	cmds map[string]gitserver.Command
 }
 
-func (f *fakeBuilds) List(_ context.Context, repo string, _ int) ([]record.Build, error) {
-	var out []record.Build
-	for _, b := range f.builds {
-		if repo == "" || b.Repo == repo {
-			out = append(out, b)
-		}
+func newFixture(t *testing.T, o views.Options) *fixture {
+	t.Helper()
+	cfg, err := configs.Parse([]byte(viewstest.TOML), "test.toml")
+	if err != nil {
+		t.Fatal(err)
 	}
-	return out, nil
+	w := viewstest.Open(t)
+	viewstest.Fill(t, w)
+	o.Config = cfg
+	if o.Repos == nil {
+		o.Repos = gitserver.Disk{ReposDir: filepath.Join(w.Dir, "repos")}
+	}
+	o.Records = w.Store
+	if o.Builds == nil {
+		o.Builds = w.Builds
+	}
+	if o.Deploys == nil {
+		o.Deploys = w.Deploys
+	}
+	if o.Schedules == nil {
+		o.Schedules = w.Schedules
+	}
+	o.Logs = w.Logs
+	v, err := views.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{w: w, cmds: Commands(Options{Views: v})}
 }
 
-func (f *fakeBuilds) Get(_ context.Context, id int64) (record.Build, error) {
-	b, ok := f.builds[id]
+func (f *fixture) run(t *testing.T, user string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd, ok := f.cmds[args[0]]
 	if !ok {
-		return record.Build{}, record.ErrNotFound
+		t.Fatalf("no command %q", args[0])
 	}
-	return b, nil
+	var out, errb bytes.Buffer
+	code = cmd.Run(t.Context(), gitserver.Caller{User: user}, args[1:], &out, &errb)
+	return out.String(), errb.String(), code
 }
 
-func (f *fakeBuilds) Follow(_ context.Context, id int64, w io.Writer, _ bool) error {
-	if l, ok := f.logs[id]; ok {
-		// As the log store copies: in pieces, here a byte at a time.
-		for i := range len(l) {
-			if _, err := w.Write([]byte{l[i]}); err != nil {
-				return err
-			}
+// pinned are the commands whose output is pinned, by golden file. The
+// golden files were written by the console and gitserver of before the
+// read model (package views) with the same records; the output of those
+// commands, --json and text, must not change.
+var pinned = []struct {
+	golden, user string
+	args         []string
+}{
+	{"builds-alice.json", "alice", []string{"builds", "--json"}},
+	{"builds-alice-limit2.json", "alice", []string{"builds", "--limit", "2", "--json"}},
+	{"builds-app.json", "alice", []string{"builds", "app", "--json"}},
+	{"builds-bob.json", "bob", []string{"builds", "--json"}},
+	{"builds-alice.txt", "alice", []string{"builds"}},
+	{"deploys-app.json", "alice", []string{"deploys", "app", "--json"}},
+	{"deploys-app-staging.json", "bob", []string{"deploys", "app", "staging", "--json"}},
+	{"deploys-app.txt", "alice", []string{"deploys", "app"}},
+	{"releases-app-staging.json", "alice", []string{"releases", "app", "staging", "--json"}},
+	{"releases-app-staging.txt", "alice", []string{"releases", "app", "staging"}},
+	{"releases-app-prod.json", "alice", []string{"releases", "app", "prod", "--json"}},
+	{"releases-app-prod.txt", "alice", []string{"releases", "app", "prod"}},
+	{"schedules-alice.json", "alice", []string{"schedules", "--json"}},
+	{"schedules-bob.json", "bob", []string{"schedules", "--json"}},
+	{"schedules-alice.txt", "alice", []string{"schedules"}},
+	{"repos-alice.json", "alice", []string{"repos", "--json"}},
+	{"repos-bob.json", "bob", []string{"repos", "--json"}},
+	{"repos-alice.txt", "alice", []string{"repos"}},
+}
+
+// TestJSONOutputIsPinned: the SSH listings, --json and text, print byte
+// for byte what they printed before they were served by the read model,
+// from records written by the real store.
+func TestJSONOutputIsPinned(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, views.Options{})
+	for _, p := range pinned {
+		want, err := os.ReadFile(filepath.Join("testdata", p.golden))
+		if err != nil {
+			t.Fatal(err)
 		}
-		return nil
+		out, stderr, code := f.run(t, p.user, p.args...)
+		if code != 0 || out != string(want) {
+			t.Errorf("%s: %v (exit %d, %s)\n got:\n%s\nwant:\n%s", p.user, p.args, code, stderr, out, want)
+		}
 	}
-	_, err := io.WriteString(w, "log of "+f.builds[id].Repo+"\n")
-	return err
 }
-
-func (f *fakeBuilds) CancelBy(_ context.Context, id int64, _ string) error {
-	f.cancelled = append(f.cancelled, id)
-	return nil
-}
-
-func (f *fakeBuilds) Retry(_ context.Context, id int64) (record.Build, error) {
-	return record.Build{ID: 99, Repo: f.builds[id].Repo}, nil
-}
-
-const (
-	keyA = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMHVGCVEtr5qxn1dYi/5xpqoXWVgHqsmnZ0Dwt0eBXYT a"
-	keyB = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEK5ZPWdR0HSt4JUcmgH4a8lDYp/Jpe8CXn1l80kwVUb b"
-)
 
 func TestRightsOnBuilds(t *testing.T) {
-	cfg, err := configs.Parse([]byte(`
-[[user]]
-name = "reader"
-keys = ["`+keyA+`"]
-[[user]]
-name = "writer"
-keys = ["`+keyB+`"]
-[[repo]]
-name = "app"
-read = ["reader"]
-write = ["writer"]
-`), "test.toml")
-	if err != nil {
-		t.Fatal(err)
+	t.Parallel()
+	f := newFixture(t, views.Options{})
+	if out, _, code := f.run(t, "bob", "builds"); code != 0 || !strings.Contains(out, "app") || strings.Contains(out, "team/tools") {
+		t.Fatalf("bob's builds (exit %d):\n%s", code, out)
 	}
-	fb := &fakeBuilds{builds: map[int64]record.Build{
-		1: {ID: 1, Repo: "app", Ref: "refs/heads/main", State: record.StateRunning},
-		2: {ID: 2, Repo: "secret", Ref: "refs/heads/main", State: record.StateRunning},
-	}}
-	cmds := Commands(Options{Config: cfg, Builds: fb})
-	run := func(user, name string, args ...string) (string, string, int) {
-		var out, errb bytes.Buffer
-		code := cmds[name].Run(t.Context(), gitserver.Caller{User: user}, args, &out, &errb)
-		return out.String(), errb.String(), code
+	if _, stderr, code := f.run(t, "bob", "log", "4"); code != 1 || !strings.Contains(stderr, "build 4 not found") {
+		t.Fatalf("bob reading a hidden build: exit %d, %q", code, stderr)
 	}
-	if out, _, code := run("reader", "builds"); code != 0 || !strings.Contains(out, "app") || strings.Contains(out, "secret") {
-		t.Fatalf("reader's builds (exit %d):\n%s", code, out)
+	if _, stderr, code := f.run(t, "bob", "builds", "secret"); code != 1 || !strings.Contains(stderr, `repository "secret" not found`) {
+		t.Fatalf("bob listing a hidden repository: exit %d, %q", code, stderr)
 	}
-	if _, stderr, code := run("reader", "log", "2"); code != 1 || !strings.Contains(stderr, "build 2 not found") {
-		t.Fatalf("reader reading a hidden build: exit %d, %q", code, stderr)
+	if _, stderr, code := f.run(t, "bob", "cancel", "3"); code != 1 || !strings.Contains(stderr, `user bob may read "app" but not change its builds`) {
+		t.Fatalf("bob cancelling: exit %d, %q", code, stderr)
 	}
-	if _, stderr, code := run("reader", "cancel", "1"); code != 1 || !strings.Contains(stderr, "may read") {
-		t.Fatalf("reader cancelling: exit %d, %q", code, stderr)
+	if _, stderr, code := f.run(t, "carol", "cancel", "4"); code != 1 || !strings.Contains(stderr, "build 4 not found") {
+		t.Fatalf("carol cancelling a hidden build: exit %d, %q", code, stderr)
 	}
-	if _, _, code := run("writer", "cancel", "1"); code != 0 || len(fb.cancelled) != 1 {
-		t.Fatalf("writer cancelling: exit %d, cancelled %v", code, fb.cancelled)
+	if out, _, code := f.run(t, "carol", "cancel", "3"); code != 0 || out != "build #3 cancelled\n" || len(f.w.Builds.Cancelled) != 1 {
+		t.Fatalf("carol cancelling: exit %d %q, cancelled %v", code, out, f.w.Builds.Cancelled)
 	}
-	if _, stderr, code := run("writer", "cancel", "x"); code != 1 || !strings.Contains(stderr, "not a build id") {
+	if _, stderr, code := f.run(t, "carol", "cancel", "3"); code != 1 || !strings.Contains(stderr, "build 3 already ended: cancelled") {
+		t.Fatalf("cancelling again: exit %d, %q", code, stderr)
+	}
+	if out, _, code := f.run(t, "carol", "retry", "2"); code != 0 || out != "build #5 queued: a retry of build #2 (feature @ 2222222)\n" {
+		t.Fatalf("carol retrying: exit %d, %q", code, out)
+	}
+	if _, stderr, code := f.run(t, "carol", "cancel", "x"); code != 1 || !strings.Contains(stderr, `"x" is not a build id`) {
 		t.Fatalf("cancel x: exit %d, %q", code, stderr)
 	}
+	if _, stderr, code := f.run(t, "carol", "run", "app", "nosuch"); code != 1 || !strings.Contains(stderr, `schedule "nosuch" of "app" not found`) {
+		t.Fatalf("run app nosuch: exit %d, %q", code, stderr)
+	}
+	if _, stderr, code := f.run(t, "bob", "run", "app", "weekly"); code != 1 || !strings.Contains(stderr, `may read "app" but not run its schedules`) {
+		t.Fatalf("bob running a schedule: exit %d, %q", code, stderr)
+	}
+	if out, _, code := f.run(t, "carol", "run", "app", "weekly"); code != 0 || !strings.HasPrefix(out, "build #6 queued: main @ 1111111") {
+		t.Fatalf("carol running a schedule: exit %d, %q", code, out)
+	}
 }
 
-// fakeDeploys is a map-backed Deploys for the console's own checks.
-type fakeDeploys struct {
-	deps    map[int64]record.Deployment
-	logs    map[int64]string // what Follow copies; "deploy log of REPO" if none
-	retried []string         // "id by user"
-}
-
-func (f *fakeDeploys) List(_ context.Context, repo, _ string, _ int) ([]record.Deployment, error) {
-	var out []record.Deployment
-	for _, d := range f.deps {
-		if d.Repo == repo {
-			out = append(out, d)
-		}
-	}
-	return out, nil
-}
-func (f *fakeDeploys) Releases(context.Context, string, string) (deploy.Listing, error) {
-	return deploy.Listing{}, nil
-}
-func (f *fakeDeploys) Follow(_ context.Context, id int64, w io.Writer, _ bool) error {
-	if l, ok := f.logs[id]; ok {
-		_, err := io.WriteString(w, l)
-		return err
-	}
-	_, err := io.WriteString(w, "deploy log of "+f.deps[id].Repo+"\n")
-	return err
-}
-func (f *fakeDeploys) Get(_ context.Context, id int64) (record.Deployment, error) {
-	d, ok := f.deps[id]
-	if !ok {
-		return record.Deployment{}, record.ErrNotFound
-	}
-	return d, nil
-}
-func (f *fakeDeploys) Retry(_ context.Context, id int64, user string) (record.Deployment, error) {
-	f.retried = append(f.retried, fmt.Sprintf("%d by %s", id, user))
-	return record.Deployment{ID: 100, Repo: f.deps[id].Repo, Env: f.deps[id].Env}, nil
-}
-
-func TestDeploymentLogAndRetryAreHiddenLikeBuilds(t *testing.T) {
-	cfg, err := configs.Parse([]byte(`
-[[user]]
-name = "reader"
-keys = ["`+keyA+`"]
-[[repo]]
-name = "app"
-read = ["reader"]
-`), "test.toml")
+// failedDeployment records a failed deployment of build 1 to staging with
+// reason and returns its id.
+func failedDeployment(t *testing.T, f *fixture, reason string) int64 {
+	t.Helper()
+	ctx := t.Context()
+	d, err := f.w.Store.EnqueueDeployment(ctx, record.Deployment{Repo: "app", Env: "staging", BuildID: 1, Trigger: record.DeployAuto})
 	if err != nil {
 		t.Fatal(err)
 	}
-	fd := &fakeDeploys{deps: map[int64]record.Deployment{
-		7: {ID: 7, Repo: "app", Env: "prod", State: record.DeployFailed},
-		8: {ID: 8, Repo: "secret", Env: "prod", State: record.DeployFailed},
-	}}
-	cmds := Commands(Options{Config: cfg, Deploys: fd})
-	run := func(name string, args ...string) (string, string, int) {
-		var out, errb bytes.Buffer
-		code := cmds[name].Run(t.Context(), gitserver.Caller{User: "reader"}, args, &out, &errb)
-		return out.String(), errb.String(), code
+	for {
+		c, ok, err := f.w.Store.ClaimDeployment(ctx)
+		if err != nil || !ok {
+			t.Fatalf("claim deployment %d: %v %v", d.ID, ok, err)
+		}
+		if c.ID == d.ID {
+			break
+		}
 	}
-	if out, _, code := run("log", "deploy", "7"); code != 0 || !strings.Contains(out, "deploy log of app") {
-		t.Fatalf("log deploy 7: exit %d %q", code, out)
+	if err := f.w.Store.FinishDeployment(ctx, d.ID, record.DeployFailed, reason); err != nil {
+		t.Fatal(err)
 	}
-	for _, args := range [][]string{{"log", "deploy", "8"}, {"retry", "deploy", "8"}, {"retry", "deploy", "9"}} {
-		if _, stderr, code := run(args[0], args[1:]...); code != 1 || !strings.Contains(stderr, "not found") {
+	return d.ID
+}
+
+func TestDeploymentLogAndRetryAreCheckedLikeBuilds(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, views.Options{})
+	if out, _, code := f.run(t, "bob", "log", "deploy", "1"); code != 0 || out != "log of deployment 1\n" {
+		t.Fatalf("log deploy 1: exit %d %q", code, out)
+	}
+	for _, args := range [][]string{{"log", "deploy", "9"}, {"retry", "deploy", "9"}} {
+		if _, stderr, code := f.run(t, "bob", args...); code != 1 || !strings.Contains(stderr, "deployment 9 not found") {
 			t.Errorf("%v: exit %d, %q; want not found", args, code, stderr)
 		}
 	}
-	if _, stderr, code := run("retry", "deploy", "x"); code != 1 || !strings.Contains(stderr, "not a deployment id") {
+	if _, stderr, code := f.run(t, "bob", "retry", "deploy", "x"); code != 1 || !strings.Contains(stderr, `"x" is not a deployment id`) {
 		t.Errorf("retry deploy x: exit %d, %q", code, stderr)
 	}
-	// The deployment service decides whether the reader may release; the
-	// console hands it the caller.
-	if out, _, code := run("retry", "deploy", "7"); code != 0 || !strings.Contains(out, "deployment #100 queued") ||
-		len(fd.retried) != 1 || fd.retried[0] != "7 by reader" {
-		t.Fatalf("retry deploy 7: exit %d %q, retried %v", code, out, fd.retried)
+	if _, stderr, code := f.run(t, "bob", "retry", "deploy", "1"); code != 1 || !strings.Contains(stderr, "deployment #1 succeeded; there is nothing to retry") {
+		t.Errorf("retry deploy 1: exit %d, %q", code, stderr)
+	}
+	if _, stderr, code := f.run(t, "alice", "retry", "deploy", "2"); code != 1 || !strings.Contains(stderr, "deployment #2 is still queued") {
+		t.Errorf("retry deploy 2: exit %d, %q", code, stderr)
+	}
+	id := failedDeployment(t, f, "rsync: connection refused")
+	if out, _, code := f.run(t, "bob", "retry", "deploy", fmt.Sprint(id)); code != 0 ||
+		out != fmt.Sprintf("deployment #%d queued: a retry of deployment #%d to staging — follow: log deploy %d -f\n", id+1, id, id+1) ||
+		len(f.w.Deploys.Retried) != 1 || f.w.Deploys.Retried[0] != fmt.Sprintf("%d by bob", id) {
+		t.Fatalf("bob's retry deploy %d: exit %d %q, retried %v", id, code, out, f.w.Deploys.Retried)
+	}
+}
+
+// TestRetryDeployNeedsTheRightToDeploy: a reader may not retry a
+// deployment; a writer may where the environment is its auto branch's and
+// names no approvers (staging), not elsewhere (prod).
+func TestRetryDeployNeedsTheRightToDeploy(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, views.Options{})
+	ctx := t.Context()
+	// Deployment 2 to prod fails.
+	if d, ok, err := f.w.Store.ClaimDeployment(ctx); err != nil || !ok || d.ID != 2 {
+		t.Fatalf("claim: %d %v %v", d.ID, ok, err)
+	}
+	if err := f.w.Store.FinishDeployment(ctx, 2, record.DeployFailed, "rsync failed"); err != nil {
+		t.Fatal(err)
+	}
+	staging := failedDeployment(t, f, "activate failed")
+	if _, stderr, code := f.run(t, "dave", "retry", "deploy", fmt.Sprint(staging)); code != 1 || !strings.Contains(stderr, "user dave may not deploy app to staging") {
+		t.Errorf("dave (reader) retrying on staging: exit %d %q", code, stderr)
+	}
+	if out, _, code := f.run(t, "carol", "retry", "deploy", fmt.Sprint(staging)); code != 0 || !strings.Contains(out, "queued") {
+		t.Errorf("carol (writer) retrying on staging: exit %d %q", code, out)
+	}
+	if _, stderr, code := f.run(t, "carol", "retry", "deploy", "2"); code != 1 || !strings.Contains(stderr, "user carol may not deploy app to prod") {
+		t.Errorf("carol (writer) retrying on prod: exit %d %q", code, stderr)
+	}
+	if out, _, code := f.run(t, "bob", "retry", "deploy", "2"); code != 0 || !strings.Contains(out, "to prod") {
+		t.Errorf("bob (releaser) retrying on prod: exit %d %q", code, out)
 	}
 }
 
@@ -217,56 +259,85 @@ const hostile = "[00:00.100] │ real output\r\x1b[2K\x1b]0;title\x07\x1b]52;c;Z
 const hostileShown = "[00:00.100] │ real output\\r\\x1b[2K\\x1b]0;title\\x07\\x1b]52;c;ZXZpbA==\\x07\\x1b[8mhidden\n" +
 	"[00:00.200] │ \x1b[31mred\x1b[0m \\u009b1A\\xff\n"
 
+// hostileLogs copies hostile as the log store does: in pieces, here a
+// byte at a time.
+type hostileLogs struct{}
+
+func (hostileLogs) Follow(_ context.Context, _ int64, w io.Writer, _ bool) error {
+	for i := range len(hostile) {
+		if _, err := w.Write([]byte{hostile[i]}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+func (hostileLogs) CancelBy(context.Context, int64, string) error { return nil }
+func (hostileLogs) Retry(context.Context, int64) (record.Build, error) {
+	return record.Build{}, nil
+}
+
+type hostileDeployLogs struct{}
+
+func (hostileDeployLogs) Releases(context.Context, string, string) (deploy.Listing, error) {
+	return deploy.Listing{}, nil
+}
+func (hostileDeployLogs) Retry(context.Context, int64, string) (record.Deployment, error) {
+	return record.Deployment{}, nil
+}
+func (hostileDeployLogs) Follow(_ context.Context, _ int64, w io.Writer, _ bool) error {
+	_, err := io.WriteString(w, hostile)
+	return err
+}
+
 // TestLogsAreShownSafeAndRawOnRequest: `log`, `log -f` and `log deploy`
 // render what the log holds safe for a terminal (visible escapes, colours
 // kept); --raw gives the stored bytes; the listings escape reasons, which
 // quote a step's command or what a target printed.
 func TestLogsAreShownSafeAndRawOnRequest(t *testing.T) {
-	cfg, err := configs.Parse([]byte(`
-[[user]]
-name = "reader"
-keys = ["`+keyA+`"]
-[[repo]]
-name = "app"
-read = ["reader"]
-`), "test.toml")
+	t.Parallel()
+	f := newFixture(t, views.Options{Builds: hostileLogs{}, Deploys: hostileDeployLogs{}})
+	ctx := t.Context()
+	st := f.w.Store
+	reason := "step 1 (printf '\x1b]0;t\x07\r\nbuild #3 passed') exited 1"
+	enq, err := st.EnqueueBuilds(ctx, []record.Build{{Repo: "app", Ref: "refs/heads/x", Commit: viewstest.C1, Trigger: record.TriggerManual}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	reason := "step 1 (printf '\x1b]0;t\x07\r\nbuild #3 passed') exited 1"
-	fb := &fakeBuilds{
-		builds: map[int64]record.Build{3: {ID: 3, Repo: "app", Ref: "refs/heads/main", State: record.StateFailed, Reason: reason}},
-		logs:   map[int64]string{3: hostile},
+	id := enq.Builds[0].ID
+	for {
+		b, ok, err := st.ClaimBuild(ctx, "w")
+		if err != nil || !ok {
+			t.Fatalf("claim: %v %v", ok, err)
+		}
+		if b.ID == id {
+			break
+		}
 	}
-	fd := &fakeDeploys{
-		deps: map[int64]record.Deployment{7: {ID: 7, Repo: "app", Env: "prod", State: record.DeployFailed, Reason: "activate: exit 1: \x1b[1Adone\r"}},
-		logs: map[int64]string{7: hostile},
+	if err := st.FinishBuild(ctx, id, record.StateFailed, reason, nil); err != nil {
+		t.Fatal(err)
 	}
-	cmds := Commands(Options{Config: cfg, Builds: fb, Deploys: fd})
-	run := func(name string, args ...string) (string, int) {
-		var out, errb bytes.Buffer
-		code := cmds[name].Run(t.Context(), gitserver.Caller{User: "reader"}, args, &out, &errb)
-		return out.String(), code
+	dep := failedDeployment(t, f, "activate: exit 1: \x1b[1Adone\r")
+
+	sid, sdep := fmt.Sprint(id), fmt.Sprint(dep)
+	if out, _, code := f.run(t, "bob", "log", sid); code != 0 || out != hostileShown {
+		t.Errorf("log %s: exit %d\n got %q\nwant %q", sid, code, out, hostileShown)
 	}
-	if out, code := run("log", "3"); code != 0 || out != hostileShown {
-		t.Errorf("log 3: exit %d\n got %q\nwant %q", code, out, hostileShown)
+	wantEnd := fmt.Sprintf(`build #%d failed (step 1 (printf '\x1b]0;t\x07\r\nbuild #3 passed') exited 1)`, id) + "\n"
+	if out, _, code := f.run(t, "bob", "log", sid, "-f"); code != 1 || out != hostileShown+wantEnd {
+		t.Errorf("log %s -f: exit %d\n got %q\nwant %q", sid, code, out, hostileShown+wantEnd)
 	}
-	wantEnd := `build #3 failed (step 1 (printf '\x1b]0;t\x07\r\nbuild #3 passed') exited 1)` + "\n"
-	if out, code := run("log", "3", "-f"); code != 1 || out != hostileShown+wantEnd {
-		t.Errorf("log 3 -f: exit %d\n got %q\nwant %q", code, out, hostileShown+wantEnd)
+	if out, _, code := f.run(t, "bob", "log", "deploy", sdep); code != 0 || out != hostileShown {
+		t.Errorf("log deploy %s: exit %d\n got %q\nwant %q", sdep, code, out, hostileShown)
 	}
-	if out, code := run("log", "deploy", "7"); code != 0 || out != hostileShown {
-		t.Errorf("log deploy 7: exit %d\n got %q\nwant %q", code, out, hostileShown)
-	}
-	for _, args := range [][]string{{"3", "--raw"}, {"--raw", "deploy", "7"}} {
-		if out, code := run("log", args...); code != 0 || out != hostile {
+	for _, args := range [][]string{{sid, "--raw"}, {"--raw", "deploy", sdep}} {
+		if out, _, code := f.run(t, "bob", append([]string{"log"}, args...)...); code != 0 || out != hostile {
 			t.Errorf("log %v: exit %d\n got %q\nwant the stored bytes %q", args, code, out, hostile)
 		}
 	}
-	if out, _ := run("builds", "app"); !strings.Contains(out, `printf '\x1b]0;t\x07\r\nbuild #3 passed') exited 1`) || strings.ContainsAny(out, "\x1b\r\a") {
+	if out, _, _ := f.run(t, "bob", "builds", "app"); !strings.Contains(out, `printf '\x1b]0;t\x07\r\nbuild #3 passed') exited 1`) || strings.ContainsAny(out, "\x1b\r\a") {
 		t.Errorf("builds app does not escape the reason:\n%q", out)
 	}
-	if out, _ := run("deploys", "app"); !strings.Contains(out, `activate: exit 1: \x1b[1Adone\r`) || strings.ContainsAny(out, "\x1b\r") {
+	if out, _, _ := f.run(t, "bob", "deploys", "app"); !strings.Contains(out, `activate: exit 1: \x1b[1Adone\r`) || strings.ContainsAny(out, "\x1b\r") {
 		t.Errorf("deploys app does not escape the reason:\n%q", out)
 	}
 }

@@ -661,6 +661,18 @@ func (s *Service) List(ctx context.Context, repo, env string, limit int) ([]reco
 	return s.o.Store.ListDeployments(ctx, repo, env, limit)
 }
 
+// MayRetry reports whether user, holding access on the repository, may
+// queue a failed deployment to env again: whoever may release to it (an
+// approver, when it names approvers), or, on an environment that a branch
+// deploys to by itself and that names no approvers, a writer. Callers that
+// narrow a user's rights (an API token's scope) pass the narrowed access.
+func MayRetry(env *configs.Environment, user string, access configs.Access) bool {
+	if access.Has(configs.Release) && (len(env.Approvers) == 0 || slices.Contains(env.Approvers, user)) {
+		return true
+	}
+	return env.Auto != "" && len(env.Approvers) == 0 && access.Has(configs.Write)
+}
+
 // Retry queues deployment id again, as a new deployment of the same build
 // triggered by user, and wakes the workers. Only a failed or rolled-back
 // deployment that is still the newest to its environment can be retried
@@ -684,12 +696,7 @@ func (s *Service) Retry(ctx context.Context, id int64, user string) (record.Depl
 	if !ok {
 		return record.Deployment{}, fmt.Errorf("environment %s of %s is no longer configured", d.Env, d.Repo)
 	}
-	access := configs.Snapshot(ctx, s.o.Config).Access(user, d.Repo)
-	may := access.Has(configs.Release) && (len(env.Approvers) == 0 || slices.Contains(env.Approvers, user))
-	if !may && env.Auto != "" && len(env.Approvers) == 0 && access.Has(configs.Write) {
-		may = true
-	}
-	if !may {
+	if !MayRetry(env, user, configs.Snapshot(ctx, s.o.Config).Access(user, d.Repo)) {
 		return record.Deployment{}, fmt.Errorf("user %s may not deploy %s to %s", user, d.Repo, d.Env)
 	}
 	nd, err := s.o.Store.RetryDeployment(ctx, id, user)

@@ -87,7 +87,7 @@ name = "secret"
 	}
 	browser := &http.Client{Jar: jar, Timeout: 30 * time.Second}
 	status, body := waGet(t, browser, link)
-	if status != http.StatusOK || !strings.Contains(body, "signed in as alice") || !strings.Contains(body, "<td>secret</td>") {
+	if status != http.StatusOK || !strings.Contains(body, "signed in as alice") || !strings.Contains(body, "<a href=\"/secret\">secret</a>") {
 		t.Fatalf("open the login link: %d\n%s", status, body)
 	}
 	if status, body := waGet(t, browser, link); status != http.StatusGone || !strings.Contains(body, "used already") {
@@ -104,7 +104,7 @@ name = "secret"
 	}
 	curl := &http.Client{Timeout: 30 * time.Second}
 	status, body = waGet(t, curl, base+"/", "Authorization", "Bearer "+tok)
-	if status != http.StatusOK || !strings.Contains(body, "signed in as bob") || !strings.Contains(body, "<td>app</td>") || strings.Contains(body, "secret") {
+	if status != http.StatusOK || !strings.Contains(body, "signed in as bob") || !strings.Contains(body, "<a href=\"/app\">app</a>") || strings.Contains(body, "secret") {
 		t.Errorf("GET / with bob's token: %d\n%s", status, body)
 	}
 	list, _, _ := d.ssh(bob, "token", "list")

@@ -14,8 +14,10 @@
 // core.hooksPath, so every push passes through Slipway's hooks; the hooks learn
 // who pushed from a per-session token obtained through the PushTokens
 // interface. Everything else the package needs from the rest of the daemon
-// (tokens, the last pushes for `repos`) comes through small interfaces declared
-// here, so cmd/slipway wires the real implementations and tests use maps.
+// comes through small interfaces declared here, so cmd/slipway wires the real
+// implementations and tests use maps; the commands beyond help, whoami and
+// git's (repos, builds, ...) are given to it (Options.Commands) by package
+// console.
 //
 // Connections that have not authenticated yet are startups (see startups):
 // they have a budget of their own, apart from the session slots of

@@ -21,7 +21,6 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"slipway/configs"
-	"slipway/record"
 )
 
 // mapTokens is a PushTokens backed by a map, as the hooks registry would be.
@@ -61,11 +60,6 @@ func (m *mapTokens) counts() (begun, ended int) {
 	defer m.mu.Unlock()
 	return m.begun, m.ended
 }
-
-// mapPushes is a PushLister backed by a map.
-type mapPushes map[string]record.Push
-
-func (m mapPushes) LastPushes(context.Context) (map[string]record.Push, error) { return m, nil }
 
 type key struct {
 	path string // private key file
@@ -119,7 +113,6 @@ type serverOpt struct {
 	sshTOML    string            // extra keys in [ssh]
 	keyOptions map[string]string // authorized_keys options in front of a user's key
 	commands   map[string]Command
-	pushes     PushLister
 	setup      func(*Server) // runs after New, before Serve
 }
 
@@ -175,7 +168,6 @@ read = ["carol"]
 		Config:   cfg,
 		Logger:   slog.New(slog.NewTextHandler(ts.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Tokens:   ts.tokens,
-		Pushes:   o.pushes,
 		Commands: o.commands,
 	})
 	if err != nil {

@@ -19,7 +19,6 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"slipway/configs"
-	"slipway/record"
 )
 
 // PushTokens hands out the token that lets Slipway's hooks know who is
@@ -33,11 +32,6 @@ type PushTokens interface {
 	Begin(repo, user, keyFingerprint string, cfg *configs.Config) (token string, end func())
 }
 
-// PushLister gives the newest push of each repository, for `repos`.
-type PushLister interface {
-	LastPushes(ctx context.Context) (map[string]record.Push, error)
-}
-
 // Options configure a Server.
 type Options struct {
 	// Config is required: users, rights and limits, read as each
@@ -49,8 +43,6 @@ type Options struct {
 	GitPath string
 	// Tokens is required: every receive-pack gets a token for its hooks.
 	Tokens PushTokens
-	// Pushes feeds the last-push column of `repos`; nil leaves it empty.
-	Pushes PushLister
 	// Commands are extra SSH commands by name, listed in `help`. They may
 	// not reuse the name of a built-in command or a git service.
 	Commands map[string]Command
@@ -73,7 +65,6 @@ type Server struct {
 	log      *slog.Logger
 	git      string
 	tokens   PushTokens
-	pushes   PushLister
 	commands map[string]Command
 	gitEnv   []string
 
@@ -143,7 +134,6 @@ func New(opts Options) (*Server, error) {
 		log:      log,
 		git:      git,
 		tokens:   opts.Tokens,
-		pushes:   opts.Pushes,
 		commands: opts.Commands,
 		gitEnv:   slices.Clone(opts.GitEnv),
 		perUser:  map[string]int{},

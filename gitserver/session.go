@@ -17,7 +17,6 @@ import (
 	"github.com/gliderlabs/ssh"
 
 	"slipway/configs"
-	"slipway/record"
 )
 
 // sessionRecord is what the session log line reports.
@@ -29,7 +28,7 @@ type sessionRecord struct {
 
 func builtin(name string) bool {
 	switch name {
-	case "help", "whoami", "repos", UploadPack, ReceivePack, UploadArchive, "git":
+	case "help", "whoami", UploadPack, ReceivePack, UploadArchive, "git":
 		return true
 	}
 	return false
@@ -109,8 +108,6 @@ func (s *Server) dispatch(ctx context.Context, sess ssh.Session, caller Caller, 
 		return 0
 	case "whoami":
 		return s.whoami(ctx, caller, cl.Args, stdout, stderr)
-	case "repos":
-		return s.repos(ctx, caller, cl.Args, stdout, stderr)
 	}
 	if c, ok := s.commands[cl.Name]; ok {
 		return c.Run(ctx, caller, cl.Args, stdout, stderr)
@@ -138,7 +135,6 @@ func (s *Server) help(w io.Writer, local net.Addr) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  help\tthis text")
 	fmt.Fprintln(tw, "  whoami [--json]\twho you are authenticated as")
-	fmt.Fprintln(tw, "  repos [--json]\tthe repositories you can read, with their last push")
 	names := make([]string, 0, len(s.commands))
 	for n := range s.commands {
 		names = append(names, n)
@@ -199,127 +195,6 @@ func writeJSON(stdout, stderr io.Writer, v any) int {
 		return 1
 	}
 	return 0
-}
-
-type repoJSON struct {
-	Name   string   `json:"name"`
-	Access []string `json:"access"`
-	// Configured is false for a repository the configuration does not
-	// name (created by an admin's push, or removed from the file):
-	// only admins see it.
-	Configured bool      `json:"configured"`
-	LastPush   *pushJSON `json:"last_push,omitempty"`
-}
-
-type pushJSON struct {
-	ID   int64              `json:"id"`
-	Time time.Time          `json:"time"`
-	User string             `json:"user"`
-	Refs []record.RefUpdate `json:"refs"`
-}
-
-func (s *Server) repos(ctx context.Context, c Caller, args []string, stdout, stderr io.Writer) int {
-	asJSON, ok := jsonFlag("repos", args, stderr)
-	if !ok {
-		return 1
-	}
-	names, err := listRepos(s.reposDir)
-	if err != nil {
-		s.log.Error("list repositories", "err", err)
-		fmt.Fprintln(stderr, "slipway: could not list repositories")
-		return 1
-	}
-	var last map[string]record.Push
-	if s.pushes != nil {
-		if last, err = s.pushes.LastPushes(ctx); err != nil {
-			s.log.Error("read last pushes", "err", err)
-			fmt.Fprintln(stderr, "slipway: could not read the push record")
-			return 1
-		}
-	}
-	cfg := configs.Snapshot(ctx, s.cfg)
-	out := []repoJSON{}
-	for _, n := range names {
-		a := cfg.Access(c.User, n)
-		if !a.Has(configs.Read) {
-			continue
-		}
-		configured := cfg.Configured(n)
-		r := repoJSON{Name: n, Access: accessWords(a), Configured: configured}
-		if p, ok := last[n]; ok {
-			refs := p.Refs
-			if refs == nil {
-				refs = []record.RefUpdate{}
-			}
-			r.LastPush = &pushJSON{ID: p.ID, Time: p.Time.UTC(), User: p.User, Refs: refs}
-		}
-		out = append(out, r)
-	}
-	if asJSON {
-		return writeJSON(stdout, stderr, out)
-	}
-	if len(out) == 0 {
-		fmt.Fprintln(stdout, "No repositories you can read yet.")
-		return 0
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "REPO\tACCESS\tLAST PUSH")
-	for _, r := range out {
-		lp := "never"
-		if p := r.LastPush; p != nil {
-			lp = fmt.Sprintf("%s by %s: %s", p.Time.Format("2006-01-02 15:04 MST"), p.User, summarizeRefs(p.Refs))
-		}
-		name := r.Name
-		if !r.Configured {
-			name += " (unconfigured)"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", name, strings.Join(r.Access, ","), lp)
-	}
-	tw.Flush()
-	return 0
-}
-
-func accessWords(a configs.Access) []string {
-	var w []string
-	for _, x := range []struct {
-		bit  configs.Access
-		word string
-	}{{configs.Read, "read"}, {configs.Write, "write"}, {configs.Release, "release"}, {configs.Create, "create"}} {
-		if a.Has(x.bit) {
-			w = append(w, x.word)
-		}
-	}
-	return w
-}
-
-// summarizeRefs describes a push's refs in a few words: "main 1a2b3c4,
-// tag v1 deleted, +3 more".
-func summarizeRefs(refs []record.RefUpdate) string {
-	if len(refs) == 0 {
-		return "no refs"
-	}
-	const shown = 3
-	var parts []string
-	for i, r := range refs {
-		if i == shown {
-			parts = append(parts, fmt.Sprintf("+%d more", len(refs)-shown))
-			break
-		}
-		name := r.Name
-		switch {
-		case strings.HasPrefix(name, "refs/heads/"):
-			name = strings.TrimPrefix(name, "refs/heads/")
-		case strings.HasPrefix(name, "refs/tags/"):
-			name = "tag " + strings.TrimPrefix(name, "refs/tags/")
-		}
-		switch {
-		case record.ZeroID(r.New):
-			parts = append(parts, name+" deleted")
-		default:
-			parts = append(parts, name+" "+r.New[:min(7, len(r.New))])
-		}
-	}
-	return strings.Join(parts, ", ")
 }
 
 // listRepos returns the canonical names of the bare repositories on disk,

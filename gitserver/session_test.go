@@ -10,9 +10,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
-
-	"slipway/record"
 )
 
 func TestInteractiveLoginGreetsAndExits(t *testing.T) {
@@ -25,7 +22,7 @@ func TestInteractiveLoginGreetsAndExits(t *testing.T) {
 		if r.code != 0 {
 			t.Errorf("ssh %s: exit %d, stderr %q", flag, r.code, r.stderr)
 		}
-		for _, want := range []string{"Hi carol!", "no shell", "whoami [--json]", "repos [--json]", "builds [REPO]", "recent builds", "git clone ssh://" + ts.addr + "/REPO"} {
+		for _, want := range []string{"Hi carol!", "no shell", "whoami [--json]", "builds [REPO]", "recent builds", "git clone ssh://" + ts.addr + "/REPO"} {
 			if !strings.Contains(r.stdout, want) {
 				t.Errorf("ssh %s: greeting lacks %q:\n%s", flag, want, r.stdout)
 			}
@@ -104,63 +101,30 @@ func TestWhoami(t *testing.T) {
 	}
 }
 
-func TestReposListsReadableWithLastPush(t *testing.T) {
+// TestDiskListsTheRepositoriesPushed: the repositories on disk, for the
+// `repos` listing (package views filters them by rights): the ones pushed
+// to, nested ones included, and nothing that is not a repository.
+func TestDiskListsTheRepositoriesPushed(t *testing.T) {
 	t.Parallel()
-	when := time.Date(2026, 11, 25, 18, 40, 0, 0, time.UTC)
-	id := strings.Repeat("ab", 20)
-	pushes := mapPushes{"app": {ID: 7, Repo: "app", User: "carol", Time: when, Refs: []record.RefUpdate{
-		{Name: "refs/heads/main", Old: strings.Repeat("0", 40), New: id},
-		{Name: "refs/tags/v1", Old: id, New: strings.Repeat("0", 40)},
-	}}}
-	ts := startServer(t, serverOpt{pushes: pushes})
+	ts := startServer(t, serverOpt{})
 	env := ts.gitEnv("alice")
 	work := newWork(t, env, "one")
 	for _, name := range []string{"app", "secret", "team/tools"} {
 		must(t, work, env, "git", "push", "-q", ts.url(name), "main")
 	}
 	// Junk in the repos folder is not a repository.
-	if err := os.MkdirAll(filepath.Join(ts.cfg.ReposDir(), "Bad Name.git"), 0o755); err != nil {
-		t.Fatal(err)
+	for _, junk := range []string{"Bad Name.git", "half.git", "team/x.git.git"} {
+		if err := os.MkdirAll(filepath.Join(ts.cfg.ReposDir(), junk), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
-
-	r := ts.ssh("bob", "", "repos")
-	if r.code != 0 {
-		t.Fatalf("repos: exit %d, %q", r.code, r.stderr)
+	names, err := Disk{ReposDir: ts.cfg.ReposDir()}.Repos(t.Context())
+	if err != nil || !slices.Equal(names, []string{"app", "secret", "team/tools"}) {
+		t.Errorf("Disk.Repos = %q, %v; want app, secret, team/tools", names, err)
 	}
-	if !strings.Contains(r.stdout, "app") || !strings.Contains(r.stdout, "2026-11-25 18:40 UTC by carol: main ababab") ||
-		!strings.Contains(r.stdout, "tag v1 deleted") {
-		t.Errorf("bob's repos lack app and its last push:\n%s", r.stdout)
-	}
-	if strings.Contains(r.stdout, "secret") || strings.Contains(r.stdout, "team/tools") || strings.Contains(r.stdout, "Bad") {
-		t.Errorf("bob's repos list repositories he cannot read:\n%s", r.stdout)
-	}
-
-	var list []struct {
-		Name     string   `json:"name"`
-		Access   []string `json:"access"`
-		LastPush *struct {
-			ID   int64              `json:"id"`
-			User string             `json:"user"`
-			Time time.Time          `json:"time"`
-			Refs []record.RefUpdate `json:"refs"`
-		} `json:"last_push"`
-	}
-	r = ts.ssh("alice", "", "repos --json")
-	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil {
-		t.Fatalf("repos --json: %v: %q", err, r.stdout)
-	}
-	var names []string
-	for _, e := range list {
-		names = append(names, e.Name)
-	}
-	if !slices.Equal(names, []string{"app", "secret", "team/tools"}) {
-		t.Errorf("alice's repos = %q", names)
-	}
-	if p := list[0].LastPush; p == nil || p.ID != 7 || p.User != "carol" || !p.Time.Equal(when) || len(p.Refs) != 2 {
-		t.Errorf("last push of app = %+v", p)
-	}
-	if list[1].LastPush != nil || !slices.Equal(list[1].Access, []string{"read", "write", "release", "create"}) {
-		t.Errorf("secret for alice = %+v", list[1])
+	// `repos` is no longer the SSH server's own: console gives it.
+	if r := ts.ssh("bob", "", "repos"); r.code != 1 || !strings.Contains(r.stderr, `unknown command "repos"`) {
+		t.Errorf("repos without the console: exit %d, %q", r.code, r.stderr)
 	}
 }
 

@@ -192,6 +192,18 @@ CREATE TABLE api_tokens (
 );
 CREATE UNIQUE INDEX api_tokens_by_name ON api_tokens (user, name) WHERE revoked_at IS NULL;
 `,
+	// 9: the listings people page through (issue 14: the JSON API and the
+	// dashboard): each filter of a build, deployment or push listing is
+	// served by an index that ends with id, so that `id < cursor ORDER BY
+	// id DESC LIMIT n` reads n rows, not the repository's history; and
+	// the work a push caused is found by its push.
+	`
+CREATE INDEX builds_by_branch      ON builds (repo, ref, id);
+CREATE INDEX builds_by_trigger     ON builds (repo, trigger, id);
+CREATE INDEX builds_by_push        ON builds (push_id) WHERE push_id IS NOT NULL;
+CREATE INDEX deployments_by_env_id ON deployments (repo, env, id);
+CREATE INDEX deployments_by_push  ON deployments (push_id) WHERE push_id IS NOT NULL;
+`,
 }
 
 // migrate brings the database to len(migs). Each migration runs in its own

@@ -242,7 +242,7 @@ func TestLoginLinkOpensOneSession(t *testing.T) {
 		t.Errorf("login response headers: %v", r.header)
 	}
 	home := e.do("GET", "/", nil, c)
-	if who := signedInAs(home.body); who != "alice" || !strings.Contains(home.body, "<td>priv</td>") {
+	if who := signedInAs(home.body); who != "alice" || !strings.Contains(home.body, "<a href=\"/priv\">priv</a>") {
 		t.Errorf("GET / with the cookie: signed in as %q\n%s", who, home.body)
 	}
 	again := e.do("GET", link, nil, nil)
@@ -605,7 +605,7 @@ func TestTokenLifecycle(t *testing.T) {
 	if r := e.do("POST", "/test/app/write", nil, nil, bearer(bobAdmin)...); r.code != 404 {
 		t.Errorf("bob's admin-scoped token writes where bob only reads: %d", r.code)
 	}
-	if r := e.do("GET", "/", nil, nil, bearer(bobAdmin)...); strings.Contains(r.body, "<td>priv</td>") || !strings.Contains(r.body, "<td>app</td>") {
+	if r := e.do("GET", "/", nil, nil, bearer(bobAdmin)...); strings.Contains(r.body, "<a href=\"/priv\">priv</a>") || !strings.Contains(r.body, "<a href=\"/app\">app</a>") {
 		t.Errorf("bob's token lists:\n%s", r.body)
 	}
 

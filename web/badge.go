@@ -28,12 +28,22 @@ type Badges interface {
 }
 
 // repoPaths answers the paths that start with a repository's name, which
-// may hold slashes (team/app): /<repo>/badge.svg and
-// /<repo>/env/<env>/badge.svg. They are told apart by their end.
+// may hold slashes (team/app): /<repo> (its page), /<repo>/badge.svg and
+// /<repo>/env/<env>/badge.svg. They are told apart by their end; what
+// matches none, or names what the viewer may not read, is a 404.
 func (s *Server) repoPaths(w http.ResponseWriter, r *http.Request) {
-	p := r.PathValue("path")
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		s.notFound(w, r)
+		return
+	}
+	p := strings.TrimPrefix(r.URL.Path, "/")
 	if rest, ok := strings.CutSuffix(p, "/badge.svg"); ok {
 		s.badge(w, r, rest)
+		return
+	}
+	if name, err := configs.CleanRepoName(p); err == nil && name == p && s.o.Views != nil &&
+		s.readable(r.Context(), s.config(r.Context()), s.apiViewer(r), name) {
+		s.repoPage(w, r, name)
 		return
 	}
 	s.notFound(w, r)
@@ -42,7 +52,7 @@ func (s *Server) repoPaths(w http.ResponseWriter, r *http.Request) {
 // badge answers both badges; rest is the path before "/badge.svg".
 func (s *Server) badge(w http.ResponseWriter, r *http.Request, rest string) {
 	cfg := s.config(r.Context())
-	v := s.viewerOf(r)
+	v := s.apiViewer(r)
 	repo, env := rest, ""
 	// team/app/env/prod names environment prod of team/app, when it has
 	// one; else it is the repository team/app/env/prod.

@@ -4,19 +4,15 @@ import (
 	"net/http"
 
 	"slipway/configs"
+	"slipway/views"
 )
 
-// repoRow is one repository on the front page.
-type repoRow struct {
-	Name   string
-	Public bool
-}
-
-// index lists the repositories the viewer may read.
-func (s *Server) index(w http.ResponseWriter, r *http.Request) {
+// plainIndex is the front page of a server without the read model (a
+// test's): the repositories the viewer may read, by name.
+func (s *Server) plainIndex(w http.ResponseWriter, r *http.Request) {
 	cfg := s.config(r.Context())
-	v := s.viewerOf(r)
-	var rows []repoRow
+	v := s.apiViewer(r)
+	var rows []indexRepo
 	if s.o.Repos != nil {
 		names, err := s.o.Repos.Repos(r.Context())
 		if err != nil {
@@ -27,7 +23,7 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 		for _, n := range names {
 			if access(cfg, v, n).Has(configs.Read) {
 				rc, _ := cfg.Repo(n)
-				rows = append(rows, repoRow{Name: n, Public: rc != nil && rc.Public})
+				rows = append(rows, indexRepo{Repo: views.Repo{Name: n, Configured: rc != nil}, Public: rc != nil && rc.Public})
 			}
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +19,7 @@ import (
 
 	"slipway/build/logs"
 	"slipway/configs"
+	"slipway/internal/testutil"
 	"slipway/record"
 )
 
@@ -387,4 +389,84 @@ func TestLiveLogRefusals(t *testing.T) {
 	if code != http.StatusOK || strings.Contains(body, "data: <") || !strings.Contains(body, "event: end") {
 		t.Errorf("GET /builds/2/log/events?after=2: %d\n%s", code, body)
 	}
+}
+
+// TestSlowFollowerIsDropped: a follower that stops reading does not hold
+// the others or the build: once it is hubQueue events behind, the hub
+// drops it, and its request reads what it missed from the file; when the
+// client reads again, it gets every line once, in order, and the end.
+func TestSlowFollowerIsDropped(t *testing.T) {
+	t.Parallel()
+	runs := newTestRuns(t)
+	var logged testutil.Buffer
+	s := newLiveServer(t, Options{BuildLogs: runs, Logger: slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	w := runs.start(t, 4, "pub")
+	fmt.Fprintln(w, "first")
+
+	// The slow follower: connected, then reading nothing.
+	slow, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	fmt.Fprintf(slow, "GET /builds/4/log/events HTTP/1.0\r\nHost: x\r\n\r\n")
+	// A follower that keeps up, from the same moment.
+	_, fast := subscribe(t, t.Context(), srv.URL+"/builds/4/log/events", 0)
+	// Enough events to fill the slow one's socket buffers (on loopback,
+	// up to a few MB) and its queue.
+	const total = 16000
+	filler := strings.Repeat("fills buffers ", 70)
+	for i := range total {
+		fmt.Fprintf(w, "%06d %s\n", i, filler)
+	}
+	runs.finish(t, 4, w, record.StatePassed)
+	var fastLines []int64
+	ended := false
+	for ev := range fast {
+		if ev.name == "end" {
+			ended = true
+		} else if ev.id != "" {
+			fastLines = append(fastLines, lineNumbers(t, ev)...)
+		}
+	}
+	if !ended || !consecutive(fastLines, total+3) {
+		t.Fatalf("the fast follower got %d lines (end %v) while the slow one read nothing", len(fastLines), ended)
+	}
+
+	// The slow follower reads now: all of it.
+	var lines []int64
+	sawEnd := false
+	br := bufio.NewReader(slow)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			break
+		}
+		if m := lineID.FindStringSubmatch(strings.TrimPrefix(line, "data: ")); m != nil && strings.HasPrefix(line, "data: ") {
+			n, _ := strconv.ParseInt(m[1], 10, 64)
+			lines = append(lines, n)
+		}
+		sawEnd = sawEnd || strings.HasPrefix(line, "event: end")
+	}
+	if !sawEnd || !consecutive(lines, total+3) {
+		t.Fatalf("the slow follower got %d lines, end %v", len(lines), sawEnd)
+	}
+	if !strings.Contains(logged.String(), "a follower fell behind") {
+		t.Errorf("no follower was dropped:\n%s", logged.String())
+	}
+}
+
+// consecutive reports whether ns is 1, 2, ..., n.
+func consecutive(ns []int64, n int64) bool {
+	if int64(len(ns)) != n {
+		return false
+	}
+	for i, k := range ns {
+		if k != int64(i+1) {
+			return false
+		}
+	}
+	return true
 }

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"slipway/record"
 )
 
 // funcs are the templates' helpers.
@@ -17,12 +19,25 @@ var funcs = template.FuncMap{
 		}
 		return id
 	},
-	"when": func(t time.Time) string {
-		if t.IsZero() {
+	"when": func(t any) string {
+		var tt time.Time
+		switch t := t.(type) {
+		case time.Time:
+			tt = t
+		case *time.Time:
+			if t != nil {
+				tt = *t
+			}
+		}
+		if tt.IsZero() {
 			return "-"
 		}
-		return t.UTC().Format("2006-01-02 15:04:05 UTC")
+		return tt.UTC().Format("2006-01-02 15:04:05 UTC")
 	},
+	"ms":    millis,
+	"bytes": byteSize,
+	"zero":  record.ZeroID,
+	"inc":   func(i int) int { return i + 1 },
 	"ref": func(ref string) string {
 		return strings.TrimPrefix(strings.TrimPrefix(ref, "refs/heads/"), "refs/tags/")
 	},
@@ -78,4 +93,32 @@ func (s *Server) badRequest(w http.ResponseWriter, r *http.Request, msg string) 
 type errorPage struct {
 	Status  int
 	Message string
+}
+
+// millis shows a duration in milliseconds the way people read one: "850 ms",
+// "12.3 s", "4 min 05 s", "1 h 02 min".
+func millis(ms int64) string {
+	switch d := time.Duration(ms) * time.Millisecond; {
+	case d < time.Second:
+		return fmt.Sprintf("%d ms", ms)
+	case d < time.Minute:
+		return fmt.Sprintf("%.1f s", d.Seconds())
+	case d < time.Hour:
+		return fmt.Sprintf("%d min %02d s", int(d.Minutes()), int(d.Seconds())%60)
+	default:
+		return fmt.Sprintf("%d h %02d min", int(d.Hours()), int(d.Minutes())%60)
+	}
+}
+
+// byteSize shows a size: "512 B", "12.3 KiB", "4.0 MiB".
+func byteSize(n int64) string {
+	switch {
+	case n < 1<<10:
+		return fmt.Sprintf("%d B", n)
+	case n < 1<<20:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	case n < 1<<30:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
 }

@@ -28,6 +28,12 @@ type Options struct {
 	Logger *slog.Logger // nil discards
 	// Repos lists the repositories on disk (canonical names, sorted).
 	Repos RepoLister
+	// BuildLogs and DeployLogs give the logs and states of builds and
+	// deployments (build.Service, deploy.Service); Badges what the badges
+	// show (store.Store). Nil: none to show.
+	BuildLogs  BuildLogs
+	DeployLogs DeployLogs
+	Badges     Badges
 
 	// Sessions and Tokens keep the sessions of signed-in browsers and the
 	// API tokens; nil: nobody can sign in, and no token is accepted.
@@ -39,12 +45,17 @@ type Options struct {
 	Addr string
 	// Now is the clock of sessions, links and tokens; nil: time.Now.
 	Now func() time.Time
-	// BuildLogs and DeployLogs give the logs and states of builds and
-	// deployments (build.Service, deploy.Service); Badges what the badges
-	// show (store.Store). Nil: none to show.
-	BuildLogs  BuildLogs
-	DeployLogs DeployLogs
-	Badges     Badges
+
+	// Views is the read model the JSON API and the pages serve (package
+	// views); nil leaves the API out.
+	Views ReadModel
+	// Releases is the release gate the build page asks (deploy.Service);
+	// ArtifactsDir where passed builds keep their artifacts
+	// (<dir>/<build id>/); CloneURL the repositories' SSH address
+	// ("ssh://HOST:PORT"), for the commands the pages show.
+	Releases     ReleaseGate
+	ArtifactsDir string
+	CloneURL     string
 }
 
 // RepoLister lists the repositories on disk.
@@ -60,15 +71,21 @@ type Server struct {
 	mux   *http.ServeMux
 	http  *http.Server
 
-	links   *links  // pending login links
-	touched touched // when each token's use was last written
-	tasks   tasks   // writes requests started and did not wait for
 	// streams ends the live logs when the server stops (see liveRoutes);
 	// pingEvery is their keep-alive; hubs are the runs followed (sse.go).
 	streams    context.Context
 	endStreams context.CancelFunc
 	pingEvery  time.Duration
 	hubs       hubs
+
+	links   *links  // pending login links
+	touched touched // when each token's use was last written
+	tasks   tasks   // writes requests started and did not wait for
+
+	// viewerFor, set only by tests, says who a request comes from in place
+	// of the auth part, and stands for a request that passed its write
+	// check.
+	viewerFor func(*http.Request) viewer
 }
 
 // Timeouts of the HTTP server: headers must come quickly (a slow client
@@ -101,9 +118,13 @@ func New(o Options) (*Server, error) {
 	}
 	s.mux.Handle("GET /static/", http.StripPrefix("/static/", staticHandler(static)))
 	s.mux.HandleFunc("GET /{$}", s.index)
-	s.authRoutes()
 	s.liveRoutes()
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { s.notFound(w, r) })
+	s.authRoutes()
+	s.apiRoutes()
+	s.pageRoutes()
+	// The paths of a repository (/team/app/badge.svg: its name may hold
+	// slashes) are told apart by their end; what none matches is a 404.
+	s.mux.HandleFunc("/", s.repoPaths)
 	s.http = &http.Server{
 		Handler:           s.authenticate(s.mux),
 		ReadHeaderTimeout: readHeaderTimeout,

@@ -51,7 +51,7 @@ func TestAnonymousSeesOnlyPublicRepositories(t *testing.T) {
 	t.Parallel()
 	s := newTestServer(t, publicTOML, "priv", "pub", "unconfigured")
 	code, h, body := get(t, s.Handler(), "/")
-	if code != http.StatusOK || !strings.Contains(body, "<td>pub</td>") || strings.Contains(body, "priv") || strings.Contains(body, "unconfigured") {
+	if code != http.StatusOK || !strings.Contains(body, "<a href=\"/pub\">pub</a>") || strings.Contains(body, "priv") || strings.Contains(body, "unconfigured") {
 		t.Errorf("GET / as nobody: %d\n%s", code, body)
 	}
 	if ct := h.Get("Content-Type"); ct != "text/html; charset=utf-8" || h.Get("Content-Security-Policy") == "" {

@@ -50,7 +50,6 @@ func (s *Server) liveRoutes() {
 		s.mux.HandleFunc(base+".txt", s.rawLog(kind))
 		s.mux.HandleFunc(base, s.logPage(kind))
 	}
-	s.mux.HandleFunc("GET /{path...}", s.repoPaths)
 }
 
 // logEvents answers GET /builds/{id}/log/events.
@@ -108,33 +107,50 @@ func (s *Server) finishedEvents(ctx context.Context, es *eventStream, run logRun
 // liveEvents follows a run that goes on through its hub: the lines up to
 // where the hub was when the client came (past the client's own) are
 // read from the file by this request; the hub sends the rest, rendered
-// once for all its followers, and the end.
+// once for all its followers, and the end. A follower the hub dropped for
+// falling behind does the same again from its last line: a slow client
+// costs its own reading of the file, never the hub's or the others' pace.
 func (s *Server) liveEvents(ctx context.Context, es *eventStream, run logRun, after int64) error {
-	h, sub := s.subscribe(run, after)
-	defer h.unsubscribe(sub)
-	if sub.at > after {
-		el := newEventLines(es, after, sub.at)
-		if err := el.copy(ctx, run); err != nil {
+	last := after
+	for {
+		h, f := s.subscribe(run, last)
+		dropped, err := s.follow(ctx, es, run, h, f, &last)
+		h.unsubscribe(f)
+		if err != nil || !dropped || ctx.Err() != nil || s.streams.Err() != nil {
 			return err
 		}
+		s.log.Debug("live log: a follower fell behind; it reads from the file", "run", h.key, "after", last)
+	}
+}
+
+// follow sends what the follower f of h needs, from the line after *last
+// on, and keeps *last the last line sent. It returns when the run ends,
+// the hub stops, or the hub dropped f (dropped true).
+func (s *Server) follow(ctx context.Context, es *eventStream, run logRun, h *hub, f *follower, last *int64) (dropped bool, err error) {
+	if f.at > *last {
+		el := newEventLines(es, *last, f.at)
+		if err := el.copy(ctx, run); err != nil {
+			return false, err
+		}
+		*last = f.at
 	}
 	for {
 		select {
-		case b, ok := <-sub.ch:
+		case b, ok := <-f.ch:
 			if !ok {
-				// Dropped (too slow to keep up, or the hub stopped): the
-				// client reconnects with its Last-Event-ID and reads what
-				// it missed from the file.
-				return nil
+				return f.dropped, nil
 			}
-			if err := es.send(b.event(sub.from)); err != nil {
-				return err
+			if err := es.send(b.event(f.from)); err != nil {
+				return false, err
 			}
 			if b.end != nil {
-				return nil
+				return false, nil
+			}
+			if n := int64(len(b.lines)); n > 0 {
+				*last = max(*last, b.first+n-1)
 			}
 		case <-ctx.Done():
-			return nil
+			return false, nil
 		}
 	}
 }
@@ -284,10 +300,10 @@ func (el *eventLines) flush() error {
 // log (BuildLogs.Follow) and renders each new line once, whatever the
 // number of followers; each follower's request sends the hub's events to
 // its client. A follower that cannot keep up (its queue of hubQueue events
-// is full) is dropped: its client reconnects with its Last-Event-ID and
-// reads what it missed from the file, so a slow client never holds the
-// hub, the others or the build. A hub stops when its last follower
-// leaves, or the run ends (then every follower gets the end event).
+// is full) is dropped, and its request reads what it missed from the file
+// before it follows the hub again: a slow client never holds the hub, the
+// others or the build. A hub stops when its last follower leaves, or the
+// run ends (then every follower gets the end event).
 
 // hubQueue is how many events a follower may be behind its hub.
 const hubQueue = 64
@@ -324,6 +340,9 @@ type follower struct {
 	ch   chan *batch // closed when the hub drops it or ends
 	at   int64       // the hub's lines when it came: the request reads those from the file
 	from int64       // the first line it needs from the hub
+	// dropped: the hub closed ch because f fell behind (set before the
+	// close, read after it).
+	dropped bool
 }
 
 // batch is one event, rendered once for every follower.
@@ -472,7 +491,10 @@ func (h *hub) finish(end *batch) {
 		if end != nil {
 			select {
 			case f.ch <- end:
-			default: // too far behind: it reconnects, and learns the end then
+			default:
+				// Too far behind to be told: it reads the rest from the
+				// file, and learns the end from the next hub.
+				f.dropped = true
 			}
 		}
 		close(f.ch)
@@ -531,6 +553,7 @@ func (h *hub) sendLocked(b *batch) {
 		select {
 		case f.ch <- b:
 		default:
+			f.dropped = true
 			close(f.ch)
 			delete(h.subs, f)
 		}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -29,6 +30,7 @@ import (
 	"slipway/hooks"
 	"slipway/push"
 	"slipway/store"
+	"slipway/views"
 	"slipway/web"
 )
 
@@ -148,6 +150,7 @@ type daemon struct {
 	builds    *build.Service
 	deploys   *deploy.Service
 	scheduler *schedule.Scheduler
+	views     *views.Service
 
 	host       string            // the name people reach the SSH server by
 	findings   []sandbox.Finding // the sandbox self-test, for the banner
@@ -287,35 +290,47 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 		hookOpts.ConfigRepo = d.cfgRepo
 	}
 	d.hookSrv = hooks.NewServer(hookOpts)
+	// The read model behind both the SSH commands and the JSON API.
+	d.views, err = views.New(views.Options{
+		Config:    live,
+		Repos:     gitserver.Disk{ReposDir: cfg.ReposDir()},
+		Records:   db,
+		Builds:    d.builds,
+		Deploys:   d.deploys,
+		Schedules: d.scheduler,
+		Logs:      buildLogs,
+	})
+	if err != nil {
+		return nil, err
+	}
 	d.webSrv, err = web.New(web.Options{
 		Config: live,
 		Logger: logger.With("component", "web"),
 		Repos:  gitserver.Disk{ReposDir: cfg.ReposDir()},
+		Views:  d.views,
+		// Live logs, log pages and badges; the pages' release gate,
+		// artifacts and git address.
+		BuildLogs:    d.builds,
+		DeployLogs:   d.deploys,
+		Badges:       db,
+		Releases:     d.deploys,
+		ArtifactsDir: filepath.Join(cfg.DataDir, "artifacts"),
+		CloneURL:     "ssh://" + net.JoinHostPort(host, strconv.Itoa(port)),
 		// Sessions and API tokens; `ssh login` and `ssh token` are its
 		// commands, given to the SSH server below.
 		Sessions: db,
 		Tokens:   db,
 		Addr:     addrOf(httpLn),
-		// Live logs, log pages and badges.
-		BuildLogs:  d.builds,
-		DeployLogs: d.deploys,
-		Badges:     db,
 	})
 	if err != nil {
 		return nil, err
 	}
-	commands := console.Commands(console.Options{
-		Config:    live,
-		Builds:    d.builds,
-		Deploys:   d.deploys,
-		Schedules: d.scheduler,
-	})
+	commands := console.Commands(console.Options{Views: d.views})
 	maps.Copy(commands, d.webSrv.Commands())
 	d.gitSrv, err = gitserver.New(gitserver.Options{
 		Config:   live,
 		Logger:   logger.With("component", "ssh"),
 		Tokens:   registry,
-		Pushes:   db,
 		GitEnv:   raceEnv(),
 		Commands: d.commands(commands),
 	})
