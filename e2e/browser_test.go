@@ -23,6 +23,7 @@ import (
 	"slipway/record"
 
 	"github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
@@ -175,6 +176,26 @@ func (b *brBrowser) open(url string) {
 	b.do("open "+url, chromedp.Navigate(url), chromedp.WaitReady(chromedp.CSS("body")))
 }
 
+// click clicks the element that matches the CSS selector sel, as a
+// person would (a mouse click where it is), and waits for the page it
+// loads.
+func (b *brBrowser) click(what, sel string) {
+	b.t.Helper()
+	brRun(b, "click "+what, chromedp.WaitEvent(page.LoadEventFired, nil, chromedp.Click(chromedp.CSS(sel))))
+}
+
+// mark marks the page in the tab; hasMark tells whether the tab still
+// shows that page (a reload or a new page has no mark).
+func (b *brBrowser) mark() {
+	b.t.Helper()
+	brRun(b, "mark the page", chromedp.Evaluate[bool](`window.brSamePage = true`))
+}
+
+func (b *brBrowser) hasMark() bool {
+	b.t.Helper()
+	return brRun(b, "read the page's mark", chromedp.Evaluate[bool](`window.brSamePage === true`))
+}
+
 // text is what the page shows (its body's rendered text).
 func (b *brBrowser) text() string {
 	b.t.Helper()
@@ -269,6 +290,7 @@ func TestBrowser(t *testing.T) {
 	})
 	rev1 := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
 	alice.mustGit(t, src, "push", "-q", d.url("app"), "main")
+	pushed := time.Now()
 
 	br := brStartBrowser(t)
 
@@ -310,29 +332,28 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("build #%d of rev1: %s (%s)", b1.ID, b1.State, b1.Reason)
 	}
 	dtWaitDeploy(t, d, alice, "app", "staging", rev1, 0)
-	br.open(base + "/")
-	br.screenshot("front-page")
+	t.Logf("rev1 built and live on staging %v after the push", time.Since(pushed).Round(time.Millisecond))
 
 	// A running build: its page shows the log so far, then a line the
 	// step prints later, without a reload.
 	alice.commit(t, src, "SLOW", "wait for the test\n")
 	id, _ := btPushOne(t, d, alice, src, "main")
 	d.eventually(t, btBuildTimeout, "the step to wait for live.go", func() bool { return btExists(d, "live.started") })
-	br.open(fmt.Sprintf("%s/builds/%d/log", base, id))
+	br.open(fmt.Sprintf("%s/builds/%d", base, id))
 	br.waitText("the log so far", "br-first-line")
 	txt := br.text()
-	if !strings.Contains(txt, "<b>br-not-bold</b>") || strings.Contains(txt, "br-second-line") {
+	if !strings.Contains(txt, "running") || !strings.Contains(txt, "<b>br-not-bold</b>") || strings.Contains(txt, "br-second-line") {
 		t.Fatalf("the running build's page shows:\n%s", txt)
 	}
 	if n := brRun(br, "count b elements in the log", chromedp.Evaluate[int](`document.querySelectorAll("#log b").length`)); n != 0 {
 		t.Errorf("the log's <b> became %d element(s) of the page; it must show as text", n)
 	}
-	brRun(br, "mark the page", chromedp.Evaluate[bool](`window.brSamePage = true`))
+	br.mark()
 	start = time.Now()
 	btTouch(t, d, "live.go")
 	br.waitText("the line printed after the page was loaded", "br-second-line")
 	t.Logf("a line printed after the page loaded appeared in it %v after the step was let go", time.Since(start).Round(time.Millisecond))
-	if !brRun(br, "read the mark", chromedp.Evaluate[bool](`window.brSamePage === true`)) {
+	if !br.hasMark() {
 		t.Errorf("the page was reloaded to show the new line; it must come live")
 	}
 	// The colour the step printed is the line's colour on the page.
@@ -345,5 +366,104 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("the line printed in green has the log's own colour: %q", colours)
 	}
 	br.checkProblems("the running build's page")
-	br.screenshot("build-log")
+	br.screenshot("build")
+
+	// Cancel it with the page's button: the answer is the build's page,
+	// a new one, that says who cancelled it; the step is stopped.
+	start = time.Now()
+	br.click("Cancel", `form[action$="/cancel"] button`)
+	if br.hasMark() {
+		t.Fatalf("the Cancel button did not load a page")
+	}
+	br.waitText("the build's page to say it was cancelled", "cancelled by alice")
+	t.Logf("cancelled with the button in %v", time.Since(start).Round(time.Millisecond))
+	if loc := br.location(); loc != fmt.Sprintf("%s/builds/%d", base, id) {
+		t.Errorf("after the cancel the browser is at %s, want the build's page", loc)
+	}
+	if state := brRun(br, "read the state", chromedp.Evaluate[string](`document.getElementById("state").textContent`)); state != "cancelled" {
+		t.Errorf("the build's page after the cancel says %q, want cancelled", state)
+	}
+	if n := brRun(br, "count cancel buttons", chromedp.Evaluate[int](`document.querySelectorAll('form[action$="/cancel"]').length`)); n != 0 {
+		t.Errorf("the cancelled build's page still offers to cancel it")
+	}
+	if b := btBuildByID(t, d, bob, "app", id); b.State != "cancelled" || b.Reason != "cancelled by alice" {
+		t.Errorf("after the button, builds --json lists build #%d as %s (%q)", id, b.State, b.Reason)
+	}
+	br.checkProblems("the cancelled build's page")
+
+	// The passed build's page gives the command that releases it to prod,
+	// and says the gate would let it through; that command, run as is,
+	// releases it.
+	br.open(fmt.Sprintf("%s/builds/%d", base, b1.ID))
+	rows := brRows(br, "table.releases")
+	var command string
+	for _, r := range rows {
+		if len(r) == 3 && r[0] == "prod" {
+			command = r[1]
+			if r[2] != "would let it through" {
+				t.Errorf("the release gate of prod, on build #%d's page: %q", b1.ID, r[2])
+			}
+		}
+	}
+	args := strings.Fields(command)
+	if len(args) != 4 || args[0] != "git" || args[1] != "push" || args[3] != rev1+":refs/release/prod" {
+		t.Fatalf("the release command of prod on build #%d's page is %q (releases table %q)", b1.ID, command, rows)
+	}
+	if out := alice.mustGit(t, src, args[1:]...); !strings.Contains(out, "succeeded") {
+		t.Fatalf("%s:\n%s", command, out)
+	}
+	prod := dtDeploys(t, d, alice, "app", "prod")
+	if len(prod) != 1 || prod[0].State != record.DeploySucceeded || prod[0].Commit != rev1 || prod[0].ReleaseID == "" {
+		t.Fatalf("after the release push prod has %+v, want one succeeded release of rev1", prod)
+	}
+	rel := prod[0]
+
+	// The front page and the repository's page show it live on prod.
+	br.open(base + "/")
+	if txt := br.text(); !strings.Contains(txt, "prod: "+rev1[:7]) {
+		t.Errorf("the front page does not show %s live on prod:\n%s", rev1[:7], txt)
+	}
+	br.checkProblems("the front page")
+	br.screenshot("front-page")
+	br.click("app", `table.repos a[href="/app"]`)
+	br.waitText("the repository's page", "Environments")
+	var live []string
+	for _, r := range brRows(br, "table") {
+		if len(r) > 0 && strings.HasPrefix(r[0], "prod") {
+			live = r
+		}
+	}
+	// Environment, rules, deployment and commit, release, artifacts,
+	// build, by, since.
+	if len(live) != 8 || live[1] != "release pushes; live on staging first" ||
+		live[2] != fmt.Sprintf("#%d %s", rel.ID, rev1[:7]) || live[3] != rel.ReleaseID ||
+		live[5] != fmt.Sprintf("#%d", b1.ID) || live[6] != "alice" {
+		t.Errorf("prod's row on the repository's page is %q; want deployment #%d of %s, release %s, build #%d, by alice",
+			live, rel.ID, rev1[:7], rel.ReleaseID, b1.ID)
+	}
+	br.checkProblems("the repository's page")
+	br.screenshot("repository")
+
+	// Its deployment, one click away.
+	br.click("prod's deployment", fmt.Sprintf(`a[href="/deployments/%d"]`, rel.ID))
+	br.waitText("the deployment's page", fmt.Sprintf("Deployment #%d of app to prod", rel.ID))
+	txt = br.text()
+	// Its facts, then its log (the last line is the result).
+	for _, want := range []string{": succeeded", "release by alice", rel.ReleaseID, rev1,
+		fmt.Sprintf("deployment #%d succeeded: release %s is live", rel.ID, rel.ReleaseID)} {
+		if !strings.Contains(txt, want) {
+			t.Errorf("the deployment's page does not show %q:\n%s", want, txt)
+		}
+	}
+	br.checkProblems("the deployment's page")
+	br.screenshot("deployment")
+}
+
+// brRows reads the rows of the body of the tables that match sel, each
+// cell as its text.
+func brRows(b *brBrowser, sel string) [][]string {
+	b.t.Helper()
+	js := fmt.Sprintf(`[...document.querySelectorAll(%q)].flatMap(t => [...t.querySelectorAll("tbody tr")])
+		.map(tr => [...tr.cells].map(td => td.innerText.trim()))`, sel)
+	return brRun(b, "read the rows of "+sel, chromedp.Evaluate[[][]string](js))
 }
