@@ -23,6 +23,7 @@ import (
 	"slipway/record"
 
 	"github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
@@ -48,7 +49,8 @@ type brBrowser struct {
 	mu sync.Mutex
 	// problems are the page's script exceptions and console errors (a
 	// script the page's CSP blocked, a failed request): a person would
-	// see a page that does not work, so the test fails on them.
+	// see a page that does not work, so the test fails on them. A request
+	// off loopback is one too.
 	problems []string
 }
 
@@ -111,6 +113,11 @@ func (b *brBrowser) listen(ev any) {
 		// none, and a person sees nothing of that 404.
 		if ev.Entry.Level == log.EntryLevelError && !strings.HasSuffix(ev.Entry.URL, "/favicon.ico") {
 			b.problem(fmt.Sprintf("console error (%s): %s %s", ev.Entry.Source, ev.Entry.Text, ev.Entry.URL))
+		}
+	case *network.EventRequestWillBeSent:
+		// The pages ask for nothing but the daemon's own.
+		if u := ev.Request.URL; !strings.HasPrefix(u, "http://127.0.0.1:") && !strings.HasPrefix(u, "data:") && u != "about:blank" {
+			b.problem("a request off loopback: " + u)
 		}
 	case *runtime.EventConsoleAPICalled:
 		if ev.Type == runtime.ConsoleAPICalledTypeError {
