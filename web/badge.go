@@ -28,8 +28,8 @@ type Badges interface {
 }
 
 // repoPaths answers the paths that start with a repository's name, which
-// may hold slashes (team/app): /<repo> (its page), /<repo>/badge.svg and
-// /<repo>/env/<env>/badge.svg. They are told apart by their end; what
+// may hold slashes (team/app): /<repo> (its page), /<repo>/env/<env> (an
+// environment's page), /<repo>/badge.svg and /<repo>/env/<env>/badge.svg. They are told apart by their end; what
 // matches none, or names what the viewer may not read, is a 404.
 func (s *Server) repoPaths(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -41,8 +41,23 @@ func (s *Server) repoPaths(w http.ResponseWriter, r *http.Request) {
 		s.badge(w, r, rest)
 		return
 	}
-	if name, err := configs.CleanRepoName(p); err == nil && name == p && s.o.Views != nil &&
-		s.readable(r.Context(), s.config(r.Context()), s.apiViewer(r), name) {
+	if s.o.Views == nil {
+		s.notFound(w, r)
+		return
+	}
+	cfg := s.config(r.Context())
+	// team/app/env/prod is environment prod of team/app when it has one,
+	// as for the badges.
+	if i := strings.LastIndex(p, "/env/"); i > 0 {
+		repo, env := p[:i], p[i+len("/env/"):]
+		if _, ok := cfg.Environment(repo, env); ok && !strings.Contains(env, "/") {
+			if name, err := configs.CleanRepoName(repo); err == nil && name == repo && s.readable(r.Context(), cfg, s.apiViewer(r), repo) {
+				s.envPage(w, r, repo, env)
+				return
+			}
+		}
+	}
+	if name, err := configs.CleanRepoName(p); err == nil && name == p && s.readable(r.Context(), cfg, s.apiViewer(r), name) {
 		s.repoPage(w, r, name)
 		return
 	}

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	"slipway/build/logs"
 	"slipway/configs"
 	"slipway/deploy"
 	"slipway/internal/manifest"
@@ -291,6 +292,72 @@ func buildQueryOf(v url.Values, repo string) (views.BuildQuery, error) {
 	return q, nil
 }
 
+// The environment page.
+
+// envPageData is one environment of a repository: what is live, what
+// its target holds, and its deployments.
+type envPageData struct {
+	Repo string
+	repoEnv
+	Releases views.Releases
+	// ReleasesErr says why the target's listing is missing.
+	ReleasesErr string
+	Deployments []views.Deployment
+	Next        string
+}
+
+// envPage answers /<repo>/env/<env>; ?cursor= pages through the
+// deployments. The target is listed through the deployment service,
+// which asks it at most every few seconds and never while a deployment
+// to it runs.
+func (s *Server) envPage(w http.ResponseWriter, r *http.Request, repo, env string) {
+	ctx := r.Context()
+	c := s.caller(r)
+	cfg := s.config(ctx)
+	q := views.DeploymentQuery{Repo: repo, Env: env}
+	for key, vals := range r.URL.Query() {
+		if key != "cursor" || len(vals) > 1 {
+			s.badRequest(w, r, "an environment's page takes one parameter: ?cursor=DEPLOYMENT")
+			return
+		}
+		n, err := strconv.ParseInt(vals[0], 10, 64)
+		if err != nil || n <= 0 {
+			s.badRequest(w, r, "cursor must be a deployment id")
+			return
+		}
+		q.Cursor = n
+	}
+	e, _ := cfg.Environment(repo, env)
+	lives, err := s.liveEnvs(ctx, cfg, repo)
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	p := envPageData{Repo: repo, repoEnv: repoEnv{envLive: envLive{Name: env}, Auto: e.Auto, Requires: e.Requires, Approvers: e.Approvers}}
+	for _, l := range lives {
+		if l.Name == env {
+			p.Live = l.Live
+		}
+	}
+	page, err := s.o.Views.Deployments(ctx, c, q)
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	p.Deployments = page.Deployments
+	if page.NextCursor != 0 {
+		p.Next = fmt.Sprintf("/%s/env/%s?cursor=%d", repo, env, page.NextCursor)
+	}
+	if p.Releases, err = s.o.Views.Releases(ctx, c, repo, env); err != nil {
+		if errors.Is(err, views.ErrNotFound) || errors.Is(err, views.ErrInvalid) || ctx.Err() != nil {
+			s.pageError(w, r, err)
+			return
+		}
+		p.ReleasesErr = err.Error()
+	}
+	s.render(w, r, http.StatusOK, "env.html", fmt.Sprintf("%s of %s", env, repo), p)
+}
+
 // The build page.
 
 // buildPage is one build: its steps, its log, its artifacts, what the
@@ -359,7 +426,7 @@ func (s *Server) buildPage(w http.ResponseWriter, r *http.Request) {
 			p.Log = logView{Run: run, Tail: t, Asked: n}
 		}
 	}
-	if err != nil && !errors.Is(err, record.ErrNotFound) {
+	if err != nil && !noLog(err) {
 		s.pageError(w, r, err)
 		return
 	}
@@ -503,6 +570,12 @@ func (s *Server) buildAction(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, fmt.Sprintf("/builds/%d", b.ID), http.StatusSeeOther)
 }
 
+// noLog reports whether err says there is no log to show: no service to
+// ask, or no log file (a run that never started, or pruned).
+func noLog(err error) bool {
+	return errors.Is(err, record.ErrNotFound) || errors.Is(err, logs.ErrNotFound)
+}
+
 // The deployment page.
 
 type deploymentPageData struct {
@@ -543,7 +616,7 @@ func (s *Server) deploymentPage(w http.ResponseWriter, r *http.Request) {
 			p.Log = logView{Run: run, Tail: t, Asked: n}
 		}
 	}
-	if err != nil && !errors.Is(err, record.ErrNotFound) {
+	if err != nil && !noLog(err) {
 		s.pageError(w, r, err)
 		return
 	}

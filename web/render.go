@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"slipway/internal/manifest"
 	"slipway/record"
 )
 
@@ -34,10 +35,11 @@ var funcs = template.FuncMap{
 		}
 		return tt.UTC().Format("2006-01-02 15:04:05 UTC")
 	},
-	"ms":    millis,
-	"bytes": byteSize,
-	"zero":  record.ZeroID,
-	"inc":   func(i int) int { return i + 1 },
+	"ms":     millis,
+	"bytes":  byteSize,
+	"zero":   record.ZeroID,
+	"inc":    func(i int) int { return i + 1 },
+	"digest": manifest.Short,
 	"ref": func(ref string) string {
 		return strings.TrimPrefix(strings.TrimPrefix(ref, "refs/heads/"), "refs/tags/")
 	},
