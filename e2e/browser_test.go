@@ -451,8 +451,30 @@ func TestBrowser(t *testing.T) {
 	br.checkProblems("the repository's page")
 	br.screenshot("repository")
 
+	// prod's own page: the release live as recorded, and on the target
+	// (as the deployment service lists it there) that release, live.
+	br.click("prod", `a[href="/app/env/prod"]`)
+	br.waitText("prod's page", "prod of app")
+	txt = br.text()
+	for _, want := range []string{rev1, rel.ReleaseID, fmt.Sprintf("#%d, release by alice", rel.ID), "live on staging first"} {
+		if !strings.Contains(txt, want) {
+			t.Errorf("prod's page does not show %q:\n%s", want, txt)
+		}
+	}
+	var onTarget []string
+	for _, r := range brRows(br, "table") {
+		if len(r) > 1 && r[0] == rel.ReleaseID {
+			onTarget = r
+		}
+	}
+	if len(onTarget) < 3 || onTarget[1] != "live" || onTarget[2] != rev1[:7] {
+		t.Errorf("prod's page lists release %s on the target as %q, want it live, of %s", rel.ReleaseID, onTarget, rev1[:7])
+	}
+	br.checkProblems("prod's page")
+	br.screenshot("environment")
+
 	// Its deployment, one click away.
-	br.click("prod's deployment", fmt.Sprintf(`a[href="/deployments/%d"]`, rel.ID))
+	br.click("prod's deployment", fmt.Sprintf(`#live-release a[href="/deployments/%d"]`, rel.ID))
 	br.waitText("the deployment's page", fmt.Sprintf("Deployment #%d of app to prod", rel.ID))
 	txt = br.text()
 	// Its facts, then its log (the last line is the result).
