@@ -12,8 +12,10 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +27,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"slipway/internal/testutil"
 )
@@ -506,4 +510,139 @@ func wlRawFollow(addr, path string, connected func()) (events int, end bool) {
 			end = true
 		}
 	}
+}
+
+// TestWebPagesSignedIn: against the real binary, a writer signed in with
+// `ssh login` sees a running build with its Cancel button, and the form's
+// POST (with the page's CSRF token) cancels it; the repository page
+// lists it cancelled, the environment page shows the release a push to
+// refs/release/prod made live, and the push page who pushed it with
+// which key. A reader sees the pages but no button; without the token,
+// nothing is cancelled.
+func TestWebPagesSignedIn(t *testing.T) {
+	t.Parallel()
+	alice, bob := newUser(t, "alice"), newUser(t, "bob")
+	prod := filepath.Join(t.TempDir(), "prod")
+	d := btStartDaemon(t, configFor(fmt.Sprintf(`
+[http]
+listen = "127.0.0.1:0"
+
+[[repo]]
+name = "team/app"
+read = ["bob"]
+write = ["alice"]
+release = ["alice"]
+  [[repo.environment]]
+  name = "prod"
+  target = %q
+`, prod), []*user{alice}, bob))
+	base := waDashboard(t, d)
+	signIn := func(u *user) *http.Client {
+		out, errOut, code := d.ssh(u, "login")
+		if code != 0 {
+			t.Fatalf("ssh login as %s: %d %s", u.name, code, errOut)
+		}
+		jar, _ := cookiejar.New(nil)
+		c := &http.Client{Jar: jar, Timeout: 2 * time.Minute}
+		if status, body := waGet(t, c, strings.TrimSpace(out)); status != http.StatusOK || !strings.Contains(body, "signed in as "+u.name) {
+			t.Fatalf("open %s's login link: %d\n%s", u.name, status, body)
+		}
+		return c
+	}
+	browser, reader := signIn(alice), signIn(bob)
+
+	src := alice.newProject(t, map[string]string{
+		".slipway.toml": btPipeline("cache = true\nartifacts = [\"out/\"]\n",
+			`mkdir -p out; echo hello > out/index.html; if [ "$SLIPWAY_BRANCH" = slow ]; then touch /cache/started; while [ ! -e /cache/go ]; do sleep 0.05; done; fi`),
+	})
+	url := "ssh://git@" + d.addr + "/team/app"
+	out := alice.mustGit(t, src, "push", "-o", "wait", url, "main")
+	passed := btQueued(t, d, out)
+	rev := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
+	out = alice.mustGit(t, src, "push", url, "HEAD:refs/heads/slow")
+	slow := btQueued(t, d, out)
+	if len(passed) != 1 || len(slow) != 1 {
+		t.Fatalf("pushes queued %v and %v", passed, slow)
+	}
+	d.eventually(t, btBuildTimeout, "the slow build to start", func() bool {
+		var found bool
+		filepath.WalkDir(filepath.Join(d.dataDir(), "build", "cache"), func(p string, e fs.DirEntry, err error) error {
+			found = found || err == nil && e.Name() == "started"
+			return nil
+		})
+		return found
+	})
+
+	buildPage := fmt.Sprintf("%s/builds/%d", base, slow[0])
+	status, body := waGet(t, browser, buildPage)
+	m := regexp.MustCompile(`<form method="post" action="(/builds/\d+/cancel)"><input type="hidden" name="csrf" value="([^"]+)">`).FindStringSubmatch(body)
+	if status != http.StatusOK || m == nil || !strings.Contains(body, `id="state">running</span>`) {
+		t.Fatalf("the running build's page for its writer: %d\n%s", status, body)
+	}
+	if _, body := waGet(t, reader, buildPage); strings.Contains(body, "<form method=\"post\" action=\"/builds") {
+		t.Errorf("a reader sees a button:\n%s", body)
+	}
+	post := func(c *http.Client, csrf string) *http.Response {
+		res, err := c.PostForm(base+m[1], map[string][]string{"csrf": {csrf}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res
+	}
+	if res := post(browser, "forged"); res.StatusCode != http.StatusForbidden {
+		t.Errorf("POST cancel with a forged token: %d", res.StatusCode)
+	}
+	if b := btBuildByID(t, d, alice, "team/app", slow[0]); b.State != "running" {
+		t.Fatalf("build #%d is %s after a refused cancel", slow[0], b.State)
+	}
+	// The form's POST, followed to the build's page as a browser does.
+	res := post(browser, m[2])
+	if res.StatusCode != http.StatusOK || res.Request.URL.Path != fmt.Sprintf("/builds/%d", slow[0]) {
+		t.Fatalf("POST cancel: %d, ended at %s", res.StatusCode, res.Request.URL)
+	}
+	if b := btBuildByID(t, d, alice, "team/app", slow[0]); b.State != "cancelled" || b.Reason != "cancelled by alice" {
+		t.Fatalf("build #%d after the button: %s (%s)", slow[0], b.State, b.Reason)
+	}
+	if _, body := waGet(t, reader, base+"/team/app?state=cancelled"); !strings.Contains(body, fmt.Sprintf(`<a href="/builds/%d">#%d</a>`, slow[0], slow[0])) ||
+		strings.Contains(body, fmt.Sprintf(`<a href="/builds/%d">#%d</a></td>`, passed[0], passed[0])) {
+		t.Errorf("the repository page's cancelled builds:\n%s", body)
+	}
+
+	// The passed build's page tells its releaser how to release it, and
+	// that the gate would let it through; the release then shows on the
+	// environment's page.
+	_, body = waGet(t, browser, fmt.Sprintf("%s/builds/%d", base, passed[0]))
+	cmd := fmt.Sprintf("git push ssh://%s/team/app.git %s:refs/release/prod", d.addr, rev)
+	if !strings.Contains(body, "<code>"+cmd+"</code>") || !strings.Contains(body, "would let it through") || !strings.Contains(body, `download>out/index.html</a>`) {
+		t.Fatalf("the passed build's page for its releaser:\n%s", body)
+	}
+	out = alice.mustGit(t, src, "push", url, rev+":refs/release/prod")
+	if !strings.Contains(out, "succeeded") {
+		t.Fatalf("the release push:\n%s", out)
+	}
+	_, body = waGet(t, reader, base+"/team/app/env/prod")
+	if !strings.Contains(body, "<dt>Commit</dt><dd><code>"+rev+"</code></dd>") || !strings.Contains(body, "release by alice") || !strings.Contains(body, "<strong>live</strong>") {
+		t.Errorf("the environment page after the release:\n%s", body)
+	}
+	push := regexp.MustCompile(`<a href="/pushes/(\d+)">push #\d+</a>`).FindStringSubmatch(body)
+	if push == nil {
+		t.Fatalf("the environment page links no push:\n%s", body)
+	}
+	_, body = waGet(t, reader, base+"/pushes/"+push[1])
+	if !strings.Contains(body, "<dd>alice</dd>") || !strings.Contains(body, "<dd><code>"+strings.ReplaceAll(wlFingerprint(t, alice), "+", "&#43;")+"</code></dd>") ||
+		!strings.Contains(body, "<td><code>refs/release/prod</code></td>") {
+		t.Errorf("the release push's page:\n%s", body)
+	}
+}
+
+// wlFingerprint is the SHA256 fingerprint of u's key.
+func wlFingerprint(t *testing.T, u *user) string {
+	t.Helper()
+	k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(u.pub))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ssh.FingerprintSHA256(k)
 }

@@ -525,7 +525,7 @@ func TestEnvPage(t *testing.T) {
 	p = f.get(t, "dave", "/app/env/prod")
 	for _, want := range []string{`a revision must be live on <a href="/app/env/staging">staging</a> first`,
 		"Nothing was ever deployed here.", "No releases on the target.", viewstest.ProdNote,
-		`<tr class="deployment"><td><a href="/deployments/2">#2</a></td>`, `<td>release by bob</td>`} {
+		`<tr class="deployment"><td><a href="/deployments/2">#2</a></td>`, `<td>release by bob, <a href="/pushes/3">push #3</a></td>`} {
 		if !strings.Contains(p.body, want) {
 			t.Errorf("/app/env/prod lacks %q:\n%s", want, p.body)
 		}
