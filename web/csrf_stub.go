@@ -7,6 +7,6 @@ import "net/http"
 // yet. The auth part's checkWrite (a bearer token, or a session with its
 // CSRF token) replaces this file.
 func (s *Server) checkWrite(w http.ResponseWriter, r *http.Request) bool {
-	writeError(w, http.StatusForbidden, "sign in with an API token")
+	apiWriteError(w, http.StatusForbidden, "sign in with an API token")
 	return false
 }
