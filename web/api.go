@@ -41,16 +41,16 @@ type ReadModel interface {
 // Limits on what a query string may hold: names and ids are short, and
 // anything longer is a mistake or an attack, refused before it is read.
 const (
-	maxQueryBytes = 1024
-	maxParamBytes = 256
-	maxPageLimit  = 200
+	apiMaxQueryBytes = 1024
+	apiMaxParamBytes = 256
+	apiMaxLimit      = 200
 )
 
 // apiHandler answers one API route for the caller.
-type apiHandler func(w http.ResponseWriter, r *http.Request, c views.Caller, q query) error
+type apiHandler func(w http.ResponseWriter, r *http.Request, c views.Caller, q apiQuery) error
 
-// route is one path of the API and its handler per method.
-type route map[string]apiHandler
+// apiRoute is one path of the API and its handler per method.
+type apiRoute map[string]apiHandler
 
 // apiRoutes registers the JSON API under /api/v1 (see README's "JSON
 // API"). Collections take filters in the query string, since repository
@@ -58,11 +58,11 @@ type route map[string]apiHandler
 func (s *Server) apiRoutes() {
 	if s.o.Views == nil {
 		s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-			writeError(w, http.StatusNotFound, "this daemon does not serve the JSON API")
+			apiWriteError(w, http.StatusNotFound, "this daemon does not serve the JSON API")
 		})
 		return
 	}
-	for path, rt := range map[string]route{
+	for path, rt := range map[string]apiRoute{
 		"/api/v1/repos":                  {"GET": s.apiRepos},
 		"/api/v1/builds":                 {"GET": s.apiBuilds},
 		"/api/v1/builds/{id}":            {"GET": s.apiBuild},
@@ -82,14 +82,14 @@ func (s *Server) apiRoutes() {
 		s.mux.Handle(path, s.api(rt))
 	}
 	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no API at %s", clip(r.URL.Path)))
+		apiWriteError(w, http.StatusNotFound, fmt.Sprintf("no API at %s", apiClip(r.URL.Path)))
 	})
 }
 
 // api answers a route: the method (405 with Allow otherwise), the query
 // string's size, the caller, the write check for POST, and the handler's
 // error as JSON.
-func (s *Server) api(rt route) http.Handler {
+func (s *Server) api(rt apiRoute) http.Handler {
 	var allow []string
 	for m := range rt {
 		allow = append(allow, m)
@@ -109,12 +109,12 @@ func (s *Server) api(rt route) http.Handler {
 		handle, ok := rt[method]
 		if !ok {
 			h.Set("Allow", strings.Join(allow, ", "))
-			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s is not allowed here; use %s", clip(r.Method), strings.Join(allow, " or ")))
+			apiWriteError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s is not allowed here; use %s", apiClip(r.Method), strings.Join(allow, " or ")))
 			return
 		}
-		q, err := parseQuery(r.URL.RawQuery)
+		q, err := parseAPIQuery(r.URL.RawQuery)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
+			apiWriteError(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		if r.Method == http.MethodPost && !s.writeAllowed(w, r) {
@@ -150,32 +150,32 @@ func (s *Server) writeAllowed(w http.ResponseWriter, r *http.Request) bool {
 
 // apiError writes err as the JSON error of its kind.
 func (s *Server) apiError(w http.ResponseWriter, r *http.Request, err error) {
-	var bad badParam
+	var bad apiBadParam
 	switch {
 	case errors.As(err, &bad), errors.Is(err, views.ErrInvalid):
-		writeError(w, http.StatusBadRequest, err.Error())
+		apiWriteError(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, views.ErrNotFound):
-		writeError(w, http.StatusNotFound, err.Error())
+		apiWriteError(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, views.ErrForbidden):
-		writeError(w, http.StatusForbidden, err.Error())
+		apiWriteError(w, http.StatusForbidden, err.Error())
 	case errors.Is(err, views.ErrConflict):
-		writeError(w, http.StatusConflict, err.Error())
+		apiWriteError(w, http.StatusConflict, err.Error())
 	case r.Context().Err() != nil:
 		// The client went away; nobody reads the answer.
 	default:
 		s.log.Error("api", "path", r.URL.Path, "err", err)
 		// The services' messages are sentences for people, as over SSH.
-		writeError(w, http.StatusInternalServerError, err.Error())
+		apiWriteError(w, http.StatusInternalServerError, err.Error())
 	}
 }
 
-// writeJSON writes v as the response.
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// apiWriteJSON writes v as the response.
+func apiWriteJSON(w http.ResponseWriter, status int, v any) {
 	var buf strings.Builder
 	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(v); err != nil {
-		writeError(w, http.StatusInternalServerError, "encode the answer: "+err.Error())
+		apiWriteError(w, http.StatusInternalServerError, "encode the answer: "+err.Error())
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -183,8 +183,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	io.WriteString(w, buf.String())
 }
 
-// writeError writes {"error": msg}.
-func writeError(w http.ResponseWriter, status int, msg string) {
+// apiWriteError writes {"error": msg}.
+func apiWriteError(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
@@ -193,101 +193,109 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	}{msg})
 }
 
-// badParam is a malformed query parameter.
-type badParam struct{ msg string }
+// apiBadParam is a malformed query parameter.
+type apiBadParam struct{ msg string }
 
-func (b badParam) Error() string { return b.msg }
+func (b apiBadParam) Error() string { return b.msg }
 
-// query is a request's query string: each parameter at most once, every
+// apiQuery is a request's query string: each parameter at most once, every
 // one of them known to the handler that reads it.
-type query struct {
+type apiQuery struct {
 	v    url.Values
 	used map[string]bool
 }
 
-func parseQuery(raw string) (query, error) {
-	if len(raw) > maxQueryBytes {
-		return query{}, badParam{fmt.Sprintf("the query string is longer than %d bytes", maxQueryBytes)}
+func parseAPIQuery(raw string) (apiQuery, error) {
+	if len(raw) > apiMaxQueryBytes {
+		return apiQuery{}, apiBadParam{fmt.Sprintf("the query string is longer than %d bytes", apiMaxQueryBytes)}
 	}
 	v, err := url.ParseQuery(raw)
 	if err != nil {
-		return query{}, badParam{"malformed query string: " + err.Error()}
+		return apiQuery{}, apiBadParam{"malformed query string: " + err.Error()}
 	}
 	for k, vs := range v {
 		if len(vs) > 1 {
-			return query{}, badParam{fmt.Sprintf("parameter %q given %d times", clip(k), len(vs))}
+			return apiQuery{}, apiBadParam{fmt.Sprintf("parameter %q given %d times", apiClip(k), len(vs))}
 		}
-		if len(vs[0]) > maxParamBytes {
-			return query{}, badParam{fmt.Sprintf("parameter %q is longer than %d bytes", clip(k), maxParamBytes)}
+		if len(vs[0]) > apiMaxParamBytes {
+			return apiQuery{}, apiBadParam{fmt.Sprintf("parameter %q is longer than %d bytes", apiClip(k), apiMaxParamBytes)}
 		}
 	}
-	return query{v: v, used: map[string]bool{}}, nil
+	return apiQuery{v: v, used: map[string]bool{}}, nil
 }
 
 // str is parameter name, "" when absent.
-func (q query) str(name string) string {
+func (q apiQuery) str(name string) string {
 	q.used[name] = true
 	return q.v.Get(name)
 }
 
 // id is parameter name as a positive id, 0 when absent.
-func (q query) id(name string) (int64, error) {
+func (q apiQuery) id(name string) (int64, error) {
 	s := q.str(name)
 	if s == "" {
 		return 0, nil
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n <= 0 {
-		return 0, badParam{fmt.Sprintf("%s must be a positive whole number, not %q", name, clip(s))}
+		return 0, apiBadParam{fmt.Sprintf("%s must be a positive whole number, not %q", name, apiClip(s))}
 	}
 	return n, nil
 }
 
-// limit is the page length asked for: 1 to maxPageLimit, the views'
+// limit is the page length asked for: 1 to apiMaxLimit, the views'
 // default when absent.
-func (q query) limit() (int, error) {
+func (q apiQuery) limit() (int, error) {
 	s := q.str("limit")
 	if s == "" {
 		return views.DefaultLimit, nil
 	}
 	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 || n > maxPageLimit {
-		return 0, badParam{fmt.Sprintf("limit must be a whole number from 1 to %d, not %q", maxPageLimit, clip(s))}
+	if err != nil || n < 1 || n > apiMaxLimit {
+		return 0, apiBadParam{fmt.Sprintf("limit must be a whole number from 1 to %d, not %q", apiMaxLimit, apiClip(s))}
 	}
 	return n, nil
 }
 
 // done refuses the parameters nobody read: a misspelt filter must not
 // silently widen a listing.
-func (q query) done() error {
+func (q apiQuery) done() error {
 	var unknown []string
 	for k := range q.v {
 		if !q.used[k] {
-			unknown = append(unknown, fmt.Sprintf("%q", clip(k)))
+			unknown = append(unknown, fmt.Sprintf("%q", apiClip(k)))
 		}
 	}
 	if len(unknown) == 0 {
 		return nil
 	}
 	slices.Sort(unknown)
-	return badParam{"unknown parameter " + strings.Join(unknown, ", ")}
+	return apiBadParam{"unknown parameter " + strings.Join(unknown, ", ")}
 }
 
 // required is parameter name, which must be there.
-func (q query) required(name string) (string, error) {
+func (q apiQuery) required(name string) (string, error) {
 	s := q.str(name)
 	if s == "" {
-		return "", badParam{fmt.Sprintf("parameter %s is required", name)}
+		return "", apiBadParam{fmt.Sprintf("parameter %s is required", name)}
 	}
 	return s, nil
 }
 
-// pathID is the {id} of the path.
-func pathID(r *http.Request, what string) (int64, error) {
+// apiPathID is the {id} of the path.
+func apiPathID(r *http.Request, what string) (int64, error) {
 	return views.ParseID(what, r.PathValue("id"))
 }
 
-func (s *Server) apiRepos(w http.ResponseWriter, r *http.Request, c views.Caller, q query) error {
+// apiClip keeps hostile input short in messages.
+func apiClip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}
+
+func (s *Server) apiRepos(w http.ResponseWriter, r *http.Request, c views.Caller, q apiQuery) error {
 	if err := q.done(); err != nil {
 		return err
 	}
@@ -295,13 +303,13 @@ func (s *Server) apiRepos(w http.ResponseWriter, r *http.Request, c views.Caller
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, struct {
+	apiWriteJSON(w, http.StatusOK, struct {
 		Repos []views.Repo `json:"repos"`
 	}{rs})
 	return nil
 }
 
-func (s *Server) apiBuilds(w http.ResponseWriter, r *http.Request, c views.Caller, q query) error {
+func (s *Server) apiBuilds(w http.ResponseWriter, r *http.Request, c views.Caller, q apiQuery) error {
 	bq := views.BuildQuery{Repo: q.str("repo"), Branch: q.str("branch"), State: q.str("state"), Trigger: q.str("trigger")}
 	var err error
 	if bq.Limit, err = q.limit(); err != nil {
@@ -317,12 +325,12 @@ func (s *Server) apiBuilds(w http.ResponseWriter, r *http.Request, c views.Calle
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, page)
+	apiWriteJSON(w, http.StatusOK, page)
 	return nil
 }
 
-func (s *Server) apiBuild(w http.ResponseWriter, r *http.Request, c views.Caller, q query) error {
-	id, err := pathID(r, "build")
+func (s *Server) apiBuild(w http.ResponseWriter, r *http.Request, c views.Caller, q apiQuery) error {
+	id, err := apiPathID(r, "build")
 	if err != nil {
 		return err
 	}
@@ -333,16 +341,16 @@ func (s *Server) apiBuild(w http.ResponseWriter, r *http.Request, c views.Caller
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, b)
+	apiWriteJSON(w, http.StatusOK, b)
 	return nil
 }
 
-func (s *Server) apiBuildLog(w http.ResponseWriter, r *http.Request, c views.Caller, q query) error {
-	id, err := pathID(r, "build")
+func (s *Server) apiBuildLog(w http.ResponseWriter, r *http.Request, c views.Caller, q apiQuery) error {
+	id, err := apiPathID(r, "build")
 	if err != nil {
 		return err
 	}
-	offset, set, err := logOffset(r, q)
+	offset, set, err := apiLogOffset(r, q)
 	if err != nil {
 		return err
 	}
@@ -351,15 +359,15 @@ func (s *Server) apiBuildLog(w http.ResponseWriter, r *http.Request, c views.Cal
 		return err
 	}
 	w.Header().Set("X-Slipway-State", string(b.State))
-	return serveLog(w, r, f, offset, set)
+	return apiServeLog(w, r, f, offset, set)
 }
 
-func (s *Server) apiDeploymentLog(w http.ResponseWriter, r *http.Request, c views.Caller, q query) error {
-	id, err := pathID(r, "deployment")
+func (s *Server) apiDeploymentLog(w http.ResponseWriter, r *http.Request, c views.Caller, q apiQuery) error {
+	id, err := apiPathID(r, "deployment")
 	if err != nil {
 		return err
 	}
-	offset, set, err := logOffset(r, q)
+	offset, set, err := apiLogOffset(r, q)
 	if err != nil {
 		return err
 	}
@@ -368,13 +376,13 @@ func (s *Server) apiDeploymentLog(w http.ResponseWriter, r *http.Request, c view
 		return err
 	}
 	w.Header().Set("X-Slipway-State", string(d.State))
-	return serveLog(w, r, f, offset, set)
+	return apiServeLog(w, r, f, offset, set)
 }
 
-// logOffset reads ?offset=N, the byte to start from: the tail of a log
+// apiLogOffset reads ?offset=N, the byte to start from: the tail of a log
 // for a client that already has its first N bytes. It and a Range header
 // are two ways of asking the same; only one may be given.
-func logOffset(r *http.Request, q query) (offset int64, set bool, err error) {
+func apiLogOffset(r *http.Request, q apiQuery) (offset int64, set bool, err error) {
 	s := q.str("offset")
 	if err := q.done(); err != nil {
 		return 0, false, err
@@ -383,16 +391,16 @@ func logOffset(r *http.Request, q query) (offset int64, set bool, err error) {
 		return 0, false, nil
 	}
 	if r.Header.Get("Range") != "" {
-		return 0, false, badParam{"give either ?offset or a Range header, not both"}
+		return 0, false, apiBadParam{"give either ?offset or a Range header, not both"}
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n < 0 {
-		return 0, false, badParam{fmt.Sprintf("offset must be a whole number of bytes, not %q", clip(s))}
+		return 0, false, apiBadParam{fmt.Sprintf("offset must be a whole number of bytes, not %q", apiClip(s))}
 	}
 	return n, true, nil
 }
 
-// serveLog writes a stored log as it is, from the file, never whole in
+// apiServeLog writes a stored log as it is, from the file, never whole in
 // memory: the bytes up to its size now (a live log grows behind it; ask
 // again from X-Slipway-Log-Size for what came since), from offset when
 // set, or the ranges of a Range header (206). f nil is a build or
@@ -400,7 +408,7 @@ func logOffset(r *http.Request, q query) (offset int64, set bool, err error) {
 //
 // The log is what steps printed, escape sequences and HTML alike: it is
 // served as plain text that a browser must neither sniff nor run.
-func serveLog(w http.ResponseWriter, r *http.Request, f *os.File, offset int64, set bool) error {
+func apiServeLog(w http.ResponseWriter, r *http.Request, f *os.File, offset int64, set bool) error {
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
@@ -417,7 +425,7 @@ func serveLog(w http.ResponseWriter, r *http.Request, f *os.File, offset int64, 
 	if set {
 		if offset > size {
 			h.Set("Content-Range", fmt.Sprintf("bytes */%d", size))
-			writeError(w, http.StatusRequestedRangeNotSatisfiable, fmt.Sprintf("offset %d is past the end of the log (%d bytes)", offset, size))
+			apiWriteError(w, http.StatusRequestedRangeNotSatisfiable, fmt.Sprintf("offset %d is past the end of the log (%d bytes)", offset, size))
 			return nil
 		}
 		h.Set("Content-Length", strconv.FormatInt(size-offset, 10))
@@ -441,8 +449,8 @@ func serveLog(w http.ResponseWriter, r *http.Request, f *os.File, offset int64, 
 	return nil
 }
 
-func (s *Server) apiCancel(w http.ResponseWriter, r *http.Request, c views.Caller, q query) error {
-	id, err := pathID(r, "build")
+func (s *Server) apiCancel(w http.ResponseWriter, r *http.Request, c views.Caller, q apiQuery) error {
+	id, err := apiPathID(r, "build")
 	if err != nil {
 		return err
 	}
@@ -453,12 +461,12 @@ func (s *Server) apiCancel(w http.ResponseWriter, r *http.Request, c views.Calle
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, b)
+	apiWriteJSON(w, http.StatusOK, b)
 	return nil
 }
 
-func (s *Server) apiRetry(w http.ResponseWriter, r *http.Request, c views.Caller, q query) error {
-	id, err := pathID(r, "build")
+func (s *Server) apiRetry(w http.ResponseWriter, r *http.Request, c views.Caller, q apiQuery) error {
+	id, err := apiPathID(r, "build")
 	if err != nil {
 		return err
 	}
@@ -470,11 +478,11 @@ func (s *Server) apiRetry(w http.ResponseWriter, r *http.Request, c views.Caller
 		return err
 	}
 	w.Header().Set("Location", fmt.Sprintf("/api/v1/builds/%d", b.ID))
-	writeJSON(w, http.StatusCreated, b)
+	apiWriteJSON(w, http.StatusCreated, b)
 	return nil
 }
 
-func (s *Server) apiDeployments(w http.ResponseWriter, r *http.Request, c views.Caller, q query) error {
+func (s *Server) apiDeployments(w http.ResponseWriter, r *http.Request, c views.Caller, q apiQuery) error {
 	dq := views.DeploymentQuery{Repo: q.str("repo"), Env: q.str("env")}
 	var err error
 	if dq.Limit, err = q.limit(); err != nil {
@@ -490,12 +498,12 @@ func (s *Server) apiDeployments(w http.ResponseWriter, r *http.Request, c views.
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, page)
+	apiWriteJSON(w, http.StatusOK, page)
 	return nil
 }
 
-func (s *Server) apiDeployment(w http.ResponseWriter, r *http.Request, c views.Caller, q query) error {
-	id, err := pathID(r, "deployment")
+func (s *Server) apiDeployment(w http.ResponseWriter, r *http.Request, c views.Caller, q apiQuery) error {
+	id, err := apiPathID(r, "deployment")
 	if err != nil {
 		return err
 	}
@@ -506,12 +514,12 @@ func (s *Server) apiDeployment(w http.ResponseWriter, r *http.Request, c views.C
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, d)
+	apiWriteJSON(w, http.StatusOK, d)
 	return nil
 }
 
-func (s *Server) apiRetryDeploy(w http.ResponseWriter, r *http.Request, c views.Caller, q query) error {
-	id, err := pathID(r, "deployment")
+func (s *Server) apiRetryDeploy(w http.ResponseWriter, r *http.Request, c views.Caller, q apiQuery) error {
+	id, err := apiPathID(r, "deployment")
 	if err != nil {
 		return err
 	}
@@ -523,11 +531,11 @@ func (s *Server) apiRetryDeploy(w http.ResponseWriter, r *http.Request, c views.
 		return err
 	}
 	w.Header().Set("Location", fmt.Sprintf("/api/v1/deployments/%d", d.ID))
-	writeJSON(w, http.StatusCreated, d)
+	apiWriteJSON(w, http.StatusCreated, d)
 	return nil
 }
 
-func (s *Server) apiReleases(w http.ResponseWriter, r *http.Request, c views.Caller, q query) error {
+func (s *Server) apiReleases(w http.ResponseWriter, r *http.Request, c views.Caller, q apiQuery) error {
 	repo, err := q.required("repo")
 	if err != nil {
 		return err
@@ -543,11 +551,11 @@ func (s *Server) apiReleases(w http.ResponseWriter, r *http.Request, c views.Cal
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, l)
+	apiWriteJSON(w, http.StatusOK, l)
 	return nil
 }
 
-func (s *Server) apiSchedules(w http.ResponseWriter, r *http.Request, c views.Caller, q query) error {
+func (s *Server) apiSchedules(w http.ResponseWriter, r *http.Request, c views.Caller, q apiQuery) error {
 	repo := q.str("repo")
 	if err := q.done(); err != nil {
 		return err
@@ -556,13 +564,13 @@ func (s *Server) apiSchedules(w http.ResponseWriter, r *http.Request, c views.Ca
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, struct {
+	apiWriteJSON(w, http.StatusOK, struct {
 		Schedules []views.Schedule `json:"schedules"`
 	}{ss})
 	return nil
 }
 
-func (s *Server) apiRunSchedule(w http.ResponseWriter, r *http.Request, c views.Caller, q query) error {
+func (s *Server) apiRunSchedule(w http.ResponseWriter, r *http.Request, c views.Caller, q apiQuery) error {
 	repo, err := q.required("repo")
 	if err != nil {
 		return err
@@ -578,13 +586,13 @@ func (s *Server) apiRunSchedule(w http.ResponseWriter, r *http.Request, c views.
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, struct {
+	apiWriteJSON(w, http.StatusCreated, struct {
 		Builds []views.Build `json:"builds"`
 	}{bs})
 	return nil
 }
 
-func (s *Server) apiPushes(w http.ResponseWriter, r *http.Request, c views.Caller, q query) error {
+func (s *Server) apiPushes(w http.ResponseWriter, r *http.Request, c views.Caller, q apiQuery) error {
 	pq := views.PushQuery{Repo: q.str("repo")}
 	var err error
 	if pq.Limit, err = q.limit(); err != nil {
@@ -600,12 +608,12 @@ func (s *Server) apiPushes(w http.ResponseWriter, r *http.Request, c views.Calle
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, page)
+	apiWriteJSON(w, http.StatusOK, page)
 	return nil
 }
 
-func (s *Server) apiPush(w http.ResponseWriter, r *http.Request, c views.Caller, q query) error {
-	id, err := pathID(r, "push")
+func (s *Server) apiPush(w http.ResponseWriter, r *http.Request, c views.Caller, q apiQuery) error {
+	id, err := apiPathID(r, "push")
 	if err != nil {
 		return err
 	}
@@ -616,6 +624,6 @@ func (s *Server) apiPush(w http.ResponseWriter, r *http.Request, c views.Caller,
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, p)
+	apiWriteJSON(w, http.StatusOK, p)
 	return nil
 }
