@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"slipway/build/logs"
+	"slipway/build/schedule"
 	"slipway/configs"
 	"slipway/console"
 	"slipway/gitserver"
@@ -74,7 +76,14 @@ func benchWorld(b *testing.B) (*views.Service, configs.Source) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	v, err := views.New(views.Options{Config: cfg, Records: st, Repos: gitserver.Disk{ReposDir: filepath.Join(dir, "repos")}})
+	// The real scheduler (no schedule is configured) and log store, so
+	// that the pages do all they do in the daemon.
+	sched, err := schedule.New(schedule.Options{Config: cfg, Store: st, ReposDir: filepath.Join(dir, "repos")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	v, err := views.New(views.Options{Config: cfg, Records: st, Repos: gitserver.Disk{ReposDir: filepath.Join(dir, "repos")},
+		Schedules: sched, Logs: logs.NewStore(filepath.Join(dir, "logs"))})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -84,7 +93,8 @@ func benchWorld(b *testing.B) (*views.Service, configs.Source) {
 // BenchmarkAPIBuildList measures, with 100,000 builds across 100
 // repositories, the JSON API's answers (one repository's builds, one
 // branch of them, a build by id; over HTTP on loopback, and the
-// repository's builds also in the handler alone) side by side with the
+// repository's builds also in the handler alone) and the dashboard's
+// repository and build pages, side by side with the
 // SSH command `builds REPO --limit 50 --json` run by the console into
 // memory (the server's side of it: the baseline), taking turns, and
 // reports each one's p50 and p90 and its ratio to SSH:
@@ -128,7 +138,8 @@ func BenchmarkAPIBuildList(b *testing.B) {
 		}
 	}
 	kinds := []string{"API builds?repo, over HTTP", "API builds?repo&branch, over HTTP", "API builds/{id}, over HTTP",
-		"API builds?repo, handler only", "SSH builds REPO --json, console only"}
+		"API builds?repo, handler only", "SSH builds REPO --json, console only",
+		"repository page /REPO, over HTTP", "build page /builds/{id}, over HTTP"}
 	const base = 4
 	b.Run("turns", func(b *testing.B) {
 		samples := make([][]time.Duration, len(kinds))
@@ -142,6 +153,8 @@ func BenchmarkAPIBuildList(b *testing.B) {
 				func() { get(fmt.Sprintf("/api/v1/builds/%d", id)) },
 				func() { handler("/api/v1/builds?limit=50&repo=" + repo) },
 				func() { runSSH(repo) },
+				func() { get("/" + repo) },
+				func() { get(fmt.Sprintf("/builds/%d", id)) },
 			}
 			for k, op := range ops {
 				t0 := time.Now()
@@ -164,5 +177,7 @@ func BenchmarkAPIBuildList(b *testing.B) {
 		b.ReportMetric(ms(p(2, .5)), "api-id-p50-ms")
 		b.ReportMetric(ms(p(base, .5)), "ssh-repo-p50-ms")
 		b.ReportMetric(float64(p(3, .5))/float64(p(base, .5)), "handler/ssh")
+		b.ReportMetric(ms(p(5, .5)), "repo-page-p50-ms")
+		b.ReportMetric(ms(p(6, .5)), "build-page-p50-ms")
 	})
 }
