@@ -160,6 +160,9 @@ func (s *Service) afterPush(ctx context.Context, p record.Push, enq record.Enque
 		case record.StateQueued:
 			queued = append(queued, b)
 			fmt.Fprintf(out, "build #%d queued: %s @ %s — follow: %s\n", b.ID, gitrev.ShortRef(b.Ref), gitrev.Short(b.Commit), s.followCommand(b.ID))
+			if link := configs.Snapshot(ctx, s.o.Config).BuildURL(b.ID); link != "" {
+				fmt.Fprintf(out, "  %s\n", link)
+			}
 		default:
 			fmt.Fprintf(out, "build #%d %s: %s @ %s — %s\n", b.ID, b.State, gitrev.ShortRef(b.Ref), gitrev.Short(b.Commit), termsafe.Line(b.Reason))
 		}

@@ -617,3 +617,19 @@ func TestFollowCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestPushOutputLinksToTheDashboard: with [http] public_url, each queued
+// build comes with its page.
+func TestPushOutputLinksToTheDashboard(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "concurrency = 1", appRepo+"\n[http]\npublic_url = \"https://ci.example.com\"\n")
+	e.start()
+	r := e.newRepo("app")
+	sha := r.pipelineCommit("refs/heads/main", "[build]\nsteps = [\"true\"]\n")
+	out := e.push(t.Context(), "app", nil, update("refs/heads/main", sha))
+	want := fmt.Sprintf("build #1 queued: main @ %s — follow: ssh -p 2222 127.0.0.1 log 1 -f\n  https://ci.example.com/builds/1\n", sha[:7])
+	if out != want {
+		t.Fatalf("push output:\n%q\nwant\n%q", out, want)
+	}
+	e.waitFinal(1)
+}

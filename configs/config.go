@@ -899,3 +899,12 @@ func (c *Config) PushHooksDir() string { return filepath.Join(c.HooksDir(), "pus
 
 // HookSocket is the Unix socket on which the daemon answers its hooks.
 func (c *Config) HookSocket() string { return filepath.Join(c.DataDir, "run", "hook.sock") }
+
+// BuildURL is the dashboard's page of build id under [http] public_url,
+// or "" when none is set: the link Slipway prints beside a build.
+func (c *Config) BuildURL(id int64) string {
+	if c.HTTP.PublicURL == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s/builds/%d", strings.TrimSuffix(c.HTTP.PublicURL, "/"), id)
+}

@@ -183,15 +183,25 @@ func (c *console) builds(ctx context.Context, who gitserver.Caller, args []strin
 		return writeJSON(stdout, page.Builds)
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tREPO\tREF\tCOMMIT\tSTATE\tTRIGGER\tSTARTED\tDURATION\tARTIFACTS\tREASON")
+	// With [http] public_url, each build's page is a column too.
+	links := c.v.BuildURL(ctx, 1) != ""
+	header := "ID\tREPO\tREF\tCOMMIT\tSTATE\tTRIGGER\tSTARTED\tDURATION\tARTIFACTS\tREASON"
+	if links {
+		header = "ID\tREPO\tREF\tCOMMIT\tSTATE\tTRIGGER\tSTARTED\tDURATION\tARTIFACTS\tLINK\tREASON"
+	}
+	fmt.Fprintln(tw, header)
 	for _, b := range page.Builds {
 		trigger := string(b.Trigger)
 		if b.Schedule != "" {
 			trigger += ":" + b.Schedule
 		}
 		// A reason quotes a step's command, which the pusher wrote.
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", b.ID, b.Repo, termsafe.Line(gitrev.ShortRef(b.Ref)), short(b.Commit), b.State,
-			termsafe.Line(trigger), when(b.Started), duration(b.Started, b.Finished), manifest.Short(b.Digest), termsafe.Line(b.Reason))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t", b.ID, b.Repo, termsafe.Line(gitrev.ShortRef(b.Ref)), short(b.Commit), b.State,
+			termsafe.Line(trigger), when(b.Started), duration(b.Started, b.Finished), manifest.Short(b.Digest))
+		if links {
+			fmt.Fprintf(tw, "%s\t", c.v.BuildURL(ctx, b.ID))
+		}
+		fmt.Fprintf(tw, "%s\n", termsafe.Line(b.Reason))
 	}
 	tw.Flush()
 	return 0

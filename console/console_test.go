@@ -41,7 +41,12 @@ type fixture struct {
 
 func newFixture(t *testing.T, o views.Options) *fixture {
 	t.Helper()
-	cfg, err := configs.Parse([]byte(viewstest.TOML), "test.toml")
+	return newFixtureTOML(t, o, viewstest.TOML)
+}
+
+func newFixtureTOML(t *testing.T, o views.Options, toml string) *fixture {
+	t.Helper()
+	cfg, err := configs.Parse([]byte(toml), "test.toml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,5 +344,20 @@ func TestLogsAreShownSafeAndRawOnRequest(t *testing.T) {
 	}
 	if out, _, _ := f.run(t, "bob", "deploys", "app"); !strings.Contains(out, `activate: exit 1: \x1b[1Adone\r`) || strings.ContainsAny(out, "\x1b\r") {
 		t.Errorf("deploys app does not escape the reason:\n%q", out)
+	}
+}
+
+// TestBuildsLinkToTheDashboard: with [http] public_url, `builds` gives each
+// build's page; without it, no column of links.
+func TestBuildsLinkToTheDashboard(t *testing.T) {
+	t.Parallel()
+	f := newFixtureTOML(t, views.Options{}, viewstest.TOML+"\n[http]\npublic_url = \"https://ci.example.com/\"\n")
+	out, _, code := f.run(t, "bob", "builds", "app")
+	if code != 0 || !strings.Contains(out, "LINK") || !strings.Contains(out, "https://ci.example.com/builds/3 ") {
+		t.Errorf("builds app with a public URL (exit %d):\n%s", code, out)
+	}
+	plain := newFixture(t, views.Options{})
+	if out, _, _ := plain.run(t, "bob", "builds", "app"); strings.Contains(out, "LINK") || strings.Contains(out, "https://") {
+		t.Errorf("builds app without a public URL shows links:\n%s", out)
 	}
 }

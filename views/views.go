@@ -213,3 +213,9 @@ func check(err error, format string, args ...any) error {
 	}
 	return err
 }
+
+// BuildURL is the dashboard's page of build id under [http] public_url,
+// or "" when no public URL is configured.
+func (v *Service) BuildURL(ctx context.Context, id int64) string {
+	return configs.Snapshot(ctx, v.o.Config).BuildURL(id)
+}
