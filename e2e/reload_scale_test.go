@@ -161,15 +161,19 @@ func rsMedian(ds []time.Duration) time.Duration {
 // The speed target (200 ms a reload, pushes and clones no more than 50 ms
 // slower during one) is BenchmarkReloadAtScale's, to be run on a machine
 // under no other load: on a shared one a timing bound is a flaky test.
-// Here a reload must still take less than a second.
+// Here a reload must cost no more than a few pushes do on the same machine
+// at the same time: its median under three times a push and a clone's
+// (a bound that holds whatever the load, which the reload's low CPU
+// priority lengthens under contention: a CI run at load 20 saw 2.6 s
+// against 1.7 s for a push and a clone).
 func TestReloadOfAThousandUsersAndRepos(t *testing.T) {
 	t.Parallel()
 	f := rsMeasure(t, 6)
 	took, before, during := rsMedian(f.reloads), rsMedian(f.before), rsMedian(f.during)
 	t.Logf("%d reloads: median %v, max %v; push+clone median %v alone, %v during a reload",
 		len(f.reloads), took, slices.Max(f.reloads), before, during)
-	if took > time.Second {
-		t.Errorf("reloading 1,000 users and 1,000 repositories took %v (median), more than a second", took)
+	if took > 3*before {
+		t.Errorf("reloading 1,000 users and 1,000 repositories took %v (median), more than three times a push and a clone (%v)", took, before)
 	}
 }
 
