@@ -393,17 +393,27 @@ type releaseCheck struct {
 // maxArtifactsListed bounds the artifact list of a page.
 const maxArtifactsListed = 500
 
-func (s *Server) buildPage(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.pageID(w, r)
-	if !ok {
-		return
+// runPageParams reads a build's or deployment's page request: its id and
+// how many of its log's last lines to show. It answers a bad request
+// itself and then returns false.
+func (s *Server) runPageParams(w http.ResponseWriter, r *http.Request, what string) (id int64, lines int, ok bool) {
+	if id, ok = s.pageID(w, r); !ok {
+		return 0, 0, false
 	}
 	n, all, err := linesParam(r)
 	if err != nil || all {
 		if all {
-			err = errors.New("a build page shows the last lines of its log; the whole log is at its log page")
+			err = fmt.Errorf("a %s page shows the last lines of its log; the whole log is at its log page", what)
 		}
 		s.badRequest(w, r, err.Error())
+		return 0, 0, false
+	}
+	return id, n, true
+}
+
+func (s *Server) buildPage(w http.ResponseWriter, r *http.Request) {
+	id, n, ok := s.runPageParams(w, r, "build")
+	if !ok {
 		return
 	}
 	ctx := r.Context()
@@ -585,16 +595,8 @@ type deploymentPageData struct {
 }
 
 func (s *Server) deploymentPage(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.pageID(w, r)
+	id, n, ok := s.runPageParams(w, r, "deployment")
 	if !ok {
-		return
-	}
-	n, all, err := linesParam(r)
-	if err != nil || all {
-		if all {
-			err = errors.New("a deployment page shows the last lines of its log; the whole log is at its log page")
-		}
-		s.badRequest(w, r, err.Error())
 		return
 	}
 	ctx := r.Context()

@@ -637,20 +637,32 @@ func sandboxAdvice(err error, cfg *configs.Config) string {
 // listenSSH opens the SSH listener. When the port is taken, the error says
 // how to choose another.
 func listenSSH(addr string, o serveOptions) (net.Listener, error) {
+	return listen(addr, o, "", "--listen", "", "ssh")
+}
+
+// listenHTTP opens the web side's listener. When the port is taken, the
+// error says how to choose another or turn it off.
+func listenHTTP(addr string, o serveOptions) (net.Listener, error) {
+	return listen(addr, o, " for the web side", "--http", ", turn it off with --http off", "http")
+}
+
+// listen opens a listener of the daemon; what its error says of a port
+// in use names the flag and the config table that choose another.
+func listen(addr string, o serveOptions, what, flag, off, table string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err == nil {
 		return ln, nil
 	}
 	if errors.Is(err, syscall.EADDRINUSE) {
 		host, _, _ := net.SplitHostPort(addr)
-		where := "[ssh] listen in the config"
+		where := "[" + table + "] listen in the config"
 		if o.configPath == "" {
-			where = "[ssh] listen in a config file: slipway config default > slipway.toml"
+			where = "[" + table + "] listen in a config file: slipway config default > slipway.toml"
 		}
-		return nil, fmt.Errorf("listen on %s: address already in use; choose another with --listen %s (or %s)",
-			addr, net.JoinHostPort(host, "PORT"), where)
+		return nil, fmt.Errorf("listen on %s%s: address already in use; choose another with %s %s%s (or %s)",
+			addr, what, flag, net.JoinHostPort(host, "PORT"), off, where)
 	}
-	return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	return nil, fmt.Errorf("listen on %s%s: %w", addr, what, err)
 }
 
 // absolutePaths makes the configuration's relative data paths absolute,
@@ -672,25 +684,6 @@ func absolutePaths(cfg *configs.Config) error {
 		}
 	}
 	return nil
-}
-
-// listenHTTP opens the web side's listener. When the port is taken, the
-// error says how to choose another or turn it off.
-func listenHTTP(addr string, o serveOptions) (net.Listener, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err == nil {
-		return ln, nil
-	}
-	if errors.Is(err, syscall.EADDRINUSE) {
-		host, _, _ := net.SplitHostPort(addr)
-		where := "[http] listen in the config"
-		if o.configPath == "" {
-			where = "[http] listen in a config file: slipway config default > slipway.toml"
-		}
-		return nil, fmt.Errorf("listen on %s for the web side: address already in use; choose another with --http %s, turn it off with --http off (or %s)",
-			addr, net.JoinHostPort(host, "PORT"), where)
-	}
-	return nil, fmt.Errorf("listen on %s for the web side: %w", addr, err)
 }
 
 // dashboardURL is where the banner sends people: public_url when set,
