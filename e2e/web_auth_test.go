@@ -14,7 +14,7 @@ var dashboardRE = regexp.MustCompile(`(?m)^Dashboard: (http://\S+)/$`)
 
 // waDashboard waits for the banner's Dashboard line and returns its
 // URL without the final slash.
-func waDashboard(t *testing.T, d *daemon) string {
+func waDashboard(t testing.TB, d *daemon) string {
 	t.Helper()
 	var base string
 	d.eventually(t, 30*time.Second, "the Dashboard line", func() bool {

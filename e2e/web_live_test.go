@@ -24,13 +24,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 
-	"slipway/internal/testutil"
 )
 
 // wlEvent is one Server-Sent Event.
@@ -254,51 +252,12 @@ type wlBench struct {
 	pid        int
 }
 
-// wlBenchDaemon runs bin serve on config in root, as dtBenchDaemon does,
-// and waits for its Dashboard line too.
-func wlBenchDaemon(b *testing.B, bin, root, config string) wlBench {
+// wlBenchDaemon runs bin serve on config, as startDaemon does, and waits
+// for its Dashboard line too.
+func wlBenchDaemon(b *testing.B, bin, config string) wlBench {
 	b.Helper()
-	for dir := root; strings.HasPrefix(dir, os.TempDir()+string(filepath.Separator)); dir = filepath.Dir(dir) {
-		if err := os.Chmod(dir, 0o711); err != nil {
-			b.Fatal(err)
-		}
-	}
-	cfg := filepath.Join(root, "slipway.toml")
-	config = strings.ReplaceAll(config, "%DATA%", filepath.Join(root, "data"))
-	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", "--config", cfg)
-	cmd.Dir = root
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + root}
-	var stdout, logs testutil.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &logs
-	p, err := startProc(cmd)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(45 * time.Second):
-			_ = cmd.Process.Kill()
-			<-p.done
-			b.Errorf("slipway serve did not stop on SIGTERM\n%s", logs.String())
-		}
-	})
-	var d wlBench
-	poll(b, time.Minute, "slipway serve to start", p.done, func() string {
-		return fmt.Sprintf("slipway serve exited at start: %v\n%s", p.err, logs.String())
-	}, func() bool {
-		m, w := listenRE.FindStringSubmatch(stdout.String()), dashboardRE.FindStringSubmatch(stdout.String())
-		if m != nil && w != nil {
-			d.addr, d.base = m[1], w[1]
-		}
-		return m != nil && w != nil
-	})
-	d.pid = cmd.Process.Pid
-	return d
+	d := startDaemonBin(b, bin, config)
+	return wlBench{addr: d.addr, base: waDashboard(b, d), pid: d.proc.cmd.Process.Pid}
 }
 
 // wlRSS is the resident memory of process pid, in bytes.
@@ -338,18 +297,18 @@ func wlLatencies(r io.Reader) []time.Duration {
 // people following the build: over the web side's live log (SSE) and,
 // as the baseline in the same run, over `ssh HOST log ID -f`. Both
 // follow the same build at once; the step writes a line holding the time
-// (date +%s%N) every 30 ms. It builds its own binary without -race, and
+// (date +%s%N) every 30 ms. It runs the binary built without -race, and
 // reports the p50 and p90 of each and the ratio of the p50s.
 //
 //	go test -run '^$' -bench BenchmarkWebLiveLog -benchtime 5x ./e2e
 func BenchmarkWebLiveLog(b *testing.B) {
-	bin := filepath.Join(b.TempDir(), "slipway")
-	if out, err := exec.Command("go", "build", "-o", bin, "slipway/cmd/slipway").CombinedOutput(); err != nil {
-		b.Fatalf("build slipway: %v\n%s", err, out)
+	bin, err := releaseBin()
+	if err != nil {
+		b.Fatal(err)
 	}
 	root := b.TempDir()
 	u := dtBenchUser(b, root)
-	d := wlBenchDaemon(b, bin, root, configFor("[http]\nlisten = \"127.0.0.1:0\"\n\n[[repo]]\nname = \"app\"\npublic = true\nwrite = [\"bench\"]\n", []*user{u}))
+	d := wlBenchDaemon(b, bin, configFor("[http]\nlisten = \"127.0.0.1:0\"\n\n[[repo]]\nname = \"app\"\npublic = true\nwrite = [\"bench\"]\n", []*user{u}))
 	src := u.newProject(b, map[string]string{
 		".slipway.toml": btPipeline("", `for i in $(seq 1 100); do echo "t=$(date +%s%N)"; sleep 0.03; done`),
 	})
@@ -404,21 +363,21 @@ func BenchmarkWebLiveLog(b *testing.B) {
 // BenchmarkWebLiveFollowers measures the daemon's resident memory as 200
 // people follow one running build's live log: before they come (one
 // follower already there) and at its highest while the 200 follow. The
-// followers are bare HTTP/1.0 clients in the benchmark's process. It
-// builds its own binary without -race (the race detector's shadow memory
-// would be most of what is measured) and reports the largest growth in
-// MB (the first round's: the runtime keeps the memory it took).
+// followers are bare HTTP/1.0 clients in the benchmark's process. It runs
+// the binary built without -race (releaseBin: the race detector's shadow
+// memory would be most of what is measured) and reports the largest
+// growth in MB (the first round's: the runtime keeps the memory it took).
 //
 //	go test -run '^$' -bench BenchmarkWebLiveFollowers -benchtime 1x ./e2e
 func BenchmarkWebLiveFollowers(b *testing.B) {
 	const followers = 200
-	bin := filepath.Join(b.TempDir(), "slipway")
-	if out, err := exec.Command("go", "build", "-o", bin, "slipway/cmd/slipway").CombinedOutput(); err != nil {
-		b.Fatalf("build slipway: %v\n%s", err, out)
+	bin, err := releaseBin()
+	if err != nil {
+		b.Fatal(err)
 	}
 	root := b.TempDir()
 	u := dtBenchUser(b, root)
-	d := wlBenchDaemon(b, bin, root, configFor("[http]\nlisten = \"127.0.0.1:0\"\n\n[[repo]]\nname = \"app\"\npublic = true\nwrite = [\"bench\"]\n", []*user{u}))
+	d := wlBenchDaemon(b, bin, configFor("[http]\nlisten = \"127.0.0.1:0\"\n\n[[repo]]\nname = \"app\"\npublic = true\nwrite = [\"bench\"]\n", []*user{u}))
 	src := u.newProject(b, map[string]string{
 		".slipway.toml": btPipeline("", `for i in $(seq 1 160); do echo "line $i of a build's output, as long as a test's line usually is"; sleep 0.05; done`),
 	})
