@@ -28,7 +28,6 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
-
 )
 
 // wlEvent is one Server-Sent Event.
