@@ -494,7 +494,7 @@ func writeProbe(s *Server) {
 		if !s.checkWrite(w, r) {
 			return
 		}
-		if !access(s.config(r.Context()), s.viewerOf(r), r.PathValue("repo")).Has(configs.Write) {
+		if !s.viewerOf(r).caller().Access(s.config(r.Context()), r.PathValue("repo")).Has(configs.Write) {
 			s.notFound(w, r)
 			return
 		}

@@ -135,7 +135,7 @@ func (s *Server) envBadge(w http.ResponseWriter, r *http.Request, repo, env stri
 // repository exists from the start; one the configuration does not name
 // (admins only) must be on disk.
 func (s *Server) readable(ctx context.Context, cfg *configs.Config, v viewer, repo string) bool {
-	if !access(cfg, v, repo).Has(configs.Read) {
+	if !v.caller().Access(cfg, repo).Has(configs.Read) {
 		return false
 	}
 	if cfg.Configured(repo) || s.o.Repos == nil {

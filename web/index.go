@@ -21,7 +21,7 @@ func (s *Server) plainIndex(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for _, n := range names {
-			if access(cfg, v, n).Has(configs.Read) {
+			if v.caller().Access(cfg, n).Has(configs.Read) {
 				rc, _ := cfg.Repo(n)
 				rows = append(rows, indexRepo{Repo: views.Repo{Name: n, Configured: rc != nil}, Public: rc != nil && rc.Public})
 			}

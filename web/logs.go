@@ -77,7 +77,7 @@ func (s *Server) findRun(w http.ResponseWriter, r *http.Request, kind string) (l
 		return logRun{}, false
 	}
 	run, err := s.lookupRun(r.Context(), kind, id)
-	if errors.Is(err, record.ErrNotFound) || err == nil && !access(s.config(r.Context()), s.apiViewer(r), run.Repo).Has(configs.Read) {
+	if errors.Is(err, record.ErrNotFound) || err == nil && !s.apiViewer(r).caller().Access(s.config(r.Context()), run.Repo).Has(configs.Read) {
 		s.notFound(w, r)
 		return logRun{}, false
 	}

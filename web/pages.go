@@ -50,8 +50,7 @@ func (s *Server) pageRoutes() {
 // caller is the views' caller of a page's request: the viewer, who sees
 // public repositories too.
 func (s *Server) caller(r *http.Request) views.Caller {
-	v := s.apiViewer(r)
-	return views.Caller{User: v.User, Scope: v.Scope, Public: true}
+	return s.apiViewer(r).caller()
 }
 
 // pageError answers a refusal of the views as a page: 404 for what does

@@ -87,9 +87,9 @@ const (
 )
 
 // tokenViewer returns who a bearer token stands for, or why it is
-// refused. The token's rights are its scope; access() intersects them
-// with its user's rights in the configuration the request is answered
-// with, so rights taken away there are gone from the token at once.
+// refused. The token's rights are its scope; views.Caller.Access
+// intersects them with its user's rights in the configuration the request
+// is answered with, so rights taken away there are gone from the token at once.
 func (s *Server) tokenViewer(ctx context.Context, cfg *configs.Config, secret string, now time.Time) (viewer, string, error) {
 	if !wellFormed(secret) {
 		return viewer{}, reasonMalformed, nil

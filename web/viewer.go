@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"slipway/configs"
+	"slipway/views"
 )
 
 // viewer is who a request comes from: a user (through a session or an API
@@ -19,17 +20,11 @@ type viewer struct {
 // anonymous reports whether nobody signed in.
 func (v viewer) anonymous() bool { return v.User == "" }
 
-// access is what v may do with repo under cfg: the user's rights within
-// the viewer's scope, or read for anyone when the repository is public.
-func access(cfg *configs.Config, v viewer, repo string) configs.Access {
-	var a configs.Access
-	if !v.anonymous() {
-		a = cfg.Access(v.User, repo) & v.Scope
-	}
-	if r, ok := cfg.Repo(repo); ok && r.Public {
-		a |= configs.Read
-	}
-	return a
+// caller is v as the read model's caller: the user's rights within the
+// viewer's scope, and read on public repositories for anyone (the rule is
+// views.Caller.Access's).
+func (v viewer) caller() views.Caller {
+	return views.Caller{User: v.User, Scope: v.Scope, Public: true}
 }
 
 // config is the configuration a request is answered with: one snapshot
