@@ -410,6 +410,26 @@ func (s *Server) runPageParams(w http.ResponseWriter, r *http.Request, what stri
 	return id, n, true
 }
 
+// logViewOf is the last n lines of a build's or deployment's log for its
+// page; a run without a log file yet is an empty view, not an error.
+func (s *Server) logViewOf(ctx context.Context, kind string, id int64, n int) (logView, error) {
+	run, err := s.lookupRun(ctx, kind, id)
+	if err != nil {
+		if noLog(err) {
+			return logView{}, nil
+		}
+		return logView{}, err
+	}
+	t, err := tail(ctx, run, n)
+	if err != nil {
+		if noLog(err) {
+			return logView{}, nil
+		}
+		return logView{}, err
+	}
+	return logView{Run: run, Tail: t, Asked: n}, nil
+}
+
 func (s *Server) buildPage(w http.ResponseWriter, r *http.Request) {
 	id, n, ok := s.runPageParams(w, r, "build")
 	if !ok {
@@ -428,14 +448,7 @@ func (s *Server) buildPage(w http.ResponseWriter, r *http.Request) {
 	if a.Has(configs.Write) {
 		p.CanCancel, p.CanRetry = !b.State.Final(), b.State.Final()
 	}
-	run, err := s.lookupRun(ctx, "build", id)
-	if err == nil {
-		var t logTail
-		if t, err = tail(ctx, run, n); err == nil {
-			p.Log = logView{Run: run, Tail: t, Asked: n}
-		}
-	}
-	if err != nil && !noLog(err) {
+	if p.Log, err = s.logViewOf(ctx, "build", id, n); err != nil {
 		s.pageError(w, r, err)
 		return
 	}
@@ -610,14 +623,7 @@ func (s *Server) deploymentPage(w http.ResponseWriter, r *http.Request) {
 	if env, ok := cfg.Environment(d.Repo, d.Env); ok && (d.State == record.DeployFailed || d.State == record.DeployRolledBack) {
 		p.CanRetry = deploy.MayRetry(env, c.User, c.Access(cfg, d.Repo))
 	}
-	run, err := s.lookupRun(ctx, "deployment", id)
-	if err == nil {
-		var t logTail
-		if t, err = tail(ctx, run, n); err == nil {
-			p.Log = logView{Run: run, Tail: t, Asked: n}
-		}
-	}
-	if err != nil && !noLog(err) {
+	if p.Log, err = s.logViewOf(ctx, "deployment", id, n); err != nil {
 		s.pageError(w, r, err)
 		return
 	}
