@@ -75,10 +75,12 @@ type Server struct {
 	http  *http.Server
 
 	// streams ends the live logs when the server stops (see liveRoutes);
-	// pingEvery is their keep-alive; hubs are the runs followed (sse.go).
+	// pingEvery is their keep-alive; hubs are the runs followed, each
+	// follower at most hubQueue events behind (sse.go).
 	streams    context.Context
 	endStreams context.CancelFunc
 	pingEvery  time.Duration
+	hubQueue   int
 	hubs       hubs
 
 	links   *links  // pending login links

@@ -35,7 +35,7 @@ const pingInterval = 15 * time.Second
 // at most this many lines and about this many bytes, then are flushed.
 const (
 	batchLines = 200
-	batchBytes = 32 << 10
+	batchBytes = 16 << 10
 )
 
 // liveRoutes registers the live logs and the raw downloads.
@@ -43,6 +43,9 @@ func (s *Server) liveRoutes() {
 	s.streams, s.endStreams = context.WithCancel(context.Background())
 	if s.pingEvery == 0 {
 		s.pingEvery = pingInterval
+	}
+	if s.hubQueue == 0 {
+		s.hubQueue = hubQueue
 	}
 	for _, kind := range []string{"build", "deployment"} {
 		base := "GET /" + kind + "s/{id}/log"
@@ -197,15 +200,28 @@ type eventStream struct {
 }
 
 func (es *eventStream) send(b []byte) error {
-	if len(b) == 0 {
-		return es.err
-	}
+	return es.sendParts(b)
+}
+
+// sendParts writes the parts of one event, then flushes: an event built
+// in pieces is never copied into one buffer.
+func (es *eventStream) sendParts(parts ...[]byte) error {
 	if es.err != nil {
 		return es.err
 	}
-	if _, err := es.w.Write(b); err != nil {
-		es.err = errors.Join(errClientGone, err)
-		return es.err
+	wrote := false
+	for _, b := range parts {
+		if len(b) == 0 {
+			continue
+		}
+		if _, err := es.w.Write(b); err != nil {
+			es.err = errors.Join(errClientGone, err)
+			return es.err
+		}
+		wrote = true
+	}
+	if !wrote {
+		return nil
 	}
 	if err := es.rc.Flush(); err != nil {
 		es.err = errors.Join(errClientGone, err)
@@ -288,15 +304,13 @@ func (el *eventLines) flush() error {
 	if el.lines == 0 {
 		return nil
 	}
-	ev := strconv.AppendInt(append(make([]byte, 0, len(el.batch)+32), "id: "...), el.last, 10)
-	ev = append(ev, '\n')
-	ev = append(ev, el.batch...)
-	ev = append(ev, '\n')
+	var id [32]byte
+	err := el.es.sendParts(append(strconv.AppendInt(append(id[:0], "id: "...), el.last, 10), '\n'), el.batch, []byte{'\n'})
 	el.batch, el.lines = el.batch[:0], 0
 	if cap(el.batch) > 2*batchBytes {
 		el.batch = nil // a batch of long lines: do not keep its buffer
 	}
-	return el.es.send(ev)
+	return err
 }
 
 // Hubs. Each run that someone follows live has one hub, which follows its
@@ -419,7 +433,7 @@ func (s *Server) subscribe(run logRun, after int64) (*hub, *follower) {
 		h.mu.Lock()
 		go h.loop(ctx)
 	}
-	f := &follower{ch: make(chan *batch, hubQueue), at: h.lines, from: max(after, h.lines) + 1}
+	f := &follower{ch: make(chan *batch, s.hubQueue), at: h.lines, from: max(after, h.lines) + 1}
 	h.subs[f] = struct{}{}
 	h.mu.Unlock()
 	return h, f

@@ -174,7 +174,7 @@ func (s *Store) Follow(ctx context.Context, id string, from int64, w io.Writer, 
 	if _, err := f.Seek(from, io.SeekStart); err != nil {
 		return fmt.Errorf("follow log %q: %w", id, err)
 	}
-	buf := make([]byte, 32<<10)
+	buf := make([]byte, 8<<10) // per follower: a web page's or an SSH session's
 	for {
 		// Take the change signal before reading, so that a write landing
 		// after the read reached end of file still wakes us.
