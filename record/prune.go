@@ -7,4 +7,5 @@ type Pruned struct {
 	Builds      []int64 // builds whose records are gone
 	Deployments []int64 // deployments of those builds, gone with them
 	Pushes      int     // push records no kept build or deployment needed
+	Events      int     // events of the outbox every consumer was done with
 }

@@ -204,6 +204,94 @@ CREATE INDEX builds_by_push        ON builds (push_id) WHERE push_id IS NOT NULL
 CREATE INDEX deployments_by_env_id ON deployments (repo, env, id);
 CREATE INDEX deployments_by_push  ON deployments (push_id) WHERE push_id IS NOT NULL;
 `,
+	// 10: the event outbox (issue 15): what webhooks and git notes tell
+	// the world. Pushes, builds and deployments add their events in the
+	// transaction that changes their state, by the triggers below, so an
+	// event can neither be lost to a crash between the change and its
+	// telling nor told of a change that rolled back. Each consumer keeps
+	// its place in event_cursors.
+	`
+CREATE TABLE events (
+	id            INTEGER PRIMARY KEY,
+	kind          TEXT    NOT NULL CHECK (kind IN ('push', 'build.started', 'build.finished', 'deploy.started',
+	                                               'deploy.finished', 'release.refused', 'schedule.skipped')),
+	time          INTEGER NOT NULL,
+	repo          TEXT    NOT NULL,
+	ref           TEXT    NOT NULL DEFAULT '',
+	env           TEXT    NOT NULL DEFAULT '',
+	commit_id     TEXT    NOT NULL DEFAULT '',
+	user          TEXT    NOT NULL DEFAULT '',
+	push_id       INTEGER,
+	build_id      INTEGER,
+	deployment_id INTEGER,
+	schedule      TEXT    NOT NULL DEFAULT '',
+	state         TEXT    NOT NULL DEFAULT '',
+	reason        TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX events_by_time ON events (time);
+CREATE TABLE event_cursors (
+	name    TEXT    PRIMARY KEY,
+	last_id INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TRIGGER events_push_inserted AFTER INSERT ON pushes WHEN NEW.state = 'recorded'
+BEGIN
+	INSERT INTO events (kind, time, repo, user, push_id)
+	VALUES ('push', CAST(unixepoch('subsec') * 1e9 AS INTEGER), NEW.repo, NEW.user, NEW.id);
+END;
+CREATE TRIGGER events_push_recorded AFTER UPDATE OF state ON pushes
+WHEN OLD.state = 'open' AND NEW.state = 'recorded'
+BEGIN
+	INSERT INTO events (kind, time, repo, user, push_id)
+	VALUES ('push', CAST(unixepoch('subsec') * 1e9 AS INTEGER), NEW.repo, NEW.user, NEW.id);
+END;
+
+CREATE TRIGGER events_build_started AFTER UPDATE OF state ON builds
+WHEN NEW.state = 'running' AND OLD.state <> 'running'
+BEGIN
+	INSERT INTO events (kind, time, repo, ref, commit_id, user, push_id, build_id, schedule, state, reason)
+	VALUES ('build.started', coalesce(NEW.started_at, CAST(unixepoch('subsec') * 1e9 AS INTEGER)),
+	        NEW.repo, NEW.ref, NEW.commit_id,
+	        coalesce((SELECT user FROM pushes WHERE id = NEW.push_id), ''),
+	        NEW.push_id, NEW.id, NEW.schedule, NEW.state, NEW.reason);
+END;
+CREATE TRIGGER events_build_finished AFTER UPDATE OF state ON builds
+WHEN NEW.state IN ('passed', 'failed', 'error', 'cancelled', 'superseded', 'interrupted', 'skipped')
+ AND OLD.state IN ('queued', 'running')
+BEGIN
+	INSERT INTO events (kind, time, repo, ref, commit_id, user, push_id, build_id, schedule, state, reason)
+	VALUES ('build.finished', coalesce(NEW.finished_at, CAST(unixepoch('subsec') * 1e9 AS INTEGER)),
+	        NEW.repo, NEW.ref, NEW.commit_id,
+	        coalesce((SELECT user FROM pushes WHERE id = NEW.push_id), ''),
+	        NEW.push_id, NEW.id, NEW.schedule, NEW.state, NEW.reason);
+END;
+CREATE TRIGGER events_build_inserted_final AFTER INSERT ON builds
+WHEN NEW.state IN ('passed', 'failed', 'error', 'cancelled', 'superseded', 'interrupted', 'skipped')
+BEGIN
+	INSERT INTO events (kind, time, repo, ref, commit_id, user, push_id, build_id, schedule, state, reason)
+	VALUES ('build.finished', coalesce(NEW.finished_at, NEW.created_at),
+	        NEW.repo, NEW.ref, NEW.commit_id,
+	        coalesce((SELECT user FROM pushes WHERE id = NEW.push_id), ''),
+	        NEW.push_id, NEW.id, NEW.schedule, NEW.state, NEW.reason);
+END;
+
+CREATE TRIGGER events_deploy_started AFTER UPDATE OF state ON deployments
+WHEN NEW.state = 'running' AND OLD.state <> 'running'
+BEGIN
+	INSERT INTO events (kind, time, repo, ref, env, commit_id, user, push_id, build_id, deployment_id, state, reason)
+	VALUES ('deploy.started', coalesce(NEW.started_at, CAST(unixepoch('subsec') * 1e9 AS INTEGER)),
+	        NEW.repo, 'refs/release/' || NEW.env, NEW.env, NEW.commit_id, NEW.user,
+	        NEW.push_id, NEW.build_id, NEW.id, NEW.state, NEW.reason);
+END;
+CREATE TRIGGER events_deploy_finished AFTER UPDATE OF state ON deployments
+WHEN NEW.state IN ('succeeded', 'failed', 'rolled_back') AND OLD.state IN ('queued', 'running')
+BEGIN
+	INSERT INTO events (kind, time, repo, ref, env, commit_id, user, push_id, build_id, deployment_id, state, reason)
+	VALUES ('deploy.finished', coalesce(NEW.finished_at, CAST(unixepoch('subsec') * 1e9 AS INTEGER)),
+	        NEW.repo, 'refs/release/' || NEW.env, NEW.env, NEW.commit_id, NEW.user,
+	        NEW.push_id, NEW.build_id, NEW.id, NEW.state, NEW.reason);
+END;
+`,
 }
 
 // migrate brings the database to len(migs). Each migration runs in its own

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"time"
 )
 
 // Prune applies retention to the records of repo (of every repo when repo
@@ -69,7 +70,22 @@ func (s *Store) Prune(ctx context.Context, repo string, keep int) (Pruned, error
 			return fmt.Errorf("delete pushes: %w", err)
 		}
 		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
 		out.Pushes = int(n)
+		// The outbox's events go once every consumer is done with them, or
+		// after eventMaxAge whatever their consumers (a consumer that far
+		// behind is not coming back for them).
+		res, err = tx.ExecContext(ctx, `
+			DELETE FROM events WHERE (?1 = '' OR repo = ?1)
+			AND (id <= (SELECT coalesce(min(last_id), 0) FROM event_cursors) OR time < ?2)`,
+			repo, toNanos(now().Add(-eventMaxAge)))
+		if err != nil {
+			return fmt.Errorf("delete events: %w", err)
+		}
+		n, err = res.RowsAffected()
+		out.Events = int(n)
 		return err
 	})
 	if err != nil {
@@ -77,6 +93,9 @@ func (s *Store) Prune(ctx context.Context, repo string, keep int) (Pruned, error
 	}
 	return out, nil
 }
+
+// eventMaxAge is how long an event stays in the outbox at most.
+const eventMaxAge = 30 * 24 * time.Hour
 
 // pinnedBuilds selects the builds whose artifacts deployments still need,
 // whatever their age:

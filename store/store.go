@@ -27,6 +27,8 @@ const busyTimeout = 10 * time.Second
 type Store struct {
 	w *sql.DB // exactly one connection: the only path by which rows change
 	r *sql.DB // read-only pool for queries
+
+	changed changes // signalled after each write commits (events.go)
 }
 
 // Open opens the database at path, creating the file (mode 0600: it records
@@ -130,6 +132,7 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	s.changed.signal()
 	return nil
 }
 
