@@ -2,5 +2,10 @@
 
 package main
 
-// atLowPriority runs fn; only Linux lets one thread's priority be lowered.
-func atLowPriority[T any](fn func() T) T { return fn() }
+// lowPriority runs functions as they come; only Linux lets one thread's
+// priority be lowered.
+type lowPriority struct{}
+
+func (*lowPriority) close() {}
+
+func atLowPriority[T any](_ *lowPriority, fn func() T) T { return fn() }

@@ -31,7 +31,8 @@ type reloader struct {
 	// asked for the reload.
 	applied func(ctx context.Context, old, new *configs.Config) []string
 
-	mu sync.Mutex // one reload at a time
+	mu  sync.Mutex  // one reload at a time
+	low lowPriority // the thread parses run on
 }
 
 // reloadResult is what one reload did.
@@ -79,7 +80,7 @@ func (r *reloader) parse(data []byte) (*configs.Config, error) {
 		cfg *configs.Config
 		err error
 	}
-	p := atLowPriority(func() parsed {
+	p := atLowPriority(&r.low, func() parsed {
 		cfg, err := r.loader.Parse(data, r.name())
 		return parsed{cfg, err}
 	})

@@ -56,6 +56,7 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	defer rl.low.close()
 	cfg, err := rl.parse(data)
 	if err != nil {
 		return err
