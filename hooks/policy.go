@@ -122,6 +122,11 @@ func (s *Server) preReceive(ctx context.Context, req request, id identity, out i
 
 // checkRef returns why the update u may not be made, or "".
 func (s *Server) checkRef(ctx context.Context, id identity, access configs.Access, u record.RefUpdate, quarantine string) string {
+	if gitrev.DaemonOwned(u.Name) {
+		// Whoever pushes, admins and the server's own disk included: the
+		// notes are what the builds said, not what a pusher says.
+		return "Slipway alone writes this ref (its build and deployment results); fetch it, do not push it"
+	}
 	env, release := strings.CutPrefix(u.Name, gitrev.ReleasePrefix)
 	if !release {
 		if !id.local && !access.Has(configs.Write) {

@@ -393,3 +393,54 @@ func TestConfusingRefNamesRefused(t *testing.T) {
 		t.Errorf("release push refused: %v\n%s", err, out)
 	}
 }
+
+// Nobody pushes to the notes ref, the daemon's own: not a writer, not an
+// admin, not a git on the server's disk; creating, moving and deleting it
+// are all refused with the reason, and the ref stays as the daemon left
+// it. Other notes refs are refs like any other, for writers.
+func TestNotesRefRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	repo := e.bareRepo("app")
+	work := e.workRepo()
+	head := e.git(work, "rev-parse", "HEAD")
+	e.git(work, "notes", "--ref=slipway", "add", "-m", "build 1 passed (not really)", head)
+	e.git(work, "notes", "--ref=commits", "add", "-m", "a reviewer's note", head)
+	if out, err := e.push(work, e.token("app", "alice"), repo, "main"); err != nil {
+		t.Fatalf("push refused: %v\n%s", err, out)
+	}
+	const want = "refs/notes/slipway: Slipway alone writes this ref (its build and deployment results); fetch it, do not push it"
+	for _, user := range []string{"alice", "admin", ""} {
+		token := "" // a push on the server's disk
+		if user != "" {
+			token = e.token("app", user)
+		}
+		out, err := e.push(work, token, repo, "refs/notes/slipway")
+		if err == nil || !strings.Contains(out, "remote: "+want) {
+			t.Errorf("%q created the notes ref (err %v):\n%s", user, err, out)
+		}
+	}
+	if e.refExists(repo, "refs/notes/slipway") {
+		t.Fatal("the notes ref was created by a push")
+	}
+	// The daemon's notes, written with hooks off; then a move and a
+	// deletion by an admin.
+	e.git(repo, "-c", "core.hooksPath=/dev/null", "notes", "--ref=slipway", "add", "-m", "build 1 passed", head)
+	daemons := e.git(repo, "rev-parse", "refs/notes/slipway")
+	for _, spec := range []string{"+refs/notes/slipway", ":refs/notes/slipway"} {
+		out, err := e.push(work, e.token("app", "admin"), repo, spec)
+		if err == nil || !strings.Contains(out, "remote: "+want) {
+			t.Errorf("admin's push %s accepted (err %v):\n%s", spec, err, out)
+		}
+	}
+	if got := e.git(repo, "rev-parse", "refs/notes/slipway"); got != daemons {
+		t.Errorf("the notes ref moved from %s to %s", daemons, got)
+	}
+	// A writer's own notes are fine.
+	if out, err := e.push(work, e.token("app", "alice"), repo, "refs/notes/commits"); err != nil {
+		t.Errorf("push of refs/notes/commits refused: %v\n%s", err, out)
+	}
+	if out, err := e.push(work, e.token("app", "carol"), repo, "+refs/notes/commits:refs/notes/other"); err == nil {
+		t.Errorf("a reader pushed a notes ref:\n%s", out)
+	}
+}

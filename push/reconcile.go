@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"slipway/internal/gitrev"
 	"slipway/record"
 )
 
@@ -142,10 +143,14 @@ func (h *Handler) RecordDrift(ctx context.Context, disk Disk) (int, error) {
 }
 
 // drift returns the updates that take the recorded refs rec to the refs on
-// disk, sorted by name.
+// disk, sorted by name. The refs the daemon writes itself (the notes ref,
+// written with hooks off) are no push's and are left out.
 func drift(rec, on map[string]string) []record.RefUpdate {
 	var us []record.RefUpdate
 	for name, id := range on {
+		if gitrev.DaemonOwned(name) {
+			continue
+		}
 		if old, ok := rec[name]; !ok {
 			us = append(us, record.RefUpdate{Name: name, Old: zero(id), New: id})
 		} else if old != id {
@@ -153,7 +158,7 @@ func drift(rec, on map[string]string) []record.RefUpdate {
 		}
 	}
 	for name, old := range rec {
-		if _, ok := on[name]; !ok {
+		if _, ok := on[name]; !ok && !gitrev.DaemonOwned(name) {
 			us = append(us, record.RefUpdate{Name: name, Old: old, New: zero(old)})
 		}
 	}

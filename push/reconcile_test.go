@@ -170,6 +170,49 @@ func TestReconcileRecordsRefsThatMovedWithoutARecord(t *testing.T) {
 	}
 }
 
+// The notes ref, which the daemon writes with hooks off, is no push: a
+// start that finds it moved (or gone) records nothing and builds nothing.
+func TestReconcileIgnoresTheNotesRef(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	dir, repo, c1, c2 := repos(t)
+	st := open(t)
+	h, builds, log := reconciler(t, st)
+	if _, err := st.RecordPush(ctx, record.Push{Repo: "app", User: "alice", Refs: []record.RefUpdate{{Name: "refs/heads/main", Old: zero, New: c1}}}); err != nil {
+		t.Fatal(err)
+	}
+	git(t, repo, "-c", "core.hooksPath=/dev/null", "notes", "--ref=slipway", "add", "-m", "build 1 passed", c1)
+	if err := h.Reconcile(ctx, gitserver.Disk{ReposDir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	if len(builds.settled) != 0 || strings.Contains(log.String(), "found at start") {
+		t.Fatalf("the notes ref was taken for a push: settled %v\n%s", builds.settled, log)
+	}
+	// A notes ref in the record (from a daemon that recorded it) and gone
+	// from the disk is no deletion to record either; a branch beside it is.
+	git(t, repo, "update-ref", "-d", "refs/notes/slipway")
+	git(t, repo, "update-ref", "refs/heads/main", c2)
+	if _, err := st.RecordPush(ctx, record.Push{Repo: "app", User: "alice", Refs: []record.RefUpdate{{Name: "refs/notes/slipway", Old: zero, New: c1}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Reconcile(ctx, gitserver.Disk{ReposDir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	p := mustLastPush(t, st, "app")
+	if !p.Found() || len(p.Refs) != 1 || p.Refs[0].Name != "refs/heads/main" {
+		t.Errorf("push found at start: %+v, want main's move only", p.Refs)
+	}
+}
+
+func mustLastPush(t *testing.T, st *store.Store, repo string) record.Push {
+	t.Helper()
+	last, err := st.LastPushes(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return last[repo]
+}
+
 // The watch finishes an open push whose work could not be recorded in
 // post-receive once it is old enough, without a restart; a younger one (a
 // push in flight) is left to its post-receive.

@@ -32,3 +32,13 @@ func ShortRef(ref string) string {
 	}
 	return ref
 }
+
+// NotesRef holds Slipway's git notes: one line per finished build or
+// deployment, on the commit it ran (package notes). The daemon alone
+// writes it, with hooks off; pushes to it are refused and it is never
+// built nor recorded as a push.
+const NotesRef = "refs/notes/slipway"
+
+// DaemonOwned reports whether ref is written by the daemon itself, never
+// by a push (NotesRef): it is no push's business and no build's.
+func DaemonOwned(ref string) bool { return ref == NotesRef }
