@@ -908,3 +908,12 @@ func (c *Config) BuildURL(id int64) string {
 	}
 	return fmt.Sprintf("%s/builds/%d", strings.TrimSuffix(c.HTTP.PublicURL, "/"), id)
 }
+
+// DeploymentURL is the dashboard's page of deployment id under [http]
+// public_url, or "" when none is set.
+func (c *Config) DeploymentURL(id int64) string {
+	if c.HTTP.PublicURL == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s/deployments/%d", strings.TrimSuffix(c.HTTP.PublicURL, "/"), id)
+}
