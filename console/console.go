@@ -39,6 +39,7 @@ func Commands(o Options) map[string]gitserver.Command {
 		"releases":  {Usage: "releases REPO ENV [--json]", Summary: "the releases on an environment's target, which is live, and their artifacts", Run: c.releases},
 		"schedules": {Usage: "schedules [REPO] [--json]", Summary: "schedules, their next fire time and last run", Run: c.schedules},
 		"run":       {Usage: "run REPO SCHEDULE", Summary: "fire a schedule now (needs write)", Run: c.run},
+		"status":    {Usage: "status REPO [REV] [--json]", Summary: "builds and deployments of a revision (default: each branch tip); exit 0 passed, 1 failed, 2 none, 3 running", Run: c.status},
 	}
 }
 

@@ -2,6 +2,7 @@ package gitserver
 
 import (
 	"context"
+	"strings"
 
 	"slipway/internal/gitrev"
 )
@@ -22,4 +23,29 @@ func (d Disk) Refs(ctx context.Context, name string) (map[string]string, error) 
 		return nil, err
 	}
 	return gitrev.Refs(ctx, path)
+}
+
+// Resolve returns the commit that rev names in repository name (see
+// gitrev.Resolve).
+func (d Disk) Resolve(ctx context.Context, name, rev string) (string, error) {
+	path, err := RepoPath(d.ReposDir, name)
+	if err != nil {
+		return "", err
+	}
+	return gitrev.Resolve(ctx, path, rev)
+}
+
+// Branches returns the branches of repository name (full ref names) and
+// the commits at their tips.
+func (d Disk) Branches(ctx context.Context, name string) (map[string]string, error) {
+	refs, err := d.Refs(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	for ref := range refs {
+		if !strings.HasPrefix(ref, "refs/heads/") {
+			delete(refs, ref)
+		}
+	}
+	return refs, nil
 }

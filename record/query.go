@@ -8,6 +8,7 @@ type BuildQuery struct {
 	// that a page is full of builds the caller may see.
 	Repos   []string
 	Ref     string  // full ref name, e.g. refs/heads/main
+	Commit  string  // one commit (full id); with one repository in Repos
 	State   State   // one state
 	Trigger Trigger // one trigger
 	// Before keeps the builds older than this id (a cursor: the id of the
@@ -22,6 +23,7 @@ type BuildQuery struct {
 type DeploymentQuery struct {
 	Repos  []string // empty: of every repository
 	Env    string   // one environment; empty: all
+	Commit string   // one commit (full id); empty: all
 	Before int64    // only ids below; 0: from the newest
 	Limit  int      // <= 0: all
 }

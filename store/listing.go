@@ -71,6 +71,9 @@ func buildsQuery(q record.BuildQuery) (string, []any, error) {
 	if q.Ref != "" {
 		w.add("ref = ?", q.Ref)
 	}
+	if q.Commit != "" {
+		w.add("commit_id = ?", q.Commit)
+	}
 	if q.State != "" {
 		w.add("state = ?", string(q.State))
 	}
@@ -102,6 +105,9 @@ func (s *Store) QueryDeployments(ctx context.Context, q record.DeploymentQuery) 
 	}
 	if q.Env != "" {
 		w.add("env = ?", q.Env)
+	}
+	if q.Commit != "" {
+		w.add("commit_id = ?", q.Commit)
 	}
 	tail := w.page(q.Before, q.Limit)
 	ds, err := queryDeployments(ctx, s.r, `SELECT `+deployCols+` FROM deployments`+tail, w.args...)

@@ -134,6 +134,7 @@ type Options struct {
 	Deploys   Deploys
 	Schedules Schedules
 	Logs      LogFiles
+	Revisions Revisions // `status`
 }
 
 // Service answers the queries and runs the actions. It keeps no state of

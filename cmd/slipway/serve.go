@@ -29,6 +29,7 @@ import (
 	"slipway/gitserver"
 	"slipway/hooks"
 	"slipway/metrics"
+	"slipway/notes"
 	"slipway/push"
 	"slipway/store"
 	"slipway/views"
@@ -153,6 +154,7 @@ type daemon struct {
 	deploys   *deploy.Service
 	scheduler *schedule.Scheduler
 	views     *views.Service
+	notes     *notes.Service
 
 	host       string            // the name people reach the SSH server by
 	findings   []sandbox.Finding // the sandbox self-test, for the banner
@@ -311,6 +313,18 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 		Deploys:   d.deploys,
 		Schedules: d.scheduler,
 		Logs:      buildLogs,
+		Revisions: gitserver.Disk{ReposDir: cfg.ReposDir()},
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Build and deployment results as git notes, from the outbox.
+	d.notes, err = notes.New(notes.Options{
+		Events:  db,
+		Records: db,
+		Config:  live,
+		GitDir:  func(repo string) (string, error) { return gitserver.RepoPath(cfg.ReposDir(), repo) },
+		Logger:  logger.With("component", "notes"),
 	})
 	if err != nil {
 		return nil, err
@@ -384,6 +398,7 @@ func (d *daemon) steps(ctx context.Context) []step {
 		{"schedules", func() error { return d.scheduler.Start(runCtx) }, d.scheduler.Shutdown, 5 * time.Second},
 		{"builds", func() error { return d.builds.Start(runCtx) }, d.builds.Shutdown, shutdownGrace},
 		{"reconcile", func() error { return d.reconcile(runCtx) }, d.stopReconcile, 5 * time.Second},
+		{"notes", func() error { return d.notes.Start(runCtx) }, d.notes.Shutdown, 10 * time.Second},
 		{"hooks", func() error {
 			ln, err := hooks.Listen(d.cfg.HookSocket())
 			if err != nil {
@@ -481,7 +496,7 @@ func (d *daemon) shutdown() {
 	for _, st := range d.steps(context.Background()) {
 		byName[st.name] = st
 	}
-	for _, name := range []string{"ssh", "http", "schedules", "reconcile", "builds", "deployments", "hooks"} {
+	for _, name := range []string{"ssh", "http", "schedules", "reconcile", "builds", "deployments", "notes", "hooks"} {
 		d.stop(byName[name])
 	}
 }
