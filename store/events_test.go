@@ -176,3 +176,33 @@ func TestPruneDropsEventsEveryConsumerPassed(t *testing.T) {
 		t.Errorf("events left = %+v", es)
 	}
 }
+
+// Once every consumer has passed every event, pruning keeps the newest:
+// the next event's id must stay above every cursor (ids are rowids, which
+// an empty table would give again from 1).
+func TestPruneKeepsEventIDsGoingUp(t *testing.T) {
+	t.Parallel()
+	s := openTest(t)
+	ctx := t.Context()
+	var last int64
+	for i := range 3 {
+		id, err := s.AddEvent(ctx, record.Event{Kind: record.EventScheduleSkipped, Repo: "app", Schedule: fmt.Sprint(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = id
+	}
+	if err := s.SetCursor(ctx, "notes", last); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Prune(context.Background(), "", 10); err != nil {
+		t.Fatal(err)
+	}
+	next, err := s.AddEvent(ctx, record.Event{Kind: record.EventScheduleSkipped, Repo: "app", Schedule: "next"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if es, _ := s.EventsAfter(ctx, last, 10); next <= last || len(es) != 1 || es[0].ID != next {
+		t.Errorf("after pruning, the next event got id %d (cursor at %d) and the consumer reads %+v", next, last, es)
+	}
+}
