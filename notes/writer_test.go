@@ -249,3 +249,33 @@ func TestAddToAMissingCommit(t *testing.T) {
 		t.Errorf("refs: %s", refs)
 	}
 }
+
+// BenchmarkAdd is one note written into a repository that holds b.N
+// notes already: four git runs, whatever the number of notes (git keeps
+// them in a fan-out tree).
+func BenchmarkAdd(b *testing.B) {
+	root := b.TempDir()
+	gitDir := filepath.Join(root, "app.git")
+	if out, err := exec.Command("git", "init", "-q", "--bare", gitDir).CombinedOutput(); err != nil {
+		b.Fatalf("%v: %s", err, out)
+	}
+	tree, err := exec.Command("git", "--git-dir", gitDir, "hash-object", "-t", "tree", "-w", "/dev/null").Output()
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := NewWriter()
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		cmd := exec.Command("git", "--git-dir", gitDir, "commit-tree", "-m", fmt.Sprint(i), strings.TrimSpace(string(tree)))
+		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=T", "GIT_AUTHOR_EMAIL=t@x", "GIT_COMMITTER_NAME=T", "GIT_COMMITTER_EMAIL=t@x")
+		c, err := cmd.Output()
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if _, err := w.Add(b.Context(), gitDir, strings.TrimSpace(string(c)), buildLine(int64(i+1), "passed")); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
