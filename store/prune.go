@@ -85,7 +85,11 @@ func (s *Store) Prune(ctx context.Context, repo string, keep int) (Pruned, error
 			return fmt.Errorf("delete events: %w", err)
 		}
 		n, err = res.RowsAffected()
+		if err != nil {
+			return err
+		}
 		out.Events = int(n)
+		out.Deliveries, err = pruneDeliveries(ctx, tx, repo)
 		return err
 	})
 	if err != nil {
