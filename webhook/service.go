@@ -92,14 +92,19 @@ func New(o Options) (*Service, error) {
 		rand: mrand.New(mrand.NewPCG(uint64(time.Now().UnixNano()), 0x5eed))}, nil
 }
 
-// Start starts the dispatcher and the senders. Pending deliveries of an
-// earlier run are sent again.
+// Start reads the webhooks' outbox cursor (a first start puts it at the
+// newest event: the past is not replayed), then starts the dispatcher and
+// the senders. Pending deliveries of an earlier run are sent again.
 func (s *Service) Start(ctx context.Context) error {
+	cursor, err := s.o.Outbox.StartCursor(ctx, Cursor)
+	if err != nil {
+		return fmt.Errorf("webhooks: %w", err)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	s.cancel, s.done = cancel, make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); s.dispatch(ctx) }()
+	go func() { defer wg.Done(); s.dispatch(ctx, cursor) }()
 	go func() { defer wg.Done(); s.send(ctx) }()
 	go func() { wg.Wait(); close(s.done) }()
 	return nil
@@ -136,20 +141,8 @@ func (s *Service) poke() {
 const batch = 256
 
 // dispatch fans the outbox's events out into deliveries, for ever.
-func (s *Service) dispatch(ctx context.Context) {
+func (s *Service) dispatch(ctx context.Context, cursor int64) {
 	log := s.o.Logger
-	var cursor int64
-	for delay := 100 * time.Millisecond; ; delay = min(delay*2, 30*time.Second) {
-		c, err := s.o.Outbox.StartCursor(ctx, Cursor)
-		if err == nil {
-			cursor = c
-			break
-		}
-		log.Error("read the webhooks' outbox cursor", "err", err)
-		if !sleep(ctx, delay) {
-			return
-		}
-	}
 	delay := 100 * time.Millisecond
 	for {
 		changed := s.o.Outbox.EventsChanged()
@@ -208,7 +201,7 @@ func (s *Service) fanOut(ctx context.Context, es []record.Event) ([]record.Deliv
 			if kind == "build" {
 				return cfg.BuildURL(id)
 			}
-			return fmt.Sprintf("%s/%ss/%d", base, kind, id)
+			return fmt.Sprintf("%s/%s/%d", base, map[string]string{"deployment": "deployments", "push": "pushes"}[kind], id)
 		}
 	}
 	var ds []record.Delivery
