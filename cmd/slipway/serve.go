@@ -269,6 +269,7 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 		Waker:    d.builds,
 		Logger:   logger.With("component", "schedule"),
 		Metrics:  counts,
+		Events:   db,
 	})
 	if err != nil {
 		return nil, err
@@ -294,6 +295,7 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 		Ledger:      db,
 		ReleaseGate: d.deploys,
 		Verifier:    d.builds,
+		Events:      db,
 		Logger:      logger.With("component", "hooks"),
 		ReposDir:    cfg.ReposDir(),
 	}
