@@ -20,9 +20,9 @@ import (
 
 // whHit is one request a test receiver got, and when.
 type whHit struct {
-	at                    time.Time
+	at                     time.Time
 	uid, event, sig, agent string
-	body                  []byte
+	body                   []byte
 }
 
 // whReceiver is an HTTP receiver on loopback answering its n-th request
