@@ -202,7 +202,7 @@ func whPushTimes(t testing.TB, u *user, n int, ds []*daemon, dirs []string) [][]
 	out := make([][]time.Duration, len(ds))
 	for i := 0; i < n; i++ {
 		for j, d := range ds {
-			u.commit(t, dirs[j], "f", fmt.Sprintf("%d\n", i))
+			u.commit(t, dirs[j], "f", fmt.Sprintf("%d %d\n", i, time.Now().UnixNano()))
 			start := time.Now()
 			u.mustGit(t, dirs[j], "push", d.url("app"), "main")
 			out[j] = append(out[j], time.Since(start))
