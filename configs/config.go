@@ -56,6 +56,11 @@ type Config struct {
 	// validates it and whose accepted pushes are written to the file and
 	// reloaded. The file stays the source at start. Needs --config.
 	ConfigRepo bool `toml:"config_repo"`
+	// Webhooks are told about the events of every repository
+	// ([[webhook]]); a repository's own come after them.
+	Webhooks []Webhook `toml:"webhook"`
+	// WebhookSettings are what every hook shares ([webhooks]).
+	WebhookSettings Webhooks `toml:"webhooks"`
 
 	byKey  map[string]*User // by SHA256 fingerprint
 	byName map[string]*User
@@ -183,6 +188,9 @@ type Repo struct {
 	Environments []Environment `toml:"environment"`
 	// Schedules build branch tips on a cron schedule.
 	Schedules []Schedule `toml:"schedule"`
+	// Webhooks are told about this repository's events, after the
+	// top-level [[webhook]]s.
+	Webhooks []Webhook `toml:"webhook"`
 }
 
 // Secret is one secret environment variable of a repository's builds. Its
@@ -617,6 +625,7 @@ func (c *Config) validate(v *validator) {
 		}
 	}
 	c.validateApprovers(v)
+	c.validateWebhooks(v)
 }
 
 func (c *Config) validateHTTP(v *validator) {

@@ -50,6 +50,8 @@ func KeepRestartSettings(running, next *Config) []Change {
 	keepAny("build.uid_range", rb.UIDRange != nb.UIDRange, rb.UIDRange, nb.UIDRange, func() { nb.UIDRange = rb.UIDRange })
 	keepAny("build.uid", rb.UID != nb.UID, rb.UID, nb.UID, func() { nb.UID = rb.UID })
 	keepAny("build.gid", rb.GID != nb.GID, rb.GID, nb.GID, func() { nb.GID = rb.GID })
+	rw, nw := &running.WebhookSettings, &next.WebhookSettings
+	keepAny("webhooks.workers", rw.Workers != nw.Workers, rw.Workers, nw.Workers, func() { nw.Workers = rw.Workers })
 	keepAny("config_repo", running.ConfigRepo != next.ConfigRepo, running.ConfigRepo, next.ConfigRepo, func() { next.ConfigRepo = running.ConfigRepo })
 	return out
 }

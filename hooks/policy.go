@@ -148,17 +148,33 @@ func (s *Server) checkRef(ctx context.Context, id identity, access configs.Acces
 	case record.ZeroID(u.New):
 		return "release refs cannot be deleted"
 	case !access.Has(configs.Release):
-		return fmt.Sprintf("user %s may not release repository %s (needs the release right)", id.User, id.Repo)
+		why := fmt.Sprintf("user %s may not release repository %s (needs the release right)", id.User, id.Repo)
+		s.releaseRefused(ctx, id, u.Name, env, u.New, why)
+		return why
 	case s.o.ReleaseGate != nil:
 		commit, why := s.peel(ctx, id.Repo, u.New, quarantine)
 		if why != "" {
 			return why
 		}
 		if err := s.o.ReleaseGate.CheckRelease(ctx, id.Repo, env, commit, id.User); err != nil {
+			s.releaseRefused(ctx, id, u.Name, env, commit, err.Error())
 			return err.Error()
 		}
 	}
 	return ""
+}
+
+// releaseRefused adds the release.refused event of a refused release
+// push. A failure to add it is logged: the push is refused either way.
+func (s *Server) releaseRefused(ctx context.Context, id identity, ref, env, commit, why string) {
+	if s.o.Events == nil {
+		return
+	}
+	_, err := s.o.Events.AddEvent(context.WithoutCancel(ctx), record.Event{Kind: record.EventReleaseRefused,
+		Repo: id.Repo, Ref: ref, Env: env, Commit: commit, User: id.User, State: "refused", Reason: why})
+	if err != nil {
+		s.log.Warn("add the release.refused event", "repo", id.Repo, "env", env, "err", err)
+	}
 }
 
 // peel returns the commit that a pushed object names (an annotated tag

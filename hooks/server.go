@@ -55,6 +55,11 @@ type ReleaseGate interface {
 	CheckRelease(ctx context.Context, repo, env, commit, user string) error
 }
 
+// Events adds an event to the outbox that no record's change carries.
+type Events interface {
+	AddEvent(ctx context.Context, e record.Event) (int64, error)
+}
+
 // ServerOptions configures a Server. Config, Registry and Recorder are
 // required.
 type ServerOptions struct {
@@ -78,6 +83,9 @@ type ServerOptions struct {
 	// which branches such a push holds. Without it those pushes are
 	// refused.
 	Verifier Verifier
+	// Events, if set, is told of every release push the rights or the
+	// release gate refused (a release.refused event for webhooks).
+	Events Events
 	// ConfigRepo, if set, checks the pushes to the configuration
 	// repository as configurations before they land, and applies them
 	// after (config_repo = true).

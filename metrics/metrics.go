@@ -37,6 +37,7 @@ type Metrics struct {
 
 	sshConns     *prometheus.CounterVec   // stage
 	sshRefused   *prometheus.CounterVec   // reason
+	webhooks     *prometheus.CounterVec   // outcome
 	gitOps       *prometheus.HistogramVec // kind, result
 	pushes       *prometheus.CounterVec   // repo
 	builds       *prometheus.CounterVec   // repo, state
@@ -88,6 +89,9 @@ func New(o Options) (*Metrics, error) {
 		sshConns: counter("ssh_connections_total",
 			"SSH connections by stage: accepted (let in, not authenticated yet), authenticated (the key's signature verified and a session slot given), over_limit (verified, but at ssh.max_sessions or ssh.max_sessions_per_user: let in to read why).",
 			"stage"),
+		webhooks: counter("webhook_attempts_total",
+			"Attempts at webhook deliveries, by outcome: delivered, retry (to be tried again), failed (a 3xx or 4xx answer, or the last attempt), refused (an address the SSRF guard refuses).",
+			"outcome"),
 		sshRefused: counter("ssh_connections_refused_total",
 			"SSH connections refused, or closed before they authenticated, by reason: max_startups, per_source_max_startups, gave_way (silent, closed for a newer one), handshake_timeout, failed (closed by the client or a protocol error, a refused key included).",
 			"reason"),
@@ -147,7 +151,7 @@ func New(o Options) (*Metrics, error) {
 func (m *Metrics) own() []prometheus.Collector {
 	return []prometheus.Collector{
 		m.sshConns, m.sshRefused, m.gitOps, m.pushes, m.builds, m.buildTime, m.queueWait,
-		m.deploys, m.deployTime, m.fires, m.skips, m.logBytes, m.logDiscarded,
+		m.deploys, m.deployTime, m.fires, m.skips, m.logBytes, m.logDiscarded, m.webhooks,
 	}
 }
 
@@ -184,6 +188,9 @@ const (
 // SSHConnection counts a connection reaching stage (StageAccepted,
 // StageAuthenticated, StageOverLimit).
 func (m *Metrics) SSHConnection(stage string) { m.sshConns.WithLabelValues(stage).Inc() }
+
+// WebhookAttempt counts an attempt at a webhook delivery by its outcome.
+func (m *Metrics) WebhookAttempt(outcome string) { m.webhooks.WithLabelValues(outcome).Inc() }
 
 // SSHRefused counts a connection refused or closed before it
 // authenticated, for reason.

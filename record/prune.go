@@ -8,4 +8,5 @@ type Pruned struct {
 	Deployments []int64 // deployments of those builds, gone with them
 	Pushes      int     // push records no kept build or deployment needed
 	Events      int     // events of the outbox every consumer was done with
+	Deliveries  int     // finished webhook deliveries beyond their retention
 }

@@ -292,6 +292,36 @@ BEGIN
 	        NEW.push_id, NEW.build_id, NEW.id, NEW.state, NEW.reason);
 END;
 `,
+	// 11: webhook deliveries (issue 15). A delivery is written, body and
+	// all, in the transaction that moves the "webhooks" cursor past its
+	// event, before anything is sent; each attempt's outcome is written
+	// after it. The pending ones of a (hook, repo) go oldest first.
+	`
+CREATE TABLE webhook_deliveries (
+	id               INTEGER PRIMARY KEY,
+	uid              TEXT    NOT NULL UNIQUE,
+	hook             TEXT    NOT NULL,
+	repo             TEXT    NOT NULL,
+	url              TEXT    NOT NULL,
+	event_id         INTEGER NOT NULL,
+	event_kind       TEXT    NOT NULL,
+	format           TEXT    NOT NULL,
+	state            TEXT    NOT NULL CHECK (state IN ('pending', 'delivered', 'failed', 'refused', 'cancelled')),
+	attempts         INTEGER NOT NULL DEFAULT 0,
+	next_attempt     INTEGER NOT NULL,
+	status_code      INTEGER NOT NULL DEFAULT 0,
+	error            TEXT    NOT NULL DEFAULT '',
+	request_headers  TEXT    NOT NULL DEFAULT '',
+	request_body     BLOB    NOT NULL,
+	response_headers TEXT    NOT NULL DEFAULT '',
+	response_body    BLOB    NOT NULL DEFAULT x'',
+	created_at       INTEGER NOT NULL,
+	delivered_at     INTEGER,
+	redelivery_of    INTEGER
+);
+CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (hook, repo, id) WHERE state = 'pending';
+CREATE INDEX webhook_deliveries_by_repo ON webhook_deliveries (repo, hook, id);
+`,
 }
 
 // migrate brings the database to len(migs). Each migration runs in its own

@@ -76,10 +76,10 @@ func (s *Store) Prune(ctx context.Context, repo string, keep int) (Pruned, error
 		out.Pushes = int(n)
 		// The outbox's events go once every consumer is done with them, or
 		// after eventMaxAge whatever their consumers (a consumer that far
-		// behind is not coming back for them). The newest event stays:
-		// ids are rowids, which SQLite gives again from max(id)+1, so an
-		// empty table would number the next events from 1 again, below
-		// every cursor, and the consumers would never see them.
+		// behind is not coming back for them). The newest stays: event
+		// ids are rowids, which SQLite takes from the largest one left, so
+		// an emptied table would hand out ids from 1 again, below every
+		// consumer's cursor, and those events would never be read.
 		res, err = tx.ExecContext(ctx, `
 			DELETE FROM events WHERE (?1 = '' OR repo = ?1)
 			AND (id <= (SELECT coalesce(min(last_id), 0) FROM event_cursors) OR time < ?2)
@@ -89,7 +89,11 @@ func (s *Store) Prune(ctx context.Context, repo string, keep int) (Pruned, error
 			return fmt.Errorf("delete events: %w", err)
 		}
 		n, err = res.RowsAffected()
+		if err != nil {
+			return err
+		}
 		out.Events = int(n)
+		out.Deliveries, err = pruneDeliveries(ctx, tx, repo)
 		return err
 	})
 	if err != nil {

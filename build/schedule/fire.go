@@ -48,6 +48,11 @@ func (s *Scheduler) fire(ctx context.Context, e *entry, at time.Time, trigger re
 		}
 	}
 	s.metrics.ScheduleSkipped(e.repo, e.name, "build_skipped", skipped)
+	for _, b := range builds {
+		if b.State == record.StateSkipped {
+			s.skipped(ctx, e, b.Ref, b.Commit, b.ID, b.Reason)
+		}
+	}
 	log := s.log.With("schedule", e.key(), "trigger", string(trigger))
 	if !at.IsZero() {
 		log = log.With("at", fmtTime(at, e.loc))
@@ -113,4 +118,18 @@ func (s *Scheduler) resolveTips(e *entry) map[string]tip {
 		}
 	}
 	return out
+}
+
+// skipped adds the schedule.skipped event of a firing of e that made no
+// build (build 0: runs missed while the daemon was down). A failure is
+// logged: the skip is recorded either way.
+func (s *Scheduler) skipped(ctx context.Context, e *entry, ref, commit string, build int64, reason string) {
+	if s.events == nil {
+		return
+	}
+	_, err := s.events.AddEvent(context.WithoutCancel(ctx), record.Event{Kind: record.EventScheduleSkipped,
+		Repo: e.repo, Ref: ref, Commit: commit, BuildID: build, Schedule: e.name, State: "skipped", Reason: reason})
+	if err != nil {
+		s.log.Warn("add the schedule.skipped event", "schedule", e.key(), "err", err)
+	}
 }

@@ -67,6 +67,14 @@ type Options struct {
 	// Metrics counts firings, skips and the builds that end without
 	// running; nil counts nothing.
 	Metrics Metrics
+	// Events, if set, is told of every firing that made no build or
+	// missed runs (schedule.skipped events for webhooks).
+	Events Events
+}
+
+// Events adds an event to the outbox that no record's change carries.
+type Events interface {
+	AddEvent(ctx context.Context, e record.Event) (int64, error)
 }
 
 // Status is what `schedules` shows of one schedule.
@@ -142,6 +150,7 @@ type Scheduler struct {
 	log      *slog.Logger
 	clock    Clock
 	metrics  Metrics // never nil
+	events   Events  // nil: no events
 	reposDir string
 	// made is when New ran, as near to the daemon's start as this package
 	// sees. At Start, an instant before it passed while the daemon was
@@ -199,6 +208,7 @@ func New(o Options) (*Scheduler, error) {
 		log:      o.Logger,
 		clock:    o.Clock,
 		metrics:  o.Metrics,
+		events:   o.Events,
 		reposDir: o.ReposDir,
 		swapped:  make(chan struct{}),
 		armedCh:  make(chan struct{}),
@@ -462,6 +472,9 @@ func (s *Scheduler) fireDue(ctx context.Context, now time.Time, starting bool) {
 			fire = false
 		}
 		s.metrics.ScheduleSkipped(e.repo, e.name, "missed", notRun)
+		if notRun > 0 {
+			s.skipped(ctx, e, "", "", 0, fmt.Sprintf("%d missed run(s) not made up (the daemon was down; the last was due %s)", notRun, fmtTime(latest, e.loc)))
+		}
 		if fire {
 			fctx, cancel := s.guard(context.WithoutCancel(ctx))
 			_, err := s.fire(fctx, e, latest, record.TriggerSchedule, "")

@@ -96,6 +96,8 @@ func (d *daemon) applied(ctx context.Context, old, cfg *configs.Config) []string
 		d.logger.Error("reload the schedules", "err", err)
 		lines = append(lines, fmt.Sprintf("schedules: %v", err))
 	}
+	// The pending deliveries of hooks that are gone are cancelled.
+	d.webhooks.Reloaded()
 	// slipway-config shows the configuration in force, whoever changed
 	// the file.
 	if line := d.syncConfigRepo(ctx, cfg.Origin(), "configuration reloaded by "+cfg.Origin().Reason); line != "" {

@@ -34,6 +34,7 @@ import (
 	"slipway/store"
 	"slipway/views"
 	"slipway/web"
+	"slipway/webhook"
 )
 
 // shutdownGrace bounds how long running git processes and hooks may take to
@@ -155,6 +156,7 @@ type daemon struct {
 	scheduler *schedule.Scheduler
 	views     *views.Service
 	notes     *notes.Service
+	webhooks  *webhook.Service
 
 	host       string            // the name people reach the SSH server by
 	findings   []sandbox.Finding // the sandbox self-test, for the banner
@@ -269,6 +271,7 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 		Waker:    d.builds,
 		Logger:   logger.With("component", "schedule"),
 		Metrics:  counts,
+		Events:   db,
 	})
 	if err != nil {
 		return nil, err
@@ -294,6 +297,7 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 		Ledger:      db,
 		ReleaseGate: d.deploys,
 		Verifier:    d.builds,
+		Events:      db,
 		Logger:      logger.With("component", "hooks"),
 		ReposDir:    cfg.ReposDir(),
 	}
@@ -352,8 +356,23 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 	if err != nil {
 		return nil, err
 	}
+	// Webhooks: the outbox's events fanned out into deliveries, sent by
+	// a pool of their own; `webhooks`, `deliveries`, `delivery` and
+	// `redeliver` are their commands.
+	d.webhooks, err = webhook.New(webhook.Options{
+		Config:     live,
+		Outbox:     db,
+		Deliveries: db,
+		Records:    db,
+		Logger:     logger.With("component", "webhook"),
+		Metrics:    counts,
+	})
+	if err != nil {
+		return nil, err
+	}
 	commands := console.Commands(console.Options{Views: d.views})
 	maps.Copy(commands, d.webSrv.Commands())
+	maps.Copy(commands, d.webhooks.Commands(db))
 	d.gitSrv, err = gitserver.New(gitserver.Options{
 		Config:   live,
 		Logger:   logger.With("component", "ssh"),
@@ -394,6 +413,9 @@ type step struct {
 func (d *daemon) steps(ctx context.Context) []step {
 	runCtx := context.WithoutCancel(ctx)
 	return []step{
+		// First, so that its cursor is placed (at a first start) before
+		// any event of this run.
+		{"webhooks", func() error { return d.webhooks.Start(runCtx) }, d.webhooks.Shutdown, 5 * time.Second},
 		{"deployments", func() error { return d.deploys.Start(runCtx) }, d.deploys.Shutdown, shutdownGrace},
 		{"schedules", func() error { return d.scheduler.Start(runCtx) }, d.scheduler.Shutdown, 5 * time.Second},
 		{"builds", func() error { return d.builds.Start(runCtx) }, d.builds.Shutdown, shutdownGrace},
@@ -496,7 +518,7 @@ func (d *daemon) shutdown() {
 	for _, st := range d.steps(context.Background()) {
 		byName[st.name] = st
 	}
-	for _, name := range []string{"ssh", "http", "schedules", "reconcile", "builds", "deployments", "notes", "hooks"} {
+	for _, name := range []string{"ssh", "http", "schedules", "reconcile", "builds", "deployments", "webhooks", "notes", "hooks"} {
 		d.stop(byName[name])
 	}
 }
