@@ -94,6 +94,9 @@ func (w *Writer) Add(ctx context.Context, gitDir, commit string, l Line) (bool, 
 	if !found {
 		return false, fmt.Errorf("note on %.7s in %s: %w", commit, gitDir, ErrNoCommit)
 	}
+	if err := removeStaleLock(gitDir); err != nil {
+		return false, fmt.Errorf("note on %.7s in %s: %w", commit, gitDir, err)
+	}
 	for range maxSwaps {
 		note, err := s.show(ctx, old, commit)
 		if err != nil {
@@ -261,6 +264,33 @@ func (s *scratch) swap(ctx context.Context, commit, next, old string) error {
 	}
 	_, err := s.git(ctx, false, "", "update-ref", "-m", "slipway: note on "+commit, gitrev.NotesRef, next, old)
 	return err
+}
+
+// staleLock is the age from which a lock of the notes ref is a dead
+// writer's: git holds it for the milliseconds of one update, and the
+// daemon, its only writer, holds the repository's lock in this Writer
+// meanwhile.
+const staleLock = 30 * time.Second
+
+// removeStaleLock removes refs/notes/slipway.lock when a daemon killed in
+// the middle of a swap left it (git removes it itself on any other end):
+// otherwise every later note of the repository would fail on it.
+func removeStaleLock(gitDir string) error {
+	lock := filepath.Join(gitDir, filepath.FromSlash(gitrev.NotesRef)+".lock")
+	fi, err := os.Lstat(lock)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if time.Since(fi.ModTime()) < staleLock {
+		return nil // a live writer's, or too young to tell: the swap says
+	}
+	if err := os.Remove(lock); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove the stale lock of the notes ref: %w", err)
+	}
+	return nil
 }
 
 func isHex(s string) bool {

@@ -279,3 +279,33 @@ func BenchmarkAdd(b *testing.B) {
 		}
 	}
 }
+
+// TestStaleLockOfTheNotesRef: a lock of the notes ref that a daemon
+// killed in the middle of a swap left is removed once it is older than
+// any live writer's, and the note is written; a young one is left to its
+// writer and the note fails, naming it.
+func TestStaleLockOfTheNotesRef(t *testing.T) {
+	t.Parallel()
+	gitDir, commits, _ := bareRepo(t, 1)
+	lock := filepath.Join(gitDir, "refs", "notes", "slipway.lock")
+	if err := os.MkdirAll(filepath.Dir(lock), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(lock, []byte(strings.Repeat("0", 40)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w := NewWriter()
+	if _, err := w.Add(t.Context(), gitDir, commits[0], buildLine(1, "passed")); err == nil || !strings.Contains(err.Error(), "slipway.lock") {
+		t.Errorf("a note beside a young lock: %v, want a failure naming the lock", err)
+	}
+	old := time.Now().Add(-2 * staleLock)
+	if err := os.Chtimes(lock, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if added, err := w.Add(t.Context(), gitDir, commits[0], buildLine(1, "passed")); err != nil || !added {
+		t.Fatalf("a note beside a stale lock: %v, %v", added, err)
+	}
+	if lines := note(t, gitDir, commits[0]); len(lines) != 1 {
+		t.Errorf("note after the stale lock went: %q", lines)
+	}
+}
