@@ -2,9 +2,7 @@ package console
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strconv"
@@ -15,6 +13,7 @@ import (
 	"slipway/gitserver"
 	"slipway/internal/gitrev"
 	"slipway/internal/manifest"
+	"slipway/internal/sshcmd"
 	"slipway/internal/termsafe"
 	"slipway/record"
 	"slipway/views"
@@ -45,12 +44,6 @@ func Commands(o Options) map[string]gitserver.Command {
 
 type console struct{ v *views.Service }
 
-// fail prints one line and returns exit status 1.
-func fail(stderr io.Writer, format string, args ...any) int {
-	fmt.Fprintf(stderr, "slipway: "+format+"\n", args...)
-	return 1
-}
-
 // flags parses the common options of the listing commands.
 type flags struct {
 	json   bool
@@ -64,8 +57,7 @@ type flags struct {
 // and log's -f and --raw with log.
 func parse(name string, args []string, stderr io.Writer, limit, log bool) (flags, bool) {
 	var f flags
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := sshcmd.NewFlags(name)
 	fs.BoolVar(&f.json, "json", false, "")
 	if limit {
 		fs.IntVar(&f.limit, "limit", views.DefaultLimit, "")
@@ -75,17 +67,10 @@ func parse(name string, args []string, stderr io.Writer, limit, log bool) (flags
 		fs.BoolVar(&f.raw, "raw", false, "")
 	}
 	// Flags may follow the arguments ("log 12 -f").
-	var rest []string
-	for len(args) > 0 {
-		if err := fs.Parse(args); err != nil {
-			fmt.Fprintf(stderr, "slipway: %s: %v\n", name, err)
-			return f, false
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		rest = append(rest, fs.Arg(0))
-		args = fs.Args()[1:]
+	rest, err := sshcmd.Parse(fs, args)
+	if err != nil {
+		fmt.Fprintf(stderr, "slipway: %s: %v\n", name, err)
+		return f, false
 	}
 	f.args = rest
 	if f.limit <= 0 && limit {
@@ -94,26 +79,17 @@ func parse(name string, args []string, stderr io.Writer, limit, log bool) (flags
 	return f, true
 }
 
-func writeJSON(w io.Writer, v any) int {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
-		return 1
-	}
-	return 0
-}
-
 func (c *console) repos(ctx context.Context, who gitserver.Caller, args []string, stdout, stderr io.Writer) int {
 	f, ok := parse("repos", args, stderr, false, false)
 	if !ok || len(f.args) > 0 {
-		return fail(stderr, "usage: repos [--json]")
+		return sshcmd.Fail(stderr, "usage: repos [--json]")
 	}
 	rs, err := c.v.Repos(ctx, views.SSH(who.User))
 	if err != nil {
-		return fail(stderr, "%v", err)
+		return sshcmd.Fail(stderr, "%v", err)
 	}
 	if f.json {
-		return writeJSON(stdout, rs)
+		return sshcmd.WriteJSON(stdout, stderr, rs)
 	}
 	if len(rs) == 0 {
 		fmt.Fprintln(stdout, "No repositories you can read yet.")
@@ -170,7 +146,7 @@ func summarizeRefs(refs []record.RefUpdate) string {
 func (c *console) builds(ctx context.Context, who gitserver.Caller, args []string, stdout, stderr io.Writer) int {
 	f, ok := parse("builds", args, stderr, true, false)
 	if !ok || len(f.args) > 1 {
-		return fail(stderr, "usage: builds [REPO] [--limit N] [--json]")
+		return sshcmd.Fail(stderr, "usage: builds [REPO] [--limit N] [--json]")
 	}
 	q := views.BuildQuery{Limit: f.limit}
 	if len(f.args) == 1 {
@@ -178,10 +154,10 @@ func (c *console) builds(ctx context.Context, who gitserver.Caller, args []strin
 	}
 	page, err := c.v.Builds(ctx, views.SSH(who.User), q)
 	if err != nil {
-		return fail(stderr, "%v", err)
+		return sshcmd.Fail(stderr, "%v", err)
 	}
 	if f.json {
-		return writeJSON(stdout, page.Builds)
+		return sshcmd.WriteJSON(stdout, stderr, page.Builds)
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	// With [http] public_url, each build's page is a column too.
@@ -218,13 +194,13 @@ func (c *console) log(ctx context.Context, who gitserver.Caller, args []string, 
 		kind, f.args = f.args[0], f.args[1:]
 	}
 	if len(f.args) != 1 {
-		return fail(stderr, "usage: log [deploy] ID [-f] [--raw]")
+		return sshcmd.Fail(stderr, "usage: log [deploy] ID [-f] [--raw]")
 	}
 	caller := views.SSH(who.User)
 	if kind == "deploy" {
 		id, err := views.ParseID("deployment", f.args[0])
 		if err != nil {
-			return fail(stderr, "%v", err)
+			return sshcmd.Fail(stderr, "%v", err)
 		}
 		return c.copyLog(ctx, stdout, stderr, f.raw, "deployment", id, func(w io.Writer) error {
 			return c.v.FollowDeployment(ctx, caller, id, w, f.follow)
@@ -232,7 +208,7 @@ func (c *console) log(ctx context.Context, who gitserver.Caller, args []string, 
 	}
 	id, err := views.ParseID("build", f.args[0])
 	if err != nil {
-		return fail(stderr, "%v", err)
+		return sshcmd.Fail(stderr, "%v", err)
 	}
 	if code := c.copyLog(ctx, stdout, stderr, f.raw, "build", id, func(w io.Writer) error {
 		return c.v.FollowBuild(ctx, caller, id, w, f.follow)
@@ -264,24 +240,24 @@ func (c *console) copyLog(ctx context.Context, stdout, stderr io.Writer, raw boo
 	case err == nil:
 		return 0
 	case errors.Is(err, views.ErrNotFound):
-		return fail(stderr, "%v", err)
+		return sshcmd.Fail(stderr, "%v", err)
 	case ctx.Err() != nil:
 		return 1
 	}
-	return fail(stderr, "log of %s %d: %v", what, id, err)
+	return sshcmd.Fail(stderr, "log of %s %d: %v", what, id, err)
 }
 
 func (c *console) cancel(ctx context.Context, who gitserver.Caller, args []string, stdout, stderr io.Writer) int {
 	if len(args) != 1 {
-		return fail(stderr, "usage: cancel ID")
+		return sshcmd.Fail(stderr, "usage: cancel ID")
 	}
 	id, err := views.ParseID("build", args[0])
 	if err != nil {
-		return fail(stderr, "%v", err)
+		return sshcmd.Fail(stderr, "%v", err)
 	}
 	b, err := c.v.Cancel(ctx, views.SSH(who.User), id)
 	if err != nil {
-		return fail(stderr, "%v", err)
+		return sshcmd.Fail(stderr, "%v", err)
 	}
 	fmt.Fprintf(stdout, "build #%d cancelled\n", b.ID)
 	return 0
@@ -292,15 +268,15 @@ func (c *console) retry(ctx context.Context, who gitserver.Caller, args []string
 		return c.retryDeploy(ctx, who, args[1], stdout, stderr)
 	}
 	if len(args) != 1 {
-		return fail(stderr, "usage: retry [deploy] ID")
+		return sshcmd.Fail(stderr, "usage: retry [deploy] ID")
 	}
 	id, err := views.ParseID("build", args[0])
 	if err != nil {
-		return fail(stderr, "%v", err)
+		return sshcmd.Fail(stderr, "%v", err)
 	}
 	nb, err := c.v.Retry(ctx, views.SSH(who.User), id)
 	if err != nil {
-		return fail(stderr, "%v", err)
+		return sshcmd.Fail(stderr, "%v", err)
 	}
 	fmt.Fprintf(stdout, "build #%d queued: a retry of build #%d (%s @ %s)\n", nb.ID, id, termsafe.Line(gitrev.ShortRef(nb.Ref)), short(nb.Commit))
 	return 0
@@ -311,11 +287,11 @@ func (c *console) retry(ctx context.Context, who gitserver.Caller, args []string
 func (c *console) retryDeploy(ctx context.Context, who gitserver.Caller, arg string, stdout, stderr io.Writer) int {
 	id, err := views.ParseID("deployment", arg)
 	if err != nil {
-		return fail(stderr, "%v", err)
+		return sshcmd.Fail(stderr, "%v", err)
 	}
 	nd, err := c.v.RetryDeploy(ctx, views.SSH(who.User), id)
 	if err != nil {
-		return fail(stderr, "%v", err)
+		return sshcmd.Fail(stderr, "%v", err)
 	}
 	fmt.Fprintf(stdout, "deployment #%d queued: a retry of deployment #%d to %s — follow: log deploy %d -f\n", nd.ID, id, nd.Env, nd.ID)
 	return 0
@@ -324,7 +300,7 @@ func (c *console) retryDeploy(ctx context.Context, who gitserver.Caller, arg str
 func (c *console) deploys(ctx context.Context, who gitserver.Caller, args []string, stdout, stderr io.Writer) int {
 	f, ok := parse("deploys", args, stderr, true, false)
 	if !ok || len(f.args) < 1 || len(f.args) > 2 {
-		return fail(stderr, "usage: deploys REPO [ENV] [--limit N] [--json]")
+		return sshcmd.Fail(stderr, "usage: deploys REPO [ENV] [--limit N] [--json]")
 	}
 	q := views.DeploymentQuery{Repo: f.args[0], Limit: f.limit}
 	if len(f.args) == 2 {
@@ -332,10 +308,10 @@ func (c *console) deploys(ctx context.Context, who gitserver.Caller, args []stri
 	}
 	page, err := c.v.Deployments(ctx, views.SSH(who.User), q)
 	if err != nil {
-		return fail(stderr, "%v", err)
+		return sshcmd.Fail(stderr, "%v", err)
 	}
 	if f.json {
-		return writeJSON(stdout, page.Deployments)
+		return sshcmd.WriteJSON(stdout, stderr, page.Deployments)
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tENV\tBUILD\tCOMMIT\tARTIFACTS\tSTATE\tTRIGGER\tBY\tSTARTED\tDURATION\tRELEASE\tREASON")
@@ -355,14 +331,14 @@ func (c *console) deploys(ctx context.Context, who gitserver.Caller, args []stri
 func (c *console) releases(ctx context.Context, who gitserver.Caller, args []string, stdout, stderr io.Writer) int {
 	f, ok := parse("releases", args, stderr, false, false)
 	if !ok || len(f.args) != 2 {
-		return fail(stderr, "usage: releases REPO ENV [--json]")
+		return sshcmd.Fail(stderr, "usage: releases REPO ENV [--json]")
 	}
 	l, err := c.v.Releases(ctx, views.SSH(who.User), f.args[0], f.args[1])
 	if err != nil {
-		return fail(stderr, "%v", err)
+		return sshcmd.Fail(stderr, "%v", err)
 	}
 	if f.json {
-		return writeJSON(stdout, l.Releases)
+		return sshcmd.WriteJSON(stdout, stderr, l.Releases)
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "RELEASE\tCOMMIT\tARTIFACTS\tDEPLOYMENT\tBUILD\tCOMPLETED\tSTATUS")
@@ -388,7 +364,7 @@ func (c *console) releases(ctx context.Context, who gitserver.Caller, args []str
 func (c *console) schedules(ctx context.Context, who gitserver.Caller, args []string, stdout, stderr io.Writer) int {
 	f, ok := parse("schedules", args, stderr, false, false)
 	if !ok || len(f.args) > 1 {
-		return fail(stderr, "usage: schedules [REPO] [--json]")
+		return sshcmd.Fail(stderr, "usage: schedules [REPO] [--json]")
 	}
 	repo := ""
 	if len(f.args) == 1 {
@@ -396,10 +372,10 @@ func (c *console) schedules(ctx context.Context, who gitserver.Caller, args []st
 	}
 	ss, err := c.v.Schedules(ctx, views.SSH(who.User), repo)
 	if err != nil {
-		return fail(stderr, "%v", err)
+		return sshcmd.Fail(stderr, "%v", err)
 	}
 	if f.json {
-		return writeJSON(stdout, ss)
+		return sshcmd.WriteJSON(stdout, stderr, ss)
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "REPO\tSCHEDULE\tSPEC\tBRANCHES\tNEXT\tLAST RUN")
@@ -420,11 +396,11 @@ func (c *console) schedules(ctx context.Context, who gitserver.Caller, args []st
 
 func (c *console) run(ctx context.Context, who gitserver.Caller, args []string, stdout, stderr io.Writer) int {
 	if len(args) != 2 {
-		return fail(stderr, "usage: run REPO SCHEDULE")
+		return sshcmd.Fail(stderr, "usage: run REPO SCHEDULE")
 	}
 	bs, err := c.v.RunSchedule(ctx, views.SSH(who.User), args[0], args[1])
 	if err != nil {
-		return fail(stderr, "%v", err)
+		return sshcmd.Fail(stderr, "%v", err)
 	}
 	for _, b := range bs {
 		fmt.Fprintf(stdout, "build #%d %s: %s @ %s%s\n", b.ID, b.State, termsafe.Line(gitrev.ShortRef(b.Ref)), short(b.Commit), reasonSuffix(b.Reason))

@@ -8,6 +8,7 @@ import (
 
 	"slipway/gitserver"
 	"slipway/internal/gitrev"
+	"slipway/internal/sshcmd"
 	"slipway/internal/termsafe"
 	"slipway/views"
 )
@@ -51,7 +52,7 @@ func worst(codes []int) int {
 func (c *console) status(ctx context.Context, who gitserver.Caller, args []string, stdout, stderr io.Writer) int {
 	f, ok := parse("status", args, stderr, false, false)
 	if !ok || len(f.args) < 1 || len(f.args) > 2 {
-		fail(stderr, "usage: status REPO [REV] [--json]")
+		sshcmd.Fail(stderr, "usage: status REPO [REV] [--json]")
 		return StatusUnknown
 	}
 	rev := ""
@@ -60,7 +61,7 @@ func (c *console) status(ctx context.Context, who gitserver.Caller, args []strin
 	}
 	st, err := c.v.Status(ctx, views.SSH(who.User), f.args[0], rev)
 	if err != nil {
-		fail(stderr, "%v", err)
+		sshcmd.Fail(stderr, "%v", err)
 		return StatusUnknown
 	}
 	codes := make([]int, 0, len(st.Revisions))
@@ -72,7 +73,7 @@ func (c *console) status(ctx context.Context, who gitserver.Caller, args []strin
 		code = StatusNone
 	}
 	if f.json {
-		if writeJSON(stdout, st) != 0 {
+		if sshcmd.WriteJSON(stdout, stderr, st) != 0 {
 			return StatusUnknown
 		}
 		return code

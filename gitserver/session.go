@@ -2,7 +2,6 @@ package gitserver
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -17,6 +16,7 @@ import (
 	"github.com/gliderlabs/ssh"
 
 	"slipway/configs"
+	"slipway/internal/sshcmd"
 )
 
 // sessionRecord is what the session log line reports.
@@ -173,7 +173,7 @@ func (s *Server) whoami(ctx context.Context, c Caller, args []string, stdout, st
 		admin = u.Admin
 	}
 	if asJSON {
-		return writeJSON(stdout, stderr, struct {
+		return sshcmd.WriteJSON(stdout, stderr, struct {
 			User           string `json:"user"`
 			Admin          bool   `json:"admin"`
 			KeyFingerprint string `json:"key_fingerprint"`
@@ -184,16 +184,6 @@ func (s *Server) whoami(ctx context.Context, c Caller, args []string, stdout, st
 		role = " (admin)"
 	}
 	fmt.Fprintf(stdout, "%s%s\nkey %s\n", c.User, role, c.KeyFingerprint)
-	return 0
-}
-
-func writeJSON(stdout, stderr io.Writer, v any) int {
-	enc := json.NewEncoder(stdout)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
-		fmt.Fprintf(stderr, "slipway: %v\n", err)
-		return 1
-	}
 	return 0
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +15,7 @@ import (
 
 	"slipway/configs"
 	"slipway/gitserver"
+	"slipway/internal/sshcmd"
 	"slipway/internal/termsafe"
 	"slipway/record"
 )
@@ -69,26 +69,20 @@ func (s *Server) baseURL(cfg *configs.Config) string {
 // (so that `xdg-open $(ssh HOST login)` works), what it is on stderr.
 func (s *Server) loginCommand(ctx context.Context, c gitserver.Caller, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
-		return fail(stderr, "usage: login")
+		return sshcmd.Fail(stderr, "usage: login")
 	}
 	base := s.baseURL(configs.Snapshot(ctx, s.o.Config))
 	if base == "" || s.o.Sessions == nil {
-		return fail(stderr, "login: the web side is off ([http] listen is empty), so there is nothing to sign in to")
+		return sshcmd.Fail(stderr, "login: the web side is off ([http] listen is empty), so there is nothing to sign in to")
 	}
 	secret, err := s.links.issue(c.User, c.KeyFingerprint, s.now())
 	if err != nil {
 		s.log.Error("make a login link", "err", err)
-		return fail(stderr, "login: could not make a link; try again")
+		return sshcmd.Fail(stderr, "login: could not make a link; try again")
 	}
 	fmt.Fprintf(stderr, "Open this link within 2 minutes to sign in as %s (it works once):\n", c.User)
 	fmt.Fprintln(stdout, base+"/login/"+secret)
 	return 0
-}
-
-// fail prints one line and returns exit status 1.
-func fail(stderr io.Writer, format string, args ...any) int {
-	fmt.Fprintf(stderr, "slipway: "+format+"\n", args...)
-	return 1
 }
 
 const tokenUsage = "usage: token create NAME [--scope read|write|release|admin] [--expires 90d|never] | token list [--user U] [--json] | token revoke NAME [--user U]"
@@ -113,8 +107,7 @@ type tokenFlags struct {
 // follow the arguments ("token revoke ci --user bob").
 func parseTokenFlags(args []string, create, list bool) (tokenFlags, error) {
 	var f tokenFlags
-	fs := flag.NewFlagSet("token", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := sshcmd.NewFlags("token")
 	if create {
 		fs.StringVar(&f.scope, "scope", record.ScopeRead, "")
 		fs.StringVar(&f.expires, "expires", "", "")
@@ -124,49 +117,41 @@ func parseTokenFlags(args []string, create, list bool) (tokenFlags, error) {
 	if list {
 		fs.BoolVar(&f.json, "json", false, "")
 	}
-	for len(args) > 0 {
-		if err := fs.Parse(args); err != nil {
-			return f, err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		f.args = append(f.args, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-	return f, nil
+	var err error
+	f.args, err = sshcmd.Parse(fs, args)
+	return f, err
 }
 
 func (s *Server) tokenCommand(ctx context.Context, c gitserver.Caller, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		return fail(stderr, "%s", tokenUsage)
+		return sshcmd.Fail(stderr, "%s", tokenUsage)
 	}
 	if s.o.Tokens == nil {
-		return fail(stderr, "token: API tokens are not available on this server")
+		return sshcmd.Fail(stderr, "token: API tokens are not available on this server")
 	}
 	sub := args[0]
 	f, err := parseTokenFlags(args[1:], sub == "create", sub == "list")
 	if err != nil {
-		return fail(stderr, "token %s: %v; %s", clip(sub), err, tokenUsage)
+		return sshcmd.Fail(stderr, "token %s: %v; %s", clip(sub), err, tokenUsage)
 	}
 	switch sub {
 	case "create":
 		if len(f.args) != 1 {
-			return fail(stderr, "%s", tokenUsage)
+			return sshcmd.Fail(stderr, "%s", tokenUsage)
 		}
 		return s.tokenCreate(ctx, c, f, stdout, stderr)
 	case "list":
 		if len(f.args) != 0 {
-			return fail(stderr, "%s", tokenUsage)
+			return sshcmd.Fail(stderr, "%s", tokenUsage)
 		}
 		return s.tokenList(ctx, c, f, stdout, stderr)
 	case "revoke":
 		if len(f.args) != 1 {
-			return fail(stderr, "%s", tokenUsage)
+			return sshcmd.Fail(stderr, "%s", tokenUsage)
 		}
 		return s.tokenRevoke(ctx, c, f, stdout, stderr)
 	}
-	return fail(stderr, "token: unknown subcommand %q; %s", clip(sub), tokenUsage)
+	return sshcmd.Fail(stderr, "token: unknown subcommand %q; %s", clip(sub), tokenUsage)
 }
 
 // clip keeps hostile input short in messages.
@@ -214,19 +199,19 @@ func parseLifetime(s string) (time.Duration, bool, error) {
 func (s *Server) tokenCreate(ctx context.Context, c gitserver.Caller, f tokenFlags, stdout, stderr io.Writer) int {
 	name := f.args[0]
 	if !tokenName.MatchString(name) {
-		return fail(stderr, "token create: the name %q: use up to 64 letters, digits, '.', '_' or '-', beginning with a letter or digit", clip(name))
+		return sshcmd.Fail(stderr, "token create: the name %q: use up to 64 letters, digits, '.', '_' or '-', beginning with a letter or digit", clip(name))
 	}
 	if _, ok := scopeAccess(f.scope); !ok {
-		return fail(stderr, "token create: --scope %q: one of read, write, release, admin", clip(f.scope))
+		return sshcmd.Fail(stderr, "token create: --scope %q: one of read, write, release, admin", clip(f.scope))
 	}
 	life, expires, err := parseLifetime(f.expires)
 	if err != nil {
-		return fail(stderr, "token create: %v", err)
+		return sshcmd.Fail(stderr, "token create: %v", err)
 	}
 	token, hash, err := newToken()
 	if err != nil {
 		s.log.Error("make a token", "err", err)
-		return fail(stderr, "token create: could not make a token; try again")
+		return sshcmd.Fail(stderr, "token create: could not make a token; try again")
 	}
 	now := s.now().UTC()
 	t := record.APIToken{User: c.User, Name: name, Hash: hash, Scope: f.scope, KeyFingerprint: c.KeyFingerprint, Created: now}
@@ -235,10 +220,10 @@ func (s *Server) tokenCreate(ctx context.Context, c gitserver.Caller, f tokenFla
 	}
 	if _, err := s.o.Tokens.CreateToken(ctx, t); err != nil {
 		if errors.Is(err, record.ErrConflict) {
-			return fail(stderr, "token create: you have a token named %q already; revoke it first (token revoke %s) or choose another name", name, name)
+			return sshcmd.Fail(stderr, "token create: you have a token named %q already; revoke it first (token revoke %s) or choose another name", name, name)
 		}
 		s.log.Error("record a token", "user", c.User, "err", err)
-		return fail(stderr, "token create: could not record the token; try again")
+		return sshcmd.Fail(stderr, "token create: could not record the token; try again")
 	}
 	until := "never expires"
 	if expires {
@@ -275,12 +260,12 @@ type tokenJSON struct {
 func (s *Server) tokenList(ctx context.Context, c gitserver.Caller, f tokenFlags, stdout, stderr io.Writer) int {
 	user, err := s.owner(ctx, c, f)
 	if err != nil {
-		return fail(stderr, "token list: %v", err)
+		return sshcmd.Fail(stderr, "token list: %v", err)
 	}
 	ts, err := s.o.Tokens.Tokens(ctx, user)
 	if err != nil {
 		s.log.Error("list tokens", "user", user, "err", err)
-		return fail(stderr, "token list: could not list the tokens; try again")
+		return sshcmd.Fail(stderr, "token list: could not list the tokens; try again")
 	}
 	now := s.now()
 	if f.json {
@@ -336,18 +321,18 @@ func timePtr(t time.Time) *time.Time {
 func (s *Server) tokenRevoke(ctx context.Context, c gitserver.Caller, f tokenFlags, stdout, stderr io.Writer) int {
 	user, err := s.owner(ctx, c, f)
 	if err != nil {
-		return fail(stderr, "token revoke: %v", err)
+		return sshcmd.Fail(stderr, "token revoke: %v", err)
 	}
 	name := f.args[0]
 	if !tokenName.MatchString(name) {
-		return fail(stderr, "token revoke: %s has no token named %q", termsafe.Line(user), clip(name))
+		return sshcmd.Fail(stderr, "token revoke: %s has no token named %q", termsafe.Line(user), clip(name))
 	}
 	if err := s.o.Tokens.RevokeToken(ctx, user, name, s.now().UTC()); err != nil {
 		if errors.Is(err, record.ErrNotFound) {
-			return fail(stderr, "token revoke: %s has no token named %q", termsafe.Line(user), name)
+			return sshcmd.Fail(stderr, "token revoke: %s has no token named %q", termsafe.Line(user), name)
 		}
 		s.log.Error("revoke a token", "user", user, "token", name, "err", err)
-		return fail(stderr, "token revoke: could not revoke the token; try again")
+		return sshcmd.Fail(stderr, "token revoke: could not revoke the token; try again")
 	}
 	fmt.Fprintf(stdout, "Revoked token %s of %s: it is refused from now on.\n", name, termsafe.Line(user))
 	return 0

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 
 	"slipway/configs"
 	"slipway/gitserver"
+	"slipway/internal/sshcmd"
 	"slipway/internal/termsafe"
 	"slipway/record"
 )
@@ -44,11 +44,6 @@ type commands struct {
 	l Listing
 }
 
-func fail(stderr io.Writer, format string, args ...any) int {
-	fmt.Fprintf(stderr, "slipway: "+format+"\n", args...)
-	return 1
-}
-
 // writer returns the repository's canonical name when who may write it
 // (or is an admin), else an error that tells no more than that.
 func (c *commands) writer(ctx context.Context, who gitserver.Caller, repo string) (*configs.Config, string, error) {
@@ -71,35 +66,19 @@ type cmdFlags struct {
 
 func parseFlags(name string, args []string, stderr io.Writer) (cmdFlags, bool) {
 	var f cmdFlags
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := sshcmd.NewFlags(name)
 	fs.BoolVar(&f.json, "json", false, "")
 	fs.BoolVar(&f.failed, "failed", false, "")
 	fs.IntVar(&f.limit, "limit", 50, "")
-	for len(args) > 0 {
-		if err := fs.Parse(args); err != nil {
-			fmt.Fprintf(stderr, "slipway: %s: %v\n", name, err)
-			return f, false
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		f.args = append(f.args, fs.Arg(0))
-		args = fs.Args()[1:]
+	var err error
+	if f.args, err = sshcmd.Parse(fs, args); err != nil {
+		fmt.Fprintf(stderr, "slipway: %s: %v\n", name, err)
+		return f, false
 	}
 	if f.limit <= 0 || f.limit > 1000 {
 		f.limit = 50
 	}
 	return f, true
-}
-
-func writeJSON(w io.Writer, v any) int {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
-		return 1
-	}
-	return 0
 }
 
 // HookView is a hook as `webhooks --json` shows it.
@@ -160,15 +139,15 @@ func view(d record.Delivery) DeliveryView {
 func (c *commands) webhooks(ctx context.Context, who gitserver.Caller, args []string, stdout, stderr io.Writer) int {
 	f, ok := parseFlags("webhooks", args, stderr)
 	if !ok || len(f.args) != 1 || f.failed {
-		return fail(stderr, "usage: webhooks REPO [--json]")
+		return sshcmd.Fail(stderr, "usage: webhooks REPO [--json]")
 	}
 	cfg, repo, err := c.writer(ctx, who, f.args[0])
 	if err != nil {
-		return fail(stderr, "%v", err)
+		return sshcmd.Fail(stderr, "%v", err)
 	}
 	last, err := c.l.LastDeliveries(ctx, repo)
 	if err != nil {
-		return fail(stderr, "%v", err)
+		return sshcmd.Fail(stderr, "%v", err)
 	}
 	own := map[string]bool{}
 	if r, ok := cfg.Repo(repo); ok {
@@ -193,7 +172,7 @@ func (c *commands) webhooks(ctx context.Context, who gitserver.Caller, args []st
 		if hs == nil {
 			hs = []HookView{}
 		}
-		return writeJSON(stdout, hs)
+		return sshcmd.WriteJSON(stdout, stderr, hs)
 	}
 	if len(hs) == 0 {
 		fmt.Fprintf(stdout, "No webhooks for %s.\n", repo)
@@ -226,11 +205,11 @@ func (c *commands) webhooks(ctx context.Context, who gitserver.Caller, args []st
 func (c *commands) deliveries(ctx context.Context, who gitserver.Caller, args []string, stdout, stderr io.Writer) int {
 	f, ok := parseFlags("deliveries", args, stderr)
 	if !ok || len(f.args) < 1 || len(f.args) > 2 {
-		return fail(stderr, "usage: deliveries REPO [HOOK] [--failed] [--limit N] [--json]")
+		return sshcmd.Fail(stderr, "usage: deliveries REPO [HOOK] [--failed] [--limit N] [--json]")
 	}
 	_, repo, err := c.writer(ctx, who, f.args[0])
 	if err != nil {
-		return fail(stderr, "%v", err)
+		return sshcmd.Fail(stderr, "%v", err)
 	}
 	q := record.DeliveryQuery{Repo: repo, Failed: f.failed, Limit: f.limit}
 	if len(f.args) == 2 {
@@ -238,14 +217,14 @@ func (c *commands) deliveries(ctx context.Context, who gitserver.Caller, args []
 	}
 	ds, err := c.l.ListDeliveries(ctx, q)
 	if err != nil {
-		return fail(stderr, "%v", err)
+		return sshcmd.Fail(stderr, "%v", err)
 	}
 	if f.json {
 		vs := []DeliveryView{}
 		for _, d := range ds {
 			vs = append(vs, view(d))
 		}
-		return writeJSON(stdout, vs)
+		return sshcmd.WriteJSON(stdout, stderr, vs)
 	}
 	if len(ds) == 0 {
 		fmt.Fprintln(stdout, "No deliveries.")
@@ -297,15 +276,15 @@ func (c *commands) get(ctx context.Context, who gitserver.Caller, arg string) (r
 func (c *commands) delivery(ctx context.Context, who gitserver.Caller, args []string, stdout, stderr io.Writer) int {
 	f, ok := parseFlags("delivery", args, stderr)
 	if !ok || len(f.args) != 1 {
-		return fail(stderr, "usage: delivery ID [--json]")
+		return sshcmd.Fail(stderr, "usage: delivery ID [--json]")
 	}
 	d, _, err := c.get(ctx, who, f.args[0])
 	if err != nil {
-		return fail(stderr, "%v", err)
+		return sshcmd.Fail(stderr, "%v", err)
 	}
 	v := view(d)
 	if f.json {
-		return writeJSON(stdout, v)
+		return sshcmd.WriteJSON(stdout, stderr, v)
 	}
 	// Everything here but our own ids may come from the receiver: shown
 	// safe for a terminal.
@@ -334,33 +313,33 @@ func (c *commands) delivery(ctx context.Context, who gitserver.Caller, args []st
 func (c *commands) redeliver(ctx context.Context, who gitserver.Caller, args []string, stdout, stderr io.Writer) int {
 	f, ok := parseFlags("redeliver", args, stderr)
 	if !ok || len(f.args) != 1 || f.json || f.failed {
-		return fail(stderr, "usage: redeliver ID")
+		return sshcmd.Fail(stderr, "usage: redeliver ID")
 	}
 	d, cfg, err := c.get(ctx, who, f.args[0])
 	if err != nil {
-		return fail(stderr, "%v", err)
+		return sshcmd.Fail(stderr, "%v", err)
 	}
 	h, ok := cfg.WebhookOf(d.Repo, d.Hook)
 	if !ok {
-		return fail(stderr, "webhook %s of %s is no longer configured", d.Hook, d.Repo)
+		return sshcmd.Fail(stderr, "webhook %s of %s is no longer configured", d.Hook, d.Repo)
 	}
 	uid := rand.Text()
 	body := d.RequestBody
 	if d.Format == "json" {
 		var p Payload
 		if err := json.Unmarshal(body, &p); err != nil {
-			return fail(stderr, "read delivery %d's body: %v", d.ID, err)
+			return sshcmd.Fail(stderr, "read delivery %d's body: %v", d.ID, err)
 		}
 		p.Delivery = uid
 		if body, err = Body(p, "json"); err != nil {
-			return fail(stderr, "%v", err)
+			return sshcmd.Fail(stderr, "%v", err)
 		}
 	}
 	nd := record.Delivery{UID: uid, Hook: d.Hook, Repo: d.Repo, URL: h.URL, EventID: d.EventID, EventKind: d.EventKind,
 		Format: d.Format, RequestBody: body, RedeliveryOf: d.ID}
 	out, err := c.l.FanOutDeliveries(ctx, []record.Delivery{nd}, "", 0)
 	if err != nil {
-		return fail(stderr, "%v", err)
+		return sshcmd.Fail(stderr, "%v", err)
 	}
 	c.s.poke()
 	fmt.Fprintf(stdout, "delivery %d queued: %s of event %d to %s again (id %s; see deliveries %s %s)\n",
