@@ -82,6 +82,7 @@ type Server struct {
 	pingEvery  time.Duration
 	hubQueue   int
 	hubs       hubs
+	renders    chan struct{} // lines rendered at once from log files (sse.go)
 
 	links   *links  // pending login links
 	touched touched // when each token's use was last written

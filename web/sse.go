@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math"
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -13,7 +14,10 @@ import (
 
 // Live logs are Server-Sent Events. Each event carries one or more
 // rendered lines (one "data:" field each, HTML as lineHTML makes it), and
-// its id is the number of its last line: a client that reconnects with
+// its id is the number of its last line, sent after the lines (an
+// event's fields may come in any order; the id written last lets an event
+// be streamed as its lines are rendered, and any suffix of it that starts
+// at a line is an event too): a client that reconnects with
 // Last-Event-ID: N (every EventSource does by itself) gets line N+1 on,
 // with no gap and no line twice, and in the colours the lines before N
 // left. A page that already shows lines 1..N asks for ?after=N. When the
@@ -23,8 +27,8 @@ import (
 //
 // A stream reads the log file as it grows (BuildLogs.Follow), never a
 // buffer shared with the build, and holds at most one line of it
-// (maxShownLine) and one batch of events: a 100 MB log costs a follower
-// what a short one does.
+// (maxShownLine) besides the connection's buffer: a 100 MB log costs a
+// follower what a short one does.
 
 // pingInterval is how often a quiet stream sends a comment, so that
 // proxies and browsers keep an idle connection (a build waiting in the
@@ -32,7 +36,8 @@ import (
 const pingInterval = 15 * time.Second
 
 // Batching: the lines of one read of the log go out as few events, each
-// at most this many lines and about this many bytes, then are flushed.
+// at most this many lines and about this many bytes (what a browser
+// holds before it hands an event over), then are flushed.
 const (
 	batchLines = 200
 	batchBytes = 16 << 10
@@ -47,6 +52,7 @@ func (s *Server) liveRoutes() {
 	if s.hubQueue == 0 {
 		s.hubQueue = hubQueue
 	}
+	s.renders = make(chan struct{}, runtime.GOMAXPROCS(0))
 	for _, kind := range []string{"build", "deployment"} {
 		base := "GET /" + kind + "s/{id}/log"
 		s.mux.HandleFunc(base+"/events", s.logEvents(kind))
@@ -103,7 +109,7 @@ func (s *Server) logEvents(kind string) http.HandlerFunc {
 // finishedEvents sends the lines of a run that has ended, after the
 // client's, then the end.
 func (s *Server) finishedEvents(ctx context.Context, es *eventStream, run logRun, after int64) error {
-	el := newEventLines(es, after, 0)
+	el := s.newEventLines(es, after, 0)
 	if err := el.copy(ctx, run); err != nil {
 		return err
 	}
@@ -134,7 +140,7 @@ func (s *Server) liveEvents(ctx context.Context, es *eventStream, run logRun, af
 // hub stops, or the hub dropped f (dropped true).
 func (s *Server) follow(ctx context.Context, es *eventStream, run logRun, f *follower, last *int64) (dropped bool, err error) {
 	if f.at > *last {
-		el := newEventLines(es, *last, f.at)
+		el := s.newEventLines(es, *last, f.at)
 		if err := el.copy(ctx, run); err != nil {
 			return false, err
 		}
@@ -152,7 +158,7 @@ func (s *Server) follow(ctx context.Context, es *eventStream, run logRun, f *fol
 			if b.end != nil {
 				return false, nil
 			}
-			if n := int64(len(b.lines)); n > 0 {
+			if n := int64(len(b.offs)); n > 0 {
 				*last = max(*last, b.first+n-1)
 			}
 		case <-ctx.Done():
@@ -206,22 +212,36 @@ func (es *eventStream) send(b []byte) error {
 // sendParts writes the parts of one event, then flushes: an event built
 // in pieces is never copied into one buffer.
 func (es *eventStream) sendParts(parts ...[]byte) error {
+	wrote := false
+	for _, b := range parts {
+		if len(b) > 0 {
+			wrote = true
+			if err := es.write(b); err != nil {
+				return err
+			}
+		}
+	}
+	if !wrote {
+		return es.err
+	}
+	return es.flush()
+}
+
+// write writes a piece of an event, without flushing.
+func (es *eventStream) write(b []byte) error {
 	if es.err != nil {
 		return es.err
 	}
-	wrote := false
-	for _, b := range parts {
-		if len(b) == 0 {
-			continue
-		}
-		if _, err := es.w.Write(b); err != nil {
-			es.err = errors.Join(errClientGone, err)
-			return es.err
-		}
-		wrote = true
+	if _, err := es.w.Write(b); err != nil {
+		es.err = errors.Join(errClientGone, err)
 	}
-	if !wrote {
-		return nil
+	return es.err
+}
+
+// flush sends what was written.
+func (es *eventStream) flush() error {
+	if es.err != nil {
+		return es.err
 	}
 	if err := es.rc.Flush(); err != nil {
 		es.err = errors.Join(errClientGone, err)
@@ -230,9 +250,10 @@ func (es *eventStream) sendParts(parts ...[]byte) error {
 }
 
 // eventLines turns a log, as Follow writes it, into events: it skips the
-// lines up to after (keeping their colours), sends the rest rendered, in
-// batches, one flush per write of the log, and stops after line until
-// (0: at the log's end).
+// lines up to after (keeping their colours), streams the rest rendered,
+// each line written as it is rendered (the event's id goes last), one
+// flush per write of the log, and stops after line until (0: at the
+// log's end).
 type eventLines struct {
 	es    *eventStream
 	after int64
@@ -240,13 +261,18 @@ type eventLines struct {
 	split lineSplitter
 	state colourState
 	html  []byte // the line being rendered
-	batch []byte // data fields of the event being built
-	lines int    // lines in batch
-	last  int64  // the last line in batch
+	lines int    // lines of the open event
+	bytes int    // and their size
+	last  int64  // the open event's last line
+	// renders bounds the lines rendered at once by every stream that
+	// reads a log file (the Server's): a render holds the library's
+	// screen of the line, and 200 followers that fell behind at once
+	// must not hold 200 of them.
+	renders chan struct{}
 }
 
-func newEventLines(es *eventStream, after, until int64) *eventLines {
-	el := &eventLines{es: es, after: after, until: until}
+func (s *Server) newEventLines(es *eventStream, after, until int64) *eventLines {
+	el := &eventLines{es: es, after: after, until: until, renders: s.renders}
 	el.split.fn = el.line
 	return el
 }
@@ -282,13 +308,19 @@ func (el *eventLines) line(n int64, line []byte, more int64) error {
 		skipLine(line, &el.state)
 		return nil
 	}
-	el.html = lineHTML(el.html[:0], n, line, more, &el.state)
-	el.batch = append(el.batch, "data: "...)
-	el.batch = append(el.batch, el.html...)
-	el.batch = append(el.batch, '\n')
+	el.renders <- struct{}{}
+	el.html = append(lineHTML(append(el.html[:0], "data: "...), n, line, more, &el.state), '\n')
+	<-el.renders
+	if err := el.es.write(el.html); err != nil {
+		return err
+	}
 	el.lines++
+	el.bytes += len(el.html)
 	el.last = n
-	if el.lines >= batchLines || len(el.batch) >= batchBytes {
+	if cap(el.html) > 2*maxShownLine {
+		el.html = nil // one long line: do not keep its buffer
+	}
+	if el.lines >= batchLines || el.bytes >= batchBytes {
 		if err := el.flush(); err != nil {
 			return err
 		}
@@ -299,18 +331,20 @@ func (el *eventLines) line(n int64, line []byte, more int64) error {
 	return nil
 }
 
-// flush sends the batch as one event.
+// flush ends the open event with its id and sends it.
 func (el *eventLines) flush() error {
 	if el.lines == 0 {
 		return nil
 	}
 	var id [32]byte
-	err := el.es.sendParts(append(strconv.AppendInt(append(id[:0], "id: "...), el.last, 10), '\n'), el.batch, []byte{'\n'})
-	el.batch, el.lines = el.batch[:0], 0
-	if cap(el.batch) > 2*batchBytes {
-		el.batch = nil // a batch of long lines: do not keep its buffer
-	}
-	return err
+	el.lines, el.bytes = 0, 0
+	return el.es.sendParts(appendEventEnd(id[:0], el.last))
+}
+
+// appendEventEnd appends the end of an event whose last line is last:
+// its id, and the blank line that dispatches it.
+func appendEventEnd(b []byte, last int64) []byte {
+	return append(strconv.AppendInt(append(b, "id: "...), last, 10), '\n', '\n')
 }
 
 // Hubs. Each run that someone follows live has one hub, which follows its
@@ -349,7 +383,6 @@ type hub struct {
 	state    colourState
 	minFrom  int64  // the first line any follower needs from the hub, during a write
 	pending  *batch // the event being built
-	size     int    // its bytes
 }
 
 // follower is one request following a hub.
@@ -365,8 +398,8 @@ type follower struct {
 // batch is one event, rendered once for every follower.
 type batch struct {
 	first int64
-	lines [][]byte // the HTML of lines first, first+1, ...
-	full  []byte   // the event with all its lines
+	full  []byte // the event with all its lines: their data fields, then the id
+	offs  []int  // where the field of line first+i starts in full
 	ping  bool
 	end   []byte // the end event
 }
@@ -384,28 +417,11 @@ func (b *batch) event(from int64) []byte {
 		return b.full
 	}
 	skip := from - b.first
-	if skip >= int64(len(b.lines)) {
+	if skip >= int64(len(b.offs)) {
 		return nil
 	}
-	return encodeEvent(b.first+skip, b.lines[skip:])
-}
-
-// encodeEvent makes the event of lines first, first+1, ...: one data
-// field each, and the id of the last.
-func encodeEvent(first int64, lines [][]byte) []byte {
-	n := 32
-	for _, l := range lines {
-		n += len(l) + 7
-	}
-	ev := make([]byte, 0, n)
-	ev = strconv.AppendInt(append(ev, "id: "...), first+int64(len(lines))-1, 10)
-	ev = append(ev, '\n')
-	for _, l := range lines {
-		ev = append(ev, "data: "...)
-		ev = append(ev, l...)
-		ev = append(ev, '\n')
-	}
-	return append(ev, '\n')
+	// The id comes last: the event from any line on is a suffix.
+	return b.full[b.offs[skip]:]
 }
 
 // subscribe adds a follower of run that has the lines up to after, to
@@ -542,10 +558,10 @@ func (h *hub) line(n int64, line []byte, more int64) error {
 	if h.pending == nil {
 		h.pending = &batch{first: n}
 	}
-	html := lineHTML(nil, n, line, more, &h.state)
-	h.pending.lines = append(h.pending.lines, html)
-	h.size += len(html)
-	if len(h.pending.lines) >= batchLines || h.size >= batchBytes {
+	b := h.pending
+	b.offs = append(b.offs, len(b.full))
+	b.full = append(lineHTML(append(b.full, "data: "...), n, line, more, &h.state), '\n')
+	if len(b.offs) >= batchLines || len(b.full) >= batchBytes {
 		h.flushLocked()
 	}
 	return nil
@@ -557,9 +573,9 @@ func (h *hub) flushLocked() {
 	if b == nil {
 		return
 	}
-	h.pending, h.size = nil, 0
-	b.full = encodeEvent(b.first, b.lines)
-	h.lines = b.first + int64(len(b.lines)) - 1
+	h.pending = nil
+	h.lines = b.first + int64(len(b.offs)) - 1
+	b.full = appendEventEnd(b.full, h.lines)
 	h.sendLocked(b)
 }
 
