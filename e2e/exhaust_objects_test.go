@@ -268,8 +268,11 @@ func TestHugeObjectsDoNotExhaustTheDaemon(t *testing.T) {
 	maxKB := eoMax(samples)
 	t.Logf("during the pushes and %d builds: %d samples of VmRSS, max %.1f MB (idle %.1f MB, growth %.1f MB)",
 		len(builds)+1, len(samples), float64(maxKB)/1024, float64(idleKB)/1024, float64(maxKB-idleKB)/1024)
-	if maxKB > 100*1024 {
-		t.Errorf("the daemon's resident memory reached %.1f MB; want under 100 MB", float64(maxKB)/1024)
+	// 120 MB: the race-built daemon idles at 61-77 MB (the web side,
+	// metrics, webhooks and notes added the upper part), and the growth
+	// is what the bound is about.
+	if maxKB > 120*1024 {
+		t.Errorf("the daemon's resident memory reached %.1f MB; want under 120 MB", float64(maxKB)/1024)
 	}
 	if maxKB-idleKB > 40*1024 {
 		t.Errorf("the daemon's resident memory grew by %.1f MB over idle; want under 40 MB", float64(maxKB-idleKB)/1024)
