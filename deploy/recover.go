@@ -228,16 +228,18 @@ func (s *Service) reactivate(ctx context.Context, d record.Deployment, t Target,
 	} else {
 		log.Info("activate run again succeeded", "cut", how.cut())
 	}
-	nctx, ncancel := context.WithTimeout(context.WithoutCancel(ctx), finalGrace)
-	defer ncancel()
-	if err := s.o.Store.NoteDeployment(nctx, d.ID, oneLine(note)); err != nil {
-		log.Error("note activate outcome", "err", err)
-	}
+	// The log first: whoever reads the record's note finds the log
+	// telling it already.
 	if w != nil {
 		w.Printf("== deployment #%d: %s", d.ID, note)
 		if err := w.Close(); err != nil {
 			log.Error("close deployment log", "err", err)
 		}
+	}
+	nctx, ncancel := context.WithTimeout(context.WithoutCancel(ctx), finalGrace)
+	defer ncancel()
+	if err := s.o.Store.NoteDeployment(nctx, d.ID, oneLine(note)); err != nil {
+		log.Error("note activate outcome", "err", err)
 	}
 	s.notify()
 }
