@@ -126,7 +126,7 @@ func rlStates(db *sql.DB, table string) (map[string]int, error) {
 }
 
 // rlUnfinished lists the builds and deployments that are queued or running,
-// as "build #3 running" lines.
+// as "build #3 running" lines, and the notes when they are behind.
 func rlUnfinished(db *sql.DB) ([]string, error) {
 	var out []string
 	for _, q := range []struct{ what, query string }{
@@ -151,12 +151,25 @@ func rlUnfinished(db *sql.DB) ([]string, error) {
 			return nil, err
 		}
 	}
+	// The notes of finished builds are written after them, into the
+	// repository: until the notes' cursor has passed the last event, git
+	// may still be writing objects (a concurrent fsck reports a commit
+	// written after its scan of the objects as missing).
+	var last, cursor int64
+	err := db.QueryRow(`SELECT (SELECT coalesce(max(id), 0) FROM events),
+		(SELECT coalesce(max(last_id), -1) FROM event_cursors WHERE name = 'notes')`).Scan(&last, &cursor)
+	if err != nil {
+		return nil, err
+	}
+	if cursor < last {
+		out = append(out, fmt.Sprintf("notes written up to event %d of %d", cursor, last))
+	}
 	return out, nil
 }
 
 // rlSettled waits until every build and deployment recorded in the daemon's
-// database has reached a final state, and returns "" or, when timeout
-// passes first, what is still unfinished.
+// database has reached a final state and its note is written, and returns
+// "" or, when timeout passes first, what is still unfinished.
 func rlSettled(t *testing.T, d *daemon, timeout time.Duration) string {
 	t.Helper()
 	db := rlOpenDB(t, d.dataDir())
