@@ -33,16 +33,6 @@ write = ["alice"]
 name = "secret"
 `
 
-// apiURL is the daemon's web side, from its banner.
-func apiURL(t testing.TB, d *daemon) string {
-	t.Helper()
-	m := dashboardRE.FindStringSubmatch(d.stdout.String())
-	if m == nil {
-		t.Fatalf("no Dashboard line in the banner:\n%s", d.stdout)
-	}
-	return strings.TrimSuffix(m[1], "/")
-}
-
 // apiGet fetches base+path without signing in and returns the status, the
 // body and the headers.
 func apiGet(t testing.TB, base, path string) (int, []byte, http.Header) {
@@ -69,7 +59,7 @@ func TestAPIServesWhatSSHShows(t *testing.T) {
 	alice, bob := btUsers(t)
 	d := btStartDaemon(t, configFor(apiConfig, []*user{alice}, bob))
 	db := openStore(t, d)
-	base := apiURL(t, d)
+	base := waDashboard(t, d)
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline("", `echo '<script>alert(1)</script>'`, `printf '\033[31mred\033[0m\n'`),
 	})
@@ -170,7 +160,7 @@ func BenchmarkAPIBuildListVsSSH(b *testing.B) {
 		fmt.Fprintf(&repos, "[[repo]]\nname = \"app%02d\"\npublic = true\nread = [\"*\"]\n", i)
 	}
 	d := startDaemonBin(b, bin, configFor(repos.String(), nil, u))
-	base := apiURL(b, d)
+	base := waDashboard(b, d)
 
 	// 100,000 builds in one INSERT, into the database the daemon has open.
 	db, err := sql.Open("sqlite", filepath.Join(d.dataDir(), "slipway.db"))

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -19,19 +18,6 @@ import (
 
 	"slipway/metrics/metricstest"
 )
-
-// mtDashboardRE finds the web side's address in the banner.
-var mtDashboardRE = regexp.MustCompile(`(?m)^Dashboard: (http://\S+)/$`)
-
-// mtBase is the web side's base URL, from the daemon's banner.
-func mtBase(t *testing.T, d *daemon) string {
-	t.Helper()
-	m := mtDashboardRE.FindStringSubmatch(d.stdout.String())
-	if m == nil {
-		t.Fatalf("no Dashboard line in the banner:\n%s", d.stdout)
-	}
-	return m[1]
-}
 
 // mtGet fetches url with the given Authorization header ("" for none).
 func mtGet(t *testing.T, url, auth string) (int, http.Header, string) {
@@ -91,7 +77,7 @@ func TestMetricsAfterAPushBuildAndDeployment(t *testing.T) {
 listen = "127.0.0.1:0"
 metrics_token_file = %q
 `, staging, tokenFile), []*user{alice}, bob))
-	base := mtBase(t, d)
+	base := waDashboard(t, d)
 	db := openStore(t, d)
 
 	for _, c := range []struct{ name, auth, why string }{
@@ -203,7 +189,7 @@ func TestMetricsOffWithoutTokenFile(t *testing.T) {
 	t.Parallel()
 	alice := newUser(t, "alice")
 	d := startDaemon(t, configFor(btRepoConfig+"\n[http]\nlisten = \"127.0.0.1:0\"\n", []*user{alice}))
-	base := mtBase(t, d)
+	base := waDashboard(t, d)
 	for _, auth := range []string{"", "Bearer 7f3e9a1c5b2d8e4f6a0c7e1b3d5f9a2c"} {
 		code, h, body := mtGet(t, base+"/metrics", auth)
 		if code != http.StatusNotFound || strings.Contains(body, "slipway_") || !strings.HasPrefix(h.Get("Content-Type"), "text/html") {

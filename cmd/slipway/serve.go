@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -116,10 +117,11 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	hupCtx, stopHup := context.WithCancel(ctx)
 	defer stopHup()
 	go rl.onSignals(hupCtx, hup)
-	printBanner(stdout, sshLn.Addr().String(), d.host, d.gitSrv.HostKeyFingerprint(), cfg, d.findings, d.sandboxErr)
+	dashboard := ""
 	if httpLn != nil {
-		fmt.Fprintf(stdout, "Dashboard: %s\n", dashboardURL(cfg, httpLn.Addr().String()))
+		dashboard = dashboardURL(cfg, httpLn.Addr().String())
 	}
+	printBanner(stdout, sshLn.Addr().String(), d.host, d.gitSrv.HostKeyFingerprint(), dashboard, cfg, d.findings, d.sandboxErr)
 	logger.Info("slipway started", "ssh", sshLn.Addr().String(), "data_dir", cfg.DataDir, "sandbox", cfg.Build.Sandbox)
 
 	var serveErr error
@@ -741,9 +743,16 @@ func dashboardURL(cfg *configs.Config, addr string) string {
 // printBanner tells the person who started the daemon where it listens,
 // who is admitted as admin with which key, and how to push. host is the
 // name to reach it by (addr's host may be 0.0.0.0).
-func printBanner(w io.Writer, addr, host, hostKeyFP string, cfg *configs.Config, findings []sandbox.Finding, sandboxErr error) {
-	fmt.Fprintf(w, "Slipway is listening on ssh://%s (host key %s)\n", addr, hostKeyFP)
-	fmt.Fprintf(w, "Data: %s\n", cfg.DataDir)
+func printBanner(out io.Writer, addr, host, hostKeyFP, dashboard string, cfg *configs.Config, findings []sandbox.Finding, sandboxErr error) {
+	// One write, so that whoever waits for the first line finds the
+	// whole banner with it.
+	var w bytes.Buffer
+	defer func() { _, _ = out.Write(w.Bytes()) }()
+	fmt.Fprintf(&w, "Slipway is listening on ssh://%s (host key %s)\n", addr, hostKeyFP)
+	if dashboard != "" {
+		fmt.Fprintf(&w, "Dashboard: %s\n", dashboard)
+	}
+	fmt.Fprintf(&w, "Data: %s\n", cfg.DataDir)
 	header := false
 	for _, u := range cfg.Users {
 		if !u.Admin {
@@ -751,27 +760,27 @@ func printBanner(w io.Writer, addr, host, hostKeyFP string, cfg *configs.Config,
 		}
 		for _, k := range u.AuthorizedKeys() {
 			if !header {
-				fmt.Fprintln(w, "Admitted as admin:")
+				fmt.Fprintln(&w, "Admitted as admin:")
 				header = true
 			}
-			fmt.Fprintf(w, "  %s  %s  (%s)\n", k.Fingerprint, u.Name, k.Source)
+			fmt.Fprintf(&w, "  %s  %s  (%s)\n", k.Fingerprint, u.Name, k.Source)
 		}
 	}
 	reach := net.JoinHostPort(host, portOf(addr))
-	fmt.Fprintf(w, "Push a project:\n  git remote add slipway ssh://%s/myproject.git\n  git push slipway HEAD\n", reach)
-	fmt.Fprintf(w, "Commands: ssh -p %s %s help\n", portOf(addr), host)
+	fmt.Fprintf(&w, "Push a project:\n  git remote add slipway ssh://%s/myproject.git\n  git push slipway HEAD\n", reach)
+	fmt.Fprintf(&w, "Commands: ssh -p %s %s help\n", portOf(addr), host)
 	if len(findings) > 0 {
-		fmt.Fprintln(w, "Build sandbox:")
+		fmt.Fprintln(&w, "Build sandbox:")
 		for _, f := range findings {
 			mark := "ok"
 			if !f.Holds {
 				mark = "--"
 			}
-			fmt.Fprintf(w, "  %s %s\n", mark, f)
+			fmt.Fprintf(&w, "  %s %s\n", mark, f)
 		}
 	}
 	if sandboxErr != nil {
-		fmt.Fprintf(w, "WARNING: builds will not run: %v\n", sandboxErr)
+		fmt.Fprintf(&w, "WARNING: builds will not run: %v\n", sandboxErr)
 	}
 }
 
