@@ -27,6 +27,11 @@ var (
 	ErrTransfer    = errors.New("rsync failed")
 	ErrInterrupted = errors.New("rsync interrupted")
 	ErrActivate    = errors.New("activate failed")
+	// ErrHealth: a host's health command failed after the switch.
+	ErrHealth = errors.New("health check failed")
+	// ErrOtherHost: this host was switched back because another host of
+	// its environment failed.
+	ErrOtherHost = errors.New("another host failed")
 	// ErrVerify: the release on the target does not hold exactly the
 	// artifacts shipped; current was left alone.
 	ErrVerify = errors.New("release does not match the artifacts")
@@ -196,114 +201,22 @@ func (r *Request) validate() error {
 // Source is shipped anew into Fallback. The returned error is one sentence for people
 // and wraps one of the Err* sentinels where one applies.
 func (s *Shipper) Ship(ctx context.Context, req Request) (Result, error) {
-	if req.Log == nil {
-		req.Log = io.Discard
-	}
-	// ssh and rsync write stdout and stderr from separate goroutines.
-	req.Log = &syncWriter{w: req.Log}
-	if req.Keep == 0 {
-		req.Keep = DefaultKeep
-	}
-	if err := req.validate(); err != nil {
-		return Result{}, fmt.Errorf("deploy: %w", err)
-	}
-	t, id := req.Target, req.Release
-	root := t.root()
-	log := s.logger().With("target", t.String(), "release", id)
-	started := time.Now()
-
-	status(req.Log, "connecting to %s", t)
-	sess, out, err := s.open(ctx, t, req.Log, inspectScript(root, true, id+partialSuffix))
-	if err != nil {
+	g, err := s.prepare(ctx, req)
+	if g == nil {
 		return Result{}, err
 	}
-	defer func() {
-		if err := sess.close(); err != nil {
-			log.Warn("closing connection", "err", err)
-		}
-	}()
-	st, err := parseState(out)
+	defer g.close()
 	if err != nil {
-		return Result{}, err
+		return g.res, err
 	}
-	res := Result{Release: id, Previous: st.live, Live: st.live, Removed: st.removed}
-	for _, r := range st.removed {
-		status(req.Log, "removed stale partial release %s", r)
+	if err := g.switchLive(ctx); err != nil {
+		return g.res, err
 	}
-	if res.Previous == id {
-		// Redeploying the live release: "previous" for a switch back is the
-		// newest other complete release.
-		res.Previous = ""
-		for _, r := range st.releases {
-			if r.Complete && r.ID != id {
-				res.Previous = r.ID
-				break
-			}
-		}
+	if aerr := g.activate(ctx); aerr != nil {
+		return g.switchBack(ctx, activateFailure(aerr))
 	}
-
-	if existing, ok := st.find(id); ok && existing.Complete {
-		status(req.Log, "verifying release %s, complete on the target, against the artifacts", id)
-		verr := s.verify(ctx, sess, req, id)
-		switch {
-		case verr == nil:
-			res.Reused = true
-			status(req.Log, "release %s is already on the target; switching without transfer", id)
-		case errors.Is(verr, ErrVerify) && req.Fallback != "" && req.Fallback != id:
-			status(req.Log, "%v; shipping the artifacts anew as release %s", verr, req.Fallback)
-			log.Warn("release on the target changed; shipping anew", "err", verr, "fallback", req.Fallback)
-			if res.Previous == "" && st.live == id {
-				res.Previous = id
-			}
-			id, req.Release = req.Fallback, req.Fallback
-			res.Release = id
-		default:
-			return res, verr
-		}
-	}
-	if !res.Reused {
-		if err := s.transfer(ctx, sess, req, st); err != nil {
-			return res, err
-		}
-		status(req.Log, "verifying releases/%s against the artifacts", id+partialSuffix)
-		if err := s.verify(ctx, sess, req, id+partialSuffix); err != nil {
-			return res, err
-		}
-	}
-
-	switchScript := s.completeScript(req, !res.Reused) + switchScript(root, id)
-	pruned := prunePlan(st, id, res.Previous, req.Keep)
-	if req.Activate == "" {
-		// Nothing can fail after the switch: prune in the same round trip.
-		switchScript += pruneScript(root, pruned)
-	}
-	if err := sess.run(ctx, switchScript, io.Discard); err != nil {
-		return res, fmt.Errorf("switch current to release %s: %w", id, err)
-	}
-	res.Live = id
-	status(req.Log, "current -> releases/%s", id)
-
-	if req.Activate != "" {
-		status(req.Log, "activate: %s", req.Activate)
-		vars := s.activateVars(req, id, req.Commit, res.Previous)
-		if aerr := sess.run(ctx, activateScript(root, vars, req.Activate), req.Log); aerr != nil {
-			return s.switchBack(ctx, sess, req, st, res, aerr)
-		}
-		if err := sess.run(ctx, pruneScript(root, pruned), io.Discard); err != nil {
-			// The release is live; failing to prune only costs disk.
-			status(req.Log, "warning: pruning old releases failed: %v", err)
-			log.Warn("prune", "err", err)
-			pruned = nil
-		}
-	}
-	res.Switched = true
-	res.Pruned = pruned
-	for _, p := range pruned {
-		status(req.Log, "pruned release %s", p)
-	}
-	status(req.Log, "release %s is live (%.1fs)", id, time.Since(started).Seconds())
-	log.Info("deployed", "previous", res.Previous, "reused", res.Reused, "took", time.Since(started))
-	return res, nil
+	g.finish(ctx)
+	return g.res, nil
 }
 
 // transfer copies the artifacts into releases/<id>.partial.
@@ -480,44 +393,6 @@ func (s *Shipper) activateVars(req Request, id, commit, previous string) [][2]st
 		[2]string{"SLIPWAY_REPO", req.Repo},
 		[2]string{"SLIPWAY_PREVIOUS_RELEASE", previous},
 	)
-}
-
-// switchBack undoes a switch whose activate failed.
-func (s *Shipper) switchBack(ctx context.Context, sess session, req Request, st state, res Result, aerr error) (Result, error) {
-	root, id := req.Target.root(), req.Release
-	why := describeActivate(aerr)
-	// Undoing must happen even when the deployment's context was cancelled
-	// mid-activate: leaving a release live that failed to start is worse.
-	undo, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-	defer cancel()
-	if res.Previous == "" {
-		status(req.Log, "activate failed (%s); there is no previous release, removing current", why)
-		if err := sess.run(undo, "cd "+shell.Quote(root)+" && rm -f current", io.Discard); err != nil {
-			return res, fmt.Errorf("%w with %s; removing current also failed: %w", ErrActivate, why, err)
-		}
-		res.Live = ""
-		return res, fmt.Errorf("%w with %s; there was no previous release, so current was removed", ErrActivate, why)
-	}
-	prev := res.Previous
-	status(req.Log, "activate failed (%s); switching back to release %s", why, prev)
-	if err := sess.run(undo, switchScript(root, prev), io.Discard); err != nil {
-		return res, fmt.Errorf("%w with %s; switching back to release %s also failed: %w", ErrActivate, why, prev, err)
-	}
-	res.Live = prev
-	prevRel, _ := st.find(prev)
-	vars := s.activateVars(req, prev, prevRel.Commit, id)
-	// Run what went live with that release, not today's command.
-	script := "cd " + shell.Quote(root+"/current") + " || exit 1\n" +
-		"[ -f " + activateFile + " ] || exit 0\n"
-	for _, kv := range vars {
-		script += "export " + kv[0] + "=" + shell.Quote(kv[1]) + "\n"
-	}
-	script += "exec sh ./" + activateFile + "\n"
-	status(req.Log, "current -> releases/%s; running its activate", prev)
-	if err := sess.run(undo, script, req.Log); err != nil {
-		return res, fmt.Errorf("%w with %s; switched back to release %s, whose activate also failed with %s", ErrActivate, why, prev, describeActivate(err))
-	}
-	return res, fmt.Errorf("%w with %s; switched back to release %s", ErrActivate, why, prev)
 }
 
 // Reactivate runs again, inside release req.Release on req.Target, the
