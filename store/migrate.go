@@ -322,6 +322,29 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (hook, repo, id) WHERE state = 'pending';
 CREATE INDEX webhook_deliveries_by_repo ON webhook_deliveries (repo, hook, id);
 `,
+	// 12: each host's part in a deployment (issue 16: environments of many
+	// hosts), one row per host, replaced as the host moves on. The primary
+	// key is the index both reads use: one deployment's hosts in pos order,
+	// and the latest result per host of an environment, which walks the
+	// environment's deployments by deployments_by_env_id and reads each
+	// one's hosts by this key. The reference has no ON DELETE action: the
+	// store deletes a deployment's hosts itself, in the transaction that
+	// deletes the deployment (prune), and foreign keys on the writer refuse
+	// any deletion that would leave them behind.
+	`
+CREATE TABLE deployment_hosts (
+	deployment_id INTEGER NOT NULL REFERENCES deployments (id),
+	pos           INTEGER NOT NULL CHECK (pos >= 0),
+	host          TEXT    NOT NULL CHECK (host <> ''),
+	release       TEXT    NOT NULL DEFAULT '',
+	previous      TEXT    NOT NULL DEFAULT '',
+	state         TEXT    NOT NULL CHECK (state IN ('pending', 'prepared', 'failed', 'switched', 'live',
+	                                                'rolled_back', 'skipped')),
+	detail        TEXT    NOT NULL DEFAULT '',
+	updated_at    INTEGER NOT NULL,
+	PRIMARY KEY (deployment_id, pos)
+) WITHOUT ROWID;
+`,
 }
 
 // migrate brings the database to len(migs). Each migration runs in its own

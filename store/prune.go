@@ -11,11 +11,12 @@ import (
 // Prune applies retention to the records of repo (of every repo when repo
 // is empty): of each repository's finished builds, the newest keep stay,
 // and so do the builds that a deployment still needs (see pinnedBuilds);
-// every other finished build is deleted with its deployments. Queued and
-// running builds are never pruned. Pushes follow: a push is deleted when no
-// remaining build or deployment refers to it, it is not among the newest
-// keep pushes of its repository, and it is not the newest record of a ref
-// it created or moved (the last recorded state of each ref that exists).
+// every other finished build is deleted with its deployments and their
+// hosts' results. Queued and running builds are never pruned. Pushes
+// follow: a push is deleted when no remaining build or deployment refers
+// to it, it is not among the newest keep pushes of its repository, and it
+// is not the newest record of a ref it created or moved (the last recorded
+// state of each ref that exists).
 //
 // Everything happens in one write transaction, so a deployment queued at
 // the same moment either exists before it (and its build stays) or is
@@ -44,7 +45,15 @@ func (s *Store) Prune(ctx context.Context, repo string, keep int) (Pruned, error
 			if err != nil {
 				return err
 			}
-			// Deployments refer to their build (NOT NULL), so they go first.
+			// A deployment's hosts refer to it and deployments to their
+			// build (NOT NULL, no ON DELETE action), so hosts go first,
+			// then deployments, then builds.
+			if _, err := tx.ExecContext(ctx, `
+				DELETE FROM deployment_hosts WHERE deployment_id IN (
+					SELECT id FROM deployments WHERE build_id IN (SELECT value FROM json_each(?1)))`,
+				string(list)); err != nil {
+				return fmt.Errorf("delete hosts of deployments of pruned builds: %w", err)
+			}
 			if out.Deployments, err = queryIDs(ctx, tx, `
 				DELETE FROM deployments WHERE build_id IN (SELECT value FROM json_each(?1))
 				RETURNING id`, string(list)); err != nil {
