@@ -231,7 +231,7 @@ name = "app"
 	_, err = Parse([]byte(bad), "bad.toml")
 	for _, want := range []string{
 		`bad.toml:1: unknown time zone "Mars/Olympus"`,
-		`bad.toml:9: repo "app": environment "staging": a remote target needs ssh_key and known_hosts`,
+		`bad.toml:10: repo "app": environment "staging": a remote target needs ssh_key and known_hosts`,
 		`bad.toml:12: repo "app": environment "prod" requires unknown environment "qa"`,
 		`bad.toml:17: repo "app": schedule "nightly": invalid cron spec`,
 	} {

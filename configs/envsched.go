@@ -2,7 +2,6 @@ package configs
 
 import (
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -17,13 +16,31 @@ type Environment struct {
 	// local folder. A relative folder is taken inside the data dir, and
 	// "{repo}" in it is replaced by the repository name.
 	Target string `toml:"target"`
-	Port   int    `toml:"port"`
+	// Targets are the hosts of an environment of many (instead of
+	// Target): each a target string, or a table of its own target, port,
+	// ssh_key, known_hosts and accept_new_host_key, which default to the
+	// environment's (see Hosts). All remote, or all local folders.
+	Targets []Host `toml:"targets"`
+	Port    int    `toml:"port"`
 	// SSHKey is the private key file used to reach the target; KnownHosts
 	// holds the target's host key. Host keys are always checked; with
 	// AcceptNewHostKey an unknown key is accepted once and then pinned.
 	SSHKey           string `toml:"ssh_key"`
 	KnownHosts       string `toml:"known_hosts"`
 	AcceptNewHostKey bool   `toml:"accept_new_host_key"`
+	// A release goes to the hosts in two phases: it is transferred to
+	// every host, Parallel hosts at once (default DefaultParallel), then
+	// switched live Batch hosts at a time (0, the default: all at once).
+	// After each batch, Health (a shell command; blank is none) runs on
+	// each host of it, HealthTimeout at most per attempt (default
+	// DefaultHealthTimeout) and HealthRetries more times when it fails
+	// (default DefaultHealthRetries). Any failure switches every host that
+	// was switched back. Parse fills in the defaults.
+	Parallel      int      `toml:"parallel"`
+	Batch         int      `toml:"batch"`
+	Health        string   `toml:"health"`
+	HealthTimeout Duration `toml:"health_timeout"`
+	HealthRetries *int     `toml:"health_retries"`
 	// Auto is a branch whose passing builds deploy here by themselves.
 	Auto string `toml:"auto"`
 	// Requires is another environment the revision must be (or have been)
@@ -36,23 +53,48 @@ type Environment struct {
 	Activate string `toml:"activate"`
 	// Keep is how many releases stay on the target. Default 5, at least 2.
 	Keep int `toml:"keep"`
+
+	targetLine int // the line of target in the file, 0 unknown
 }
 
-// DefaultKeepReleases is the releases kept on a target by default.
-const DefaultKeepReleases = 5
+// Defaults of an environment, filled in by Parse where the file says
+// nothing.
+const (
+	// DefaultKeepReleases is the releases kept on a target.
+	DefaultKeepReleases = 5
+	// DefaultParallel is the hosts a release is transferred to at once.
+	DefaultParallel = 8
+	// DefaultHealthTimeout bounds one attempt of the health command.
+	DefaultHealthTimeout = 30 * time.Second
+	// DefaultHealthRetries is the attempts after a failed health check.
+	DefaultHealthRetries = 2
+)
 
-// Remote reports whether the target is reached over SSH.
-func (e *Environment) Remote() bool {
-	return !filepath.IsAbs(e.Target) && strings.Contains(e.Target, ":") && !strings.HasPrefix(e.Target, ".")
-}
-
-// LocalPath returns the folder of a local target for a repository.
-func (e *Environment) LocalPath(dataDir, repo string) string {
-	p := strings.ReplaceAll(e.Target, "{repo}", repo)
-	if !filepath.IsAbs(p) {
-		p = filepath.Join(dataDir, p)
+// HealthRetryCount is the attempts of the health command after a failed
+// one: health_retries, or DefaultHealthRetries when the file sets none.
+func (e *Environment) HealthRetryCount() int {
+	if e.HealthRetries == nil {
+		return DefaultHealthRetries
 	}
-	return filepath.Clean(p)
+	return *e.HealthRetries
+}
+
+// Remote reports whether the environment's first host is reached over
+// SSH. It is for callers that know one host: with targets, use Hosts.
+func (e *Environment) Remote() bool {
+	hs := e.Hosts()
+	return len(hs) > 0 && hs[0].Remote()
+}
+
+// LocalPath returns the folder of the environment's first host, a local
+// one, for a repository. It is for callers that know one host: with
+// targets, use Hosts.
+func (e *Environment) LocalPath(dataDir, repo string) string {
+	var h Host
+	if hs := e.Hosts(); len(hs) > 0 {
+		h = hs[0]
+	}
+	return h.LocalPath(dataDir, repo)
 }
 
 // Schedule is a cron entry that builds branch tips, such as a nightly
@@ -177,22 +219,9 @@ func (c *Config) validateEnvironments(v *validator, i int, r *Repo) {
 			continue
 		}
 		envs[e.Name] = e
-		switch {
-		case e.Target == "":
-			v.add(line, "repo %q: environment %q has no target", r.Name, e.Name)
-		case e.Remote():
-			if e.SSHKey == "" || e.KnownHosts == "" {
-				v.add(line, "repo %q: environment %q: a remote target needs ssh_key and known_hosts files", r.Name, e.Name)
-			}
-			if !strings.Contains(e.Target, "@") || !strings.Contains(e.Target, ":/") {
-				v.add(line, "repo %q: environment %q: target %q must look like user@host:/path", r.Name, e.Name, e.Target)
-			}
-		case strings.Contains(e.Target, ".."):
-			v.add(line, "repo %q: environment %q: a local target may not contain \"..\"", r.Name, e.Name)
-		}
-		if e.Port < 0 || e.Port > 65535 {
-			v.add(line, "repo %q: environment %q: bad port %d", r.Name, e.Name, e.Port)
-		}
+		ea := envAt{v: v, repo: r.Name, env: e.Name, path: path, index: j, from: from, name: line}
+		ea.hosts(e)
+		ea.rollout(e)
 		if e.Keep == 0 {
 			e.Keep = DefaultKeepReleases
 		}
