@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -314,18 +315,48 @@ func (c *console) deploys(ctx context.Context, who gitserver.Caller, args []stri
 		return sshcmd.WriteJSON(stdout, stderr, page.Deployments)
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tENV\tBUILD\tCOMMIT\tARTIFACTS\tSTATE\tTRIGGER\tBY\tSTARTED\tDURATION\tRELEASE\tREASON")
+	many := slices.ContainsFunc(page.Deployments, func(d views.Deployment) bool { return len(d.Hosts) > 0 })
+	hostsCol := ""
+	if many {
+		hostsCol = "HOSTS\t"
+	}
+	fmt.Fprintln(tw, "ID\tENV\tBUILD\tCOMMIT\tARTIFACTS\tSTATE\tTRIGGER\tBY\tSTARTED\tDURATION\tRELEASE\t"+hostsCol+"REASON")
 	for _, d := range page.Deployments {
 		by := d.User
 		if by == "" {
 			by = "-"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Env, d.BuildID, short(d.Commit),
+		hosts := ""
+		if many {
+			hosts = hostStates(d.Hosts) + "\t"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s%s\n", d.ID, d.Env, d.BuildID, short(d.Commit),
 			manifest.Short(d.Digest), d.State, d.Trigger, by, when(d.Started), duration(d.Started, d.Finished), orDash(d.Release),
-			termsafe.Line(d.Reason)) // it may quote what a target printed
+			hosts, termsafe.Line(d.Reason)) // it may quote what a target printed
 	}
 	tw.Flush()
 	return 0
+}
+
+// hostStates sums up the hosts of a deployment: "5 live", "2 rolled_back,
+// 1 failed, 2 skipped"; "-" for a deployment to one host.
+func hostStates(hs []views.DeploymentHost) string {
+	if len(hs) == 0 {
+		return "-"
+	}
+	var order []record.HostState
+	n := map[record.HostState]int{}
+	for _, h := range hs {
+		if n[h.State] == 0 {
+			order = append(order, h.State)
+		}
+		n[h.State]++
+	}
+	parts := make([]string, len(order))
+	for i, st := range order {
+		parts[i] = fmt.Sprintf("%d %s", n[st], st)
+	}
+	return strings.Join(parts, ", ")
 }
 
 func (c *console) releases(ctx context.Context, who gitserver.Caller, args []string, stdout, stderr io.Writer) int {
@@ -355,6 +386,20 @@ func (c *console) releases(ctx context.Context, who gitserver.Caller, args []str
 			idOrDash(r.Deployment), idOrDash(r.Build), when(r.Completed), status)
 	}
 	tw.Flush()
+	if len(l.Hosts) > 0 {
+		fmt.Fprintln(stdout)
+		tw = tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "HOST\tLIVE\tLAST DEPLOYMENT\tRESULT\tDETAIL")
+		for _, h := range l.Hosts {
+			live, detail := orDash(h.Live), h.LastDetail
+			if h.Error != "" {
+				live, detail = "?", "could not be listed: "+h.Error
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", termsafe.Line(h.Host), termsafe.Line(live), idOrDash(h.LastDeployment),
+				orDash(string(h.LastState)), termsafe.Line(detail))
+		}
+		tw.Flush()
+	}
 	if l.Note != "" {
 		fmt.Fprintf(stdout, "(%s)\n", termsafe.Line(l.Note))
 	}

@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -26,7 +27,8 @@ type slot struct {
 	busy chan struct{} // capacity 1: held while connected to the target
 
 	mu       sync.Mutex
-	rels     []Release     // the last listing of the target
+	rels     []Release     // the last listing of the target (its first host that answered)
+	hosts    []HostRelease // with many hosts, what each had live at that listing
 	listed   time.Time     // when it was made; zero when never
 	err      error         // the last listing's failure, kept for listingTTL too
 	failed   time.Time     // when it failed
@@ -91,6 +93,64 @@ func (s *Service) list(ctx context.Context, sl *slot, t Target) ([]Release, erro
 	return rels, nil
 }
 
+// listAll is list for an environment of many hosts: every host is listed
+// at once; the releases kept are those of the first host that answered,
+// and every host's live release (or why it could not be listed) is kept
+// beside them. Only when no host answers is the listing a failure.
+func (s *Service) listAll(ctx context.Context, sl *slot, ts []Target) error {
+	if len(ts) == 1 {
+		_, err := s.list(ctx, sl, ts[0])
+		return err
+	}
+	rels := make([][]Release, len(ts))
+	errs := make([]error, len(ts))
+	var wg sync.WaitGroup
+	for i, t := range ts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rels[i], errs[i] = s.shipper.Releases(ctx, t)
+		}()
+	}
+	wg.Wait()
+	hosts := make([]HostRelease, len(ts))
+	first := -1
+	for i, t := range ts {
+		hosts[i].Host = t.String()
+		if errs[i] != nil {
+			hosts[i].Err = errs[i].Error()
+			continue
+		}
+		if first < 0 {
+			first = i
+		}
+		for _, r := range rels[i] {
+			if r.Live {
+				hosts[i].Live = r.ID
+			}
+		}
+	}
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	sl.hosts = hosts
+	if first < 0 {
+		sl.err, sl.failed = errs[0], time.Now()
+		return errs[0]
+	}
+	sl.rels, sl.listed, sl.err, sl.failed, sl.stale = rels[first], time.Now(), nil, time.Time{}, false
+	return nil
+}
+
+// HostRelease is what one host of an environment of many has live.
+type HostRelease struct {
+	Host string // the host as deployments name it (Target.String())
+	Live string // the release its current points at; "" none
+	Err  string // why it could not be listed; Live is then unknown
+	// Last is the host's part in the newest deployment that reached it;
+	// nil when none did (a host just added).
+	Last *record.DeploymentHost
+}
+
 // Listing is what `releases` shows of an environment: the releases on its
 // target, newest first, with what Slipway recorded about each.
 type Listing struct {
@@ -102,6 +162,10 @@ type Listing struct {
 	// Note says why the listing may be out of date (a deployment is under
 	// way, the target could not be reached); empty when it is current.
 	Note string
+	// Hosts, for an environment of many hosts, says what each has live
+	// and how its last deployment went, in the order of the config; the
+	// releases above are those of the first host that answered.
+	Hosts []HostRelease
 }
 
 // Releases reports what is on env's target, newest first, which release is
@@ -116,7 +180,7 @@ func (s *Service) Releases(ctx context.Context, repo, env string) (Listing, erro
 	if !ok {
 		return Listing{}, fmt.Errorf("unknown environment %q (%s)", env, s.envNames(ctx, repo))
 	}
-	t, err := s.target(repo, e)
+	ts, err := s.targets(repo, e)
 	if err != nil {
 		return Listing{}, err
 	}
@@ -126,16 +190,19 @@ func (s *Service) Releases(ctx context.Context, repo, env string) (Listing, erro
 		now := time.Now()
 		switch {
 		case !sl.stale && sl.err == nil && !sl.listed.IsZero() && now.Sub(sl.listed) < listingTTL:
-			l := Listing{Releases: sl.rels, Listed: sl.listed}
+			l := Listing{Releases: sl.rels, Listed: sl.listed, Hosts: slices.Clone(sl.hosts)}
 			sl.mu.Unlock()
-			return s.withRecords(ctx, repo, env, l)
+			return s.withHosts(ctx, repo, env, ts, l)
 		case sl.err != nil && now.Sub(sl.failed) < listingTTL:
 			l, err := sl.fallback(fmt.Sprintf("the target could not be listed: %v", sl.err), sl.err)
 			sl.mu.Unlock()
-			if err != nil {
+			if err != nil && len(ts) == 1 {
 				return Listing{}, err
 			}
-			return s.withRecords(ctx, repo, env, l)
+			if err != nil {
+				l = Listing{Note: fmt.Sprintf("no host could be listed: %v", err), Hosts: slices.Clone(sl.hosts)}
+			}
+			return s.withHosts(ctx, repo, env, ts, l)
 		case sl.inflight != nil:
 			wait := sl.inflight
 			sl.mu.Unlock()
@@ -150,7 +217,7 @@ func (s *Service) Releases(ctx context.Context, repo, env string) (Listing, erro
 			// open a second line beside it.
 			l, _ := sl.fallback("a deployment to "+env+" is under way; this listing is from before it", nil)
 			sl.mu.Unlock()
-			return s.withRecords(ctx, repo, env, l)
+			return s.withHosts(ctx, repo, env, ts, l)
 		}
 		done := make(chan struct{})
 		sl.inflight = done
@@ -159,7 +226,7 @@ func (s *Service) Releases(ctx context.Context, repo, env string) (Listing, erro
 		// One listing for every caller waiting: the first caller leaving
 		// must not cut it short for the others.
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), listingTimeout)
-		_, err := s.list(lctx, sl, t)
+		err := s.listAll(lctx, sl, ts)
 		cancel()
 		sl.release()
 		if err != nil {
@@ -182,7 +249,44 @@ func (sl *slot) fallback(note string, err error) (Listing, error) {
 		}
 		return Listing{Note: note}, nil
 	}
-	return Listing{Releases: sl.rels, Listed: sl.listed, Note: note}, nil
+	return Listing{Releases: sl.rels, Listed: sl.listed, Note: note, Hosts: slices.Clone(sl.hosts)}, nil
+}
+
+// withHosts is withRecords, and for an environment of many hosts, one
+// entry per configured host (in the config's order, however the last
+// listing saw them) with the last result recorded for it. A host removed
+// from the config is not shown.
+func (s *Service) withHosts(ctx context.Context, repo, env string, ts []Target, l Listing) (Listing, error) {
+	l, err := s.withRecords(ctx, repo, env, l)
+	if err != nil || len(ts) == 1 {
+		l.Hosts = nil
+		return l, err
+	}
+	listed := map[string]HostRelease{}
+	for _, h := range l.Hosts {
+		listed[h.Host] = h
+	}
+	last, err := s.o.Store.LatestHostResults(ctx, repo, env)
+	if err != nil {
+		return Listing{}, fmt.Errorf("read the hosts' last results of %s on %s: %w", repo, env, err)
+	}
+	lastOf := map[string]record.DeploymentHost{}
+	for _, r := range last {
+		lastOf[r.Host] = r
+	}
+	hosts := make([]HostRelease, len(ts))
+	for i, t := range ts {
+		h, ok := listed[t.String()]
+		if !ok {
+			h = HostRelease{Host: t.String(), Err: "not listed yet"}
+		}
+		if r, ok := lastOf[t.String()]; ok {
+			h.Last = &r
+		}
+		hosts[i] = h
+	}
+	l.Hosts = hosts
+	return l, nil
 }
 
 // recordsWindow is how many recent deployments withRecords looks at.

@@ -135,6 +135,9 @@ func (s *Service) recoverOne(ctx, runCtx context.Context, d record.Deployment, h
 	if d.ReleaseID == "" {
 		return failed("it had not reached the target")
 	}
+	if len(env.Hosts()) > 1 {
+		return s.recoverHosts(ctx, d, env, how, failed)
+	}
 	t, err := s.target(d.Repo, env)
 	if err != nil {
 		return failed(err.Error())

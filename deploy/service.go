@@ -32,6 +32,7 @@ type Records interface {
 	RunningDeployments(ctx context.Context) ([]record.Deployment, error)
 	NoteDeployment(ctx context.Context, id int64, reason string) error
 	RetryDeployment(ctx context.Context, id int64, user string) (record.Deployment, error)
+	RepeatDeployment(ctx context.Context, id int64, user string) (record.Deployment, error)
 	GetDeployment(ctx context.Context, id int64) (record.Deployment, error)
 	ListDeployments(ctx context.Context, repo, env string, limit int) ([]record.Deployment, error)
 	EverLive(ctx context.Context, repo, env, commit string) (bool, error)
@@ -40,6 +41,9 @@ type Records interface {
 	PassedBuildForCommit(ctx context.Context, repo, commit string) (record.Build, bool, error)
 	GetBuild(ctx context.Context, id int64) (record.Build, error)
 	SetArtifactsDigest(ctx context.Context, buildID int64, digest string) error
+	SetDeploymentHost(ctx context.Context, h record.DeploymentHost) error
+	DeploymentHosts(ctx context.Context, id int64) ([]record.DeploymentHost, error)
+	LatestHostResults(ctx context.Context, repo, env string) ([]record.DeploymentHost, error)
 }
 
 // ServiceOptions configures a Service. Config, Store and Logs are required.
@@ -376,7 +380,7 @@ func (s *Service) ship(ctx context.Context, d record.Deployment, sl *slot, w *lo
 	if !ok {
 		return record.DeployFailed, fmt.Sprintf("environment %s of %s is no longer configured", d.Env, d.Repo)
 	}
-	t, err := s.target(d.Repo, env)
+	ts, err := s.targets(d.Repo, env)
 	if err != nil {
 		return record.DeployFailed, err.Error()
 	}
@@ -394,11 +398,15 @@ func (s *Service) ship(ctx context.Context, d record.Deployment, sl *slot, w *lo
 		return record.DeployFailed, err.Error()
 	}
 	d.Digest = digest
-	id, err := s.releaseID(ctx, d, sl, t)
+	id, err := s.releaseID(ctx, d, sl, ts[0])
 	if err != nil {
 		return record.DeployFailed, err.Error()
 	}
-	w.Printf("== release %s on %s", id, t)
+	if len(ts) == 1 {
+		w.Printf("== release %s on %s", id, ts[0])
+	} else {
+		w.Printf("== release %s on %d hosts", id, len(ts))
+	}
 	if err := s.o.Store.SetDeploymentRelease(ctx, d.ID, id); err != nil {
 		log.Error("record release id", "err", err)
 		return record.DeployFailed, "could not record the release id"
@@ -407,37 +415,63 @@ func (s *Service) ship(ctx context.Context, d record.Deployment, sl *slot, w *lo
 	if !strings.HasSuffix(id, fmt.Sprintf("-%d-%s", d.ID, gitrev.Short(d.Commit))) {
 		fallback = freshReleaseID(d)
 	}
-	res, err := s.shipper.Ship(ctx, Request{
-		Target:   t,
-		Source:   s.artifactDir(d.BuildID),
-		Release:  id,
-		Fallback: fallback,
-		Digest:   digest,
-		Repo:     d.Repo,
-		Env:      d.Env,
-		Commit:   d.Commit,
-		Activate: env.Activate,
-		Vars:     vars,
-		Keep:     env.Keep,
-		Log:      w,
-	})
-	if res.Release != "" && res.Release != id {
+	reqs := make([]Request, len(ts))
+	for i, t := range ts {
+		reqs[i] = Request{
+			Target:   t,
+			Source:   s.artifactDir(d.BuildID),
+			Release:  id,
+			Fallback: fallback,
+			Digest:   digest,
+			Repo:     d.Repo,
+			Env:      d.Env,
+			Commit:   d.Commit,
+			Activate: env.Activate,
+			Vars:     vars,
+			Keep:     env.Keep,
+			Log:      w,
+		}
+	}
+	rr := s.shipper.Roll(ctx, reqs, rolloutOf(env), func(h HostOutcome) { s.recordHost(ctx, d, h, log) })
+	if rr.Release != "" && rr.Release != id {
 		// The reused release had changed on the target; Ship shipped anew.
-		id = res.Release
+		id = rr.Release
 		if err := s.o.Store.SetDeploymentRelease(ctx, d.ID, id); err != nil {
 			log.Error("record release id", "err", err)
 		}
 	}
-	switch {
-	case err == nil:
-		log.Info("deployed", "release", id, "reused", res.Reused, "previous", res.Previous, "digest", digest)
-		return record.DeploySucceeded, fmt.Sprintf("release %s is live", id)
-	case errors.Is(err, ErrActivate) && res.Previous != "" && res.Live == res.Previous:
-		log.Warn("activate failed; switched back", "release", id, "live", res.Live, "err", err)
-		return record.DeployRolledBack, err.Error()
+	switch rr.State {
+	case record.DeploySucceeded:
+		log.Info("deployed", "release", id, "hosts", len(ts), "digest", digest)
+	case record.DeployRolledBack:
+		log.Warn("switched back", "release", id, "reason", rr.Reason)
 	default:
-		log.Warn("deployment failed", "release", id, "live", res.Live, "err", err)
-		return record.DeployFailed, err.Error()
+		log.Warn("deployment failed", "release", id, "reason", rr.Reason)
+	}
+	return rr.State, rr.Reason
+}
+
+// rolloutOf is how env's releases go out to its hosts.
+func rolloutOf(env *configs.Environment) Rollout {
+	return Rollout{
+		Parallel:      env.Parallel,
+		Batch:         env.Batch,
+		Health:        strings.TrimSpace(env.Health),
+		HealthTimeout: env.HealthTimeout.Duration,
+		HealthRetries: env.HealthRetryCount(),
+	}
+}
+
+// recordHost writes a host's new state in the deployment's record. A
+// write that fails is logged: the deployment goes on (its outcome and log
+// say what happened; recovery at start reads the hosts themselves).
+func (s *Service) recordHost(ctx context.Context, d record.Deployment, h HostOutcome, log *slog.Logger) {
+	err := s.o.Store.SetDeploymentHost(context.WithoutCancel(ctx), record.DeploymentHost{
+		DeploymentID: d.ID, Pos: h.Pos, Host: h.Target.String(),
+		Release: h.Release, Previous: h.Previous, State: h.State, Detail: h.Detail,
+	})
+	if err != nil {
+		log.Error("record a host's state", "host", h.Target.String(), "state", h.State, "err", err)
 	}
 }
 
@@ -521,20 +555,46 @@ func describeTrigger(d record.Deployment) string {
 	return string(d.Trigger)
 }
 
-// target is where env's releases of repo live. Deploy keys and targets are
-// read here only, never handed to builds.
-func (s *Service) target(repo string, env *configs.Environment) (Target, error) {
-	if !env.Remote() {
-		return Target{Local: env.LocalPath(s.o.DataDir, repo)}, nil
+// targets are where env's releases of repo live, one per host. Deploy
+// keys and targets are read here only, never handed to builds.
+func (s *Service) targets(repo string, env *configs.Environment) ([]Target, error) {
+	hosts := env.Hosts()
+	if len(hosts) == 0 {
+		return nil, fmt.Errorf("environment %s has no target", env.Name)
 	}
-	t, err := ParseTarget(strings.ReplaceAll(env.Target, "{repo}", repo))
+	ts := make([]Target, len(hosts))
+	for i, h := range hosts {
+		t, err := s.hostTarget(repo, h)
+		if err != nil {
+			return nil, fmt.Errorf("environment %s: %w", env.Name, err)
+		}
+		ts[i] = t
+	}
+	return ts, nil
+}
+
+// target is the first host of env: the one whose listing `releases` shows
+// and recovery reads for an environment of one host.
+func (s *Service) target(repo string, env *configs.Environment) (Target, error) {
+	ts, err := s.targets(repo, env)
 	if err != nil {
-		return Target{}, fmt.Errorf("environment %s: %w", env.Name, err)
+		return Target{}, err
+	}
+	return ts[0], nil
+}
+
+func (s *Service) hostTarget(repo string, h configs.Host) (Target, error) {
+	if !h.Remote() {
+		return Target{Local: h.LocalPath(s.o.DataDir, repo)}, nil
+	}
+	t, err := ParseTarget(strings.ReplaceAll(h.Target, "{repo}", repo))
+	if err != nil {
+		return Target{}, err
 	}
 	if t.Port == 0 {
-		t.Port = env.Port
+		t.Port = h.Port
 	}
-	t.KeyFile, t.KnownHostsFile, t.AcceptNewHostKey = env.SSHKey, env.KnownHosts, env.AcceptNewHostKey
+	t.KeyFile, t.KnownHostsFile, t.AcceptNewHostKey = h.SSHKey, h.KnownHosts, h.AcceptNewHostKey
 	return t, nil
 }
 
@@ -695,30 +755,42 @@ func MayRetry(env *configs.Environment, user string, access configs.Access) bool
 // Retry queues deployment id again, as a new deployment of the same build
 // triggered by user, and wakes the workers. Only a failed or rolled-back
 // deployment that is still the newest to its environment can be retried
-// (retrying an older one would silently replace what came after it), and
-// only by someone who may release to that environment, or, on an
-// environment with an auto branch and no approvers, by a writer. A retry
-// resumes a partial transfer, or switches to the release if it is complete.
+// (retrying an older one would silently replace what came after it), or a
+// succeeded one when hosts were added to its environment since (the retry
+// ships the release to them); and only by someone who may release to that
+// environment, or, on an environment with an auto branch and no
+// approvers, by a writer. A retry resumes a partial transfer, or switches
+// to the release if it is complete.
 func (s *Service) Retry(ctx context.Context, id int64, user string) (record.Deployment, error) {
 	d, err := s.o.Store.GetDeployment(ctx, id)
 	if err != nil {
 		return record.Deployment{}, fmt.Errorf("retry deployment %d: %w", id, err)
 	}
+	env, ok := configs.Snapshot(ctx, s.o.Config).Environment(d.Repo, d.Env)
+	retry := s.o.Store.RetryDeployment
 	switch d.State {
 	case record.DeployFailed, record.DeployRolledBack:
 	case record.DeploySucceeded:
-		return record.Deployment{}, fmt.Errorf("deployment #%d succeeded; there is nothing to retry", id)
+		added, err := s.hostsNotReached(ctx, d, env)
+		if err != nil {
+			return record.Deployment{}, fmt.Errorf("retry deployment %d: %w", id, err)
+		}
+		if len(added) == 0 {
+			return record.Deployment{}, fmt.Errorf("deployment #%d succeeded; there is nothing to retry", id)
+		}
+		// Hosts were added to the environment since: ship the live
+		// release to them (and switch the others to it again).
+		retry = s.o.Store.RepeatDeployment
 	default:
 		return record.Deployment{}, fmt.Errorf("deployment #%d is still %s", id, d.State)
 	}
-	env, ok := configs.Snapshot(ctx, s.o.Config).Environment(d.Repo, d.Env)
 	if !ok {
 		return record.Deployment{}, fmt.Errorf("environment %s of %s is no longer configured", d.Env, d.Repo)
 	}
 	if !MayRetry(env, user, configs.Snapshot(ctx, s.o.Config).Access(user, d.Repo)) {
 		return record.Deployment{}, fmt.Errorf("user %s may not deploy %s to %s", user, d.Repo, d.Env)
 	}
-	nd, err := s.o.Store.RetryDeployment(ctx, id, user)
+	nd, err := retry(ctx, id, user)
 	var refusal *record.RetryRefusal
 	if errors.As(err, &refusal) && refusal.Latest != 0 {
 		// Another deployment came after it, perhaps a retry made at the same moment.
@@ -733,4 +805,38 @@ func (s *Service) Retry(ctx context.Context, id int64, user string) (record.Depl
 	s.log.Info("deployment retried", "deployment", id, "retry", nd.ID, "user", user)
 	s.Wake()
 	return nd, nil
+}
+
+// hostsNotReached are the hosts of env (nil when it is gone) that
+// succeeded deployment d did not make live: hosts added to the
+// environment after it. An environment of one host that d reached has
+// none, whatever d recorded.
+func (s *Service) hostsNotReached(ctx context.Context, d record.Deployment, env *configs.Environment) ([]string, error) {
+	if env == nil {
+		return nil, nil
+	}
+	ts, err := s.targets(d.Repo, env)
+	if err != nil || len(ts) == 1 {
+		return nil, err
+	}
+	rows, err := s.o.Store.DeploymentHosts(ctx, d.ID)
+	if err != nil {
+		return nil, err
+	}
+	live := map[string]bool{}
+	for _, r := range rows {
+		live[r.Host] = r.State == record.HostLive
+	}
+	if len(rows) == 0 {
+		// A deployment from before the environment had many hosts: its
+		// one target was the first.
+		live[ts[0].String()] = true
+	}
+	var out []string
+	for _, t := range ts {
+		if !live[t.String()] {
+			out = append(out, t.String())
+		}
+	}
+	return out, nil
 }

@@ -149,39 +149,51 @@ const healthPause = time.Second
 // 1+retries times, each attempt bounded by timeout: on the target by
 // timeout(1) where it exists (so that a command that hangs is killed
 // there, not only cut off here), and here a little later in any case.
-// The error wraps ErrHealth and says how the last attempt ended.
-func (g *stage) health(ctx context.Context, command string, timeout time.Duration, retries int) error {
+// It returns "" when an attempt passed, else how the last one ended
+// ("exit 7 (3 attempts)", "no answer within 30s (3 attempts)").
+func (g *stage) health(ctx context.Context, command string, timeout time.Duration, retries int) string {
 	secs := max(1, int((timeout+time.Second-1)/time.Second))
 	script := "cd " + shell.Quote(g.req.Target.root()+"/current") + " || exit 1\n" +
 		"if command -v timeout >/dev/null 2>&1; then exec timeout -k 5 " + strconv.Itoa(secs) + " sh -c " + shell.Quote(command) + "; fi\n" +
 		"exec sh -c " + shell.Quote(command) + "\n"
 	var last error
-	for attempt := 0; attempt <= retries; attempt++ {
-		if attempt > 0 {
+	tries := 0
+	for tries <= retries {
+		if tries > 0 {
 			select {
 			case <-ctx.Done():
-				return fmt.Errorf("%w: %w", ErrHealth, context.Cause(ctx))
+				return fmt.Sprintf("%v (%d attempts)", context.Cause(ctx), tries)
 			case <-time.After(healthPause):
 			}
 		}
-		status(g.req.Log, "health (attempt %d of %d): %s", attempt+1, retries+1, command)
-		actx, cancel := context.WithTimeoutCause(ctx, timeout+10*time.Second, fmt.Errorf("no answer within %s", timeout))
-		err := g.sess.run(actx, script, g.req.Log)
-		cancel()
-		if err == nil {
-			return nil
+		tries++
+		status(g.req.Log, "health (attempt %d of %d): %s", tries, retries+1, command)
+		actx, cancel := context.WithTimeoutCause(ctx, timeout+10*time.Second, errNoAnswer)
+		last = g.sess.run(actx, script, g.req.Log)
+		if last != nil && errors.Is(context.Cause(actx), errNoAnswer) {
+			last = errNoAnswer
 		}
-		last = err
+		cancel()
+		if last == nil {
+			status(g.req.Log, "health passed")
+			return ""
+		}
 		if ctx.Err() != nil {
 			break
 		}
 	}
-	var ee *ExitError
-	if errors.As(last, &ee) && ee.Code == 124 {
-		return fmt.Errorf("%w: no answer within %s (%d attempts)", ErrHealth, timeout, retries+1)
+	attempts := "1 attempt"
+	if tries > 1 {
+		attempts = fmt.Sprintf("%d attempts", tries)
 	}
-	return fmt.Errorf("%w with %s (%d attempts)", ErrHealth, describeActivate(last), retries+1)
+	var ee *ExitError
+	if (errors.As(last, &ee) && ee.Code == 124) || last == errNoAnswer {
+		return fmt.Sprintf("no answer within %s (%s)", timeout, attempts)
+	}
+	return fmt.Sprintf("%s (%s)", describeActivate(last), attempts)
 }
+
+var errNoAnswer = errors.New("no answer")
 
 // failure is why a switched target goes back: the sentinel (ErrActivate,
 // ErrHealth, ErrOtherHost) and the words after it.
@@ -259,4 +271,46 @@ func (g *stage) close() {
 	if err := g.sess.close(); err != nil {
 		g.log.Warn("closing connection", "err", err)
 	}
+}
+
+// ErrCutOff: a rollout was cut off (the daemon stopped) with some hosts
+// switched; they are switched back by recovery.
+var ErrCutOff = errors.New("the rollout was cut off")
+
+// Restore switches req.Target back from req.Release to previous and runs
+// previous's activate again (kept in it), as a rollout's switch back would
+// have; with previous empty, current is removed. It is for a host left on
+// a release by a rollout whose daemon died before every host was live.
+// The Result's Live says where current points afterwards; the error, never
+// nil once the host was switched back, says how it went, in switchBack's
+// words after ErrCutOff and why. A host whose current no longer points at
+// req.Release is left alone: Live says where it points, and the error is
+// nil.
+func (s *Shipper) Restore(ctx context.Context, req Request, previous, why string) (Result, error) {
+	if req.Log == nil {
+		req.Log = io.Discard
+	}
+	req.Log = &syncWriter{w: req.Log}
+	if err := req.Target.Validate(); err != nil {
+		return Result{}, fmt.Errorf("switch back: target %s: %w", req.Target, err)
+	}
+	if err := checkReleaseID(req.Release); err != nil {
+		return Result{}, fmt.Errorf("switch back: %w", err)
+	}
+	sess, out, err := s.open(ctx, req.Target, req.Log, inspectScript(req.Target.root(), false, ""))
+	if err != nil {
+		return Result{}, err
+	}
+	g := &stage{s: s, req: req, sess: sess, log: s.logger().With("target", req.Target.String(), "release", req.Release), started: time.Now()}
+	defer g.close()
+	st, err := parseState(out)
+	if err != nil {
+		return Result{}, err
+	}
+	g.st = st
+	if st.live != req.Release {
+		return Result{Release: req.Release, Live: st.live}, nil
+	}
+	g.res = Result{Release: req.Release, Live: req.Release, Previous: previous, Switched: true}
+	return g.switchBack(ctx, failure{ErrCutOff, why})
 }

@@ -175,6 +175,18 @@ func newerAuto(ctx context.Context, tx *sql.Tx, repo, env string, buildID int64)
 // one deployment at once exactly one is queued and the other gets a
 // *RetryRefusal naming it.
 func (s *Store) RetryDeployment(ctx context.Context, id int64, user string) (Deployment, error) {
+	return s.retryDeployment(ctx, id, user, false)
+}
+
+// RepeatDeployment is RetryDeployment for a deployment that may also have
+// succeeded: it ships the same build again to the environment, for hosts
+// added to it since (the caller has checked that there are some). It too
+// must be the newest deployment to its environment.
+func (s *Store) RepeatDeployment(ctx context.Context, id int64, user string) (Deployment, error) {
+	return s.retryDeployment(ctx, id, user, true)
+}
+
+func (s *Store) retryDeployment(ctx context.Context, id int64, user string, succeeded bool) (Deployment, error) {
 	var nd Deployment
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		d, err := scanDeployment(tx.QueryRowContext(ctx, `SELECT `+deployCols+` FROM deployments WHERE id = ?`, id))
@@ -184,7 +196,7 @@ func (s *Store) RetryDeployment(ctx context.Context, id int64, user string) (Dep
 		if err != nil {
 			return err
 		}
-		if d.State != DeployFailed && d.State != DeployRolledBack {
+		if d.State != DeployFailed && d.State != DeployRolledBack && (!succeeded || d.State != DeploySucceeded) {
 			return &RetryRefusal{ID: id, State: d.State, Env: d.Env}
 		}
 		var latest int64

@@ -83,6 +83,28 @@ type Deployment struct {
 	Created  time.Time            `json:"created"`
 	Started  *time.Time           `json:"started,omitempty"`
 	Finished *time.Time           `json:"finished,omitempty"`
+	// Hosts, for an environment of many hosts, is each host's part.
+	Hosts []DeploymentHost `json:"hosts,omitempty"`
+}
+
+// DeploymentHost is one host's part in a deployment.
+type DeploymentHost struct {
+	Host     string           `json:"host"`
+	Release  string           `json:"release,omitempty"`
+	Previous string           `json:"previous,omitempty"`
+	State    record.HostState `json:"state"`
+	Detail   string           `json:"detail,omitempty"`
+}
+
+func deploymentHostsOf(hs []record.DeploymentHost) []DeploymentHost {
+	if len(hs) < 2 {
+		return nil
+	}
+	out := make([]DeploymentHost, len(hs))
+	for i, h := range hs {
+		out[i] = DeploymentHost{Host: h.Host, Release: h.Release, Previous: h.Previous, State: h.State, Detail: h.Detail}
+	}
+	return out
 }
 
 // DeploymentOf is the document of d.
@@ -116,9 +138,23 @@ type Release struct {
 	Note   string     `json:"note,omitempty"`
 }
 
+// ReleaseHost is what one host of an environment of many has live, and
+// how the last deployment that reached it went there.
+type ReleaseHost struct {
+	Host           string           `json:"host"`
+	Live           string           `json:"live,omitempty"`
+	Error          string           `json:"error,omitempty"` // why it could not be listed
+	LastDeployment int64            `json:"last_deployment,omitempty"`
+	LastState      record.HostState `json:"last_state,omitempty"`
+	LastDetail     string           `json:"last_detail,omitempty"`
+}
+
 // Releases is an environment's target as last listed.
 type Releases struct {
 	Releases []Release `json:"releases"`
+	// Hosts, for an environment of many hosts: each one's live release;
+	// Releases are those of the first host that answered.
+	Hosts []ReleaseHost `json:"hosts,omitempty"`
 	// Listed is when the target was listed; Note says why the listing
 	// may be out of date (a deployment is under way, the target could
 	// not be reached), and is there even when no release is.
@@ -128,6 +164,13 @@ type Releases struct {
 
 func releasesOf(l deploy.Listing) Releases {
 	out := Releases{Releases: make([]Release, 0, len(l.Releases)), Listed: timePtr(l.Listed), Note: l.Note}
+	for _, h := range l.Hosts {
+		rh := ReleaseHost{Host: h.Host, Live: h.Live, Error: h.Err}
+		if h.Last != nil {
+			rh.LastDeployment, rh.LastState, rh.LastDetail = h.Last.DeploymentID, h.Last.State, h.Last.Detail
+		}
+		out.Hosts = append(out.Hosts, rh)
+	}
 	for _, r := range l.Releases {
 		out.Releases = append(out.Releases, Release{ID: r.ID, Live: r.Live, Complete: r.Complete, Commit: r.Commit,
 			Completed: timePtr(r.Time), Digest: r.Digest, Deployment: r.Deployment, Build: r.Build,

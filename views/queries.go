@@ -274,6 +274,13 @@ func (s *Service) Deployments(ctx context.Context, c Caller, q DeploymentQuery) 
 		page.NextCursor = ds[limit-1].ID
 	}
 	page.Deployments = deploymentsOf(ds)
+	for i := range page.Deployments {
+		hs, err := s.o.Records.DeploymentHosts(ctx, page.Deployments[i].ID)
+		if err != nil {
+			return DeploymentPage{}, err
+		}
+		page.Deployments[i].Hosts = deploymentHostsOf(hs)
+	}
 	return page, nil
 }
 
@@ -295,7 +302,13 @@ func (s *Service) Deployment(ctx context.Context, c Caller, id int64) (Deploymen
 	if err != nil {
 		return Deployment{}, err
 	}
-	return DeploymentOf(d), nil
+	doc := DeploymentOf(d)
+	hs, err := s.o.Records.DeploymentHosts(ctx, id)
+	if err != nil {
+		return Deployment{}, err
+	}
+	doc.Hosts = deploymentHostsOf(hs)
+	return doc, nil
 }
 
 // FollowDeployment copies the log of deployment id to w (see

@@ -90,6 +90,7 @@ type Records interface {
 	GetBuild(ctx context.Context, id int64) (record.Build, error)
 	QueryDeployments(ctx context.Context, q record.DeploymentQuery) ([]record.Deployment, error)
 	GetDeployment(ctx context.Context, id int64) (record.Deployment, error)
+	DeploymentHosts(ctx context.Context, id int64) ([]record.DeploymentHost, error)
 	QueryPushes(ctx context.Context, q record.PushQuery) ([]record.Push, error)
 	GetPush(ctx context.Context, id int64) (record.Push, error)
 	PushWork(ctx context.Context, id int64) ([]record.Build, []record.Deployment, error)
