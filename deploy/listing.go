@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -275,10 +276,14 @@ func (s *Service) withHosts(ctx context.Context, repo, env string, ts []Target, 
 		lastOf[r.Host] = r
 	}
 	hosts := make([]HostRelease, len(ts))
+	var unlisted []string
 	for i, t := range ts {
 		h, ok := listed[t.String()]
 		if !ok {
 			h = HostRelease{Host: t.String(), Err: "not listed yet"}
+		}
+		if h.Err != "" {
+			unlisted = append(unlisted, h.Host+" ("+h.Err+")")
 		}
 		if r, ok := lastOf[t.String()]; ok {
 			h.Last = &r
@@ -286,6 +291,13 @@ func (s *Service) withHosts(ctx context.Context, repo, env string, ts []Target, 
 		hosts[i] = h
 	}
 	l.Hosts = hosts
+	if len(unlisted) > 0 {
+		note := fmt.Sprintf("%d of %d hosts could not be listed: %s", len(unlisted), len(ts), strings.Join(unlisted, "; "))
+		if l.Note != "" {
+			note = l.Note + "; " + note
+		}
+		l.Note = note
+	}
 	return l, nil
 }
 

@@ -776,13 +776,13 @@ func (s *Service) Retry(ctx context.Context, id int64, user string) (record.Depl
 			return record.Deployment{}, fmt.Errorf("retry deployment %d: %w", id, err)
 		}
 		if len(added) == 0 {
-			return record.Deployment{}, fmt.Errorf("deployment #%d succeeded; there is nothing to retry", id)
+			return record.Deployment{}, &record.RetryRefusal{ID: id, State: d.State, Env: d.Env}
 		}
 		// Hosts were added to the environment since: ship the live
 		// release to them (and switch the others to it again).
 		retry = s.o.Store.RepeatDeployment
 	default:
-		return record.Deployment{}, fmt.Errorf("deployment #%d is still %s", id, d.State)
+		return record.Deployment{}, &record.RetryRefusal{ID: id, State: d.State, Env: d.Env}
 	}
 	if !ok {
 		return record.Deployment{}, fmt.Errorf("environment %s of %s is no longer configured", d.Env, d.Repo)

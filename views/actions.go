@@ -87,7 +87,8 @@ func (s *Service) RetryDeploy(ctx context.Context, c Caller, id int64) (Deployme
 	switch d.State {
 	case record.DeployFailed, record.DeployRolledBack:
 	case record.DeploySucceeded:
-		return Deployment{}, refuse(ErrConflict, "deployment #%d succeeded; there is nothing to retry", id)
+		// The deployment service refuses it unless hosts were added to
+		// the environment since.
 	default:
 		return Deployment{}, refuse(ErrConflict, "deployment #%d is still %s", id, d.State)
 	}

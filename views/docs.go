@@ -132,6 +132,9 @@ type Release struct {
 	Digest     string     `json:"digest,omitempty"`     // the artifact set it holds
 	Deployment int64      `json:"deployment,omitempty"` // the deployment that shipped it, from Slipway's records
 	Build      int64      `json:"build,omitempty"`
+	// LiveOn, for an environment of many hosts, names the hosts whose
+	// current is this release.
+	LiveOn []string `json:"live_on,omitempty"`
 	// Listed is when the target was listed (the answer is cached for a
 	// few seconds); Note says why the listing may be out of date.
 	Listed *time.Time `json:"listed,omitempty"`
@@ -171,10 +174,16 @@ func releasesOf(l deploy.Listing) Releases {
 		}
 		out.Hosts = append(out.Hosts, rh)
 	}
+	liveOn := map[string][]string{}
+	for _, h := range l.Hosts {
+		if h.Live != "" {
+			liveOn[h.Live] = append(liveOn[h.Live], h.Host)
+		}
+	}
 	for _, r := range l.Releases {
 		out.Releases = append(out.Releases, Release{ID: r.ID, Live: r.Live, Complete: r.Complete, Commit: r.Commit,
 			Completed: timePtr(r.Time), Digest: r.Digest, Deployment: r.Deployment, Build: r.Build,
-			Listed: timePtr(l.Listed), Note: l.Note})
+			LiveOn: liveOn[r.ID], Listed: timePtr(l.Listed), Note: l.Note})
 	}
 	return out
 }
