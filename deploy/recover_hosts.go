@@ -152,6 +152,18 @@ func (s *Service) recoverHosts(ctx context.Context, d record.Deployment, env *co
 		}()
 	}
 	wg.Wait()
+	for i, h := range hs {
+		if h.err == nil && h.live != h.release && (h.row.State == record.HostPrepared || h.row.State == record.HostPending) {
+			// Never switched (or switched back before the cut): its
+			// transferred release stays unused.
+			if err := s.o.Store.SetDeploymentHost(ctx, record.DeploymentHost{
+				DeploymentID: d.ID, Pos: i, Host: h.t.String(), Release: h.release, Previous: h.row.Previous,
+				State: record.HostSkipped, Detail: "never switched: " + why,
+			}); err != nil {
+				log.Error("record a host's state", "host", h.t.String(), "err", err)
+			}
+		}
+	}
 	slices.Sort(split)
 	state, reason := record.DeployRolledBack, fmt.Sprintf("%s; every host switched to release %s is back on its previous release", why, d.ReleaseID)
 	if len(split) > 0 {

@@ -312,10 +312,26 @@ func (ss *sshSession) rsync(ctx context.Context, args []string, src, dst string,
 	return ss.s.runRsync(ctx, ss.log, stdout, full)
 }
 
+// closeGrace is how long close waits for the master to end by itself: it
+// ends once its own command has read its closed stdin and every session
+// riding on it has ended. A command Slipway gave up on (a health check cut
+// off here, on a host without timeout(1)) may still run there: the master
+// is then ended, which ends the connection and with it that command's
+// session.
+const closeGrace = 5 * time.Second
+
 func (ss *sshSession) close() error {
 	defer os.RemoveAll(ss.ctlDir)
 	_ = ss.stdin.Close()
-	err := ss.master.Wait()
+	done := make(chan error, 1)
+	go func() { done <- ss.master.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(closeGrace):
+		_ = syscall.Kill(-ss.master.Process.Pid, syscall.SIGTERM)
+		err = <-done
+	}
 	if ss.stopCtx != nil {
 		ss.stopCtx()
 	}
