@@ -16,6 +16,15 @@
 // nothing of Slipway needs to be installed there. A deployment either
 // switches current to a complete release or leaves it as it was.
 //
+// An environment of many hosts is deployed by Shipper.Roll, with Ship's
+// steps (stage.go) in two phases: every host prepared (transfer and verify)
+// at once, then switched in batches, each batch activated and health-checked
+// before the next; a failure anywhere switches every switched host back,
+// and a failure before the switch switches nothing. With one host Roll is
+// Ship, plus the health check. Each host's state is recorded with the
+// deployment, and recovery at start switches back a rollout cut off
+// between its hosts (recover_hosts.go).
+//
 // Because releases share unchanged files as hard links, an activate command
 // must replace files (write and rename), never edit them in place: an
 // in-place edit would change every release that shares the file.

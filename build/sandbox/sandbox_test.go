@@ -521,7 +521,9 @@ func TestPreparedEtc(t *testing.T) {
 // so; the same step with room passes. The whole process tree counts, not
 // each process.
 func TestMemoryLimit(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it checks that no step cgroup of this process is left,
+	// and the parallel tests' steps have theirs while they run (a CI run
+	// found one). Sequential tests run before any parallel one starts.
 	cg, err := DetectCgroups()
 	if err != nil {
 		t.Fatalf("this host offers no memory cgroup (CI must): %v", err)
