@@ -103,17 +103,7 @@ func (s *Service) listAll(ctx context.Context, sl *slot, ts []Target) error {
 		_, err := s.list(ctx, sl, ts[0])
 		return err
 	}
-	rels := make([][]Release, len(ts))
-	errs := make([]error, len(ts))
-	var wg sync.WaitGroup
-	for i, t := range ts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rels[i], errs[i] = s.shipper.Releases(ctx, t)
-		}()
-	}
-	wg.Wait()
+	rels, errs := s.listHosts(ctx, ts)
 	hosts := make([]HostRelease, len(ts))
 	first := -1
 	for i, t := range ts {
@@ -140,6 +130,23 @@ func (s *Service) listAll(ctx context.Context, sl *slot, ts []Target) error {
 	}
 	sl.rels, sl.listed, sl.err, sl.failed, sl.stale = rels[first], time.Now(), nil, time.Time{}, false
 	return nil
+}
+
+// listHosts lists every target at once: each one's releases, newest
+// first, or why it could not be listed. The caller holds the slot.
+func (s *Service) listHosts(ctx context.Context, ts []Target) ([][]Release, []error) {
+	rels := make([][]Release, len(ts))
+	errs := make([]error, len(ts))
+	var wg sync.WaitGroup
+	for i, t := range ts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rels[i], errs[i] = s.shipper.Releases(ctx, t)
+		}()
+	}
+	wg.Wait()
+	return rels, errs
 }
 
 // HostRelease is what one host of an environment of many has live.

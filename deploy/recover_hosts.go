@@ -57,32 +57,22 @@ func (s *Service) recoverHosts(ctx context.Context, d record.Deployment, env *co
 		previous string // newest other complete release, when the record has none
 		err      error
 	}
+	lctx, cancel := context.WithTimeout(ctx, recoverTimeout)
+	rels, errs := s.listHosts(lctx, ts)
+	cancel()
 	hs := make([]host, len(ts))
-	var wg sync.WaitGroup
 	for i, t := range ts {
 		row := recorded[t.String()]
-		hs[i] = host{t: t, row: row, release: cmp.Or(row.Release, d.ReleaseID)}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			lctx, cancel := context.WithTimeout(ctx, recoverTimeout)
-			defer cancel()
-			rels, err := s.shipper.Releases(lctx, t)
-			if err != nil {
-				hs[i].err = err
-				return
+		hs[i] = host{t: t, row: row, release: cmp.Or(row.Release, d.ReleaseID), err: errs[i]}
+		for _, r := range rels[i] { // newest first
+			switch {
+			case r.Live:
+				hs[i].live = r.ID
+			case r.Complete && r.ID != hs[i].release && hs[i].previous == "":
+				hs[i].previous = r.ID
 			}
-			for _, r := range rels { // newest first
-				switch {
-				case r.Live:
-					hs[i].live = r.ID
-				case r.Complete && r.ID != hs[i].release && hs[i].previous == "":
-					hs[i].previous = r.ID
-				}
-			}
-		}()
+		}
 	}
-	wg.Wait()
 
 	var switched, unread []int
 	allLive := true
@@ -121,6 +111,7 @@ func (s *Service) recoverHosts(ctx context.Context, d record.Deployment, env *co
 	for _, i := range unread {
 		split = append(split, fmt.Sprintf("%s could not be read (%v)", hs[i].t, hs[i].err))
 	}
+	var wg sync.WaitGroup
 	for _, i := range switched {
 		wg.Add(1)
 		go func() {

@@ -11,30 +11,25 @@ import (
 	"sync"
 	"time"
 
+	"slipway/configs"
 	"slipway/record"
 )
 
 // Rollout says how a release goes out to the hosts of an environment.
 type Rollout struct {
 	// Parallel is how many hosts are prepared (transfer and verify) at
-	// once; 0 means DefaultParallel.
+	// once; 0 means configs.DefaultParallel.
 	Parallel int
 	// Batch is how many hosts are switched together; 0 means all.
 	Batch int
 	// Health, when set, is run inside the live release on every host of a
 	// batch once the batch is switched and activated; each attempt is
-	// bounded by HealthTimeout (0: DefaultHealthTimeout) and a failed one
+	// bounded by HealthTimeout (0: configs.DefaultHealthTimeout) and a failed one
 	// is tried again HealthRetries times.
 	Health        string
 	HealthTimeout time.Duration
 	HealthRetries int
 }
-
-// Defaults of a Rollout's zero fields.
-const (
-	DefaultParallel      = 8
-	DefaultHealthTimeout = 30 * time.Second
-)
 
 // HostOutcome is where one host of a rollout stands; Roll reports each
 // change of it.
@@ -71,25 +66,27 @@ type RollResult struct {
 //     runs that release's activate again), the later batches are never
 //     switched, and the rollout is rolled back.
 //
-// Only when every host is live are old releases pruned. report, when not
+// Old releases are pruned on each host as it goes live, never its previous
+// release, which a switch back needs. report, when not
 // nil, is called (from several goroutines, one call at a time) with each
 // host's new state before the step that depends on it goes on. With one
 // host Roll does what Ship does, in the same words, plus the health check.
 func (s *Shipper) Roll(ctx context.Context, reqs []Request, ro Rollout, report func(HostOutcome)) RollResult {
 	r := &roll{s: s, ro: ro, hosts: make([]HostOutcome, len(reqs)), stages: make([]*stage, len(reqs)), report: report}
 	if r.ro.Parallel <= 0 {
-		r.ro.Parallel = DefaultParallel
+		r.ro.Parallel = configs.DefaultParallel
 	}
 	if r.ro.Batch <= 0 || r.ro.Batch > len(reqs) {
 		r.ro.Batch = len(reqs)
 	}
 	if r.ro.HealthTimeout <= 0 {
-		r.ro.HealthTimeout = DefaultHealthTimeout
+		r.ro.HealthTimeout = configs.DefaultHealthTimeout
 	}
 	many := len(reqs) > 1
 	if len(reqs) > 0 {
 		r.log = &syncWriter{w: orDiscard(reqs[0].Log)}
 	}
+	reqs = slices.Clone(reqs) // each host's log is set below; the caller's stay
 	for i, req := range reqs {
 		if many {
 			req.Log = &hostLog{label: "[" + req.Target.String() + "] ", w: r.log}
@@ -114,7 +111,7 @@ func (s *Shipper) Roll(ctx context.Context, reqs []Request, ro Rollout, report f
 			return res
 		}
 	}
-	r.each(r.stages, func(i int, g *stage) {
+	r.each(0, r.stages, func(i int, g *stage) {
 		g.finish(ctx)
 		r.set(i, func(h *HostOutcome) { h.State = record.HostLive; h.Release = g.res.Release })
 	})
@@ -165,19 +162,18 @@ func (r *roll) result(st record.DeployState, reason string) RollResult {
 	return res
 }
 
-// each runs f on every stage of gs (offset into r.stages by their index)
-// at once and waits for all.
-func (r *roll) each(gs []*stage, f func(i int, g *stage)) {
+// each runs f on every stage of gs, whose first is r.stages[from], at
+// once and waits for all; f gets each stage's index in r.stages.
+func (r *roll) each(from int, gs []*stage, f func(i int, g *stage)) {
 	var wg sync.WaitGroup
-	for _, g := range gs {
+	for k, g := range gs {
 		if g == nil {
 			continue
 		}
-		i := slices.Index(r.stages, g)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			f(i, g)
+			f(from+k, g)
 		}()
 	}
 	wg.Wait()
@@ -273,7 +269,7 @@ func (r *roll) switchBatch(ctx context.Context, from int, batch []*stage) (RollR
 			h.State, h.Detail = record.HostFailed, oneLine(fmt.Sprintf("%s with %s", f.sentinel, f.why))
 		})
 	}
-	r.each(batch, func(i int, g *stage) {
+	r.each(from, batch, func(i int, g *stage) {
 		if err := g.switchLive(ctx); err != nil {
 			failedAt(i, failure{errSwitch, err.Error()})
 			return
@@ -284,7 +280,7 @@ func (r *roll) switchBatch(ctx context.Context, from int, batch []*stage) (RollR
 		}
 	})
 	if r.ro.Health != "" && !slices.ContainsFunc(fails, func(f failure) bool { return f.sentinel != nil }) {
-		r.each(batch, func(i int, g *stage) {
+		r.each(from, batch, func(i int, g *stage) {
 			if why := g.health(ctx, r.ro.Health, r.ro.HealthTimeout, r.ro.HealthRetries); why != "" {
 				failedAt(i, failure{ErrHealth, why})
 			}
@@ -311,7 +307,7 @@ func (r *roll) rollBack(ctx context.Context, upTo int, fails []failure, first in
 	status(r.log, "%s; switching back every host switched so far", cause)
 	var mu sync.Mutex
 	var split []string
-	r.each(r.stages[:upTo], func(i int, g *stage) {
+	r.each(0, r.stages[:upTo], func(i int, g *stage) {
 		f := fails[i]
 		if f.sentinel == errSwitch || !g.res.Switched {
 			// Its switch failed: current was left as it was (the rename
