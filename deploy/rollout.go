@@ -111,9 +111,11 @@ func (s *Shipper) Roll(ctx context.Context, reqs []Request, ro Rollout, report f
 			return res
 		}
 	}
+	// Every batch passed: the release is live everywhere; pruning old
+	// releases comes after, outside the switch.
 	r.each(0, r.stages, func(i int, g *stage) {
-		g.finish(ctx)
 		r.set(i, func(h *HostOutcome) { h.State = record.HostLive; h.Release = g.res.Release })
+		g.finish(ctx)
 	})
 	release := r.stages[0].res.Release
 	reason := fmt.Sprintf("release %s is live", release)

@@ -187,8 +187,10 @@ func (r *Request) validate() error {
 //  3. verify the release against Source: an rsync dry run with --checksum
 //     that must find nothing to change (content, size, mode, links, extra
 //     or missing files); a difference fails the deployment with ErrVerify;
-//  4. write the completion marker, rename the folder to releases/<id>;
-//  5. switch `current` with one rename of a new relative symlink over it;
+//  4. seal the partial folder: write the activate file and the completion
+//     marker into it (steps 1 to 4 are phase 1: nothing is live yet);
+//  5. rename the folder to releases/<id> and switch `current` with one
+//     rename of a new relative symlink over it, in one round trip;
 //  6. run Activate in the new release; if it fails, switch back to the
 //     previous release, run the activate that went live with that one, and
 //     return an error saying so;
@@ -318,14 +320,15 @@ func differences(out string) []string {
 	return diff
 }
 
-// completeScript writes the marker (last, via rename) and renames the
-// partial folder to its final name. The marker and activate files are
-// removed before writing because they could be hard links shared with
-// another release.
-func (s *Shipper) completeScript(req Request, fromPartial bool) string {
-	if !fromPartial {
-		return "set -e\ncd " + shell.Quote(req.Target.root()) + "\n"
-	}
+// sealScript makes the verified partial folder ready to go live, in
+// phase 1 so that the switch is only renames: the activate file and the
+// marker (written last, via rename) go into releases/<id>.partial, and a
+// marker-less releases/<id>, which can only be debris, is removed. A
+// .partial folder counts as incomplete whatever it holds, so a sealed one
+// left behind by a deployment that never switched is still removed by the
+// next one. The marker and activate files are removed before writing
+// because they could be hard links shared with another release.
+func (s *Shipper) sealScript(req Request) string {
 	part := "releases/" + req.Release + partialSuffix
 	marker := []string{
 		"id=" + req.Release,
@@ -350,10 +353,17 @@ func (s *Shipper) completeScript(req Request, fromPartial bool) string {
 	}
 	b.WriteString(` > "$p/` + markerFile + `.tmp"` + "\n")
 	b.WriteString(`mv "$p/` + markerFile + `.tmp" "$p/` + markerFile + `"` + "\n")
-	// A marker-less folder of the same name can only be debris.
-	b.WriteString("rm -rf -- " + shell.Quote("releases/"+req.Release) + "\n")
-	b.WriteString(`mv "$p" ` + shell.Quote("releases/"+req.Release) + "\n")
+	final := shell.Quote("releases/" + req.Release)
+	b.WriteString("if [ -e " + final + " ] || [ -L " + final + " ]; then rm -rf -- " + final + "; fi\n")
 	return b.String()
+}
+
+// completeScript gives the sealed partial folder its final name: the
+// moment the release becomes complete. mv -T never moves it into a folder
+// of that name that appeared since sealing; it fails instead.
+func completeScript(root, id string) string {
+	return "cd " + shell.Quote(root) + "\n" +
+		"mv -T " + shell.Quote("releases/"+id+partialSuffix) + " " + shell.Quote("releases/"+id) + "\n"
 }
 
 // switchScript points current at releases/<id> with a single rename, so a
@@ -432,7 +442,7 @@ func (s *Shipper) Reactivate(ctx context.Context, req Request, previous string) 
 		b.WriteString("export " + kv[0] + "=" + shell.Quote(kv[1]) + "\n")
 	}
 	b.WriteString("exec sh ./" + activateFile + "\n")
-	if err := sess.run(ctx, b.String(), req.Log); err != nil {
+	if err := sess.command(ctx, b.String(), req.Log); err != nil {
 		return fmt.Errorf("%w with %s", ErrActivate, describeActivate(err))
 	}
 	return nil

@@ -106,22 +106,25 @@ func (s *Shipper) prepare(ctx context.Context, req Request) (*stage, error) {
 		if err := s.verify(ctx, sess, g.req, id+partialSuffix); err != nil {
 			return g, err
 		}
+		if err := sess.run(ctx, s.sealScript(g.req), io.Discard); err != nil {
+			return g, fmt.Errorf("seal releases/%s: %w", id+partialSuffix, err)
+		}
 	}
 	g.pruned = prunePlan(st, id, g.res.Previous, g.req.Keep)
 	return g, nil
 }
 
-// switchLive completes the release (marker, final name) and points current
-// at it with one rename (Ship's steps 4 and 5). Without an activate
-// command nothing can fail after the switch on this target, so old
-// releases are pruned in the same round trip (never the live release nor
-// the previous one, which a switch back needs).
+// switchLive gives a transferred release its final name and points
+// current at it with one rename (Ship's step 5): one short round trip of
+// renames, since phase 1 sealed the release. Old releases are pruned
+// later, by finish, outside the switch.
 func (g *stage) switchLive(ctx context.Context) error {
 	id, root := g.req.Release, g.req.Target.root()
-	script := g.s.completeScript(g.req, g.partial) + switchScript(root, id)
-	if g.req.Activate == "" {
-		script += pruneScript(root, g.pruned)
+	script := "set -e\n"
+	if g.partial {
+		script += completeScript(root, id)
 	}
+	script += switchScript(root, id)
 	if err := g.sess.run(ctx, script, io.Discard); err != nil {
 		return fmt.Errorf("switch current to release %s: %w", id, err)
 	}
@@ -139,7 +142,7 @@ func (g *stage) activate(ctx context.Context) error {
 	}
 	status(g.req.Log, "activate: %s", g.req.Activate)
 	vars := g.s.activateVars(g.req, g.req.Release, g.req.Commit, g.res.Previous)
-	return g.sess.run(ctx, activateScript(g.req.Target.root(), vars, g.req.Activate), g.req.Log)
+	return g.sess.command(ctx, activateScript(g.req.Target.root(), vars, g.req.Activate), g.req.Log)
 }
 
 // healthPause is the wait between two attempts of a health command.
@@ -169,7 +172,7 @@ func (g *stage) health(ctx context.Context, command string, timeout time.Duratio
 		tries++
 		status(g.req.Log, "health (attempt %d of %d): %s", tries, retries+1, command)
 		actx, cancel := context.WithTimeoutCause(ctx, timeout+10*time.Second, errNoAnswer)
-		last = g.sess.run(actx, script, g.req.Log)
+		last = g.sess.command(actx, script, g.req.Log)
 		if last != nil && errors.Is(context.Cause(actx), errNoAnswer) {
 			last = errNoAnswer
 		}
@@ -240,17 +243,17 @@ func (g *stage) switchBack(ctx context.Context, f failure) (Result, error) {
 	}
 	script += "exec sh ./" + activateFile + "\n"
 	status(g.req.Log, "current -> releases/%s; running its activate", prev)
-	if err := g.sess.run(undo, script, g.req.Log); err != nil {
+	if err := g.sess.command(undo, script, g.req.Log); err != nil {
 		return *res, fmt.Errorf("%w with %s; switched back to release %s, whose activate also failed with %s", f.sentinel, f.why, prev, describeActivate(err))
 	}
 	return *res, fmt.Errorf("%w with %s; switched back to release %s", f.sentinel, f.why, prev)
 }
 
-// finish prunes old releases after an activate (without one, the switch
-// pruned) and says the release is live.
+// finish prunes old releases (never the live one nor the previous one,
+// which a switch back needs) and says the release is live.
 func (g *stage) finish(ctx context.Context) {
 	pruned := g.pruned
-	if g.req.Activate != "" {
+	if len(pruned) > 0 {
 		if err := g.sess.run(ctx, pruneScript(g.req.Target.root(), pruned), io.Discard); err != nil {
 			// The release is live; failing to prune only costs disk.
 			status(g.req.Log, "warning: pruning old releases failed: %v", err)

@@ -19,8 +19,13 @@ import (
 )
 
 // session is an open line to one target. The contract:
-//   - run executes a POSIX sh script on the target; stdout goes to the given
-//     writer, stderr to the deployment log. It is not safe for concurrent use.
+//   - run executes one of Slipway's own short POSIX sh scripts on the
+//     target (sealing, the switch, pruning); stdout goes to the given
+//     writer, stderr to the deployment log.
+//   - command executes a script that runs the user's commands (activate,
+//     health): like run, but on a line of its own, so that cutting it off
+//     (its context ends) leaves the session usable for what comes next.
+//   - run and command are not safe for concurrent use.
 //   - rsync copies a local folder into a folder on the target; what rsync
 //     prints on stdout goes to the given writer (the deployment log when
 //     that is nil), its errors to the deployment log.
@@ -28,6 +33,7 @@ import (
 //     connection and never touches the target.
 type session interface {
 	run(ctx context.Context, script string, stdout io.Writer) error
+	command(ctx context.Context, script string, stdout io.Writer) error
 	rsync(ctx context.Context, args []string, src, dst string, stdout io.Writer) error
 	close() error
 }
@@ -151,6 +157,10 @@ func (l *localSession) run(ctx context.Context, script string, stdout io.Writer)
 	return fmt.Errorf("run sh: %w", err)
 }
 
+func (l *localSession) command(ctx context.Context, script string, stdout io.Writer) error {
+	return l.run(ctx, script, stdout)
+}
+
 func (l *localSession) rsync(ctx context.Context, args []string, src, dst string, stdout io.Writer) error {
 	return l.s.runRsync(ctx, l.log, stdout, append(args, src, dst))
 }
@@ -170,6 +180,7 @@ type sshSession struct {
 	stdin   io.WriteCloser
 	errTail *syncTail
 	stopCtx func() bool
+	sh      *remoteShell // the master's own shell, for run
 }
 
 // sshOptions are the options every ssh invocation gets, master or not.
@@ -225,12 +236,14 @@ func (s *Shipper) openSSH(ctx context.Context, t Target, log io.Writer, script s
 		return nil, nil, fmt.Errorf("create ssh control folder: %w", err)
 	}
 	ss := &sshSession{s: s, t: t, log: log, ctlDir: dir, ctlPath: filepath.Join(dir, "c"), errTail: &syncTail{}}
-	// The master's own command reports the target's state, then waits for
-	// its stdin to close: closing stdin is how we end the connection.
-	remote := "sh -c " + shell.Quote("set -e\n"+script+"\necho "+readyLine+"\n") + " && exec cat >/dev/null"
+	// The master's own command reports the target's state, then becomes a
+	// shell reading scripts from its stdin (see remoteShell): closing stdin
+	// is how we end the connection.
+	remote := "sh -c " + shell.Quote("set -e\n"+script+"\necho "+readyLine+"\n") + " </dev/null && exec sh"
 	args := append(s.sshOptions(t), "-M", "-S", ss.ctlPath, "-o", "ControlPersist=no", t.Host, "sh -c "+shell.Quote(remote))
 	cmd := command(context.WithoutCancel(ctx), s.sshPath(), args...)
-	cmd.Stderr = io.MultiWriter(log, ss.errTail)
+	ss.sh = newRemoteShell(io.MultiWriter(log, ss.errTail))
+	cmd.Stderr = ss.sh.stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		os.RemoveAll(dir)
@@ -272,14 +285,32 @@ func (s *Shipper) openSSH(ctx context.Context, t Target, log io.Writer, script s
 		}
 		return nil, nil, classifySSH(t, ss.errTail.lastLine(), werr)
 	}
-	// Drain anything after the ready line so the master never blocks on a
-	// full pipe.
-	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	// From here on the master's stdout carries what the scripts given to
+	// its shell print; it is always read, so the master never blocks.
+	ss.sh.start(ss.stdin, sc, stdout)
 	ss.stopCtx = stop
 	return ss, out.Bytes(), nil
 }
 
+// run sends the script to the master's shell; once that shell cannot be
+// trusted (a script there was cut off) or the master has ended (the
+// deployment's context ended; undoing a switch goes on without it), on a
+// session of its own, which connects anew when the master is gone.
 func (ss *sshSession) run(ctx context.Context, script string, stdout io.Writer) error {
+	if !ss.sh.usable() {
+		return ss.command(ctx, script, stdout)
+	}
+	err := ss.sh.run(ctx, script, stdout)
+	if errors.Is(err, errShellGone) {
+		return classifySSH(ss.t, ss.errTail.lastLine(), err)
+	}
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("%w: %w", ErrInterrupted, context.Cause(ctx))
+	}
+	return err
+}
+
+func (ss *sshSession) command(ctx context.Context, script string, stdout io.Writer) error {
 	var errTail tail
 	args := append(ss.clientOptions(), ss.t.Host, "sh -c "+shell.Quote(script))
 	cmd := command(ctx, ss.s.sshPath(), args...)
@@ -332,6 +363,7 @@ func (ss *sshSession) close() error {
 		_ = syscall.Kill(-ss.master.Process.Pid, syscall.SIGTERM)
 		err = <-done
 	}
+	ss.sh.flush()
 	if ss.stopCtx != nil {
 		ss.stopCtx()
 	}

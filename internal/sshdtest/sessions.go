@@ -86,3 +86,22 @@ func (l *SessionLog) Connections() (total, maxAtOnce int, err error) {
 	}
 	return len(seen), maxAtOnce, sc.Err()
 }
+
+// Started reads the log so far: how many sessions have begun, on any
+// connection, and how many of them have not ended yet.
+func (l *SessionLog) Started() (started, running int, err error) {
+	b, err := os.ReadFile(l.path)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		switch {
+		case strings.HasPrefix(line, "+ "):
+			started++
+			running++
+		case strings.HasPrefix(line, "- "):
+			running--
+		}
+	}
+	return started, running, nil
+}
