@@ -12,8 +12,10 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"slipway/internal/sshdtest"
+	"slipway/internal/testutil"
 )
 
 // remoteTarget starts a real sshd and returns a target on it.
@@ -466,6 +468,52 @@ func TestReleasesOfANewTargetIsEmpty(t *testing.T) {
 		}
 		if _, err := os.Stat(root(tg)); !errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("listing releases created the target folder: %v", err)
+		}
+	})
+}
+
+// TestActivateVariablesAreOnNoCommandLine: an activate's variables (the
+// secrets scoped to the environment among them) reach the command, and no
+// process on the machine, here or on the target, shows them in its command
+// line while it runs: the script travels on standard input.
+func TestActivateVariablesAreOnNoCommandLine(t *testing.T) {
+	t.Parallel()
+	bothTargets(t, func(t *testing.T, tg Target) {
+		secret := fmt.Sprintf("s3cr3t-%d-%s", os.Getpid(), strings.ReplaceAll(t.Name(), "/", "-"))
+		src := t.TempDir()
+		artifacts(t, src, 3, "v1")
+		started := filepath.Join(t.TempDir(), "started")
+		seen := filepath.Join(t.TempDir(), "seen")
+		release := filepath.Join(t.TempDir(), "release")
+		vars := map[string]string{"API_TOKEN": secret, "STARTED": started, "SEEN": seen, "RELEASE": release}
+		activate := `printf '%s' "$API_TOKEN" > "$SEEN"; : > "$STARTED"; while [ ! -e "$RELEASE" ]; do sleep 0.05; done`
+		done := make(chan error, 1)
+		go func() {
+			_, err := (&Shipper{}).Ship(t.Context(), Request{Target: tg, Source: src, Release: "r1", Activate: activate, Vars: vars})
+			done <- err
+		}()
+		testutil.Eventually(t, 30*time.Second, "activate running", func() bool {
+			_, err := os.Stat(started)
+			return err == nil
+		})
+		procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+		for _, p := range procs {
+			b, err := os.ReadFile(p)
+			if err == nil && bytes.Contains(b, []byte(secret)) {
+				t.Errorf("%s shows the secret: %q", p, bytes.ReplaceAll(b, []byte{0}, []byte{' '}))
+			}
+		}
+		if len(procs) < 5 {
+			t.Fatalf("only %d processes listed: cannot tell", len(procs))
+		}
+		if err := os.WriteFile(release, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := os.ReadFile(seen); string(got) != secret {
+			t.Fatalf("activate saw API_TOKEN=%q, want the secret", got)
 		}
 	})
 }

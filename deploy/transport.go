@@ -139,9 +139,17 @@ type localSession struct {
 	log io.Writer
 }
 
+// readScript is the command line of every script Slipway runs on a line of
+// its own: the script itself travels on standard input, read whole before
+// it runs (its commands then find end-of-file there), so that nothing of it
+// (the secrets an activate is given) is on a command line, where any user
+// of the machine could read it, here or on the target.
+const readScript = `sh -c 'script=$(cat) && eval "$script"'`
+
 func (l *localSession) run(ctx context.Context, script string, stdout io.Writer) error {
 	var errTail tail
-	cmd := command(ctx, "sh", "-c", script)
+	cmd := command(ctx, "sh", "-c", `script=$(cat) && eval "$script"`)
+	cmd.Stdin = strings.NewReader(script)
 	cmd.Stdout = stdout
 	cmd.Stderr = io.MultiWriter(l.log, &errTail)
 	err := cmd.Run()
@@ -312,8 +320,9 @@ func (ss *sshSession) run(ctx context.Context, script string, stdout io.Writer) 
 
 func (ss *sshSession) command(ctx context.Context, script string, stdout io.Writer) error {
 	var errTail tail
-	args := append(ss.clientOptions(), ss.t.Host, "sh -c "+shell.Quote(script))
+	args := append(ss.clientOptions(), ss.t.Host, readScript)
 	cmd := command(ctx, ss.s.sshPath(), args...)
+	cmd.Stdin = strings.NewReader(script)
 	cmd.Stdout = stdout
 	cmd.Stderr = io.MultiWriter(ss.log, &errTail)
 	err := cmd.Run()
