@@ -1,7 +1,6 @@
 package deploy
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -89,7 +88,7 @@ func (s *Shipper) Roll(ctx context.Context, reqs []Request, ro Rollout, report f
 	reqs = slices.Clone(reqs) // each host's log is set below; the caller's stay
 	for i, req := range reqs {
 		if many {
-			req.Log = &hostLog{label: "[" + req.Target.String() + "] ", w: r.log}
+			req.Log = newHostLog("["+req.Target.String()+"] ", r.log)
 		}
 		reqs[i] = req
 		r.hosts[i] = HostOutcome{Pos: i, Target: req.Target, State: record.HostPending, Release: req.Release}
@@ -381,7 +380,16 @@ type hostLog struct {
 	label string
 	w     *syncWriter
 	mu    sync.Mutex
-	part  []byte // an output line not ended yet
+	out   lines
+}
+
+func newHostLog(label string, w *syncWriter) *hostLog {
+	h := &hostLog{label: label, w: w}
+	// A line that never ends is let out in 64 KiB pieces.
+	h.out = lines{max: 64 << 10, emit: func(l []byte) {
+		_, _ = h.w.Write(append([]byte(h.label), l...))
+	}}
+	return h
 }
 
 func (h *hostLog) Printf(format string, args ...any) {
@@ -391,28 +399,6 @@ func (h *hostLog) Printf(format string, args ...any) {
 func (h *hostLog) Write(p []byte) (int, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	n := len(p)
-	for len(p) > 0 {
-		i := bytes.IndexByte(p, '\n')
-		if i < 0 {
-			h.part = append(h.part, p...)
-			if len(h.part) > 64<<10 { // a line that never ends: let it out
-				h.flushLocked()
-			}
-			return n, nil
-		}
-		h.part = append(h.part, p[:i+1]...)
-		p = p[i+1:]
-		h.flushLocked()
-	}
-	return n, nil
-}
-
-func (h *hostLog) flushLocked() {
-	if len(h.part) == 0 {
-		return
-	}
-	line := append([]byte(h.label), h.part...)
-	h.part = h.part[:0]
-	_, _ = h.w.Write(line)
+	h.out.write(p)
+	return len(p), nil
 }

@@ -67,7 +67,7 @@ var errShellGone = errors.New("the connection to the target ended")
 
 func newRemoteShell(log io.Writer) *remoteShell {
 	sh := &remoteShell{gone: make(chan struct{})}
-	sh.stderr = &shellStderr{sh: sh, log: log}
+	sh.stderr = newShellStderr(sh, log)
 	return sh
 }
 
@@ -210,34 +210,31 @@ type shellStderr struct {
 	sh  *remoteShell
 	log io.Writer
 
-	mu      sync.Mutex
-	partial []byte
+	mu  sync.Mutex
+	out lines
 }
 
 // maxPartial bounds an unfinished stderr line held back while looking for
 // a token; a longer one is passed on as it is.
 const maxPartial = 4096
 
+func newShellStderr(sh *remoteShell, log io.Writer) *shellStderr {
+	e := &shellStderr{sh: sh, log: log}
+	e.out = lines{max: maxPartial, emit: func(l []byte) {
+		if whole := bytes.HasSuffix(l, []byte("\n")); whole {
+			e.line(l[:len(l)-1], true)
+		} else {
+			e.line(l, false)
+		}
+	}}
+	return e
+}
+
 func (e *shellStderr) Write(p []byte) (int, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	n := len(p)
-	for len(p) > 0 {
-		i := bytes.IndexByte(p, '\n')
-		if i < 0 {
-			e.partial = append(e.partial, p...)
-			if len(e.partial) > maxPartial {
-				e.line(e.partial, false)
-				e.partial = e.partial[:0]
-			}
-			break
-		}
-		e.partial = append(e.partial, p[:i]...)
-		e.line(e.partial, true)
-		e.partial = e.partial[:0]
-		p = p[i+1:]
-	}
-	return n, nil
+	e.out.write(p)
+	return len(p), nil
 }
 
 // line handles one stderr line (without its newline; whole is false for a
@@ -273,8 +270,5 @@ func (e *shellStderr) pass(r *shellRun, b []byte) {
 func (e *shellStderr) flush() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if len(e.partial) > 0 {
-		e.line(e.partial, false)
-		e.partial = nil
-	}
+	e.out.flush()
 }
