@@ -154,13 +154,14 @@ func TestWatchdogSettlesDeploymentsNobodyRuns(t *testing.T) {
 	staging, qa, prod := filepath.Join(dir, "staging"), filepath.Join(dir, "qa"), filepath.Join(dir, "prod")
 	activate := `echo "run of $SLIPWAY_DEPLOY_ID in $SLIPWAY_RELEASE" >> ../../activations`
 	// prod's activate polls for a file instead of sleeping long, so that it
-	// ends with the test whatever happens.
+	// ends with the test whatever happens; also when the test's folder is
+	// removed right after the file is written, before a poll saw it.
 	stop := filepath.Join(dir, "stop")
 	t.Cleanup(func() { _ = os.WriteFile(stop, nil, 0o644) })
 	h := newHarness(t, 1,
 		remoteEnv("staging", srv, staging, "  activate = '"+activate+"'"),
 		remoteEnv("qa", srv, qa, ""),
-		remoteEnv("prod", srv, prod, "  activate = 'echo $SLIPWAY_ENV is waiting; while [ ! -e "+stop+" ]; do sleep 0.05; done'"),
+		remoteEnv("prod", srv, prod, "  activate = 'echo $SLIPWAY_ENV is waiting; while [ ! -e "+stop+" ] && [ -d "+dir+" ]; do sleep 0.05; done'"),
 	)
 	h.svc.watchEvery = 5 * time.Millisecond
 	h.start()

@@ -340,10 +340,13 @@ func TestShutdownCancelsRunningDeploymentAndKeepsCurrent(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "prod")
 	// The hung activate polls for a file instead of sleeping long, so
 	// that it ends with the test even if the cut connection leaves it
-	// running on the target.
+	// running on the target. It also ends when the test's folder is gone:
+	// the cleanup that writes the file runs just before the folder is
+	// removed, and a poll between the two would never see it (a loop left
+	// running for ever, 10 sleeps a second).
 	stop := filepath.Join(path, "stop")
 	t.Cleanup(func() { _ = os.WriteFile(stop, nil, 0o644) })
-	h := newHarness(t, 1, remoteEnv("prod", srv, path, "  activate = 'if [ -f slow ]; then echo $SLIPWAY_ENV is hanging; while [ ! -e "+stop+" ]; do sleep 0.1; done; fi'"))
+	h := newHarness(t, 1, remoteEnv("prod", srv, path, "  activate = 'if [ -f slow ]; then echo $SLIPWAY_ENV is hanging; while [ ! -e "+stop+" ] && [ -d "+path+" ]; do sleep 0.1; done; fi'"))
 	if err := h.svc.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
