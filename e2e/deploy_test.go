@@ -102,20 +102,33 @@ func dtBuilds(t *testing.T, d *daemon, u *user, repo string) []dtBuild {
 	return bs
 }
 
-// dtWaitBuild waits for a build of commit newer than build after to end.
+// dtWaitBuild waits for a build of commit newer than build after to end,
+// and returns it as u sees it with `builds --json`. The wait reads the
+// database (see daemon.store), which is cheap to poll.
 func dtWaitBuild(t *testing.T, d *daemon, u *user, repo, commit string, after int64) dtBuild {
 	t.Helper()
-	var got dtBuild
+	db := d.store(t)
+	var id int64
 	d.eventually(t, 2*time.Minute, "a build of "+commit[:7]+" to end", func() bool {
-		for _, b := range dtBuilds(t, d, u, repo) {
+		bs, err := db.ListBuilds(t.Context(), repo, 0)
+		if err != nil {
+			return false
+		}
+		for _, b := range bs {
 			if b.Commit == commit && b.ID > after && b.State.Final() {
-				got = b
+				id = b.ID
 				return true
 			}
 		}
 		return false
 	})
-	return got
+	for _, b := range dtBuilds(t, d, u, repo) {
+		if b.ID == id && b.Commit == commit && b.State.Final() {
+			return b
+		}
+	}
+	t.Fatalf("builds %s --json does not show build #%d of %s ended", repo, id, commit[:7])
+	return dtBuild{}
 }
 
 // dtDeploys is the deployment history of an environment, newest first, as
@@ -150,20 +163,35 @@ func dtDeploys(t *testing.T, d *daemon, u *user, repo, env string) []record.Depl
 }
 
 // dtWaitDeploy waits for a deployment of commit to env, newer than
-// deployment after, to end.
+// deployment after, to end, and returns it as u sees it with `deploys
+// --json`. The wait reads the database (see daemon.store).
 func dtWaitDeploy(t *testing.T, d *daemon, u *user, repo, env, commit string, after int64) record.Deployment {
 	t.Helper()
-	var got record.Deployment
+	db := d.store(t)
+	ended := func(dep record.Deployment) bool {
+		return dep.Commit == commit && dep.ID > after && dep.State != record.DeployQueued && dep.State != record.DeployRunning
+	}
+	var id int64
 	d.eventually(t, 2*time.Minute, "a deployment of "+commit[:7]+" to "+env+" to end", func() bool {
-		for _, dep := range dtDeploys(t, d, u, repo, env) {
-			if dep.Commit == commit && dep.ID > after && dep.State != record.DeployQueued && dep.State != record.DeployRunning {
-				got = dep
+		ds, err := db.ListDeployments(t.Context(), repo, env, 0)
+		if err != nil {
+			return false
+		}
+		for _, dep := range ds {
+			if ended(dep) {
+				id = dep.ID
 				return true
 			}
 		}
 		return false
 	})
-	return got
+	for _, dep := range dtDeploys(t, d, u, repo, env) {
+		if dep.ID == id && ended(dep) {
+			return dep
+		}
+	}
+	t.Fatalf("deploys %s %s --json does not show deployment #%d of %s ended", repo, env, id, commit[:7])
+	return record.Deployment{}
 }
 
 // dtDeployLog is `log deploy ID`.

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"fmt"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"regexp"
 	"runtime"
 	"slipway/internal/testutil"
+	"slipway/store"
 	"strconv"
 	"strings"
 	"sync"
@@ -123,6 +125,9 @@ type daemon struct {
 	stopWith os.Signal
 	// bin is the binary to run; empty: slipwayBin.
 	bin string
+
+	dbMu sync.Mutex
+	db   *store.Store // the test's own handle on the database; see store
 }
 
 // proc is a child process of the test, such as a daemon, that dies with
@@ -293,6 +298,35 @@ func (d *daemon) eventually(t testing.TB, timeout time.Duration, what string, co
 }
 
 func (d *daemon) dataDir() string { return filepath.Join(d.root, "data") }
+
+// store is the test's own handle on the daemon's database, opened at the
+// first call and closed at the end of the test. Waiting for a build or a
+// deployment to end reads it: polling the daemon with `ssh ... builds`
+// instead costs an SSH handshake and a session of the race-built daemon
+// every few milliseconds, CPU that the other tests running at the same
+// time need. What the user is shown is still asked over SSH once the
+// wait is over.
+func (d *daemon) store(t testing.TB) *store.Store {
+	t.Helper()
+	d.dbMu.Lock()
+	defer d.dbMu.Unlock()
+	if d.db != nil {
+		return d.db
+	}
+	path := filepath.Join(d.dataDir(), "slipway.db")
+	// store.Open would create a missing file: a daemon whose data dir is
+	// elsewhere must not get an empty database to wait on for ever.
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("the daemon's database: %v", err)
+	}
+	db, err := store.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.db = db
+	d.t.Cleanup(func() { db.Close() })
+	return db
+}
 
 func (d *daemon) port() string { return d.addr[strings.LastIndex(d.addr, ":")+1:] }
 

@@ -718,11 +718,25 @@ func TestStQuickStartPipeline(t *testing.T) {
 	alice.commit(t, src, "version", "v2\n")
 	bad := alice.commit(t, src, "broken", "")
 	alice.mustGit(t, src, "push", "-q", "slipway", "HEAD")
-	d.eventually(t, 2*time.Minute, "the broken revision's build to fail", func() bool {
-		builds := stMustSSH(t, d, alice, "builds", "myproject")
-		return stLine(builds, bad[:7], "failed", "test ! -f broken") != ""
+	// The wait reads the database (see daemon.store); `builds` shows the
+	// result once it has ended.
+	dbPath := filepath.Join(work, "slipway-data", "slipway.db")
+	if _, err := os.Stat(dbPath); err != nil {
+		t.Fatalf("the quick start's database: %v", err)
+	}
+	db, err := store.Open(t.Context(), dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	d.eventually(t, 2*time.Minute, "the broken revision's build to end", func() bool {
+		bs, _ := db.ListBuilds(t.Context(), "myproject", 0)
+		return slices.ContainsFunc(bs, func(b record.Build) bool { return b.Commit == bad && b.State.Final() })
 	})
-	out, err := alice.git(src, "push", "slipway", "HEAD:refs/release/prod")
+	if builds := stMustSSH(t, d, alice, "builds", "myproject"); stLine(builds, bad[:7], "failed", "test ! -f broken") == "" {
+		t.Fatalf("the broken revision's build did not fail at test ! -f broken:\n%s", builds)
+	}
+	out, err = alice.git(src, "push", "slipway", "HEAD:refs/release/prod")
 	if err == nil || !strings.Contains(out, "has no passed build") {
 		t.Errorf("release push of a failed revision: %v\n%s", err, out)
 	}
