@@ -313,7 +313,7 @@ func (s *Store) ClaimBuild(ctx context.Context, worker string) (b Build, ok bool
 			ORDER BY coalesce(r.n, 0), q.id LIMIT 1`).Scan(&id)
 		}
 		if errors.Is(err, sql.ErrNoRows) {
-			return nil
+			return errUnchanged
 		}
 		if err != nil {
 			return fmt.Errorf("pick next build: %w", err)

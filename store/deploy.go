@@ -269,7 +269,7 @@ func (s *Store) ClaimDeployment(ctx context.Context) (d Deployment, ok bool, err
 				WHERE r.repo = q.repo AND r.env = q.env AND r.state = 'running')
 			ORDER BY head LIMIT 1`).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {
-			return nil
+			return errUnchanged
 		}
 		if err != nil {
 			return fmt.Errorf("pick next deployment: %w", err)

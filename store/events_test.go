@@ -206,3 +206,33 @@ func TestPruneKeepsEventIDsGoingUp(t *testing.T) {
 		t.Errorf("after pruning, the next event got id %d (cursor at %d) and the consumer reads %+v", next, last, es)
 	}
 }
+
+// TestEmptyClaimsDoNotWakeEventReaders: a claim that finds no work writes
+// nothing and leaves EventsChanged open (idle workers ask every second;
+// each wake costs every event reader a query), and the claims still work.
+func TestEmptyClaimsDoNotWakeEventReaders(t *testing.T) {
+	t.Parallel()
+	s := openTest(t)
+	ctx := t.Context()
+	changed := s.EventsChanged()
+	if _, ok, err := s.ClaimBuild(ctx, "w"); ok || err != nil {
+		t.Fatalf("ClaimBuild on an empty queue = %v, %v", ok, err)
+	}
+	if _, ok, err := s.ClaimDeployment(ctx); ok || err != nil {
+		t.Fatalf("ClaimDeployment on an empty queue = %v, %v", ok, err)
+	}
+	select {
+	case <-changed:
+		t.Fatal("an empty claim closed EventsChanged")
+	default:
+	}
+	if _, err := s.AddEvent(ctx, record.Event{Kind: record.EventReleaseRefused, Repo: "app", Env: "prod",
+		Ref: "refs/release/prod", Commit: oid(1), User: "eve", Reason: "not live on staging"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("EventsChanged was not closed by AddEvent")
+	}
+}

@@ -127,6 +127,9 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	}
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback()
+		if errors.Is(err, errUnchanged) {
+			return nil
+		}
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -135,6 +138,13 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	s.changed.signal()
 	return nil
 }
+
+// errUnchanged, returned by the function given to write, says that it
+// found nothing to do and wrote nothing: write ends the transaction and
+// returns nil without waking the readers of EventsChanged. An idle worker
+// asks for work every second; waking the event readers (webhooks, notes)
+// for each of those empty claims was most of an idle daemon's CPU.
+var errUnchanged = errors.New("nothing written")
 
 // now is the store's clock for times the caller did not provide.
 func now() time.Time { return time.Now().UTC() }
