@@ -416,17 +416,7 @@ func isID(name string) bool {
 
 // appendLog adds a line to a build's log outside of a run.
 func (s *Service) appendLog(id int64, line string) {
-	max := s.o.Config.Current().Build.MaxLogBytes
-	w, err := s.o.Logs.Append(logID(id), max, nil)
-	if errors.Is(err, logs.ErrNotFound) {
-		w, err = s.o.Logs.Create(logID(id), max, nil)
-	}
-	if err != nil {
-		s.log.Error("append to build log", "build", id, "err", err)
-		return
-	}
-	w.Printf("%s", line)
-	if err := w.Close(); err != nil {
+	if err := s.o.Logs.AppendLine(logID(id), s.o.Config.Current().Build.MaxLogBytes, line); err != nil {
 		s.log.Error("append to build log", "build", id, "err", err)
 	}
 }

@@ -55,12 +55,7 @@ func (discardLog) Flush()                      {}
 // openLog opens a build's log for a run: a new log for a first attempt, the
 // earlier attempts' log continued for a build that runs again.
 func (s *Service) openLog(ctx context.Context, id int64, secrets []string) (*logs.Writer, error) {
-	max := configs.Snapshot(ctx, s.o.Config).Build.MaxLogBytes
-	w, err := s.o.Logs.Create(logID(id), max, secrets)
-	if errors.Is(err, logs.ErrExists) {
-		w, err = s.o.Logs.Append(logID(id), max, secrets)
-	}
-	return w, err
+	return s.o.Logs.CreateOrAppend(logID(id), configs.Snapshot(ctx, s.o.Config).Build.MaxLogBytes, secrets)
 }
 
 // secretSet is what a build gets of its repository's secrets.

@@ -2,15 +2,13 @@ package configs
 
 import (
 	"cmp"
-	"errors"
 	"fmt"
 	"maps"
-	"net"
-	"net/url"
 	"path"
 	"path/filepath"
 	"slices"
 	"slipway/internal/closest"
+	"slipway/internal/remote"
 	"strconv"
 	"strings"
 )
@@ -267,7 +265,7 @@ func (a envAt) hosts(e *Environment) {
 			e.Targets[k].Line = spans[k].first
 		}
 	}
-	var local, remote *Host
+	var local, far *Host
 	seen := map[string]int{} // identity → line of its first listing
 	hosts := e.Hosts()
 	for k := range hosts {
@@ -289,8 +287,8 @@ func (a envAt) hosts(e *Environment) {
 		}
 		id := "local " + filepath.Clean(h.Target)
 		if h.Remote() {
-			remote = cmp.Or(remote, h)
-			t, err := parseRemote(h.Target)
+			far = cmp.Or(far, h)
+			t, err := remote.ParseTemplate(h.Target)
 			if err != nil {
 				a.add(h.Line, "%s must look like user@host:/path or ssh://user@host:port/path: %v", what, err)
 				continue
@@ -302,10 +300,10 @@ func (a envAt) hosts(e *Environment) {
 			default:
 				a.add(h.Line, "%s needs ssh_key and known_hosts files (set them on the host or the environment)", what)
 			}
-			if own := e.Targets; !single && own[k].Port != 0 && t.port != 0 && own[k].Port != t.port {
-				a.add(a.v.loc.keyInSpan(spans[k], "port"), "%s names port %d in its target and port = %d: keep one", what, t.port, own[k].Port)
+			if own := e.Targets; !single && own[k].Port != 0 && t.Port != 0 && own[k].Port != t.Port {
+				a.add(a.v.loc.keyInSpan(spans[k], "port"), "%s names port %d in its target and port = %d: keep one", what, t.Port, own[k].Port)
 			}
-			id = t.identity(h.Port)
+			id = identity(t, h.Port)
 		} else {
 			local = cmp.Or(local, h)
 			if strings.Contains(h.Target, "..") {
@@ -327,9 +325,9 @@ func (a envAt) hosts(e *Environment) {
 			a.add(h.Line, "%s is listed twice", what)
 		}
 	}
-	if local != nil && remote != nil {
+	if local != nil && far != nil {
 		a.add(a.key("targets"), "targets mixes local folders (%q) and remote hosts (%q): list only one kind",
-			truncate(local.Target), truncate(remote.Target))
+			truncate(local.Target), truncate(far.Target))
 	}
 }
 
@@ -362,114 +360,14 @@ func (a envAt) rollout(e *Environment) {
 	}
 }
 
-// remoteTarget is a remote target split as deploy.ParseTarget splits it
-// (configs may not import deploy, so the rules are repeated here).
-type remoteTarget struct {
-	user, host, path string
-	port             int // from an ssh:// target; 0 when it names none
-}
-
-// identity is what makes two hosts the same: the login and host in lower
-// case, the port (port when the target names none, 22 when neither does),
-// and the cleaned path, "{repo}" in it as written.
-func (t remoteTarget) identity(port int) string {
-	port = cmp.Or(t.port, port, 22)
-	host := t.host
-	if t.user != "" {
-		host = t.user + "@" + host
+// identity is what makes two remote hosts the same: the login and host in
+// lower case, the port (port when the target names none, 22 when neither
+// does), and the cleaned path, "{repo}" in it as written.
+func identity(t remote.Target, port int) string {
+	port = cmp.Or(t.Port, port, 22)
+	host := t.Host
+	if t.User != "" {
+		host = t.User + "@" + host
 	}
-	return strings.ToLower(host) + " " + strconv.Itoa(port) + " " + path.Clean(t.path)
-}
-
-// parseRemote reads a remote target the way deploy does, and refuses what
-// deploy would refuse, "{repo}" taken as a repository name.
-func parseRemote(s string) (remoteTarget, error) {
-	var t remoteTarget
-	if hasControl(s) {
-		return t, errors.New("it contains control characters")
-	}
-	if strings.HasPrefix(s, "ssh://") {
-		u, err := url.Parse(s)
-		if err != nil {
-			return t, errors.New("not a URL")
-		}
-		if u.User != nil {
-			if _, has := u.User.Password(); has {
-				return t, errors.New("passwords are not supported, use a deploy key")
-			}
-			t.user = u.User.Username()
-		}
-		t.host = u.Hostname()
-		if p := u.Port(); p != "" {
-			n, err := strconv.Atoi(p)
-			if err != nil || n < 1 || n > 65535 {
-				return t, fmt.Errorf("bad port %s (use 1 to 65535)", p)
-			}
-			t.port = n
-		}
-		if u.RawQuery != "" || u.Fragment != "" {
-			return t, errors.New("it has a query or fragment")
-		}
-		t.path = u.Path
-	} else {
-		rest := s
-		if at := strings.LastIndex(rest, "@"); at >= 0 {
-			t.user, rest = rest[:at], rest[at+1:]
-		}
-		if strings.HasPrefix(rest, "[") {
-			end := strings.Index(rest, "]:")
-			if end < 0 {
-				return t, errors.New("an IPv6 address is written user@[ADDRESS]:/path")
-			}
-			t.host, rest = rest[1:end], rest[end+1:]
-		} else {
-			colon := strings.Index(rest, ":")
-			if colon < 0 {
-				return t, errors.New("no ':' between the host and the path")
-			}
-			t.host, rest = rest[:colon], rest[colon:]
-		}
-		t.path = strings.TrimPrefix(rest, ":")
-	}
-	repo := func(s string) string { return strings.ReplaceAll(s, "{repo}", "repo") }
-	if u := repo(t.user); u != "" && (strings.HasPrefix(u, "-") || !onlyChars(u, "._-")) {
-		return t, fmt.Errorf("user %q: only letters, digits, '.', '_' and '-' are allowed", t.user)
-	}
-	if h := repo(t.host); h == "" {
-		return t, errors.New("the host is missing")
-	} else if net.ParseIP(h) == nil && (strings.HasPrefix(h, "-") || strings.HasPrefix(h, ".") || !onlyChars(h, ".-") || len(h) > 253) {
-		return t, fmt.Errorf("host %q is not a host name or IP address", t.host)
-	}
-	p := repo(t.path)
-	switch {
-	case p == "":
-		return t, errors.New("the path is missing")
-	case !strings.HasPrefix(p, "/"):
-		return t, fmt.Errorf("path %q is not absolute", t.path)
-	case slices.Contains(strings.Split(p, "/"), ".."):
-		return t, fmt.Errorf("path %q may not contain \"..\"", t.path)
-	case p == "/":
-		return t, errors.New("the path must not be the root folder")
-	case path.Clean(p) != p:
-		return t, fmt.Errorf("path %q is not clean (write %q)", t.path, path.Clean(t.path))
-	case !onlyChars(p, "/._-+@,="):
-		return t, fmt.Errorf("path %q: only letters, digits and / . _ - + @ , = are allowed on remote targets", t.path)
-	}
-	return t, nil
-}
-
-func hasControl(s string) bool {
-	return strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
-}
-
-func onlyChars(s, extra string) bool {
-	for _, r := range s {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
-		case strings.ContainsRune(extra, r):
-		default:
-			return false
-		}
-	}
-	return true
+	return strings.ToLower(host) + " " + strconv.Itoa(port) + " " + path.Clean(t.Path)
 }

@@ -1,12 +1,13 @@
 package configs
 
 import (
-	"bufio"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
+
+	"slipway/internal/cgroup"
 )
 
 // hostMemory is the memory builds on this machine can share: the machine's
@@ -30,25 +31,17 @@ func hostMemory() int64 {
 // Limits of the cgroups above it are not read: a parent's limit is usually
 // the same container's.
 func cgroupMemoryLimit() int64 {
-	f, err := os.Open("/proc/self/cgroup")
+	v2, v1, err := cgroup.Self()
 	if err != nil {
 		return 0
 	}
-	defer f.Close()
 	var files []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		parts := strings.SplitN(sc.Text(), ":", 3)
-		if len(parts) != 3 {
-			continue
-		}
-		switch {
-		case parts[0] == "0" && parts[1] == "":
-			files = append(files, filepath.Join("/sys/fs/cgroup", parts[2], "memory.max"),
-				filepath.Join("/sys/fs/cgroup/unified", parts[2], "memory.max"))
-		case strings.Contains(","+parts[1]+",", ",memory,"):
-			files = append(files, filepath.Join("/sys/fs/cgroup/memory", parts[2], "memory.limit_in_bytes"))
-		}
+	if v2 != "" {
+		files = append(files, filepath.Join("/sys/fs/cgroup", v2, "memory.max"),
+			filepath.Join("/sys/fs/cgroup/unified", v2, "memory.max"))
+	}
+	if v1 != "" {
+		files = append(files, filepath.Join("/sys/fs/cgroup/memory", v1, "memory.limit_in_bytes"))
 	}
 	var least int64
 	for _, file := range files {

@@ -185,10 +185,7 @@ func (s *Service) recoverOne(ctx, runCtx context.Context, d record.Deployment, h
 		return err
 	}
 	vars, masked, secretErr := s.activateVars(ctx, d)
-	w, err := s.o.Logs.Append(LogID(d.ID), configs.Snapshot(ctx, s.o.Config).Build.MaxLogBytes, masked)
-	if errors.Is(err, logs.ErrNotFound) {
-		w, err = s.o.Logs.Create(LogID(d.ID), configs.Snapshot(ctx, s.o.Config).Build.MaxLogBytes, masked)
-	}
+	w, err := s.o.Logs.CreateOrAppend(LogID(d.ID), configs.Snapshot(ctx, s.o.Config).Build.MaxLogBytes, masked)
 	if secretErr != nil {
 		// activate runs without the secret it could not read; say so.
 		log.Error("read the deployment's secrets", "err", secretErr)

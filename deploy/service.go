@@ -245,16 +245,7 @@ func (s *Service) claim(ctx context.Context) (record.Deployment, bool, error) {
 
 // appendLog adds a line to a deployment's log outside of a run.
 func (s *Service) appendLog(id int64, line string) {
-	w, err := s.o.Logs.Append(LogID(id), 0, nil)
-	if errors.Is(err, logs.ErrNotFound) {
-		w, err = s.o.Logs.Create(LogID(id), 0, nil)
-	}
-	if err != nil {
-		s.log.Error("append to deployment log", "deployment", id, "err", err)
-		return
-	}
-	w.Printf("%s", line)
-	if err := w.Close(); err != nil {
+	if err := s.o.Logs.AppendLine(LogID(id), 0, line); err != nil {
 		s.log.Error("append to deployment log", "deployment", id, "err", err)
 	}
 }
@@ -339,12 +330,9 @@ func (s *Service) run(runCtx context.Context, d record.Deployment) {
 	defer cancel()
 
 	vars, masked, secretErr := s.activateVars(ctx, d)
-	w, err := s.o.Logs.Create(LogID(d.ID), configs.Snapshot(ctx, s.o.Config).Build.MaxLogBytes, masked)
-	if errors.Is(err, logs.ErrExists) {
-		// A log left under this id (a database started afresh beside old
-		// logs): keep it and go on after it rather than fail every time.
-		w, err = s.o.Logs.Append(LogID(d.ID), configs.Snapshot(ctx, s.o.Config).Build.MaxLogBytes, masked)
-	}
+	// A log left under this id (a database started afresh beside old
+	// logs) is kept and continued rather than fail every time.
+	w, err := s.o.Logs.CreateOrAppend(LogID(d.ID), configs.Snapshot(ctx, s.o.Config).Build.MaxLogBytes, masked)
 	if err != nil {
 		log.Error("create deployment log", "err", err)
 		s.finish(runCtx, d, nil, record.DeployFailed, "could not create the deployment log: "+err.Error())

@@ -32,11 +32,11 @@ func TestParseTarget(t *testing.T) {
 	}
 	bad := map[string]string{
 		"":                             "empty",
-		"relative/folder":              "user@host:/path",
+		"relative/folder":              "no ':' between the host and the path",
 		"deploy@host:relative":         "not absolute",
 		"deploy@-oProxyCommand=x:/srv": "not a host",
 		"-l@host:/srv":                 "user",
-		"deploy@host:/srv/../etc":      "not clean",
+		"deploy@host:/srv/../etc":      `may not contain ".."`,
 		"deploy@host:/srv/a b":         "only letters",
 		"deploy@host:/":                "root folder",
 		"deploy@host:/srv\n":           "control",

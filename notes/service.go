@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"slipway/configs"
+	"slipway/internal/queue"
 	"slipway/record"
 )
 
@@ -17,8 +18,7 @@ const CursorName = "notes"
 // Events is the outbox as the notes read it (the store).
 type Events interface {
 	EventsAfter(ctx context.Context, after int64, limit int) ([]record.Event, error)
-	LastEventID(ctx context.Context) (int64, error)
-	Cursor(ctx context.Context, name string) (int64, error)
+	StartCursor(ctx context.Context, name string) (int64, error)
 	SetCursor(ctx context.Context, name string, id int64) error
 	EventsChanged() <-chan struct{}
 }
@@ -60,11 +60,10 @@ const (
 // batch: a note written before a crash and read again after is found in
 // the note and not written twice.
 type Service struct {
-	o      Options
-	log    *slog.Logger
-	w      *Writer
-	cancel context.CancelFunc
-	done   chan struct{}
+	o   Options
+	log *slog.Logger
+	w   *Writer
+	bg  queue.Background
 }
 
 // New checks o and returns a Service.
@@ -85,47 +84,20 @@ func New(o Options) (*Service, error) {
 // that has events but never had the notes' cursor, the notes begin with
 // the next event: the past is not written.
 func (s *Service) Start(ctx context.Context) error {
-	cursor, err := s.o.Events.Cursor(ctx, CursorName)
+	cursor, err := s.o.Events.StartCursor(ctx, CursorName)
 	if err != nil {
 		return fmt.Errorf("start the notes: %w", err)
 	}
-	if cursor == 0 {
-		last, err := s.o.Events.LastEventID(ctx)
-		if err != nil {
-			return fmt.Errorf("start the notes: %w", err)
-		}
-		// Cursor reads 0 for a cursor never set and for one set to 0;
-		// -1 ("started, before every event") keeps an empty outbox's
-		// first events from being taken for the past at the next start.
-		cursor = last
-		if last == 0 {
-			cursor = -1
-		}
-		if err := s.o.Events.SetCursor(ctx, CursorName, cursor); err != nil {
-			return fmt.Errorf("start the notes: %w", err)
-		}
-	}
-	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	s.done = make(chan struct{})
-	go func() {
-		defer close(s.done)
-		s.run(ctx, cursor)
-	}()
+	s.bg.Go(context.WithoutCancel(ctx), func(ctx context.Context) { s.run(ctx, cursor) })
 	return nil
 }
 
 // Shutdown stops the notes once the note being written is (within ctx).
 func (s *Service) Shutdown(ctx context.Context) error {
-	if s.cancel == nil {
-		return nil
+	if err := s.bg.Stop(ctx); err != nil {
+		return fmt.Errorf("stop the notes: %w", err)
 	}
-	s.cancel()
-	select {
-	case <-s.done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("stop the notes: %w", ctx.Err())
-	}
+	return nil
 }
 
 func (s *Service) run(ctx context.Context, cursor int64) {

@@ -124,6 +124,25 @@ func (s *Store) Cursor(ctx context.Context, name string) (int64, error) {
 	return id, nil
 }
 
+// StartCursor returns the cursor of the outbox consumer name, setting it
+// first, when it was never set, to the newest event: a consumer that
+// starts on a database with history does not replay it. Unlike Cursor, a
+// cursor set at 0 (a first start on an empty outbox) stays at 0.
+func (s *Store) StartCursor(ctx context.Context, name string) (int64, error) {
+	var id int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO event_cursors (name, last_id)
+			VALUES (?, (SELECT coalesce(max(id), 0) FROM events)) ON CONFLICT (name) DO NOTHING`, name); err != nil {
+			return err
+		}
+		return tx.QueryRowContext(ctx, `SELECT last_id FROM event_cursors WHERE name = ?`, name).Scan(&id)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("start the %s cursor: %w", name, err)
+	}
+	return id, nil
+}
+
 // SetCursor moves the consumer name's cursor on to id; never back.
 func (s *Store) SetCursor(ctx context.Context, name string, id int64) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {

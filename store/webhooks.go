@@ -40,25 +40,6 @@ func scanDelivery(r rowScanner) (record.Delivery, error) {
 	return d, nil
 }
 
-// StartCursor returns the cursor of the outbox consumer name, setting it
-// first, when it was never set, to the newest event: a consumer that
-// starts on a database with history does not replay it. Unlike Cursor, a
-// cursor set at 0 (a first start on an empty outbox) stays at 0.
-func (s *Store) StartCursor(ctx context.Context, name string) (int64, error) {
-	var id int64
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO event_cursors (name, last_id)
-			VALUES (?, (SELECT coalesce(max(id), 0) FROM events)) ON CONFLICT (name) DO NOTHING`, name); err != nil {
-			return err
-		}
-		return tx.QueryRowContext(ctx, `SELECT last_id FROM event_cursors WHERE name = ?`, name).Scan(&id)
-	})
-	if err != nil {
-		return 0, fmt.Errorf("start the %s cursor: %w", name, err)
-	}
-	return id, nil
-}
-
 // FanOutDeliveries writes the deliveries of a batch of events and moves
 // the outbox cursor name to last, in one transaction: an event is either
 // fanned out with its cursor moved past it, or neither. It returns the

@@ -20,13 +20,9 @@ import (
 // to, and returns it as it is once cancelled (a running build's
 // processes are stopped first, bounded by ctx).
 func (s *Service) Cancel(ctx context.Context, c Caller, id int64) (Build, error) {
-	cfg := s.config(ctx)
-	b, a, err := s.build(ctx, cfg, c, id)
+	b, err := s.buildToChange(ctx, c, id)
 	if err != nil {
 		return Build{}, err
-	}
-	if !a.Has(configs.Write) {
-		return Build{}, forbidden(c, "may read %q but not change its builds", b.Repo)
 	}
 	if b.State.Final() {
 		return Build{}, refuse(ErrConflict, "build %d already ended: %s", b.ID, b.State)
@@ -47,13 +43,9 @@ func (s *Service) Cancel(ctx context.Context, c Caller, id int64) (Build, error)
 // Retry queues a new build of a finished build's commit, for a caller who
 // may write to its repository, and returns the new build.
 func (s *Service) Retry(ctx context.Context, c Caller, id int64) (Build, error) {
-	cfg := s.config(ctx)
-	b, a, err := s.build(ctx, cfg, c, id)
+	b, err := s.buildToChange(ctx, c, id)
 	if err != nil {
 		return Build{}, err
-	}
-	if !a.Has(configs.Write) {
-		return Build{}, forbidden(c, "may read %q but not change its builds", b.Repo)
 	}
 	if !b.State.Final() {
 		return Build{}, refuse(ErrConflict, "build %d is still %s", b.ID, b.State)
@@ -66,6 +58,19 @@ func (s *Service) Retry(ctx context.Context, c Caller, id int64) (Build, error) 
 		return Build{}, actionError(err, "retry build %d", b.ID)
 	}
 	return BuildOf(nb), nil
+}
+
+// buildToChange finds build id as the queries do, for a caller who may
+// write to its repository.
+func (s *Service) buildToChange(ctx context.Context, c Caller, id int64) (record.Build, error) {
+	b, a, err := s.build(ctx, s.config(ctx), c, id)
+	if err != nil {
+		return record.Build{}, err
+	}
+	if !a.Has(configs.Write) {
+		return record.Build{}, forbidden(c, "may read %q but not change its builds", b.Repo)
+	}
+	return b, nil
 }
 
 // RetryDeploy queues a failed deployment again (see deploy.Service.Retry)

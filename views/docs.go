@@ -58,10 +58,14 @@ func BuildOf(b record.Build) Build {
 	return j
 }
 
-func buildsOf(bs []record.Build) []Build {
-	out := make([]Build, 0, len(bs))
-	for _, b := range bs {
-		out = append(out, BuildOf(b))
+func buildsOf(bs []record.Build) []Build { return docsOf(bs, BuildOf) }
+
+// docsOf is the documents of records, in their order: never nil, so that
+// JSON shows an empty list as [].
+func docsOf[R, D any](records []R, of func(R) D) []D {
+	out := make([]D, 0, len(records))
+	for _, r := range records {
+		out = append(out, of(r))
 	}
 	return out
 }
@@ -114,13 +118,7 @@ func DeploymentOf(d record.Deployment) Deployment {
 		Digest: d.Digest, Created: d.CreatedAt, Started: timePtr(d.StartedAt), Finished: timePtr(d.FinishedAt)}
 }
 
-func deploymentsOf(ds []record.Deployment) []Deployment {
-	out := make([]Deployment, 0, len(ds))
-	for _, d := range ds {
-		out = append(out, DeploymentOf(d))
-	}
-	return out
-}
+func deploymentsOf(ds []record.Deployment) []Deployment { return docsOf(ds, DeploymentOf) }
 
 // Release is one release on an environment's target.
 type Release struct {

@@ -410,10 +410,7 @@ func (s *Service) Pushes(ctx context.Context, c Caller, q PushQuery) (PushPage, 
 		ps = ps[:limit]
 		page.NextCursor = ps[limit-1].ID
 	}
-	page.Pushes = make([]Push, 0, len(ps))
-	for _, p := range ps {
-		page.Pushes = append(page.Pushes, PushOf(p))
-	}
+	page.Pushes = docsOf(ps, PushOf)
 	return page, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"slipway/configs"
+	"slipway/internal/queue"
 	"slipway/record"
 )
 
@@ -72,8 +73,7 @@ type Service struct {
 
 	clients sync.Map // allowPrivate bool -> *http.Client
 
-	cancel context.CancelFunc
-	done   chan struct{}
+	bg queue.Background
 }
 
 // New checks o and returns a Service that is not started.
@@ -100,13 +100,7 @@ func (s *Service) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("webhooks: %w", err)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	s.cancel, s.done = cancel, make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); s.dispatch(ctx, cursor) }()
-	go func() { defer wg.Done(); s.send(ctx) }()
-	go func() { wg.Wait(); close(s.done) }()
+	s.bg.Go(ctx, func(ctx context.Context) { s.dispatch(ctx, cursor) }, s.send)
 	return nil
 }
 
@@ -114,16 +108,10 @@ func (s *Service) Start(ctx context.Context) error {
 // and left pending, to be sent again at the next start. It returns when
 // everything stopped or ctx ends.
 func (s *Service) Shutdown(ctx context.Context) error {
-	if s.cancel == nil {
-		return nil
+	if err := s.bg.Stop(ctx); err != nil {
+		return fmt.Errorf("webhooks: %w", err)
 	}
-	s.cancel()
-	select {
-	case <-s.done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("webhooks: %w", ctx.Err())
-	}
+	return nil
 }
 
 // Reloaded tells the senders that the configuration in force changed:

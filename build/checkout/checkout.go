@@ -84,15 +84,9 @@ var commitPattern = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
 // is checked before the first file is written. On error dst may hold part
 // of the tree; callers discard the workspace.
 func Checkout(ctx context.Context, gitDir, commit, dst string, o Options) (Result, error) {
-	if !commitPattern.MatchString(commit) {
-		return Result{}, fmt.Errorf("check out %q: not a full commit id", commit)
-	}
-	if err := checkEmpty(dst); err != nil {
-		return Result{}, fmt.Errorf("check out %s into %s: %w", commit, dst, err)
-	}
-	absDst, err := filepath.Abs(dst)
+	absDst, err := prepare(commit, dst)
 	if err != nil {
-		return Result{}, fmt.Errorf("check out %s: resolve %s: %w", commit, dst, err)
+		return Result{}, err
 	}
 	// Small trees are written in-process; the fixed cost of git processes
 	// would be most of their checkout.
@@ -118,17 +112,27 @@ func Checkout(ctx context.Context, gitDir, commit, dst string, o Options) (Resul
 // tree whatever its size (o.Objects is not used), after the same size
 // check as Checkout's.
 func CheckoutQuarantined(ctx context.Context, gitDir, quarantine, commit, dst string, o Options) (Result, error) {
+	absDst, err := prepare(commit, dst)
+	if err != nil {
+		return Result{}, err
+	}
+	return checkoutGit(ctx, gitDir, commit, absDst, o.MaxFileBytes, QuarantineEnv(gitDir, quarantine)...)
+}
+
+// prepare checks what both checkouts are given, a full commit id and an
+// empty destination, and returns the destination's absolute path.
+func prepare(commit, dst string) (string, error) {
 	if !commitPattern.MatchString(commit) {
-		return Result{}, fmt.Errorf("check out %q: not a full commit id", commit)
+		return "", fmt.Errorf("check out %q: not a full commit id", commit)
 	}
 	if err := checkEmpty(dst); err != nil {
-		return Result{}, fmt.Errorf("check out %s into %s: %w", commit, dst, err)
+		return "", fmt.Errorf("check out %s into %s: %w", commit, dst, err)
 	}
 	absDst, err := filepath.Abs(dst)
 	if err != nil {
-		return Result{}, fmt.Errorf("check out %s: resolve %s: %w", commit, dst, err)
+		return "", fmt.Errorf("check out %s: resolve %s: %w", commit, dst, err)
 	}
-	return checkoutGit(ctx, gitDir, commit, absDst, o.MaxFileBytes, QuarantineEnv(gitDir, quarantine)...)
+	return absDst, nil
 }
 
 // QuarantineEnv is the environment that makes git read the objects of a

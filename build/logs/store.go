@@ -63,6 +63,29 @@ func (s *Store) Append(id string, maxBytes int64, secrets []string) (*Writer, er
 	return s.open(id, maxBytes, secrets, true)
 }
 
+// CreateOrAppend is Create, or Append when the id has a log already: for
+// a run that may be its log's first attempt or a later one (the earlier
+// attempts' log continued), and for lines written outside of a run
+// (recovery, a stop). It fails with [ErrBusy] if the log is live.
+func (s *Store) CreateOrAppend(id string, maxBytes int64, secrets []string) (*Writer, error) {
+	w, err := s.Create(id, maxBytes, secrets)
+	if errors.Is(err, ErrExists) {
+		w, err = s.Append(id, maxBytes, secrets)
+	}
+	return w, err
+}
+
+// AppendLine adds one line of Slipway's own (Writer.Printf) to the log id,
+// created if there is none, and closes it again.
+func (s *Store) AppendLine(id string, maxBytes int64, line string) error {
+	w, err := s.CreateOrAppend(id, maxBytes, nil)
+	if err != nil {
+		return err
+	}
+	w.Printf("%s", line)
+	return w.Close()
+}
+
 func (s *Store) open(id string, maxBytes int64, secrets []string, appending bool) (*Writer, error) {
 	w, err := s.register(id, maxBytes, secrets, appending)
 	if err != nil {

@@ -381,6 +381,31 @@ func TestAppendAfterACrash(t *testing.T) {
 	}
 }
 
+// AppendLine opens the log when there is none and continues it when there
+// is; a live log is left to its writer.
+func TestAppendLineCreatesOrContinues(t *testing.T) {
+	s := NewStore(filepath.Join(t.TempDir(), "logs"))
+	if err := s.AppendLine("7", 0, "== first"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendLine("7", 0, "== second"); err != nil {
+		t.Fatal(err)
+	}
+	got := lines(t, readLog(t, s, "7"))
+	if len(got) != 4 || !strings.HasPrefix(got[0], "== log opened at ") || got[1] != "== first\n" ||
+		!strings.HasPrefix(got[2], "== log continued at ") || got[3] != "== second\n" {
+		t.Errorf("log: %q", got)
+	}
+	w, err := s.CreateOrAppend("7", 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := s.AppendLine("7", 0, "== third"); !errors.Is(err, ErrBusy) {
+		t.Errorf("AppendLine to a live log: %v, want ErrBusy", err)
+	}
+}
+
 // A line of the worker's own between two halves of a secret must not make
 // the halves leak: the held-back start stays held.
 func TestPrintfBetweenHalvesOfASecret(t *testing.T) {

@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"bufio"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"slipway/internal/cgroup"
 )
 
 // Cgroups makes one memory cgroup per step under a parent the daemon may
@@ -26,24 +27,9 @@ type Cgroups struct {
 // DetectCgroups finds where memory limits can be set for steps, or says why
 // none can.
 func DetectCgroups() (*Cgroups, error) {
-	self, err := os.ReadFile("/proc/self/cgroup")
+	v2Path, v1Path, err := cgroup.Self()
 	if err != nil {
 		return nil, fmt.Errorf("memory limits: %w", err)
-	}
-	var v2Path, v1Path string
-	sc := bufio.NewScanner(strings.NewReader(string(self)))
-	for sc.Scan() {
-		// "hierarchy-id:controllers:path"
-		parts := strings.SplitN(sc.Text(), ":", 3)
-		if len(parts) != 3 {
-			continue
-		}
-		switch {
-		case parts[0] == "0" && parts[1] == "":
-			v2Path = parts[2]
-		case hasController(parts[1], "memory"):
-			v1Path = parts[2]
-		}
 	}
 	var reasons []string
 	for _, root := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
@@ -55,7 +41,7 @@ func DetectCgroups() (*Cgroups, error) {
 		if err != nil {
 			continue
 		}
-		if !hasController(strings.ReplaceAll(strings.TrimSpace(string(ctl)), " ", ","), "memory") {
+		if !cgroup.HasController(strings.ReplaceAll(strings.TrimSpace(string(ctl)), " ", ","), "memory") {
 			reasons = append(reasons, "cgroup v2 at "+dir+" does not delegate the memory controller")
 			continue
 		}
@@ -85,15 +71,6 @@ func (c *Cgroups) String() string {
 		return "cgroup v2 under " + c.parent
 	}
 	return "cgroup v1 under " + c.parent
-}
-
-func hasController(list, name string) bool {
-	for _, c := range strings.Split(list, ",") {
-		if c == name {
-			return true
-		}
-	}
-	return false
 }
 
 // probe checks that a step cgroup can be made under dir.

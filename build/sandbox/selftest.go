@@ -145,7 +145,7 @@ func (r *Bwrap) SelfTest(ctx context.Context, o SelfTestOptions) ([]Finding, err
 	findings = append(findings, Finding{Name: "sandbox", Holds: true,
 		Detail: fmt.Sprintf("%s (%s), %s", bin, bwrapVersion(ctx, bin), runAs)})
 	if dropRoot {
-		if blocked, mode := unreachableBy(dir, uid, gid); blocked != "" {
+		if blocked, mode := UnreachableBy(dir, uid, gid); blocked != "" {
 			return findings, &SetupError{
 				Problem: fmt.Sprintf("build uid %d cannot reach the build folder %s: %s is mode %04o", uid, dir, blocked, mode),
 				Fix:     "let others search it: chmod o+x " + blocked,
@@ -465,10 +465,13 @@ func readSysctl(name string) (string, bool) {
 	return strings.TrimSpace(string(b)), true
 }
 
-// unreachableBy returns the first folder from / down to dir that uid:gid
+// UnreachableBy returns the first folder from / down to dir that uid:gid
 // (with no supplementary groups, as steps run) may not search, and its
-// mode; "" when dir can be reached.
-func unreachableBy(dir string, uid, gid int) (string, os.FileMode) {
+// mode; "" when dir can be reached, or when a folder does not exist yet
+// (the daemon creates it later, searchable). uid and gid -1 stand for any
+// user who neither owns a folder nor is in its group, as the uids of a
+// build.uid_range are.
+func UnreachableBy(dir string, uid, gid int) (string, os.FileMode) {
 	var chain []string
 	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
 		chain = append(chain, d)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"slipway/build/sandbox"
 	"slipway/configs"
 )
 
@@ -27,7 +28,7 @@ func buildRoot(cfg *configs.Config, log *slog.Logger) (string, error) {
 	if os.Geteuid() != 0 || cfg.Build.Sandbox == "none" {
 		return def, nil
 	}
-	blocked := unsearchable(cfg.DataDir)
+	blocked, _ := sandbox.UnreachableBy(cfg.DataDir, -1, -1)
 	if blocked == "" {
 		return def, nil
 	}
@@ -40,28 +41,6 @@ func buildRoot(cfg *configs.Config, log *slog.Logger) (string, error) {
 	log.Warn("build folders are outside the data dir: build steps run as unprivileged uids that cannot search "+
 		blocked+"; set build.work_dir to choose where they go", "build_dir", alt, "uids", who)
 	return alt, nil
-}
-
-// unsearchable returns the first folder from / down to dir that others may
-// not search (no o+x), or "" when dir can be reached by any user.
-func unsearchable(dir string) string {
-	var chain []string
-	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
-		chain = append(chain, d)
-		if d == filepath.Dir(d) {
-			break
-		}
-	}
-	for i := len(chain) - 1; i >= 0; i-- {
-		fi, err := os.Stat(chain[i])
-		if err != nil {
-			return "" // created later by the daemon itself, with o+x
-		}
-		if fi.Mode().Perm()&0o001 == 0 {
-			return chain[i]
-		}
-	}
-	return ""
 }
 
 // makeBuildRoot creates the build folder (mode 0711: searchable, not

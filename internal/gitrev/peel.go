@@ -1,12 +1,9 @@
 package gitrev
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
-	"strings"
 )
 
 // ErrNotCommit means the object is neither a commit nor an annotated tag
@@ -23,23 +20,12 @@ func Peel(ctx context.Context, gitDir, id string, env []string) (string, error) 
 	if !isHex(id) {
 		return "", fmt.Errorf("peel %q: %w", id, ErrNotCommit)
 	}
-	cmd := exec.CommandContext(ctx, "git", "--git-dir", gitDir, "rev-parse", "--verify", "--quiet",
-		"--end-of-options", id+"^{commit}")
-	// Only what git needs: never the daemon's own GIT_* variables.
-	cmd.Env = append([]string{"PATH=/usr/local/bin:/usr/bin:/bin", "GIT_CONFIG_NOSYSTEM=1", "HOME=/nonexistent"}, env...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		var exit *exec.ExitError
-		if errors.As(err, &exit) && exit.ExitCode() == 1 {
-			return "", fmt.Errorf("peel %s: %w", id, ErrNotCommit)
-		}
-		return "", fmt.Errorf("peel %s: git rev-parse: %w: %s", id, err, strings.TrimSpace(stderr.String()))
+	commit, err := commitOf(ctx, gitDir, id, env)
+	if errors.Is(err, errNoCommit) {
+		return "", fmt.Errorf("peel %s: %w", id, ErrNotCommit)
 	}
-	commit := strings.TrimSpace(string(out))
-	if !isHex(commit) {
-		return "", fmt.Errorf("peel %s: git rev-parse printed %q", id, commit)
+	if err != nil {
+		return "", fmt.Errorf("peel %s: %w", id, err)
 	}
 	return commit, nil
 }

@@ -13,7 +13,7 @@ import (
 // has them on disk.
 func Refs(ctx context.Context, gitDir string) (map[string]string, error) {
 	cmd := exec.CommandContext(ctx, "git", "--git-dir", gitDir, "for-each-ref", "--format=%(objectname) %(refname)", "refs/")
-	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "GIT_CONFIG_NOSYSTEM=1", "HOME=/nonexistent"}
+	cmd.Env = gitEnv(nil)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

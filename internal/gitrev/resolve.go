@@ -1,11 +1,9 @@
 package gitrev
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
 	"strings"
 )
 
@@ -25,22 +23,12 @@ func Resolve(ctx context.Context, gitDir, rev string) (string, error) {
 	}) {
 		return "", fmt.Errorf("%q: %w", clip(rev), ErrUnknownRev)
 	}
-	cmd := exec.CommandContext(ctx, "git", "--git-dir", gitDir, "rev-parse", "--verify", "--quiet",
-		"--end-of-options", rev+"^{commit}")
-	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "GIT_CONFIG_NOSYSTEM=1", "HOME=/nonexistent"}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		var exit *exec.ExitError
-		if errors.As(err, &exit) && exit.ExitCode() == 1 {
-			return "", fmt.Errorf("%q: %w", rev, ErrUnknownRev)
-		}
-		return "", fmt.Errorf("resolve %q: git rev-parse: %w: %s", rev, err, strings.TrimSpace(stderr.String()))
+	commit, err := commitOf(ctx, gitDir, rev, nil)
+	if errors.Is(err, errNoCommit) {
+		return "", fmt.Errorf("%q: %w", rev, ErrUnknownRev)
 	}
-	commit := strings.TrimSpace(string(out))
-	if !isHex(commit) {
-		return "", fmt.Errorf("resolve %q: git rev-parse printed %q", rev, commit)
+	if err != nil {
+		return "", fmt.Errorf("resolve %q: %w", rev, err)
 	}
 	return commit, nil
 }

@@ -4,5 +4,6 @@
 // channel (with a slow tick as a safety net) instead of polling, and stop in
 // two stages — stop claiming, then, when the caller's patience ends, cancel
 // what runs with a cause. It also holds Signal, the broadcast that tells
-// waiters something changed.
+// waiters something changed, and Background, the loops of a service that
+// reads the outbox (notes, webhooks) from its Start to its Shutdown.
 package queue

@@ -360,21 +360,36 @@ func testTimeout(t *testing.T, newExecutor NewFunc) {
 	mark := marker(t)
 	job := f.job(sleeper(mark, true)+sleeper(mark, false), "echo after > after.txt")
 	job.Timeout = time.Second
+	f.runStopped(t.Context(), job, mark, true)
+}
+
+// runStopped runs job, whose first step (its processes marked with mark)
+// is stopped by the job's timeout or, timedOut false, by ctx's
+// cancellation, and checks what that leaves: one step, killed (exit -1)
+// for that reason only, Run returned promptly, no process of the step left
+// (background children too must go), and the step after it not run.
+func (f *fixture) runStopped(ctx context.Context, job executor.Job, mark string, timedOut bool) {
+	t := f.t
+	t.Helper()
+	how := "was cancelled"
+	if timedOut {
+		how = "timed out"
+	}
 	start := time.Now()
-	res := f.run(t.Context(), job)
+	res := f.run(ctx, job)
 	took := time.Since(start)
 	f.log.check(t)
-	if len(res.Steps) != 1 || !res.Steps[0].TimedOut || res.Steps[0].ExitCode != -1 || res.Steps[0].Cancelled {
-		t.Fatalf("steps %+v, want one timed out with exit -1", res.Steps)
+	if len(res.Steps) != 1 || res.Steps[0].TimedOut != timedOut || res.Steps[0].Cancelled == timedOut || res.Steps[0].ExitCode != -1 {
+		t.Fatalf("steps %+v, want one %s with exit -1\n%s", res.Steps, how, f.log.String())
 	}
 	if took > 30*time.Second {
-		t.Errorf("Run returned %v after a timeout of 1s", took)
+		t.Errorf("Run returned %v after its step %s", took, how)
 	}
 	if ps := processesWith(mark); len(ps) > 0 {
-		t.Errorf("processes of the timed-out step left (background children too must go):\n%s", strings.Join(ps, "\n"))
+		t.Errorf("processes of the step that %s left (background children too must go):\n%s", how, strings.Join(ps, "\n"))
 	}
 	if _, err := os.Stat(filepath.Join(f.ws, "after.txt")); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("the step after the timeout ran: %v", err)
+		t.Errorf("the step after the one that %s ran: %v", how, err)
 	}
 }
 
@@ -392,22 +407,7 @@ func testCancel(t *testing.T, newExecutor NewFunc) {
 		}
 	}()
 	job := f.job(sleeper(mark, true)+sleeper(mark, false), "echo after > after.txt")
-	start := time.Now()
-	res := f.run(ctx, job)
-	took := time.Since(start)
-	f.log.check(t)
-	if len(res.Steps) != 1 || !res.Steps[0].Cancelled || res.Steps[0].ExitCode != -1 || res.Steps[0].TimedOut {
-		t.Fatalf("steps %+v, want one cancelled with exit -1\n%s", res.Steps, f.log.String())
-	}
-	if took > 30*time.Second {
-		t.Errorf("Run returned %v after its context was cancelled", took)
-	}
-	if ps := processesWith(mark); len(ps) > 0 {
-		t.Errorf("processes of the cancelled step left:\n%s", strings.Join(ps, "\n"))
-	}
-	if _, err := os.Stat(filepath.Join(f.ws, "after.txt")); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("the step after the cancellation ran: %v", err)
-	}
+	f.runStopped(ctx, job, mark, false)
 }
 
 func testArtifacts(t *testing.T, newExecutor NewFunc) {
