@@ -53,9 +53,9 @@ type shellRun struct {
 	code    int
 	outDone chan struct{}
 	errDone chan struct{}
-	// outEnded is the stdout reader's alone, errEnded is under
-	// shellStderr.mu: once the token has come, nothing more goes to the
-	// script's writer or tail.
+	// outEnded is under remoteShell.mu, errEnded under shellStderr.mu:
+	// once the token has come, nothing more goes to the script's writer
+	// or tail.
 	outEnded, errEnded bool
 }
 
@@ -177,11 +177,12 @@ func (sh *remoteShell) abandon(r *shellRun) {
 }
 
 // stdoutLine takes one line of the master's stdout: the running script's
-// output, or its end.
+// output, or its end. It holds the lock while writing, so that nothing
+// reaches the writer of a script that run has given up on (abandon).
 func (sh *remoteShell) stdoutLine(l string) {
 	sh.mu.Lock()
+	defer sh.mu.Unlock()
 	r := sh.cur
-	sh.mu.Unlock()
 	if r == nil || r.outEnded {
 		return
 	}

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -140,9 +142,13 @@ func TestShellTargetVanishing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sess.close()
+	started := filepath.Join(t.TempDir(), "started")
 	done := make(chan error, 1)
-	go func() { done <- sess.run(t.Context(), "sleep 30", nil) }()
-	time.Sleep(300 * time.Millisecond)
+	go func() { done <- sess.run(t.Context(), ": > "+started+"; sleep 30", nil) }()
+	testutil.Eventually(t, 10*time.Second, "the script running", func() bool {
+		_, err := os.Stat(started)
+		return err == nil
+	})
 	srv.Stop()
 	select {
 	case err := <-done:
