@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 )
 
@@ -347,10 +348,14 @@ CREATE TABLE deployment_hosts (
 `,
 }
 
-// migrate brings the database to len(migs). Each migration runs in its own
-// write transaction together with its schema_migrations row, and the current
-// version is read inside that transaction, so two processes opening the same
-// old file cannot both apply a step.
+// migrate brings the database to len(migs) in one write transaction: each
+// pending step with its schema_migrations row under a savepoint, so that a
+// step that fails is undone and the steps before it are kept, as if each had
+// committed alone. The current version is read inside that transaction, so
+// two processes opening the same old file cannot both apply a step, and a
+// crash half-way leaves the version it found. (One transaction, not one per
+// step: a new database is made in one commit, which halves what opening one
+// costs.)
 //
 // Migrations run on one connection with foreign keys off, as SQLite's
 // procedure for rebuilding a table asks (dropping a table that others
@@ -377,21 +382,9 @@ func migrate(ctx context.Context, db *sql.DB, migs []string) (err error) {
 	)`); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
-	for {
-		done, err := migrateOne(ctx, conn, migs)
-		if err != nil {
-			return err
-		}
-		if done {
-			return nil
-		}
-	}
-}
-
-func migrateOne(ctx context.Context, db *sql.Conn, migs []string) (done bool, err error) {
-	tx, err := db.BeginTx(ctx, nil)
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
-		return false, fmt.Errorf("begin migration: %w", err)
+		return fmt.Errorf("begin migration: %w", err)
 	}
 	defer func() {
 		if err != nil {
@@ -400,27 +393,49 @@ func migrateOne(ctx context.Context, db *sql.Conn, migs []string) (done bool, er
 	}()
 	var v int
 	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&v); err != nil {
-		return false, fmt.Errorf("read schema version: %w", err)
+		return fmt.Errorf("read schema version: %w", err)
 	}
 	if v > len(migs) {
-		return false, fmt.Errorf("database schema version %d is newer than this slipway knows (%d): refusing to use it", v, len(migs))
+		return fmt.Errorf("database schema version %d is newer than this slipway knows (%d): refusing to use it", v, len(migs))
 	}
-	if v == len(migs) {
-		return true, tx.Commit()
-	}
-	if _, err := tx.ExecContext(ctx, migs[v]); err != nil {
-		return false, fmt.Errorf("apply migration %d: %w", v+1, err)
-	}
-	if err := checkForeignKeys(ctx, tx); err != nil {
-		return false, fmt.Errorf("apply migration %d: %w", v+1, err)
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, v+1, toNanos(now())); err != nil {
-		return false, fmt.Errorf("record migration %d: %w", v+1, err)
+	var failed error
+	for ; v < len(migs) && failed == nil; v++ {
+		failed = migrateStep(ctx, tx, migs[v], v+1)
 	}
 	if err := tx.Commit(); err != nil {
-		return false, fmt.Errorf("commit migration %d: %w", v+1, err)
+		return fmt.Errorf("commit migrations: %w", err)
 	}
-	return false, nil
+	return failed
+}
+
+// migrateStep applies migration version (mig) inside tx under a savepoint:
+// when it fails, what it did is undone and the steps before it stay, to be
+// committed.
+func migrateStep(ctx context.Context, tx *sql.Tx, mig string, version int) error {
+	if _, err := tx.ExecContext(ctx, `SAVEPOINT migration`); err != nil {
+		return fmt.Errorf("apply migration %d: %w", version, err)
+	}
+	err := func() error {
+		if _, err := tx.ExecContext(ctx, mig); err != nil {
+			return fmt.Errorf("apply migration %d: %w", version, err)
+		}
+		if err := checkForeignKeys(ctx, tx); err != nil {
+			return fmt.Errorf("apply migration %d: %w", version, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, version, toNanos(now())); err != nil {
+			return fmt.Errorf("record migration %d: %w", version, err)
+		}
+		return nil
+	}()
+	if err != nil {
+		if _, rerr := tx.ExecContext(ctx, `ROLLBACK TO migration`); rerr != nil {
+			return errors.Join(err, fmt.Errorf("undo migration %d: %w", version, rerr))
+		}
+	}
+	if _, rerr := tx.ExecContext(ctx, `RELEASE migration`); rerr != nil {
+		return errors.Join(err, fmt.Errorf("migration %d: %w", version, rerr))
+	}
+	return err
 }
 
 // checkForeignKeys fails when a row refers to one that does not exist.

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"io/fs"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -62,4 +63,24 @@ func BenchmarkSandboxStart(b *testing.B) {
 		b.ReportMetric(ms(m-plain), runners[k].name+"-overhead-ms")
 	}
 	b.ReportMetric(float64(len(samples[0])), "samples")
+}
+
+// BenchmarkPrepareEtc times the copy of the host's /etc that every daemon
+// start makes (both copies: with and without network), and reports how
+// many symlinks it holds, which is what costs.
+func BenchmarkPrepareEtc(b *testing.B) {
+	etc := filepath.Join(b.TempDir(), "etc")
+	for b.Loop() {
+		if err := PrepareEtc(etc); err != nil {
+			b.Fatal(err)
+		}
+	}
+	links := 0
+	_ = filepath.WalkDir(filepath.Dir(etc), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type()&fs.ModeSymlink != 0 {
+			links++
+		}
+		return nil
+	})
+	b.ReportMetric(float64(links), "links")
 }

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -186,6 +187,7 @@ func within(p string, dirs []string) bool {
 // of the file it names. A missing source is skipped; other kinds of files
 // are left out. Entries that may not be read are left out and returned.
 func copyTree(src, dst string, keepLinksInto []string) (skipped []string, err error) {
+	links := newResolver()
 	err = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			switch {
@@ -208,6 +210,9 @@ func copyTree(src, dst string, keepLinksInto []string) (skipped []string, err er
 			return err
 		}
 		to := filepath.Join(dst, rel)
+		if d.Type()&fs.ModeSymlink != 0 {
+			return copyLink(p, to, keepLinksInto, links, &skipped)
+		}
 		info, err := d.Info()
 		if errors.Is(err, fs.ErrPermission) {
 			skipped = append(skipped, p)
@@ -220,20 +225,6 @@ func copyTree(src, dst string, keepLinksInto []string) (skipped []string, err er
 			return err
 		}
 		switch {
-		case d.Type()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			real, err := filepath.EvalSymlinks(p)
-			if err != nil || within(real, keepLinksInto) {
-				return os.Symlink(target, to)
-			}
-			fi, err := os.Stat(real)
-			if err != nil || !fi.Mode().IsRegular() {
-				return os.Symlink(target, to)
-			}
-			return skipUnreadable(copyFile(real, to, fi.Mode().Perm()), p, &skipped)
 		case d.IsDir():
 			return os.MkdirAll(to, info.Mode().Perm()|0o700)
 		case d.Type().IsRegular():
@@ -242,6 +233,95 @@ func copyTree(src, dst string, keepLinksInto []string) (skipped []string, err er
 		return nil
 	})
 	return skipped, err
+}
+
+// copyLink copies the symlink p to "to": as a link when what it names is
+// mounted in the sandbox anyway (or cannot be resolved: it dangles on the
+// host too), else as a copy of the file it names.
+func copyLink(p, to string, keepLinksInto []string, links *resolver, skipped *[]string) error {
+	target, err := os.Readlink(p)
+	if err != nil {
+		return err
+	}
+	real, err := links.resolve(p)
+	if err != nil || within(real, keepLinksInto) {
+		return os.Symlink(target, to)
+	}
+	fi, err := os.Stat(real)
+	if err != nil || !fi.Mode().IsRegular() {
+		return os.Symlink(target, to)
+	}
+	return skipUnreadable(copyFile(real, to, fi.Mode().Perm()), p, skipped)
+}
+
+// resolver is filepath.EvalSymlinks for many paths of one tree: it
+// remembers what each folder and link it met resolves to, so that the
+// hundreds of links of /etc/ssl/certs and /etc/alternatives, which point
+// into a few folders, cost an lstat each rather than one per component of
+// their own path and their target's.
+type resolver struct {
+	real map[string]string
+}
+
+func newResolver() *resolver { return &resolver{real: map[string]string{"/": "/"}} }
+
+// maxLinks bounds the links followed for one path, as the kernel's
+// ELOOP does: a loop of links is an error, not a hang.
+const maxLinks = 40
+
+var errLinkLoop = errors.New("too many links")
+
+// resolve returns the path p names with every symlink followed, as
+// filepath.EvalSymlinks does for an absolute p.
+func (r *resolver) resolve(p string) (string, error) {
+	hops := 0
+	return r.walk(filepath.Clean(p), &hops)
+}
+
+func (r *resolver) walk(p string, hops *int) (string, error) {
+	if real, ok := r.real[p]; ok {
+		return real, nil
+	}
+	dir, err := r.walk(filepath.Dir(p), hops)
+	if err != nil {
+		return "", err
+	}
+	here := filepath.Join(dir, filepath.Base(p))
+	fi, err := os.Lstat(here)
+	if err != nil {
+		return "", err
+	}
+	real := here
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		if *hops++; *hops > maxLinks {
+			return "", &fs.PathError{Op: "resolve", Path: p, Err: errLinkLoop}
+		}
+		target, err := os.Readlink(here)
+		if err != nil {
+			return "", err
+		}
+		if !filepath.IsAbs(target) {
+			// Leading ".." steps up from dir, which has no links left;
+			// a ".." after a name that may be a link is not lexical.
+			for strings.HasPrefix(target, "../") {
+				dir, target = filepath.Dir(dir), target[3:]
+			}
+			if target == ".." {
+				dir, target = filepath.Dir(dir), "."
+			}
+			target = dir + "/" + target // not Join: it would drop ".." lexically
+		}
+		if slices.Contains(strings.Split(target, "/"), "..") {
+			real, err = filepath.EvalSymlinks(target)
+		} else {
+			real, err = r.walk(filepath.Clean(target), hops)
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+	r.real[p] = real
+	return real, nil
 }
 
 // skipUnreadable turns a permission error on p into an entry of skipped.

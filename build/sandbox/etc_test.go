@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -110,5 +111,70 @@ func TestPrepareEtcSkipsWhatItCannotRead(t *testing.T) {
 		`grep -q '^root:' /etc/passwd && test ! -e /etc/ssl/private && echo built`)
 	if res.ExitCode != 0 || strings.TrimSpace(out) != "built" {
 		t.Errorf("a step on the prepared /etc: exit %d, %q", res.ExitCode, out)
+	}
+}
+
+// The resolver that decides which links of /etc stay links must agree
+// with filepath.EvalSymlinks on every path: chains of links, relative
+// links with "..", a ".." after a link, links to links to folders, a
+// dangling link and a loop.
+func TestResolverAgreesWithEvalSymlinks(t *testing.T) {
+	t.Parallel()
+	base, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"usr/share/certs", "etc/ssl/certs", "etc/alt", "opt/x/y", "opt/share/certs"} {
+		if err := os.MkdirAll(filepath.Join(base, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"usr/share/certs/a.crt", "opt/share/certs/a.crt"} {
+		if err := os.WriteFile(filepath.Join(base, f), []byte("A"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	links := map[string]string{
+		"etc/ssl/certs/a.pem":  filepath.Join(base, "usr/share/certs/a.crt"), // absolute
+		"etc/ssl/certs/1234.0": "a.pem",                                      // to a link beside it
+		"etc/ssl/certs/up.pem": "../../../usr/share/certs/a.crt",             // leading ..
+		"etc/ssl/share":        "../../usr/share",                            // a link to a folder
+		"etc/ssl/via.pem":      "share/certs/a.crt",                          // through it
+		"etc/alt/hop":          "../../opt/x/y",                              // a folder elsewhere
+		"etc/alt/back.pem":     "hop/../../share/certs/a.crt",                // ".." after a link
+		"etc/alt/dangling":     "nowhere/at/all",
+		"etc/alt/loop1":        "loop2",
+		"etc/alt/loop2":        "loop1",
+		"etc/alt/dot":          ".",
+		"etc/alt/chain":        "../ssl/certs/1234.0",
+	}
+	for name, target := range links {
+		if err := os.Symlink(target, filepath.Join(base, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var paths []string
+	for name := range links {
+		paths = append(paths, filepath.Join(base, name))
+	}
+	paths = append(paths, filepath.Join(base, "etc/ssl/share/certs/a.crt"), filepath.Join(base, "usr"))
+	// The host's /etc too, as PrepareEtc walks it.
+	_ = filepath.WalkDir("/etc", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type()&fs.ModeSymlink != 0 {
+			paths = append(paths, p)
+		}
+		return nil
+	})
+	r := newResolver()
+	for _, p := range paths {
+		want, wantErr := filepath.EvalSymlinks(p)
+		got, err := r.resolve(p)
+		if (err != nil) != (wantErr != nil) || got != want {
+			t.Errorf("resolve %s = %q, %v; EvalSymlinks: %q, %v", p, got, err, want, wantErr)
+		}
+	}
+	// Lexically, back.pem would name etc/share/certs/a.crt, which is not there.
+	if got, err := r.resolve(filepath.Join(base, "etc/alt/back.pem")); got != filepath.Join(base, "opt/share/certs/a.crt") {
+		t.Errorf("back.pem resolved to %q, %v", got, err)
 	}
 }
