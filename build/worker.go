@@ -8,8 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"slipway/configs"
-	"slipway/internal/gitrev"
 	"strings"
 	"time"
 
@@ -17,6 +15,8 @@ import (
 	"slipway/build/executor"
 	"slipway/build/logs"
 	"slipway/build/pipeline"
+	"slipway/configs"
+	"slipway/internal/gitrev"
 	"slipway/internal/queue"
 	"slipway/record"
 )
@@ -119,8 +119,7 @@ func (s *Service) runBuild(ctx context.Context, b record.Build, r *run) {
 	s.notifyLocked()
 	s.mu.Unlock()
 
-	var steps []record.StepResult
-	out := s.execute(ctx, b, w, sec, dir, start, &steps, src)
+	out, steps := s.execute(ctx, b, w, sec, dir, start, src)
 
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalGrace)
 	defer cancel()
@@ -152,118 +151,193 @@ func (s *Service) runBuild(ctx context.Context, b record.Build, r *run) {
 	}
 }
 
-// execute does the work of a build and says how it ended; it writes
-// everything a user should see to w and appends each step's result to steps.
+// execute does the work of a build and says how it ended, with the result
+// of each step that ran; it writes everything a user should see to w. Its
+// steps, in the order they run, are the methods of execution below.
 func (s *Service) execute(ctx context.Context, b record.Build, w buildLog, sec secretSet,
-	dir string, start time.Time, steps *[]record.StepResult, src source) outcome {
-	cfg := configs.Snapshot(ctx, s.o.Config)
+	dir string, start time.Time, src source) (outcome, []record.StepResult) {
+	e := &execution{s: s, b: b, w: w, sec: sec, src: src, dir: dir, start: start,
+		cfg: configs.Snapshot(ctx, s.o.Config)}
+	out := e.run(ctx)
+	return out, e.steps
+}
+
+// execution is one attempt of a build: what the steps of execute share.
+type execution struct {
+	s     *Service
+	b     record.Build
+	w     buildLog
+	cfg   *configs.Config
+	sec   secretSet
+	src   source
+	dir   string // the build's folder; its workspace goes with it when the build ends
+	start time.Time
+
+	// Set by plan.
+	p       pipeline.Pipeline
+	section string // of the pipeline file, the one that runs
+	timeout time.Duration
+	network bool
+	cache   string // the ref's cache folder, "" without one
+
+	unenforced []string            // the limits not in force for every step
+	steps      []record.StepResult // each step that ran, in order
+}
+
+// run takes the build from its header line to its outcome. Each step
+// returns nil to go on, or the outcome that ends the build there.
+func (e *execution) run(ctx context.Context) outcome {
+	if o := e.preflight(); o != nil {
+		return *o
+	}
+	if o := e.plan(ctx); o != nil {
+		return *o
+	}
+	ctx, cancel := context.WithDeadlineCause(ctx, e.start.Add(e.timeout), errTimeout)
+	defer cancel()
+	ws, o := e.checkout(ctx)
+	if o != nil {
+		return *o
+	}
+	job, o := e.job(ctx, ws)
+	if o != nil {
+		return *o
+	}
+	ran, err := e.s.o.Executor.Run(ctx, job)
+	e.w.Flush()
+	if o := e.judge(ctx, ran, err); o != nil {
+		return *o
+	}
+	if o := e.keepArtifacts(ctx, job.ArtifactsDir, ran); o != nil {
+		return *o
+	}
+	d := fmtDuration(time.Since(e.start))
+	return outcome{state: record.StatePassed, reason: "passed in " + d, line: "passed in " + d}
+}
+
+// preflight writes the build's header and stops a build that cannot run
+// here: a secret that could not be read, a sandbox that does not work.
+func (e *execution) preflight() *outcome {
+	b, w := e.b, e.w
 	w.Printf("== build #%d of %s: %s @ %s (attempt %d)", b.ID, b.Repo, b.Ref, b.Commit, b.Attempt)
-	if cfg.Build.Sandbox == "none" {
+	if e.cfg.Build.Sandbox == "none" {
 		w.Printf("== WARNING: the server runs builds unsandboxed (sandbox = \"none\"): steps run as the daemon's user and see the host's files and network")
 	}
-	if sec.err != nil {
-		return errorOutcome(w, sec.err.Error())
+	if e.sec.err != nil {
+		return errorStop(e.sec.err.Error())
 	}
-	if len(sec.withheld) > 0 {
-		w.Printf("== secrets withheld from %s: %s", b.Ref, strings.Join(sec.withheld, "; "))
+	if len(e.sec.withheld) > 0 {
+		w.Printf("== secrets withheld from %s: %s", b.Ref, strings.Join(e.sec.withheld, "; "))
 	}
-	if s.o.SandboxErr != nil && cfg.Build.Sandbox != "none" {
-		return errorOutcome(w, "the sandbox cannot run builds on this server: "+s.o.SandboxErr.Error())
+	if e.s.o.SandboxErr != nil && e.cfg.Build.Sandbox != "none" {
+		return errorStop("the sandbox cannot run builds on this server: " + e.s.o.SandboxErr.Error())
 	}
+	return nil
+}
 
-	file, err := src.load(ctx, s.objects, b.Commit)
+// plan reads the commit's pipeline file and settles what the build gets:
+// its section, timeout, network and cache, each said in the log.
+func (e *execution) plan(ctx context.Context) *outcome {
+	b, w, cfg := e.b, e.w, e.cfg
+	file, err := e.src.load(ctx, e.s.objects, b.Commit)
 	var perr *pipeline.Error
 	var serr *pipeline.SizeError
 	switch {
 	case errors.Is(err, pipeline.ErrNoFile):
 		reason := fmt.Sprintf("no %s in commit %s", pipeline.FileName, gitrev.Short(b.Commit))
-		return outcome{state: record.StateSkipped, reason: reason, line: "skipped: " + reason}
+		return &outcome{state: record.StateSkipped, reason: reason, line: "skipped: " + reason}
 	case errors.As(err, &serr):
-		return errorOutcome(w, serr.Error())
+		return errorStop(serr.Error())
 	case errors.As(err, &perr):
 		// Every problem goes to the log; the record keeps the first.
 		for _, l := range strings.Split(err.Error(), "\n") {
 			w.Printf("%s", l)
 		}
-		return outcome{state: record.StateError, reason: perr.Error(), line: "error: " + perr.Error()}
+		return &outcome{state: record.StateError, reason: perr.Error(), line: "error: " + perr.Error()}
 	case err != nil:
-		return errorOutcome(w, fmt.Sprintf("read %s: %v", pipeline.FileName, err))
+		return errorStop(fmt.Sprintf("read %s: %v", pipeline.FileName, err))
 	}
 	p, section, ok := file.Section(b.Pipeline, pipeline.DefaultSection)
 	if !ok {
-		return errorOutcome(w, fmt.Sprintf("%s has no [%s] section", pipeline.FileName, b.Pipeline))
+		return errorStop(fmt.Sprintf("%s has no [%s] section", pipeline.FileName, b.Pipeline))
 	}
 	if section != b.Pipeline && b.Pipeline != "" {
 		w.Printf("== %s has no [%s] section; running [%s]", pipeline.FileName, b.Pipeline, section)
 	}
+	e.p, e.section = p, section
 
-	timeout := p.Timeout
-	if timeout == 0 {
-		timeout = cfg.Build.DefaultTimeout.Duration
+	e.timeout = p.Timeout
+	if e.timeout == 0 {
+		e.timeout = cfg.Build.DefaultTimeout.Duration
 	}
-	if max := cfg.Build.MaxTimeout.Duration; max > 0 && timeout > max {
-		w.Printf("== timeout %s asked, capped at the server's %s", fmtDuration(timeout), fmtDuration(max))
-		timeout = max
+	if max := cfg.Build.MaxTimeout.Duration; max > 0 && e.timeout > max {
+		w.Printf("== timeout %s asked, capped at the server's %s", fmtDuration(e.timeout), fmtDuration(max))
+		e.timeout = max
 	}
 	repo := cfg.RepoOrDefault(b.Repo)
-	network := p.Network && repo.Network
+	e.network = p.Network && repo.Network
 	switch {
-	case network:
+	case e.network:
 		w.Printf("== network: on")
 	case p.Network:
 		w.Printf("== network: off: the pipeline asks for it, but the server does not allow it for %s (its [[repo]] needs network = true)", b.Repo)
 	default:
 		w.Printf("== network: off (lookups and connections fail at once); to allow it, set network = true in [%s] of %s and in the server's [[repo]] of %s", section, pipeline.FileName, b.Repo)
 	}
-	var cache string
 	if p.Cache {
-		var from string
-		var err error
-		if cache, from, err = s.refCache(ctx, b); err != nil {
-			return errorOutcome(w, fmt.Sprintf("prepare the cache: %v", err))
+		cache, from, err := e.s.refCache(ctx, b)
+		if err != nil {
+			return errorStop(fmt.Sprintf("prepare the cache: %v", err))
 		}
 		if from != "" {
 			w.Printf("== cache: %s has none yet; starting from a copy of %s's", gitrev.ShortRef(b.Ref), from)
 		}
+		e.cache = cache
 	}
+	return nil
+}
 
-	deadline := start.Add(timeout)
-	ctx, cancel := context.WithDeadlineCause(ctx, deadline, errTimeout)
-	defer cancel()
-	stopped := func() (outcome, bool) {
-		if ctx.Err() == nil {
-			return outcome{}, false
-		}
-		return stoppedOutcome(context.Cause(ctx), b, timeout), true
+// stopped is the outcome of a build whose context has ended (timed out,
+// cancelled, cut off by the daemon's stop), nil while it runs.
+func (e *execution) stopped(ctx context.Context) *outcome {
+	if ctx.Err() == nil {
+		return nil
 	}
+	o := stoppedOutcome(context.Cause(ctx), e.b, e.timeout)
+	return &o
+}
 
+// checkout makes the build's folder afresh and checks the commit out into
+// the workspace in it, which it returns.
+func (e *execution) checkout(ctx context.Context) (string, *outcome) {
+	b, w := e.b, e.w
 	// The build's folder holds its checkout; it goes when the build ends.
 	// The executor keeps the home its steps share.
-	if err := removeAll(dir); err != nil {
-		return errorOutcome(w, fmt.Sprintf("clear workspace: %v", err))
+	if err := removeAll(e.dir); err != nil {
+		return "", errorStop(fmt.Sprintf("clear workspace: %v", err))
 	}
 	// The build's folder is searchable, not listable; the workspace in it
 	// is the build's own (0700, handed to the build's uid by the executor).
-	ws := filepath.Join(dir, "workspace")
-	if err := os.MkdirAll(dir, 0o711); err != nil {
-		return errorOutcome(w, fmt.Sprintf("make workspace: %v", err))
+	ws := filepath.Join(e.dir, "workspace")
+	if err := os.MkdirAll(e.dir, 0o711); err != nil {
+		return "", errorStop(fmt.Sprintf("make workspace: %v", err))
 	}
 	if err := os.Mkdir(ws, 0o700); err != nil {
-		return errorOutcome(w, fmt.Sprintf("make workspace: %v", err))
+		return "", errorStop(fmt.Sprintf("make workspace: %v", err))
 	}
-	res, err := src.checkout(ctx, b.Commit, ws, checkout.Options{MaxFileBytes: cfg.Build.MaxFileBytes, Objects: s.objects})
-	if o, ok := stopped(); ok {
-		return o
+	res, err := e.src.checkout(ctx, b.Commit, ws, checkout.Options{MaxFileBytes: e.cfg.Build.MaxFileBytes, Objects: e.s.objects})
+	if o := e.stopped(ctx); o != nil {
+		return "", o
 	}
 	var big *checkout.FileSizeError
 	switch {
 	case errors.As(err, &big):
-		return errorOutcome(w, fmt.Sprintf("check out %s: %s is %d bytes; the limit is %d (build.max_file_bytes)",
+		return "", errorStop(fmt.Sprintf("check out %s: %s is %d bytes; the limit is %d (build.max_file_bytes)",
 			gitrev.Short(b.Commit), big.Path, big.Size, big.Limit))
 	case err != nil:
-		return errorOutcome(w, fmt.Sprintf("check out %s: %v", gitrev.Short(b.Commit), err))
+		return "", errorStop(fmt.Sprintf("check out %s: %v", gitrev.Short(b.Commit), err))
 	}
-	w.Printf("== checked out %d files in %s", res.Files, fmtDuration(time.Since(start)))
+	w.Printf("== checked out %d files in %s", res.Files, fmtDuration(time.Since(e.start)))
 	if len(res.Submodules) > 0 {
 		more := ""
 		if res.MoreSubmodules > 0 {
@@ -271,12 +345,18 @@ func (s *Service) execute(ctx context.Context, b record.Build, w buildLog, sec s
 		}
 		w.Printf("== note: submodules are not supported yet; left empty: %s%s", strings.Join(res.Submodules, ", "), more)
 	}
+	return ws, nil
+}
 
+// job is what the executor runs: the steps in the workspace ws with their
+// environment, limits, artifacts and the log lines around each step.
+func (e *execution) job(ctx context.Context, ws string) (executor.Job, *outcome) {
+	b, w, p, cfg := e.b, e.w, e.p, e.cfg
 	job := executor.Job{
 		Workspace: ws,
-		Cache:     cache,
+		Cache:     e.cache,
 		Steps:     p.Steps,
-		Network:   network,
+		Network:   e.network,
 		Limits: executor.Limits{
 			Procs:     cfg.Build.MaxProcesses,
 			FileSize:  cfg.Build.MaxFileBytes,
@@ -290,114 +370,127 @@ func (s *Service) execute(ctx context.Context, b record.Build, w buildLog, sec s
 	}
 	if len(p.Artifacts) > 0 {
 		job.Artifacts = p.Artifacts
-		job.ArtifactsDir = filepath.Join(s.o.ArtifactsDir, logID(b.ID))
+		job.ArtifactsDir = filepath.Join(e.s.o.ArtifactsDir, logID(b.ID))
 		// What an earlier attempt, cut off, may have left is not this
 		// attempt's.
 		if err := removeAll(job.ArtifactsDir); err != nil {
-			return errorOutcome(w, fmt.Sprintf("clear artifacts folder: %v", err))
+			return job, errorStop(fmt.Sprintf("clear artifacts folder: %v", err))
 		}
 	}
-	layout := s.o.Executor.Layout(job)
+	layout := e.s.o.Executor.Layout(job)
 	var cacheVars []string
-	if cache != "" {
+	if e.cache != "" {
 		var set []string
 		cacheVars, set = cacheEnv(layout.Cache, p.Env)
 		if len(set) > 0 {
 			w.Printf("== cache: %s, kept between builds; set %s", layout.Cache, strings.Join(set, ", "))
 		}
 	}
-	if !network {
+	if !e.network {
 		cacheVars = append(cacheVars, offlineEnv(p.Env)...)
 	}
-	job.Env = buildEnv(b, stepPaths{home: layout.Home, tmp: layout.Tmp, cache: layout.Cache}, cacheVars, p.Env, sec.env)
+	job.Env = buildEnv(b, stepPaths{home: layout.Home, tmp: layout.Tmp, cache: layout.Cache}, cacheVars, p.Env, e.sec.env)
 	// Which limits hold, before anything runs: the same words as the
 	// daemon's banner.
-	unenforced := s.o.Executor.Unenforced(job)
-	w.Printf("== limits of every step: %s", executor.DescribeLimits(job.Limits, job.MaxArtifactBytes, unenforced))
-	job.Timeout = time.Until(deadline)
+	e.unenforced = e.s.o.Executor.Unenforced(job)
+	w.Printf("== limits of every step: %s", executor.DescribeLimits(job.Limits, job.MaxArtifactBytes, e.unenforced))
+	job.Timeout = time.Until(e.start.Add(e.timeout))
 	// The lines people read around each step's output are written here,
 	// from the executor's calls, so that every executor shows the same log.
 	job.StepStarted = func(i int) {
 		w.Printf("== step %d/%d: %s", i+1, len(p.Steps), p.Steps[i])
 	}
-	job.StepEnded = func(i int, r executor.StepResult) {
-		w.Flush()
-		// What the header did not already say (a workspace that could
-		// not be measured).
-		if more := slices.DeleteFunc(slices.Clone(r.Unenforced), func(u string) bool { return slices.Contains(unenforced, u) }); len(more) > 0 {
-			w.Printf("== note: limits not in force for step %d: %s", i+1, strings.Join(more, "; "))
-		}
-		*steps = append(*steps, record.StepResult{Name: p.Steps[i], ExitCode: r.ExitCode, Duration: r.Duration})
-		if r.TimedOut || r.Cancelled || ctx.Err() != nil {
-			return // the outcome says how it ended
-		}
-		if r.WorkspaceFull {
-			how := "stopped"
-			if r.ExitCode != -1 {
-				how = fmt.Sprintf("exited %d", r.ExitCode)
-			}
-			w.Printf("== step %d %s after %s: %s; it held %d bytes", i+1, how, fmtDuration(r.Duration), workspaceFull(cfg.Build.MaxWorkspaceBytes), r.WorkspaceUsed)
-			return
-		}
-		w.Printf("== step %d exited %d after %s", i+1, r.ExitCode, fmtDuration(r.Duration))
-		if r.OutOfMemory {
-			w.Printf("== step %d went over the memory limit (%d MiB) and the kernel killed a process of it", i+1, cfg.Build.MaxMemoryBytes>>20)
-		}
-	}
-	ran, err := s.o.Executor.Run(ctx, job)
+	job.StepEnded = func(i int, r executor.StepResult) { e.stepEnded(ctx, i, r) }
+	return job, nil
+}
+
+// stepEnded records step i's result and says in the log how it ended.
+func (e *execution) stepEnded(ctx context.Context, i int, r executor.StepResult) {
+	w, cfg := e.w, e.cfg
 	w.Flush()
+	// What the header did not already say (a workspace that could
+	// not be measured).
+	if more := slices.DeleteFunc(slices.Clone(r.Unenforced), func(u string) bool { return slices.Contains(e.unenforced, u) }); len(more) > 0 {
+		w.Printf("== note: limits not in force for step %d: %s", i+1, strings.Join(more, "; "))
+	}
+	e.steps = append(e.steps, record.StepResult{Name: e.p.Steps[i], ExitCode: r.ExitCode, Duration: r.Duration})
+	if r.TimedOut || r.Cancelled || ctx.Err() != nil {
+		return // the outcome says how it ended
+	}
+	if r.WorkspaceFull {
+		how := "stopped"
+		if r.ExitCode != -1 {
+			how = fmt.Sprintf("exited %d", r.ExitCode)
+		}
+		w.Printf("== step %d %s after %s: %s; it held %d bytes", i+1, how, fmtDuration(r.Duration), workspaceFull(cfg.Build.MaxWorkspaceBytes), r.WorkspaceUsed)
+		return
+	}
+	w.Printf("== step %d exited %d after %s", i+1, r.ExitCode, fmtDuration(r.Duration))
+	if r.OutOfMemory {
+		w.Printf("== step %d went over the memory limit (%d MiB) and the kernel killed a process of it", i+1, cfg.Build.MaxMemoryBytes>>20)
+	}
+}
+
+// judge turns what the executor returned into the build's outcome when a
+// step did not pass: timed out, stopped, could not run, failed.
+func (e *execution) judge(ctx context.Context, ran executor.Result, err error) *outcome {
 	for _, r := range ran.Steps {
 		if r.TimedOut {
-			return stoppedOutcome(errTimeout, b, timeout)
+			o := stoppedOutcome(errTimeout, e.b, e.timeout)
+			return &o
 		}
 	}
-	if o, ok := stopped(); ok {
+	if o := e.stopped(ctx); o != nil {
 		return o
 	}
 	var stepErr *executor.StepError
 	switch {
 	case errors.As(err, &stepErr):
-		*steps = append(*steps, record.StepResult{Name: p.Steps[stepErr.Step], ExitCode: -1})
-		return errorOutcome(w, fmt.Sprintf("step %d could not run: %v", stepErr.Step+1, stepErr.Err))
+		e.steps = append(e.steps, record.StepResult{Name: e.p.Steps[stepErr.Step], ExitCode: -1})
+		return errorStop(fmt.Sprintf("step %d could not run: %v", stepErr.Step+1, stepErr.Err))
 	case err != nil:
-		return errorOutcome(w, fmt.Sprintf("the steps could not run: %v", err))
+		return errorStop(fmt.Sprintf("the steps could not run: %v", err))
 	}
 	for i, r := range ran.Steps {
 		if r.WorkspaceFull {
-			reason := fmt.Sprintf("step %d (%s) stopped: %s", i+1, stepName(p.Steps[i]), workspaceFull(cfg.Build.MaxWorkspaceBytes))
-			return outcome{state: record.StateFailed, reason: reason, line: "failed: " + reason}
+			reason := fmt.Sprintf("step %d (%s) stopped: %s", i+1, stepName(e.p.Steps[i]), workspaceFull(e.cfg.Build.MaxWorkspaceBytes))
+			return &outcome{state: record.StateFailed, reason: reason, line: "failed: " + reason}
 		}
 		if r.ExitCode != 0 || r.Cancelled {
-			reason := fmt.Sprintf("step %d (%s) exited %d", i+1, stepName(p.Steps[i]), r.ExitCode)
+			reason := fmt.Sprintf("step %d (%s) exited %d", i+1, stepName(e.p.Steps[i]), r.ExitCode)
 			if r.OutOfMemory {
 				reason += " (out of memory)"
 			}
-			return outcome{state: record.StateFailed, reason: reason, line: "failed: " + reason}
+			return &outcome{state: record.StateFailed, reason: reason, line: "failed: " + reason}
 		}
 	}
+	return nil
+}
 
-	if len(p.Artifacts) > 0 {
-		dst := job.ArtifactsDir
-		err := ran.ArtifactsErr
-		var digest string
-		if err == nil {
-			digest, err = sealArtifacts(dst)
-		}
-		if err == nil {
-			err = s.o.Store.SetArtifactsDigest(ctx, b.ID, digest)
-		}
-		if err != nil {
-			_ = removeAll(dst)
-			reason := "artifacts: " + err.Error()
-			if executor.IsArtifactsTooLarge(err) {
-				reason += " (build.max_artifact_bytes); none were kept"
-			}
-			return outcome{state: record.StateFailed, reason: reason, line: "failed: " + reason}
-		}
-		w.Printf("== kept %d artifact files, %s", ran.Artifacts, digest)
+// keepArtifacts seals the artifacts the steps left in dir and records their
+// digest; artifacts that cannot be kept fail the build, and none are kept.
+func (e *execution) keepArtifacts(ctx context.Context, dir string, ran executor.Result) *outcome {
+	if len(e.p.Artifacts) == 0 {
+		return nil
 	}
-	d := fmtDuration(time.Since(start))
-	return outcome{state: record.StatePassed, reason: "passed in " + d, line: "passed in " + d}
+	err := ran.ArtifactsErr
+	var digest string
+	if err == nil {
+		digest, err = sealArtifacts(dir)
+	}
+	if err == nil {
+		err = e.s.o.Store.SetArtifactsDigest(ctx, e.b.ID, digest)
+	}
+	if err != nil {
+		_ = removeAll(dir)
+		reason := "artifacts: " + err.Error()
+		if executor.IsArtifactsTooLarge(err) {
+			reason += " (build.max_artifact_bytes); none were kept"
+		}
+		return &outcome{state: record.StateFailed, reason: reason, line: "failed: " + reason}
+	}
+	e.w.Printf("== kept %d artifact files, %s", ran.Artifacts, digest)
+	return nil
 }
 
 // workspaceFull says why a step was stopped at the workspace limit, in the
@@ -406,8 +499,9 @@ func workspaceFull(limit int64) string {
 	return fmt.Sprintf("the workspace reached its limit of %d bytes (build.max_workspace_bytes)", limit)
 }
 
-func errorOutcome(w buildLog, reason string) outcome {
-	return outcome{state: record.StateError, reason: reason, line: "error: " + reason}
+// errorStop ends a build in error: something other than its steps failed.
+func errorStop(reason string) *outcome {
+	return &outcome{state: record.StateError, reason: reason, line: "error: " + reason}
 }
 
 // stoppedOutcome says how a build whose context ended, with cause, ended.

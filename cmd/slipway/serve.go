@@ -183,41 +183,66 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 	}
 	d := &daemon{cfg: cfg, live: live, reload: rl, logger: logger, db: db, sshLn: sshLn, httpLn: httpLn}
 	rl.applied = d.applied
-	assembled := false
-	defer func() {
-		if !assembled {
+	w := &wiring{}
+	for _, wire := range []func(context.Context, *wiring) error{
+		d.prepareDisk,
+		d.wireWork,
+		d.wireHooks,
+		d.wireReads,
+		d.wireSSH,
+	} {
+		if err := wire(ctx, w); err != nil {
 			db.Close()
+			return nil, err
 		}
-	}()
+	}
+	return d, nil
+}
 
+// wiring is what assemble's steps hand on to the later ones.
+type wiring struct {
+	runner    sandbox.Runner   // the build sandbox
+	ids       *sandbox.IDPool  // the builds' uids, nil: the daemon's own
+	buildDir  string           // where builds' folders are made
+	port      int              // the SSH server's, as people reach it
+	counts    *metrics.Metrics // what /metrics shows
+	buildLogs *logs.Store      // build and deployment logs
+	registry  *hooks.Registry  // the pushes in flight, for the hooks
+}
+
+// prepareDisk writes the hook scripts, sweeps what pushes cut off left and
+// makes the build root, then checks the sandbox there: its findings are
+// the banner's, and its failure stops builds (said in every build), not
+// the daemon.
+func (d *daemon) prepareDisk(ctx context.Context, w *wiring) error {
+	cfg, logger := d.cfg, d.logger
 	self, err := os.Executable()
 	if err != nil {
-		return nil, fmt.Errorf("find the slipway binary for the hooks: %w", err)
+		return fmt.Errorf("find the slipway binary for the hooks: %w", err)
 	}
 	if self, err = filepath.EvalSymlinks(self); err != nil {
-		return nil, fmt.Errorf("find the slipway binary for the hooks: %w", err)
+		return fmt.Errorf("find the slipway binary for the hooks: %w", err)
 	}
 	if err := hooks.WriteScripts(cfg.HooksDir(), cfg.PushHooksDir(), self, cfg.HookSocket()); err != nil {
-		return nil, fmt.Errorf("write hooks: %w", err)
+		return fmt.Errorf("write hooks: %w", err)
 	}
 	// No push is in flight: the SSH server starts last (see steps).
 	gitserver.SweepQuarantines(cfg.ReposDir(), logger.With("component", "ssh"))
 
-	buildDir, err := buildRoot(cfg, logger)
-	if err != nil {
-		return nil, err
+	if w.buildDir, err = buildRoot(cfg, logger); err != nil {
+		return err
 	}
-	if err := makeBuildRoot(buildDir); err != nil {
-		return nil, err
+	if err := makeBuildRoot(w.buildDir); err != nil {
+		return err
 	}
-	runner, ids, findings, sandboxErr := newRunner(ctx, cfg, buildDir, logger)
-	d.findings = findings
+	runner, ids, findings, sandboxErr := newRunner(ctx, cfg, w.buildDir, logger)
+	w.runner, w.ids, d.findings = runner, ids, findings
 	for _, f := range findings {
 		logger.Info("sandbox self-test", "check", f.Name, "holds", f.Holds, "detail", f.Detail)
 	}
 	if sandboxErr != nil {
 		advice := sandboxAdvice(sandboxErr, cfg)
-		attrs := []any{"build_dir", buildDir}
+		attrs := []any{"build_dir", w.buildDir}
 		if cause := errors.Unwrap(sandboxErr); cause != nil {
 			attrs = append(attrs, "cause", cause)
 		}
@@ -225,14 +250,22 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 		sandboxErr = errors.New(advice)
 	}
 	d.sandboxErr = sandboxErr
+	return nil
+}
+
+// wireWork makes the services that do the work: deployments, builds (on
+// the sandbox prepareDisk checked), schedules, and the one way of a push.
+func (d *daemon) wireWork(_ context.Context, w *wiring) error {
+	cfg, live, logger, db := d.cfg, d.live, d.logger, d.db
 	host, _ := configs.DisplayAddr(cfg.SSH.Listen)
 	d.host = host
-	_, port := configs.DisplayAddr(sshLn.Addr().String())
+	_, port := configs.DisplayAddr(d.sshLn.Addr().String())
+	w.port = port
 	// What /metrics shows is counted from the start, whether or not
 	// metrics_token_file is set: a reload may set it.
 	counts, err := metrics.New(metrics.Options{Config: live, Logger: logger.With("component", "metrics")})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	buildLogs := logs.NewStoreWith(filepath.Join(cfg.DataDir, "logs"), logs.Options{Metrics: counts})
 	d.deploys, err = deploy.NewService(deploy.ServiceOptions{
@@ -245,7 +278,7 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 		Metrics:    counts,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	d.builds, err = build.New(build.Options{
 		Config: live,
@@ -253,10 +286,10 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 		Logs:   buildLogs,
 		// The local executor: each build's steps in the sandbox, one
 		// after the other, homes beside the workspaces.
-		Executor:   &sandbox.Local{Runner: runner, TempDir: filepath.Join(buildDir, "work"), IDs: ids},
-		SandboxErr: sandboxErr,
-		WorkDir:    filepath.Join(buildDir, "work"),
-		CacheDir:   filepath.Join(buildDir, "cache"),
+		Executor:   &sandbox.Local{Runner: w.runner, TempDir: filepath.Join(w.buildDir, "work"), IDs: w.ids},
+		SandboxErr: d.sandboxErr,
+		WorkDir:    filepath.Join(w.buildDir, "work"),
+		CacheDir:   filepath.Join(w.buildDir, "cache"),
 		SSHHost:    host,
 		SSHPort:    port,
 		Logger:     logger.With("component", "build"),
@@ -264,7 +297,7 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 		Metrics:    counts,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	d.scheduler, err = schedule.New(schedule.Options{
 		Config:   live,
@@ -276,7 +309,7 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 		Events:   db,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 
 	// The one way of an accepted push: recorded with its builds and release
@@ -289,8 +322,16 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 		Metrics: counts,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
+	w.counts, w.buildLogs = counts, buildLogs
+	return nil
+}
+
+// wireHooks makes the server the git hooks of every push talk to, and the
+// configuration repository when config_repo is on.
+func (d *daemon) wireHooks(_ context.Context, w *wiring) (err error) {
+	cfg, live, logger, db := d.cfg, d.live, d.logger, d.db
 	registry := hooks.NewRegistry()
 	hookOpts := hooks.ServerOptions{
 		Config:      live,
@@ -304,12 +345,21 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 		ReposDir:    cfg.ReposDir(),
 	}
 	if cfg.ConfigRepo {
-		if d.cfgRepo, err = newConfigRepo(cfg, rl, d); err != nil {
-			return nil, err
+		if d.cfgRepo, err = newConfigRepo(cfg, d.reload, d); err != nil {
+			return err
 		}
 		hookOpts.ConfigRepo = d.cfgRepo
 	}
 	d.hookSrv = hooks.NewServer(hookOpts)
+	w.registry = registry
+	return nil
+}
+
+// wireReads makes what reads and tells: the views behind the SSH commands
+// and the API, git notes, the web side and webhooks.
+func (d *daemon) wireReads(_ context.Context, w *wiring) (err error) {
+	cfg, live, logger, db, host := d.cfg, d.live, d.logger, d.db, d.host
+	counts, buildLogs, port := w.counts, w.buildLogs, w.port
 	// The read model behind both the SSH commands and the JSON API.
 	d.views, err = views.New(views.Options{
 		Config:    live,
@@ -322,7 +372,7 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 		Revisions: gitserver.Disk{ReposDir: cfg.ReposDir()},
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// Build and deployment results as git notes, from the outbox.
 	d.notes, err = notes.New(notes.Options{
@@ -333,7 +383,7 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 		Logger:  logger.With("component", "notes"),
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	d.webSrv, err = web.New(web.Options{
 		Config: live,
@@ -352,11 +402,11 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 		// commands, given to the SSH server below.
 		Sessions: db,
 		Tokens:   db,
-		Addr:     addrOf(httpLn),
+		Addr:     addrOf(d.httpLn),
 		Metrics:  counts.Handler(),
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// Webhooks: the outbox's events fanned out into deliveries, sent by
 	// a pool of their own; `webhooks`, `deliveries`, `delivery` and
@@ -370,31 +420,37 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 		Metrics:    counts,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
+	return nil
+}
+
+// wireSSH makes the SSH server with every command, and has /metrics watch
+// it and the builds.
+func (d *daemon) wireSSH(_ context.Context, w *wiring) (err error) {
+	live, logger, db, counts := d.live, d.logger, d.db, w.counts
 	commands := console.Commands(console.Options{Views: d.views})
 	maps.Copy(commands, d.webSrv.Commands())
 	maps.Copy(commands, d.webhooks.Commands(db))
 	d.gitSrv, err = gitserver.New(gitserver.Options{
 		Config:   live,
 		Logger:   logger.With("component", "ssh"),
-		Tokens:   registry,
+		Tokens:   w.registry,
 		GitEnv:   raceEnv(),
 		Commands: d.commands(commands),
 		Metrics:  counts,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := counts.WatchBuilds(d.builds.Load); err != nil {
-		return nil, err
+		return err
 	}
 	if err := counts.WatchSSH(d.gitSrv.Connections); err != nil {
-		return nil, err
+		return err
 	}
 
-	assembled = true
-	return d, nil
+	return nil
 }
 
 // step is one part of the daemon that runs: how it starts, how it stops,
