@@ -261,9 +261,6 @@ func (s *Server) HostKeyFingerprint() string {
 	return gossh.FingerprintSHA256(s.signer.PublicKey())
 }
 
-// HostPublicKey is the server's host public key (for known_hosts lines).
-func (s *Server) HostPublicKey() gossh.PublicKey { return s.signer.PublicKey() }
-
 // CloseRevoked closes every connection whose key cfg no longer admits
 // (its user removed, the key taken from the user or given to another, or
 // its options no longer allowing it from where it came), ending its
