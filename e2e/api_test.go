@@ -228,12 +228,12 @@ func BenchmarkAPIBuildListVsSSH(b *testing.B) {
 		b.StopTimer()
 		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 		for k, name := range kinds {
-			p50, p90 := dtPercentile(samples[k], 50), dtPercentile(samples[k], 90)
-			b.Logf("%-42s p50 %7.2f ms  p90 %7.2f ms  (p50 %.2fx ssh's)", name, ms(p50), ms(p90), float64(p50)/float64(dtPercentile(samples[0], 50)))
+			p50, p90 := percentile(samples[k], 50), percentile(samples[k], 90)
+			b.Logf("%-42s p50 %7.2f ms  p90 %7.2f ms  (p50 %.2fx ssh's)", name, ms(p50), ms(p90), float64(p50)/float64(percentile(samples[0], 50)))
 		}
-		b.ReportMetric(ms(dtPercentile(samples[0], 50)), "ssh-p50-ms")
-		b.ReportMetric(ms(dtPercentile(samples[1], 50)), "curl-p50-ms")
-		b.ReportMetric(ms(dtPercentile(samples[3], 50)), "api-p50-ms")
-		b.ReportMetric(float64(dtPercentile(samples[1], 50))/float64(dtPercentile(samples[0], 50)), "curl/ssh")
+		b.ReportMetric(ms(percentile(samples[0], 50)), "ssh-p50-ms")
+		b.ReportMetric(ms(percentile(samples[1], 50)), "curl-p50-ms")
+		b.ReportMetric(ms(percentile(samples[3], 50)), "api-p50-ms")
+		b.ReportMetric(float64(percentile(samples[1], 50))/float64(percentile(samples[0], 50)), "curl/ssh")
 	})
 }

@@ -1082,19 +1082,11 @@ build_branches = ["main"]
 	if l, err := os.Readlink(filepath.Join(prod, "current")); err != nil || !strings.HasSuffix(l, rev[:7]) {
 		b.Fatalf("prod current -> %q (%v), want the last revision %s", l, err, rev[:7])
 	}
-	rp50, pp50 := dtPercentile(release, 50), dtPercentile(plain, 50)
+	rp50, pp50 := percentile(release, 50), percentile(plain, 50)
 	b.ReportMetric(float64(rp50.Milliseconds()), "p50-ms")
-	b.ReportMetric(float64(dtPercentile(release, 90).Milliseconds()), "p90-ms")
+	b.ReportMetric(float64(percentile(release, 90).Milliseconds()), "p90-ms")
 	b.ReportMetric(float64(pp50.Milliseconds()), "plain-push-p50-ms")
 	b.ReportMetric(float64(rp50)/float64(pp50), "x-plain-push")
-}
-
-// dtPercentile is the p-th percentile of ds (nearest rank).
-func dtPercentile(ds []time.Duration, p int) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := (len(s)*p + 99) / 100
-	return s[max(i-1, 0)]
 }
 
 // dtBenchUser is newUser for a benchmark (the harness's takes a *testing.T).

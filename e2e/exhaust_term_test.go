@@ -368,7 +368,7 @@ func BenchmarkLogFollow10MiB(b *testing.B) {
 		b.StartTimer()
 	}
 	b.StopTimer()
-	sp50, rp50 := dtPercentile(safe, 50), dtPercentile(raw, 50)
+	sp50, rp50 := percentile(safe, 50), percentile(raw, 50)
 	b.ReportMetric(float64(sp50.Milliseconds()), "p50-ms")
 	b.ReportMetric(float64(rp50.Milliseconds()), "raw-p50-ms")
 	b.ReportMetric(float64(sp50)/float64(rp50), "x-raw")

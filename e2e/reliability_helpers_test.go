@@ -385,17 +385,6 @@ func rlCheckCurrent(target string) (id, problem string) {
 	return id, ""
 }
 
-// rlPercentile is the p-th percentile of ds (nearest rank).
-func rlPercentile(ds []time.Duration, p int) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := (len(s)*p+99)/100 - 1
-	return s[max(0, min(i, len(s)-1))]
-}
-
 // rlGitRun runs git with env in dir and returns its output (both streams,
 // on separate pipes: see user.git) and error, killing it after timeout.
 func rlGitRun(env []string, timeout time.Duration, dir string, args ...string) (string, error) {

@@ -785,7 +785,7 @@ type rlLoadResult struct {
 func (r rlLoadResult) String() string {
 	return fmt.Sprintf("%d pushes (%d pushers) in %v: %.1f pushes/s, p50 %v, p95 %v; %d clones alongside, %d failures",
 		r.pushes, r.pushers, r.wall.Round(time.Millisecond), float64(len(r.latencies))/r.wall.Seconds(),
-		rlPercentile(r.latencies, 50).Round(time.Millisecond), rlPercentile(r.latencies, 95).Round(time.Millisecond),
+		percentile(r.latencies, 50).Round(time.Millisecond), percentile(r.latencies, 95).Round(time.Millisecond),
 		r.clones, len(r.failures))
 }
 
@@ -966,8 +966,8 @@ write = ["*"]
 	}
 	t.Logf("slipway/openssh: throughput %.2f×, p50 %.1f×, p95 %.1f×",
 		(float64(len(res.latencies))/res.wall.Seconds())/(float64(len(bres.latencies))/bres.wall.Seconds()),
-		float64(rlPercentile(res.latencies, 50))/float64(rlPercentile(bres.latencies, 50)),
-		float64(rlPercentile(res.latencies, 95))/float64(rlPercentile(bres.latencies, 95)))
+		float64(percentile(res.latencies, 50))/float64(percentile(bres.latencies, 50)),
+		float64(percentile(res.latencies, 95))/float64(percentile(bres.latencies, 95)))
 }
 
 // rlBaselineServer is a stock OpenSSH sshd whose user's shell is git-shell.

@@ -351,11 +351,11 @@ func BenchmarkWebLiveLog(b *testing.B) {
 		web, ssh = append(web, w[10:]...), append(ssh, s[10:]...)
 	}
 	b.StopTimer()
-	wp50, sp50 := dtPercentile(web, 50), dtPercentile(ssh, 50)
+	wp50, sp50 := percentile(web, 50), percentile(ssh, 50)
 	b.ReportMetric(float64(wp50.Microseconds())/1000, "sse-p50-ms")
-	b.ReportMetric(float64(dtPercentile(web, 90).Microseconds())/1000, "sse-p90-ms")
+	b.ReportMetric(float64(percentile(web, 90).Microseconds())/1000, "sse-p90-ms")
 	b.ReportMetric(float64(sp50.Microseconds())/1000, "ssh-p50-ms")
-	b.ReportMetric(float64(dtPercentile(ssh, 90).Microseconds())/1000, "ssh-p90-ms")
+	b.ReportMetric(float64(percentile(ssh, 90).Microseconds())/1000, "ssh-p90-ms")
 	b.ReportMetric(float64(wp50)/float64(sp50), "x-ssh")
 }
 

@@ -77,7 +77,7 @@ events = ["build.finished"]
 		lat = append(lat, h.at.Sub(bd.FinishedAt))
 	}
 	b.StopTimer()
-	p50, p90 := rlPercentile(lat, 50), rlPercentile(lat, 90)
+	p50, p90 := percentile(lat, 50), percentile(lat, 90)
 	b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(p90.Microseconds())/1000, "p90-ms")
 	b.Logf("build recorded to delivery arrived: p50 %v, p90 %v over %d builds", p50, p90, len(lat))
@@ -140,7 +140,7 @@ events = ["push", "build.finished"]
 	if err != nil || len(pending) < 10 {
 		b.Fatalf("the backlog is gone before the end (%d groups pending, %v)", len(pending), err)
 	}
-	w, wo := whMedian(with), whMedian(without)
+	w, wo := median(with), median(without)
 	ratio := float64(w) / float64(wo)
 	b.ReportMetric(ratio, "p50-ratio")
 	b.Logf("push p50 with 1,000 deliveries queued to a slow receiver %v, without %v: %.3fx", w, wo, ratio)

@@ -211,12 +211,6 @@ func whPushTimes(t testing.TB, u *user, n int, ds []*daemon, dirs []string) [][]
 	return out
 }
 
-func whMedian(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
-
 // TestWebhookHangingReceiver: a receiver that never answers is cut off by
 // the timeout, and pushes beside it are as fast as pushes to a daemon
 // without the hook (pushes taking turns, medians).
@@ -245,7 +239,7 @@ events = ["push", "build.started", "build.finished"]
 	dirs := []string{alice.newProject(t, map[string]string{".slipway.toml": btPipeline("", "true")}),
 		alice.newProject(t, map[string]string{".slipway.toml": btPipeline("", "true")})}
 	times := whPushTimes(t, alice, 9, []*daemon{hooked, plain}, dirs)
-	with, without := whMedian(times[0]), whMedian(times[1])
+	with, without := median(times[0]), median(times[1])
 	t.Logf("push p50 with a hanging hook %v, without %v (%.2fx)", with, without, float64(with)/float64(without))
 	// The target (10%) is the benchmark's; on a loaded CI machine a
 	// hanging hook must still not be what a push waits for.
