@@ -6,7 +6,6 @@ package e2e
 // folder (mounted at /cache in the sandbox), so nothing here races a sleep.
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -87,27 +86,14 @@ func btUsers(t *testing.T) (alice, bob *user) {
 // `builds REPO --json`.
 func btBuilds(t *testing.T, d *daemon, u *user, repo string) []btBuild {
 	t.Helper()
-	out, errOut, code := d.ssh(u, "builds", repo, "--limit", "200", "--json")
-	if code != 0 {
-		t.Fatalf("builds %s --json: exit %d: %s", repo, code, errOut)
-	}
-	var bs []btBuild
-	if err := json.Unmarshal([]byte(out), &bs); err != nil {
-		t.Fatalf("builds --json is not JSON: %v\n%s", err, out)
-	}
-	return bs
+	return sshJSON[[]btBuild](t, d, u, "builds", repo, "--limit", "200", "--json")
 }
 
 // btBuildByID returns one build of btBuilds.
 func btBuildByID(t *testing.T, d *daemon, u *user, repo string, id int64) btBuild {
 	t.Helper()
-	for _, b := range btBuilds(t, d, u, repo) {
-		if b.ID == id {
-			return b
-		}
-	}
-	t.Fatalf("builds %s --json does not list build #%d", repo, id)
-	return btBuild{}
+	return mustFind(t, btBuilds(t, d, u, repo), func(b btBuild) bool { return b.ID == id },
+		fmt.Sprintf("builds %s --json does not list build #%d", repo, id))
 }
 
 // btFinal waits (reading the daemon's database, which is cheap to poll)

@@ -7,7 +7,6 @@ package e2e
 // files of this package.
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -51,10 +50,17 @@ if [ -e BIG ]; then head -c "$(cat BIG)" /dev/zero > dist/big.bin; fi
 // to cut it: 8 MiB, of which the gate lets 1 MiB through.
 const dtBig = 8 << 20
 
-// dtProject makes a work tree on main whose app/ holds the given files.
+// dtProject makes a work tree on main whose app/ holds the given files,
+// built by dtBuildScript.
 func dtProject(t *testing.T, u *user, app map[string]string) (dir, head string) {
 	t.Helper()
-	files := map[string]string{".slipway.toml": dtPipeline, "build.sh": dtBuildScript}
+	return dtProjectBuiltBy(t, u, dtBuildScript, app)
+}
+
+// dtProjectBuiltBy is dtProject with another build.sh.
+func dtProjectBuiltBy(t *testing.T, u *user, script string, app map[string]string) (dir, head string) {
+	t.Helper()
+	files := map[string]string{".slipway.toml": dtPipeline, "build.sh": script}
 	for name, body := range app {
 		files["app/"+name] = body
 	}
@@ -80,26 +86,27 @@ func dtKnownHosts(t *testing.T, port int, hostKey string) string {
 	return f
 }
 
-// dtBuild is a build as `builds --json` shows it.
+// dtBuild is a build as `builds --json` shows it, with its digest.
 type dtBuild struct {
 	ID     int64        `json:"id"`
 	Ref    string       `json:"ref"`
 	Commit string       `json:"commit"`
 	State  record.State `json:"state"`
 	Reason string       `json:"reason"`
+	Digest string       `json:"digest"`
 }
 
+// dtBuilds is `builds REPO --json` as u sees it.
 func dtBuilds(t *testing.T, d *daemon, u *user, repo string) []dtBuild {
 	t.Helper()
-	out, stderr, code := d.ssh(u, "builds", repo, "--limit", "100", "--json")
-	if code != 0 {
-		t.Fatalf("builds %s: exit %d: %s", repo, code, stderr)
-	}
-	var bs []dtBuild
-	if err := json.Unmarshal([]byte(out), &bs); err != nil {
-		t.Fatalf("builds %s --json: %v\n%s", repo, err, out)
-	}
-	return bs
+	return sshJSON[[]dtBuild](t, d, u, "builds", repo, "--limit", "100", "--json")
+}
+
+// dtBuildOf is build id as `builds REPO --json` shows it now.
+func dtBuildOf(t *testing.T, d *daemon, u *user, repo string, id int64) dtBuild {
+	t.Helper()
+	return mustFind(t, dtBuilds(t, d, u, repo), func(b dtBuild) bool { return b.ID == id },
+		fmt.Sprintf("builds %s --json does not list build #%d", repo, id))
 }
 
 // dtWaitBuild waits for a build of commit newer than build after to end,
@@ -131,29 +138,34 @@ func dtWaitBuild(t *testing.T, d *daemon, u *user, repo, commit string, after in
 	return dtBuild{}
 }
 
-// dtDeploys is the deployment history of an environment, newest first, as
-// `deploys REPO ENV --json` shows it.
+// dtDeploy is a deployment as `deploys --json` shows it, with its digest
+// and its hosts.
+type dtDeploy struct {
+	ID      int64                `json:"id"`
+	Repo    string               `json:"repo"`
+	Env     string               `json:"env"`
+	BuildID int64                `json:"build_id"`
+	Commit  string               `json:"commit"`
+	Trigger record.DeployTrigger `json:"trigger"`
+	User    string               `json:"user"`
+	State   record.DeployState   `json:"state"`
+	Reason  string               `json:"reason"`
+	Release string               `json:"release"`
+	Digest  string               `json:"digest"`
+	Hosts   []mhDeployHost       `json:"hosts"`
+}
+
+// dtDeployViews is the deployment history of an environment, newest
+// first, as `deploys REPO ENV --json` shows it.
+func dtDeployViews(t *testing.T, d *daemon, u *user, repo, env string) []dtDeploy {
+	t.Helper()
+	return sshJSON[[]dtDeploy](t, d, u, "deploys", repo, env, "--limit", "100", "--json")
+}
+
+// dtDeploys is dtDeployViews as records.
 func dtDeploys(t *testing.T, d *daemon, u *user, repo, env string) []record.Deployment {
 	t.Helper()
-	out, stderr, code := d.ssh(u, "deploys", repo, env, "--limit", "100", "--json")
-	if code != 0 {
-		t.Fatalf("deploys %s %s: exit %d: %s", repo, env, code, stderr)
-	}
-	var js []struct {
-		ID      int64                `json:"id"`
-		Repo    string               `json:"repo"`
-		Env     string               `json:"env"`
-		BuildID int64                `json:"build_id"`
-		Commit  string               `json:"commit"`
-		Trigger record.DeployTrigger `json:"trigger"`
-		User    string               `json:"user"`
-		State   record.DeployState   `json:"state"`
-		Reason  string               `json:"reason"`
-		Release string               `json:"release"`
-	}
-	if err := json.Unmarshal([]byte(out), &js); err != nil {
-		t.Fatalf("deploys %s %s --json: %v\n%s", repo, env, err, out)
-	}
+	js := dtDeployViews(t, d, u, repo, env)
 	ds := make([]record.Deployment, 0, len(js))
 	for _, j := range js {
 		ds = append(ds, record.Deployment{ID: j.ID, Repo: j.Repo, Env: j.Env, BuildID: j.BuildID, Commit: j.Commit,
@@ -197,11 +209,7 @@ func dtWaitDeploy(t *testing.T, d *daemon, u *user, repo, env, commit string, af
 // dtDeployLog is `log deploy ID`.
 func dtDeployLog(t *testing.T, d *daemon, u *user, id int64) string {
 	t.Helper()
-	out, stderr, code := d.ssh(u, "log", "deploy", strconv.FormatInt(id, 10))
-	if code != 0 {
-		t.Fatalf("log deploy %d: exit %d: %s", id, code, stderr)
-	}
-	return out
+	return mustSSH(t, d, u, "log", "deploy", strconv.FormatInt(id, 10))
 }
 
 // dtRefused checks that a push was refused with exactly one line that names

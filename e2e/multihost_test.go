@@ -97,18 +97,7 @@ func mhRepo(envs ...string) string {
 	return "\n[[repo]]\nname = \"app\"\nread = [\"*\"]\n" + strings.Join(envs, "")
 }
 
-// mhDeploy is a deployment as `deploys --json` shows it, with its hosts.
-type mhDeploy struct {
-	ID      int64              `json:"id"`
-	Env     string             `json:"env"`
-	BuildID int64              `json:"build_id"`
-	Commit  string             `json:"commit"`
-	State   record.DeployState `json:"state"`
-	Reason  string             `json:"reason"`
-	Release string             `json:"release"`
-	Hosts   []mhDeployHost     `json:"hosts"`
-}
-
+// mhDeployHost is one host of a deployment as `deploys --json` shows it.
 type mhDeployHost struct {
 	Host     string           `json:"host"`
 	Release  string           `json:"release"`
@@ -119,7 +108,7 @@ type mhDeployHost struct {
 
 // host is the part of host h in the deployment; it fails the test when
 // the deployment does not list h.
-func (dep mhDeploy) host(t *testing.T, h mhHost) mhDeployHost {
+func (dep dtDeploy) host(t *testing.T, h mhHost) mhDeployHost {
 	t.Helper()
 	for _, dh := range dep.Hosts {
 		if dh.Host == h.name() {
@@ -130,29 +119,11 @@ func (dep mhDeploy) host(t *testing.T, h mhHost) mhDeployHost {
 	return mhDeployHost{}
 }
 
-func mhDeploys(t *testing.T, d *daemon, u *user, env string) []mhDeploy {
+// mhDeployment is deployment id of app as `deploys --json` shows it now.
+func mhDeployment(t *testing.T, d *daemon, u *user, env string, id int64) dtDeploy {
 	t.Helper()
-	out, stderr, code := d.ssh(u, "deploys", "app", env, "--limit", "100", "--json")
-	if code != 0 {
-		t.Fatalf("deploys app %s: exit %d: %s", env, code, stderr)
-	}
-	var ds []mhDeploy
-	if err := json.Unmarshal([]byte(out), &ds); err != nil {
-		t.Fatalf("deploys app %s --json: %v\n%s", env, err, out)
-	}
-	return ds
-}
-
-// mhDeployment is deployment id as `deploys --json` shows it now.
-func mhDeployment(t *testing.T, d *daemon, u *user, env string, id int64) mhDeploy {
-	t.Helper()
-	for _, dep := range mhDeploys(t, d, u, env) {
-		if dep.ID == id {
-			return dep
-		}
-	}
-	t.Fatalf("deployment #%d to %s is not listed", id, env)
-	return mhDeploy{}
+	return mustFind(t, dtDeployViews(t, d, u, "app", env), func(dep dtDeploy) bool { return dep.ID == id },
+		fmt.Sprintf("deployment #%d to %s is not listed", id, env))
 }
 
 // mhDaemon is a test's daemon, its store (read directly, so that waiting
@@ -177,7 +148,7 @@ func mhFinal(st record.DeployState) bool {
 
 // mhWait waits for a deployment of commit to env, newer than deployment
 // after, to end, and returns it as `deploys --json` shows it.
-func mhWait(t *testing.T, d *mhDaemon, env, commit string, after int64) mhDeploy {
+func mhWait(t *testing.T, d *mhDaemon, env, commit string, after int64) dtDeploy {
 	t.Helper()
 	var id int64
 	d.eventually(t, 3*time.Minute, "a deployment of "+commit[:7]+" to "+env+" to end", func() bool {
@@ -197,7 +168,7 @@ func mhWait(t *testing.T, d *mhDaemon, env, commit string, after int64) mhDeploy
 }
 
 // mhWaitID waits for deployment id to end.
-func mhWaitID(t *testing.T, d *mhDaemon, env string, id int64) mhDeploy {
+func mhWaitID(t *testing.T, d *mhDaemon, env string, id int64) dtDeploy {
 	t.Helper()
 	d.eventually(t, 3*time.Minute, fmt.Sprintf("deployment #%d to end", id), func() bool {
 		dep, err := d.db.GetDeployment(t.Context(), id)
@@ -233,7 +204,7 @@ func mhWaitBuild(t *testing.T, d *mhDaemon, rev string) {
 // mhPushAndDeploy commits body to app/index.html (unless body is empty),
 // pushes main and waits for its build to pass and for the deployment to env
 // that follows it.
-func mhPushAndDeploy(t *testing.T, d *mhDaemon, src, body, env string, after int64) (string, mhDeploy) {
+func mhPushAndDeploy(t *testing.T, d *mhDaemon, src, body, env string, after int64) (string, dtDeploy) {
 	t.Helper()
 	u := d.u
 	rev := strings.TrimSpace(u.mustGit(t, src, "rev-parse", "HEAD"))
@@ -256,7 +227,7 @@ func mhAllOn(t *testing.T, hosts []mhHost, release, when string) {
 }
 
 // mhStates checks each host's state in dep, in the order of hosts.
-func mhStates(t *testing.T, dep mhDeploy, hosts []mhHost, want ...record.HostState) {
+func mhStates(t *testing.T, dep dtDeploy, hosts []mhHost, want ...record.HostState) {
 	t.Helper()
 	if len(dep.Hosts) != len(hosts) {
 		t.Errorf("deployment #%d lists %d hosts, want %d: %+v", dep.ID, len(dep.Hosts), len(hosts), dep.Hosts)
@@ -271,10 +242,7 @@ func mhStates(t *testing.T, dep mhDeploy, hosts []mhHost, want ...record.HostSta
 // mhHostsColumn is the HOSTS column of deployment id in `deploys app env`.
 func mhHostsColumn(t *testing.T, d *daemon, u *user, env string, id int64) string {
 	t.Helper()
-	out, stderr, code := d.ssh(u, "deploys", "app", env)
-	if code != 0 {
-		t.Fatalf("deploys app %s: exit %d: %s", env, code, stderr)
-	}
+	out := mustSSH(t, d, u, "deploys", "app", env)
 	lines := strings.Split(out, "\n")
 	col := strings.Index(lines[0], "HOSTS")
 	end := strings.Index(lines[0], "REASON")
@@ -307,10 +275,7 @@ type mhReleaseHost struct {
 // (Errorf), not the end of it.
 func mhReleases(t *testing.T, d *daemon, u *user, env string) (string, map[string][]string, map[string]mhReleaseHost) {
 	t.Helper()
-	out, stderr, code := d.ssh(u, "releases", "app", env)
-	if code != 0 {
-		t.Fatalf("releases app %s: exit %d: %s", env, code, stderr)
-	}
+	out := mustSSH(t, d, u, "releases", "app", env)
 	rows := map[string][]string{}
 	in := false
 	for _, l := range strings.Split(out, "\n") {
@@ -325,10 +290,7 @@ func mhReleases(t *testing.T, d *daemon, u *user, env string) (string, map[strin
 	if !in {
 		t.Errorf("releases app %s has no HOST table:\n%s", env, out)
 	}
-	js, stderr, code := d.ssh(u, "releases", "app", env, "--json")
-	if code != 0 {
-		t.Fatalf("releases app %s --json: exit %d: %s", env, code, stderr)
-	}
+	js := mustSSH(t, d, u, "releases", "app", env, "--json")
 	// --json keeps its array of releases; each names the hosts it is
 	// live on.
 	hosts := map[string]mhReleaseHost{}
@@ -363,10 +325,7 @@ func mhLogLine(log string, h mhHost, want string) bool {
 // mhRetry runs `retry deploy ID` and returns the new deployment's id.
 func mhRetry(t *testing.T, d *daemon, u *user, id int64) int64 {
 	t.Helper()
-	out, stderr, code := d.ssh(u, "retry", "deploy", strconv.FormatInt(id, 10))
-	if code != 0 {
-		t.Fatalf("retry deploy %d: exit %d: %s%s", id, code, out, stderr)
-	}
+	out := mustSSH(t, d, u, "retry", "deploy", strconv.FormatInt(id, 10))
 	var nid int64
 	if _, err := fmt.Sscanf(out, "deployment #%d queued", &nid); err != nil {
 		t.Fatalf("retry deploy %d printed %q: %v", id, out, err)
@@ -813,7 +772,7 @@ func TestMultiHostReleaseGateNeedsEveryStagingHost(t *testing.T) {
 	const ref = "refs/release/prod"
 	out, err := alice.git(src, "push", d.url("app"), rev+":"+ref)
 	dtRefused(t, out, err, ref, "revision "+rev[:7]+" has not been live on staging")
-	if ds := mhDeploys(t, d.daemon, alice, "prod"); len(ds) != 0 {
+	if ds := dtDeployViews(t, d.daemon, alice, "app", "prod"); len(ds) != 0 {
 		t.Fatalf("a refused release recorded prod deployments: %+v", ds)
 	}
 

@@ -67,15 +67,7 @@ func whSecret(t testing.TB, secret string) string {
 // whDeliveries is `deliveries REPO --json` as u sees it.
 func whDeliveries(t testing.TB, d *daemon, u *user, repo string, args ...string) []webhook.DeliveryView {
 	t.Helper()
-	out, errOut, code := d.ssh(u, append([]string{"deliveries", repo, "--json"}, args...)...)
-	if code != 0 {
-		t.Fatalf("deliveries %s: exit %d: %s", repo, code, errOut)
-	}
-	var ds []webhook.DeliveryView
-	if err := json.Unmarshal([]byte(out), &ds); err != nil {
-		t.Fatalf("deliveries --json: %v\n%s", err, out)
-	}
-	return ds
+	return sshJSON[[]webhook.DeliveryView](t, d, u, append([]string{"deliveries", repo, "--json"}, args...)...)
 }
 
 // TestWebhookRetriedAcrossKill: a receiver answers 500, 500, then 200;
