@@ -58,7 +58,7 @@ func TestAPIServesWhatSSHShows(t *testing.T) {
 	t.Parallel()
 	alice, bob := btUsers(t)
 	d := btStartDaemon(t, configFor(apiConfig, []*user{alice}, bob))
-	db := openStore(t, d)
+	db := d.store(t)
 	base := waDashboard(t, d)
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline("", `echo '<script>alert(1)</script>'`, `printf '\033[31mred\033[0m\n'`),
@@ -149,11 +149,8 @@ func TestAPIServesWhatSSHShows(t *testing.T) {
 //
 //	go test -run '^$' -bench APIBuildListVsSSH -benchtime 100x ./e2e
 func BenchmarkAPIBuildListVsSSH(b *testing.B) {
-	bin := filepath.Join(b.TempDir(), "slipway")
-	if out, err := exec.Command("go", "build", "-o", bin, "slipway/cmd/slipway").CombinedOutput(); err != nil {
-		b.Fatalf("build slipway: %v\n%s", err, out)
-	}
-	u := dtBenchUser(b, b.TempDir())
+	bin := mustReleaseBin(b)
+	u := newUser(b, "bench")
 	var repos strings.Builder
 	repos.WriteString("[http]\nlisten = \"127.0.0.1:0\"\n")
 	for i := range 100 {

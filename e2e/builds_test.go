@@ -329,7 +329,7 @@ func TestBuildPassesAndIsListed(t *testing.T) {
 	t.Parallel()
 	alice, bob := btUsers(t)
 	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
-	db := openStore(t, d)
+	db := d.store(t)
 	src := alice.newProject(t, map[string]string{
 		"README": "hello\n",
 		".slipway.toml": btPipeline("",
@@ -376,7 +376,7 @@ func TestBuildFailsAtStep2ThenRetryPasses(t *testing.T) {
 	t.Parallel()
 	alice, bob := btUsers(t)
 	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
-	db := openStore(t, d)
+	db := d.store(t)
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline("cache = true\n",
 			`touch /cache/step1-$SLIPWAY_BUILD_ID`,
@@ -436,7 +436,7 @@ func TestMissingAndBrokenPipelineFile(t *testing.T) {
 	t.Parallel()
 	alice, bob := btUsers(t)
 	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
-	db := openStore(t, d)
+	db := d.store(t)
 	src := alice.newProject(t, map[string]string{"README": "no pipeline here\n"})
 	commit := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
 	out := alice.mustGit(t, src, "push", d.url("app"), "main")
@@ -485,7 +485,7 @@ func TestPushWaitStreamsTheLog(t *testing.T) {
 	t.Parallel()
 	alice, bob := btUsers(t)
 	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
-	db := openStore(t, d)
+	db := d.store(t)
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline("cache = true\n",
 			`echo bt-wait-first-$((40+2))`, btWaitStep("wait"), `echo bt-wait-second-$((40+2))`),
@@ -546,7 +546,7 @@ func TestLogFollowDuringBuild(t *testing.T) {
 	t.Parallel()
 	alice, bob := btUsers(t)
 	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
-	db := openStore(t, d)
+	db := d.store(t)
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline("cache = true\n",
 			`echo bt-follow-first-$((40+2))`, btWaitStep("follow"), `echo bt-follow-second-$((40+2))`),
@@ -596,7 +596,7 @@ func TestCancelRunningBuildKillsItsProcesses(t *testing.T) {
 	t.Parallel()
 	alice, bob := btUsers(t)
 	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
-	db := openStore(t, d)
+	db := d.store(t)
 	marker := btMarker("cancel")
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline(fmt.Sprintf("cache = true\n[build.env]\nBT_MARKER = %q\n", marker),
@@ -645,7 +645,7 @@ func TestBuildTimeout(t *testing.T) {
 	t.Parallel()
 	alice, bob := btUsers(t)
 	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
-	db := openStore(t, d)
+	db := d.store(t)
 	marker := btMarker("timeout")
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline(fmt.Sprintf("timeout = \"2s\"\n[build.env]\nBT_MARKER = %q\n", marker),
@@ -693,7 +693,7 @@ func TestHugeOutputIsCut(t *testing.T) {
 	alice, bob := btUsers(t)
 	const maxLog = 1 << 20
 	d := btStartDaemon(t, configFor(btRepoConfig+fmt.Sprintf("[build]\nmax_log_bytes = %d\n", maxLog), []*user{alice}, bob))
-	db := openStore(t, d)
+	db := d.store(t)
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline("",
 			`yes bt-flood-0123456789abcdefghijklmnopqrstuvwxyz | head -c 100000000; echo bt-flood-done-$((1+1))`),
@@ -735,7 +735,7 @@ func TestForkBombIsContained(t *testing.T) {
 	// A low process limit keeps the bomb from crowding out other builds of
 	// uid 65534 that run on this machine meanwhile.
 	d := btStartDaemon(t, configFor(btRepoConfig+"[build]\nmax_processes = 128\n", []*user{alice}, bob))
-	db := openStore(t, d)
+	db := d.store(t)
 	marker := btMarker("bomb")
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline(fmt.Sprintf("timeout = \"6s\"\n[build.env]\nBT_MARKER = %q\n", marker),
@@ -798,7 +798,7 @@ func TestSecretsNeverAppearInLogs(t *testing.T) {
   branches = ["main"]
 `, tokenFile, multiFile)
 	d := btStartDaemon(t, configFor(cfg, []*user{alice}, bob), "BT_E2E_SECRET="+envSec)
-	db := openStore(t, d)
+	db := d.store(t)
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline("",
 			`echo "token=$BT_TOKEN len=${#BT_TOKEN}"`,
@@ -863,7 +863,7 @@ func TestNewerPushSupersedesQueuedBuild(t *testing.T) {
 	t.Parallel()
 	alice, bob := btUsers(t)
 	d := btStartDaemon(t, configFor(btRepoConfig+"[build]\nconcurrency = 1\n", []*user{alice}, bob))
-	db := openStore(t, d)
+	db := d.store(t)
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline("cache = true\n",
 			`touch /cache/started-$SLIPWAY_BUILD_ID; while [ ! -e /cache/go ]; do sleep 0.05; done`),
@@ -922,7 +922,7 @@ func TestDaemonKilledDuringBuild(t *testing.T) {
 	testutil.Eventually(t, 30*time.Second, "the step's processes to die with the daemon", func() bool {
 		return len(btProcs(t, marker)) == 0
 	})
-	db := openStore(t, d)
+	db := d.store(t)
 	if b, err := db.GetBuild(t.Context(), id); err != nil || b.State != record.StateRunning {
 		t.Fatalf("after kill -9 build #%d is %v (%v); the record should still say running", id, b.State, err)
 	}
@@ -958,7 +958,7 @@ func TestFiftyPushesAllBuild(t *testing.T) {
 	t.Parallel()
 	alice, bob := btUsers(t)
 	d := btStartDaemon(t, configFor(btRepoConfig+"[build]\nconcurrency = 2\n", []*user{alice}, bob))
-	db := openStore(t, d)
+	db := d.store(t)
 	// The builds wait for a go-ahead, so that the queue really fills up.
 	src := alice.newProject(t, map[string]string{".slipway.toml": btPipeline("cache = true\n",
 		`echo "bt-branch $SLIPWAY_BRANCH"; while [ ! -e /cache/go ]; do sleep 0.05; done`)})
@@ -1087,7 +1087,7 @@ func TestMemoryLimitIsHeld(t *testing.T) {
 	t.Parallel()
 	alice, bob := btUsers(t)
 	d := btStartDaemon(t, configFor(btRepoConfig+"[build]\nmax_memory_bytes = 50331648\n", []*user{alice}, bob))
-	db := openStore(t, d)
+	db := d.store(t)
 	// Two shells holding 40 MB each: 80 MB against a 48 MiB limit.
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline("",

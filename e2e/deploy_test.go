@@ -13,7 +13,6 @@ import (
 	"io/fs"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"slipway/internal/testutil"
@@ -1001,15 +1000,12 @@ func (g *dtGate) forward(dst, src net.Conn, done <-chan struct{}) {
 // iteration releases a new passed revision, so each ships a new release
 // hard-linked against the previous one. As a baseline in the same run it
 // times a push of a branch that does not build (SSH, git and the hooks, no
-// deployment). It builds its own binary without -race, because the figure
+// deployment). It runs the binary built without -race (releaseBin), because the figure
 // is about the product, and reports p50/p90 and the ratio to the baseline.
 //
 //	go test -run '^$' -bench BenchmarkReleasePush -benchtime 20x ./e2e
 func BenchmarkReleasePush(b *testing.B) {
-	bin := filepath.Join(b.TempDir(), "slipway")
-	if out, err := exec.Command("go", "build", "-o", bin, "slipway/cmd/slipway").CombinedOutput(); err != nil {
-		b.Fatalf("build slipway: %v\n%s", err, out)
-	}
+	bin := mustReleaseBin(b)
 	b.Run("local", func(b *testing.B) {
 		dtBenchRelease(b, bin, func(path string) string { return fmt.Sprintf("  target = %q\n", path) })
 	})
@@ -1023,7 +1019,7 @@ func BenchmarkReleasePush(b *testing.B) {
 // target renders for a folder.
 func dtBenchRelease(b *testing.B, bin string, target func(path string) string) {
 	root := b.TempDir()
-	u := dtBenchUser(b, root)
+	u := newUser(b, "bench")
 	prod := filepath.Join(root, "prod")
 	cfg := configFor(`
 [[repo]]
@@ -1032,7 +1028,7 @@ build_branches = ["main"]
   [[repo.environment]]
   name = "prod"
 `+target(prod), []*user{u})
-	addr := dtBenchDaemon(b, bin, root, cfg)
+	addr := startDaemonIn(b, bin, root, cfg).addr
 	url := "ssh://git@" + addr + "/app"
 
 	src := filepath.Join(root, "src")
@@ -1095,60 +1091,4 @@ build_branches = ["main"]
 	b.ReportMetric(float64(percentile(release, 90).Milliseconds()), "p90-ms")
 	b.ReportMetric(float64(pp50.Milliseconds()), "plain-push-p50-ms")
 	b.ReportMetric(float64(rp50)/float64(pp50), "x-plain-push")
-}
-
-// dtBenchUser is newUser for a benchmark (the harness's takes a *testing.T).
-func dtBenchUser(b *testing.B, dir string) *user {
-	b.Helper()
-	key := filepath.Join(dir, "id_ed25519")
-	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "bench", "-f", key).CombinedOutput(); err != nil {
-		b.Fatalf("ssh-keygen: %v\n%s", err, out)
-	}
-	pub, err := os.ReadFile(key + ".pub")
-	if err != nil {
-		b.Fatal(err)
-	}
-	return &user{name: "bench", key: key, pub: strings.TrimSpace(string(pub)), sshHome: dir}
-}
-
-// dtBenchDaemon is startDaemon for a benchmark: it runs bin serve on
-// config in root and returns the SSH address; it stops the daemon at the
-// benchmark's end.
-func dtBenchDaemon(b *testing.B, bin, root, config string) string {
-	b.Helper()
-	cfg := filepath.Join(root, "slipway.toml")
-	config = strings.ReplaceAll(config, "%DATA%", filepath.Join(root, "data"))
-	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", "--config", cfg)
-	cmd.Dir = root
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + root}
-	var stdout, logs testutil.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &logs
-	p, err := startProc(cmd)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(45 * time.Second):
-			_ = cmd.Process.Kill()
-			<-p.done
-			b.Errorf("slipway serve did not stop on SIGTERM\n%s", logs.String())
-		}
-	})
-	var addr string
-	poll(b, time.Minute, "slipway serve to start", p.done, func() string {
-		return fmt.Sprintf("slipway serve exited at start: %v\n%s", p.err, logs.String())
-	}, func() bool {
-		m := listenRE.FindStringSubmatch(stdout.String())
-		if m != nil {
-			addr = m[1]
-		}
-		return m != nil
-	})
-	return addr
 }

@@ -32,7 +32,7 @@ var elLimitsLine = regexp.MustCompile(`== limits of every step: (.*)`)
 // elLog is a finished build's log, with its state and reason.
 func elLog(t *testing.T, d *daemon, u *user, id int64) (btBuild, string) {
 	t.Helper()
-	b := btFinal(t, d, openStore(t, d), u, "app", id)
+	b := btFinal(t, d, d.store(t), u, "app", id)
 	return b, btLog(t, d, u, id, false)
 }
 
@@ -109,7 +109,7 @@ func TestExhaustTmp(t *testing.T) {
 		!strings.Contains(log, "fill exit 1, /tmp/fill holds 67108864 bytes") || !strings.Contains(log, "/tmp 64 MiB") {
 		t.Fatalf("3 GB into a /tmp of 64 MiB: %s (%s)\n%s", b.State, b.Reason, log)
 	}
-	btHealthy(t, d, openStore(t, d), alice, src)
+	btHealthy(t, d, d.store(t), alice, src)
 }
 
 // elDiskUsage is what a tree holds on disk (st_blocks), 0 when it is gone.
@@ -191,7 +191,7 @@ func TestExhaustWorkspace(t *testing.T) {
 	if _, err := os.Stat(ws); !os.IsNotExist(err) {
 		t.Errorf("the workspace is still there after the build: %v", err)
 	}
-	btHealthy(t, d, openStore(t, d), alice, src)
+	btHealthy(t, d, d.store(t), alice, src)
 }
 
 // TestExhaustOpenFiles: with no limit configured, the defaults hold and

@@ -162,7 +162,7 @@ func TestHugeObjectsDoNotExhaustTheDaemon(t *testing.T) {
 	t0 := time.Now()
 	alice, bob := btUsers(t)
 	d := btStartDaemon(t, configFor(btRepoConfig+"\n[build]\nmax_file_bytes = 104857600\n", []*user{alice}, bob))
-	db := openStore(t, d)
+	db := d.store(t)
 	pid := d.proc.cmd.Process.Pid
 
 	// An ordinary push first, so that the idle figure is that of a daemon

@@ -147,7 +147,7 @@ func TestBuildOutputCannotTakeOverTheTerminal(t *testing.T) {
 	t.Parallel()
 	alice, bob := btUsers(t)
 	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
-	db := openStore(t, d)
+	db := d.store(t)
 	src := alice.newProject(t, map[string]string{".slipway.toml": btPipeline("", etHostileStep)})
 
 	push := alice.mustGit(t, src, "push", "-o", "wait", d.url("app"), "main")
@@ -314,17 +314,14 @@ exit 4
 // coloured compiler errors, UTF-8), shown safe through the termsafe
 // filter, against `log 1 -f --raw` in the same run, which copies the
 // stored bytes: the cost of the filter as a person waiting for the log
-// sees it. It builds its own binary without -race.
+// sees it. It runs the binary built without -race (releaseBin).
 //
 //	go test -run '^$' -bench BenchmarkLogFollow10MiB -benchtime 10x ./e2e
 func BenchmarkLogFollow10MiB(b *testing.B) {
-	bin := filepath.Join(b.TempDir(), "slipway")
-	if out, err := exec.Command("go", "build", "-o", bin, "slipway/cmd/slipway").CombinedOutput(); err != nil {
-		b.Fatalf("build slipway: %v\n%s", err, out)
-	}
+	bin := mustReleaseBin(b)
 	root := b.TempDir()
-	u := dtBenchUser(b, root)
-	addr := dtBenchDaemon(b, bin, root, configFor("[build]\nmax_log_bytes = 20971520\n", []*user{u}))
+	u := newUser(b, "bench")
+	addr := startDaemonIn(b, bin, root, configFor("[build]\nmax_log_bytes = 20971520\n", []*user{u})).addr
 	src := filepath.Join(root, "src")
 	step := `yes "$(printf 'ok  \tslipway/build/pipeline\t0.016s\tcoverage: 91.2%% of statements')" | head -n 120000; ` +
 		`yes "$(printf '\033[1m\033[31merror\033[0m: expected ;, found } — src/main.rs:12:5 ✓')" | head -n 15000`

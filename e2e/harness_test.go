@@ -212,11 +212,15 @@ func startDaemon(t testing.TB, config string, env ...string) *daemon {
 func startDaemonBin(t testing.TB, bin, config string, env ...string) *daemon {
 	t.Helper()
 	root := t.TempDir()
-	for dir := root; strings.HasPrefix(dir, os.TempDir()+string(filepath.Separator)); dir = filepath.Dir(dir) {
-		if err := os.Chmod(dir, 0o711); err != nil {
-			t.Fatal(err)
-		}
-	}
+	searchable(t, root)
+	return startDaemonIn(t, bin, root, config, env...)
+}
+
+// startDaemonIn is startDaemonBin on a root the test prepared: root must
+// hold (or be about to hold) root/data, for instance a mount, and be
+// reachable by the build steps' uid.
+func startDaemonIn(t testing.TB, bin, root, config string, env ...string) *daemon {
+	t.Helper()
 	cfg := filepath.Join(root, "slipway.toml")
 	config = strings.ReplaceAll(config, "%DATA%", filepath.Join(root, "data"))
 	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
@@ -226,6 +230,19 @@ func startDaemonBin(t testing.TB, bin, config string, env ...string) *daemon {
 	d.start()
 	t.Cleanup(d.stop)
 	return d
+}
+
+// searchable makes the folders from dir up to the system's temporary
+// folder searchable by others (mode 0711), as a real data dir under
+// /var/lib is: build steps run as an unprivileged uid that must reach the
+// build folder in the data dir.
+func searchable(t testing.TB, dir string) {
+	t.Helper()
+	for d := dir; strings.HasPrefix(d, os.TempDir()+string(filepath.Separator)); d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 var listenRE = regexp.MustCompile(`listening on ssh://(\S+)`)
@@ -549,11 +566,7 @@ func ordinaryAccount(t *testing.T, dirs ...string) *account {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		for dir := filepath.Dir(d); strings.HasPrefix(dir, os.TempDir()+string(filepath.Separator)); dir = filepath.Dir(dir) {
-			if err := os.Chmod(dir, 0o711); err != nil {
-				t.Fatal(err)
-			}
-		}
+		searchable(t, filepath.Dir(d))
 	}
 	return a
 }
@@ -573,3 +586,14 @@ var releaseBin = sync.OnceValues(func() (string, error) {
 	}
 	return bin, nil
 })
+
+// mustReleaseBin is releaseBin that fails the benchmark when the build
+// fails.
+func mustReleaseBin(b testing.TB) string {
+	b.Helper()
+	bin, err := releaseBin()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return bin
+}

@@ -27,7 +27,7 @@ func TestSecondDaemonOnTheSameDataDirExits(t *testing.T) {
 	t.Parallel()
 	alice, bob := btUsers(t)
 	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
-	db := openStore(t, d)
+	db := d.store(t)
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline("cache = true\n", `echo run >> /cache/runs; `+btWaitStep("lock")),
 	})
@@ -103,7 +103,7 @@ func TestPushWaitWhenTheDaemonStops(t *testing.T) {
 	t.Parallel()
 	alice, bob := btUsers(t)
 	d := btStartDaemon(t, configFor(btRepoConfig+"\n[build]\nconcurrency = 1\n", []*user{alice}, bob))
-	db := openStore(t, d)
+	db := d.store(t)
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline("cache = true\n", `echo run >> /cache/runs; `+btWaitStep("stopwait")),
 	})

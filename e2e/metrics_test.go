@@ -78,7 +78,7 @@ listen = "127.0.0.1:0"
 metrics_token_file = %q
 `, staging, tokenFile), []*user{alice}, bob))
 	base := waDashboard(t, d)
-	db := openStore(t, d)
+	db := d.store(t)
 
 	for _, c := range []struct{ name, auth, why string }{
 		{"no token", "", "/metrics needs the bearer token of [http] metrics_token_file"},

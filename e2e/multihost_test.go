@@ -138,7 +138,7 @@ type mhDaemon struct {
 func mhStart(t *testing.T, u *user, config string) *mhDaemon {
 	t.Helper()
 	d := startDaemon(t, config)
-	return &mhDaemon{daemon: d, db: openStore(t, d), u: u}
+	return &mhDaemon{daemon: d, db: d.store(t), u: u}
 }
 
 // mhFinal reports whether a deployment state is an end state.

@@ -515,7 +515,7 @@ func TestReliabilitySecondDaemon(t *testing.T) {
 		t.Errorf("a push to the first daemon after the second exited: %v\n%s", err, out)
 	}
 	btTouch(t, d, "hold.go")
-	db := openStore(t, d)
+	db := d.store(t)
 	b := btFinal(t, d, db, bob, "app", id)
 	runs, _ := os.ReadFile(filepath.Join(btCache(d, "app"), "runs"))
 	log := btLog(t, d, bob, id, false)
@@ -571,7 +571,7 @@ func TestReliabilityFullDisk(t *testing.T) {
 	}
 	alice := newUser(t, "alice")
 	root := t.TempDir()
-	rlSearchable(t, root)
+	searchable(t, root)
 	data := filepath.Join(root, "data")
 	if err := os.Mkdir(data, 0o711); err != nil {
 		t.Fatal(err)
@@ -584,13 +584,13 @@ func TestReliabilityFullDisk(t *testing.T) {
 			_ = exec.Command("umount", "-l", data).Run()
 		}
 	})
-	d := rlStartDaemonIn(t, root, configFor(btRepoConfig, []*user{alice}))
+	d := startDaemonIn(t, "", root, configFor(btRepoConfig, []*user{alice}))
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline("artifacts = [\"out/\"]\n", "echo built; mkdir -p out; cp f out/"),
 		"f":             "0\n",
 	})
 	first, _ := btPushOne(t, d, alice, src, "main")
-	db := openStore(t, d)
+	db := d.store(t)
 	if b := btFinal(t, d, db, alice, "app", first); b.State != "passed" {
 		t.Fatalf("the first build: %s (%s)", b.State, b.Reason)
 	}
@@ -991,7 +991,7 @@ func rlBaseline(t *testing.T) rlBaselineServer {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(t.TempDir(), "openssh")
-	rlSearchable(t, filepath.Dir(dir))
+	searchable(t, filepath.Dir(dir))
 	if err := os.Chmod(filepath.Dir(dir), 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -113,7 +113,7 @@ func TestReloadAddsAndRemovesUsers(t *testing.T) {
 	admin, carol := newUser(t, "alice"), newUser(t, "carol")
 	base := configFor(btRepoConfig, []*user{admin})
 	d := btStartDaemon(t, base)
-	db := openStore(t, d)
+	db := d.store(t)
 	if _, stderr, code := d.ssh(carol, "whoami"); code == 0 {
 		t.Fatalf("carol is not configured yet but whoami answered: %s", stderr)
 	}
@@ -252,7 +252,7 @@ write = ["alice"]
 	}
 	config := configFor(repo("@every 1h", "envs/a/{repo}"), []*user{alice})
 	d := btStartDaemon(t, config)
-	db := openStore(t, d)
+	db := d.store(t)
 	dir, head := dtProject(t, alice, map[string]string{"index.html": "one\n"})
 	alice.mustGit(t, dir, "push", "-q", d.url("app"), "HEAD:main")
 	b := dtWaitBuild(t, d, alice, "app", head, 0)

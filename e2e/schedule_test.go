@@ -113,7 +113,7 @@ read = ["*"]
   cron = "@every 1s"
   branch = "main"
 `, []*user{alice}), "Europe/Berlin"))
-	db := openStore(t, d)
+	db := d.store(t)
 
 	app := alice.newProject(t, map[string]string{".slipway.toml": stPipelines})
 	alice.mustGit(t, app, "push", "-q", d.url("app"), "main")
@@ -216,7 +216,7 @@ read = ["*"]
   cron = "@every 1s"
   branch = "main"
 `, []*user{alice}))
-	db := openStore(t, d)
+	db := d.store(t)
 	// The nightly suite hangs while the file "hold" exists.
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": "[build]\nsteps = [\"true\"]\n[nightly]\nsteps = [\"if [ -f hold ]; then sleep 300; fi\", \"echo suite-done\"]\n",
@@ -284,7 +284,7 @@ write = ["alice"]
   cron = "CRON_TZ=UTC 0 0 29 2 *"
   branch = "main"
 `, []*user{admin}, alice, bob, carol))
-	db := openStore(t, d)
+	db := d.store(t)
 	src := admin.newProject(t, map[string]string{".slipway.toml": stPipelines})
 	admin.mustGit(t, src, "push", "-q", d.url("app"), "main")
 	head := strings.TrimSpace(admin.mustGit(t, src, "rev-parse", "HEAD"))
@@ -412,7 +412,7 @@ read = ["*"]
   branch = "main"
   catch_up = false
 `, []*user{alice}), "UTC"))
-	db := openStore(t, d)
+	db := d.store(t)
 	src := alice.newProject(t, map[string]string{".slipway.toml": stPipelines})
 	alice.mustGit(t, src, "push", "-q", d.url("app"), "main")
 	for _, name := range []string{"up", "off"} {
@@ -537,7 +537,7 @@ func TestStRemovedScheduleCancelsQueued(t *testing.T) {
 `
 	config := configFor("[build]\nconcurrency = 1\n\n[[repo]]\nname = \"app\"\nread = [\"*\"]\n"+schedules, []*user{alice})
 	d := startDaemon(t, config)
-	db := openStore(t, d)
+	db := d.store(t)
 	// The push build holds the only worker, so the schedule's runs queue.
 	src := alice.newProject(t, map[string]string{".slipway.toml": "[build]\nsteps = [\"sleep 300\"]\n[nightly]\nsteps = [\"true\"]\n"})
 	alice.mustGit(t, src, "push", "-q", d.url("app"), "main")

@@ -48,7 +48,7 @@ write = ["alice"]
   auto = "main"
   activate = "printf '%%s' \"$DEPLOY_TOKEN\" | rev > ../../activate-saw; printf '%%s' \"${MAIN_TOKEN:-none}\" | rev >> ../../activate-saw"
 `, filepath.Join(dir, "main"), filepath.Join(dir, "deploy"), staging), []*user{alice}, bob))
-	db := openStore(t, d)
+	db := d.store(t)
 	// rev turns a value into one masking cannot know: what the log shows
 	// is what the step had.
 	src := alice.newProject(t, map[string]string{
@@ -117,7 +117,7 @@ func TestCacheIsScopedToBranches(t *testing.T) {
 	t.Parallel()
 	alice, bob := btUsers(t)
 	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
-	db := openStore(t, d)
+	db := d.store(t)
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline("cache = true\n",
 			`echo "tool=$(cat /cache/tool 2>/dev/null || echo none)"`,

@@ -74,7 +74,7 @@ func TestVerifiedPushFailingLeavesTheRef(t *testing.T) {
 	alice, bob := btUsers(t)
 	config, _ := vtConfig(t, "", alice, bob)
 	d := btStartDaemon(t, config)
-	db := openStore(t, d)
+	db := d.store(t)
 	src := alice.newProject(t, map[string]string{".slipway.toml": btPipeline("", "true")})
 	before := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
 	id, _ := btPushOne(t, d, alice, src, "main")
@@ -146,7 +146,7 @@ func TestVerifiedPushPassingCountsOnce(t *testing.T) {
 	alice, bob := btUsers(t)
 	config, staging := vtConfig(t, "", alice, bob)
 	d := btStartDaemon(t, config)
-	db := openStore(t, d)
+	db := d.store(t)
 	src := alice.newProject(t, map[string]string{
 		"index.html":    "verified\n",
 		".slipway.toml": btPipeline("artifacts = [\"dist/\"]\n", `echo vt-ok-$((40+2)) on $SLIPWAY_BRANCH`, `mkdir dist && cp index.html dist/`),
@@ -256,7 +256,7 @@ func TestVerifyBranchesMakePlainPushVerified(t *testing.T) {
 	alice, bob := btUsers(t)
 	config, _ := vtConfig(t, `verify_branches = ["main"]`, alice, bob)
 	d := btStartDaemon(t, config)
-	db := openStore(t, d)
+	db := d.store(t)
 	src := alice.newProject(t, map[string]string{".slipway.toml": btPipeline("", `echo vt-red; exit 1`)})
 	out, err := alice.git(src, "push", d.url("app"), "main")
 	if err == nil {
@@ -296,7 +296,7 @@ func TestPusherLeavingCancelsVerification(t *testing.T) {
 	alice, bob := btUsers(t)
 	config, _ := vtConfig(t, "", alice, bob)
 	d := btStartDaemon(t, config)
-	db := openStore(t, d)
+	db := d.store(t)
 	marker := btMarker("leave")
 	src := alice.newProject(t, map[string]string{".slipway.toml": btPipeline(
 		fmt.Sprintf("cache = true\n[build.env]\nBT_MARKER = %q\n", marker), `: `+marker+`; `+btWaitStep("leave"))})
@@ -343,7 +343,7 @@ func TestDaemonKilledDuringVerification(t *testing.T) {
 	btTouch(t, d, "kill.go")
 	d.start()
 	btNoWarning(d)
-	db := openStore(t, d)
+	db := d.store(t)
 	b := btBuildByID(t, d, bob, "app", vid)
 	if b.State != "interrupted" || !strings.Contains(b.Reason, "does not count") {
 		t.Fatalf("the verification after the restart: %s (%q)", b.State, b.Reason)

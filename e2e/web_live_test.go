@@ -129,7 +129,7 @@ name = "secret"
 write = ["alice"]
 `, staging), []*user{alice}))
 	base := waDashboard(t, d)
-	db := openStore(t, d)
+	db := d.store(t)
 	web := &http.Client{Timeout: 30 * time.Second}
 
 	if code, label := wlBadge(t, base+"/app/badge.svg"); code != http.StatusOK || label != "build: unknown" {
@@ -251,12 +251,15 @@ type wlBench struct {
 	pid        int
 }
 
-// wlBenchDaemon runs bin serve on config, as startDaemon does, and waits
-// for its Dashboard line too.
-func wlBenchDaemon(b *testing.B, bin, config string) wlBench {
+// wlBenchApp runs the release build on a public repository "app" that
+// user "bench" writes, waits for its Dashboard line too, and makes bench's
+// project on main whose build runs step.
+func wlBenchApp(b *testing.B, step string) (d wlBench, u *user, src string) {
 	b.Helper()
-	d := startDaemonBin(b, bin, config)
-	return wlBench{addr: d.addr, base: waDashboard(b, d), pid: d.proc.cmd.Process.Pid}
+	u = newUser(b, "bench")
+	sd := startDaemonBin(b, mustReleaseBin(b), configFor("[http]\nlisten = \"127.0.0.1:0\"\n\n[[repo]]\nname = \"app\"\npublic = true\nwrite = [\"bench\"]\n", []*user{u}))
+	src = u.newProject(b, map[string]string{".slipway.toml": btPipeline("", step)})
+	return wlBench{addr: sd.addr, base: waDashboard(b, sd), pid: sd.proc.cmd.Process.Pid}, u, src
 }
 
 // wlRSS is the resident memory of process pid, in bytes.
@@ -301,16 +304,7 @@ func wlLatencies(r io.Reader) []time.Duration {
 //
 //	go test -run '^$' -bench BenchmarkWebLiveLog -benchtime 5x ./e2e
 func BenchmarkWebLiveLog(b *testing.B) {
-	bin, err := releaseBin()
-	if err != nil {
-		b.Fatal(err)
-	}
-	root := b.TempDir()
-	u := dtBenchUser(b, root)
-	d := wlBenchDaemon(b, bin, configFor("[http]\nlisten = \"127.0.0.1:0\"\n\n[[repo]]\nname = \"app\"\npublic = true\nwrite = [\"bench\"]\n", []*user{u}))
-	src := u.newProject(b, map[string]string{
-		".slipway.toml": btPipeline("", `for i in $(seq 1 100); do echo "t=$(date +%s%N)"; sleep 0.03; done`),
-	})
+	d, u, src := wlBenchApp(b, `for i in $(seq 1 100); do echo "t=$(date +%s%N)"; sleep 0.03; done`)
 	host, port, _ := strings.Cut(d.addr, ":")
 	var web, ssh []time.Duration
 	b.ResetTimer()
@@ -370,16 +364,7 @@ func BenchmarkWebLiveLog(b *testing.B) {
 //	go test -run '^$' -bench BenchmarkWebLiveFollowers -benchtime 1x ./e2e
 func BenchmarkWebLiveFollowers(b *testing.B) {
 	const followers = 200
-	bin, err := releaseBin()
-	if err != nil {
-		b.Fatal(err)
-	}
-	root := b.TempDir()
-	u := dtBenchUser(b, root)
-	d := wlBenchDaemon(b, bin, configFor("[http]\nlisten = \"127.0.0.1:0\"\n\n[[repo]]\nname = \"app\"\npublic = true\nwrite = [\"bench\"]\n", []*user{u}))
-	src := u.newProject(b, map[string]string{
-		".slipway.toml": btPipeline("", `for i in $(seq 1 160); do echo "line $i of a build's output, as long as a test's line usually is"; sleep 0.05; done`),
-	})
+	d, u, src := wlBenchApp(b, `for i in $(seq 1 160); do echo "line $i of a build's output, as long as a test's line usually is"; sleep 0.05; done`)
 	var grew []float64
 	for i := range b.N {
 		if i > 0 {

@@ -4,25 +4,12 @@ import (
 	"crypto/rand"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
 	"slipway/record"
-	"slipway/store"
 )
-
-// whOpenStore opens a daemon's database beside it.
-func whOpenStore(b *testing.B, d *daemon) *store.Store {
-	b.Helper()
-	db, err := store.Open(b.Context(), filepath.Join(d.dataDir(), "slipway.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { db.Close() })
-	return db
-}
 
 // BenchmarkWebhookLatency: from a build's result being recorded (its row's
 // finished_at) to its build.finished delivery arriving at a receiver on
@@ -31,11 +18,8 @@ func whOpenStore(b *testing.B, d *daemon) *store.Store {
 //
 //	go test -run '^$' -bench BenchmarkWebhookLatency -benchtime 20x ./e2e
 func BenchmarkWebhookLatency(b *testing.B) {
-	bin, err := releaseBin()
-	if err != nil {
-		b.Fatal(err)
-	}
-	u := dtBenchUser(b, b.TempDir())
+	bin := mustReleaseBin(b)
+	u := newUser(b, "bench")
 	arrived := make(chan whHit, 1000)
 	rc := whNewReceiver(b, func(_ int, _ http.ResponseWriter, r *http.Request) {
 		arrived <- whHit{at: time.Now(), uid: r.Header.Get("X-Slipway-Delivery")}
@@ -50,7 +34,7 @@ url = %q
 allow_private = true
 events = ["build.finished"]
 `, rc.URL), []*user{u}))
-	db := whOpenStore(b, d)
+	db := d.store(b)
 	src := u.newProject(b, map[string]string{".slipway.toml": btPipeline("", "true")})
 	var lat []time.Duration
 	b.ResetTimer()
@@ -93,11 +77,8 @@ events = ["build.finished"]
 //
 //	go test -run '^$' -bench BenchmarkWebhookBacklogPushes -benchtime 1x ./e2e
 func BenchmarkWebhookBacklogPushes(b *testing.B) {
-	bin, err := releaseBin()
-	if err != nil {
-		b.Fatal(err)
-	}
-	u := dtBenchUser(b, b.TempDir())
+	bin := mustReleaseBin(b)
+	u := newUser(b, "bench")
 	stop := make(chan struct{})
 	slow := whNewReceiver(b, func(_ int, _ http.ResponseWriter, r *http.Request) {
 		select {
@@ -116,7 +97,7 @@ allow_private = true
 events = ["push", "build.finished"]
 `, slow.URL)+repo, []*user{u}))
 	plain := startDaemonBin(b, bin, configFor(repo, []*user{u}))
-	db := whOpenStore(b, backlogged)
+	db := backlogged.store(b)
 	var ds []record.Delivery
 	for i := range 1000 {
 		ds = append(ds, record.Delivery{UID: rand.Text(), Hook: "slow", Repo: fmt.Sprintf("r%d", i%10), URL: slow.URL,

@@ -99,7 +99,7 @@ write = ["alice"]
   allow_private = true
   events = ["build.finished"]
 `, rc.URL+"/hook?token=abc", whSecret(t, secret)), []*user{alice}, bob))
-	db := openStore(t, d)
+	db := d.store(t)
 	src := alice.newProject(t, map[string]string{".slipway.toml": btPipeline("", "true")})
 	id, _ := btPushOne(t, d, alice, src, "main")
 	btFinal(t, d, db, alice, "app", id)
@@ -169,7 +169,7 @@ url = "http://127.0.0.1:%s/"
 name = "by-name"
 url = "http://localhost:%s/"
 `+btRepoConfig, port, port), []*user{alice}, bob))
-	db := openStore(t, d)
+	db := d.store(t)
 	src := alice.newProject(t, map[string]string{".slipway.toml": btPipeline("", "true")})
 	id, _ := btPushOne(t, d, alice, src, "main")
 	btFinal(t, d, db, alice, "app", id)
