@@ -82,6 +82,14 @@ func btUsers(t *testing.T) (alice, bob *user) {
 	return newUser(t, "alice"), newUser(t, "bob")
 }
 
+// btApp starts a daemon (btStartDaemon) on btRepoConfig followed by extra,
+// with alice (admin, app's writer) and bob (a reader) as its users.
+func btApp(t *testing.T, extra string) (alice, bob *user, d *daemon) {
+	t.Helper()
+	alice, bob = btUsers(t)
+	return alice, bob, btStartDaemon(t, configFor(btRepoConfig+extra, []*user{alice}, bob))
+}
+
 // btBuilds lists a repository's builds as a user sees them with
 // `builds REPO --json`.
 func btBuilds(t *testing.T, d *daemon, u *user, repo string) []btBuild {
@@ -327,8 +335,7 @@ func btPipeline(extra string, steps ...string) string {
 // `builds --json`, and its log holds the steps' output.
 func TestBuildPassesAndIsListed(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
+	alice, bob, d := btApp(t, "")
 	db := d.store(t)
 	src := alice.newProject(t, map[string]string{
 		"README": "hello\n",
@@ -374,8 +381,7 @@ func TestBuildPassesAndIsListed(t *testing.T) {
 // passes once what made step 2 fail is fixed.
 func TestBuildFailsAtStep2ThenRetryPasses(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
+	alice, bob, d := btApp(t, "")
 	db := d.store(t)
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline("cache = true\n",
@@ -434,8 +440,7 @@ func TestBuildFailsAtStep2ThenRetryPasses(t *testing.T) {
 // build in state error naming the line and column.
 func TestMissingAndBrokenPipelineFile(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
+	alice, bob, d := btApp(t, "")
 	db := d.store(t)
 	src := alice.newProject(t, map[string]string{"README": "no pipeline here\n"})
 	commit := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
@@ -483,8 +488,7 @@ func btGitBackground(t *testing.T, u *user, dir string, args ...string) *btBackg
 // while the step still runs), ending with the result and the duration.
 func TestPushWaitStreamsTheLog(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
+	alice, _, d := btApp(t, "")
 	db := d.store(t)
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline("cache = true\n",
@@ -544,8 +548,7 @@ func TestPushWaitStreamsTheLog(t *testing.T) {
 // then the rest live, and end when the build ends, with its result.
 func TestLogFollowDuringBuild(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
+	alice, bob, d := btApp(t, "")
 	db := d.store(t)
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline("cache = true\n",
@@ -594,8 +597,7 @@ func TestLogFollowDuringBuild(t *testing.T) {
 // records the build as cancelled by the user; a reader cannot cancel.
 func TestCancelRunningBuildKillsItsProcesses(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
+	alice, bob, d := btApp(t, "")
 	db := d.store(t)
 	marker := btMarker("cancel")
 	src := alice.newProject(t, map[string]string{
@@ -643,8 +645,7 @@ func TestCancelRunningBuildKillsItsProcesses(t *testing.T) {
 // and fails the build with "timed out".
 func TestBuildTimeout(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
+	alice, bob, d := btApp(t, "")
 	db := d.store(t)
 	marker := btMarker("timeout")
 	src := alice.newProject(t, map[string]string{
@@ -690,9 +691,8 @@ func btHealthy(t *testing.T, d *daemon, db *store.Store, u *user, src string) {
 // goes on serving and building.
 func TestHugeOutputIsCut(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
 	const maxLog = 1 << 20
-	d := btStartDaemon(t, configFor(btRepoConfig+fmt.Sprintf("[build]\nmax_log_bytes = %d\n", maxLog), []*user{alice}, bob))
+	alice, bob, d := btApp(t, fmt.Sprintf("[build]\nmax_log_bytes = %d\n", maxLog))
 	db := d.store(t)
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline("",
@@ -731,10 +731,9 @@ func TestHugeOutputIsCut(t *testing.T) {
 // the daemon carry on.
 func TestForkBombIsContained(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
 	// A low process limit keeps the bomb from crowding out other builds of
 	// uid 65534 that run on this machine meanwhile.
-	d := btStartDaemon(t, configFor(btRepoConfig+"[build]\nmax_processes = 128\n", []*user{alice}, bob))
+	alice, _, d := btApp(t, "[build]\nmax_processes = 128\n")
 	db := d.store(t)
 	marker := btMarker("bomb")
 	src := alice.newProject(t, map[string]string{
@@ -861,8 +860,7 @@ func TestSecretsNeverAppearInLogs(t *testing.T) {
 // never run); the newer one runs.
 func TestNewerPushSupersedesQueuedBuild(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	d := btStartDaemon(t, configFor(btRepoConfig+"[build]\nconcurrency = 1\n", []*user{alice}, bob))
+	alice, bob, d := btApp(t, "[build]\nconcurrency = 1\n")
 	db := d.store(t)
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline("cache = true\n",
@@ -903,8 +901,7 @@ func TestNewerPushSupersedesQueuedBuild(t *testing.T) {
 // push that caused it is still recorded.
 func TestDaemonKilledDuringBuild(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
+	alice, bob, d := btApp(t, "")
 	marker := btMarker("kill")
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline(fmt.Sprintf("cache = true\n[build.env]\nBT_MARKER = %q\n", marker),
@@ -956,8 +953,7 @@ func TestDaemonKilledDuringBuild(t *testing.T) {
 // more than two run at once.
 func TestFiftyPushesAllBuild(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	d := btStartDaemon(t, configFor(btRepoConfig+"[build]\nconcurrency = 2\n", []*user{alice}, bob))
+	alice, bob, d := btApp(t, "[build]\nconcurrency = 2\n")
 	db := d.store(t)
 	// The builds wait for a go-ahead, so that the queue really fills up.
 	src := alice.newProject(t, map[string]string{".slipway.toml": btPipeline("cache = true\n",
@@ -1085,8 +1081,7 @@ func TestFiftyPushesAllBuild(t *testing.T) {
 // saying so, and the daemon and the next build are fine.
 func TestMemoryLimitIsHeld(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	d := btStartDaemon(t, configFor(btRepoConfig+"[build]\nmax_memory_bytes = 50331648\n", []*user{alice}, bob))
+	alice, _, d := btApp(t, "[build]\nmax_memory_bytes = 50331648\n")
 	db := d.store(t)
 	// Two shells holding 40 MB each: 80 MB against a 48 MiB limit.
 	src := alice.newProject(t, map[string]string{

@@ -160,8 +160,7 @@ func TestHugeObjectsDoNotExhaustTheDaemon(t *testing.T) {
 	t.Parallel()
 	const gib = 1 << 30
 	t0 := time.Now()
-	alice, bob := btUsers(t)
-	d := btStartDaemon(t, configFor(btRepoConfig+"\n[build]\nmax_file_bytes = 104857600\n", []*user{alice}, bob))
+	alice, bob, d := btApp(t, "\n[build]\nmax_file_bytes = 104857600\n")
 	db := d.store(t)
 	pid := d.proc.cmd.Process.Pid
 

@@ -145,8 +145,7 @@ func etCheckView(t *testing.T, what, out string, realResult *regexp.Regexp) {
 // one line, in the log's step header, `builds` and the push's result.
 func TestBuildOutputCannotTakeOverTheTerminal(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
+	alice, bob, d := btApp(t, "")
 	db := d.store(t)
 	src := alice.newProject(t, map[string]string{".slipway.toml": btPipeline("", etHostileStep)})
 

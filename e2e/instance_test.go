@@ -25,8 +25,7 @@ import (
 // build finishes once, with its log intact.
 func TestSecondDaemonOnTheSameDataDirExits(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
+	alice, bob, d := btApp(t, "")
 	db := d.store(t)
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline("cache = true\n", `echo run >> /cache/runs; `+btWaitStep("lock")),
@@ -101,8 +100,7 @@ func TestSecondDaemonOnTheSameDataDirExits(t *testing.T) {
 // the running one stays queued.
 func TestPushWaitWhenTheDaemonStops(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	d := btStartDaemon(t, configFor(btRepoConfig+"\n[build]\nconcurrency = 1\n", []*user{alice}, bob))
+	alice, _, d := btApp(t, "\n[build]\nconcurrency = 1\n")
 	db := d.store(t)
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline("cache = true\n", `echo run >> /cache/runs; `+btWaitStep("stopwait")),

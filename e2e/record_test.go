@@ -17,8 +17,7 @@ import (
 // down.
 func TestRefMovedWithoutARecordIsBuiltAtStart(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
+	alice, bob, d := btApp(t, "")
 	src := alice.newProject(t, map[string]string{".slipway.toml": btPipeline("", "echo hello")})
 	first, _ := btPushOne(t, d, alice, src, "main")
 	db := d.store(t)

@@ -467,8 +467,7 @@ func rlAtRest(t *testing.T, v *rlTally, cycle int, d *daemon, bare, target, mark
 // and ends with its log intact, and the first daemon still records pushes.
 func TestReliabilitySecondDaemon(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
+	alice, bob, d := btApp(t, "")
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline("cache = true\n", `echo rl-step-ran; echo run >> /cache/runs; `+btWaitStep("hold")),
 	})

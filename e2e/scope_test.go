@@ -115,8 +115,7 @@ write = ["alice"]
 // main's next build finds.
 func TestCacheIsScopedToBranches(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
+	alice, bob, d := btApp(t, "")
 	db := d.store(t)
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline("cache = true\n",
