@@ -20,12 +20,14 @@ import (
 	"slipway/store"
 )
 
-// vtConfig is app (alice writes, bob writes too, carol reads) with extra
-// lines in its [[repo]], and a local staging folder that passing builds of
-// main go to.
-func vtConfig(t *testing.T, extra string, alice, bob *user) (config, staging string) {
+// vtStart starts a daemon (btStartDaemon) on app (alice writes, bob
+// writes too, carol reads) with extra lines in its [[repo]], and a local
+// staging folder that passing builds of main go to.
+func vtStart(t *testing.T, extra string) (alice, bob *user, d *daemon, staging string) {
+	t.Helper()
+	alice, bob = btUsers(t)
 	staging = filepath.Join(t.TempDir(), "staging")
-	return configFor(fmt.Sprintf(`
+	return alice, bob, btStartDaemon(t, configFor(fmt.Sprintf(`
 [[repo]]
 name = "app"
 read = ["*"]
@@ -35,7 +37,7 @@ write = ["alice", "bob"]
   name = "staging"
   auto = "main"
   target = %q
-`, extra, staging), []*user{alice}, bob), staging
+`, extra, staging), []*user{alice}, bob)), staging
 }
 
 var vtVerifiesRE = regexp.MustCompile(`build #(\d+) verifies (\S+) @ ([0-9a-f]{7}) before the push lands — follow: ssh -p (\d+) (\S+) log (\d+) -f`)
@@ -71,9 +73,7 @@ func vtPushes(t *testing.T, db *store.Store) int {
 // with its log, and no push is recorded.
 func TestVerifiedPushFailingLeavesTheRef(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	config, _ := vtConfig(t, "", alice, bob)
-	d := btStartDaemon(t, config)
+	alice, bob, d, _ := vtStart(t, "")
 	db := d.store(t)
 	src := alice.newProject(t, map[string]string{".slipway.toml": btPipeline("", "true")})
 	before := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
@@ -143,9 +143,7 @@ func stepShort(step string) string {
 // passed build of main does.
 func TestVerifiedPushPassingCountsOnce(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	config, staging := vtConfig(t, "", alice, bob)
-	d := btStartDaemon(t, config)
+	alice, bob, d, staging := vtStart(t, "")
 	db := d.store(t)
 	src := alice.newProject(t, map[string]string{
 		"index.html":    "verified\n",
@@ -209,9 +207,7 @@ func TestVerifiedPushPassingCountsOnce(t *testing.T) {
 // push then lands.
 func TestConcurrentPushRefusedWhileVerifying(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	config, _ := vtConfig(t, "", alice, bob)
-	d := btStartDaemon(t, config)
+	alice, bob, d, _ := vtStart(t, "")
 	src := alice.newProject(t, map[string]string{".slipway.toml": btPipeline("cache = true\n", btWaitStep("hold"))})
 	commit := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
 	push := btGitBackground(t, alice, src, "push", "-o", "verify", d.url("app"), "main")
@@ -253,9 +249,7 @@ func TestConcurrentPushRefusedWhileVerifying(t *testing.T) {
 // after landing, as before.
 func TestVerifyBranchesMakePlainPushVerified(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	config, _ := vtConfig(t, `verify_branches = ["main"]`, alice, bob)
-	d := btStartDaemon(t, config)
+	alice, bob, d, _ := vtStart(t, `verify_branches = ["main"]`)
 	db := d.store(t)
 	src := alice.newProject(t, map[string]string{".slipway.toml": btPipeline("", `echo vt-red; exit 1`)})
 	out, err := alice.git(src, "push", d.url("app"), "main")
@@ -293,9 +287,7 @@ func TestVerifyBranchesMakePlainPushVerified(t *testing.T) {
 // main does not move.
 func TestPusherLeavingCancelsVerification(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	config, _ := vtConfig(t, "", alice, bob)
-	d := btStartDaemon(t, config)
+	alice, bob, d, _ := vtStart(t, "")
 	db := d.store(t)
 	marker := btMarker("leave")
 	src := alice.newProject(t, map[string]string{".slipway.toml": btPipeline(
@@ -325,9 +317,7 @@ func TestPusherLeavingCancelsVerification(t *testing.T) {
 // never runs again and never counts as passed; main never moved.
 func TestDaemonKilledDuringVerification(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	config, _ := vtConfig(t, "", alice, bob)
-	d := btStartDaemon(t, config)
+	alice, bob, d, _ := vtStart(t, "")
 	src := alice.newProject(t, map[string]string{".slipway.toml": btPipeline("cache = true\n",
 		`echo run >> /cache/runs; `+btWaitStep("kill"))})
 	commit := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
@@ -370,9 +360,7 @@ func TestDaemonKilledDuringVerification(t *testing.T) {
 // ends cancelled (never passed, never run again), main never moved.
 func TestDaemonStoppedDuringVerification(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	config, _ := vtConfig(t, "", alice, bob)
-	d := btStartDaemon(t, config)
+	alice, bob, d, _ := vtStart(t, "")
 	marker := btMarker("stop")
 	src := alice.newProject(t, map[string]string{".slipway.toml": btPipeline(
 		fmt.Sprintf("cache = true\n[build.env]\nBT_MARKER = %q\n", marker), `: `+marker+`; echo run >> /cache/runs; `+btWaitStep("stop"))})
