@@ -30,18 +30,19 @@ import (
 
 // btBuild is one entry of `builds --json`.
 type btBuild struct {
-	ID       int64      `json:"id"`
-	Repo     string     `json:"repo"`
-	Ref      string     `json:"ref"`
-	Commit   string     `json:"commit"`
-	State    string     `json:"state"`
-	Reason   string     `json:"reason"`
-	Trigger  string     `json:"trigger"`
-	Attempt  int        `json:"attempt"`
-	Started  *time.Time `json:"started"`
-	Finished *time.Time `json:"finished"`
-	PushID   int64      `json:"push_id"`
-	RetryOf  int64      `json:"retry_of"`
+	ID       int64        `json:"id"`
+	Repo     string       `json:"repo"`
+	Ref      string       `json:"ref"`
+	Commit   string       `json:"commit"`
+	State    record.State `json:"state"`
+	Reason   string       `json:"reason"`
+	Trigger  string       `json:"trigger"`
+	Attempt  int          `json:"attempt"`
+	Started  *time.Time   `json:"started"`
+	Finished *time.Time   `json:"finished"`
+	PushID   int64        `json:"push_id"`
+	RetryOf  int64        `json:"retry_of"`
+	Digest   string       `json:"digest"`
 	Steps    []struct {
 		Name       string `json:"name"`
 		ExitCode   int    `json:"exit_code"`

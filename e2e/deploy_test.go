@@ -85,33 +85,10 @@ func dtKnownHosts(t *testing.T, port int, hostKey string) string {
 	return f
 }
 
-// dtBuild is a build as `builds --json` shows it, with its digest.
-type dtBuild struct {
-	ID     int64        `json:"id"`
-	Ref    string       `json:"ref"`
-	Commit string       `json:"commit"`
-	State  record.State `json:"state"`
-	Reason string       `json:"reason"`
-	Digest string       `json:"digest"`
-}
-
-// dtBuilds is `builds REPO --json` as u sees it.
-func dtBuilds(t *testing.T, d *daemon, u *user, repo string) []dtBuild {
-	t.Helper()
-	return sshJSON[[]dtBuild](t, d, u, "builds", repo, "--limit", "100", "--json")
-}
-
-// dtBuildOf is build id as `builds REPO --json` shows it now.
-func dtBuildOf(t *testing.T, d *daemon, u *user, repo string, id int64) dtBuild {
-	t.Helper()
-	return mustFind(t, dtBuilds(t, d, u, repo), func(b dtBuild) bool { return b.ID == id },
-		fmt.Sprintf("builds %s --json does not list build #%d", repo, id))
-}
-
 // dtWaitBuild waits for a build of commit newer than build after to end,
 // and returns it as u sees it with `builds --json`. The wait reads the
 // database (see daemon.store), which is cheap to poll.
-func dtWaitBuild(t *testing.T, d *daemon, u *user, repo, commit string, after int64) dtBuild {
+func dtWaitBuild(t *testing.T, d *daemon, u *user, repo, commit string, after int64) btBuild {
 	t.Helper()
 	db := d.store(t)
 	var id int64
@@ -128,13 +105,13 @@ func dtWaitBuild(t *testing.T, d *daemon, u *user, repo, commit string, after in
 		}
 		return false
 	})
-	for _, b := range dtBuilds(t, d, u, repo) {
+	for _, b := range btBuilds(t, d, u, repo) {
 		if b.ID == id && b.Commit == commit && b.State.Final() {
 			return b
 		}
 	}
 	t.Fatalf("builds %s --json does not show build #%d of %s ended", repo, id, commit[:7])
-	return dtBuild{}
+	return btBuild{}
 }
 
 // dtDeploy is a deployment as `deploys --json` shows it, with its digest
@@ -455,7 +432,7 @@ release = ["rita", "rob"]
 	// Rollback: pushing the older revision redeploys its artifacts. Nothing
 	// is built, and the release still on the host goes live again as it was.
 	// rev1 is an ancestor of rev2, so git wants the move forced ("+").
-	builds := len(dtBuilds(t, d, rita, "shop"))
+	builds := len(btBuilds(t, d, rita, "shop"))
 	out, err = rita.git(src, "push", url, "+"+rev1+":"+ref)
 	if err != nil {
 		t.Fatalf("rollback to rev1: %v\n%s", err, out)
@@ -467,7 +444,7 @@ release = ["rita", "rob"]
 	if !strings.Contains(out, "(rollback by rita)") || !strings.Contains(out, "already on the target; switching without transfer") {
 		t.Fatalf("the rollback push did not show a rollback without transfer:\n%s", out)
 	}
-	if n := len(dtBuilds(t, d, rita, "shop")); n != builds {
+	if n := len(btBuilds(t, d, rita, "shop")); n != builds {
 		t.Fatalf("the rollback made %d new builds, want none", n-builds)
 	}
 	if prod.live(t) != p1[0].ReleaseID || prod.file(t, "current", "index.html") != "v1\n" {

@@ -85,7 +85,7 @@ release = ["rita"]
 	}
 	dtWaitDeploy(t, d, rae, "shop", "staging", rev, 0)
 	onStaging := dtDeployViews(t, d, rae, "shop", "staging")[0]
-	digest := dtBuildOf(t, d, rae, "shop", b1.ID).Digest
+	digest := btBuildByID(t, d, rae, "shop", b1.ID).Digest
 	if !manifest.Valid(digest) || onStaging.State != record.DeploySucceeded || onStaging.Digest != digest || onStaging.BuildID != b1.ID {
 		t.Fatalf("build %d digest %q, staging deployment %+v; want one valid digest on both", b1.ID, digest, onStaging)
 	}
@@ -101,9 +101,9 @@ release = ["rita"]
 	// The same commit, pushed to another branch, builds again: a newer
 	// passed build of the revision, with another stamp, never on staging.
 	wendy.mustGit(t, src, "push", "-q", url, "main:other")
-	var b2 dtBuild
+	var b2 btBuild
 	d.eventually(t, 2*time.Minute, "the second build of the revision", func() bool {
-		for _, b := range dtBuilds(t, d, rae, "shop") {
+		for _, b := range btBuilds(t, d, rae, "shop") {
 			if b.Ref == "refs/heads/other" && b.State.Final() {
 				b2 = b
 				return true
