@@ -374,11 +374,7 @@ func rlAfterCrash(t *testing.T, v *rlTally, cycle int, d *daemon, bare, target, 
 	}
 	db := rlOpenDB(t, d.dataDir())
 	defer db.Close()
-	recs, err := rlRecordedRefs(db, "app")
-	if err != nil {
-		t.Fatalf("cycle %d: %v", cycle, err)
-	}
-	server := rlServerRefs(t, bare)
+	recs, server := rlRecordsAndRefs(t, cycle, db, bare)
 	for _, ref := range rlUnrecordedRefs(server, recs) {
 		v.addKeyed(t, "a ref moved without a push record", ref, fmt.Sprintf("cycle %d: %s", cycle, ref))
 	}
@@ -403,6 +399,17 @@ func rlAfterCrash(t *testing.T, v *rlTally, cycle int, d *daemon, bare, target, 
 	}
 }
 
+// rlRecordsAndRefs reads app's recorded ref updates from db and the refs
+// of the bare repository on the server's disk.
+func rlRecordsAndRefs(t *testing.T, cycle int, db *sql.DB, bare string) ([]rlRefRecord, map[string]string) {
+	t.Helper()
+	recs, err := rlRecordedRefs(db, "app")
+	if err != nil {
+		t.Fatalf("cycle %d: %v", cycle, err)
+	}
+	return recs, rlServerRefs(t, bare)
+}
+
 // rlAtRest checks a restarted daemon once its work has ended: the refs
 // match the recorded state, every branch tip has its build, current is the
 // release the records say is live, and nothing of the crash is left
@@ -411,11 +418,7 @@ func rlAtRest(t *testing.T, v *rlTally, cycle int, d *daemon, bare, target, mark
 	t.Helper()
 	db := rlOpenDB(t, d.dataDir())
 	defer db.Close()
-	recs, err := rlRecordedRefs(db, "app")
-	if err != nil {
-		t.Fatalf("cycle %d: %v", cycle, err)
-	}
-	server := rlServerRefs(t, bare)
+	recs, server := rlRecordsAndRefs(t, cycle, db, bare)
 	for _, diff := range rlRefsDifferFromRecord(server, recs) {
 		v.addKeyed(t, "refs differ from the recorded state after a restart", diff, fmt.Sprintf("cycle %d: %s", cycle, diff))
 	}
@@ -446,7 +449,7 @@ func rlAtRest(t *testing.T, v *rlTally, cycle int, d *daemon, bare, target, mark
 	// The records say which release is live: the newest succeeded
 	// deployment's, with the digest of the artifacts it shipped.
 	var rel, digest string
-	err = db.QueryRow(`SELECT release_id, digest FROM deployments WHERE repo = 'app' AND env = 'staging' AND state = 'succeeded'
+	err := db.QueryRow(`SELECT release_id, digest FROM deployments WHERE repo = 'app' AND env = 'staging' AND state = 'succeeded'
 		ORDER BY id DESC LIMIT 1`).Scan(&rel, &digest)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		t.Fatalf("cycle %d: read the live deployment: %v", cycle, err)
