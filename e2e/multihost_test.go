@@ -216,6 +216,41 @@ func mhPushAndDeploy(t *testing.T, d *mhDaemon, src, body, env string, after int
 	return rev, mhWait(t, d, env, rev, after)
 }
 
+// mhFirstDeploy makes the project of d's user with app/index.html v1 and
+// pushes it; its deployment to prod must succeed.
+func mhFirstDeploy(t *testing.T, d *mhDaemon) (src string, d1 dtDeploy) {
+	t.Helper()
+	src, _ = dtProject(t, d.u, map[string]string{"index.html": "v1\n"})
+	_, d1 = mhPushAndDeploy(t, d, src, "", "prod", 0)
+	if d1.State != record.DeploySucceeded {
+		t.Fatalf("first deployment %s (%s)", d1.State, d1.Reason)
+	}
+	return src, d1
+}
+
+// mhSwitchedAndBack checks that each of hosts (the first ones of the
+// environment) ran activate for prev, then next, then prev again: it was
+// switched (its activate ran for the new release), then back (the
+// previous release's activate ran again).
+func mhSwitchedAndBack(t *testing.T, hosts []mhHost, prev, next string) {
+	t.Helper()
+	for i, h := range hosts {
+		if got, want := h.activations(t), []string{prev, next, prev}; !slices.Equal(got, want) {
+			t.Errorf("host %d ran activate for %q, want %q", i+1, got, want)
+		}
+	}
+}
+
+// mhNeverSwitched checks that hosts[from:] ran activate only for prev.
+func mhNeverSwitched(t *testing.T, hosts []mhHost, from int, prev string) {
+	t.Helper()
+	for i, h := range hosts[from:] {
+		if got := h.activations(t); !slices.Equal(got, []string{prev}) {
+			t.Errorf("host %d ran activate for %q, want only %s: it is never switched", from+i+1, got, prev)
+		}
+	}
+}
+
 // mhAllOn checks that every host's current points at release.
 func mhAllOn(t *testing.T, hosts []mhHost, release, when string) {
 	t.Helper()
@@ -448,11 +483,7 @@ func TestMultiHostStoppedHostSwitchesNothingThenRetry(t *testing.T) {
 	hosts := mhNewHosts(t, 5)
 	d := mhStart(t, alice, configFor(mhRepo(mhEnv("prod", hosts, "  auto = \"main\"\n")), []*user{alice}))
 
-	src, _ := dtProject(t, alice, map[string]string{"index.html": "v1\n"})
-	_, d1 := mhPushAndDeploy(t, d, src, "", "prod", 0)
-	if d1.State != record.DeploySucceeded {
-		t.Fatalf("first deployment %s (%s)", d1.State, d1.Reason)
-	}
+	src, d1 := mhFirstDeploy(t, d)
 	mhAllOn(t, hosts, d1.Release, "after the first deployment")
 
 	down := hosts[2]
@@ -500,11 +531,7 @@ func TestMultiHostActivateFailureRollsBackBatches(t *testing.T) {
 	activate := mhActivate(`[ "$(cat ../../fail 2>/dev/null)" != "$SLIPWAY_COMMIT" ]`)
 	d := mhStart(t, alice, configFor(mhRepo(mhEnv("prod", hosts, fmt.Sprintf("  auto = \"main\"\n  batch = 2\n  activate = %q\n", activate))), []*user{alice}))
 
-	src, _ := dtProject(t, alice, map[string]string{"index.html": "v1\n"})
-	_, d1 := mhPushAndDeploy(t, d, src, "", "prod", 0)
-	if d1.State != record.DeploySucceeded {
-		t.Fatalf("first deployment %s (%s)", d1.State, d1.Reason)
-	}
+	src, d1 := mhFirstDeploy(t, d)
 	mhAllOn(t, hosts, d1.Release, "after the first deployment")
 
 	rev2 := alice.commit(t, src, "app/index.html", "v2\n")
@@ -517,16 +544,8 @@ func TestMultiHostActivateFailureRollsBackBatches(t *testing.T) {
 		t.Fatalf("deployment whose activate fails on host 3: %s (%s), want rolled_back: %s", d2.State, d2.Reason, want)
 	}
 	mhAllOn(t, hosts, d1.Release, "after the rollback")
-	for i, h := range hosts[:4] {
-		// Switched (its activate ran for the new release), then back
-		// (the previous release's activate ran again).
-		if got, want := h.activations(t), []string{d1.Release, d2.Release, d1.Release}; !slices.Equal(got, want) {
-			t.Errorf("host %d ran activate for %q, want %q", i+1, got, want)
-		}
-	}
-	if got := hosts[4].activations(t); !slices.Equal(got, []string{d1.Release}) {
-		t.Errorf("host 5 ran activate for %q, want only %s: it is never switched", got, d1.Release)
-	}
+	mhSwitchedAndBack(t, hosts[:4], d1.Release, d2.Release)
+	mhNeverSwitched(t, hosts, 4, d1.Release)
 	mhStates(t, d2, hosts, record.HostRolledBack, record.HostRolledBack, record.HostRolledBack, record.HostRolledBack, record.HostSkipped)
 	if dh := d2.host(t, hosts[2]); !strings.Contains(dh.Detail, "activate failed with exit 1") {
 		t.Errorf("host 3's detail %q does not say its activate failed", dh.Detail)
@@ -559,11 +578,7 @@ func TestMultiHostHealthFailureRollsBackFirstBatch(t *testing.T) {
   health_retries = 1
 `, mhActivate("")))), []*user{alice}))
 
-	src, _ := dtProject(t, alice, map[string]string{"index.html": "v1\n"})
-	_, d1 := mhPushAndDeploy(t, d, src, "", "prod", 0)
-	if d1.State != record.DeploySucceeded {
-		t.Fatalf("first deployment %s (%s)", d1.State, d1.Reason)
-	}
+	src, d1 := mhFirstDeploy(t, d)
 	mhAllOn(t, hosts, d1.Release, "after the first deployment")
 
 	if err := os.WriteFile(hosts[0].path("unhealthy"), nil, 0o644); err != nil {
@@ -575,16 +590,8 @@ func TestMultiHostHealthFailureRollsBackFirstBatch(t *testing.T) {
 		t.Fatalf("deployment whose health check fails on host 1: %s (%s), want rolled_back: %s", d2.State, d2.Reason, want)
 	}
 	mhAllOn(t, hosts, d1.Release, "after the rollback")
-	for i, h := range hosts[:2] {
-		if got, want := h.activations(t), []string{d1.Release, d2.Release, d1.Release}; !slices.Equal(got, want) {
-			t.Errorf("host %d ran activate for %q, want %q", i+1, got, want)
-		}
-	}
-	for i, h := range hosts[2:] {
-		if got := h.activations(t); !slices.Equal(got, []string{d1.Release}) {
-			t.Errorf("host %d ran activate for %q, want only %s: it is never switched", i+3, got, d1.Release)
-		}
-	}
+	mhSwitchedAndBack(t, hosts[:2], d1.Release, d2.Release)
+	mhNeverSwitched(t, hosts, 2, d1.Release)
 	mhStates(t, d2, hosts, record.HostRolledBack, record.HostRolledBack, record.HostSkipped, record.HostSkipped, record.HostSkipped)
 	if log := dtDeployLog(t, d.daemon, alice, d2.ID); !mhLogLine(log, hosts[0], "health (attempt 2 of 2)") || mhLogLine(log, hosts[1], "health (attempt 2 of 2)") {
 		t.Errorf("log deploy %d: want host 1's health tried twice and host 2's once:\n%s", d2.ID, log)
@@ -607,11 +614,7 @@ func TestMultiHostHangingHealthIsKilledAtItsTimeout(t *testing.T) {
   health_retries = 0
 `, health))), []*user{alice}))
 
-	src, _ := dtProject(t, alice, map[string]string{"index.html": "v1\n"})
-	_, d1 := mhPushAndDeploy(t, d, src, "", "prod", 0)
-	if d1.State != record.DeploySucceeded {
-		t.Fatalf("first deployment %s (%s)", d1.State, d1.Reason)
-	}
+	src, d1 := mhFirstDeploy(t, d)
 
 	rev2 := alice.commit(t, src, "app/hang", "\n")
 	alice.mustGit(t, src, "push", "-q", d.url("app"), "main")
@@ -661,11 +664,7 @@ func TestMultiHostDaemonKilledBetweenBatches(t *testing.T) {
 	activate := mhActivate("while [ -e ../../block ]; do sleep 0.1; done")
 	d := mhStart(t, alice, configFor(mhRepo(mhEnv("prod", hosts, fmt.Sprintf("  auto = \"main\"\n  batch = 1\n  activate = %q\n", activate))), []*user{alice}))
 
-	src, _ := dtProject(t, alice, map[string]string{"index.html": "v1\n"})
-	_, d1 := mhPushAndDeploy(t, d, src, "", "prod", 0)
-	if d1.State != record.DeploySucceeded {
-		t.Fatalf("first deployment %s (%s)", d1.State, d1.Reason)
-	}
+	src, d1 := mhFirstDeploy(t, d)
 
 	block := hosts[1].path("block")
 	if err := os.WriteFile(block, nil, 0o644); err != nil {
@@ -806,11 +805,7 @@ func TestMultiHostAddedHostGetsReleaseOnRetry(t *testing.T) {
 	}
 	d := mhStart(t, alice, config(hosts[:2]))
 
-	src, _ := dtProject(t, alice, map[string]string{"index.html": "v1\n"})
-	_, d1 := mhPushAndDeploy(t, d, src, "", "prod", 0)
-	if d1.State != record.DeploySucceeded {
-		t.Fatalf("first deployment %s (%s)", d1.State, d1.Reason)
-	}
+	_, d1 := mhFirstDeploy(t, d)
 	mhAllOn(t, hosts[:2], d1.Release, "after the first deployment")
 
 	added := hosts[2]
