@@ -334,10 +334,7 @@ func TestBrowser(t *testing.T) {
 	}
 	br.forgetProblems() // the 410 of that page is a console error
 
-	b1 := dtWaitBuild(t, d, alice, "app", rev1, 0)
-	if b1.State != record.StatePassed {
-		t.Fatalf("build #%d of rev1: %s (%s)", b1.ID, b1.State, b1.Reason)
-	}
+	b1 := dtWaitPassed(t, d, alice, "app", rev1, 0)
 	dtWaitDeploy(t, d, alice, "app", "staging", rev1, 0)
 	t.Logf("rev1 built and live on staging %v after the push", time.Since(pushed).Round(time.Millisecond))
 

@@ -114,6 +114,16 @@ func dtWaitBuild(t *testing.T, d *daemon, u *user, repo, commit string, after in
 	return btBuild{}
 }
 
+// dtWaitPassed is dtWaitBuild for a build that must pass.
+func dtWaitPassed(t *testing.T, d *daemon, u *user, repo, commit string, after int64) btBuild {
+	t.Helper()
+	b := dtWaitBuild(t, d, u, repo, commit, after)
+	if b.State != record.StatePassed {
+		t.Fatalf("build #%d of %s in %s: %s (%s), want passed", b.ID, commit[:7], repo, b.State, b.Reason)
+	}
+	return b
+}
+
 // dtDeploy is a deployment as `deploys --json` shows it, with its digest
 // and its hosts.
 type dtDeploy struct {
@@ -311,10 +321,7 @@ release = ["rita", "rob"]
 	// The admin creates the repository; the writer pushes from then on.
 	src, rev1 := dtProject(t, wendy, map[string]string{"index.html": "v1\n", "lib.js": "lib v1\n"})
 	alice.mustGit(t, src, "push", "-q", url, "main")
-	b1 := dtWaitBuild(t, d, wendy, "shop", rev1, 0)
-	if b1.State != record.StatePassed {
-		t.Fatalf("build of rev1 %s (%s), want passed", b1.State, b1.Reason)
-	}
+	b1 := dtWaitPassed(t, d, wendy, "shop", rev1, 0)
 	s1 := dtWaitDeploy(t, d, wendy, "shop", "staging", rev1, 0)
 	if s1.State != record.DeploySucceeded || s1.Trigger != record.DeployAuto || s1.BuildID != b1.ID || s1.ReleaseID == "" {
 		t.Fatalf("staging deployment of rev1: %+v, want a succeeded auto deployment of build %d", s1, b1.ID)
@@ -369,9 +376,7 @@ release = ["rita", "rob"]
 	wendy.mustGit(t, src, "checkout", "-q", "-b", "feature", rev2)
 	rev4 := wendy.commit(t, src, "app/index.html", "v4 (feature)\n")
 	wendy.mustGit(t, src, "push", "-q", url, "feature")
-	if b4 := dtWaitBuild(t, d, wendy, "shop", rev4, 0); b4.State != record.StatePassed {
-		t.Fatalf("build of the feature branch %s, want passed", b4.State)
-	}
+	dtWaitPassed(t, d, wendy, "shop", rev4, 0)
 
 	// The release gate, refusal by refusal. Each is one line naming the ref.
 	const ref = "refs/release/prod"
@@ -537,9 +542,7 @@ release = ["rita"]
 	rev2 := alice.commit(t, src, "app/start.sh", "echo 'port 8080 is taken' >&2; exit 3\n")
 	alice.mustGit(t, src, "push", "-q", url, "main")
 	for _, rev := range []string{rev1, rev2} {
-		if b := dtWaitBuild(t, d, alice, "api", rev, 0); b.State != record.StatePassed {
-			t.Fatalf("build of %s %s, want passed", rev[:7], b.State)
-		}
+		dtWaitPassed(t, d, alice, "api", rev, 0)
 	}
 
 	if out, err := rita.git(src, "push", url, rev1+":refs/release/prod"); err != nil {
@@ -601,9 +604,7 @@ name = "web"
 
 	src, rev := dtProject(t, alice, map[string]string{"index.html": "hi\n"})
 	alice.mustGit(t, src, "push", "-q", d.url("web"), "main")
-	if b := dtWaitBuild(t, d, alice, "web", rev, 0); b.State != record.StatePassed {
-		t.Fatalf("build %s (%s), want passed", b.State, b.Reason)
-	}
+	dtWaitPassed(t, d, alice, "web", rev, 0)
 	dep := dtWaitDeploy(t, d, alice, "web", "staging", rev, 0)
 	if dep.State != record.DeployFailed || !strings.Contains(dep.Reason, "host key verification failed for 127.0.0.1:"+strconv.Itoa(srv.Port)) {
 		t.Fatalf("deployment with a wrong host key: %s (%s), want failed on the host key", dep.State, dep.Reason)
@@ -647,10 +648,7 @@ write = ["wendy"]
 	rev2 := wendy.commit(t, src, "BIG", strconv.Itoa(dtBig))
 	held := gate.arm(1 << 20)
 	wendy.mustGit(t, src, "push", "-q", url, "main")
-	b2 := dtWaitBuild(t, d, wendy, "site", rev2, 0)
-	if b2.State != record.StatePassed {
-		t.Fatalf("build of rev2 %s (%s)", b2.State, b2.Reason)
-	}
+	b2 := dtWaitPassed(t, d, wendy, "site", rev2, 0)
 	dtHeld(t, held)
 	running := dtDeploys(t, d, wendy, "site", "staging")[0]
 	if running.Commit != rev2 || running.State != record.DeployRunning {
@@ -722,9 +720,7 @@ release = ["rita"]
 	rev2 := alice.commit(t, src, "BIG", strconv.Itoa(dtBig))
 	alice.mustGit(t, src, "push", "-q", url, "main")
 	for _, rev := range []string{rev1, rev2} {
-		if b := dtWaitBuild(t, d, alice, "app", rev, 0); b.State != record.StatePassed {
-			t.Fatalf("build of %s %s (%s)", rev[:7], b.State, b.Reason)
-		}
+		dtWaitPassed(t, d, alice, "app", rev, 0)
 	}
 	if out, err := rita.git(src, "push", url, rev1+":refs/release/prod"); err != nil {
 		t.Fatalf("release of rev1: %v\n%s", err, out)
@@ -775,9 +771,7 @@ release = ["rita"]
 	// partial release of the cut one is gone.
 	rev3 := alice.commit(t, src, "app/index.html", "v3\n")
 	alice.mustGit(t, src, "push", "-q", url, "main")
-	if b := dtWaitBuild(t, d, alice, "app", rev3, 0); b.State != record.StatePassed {
-		t.Fatalf("build of rev3 %s", b.State)
-	}
+	dtWaitPassed(t, d, alice, "app", rev3, 0)
 	out, err := rita.git(src, "push", url, rev3+":refs/release/prod")
 	if err != nil || !strings.Contains(out, "to prod succeeded") {
 		t.Fatalf("release after the restart: %v\n%s", err, out)

@@ -257,9 +257,7 @@ exit 4
 `,
 	})
 	alice.mustGit(t, src, "push", "-q", url, "main")
-	if b := dtWaitBuild(t, d, alice, "web", rev, 0); b.State != record.StatePassed {
-		t.Fatalf("build of %s: %s (%s), want passed", rev[:7], b.State, b.Reason)
-	}
+	dtWaitPassed(t, d, alice, "web", rev, 0)
 	push, err := alice.git(src, "push", url, rev+":refs/release/prod")
 	if err != nil {
 		t.Fatalf("release push: %v\n%s", err, push)

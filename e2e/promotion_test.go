@@ -79,10 +79,7 @@ release = ["rita"]
 
 	src, rev := dtProjectBuiltBy(t, wendy, ptBuildScript, map[string]string{"index.html": "v1\n"})
 	alice.mustGit(t, src, "push", "-q", url, "main")
-	b1 := dtWaitBuild(t, d, wendy, "shop", rev, 0)
-	if b1.State != record.StatePassed {
-		t.Fatalf("build %s (%s)", b1.State, b1.Reason)
-	}
+	b1 := dtWaitPassed(t, d, wendy, "shop", rev, 0)
 	dtWaitDeploy(t, d, rae, "shop", "staging", rev, 0)
 	onStaging := dtDeployViews(t, d, rae, "shop", "staging")[0]
 	digest := btBuildByID(t, d, rae, "shop", b1.ID).Digest
@@ -205,9 +202,7 @@ release = ["rita"]
 
 	src, rev := dtProject(t, alice, map[string]string{"index.html": "v1\n"})
 	alice.mustGit(t, src, "push", "-q", d.url("app"), "main")
-	if b := dtWaitBuild(t, d, alice, "app", rev, 0); b.State != record.StatePassed {
-		t.Fatalf("build %s (%s)", b.State, b.Reason)
-	}
+	dtWaitPassed(t, d, alice, "app", rev, 0)
 	d.eventually(t, 2*time.Minute, "activate to start on staging", func() bool {
 		_, err := os.Stat(filepath.Join(string(staging), "slow-once"))
 		return err == nil

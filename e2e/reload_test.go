@@ -255,10 +255,7 @@ write = ["alice"]
 	db := d.store(t)
 	dir, head := dtProject(t, alice, map[string]string{"index.html": "one\n"})
 	alice.mustGit(t, dir, "push", "-q", d.url("app"), "HEAD:main")
-	b := dtWaitBuild(t, d, alice, "app", head, 0)
-	if b.State != "passed" {
-		t.Fatalf("the build of main ended %s", b.State)
-	}
+	dtWaitPassed(t, d, alice, "app", head, 0)
 	d.eventually(t, 2*time.Minute, "the deployment to hold in activate", func() bool {
 		_, err := os.Stat(filepath.Join(hold, "held"))
 		return err == nil
