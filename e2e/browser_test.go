@@ -309,11 +309,7 @@ func TestBrowser(t *testing.T) {
 	}
 
 	// Sign in with the one-time link `ssh login` prints.
-	out, errOut, code := d.ssh(alice, "login")
-	link := strings.TrimSpace(out)
-	if code != 0 || !strings.HasPrefix(link, base+"/login/") {
-		t.Fatalf("ssh login: exit %d, %q %q", code, out, errOut)
-	}
+	link, _ := waLoginLink(t, d, alice, base)
 	start := time.Now()
 	br.open(link)
 	br.waitText("signed in as alice", "signed in as alice")

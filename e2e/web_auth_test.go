@@ -27,6 +27,18 @@ func waDashboard(t testing.TB, d *daemon) string {
 	return base
 }
 
+// waLoginLink runs `ssh login` as u and returns the sign-in link it prints,
+// which must be one of the dashboard at base, and what it said on stderr.
+func waLoginLink(t *testing.T, d *daemon, u *user, base string) (link, stderr string) {
+	t.Helper()
+	out, stderr, code := d.ssh(u, "login")
+	link = strings.TrimSpace(out)
+	if code != 0 || !strings.HasPrefix(link, base+"/login/") {
+		t.Fatalf("ssh login as %s: exit %d, %q %q (dashboard %s)", u.name, code, out, stderr, base)
+	}
+	return link, stderr
+}
+
 // waGet sends a GET with the client and returns the status and body.
 func waGet(t *testing.T, c *http.Client, url string, hdr ...string) (int, string) {
 	t.Helper()
@@ -76,10 +88,9 @@ name = "secret"
 		t.Errorf("help does not list login and token:\n%s", help)
 	}
 
-	out, errOut, code := d.ssh(alice, "login")
-	link := strings.TrimSpace(out)
-	if code != 0 || !strings.HasPrefix(link, base+"/login/") || !strings.Contains(errOut, "within 2 minutes") {
-		t.Fatalf("ssh login: %d %q %q (dashboard %s)", code, out, errOut, base)
+	link, errOut := waLoginLink(t, d, alice, base)
+	if !strings.Contains(errOut, "within 2 minutes") {
+		t.Fatalf("ssh login does not say the link works within 2 minutes: %q", errOut)
 	}
 	jar, err := cookiejar.New(nil)
 	if err != nil {
