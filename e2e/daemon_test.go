@@ -136,6 +136,7 @@ func TestQuickStart(t *testing.T) {
 	}
 }
 
+// fingerprint is the SHA256 fingerprint of u's key.
 func (u *user) fingerprint(t *testing.T) string {
 	t.Helper()
 	pk, _, _, _, err := ssh.ParseAuthorizedKey([]byte(u.pub))

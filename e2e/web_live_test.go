@@ -26,8 +26,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/crypto/ssh"
 )
 
 // wlEvent is one Server-Sent Event.
@@ -571,18 +569,8 @@ release = ["alice"]
 		t.Fatalf("the environment page links no push:\n%s", body)
 	}
 	_, body = waGet(t, reader, base+"/pushes/"+push[1])
-	if !strings.Contains(body, "<dd>alice</dd>") || !strings.Contains(body, "<dd><code>"+strings.ReplaceAll(wlFingerprint(t, alice), "+", "&#43;")+"</code></dd>") ||
+	if !strings.Contains(body, "<dd>alice</dd>") || !strings.Contains(body, "<dd><code>"+strings.ReplaceAll(alice.fingerprint(t), "+", "&#43;")+"</code></dd>") ||
 		!strings.Contains(body, "<td><code>refs/release/prod</code></td>") {
 		t.Errorf("the release push's page:\n%s", body)
 	}
-}
-
-// wlFingerprint is the SHA256 fingerprint of u's key.
-func wlFingerprint(t *testing.T, u *user) string {
-	t.Helper()
-	k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(u.pub))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ssh.FingerprintSHA256(k)
 }
