@@ -261,6 +261,17 @@ func mhAllOn(t *testing.T, hosts []mhHost, release, when string) {
 	}
 }
 
+// mhAllServe checks that every host's current release serves index.html
+// with the body want.
+func mhAllServe(t *testing.T, hosts []mhHost, want, when string) {
+	t.Helper()
+	for i, h := range hosts {
+		if got := h.dir.file(t, "current", "index.html"); got != want {
+			t.Errorf("%s: host %d serves index.html %q, want %q", when, i+1, got, want)
+		}
+	}
+}
+
 // mhStates checks each host's state in dep, in the order of hosts.
 func mhStates(t *testing.T, dep dtDeploy, hosts []mhHost, want ...record.HostState) {
 	t.Helper()
@@ -416,11 +427,7 @@ func TestMultiHostFiveHostsGoLiveWithHardLinks(t *testing.T) {
 		t.Fatalf("first deployment %s (%s), want succeeded on all 5 hosts", d1.State, d1.Reason)
 	}
 	mhAllOn(t, hosts, d1.Release, "after the first deployment")
-	for i, h := range hosts {
-		if got := h.dir.file(t, "current", "index.html"); got != "v1\n" {
-			t.Errorf("host %d serves index.html %q, want v1", i+1, got)
-		}
-	}
+	mhAllServe(t, hosts, "v1\n", "after the first deployment")
 	mhStates(t, d1, hosts, record.HostLive, record.HostLive, record.HostLive, record.HostLive, record.HostLive)
 	if got := mhHostsColumn(t, d.daemon, alice, "prod", d1.ID); got != "5 live" {
 		t.Errorf("deploys shows HOSTS %q for #%d, want \"5 live\"", got, d1.ID)
@@ -494,11 +501,7 @@ func TestMultiHostStoppedHostSwitchesNothingThenRetry(t *testing.T) {
 		t.Fatalf("deployment with host 3 down: %s (%s), want failed: %s...", d2.State, d2.Reason, want)
 	}
 	mhAllOn(t, hosts, d1.Release, "after the failed deployment")
-	for i, h := range hosts {
-		if got := h.dir.file(t, "current", "index.html"); got != "v1\n" {
-			t.Errorf("host %d serves index.html %q after the failed deployment, want v1", i+1, got)
-		}
-	}
+	mhAllServe(t, hosts, "v1\n", "after the failed deployment")
 	mhStates(t, d2, hosts, record.HostSkipped, record.HostSkipped, record.HostFailed, record.HostSkipped, record.HostSkipped)
 	if got := mhHostsColumn(t, d.daemon, alice, "prod", d2.ID); got != "4 skipped, 1 failed" {
 		t.Errorf("deploys shows HOSTS %q for #%d, want \"4 skipped, 1 failed\"", got, d2.ID)
@@ -511,11 +514,7 @@ func TestMultiHostStoppedHostSwitchesNothingThenRetry(t *testing.T) {
 		t.Fatalf("retry once the host is back: %s (%s) of %s into %s, want rev2 succeeded", d3.State, d3.Reason, d3.Commit, d3.Release)
 	}
 	mhAllOn(t, hosts, d3.Release, "after the retry")
-	for i, h := range hosts {
-		if got := h.dir.file(t, "current", "index.html"); got != "v2\n" {
-			t.Errorf("host %d serves index.html %q after the retry, want v2", i+1, got)
-		}
-	}
+	mhAllServe(t, hosts, "v2\n", "after the retry")
 	mhStates(t, d3, hosts, record.HostLive, record.HostLive, record.HostLive, record.HostLive, record.HostLive)
 }
 
