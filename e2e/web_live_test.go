@@ -260,6 +260,21 @@ func wlBenchApp(b *testing.B, step string) (d wlBench, u *user, src string) {
 	return wlBench{addr: sd.addr, base: waDashboard(b, sd), pid: sd.proc.cmd.Process.Pid}, u, src
 }
 
+// wlPushBuild pushes main of src to d's app, after a new commit from the
+// second round on, and returns the id of the build the push queued.
+func wlPushBuild(b *testing.B, d wlBench, u *user, src string, round int) string {
+	b.Helper()
+	if round > 0 {
+		u.commit(b, src, "n", strconv.Itoa(round))
+	}
+	out := u.mustGit(b, src, "push", "ssh://git@"+d.addr+"/app", "HEAD:main")
+	m := btQueuedRE.FindStringSubmatch(out)
+	if m == nil {
+		b.Fatalf("the push queued no build:\n%s", out)
+	}
+	return m[1]
+}
+
 // wlRSS is the resident memory of process pid, in bytes.
 func wlRSS(b *testing.B, pid int) int64 {
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
@@ -308,20 +323,13 @@ func BenchmarkWebLiveLog(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		b.StopTimer()
-		if i > 0 {
-			u.commit(b, src, "n", strconv.Itoa(i))
-		}
-		out := u.mustGit(b, src, "push", "ssh://git@"+d.addr+"/app", "HEAD:main")
-		m := btQueuedRE.FindStringSubmatch(out)
-		if m == nil {
-			b.Fatalf("the push queued no build:\n%s", out)
-		}
+		id := wlPushBuild(b, d, u, src, i)
 		b.StartTimer()
-		res, err := http.Get(d.base + "/builds/" + m[1] + "/log/events")
+		res, err := http.Get(d.base + "/builds/" + id + "/log/events")
 		if err != nil {
 			b.Fatal(err)
 		}
-		cmd := exec.Command("ssh", append(strings.Fields(strings.TrimPrefix(u.sshCommand(), "ssh ")), "-p", port, "git@"+host, "log", m[1], "-f")...)
+		cmd := exec.Command("ssh", append(strings.Fields(strings.TrimPrefix(u.sshCommand(), "ssh ")), "-p", port, "git@"+host, "log", id, "-f")...)
 		cmd.Env = u.env()
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
@@ -337,7 +345,7 @@ func BenchmarkWebLiveLog(b *testing.B) {
 		s := <-viaSSH
 		cmd.Wait()
 		if len(w) < 100 || len(s) < 100 {
-			b.Fatalf("build %s: %d lines over SSE, %d over SSH, want 100 each", m[1], len(w), len(s))
+			b.Fatalf("build %s: %d lines over SSE, %d over SSH, want 100 each", id, len(w), len(s))
 		}
 		// The first lines were written before the followers came.
 		web, ssh = append(web, w[10:]...), append(ssh, s[10:]...)
@@ -365,15 +373,8 @@ func BenchmarkWebLiveFollowers(b *testing.B) {
 	d, u, src := wlBenchApp(b, `for i in $(seq 1 160); do echo "line $i of a build's output, as long as a test's line usually is"; sleep 0.05; done`)
 	var grew []float64
 	for i := range b.N {
-		if i > 0 {
-			u.commit(b, src, "n", strconv.Itoa(i))
-		}
-		out := u.mustGit(b, src, "push", "ssh://git@"+d.addr+"/app", "HEAD:main")
-		m := btQueuedRE.FindStringSubmatch(out)
-		if m == nil {
-			b.Fatalf("the push queued no build:\n%s", out)
-		}
-		path := "/builds/" + m[1] + "/log/events"
+		id := wlPushBuild(b, d, u, src, i)
+		path := "/builds/" + id + "/log/events"
 		addr := strings.TrimPrefix(d.base, "http://")
 		first := make(chan struct{})
 		go wlRawFollow(addr, path, func() { close(first) })
@@ -410,7 +411,7 @@ func BenchmarkWebLiveFollowers(b *testing.B) {
 		}
 		tick.Stop()
 		grew = append(grew, float64(peak-before)/(1<<20))
-		b.Logf("build %s: daemon RSS %.1f MB with one follower, %.1f MB at most with %d more", m[1], float64(before)/(1<<20), float64(peak)/(1<<20), followers)
+		b.Logf("build %s: daemon RSS %.1f MB with one follower, %.1f MB at most with %d more", id, float64(before)/(1<<20), float64(peak)/(1<<20), followers)
 	}
 	// The first round's growth is the one that counts: the Go runtime
 	// keeps what it took from the system, so later rounds start higher.
