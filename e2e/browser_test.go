@@ -295,7 +295,7 @@ func TestBrowser(t *testing.T) {
 		"build.sh":       brBuildScript,
 		"app/index.html": "v1\n",
 	})
-	rev1 := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
+	rev1 := alice.head(t, src)
 	alice.mustGit(t, src, "push", "-q", d.url("app"), "main")
 	pushed := time.Now()
 

@@ -344,7 +344,7 @@ func TestBuildPassesAndIsListed(t *testing.T) {
 			`echo "bt-out branch=$SLIPWAY_BRANCH repo=$SLIPWAY_REPO ci=$CI"`,
 			`test -f README && echo "bt-readme $(cat README)"`),
 	})
-	commit := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
+	commit := alice.head(t, src)
 	id, out := btPushOne(t, d, alice, src, "main")
 	if !strings.Contains(out, fmt.Sprintf("build #%d queued: main @ %s", id, commit[:7])) {
 		t.Errorf("push output does not name the build, branch and commit:\n%s", out)
@@ -444,7 +444,7 @@ func TestMissingAndBrokenPipelineFile(t *testing.T) {
 	alice, bob, d := btApp(t, "")
 	db := d.store(t)
 	src := alice.newProject(t, map[string]string{"README": "no pipeline here\n"})
-	commit := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
+	commit := alice.head(t, src)
 	out := alice.mustGit(t, src, "push", d.url("app"), "main")
 	m := regexp.MustCompile(`build #(\d+) skipped: main @ ` + commit[:7] + ` — (.*)`).FindStringSubmatch(out)
 	if m == nil || !strings.Contains(m[2], "no .slipway.toml") {
@@ -908,7 +908,7 @@ func TestDaemonKilledDuringBuild(t *testing.T) {
 		".slipway.toml": btPipeline(fmt.Sprintf("cache = true\n[build.env]\nBT_MARKER = %q\n", marker),
 			`: `+marker+`; echo run >> /cache/runs; sleep 300 & while [ ! -e /cache/go ]; do sleep 0.05; done`),
 	})
-	commit := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
+	commit := alice.head(t, src)
 	id, _ := btPushOne(t, d, alice, src, "main")
 	runs := func() int {
 		b, _ := os.ReadFile(filepath.Join(btCache(d, "app"), "runs"))

@@ -64,7 +64,7 @@ func dtProjectBuiltBy(t *testing.T, u *user, script string, app map[string]strin
 		files["app/"+name] = body
 	}
 	dir = u.newProject(t, files)
-	return dir, strings.TrimSpace(u.mustGit(t, dir, "rev-parse", "HEAD"))
+	return dir, u.head(t, dir)
 }
 
 // dtRemote renders the target keys of an environment on the real sshd srv,

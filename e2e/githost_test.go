@@ -115,7 +115,7 @@ func TestPushOptionsAndMirrorPushAreRecorded(t *testing.T) {
 
 	// 1,500 refs, pushed with --mirror into a new repository.
 	var refs strings.Builder
-	head := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
+	head := alice.head(t, src)
 	for i := range 1500 {
 		kind := "heads/branch-"
 		if i%3 == 0 {
@@ -315,7 +315,7 @@ func TestConcurrentPushesToOneBranch(t *testing.T) {
 	}
 	check := filepath.Join(t.TempDir(), "check")
 	alice.mustGit(t, "", "clone", "-q", d.url("app"), check)
-	if got := strings.TrimSpace(alice.mustGit(t, check, "rev-parse", "HEAD")); got != heads[winner] {
+	if got := alice.head(t, check); got != heads[winner] {
 		t.Fatalf("main is %s, want the winner's %s", got, heads[winner])
 	}
 	bare := filepath.Join(d.dataDir(), "repos", "app.git")

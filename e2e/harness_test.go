@@ -419,6 +419,12 @@ func (u *user) commit(t testing.TB, dir, file, body string) string {
 	}
 	u.mustGit(t, dir, "add", file)
 	u.mustGit(t, dir, "commit", "-q", "-m", "change "+file)
+	return u.head(t, dir)
+}
+
+// head is the commit HEAD of the work tree dir points at.
+func (u *user) head(t testing.TB, dir string) string {
+	t.Helper()
 	return strings.TrimSpace(u.mustGit(t, dir, "rev-parse", "HEAD"))
 }
 

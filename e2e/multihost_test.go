@@ -207,7 +207,7 @@ func mhWaitBuild(t *testing.T, d *mhDaemon, rev string) {
 func mhPushAndDeploy(t *testing.T, d *mhDaemon, src, body, env string, after int64) (string, dtDeploy) {
 	t.Helper()
 	u := d.u
-	rev := strings.TrimSpace(u.mustGit(t, src, "rev-parse", "HEAD"))
+	rev := u.head(t, src)
 	if body != "" {
 		rev = u.commit(t, src, "app/index.html", body)
 	}

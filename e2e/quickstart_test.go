@@ -83,7 +83,7 @@ func TestQuickStartAsOrdinaryUser(t *testing.T) {
 		t.Fatalf("release of v1.0 (annotated tag) to prod: prod runs %q\n%s", app("prod"), out)
 	}
 
-	v1 := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
+	v1 := alice.head(t, src)
 	for name, body := range goProject("v2") {
 		if err := os.WriteFile(filepath.Join(src, name), []byte(body), 0o644); err != nil {
 			t.Fatal(err)

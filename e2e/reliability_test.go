@@ -78,7 +78,7 @@ func TestReliabilityRetention(t *testing.T) {
 	for r := range repos {
 		srcs[r] = filepath.Join(t.TempDir(), "src")
 		alice.mustGit(t, "", "clone", "-q", seed, srcs[r])
-		commits[r] = []string{strings.TrimSpace(alice.mustGit(t, srcs[r], "rev-parse", "HEAD"))}
+		commits[r] = []string{alice.head(t, srcs[r])}
 	}
 	sizes := map[int]int64{}
 	start := time.Now()

@@ -80,9 +80,9 @@ read = ["rita"]
 	if out, err := alice.git(src, "push", "slipway", "HEAD:main"); err != nil || strings.Contains(out, "not found") {
 		t.Fatalf("the writer's first push to a configured repository: %v\n%s", err, out)
 	}
-	head := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
+	head := alice.head(t, src)
 	rita.mustGit(t, clone, "pull", "-q", "origin", "main")
-	if got := strings.TrimSpace(rita.mustGit(t, clone, "rev-parse", "HEAD")); got != head {
+	if got := rita.head(t, clone); got != head {
 		t.Errorf("the reader's clone has %s after pull, want the first push %s", got, head)
 	}
 
@@ -99,7 +99,7 @@ read = ["rita"]
 	}
 	adminClone := filepath.Join(t.TempDir(), "admin")
 	admin.mustGit(t, "", "clone", "-q", d.url("team/app"), adminClone)
-	if got := strings.TrimSpace(admin.mustGit(t, adminClone, "rev-parse", "HEAD")); got != head {
+	if got := admin.head(t, adminClone); got != head {
 		t.Errorf("the removed repository lost its data: HEAD %s, want %s", got, head)
 	}
 }
@@ -283,7 +283,7 @@ write = ["alice"]
 	}
 
 	alice.commit(t, dir, "app/index.html", "two\n")
-	two := strings.TrimSpace(alice.mustGit(t, dir, "rev-parse", "HEAD"))
+	two := alice.head(t, dir)
 	alice.mustGit(t, dir, "push", "-q", d.url("app"), "HEAD:main")
 	if next := dtWaitDeploy(t, d, alice, "app", "staging", two, first.ID); next.State != record.DeploySucceeded {
 		t.Fatalf("the deployment after the reload ended %s: %s", next.State, next.Reason)

@@ -117,10 +117,10 @@ read = ["*"]
 
 	app := alice.newProject(t, map[string]string{".slipway.toml": stPipelines})
 	alice.mustGit(t, app, "push", "-q", d.url("app"), "main")
-	appHead := strings.TrimSpace(alice.mustGit(t, app, "rev-parse", "HEAD"))
+	appHead := alice.head(t, app)
 	plain := alice.newProject(t, map[string]string{".slipway.toml": stBuildOnly})
 	alice.mustGit(t, plain, "push", "-q", d.url("plain"), "main")
-	plainHead := strings.TrimSpace(alice.mustGit(t, plain, "rev-parse", "HEAD"))
+	plainHead := alice.head(t, plain)
 
 	// A scheduled build of app runs its [nightly] section.
 	tick := stWaitRun(t, d, db, "app", "tick", "a passed scheduled build of app", func(b record.Build) bool {
@@ -246,7 +246,7 @@ read = ["*"]
 	}
 	alice.mustGit(t, src, "commit", "-q", "-am", "no hold")
 	alice.mustGit(t, src, "push", "-q", d.url("app"), "main")
-	head := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
+	head := alice.head(t, src)
 	if out := mustSSH(t, d, alice, "cancel", strconv.FormatInt(first.ID, 10)); !strings.Contains(out, "cancelled") {
 		t.Fatalf("cancel: %q", out)
 	}
@@ -287,7 +287,7 @@ write = ["alice"]
 	db := d.store(t)
 	src := admin.newProject(t, map[string]string{".slipway.toml": stPipelines})
 	admin.mustGit(t, src, "push", "-q", d.url("app"), "main")
-	head := strings.TrimSpace(admin.mustGit(t, src, "rev-parse", "HEAD"))
+	head := admin.head(t, src)
 
 	// A reader is refused, a stranger is told the repository does not
 	// exist, and an unknown schedule is not found: no build in any case.

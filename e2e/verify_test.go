@@ -76,7 +76,7 @@ func TestVerifiedPushFailingLeavesTheRef(t *testing.T) {
 	alice, bob, d, _ := vtStart(t, "")
 	db := d.store(t)
 	src := alice.newProject(t, map[string]string{".slipway.toml": btPipeline("", "true")})
-	before := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
+	before := alice.head(t, src)
 	id, _ := btPushOne(t, d, alice, src, "main")
 	btFinal(t, d, db, alice, "app", id)
 	pushes := vtPushes(t, db)
@@ -149,7 +149,7 @@ func TestVerifiedPushPassingCountsOnce(t *testing.T) {
 		"index.html":    "verified\n",
 		".slipway.toml": btPipeline("artifacts = [\"dist/\"]\n", `echo vt-ok-$((40+2)) on $SLIPWAY_BRANCH`, `mkdir dist && cp index.html dist/`),
 	})
-	commit := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
+	commit := alice.head(t, src)
 	out, err := alice.git(src, "push", "-o", "verify", d.url("app"), "main")
 	if err != nil {
 		t.Fatalf("a passing verified push: %v\n%s", err, out)
@@ -209,7 +209,7 @@ func TestConcurrentPushRefusedWhileVerifying(t *testing.T) {
 	t.Parallel()
 	alice, bob, d, _ := vtStart(t, "")
 	src := alice.newProject(t, map[string]string{".slipway.toml": btPipeline("cache = true\n", btWaitStep("hold"))})
-	commit := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
+	commit := alice.head(t, src)
 	push := btGitBackground(t, alice, src, "push", "-o", "verify", d.url("app"), "main")
 	d.eventually(t, btBuildTimeout, "alice's build to start", func() bool { return btExists(d, "hold.started") })
 	vid := vtVerifyID(t, d, push.out.String())
@@ -320,7 +320,7 @@ func TestDaemonKilledDuringVerification(t *testing.T) {
 	alice, bob, d, _ := vtStart(t, "")
 	src := alice.newProject(t, map[string]string{".slipway.toml": btPipeline("cache = true\n",
 		`echo run >> /cache/runs; `+btWaitStep("kill"))})
-	commit := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
+	commit := alice.head(t, src)
 	push := btGitBackground(t, alice, src, "push", "-o", "verify", d.url("app"), "main")
 	d.eventually(t, btBuildTimeout, "the build to start", func() bool { return btExists(d, "kill.started") })
 	vid := vtVerifyID(t, d, push.out.String())

@@ -140,7 +140,7 @@ write = ["alice"]
 				`for i in 1 2 3; do echo "after the wait $i"; sleep 0.2; done; mkdir -p out; echo hello > out/index.html`),
 	})
 	id, _ := btPushOne(t, d, alice, src, "main")
-	commit := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
+	commit := alice.head(t, src)
 	d.eventually(t, btBuildTimeout, "the build to start", func() bool { return btExists(d, "started") })
 
 	// The log page while the step waits: the lines so far, in colour,
@@ -497,7 +497,7 @@ release = ["alice"]
 	url := "ssh://git@" + d.addr + "/team/app"
 	out := alice.mustGit(t, src, "push", "-o", "wait", url, "main")
 	passed := btQueued(t, d, out)
-	rev := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
+	rev := alice.head(t, src)
 	out = alice.mustGit(t, src, "push", url, "HEAD:refs/heads/slow")
 	slow := btQueued(t, d, out)
 	if len(passed) != 1 || len(slow) != 1 {
