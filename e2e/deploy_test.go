@@ -85,6 +85,10 @@ func dtKnownHosts(t *testing.T, port int, hostKey string) string {
 	return f
 }
 
+// dtWaitTimeout bounds the waits for a build or a deployment to end on a
+// loaded 2-core machine.
+const dtWaitTimeout = 3 * time.Minute
+
 // dtWaitBuild waits for a build of commit newer than build after to end,
 // and returns it as u sees it with `builds --json`. The wait reads the
 // database (see daemon.store), which is cheap to poll.
@@ -92,7 +96,7 @@ func dtWaitBuild(t *testing.T, d *daemon, u *user, repo, commit string, after in
 	t.Helper()
 	db := d.store(t)
 	var id int64
-	d.eventually(t, 2*time.Minute, "a build of "+commit[:7]+" to end", func() bool {
+	d.eventually(t, dtWaitTimeout, "a build of "+commit[:7]+" to end", func() bool {
 		bs, err := db.ListBuilds(t.Context(), repo, 0)
 		if err != nil {
 			return false
@@ -148,14 +152,19 @@ func dtDeployViews(t *testing.T, d *daemon, u *user, repo, env string) []dtDeplo
 	return sshJSON[[]dtDeploy](t, d, u, "deploys", repo, env, "--limit", "100", "--json")
 }
 
+// record is the deployment as a record.
+func (j dtDeploy) record() record.Deployment {
+	return record.Deployment{ID: j.ID, Repo: j.Repo, Env: j.Env, BuildID: j.BuildID, Commit: j.Commit,
+		Trigger: j.Trigger, User: j.User, State: j.State, Reason: j.Reason, ReleaseID: j.Release}
+}
+
 // dtDeploys is dtDeployViews as records.
 func dtDeploys(t *testing.T, d *daemon, u *user, repo, env string) []record.Deployment {
 	t.Helper()
 	js := dtDeployViews(t, d, u, repo, env)
 	ds := make([]record.Deployment, 0, len(js))
 	for _, j := range js {
-		ds = append(ds, record.Deployment{ID: j.ID, Repo: j.Repo, Env: j.Env, BuildID: j.BuildID, Commit: j.Commit,
-			Trigger: j.Trigger, User: j.User, State: j.State, Reason: j.Reason, ReleaseID: j.Release})
+		ds = append(ds, j.record())
 	}
 	return ds
 }
@@ -165,31 +174,33 @@ func dtDeploys(t *testing.T, d *daemon, u *user, repo, env string) []record.Depl
 // --json`. The wait reads the database (see daemon.store).
 func dtWaitDeploy(t *testing.T, d *daemon, u *user, repo, env, commit string, after int64) record.Deployment {
 	t.Helper()
+	return dtWaitDeployView(t, d, u, repo, env, commit, after).record()
+}
+
+// dtWaitDeployView is dtWaitDeploy returning the deployment as `deploys
+// --json` shows it, hosts and digest included.
+func dtWaitDeployView(t *testing.T, d *daemon, u *user, repo, env, commit string, after int64) dtDeploy {
+	t.Helper()
 	db := d.store(t)
-	ended := func(dep record.Deployment) bool {
-		return dep.Commit == commit && dep.ID > after && dep.State != record.DeployQueued && dep.State != record.DeployRunning
+	ended := func(c string, id int64, st record.DeployState) bool {
+		return c == commit && id > after && st != record.DeployQueued && st != record.DeployRunning
 	}
 	var id int64
-	d.eventually(t, 2*time.Minute, "a deployment of "+commit[:7]+" to "+env+" to end", func() bool {
+	d.eventually(t, dtWaitTimeout, "a deployment of "+commit[:7]+" to "+env+" to end", func() bool {
 		ds, err := db.ListDeployments(t.Context(), repo, env, 0)
 		if err != nil {
 			return false
 		}
 		for _, dep := range ds {
-			if ended(dep) {
+			if ended(dep.Commit, dep.ID, dep.State) {
 				id = dep.ID
 				return true
 			}
 		}
 		return false
 	})
-	for _, dep := range dtDeploys(t, d, u, repo, env) {
-		if dep.ID == id && ended(dep) {
-			return dep
-		}
-	}
-	t.Fatalf("deploys %s %s --json does not show deployment #%d of %s ended", repo, env, id, commit[:7])
-	return record.Deployment{}
+	return mustFind(t, dtDeployViews(t, d, u, repo, env), func(dep dtDeploy) bool { return dep.ID == id && ended(dep.Commit, dep.ID, dep.State) },
+		fmt.Sprintf("deploys %s %s --json does not show deployment #%d of %s ended", repo, env, id, commit[:7]))
 }
 
 // dtDeployLog is `log deploy ID`.

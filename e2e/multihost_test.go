@@ -150,21 +150,7 @@ func mhFinal(st record.DeployState) bool {
 // after, to end, and returns it as `deploys --json` shows it.
 func mhWait(t *testing.T, d *mhDaemon, env, commit string, after int64) dtDeploy {
 	t.Helper()
-	var id int64
-	d.eventually(t, 3*time.Minute, "a deployment of "+commit[:7]+" to "+env+" to end", func() bool {
-		ds, err := d.db.ListDeployments(t.Context(), "app", env, 100)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, dep := range ds {
-			if dep.Commit == commit && dep.ID > after && mhFinal(dep.State) {
-				id = dep.ID
-				return true
-			}
-		}
-		return false
-	})
-	return mhDeployment(t, d.daemon, d.u, env, id)
+	return dtWaitDeployView(t, d.daemon, d.u, "app", env, commit, after)
 }
 
 // mhWaitID waits for deployment id to end.
@@ -180,27 +166,6 @@ func mhWaitID(t *testing.T, d *mhDaemon, env string, id int64) dtDeploy {
 	return mhDeployment(t, d.daemon, d.u, env, id)
 }
 
-// mhWaitBuild waits for a build of rev to end and checks that it passed.
-func mhWaitBuild(t *testing.T, d *mhDaemon, rev string) {
-	t.Helper()
-	var b record.Build
-	d.eventually(t, 3*time.Minute, "a build of "+rev[:7]+" to end", func() bool {
-		bs, err := d.db.ListBuilds(t.Context(), "app", 100)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, b = range bs {
-			if b.Commit == rev && b.State.Final() {
-				return true
-			}
-		}
-		return false
-	})
-	if b.State != record.StatePassed {
-		t.Fatalf("build of %s %s (%s), want passed", rev[:7], b.State, b.Reason)
-	}
-}
-
 // mhPushAndDeploy commits body to app/index.html (unless body is empty),
 // pushes main and waits for its build to pass and for the deployment to env
 // that follows it.
@@ -212,7 +177,7 @@ func mhPushAndDeploy(t *testing.T, d *mhDaemon, src, body, env string, after int
 		rev = u.commit(t, src, "app/index.html", body)
 	}
 	u.mustGit(t, src, "push", "-q", d.url("app"), "main")
-	mhWaitBuild(t, d, rev)
+	dtWaitPassed(t, d.daemon, u, "app", rev, 0)
 	return rev, mhWait(t, d, env, rev, after)
 }
 
