@@ -37,16 +37,8 @@ name = "secret"
 // body and the headers.
 func apiGet(t testing.TB, base, path string) (int, []byte, http.Header) {
 	t.Helper()
-	resp, err := http.Get(base + path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, body, resp.Header
+	code, h, body := httpGet(t, http.DefaultClient, base+path)
+	return code, []byte(body), h
 }
 
 // TestAPIServesWhatSSHShows: against the real daemon, the JSON API gives

@@ -5,7 +5,6 @@ package e2e
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -22,24 +21,11 @@ import (
 // mtGet fetches url with the given Authorization header ("" for none).
 func mtGet(t *testing.T, url, auth string) (int, http.Header, string) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var hdr []string
 	if auth != "" {
-		req.Header.Set("Authorization", auth)
+		hdr = []string{"Authorization", auth}
 	}
-	c := &http.Client{Timeout: 30 * time.Second}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	return resp.StatusCode, resp.Header, string(body)
+	return httpGet(t, &http.Client{Timeout: 30 * time.Second}, url, hdr...)
 }
 
 // mtScrape reads /metrics as Prometheus does, with the token.

@@ -40,13 +40,7 @@ func TestQuickStartAsOrdinaryUser(t *testing.T) {
 	// run's wall time.
 	t.Parallel()
 	alice := newUser(t, "alice")
-	home, work := t.TempDir(), t.TempDir()
-	if err := os.MkdirAll(filepath.Join(home, ".ssh"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(home, ".ssh", "id_ed25519.pub"), []byte(alice.pub+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	home, work := ctHome(t, alice), t.TempDir()
 	as := ordinaryAccount(t, home, work)
 
 	start := time.Now()

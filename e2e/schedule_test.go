@@ -658,13 +658,7 @@ read = ["*"]
 func TestStQuickStartPipeline(t *testing.T) {
 	t.Parallel()
 	alice := newUser(t, "alice")
-	home := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(home, ".ssh"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(home, ".ssh", "id_ed25519.pub"), []byte(alice.pub+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	home := ctHome(t, alice)
 	work := t.TempDir()
 
 	// The same commands the banner prints, with the ssh of the test's user.

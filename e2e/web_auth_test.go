@@ -42,6 +42,14 @@ func waLoginLink(t *testing.T, d *daemon, u *user, base string) (link, stderr st
 // waGet sends a GET with the client and returns the status and body.
 func waGet(t *testing.T, c *http.Client, url string, hdr ...string) (int, string) {
 	t.Helper()
+	code, _, body := httpGet(t, c, url, hdr...)
+	return code, body
+}
+
+// httpGet sends a GET with the client, with the headers hdr (name, value,
+// ...), and returns the status, the headers and the body.
+func httpGet(t testing.TB, c *http.Client, url string, hdr ...string) (int, http.Header, string) {
+	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +66,7 @@ func waGet(t *testing.T, c *http.Client, url string, hdr ...string) (int, string
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
-	return res.StatusCode, string(b)
+	return res.StatusCode, res.Header, string(b)
 }
 
 // TestWebSignInAndTokens: against the real binary, `ssh login` prints a
