@@ -26,7 +26,6 @@ import (
 
 	"slipway/internal/manifest"
 	"slipway/internal/sshdtest"
-	"slipway/internal/testutil"
 	"slipway/record"
 )
 
@@ -478,33 +477,19 @@ func TestReliabilitySecondDaemon(t *testing.T) {
 	d.eventually(t, btBuildTimeout, "the build to start", func() bool { return btExists(d, "hold.started") })
 	before := rlWork(t, d)
 
-	second := exec.Command(slipwayBin, "serve", "--config", d.config)
-	second.Dir = d.root
-	second.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + d.root}, d.env...)
-	out := &testutil.Buffer{}
-	second.Stdout, second.Stderr = out, out
-	began := time.Now()
-	p, err := startProc(second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-p.done:
-	case <-time.After(15 * time.Second):
-		_ = second.Process.Kill()
-		<-p.done
+	out, took, exited, exit := secondServe(t, d, 15*time.Second)
+	if !exited {
 		t.Errorf("a second slipway serve on the same data dir was still running after 15 s:\n%s", out)
 	}
-	took := time.Since(began)
-	t.Logf("the second daemon exited after %v with %v:\n%s", took.Round(time.Millisecond), p.err, out)
-	msg := strings.ToLower(out.String())
+	t.Logf("the second daemon exited after %v with %v:\n%s", took.Round(time.Millisecond), exit, out)
+	msg := strings.ToLower(out)
 	// It exits without waiting for the lock (~0.1 s on a quiet machine; a
 	// race-built binary took 5.8 s to start and exit in a run at a high
 	// load, hence 10 s: one that waited would still be there at 15).
-	if p.err == nil || took > 10*time.Second || !strings.Contains(out.String(), d.dataDir()) ||
+	if exit == nil || took > 10*time.Second || !strings.Contains(out, d.dataDir()) ||
 		!(strings.Contains(msg, "another") || strings.Contains(msg, "already") || strings.Contains(msg, "lock")) {
 		t.Errorf("a second daemon on %s should exit at once (within 10 s), with an error naming the data dir and saying "+
-			"another daemon holds it; it took %v, exit %v, said:\n%s", d.dataDir(), took.Round(time.Millisecond), p.err, out)
+			"another daemon holds it; it took %v, exit %v, said:\n%s", d.dataDir(), took.Round(time.Millisecond), exit, out)
 	}
 	if after := rlWork(t, d); after != before {
 		t.Errorf("the second daemon changed the first one's work:\nbefore:\n%s\nafter:\n%s", before, after)
