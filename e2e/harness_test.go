@@ -248,9 +248,7 @@ func searchable(t testing.TB, dir string) {
 var listenRE = regexp.MustCompile(`listening on ssh://(\S+)`)
 
 func (d *daemon) start() {
-	t := d.t
-	t.Helper()
-	d.logs, d.stdout = &testutil.Buffer{}, &testutil.Buffer{}
+	d.t.Helper()
 	bin := d.bin
 	if bin == "" {
 		bin = slipwayBin
@@ -258,24 +256,35 @@ func (d *daemon) start() {
 	cmd := exec.Command(bin, "serve", "--config", d.config)
 	cmd.Dir = d.root
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + d.root, noExitSleep}, d.env...)
+	d.launch(cmd, "slipway serve to start", nil)
+}
+
+// launch starts cmd as the daemon's process, its stdout and stderr going
+// to fresh d.stdout and d.logs, and waits until its stdout names its
+// address and, when ready is not nil, satisfies ready.
+func (d *daemon) launch(cmd *exec.Cmd, what string, ready func(stdout string) bool) {
+	t := d.t
+	t.Helper()
+	d.logs, d.stdout = &testutil.Buffer{}, &testutil.Buffer{}
 	cmd.Stdout, cmd.Stderr = d.stdout, d.logs
 	p, err := startProc(cmd)
 	if err != nil {
 		t.Fatal(err)
 	}
 	d.proc = p
-	d.eventually(t, time.Minute, "slipway serve to start", func() bool {
-		m := listenRE.FindStringSubmatch(d.stdout.String())
+	d.eventually(t, time.Minute, what, func() bool {
+		out := d.stdout.String()
+		m := listenRE.FindStringSubmatch(out)
 		if m != nil {
 			d.addr = m[1]
 		}
-		return m != nil
+		return m != nil && (ready == nil || ready(out))
 	})
 }
 
 // stop sends SIGTERM and waits for a clean exit.
 func (d *daemon) stop() {
-	if d.proc.exited() {
+	if d.proc == nil || d.proc.exited() {
 		return
 	}
 	sig := d.stopWith
@@ -515,22 +524,9 @@ func quickStart(t *testing.T, home, work string, as *account) *daemon {
 // SIGINT (Ctrl-C, as its user would) at the end of the test.
 func startServe(t *testing.T, cmd *exec.Cmd, ready func(stdout string) bool) *daemon {
 	t.Helper()
-	d := &daemon{t: t, root: cmd.Dir, stdout: &testutil.Buffer{}, logs: &testutil.Buffer{}, stopWith: os.Interrupt}
-	cmd.Stdout, cmd.Stderr = d.stdout, d.logs
-	p, err := startProc(cmd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.proc = p
+	d := &daemon{t: t, root: cmd.Dir, stopWith: os.Interrupt}
 	t.Cleanup(d.stop)
-	d.eventually(t, time.Minute, "the banner", func() bool {
-		out := d.stdout.String()
-		m := listenRE.FindStringSubmatch(out)
-		if m != nil {
-			d.addr = m[1]
-		}
-		return m != nil && ready(out)
-	})
+	d.launch(cmd, "the banner", ready)
 	return d
 }
 
