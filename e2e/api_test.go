@@ -172,7 +172,7 @@ func BenchmarkAPIBuildListVsSSH(b *testing.B) {
 	b.Logf("100,000 builds recorded in %v", time.Since(start).Round(time.Millisecond))
 
 	host, port, _ := strings.Cut(d.addr, ":")
-	sshArgs := append(strings.Fields(strings.TrimPrefix(u.sshCommand(), "ssh ")), "-p", port, "git@"+host)
+	sshArgs := append(u.sshArgs(), "-p", port, "git@"+host)
 	timed := func(name string, args ...string) time.Duration {
 		cmd := exec.Command(name, args...)
 		cmd.Env = u.env()

@@ -249,17 +249,6 @@ func btProcDesc(pids []int) string {
 	return b.String()
 }
 
-// btSSHCmd prepares an SSH command to the daemon as u, to run in the
-// background.
-func btSSHCmd(d *daemon, u *user, args ...string) *exec.Cmd {
-	host := d.addr[:strings.LastIndex(d.addr, ":")]
-	argv := append(strings.Fields(strings.TrimPrefix(u.sshCommand(), "ssh ")),
-		"-p", d.port(), "git@"+strings.Trim(host, "[]"))
-	cmd := exec.Command("ssh", append(argv, args...)...)
-	cmd.Env = u.env()
-	return cmd
-}
-
 // btBackground is a command running in the background whose output the
 // test watches as it comes.
 type btBackground struct {
@@ -559,7 +548,7 @@ func TestLogFollowDuringBuild(t *testing.T) {
 	d.eventually(t, btBuildTimeout, "step 2 to start", func() bool { return btExists(d, "follow.started") })
 	var followers []*btBackground
 	for _, u := range []*user{bob, alice} {
-		f := btStart(t, btSSHCmd(d, u, "log", strconv.FormatInt(id, 10), "-f"))
+		f := btStart(t, d.sshCmd(u, "log", strconv.FormatInt(id, 10), "-f"))
 		followers = append(followers, f)
 	}
 	for i, f := range followers {

@@ -93,7 +93,7 @@ func eoProbeWhoami(d *daemon, u *user) *eoProbe {
 	go func() {
 		defer close(p.done)
 		for {
-			cmd := btSSHCmd(d, u, "whoami")
+			cmd := d.sshCmd(u, "whoami")
 			t0 := time.Now()
 			out, err := cmd.Output()
 			took := time.Since(t0)

@@ -336,7 +336,7 @@ func BenchmarkLogFollow10MiB(b *testing.B) {
 	}
 	host, port, _ := strings.Cut(addr, ":")
 	follow := func(extra ...string) (time.Duration, int) {
-		cmd := exec.Command("ssh", append(append(strings.Fields(strings.TrimPrefix(u.sshCommand(), "ssh ")),
+		cmd := exec.Command("ssh", append(append(u.sshArgs(),
 			"-p", port, "git@"+host, "log", "1", "-f"), extra...)...)
 		cmd.Env = u.env()
 		var out bytes.Buffer

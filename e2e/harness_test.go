@@ -105,10 +105,15 @@ func (u *user) env() []string {
 	}
 }
 
-func (u *user) sshCommand() string {
-	return "ssh -i " + u.key + " -o IdentitiesOnly=yes -o IdentityAgent=none -o StrictHostKeyChecking=no" +
-		" -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes"
+// sshArgs are the options of this user's ssh runs: only this key, no
+// agent, no host key to check or keep, quiet, and never a prompt.
+func (u *user) sshArgs() []string {
+	return []string{"-i", u.key, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "StrictHostKeyChecking=no",
+		"-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes"}
 }
+
+// sshCommand is ssh with sshArgs, as a command line (GIT_SSH_COMMAND).
+func (u *user) sshCommand() string { return "ssh " + strings.Join(u.sshArgs(), " ") }
 
 // daemon is a running `slipway serve`.
 type daemon struct {
@@ -363,12 +368,7 @@ func (d *daemon) url(repo string) string { return "ssh://git@" + d.addr + "/" + 
 // the exit code.
 func (d *daemon) ssh(u *user, args ...string) (string, string, int) {
 	d.t.Helper()
-	host := d.addr[:strings.LastIndex(d.addr, ":")]
-	argv := append([]string{"-i", u.key, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
-		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-		"-o", "BatchMode=yes", "-p", d.port(), "git@" + strings.Trim(host, "[]")}, args...)
-	cmd := exec.Command("ssh", argv...)
-	cmd.Env = u.env()
+	cmd := d.sshCmd(u, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -381,6 +381,14 @@ func (d *daemon) ssh(u *user, args ...string) (string, string, int) {
 		code = ee.ExitCode()
 	}
 	return stdout.String(), stderr.String(), code
+}
+
+// sshCmd prepares the ssh run of an SSH command on the daemon as u.
+func (d *daemon) sshCmd(u *user, args ...string) *exec.Cmd {
+	host := d.addr[:strings.LastIndex(d.addr, ":")]
+	cmd := exec.Command("ssh", append(append(u.sshArgs(), "-p", d.port(), "git@"+strings.Trim(host, "[]")), args...)...)
+	cmd.Env = u.env()
+	return cmd
 }
 
 // git runs git as u in dir and returns its output (stdout, then stderr)

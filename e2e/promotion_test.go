@@ -264,7 +264,7 @@ func ptFlood(t *testing.T, d *daemon, u *user, repo, env string) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cmd := btSSHCmd(d, u, "releases", repo, env)
+			cmd := d.sshCmd(u, "releases", repo, env)
 			var stdout, stderr strings.Builder
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			err := cmd.Run()

@@ -126,7 +126,7 @@ func TestReloadAddsAndRemovesUsers(t *testing.T) {
 	}
 	src := carol.newProject(t, map[string]string{".slipway.toml": btPipeline("cache = true\n", btWaitStep("rt"), "echo rt-finished")})
 	id, _ := btPushOne(t, d, carol, src, "main")
-	follow := btStart(t, btSSHCmd(d, carol, "log", fmt.Sprint(id), "-f"))
+	follow := btStart(t, d.sshCmd(carol, "log", fmt.Sprint(id), "-f"))
 	d.eventually(t, btBuildTimeout, "carol's build to start its step", func() bool { return btExists(d, "rt.started") })
 
 	rtHUP(t, d, base)

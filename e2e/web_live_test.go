@@ -329,7 +329,7 @@ func BenchmarkWebLiveLog(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		cmd := exec.Command("ssh", append(strings.Fields(strings.TrimPrefix(u.sshCommand(), "ssh ")), "-p", port, "git@"+host, "log", id, "-f")...)
+		cmd := exec.Command("ssh", append(u.sshArgs(), "-p", port, "git@"+host, "log", id, "-f")...)
 		cmd.Env = u.env()
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
