@@ -556,18 +556,13 @@ release = ["rita"]
 		dtWaitPassed(t, d, alice, "api", rev, 0)
 	}
 
-	if out, err := rita.git(src, "push", url, rev1+":refs/release/prod"); err != nil {
-		t.Fatalf("release of rev1: %v\n%s", err, out)
-	}
+	rita.mustGit(t, src, "push", url, rev1+":refs/release/prod")
 	first := dtDeploys(t, d, rita, "api", "prod")[0]
 	if first.State != record.DeploySucceeded || prod.live(t) != first.ReleaseID {
 		t.Fatalf("first release %+v, current -> %q", first, prod.live(t))
 	}
 
-	out, err := rita.git(src, "push", url, rev2+":refs/release/prod")
-	if err != nil {
-		t.Fatalf("release of rev2: %v\n%s", err, out)
-	}
+	out := rita.mustGit(t, src, "push", url, rev2+":refs/release/prod")
 	second := dtDeploys(t, d, rita, "api", "prod")[0]
 	if second.Commit != rev2 || second.State != record.DeployRolledBack {
 		t.Fatalf("release whose activate fails: %+v, want rolled_back", second)
@@ -733,9 +728,7 @@ release = ["rita"]
 	for _, rev := range []string{rev1, rev2} {
 		dtWaitPassed(t, d, alice, "app", rev, 0)
 	}
-	if out, err := rita.git(src, "push", url, rev1+":refs/release/prod"); err != nil {
-		t.Fatalf("release of rev1: %v\n%s", err, out)
-	}
+	rita.mustGit(t, src, "push", url, rev1+":refs/release/prod")
 	live := prod.live(t)
 	if live == "" {
 		t.Fatal("rev1 not live on prod")

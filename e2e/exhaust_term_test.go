@@ -258,10 +258,7 @@ exit 4
 	})
 	alice.mustGit(t, src, "push", "-q", url, "main")
 	dtWaitPassed(t, d, alice, "web", rev, 0)
-	push, err := alice.git(src, "push", url, rev+":refs/release/prod")
-	if err != nil {
-		t.Fatalf("release push: %v\n%s", err, push)
-	}
+	push := alice.mustGit(t, src, "push", url, rev+":refs/release/prod")
 	dep := dtDeploys(t, d, alice, "web", "prod")[0]
 	if dep.State != record.DeployFailed || !strings.Contains(dep.Reason, "activate failed with exit 4") {
 		t.Fatalf("deployment #%d: %s (%q), want failed by activate", dep.ID, dep.State, dep.Reason)

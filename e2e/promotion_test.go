@@ -116,10 +116,7 @@ release = ["rita"]
 		t.Fatal(err)
 	}
 
-	out, err := rita.git(src, "push", url, rev+":refs/release/prod")
-	if err != nil {
-		t.Fatalf("release to prod: %v\n%s", err, out)
-	}
+	out := rita.mustGit(t, src, "push", url, rev+":refs/release/prod")
 	p := dtDeployViews(t, d, rae, "shop", "prod")
 	if len(p) != 1 || p[0].State != record.DeploySucceeded || p[0].BuildID != b1.ID || p[0].Digest != digest {
 		t.Fatalf("prod deployments %+v, want one succeeded deployment of build %d with %s", p, b1.ID, digest)
@@ -154,10 +151,7 @@ release = ["rita"]
 		t.Fatal(err)
 	}
 	live := staging.live(t)
-	out, err = rita.git(src, "push", url, rev+":refs/release/staging")
-	if err != nil {
-		t.Fatalf("release to staging: %v\n%s", err, out)
-	}
+	out = rita.mustGit(t, src, "push", url, rev+":refs/release/staging")
 	if !strings.Contains(out, fmt.Sprintf("ships build #%d (%s), the newest passed build of %s", b2.ID, manifest.Short(b2.Digest), rev[:7])) {
 		t.Errorf("the release push does not name the build it ships:\n%s", out)
 	}
