@@ -120,6 +120,17 @@ func btFinal(t *testing.T, d *daemon, db *store.Store, u *user, repo string, id 
 	return btBuildByID(t, d, u, repo, id)
 }
 
+// btPassed is btFinal for a build that must pass; what names it in the
+// failure.
+func btPassed(t *testing.T, d *daemon, db *store.Store, u *user, repo string, id int64, what string) btBuild {
+	t.Helper()
+	b := btFinal(t, d, db, u, repo, id)
+	if b.State != record.StatePassed {
+		t.Fatalf("%s (build #%d): %s (%s), want passed", what, id, b.State, b.Reason)
+	}
+	return b
+}
+
 var btQueuedRE = regexp.MustCompile(`build #(\d+) queued: (\S+) @ ([0-9a-f]{7}) — follow: ssh -p (\d+) (\S+) log (\d+) -f`)
 
 // btQueued returns the ids of the builds a push's output says were queued,
@@ -510,9 +521,7 @@ func TestPushWaitStreamsTheLog(t *testing.T) {
 	if rest := out[loc[1]:]; strings.Contains(rest, "remote:") {
 		t.Errorf("remote output after the result line:\n%s", rest)
 	}
-	if b := btFinal(t, d, db, alice, "app", ids[0]); b.State != "passed" {
-		t.Fatalf("build %d: %s (%s)", b.ID, b.State, b.Reason)
-	}
+	btPassed(t, d, db, alice, "app", ids[0], "the build")
 
 	// A pusher that goes away does not take the build with it.
 	alice.commit(t, src, "f", "again\n")
@@ -525,9 +534,7 @@ func TestPushWaitStreamsTheLog(t *testing.T) {
 	}
 	_ = syscall.Kill(-push.cmd.Process.Pid, syscall.SIGKILL)
 	push.wait(t)
-	if b := btFinal(t, d, db, alice, "app", ids[0]); b.State != "passed" {
-		t.Fatalf("build #%d after the pusher left: %s (%s)", b.ID, b.State, b.Reason)
-	}
+	btPassed(t, d, db, alice, "app", ids[0], "the build after the pusher left")
 	if log := btLog(t, d, alice, ids[0], false); !strings.Contains(log, "bt-wait-second-42") {
 		t.Fatalf("the build did not run to its end after the pusher left:\n%s", log)
 	}
@@ -573,9 +580,7 @@ func TestLogFollowDuringBuild(t *testing.T) {
 			t.Errorf("follower %d's output is not the whole log in order, ending with the result:\n%s", i, out)
 		}
 	}
-	if b := btFinal(t, d, db, bob, "app", id); b.State != "passed" {
-		t.Fatalf("build #%d: %s", id, b.State)
-	}
+	btPassed(t, d, db, bob, "app", id, "the build")
 	// A finished build is followed to its end at once.
 	if out := btLog(t, d, bob, id, true); !strings.Contains(out, "bt-follow-second-42") || !strings.Contains(out, "passed") {
 		t.Fatalf("log -f of a finished build:\n%s", out)
@@ -668,9 +673,7 @@ func btHealthy(t *testing.T, d *daemon, db *store.Store, u *user, src string) {
 	}
 	u.commit(t, src, ".slipway.toml", btPipeline("", `echo bt-next-$((1+1))`))
 	id, _ := btPushOne(t, d, u, src, "main")
-	if b := btFinal(t, d, db, u, "app", id); b.State != "passed" {
-		t.Fatalf("the next build: %s (%s)", b.State, b.Reason)
-	}
+	btPassed(t, d, db, u, "app", id, "the next build")
 	if log := btLog(t, d, u, id, false); !strings.Contains(log, "bt-next-2") {
 		t.Fatalf("the next build's log:\n%s", log)
 	}
@@ -820,9 +823,7 @@ func TestSecretsNeverAppearInLogs(t *testing.T) {
 			}
 		}
 	}
-	if b := btFinal(t, d, db, bob, "app", id); b.State != "passed" {
-		t.Fatalf("build #%d: %s (%s)", id, b.State, b.Reason)
-	}
+	btPassed(t, d, db, bob, "app", id, "the build")
 	// Nothing the daemon keeps holds a secret: logs, database, repositories.
 	var files int
 	err := filepath.WalkDir(d.dataDir(), func(p string, e fs.DirEntry, err error) error {
@@ -872,9 +873,7 @@ func TestNewerPushSupersedesQueuedBuild(t *testing.T) {
 	}
 	btTouch(t, d, "go")
 	for _, id := range []int64{slow, second} {
-		if b := btFinal(t, d, db, bob, "app", id); b.State != "passed" {
-			t.Fatalf("build #%d: %s (%s)", id, b.State, b.Reason)
-		}
+		btPassed(t, d, db, bob, "app", id, "the build")
 	}
 	b := btBuildByID(t, d, bob, "app", first)
 	if b.State != "superseded" || b.Attempt != 0 || b.Started != nil || btExists(d, fmt.Sprintf("started-%d", first)) {

@@ -80,9 +80,7 @@ metrics_token_file = %q
 		".slipway.toml": btPipeline("artifacts = [\"dist/\"]\n", "mkdir dist && echo mt-built > dist/index.html"),
 	})
 	id, _ := btPushOne(t, d, alice, src, "main")
-	if b := btFinal(t, d, db, alice, "app", id); b.State != "passed" {
-		t.Fatalf("build #%d: %s %s", id, b.State, b.Reason)
-	}
+	btPassed(t, d, db, alice, "app", id, "the build")
 	bob.mustGit(t, t.TempDir(), "clone", "-q", d.url("app"), "clone")
 	// The auto deployment follows the build: wait for it as a scraper
 	// would see it.
