@@ -59,10 +59,7 @@ func TestAPIServesWhatSSHShows(t *testing.T) {
 	alice.mustGit(t, src, "push", d.url("secret"), "main")
 	btFinal(t, d, db, bob, "app", id)
 
-	ssh, _, code := d.ssh(bob, "builds", "app", "--json")
-	if code != 0 {
-		t.Fatalf("builds app --json: exit %d", code)
-	}
+	ssh := mustSSH(t, d, bob, "builds", "app", "--json")
 	status, body, h := apiGet(t, base, "/api/v1/builds?repo=app")
 	var page struct {
 		Builds     []any `json:"builds"`

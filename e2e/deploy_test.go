@@ -678,10 +678,7 @@ write = ["wendy"]
 
 	srv.Start()
 	gate.open()
-	out, stderr, code := d.ssh(wendy, "retry", strconv.FormatInt(b2.ID, 10))
-	if code != 0 {
-		t.Fatalf("retry %d: exit %d: %s", b2.ID, code, stderr)
-	}
+	out := mustSSH(t, d, wendy, "retry", strconv.FormatInt(b2.ID, 10))
 	b3 := dtWaitBuild(t, d, wendy, "site", rev2, b2.ID)
 	if b3.State != record.StatePassed {
 		t.Fatalf("retried build %s: %s", b3.State, out)

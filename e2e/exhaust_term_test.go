@@ -265,10 +265,7 @@ exit 4
 	}
 	id := strconv.FormatInt(dep.ID, 10)
 	fake := "deployment #" + id + " to prod succeeded"
-	log, _, code := d.ssh(alice, "log", "deploy", id)
-	if code != 0 {
-		t.Fatalf("log deploy %s: exit %d", id, code)
-	}
+	log := mustSSH(t, d, alice, "log", "deploy", id)
 	list, _, _ := d.ssh(alice, "deploys", "web")
 	for what, view := range map[string]string{"the release push": push, "log deploy " + id: log} {
 		if bad := etUnsafe(view); bad != "" {

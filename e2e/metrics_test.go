@@ -156,9 +156,7 @@ metrics_token_file = %q
 	if err := os.WriteFile(tokenFile, []byte(rotated+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out, errOut, code := d.ssh(alice, "reload"); code != 0 {
-		t.Fatalf("reload: exit %d\n%s%s", code, out, errOut)
-	}
+	mustSSH(t, d, alice, "reload")
 	if code, _, _ := mtGet(t, base+"/metrics", "Bearer "+token); code != http.StatusUnauthorized {
 		t.Errorf("the old token after a reload: %d", code)
 	}

@@ -134,9 +134,7 @@ name = "secret"
 		list, _, _ := d.ssh(bob, "token", "list")
 		return !strings.HasSuffix(strings.TrimSpace(list), "never")
 	})
-	if _, errOut, code := d.ssh(bob, "token", "revoke", "ci"); code != 0 {
-		t.Fatalf("ssh token revoke: %d %s", code, errOut)
-	}
+	mustSSH(t, d, bob, "token", "revoke", "ci")
 	if status, body := waGet(t, curl, base+"/", "Authorization", "Bearer "+tok); status != http.StatusUnauthorized || !strings.Contains(body, "token revoked") {
 		t.Errorf("GET / with the revoked token: %d\n%s", status, body)
 	}
