@@ -1,7 +1,7 @@
 package e2e
 
-// Helpers shared by the files of this package for asking the daemon over
-// SSH and reading what it answers.
+// Helpers shared by the files of this package: asking the daemon over SSH
+// and reading what it answers, and the figures of the timing tests.
 
 import (
 	"encoding/json"
