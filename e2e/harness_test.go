@@ -496,6 +496,15 @@ func configFor(extra string, admins []*user, others ...*user) string {
 	return b.String()
 }
 
+// withSSH adds lines to the [ssh] section of a config configFor rendered.
+func withSSH(config, lines string) string {
+	const listen = "[ssh]\nlisten = \"127.0.0.1:0\"\n"
+	if !strings.Contains(config, listen) {
+		panic("withSSH: the config has no [ssh] section of configFor's")
+	}
+	return strings.Replace(config, listen, listen+lines, 1)
+}
+
 // execGit prepares a git command with the given environment.
 func execGit(dir string, env []string, args ...string) *exec.Cmd {
 	cmd := exec.Command("git", args...)

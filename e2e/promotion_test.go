@@ -233,17 +233,6 @@ release = ["rita"]
 	}
 }
 
-// ptConfig is configFor with room for [ssh] settings.
-func ptConfig(sshExtra, extra string, users ...*user) string {
-	var b strings.Builder
-	b.WriteString("data_dir = \"%DATA%\"\n[ssh]\nlisten = \"127.0.0.1:0\"\n" + sshExtra + "\n")
-	for i, u := range users {
-		fmt.Fprintf(&b, "[[user]]\nname = %q\nkeys = [%q]\nadmin = %v\n\n", u.name, u.pub, i == 0)
-	}
-	b.WriteString(extra)
-	return b.String()
-}
-
 // ptFlood runs `releases REPO ENV` as u 50 times at once over real ssh
 // and checks that every one lists at least one release.
 func ptFlood(t *testing.T, d *daemon, u *user, repo, env string) {
@@ -292,7 +281,7 @@ func TestReleasesFromAReaderNeverFloodTheTarget(t *testing.T) {
 	if err := os.WriteFile(release, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d := startDaemon(t, ptConfig("max_sessions_per_user = 64\n", `
+	d := startDaemon(t, withSSH(configFor(`
 [[repo]]
 name = "site"
 read = ["rae"]
@@ -300,7 +289,7 @@ read = ["rae"]
   name = "staging"
   auto = "main"
   activate = "while [ ! -e `+release+` ]; do sleep 0.05; done"
-`+dtRemote(srv, string(staging), srv.Port, srv.KnownHostsFile), alice, rae))
+`+dtRemote(srv, string(staging), srv.Port, srv.KnownHostsFile), []*user{alice}, rae), "max_sessions_per_user = 64\n"))
 	url := d.url("site")
 
 	src, rev1 := dtProject(t, alice, map[string]string{"index.html": "v1\n"})
