@@ -142,7 +142,16 @@ type dtDeploy struct {
 	Reason  string               `json:"reason"`
 	Release string               `json:"release"`
 	Digest  string               `json:"digest"`
-	Hosts   []mhDeployHost       `json:"hosts"`
+	Hosts   []dtDeployHost       `json:"hosts"`
+}
+
+// dtDeployHost is one host of a deployment as `deploys --json` shows it.
+type dtDeployHost struct {
+	Host     string           `json:"host"`
+	Release  string           `json:"release"`
+	Previous string           `json:"previous"`
+	State    record.HostState `json:"state"`
+	Detail   string           `json:"detail"`
 }
 
 // dtDeployViews is the deployment history of an environment, newest

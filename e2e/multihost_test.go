@@ -97,18 +97,9 @@ func mhRepo(envs ...string) string {
 	return "\n[[repo]]\nname = \"app\"\nread = [\"*\"]\n" + strings.Join(envs, "")
 }
 
-// mhDeployHost is one host of a deployment as `deploys --json` shows it.
-type mhDeployHost struct {
-	Host     string           `json:"host"`
-	Release  string           `json:"release"`
-	Previous string           `json:"previous"`
-	State    record.HostState `json:"state"`
-	Detail   string           `json:"detail"`
-}
-
 // host is the part of host h in the deployment; it fails the test when
 // the deployment does not list h.
-func (dep dtDeploy) host(t *testing.T, h mhHost) mhDeployHost {
+func (dep dtDeploy) host(t *testing.T, h mhHost) dtDeployHost {
 	t.Helper()
 	for _, dh := range dep.Hosts {
 		if dh.Host == h.name() {
@@ -116,7 +107,7 @@ func (dep dtDeploy) host(t *testing.T, h mhHost) mhDeployHost {
 		}
 	}
 	t.Fatalf("deployment #%d does not list host %s: %+v", dep.ID, h.name(), dep.Hosts)
-	return mhDeployHost{}
+	return dtDeployHost{}
 }
 
 // mhDeployment is deployment id of app as `deploys --json` shows it now.
