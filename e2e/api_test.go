@@ -37,16 +37,8 @@ name = "secret"
 // body and the headers.
 func apiGet(t testing.TB, base, path string) (int, []byte, http.Header) {
 	t.Helper()
-	resp, err := http.Get(base + path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, body, resp.Header
+	code, h, body := httpGet(t, http.DefaultClient, base+path)
+	return code, []byte(body), h
 }
 
 // TestAPIServesWhatSSHShows: against the real daemon, the JSON API gives
@@ -58,7 +50,7 @@ func TestAPIServesWhatSSHShows(t *testing.T) {
 	t.Parallel()
 	alice, bob := btUsers(t)
 	d := btStartDaemon(t, configFor(apiConfig, []*user{alice}, bob))
-	db := openStore(t, d)
+	db := d.store(t)
 	base := waDashboard(t, d)
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline("", `echo '<script>alert(1)</script>'`, `printf '\033[31mred\033[0m\n'`),
@@ -67,10 +59,7 @@ func TestAPIServesWhatSSHShows(t *testing.T) {
 	alice.mustGit(t, src, "push", d.url("secret"), "main")
 	btFinal(t, d, db, bob, "app", id)
 
-	ssh, _, code := d.ssh(bob, "builds", "app", "--json")
-	if code != 0 {
-		t.Fatalf("builds app --json: exit %d", code)
-	}
+	ssh := mustSSH(t, d, bob, "builds", "app", "--json")
 	status, body, h := apiGet(t, base, "/api/v1/builds?repo=app")
 	var page struct {
 		Builds     []any `json:"builds"`
@@ -149,11 +138,8 @@ func TestAPIServesWhatSSHShows(t *testing.T) {
 //
 //	go test -run '^$' -bench APIBuildListVsSSH -benchtime 100x ./e2e
 func BenchmarkAPIBuildListVsSSH(b *testing.B) {
-	bin := filepath.Join(b.TempDir(), "slipway")
-	if out, err := exec.Command("go", "build", "-o", bin, "slipway/cmd/slipway").CombinedOutput(); err != nil {
-		b.Fatalf("build slipway: %v\n%s", err, out)
-	}
-	u := dtBenchUser(b, b.TempDir())
+	bin := mustReleaseBin(b)
+	u := newUser(b, "bench")
 	var repos strings.Builder
 	repos.WriteString("[http]\nlisten = \"127.0.0.1:0\"\n")
 	for i := range 100 {
@@ -183,7 +169,7 @@ func BenchmarkAPIBuildListVsSSH(b *testing.B) {
 	b.Logf("100,000 builds recorded in %v", time.Since(start).Round(time.Millisecond))
 
 	host, port, _ := strings.Cut(d.addr, ":")
-	sshArgs := append(strings.Fields(strings.TrimPrefix(u.sshCommand(), "ssh ")), "-p", port, "git@"+host)
+	sshArgs := append(u.sshArgs(), "-p", port, "git@"+host)
 	timed := func(name string, args ...string) time.Duration {
 		cmd := exec.Command(name, args...)
 		cmd.Env = u.env()
@@ -228,12 +214,12 @@ func BenchmarkAPIBuildListVsSSH(b *testing.B) {
 		b.StopTimer()
 		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 		for k, name := range kinds {
-			p50, p90 := dtPercentile(samples[k], 50), dtPercentile(samples[k], 90)
-			b.Logf("%-42s p50 %7.2f ms  p90 %7.2f ms  (p50 %.2fx ssh's)", name, ms(p50), ms(p90), float64(p50)/float64(dtPercentile(samples[0], 50)))
+			p50, p90 := percentile(samples[k], 50), percentile(samples[k], 90)
+			b.Logf("%-42s p50 %7.2f ms  p90 %7.2f ms  (p50 %.2fx ssh's)", name, ms(p50), ms(p90), float64(p50)/float64(percentile(samples[0], 50)))
 		}
-		b.ReportMetric(ms(dtPercentile(samples[0], 50)), "ssh-p50-ms")
-		b.ReportMetric(ms(dtPercentile(samples[1], 50)), "curl-p50-ms")
-		b.ReportMetric(ms(dtPercentile(samples[3], 50)), "api-p50-ms")
-		b.ReportMetric(float64(dtPercentile(samples[1], 50))/float64(dtPercentile(samples[0], 50)), "curl/ssh")
+		b.ReportMetric(ms(percentile(samples[0], 50)), "ssh-p50-ms")
+		b.ReportMetric(ms(percentile(samples[1], 50)), "curl-p50-ms")
+		b.ReportMetric(ms(percentile(samples[3], 50)), "api-p50-ms")
+		b.ReportMetric(float64(percentile(samples[1], 50))/float64(percentile(samples[0], 50)), "curl/ssh")
 	})
 }

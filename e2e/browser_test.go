@@ -295,7 +295,7 @@ func TestBrowser(t *testing.T) {
 		"build.sh":       brBuildScript,
 		"app/index.html": "v1\n",
 	})
-	rev1 := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
+	rev1 := alice.head(t, src)
 	alice.mustGit(t, src, "push", "-q", d.url("app"), "main")
 	pushed := time.Now()
 
@@ -309,11 +309,7 @@ func TestBrowser(t *testing.T) {
 	}
 
 	// Sign in with the one-time link `ssh login` prints.
-	out, errOut, code := d.ssh(alice, "login")
-	link := strings.TrimSpace(out)
-	if code != 0 || !strings.HasPrefix(link, base+"/login/") {
-		t.Fatalf("ssh login: exit %d, %q %q", code, out, errOut)
-	}
+	link, _ := waLoginLink(t, d, alice, base)
 	start := time.Now()
 	br.open(link)
 	br.waitText("signed in as alice", "signed in as alice")
@@ -334,10 +330,7 @@ func TestBrowser(t *testing.T) {
 	}
 	br.forgetProblems() // the 410 of that page is a console error
 
-	b1 := dtWaitBuild(t, d, alice, "app", rev1, 0)
-	if b1.State != record.StatePassed {
-		t.Fatalf("build #%d of rev1: %s (%s)", b1.ID, b1.State, b1.Reason)
-	}
+	b1 := dtWaitPassed(t, d, alice, "app", rev1, 0)
 	dtWaitDeploy(t, d, alice, "app", "staging", rev1, 0)
 	t.Logf("rev1 built and live on staging %v after the push", time.Since(pushed).Round(time.Millisecond))
 

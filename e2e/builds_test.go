@@ -6,7 +6,6 @@ package e2e
 // folder (mounted at /cache in the sandbox), so nothing here races a sleep.
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -31,18 +30,19 @@ import (
 
 // btBuild is one entry of `builds --json`.
 type btBuild struct {
-	ID       int64      `json:"id"`
-	Repo     string     `json:"repo"`
-	Ref      string     `json:"ref"`
-	Commit   string     `json:"commit"`
-	State    string     `json:"state"`
-	Reason   string     `json:"reason"`
-	Trigger  string     `json:"trigger"`
-	Attempt  int        `json:"attempt"`
-	Started  *time.Time `json:"started"`
-	Finished *time.Time `json:"finished"`
-	PushID   int64      `json:"push_id"`
-	RetryOf  int64      `json:"retry_of"`
+	ID       int64        `json:"id"`
+	Repo     string       `json:"repo"`
+	Ref      string       `json:"ref"`
+	Commit   string       `json:"commit"`
+	State    record.State `json:"state"`
+	Reason   string       `json:"reason"`
+	Trigger  string       `json:"trigger"`
+	Attempt  int          `json:"attempt"`
+	Started  *time.Time   `json:"started"`
+	Finished *time.Time   `json:"finished"`
+	PushID   int64        `json:"push_id"`
+	RetryOf  int64        `json:"retry_of"`
+	Digest   string       `json:"digest"`
 	Steps    []struct {
 		Name       string `json:"name"`
 		ExitCode   int    `json:"exit_code"`
@@ -83,31 +83,26 @@ func btUsers(t *testing.T) (alice, bob *user) {
 	return newUser(t, "alice"), newUser(t, "bob")
 }
 
+// btApp starts a daemon (btStartDaemon) on btRepoConfig followed by extra,
+// with alice (admin, app's writer) and bob (a reader) as its users.
+func btApp(t *testing.T, extra string) (alice, bob *user, d *daemon) {
+	t.Helper()
+	alice, bob = btUsers(t)
+	return alice, bob, btStartDaemon(t, configFor(btRepoConfig+extra, []*user{alice}, bob))
+}
+
 // btBuilds lists a repository's builds as a user sees them with
 // `builds REPO --json`.
 func btBuilds(t *testing.T, d *daemon, u *user, repo string) []btBuild {
 	t.Helper()
-	out, errOut, code := d.ssh(u, "builds", repo, "--limit", "200", "--json")
-	if code != 0 {
-		t.Fatalf("builds %s --json: exit %d: %s", repo, code, errOut)
-	}
-	var bs []btBuild
-	if err := json.Unmarshal([]byte(out), &bs); err != nil {
-		t.Fatalf("builds --json is not JSON: %v\n%s", err, out)
-	}
-	return bs
+	return sshJSON[[]btBuild](t, d, u, "builds", repo, "--limit", "200", "--json")
 }
 
 // btBuildByID returns one build of btBuilds.
 func btBuildByID(t *testing.T, d *daemon, u *user, repo string, id int64) btBuild {
 	t.Helper()
-	for _, b := range btBuilds(t, d, u, repo) {
-		if b.ID == id {
-			return b
-		}
-	}
-	t.Fatalf("builds %s --json does not list build #%d", repo, id)
-	return btBuild{}
+	return mustFind(t, btBuilds(t, d, u, repo), func(b btBuild) bool { return b.ID == id },
+		fmt.Sprintf("builds %s --json does not list build #%d", repo, id))
 }
 
 // btFinal waits (reading the daemon's database, which is cheap to poll)
@@ -123,6 +118,17 @@ func btFinal(t *testing.T, d *daemon, db *store.Store, u *user, repo string, id 
 	})
 	btLog(t, d, u, id, true)
 	return btBuildByID(t, d, u, repo, id)
+}
+
+// btPassed is btFinal for a build that must pass; what names it in the
+// failure.
+func btPassed(t *testing.T, d *daemon, db *store.Store, u *user, repo string, id int64, what string) btBuild {
+	t.Helper()
+	b := btFinal(t, d, db, u, repo, id)
+	if b.State != record.StatePassed {
+		t.Fatalf("%s (build #%d): %s (%s), want passed", what, id, b.State, b.Reason)
+	}
+	return b
 }
 
 var btQueuedRE = regexp.MustCompile(`build #(\d+) queued: (\S+) @ ([0-9a-f]{7}) — follow: ssh -p (\d+) (\S+) log (\d+) -f`)
@@ -254,17 +260,6 @@ func btProcDesc(pids []int) string {
 	return b.String()
 }
 
-// btSSHCmd prepares an SSH command to the daemon as u, to run in the
-// background.
-func btSSHCmd(d *daemon, u *user, args ...string) *exec.Cmd {
-	host := d.addr[:strings.LastIndex(d.addr, ":")]
-	argv := append(strings.Fields(strings.TrimPrefix(u.sshCommand(), "ssh ")),
-		"-p", d.port(), "git@"+strings.Trim(host, "[]"))
-	cmd := exec.Command("ssh", append(argv, args...)...)
-	cmd.Env = u.env()
-	return cmd
-}
-
 // btBackground is a command running in the background whose output the
 // test watches as it comes.
 type btBackground struct {
@@ -341,16 +336,15 @@ func btPipeline(extra string, steps ...string) string {
 // `builds --json`, and its log holds the steps' output.
 func TestBuildPassesAndIsListed(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
-	db := openStore(t, d)
+	alice, bob, d := btApp(t, "")
+	db := d.store(t)
 	src := alice.newProject(t, map[string]string{
 		"README": "hello\n",
 		".slipway.toml": btPipeline("",
 			`echo "bt-out branch=$SLIPWAY_BRANCH repo=$SLIPWAY_REPO ci=$CI"`,
 			`test -f README && echo "bt-readme $(cat README)"`),
 	})
-	commit := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
+	commit := alice.head(t, src)
 	id, out := btPushOne(t, d, alice, src, "main")
 	if !strings.Contains(out, fmt.Sprintf("build #%d queued: main @ %s", id, commit[:7])) {
 		t.Errorf("push output does not name the build, branch and commit:\n%s", out)
@@ -388,9 +382,8 @@ func TestBuildPassesAndIsListed(t *testing.T) {
 // passes once what made step 2 fail is fixed.
 func TestBuildFailsAtStep2ThenRetryPasses(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
-	db := openStore(t, d)
+	alice, bob, d := btApp(t, "")
+	db := d.store(t)
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline("cache = true\n",
 			`touch /cache/step1-$SLIPWAY_BUILD_ID`,
@@ -448,11 +441,10 @@ func TestBuildFailsAtStep2ThenRetryPasses(t *testing.T) {
 // build in state error naming the line and column.
 func TestMissingAndBrokenPipelineFile(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
-	db := openStore(t, d)
+	alice, bob, d := btApp(t, "")
+	db := d.store(t)
 	src := alice.newProject(t, map[string]string{"README": "no pipeline here\n"})
-	commit := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
+	commit := alice.head(t, src)
 	out := alice.mustGit(t, src, "push", d.url("app"), "main")
 	m := regexp.MustCompile(`build #(\d+) skipped: main @ ` + commit[:7] + ` — (.*)`).FindStringSubmatch(out)
 	if m == nil || !strings.Contains(m[2], "no .slipway.toml") {
@@ -497,9 +489,8 @@ func btGitBackground(t *testing.T, u *user, dir string, args ...string) *btBackg
 // while the step still runs), ending with the result and the duration.
 func TestPushWaitStreamsTheLog(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
-	db := openStore(t, d)
+	alice, _, d := btApp(t, "")
+	db := d.store(t)
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline("cache = true\n",
 			`echo bt-wait-first-$((40+2))`, btWaitStep("wait"), `echo bt-wait-second-$((40+2))`),
@@ -530,9 +521,7 @@ func TestPushWaitStreamsTheLog(t *testing.T) {
 	if rest := out[loc[1]:]; strings.Contains(rest, "remote:") {
 		t.Errorf("remote output after the result line:\n%s", rest)
 	}
-	if b := btFinal(t, d, db, alice, "app", ids[0]); b.State != "passed" {
-		t.Fatalf("build %d: %s (%s)", b.ID, b.State, b.Reason)
-	}
+	btPassed(t, d, db, alice, "app", ids[0], "the build")
 
 	// A pusher that goes away does not take the build with it.
 	alice.commit(t, src, "f", "again\n")
@@ -545,9 +534,7 @@ func TestPushWaitStreamsTheLog(t *testing.T) {
 	}
 	_ = syscall.Kill(-push.cmd.Process.Pid, syscall.SIGKILL)
 	push.wait(t)
-	if b := btFinal(t, d, db, alice, "app", ids[0]); b.State != "passed" {
-		t.Fatalf("build #%d after the pusher left: %s (%s)", b.ID, b.State, b.Reason)
-	}
+	btPassed(t, d, db, alice, "app", ids[0], "the build after the pusher left")
 	if log := btLog(t, d, alice, ids[0], false); !strings.Contains(log, "bt-wait-second-42") {
 		t.Fatalf("the build did not run to its end after the pusher left:\n%s", log)
 	}
@@ -558,9 +545,8 @@ func TestPushWaitStreamsTheLog(t *testing.T) {
 // then the rest live, and end when the build ends, with its result.
 func TestLogFollowDuringBuild(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
-	db := openStore(t, d)
+	alice, bob, d := btApp(t, "")
+	db := d.store(t)
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline("cache = true\n",
 			`echo bt-follow-first-$((40+2))`, btWaitStep("follow"), `echo bt-follow-second-$((40+2))`),
@@ -569,7 +555,7 @@ func TestLogFollowDuringBuild(t *testing.T) {
 	d.eventually(t, btBuildTimeout, "step 2 to start", func() bool { return btExists(d, "follow.started") })
 	var followers []*btBackground
 	for _, u := range []*user{bob, alice} {
-		f := btStart(t, btSSHCmd(d, u, "log", strconv.FormatInt(id, 10), "-f"))
+		f := btStart(t, d.sshCmd(u, "log", strconv.FormatInt(id, 10), "-f"))
 		followers = append(followers, f)
 	}
 	for i, f := range followers {
@@ -594,9 +580,7 @@ func TestLogFollowDuringBuild(t *testing.T) {
 			t.Errorf("follower %d's output is not the whole log in order, ending with the result:\n%s", i, out)
 		}
 	}
-	if b := btFinal(t, d, db, bob, "app", id); b.State != "passed" {
-		t.Fatalf("build #%d: %s", id, b.State)
-	}
+	btPassed(t, d, db, bob, "app", id, "the build")
 	// A finished build is followed to its end at once.
 	if out := btLog(t, d, bob, id, true); !strings.Contains(out, "bt-follow-second-42") || !strings.Contains(out, "passed") {
 		t.Fatalf("log -f of a finished build:\n%s", out)
@@ -608,9 +592,8 @@ func TestLogFollowDuringBuild(t *testing.T) {
 // records the build as cancelled by the user; a reader cannot cancel.
 func TestCancelRunningBuildKillsItsProcesses(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
-	db := openStore(t, d)
+	alice, bob, d := btApp(t, "")
+	db := d.store(t)
 	marker := btMarker("cancel")
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline(fmt.Sprintf("cache = true\n[build.env]\nBT_MARKER = %q\n", marker),
@@ -657,9 +640,8 @@ func TestCancelRunningBuildKillsItsProcesses(t *testing.T) {
 // and fails the build with "timed out".
 func TestBuildTimeout(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
-	db := openStore(t, d)
+	alice, bob, d := btApp(t, "")
+	db := d.store(t)
 	marker := btMarker("timeout")
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline(fmt.Sprintf("timeout = \"2s\"\n[build.env]\nBT_MARKER = %q\n", marker),
@@ -691,9 +673,7 @@ func btHealthy(t *testing.T, d *daemon, db *store.Store, u *user, src string) {
 	}
 	u.commit(t, src, ".slipway.toml", btPipeline("", `echo bt-next-$((1+1))`))
 	id, _ := btPushOne(t, d, u, src, "main")
-	if b := btFinal(t, d, db, u, "app", id); b.State != "passed" {
-		t.Fatalf("the next build: %s (%s)", b.State, b.Reason)
-	}
+	btPassed(t, d, db, u, "app", id, "the next build")
 	if log := btLog(t, d, u, id, false); !strings.Contains(log, "bt-next-2") {
 		t.Fatalf("the next build's log:\n%s", log)
 	}
@@ -704,10 +684,9 @@ func btHealthy(t *testing.T, d *daemon, db *store.Store, u *user, src string) {
 // goes on serving and building.
 func TestHugeOutputIsCut(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
 	const maxLog = 1 << 20
-	d := btStartDaemon(t, configFor(btRepoConfig+fmt.Sprintf("[build]\nmax_log_bytes = %d\n", maxLog), []*user{alice}, bob))
-	db := openStore(t, d)
+	alice, bob, d := btApp(t, fmt.Sprintf("[build]\nmax_log_bytes = %d\n", maxLog))
+	db := d.store(t)
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline("",
 			`yes bt-flood-0123456789abcdefghijklmnopqrstuvwxyz | head -c 100000000; echo bt-flood-done-$((1+1))`),
@@ -745,11 +724,10 @@ func TestHugeOutputIsCut(t *testing.T) {
 // the daemon carry on.
 func TestForkBombIsContained(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
 	// A low process limit keeps the bomb from crowding out other builds of
 	// uid 65534 that run on this machine meanwhile.
-	d := btStartDaemon(t, configFor(btRepoConfig+"[build]\nmax_processes = 128\n", []*user{alice}, bob))
-	db := openStore(t, d)
+	alice, _, d := btApp(t, "[build]\nmax_processes = 128\n")
+	db := d.store(t)
 	marker := btMarker("bomb")
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline(fmt.Sprintf("timeout = \"6s\"\n[build.env]\nBT_MARKER = %q\n", marker),
@@ -812,7 +790,7 @@ func TestSecretsNeverAppearInLogs(t *testing.T) {
   branches = ["main"]
 `, tokenFile, multiFile)
 	d := btStartDaemon(t, configFor(cfg, []*user{alice}, bob), "BT_E2E_SECRET="+envSec)
-	db := openStore(t, d)
+	db := d.store(t)
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline("",
 			`echo "token=$BT_TOKEN len=${#BT_TOKEN}"`,
@@ -845,9 +823,7 @@ func TestSecretsNeverAppearInLogs(t *testing.T) {
 			}
 		}
 	}
-	if b := btFinal(t, d, db, bob, "app", id); b.State != "passed" {
-		t.Fatalf("build #%d: %s (%s)", id, b.State, b.Reason)
-	}
+	btPassed(t, d, db, bob, "app", id, "the build")
 	// Nothing the daemon keeps holds a secret: logs, database, repositories.
 	var files int
 	err := filepath.WalkDir(d.dataDir(), func(p string, e fs.DirEntry, err error) error {
@@ -875,9 +851,8 @@ func TestSecretsNeverAppearInLogs(t *testing.T) {
 // never run); the newer one runs.
 func TestNewerPushSupersedesQueuedBuild(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	d := btStartDaemon(t, configFor(btRepoConfig+"[build]\nconcurrency = 1\n", []*user{alice}, bob))
-	db := openStore(t, d)
+	alice, bob, d := btApp(t, "[build]\nconcurrency = 1\n")
+	db := d.store(t)
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline("cache = true\n",
 			`touch /cache/started-$SLIPWAY_BUILD_ID; while [ ! -e /cache/go ]; do sleep 0.05; done`),
@@ -898,9 +873,7 @@ func TestNewerPushSupersedesQueuedBuild(t *testing.T) {
 	}
 	btTouch(t, d, "go")
 	for _, id := range []int64{slow, second} {
-		if b := btFinal(t, d, db, bob, "app", id); b.State != "passed" {
-			t.Fatalf("build #%d: %s (%s)", id, b.State, b.Reason)
-		}
+		btPassed(t, d, db, bob, "app", id, "the build")
 	}
 	b := btBuildByID(t, d, bob, "app", first)
 	if b.State != "superseded" || b.Attempt != 0 || b.Started != nil || btExists(d, fmt.Sprintf("started-%d", first)) {
@@ -917,14 +890,13 @@ func TestNewerPushSupersedesQueuedBuild(t *testing.T) {
 // push that caused it is still recorded.
 func TestDaemonKilledDuringBuild(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
+	alice, bob, d := btApp(t, "")
 	marker := btMarker("kill")
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline(fmt.Sprintf("cache = true\n[build.env]\nBT_MARKER = %q\n", marker),
 			`: `+marker+`; echo run >> /cache/runs; sleep 300 & while [ ! -e /cache/go ]; do sleep 0.05; done`),
 	})
-	commit := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
+	commit := alice.head(t, src)
 	id, _ := btPushOne(t, d, alice, src, "main")
 	runs := func() int {
 		b, _ := os.ReadFile(filepath.Join(btCache(d, "app"), "runs"))
@@ -936,7 +908,7 @@ func TestDaemonKilledDuringBuild(t *testing.T) {
 	testutil.Eventually(t, 30*time.Second, "the step's processes to die with the daemon", func() bool {
 		return len(btProcs(t, marker)) == 0
 	})
-	db := openStore(t, d)
+	db := d.store(t)
 	if b, err := db.GetBuild(t.Context(), id); err != nil || b.State != record.StateRunning {
 		t.Fatalf("after kill -9 build #%d is %v (%v); the record should still say running", id, b.State, err)
 	}
@@ -970,9 +942,8 @@ func TestDaemonKilledDuringBuild(t *testing.T) {
 // more than two run at once.
 func TestFiftyPushesAllBuild(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	d := btStartDaemon(t, configFor(btRepoConfig+"[build]\nconcurrency = 2\n", []*user{alice}, bob))
-	db := openStore(t, d)
+	alice, bob, d := btApp(t, "[build]\nconcurrency = 2\n")
+	db := d.store(t)
 	// The builds wait for a go-ahead, so that the queue really fills up.
 	src := alice.newProject(t, map[string]string{".slipway.toml": btPipeline("cache = true\n",
 		`echo "bt-branch $SLIPWAY_BRANCH"; while [ ! -e /cache/go ]; do sleep 0.05; done`)})
@@ -1099,9 +1070,8 @@ func TestFiftyPushesAllBuild(t *testing.T) {
 // saying so, and the daemon and the next build are fine.
 func TestMemoryLimitIsHeld(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	d := btStartDaemon(t, configFor(btRepoConfig+"[build]\nmax_memory_bytes = 50331648\n", []*user{alice}, bob))
-	db := openStore(t, d)
+	alice, _, d := btApp(t, "[build]\nmax_memory_bytes = 50331648\n")
+	db := d.store(t)
 	// Two shells holding 40 MB each: 80 MB against a 48 MiB limit.
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline("",

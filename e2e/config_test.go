@@ -55,9 +55,7 @@ func ctWhoami(t *testing.T, u *user, addr, bind string) (string, string, int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"-i", u.key, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
-		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-		"-o", "BatchMode=yes", "-p", port}
+	args := append(u.sshArgs(), "-p", port)
 	if bind != "" {
 		args = append(args, "-b", bind)
 	}

@@ -178,7 +178,7 @@ func TestConfigRepo(t *testing.T) {
 	if !ok {
 		t.Fatalf("a valid push was refused:\n%s", out)
 	}
-	commit := strings.TrimSpace(alice.mustGit(t, work, "rev-parse", "HEAD"))
+	commit := alice.head(t, work)
 	m := regexp.MustCompile(`remote: slipway: configuration 2 in force \(push to slipway-config by alice \(commit ` + commit[:7] + `\), from \S+, in (\S+)\)`).FindStringSubmatch(out)
 	if m == nil || !strings.Contains(out, "remote:   users +carol; repos +team") {
 		t.Fatalf("the pusher was not shown the reload's result:\n%s", out)

@@ -111,9 +111,7 @@ func hostKey(t *testing.T, d *daemon) string {
 func TestQuickStart(t *testing.T) {
 	t.Parallel()
 	alice := newUser(t, "alice")
-	home := t.TempDir()
-	os.MkdirAll(filepath.Join(home, ".ssh"), 0o700)
-	os.WriteFile(filepath.Join(home, ".ssh", "id_ed25519.pub"), []byte(alice.pub+"\n"), 0o644)
+	home := ctHome(t, alice)
 	work := t.TempDir()
 
 	d := quickStart(t, home, work, nil)
@@ -136,6 +134,7 @@ func TestQuickStart(t *testing.T) {
 	}
 }
 
+// fingerprint is the SHA256 fingerprint of u's key.
 func (u *user) fingerprint(t *testing.T) string {
 	t.Helper()
 	pk, _, _, _, err := ssh.ParseAuthorizedKey([]byte(u.pub))

@@ -7,14 +7,12 @@ package e2e
 // files of this package.
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"slipway/internal/testutil"
@@ -51,15 +49,22 @@ if [ -e BIG ]; then head -c "$(cat BIG)" /dev/zero > dist/big.bin; fi
 // to cut it: 8 MiB, of which the gate lets 1 MiB through.
 const dtBig = 8 << 20
 
-// dtProject makes a work tree on main whose app/ holds the given files.
+// dtProject makes a work tree on main whose app/ holds the given files,
+// built by dtBuildScript.
 func dtProject(t *testing.T, u *user, app map[string]string) (dir, head string) {
 	t.Helper()
-	files := map[string]string{".slipway.toml": dtPipeline, "build.sh": dtBuildScript}
+	return dtProjectBuiltBy(t, u, dtBuildScript, app)
+}
+
+// dtProjectBuiltBy is dtProject with another build.sh.
+func dtProjectBuiltBy(t *testing.T, u *user, script string, app map[string]string) (dir, head string) {
+	t.Helper()
+	files := map[string]string{".slipway.toml": dtPipeline, "build.sh": script}
 	for name, body := range app {
 		files["app/"+name] = body
 	}
 	dir = u.newProject(t, files)
-	return dir, strings.TrimSpace(u.mustGit(t, dir, "rev-parse", "HEAD"))
+	return dir, u.head(t, dir)
 }
 
 // dtRemote renders the target keys of an environment on the real sshd srv,
@@ -80,36 +85,18 @@ func dtKnownHosts(t *testing.T, port int, hostKey string) string {
 	return f
 }
 
-// dtBuild is a build as `builds --json` shows it.
-type dtBuild struct {
-	ID     int64        `json:"id"`
-	Ref    string       `json:"ref"`
-	Commit string       `json:"commit"`
-	State  record.State `json:"state"`
-	Reason string       `json:"reason"`
-}
-
-func dtBuilds(t *testing.T, d *daemon, u *user, repo string) []dtBuild {
-	t.Helper()
-	out, stderr, code := d.ssh(u, "builds", repo, "--limit", "100", "--json")
-	if code != 0 {
-		t.Fatalf("builds %s: exit %d: %s", repo, code, stderr)
-	}
-	var bs []dtBuild
-	if err := json.Unmarshal([]byte(out), &bs); err != nil {
-		t.Fatalf("builds %s --json: %v\n%s", repo, err, out)
-	}
-	return bs
-}
+// dtWaitTimeout bounds the waits for a build or a deployment to end on a
+// loaded 2-core machine.
+const dtWaitTimeout = 3 * time.Minute
 
 // dtWaitBuild waits for a build of commit newer than build after to end,
 // and returns it as u sees it with `builds --json`. The wait reads the
 // database (see daemon.store), which is cheap to poll.
-func dtWaitBuild(t *testing.T, d *daemon, u *user, repo, commit string, after int64) dtBuild {
+func dtWaitBuild(t *testing.T, d *daemon, u *user, repo, commit string, after int64) btBuild {
 	t.Helper()
 	db := d.store(t)
 	var id int64
-	d.eventually(t, 2*time.Minute, "a build of "+commit[:7]+" to end", func() bool {
+	d.eventually(t, dtWaitTimeout, "a build of "+commit[:7]+" to end", func() bool {
 		bs, err := db.ListBuilds(t.Context(), repo, 0)
 		if err != nil {
 			return false
@@ -122,42 +109,71 @@ func dtWaitBuild(t *testing.T, d *daemon, u *user, repo, commit string, after in
 		}
 		return false
 	})
-	for _, b := range dtBuilds(t, d, u, repo) {
+	for _, b := range btBuilds(t, d, u, repo) {
 		if b.ID == id && b.Commit == commit && b.State.Final() {
 			return b
 		}
 	}
 	t.Fatalf("builds %s --json does not show build #%d of %s ended", repo, id, commit[:7])
-	return dtBuild{}
+	return btBuild{}
 }
 
-// dtDeploys is the deployment history of an environment, newest first, as
-// `deploys REPO ENV --json` shows it.
+// dtWaitPassed is dtWaitBuild for a build that must pass.
+func dtWaitPassed(t *testing.T, d *daemon, u *user, repo, commit string, after int64) btBuild {
+	t.Helper()
+	b := dtWaitBuild(t, d, u, repo, commit, after)
+	if b.State != record.StatePassed {
+		t.Fatalf("build #%d of %s in %s: %s (%s), want passed", b.ID, commit[:7], repo, b.State, b.Reason)
+	}
+	return b
+}
+
+// dtDeploy is a deployment as `deploys --json` shows it, with its digest
+// and its hosts.
+type dtDeploy struct {
+	ID      int64                `json:"id"`
+	Repo    string               `json:"repo"`
+	Env     string               `json:"env"`
+	BuildID int64                `json:"build_id"`
+	Commit  string               `json:"commit"`
+	Trigger record.DeployTrigger `json:"trigger"`
+	User    string               `json:"user"`
+	State   record.DeployState   `json:"state"`
+	Reason  string               `json:"reason"`
+	Release string               `json:"release"`
+	Digest  string               `json:"digest"`
+	Hosts   []dtDeployHost       `json:"hosts"`
+}
+
+// dtDeployHost is one host of a deployment as `deploys --json` shows it.
+type dtDeployHost struct {
+	Host     string           `json:"host"`
+	Release  string           `json:"release"`
+	Previous string           `json:"previous"`
+	State    record.HostState `json:"state"`
+	Detail   string           `json:"detail"`
+}
+
+// dtDeployViews is the deployment history of an environment, newest
+// first, as `deploys REPO ENV --json` shows it.
+func dtDeployViews(t *testing.T, d *daemon, u *user, repo, env string) []dtDeploy {
+	t.Helper()
+	return sshJSON[[]dtDeploy](t, d, u, "deploys", repo, env, "--limit", "100", "--json")
+}
+
+// record is the deployment as a record.
+func (j dtDeploy) record() record.Deployment {
+	return record.Deployment{ID: j.ID, Repo: j.Repo, Env: j.Env, BuildID: j.BuildID, Commit: j.Commit,
+		Trigger: j.Trigger, User: j.User, State: j.State, Reason: j.Reason, ReleaseID: j.Release}
+}
+
+// dtDeploys is dtDeployViews as records.
 func dtDeploys(t *testing.T, d *daemon, u *user, repo, env string) []record.Deployment {
 	t.Helper()
-	out, stderr, code := d.ssh(u, "deploys", repo, env, "--limit", "100", "--json")
-	if code != 0 {
-		t.Fatalf("deploys %s %s: exit %d: %s", repo, env, code, stderr)
-	}
-	var js []struct {
-		ID      int64                `json:"id"`
-		Repo    string               `json:"repo"`
-		Env     string               `json:"env"`
-		BuildID int64                `json:"build_id"`
-		Commit  string               `json:"commit"`
-		Trigger record.DeployTrigger `json:"trigger"`
-		User    string               `json:"user"`
-		State   record.DeployState   `json:"state"`
-		Reason  string               `json:"reason"`
-		Release string               `json:"release"`
-	}
-	if err := json.Unmarshal([]byte(out), &js); err != nil {
-		t.Fatalf("deploys %s %s --json: %v\n%s", repo, env, err, out)
-	}
+	js := dtDeployViews(t, d, u, repo, env)
 	ds := make([]record.Deployment, 0, len(js))
 	for _, j := range js {
-		ds = append(ds, record.Deployment{ID: j.ID, Repo: j.Repo, Env: j.Env, BuildID: j.BuildID, Commit: j.Commit,
-			Trigger: j.Trigger, User: j.User, State: j.State, Reason: j.Reason, ReleaseID: j.Release})
+		ds = append(ds, j.record())
 	}
 	return ds
 }
@@ -167,41 +183,39 @@ func dtDeploys(t *testing.T, d *daemon, u *user, repo, env string) []record.Depl
 // --json`. The wait reads the database (see daemon.store).
 func dtWaitDeploy(t *testing.T, d *daemon, u *user, repo, env, commit string, after int64) record.Deployment {
 	t.Helper()
+	return dtWaitDeployView(t, d, u, repo, env, commit, after).record()
+}
+
+// dtWaitDeployView is dtWaitDeploy returning the deployment as `deploys
+// --json` shows it, hosts and digest included.
+func dtWaitDeployView(t *testing.T, d *daemon, u *user, repo, env, commit string, after int64) dtDeploy {
+	t.Helper()
 	db := d.store(t)
-	ended := func(dep record.Deployment) bool {
-		return dep.Commit == commit && dep.ID > after && dep.State != record.DeployQueued && dep.State != record.DeployRunning
+	ended := func(c string, id int64, st record.DeployState) bool {
+		return c == commit && id > after && st != record.DeployQueued && st != record.DeployRunning
 	}
 	var id int64
-	d.eventually(t, 2*time.Minute, "a deployment of "+commit[:7]+" to "+env+" to end", func() bool {
+	d.eventually(t, dtWaitTimeout, "a deployment of "+commit[:7]+" to "+env+" to end", func() bool {
 		ds, err := db.ListDeployments(t.Context(), repo, env, 0)
 		if err != nil {
 			return false
 		}
 		for _, dep := range ds {
-			if ended(dep) {
+			if ended(dep.Commit, dep.ID, dep.State) {
 				id = dep.ID
 				return true
 			}
 		}
 		return false
 	})
-	for _, dep := range dtDeploys(t, d, u, repo, env) {
-		if dep.ID == id && ended(dep) {
-			return dep
-		}
-	}
-	t.Fatalf("deploys %s %s --json does not show deployment #%d of %s ended", repo, env, id, commit[:7])
-	return record.Deployment{}
+	return mustFind(t, dtDeployViews(t, d, u, repo, env), func(dep dtDeploy) bool { return dep.ID == id && ended(dep.Commit, dep.ID, dep.State) },
+		fmt.Sprintf("deploys %s %s --json does not show deployment #%d of %s ended", repo, env, id, commit[:7]))
 }
 
 // dtDeployLog is `log deploy ID`.
 func dtDeployLog(t *testing.T, d *daemon, u *user, id int64) string {
 	t.Helper()
-	out, stderr, code := d.ssh(u, "log", "deploy", strconv.FormatInt(id, 10))
-	if code != 0 {
-		t.Fatalf("log deploy %d: exit %d: %s", id, code, stderr)
-	}
-	return out
+	return mustSSH(t, d, u, "log", "deploy", strconv.FormatInt(id, 10))
 }
 
 // dtRefused checks that a push was refused with exactly one line that names
@@ -327,10 +341,7 @@ release = ["rita", "rob"]
 	// The admin creates the repository; the writer pushes from then on.
 	src, rev1 := dtProject(t, wendy, map[string]string{"index.html": "v1\n", "lib.js": "lib v1\n"})
 	alice.mustGit(t, src, "push", "-q", url, "main")
-	b1 := dtWaitBuild(t, d, wendy, "shop", rev1, 0)
-	if b1.State != record.StatePassed {
-		t.Fatalf("build of rev1 %s (%s), want passed", b1.State, b1.Reason)
-	}
+	b1 := dtWaitPassed(t, d, wendy, "shop", rev1, 0)
 	s1 := dtWaitDeploy(t, d, wendy, "shop", "staging", rev1, 0)
 	if s1.State != record.DeploySucceeded || s1.Trigger != record.DeployAuto || s1.BuildID != b1.ID || s1.ReleaseID == "" {
 		t.Fatalf("staging deployment of rev1: %+v, want a succeeded auto deployment of build %d", s1, b1.ID)
@@ -385,9 +396,7 @@ release = ["rita", "rob"]
 	wendy.mustGit(t, src, "checkout", "-q", "-b", "feature", rev2)
 	rev4 := wendy.commit(t, src, "app/index.html", "v4 (feature)\n")
 	wendy.mustGit(t, src, "push", "-q", url, "feature")
-	if b4 := dtWaitBuild(t, d, wendy, "shop", rev4, 0); b4.State != record.StatePassed {
-		t.Fatalf("build of the feature branch %s, want passed", b4.State)
-	}
+	dtWaitPassed(t, d, wendy, "shop", rev4, 0)
 
 	// The release gate, refusal by refusal. Each is one line naming the ref.
 	const ref = "refs/release/prod"
@@ -448,7 +457,7 @@ release = ["rita", "rob"]
 	// Rollback: pushing the older revision redeploys its artifacts. Nothing
 	// is built, and the release still on the host goes live again as it was.
 	// rev1 is an ancestor of rev2, so git wants the move forced ("+").
-	builds := len(dtBuilds(t, d, rita, "shop"))
+	builds := len(btBuilds(t, d, rita, "shop"))
 	out, err = rita.git(src, "push", url, "+"+rev1+":"+ref)
 	if err != nil {
 		t.Fatalf("rollback to rev1: %v\n%s", err, out)
@@ -460,7 +469,7 @@ release = ["rita", "rob"]
 	if !strings.Contains(out, "(rollback by rita)") || !strings.Contains(out, "already on the target; switching without transfer") {
 		t.Fatalf("the rollback push did not show a rollback without transfer:\n%s", out)
 	}
-	if n := len(dtBuilds(t, d, rita, "shop")); n != builds {
+	if n := len(btBuilds(t, d, rita, "shop")); n != builds {
 		t.Fatalf("the rollback made %d new builds, want none", n-builds)
 	}
 	if prod.live(t) != p1[0].ReleaseID || prod.file(t, "current", "index.html") != "v1\n" {
@@ -553,23 +562,16 @@ release = ["rita"]
 	rev2 := alice.commit(t, src, "app/start.sh", "echo 'port 8080 is taken' >&2; exit 3\n")
 	alice.mustGit(t, src, "push", "-q", url, "main")
 	for _, rev := range []string{rev1, rev2} {
-		if b := dtWaitBuild(t, d, alice, "api", rev, 0); b.State != record.StatePassed {
-			t.Fatalf("build of %s %s, want passed", rev[:7], b.State)
-		}
+		dtWaitPassed(t, d, alice, "api", rev, 0)
 	}
 
-	if out, err := rita.git(src, "push", url, rev1+":refs/release/prod"); err != nil {
-		t.Fatalf("release of rev1: %v\n%s", err, out)
-	}
+	rita.mustGit(t, src, "push", url, rev1+":refs/release/prod")
 	first := dtDeploys(t, d, rita, "api", "prod")[0]
 	if first.State != record.DeploySucceeded || prod.live(t) != first.ReleaseID {
 		t.Fatalf("first release %+v, current -> %q", first, prod.live(t))
 	}
 
-	out, err := rita.git(src, "push", url, rev2+":refs/release/prod")
-	if err != nil {
-		t.Fatalf("release of rev2: %v\n%s", err, out)
-	}
+	out := rita.mustGit(t, src, "push", url, rev2+":refs/release/prod")
 	second := dtDeploys(t, d, rita, "api", "prod")[0]
 	if second.Commit != rev2 || second.State != record.DeployRolledBack {
 		t.Fatalf("release whose activate fails: %+v, want rolled_back", second)
@@ -617,9 +619,7 @@ name = "web"
 
 	src, rev := dtProject(t, alice, map[string]string{"index.html": "hi\n"})
 	alice.mustGit(t, src, "push", "-q", d.url("web"), "main")
-	if b := dtWaitBuild(t, d, alice, "web", rev, 0); b.State != record.StatePassed {
-		t.Fatalf("build %s (%s), want passed", b.State, b.Reason)
-	}
+	dtWaitPassed(t, d, alice, "web", rev, 0)
 	dep := dtWaitDeploy(t, d, alice, "web", "staging", rev, 0)
 	if dep.State != record.DeployFailed || !strings.Contains(dep.Reason, "host key verification failed for 127.0.0.1:"+strconv.Itoa(srv.Port)) {
 		t.Fatalf("deployment with a wrong host key: %s (%s), want failed on the host key", dep.State, dep.Reason)
@@ -663,10 +663,7 @@ write = ["wendy"]
 	rev2 := wendy.commit(t, src, "BIG", strconv.Itoa(dtBig))
 	held := gate.arm(1 << 20)
 	wendy.mustGit(t, src, "push", "-q", url, "main")
-	b2 := dtWaitBuild(t, d, wendy, "site", rev2, 0)
-	if b2.State != record.StatePassed {
-		t.Fatalf("build of rev2 %s (%s)", b2.State, b2.Reason)
-	}
+	b2 := dtWaitPassed(t, d, wendy, "site", rev2, 0)
 	dtHeld(t, held)
 	running := dtDeploys(t, d, wendy, "site", "staging")[0]
 	if running.Commit != rev2 || running.State != record.DeployRunning {
@@ -690,10 +687,7 @@ write = ["wendy"]
 
 	srv.Start()
 	gate.open()
-	out, stderr, code := d.ssh(wendy, "retry", strconv.FormatInt(b2.ID, 10))
-	if code != 0 {
-		t.Fatalf("retry %d: exit %d: %s", b2.ID, code, stderr)
-	}
+	out := mustSSH(t, d, wendy, "retry", strconv.FormatInt(b2.ID, 10))
 	b3 := dtWaitBuild(t, d, wendy, "site", rev2, b2.ID)
 	if b3.State != record.StatePassed {
 		t.Fatalf("retried build %s: %s", b3.State, out)
@@ -738,13 +732,9 @@ release = ["rita"]
 	rev2 := alice.commit(t, src, "BIG", strconv.Itoa(dtBig))
 	alice.mustGit(t, src, "push", "-q", url, "main")
 	for _, rev := range []string{rev1, rev2} {
-		if b := dtWaitBuild(t, d, alice, "app", rev, 0); b.State != record.StatePassed {
-			t.Fatalf("build of %s %s (%s)", rev[:7], b.State, b.Reason)
-		}
+		dtWaitPassed(t, d, alice, "app", rev, 0)
 	}
-	if out, err := rita.git(src, "push", url, rev1+":refs/release/prod"); err != nil {
-		t.Fatalf("release of rev1: %v\n%s", err, out)
-	}
+	rita.mustGit(t, src, "push", url, rev1+":refs/release/prod")
 	live := prod.live(t)
 	if live == "" {
 		t.Fatal("rev1 not live on prod")
@@ -791,9 +781,7 @@ release = ["rita"]
 	// partial release of the cut one is gone.
 	rev3 := alice.commit(t, src, "app/index.html", "v3\n")
 	alice.mustGit(t, src, "push", "-q", url, "main")
-	if b := dtWaitBuild(t, d, alice, "app", rev3, 0); b.State != record.StatePassed {
-		t.Fatalf("build of rev3 %s", b.State)
-	}
+	dtWaitPassed(t, d, alice, "app", rev3, 0)
 	out, err := rita.git(src, "push", url, rev3+":refs/release/prod")
 	if err != nil || !strings.Contains(out, "to prod succeeded") {
 		t.Fatalf("release after the restart: %v\n%s", err, out)
@@ -993,15 +981,12 @@ func (g *dtGate) forward(dst, src net.Conn, done <-chan struct{}) {
 // iteration releases a new passed revision, so each ships a new release
 // hard-linked against the previous one. As a baseline in the same run it
 // times a push of a branch that does not build (SSH, git and the hooks, no
-// deployment). It builds its own binary without -race, because the figure
+// deployment). It runs the binary built without -race (releaseBin), because the figure
 // is about the product, and reports p50/p90 and the ratio to the baseline.
 //
 //	go test -run '^$' -bench BenchmarkReleasePush -benchtime 20x ./e2e
 func BenchmarkReleasePush(b *testing.B) {
-	bin := filepath.Join(b.TempDir(), "slipway")
-	if out, err := exec.Command("go", "build", "-o", bin, "slipway/cmd/slipway").CombinedOutput(); err != nil {
-		b.Fatalf("build slipway: %v\n%s", err, out)
-	}
+	bin := mustReleaseBin(b)
 	b.Run("local", func(b *testing.B) {
 		dtBenchRelease(b, bin, func(path string) string { return fmt.Sprintf("  target = %q\n", path) })
 	})
@@ -1015,7 +1000,7 @@ func BenchmarkReleasePush(b *testing.B) {
 // target renders for a folder.
 func dtBenchRelease(b *testing.B, bin string, target func(path string) string) {
 	root := b.TempDir()
-	u := dtBenchUser(b, root)
+	u := newUser(b, "bench")
 	prod := filepath.Join(root, "prod")
 	cfg := configFor(`
 [[repo]]
@@ -1024,7 +1009,7 @@ build_branches = ["main"]
   [[repo.environment]]
   name = "prod"
 `+target(prod), []*user{u})
-	addr := dtBenchDaemon(b, bin, root, cfg)
+	addr := startDaemonIn(b, bin, root, cfg).addr
 	url := "ssh://git@" + addr + "/app"
 
 	src := filepath.Join(root, "src")
@@ -1082,73 +1067,9 @@ build_branches = ["main"]
 	if l, err := os.Readlink(filepath.Join(prod, "current")); err != nil || !strings.HasSuffix(l, rev[:7]) {
 		b.Fatalf("prod current -> %q (%v), want the last revision %s", l, err, rev[:7])
 	}
-	rp50, pp50 := dtPercentile(release, 50), dtPercentile(plain, 50)
+	rp50, pp50 := percentile(release, 50), percentile(plain, 50)
 	b.ReportMetric(float64(rp50.Milliseconds()), "p50-ms")
-	b.ReportMetric(float64(dtPercentile(release, 90).Milliseconds()), "p90-ms")
+	b.ReportMetric(float64(percentile(release, 90).Milliseconds()), "p90-ms")
 	b.ReportMetric(float64(pp50.Milliseconds()), "plain-push-p50-ms")
 	b.ReportMetric(float64(rp50)/float64(pp50), "x-plain-push")
-}
-
-// dtPercentile is the p-th percentile of ds (nearest rank).
-func dtPercentile(ds []time.Duration, p int) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := (len(s)*p + 99) / 100
-	return s[max(i-1, 0)]
-}
-
-// dtBenchUser is newUser for a benchmark (the harness's takes a *testing.T).
-func dtBenchUser(b *testing.B, dir string) *user {
-	b.Helper()
-	key := filepath.Join(dir, "id_ed25519")
-	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "bench", "-f", key).CombinedOutput(); err != nil {
-		b.Fatalf("ssh-keygen: %v\n%s", err, out)
-	}
-	pub, err := os.ReadFile(key + ".pub")
-	if err != nil {
-		b.Fatal(err)
-	}
-	return &user{name: "bench", key: key, pub: strings.TrimSpace(string(pub)), sshHome: dir}
-}
-
-// dtBenchDaemon is startDaemon for a benchmark: it runs bin serve on
-// config in root and returns the SSH address; it stops the daemon at the
-// benchmark's end.
-func dtBenchDaemon(b *testing.B, bin, root, config string) string {
-	b.Helper()
-	cfg := filepath.Join(root, "slipway.toml")
-	config = strings.ReplaceAll(config, "%DATA%", filepath.Join(root, "data"))
-	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", "--config", cfg)
-	cmd.Dir = root
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + root}
-	var stdout, logs testutil.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &logs
-	p, err := startProc(cmd)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(45 * time.Second):
-			_ = cmd.Process.Kill()
-			<-p.done
-			b.Errorf("slipway serve did not stop on SIGTERM\n%s", logs.String())
-		}
-	})
-	var addr string
-	poll(b, time.Minute, "slipway serve to start", p.done, func() string {
-		return fmt.Sprintf("slipway serve exited at start: %v\n%s", p.err, logs.String())
-	}, func() bool {
-		m := listenRE.FindStringSubmatch(stdout.String())
-		if m != nil {
-			addr = m[1]
-		}
-		return m != nil
-	})
-	return addr
 }

@@ -32,7 +32,7 @@ var elLimitsLine = regexp.MustCompile(`== limits of every step: (.*)`)
 // elLog is a finished build's log, with its state and reason.
 func elLog(t *testing.T, d *daemon, u *user, id int64) (btBuild, string) {
 	t.Helper()
-	b := btFinal(t, d, openStore(t, d), u, "app", id)
+	b := btFinal(t, d, d.store(t), u, "app", id)
 	return b, btLog(t, d, u, id, false)
 }
 
@@ -75,8 +75,7 @@ func elSandboxed(pids []int) []int {
 // 64 MiB and full, and the host's shared memory grew by about that.
 func TestExhaustTmp(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	d := btStartDaemon(t, configFor(btRepoConfig+"[build]\nmax_tmp_bytes = 67108864\n", []*user{alice}, bob))
+	alice, _, d := btApp(t, "[build]\nmax_tmp_bytes = 67108864\n")
 	marker := btMarker("tmp")
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline(fmt.Sprintf("cache = true\n[build.env]\nEL_MARKER = %q\n", marker),
@@ -109,7 +108,7 @@ func TestExhaustTmp(t *testing.T) {
 		!strings.Contains(log, "fill exit 1, /tmp/fill holds 67108864 bytes") || !strings.Contains(log, "/tmp 64 MiB") {
 		t.Fatalf("3 GB into a /tmp of 64 MiB: %s (%s)\n%s", b.State, b.Reason, log)
 	}
-	btHealthy(t, d, openStore(t, d), alice, src)
+	btHealthy(t, d, d.store(t), alice, src)
 }
 
 // elDiskUsage is what a tree holds on disk (st_blocks), 0 when it is gone.
@@ -134,9 +133,8 @@ func elDiskUsage(dir string) int64 {
 // the build, its disk given back.
 func TestExhaustWorkspace(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
 	const limit = 64 << 20
-	d := btStartDaemon(t, configFor(btRepoConfig+fmt.Sprintf("[build]\nmax_workspace_bytes = %d\n", limit), []*user{alice}, bob))
+	alice, _, d := btApp(t, fmt.Sprintf("[build]\nmax_workspace_bytes = %d\n", limit))
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline("",
 			`i=0; while head -c 1048576 /dev/zero > f$i; do i=$((i+1)); echo "wrote $i MiB"; done; echo "write failed"`,
@@ -191,7 +189,7 @@ func TestExhaustWorkspace(t *testing.T) {
 	if _, err := os.Stat(ws); !os.IsNotExist(err) {
 		t.Errorf("the workspace is still there after the build: %v", err)
 	}
-	btHealthy(t, d, openStore(t, d), alice, src)
+	btHealthy(t, d, d.store(t), alice, src)
 }
 
 // TestExhaustOpenFiles: with no limit configured, the defaults hold and
@@ -199,8 +197,7 @@ func TestExhaustWorkspace(t *testing.T) {
 // 100,000 files stops at the default 4096 with the error in the log.
 func TestExhaustOpenFiles(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
+	alice, _, d := btApp(t, "")
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline("",
 			`bash -c 'for i in $(seq 1 100000); do exec {fd}</dev/null || { echo "opened $((i-1)) files"; exit 3; }; done; echo "opened them all"'`),
@@ -233,8 +230,7 @@ func TestExhaustOpenFiles(t *testing.T) {
 // fails with their size and the cap, and keeps nothing of them.
 func TestExhaustArtifacts(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	d := btStartDaemon(t, configFor(btRepoConfig+"[build]\nmax_artifact_bytes = 16777216\n", []*user{alice}, bob))
+	alice, _, d := btApp(t, "[build]\nmax_artifact_bytes = 16777216\n")
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline(`artifacts = ["out/"]`+"\n",
 			`mkdir -p out && head -c 40000000 /dev/zero > out/big && head -c 1000 /dev/zero > out/small`),
@@ -259,8 +255,7 @@ func TestBuildsRunAsTheirOwnUIDs(t *testing.T) {
 		t.Skip("builds run as uids of their own only when the daemon is root (CI runs as root)")
 	}
 	t.Parallel()
-	alice, bob := btUsers(t)
-	d := btStartDaemon(t, configFor(btRepoConfig+"[build]\nconcurrency = 2\nuid_range = \"2000000500+16\"\n", []*user{alice}, bob))
+	alice, _, d := btApp(t, "[build]\nconcurrency = 2\nuid_range = \"2000000500+16\"\n")
 	wait := `echo "uid $(id -u)"; echo secret > mine; touch /cache/$SLIPWAY_BRANCH.started; while [ ! -e /cache/$SLIPWAY_BRANCH.go ]; do sleep 0.05; done`
 	src := alice.newProject(t, map[string]string{".slipway.toml": btPipeline("cache = true\n", wait)})
 	alice.mustGit(t, src, "branch", "feature")

@@ -93,7 +93,7 @@ func eoProbeWhoami(d *daemon, u *user) *eoProbe {
 	go func() {
 		defer close(p.done)
 		for {
-			cmd := btSSHCmd(d, u, "whoami")
+			cmd := d.sshCmd(u, "whoami")
 			t0 := time.Now()
 			out, err := cmd.Output()
 			took := time.Since(t0)
@@ -160,18 +160,15 @@ func TestHugeObjectsDoNotExhaustTheDaemon(t *testing.T) {
 	t.Parallel()
 	const gib = 1 << 30
 	t0 := time.Now()
-	alice, bob := btUsers(t)
-	d := btStartDaemon(t, configFor(btRepoConfig+"\n[build]\nmax_file_bytes = 104857600\n", []*user{alice}, bob))
-	db := openStore(t, d)
+	alice, bob, d := btApp(t, "\n[build]\nmax_file_bytes = 104857600\n")
+	db := d.store(t)
 	pid := d.proc.cmd.Process.Pid
 
 	// An ordinary push first, so that the idle figure is that of a daemon
 	// that has built something.
 	src := alice.newProject(t, map[string]string{".slipway.toml": btPipeline("", "true"), "README": "hello\n"})
 	id, _ := btPushOne(t, d, alice, src, "main")
-	if b := btFinal(t, d, db, alice, "app", id); b.State != "passed" {
-		t.Fatalf("the ordinary build: %s (%s)", b.State, b.Reason)
-	}
+	btPassed(t, d, db, alice, "app", id, "the ordinary build")
 	idle := eoSampleRSS(pid)
 	idleProbe := eoProbeWhoami(d, bob)
 	time.Sleep(3 * time.Second) // idle samples, and answers of an idle daemon

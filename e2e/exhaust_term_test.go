@@ -145,9 +145,8 @@ func etCheckView(t *testing.T, what, out string, realResult *regexp.Regexp) {
 // one line, in the log's step header, `builds` and the push's result.
 func TestBuildOutputCannotTakeOverTheTerminal(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
-	db := openStore(t, d)
+	alice, bob, d := btApp(t, "")
+	db := d.store(t)
 	src := alice.newProject(t, map[string]string{".slipway.toml": btPipeline("", etHostileStep)})
 
 	push := alice.mustGit(t, src, "push", "-o", "wait", d.url("app"), "main")
@@ -258,23 +257,15 @@ exit 4
 `,
 	})
 	alice.mustGit(t, src, "push", "-q", url, "main")
-	if b := dtWaitBuild(t, d, alice, "web", rev, 0); b.State != record.StatePassed {
-		t.Fatalf("build of %s: %s (%s), want passed", rev[:7], b.State, b.Reason)
-	}
-	push, err := alice.git(src, "push", url, rev+":refs/release/prod")
-	if err != nil {
-		t.Fatalf("release push: %v\n%s", err, push)
-	}
+	dtWaitPassed(t, d, alice, "web", rev, 0)
+	push := alice.mustGit(t, src, "push", url, rev+":refs/release/prod")
 	dep := dtDeploys(t, d, alice, "web", "prod")[0]
 	if dep.State != record.DeployFailed || !strings.Contains(dep.Reason, "activate failed with exit 4") {
 		t.Fatalf("deployment #%d: %s (%q), want failed by activate", dep.ID, dep.State, dep.Reason)
 	}
 	id := strconv.FormatInt(dep.ID, 10)
 	fake := "deployment #" + id + " to prod succeeded"
-	log, _, code := d.ssh(alice, "log", "deploy", id)
-	if code != 0 {
-		t.Fatalf("log deploy %s: exit %d", id, code)
-	}
+	log := mustSSH(t, d, alice, "log", "deploy", id)
 	list, _, _ := d.ssh(alice, "deploys", "web")
 	for what, view := range map[string]string{"the release push": push, "log deploy " + id: log} {
 		if bad := etUnsafe(view); bad != "" {
@@ -314,17 +305,14 @@ exit 4
 // coloured compiler errors, UTF-8), shown safe through the termsafe
 // filter, against `log 1 -f --raw` in the same run, which copies the
 // stored bytes: the cost of the filter as a person waiting for the log
-// sees it. It builds its own binary without -race.
+// sees it. It runs the binary built without -race (releaseBin).
 //
 //	go test -run '^$' -bench BenchmarkLogFollow10MiB -benchtime 10x ./e2e
 func BenchmarkLogFollow10MiB(b *testing.B) {
-	bin := filepath.Join(b.TempDir(), "slipway")
-	if out, err := exec.Command("go", "build", "-o", bin, "slipway/cmd/slipway").CombinedOutput(); err != nil {
-		b.Fatalf("build slipway: %v\n%s", err, out)
-	}
+	bin := mustReleaseBin(b)
 	root := b.TempDir()
-	u := dtBenchUser(b, root)
-	addr := dtBenchDaemon(b, bin, root, configFor("[build]\nmax_log_bytes = 20971520\n", []*user{u}))
+	u := newUser(b, "bench")
+	addr := startDaemonIn(b, bin, root, configFor("[build]\nmax_log_bytes = 20971520\n", []*user{u})).addr
 	src := filepath.Join(root, "src")
 	step := `yes "$(printf 'ok  \tslipway/build/pipeline\t0.016s\tcoverage: 91.2%% of statements')" | head -n 120000; ` +
 		`yes "$(printf '\033[1m\033[31merror\033[0m: expected ;, found } — src/main.rs:12:5 ✓')" | head -n 15000`
@@ -342,7 +330,7 @@ func BenchmarkLogFollow10MiB(b *testing.B) {
 	}
 	host, port, _ := strings.Cut(addr, ":")
 	follow := func(extra ...string) (time.Duration, int) {
-		cmd := exec.Command("ssh", append(append(strings.Fields(strings.TrimPrefix(u.sshCommand(), "ssh ")),
+		cmd := exec.Command("ssh", append(append(u.sshArgs(),
 			"-p", port, "git@"+host, "log", "1", "-f"), extra...)...)
 		cmd.Env = u.env()
 		var out bytes.Buffer
@@ -368,7 +356,7 @@ func BenchmarkLogFollow10MiB(b *testing.B) {
 		b.StartTimer()
 	}
 	b.StopTimer()
-	sp50, rp50 := dtPercentile(safe, 50), dtPercentile(raw, 50)
+	sp50, rp50 := percentile(safe, 50), percentile(raw, 50)
 	b.ReportMetric(float64(sp50.Milliseconds()), "p50-ms")
 	b.ReportMetric(float64(rp50.Milliseconds()), "raw-p50-ms")
 	b.ReportMetric(float64(sp50)/float64(rp50), "x-raw")

@@ -15,8 +15,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"slipway/store"
 )
 
 // objects lists every object reachable from all refs of the repository at dir.
@@ -117,7 +115,7 @@ func TestPushOptionsAndMirrorPushAreRecorded(t *testing.T) {
 
 	// 1,500 refs, pushed with --mirror into a new repository.
 	var refs strings.Builder
-	head := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
+	head := alice.head(t, src)
 	for i := range 1500 {
 		kind := "heads/branch-"
 		if i%3 == 0 {
@@ -138,7 +136,7 @@ func TestPushOptionsAndMirrorPushAreRecorded(t *testing.T) {
 		t.Fatalf("ls-remote after mirror push lists %d refs, want >= 1501", n)
 	}
 
-	db := openStore(t, d)
+	db := d.store(t)
 	last, err := db.LastPushes(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -154,18 +152,6 @@ func TestPushOptionsAndMirrorPushAreRecorded(t *testing.T) {
 	if len(mirror.Refs) != 1501 || mirror.KeyFingerprint == "" {
 		t.Fatalf("mirror push recorded with %d refs, fingerprint %q; want 1501", len(mirror.Refs), mirror.KeyFingerprint)
 	}
-}
-
-// openStore opens the daemon's database beside it (SQLite in WAL mode allows
-// a second reader).
-func openStore(t *testing.T, d *daemon) *store.Store {
-	t.Helper()
-	db, err := store.Open(t.Context(), filepath.Join(d.dataDir(), "slipway.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
 }
 
 func TestRightsAreEnforced(t *testing.T) {
@@ -329,7 +315,7 @@ func TestConcurrentPushesToOneBranch(t *testing.T) {
 	}
 	check := filepath.Join(t.TempDir(), "check")
 	alice.mustGit(t, "", "clone", "-q", d.url("app"), check)
-	if got := strings.TrimSpace(alice.mustGit(t, check, "rev-parse", "HEAD")); got != heads[winner] {
+	if got := alice.head(t, check); got != heads[winner] {
 		t.Fatalf("main is %s, want the winner's %s", got, heads[winner])
 	}
 	bare := filepath.Join(d.dataDir(), "repos", "app.git")

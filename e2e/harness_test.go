@@ -105,10 +105,15 @@ func (u *user) env() []string {
 	}
 }
 
-func (u *user) sshCommand() string {
-	return "ssh -i " + u.key + " -o IdentitiesOnly=yes -o IdentityAgent=none -o StrictHostKeyChecking=no" +
-		" -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes"
+// sshArgs are the options of this user's ssh runs: only this key, no
+// agent, no host key to check or keep, quiet, and never a prompt.
+func (u *user) sshArgs() []string {
+	return []string{"-i", u.key, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "StrictHostKeyChecking=no",
+		"-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes"}
 }
+
+// sshCommand is ssh with sshArgs, as a command line (GIT_SSH_COMMAND).
+func (u *user) sshCommand() string { return "ssh " + strings.Join(u.sshArgs(), " ") }
 
 // daemon is a running `slipway serve`.
 type daemon struct {
@@ -212,11 +217,15 @@ func startDaemon(t testing.TB, config string, env ...string) *daemon {
 func startDaemonBin(t testing.TB, bin, config string, env ...string) *daemon {
 	t.Helper()
 	root := t.TempDir()
-	for dir := root; strings.HasPrefix(dir, os.TempDir()+string(filepath.Separator)); dir = filepath.Dir(dir) {
-		if err := os.Chmod(dir, 0o711); err != nil {
-			t.Fatal(err)
-		}
-	}
+	searchable(t, root)
+	return startDaemonIn(t, bin, root, config, env...)
+}
+
+// startDaemonIn is startDaemonBin on a root the test prepared: root must
+// hold (or be about to hold) root/data, for instance a mount, and be
+// reachable by the build steps' uid.
+func startDaemonIn(t testing.TB, bin, root, config string, env ...string) *daemon {
+	t.Helper()
 	cfg := filepath.Join(root, "slipway.toml")
 	config = strings.ReplaceAll(config, "%DATA%", filepath.Join(root, "data"))
 	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
@@ -228,12 +237,23 @@ func startDaemonBin(t testing.TB, bin, config string, env ...string) *daemon {
 	return d
 }
 
+// searchable makes the folders from dir up to the system's temporary
+// folder searchable by others (mode 0711), as a real data dir under
+// /var/lib is: build steps run as an unprivileged uid that must reach the
+// build folder in the data dir.
+func searchable(t testing.TB, dir string) {
+	t.Helper()
+	for d := dir; strings.HasPrefix(d, os.TempDir()+string(filepath.Separator)); d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 var listenRE = regexp.MustCompile(`listening on ssh://(\S+)`)
 
 func (d *daemon) start() {
-	t := d.t
-	t.Helper()
-	d.logs, d.stdout = &testutil.Buffer{}, &testutil.Buffer{}
+	d.t.Helper()
 	bin := d.bin
 	if bin == "" {
 		bin = slipwayBin
@@ -241,24 +261,35 @@ func (d *daemon) start() {
 	cmd := exec.Command(bin, "serve", "--config", d.config)
 	cmd.Dir = d.root
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + d.root, noExitSleep}, d.env...)
+	d.launch(cmd, "slipway serve to start", nil)
+}
+
+// launch starts cmd as the daemon's process, its stdout and stderr going
+// to fresh d.stdout and d.logs, and waits until its stdout names its
+// address and, when ready is not nil, satisfies ready.
+func (d *daemon) launch(cmd *exec.Cmd, what string, ready func(stdout string) bool) {
+	t := d.t
+	t.Helper()
+	d.logs, d.stdout = &testutil.Buffer{}, &testutil.Buffer{}
 	cmd.Stdout, cmd.Stderr = d.stdout, d.logs
 	p, err := startProc(cmd)
 	if err != nil {
 		t.Fatal(err)
 	}
 	d.proc = p
-	d.eventually(t, time.Minute, "slipway serve to start", func() bool {
-		m := listenRE.FindStringSubmatch(d.stdout.String())
+	d.eventually(t, time.Minute, what, func() bool {
+		out := d.stdout.String()
+		m := listenRE.FindStringSubmatch(out)
 		if m != nil {
 			d.addr = m[1]
 		}
-		return m != nil
+		return m != nil && (ready == nil || ready(out))
 	})
 }
 
 // stop sends SIGTERM and waits for a clean exit.
 func (d *daemon) stop() {
-	if d.proc.exited() {
+	if d.proc == nil || d.proc.exited() {
 		return
 	}
 	sig := d.stopWith
@@ -337,12 +368,7 @@ func (d *daemon) url(repo string) string { return "ssh://git@" + d.addr + "/" + 
 // the exit code.
 func (d *daemon) ssh(u *user, args ...string) (string, string, int) {
 	d.t.Helper()
-	host := d.addr[:strings.LastIndex(d.addr, ":")]
-	argv := append([]string{"-i", u.key, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
-		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-		"-o", "BatchMode=yes", "-p", d.port(), "git@" + strings.Trim(host, "[]")}, args...)
-	cmd := exec.Command("ssh", argv...)
-	cmd.Env = u.env()
+	cmd := d.sshCmd(u, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -355,6 +381,14 @@ func (d *daemon) ssh(u *user, args ...string) (string, string, int) {
 		code = ee.ExitCode()
 	}
 	return stdout.String(), stderr.String(), code
+}
+
+// sshCmd prepares the ssh run of an SSH command on the daemon as u.
+func (d *daemon) sshCmd(u *user, args ...string) *exec.Cmd {
+	host := d.addr[:strings.LastIndex(d.addr, ":")]
+	cmd := exec.Command("ssh", append(append(u.sshArgs(), "-p", d.port(), "git@"+strings.Trim(host, "[]")), args...)...)
+	cmd.Env = u.env()
+	return cmd
 }
 
 // git runs git as u in dir and returns its output (stdout, then stderr)
@@ -402,6 +436,12 @@ func (u *user) commit(t testing.TB, dir, file, body string) string {
 	}
 	u.mustGit(t, dir, "add", file)
 	u.mustGit(t, dir, "commit", "-q", "-m", "change "+file)
+	return u.head(t, dir)
+}
+
+// head is the commit HEAD of the work tree dir points at.
+func (u *user) head(t testing.TB, dir string) string {
+	t.Helper()
 	return strings.TrimSpace(u.mustGit(t, dir, "rev-parse", "HEAD"))
 }
 
@@ -456,6 +496,15 @@ func configFor(extra string, admins []*user, others ...*user) string {
 	return b.String()
 }
 
+// withSSH adds lines to the [ssh] section of a config configFor rendered.
+func withSSH(config, lines string) string {
+	const listen = "[ssh]\nlisten = \"127.0.0.1:0\"\n"
+	if !strings.Contains(config, listen) {
+		panic("withSSH: the config has no [ssh] section of configFor's")
+	}
+	return strings.Replace(config, listen, listen+lines, 1)
+}
+
 // execGit prepares a git command with the given environment.
 func execGit(dir string, env []string, args ...string) *exec.Cmd {
 	cmd := exec.Command("git", args...)
@@ -492,22 +541,9 @@ func quickStart(t *testing.T, home, work string, as *account) *daemon {
 // SIGINT (Ctrl-C, as its user would) at the end of the test.
 func startServe(t *testing.T, cmd *exec.Cmd, ready func(stdout string) bool) *daemon {
 	t.Helper()
-	d := &daemon{t: t, root: cmd.Dir, stdout: &testutil.Buffer{}, logs: &testutil.Buffer{}, stopWith: os.Interrupt}
-	cmd.Stdout, cmd.Stderr = d.stdout, d.logs
-	p, err := startProc(cmd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.proc = p
+	d := &daemon{t: t, root: cmd.Dir, stopWith: os.Interrupt}
 	t.Cleanup(d.stop)
-	d.eventually(t, time.Minute, "the banner", func() bool {
-		out := d.stdout.String()
-		m := listenRE.FindStringSubmatch(out)
-		if m != nil {
-			d.addr = m[1]
-		}
-		return m != nil && ready(out)
-	})
+	d.launch(cmd, "the banner", ready)
 	return d
 }
 
@@ -549,11 +585,7 @@ func ordinaryAccount(t *testing.T, dirs ...string) *account {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		for dir := filepath.Dir(d); strings.HasPrefix(dir, os.TempDir()+string(filepath.Separator)); dir = filepath.Dir(dir) {
-			if err := os.Chmod(dir, 0o711); err != nil {
-				t.Fatal(err)
-			}
-		}
+		searchable(t, filepath.Dir(d))
 	}
 	return a
 }
@@ -573,3 +605,14 @@ var releaseBin = sync.OnceValues(func() (string, error) {
 	}
 	return bin, nil
 })
+
+// mustReleaseBin is releaseBin that fails the benchmark when the build
+// fails.
+func mustReleaseBin(b testing.TB) string {
+	b.Helper()
+	bin, err := releaseBin()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return bin
+}

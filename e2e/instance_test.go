@@ -18,27 +18,17 @@ import (
 	"slipway/record"
 )
 
-// TestSecondDaemonOnTheSameDataDirExits: a second `slipway serve` with the
-// running daemon's config exits at once with one line naming the data dir
-// and the first daemon's pid, and touches nothing: the first daemon's
-// running build is not re-queued, its hook socket still works, and the
-// build finishes once, with its log intact.
-func TestSecondDaemonOnTheSameDataDirExits(t *testing.T) {
-	t.Parallel()
-	alice, bob := btUsers(t)
-	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
-	db := openStore(t, d)
-	src := alice.newProject(t, map[string]string{
-		".slipway.toml": btPipeline("cache = true\n", `echo run >> /cache/runs; `+btWaitStep("lock")),
-	})
-	id, _ := btPushOne(t, d, alice, src, "main")
-	d.eventually(t, btBuildTimeout, "the step to start", func() bool { return btExists(d, "lock.started") })
-
-	second := &testutil.Buffer{}
+// secondServe runs a second `slipway serve` on d's config, in d's folder
+// and environment, and waits at most limit for it to exit, killing it
+// then. It returns what it printed (both streams), how long it ran,
+// whether it exited by itself within limit, and how it exited.
+func secondServe(t *testing.T, d *daemon, limit time.Duration) (out string, took time.Duration, exited bool, err error) {
+	t.Helper()
+	var buf testutil.Buffer
 	cmd := exec.Command(slipwayBin, "serve", "--config", d.config)
 	cmd.Dir = d.root
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + d.root}, d.env...)
-	cmd.Stdout, cmd.Stderr = second, second
+	cmd.Stdout, cmd.Stderr = &buf, &buf
 	began := time.Now()
 	p, err := startProc(cmd)
 	if err != nil {
@@ -46,13 +36,36 @@ func TestSecondDaemonOnTheSameDataDirExits(t *testing.T) {
 	}
 	select {
 	case <-p.done:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("the second daemon is still running after 30 s:\n%s", second)
+		exited = true
+	case <-time.After(limit):
+		_ = cmd.Process.Kill()
+		<-p.done
 	}
-	took := time.Since(began)
-	out := strings.TrimSpace(second.String())
-	t.Logf("second daemon exited in %v with %v: %s", took.Round(time.Millisecond), p.err, out)
-	if p.err == nil {
+	return buf.String(), time.Since(began), exited, p.err
+}
+
+// TestSecondDaemonOnTheSameDataDirExits: a second `slipway serve` with the
+// running daemon's config exits at once with one line naming the data dir
+// and the first daemon's pid, and touches nothing: the first daemon's
+// running build is not re-queued, its hook socket still works, and the
+// build finishes once, with its log intact.
+func TestSecondDaemonOnTheSameDataDirExits(t *testing.T) {
+	t.Parallel()
+	alice, bob, d := btApp(t, "")
+	db := d.store(t)
+	src := alice.newProject(t, map[string]string{
+		".slipway.toml": btPipeline("cache = true\n", `echo run >> /cache/runs; `+btWaitStep("lock")),
+	})
+	id, _ := btPushOne(t, d, alice, src, "main")
+	d.eventually(t, btBuildTimeout, "the step to start", func() bool { return btExists(d, "lock.started") })
+
+	out, took, exited, err := secondServe(t, d, 30*time.Second)
+	if !exited {
+		t.Fatalf("the second daemon is still running after 30 s:\n%s", out)
+	}
+	out = strings.TrimSpace(out)
+	t.Logf("second daemon exited in %v with %v: %s", took.Round(time.Millisecond), err, out)
+	if err == nil {
 		t.Fatalf("the second daemon exited 0:\n%s", out)
 	}
 	want := fmt.Sprintf("slipway: %s: the data dir is in use by another slipway daemon (pid %d)", d.dataDir(), d.proc.cmd.Process.Pid)
@@ -101,9 +114,8 @@ func TestSecondDaemonOnTheSameDataDirExits(t *testing.T) {
 // the running one stays queued.
 func TestPushWaitWhenTheDaemonStops(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	d := btStartDaemon(t, configFor(btRepoConfig+"\n[build]\nconcurrency = 1\n", []*user{alice}, bob))
-	db := openStore(t, d)
+	alice, _, d := btApp(t, "\n[build]\nconcurrency = 1\n")
+	db := d.store(t)
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline("cache = true\n", `echo run >> /cache/runs; `+btWaitStep("stopwait")),
 	})

@@ -5,7 +5,6 @@ package e2e
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -22,24 +21,11 @@ import (
 // mtGet fetches url with the given Authorization header ("" for none).
 func mtGet(t *testing.T, url, auth string) (int, http.Header, string) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var hdr []string
 	if auth != "" {
-		req.Header.Set("Authorization", auth)
+		hdr = []string{"Authorization", auth}
 	}
-	c := &http.Client{Timeout: 30 * time.Second}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	return resp.StatusCode, resp.Header, string(body)
+	return httpGet(t, &http.Client{Timeout: 30 * time.Second}, url, hdr...)
 }
 
 // mtScrape reads /metrics as Prometheus does, with the token.
@@ -78,7 +64,7 @@ listen = "127.0.0.1:0"
 metrics_token_file = %q
 `, staging, tokenFile), []*user{alice}, bob))
 	base := waDashboard(t, d)
-	db := openStore(t, d)
+	db := d.store(t)
 
 	for _, c := range []struct{ name, auth, why string }{
 		{"no token", "", "/metrics needs the bearer token of [http] metrics_token_file"},
@@ -94,9 +80,7 @@ metrics_token_file = %q
 		".slipway.toml": btPipeline("artifacts = [\"dist/\"]\n", "mkdir dist && echo mt-built > dist/index.html"),
 	})
 	id, _ := btPushOne(t, d, alice, src, "main")
-	if b := btFinal(t, d, db, alice, "app", id); b.State != "passed" {
-		t.Fatalf("build #%d: %s %s", id, b.State, b.Reason)
-	}
+	btPassed(t, d, db, alice, "app", id, "the build")
 	bob.mustGit(t, t.TempDir(), "clone", "-q", d.url("app"), "clone")
 	// The auto deployment follows the build: wait for it as a scraper
 	// would see it.
@@ -172,9 +156,7 @@ metrics_token_file = %q
 	if err := os.WriteFile(tokenFile, []byte(rotated+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out, errOut, code := d.ssh(alice, "reload"); code != 0 {
-		t.Fatalf("reload: exit %d\n%s%s", code, out, errOut)
-	}
+	mustSSH(t, d, alice, "reload")
 	if code, _, _ := mtGet(t, base+"/metrics", "Bearer "+token); code != http.StatusUnauthorized {
 		t.Errorf("the old token after a reload: %d", code)
 	}

@@ -97,29 +97,9 @@ func mhRepo(envs ...string) string {
 	return "\n[[repo]]\nname = \"app\"\nread = [\"*\"]\n" + strings.Join(envs, "")
 }
 
-// mhDeploy is a deployment as `deploys --json` shows it, with its hosts.
-type mhDeploy struct {
-	ID      int64              `json:"id"`
-	Env     string             `json:"env"`
-	BuildID int64              `json:"build_id"`
-	Commit  string             `json:"commit"`
-	State   record.DeployState `json:"state"`
-	Reason  string             `json:"reason"`
-	Release string             `json:"release"`
-	Hosts   []mhDeployHost     `json:"hosts"`
-}
-
-type mhDeployHost struct {
-	Host     string           `json:"host"`
-	Release  string           `json:"release"`
-	Previous string           `json:"previous"`
-	State    record.HostState `json:"state"`
-	Detail   string           `json:"detail"`
-}
-
 // host is the part of host h in the deployment; it fails the test when
 // the deployment does not list h.
-func (dep mhDeploy) host(t *testing.T, h mhHost) mhDeployHost {
+func (dep dtDeploy) host(t *testing.T, h mhHost) dtDeployHost {
 	t.Helper()
 	for _, dh := range dep.Hosts {
 		if dh.Host == h.name() {
@@ -127,32 +107,14 @@ func (dep mhDeploy) host(t *testing.T, h mhHost) mhDeployHost {
 		}
 	}
 	t.Fatalf("deployment #%d does not list host %s: %+v", dep.ID, h.name(), dep.Hosts)
-	return mhDeployHost{}
+	return dtDeployHost{}
 }
 
-func mhDeploys(t *testing.T, d *daemon, u *user, env string) []mhDeploy {
+// mhDeployment is deployment id of app as `deploys --json` shows it now.
+func mhDeployment(t *testing.T, d *daemon, u *user, env string, id int64) dtDeploy {
 	t.Helper()
-	out, stderr, code := d.ssh(u, "deploys", "app", env, "--limit", "100", "--json")
-	if code != 0 {
-		t.Fatalf("deploys app %s: exit %d: %s", env, code, stderr)
-	}
-	var ds []mhDeploy
-	if err := json.Unmarshal([]byte(out), &ds); err != nil {
-		t.Fatalf("deploys app %s --json: %v\n%s", env, err, out)
-	}
-	return ds
-}
-
-// mhDeployment is deployment id as `deploys --json` shows it now.
-func mhDeployment(t *testing.T, d *daemon, u *user, env string, id int64) mhDeploy {
-	t.Helper()
-	for _, dep := range mhDeploys(t, d, u, env) {
-		if dep.ID == id {
-			return dep
-		}
-	}
-	t.Fatalf("deployment #%d to %s is not listed", id, env)
-	return mhDeploy{}
+	return mustFind(t, dtDeployViews(t, d, u, "app", env), func(dep dtDeploy) bool { return dep.ID == id },
+		fmt.Sprintf("deployment #%d to %s is not listed", id, env))
 }
 
 // mhDaemon is a test's daemon, its store (read directly, so that waiting
@@ -167,7 +129,7 @@ type mhDaemon struct {
 func mhStart(t *testing.T, u *user, config string) *mhDaemon {
 	t.Helper()
 	d := startDaemon(t, config)
-	return &mhDaemon{daemon: d, db: openStore(t, d), u: u}
+	return &mhDaemon{daemon: d, db: d.store(t), u: u}
 }
 
 // mhFinal reports whether a deployment state is an end state.
@@ -177,27 +139,13 @@ func mhFinal(st record.DeployState) bool {
 
 // mhWait waits for a deployment of commit to env, newer than deployment
 // after, to end, and returns it as `deploys --json` shows it.
-func mhWait(t *testing.T, d *mhDaemon, env, commit string, after int64) mhDeploy {
+func mhWait(t *testing.T, d *mhDaemon, env, commit string, after int64) dtDeploy {
 	t.Helper()
-	var id int64
-	d.eventually(t, 3*time.Minute, "a deployment of "+commit[:7]+" to "+env+" to end", func() bool {
-		ds, err := d.db.ListDeployments(t.Context(), "app", env, 100)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, dep := range ds {
-			if dep.Commit == commit && dep.ID > after && mhFinal(dep.State) {
-				id = dep.ID
-				return true
-			}
-		}
-		return false
-	})
-	return mhDeployment(t, d.daemon, d.u, env, id)
+	return dtWaitDeployView(t, d.daemon, d.u, "app", env, commit, after)
 }
 
 // mhWaitID waits for deployment id to end.
-func mhWaitID(t *testing.T, d *mhDaemon, env string, id int64) mhDeploy {
+func mhWaitID(t *testing.T, d *mhDaemon, env string, id int64) dtDeploy {
 	t.Helper()
 	d.eventually(t, 3*time.Minute, fmt.Sprintf("deployment #%d to end", id), func() bool {
 		dep, err := d.db.GetDeployment(t.Context(), id)
@@ -209,40 +157,54 @@ func mhWaitID(t *testing.T, d *mhDaemon, env string, id int64) mhDeploy {
 	return mhDeployment(t, d.daemon, d.u, env, id)
 }
 
-// mhWaitBuild waits for a build of rev to end and checks that it passed.
-func mhWaitBuild(t *testing.T, d *mhDaemon, rev string) {
-	t.Helper()
-	var b record.Build
-	d.eventually(t, 3*time.Minute, "a build of "+rev[:7]+" to end", func() bool {
-		bs, err := d.db.ListBuilds(t.Context(), "app", 100)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, b = range bs {
-			if b.Commit == rev && b.State.Final() {
-				return true
-			}
-		}
-		return false
-	})
-	if b.State != record.StatePassed {
-		t.Fatalf("build of %s %s (%s), want passed", rev[:7], b.State, b.Reason)
-	}
-}
-
 // mhPushAndDeploy commits body to app/index.html (unless body is empty),
 // pushes main and waits for its build to pass and for the deployment to env
 // that follows it.
-func mhPushAndDeploy(t *testing.T, d *mhDaemon, src, body, env string, after int64) (string, mhDeploy) {
+func mhPushAndDeploy(t *testing.T, d *mhDaemon, src, body, env string, after int64) (string, dtDeploy) {
 	t.Helper()
 	u := d.u
-	rev := strings.TrimSpace(u.mustGit(t, src, "rev-parse", "HEAD"))
+	rev := u.head(t, src)
 	if body != "" {
 		rev = u.commit(t, src, "app/index.html", body)
 	}
 	u.mustGit(t, src, "push", "-q", d.url("app"), "main")
-	mhWaitBuild(t, d, rev)
+	dtWaitPassed(t, d.daemon, u, "app", rev, 0)
 	return rev, mhWait(t, d, env, rev, after)
+}
+
+// mhFirstDeploy makes the project of d's user with app/index.html v1 and
+// pushes it; its deployment to prod must succeed.
+func mhFirstDeploy(t *testing.T, d *mhDaemon) (src string, d1 dtDeploy) {
+	t.Helper()
+	src, _ = dtProject(t, d.u, map[string]string{"index.html": "v1\n"})
+	_, d1 = mhPushAndDeploy(t, d, src, "", "prod", 0)
+	if d1.State != record.DeploySucceeded {
+		t.Fatalf("first deployment %s (%s)", d1.State, d1.Reason)
+	}
+	return src, d1
+}
+
+// mhSwitchedAndBack checks that each of hosts (the first ones of the
+// environment) ran activate for prev, then next, then prev again: it was
+// switched (its activate ran for the new release), then back (the
+// previous release's activate ran again).
+func mhSwitchedAndBack(t *testing.T, hosts []mhHost, prev, next string) {
+	t.Helper()
+	for i, h := range hosts {
+		if got, want := h.activations(t), []string{prev, next, prev}; !slices.Equal(got, want) {
+			t.Errorf("host %d ran activate for %q, want %q", i+1, got, want)
+		}
+	}
+}
+
+// mhNeverSwitched checks that hosts[from:] ran activate only for prev.
+func mhNeverSwitched(t *testing.T, hosts []mhHost, from int, prev string) {
+	t.Helper()
+	for i, h := range hosts[from:] {
+		if got := h.activations(t); !slices.Equal(got, []string{prev}) {
+			t.Errorf("host %d ran activate for %q, want only %s: it is never switched", from+i+1, got, prev)
+		}
+	}
 }
 
 // mhAllOn checks that every host's current points at release.
@@ -255,8 +217,19 @@ func mhAllOn(t *testing.T, hosts []mhHost, release, when string) {
 	}
 }
 
+// mhAllServe checks that every host's current release serves index.html
+// with the body want.
+func mhAllServe(t *testing.T, hosts []mhHost, want, when string) {
+	t.Helper()
+	for i, h := range hosts {
+		if got := h.dir.file(t, "current", "index.html"); got != want {
+			t.Errorf("%s: host %d serves index.html %q, want %q", when, i+1, got, want)
+		}
+	}
+}
+
 // mhStates checks each host's state in dep, in the order of hosts.
-func mhStates(t *testing.T, dep mhDeploy, hosts []mhHost, want ...record.HostState) {
+func mhStates(t *testing.T, dep dtDeploy, hosts []mhHost, want ...record.HostState) {
 	t.Helper()
 	if len(dep.Hosts) != len(hosts) {
 		t.Errorf("deployment #%d lists %d hosts, want %d: %+v", dep.ID, len(dep.Hosts), len(hosts), dep.Hosts)
@@ -271,10 +244,7 @@ func mhStates(t *testing.T, dep mhDeploy, hosts []mhHost, want ...record.HostSta
 // mhHostsColumn is the HOSTS column of deployment id in `deploys app env`.
 func mhHostsColumn(t *testing.T, d *daemon, u *user, env string, id int64) string {
 	t.Helper()
-	out, stderr, code := d.ssh(u, "deploys", "app", env)
-	if code != 0 {
-		t.Fatalf("deploys app %s: exit %d: %s", env, code, stderr)
-	}
+	out := mustSSH(t, d, u, "deploys", "app", env)
 	lines := strings.Split(out, "\n")
 	col := strings.Index(lines[0], "HOSTS")
 	end := strings.Index(lines[0], "REASON")
@@ -307,10 +277,7 @@ type mhReleaseHost struct {
 // (Errorf), not the end of it.
 func mhReleases(t *testing.T, d *daemon, u *user, env string) (string, map[string][]string, map[string]mhReleaseHost) {
 	t.Helper()
-	out, stderr, code := d.ssh(u, "releases", "app", env)
-	if code != 0 {
-		t.Fatalf("releases app %s: exit %d: %s", env, code, stderr)
-	}
+	out := mustSSH(t, d, u, "releases", "app", env)
 	rows := map[string][]string{}
 	in := false
 	for _, l := range strings.Split(out, "\n") {
@@ -325,10 +292,7 @@ func mhReleases(t *testing.T, d *daemon, u *user, env string) (string, map[strin
 	if !in {
 		t.Errorf("releases app %s has no HOST table:\n%s", env, out)
 	}
-	js, stderr, code := d.ssh(u, "releases", "app", env, "--json")
-	if code != 0 {
-		t.Fatalf("releases app %s --json: exit %d: %s", env, code, stderr)
-	}
+	js := mustSSH(t, d, u, "releases", "app", env, "--json")
 	// --json keeps its array of releases; each names the hosts it is
 	// live on.
 	hosts := map[string]mhReleaseHost{}
@@ -363,10 +327,7 @@ func mhLogLine(log string, h mhHost, want string) bool {
 // mhRetry runs `retry deploy ID` and returns the new deployment's id.
 func mhRetry(t *testing.T, d *daemon, u *user, id int64) int64 {
 	t.Helper()
-	out, stderr, code := d.ssh(u, "retry", "deploy", strconv.FormatInt(id, 10))
-	if code != 0 {
-		t.Fatalf("retry deploy %d: exit %d: %s%s", id, code, out, stderr)
-	}
+	out := mustSSH(t, d, u, "retry", "deploy", strconv.FormatInt(id, 10))
 	var nid int64
 	if _, err := fmt.Sscanf(out, "deployment #%d queued", &nid); err != nil {
 		t.Fatalf("retry deploy %d printed %q: %v", id, out, err)
@@ -422,11 +383,7 @@ func TestMultiHostFiveHostsGoLiveWithHardLinks(t *testing.T) {
 		t.Fatalf("first deployment %s (%s), want succeeded on all 5 hosts", d1.State, d1.Reason)
 	}
 	mhAllOn(t, hosts, d1.Release, "after the first deployment")
-	for i, h := range hosts {
-		if got := h.dir.file(t, "current", "index.html"); got != "v1\n" {
-			t.Errorf("host %d serves index.html %q, want v1", i+1, got)
-		}
-	}
+	mhAllServe(t, hosts, "v1\n", "after the first deployment")
 	mhStates(t, d1, hosts, record.HostLive, record.HostLive, record.HostLive, record.HostLive, record.HostLive)
 	if got := mhHostsColumn(t, d.daemon, alice, "prod", d1.ID); got != "5 live" {
 		t.Errorf("deploys shows HOSTS %q for #%d, want \"5 live\"", got, d1.ID)
@@ -489,11 +446,7 @@ func TestMultiHostStoppedHostSwitchesNothingThenRetry(t *testing.T) {
 	hosts := mhNewHosts(t, 5)
 	d := mhStart(t, alice, configFor(mhRepo(mhEnv("prod", hosts, "  auto = \"main\"\n")), []*user{alice}))
 
-	src, _ := dtProject(t, alice, map[string]string{"index.html": "v1\n"})
-	_, d1 := mhPushAndDeploy(t, d, src, "", "prod", 0)
-	if d1.State != record.DeploySucceeded {
-		t.Fatalf("first deployment %s (%s)", d1.State, d1.Reason)
-	}
+	src, d1 := mhFirstDeploy(t, d)
 	mhAllOn(t, hosts, d1.Release, "after the first deployment")
 
 	down := hosts[2]
@@ -504,11 +457,7 @@ func TestMultiHostStoppedHostSwitchesNothingThenRetry(t *testing.T) {
 		t.Fatalf("deployment with host 3 down: %s (%s), want failed: %s...", d2.State, d2.Reason, want)
 	}
 	mhAllOn(t, hosts, d1.Release, "after the failed deployment")
-	for i, h := range hosts {
-		if got := h.dir.file(t, "current", "index.html"); got != "v1\n" {
-			t.Errorf("host %d serves index.html %q after the failed deployment, want v1", i+1, got)
-		}
-	}
+	mhAllServe(t, hosts, "v1\n", "after the failed deployment")
 	mhStates(t, d2, hosts, record.HostSkipped, record.HostSkipped, record.HostFailed, record.HostSkipped, record.HostSkipped)
 	if got := mhHostsColumn(t, d.daemon, alice, "prod", d2.ID); got != "4 skipped, 1 failed" {
 		t.Errorf("deploys shows HOSTS %q for #%d, want \"4 skipped, 1 failed\"", got, d2.ID)
@@ -521,11 +470,7 @@ func TestMultiHostStoppedHostSwitchesNothingThenRetry(t *testing.T) {
 		t.Fatalf("retry once the host is back: %s (%s) of %s into %s, want rev2 succeeded", d3.State, d3.Reason, d3.Commit, d3.Release)
 	}
 	mhAllOn(t, hosts, d3.Release, "after the retry")
-	for i, h := range hosts {
-		if got := h.dir.file(t, "current", "index.html"); got != "v2\n" {
-			t.Errorf("host %d serves index.html %q after the retry, want v2", i+1, got)
-		}
-	}
+	mhAllServe(t, hosts, "v2\n", "after the retry")
 	mhStates(t, d3, hosts, record.HostLive, record.HostLive, record.HostLive, record.HostLive, record.HostLive)
 }
 
@@ -541,11 +486,7 @@ func TestMultiHostActivateFailureRollsBackBatches(t *testing.T) {
 	activate := mhActivate(`[ "$(cat ../../fail 2>/dev/null)" != "$SLIPWAY_COMMIT" ]`)
 	d := mhStart(t, alice, configFor(mhRepo(mhEnv("prod", hosts, fmt.Sprintf("  auto = \"main\"\n  batch = 2\n  activate = %q\n", activate))), []*user{alice}))
 
-	src, _ := dtProject(t, alice, map[string]string{"index.html": "v1\n"})
-	_, d1 := mhPushAndDeploy(t, d, src, "", "prod", 0)
-	if d1.State != record.DeploySucceeded {
-		t.Fatalf("first deployment %s (%s)", d1.State, d1.Reason)
-	}
+	src, d1 := mhFirstDeploy(t, d)
 	mhAllOn(t, hosts, d1.Release, "after the first deployment")
 
 	rev2 := alice.commit(t, src, "app/index.html", "v2\n")
@@ -558,16 +499,8 @@ func TestMultiHostActivateFailureRollsBackBatches(t *testing.T) {
 		t.Fatalf("deployment whose activate fails on host 3: %s (%s), want rolled_back: %s", d2.State, d2.Reason, want)
 	}
 	mhAllOn(t, hosts, d1.Release, "after the rollback")
-	for i, h := range hosts[:4] {
-		// Switched (its activate ran for the new release), then back
-		// (the previous release's activate ran again).
-		if got, want := h.activations(t), []string{d1.Release, d2.Release, d1.Release}; !slices.Equal(got, want) {
-			t.Errorf("host %d ran activate for %q, want %q", i+1, got, want)
-		}
-	}
-	if got := hosts[4].activations(t); !slices.Equal(got, []string{d1.Release}) {
-		t.Errorf("host 5 ran activate for %q, want only %s: it is never switched", got, d1.Release)
-	}
+	mhSwitchedAndBack(t, hosts[:4], d1.Release, d2.Release)
+	mhNeverSwitched(t, hosts, 4, d1.Release)
 	mhStates(t, d2, hosts, record.HostRolledBack, record.HostRolledBack, record.HostRolledBack, record.HostRolledBack, record.HostSkipped)
 	if dh := d2.host(t, hosts[2]); !strings.Contains(dh.Detail, "activate failed with exit 1") {
 		t.Errorf("host 3's detail %q does not say its activate failed", dh.Detail)
@@ -600,11 +533,7 @@ func TestMultiHostHealthFailureRollsBackFirstBatch(t *testing.T) {
   health_retries = 1
 `, mhActivate("")))), []*user{alice}))
 
-	src, _ := dtProject(t, alice, map[string]string{"index.html": "v1\n"})
-	_, d1 := mhPushAndDeploy(t, d, src, "", "prod", 0)
-	if d1.State != record.DeploySucceeded {
-		t.Fatalf("first deployment %s (%s)", d1.State, d1.Reason)
-	}
+	src, d1 := mhFirstDeploy(t, d)
 	mhAllOn(t, hosts, d1.Release, "after the first deployment")
 
 	if err := os.WriteFile(hosts[0].path("unhealthy"), nil, 0o644); err != nil {
@@ -616,16 +545,8 @@ func TestMultiHostHealthFailureRollsBackFirstBatch(t *testing.T) {
 		t.Fatalf("deployment whose health check fails on host 1: %s (%s), want rolled_back: %s", d2.State, d2.Reason, want)
 	}
 	mhAllOn(t, hosts, d1.Release, "after the rollback")
-	for i, h := range hosts[:2] {
-		if got, want := h.activations(t), []string{d1.Release, d2.Release, d1.Release}; !slices.Equal(got, want) {
-			t.Errorf("host %d ran activate for %q, want %q", i+1, got, want)
-		}
-	}
-	for i, h := range hosts[2:] {
-		if got := h.activations(t); !slices.Equal(got, []string{d1.Release}) {
-			t.Errorf("host %d ran activate for %q, want only %s: it is never switched", i+3, got, d1.Release)
-		}
-	}
+	mhSwitchedAndBack(t, hosts[:2], d1.Release, d2.Release)
+	mhNeverSwitched(t, hosts, 2, d1.Release)
 	mhStates(t, d2, hosts, record.HostRolledBack, record.HostRolledBack, record.HostSkipped, record.HostSkipped, record.HostSkipped)
 	if log := dtDeployLog(t, d.daemon, alice, d2.ID); !mhLogLine(log, hosts[0], "health (attempt 2 of 2)") || mhLogLine(log, hosts[1], "health (attempt 2 of 2)") {
 		t.Errorf("log deploy %d: want host 1's health tried twice and host 2's once:\n%s", d2.ID, log)
@@ -648,11 +569,7 @@ func TestMultiHostHangingHealthIsKilledAtItsTimeout(t *testing.T) {
   health_retries = 0
 `, health))), []*user{alice}))
 
-	src, _ := dtProject(t, alice, map[string]string{"index.html": "v1\n"})
-	_, d1 := mhPushAndDeploy(t, d, src, "", "prod", 0)
-	if d1.State != record.DeploySucceeded {
-		t.Fatalf("first deployment %s (%s)", d1.State, d1.Reason)
-	}
+	src, d1 := mhFirstDeploy(t, d)
 
 	rev2 := alice.commit(t, src, "app/hang", "\n")
 	alice.mustGit(t, src, "push", "-q", d.url("app"), "main")
@@ -702,11 +619,7 @@ func TestMultiHostDaemonKilledBetweenBatches(t *testing.T) {
 	activate := mhActivate("while [ -e ../../block ]; do sleep 0.1; done")
 	d := mhStart(t, alice, configFor(mhRepo(mhEnv("prod", hosts, fmt.Sprintf("  auto = \"main\"\n  batch = 1\n  activate = %q\n", activate))), []*user{alice}))
 
-	src, _ := dtProject(t, alice, map[string]string{"index.html": "v1\n"})
-	_, d1 := mhPushAndDeploy(t, d, src, "", "prod", 0)
-	if d1.State != record.DeploySucceeded {
-		t.Fatalf("first deployment %s (%s)", d1.State, d1.Reason)
-	}
+	src, d1 := mhFirstDeploy(t, d)
 
 	block := hosts[1].path("block")
 	if err := os.WriteFile(block, nil, 0o644); err != nil {
@@ -813,7 +726,7 @@ func TestMultiHostReleaseGateNeedsEveryStagingHost(t *testing.T) {
 	const ref = "refs/release/prod"
 	out, err := alice.git(src, "push", d.url("app"), rev+":"+ref)
 	dtRefused(t, out, err, ref, "revision "+rev[:7]+" has not been live on staging")
-	if ds := mhDeploys(t, d.daemon, alice, "prod"); len(ds) != 0 {
+	if ds := dtDeployViews(t, d.daemon, alice, "app", "prod"); len(ds) != 0 {
 		t.Fatalf("a refused release recorded prod deployments: %+v", ds)
 	}
 
@@ -847,11 +760,7 @@ func TestMultiHostAddedHostGetsReleaseOnRetry(t *testing.T) {
 	}
 	d := mhStart(t, alice, config(hosts[:2]))
 
-	src, _ := dtProject(t, alice, map[string]string{"index.html": "v1\n"})
-	_, d1 := mhPushAndDeploy(t, d, src, "", "prod", 0)
-	if d1.State != record.DeploySucceeded {
-		t.Fatalf("first deployment %s (%s)", d1.State, d1.Reason)
-	}
+	_, d1 := mhFirstDeploy(t, d)
 	mhAllOn(t, hosts[:2], d1.Release, "after the first deployment")
 
 	added := hosts[2]

@@ -88,10 +88,7 @@ write = ["wendy"]
 	url := d.url("app")
 	src, rev1 := dtProject(t, wendy, map[string]string{"index.html": "v1\n"})
 	alice.mustGit(t, src, "push", "-q", url, "main")
-	b1 := dtWaitBuild(t, d, wendy, "app", rev1, 0)
-	if b1.State != record.StatePassed {
-		t.Fatalf("build of rev1 %s (%s), want passed", b1.State, b1.Reason)
-	}
+	b1 := dtWaitPassed(t, d, wendy, "app", rev1, 0)
 	s1 := dtWaitDeploy(t, d, wendy, "app", "staging", rev1, 0)
 	if s1.State != record.DeploySucceeded {
 		t.Fatalf("staging deployment: %+v", s1)

@@ -9,7 +9,6 @@ package e2e
 // package.
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -33,73 +32,6 @@ cp -R app/. dist/
 date +%s%N > dist/stamp
 `
 
-func ptProject(t *testing.T, u *user, app map[string]string) (dir, head string) {
-	t.Helper()
-	files := map[string]string{".slipway.toml": dtPipeline, "build.sh": ptBuildScript}
-	for name, body := range app {
-		files["app/"+name] = body
-	}
-	dir = u.newProject(t, files)
-	return dir, strings.TrimSpace(u.mustGit(t, dir, "rev-parse", "HEAD"))
-}
-
-// ptBuild is a build as `builds --json` shows it, with its digest.
-type ptBuild struct {
-	ID     int64        `json:"id"`
-	Ref    string       `json:"ref"`
-	Commit string       `json:"commit"`
-	State  record.State `json:"state"`
-	Digest string       `json:"digest"`
-}
-
-func ptBuilds(t *testing.T, d *daemon, u *user, repo string) []ptBuild {
-	t.Helper()
-	out, stderr, code := d.ssh(u, "builds", repo, "--limit", "100", "--json")
-	if code != 0 {
-		t.Fatalf("builds %s: exit %d: %s", repo, code, stderr)
-	}
-	var bs []ptBuild
-	if err := json.Unmarshal([]byte(out), &bs); err != nil {
-		t.Fatalf("builds --json: %v\n%s", err, out)
-	}
-	return bs
-}
-
-func ptBuildOf(t *testing.T, d *daemon, u *user, repo string, id int64) ptBuild {
-	t.Helper()
-	for _, b := range ptBuilds(t, d, u, repo) {
-		if b.ID == id {
-			return b
-		}
-	}
-	t.Fatalf("build %d not listed", id)
-	return ptBuild{}
-}
-
-// ptDeploy is a deployment as `deploys --json` shows it, with its digest.
-type ptDeploy struct {
-	ID      int64              `json:"id"`
-	BuildID int64              `json:"build_id"`
-	Commit  string             `json:"commit"`
-	State   record.DeployState `json:"state"`
-	Reason  string             `json:"reason"`
-	Release string             `json:"release"`
-	Digest  string             `json:"digest"`
-}
-
-func ptDeploys(t *testing.T, d *daemon, u *user, repo, env string) []ptDeploy {
-	t.Helper()
-	out, stderr, code := d.ssh(u, "deploys", repo, env, "--limit", "100", "--json")
-	if code != 0 {
-		t.Fatalf("deploys %s %s: exit %d: %s", repo, env, code, stderr)
-	}
-	var ds []ptDeploy
-	if err := json.Unmarshal([]byte(out), &ds); err != nil {
-		t.Fatalf("deploys --json: %v\n%s", err, out)
-	}
-	return ds
-}
-
 // ptRelease is a release as `releases --json` shows it.
 type ptRelease struct {
 	ID         string `json:"id"`
@@ -111,17 +43,10 @@ type ptRelease struct {
 	Note       string `json:"note"`
 }
 
+// ptReleases is `releases REPO ENV --json` as u sees it.
 func ptReleases(t *testing.T, d *daemon, u *user, repo, env string) []ptRelease {
 	t.Helper()
-	out, stderr, code := d.ssh(u, "releases", repo, env, "--json")
-	if code != 0 {
-		t.Fatalf("releases %s %s: exit %d: %s", repo, env, code, stderr)
-	}
-	var rs []ptRelease
-	if err := json.Unmarshal([]byte(out), &rs); err != nil {
-		t.Fatalf("releases --json: %v\n%s", err, out)
-	}
-	return rs
+	return sshJSON[[]ptRelease](t, d, u, "releases", repo, env, "--json")
 }
 
 // TestPromotionShipsWhatStagingProved: the revision live on staging is
@@ -152,15 +77,12 @@ release = ["rita"]
 `+dtRemote(srv, string(prod), srv.Port, srv.KnownHostsFile), []*user{alice}, wendy, rita, rae))
 	url := d.url("shop")
 
-	src, rev := ptProject(t, wendy, map[string]string{"index.html": "v1\n"})
+	src, rev := dtProjectBuiltBy(t, wendy, ptBuildScript, map[string]string{"index.html": "v1\n"})
 	alice.mustGit(t, src, "push", "-q", url, "main")
-	b1 := dtWaitBuild(t, d, wendy, "shop", rev, 0)
-	if b1.State != record.StatePassed {
-		t.Fatalf("build %s (%s)", b1.State, b1.Reason)
-	}
+	b1 := dtWaitPassed(t, d, wendy, "shop", rev, 0)
 	dtWaitDeploy(t, d, rae, "shop", "staging", rev, 0)
-	onStaging := ptDeploys(t, d, rae, "shop", "staging")[0]
-	digest := ptBuildOf(t, d, rae, "shop", b1.ID).Digest
+	onStaging := dtDeployViews(t, d, rae, "shop", "staging")[0]
+	digest := btBuildByID(t, d, rae, "shop", b1.ID).Digest
 	if !manifest.Valid(digest) || onStaging.State != record.DeploySucceeded || onStaging.Digest != digest || onStaging.BuildID != b1.ID {
 		t.Fatalf("build %d digest %q, staging deployment %+v; want one valid digest on both", b1.ID, digest, onStaging)
 	}
@@ -176,9 +98,9 @@ release = ["rita"]
 	// The same commit, pushed to another branch, builds again: a newer
 	// passed build of the revision, with another stamp, never on staging.
 	wendy.mustGit(t, src, "push", "-q", url, "main:other")
-	var b2 ptBuild
+	var b2 btBuild
 	d.eventually(t, 2*time.Minute, "the second build of the revision", func() bool {
-		for _, b := range ptBuilds(t, d, rae, "shop") {
+		for _, b := range btBuilds(t, d, rae, "shop") {
 			if b.Ref == "refs/heads/other" && b.State.Final() {
 				b2 = b
 				return true
@@ -194,11 +116,8 @@ release = ["rita"]
 		t.Fatal(err)
 	}
 
-	out, err := rita.git(src, "push", url, rev+":refs/release/prod")
-	if err != nil {
-		t.Fatalf("release to prod: %v\n%s", err, out)
-	}
-	p := ptDeploys(t, d, rae, "shop", "prod")
+	out := rita.mustGit(t, src, "push", url, rev+":refs/release/prod")
+	p := dtDeployViews(t, d, rae, "shop", "prod")
 	if len(p) != 1 || p[0].State != record.DeploySucceeded || p[0].BuildID != b1.ID || p[0].Digest != digest {
 		t.Fatalf("prod deployments %+v, want one succeeded deployment of build %d with %s", p, b1.ID, digest)
 	}
@@ -232,14 +151,11 @@ release = ["rita"]
 		t.Fatal(err)
 	}
 	live := staging.live(t)
-	out, err = rita.git(src, "push", url, rev+":refs/release/staging")
-	if err != nil {
-		t.Fatalf("release to staging: %v\n%s", err, out)
-	}
+	out = rita.mustGit(t, src, "push", url, rev+":refs/release/staging")
 	if !strings.Contains(out, fmt.Sprintf("ships build #%d (%s), the newest passed build of %s", b2.ID, manifest.Short(b2.Digest), rev[:7])) {
 		t.Errorf("the release push does not name the build it ships:\n%s", out)
 	}
-	f := ptDeploys(t, d, rae, "shop", "staging")[0]
+	f := dtDeployViews(t, d, rae, "shop", "staging")[0]
 	if f.BuildID != b2.ID || f.State != record.DeployFailed ||
 		!strings.Contains(f.Reason, fmt.Sprintf("the artifacts kept for build %d are not the ones it recorded", b2.ID)) ||
 		!strings.Contains(f.Reason, "dist/index.html differs") {
@@ -280,27 +196,25 @@ release = ["rita"]
 
 	src, rev := dtProject(t, alice, map[string]string{"index.html": "v1\n"})
 	alice.mustGit(t, src, "push", "-q", d.url("app"), "main")
-	if b := dtWaitBuild(t, d, alice, "app", rev, 0); b.State != record.StatePassed {
-		t.Fatalf("build %s (%s)", b.State, b.Reason)
-	}
+	dtWaitPassed(t, d, alice, "app", rev, 0)
 	d.eventually(t, 2*time.Minute, "activate to start on staging", func() bool {
 		_, err := os.Stat(filepath.Join(string(staging), "slow-once"))
 		return err == nil
 	})
-	running := ptDeploys(t, d, alice, "app", "staging")[0]
+	running := dtDeployViews(t, d, alice, "app", "staging")[0]
 	if running.State != record.DeployRunning || staging.live(t) != running.Release {
 		t.Fatalf("while activate runs: %+v, current -> %q; want running with current switched", running, staging.live(t))
 	}
 	d.kill()
 
 	d.start()
-	got := ptDeploys(t, d, alice, "app", "staging")[0]
+	got := dtDeployViews(t, d, alice, "app", "staging")[0]
 	if got.ID != running.ID || got.State != record.DeploySucceeded ||
 		!strings.Contains(got.Reason, "release "+running.Release+" is live; the daemon stopped during activate") {
 		t.Fatalf("after the restart the deployment is %+v, want succeeded: live, activate unknown", got)
 	}
 	d.eventually(t, time.Minute, "activate to have run again", func() bool {
-		return strings.Contains(ptDeploys(t, d, alice, "app", "staging")[0].Reason, "ran again at start and succeeded")
+		return strings.Contains(dtDeployViews(t, d, alice, "app", "staging")[0].Reason, "ran again at start and succeeded")
 	})
 	acts, err := os.ReadFile(filepath.Join(string(staging), "activations"))
 	if want := strings.Repeat("run "+running.Release+"\n", 2); err != nil || string(acts) != want {
@@ -319,17 +233,6 @@ release = ["rita"]
 	}
 }
 
-// ptConfig is configFor with room for [ssh] settings.
-func ptConfig(sshExtra, extra string, users ...*user) string {
-	var b strings.Builder
-	b.WriteString("data_dir = \"%DATA%\"\n[ssh]\nlisten = \"127.0.0.1:0\"\n" + sshExtra + "\n")
-	for i, u := range users {
-		fmt.Fprintf(&b, "[[user]]\nname = %q\nkeys = [%q]\nadmin = %v\n\n", u.name, u.pub, i == 0)
-	}
-	b.WriteString(extra)
-	return b.String()
-}
-
 // ptFlood runs `releases REPO ENV` as u 50 times at once over real ssh
 // and checks that every one lists at least one release.
 func ptFlood(t *testing.T, d *daemon, u *user, repo, env string) {
@@ -344,7 +247,7 @@ func ptFlood(t *testing.T, d *daemon, u *user, repo, env string) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cmd := btSSHCmd(d, u, "releases", repo, env)
+			cmd := d.sshCmd(u, "releases", repo, env)
 			var stdout, stderr strings.Builder
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			err := cmd.Run()
@@ -378,7 +281,7 @@ func TestReleasesFromAReaderNeverFloodTheTarget(t *testing.T) {
 	if err := os.WriteFile(release, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d := startDaemon(t, ptConfig("max_sessions_per_user = 64\n", `
+	d := startDaemon(t, withSSH(configFor(`
 [[repo]]
 name = "site"
 read = ["rae"]
@@ -386,7 +289,7 @@ read = ["rae"]
   name = "staging"
   auto = "main"
   activate = "while [ ! -e `+release+` ]; do sleep 0.05; done"
-`+dtRemote(srv, string(staging), srv.Port, srv.KnownHostsFile), alice, rae))
+`+dtRemote(srv, string(staging), srv.Port, srv.KnownHostsFile), []*user{alice}, rae), "max_sessions_per_user = 64\n"))
 	url := d.url("site")
 
 	src, rev1 := dtProject(t, alice, map[string]string{"index.html": "v1\n"})
@@ -412,7 +315,7 @@ read = ["rae"]
 	rev2 := alice.commit(t, src, "app/index.html", "v2\n")
 	alice.mustGit(t, src, "push", "-q", url, "main")
 	d.eventually(t, 2*time.Minute, "the second deployment to run", func() bool {
-		ds := ptDeploys(t, d, rae, "site", "staging")
+		ds := dtDeployViews(t, d, rae, "site", "staging")
 		return len(ds) == 2 && ds[0].State == record.DeployRunning
 	})
 

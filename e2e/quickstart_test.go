@@ -40,13 +40,7 @@ func TestQuickStartAsOrdinaryUser(t *testing.T) {
 	// run's wall time.
 	t.Parallel()
 	alice := newUser(t, "alice")
-	home, work := t.TempDir(), t.TempDir()
-	if err := os.MkdirAll(filepath.Join(home, ".ssh"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(home, ".ssh", "id_ed25519.pub"), []byte(alice.pub+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	home, work := ctHome(t, alice), t.TempDir()
 	as := ordinaryAccount(t, home, work)
 
 	start := time.Now()
@@ -72,7 +66,7 @@ func TestQuickStartAsOrdinaryUser(t *testing.T) {
 	}
 	t.Logf("serve start to first passing build, as %s (uid %d): %s", as.name, as.uid, time.Since(start).Round(time.Millisecond))
 	d.eventually(t, time.Minute, "staging to run v1", func() bool { return app("staging") == "hello v1" })
-	log := stMustSSH(t, d, alice, "log", "1")
+	log := mustSSH(t, d, alice, "log", "1")
 	if !strings.Contains(log, "network: off") {
 		t.Errorf("the build log's header does not say the network is off:\n%s", log)
 	}
@@ -83,7 +77,7 @@ func TestQuickStartAsOrdinaryUser(t *testing.T) {
 		t.Fatalf("release of v1.0 (annotated tag) to prod: prod runs %q\n%s", app("prod"), out)
 	}
 
-	v1 := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
+	v1 := alice.head(t, src)
 	for name, body := range goProject("v2") {
 		if err := os.WriteFile(filepath.Join(src, name), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
@@ -103,7 +97,7 @@ func TestQuickStartAsOrdinaryUser(t *testing.T) {
 	if app("prod") != "hello v1" {
 		t.Fatalf("rollback to v1.0 by its annotated tag: prod runs %q\n%s", app("prod"), out)
 	}
-	deploys := stMustSSH(t, d, alice, "deploys", "myproject", "prod")
+	deploys := mustSSH(t, d, alice, "deploys", "myproject", "prod")
 	if stLine(deploys, v1[:7], "rollback", "succeeded") == "" {
 		t.Errorf("deploys does not show the rollback to %s:\n%s", v1[:7], deploys)
 	}
@@ -194,13 +188,13 @@ func cachedRebuild(b *testing.B) {
 			t.Fatalf("build did not pass:\n%s", out)
 		}
 		var bs []btBuild
-		if err := json.Unmarshal([]byte(stMustSSH(t, d, alice, "builds", "cron", "--json", "--limit", "1")), &bs); err != nil || len(bs) != 1 {
+		if err := json.Unmarshal([]byte(mustSSH(t, d, alice, "builds", "cron", "--json", "--limit", "1")), &bs); err != nil || len(bs) != 1 {
 			t.Fatalf("builds --json: %v", err)
 		}
 		return bs[0].Finished.Sub(*bs[0].Started)
 	}
 	cold := build("first build")
-	log := stMustSSH(t, d, alice, "log", "1")
+	log := mustSSH(t, d, alice, "log", "1")
 	if !strings.Contains(log, "GOCACHE") || !strings.Contains(log, "GOMODCACHE") {
 		t.Errorf("the log does not say which cache variables it set:\n%s", log)
 	}
@@ -241,7 +235,7 @@ func cachedRebuild(b *testing.B) {
 	t.ReportMetric(base.Seconds(), "s/direct")
 	t.ReportMetric(ratio, "x-direct")
 	if ratio > 1.3 {
-		t.Errorf("cached rebuild took %.2fx the direct run (want <= 1.3x); its log:\n%s", ratio, stMustSSH(t, d, alice, "log", "4"))
+		t.Errorf("cached rebuild took %.2fx the direct run (want <= 1.3x); its log:\n%s", ratio, mustSSH(t, d, alice, "log", "4"))
 	}
 }
 

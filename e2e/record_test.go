@@ -17,11 +17,10 @@ import (
 // down.
 func TestRefMovedWithoutARecordIsBuiltAtStart(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
+	alice, bob, d := btApp(t, "")
 	src := alice.newProject(t, map[string]string{".slipway.toml": btPipeline("", "echo hello")})
 	first, _ := btPushOne(t, d, alice, src, "main")
-	db := openStore(t, d)
+	db := d.store(t)
 	btFinal(t, d, db, bob, "app", first)
 	next := alice.commit(t, src, "two", "two\n")
 	d.stop()

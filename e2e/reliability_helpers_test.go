@@ -27,7 +27,6 @@ import (
 
 	"slipway/internal/gitrev"
 	"slipway/internal/manifest"
-	"slipway/internal/testutil"
 
 	_ "modernc.org/sqlite" // the driver store uses; registered as "sqlite"
 )
@@ -385,17 +384,6 @@ func rlCheckCurrent(target string) (id, problem string) {
 	return id, ""
 }
 
-// rlPercentile is the p-th percentile of ds (nearest rank).
-func rlPercentile(ds []time.Duration, p int) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := (len(s)*p+99)/100 - 1
-	return s[max(0, min(i, len(s)-1))]
-}
-
 // rlGitRun runs git with env in dir and returns its output (both streams,
 // on separate pipes: see user.git) and error, killing it after timeout.
 func rlGitRun(env []string, timeout time.Duration, dir string, args ...string) (string, error) {
@@ -464,33 +452,6 @@ func (v *rlTally) summary() string {
 		fmt.Fprintf(&b, "  %d× %s\n", v.counts[k], k)
 	}
 	return b.String()
-}
-
-// rlStartDaemonIn is startDaemon on a data dir the test prepared: root
-// must hold (or be about to hold) root/data, for instance a mount.
-func rlStartDaemonIn(t *testing.T, root, config string, env ...string) *daemon {
-	t.Helper()
-	cfg := filepath.Join(root, "slipway.toml")
-	config = strings.ReplaceAll(config, "%DATA%", filepath.Join(root, "data"))
-	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	d := &daemon{t: t, root: root, config: cfg, env: env, logs: &testutil.Buffer{}, stdout: &testutil.Buffer{}}
-	d.start()
-	t.Cleanup(d.stop)
-	return d
-}
-
-// rlSearchable makes the folders from dir up to the system's temporary
-// folder searchable by others, as startDaemon does (build steps run as an
-// unprivileged uid that must reach the build folder in the data dir).
-func rlSearchable(t testing.TB, dir string) {
-	t.Helper()
-	for d := dir; strings.HasPrefix(d, os.TempDir()+string(filepath.Separator)); d = filepath.Dir(d) {
-		if err := os.Chmod(d, 0o711); err != nil {
-			t.Fatal(err)
-		}
-	}
 }
 
 // rlDBSize is the size of the database with its WAL.

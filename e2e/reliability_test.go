@@ -26,7 +26,6 @@ import (
 
 	"slipway/internal/manifest"
 	"slipway/internal/sshdtest"
-	"slipway/internal/testutil"
 	"slipway/record"
 )
 
@@ -78,7 +77,7 @@ func TestReliabilityRetention(t *testing.T) {
 	for r := range repos {
 		srcs[r] = filepath.Join(t.TempDir(), "src")
 		alice.mustGit(t, "", "clone", "-q", seed, srcs[r])
-		commits[r] = []string{strings.TrimSpace(alice.mustGit(t, srcs[r], "rev-parse", "HEAD"))}
+		commits[r] = []string{alice.head(t, srcs[r])}
 	}
 	sizes := map[int]int64{}
 	start := time.Now()
@@ -374,11 +373,7 @@ func rlAfterCrash(t *testing.T, v *rlTally, cycle int, d *daemon, bare, target, 
 	}
 	db := rlOpenDB(t, d.dataDir())
 	defer db.Close()
-	recs, err := rlRecordedRefs(db, "app")
-	if err != nil {
-		t.Fatalf("cycle %d: %v", cycle, err)
-	}
-	server := rlServerRefs(t, bare)
+	recs, server := rlRecordsAndRefs(t, cycle, db, bare)
 	for _, ref := range rlUnrecordedRefs(server, recs) {
 		v.addKeyed(t, "a ref moved without a push record", ref, fmt.Sprintf("cycle %d: %s", cycle, ref))
 	}
@@ -403,6 +398,17 @@ func rlAfterCrash(t *testing.T, v *rlTally, cycle int, d *daemon, bare, target, 
 	}
 }
 
+// rlRecordsAndRefs reads app's recorded ref updates from db and the refs
+// of the bare repository on the server's disk.
+func rlRecordsAndRefs(t *testing.T, cycle int, db *sql.DB, bare string) ([]rlRefRecord, map[string]string) {
+	t.Helper()
+	recs, err := rlRecordedRefs(db, "app")
+	if err != nil {
+		t.Fatalf("cycle %d: %v", cycle, err)
+	}
+	return recs, rlServerRefs(t, bare)
+}
+
 // rlAtRest checks a restarted daemon once its work has ended: the refs
 // match the recorded state, every branch tip has its build, current is the
 // release the records say is live, and nothing of the crash is left
@@ -411,11 +417,7 @@ func rlAtRest(t *testing.T, v *rlTally, cycle int, d *daemon, bare, target, mark
 	t.Helper()
 	db := rlOpenDB(t, d.dataDir())
 	defer db.Close()
-	recs, err := rlRecordedRefs(db, "app")
-	if err != nil {
-		t.Fatalf("cycle %d: %v", cycle, err)
-	}
-	server := rlServerRefs(t, bare)
+	recs, server := rlRecordsAndRefs(t, cycle, db, bare)
 	for _, diff := range rlRefsDifferFromRecord(server, recs) {
 		v.addKeyed(t, "refs differ from the recorded state after a restart", diff, fmt.Sprintf("cycle %d: %s", cycle, diff))
 	}
@@ -446,7 +448,7 @@ func rlAtRest(t *testing.T, v *rlTally, cycle int, d *daemon, bare, target, mark
 	// The records say which release is live: the newest succeeded
 	// deployment's, with the digest of the artifacts it shipped.
 	var rel, digest string
-	err = db.QueryRow(`SELECT release_id, digest FROM deployments WHERE repo = 'app' AND env = 'staging' AND state = 'succeeded'
+	err := db.QueryRow(`SELECT release_id, digest FROM deployments WHERE repo = 'app' AND env = 'staging' AND state = 'succeeded'
 		ORDER BY id DESC LIMIT 1`).Scan(&rel, &digest)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		t.Fatalf("cycle %d: read the live deployment: %v", cycle, err)
@@ -467,8 +469,7 @@ func rlAtRest(t *testing.T, v *rlTally, cycle int, d *daemon, bare, target, mark
 // and ends with its log intact, and the first daemon still records pushes.
 func TestReliabilitySecondDaemon(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
+	alice, bob, d := btApp(t, "")
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline("cache = true\n", `echo rl-step-ran; echo run >> /cache/runs; `+btWaitStep("hold")),
 	})
@@ -476,33 +477,19 @@ func TestReliabilitySecondDaemon(t *testing.T) {
 	d.eventually(t, btBuildTimeout, "the build to start", func() bool { return btExists(d, "hold.started") })
 	before := rlWork(t, d)
 
-	second := exec.Command(slipwayBin, "serve", "--config", d.config)
-	second.Dir = d.root
-	second.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + d.root}, d.env...)
-	out := &testutil.Buffer{}
-	second.Stdout, second.Stderr = out, out
-	began := time.Now()
-	p, err := startProc(second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-p.done:
-	case <-time.After(15 * time.Second):
-		_ = second.Process.Kill()
-		<-p.done
+	out, took, exited, exit := secondServe(t, d, 15*time.Second)
+	if !exited {
 		t.Errorf("a second slipway serve on the same data dir was still running after 15 s:\n%s", out)
 	}
-	took := time.Since(began)
-	t.Logf("the second daemon exited after %v with %v:\n%s", took.Round(time.Millisecond), p.err, out)
-	msg := strings.ToLower(out.String())
+	t.Logf("the second daemon exited after %v with %v:\n%s", took.Round(time.Millisecond), exit, out)
+	msg := strings.ToLower(out)
 	// It exits without waiting for the lock (~0.1 s on a quiet machine; a
 	// race-built binary took 5.8 s to start and exit in a run at a high
 	// load, hence 10 s: one that waited would still be there at 15).
-	if p.err == nil || took > 10*time.Second || !strings.Contains(out.String(), d.dataDir()) ||
+	if exit == nil || took > 10*time.Second || !strings.Contains(out, d.dataDir()) ||
 		!(strings.Contains(msg, "another") || strings.Contains(msg, "already") || strings.Contains(msg, "lock")) {
 		t.Errorf("a second daemon on %s should exit at once (within 10 s), with an error naming the data dir and saying "+
-			"another daemon holds it; it took %v, exit %v, said:\n%s", d.dataDir(), took.Round(time.Millisecond), p.err, out)
+			"another daemon holds it; it took %v, exit %v, said:\n%s", d.dataDir(), took.Round(time.Millisecond), exit, out)
 	}
 	if after := rlWork(t, d); after != before {
 		t.Errorf("the second daemon changed the first one's work:\nbefore:\n%s\nafter:\n%s", before, after)
@@ -515,7 +502,7 @@ func TestReliabilitySecondDaemon(t *testing.T) {
 		t.Errorf("a push to the first daemon after the second exited: %v\n%s", err, out)
 	}
 	btTouch(t, d, "hold.go")
-	db := openStore(t, d)
+	db := d.store(t)
 	b := btFinal(t, d, db, bob, "app", id)
 	runs, _ := os.ReadFile(filepath.Join(btCache(d, "app"), "runs"))
 	log := btLog(t, d, bob, id, false)
@@ -571,7 +558,7 @@ func TestReliabilityFullDisk(t *testing.T) {
 	}
 	alice := newUser(t, "alice")
 	root := t.TempDir()
-	rlSearchable(t, root)
+	searchable(t, root)
 	data := filepath.Join(root, "data")
 	if err := os.Mkdir(data, 0o711); err != nil {
 		t.Fatal(err)
@@ -584,16 +571,14 @@ func TestReliabilityFullDisk(t *testing.T) {
 			_ = exec.Command("umount", "-l", data).Run()
 		}
 	})
-	d := rlStartDaemonIn(t, root, configFor(btRepoConfig, []*user{alice}))
+	d := startDaemonIn(t, "", root, configFor(btRepoConfig, []*user{alice}))
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline("artifacts = [\"out/\"]\n", "echo built; mkdir -p out; cp f out/"),
 		"f":             "0\n",
 	})
 	first, _ := btPushOne(t, d, alice, src, "main")
-	db := openStore(t, d)
-	if b := btFinal(t, d, db, alice, "app", first); b.State != "passed" {
-		t.Fatalf("the first build: %s (%s)", b.State, b.Reason)
-	}
+	db := d.store(t)
+	btPassed(t, d, db, alice, "app", first, "the first build")
 	bare := filepath.Join(data, "repos", "app.git")
 	filler := filepath.Join(data, "filler")
 
@@ -785,7 +770,7 @@ type rlLoadResult struct {
 func (r rlLoadResult) String() string {
 	return fmt.Sprintf("%d pushes (%d pushers) in %v: %.1f pushes/s, p50 %v, p95 %v; %d clones alongside, %d failures",
 		r.pushes, r.pushers, r.wall.Round(time.Millisecond), float64(len(r.latencies))/r.wall.Seconds(),
-		rlPercentile(r.latencies, 50).Round(time.Millisecond), rlPercentile(r.latencies, 95).Round(time.Millisecond),
+		percentile(r.latencies, 50).Round(time.Millisecond), percentile(r.latencies, 95).Round(time.Millisecond),
 		r.clones, len(r.failures))
 }
 
@@ -966,8 +951,8 @@ write = ["*"]
 	}
 	t.Logf("slipway/openssh: throughput %.2f×, p50 %.1f×, p95 %.1f×",
 		(float64(len(res.latencies))/res.wall.Seconds())/(float64(len(bres.latencies))/bres.wall.Seconds()),
-		float64(rlPercentile(res.latencies, 50))/float64(rlPercentile(bres.latencies, 50)),
-		float64(rlPercentile(res.latencies, 95))/float64(rlPercentile(bres.latencies, 95)))
+		float64(percentile(res.latencies, 50))/float64(percentile(bres.latencies, 50)),
+		float64(percentile(res.latencies, 95))/float64(percentile(bres.latencies, 95)))
 }
 
 // rlBaselineServer is a stock OpenSSH sshd whose user's shell is git-shell.
@@ -991,7 +976,7 @@ func rlBaseline(t *testing.T) rlBaselineServer {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(t.TempDir(), "openssh")
-	rlSearchable(t, filepath.Dir(dir))
+	searchable(t, filepath.Dir(dir))
 	if err := os.Chmod(filepath.Dir(dir), 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -149,12 +149,6 @@ func rsMeasure(t testing.TB, rounds int) rsFigures {
 	return f
 }
 
-func rsMedian(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
-
 // TestReloadOfAThousandUsersAndRepos: while an admin reloads a
 // configuration of 1,000 users and 1,000 repositories, pushes and clones
 // go on and none fails, and the reloaded file is in force afterwards.
@@ -169,7 +163,7 @@ func rsMedian(ds []time.Duration) time.Duration {
 func TestReloadOfAThousandUsersAndRepos(t *testing.T) {
 	t.Parallel()
 	f := rsMeasure(t, 6)
-	took, before, during := rsMedian(f.reloads), rsMedian(f.before), rsMedian(f.during)
+	took, before, during := median(f.reloads), median(f.before), median(f.during)
 	t.Logf("%d reloads: median %v, max %v; push+clone median %v alone, %v during a reload",
 		len(f.reloads), took, slices.Max(f.reloads), before, during)
 	if took > 3*before {
@@ -186,7 +180,7 @@ func TestReloadOfAThousandUsersAndRepos(t *testing.T) {
 func BenchmarkReloadAtScale(b *testing.B) {
 	for range b.N {
 		f := rsMeasure(b, 20)
-		took, before, during := rsMedian(f.reloads), rsMedian(f.before), rsMedian(f.during)
+		took, before, during := median(f.reloads), median(f.before), median(f.during)
 		b.ReportMetric(float64(took.Microseconds())/1000, "reload-ms")
 		b.ReportMetric(float64(before.Microseconds())/1000, "op-alone-ms")
 		b.ReportMetric(float64(during.Microseconds())/1000, "op-during-reload-ms")

@@ -31,7 +31,7 @@ func rtWrite(t testing.TB, d *daemon, config string) {
 func rtReload(t testing.TB, d *daemon, admin *user, config string) string {
 	t.Helper()
 	rtWrite(t, d, config)
-	return stMustSSH(t, d, admin, "reload")
+	return mustSSH(t, d, admin, "reload")
 }
 
 // rtReloads counts the reloads the daemon's log reports as applied.
@@ -66,7 +66,7 @@ read = ["rita"]
 	config := configFor(repos, []*user{admin}, alice, rita)
 	d := startDaemon(t, config)
 
-	list := stMustSSH(t, d, rita, "repos")
+	list := mustSSH(t, d, rita, "repos")
 	if !regexp.MustCompile(`(?m)^team/app\s+read\s+never`).MatchString(list) {
 		t.Errorf("a reader's repos does not list the configured repository before any push:\n%s", list)
 	}
@@ -80,26 +80,26 @@ read = ["rita"]
 	if out, err := alice.git(src, "push", "slipway", "HEAD:main"); err != nil || strings.Contains(out, "not found") {
 		t.Fatalf("the writer's first push to a configured repository: %v\n%s", err, out)
 	}
-	head := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
+	head := alice.head(t, src)
 	rita.mustGit(t, clone, "pull", "-q", "origin", "main")
-	if got := strings.TrimSpace(rita.mustGit(t, clone, "rev-parse", "HEAD")); got != head {
+	if got := rita.head(t, clone); got != head {
 		t.Errorf("the reader's clone has %s after pull, want the first push %s", got, head)
 	}
 
 	// Out of the configuration: the data stays, for admins only.
 	rtReload(t, d, admin, configFor("", []*user{admin}, alice, rita))
-	if list := stMustSSH(t, d, rita, "repos"); strings.Contains(list, "team/app") {
+	if list := mustSSH(t, d, rita, "repos"); strings.Contains(list, "team/app") {
 		t.Errorf("a reader still sees a repository removed from the configuration:\n%s", list)
 	}
 	if out, err := rita.git(clone, "fetch", "origin"); err == nil || !strings.Contains(out, `repository "team/app" not found`) {
 		t.Errorf("a reader's fetch of a removed repository: %v\n%s", err, out)
 	}
-	if list := stMustSSH(t, d, admin, "repos"); !regexp.MustCompile(`(?m)^team/app \(unconfigured\)\s+read,write,release,create\s+\S+`).MatchString(list) {
+	if list := mustSSH(t, d, admin, "repos"); !regexp.MustCompile(`(?m)^team/app \(unconfigured\)\s+read,write,release,create\s+\S+`).MatchString(list) {
 		t.Errorf("admin's repos does not mark the removed repository unconfigured:\n%s", list)
 	}
 	adminClone := filepath.Join(t.TempDir(), "admin")
 	admin.mustGit(t, "", "clone", "-q", d.url("team/app"), adminClone)
-	if got := strings.TrimSpace(admin.mustGit(t, adminClone, "rev-parse", "HEAD")); got != head {
+	if got := admin.head(t, adminClone); got != head {
 		t.Errorf("the removed repository lost its data: HEAD %s, want %s", got, head)
 	}
 }
@@ -113,7 +113,7 @@ func TestReloadAddsAndRemovesUsers(t *testing.T) {
 	admin, carol := newUser(t, "alice"), newUser(t, "carol")
 	base := configFor(btRepoConfig, []*user{admin})
 	d := btStartDaemon(t, base)
-	db := openStore(t, d)
+	db := d.store(t)
 	if _, stderr, code := d.ssh(carol, "whoami"); code == 0 {
 		t.Fatalf("carol is not configured yet but whoami answered: %s", stderr)
 	}
@@ -121,12 +121,12 @@ func TestReloadAddsAndRemovesUsers(t *testing.T) {
 	withCarol := base + fmt.Sprintf("[[user]]\nname = \"carol\"\nkeys = [%q]\n\n[[repo]]\nname = \"svc\"\nwrite = [\"carol\"]\n", carol.pub)
 	withCarol = strings.Replace(withCarol, `write = ["alice"]`, `write = ["alice", "carol"]`, 1)
 	rtHUP(t, d, withCarol)
-	if out := stMustSSH(t, d, carol, "whoami"); !strings.HasPrefix(out, "carol\n") {
+	if out := mustSSH(t, d, carol, "whoami"); !strings.HasPrefix(out, "carol\n") {
 		t.Errorf("whoami of the user a reload added: %q", out)
 	}
 	src := carol.newProject(t, map[string]string{".slipway.toml": btPipeline("cache = true\n", btWaitStep("rt"), "echo rt-finished")})
 	id, _ := btPushOne(t, d, carol, src, "main")
-	follow := btStart(t, btSSHCmd(d, carol, "log", fmt.Sprint(id), "-f"))
+	follow := btStart(t, d.sshCmd(carol, "log", fmt.Sprint(id), "-f"))
 	d.eventually(t, btBuildTimeout, "carol's build to start its step", func() bool { return btExists(d, "rt.started") })
 
 	rtHUP(t, d, base)
@@ -182,10 +182,10 @@ func TestReloadRefusesABrokenConfiguration(t *testing.T) {
 	if _, stderr, code := d.ssh(admin, "reload"); code == 0 || !strings.Contains(stderr, "no such file") {
 		t.Errorf("reload of a deleted file: exit %d\n%s", code, stderr)
 	}
-	if out := stMustSSH(t, d, alice, "whoami"); !strings.HasPrefix(out, "alice\n") {
+	if out := mustSSH(t, d, alice, "whoami"); !strings.HasPrefix(out, "alice\n") {
 		t.Errorf("whoami after refused reloads: %q", out)
 	}
-	if cfg := stMustSSH(t, d, admin, "config"); !strings.HasPrefix(cfg, "# configuration 1,") || strings.Contains(cfg, `"svc"`) {
+	if cfg := mustSSH(t, d, admin, "config"); !strings.HasPrefix(cfg, "# configuration 1,") || strings.Contains(cfg, `"svc"`) {
 		t.Errorf("config after refused reloads is not the one from start:\n%s", cfg)
 	}
 
@@ -196,10 +196,10 @@ func TestReloadRefusesABrokenConfiguration(t *testing.T) {
 	if !strings.Contains(res, "configuration 2 in force") || !strings.Contains(res, "needs a restart: ssh.listen") || !strings.Contains(res, "repos +svc") {
 		t.Errorf("reload with a new listen address and a new repository printed:\n%s", res)
 	}
-	if list := stMustSSH(t, d, alice, "repos"); !strings.Contains(list, "svc") {
+	if list := mustSSH(t, d, alice, "repos"); !strings.Contains(list, "svc") {
 		t.Errorf("the repository added beside a restart-only change is not there:\n%s", list)
 	}
-	if cfg := stMustSSH(t, d, admin, "config"); !strings.Contains(cfg, `listen = "127.0.0.1:0"`) || !strings.Contains(cfg, "ssh reload by admin") {
+	if cfg := mustSSH(t, d, admin, "config"); !strings.Contains(cfg, `listen = "127.0.0.1:0"`) || !strings.Contains(cfg, "ssh reload by admin") {
 		t.Errorf("config does not show the running listen address and the reload that produced it:\n%s", cfg)
 	}
 }
@@ -216,12 +216,12 @@ func TestSIGHUPBurstIsOneReload(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	stMustSSH(t, d, admin, "whoami")
+	mustSSH(t, d, admin, "whoami")
 	time.Sleep(1500 * time.Millisecond) // the last burst's quiet time, with room
 	if n := rtReloads(d); n < 1 || n > 2 {
 		t.Errorf("20 SIGHUPs in 1 s made %d reloads, want 1 or 2:\n%s", n, d.logs)
 	}
-	if cfg := stMustSSH(t, d, admin, "config"); !strings.Contains(cfg, "(SIGHUP)") {
+	if cfg := mustSSH(t, d, admin, "config"); !strings.Contains(cfg, "(SIGHUP)") {
 		t.Errorf("config does not say a SIGHUP produced it:\n%s", cfg)
 	}
 }
@@ -252,13 +252,10 @@ write = ["alice"]
 	}
 	config := configFor(repo("@every 1h", "envs/a/{repo}"), []*user{alice})
 	d := btStartDaemon(t, config)
-	db := openStore(t, d)
+	db := d.store(t)
 	dir, head := dtProject(t, alice, map[string]string{"index.html": "one\n"})
 	alice.mustGit(t, dir, "push", "-q", d.url("app"), "HEAD:main")
-	b := dtWaitBuild(t, d, alice, "app", head, 0)
-	if b.State != "passed" {
-		t.Fatalf("the build of main ended %s", b.State)
-	}
+	dtWaitPassed(t, d, alice, "app", head, 0)
 	d.eventually(t, 2*time.Minute, "the deployment to hold in activate", func() bool {
 		_, err := os.Stat(filepath.Join(hold, "held"))
 		return err == nil
@@ -286,7 +283,7 @@ write = ["alice"]
 	}
 
 	alice.commit(t, dir, "app/index.html", "two\n")
-	two := strings.TrimSpace(alice.mustGit(t, dir, "rev-parse", "HEAD"))
+	two := alice.head(t, dir)
 	alice.mustGit(t, dir, "push", "-q", d.url("app"), "HEAD:main")
 	if next := dtWaitDeploy(t, d, alice, "app", "staging", two, first.ID); next.State != record.DeploySucceeded {
 		t.Fatalf("the deployment after the reload ended %s: %s", next.State, next.Reason)

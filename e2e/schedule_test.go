@@ -65,16 +65,6 @@ func stWaitRun(t *testing.T, d *daemon, db *store.Store, repo, name, what string
 	return found
 }
 
-// stMustSSH runs an SSH command that must succeed and returns its stdout.
-func stMustSSH(t testing.TB, d *daemon, u *user, args ...string) string {
-	t.Helper()
-	out, stderr, code := d.ssh(u, args...)
-	if code != 0 {
-		t.Fatalf("ssh %s: exit %d\n%s%s", strings.Join(args, " "), code, out, stderr)
-	}
-	return out
-}
-
 // stLine returns the first line of text that contains every one of parts,
 // or "".
 func stLine(text string, parts ...string) string {
@@ -123,14 +113,14 @@ read = ["*"]
   cron = "@every 1s"
   branch = "main"
 `, []*user{alice}), "Europe/Berlin"))
-	db := openStore(t, d)
+	db := d.store(t)
 
 	app := alice.newProject(t, map[string]string{".slipway.toml": stPipelines})
 	alice.mustGit(t, app, "push", "-q", d.url("app"), "main")
-	appHead := strings.TrimSpace(alice.mustGit(t, app, "rev-parse", "HEAD"))
+	appHead := alice.head(t, app)
 	plain := alice.newProject(t, map[string]string{".slipway.toml": stBuildOnly})
 	alice.mustGit(t, plain, "push", "-q", d.url("plain"), "main")
-	plainHead := strings.TrimSpace(alice.mustGit(t, plain, "rev-parse", "HEAD"))
+	plainHead := alice.head(t, plain)
 
 	// A scheduled build of app runs its [nightly] section.
 	tick := stWaitRun(t, d, db, "app", "tick", "a passed scheduled build of app", func(b record.Build) bool {
@@ -139,11 +129,11 @@ read = ["*"]
 	if tick.Trigger != record.TriggerSchedule || tick.Ref != "refs/heads/main" || tick.PushID != 0 {
 		t.Errorf("scheduled build of app recorded as %+v", tick)
 	}
-	builds := stMustSSH(t, d, alice, "builds", "app", "--limit", "100")
+	builds := mustSSH(t, d, alice, "builds", "app", "--limit", "100")
 	if line := stLine(builds, strconv.FormatInt(tick.ID, 10)+" ", "schedule:tick", "passed"); line == "" {
 		t.Errorf("builds app does not show build %d as passed, schedule:tick:\n%s", tick.ID, builds)
 	}
-	log := stMustSSH(t, d, alice, "log", strconv.FormatInt(tick.ID, 10))
+	log := mustSSH(t, d, alice, "log", strconv.FormatInt(tick.ID, 10))
 	if !strings.Contains(log, "ran-nightly-section") || strings.Contains(log, "ran-build-section") {
 		t.Errorf("scheduled build of a file with [nightly] did not run [nightly]:\n%s", log)
 	}
@@ -152,7 +142,7 @@ read = ["*"]
 	ptick := stWaitRun(t, d, db, "plain", "tick", "a passed scheduled build of plain", func(b record.Build) bool {
 		return b.Commit == plainHead && b.State == record.StatePassed
 	})
-	log = stMustSSH(t, d, alice, "log", strconv.FormatInt(ptick.ID, 10))
+	log = mustSSH(t, d, alice, "log", strconv.FormatInt(ptick.ID, 10))
 	if !strings.Contains(log, "ran-build-section") || !strings.Contains(log, "no [nightly] section; running [build]") {
 		t.Errorf("scheduled build without [nightly] did not fall back to [build] visibly:\n%s", log)
 	}
@@ -171,10 +161,10 @@ read = ["*"]
 	stWaitRun(t, d, db, "app", "ghost", "the missing branch's schedule firing again", func(b record.Build) bool {
 		return b.ID > ghost.ID && b.State == record.StateError
 	})
-	if out := stMustSSH(t, d, alice, "whoami"); !strings.Contains(out, "alice") {
+	if out := mustSSH(t, d, alice, "whoami"); !strings.Contains(out, "alice") {
 		t.Errorf("whoami after the failing schedule: %q", out)
 	}
-	builds = stMustSSH(t, d, alice, "builds", "app", "--limit", "100")
+	builds = mustSSH(t, d, alice, "builds", "app", "--limit", "100")
 	if stLine(builds, "no-such-branch", "error", "schedule:ghost", "branch no-such-branch does not exist") == "" {
 		t.Errorf("builds app does not show the missing branch's error:\n%s", builds)
 	}
@@ -185,7 +175,7 @@ read = ["*"]
 		t.Fatal(err)
 	}
 	before := stNext230(time.Now(), tokyo)
-	list := stMustSSH(t, d, alice, "schedules", "app")
+	list := mustSSH(t, d, alice, "schedules", "app")
 	after := stNext230(time.Now(), tokyo)
 	nightly := stLine(list, "app", "nightly", "CRON_TZ=Asia/Tokyo 30 2 * * *")
 	if nightly == "" || !strings.HasSuffix(strings.TrimSpace(nightly), "never") ||
@@ -226,7 +216,7 @@ read = ["*"]
   cron = "@every 1s"
   branch = "main"
 `, []*user{alice}))
-	db := openStore(t, d)
+	db := d.store(t)
 	// The nightly suite hangs while the file "hold" exists.
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": "[build]\nsteps = [\"true\"]\n[nightly]\nsteps = [\"if [ -f hold ]; then sleep 300; fi\", \"echo suite-done\"]\n",
@@ -244,7 +234,7 @@ read = ["*"]
 	if skipped.Reason != reason || skipped.Trigger != record.TriggerSchedule {
 		t.Errorf("overlapping firing recorded as %+v; want skipped with %q", skipped, reason)
 	}
-	builds := stMustSSH(t, d, alice, "builds", "app", "--limit", "100")
+	builds := mustSSH(t, d, alice, "builds", "app", "--limit", "100")
 	if stLine(builds, strconv.FormatInt(skipped.ID, 10)+" ", "skipped", "schedule:slow", reason) == "" {
 		t.Errorf("builds does not show the skipped firing with its reason:\n%s", builds)
 	}
@@ -256,8 +246,8 @@ read = ["*"]
 	}
 	alice.mustGit(t, src, "commit", "-q", "-am", "no hold")
 	alice.mustGit(t, src, "push", "-q", d.url("app"), "main")
-	head := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
-	if out := stMustSSH(t, d, alice, "cancel", strconv.FormatInt(first.ID, 10)); !strings.Contains(out, "cancelled") {
+	head := alice.head(t, src)
+	if out := mustSSH(t, d, alice, "cancel", strconv.FormatInt(first.ID, 10)); !strings.Contains(out, "cancelled") {
 		t.Fatalf("cancel: %q", out)
 	}
 	next := stWaitRun(t, d, db, "app", "slow", "a scheduled run after the cancel", func(b record.Build) bool {
@@ -294,10 +284,10 @@ write = ["alice"]
   cron = "CRON_TZ=UTC 0 0 29 2 *"
   branch = "main"
 `, []*user{admin}, alice, bob, carol))
-	db := openStore(t, d)
+	db := d.store(t)
 	src := admin.newProject(t, map[string]string{".slipway.toml": stPipelines})
 	admin.mustGit(t, src, "push", "-q", d.url("app"), "main")
-	head := strings.TrimSpace(admin.mustGit(t, src, "rev-parse", "HEAD"))
+	head := admin.head(t, src)
 
 	// A reader is refused, a stranger is told the repository does not
 	// exist, and an unknown schedule is not found: no build in any case.
@@ -317,7 +307,7 @@ write = ["alice"]
 		t.Fatalf("refused runs left builds: %+v", runs)
 	}
 
-	out := stMustSSH(t, d, alice, "run", "app", "integration")
+	out := mustSSH(t, d, alice, "run", "app", "integration")
 	want := "queued: main @ " + head[:7]
 	runs := stRuns(t, db, "app", "integration")
 	if len(runs) != 1 || !strings.Contains(out, "build #"+strconv.FormatInt(runs[0].ID, 10)+" "+want) {
@@ -329,14 +319,14 @@ write = ["alice"]
 	if b.State != record.StatePassed || b.Trigger != record.TriggerManual || b.Commit != head {
 		t.Errorf("run by hand recorded as %+v", b)
 	}
-	builds := stMustSSH(t, d, bob, "builds", "app")
+	builds := mustSSH(t, d, bob, "builds", "app")
 	if stLine(builds, strconv.FormatInt(b.ID, 10)+" ", "manual:integration", "passed") == "" {
 		t.Errorf("builds does not show the run by hand:\n%s", builds)
 	}
-	if log := stMustSSH(t, d, bob, "log", strconv.FormatInt(b.ID, 10)); !strings.Contains(log, "ran-nightly-section") {
+	if log := mustSSH(t, d, bob, "log", strconv.FormatInt(b.ID, 10)); !strings.Contains(log, "ran-nightly-section") {
 		t.Errorf("run by hand did not run [nightly]:\n%s", log)
 	}
-	list := stMustSSH(t, d, bob, "schedules")
+	list := mustSSH(t, d, bob, "schedules")
 	if line := stLine(list, "integration"); !strings.Contains(line, "#"+strconv.FormatInt(b.ID, 10)+" passed") {
 		t.Errorf("schedules does not show the run by hand as the last run:\n%s", list)
 	}
@@ -422,7 +412,7 @@ read = ["*"]
   branch = "main"
   catch_up = false
 `, []*user{alice}), "UTC"))
-	db := openStore(t, d)
+	db := d.store(t)
 	src := alice.newProject(t, map[string]string{".slipway.toml": stPipelines})
 	alice.mustGit(t, src, "push", "-q", d.url("app"), "main")
 	for _, name := range []string{"up", "off"} {
@@ -547,7 +537,7 @@ func TestStRemovedScheduleCancelsQueued(t *testing.T) {
 `
 	config := configFor("[build]\nconcurrency = 1\n\n[[repo]]\nname = \"app\"\nread = [\"*\"]\n"+schedules, []*user{alice})
 	d := startDaemon(t, config)
-	db := openStore(t, d)
+	db := d.store(t)
 	// The push build holds the only worker, so the schedule's runs queue.
 	src := alice.newProject(t, map[string]string{".slipway.toml": "[build]\nsteps = [\"sleep 300\"]\n[nightly]\nsteps = [\"true\"]\n"})
 	alice.mustGit(t, src, "push", "-q", d.url("app"), "main")
@@ -579,11 +569,11 @@ func TestStRemovedScheduleCancelsQueued(t *testing.T) {
 			t.Errorf("run of the removed schedule left %s: %+v", b.State, b)
 		}
 	}
-	list := stMustSSH(t, d, alice, "schedules", "app")
+	list := mustSSH(t, d, alice, "schedules", "app")
 	if strings.Contains(list, "gone") || !strings.Contains(list, "keep") {
 		t.Errorf("schedules after the removal:\n%s", list)
 	}
-	builds := stMustSSH(t, d, alice, "builds", "app", "--limit", "100")
+	builds := mustSSH(t, d, alice, "builds", "app", "--limit", "100")
 	if stLine(builds, strconv.FormatInt(queued.ID, 10)+" ", "cancelled", `schedule "gone" was removed from the config`) == "" {
 		t.Errorf("builds does not show the cancelled run with its reason:\n%s", builds)
 	}
@@ -596,7 +586,7 @@ func TestStRemovedScheduleCancelsQueued(t *testing.T) {
 	}
 	for _, b := range push {
 		if b.Trigger == record.TriggerPush && !b.State.Final() {
-			stMustSSH(t, d, alice, "cancel", strconv.FormatInt(b.ID, 10))
+			mustSSH(t, d, alice, "cancel", strconv.FormatInt(b.ID, 10))
 		}
 	}
 }
@@ -668,13 +658,7 @@ read = ["*"]
 func TestStQuickStartPipeline(t *testing.T) {
 	t.Parallel()
 	alice := newUser(t, "alice")
-	home := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(home, ".ssh"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(home, ".ssh", "id_ed25519.pub"), []byte(alice.pub+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	home := ctHome(t, alice)
 	work := t.TempDir()
 
 	// The same commands the banner prints, with the ssh of the test's user.
@@ -696,10 +680,10 @@ func TestStQuickStartPipeline(t *testing.T) {
 		t.Fatalf("first push does not say a build was queued:\n%s", out)
 	}
 	d.eventually(t, 2*time.Minute, "staging to get v1 by itself", func() bool { return version("staging") == "v1\n" })
-	if builds := stMustSSH(t, d, alice, "builds", "myproject"); stLine(builds, "myproject", "main", "passed", "push") == "" {
+	if builds := mustSSH(t, d, alice, "builds", "myproject"); stLine(builds, "myproject", "main", "passed", "push") == "" {
 		t.Errorf("builds after the first push:\n%s", builds)
 	}
-	if deploys := stMustSSH(t, d, alice, "deploys", "myproject", "staging"); stLine(deploys, "staging", "succeeded", "auto") == "" {
+	if deploys := mustSSH(t, d, alice, "deploys", "myproject", "staging"); stLine(deploys, "staging", "succeeded", "auto") == "" {
 		t.Errorf("deploys after the first push:\n%s", deploys)
 	}
 	if version("prod") != "" {
@@ -733,7 +717,7 @@ func TestStQuickStartPipeline(t *testing.T) {
 		bs, _ := db.ListBuilds(t.Context(), "myproject", 0)
 		return slices.ContainsFunc(bs, func(b record.Build) bool { return b.Commit == bad && b.State.Final() })
 	})
-	if builds := stMustSSH(t, d, alice, "builds", "myproject"); stLine(builds, bad[:7], "failed", "test ! -f broken") == "" {
+	if builds := mustSSH(t, d, alice, "builds", "myproject"); stLine(builds, bad[:7], "failed", "test ! -f broken") == "" {
 		t.Fatalf("the broken revision's build did not fail at test ! -f broken:\n%s", builds)
 	}
 	out, err = alice.git(src, "push", "slipway", "HEAD:refs/release/prod")

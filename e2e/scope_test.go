@@ -48,7 +48,7 @@ write = ["alice"]
   auto = "main"
   activate = "printf '%%s' \"$DEPLOY_TOKEN\" | rev > ../../activate-saw; printf '%%s' \"${MAIN_TOKEN:-none}\" | rev >> ../../activate-saw"
 `, filepath.Join(dir, "main"), filepath.Join(dir, "deploy"), staging), []*user{alice}, bob))
-	db := openStore(t, d)
+	db := d.store(t)
 	// rev turns a value into one masking cannot know: what the log shows
 	// is what the step had.
 	src := alice.newProject(t, map[string]string{
@@ -66,9 +66,7 @@ write = ["alice"]
 	}
 
 	feature, _ := btPushOne(t, d, alice, src, "HEAD:refs/heads/feature")
-	if b := btFinal(t, d, db, bob, "app", feature); b.State != "passed" {
-		t.Fatalf("feature build: %s (%s)", b.State, b.Reason)
-	}
+	btPassed(t, d, db, bob, "app", feature, "feature build")
 	log := btLog(t, d, bob, feature, false)
 	if !strings.Contains(log, "main=enon") || !strings.Contains(log, "deploy=enon") || strings.Contains(log, rev(mainTok)) {
 		t.Errorf("a feature branch's build saw a secret:\n%s", log)
@@ -91,10 +89,7 @@ write = ["alice"]
 	}
 
 	mainBuild, _ := btPushOne(t, d, alice, src, "main")
-	mb := btFinal(t, d, db, bob, "app", mainBuild)
-	if mb.State != "passed" {
-		t.Fatalf("main build: %s (%s)", mb.State, mb.Reason)
-	}
+	mb := btPassed(t, d, db, bob, "app", mainBuild, "main build")
 	log = btLog(t, d, bob, mainBuild, false)
 	if !strings.Contains(log, "main="+rev(mainTok)) || !strings.Contains(log, "deploy=enon") {
 		t.Errorf("main's build did not get exactly its secret:\n%s", log)
@@ -115,9 +110,8 @@ write = ["alice"]
 // main's next build finds.
 func TestCacheIsScopedToBranches(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	d := btStartDaemon(t, configFor(btRepoConfig, []*user{alice}, bob))
-	db := openStore(t, d)
+	alice, bob, d := btApp(t, "")
+	db := d.store(t)
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline("cache = true\n",
 			`echo "tool=$(cat /cache/tool 2>/dev/null || echo none)"`,
@@ -125,15 +119,11 @@ func TestCacheIsScopedToBranches(t *testing.T) {
 			`if [ "$SLIPWAY_BRANCH" != main ]; then echo planted > /cache/tool; mkdir -p /cache/bin && echo evil > /cache/bin/go; fi`),
 	})
 	first, _ := btPushOne(t, d, alice, src, "main")
-	if b := btFinal(t, d, db, bob, "app", first); b.State != "passed" {
-		t.Fatalf("main build: %s (%s)", b.State, b.Reason)
-	}
+	btPassed(t, d, db, bob, "app", first, "main build")
 	before := treeSum(t, btCache(d, "app"))
 
 	feature, _ := btPushOne(t, d, alice, src, "HEAD:refs/heads/feature")
-	if b := btFinal(t, d, db, bob, "app", feature); b.State != "passed" {
-		t.Fatalf("feature build: %s (%s)", b.State, b.Reason)
-	}
+	btPassed(t, d, db, bob, "app", feature, "feature build")
 	log := btLog(t, d, bob, feature, false)
 	if !strings.Contains(log, "tool=trusted") || !strings.Contains(log, "starting from a copy of main's") {
 		t.Errorf("the feature branch did not start from a copy of main's cache:\n%s", log)
@@ -143,9 +133,7 @@ func TestCacheIsScopedToBranches(t *testing.T) {
 	}
 	alice.commit(t, src, "f", "again\n")
 	again, _ := btPushOne(t, d, alice, src, "main")
-	if b := btFinal(t, d, db, bob, "app", again); b.State != "passed" {
-		t.Fatalf("second main build: %s (%s)", b.State, b.Reason)
-	}
+	btPassed(t, d, db, bob, "app", again, "second main build")
 	if log := btLog(t, d, bob, again, false); !strings.Contains(log, "tool=trusted") {
 		t.Errorf("main's next build found what the feature branch planted:\n%s", log)
 	}

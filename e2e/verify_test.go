@@ -20,12 +20,14 @@ import (
 	"slipway/store"
 )
 
-// vtConfig is app (alice writes, bob writes too, carol reads) with extra
-// lines in its [[repo]], and a local staging folder that passing builds of
-// main go to.
-func vtConfig(t *testing.T, extra string, alice, bob *user) (config, staging string) {
+// vtStart starts a daemon (btStartDaemon) on app (alice writes, bob
+// writes too, carol reads) with extra lines in its [[repo]], and a local
+// staging folder that passing builds of main go to.
+func vtStart(t *testing.T, extra string) (alice, bob *user, d *daemon, staging string) {
+	t.Helper()
+	alice, bob = btUsers(t)
 	staging = filepath.Join(t.TempDir(), "staging")
-	return configFor(fmt.Sprintf(`
+	return alice, bob, btStartDaemon(t, configFor(fmt.Sprintf(`
 [[repo]]
 name = "app"
 read = ["*"]
@@ -35,7 +37,7 @@ write = ["alice", "bob"]
   name = "staging"
   auto = "main"
   target = %q
-`, extra, staging), []*user{alice}, bob), staging
+`, extra, staging), []*user{alice}, bob)), staging
 }
 
 var vtVerifiesRE = regexp.MustCompile(`build #(\d+) verifies (\S+) @ ([0-9a-f]{7}) before the push lands — follow: ssh -p (\d+) (\S+) log (\d+) -f`)
@@ -71,12 +73,10 @@ func vtPushes(t *testing.T, db *store.Store) int {
 // with its log, and no push is recorded.
 func TestVerifiedPushFailingLeavesTheRef(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	config, _ := vtConfig(t, "", alice, bob)
-	d := btStartDaemon(t, config)
-	db := openStore(t, d)
+	alice, bob, d, _ := vtStart(t, "")
+	db := d.store(t)
 	src := alice.newProject(t, map[string]string{".slipway.toml": btPipeline("", "true")})
-	before := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
+	before := alice.head(t, src)
 	id, _ := btPushOne(t, d, alice, src, "main")
 	btFinal(t, d, db, alice, "app", id)
 	pushes := vtPushes(t, db)
@@ -143,15 +143,13 @@ func stepShort(step string) string {
 // passed build of main does.
 func TestVerifiedPushPassingCountsOnce(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	config, staging := vtConfig(t, "", alice, bob)
-	d := btStartDaemon(t, config)
-	db := openStore(t, d)
+	alice, bob, d, staging := vtStart(t, "")
+	db := d.store(t)
 	src := alice.newProject(t, map[string]string{
 		"index.html":    "verified\n",
 		".slipway.toml": btPipeline("artifacts = [\"dist/\"]\n", `echo vt-ok-$((40+2)) on $SLIPWAY_BRANCH`, `mkdir dist && cp index.html dist/`),
 	})
-	commit := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
+	commit := alice.head(t, src)
 	out, err := alice.git(src, "push", "-o", "verify", d.url("app"), "main")
 	if err != nil {
 		t.Fatalf("a passing verified push: %v\n%s", err, out)
@@ -209,11 +207,9 @@ func TestVerifiedPushPassingCountsOnce(t *testing.T) {
 // push then lands.
 func TestConcurrentPushRefusedWhileVerifying(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	config, _ := vtConfig(t, "", alice, bob)
-	d := btStartDaemon(t, config)
+	alice, bob, d, _ := vtStart(t, "")
 	src := alice.newProject(t, map[string]string{".slipway.toml": btPipeline("cache = true\n", btWaitStep("hold"))})
-	commit := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
+	commit := alice.head(t, src)
 	push := btGitBackground(t, alice, src, "push", "-o", "verify", d.url("app"), "main")
 	d.eventually(t, btBuildTimeout, "alice's build to start", func() bool { return btExists(d, "hold.started") })
 	vid := vtVerifyID(t, d, push.out.String())
@@ -253,10 +249,8 @@ func TestConcurrentPushRefusedWhileVerifying(t *testing.T) {
 // after landing, as before.
 func TestVerifyBranchesMakePlainPushVerified(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	config, _ := vtConfig(t, `verify_branches = ["main"]`, alice, bob)
-	d := btStartDaemon(t, config)
-	db := openStore(t, d)
+	alice, bob, d, _ := vtStart(t, `verify_branches = ["main"]`)
+	db := d.store(t)
 	src := alice.newProject(t, map[string]string{".slipway.toml": btPipeline("", `echo vt-red; exit 1`)})
 	out, err := alice.git(src, "push", d.url("app"), "main")
 	if err == nil {
@@ -293,10 +287,8 @@ func TestVerifyBranchesMakePlainPushVerified(t *testing.T) {
 // main does not move.
 func TestPusherLeavingCancelsVerification(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	config, _ := vtConfig(t, "", alice, bob)
-	d := btStartDaemon(t, config)
-	db := openStore(t, d)
+	alice, bob, d, _ := vtStart(t, "")
+	db := d.store(t)
 	marker := btMarker("leave")
 	src := alice.newProject(t, map[string]string{".slipway.toml": btPipeline(
 		fmt.Sprintf("cache = true\n[build.env]\nBT_MARKER = %q\n", marker), `: `+marker+`; `+btWaitStep("leave"))})
@@ -325,12 +317,10 @@ func TestPusherLeavingCancelsVerification(t *testing.T) {
 // never runs again and never counts as passed; main never moved.
 func TestDaemonKilledDuringVerification(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	config, _ := vtConfig(t, "", alice, bob)
-	d := btStartDaemon(t, config)
+	alice, bob, d, _ := vtStart(t, "")
 	src := alice.newProject(t, map[string]string{".slipway.toml": btPipeline("cache = true\n",
 		`echo run >> /cache/runs; `+btWaitStep("kill"))})
-	commit := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
+	commit := alice.head(t, src)
 	push := btGitBackground(t, alice, src, "push", "-o", "verify", d.url("app"), "main")
 	d.eventually(t, btBuildTimeout, "the build to start", func() bool { return btExists(d, "kill.started") })
 	vid := vtVerifyID(t, d, push.out.String())
@@ -343,7 +333,7 @@ func TestDaemonKilledDuringVerification(t *testing.T) {
 	btTouch(t, d, "kill.go")
 	d.start()
 	btNoWarning(d)
-	db := openStore(t, d)
+	db := d.store(t)
 	b := btBuildByID(t, d, bob, "app", vid)
 	if b.State != "interrupted" || !strings.Contains(b.Reason, "does not count") {
 		t.Fatalf("the verification after the restart: %s (%q)", b.State, b.Reason)
@@ -370,9 +360,7 @@ func TestDaemonKilledDuringVerification(t *testing.T) {
 // ends cancelled (never passed, never run again), main never moved.
 func TestDaemonStoppedDuringVerification(t *testing.T) {
 	t.Parallel()
-	alice, bob := btUsers(t)
-	config, _ := vtConfig(t, "", alice, bob)
-	d := btStartDaemon(t, config)
+	alice, bob, d, _ := vtStart(t, "")
 	marker := btMarker("stop")
 	src := alice.newProject(t, map[string]string{".slipway.toml": btPipeline(
 		fmt.Sprintf("cache = true\n[build.env]\nBT_MARKER = %q\n", marker), `: `+marker+`; echo run >> /cache/runs; `+btWaitStep("stop"))})

@@ -27,8 +27,28 @@ func waDashboard(t testing.TB, d *daemon) string {
 	return base
 }
 
+// waLoginLink runs `ssh login` as u and returns the sign-in link it prints,
+// which must be one of the dashboard at base, and what it said on stderr.
+func waLoginLink(t *testing.T, d *daemon, u *user, base string) (link, stderr string) {
+	t.Helper()
+	out, stderr, code := d.ssh(u, "login")
+	link = strings.TrimSpace(out)
+	if code != 0 || !strings.HasPrefix(link, base+"/login/") {
+		t.Fatalf("ssh login as %s: exit %d, %q %q (dashboard %s)", u.name, code, out, stderr, base)
+	}
+	return link, stderr
+}
+
 // waGet sends a GET with the client and returns the status and body.
 func waGet(t *testing.T, c *http.Client, url string, hdr ...string) (int, string) {
+	t.Helper()
+	code, _, body := httpGet(t, c, url, hdr...)
+	return code, body
+}
+
+// httpGet sends a GET with the client, with the headers hdr (name, value,
+// ...), and returns the status, the headers and the body.
+func httpGet(t testing.TB, c *http.Client, url string, hdr ...string) (int, http.Header, string) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
 	if err != nil {
@@ -46,7 +66,7 @@ func waGet(t *testing.T, c *http.Client, url string, hdr ...string) (int, string
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
-	return res.StatusCode, string(b)
+	return res.StatusCode, res.Header, string(b)
 }
 
 // TestWebSignInAndTokens: against the real binary, `ssh login` prints a
@@ -76,10 +96,9 @@ name = "secret"
 		t.Errorf("help does not list login and token:\n%s", help)
 	}
 
-	out, errOut, code := d.ssh(alice, "login")
-	link := strings.TrimSpace(out)
-	if code != 0 || !strings.HasPrefix(link, base+"/login/") || !strings.Contains(errOut, "within 2 minutes") {
-		t.Fatalf("ssh login: %d %q %q (dashboard %s)", code, out, errOut, base)
+	link, errOut := waLoginLink(t, d, alice, base)
+	if !strings.Contains(errOut, "within 2 minutes") {
+		t.Fatalf("ssh login does not say the link works within 2 minutes: %q", errOut)
 	}
 	jar, err := cookiejar.New(nil)
 	if err != nil {
@@ -115,9 +134,7 @@ name = "secret"
 		list, _, _ := d.ssh(bob, "token", "list")
 		return !strings.HasSuffix(strings.TrimSpace(list), "never")
 	})
-	if _, errOut, code := d.ssh(bob, "token", "revoke", "ci"); code != 0 {
-		t.Fatalf("ssh token revoke: %d %s", code, errOut)
-	}
+	mustSSH(t, d, bob, "token", "revoke", "ci")
 	if status, body := waGet(t, curl, base+"/", "Authorization", "Bearer "+tok); status != http.StatusUnauthorized || !strings.Contains(body, "token revoked") {
 		t.Errorf("GET / with the revoked token: %d\n%s", status, body)
 	}

@@ -26,8 +26,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/crypto/ssh"
 )
 
 // wlEvent is one Server-Sent Event.
@@ -129,7 +127,7 @@ name = "secret"
 write = ["alice"]
 `, staging), []*user{alice}))
 	base := waDashboard(t, d)
-	db := openStore(t, d)
+	db := d.store(t)
 	web := &http.Client{Timeout: 30 * time.Second}
 
 	if code, label := wlBadge(t, base+"/app/badge.svg"); code != http.StatusOK || label != "build: unknown" {
@@ -142,7 +140,7 @@ write = ["alice"]
 				`for i in 1 2 3; do echo "after the wait $i"; sleep 0.2; done; mkdir -p out; echo hello > out/index.html`),
 	})
 	id, _ := btPushOne(t, d, alice, src, "main")
-	commit := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
+	commit := alice.head(t, src)
 	d.eventually(t, btBuildTimeout, "the build to start", func() bool { return btExists(d, "started") })
 
 	// The log page while the step waits: the lines so far, in colour,
@@ -251,12 +249,30 @@ type wlBench struct {
 	pid        int
 }
 
-// wlBenchDaemon runs bin serve on config, as startDaemon does, and waits
-// for its Dashboard line too.
-func wlBenchDaemon(b *testing.B, bin, config string) wlBench {
+// wlBenchApp runs the release build on a public repository "app" that
+// user "bench" writes, waits for its Dashboard line too, and makes bench's
+// project on main whose build runs step.
+func wlBenchApp(b *testing.B, step string) (d wlBench, u *user, src string) {
 	b.Helper()
-	d := startDaemonBin(b, bin, config)
-	return wlBench{addr: d.addr, base: waDashboard(b, d), pid: d.proc.cmd.Process.Pid}
+	u = newUser(b, "bench")
+	sd := startDaemonBin(b, mustReleaseBin(b), configFor("[http]\nlisten = \"127.0.0.1:0\"\n\n[[repo]]\nname = \"app\"\npublic = true\nwrite = [\"bench\"]\n", []*user{u}))
+	src = u.newProject(b, map[string]string{".slipway.toml": btPipeline("", step)})
+	return wlBench{addr: sd.addr, base: waDashboard(b, sd), pid: sd.proc.cmd.Process.Pid}, u, src
+}
+
+// wlPushBuild pushes main of src to d's app, after a new commit from the
+// second round on, and returns the id of the build the push queued.
+func wlPushBuild(b *testing.B, d wlBench, u *user, src string, round int) string {
+	b.Helper()
+	if round > 0 {
+		u.commit(b, src, "n", strconv.Itoa(round))
+	}
+	out := u.mustGit(b, src, "push", "ssh://git@"+d.addr+"/app", "HEAD:main")
+	m := btQueuedRE.FindStringSubmatch(out)
+	if m == nil {
+		b.Fatalf("the push queued no build:\n%s", out)
+	}
+	return m[1]
 }
 
 // wlRSS is the resident memory of process pid, in bytes.
@@ -301,35 +317,19 @@ func wlLatencies(r io.Reader) []time.Duration {
 //
 //	go test -run '^$' -bench BenchmarkWebLiveLog -benchtime 5x ./e2e
 func BenchmarkWebLiveLog(b *testing.B) {
-	bin, err := releaseBin()
-	if err != nil {
-		b.Fatal(err)
-	}
-	root := b.TempDir()
-	u := dtBenchUser(b, root)
-	d := wlBenchDaemon(b, bin, configFor("[http]\nlisten = \"127.0.0.1:0\"\n\n[[repo]]\nname = \"app\"\npublic = true\nwrite = [\"bench\"]\n", []*user{u}))
-	src := u.newProject(b, map[string]string{
-		".slipway.toml": btPipeline("", `for i in $(seq 1 100); do echo "t=$(date +%s%N)"; sleep 0.03; done`),
-	})
+	d, u, src := wlBenchApp(b, `for i in $(seq 1 100); do echo "t=$(date +%s%N)"; sleep 0.03; done`)
 	host, port, _ := strings.Cut(d.addr, ":")
 	var web, ssh []time.Duration
 	b.ResetTimer()
 	for i := range b.N {
 		b.StopTimer()
-		if i > 0 {
-			u.commit(b, src, "n", strconv.Itoa(i))
-		}
-		out := u.mustGit(b, src, "push", "ssh://git@"+d.addr+"/app", "HEAD:main")
-		m := btQueuedRE.FindStringSubmatch(out)
-		if m == nil {
-			b.Fatalf("the push queued no build:\n%s", out)
-		}
+		id := wlPushBuild(b, d, u, src, i)
 		b.StartTimer()
-		res, err := http.Get(d.base + "/builds/" + m[1] + "/log/events")
+		res, err := http.Get(d.base + "/builds/" + id + "/log/events")
 		if err != nil {
 			b.Fatal(err)
 		}
-		cmd := exec.Command("ssh", append(strings.Fields(strings.TrimPrefix(u.sshCommand(), "ssh ")), "-p", port, "git@"+host, "log", m[1], "-f")...)
+		cmd := exec.Command("ssh", append(u.sshArgs(), "-p", port, "git@"+host, "log", id, "-f")...)
 		cmd.Env = u.env()
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
@@ -345,17 +345,17 @@ func BenchmarkWebLiveLog(b *testing.B) {
 		s := <-viaSSH
 		cmd.Wait()
 		if len(w) < 100 || len(s) < 100 {
-			b.Fatalf("build %s: %d lines over SSE, %d over SSH, want 100 each", m[1], len(w), len(s))
+			b.Fatalf("build %s: %d lines over SSE, %d over SSH, want 100 each", id, len(w), len(s))
 		}
 		// The first lines were written before the followers came.
 		web, ssh = append(web, w[10:]...), append(ssh, s[10:]...)
 	}
 	b.StopTimer()
-	wp50, sp50 := dtPercentile(web, 50), dtPercentile(ssh, 50)
+	wp50, sp50 := percentile(web, 50), percentile(ssh, 50)
 	b.ReportMetric(float64(wp50.Microseconds())/1000, "sse-p50-ms")
-	b.ReportMetric(float64(dtPercentile(web, 90).Microseconds())/1000, "sse-p90-ms")
+	b.ReportMetric(float64(percentile(web, 90).Microseconds())/1000, "sse-p90-ms")
 	b.ReportMetric(float64(sp50.Microseconds())/1000, "ssh-p50-ms")
-	b.ReportMetric(float64(dtPercentile(ssh, 90).Microseconds())/1000, "ssh-p90-ms")
+	b.ReportMetric(float64(percentile(ssh, 90).Microseconds())/1000, "ssh-p90-ms")
 	b.ReportMetric(float64(wp50)/float64(sp50), "x-ssh")
 }
 
@@ -370,27 +370,11 @@ func BenchmarkWebLiveLog(b *testing.B) {
 //	go test -run '^$' -bench BenchmarkWebLiveFollowers -benchtime 1x ./e2e
 func BenchmarkWebLiveFollowers(b *testing.B) {
 	const followers = 200
-	bin, err := releaseBin()
-	if err != nil {
-		b.Fatal(err)
-	}
-	root := b.TempDir()
-	u := dtBenchUser(b, root)
-	d := wlBenchDaemon(b, bin, configFor("[http]\nlisten = \"127.0.0.1:0\"\n\n[[repo]]\nname = \"app\"\npublic = true\nwrite = [\"bench\"]\n", []*user{u}))
-	src := u.newProject(b, map[string]string{
-		".slipway.toml": btPipeline("", `for i in $(seq 1 160); do echo "line $i of a build's output, as long as a test's line usually is"; sleep 0.05; done`),
-	})
+	d, u, src := wlBenchApp(b, `for i in $(seq 1 160); do echo "line $i of a build's output, as long as a test's line usually is"; sleep 0.05; done`)
 	var grew []float64
 	for i := range b.N {
-		if i > 0 {
-			u.commit(b, src, "n", strconv.Itoa(i))
-		}
-		out := u.mustGit(b, src, "push", "ssh://git@"+d.addr+"/app", "HEAD:main")
-		m := btQueuedRE.FindStringSubmatch(out)
-		if m == nil {
-			b.Fatalf("the push queued no build:\n%s", out)
-		}
-		path := "/builds/" + m[1] + "/log/events"
+		id := wlPushBuild(b, d, u, src, i)
+		path := "/builds/" + id + "/log/events"
 		addr := strings.TrimPrefix(d.base, "http://")
 		first := make(chan struct{})
 		go wlRawFollow(addr, path, func() { close(first) })
@@ -427,7 +411,7 @@ func BenchmarkWebLiveFollowers(b *testing.B) {
 		}
 		tick.Stop()
 		grew = append(grew, float64(peak-before)/(1<<20))
-		b.Logf("build %s: daemon RSS %.1f MB with one follower, %.1f MB at most with %d more", m[1], float64(before)/(1<<20), float64(peak)/(1<<20), followers)
+		b.Logf("build %s: daemon RSS %.1f MB with one follower, %.1f MB at most with %d more", id, float64(before)/(1<<20), float64(peak)/(1<<20), followers)
 	}
 	// The first round's growth is the one that counts: the Go runtime
 	// keeps what it took from the system, so later rounds start higher.
@@ -496,13 +480,10 @@ release = ["alice"]
 `, prod), []*user{alice}, bob))
 	base := waDashboard(t, d)
 	signIn := func(u *user) *http.Client {
-		out, errOut, code := d.ssh(u, "login")
-		if code != 0 {
-			t.Fatalf("ssh login as %s: %d %s", u.name, code, errOut)
-		}
+		link, _ := waLoginLink(t, d, u, base)
 		jar, _ := cookiejar.New(nil)
 		c := &http.Client{Jar: jar, Timeout: 2 * time.Minute}
-		if status, body := waGet(t, c, strings.TrimSpace(out)); status != http.StatusOK || !strings.Contains(body, "signed in as "+u.name) {
+		if status, body := waGet(t, c, link); status != http.StatusOK || !strings.Contains(body, "signed in as "+u.name) {
 			t.Fatalf("open %s's login link: %d\n%s", u.name, status, body)
 		}
 		return c
@@ -516,7 +497,7 @@ release = ["alice"]
 	url := "ssh://git@" + d.addr + "/team/app"
 	out := alice.mustGit(t, src, "push", "-o", "wait", url, "main")
 	passed := btQueued(t, d, out)
-	rev := strings.TrimSpace(alice.mustGit(t, src, "rev-parse", "HEAD"))
+	rev := alice.head(t, src)
 	out = alice.mustGit(t, src, "push", url, "HEAD:refs/heads/slow")
 	slow := btQueued(t, d, out)
 	if len(passed) != 1 || len(slow) != 1 {
@@ -589,18 +570,8 @@ release = ["alice"]
 		t.Fatalf("the environment page links no push:\n%s", body)
 	}
 	_, body = waGet(t, reader, base+"/pushes/"+push[1])
-	if !strings.Contains(body, "<dd>alice</dd>") || !strings.Contains(body, "<dd><code>"+strings.ReplaceAll(wlFingerprint(t, alice), "+", "&#43;")+"</code></dd>") ||
+	if !strings.Contains(body, "<dd>alice</dd>") || !strings.Contains(body, "<dd><code>"+strings.ReplaceAll(alice.fingerprint(t), "+", "&#43;")+"</code></dd>") ||
 		!strings.Contains(body, "<td><code>refs/release/prod</code></td>") {
 		t.Errorf("the release push's page:\n%s", body)
 	}
-}
-
-// wlFingerprint is the SHA256 fingerprint of u's key.
-func wlFingerprint(t *testing.T, u *user) string {
-	t.Helper()
-	k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(u.pub))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ssh.FingerprintSHA256(k)
 }

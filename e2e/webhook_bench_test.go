@@ -4,25 +4,12 @@ import (
 	"crypto/rand"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
 	"slipway/record"
-	"slipway/store"
 )
-
-// whOpenStore opens a daemon's database beside it.
-func whOpenStore(b *testing.B, d *daemon) *store.Store {
-	b.Helper()
-	db, err := store.Open(b.Context(), filepath.Join(d.dataDir(), "slipway.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { db.Close() })
-	return db
-}
 
 // BenchmarkWebhookLatency: from a build's result being recorded (its row's
 // finished_at) to its build.finished delivery arriving at a receiver on
@@ -31,11 +18,8 @@ func whOpenStore(b *testing.B, d *daemon) *store.Store {
 //
 //	go test -run '^$' -bench BenchmarkWebhookLatency -benchtime 20x ./e2e
 func BenchmarkWebhookLatency(b *testing.B) {
-	bin, err := releaseBin()
-	if err != nil {
-		b.Fatal(err)
-	}
-	u := dtBenchUser(b, b.TempDir())
+	bin := mustReleaseBin(b)
+	u := newUser(b, "bench")
 	arrived := make(chan whHit, 1000)
 	rc := whNewReceiver(b, func(_ int, _ http.ResponseWriter, r *http.Request) {
 		arrived <- whHit{at: time.Now(), uid: r.Header.Get("X-Slipway-Delivery")}
@@ -50,7 +34,7 @@ url = %q
 allow_private = true
 events = ["build.finished"]
 `, rc.URL), []*user{u}))
-	db := whOpenStore(b, d)
+	db := d.store(b)
 	src := u.newProject(b, map[string]string{".slipway.toml": btPipeline("", "true")})
 	var lat []time.Duration
 	b.ResetTimer()
@@ -77,7 +61,7 @@ events = ["build.finished"]
 		lat = append(lat, h.at.Sub(bd.FinishedAt))
 	}
 	b.StopTimer()
-	p50, p90 := rlPercentile(lat, 50), rlPercentile(lat, 90)
+	p50, p90 := percentile(lat, 50), percentile(lat, 90)
 	b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(p90.Microseconds())/1000, "p90-ms")
 	b.Logf("build recorded to delivery arrived: p50 %v, p90 %v over %d builds", p50, p90, len(lat))
@@ -93,11 +77,8 @@ events = ["build.finished"]
 //
 //	go test -run '^$' -bench BenchmarkWebhookBacklogPushes -benchtime 1x ./e2e
 func BenchmarkWebhookBacklogPushes(b *testing.B) {
-	bin, err := releaseBin()
-	if err != nil {
-		b.Fatal(err)
-	}
-	u := dtBenchUser(b, b.TempDir())
+	bin := mustReleaseBin(b)
+	u := newUser(b, "bench")
 	stop := make(chan struct{})
 	slow := whNewReceiver(b, func(_ int, _ http.ResponseWriter, r *http.Request) {
 		select {
@@ -116,7 +97,7 @@ allow_private = true
 events = ["push", "build.finished"]
 `, slow.URL)+repo, []*user{u}))
 	plain := startDaemonBin(b, bin, configFor(repo, []*user{u}))
-	db := whOpenStore(b, backlogged)
+	db := backlogged.store(b)
 	var ds []record.Delivery
 	for i := range 1000 {
 		ds = append(ds, record.Delivery{UID: rand.Text(), Hook: "slow", Repo: fmt.Sprintf("r%d", i%10), URL: slow.URL,
@@ -140,7 +121,7 @@ events = ["push", "build.finished"]
 	if err != nil || len(pending) < 10 {
 		b.Fatalf("the backlog is gone before the end (%d groups pending, %v)", len(pending), err)
 	}
-	w, wo := whMedian(with), whMedian(without)
+	w, wo := median(with), median(without)
 	ratio := float64(w) / float64(wo)
 	b.ReportMetric(ratio, "p50-ratio")
 	b.Logf("push p50 with 1,000 deliveries queued to a slow receiver %v, without %v: %.3fx", w, wo, ratio)

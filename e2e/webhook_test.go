@@ -67,15 +67,7 @@ func whSecret(t testing.TB, secret string) string {
 // whDeliveries is `deliveries REPO --json` as u sees it.
 func whDeliveries(t testing.TB, d *daemon, u *user, repo string, args ...string) []webhook.DeliveryView {
 	t.Helper()
-	out, errOut, code := d.ssh(u, append([]string{"deliveries", repo, "--json"}, args...)...)
-	if code != 0 {
-		t.Fatalf("deliveries %s: exit %d: %s", repo, code, errOut)
-	}
-	var ds []webhook.DeliveryView
-	if err := json.Unmarshal([]byte(out), &ds); err != nil {
-		t.Fatalf("deliveries --json: %v\n%s", err, out)
-	}
-	return ds
+	return sshJSON[[]webhook.DeliveryView](t, d, u, append([]string{"deliveries", repo, "--json"}, args...)...)
 }
 
 // TestWebhookRetriedAcrossKill: a receiver answers 500, 500, then 200;
@@ -107,7 +99,7 @@ write = ["alice"]
   allow_private = true
   events = ["build.finished"]
 `, rc.URL+"/hook?token=abc", whSecret(t, secret)), []*user{alice}, bob))
-	db := openStore(t, d)
+	db := d.store(t)
 	src := alice.newProject(t, map[string]string{".slipway.toml": btPipeline("", "true")})
 	id, _ := btPushOne(t, d, alice, src, "main")
 	btFinal(t, d, db, alice, "app", id)
@@ -177,7 +169,7 @@ url = "http://127.0.0.1:%s/"
 name = "by-name"
 url = "http://localhost:%s/"
 `+btRepoConfig, port, port), []*user{alice}, bob))
-	db := openStore(t, d)
+	db := d.store(t)
 	src := alice.newProject(t, map[string]string{".slipway.toml": btPipeline("", "true")})
 	id, _ := btPushOne(t, d, alice, src, "main")
 	btFinal(t, d, db, alice, "app", id)
@@ -211,12 +203,6 @@ func whPushTimes(t testing.TB, u *user, n int, ds []*daemon, dirs []string) [][]
 	return out
 }
 
-func whMedian(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
-
 // TestWebhookHangingReceiver: a receiver that never answers is cut off by
 // the timeout, and pushes beside it are as fast as pushes to a daemon
 // without the hook (pushes taking turns, medians).
@@ -245,7 +231,7 @@ events = ["push", "build.started", "build.finished"]
 	dirs := []string{alice.newProject(t, map[string]string{".slipway.toml": btPipeline("", "true")}),
 		alice.newProject(t, map[string]string{".slipway.toml": btPipeline("", "true")})}
 	times := whPushTimes(t, alice, 9, []*daemon{hooked, plain}, dirs)
-	with, without := whMedian(times[0]), whMedian(times[1])
+	with, without := median(times[0]), median(times[1])
 	t.Logf("push p50 with a hanging hook %v, without %v (%.2fx)", with, without, float64(with)/float64(without))
 	// The target (10%) is the benchmark's; on a loaded CI machine a
 	// hanging hook must still not be what a push waits for.
