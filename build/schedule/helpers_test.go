@@ -165,10 +165,54 @@ func (e *env) config(repos string) *configs.Config {
 	return cfg
 }
 
+// newAppEnv is newEnv with repository app, one commit on its main.
+func newAppEnv(t *testing.T) *env {
+	t.Helper()
+	e := newEnv(t)
+	e.repo("app").commit("main")
+	return e
+}
+
+// appConfig is the [[repo]] table of repository app with schedules, each a
+// [[repo.schedule]] table (see onMain), for config.
+func appConfig(schedules ...string) string {
+	return "\n[[repo]]\nname = \"app\"\n" + strings.Join(schedules, "")
+}
+
+// onMain is a [[repo.schedule]] table: name fires at cron on branch main,
+// with settings, TOML lines, added.
+func onMain(name, cron string, settings ...string) string {
+	s := fmt.Sprintf("\n  [[repo.schedule]]\n  name = %q\n  cron = %q\n  branch = \"main\"\n", name, cron)
+	for _, line := range settings {
+		s += "  " + line + "\n"
+	}
+	return s
+}
+
+// dailyUTC is app's schedule "nightly" at 02:00 in the server's zone (UTC)
+// with catch_up (true or false).
+func dailyUTC(catchUp string) string {
+	return appConfig(onMain("nightly", "0 2 * * *", "catch_up = "+catchUp))
+}
+
+// startAt starts a scheduler of the config text cfg on a fake clock at
+// start; it is shut down when the test ends.
+func (e *env) startAt(start time.Time, cfg string) (*schedule.Scheduler, *fakeClock) {
+	e.t.Helper()
+	clock := newFakeClock(start)
+	return e.start(e.config(cfg), clock), clock
+}
+
 // start creates and starts a scheduler; it is shut down when the test ends.
 func (e *env) start(cfg *configs.Config, clock schedule.Clock) *schedule.Scheduler {
 	e.t.Helper()
-	s := e.newScheduler(cfg, clock, e.st)
+	return e.startOn(cfg, clock, e.st)
+}
+
+// startOn is start on the store st.
+func (e *env) startOn(cfg *configs.Config, clock schedule.Clock, st schedule.Store) *schedule.Scheduler {
+	e.t.Helper()
+	s := e.newScheduler(cfg, clock, st)
 	if err := s.Start(e.t.Context()); err != nil {
 		e.t.Fatal(err)
 	}
@@ -252,6 +296,25 @@ func (e *env) runs(repo, name string) []record.Build {
 		bs[i], bs[j] = bs[j], bs[i]
 	}
 	return bs
+}
+
+// waitRuns polls the store, in real time, until schedule name of app has n
+// runs or more, and returns them; it fails the test after timeout.
+func (e *env) waitRuns(name string, n int, timeout time.Duration) []record.Build {
+	e.t.Helper()
+	deadline := time.Now().Add(timeout)
+	poll := time.NewTicker(20 * time.Millisecond)
+	defer poll.Stop()
+	var runs []record.Build
+	for len(runs) < n {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("runs of app/%s after %s: %+v; want %d", name, timeout, runs, n)
+		}
+		<-poll.C
+		// Poll the database: it is the only record of what fired.
+		runs = e.runs("app", name)
+	}
+	return runs
 }
 
 // lastFire returns the remembered last fire of a schedule (zero if none).
