@@ -3,14 +3,13 @@ package push_test
 import (
 	"bytes"
 	"log/slog"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"slipway/gitserver"
+	"slipway/internal/testutil"
 	"slipway/push"
 	"slipway/record"
 	"slipway/store"
@@ -23,29 +22,16 @@ func repos(t *testing.T) (dir, repo, c1, c2 string) {
 	t.Helper()
 	dir = filepath.Join(t.TempDir(), "repos")
 	repo = filepath.Join(dir, "app.git")
-	git(t, "", "init", "-q", "--bare", "--initial-branch=main", repo)
+	testutil.Git(t, "", "init", "-q", "--bare", "--initial-branch=main", repo)
 	work := t.TempDir()
-	git(t, work, "init", "-q", "--initial-branch=main")
-	git(t, work, "commit", "-q", "--allow-empty", "-m", "one")
-	c1 = git(t, work, "rev-parse", "HEAD")
-	git(t, work, "commit", "-q", "--allow-empty", "-m", "two")
-	c2 = git(t, work, "rev-parse", "HEAD")
-	git(t, work, "push", "-q", repo, c2+":refs/heads/tmp", c1+":refs/heads/main")
-	git(t, repo, "update-ref", "-d", "refs/heads/tmp")
+	testutil.Git(t, work, "init", "-q", "--initial-branch=main")
+	testutil.Git(t, work, "commit", "-q", "--allow-empty", "-m", "one")
+	c1 = testutil.Git(t, work, "rev-parse", "HEAD")
+	testutil.Git(t, work, "commit", "-q", "--allow-empty", "-m", "two")
+	c2 = testutil.Git(t, work, "rev-parse", "HEAD")
+	testutil.Git(t, work, "push", "-q", repo, c2+":refs/heads/tmp", c1+":refs/heads/main")
+	testutil.Git(t, repo, "update-ref", "-d", "refs/heads/tmp")
 	return dir, repo, c1, c2
-}
-
-func git(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_AUTHOR_NAME=T", "GIT_AUTHOR_EMAIL=t@example.com",
-		"GIT_COMMITTER_NAME=T", "GIT_COMMITTER_EMAIL=t@example.com")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
 }
 
 func reconciler(t *testing.T, st *store.Store) (*push.Handler, *part, *bytes.Buffer) {
@@ -83,7 +69,7 @@ func TestReconcileFinishesOpenPushes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	git(t, repo, "update-ref", "refs/heads/main", c2, c1)
+	testutil.Git(t, repo, "update-ref", "refs/heads/main", c2, c1)
 
 	if err := h.Reconcile(ctx, gitserver.Disk{ReposDir: dir}); err != nil {
 		t.Fatal(err)
@@ -132,8 +118,8 @@ func TestReconcileRecordsRefsThatMovedWithoutARecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	// main moves, old is deleted, a tag appears: none through Slipway.
-	git(t, repo, "update-ref", "refs/heads/main", c2)
-	git(t, repo, "update-ref", "refs/tags/v1", c2)
+	testutil.Git(t, repo, "update-ref", "refs/heads/main", c2)
+	testutil.Git(t, repo, "update-ref", "refs/tags/v1", c2)
 
 	if err := h.Reconcile(ctx, gitserver.Disk{ReposDir: dir}); err != nil {
 		t.Fatal(err)
@@ -181,7 +167,7 @@ func TestReconcileIgnoresTheNotesRef(t *testing.T) {
 	if _, err := st.RecordPush(ctx, record.Push{Repo: "app", User: "alice", Refs: []record.RefUpdate{{Name: "refs/heads/main", Old: zero, New: c1}}}); err != nil {
 		t.Fatal(err)
 	}
-	git(t, repo, "-c", "core.hooksPath=/dev/null", "notes", "--ref=slipway", "add", "-m", "build 1 passed", c1)
+	testutil.Git(t, repo, "-c", "core.hooksPath=/dev/null", "notes", "--ref=slipway", "add", "-m", "build 1 passed", c1)
 	if err := h.Reconcile(ctx, gitserver.Disk{ReposDir: dir}); err != nil {
 		t.Fatal(err)
 	}
@@ -190,8 +176,8 @@ func TestReconcileIgnoresTheNotesRef(t *testing.T) {
 	}
 	// A notes ref in the record (from a daemon that recorded it) and gone
 	// from the disk is no deletion to record either; a branch beside it is.
-	git(t, repo, "update-ref", "-d", "refs/notes/slipway")
-	git(t, repo, "update-ref", "refs/heads/main", c2)
+	testutil.Git(t, repo, "update-ref", "-d", "refs/notes/slipway")
+	testutil.Git(t, repo, "update-ref", "refs/heads/main", c2)
 	if _, err := st.RecordPush(ctx, record.Push{Repo: "app", User: "alice", Refs: []record.RefUpdate{{Name: "refs/notes/slipway", Old: zero, New: c1}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +220,7 @@ func TestWatchFinishesOldOpenPushesOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	git(t, repo, "update-ref", "refs/heads/main", c2, c1)
+	testutil.Git(t, repo, "update-ref", "refs/heads/main", c2, c1)
 	n, err := h.FinishOpen(ctx, gitserver.Disk{ReposDir: dir}, time.Now().Add(-time.Minute))
 	if err != nil || n != 1 || len(builds.settled) != 1 {
 		t.Fatalf("FinishOpen = %d, %v; settled %v", n, err, builds.settled)

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"slipway/internal/testutil"
 	"strings"
 	"testing"
 )
@@ -25,26 +25,13 @@ func (r *repo) quarantined(branch string, files map[string]*string) (commit, qua
 	if err := os.WriteFile(filepath.Join(hooks, "pre-receive"), []byte(script), 0o755); err != nil {
 		r.t.Fatal(err)
 	}
-	runGit(r.t, r.bare, "config", "core.hooksPath", hooks)
-	defer runGit(r.t, r.bare, "config", "--unset", "core.hooksPath")
-	for name, content := range files {
-		p := filepath.Join(r.work, name)
-		if err := os.RemoveAll(p); err != nil {
-			r.t.Fatal(err)
-		}
-		if content != nil {
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				r.t.Fatal(err)
-			}
-			if err := os.WriteFile(p, []byte(*content), 0o644); err != nil {
-				r.t.Fatal(err)
-			}
-		}
-	}
-	runGit(r.t, r.work, "add", "-A")
-	runGit(r.t, r.work, "commit", "-q", "--allow-empty", "-m", "quarantined")
-	commit = runGit(r.t, r.work, "rev-parse", "HEAD")
-	cmd := gitCmd(r.work, "push", "-q", r.bare, "HEAD:refs/heads/"+branch)
+	testutil.Git(r.t, r.bare, "config", "core.hooksPath", hooks)
+	defer testutil.Git(r.t, r.bare, "config", "--unset", "core.hooksPath")
+	r.write(files)
+	testutil.Git(r.t, r.work, "add", "-A")
+	testutil.Git(r.t, r.work, "commit", "-q", "--allow-empty", "-m", "quarantined")
+	commit = testutil.Git(r.t, r.work, "rev-parse", "HEAD")
+	cmd := testutil.GitCmd(r.work, "push", "-q", r.bare, "HEAD:refs/heads/"+branch)
 	if out, err := cmd.CombinedOutput(); err == nil {
 		r.t.Fatalf("the quarantining hook let the push in:\n%s", out)
 	}
@@ -81,7 +68,7 @@ func TestLoadGitReadsAQuarantine(t *testing.T) {
 	}
 	// An unchanged pipeline file: its blob is only in the repository, which
 	// git reads as the quarantine's alternate.
-	runGit(t, r.work, "reset", "-q", "--hard", first)
+	testutil.Git(t, r.work, "reset", "-q", "--hard", first)
 	c2, q2 := r.quarantined("main", map[string]*string{"other": ptr("y")})
 	f, err = LoadGit(t.Context(), r.bare, c2, quarantineEnv(r.bare, q2))
 	if err != nil {
@@ -90,13 +77,6 @@ func TestLoadGitReadsAQuarantine(t *testing.T) {
 	if p, _, _ := f.Section("build", ""); p.Steps[0] != "make" {
 		t.Fatalf("LoadGit read %+v", p)
 	}
-}
-
-func gitCmd(dir string, args ...string) *exec.Cmd {
-	cmd := exec.Command("git", append([]string{"-c", "user.name=Test", "-c", "user.email=test@example.com"}, args...)...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
-	return cmd
 }
 
 // TestLoadGitAgreesWithLoad: for every case Load judges, LoadGit says the

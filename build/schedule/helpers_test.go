@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"slipway/internal/testutil"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +14,7 @@ import (
 
 	"slipway/build/schedule"
 	"slipway/configs"
+	"slipway/internal/testutil"
 	"slipway/record"
 	"slipway/store"
 )
@@ -239,29 +238,14 @@ func (e *env) newScheduler(cfg *configs.Config, clock schedule.Clock, st schedul
 	return s
 }
 
-func git(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(),
-		"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null",
-		"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com",
-		"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
 // repo creates the bare repository name in the env's repos dir, with a
 // work tree to commit from.
 func (e *env) repo(name string) *repo {
 	e.t.Helper()
 	bare := filepath.Join(e.dir, "repos", name+".git")
-	git(e.t, e.dir, "init", "-q", "--bare", bare)
+	testutil.Git(e.t, e.dir, "init", "-q", "--bare", bare)
 	work := e.t.TempDir()
-	git(e.t, work, "init", "-q", "-b", "main")
+	testutil.Git(e.t, work, "init", "-q", "-b", "main")
 	return &repo{t: e.t, bare: bare, work: work}
 }
 
@@ -278,11 +262,11 @@ func (r *repo) commit(branch string) string {
 	if err := os.WriteFile(filepath.Join(r.work, ".slipway.toml"), fmt.Appendf(nil, "[nightly]\nsteps = [\"true %d\"]\n", r.n), 0o644); err != nil {
 		r.t.Fatal(err)
 	}
-	git(r.t, r.work, "checkout", "-q", "-B", branch)
-	git(r.t, r.work, "add", ".")
-	git(r.t, r.work, "commit", "-q", "-m", fmt.Sprint("commit ", r.n))
-	git(r.t, r.work, "push", "-q", r.bare, "HEAD:refs/heads/"+branch)
-	return git(r.t, r.work, "rev-parse", "HEAD")
+	testutil.Git(r.t, r.work, "checkout", "-q", "-B", branch)
+	testutil.Git(r.t, r.work, "add", ".")
+	testutil.Git(r.t, r.work, "commit", "-q", "-m", fmt.Sprint("commit ", r.n))
+	testutil.Git(r.t, r.work, "push", "-q", r.bare, "HEAD:refs/heads/"+branch)
+	return testutil.Git(r.t, r.work, "rev-parse", "HEAD")
 }
 
 // runs returns the builds of a schedule, oldest first.

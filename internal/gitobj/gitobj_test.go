@@ -22,17 +22,9 @@ import (
 // git runs the real git in dir with no user or system configuration.
 func git(t testing.TB, dir string, stdin io.Reader, args ...string) string {
 	t.Helper()
-	cmd := exec.Command("git", append([]string{"-c", "user.name=T", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"}, args...)...)
-	cmd.Dir = dir
+	cmd := testutil.GitCmd(dir, append([]string{"-c", "init.defaultBranch=main"}, args...)...)
 	cmd.Stdin = stdin
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, stderr.Bytes())
-	}
-	return strings.TrimSpace(string(out))
+	return testutil.RunGit(t, cmd)
 }
 
 func bareRepo(t testing.TB) string {

@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -31,4 +32,39 @@ func TestEventuallyWaitsForTheCondition(t *testing.T) {
 		n.Store(1)
 	}()
 	Eventually(t, 10*time.Second, "the flag", func() bool { return n.Load() == 1 })
+}
+
+func TestGitCommitsAsTheFixedIdentityAndFailsOnError(t *testing.T) {
+	t.Setenv("GIT_AUTHOR_NAME", "leaked")
+	dir := t.TempDir()
+	Git(t, dir, "init", "-q")
+	Git(t, dir, "commit", "-q", "--allow-empty", "-m", "one")
+	if got := Git(t, dir, "log", "-1", "--format=%an <%ae> %cn <%ce>"); got != "t <t@example.org> t <t@example.org>" {
+		t.Errorf("identity = %q", got)
+	}
+	cmd := GitCmd(dir, "hash-object", "--stdin")
+	cmd.Stdin = strings.NewReader("x\n")
+	if got := RunGit(t, cmd); got != "587be6b4c3f93f93c489c0111bba5596147a26cb" {
+		t.Errorf("hash-object of stdin = %q", got)
+	}
+	var ft fakeTB
+	func() {
+		defer func() { recover() }()
+		Git(&ft, dir, "rev-parse", "no-such-rev")
+	}()
+	if !strings.Contains(ft.fatal, "git rev-parse no-such-rev") || !strings.Contains(ft.fatal, "no-such-rev") {
+		t.Errorf("failure message = %q", ft.fatal)
+	}
+}
+
+// fakeTB records the message of Fatalf and stops the caller with a panic.
+type fakeTB struct {
+	testing.TB
+	fatal string
+}
+
+func (f *fakeTB) Helper() {}
+func (f *fakeTB) Fatalf(format string, args ...any) {
+	f.fatal = fmt.Sprintf(format, args...)
+	panic("fatal")
 }
