@@ -3,8 +3,6 @@ package build
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -17,11 +15,10 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/ssh"
-
 	"slipway/build/sandbox"
 	"slipway/deploy"
 	"slipway/internal/sshdtest"
+	"slipway/internal/testutil"
 	"slipway/record"
 )
 
@@ -65,19 +62,6 @@ type deployEnv struct {
 	repo    *gitRepo
 }
 
-func aliceKey(t testing.TB) string {
-	t.Helper()
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pk, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pk)))
-}
-
 // newDeployEnv starts the services with keep builds kept and staging on a
 // real sshd when remote, else on a local folder.
 func newDeployEnv(t *testing.T, keep int, remote bool) *deployEnv {
@@ -90,7 +74,7 @@ func newDeployEnv(t *testing.T, keep int, remote bool) *deployEnv {
 			srv.User+"@"+srv.Host+":"+target, srv.Port, srv.KeyFile, srv.KnownHostsFile)
 	}
 	extra := fmt.Sprintf("[[user]]\nname = \"alice\"\nkeys = [%q]\n[[repo]]\nname = \"app\"\nwrite = [\"alice\"]\nrelease = [\"alice\"]\n%s",
-		aliceKey(t), env)
+		testutil.NewKey(t).Line, env)
 	e := &deployEnv{testEnv: newEnv(t, fmt.Sprintf("concurrency = 1\nsandbox = \"none\"\nkeep = %d", keep), extra),
 		log: &lockedBuffer{}, target: target}
 	t.Cleanup(func() {

@@ -1,7 +1,6 @@
 package configs
 
 import (
-	"crypto/ed25519"
 	"errors"
 	"net"
 	"os"
@@ -11,19 +10,12 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+	"slipway/internal/testutil"
 )
 
 func newKey(t *testing.T, comment string) string {
 	t.Helper()
-	pub, _, err := ed25519.GenerateKey(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pk, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pk))) + " " + comment
+	return testutil.NewKey(t).Line + " " + comment
 }
 
 func fingerprint(t *testing.T, line string) string {

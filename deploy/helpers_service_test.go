@@ -3,8 +3,6 @@ package deploy
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/sha1"
 	"encoding/hex"
 	"fmt"
@@ -17,12 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/ssh"
-
 	"slipway/build/logs"
 	"slipway/configs"
 	"slipway/internal/manifest"
 	"slipway/internal/sshdtest"
+	"slipway/internal/testutil"
 	"slipway/record"
 	"slipway/store"
 )
@@ -43,19 +40,6 @@ type harness struct {
 	commits int
 }
 
-func userKey(t testing.TB) string {
-	t.Helper()
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pk, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pk)))
-}
-
 // localEnv is an environment on a local folder; extra is more TOML keys.
 func localEnv(name, dir, extra string) string {
 	return fmt.Sprintf("\n  [[repo.environment]]\n  name = %q\n  target = %q\n%s\n", name, dir, extra)
@@ -73,7 +57,7 @@ func newHarness(t testing.TB, workers int, envs ...string) *harness {
 	var b strings.Builder
 	fmt.Fprintf(&b, "data_dir = %q\n", data)
 	for _, u := range []string{"alice", "bob", "carol", "dave"} {
-		fmt.Fprintf(&b, "[[user]]\nname = %q\nkeys = [%q]\n", u, userKey(t))
+		fmt.Fprintf(&b, "[[user]]\nname = %q\nkeys = [%q]\n", u, testutil.NewKey(t).Line)
 	}
 	b.WriteString("[[repo]]\nname = \"app\"\nread = [\"dave\"]\nwrite = [\"alice\"]\nrelease = [\"bob\", \"carol\"]\n")
 	for _, e := range envs {

@@ -2,8 +2,6 @@ package hooks
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -18,9 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/ssh"
-
 	"slipway/configs"
+	"slipway/internal/testutil"
 	"slipway/record"
 	"slipway/store"
 )
@@ -82,17 +79,9 @@ func prepareEnv(t testing.TB) *testEnv {
 	e := &testEnv{t: t, fps: map[string]string{}, gitHome: filepath.Join(dir, "home")}
 	var users strings.Builder
 	for _, name := range []string{"admin", "alice", "bob", "carol"} {
-		pub, _, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pk, err := ssh.NewPublicKey(pub)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.fps[name] = ssh.FingerprintSHA256(pk)
-		key := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pk)))
-		fmt.Fprintf(&users, "[[user]]\nname = %q\nkeys = [%q]\nadmin = %v\n\n", name, key, name == "admin")
+		key := testutil.NewKey(t)
+		e.fps[name] = key.Fingerprint
+		fmt.Fprintf(&users, "[[user]]\nname = %q\nkeys = [%q]\nadmin = %v\n\n", name, key.Line, name == "admin")
 	}
 	text := fmt.Sprintf("data_dir = %q\n\n%s[[environment]]\nname = \"prod\"\ntarget = \"environments/{repo}/prod\"\n\n"+
 		"[[repo]]\nname = \"app\"\nread = [\"carol\"]\nwrite = [\"alice\", \"bob\"]\nrelease = [\"bob\"]\n",

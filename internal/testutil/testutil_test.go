@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 )
 
 func TestBufferConcurrentWrites(t *testing.T) {
@@ -67,4 +69,18 @@ func (f *fakeTB) Helper() {}
 func (f *fakeTB) Fatalf(format string, args ...any) {
 	f.fatal = fmt.Sprintf(format, args...)
 	panic("fatal")
+}
+
+func TestNewKeyLineAndFingerprintAgree(t *testing.T) {
+	k := NewKey(t)
+	pk, _, _, rest, err := ssh.ParseAuthorizedKey([]byte(k.Line))
+	if err != nil || len(rest) != 0 {
+		t.Fatalf("line %q: %v", k.Line, err)
+	}
+	if fp := ssh.FingerprintSHA256(pk); fp != k.Fingerprint || !strings.HasPrefix(k.Line, "ssh-ed25519 ") {
+		t.Errorf("key %+v, fingerprint of its line %s", k, fp)
+	}
+	if NewKey(t) == k {
+		t.Error("two keys alike")
+	}
 }
