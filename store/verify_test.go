@@ -172,15 +172,7 @@ INSERT INTO deployments (repo, env, build_id, commit_id, trigger, state, created
 		{ID: 2, State: StateQueued, RetryOf: 1, CreatedAt: time.Unix(0, 1003)},
 		{ID: 1, State: StatePassed, PushID: 1, CreatedAt: time.Unix(0, 1000), FinishedAt: time.Unix(0, 1002)},
 	}
-	if err := old.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	s, err := Open(ctx, path)
-	if err != nil {
-		t.Fatalf("upgrade: %v", err)
-	}
-	defer s.Close()
+	s := upgrade(t, old, path)
 	after, err := s.ListBuilds(ctx, "", 0)
 	if err != nil {
 		t.Fatal(err)
