@@ -219,6 +219,18 @@ func (ts *testServer) sshArgs(user string) []string {
 	}
 }
 
+// startWithApp starts a server and pushes a work tree of alice's, one
+// commit on main, to app; it returns the server, alice's git environment
+// and the work tree.
+func startWithApp(t *testing.T) (ts *testServer, env []string, work string) {
+	t.Helper()
+	ts = startServer(t, serverOpt{})
+	env = ts.gitEnv("alice")
+	work = newWork(t, env, "one")
+	must(t, work, env, "git", "push", "-q", ts.url("app"), "main")
+	return ts, env, work
+}
+
 // gitEnv is a clean environment for a git client acting as user.
 func (ts *testServer) gitEnv(user string) []string {
 	home := filepath.Join(ts.t.TempDir())
