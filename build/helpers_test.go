@@ -17,6 +17,7 @@ import (
 	"slipway/build/logs"
 	"slipway/build/sandbox"
 	"slipway/configs"
+	"slipway/internal/testutil"
 	"slipway/push"
 	"slipway/record"
 	"slipway/store"
@@ -167,12 +168,7 @@ func (r *gitRepo) commitLocal(message string, files map[string]*string) string {
 			_ = os.Remove(p)
 			continue
 		}
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			r.t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(*content), 0o644); err != nil {
-			r.t.Fatal(err)
-		}
+		testutil.WriteFile(r.t, p, *content)
 	}
 	r.git(r.work, "add", "-A")
 	r.git(r.work, "commit", "-q", "--allow-empty", "-m", message)
@@ -305,23 +301,6 @@ func (w *watcher) wait(t testing.TB, timeout time.Duration, failure string) {
 	case <-time.After(timeout):
 		t.Fatalf("%s:\n%s", failure, w.String())
 	}
-}
-
-// processesWith lists host processes whose command line contains s.
-func processesWith(s string) []string {
-	var found []string
-	dirs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, d := range dirs {
-		b, err := os.ReadFile(d)
-		if err != nil {
-			continue
-		}
-		cmd := strings.ReplaceAll(string(b), "\x00", " ")
-		if strings.Contains(cmd, s) {
-			found = append(found, filepath.Base(filepath.Dir(d))+": "+cmd)
-		}
-	}
-	return found
 }
 
 // handlePush is post-receive's way of a push with the builds as its only

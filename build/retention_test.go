@@ -446,7 +446,7 @@ func TestStartSweepsLeftovers(t *testing.T) {
 		filepath.Join(e.data, "artifacts", "999", "out", "app"),
 	}
 	for _, f := range leftovers {
-		writeFile(t, f)
+		testutil.WriteFile(t, f, "x\n")
 	}
 	// A read-only folder, as Go's module cache leaves them.
 	if err := os.Chmod(filepath.Join(work, "1", "workspace"), 0o555); err != nil {
@@ -485,16 +485,6 @@ func TestStartSweepsLeftovers(t *testing.T) {
 	}
 }
 
-func writeFile(t *testing.T, path string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte("x\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // A build queued again after the daemon died and then superseded, or
 // cancelled, before it ran leaves no workspace: nothing else would clear
 // its interrupted attempt's until the next start.
@@ -506,7 +496,7 @@ func TestBuildThatWillNotRunLeavesNoWorkspace(t *testing.T) {
 	work := filepath.Join(e.data, "work")
 	sha1 := r.commit("refs/heads/main", map[string]*string{".slipway.toml": ptr(retentionPipeline), "n": ptr("1")})
 	e.push(ctx, "app", nil, update("refs/heads/main", sha1))
-	writeFile(t, filepath.Join(work, "1", "workspace", "a"))
+	testutil.WriteFile(t, filepath.Join(work, "1", "workspace", "a"), "x\n")
 	sha2 := r.commit("refs/heads/main", map[string]*string{"n": ptr("2")})
 	e.push(ctx, "app", nil, update("refs/heads/main", sha2))
 	if b, err := e.st.GetBuild(ctx, 1); err != nil || b.State != record.StateSuperseded {
@@ -515,7 +505,7 @@ func TestBuildThatWillNotRunLeavesNoWorkspace(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(work, "1")); !os.IsNotExist(err) {
 		t.Errorf("the superseded build's workspace is still there: %v", err)
 	}
-	writeFile(t, filepath.Join(work, "2", "workspace", "a"))
+	testutil.WriteFile(t, filepath.Join(work, "2", "workspace", "a"), "x\n")
 	if err := e.svc.Cancel(ctx, 2); err != nil {
 		t.Fatal(err)
 	}

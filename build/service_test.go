@@ -9,12 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slipway/internal/testutil"
 	"strings"
 	"testing"
 	"time"
 
 	"slipway/configs"
+	"slipway/internal/testutil"
 	"slipway/record"
 )
 
@@ -140,7 +140,7 @@ steps = ["sleep 4243.25 & sleep 4243.25; echo never"]
 	if log := e.logOf(1); !strings.HasSuffix(log, "== timed out after 1s\n") || strings.Contains(log, "] │ never\n") {
 		t.Errorf("log:\n%s", log)
 	}
-	if ps := processesWith("sleep 4243.25"); len(ps) > 0 {
+	if ps := testutil.ProcessesWith("sleep 4243.25"); len(ps) > 0 {
 		t.Errorf("processes left after the timeout: %v", ps)
 	}
 }
@@ -152,7 +152,7 @@ func TestCancelRunningBuildKillsItsProcesses(t *testing.T) {
 steps = ["sleep 4244.5 & setsid sleep 4244.5 & echo started-$((40+2)); wait", "touch never"]
 `)
 	e.waitLog(1, "started-42")
-	testutil.Eventually(t, 10*time.Second, "the step's sleeps to run", func() bool { return len(processesWith("sleep 4244.5")) >= 2 })
+	testutil.Eventually(t, 10*time.Second, "the step's sleeps to run", func() bool { return len(testutil.ProcessesWith("sleep 4244.5")) >= 2 })
 
 	if err := e.svc.CancelBy(t.Context(), 1, "alice"); err != nil {
 		t.Fatal(err)
@@ -163,7 +163,7 @@ steps = ["sleep 4244.5 & setsid sleep 4244.5 & echo started-$((40+2)); wait", "t
 	if err != nil || b.State != record.StateCancelled || b.Reason != "cancelled by alice" {
 		t.Fatalf("build %+v, %v", b, err)
 	}
-	if ps := processesWith("sleep 4244.5"); len(ps) > 0 {
+	if ps := testutil.ProcessesWith("sleep 4244.5"); len(ps) > 0 {
 		t.Errorf("processes left after cancel: %v", ps)
 	}
 	if log := e.logOf(1); !strings.HasSuffix(log, "== cancelled by alice\n") || strings.Contains(log, "step 2/2") {
@@ -384,7 +384,7 @@ func TestShutdownCutsOffBuildsForTheNextStart(t *testing.T) {
 	if err := svc.Shutdown(ctx); err == nil {
 		t.Error("Shutdown with an ended context reports no cut-off builds")
 	}
-	if ps := processesWith("sleep 4246.5"); len(ps) > 0 {
+	if ps := testutil.ProcessesWith("sleep 4246.5"); len(ps) > 0 {
 		t.Errorf("processes left after shutdown: %v", ps)
 	}
 	if b, _ := e.st.GetBuild(t.Context(), 1); b.State != record.StateRunning {

@@ -8,11 +8,11 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"slipway/internal/testutil"
 	"strings"
 	"testing"
 	"time"
 
+	"slipway/internal/testutil"
 	"slipway/record"
 )
 
@@ -304,7 +304,7 @@ func TestVerifyPusherGoneCancels(t *testing.T) {
 	if err == nil || err.Error() != "refs/heads/main: build #1 cancelled: the pusher went away" {
 		t.Errorf("Verify after the pusher left: %v", err)
 	}
-	if ps := processesWith("sleep 4247.5"); len(ps) > 0 {
+	if ps := testutil.ProcessesWith("sleep 4247.5"); len(ps) > 0 {
 		t.Errorf("the step still runs: %v", ps)
 	}
 	if b, _ := e.st.GetBuild(t.Context(), 1); b.State != record.StateCancelled || b.Reason != "cancelled: the pusher went away" {
@@ -360,7 +360,7 @@ func TestVerifyShutdownRefuses(t *testing.T) {
 		err.Error() != "refs/heads/main: build #1 cancelled: the daemon stopped during the build" {
 		t.Errorf("Verify when the daemon stopped: %v", err)
 	}
-	if ps := processesWith("sleep 4248.5"); len(ps) > 0 {
+	if ps := testutil.ProcessesWith("sleep 4248.5"); len(ps) > 0 {
 		t.Errorf("the step still runs: %v", ps)
 	}
 	if b, _ := e.st.GetBuild(t.Context(), 1); b.State != record.StateCancelled {
@@ -406,7 +406,7 @@ func TestVerifyCancelledWhileQueued(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(e.data, "cache", "app", url.PathEscape("refs/heads/main"), "ran-2")); !os.IsNotExist(err) {
 		t.Errorf("the verification cancelled in the queue ran (%v)", err)
 	}
-	if ps := processesWith("sleep 4249.5"); len(ps) > 0 {
+	if ps := testutil.ProcessesWith("sleep 4249.5"); len(ps) > 0 {
 		t.Errorf("the cancelled step still runs: %v", ps)
 	}
 }

@@ -175,13 +175,7 @@ func writeFiles(t testing.TB, dir string, files map[string]string) {
 		t.Fatal(err)
 	}
 	for name, content := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		testutil.WriteFile(t, filepath.Join(dir, name), content)
 	}
 }
 

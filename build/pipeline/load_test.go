@@ -54,13 +54,7 @@ func (r *repo) write(files map[string]*string) {
 		if content == nil {
 			continue
 		}
-		p := filepath.Join(r.work, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			r.t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(*content), 0o644); err != nil {
-			r.t.Fatal(err)
-		}
+		testutil.WriteFile(r.t, filepath.Join(r.work, name), *content)
 	}
 }
 

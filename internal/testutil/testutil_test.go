@@ -2,6 +2,9 @@ package testutil
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -82,5 +85,29 @@ func TestNewKeyLineAndFingerprintAgree(t *testing.T) {
 	}
 	if NewKey(t) == k {
 		t.Error("two keys alike")
+	}
+}
+
+func TestWriteFileMakesItsFolders(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "a", "b", "c.txt")
+	WriteFile(t, p, "hello\n")
+	if b, err := os.ReadFile(p); err != nil || string(b) != "hello\n" {
+		t.Fatalf("read back %q, %v", b, err)
+	}
+}
+
+func TestProcessesWithFindsAChild(t *testing.T) {
+	mark := fmt.Sprintf("4251.%d", time.Now().UnixNano()%1000)
+	cmd := exec.Command("sleep", mark)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	ps := ProcessesWith("sleep", mark)
+	if len(ps) != 1 || !strings.HasPrefix(ps[0], fmt.Sprint(cmd.Process.Pid)+": sleep "+mark) {
+		t.Errorf("ProcessesWith(sleep, %s) = %q, want the child %d", mark, ps, cmd.Process.Pid)
+	}
+	if ps := ProcessesWith("sleep", mark, "no-such-argument"); len(ps) != 0 {
+		t.Errorf("a process matched an argument it lacks: %q", ps)
 	}
 }
