@@ -206,6 +206,24 @@ func (h *harness) release(user, env, commit string) (record.Deployment, error) {
 	return enq.Deployments[0], nil
 }
 
+// enqueueRelease queues, straight in the store, bob's release of build to
+// env, as a release push would; no worker is woken.
+func (h *harness) enqueueRelease(build int64, env string) record.Deployment {
+	h.t.Helper()
+	d, err := h.st.EnqueueDeployment(h.t.Context(), record.Deployment{BuildID: build, Env: env, Trigger: record.DeployRelease, User: "bob"})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return d
+}
+
+// releaseAndWait is bob's release of commit to env, followed until it
+// ends in state want.
+func (h *harness) releaseAndWait(env, commit string, want record.DeployState) record.Deployment {
+	h.t.Helper()
+	return h.waitState(h.mustRelease("bob", env, commit).ID, want)
+}
+
 func (h *harness) mustRelease(user, env, commit string) record.Deployment {
 	h.t.Helper()
 	d, err := h.release(user, env, commit)
