@@ -113,17 +113,13 @@ func TestRecordVerifiedPushOfEndedBuild(t *testing.T) {
 func TestRecoverInterruptedEndsVerifyBuilds(t *testing.T) {
 	t.Parallel()
 	s := openTest(t)
-	ctx := t.Context()
 	running := mustEnqueue(t, s, verifyBuild("app", "refs/heads/main", 1)).Builds[0]
 	mustClaim(t, s)
 	plain := mustEnqueue(t, s, manual("app", "refs/heads/dev", 2)).Builds[0]
 	mustClaim(t, s)
 	queued := mustEnqueue(t, s, verifyBuild("app", "refs/heads/topic", 3)).Builds[0]
 
-	requeued, stopped, err := s.RecoverInterrupted(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	requeued, stopped := mustRecover(t, s)
 	if len(requeued) != 1 || requeued[0].ID != plain.ID {
 		t.Fatalf("requeued %+v; want only the plain build #%d", requeued, plain.ID)
 	}
