@@ -34,6 +34,9 @@ type testEnv struct {
 	svc  *Service
 	// metrics, when set before newService, counts the service's builds.
 	metrics Metrics
+	// debugLog, when set before newService, takes the service's log at
+	// debug level in place of the test log's warnings.
+	debugLog io.Writer
 }
 
 // newEnv parses a server config made of the data dir, a [build] table with
@@ -68,10 +71,14 @@ func (e *testEnv) newService() *Service {
 	if e.cfg.Build.Sandbox == "none" {
 		runner = sandbox.None{}
 	}
+	logger := slog.New(slog.NewTextHandler(testWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if e.debugLog != nil {
+		logger = slog.New(slog.NewTextHandler(e.debugLog, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	svc, err := New(Options{
 		Config: e.cfg, Store: e.st, Logs: e.logs,
 		Executor: &sandbox.Local{Runner: runner, TempDir: filepath.Join(e.data, "work")},
-		Logger:   slog.New(slog.NewTextHandler(testWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger:   logger,
 		Metrics:  e.metrics,
 	})
 	if err != nil {

@@ -322,15 +322,8 @@ func TestPruneOfBuildsWithoutLogsIsQuiet(t *testing.T) {
 	t.Parallel()
 	buf := &lockedBuffer{}
 	e := newEnv(t, "concurrency = 1\nsandbox = \"none\"\nkeep = 1", appRepo)
-	svc, err := New(Options{
-		Config: e.cfg, Store: e.st, Logs: e.logs,
-		Executor: &sandbox.Local{Runner: sandbox.None{}, TempDir: filepath.Join(e.data, "work")},
-		Logger:   slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.svc = svc
+	e.debugLog = buf
+	e.svc = e.newService()
 	r := e.newRepo("app")
 	var last string
 	for i := range 4 { // queued before any worker runs: the first three are superseded
@@ -419,15 +412,8 @@ func TestStartSweepsLeftovers(t *testing.T) {
 	buf := &lockedBuffer{}
 	e := newEnv(t, "concurrency = 1\nsandbox = \"none\"", appRepo)
 	work := filepath.Join(e.data, "work")
-	svc, err := New(Options{
-		Config: e.cfg, Store: e.st, Logs: e.logs,
-		Executor: &sandbox.Local{Runner: sandbox.None{}, TempDir: work},
-		Logger:   slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.svc = svc
+	e.debugLog = buf
+	e.svc = e.newService()
 	r := e.newRepo("app")
 	ctx := t.Context()
 	sha1 := r.commit("refs/heads/main", map[string]*string{".slipway.toml": ptr(retentionPipeline), "n": ptr("1")})

@@ -58,6 +58,24 @@ func (r *repo) write(files map[string]*string) {
 	}
 }
 
+// oddEntries commits, on branches of their names, a .slipway.toml that is
+// no file to read: a symbolic link to a valid file (following it would be
+// reading another path), a folder, and a file over MaxFileSize.
+func (r *repo) oddEntries() (link, dir, big string) {
+	r.t.Helper()
+	if err := os.RemoveAll(filepath.Join(r.work, FileName)); err != nil {
+		r.t.Fatal(err)
+	}
+	testutil.WriteFile(r.t, filepath.Join(r.work, "real.toml"), "[build]\nsteps = [\"make\"]\n")
+	if err := os.Symlink("real.toml", filepath.Join(r.work, FileName)); err != nil {
+		r.t.Fatal(err)
+	}
+	link = r.commit("link", nil)
+	dir = r.commit("dir", map[string]*string{FileName: nil, FileName + "/x": ptr("y")})
+	big = r.commit("big", map[string]*string{FileName: ptr("[build]\nsteps = [\"make\"]\n#" + strings.Repeat("x", MaxFileSize))})
+	return link, dir, big
+}
+
 func ptr(s string) *string { return &s }
 
 // testPool is a pool as the daemon has one: objects up to the pipeline
@@ -108,16 +126,7 @@ func TestLoadBrokenFileCarriesPosition(t *testing.T) {
 
 func TestLoadRefusesOddEntries(t *testing.T) {
 	r := newRepo(t)
-	// A symlink to a valid file: following it would be reading another path.
-	if err := os.WriteFile(filepath.Join(r.work, "real.toml"), []byte("[build]\nsteps = [\"make\"]\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink("real.toml", filepath.Join(r.work, FileName)); err != nil {
-		t.Fatal(err)
-	}
-	link := r.commit("link", nil)
-	dir := r.commit("dir", map[string]*string{FileName: nil, FileName + "/x": ptr("y")})
-	big := r.commit("big", map[string]*string{FileName: ptr("[build]\nsteps = [\"make\"]\n#" + strings.Repeat("x", MaxFileSize))})
+	link, dir, big := r.oddEntries()
 
 	for commit, want := range map[string]string{link: "symbolic link", dir: "not a regular file", big: "the limit is"} {
 		_, err := Load(t.Context(), testPool(), r.bare, commit)

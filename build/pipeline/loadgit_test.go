@@ -86,18 +86,7 @@ func TestLoadGitAgreesWithLoad(t *testing.T) {
 	good := r.commit("good", map[string]*string{FileName: ptr("[build]\nsteps = [\"make\"]\n")})
 	missing := r.commit("missing", map[string]*string{FileName: nil, "sub/" + FileName: ptr("[build]\nsteps = [\"make\"]\n")})
 	broken := r.commit("broken", map[string]*string{"sub/" + FileName: nil, FileName: ptr("[build]\nsteps = [\"make\"]\ntimeout = \"soon\"\n")})
-	if err := os.Remove(filepath.Join(r.work, FileName)); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(r.work, "real.toml"), []byte("[build]\nsteps = [\"make\"]\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink("real.toml", filepath.Join(r.work, FileName)); err != nil {
-		t.Fatal(err)
-	}
-	link := r.commit("link", nil)
-	dir := r.commit("dir", map[string]*string{FileName: nil, FileName + "/x": ptr("y")})
-	big := r.commit("big", map[string]*string{FileName: ptr("[build]\nsteps = [\"make\"]\n#" + strings.Repeat("x", MaxFileSize))})
+	link, dir, big := r.oddEntries()
 
 	for name, tc := range map[string]struct {
 		commit string
