@@ -1,29 +1,19 @@
 package build
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"slipway/build/executor"
 	"slipway/internal/manifest"
+	"slipway/internal/testutil"
 )
-
-func mustWrite(t *testing.T, p, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
 
 func TestSealArtifacts(t *testing.T) {
 	t.Parallel()
 	ws, dst := t.TempDir(), filepath.Join(t.TempDir(), "out")
-	mustWrite(t, filepath.Join(ws, "bin", "app"), "#!/bin/sh\n")
+	testutil.WriteFile(t, filepath.Join(ws, "bin", "app"), "#!/bin/sh\n")
 	if _, err := executor.CopyArtifacts(ws, dst, []string{"bin"}, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +28,7 @@ func TestSealArtifacts(t *testing.T) {
 	}
 	// A build cannot ship a file named like Slipway's own at the top of a
 	// release.
-	mustWrite(t, filepath.Join(ws, ".slipway-manifest"), "forged")
+	testutil.WriteFile(t, filepath.Join(ws, ".slipway-manifest"), "forged")
 	dst = filepath.Join(t.TempDir(), "y")
 	if _, err := executor.CopyArtifacts(ws, dst, []string{"."}, 0); err != nil {
 		t.Fatal(err)

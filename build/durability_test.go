@@ -86,8 +86,7 @@ func TestResultWriteIsRetriedUntilItSucceeds(t *testing.T) {
 	e.svc.retryFirst, e.svc.retryMax = time.Millisecond, 8*time.Millisecond
 	e.start()
 	r := e.newRepo("app")
-	sha := r.pipelineCommit("refs/heads/main", "[build]\nsteps = [\"echo result-retry\"]\n")
-	e.push(t.Context(), "app", nil, update("refs/heads/main", sha))
+	e.pushPipeline(r, "refs/heads/main", "[build]\nsteps = [\"echo result-retry\"]\n")
 	b := e.waitFinal(1)
 	if b.State != record.StatePassed || b.Attempt != 1 {
 		t.Fatalf("build %s after attempt %d: %s", b.State, b.Attempt, b.Reason)
@@ -123,8 +122,7 @@ func TestWatchdogRequeuesBuildsNobodyRuns(t *testing.T) {
 	// the one worker free, the service would claim it first), and long
 	// enough for the watchdog to look at it many times: its step waits
 	// for a file the test puts in its workspace.
-	sha := r.pipelineCommit("refs/heads/main", "[build]\nsteps = [\"echo live; touch started; while [ ! -e go-on ]; do sleep 0.05; done\"]\n")
-	e.push(t.Context(), "app", nil, update("refs/heads/main", sha))
+	e.pushPipeline(r, "refs/heads/main", "[build]\nsteps = [\"echo live; touch started; while [ ! -e go-on ]; do sleep 0.05; done\"]\n")
 	var workspace string
 	testutil.Eventually(t, 30*time.Second, "build 1 to start", func() bool {
 		_ = filepath.WalkDir(filepath.Join(e.data, "work"), func(p string, d fs.DirEntry, err error) error {
@@ -140,8 +138,7 @@ func TestWatchdogRequeuesBuildsNobodyRuns(t *testing.T) {
 	defer func() { _ = goOn() }() // whatever fails below, build 1 ends
 	// Build 2, of another branch, claimed by a worker that then vanished
 	// (the one worker of the service is busy with build 1).
-	other := r.pipelineCommit("refs/heads/other", "[build]\nsteps = [\"echo orphan ran\"]\n")
-	e.push(t.Context(), "app", nil, update("refs/heads/other", other))
+	e.pushPipeline(r, "refs/heads/other", "[build]\nsteps = [\"echo orphan ran\"]\n")
 	const id = 2
 	e.svc.mu.Lock() // no worker of the service claims it before we do
 	c, ok, err := e.st.ClaimBuild(t.Context(), "vanished")

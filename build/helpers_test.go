@@ -17,6 +17,7 @@ import (
 	"slipway/build/logs"
 	"slipway/build/sandbox"
 	"slipway/configs"
+	"slipway/internal/testutil"
 	"slipway/push"
 	"slipway/record"
 	"slipway/store"
@@ -33,6 +34,9 @@ type testEnv struct {
 	svc  *Service
 	// metrics, when set before newService, counts the service's builds.
 	metrics Metrics
+	// debugLog, when set before newService, takes the service's log at
+	// debug level in place of the test log's warnings.
+	debugLog io.Writer
 }
 
 // newEnv parses a server config made of the data dir, a [build] table with
@@ -67,10 +71,14 @@ func (e *testEnv) newService() *Service {
 	if e.cfg.Build.Sandbox == "none" {
 		runner = sandbox.None{}
 	}
+	logger := slog.New(slog.NewTextHandler(testWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if e.debugLog != nil {
+		logger = slog.New(slog.NewTextHandler(e.debugLog, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	svc, err := New(Options{
 		Config: e.cfg, Store: e.st, Logs: e.logs,
 		Executor: &sandbox.Local{Runner: runner, TempDir: filepath.Join(e.data, "work")},
-		Logger:   slog.New(slog.NewTextHandler(testWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger:   logger,
 		Metrics:  e.metrics,
 	})
 	if err != nil {
@@ -126,13 +134,21 @@ func (e *testEnv) newRepo(name string) *gitRepo {
 	return r
 }
 
-func (r *gitRepo) git(dir string, args ...string) string {
-	r.t.Helper()
+// gitCmd is a git command in dir with a fixed identity and no system or
+// user configuration.
+func (r *gitRepo) gitCmd(dir string, args ...string) *exec.Cmd {
 	cmd := exec.Command("git", args...)
 	cmd.Dir = dir
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + r.work, "GIT_CONFIG_NOSYSTEM=1",
 		"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.org", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.org"}
-	out, err := cmd.CombinedOutput()
+	return cmd
+}
+
+// git runs git in dir, fails the test if it fails, and returns its
+// trimmed output.
+func (r *gitRepo) git(dir string, args ...string) string {
+	r.t.Helper()
+	out, err := r.gitCmd(dir, args...).CombinedOutput()
 	if err != nil {
 		r.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
@@ -143,29 +159,50 @@ func (r *gitRepo) git(dir string, args ...string) string {
 // commit to the bare repo as ref, and returns its id.
 func (r *gitRepo) commit(ref string, files map[string]*string) string {
 	r.t.Helper()
+	sha := r.commitLocal("change", files)
+	r.git(r.work, "push", "-q", "-f", r.bare, "HEAD:"+ref)
+	return sha
+}
+
+// commitLocal writes files in the work tree (a nil value removes the
+// file) and commits them with message, without pushing; it returns the
+// commit's id.
+func (r *gitRepo) commitLocal(message string, files map[string]*string) string {
+	r.t.Helper()
 	for name, content := range files {
 		p := filepath.Join(r.work, name)
 		if content == nil {
 			_ = os.Remove(p)
 			continue
 		}
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			r.t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(*content), 0o644); err != nil {
-			r.t.Fatal(err)
-		}
+		testutil.WriteFile(r.t, p, *content)
 	}
 	r.git(r.work, "add", "-A")
-	r.git(r.work, "commit", "-q", "--allow-empty", "-m", "change")
-	sha := r.git(r.work, "rev-parse", "HEAD")
-	r.git(r.work, "push", "-q", "-f", r.bare, "HEAD:"+ref)
-	return sha
+	r.git(r.work, "commit", "-q", "--allow-empty", "-m", message)
+	return r.git(r.work, "rev-parse", "HEAD")
 }
 
 // pipelineCommit commits a .slipway.toml with the given text.
 func (r *gitRepo) pipelineCommit(ref, toml string) string {
 	return r.commit(ref, map[string]*string{".slipway.toml": &toml})
+}
+
+// startApp is newEnv with repository "app" added to extra, started, and
+// the "app" repository created.
+func startApp(t testing.TB, buildTOML, extra string) (*testEnv, *gitRepo) {
+	t.Helper()
+	e := newEnv(t, buildTOML, appRepo+extra)
+	e.start()
+	return e, e.newRepo("app")
+}
+
+// pushPipeline commits toml as r's .slipway.toml on ref, hands the service
+// the push of ref by alice, and returns the commit.
+func (e *testEnv) pushPipeline(r *gitRepo, ref, toml string) string {
+	e.t.Helper()
+	sha := r.pipelineCommit(ref, toml)
+	e.push(e.t.Context(), r.name, nil, update(ref, sha))
+	return sha
 }
 
 func ptr(s string) *string { return &s }
@@ -259,28 +296,18 @@ func (e *testEnv) waitLog(id int64, want string) {
 	defer cancel()
 	w := newWatcher(want)
 	go func() { _ = e.svc.Follow(ctx, id, w, true) }()
-	select {
-	case <-w.seen:
-	case <-time.After(30 * time.Second):
-		e.t.Fatalf("log of build %d never contained %q:\n%s", id, want, w.String())
-	}
+	w.wait(e.t, 30*time.Second, fmt.Sprintf("log of build %d never contained %q", id, want))
 }
 
-// processesWith lists host processes whose command line contains s.
-func processesWith(s string) []string {
-	var found []string
-	dirs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, d := range dirs {
-		b, err := os.ReadFile(d)
-		if err != nil {
-			continue
-		}
-		cmd := strings.ReplaceAll(string(b), "\x00", " ")
-		if strings.Contains(cmd, s) {
-			found = append(found, filepath.Base(filepath.Dir(d))+": "+cmd)
-		}
+// wait returns once w has seen its string, and fails the test with failure
+// and what w holds when timeout passes first.
+func (w *watcher) wait(t testing.TB, timeout time.Duration, failure string) {
+	t.Helper()
+	select {
+	case <-w.seen:
+	case <-time.After(timeout):
+		t.Fatalf("%s:\n%s", failure, w.String())
 	}
-	return found
 }
 
 // handlePush is post-receive's way of a push with the builds as its only

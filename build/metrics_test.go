@@ -43,8 +43,7 @@ func TestMetricsBuildsByResultAndQueue(t *testing.T) {
 
 	// Before any worker runs: build 1 is superseded by build 2, a
 	// commit without a pipeline file is skipped, in app and in scratch.
-	sha1 := r.pipelineCommit("refs/heads/main", "[build]\nsteps = [\"true\"]\n")
-	e.push(t.Context(), "app", nil, update("refs/heads/main", sha1))
+	sha1 := e.pushPipeline(r, "refs/heads/main", "[build]\nsteps = [\"true\"]\n")
 	sha2 := r.pipelineCommit("refs/heads/main", "[build]\nsteps = [\"true\"]\n")
 	e.push(t.Context(), "app", nil, record.RefUpdate{Name: "refs/heads/main", Old: sha1, New: sha2})
 	e.push(t.Context(), "app", nil, update("refs/heads/bare", r.commit("refs/heads/bare", map[string]*string{".slipway.toml": nil})))
@@ -138,11 +137,8 @@ func TestMetricsVerifiedBuild(t *testing.T) {
 	m := withMetrics(e)
 	e.start()
 	r := e.newRepo("app")
-	commit, q := r.quarantined("refs/heads/main", map[string]*string{
-		".slipway.toml": ptr("[build]\nsteps = [\"echo verifying\"]\n"),
-	})
-	p, refs := verifyPush("refs/heads/main", zeroID, commit)
-	release, err := e.svc.Verify(t.Context(), p, refs, q, newWatcher(""))
+	v := r.toVerify("refs/heads/main", pipelineFile("[build]\nsteps = [\"echo verifying\"]\n"))
+	release, err := e.svc.Verify(t.Context(), v.push, v.refs, v.quarantine, newWatcher(""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +147,7 @@ func TestMetricsVerifiedBuild(t *testing.T) {
 		t.Errorf("a verify build that waits for its push is counted already: %d series", n)
 	}
 	r.land("refs/heads/main")
-	if _, err := e.handlePush(t.Context(), p, newWatcher("")); err != nil {
+	if _, err := e.handlePush(t.Context(), v.push, newWatcher("")); err != nil {
 		t.Fatal(err)
 	}
 	release()

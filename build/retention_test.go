@@ -3,8 +3,6 @@ package build
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -17,11 +15,10 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/ssh"
-
 	"slipway/build/sandbox"
 	"slipway/deploy"
 	"slipway/internal/sshdtest"
+	"slipway/internal/testutil"
 	"slipway/record"
 )
 
@@ -65,19 +62,6 @@ type deployEnv struct {
 	repo    *gitRepo
 }
 
-func aliceKey(t testing.TB) string {
-	t.Helper()
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pk, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pk)))
-}
-
 // newDeployEnv starts the services with keep builds kept and staging on a
 // real sshd when remote, else on a local folder.
 func newDeployEnv(t *testing.T, keep int, remote bool) *deployEnv {
@@ -90,7 +74,7 @@ func newDeployEnv(t *testing.T, keep int, remote bool) *deployEnv {
 			srv.User+"@"+srv.Host+":"+target, srv.Port, srv.KeyFile, srv.KnownHostsFile)
 	}
 	extra := fmt.Sprintf("[[user]]\nname = \"alice\"\nkeys = [%q]\n[[repo]]\nname = \"app\"\nwrite = [\"alice\"]\nrelease = [\"alice\"]\n%s",
-		aliceKey(t), env)
+		testutil.NewKey(t).Line, env)
 	e := &deployEnv{testEnv: newEnv(t, fmt.Sprintf("concurrency = 1\nsandbox = \"none\"\nkeep = %d", keep), extra),
 		log: &lockedBuffer{}, target: target}
 	t.Cleanup(func() {
@@ -338,15 +322,8 @@ func TestPruneOfBuildsWithoutLogsIsQuiet(t *testing.T) {
 	t.Parallel()
 	buf := &lockedBuffer{}
 	e := newEnv(t, "concurrency = 1\nsandbox = \"none\"\nkeep = 1", appRepo)
-	svc, err := New(Options{
-		Config: e.cfg, Store: e.st, Logs: e.logs,
-		Executor: &sandbox.Local{Runner: sandbox.None{}, TempDir: filepath.Join(e.data, "work")},
-		Logger:   slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.svc = svc
+	e.debugLog = buf
+	e.svc = e.newService()
 	r := e.newRepo("app")
 	var last string
 	for i := range 4 { // queued before any worker runs: the first three are superseded
@@ -435,15 +412,8 @@ func TestStartSweepsLeftovers(t *testing.T) {
 	buf := &lockedBuffer{}
 	e := newEnv(t, "concurrency = 1\nsandbox = \"none\"", appRepo)
 	work := filepath.Join(e.data, "work")
-	svc, err := New(Options{
-		Config: e.cfg, Store: e.st, Logs: e.logs,
-		Executor: &sandbox.Local{Runner: sandbox.None{}, TempDir: work},
-		Logger:   slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.svc = svc
+	e.debugLog = buf
+	e.svc = e.newService()
 	r := e.newRepo("app")
 	ctx := t.Context()
 	sha1 := r.commit("refs/heads/main", map[string]*string{".slipway.toml": ptr(retentionPipeline), "n": ptr("1")})
@@ -462,7 +432,7 @@ func TestStartSweepsLeftovers(t *testing.T) {
 		filepath.Join(e.data, "artifacts", "999", "out", "app"),
 	}
 	for _, f := range leftovers {
-		writeFile(t, f)
+		testutil.WriteFile(t, f, "x\n")
 	}
 	// A read-only folder, as Go's module cache leaves them.
 	if err := os.Chmod(filepath.Join(work, "1", "workspace"), 0o555); err != nil {
@@ -501,16 +471,6 @@ func TestStartSweepsLeftovers(t *testing.T) {
 	}
 }
 
-func writeFile(t *testing.T, path string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte("x\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // A build queued again after the daemon died and then superseded, or
 // cancelled, before it ran leaves no workspace: nothing else would clear
 // its interrupted attempt's until the next start.
@@ -522,7 +482,7 @@ func TestBuildThatWillNotRunLeavesNoWorkspace(t *testing.T) {
 	work := filepath.Join(e.data, "work")
 	sha1 := r.commit("refs/heads/main", map[string]*string{".slipway.toml": ptr(retentionPipeline), "n": ptr("1")})
 	e.push(ctx, "app", nil, update("refs/heads/main", sha1))
-	writeFile(t, filepath.Join(work, "1", "workspace", "a"))
+	testutil.WriteFile(t, filepath.Join(work, "1", "workspace", "a"), "x\n")
 	sha2 := r.commit("refs/heads/main", map[string]*string{"n": ptr("2")})
 	e.push(ctx, "app", nil, update("refs/heads/main", sha2))
 	if b, err := e.st.GetBuild(ctx, 1); err != nil || b.State != record.StateSuperseded {
@@ -531,7 +491,7 @@ func TestBuildThatWillNotRunLeavesNoWorkspace(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(work, "1")); !os.IsNotExist(err) {
 		t.Errorf("the superseded build's workspace is still there: %v", err)
 	}
-	writeFile(t, filepath.Join(work, "2", "workspace", "a"))
+	testutil.WriteFile(t, filepath.Join(work, "2", "workspace", "a"), "x\n")
 	if err := e.svc.Cancel(ctx, 2); err != nil {
 		t.Fatal(err)
 	}

@@ -9,12 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slipway/internal/testutil"
 	"strings"
 	"testing"
 	"time"
 
 	"slipway/configs"
+	"slipway/internal/testutil"
 	"slipway/record"
 )
 
@@ -22,9 +22,7 @@ const appRepo = "[[repo]]\nname = \"app\"\n"
 
 func TestPushBuildsAndPasses(t *testing.T) {
 	t.Setenv("SLIPWAY_TEST_DAEMON_ONLY", "leaked")
-	e := newEnv(t, "concurrency = 1", appRepo)
-	e.start()
-	r := e.newRepo("app")
+	e, r := startApp(t, "concurrency = 1", "")
 	sha := r.pipelineCommit("refs/heads/main", `[build]
 steps = ["echo hello from $SLIPWAY_BRANCH > out.txt", "cat out.txt; env | sort"]
 env = { GREETING = "hi" }
@@ -69,15 +67,12 @@ env = { GREETING = "hi" }
 
 func TestFailingStepStopsTheBuild(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "concurrency = 1", appRepo)
-	e.start()
-	r := e.newRepo("app")
+	e, r := startApp(t, "concurrency = 1", "")
 	// The cache folder outlives the workspace, so it shows which steps ran.
-	sha := r.pipelineCommit("refs/heads/main", `[build]
+	e.pushPipeline(r, "refs/heads/main", `[build]
 cache = true
 steps = ["touch /cache/step1", "echo about to fail; exit 3", "touch /cache/step3"]
 `)
-	e.push(t.Context(), "app", nil, update("refs/heads/main", sha))
 	b := e.waitFinal(1)
 	if b.State != record.StateFailed || b.Reason != "step 2 (echo about to fail; exit 3) exited 3" {
 		t.Fatalf("build %s: %q", b.State, b.Reason)
@@ -100,9 +95,7 @@ steps = ["touch /cache/step1", "echo about to fail; exit 3", "touch /cache/step3
 
 func TestMissingPipelineFileIsSkipped(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "concurrency = 1", appRepo)
-	e.start()
-	r := e.newRepo("app")
+	e, r := startApp(t, "concurrency = 1", "")
 	sha := r.commit("refs/heads/main", map[string]*string{"README": ptr("no pipeline here\n")})
 	out := e.push(t.Context(), "app", nil, update("refs/heads/main", sha))
 	want := fmt.Sprintf("build #1 skipped: main @ %s — no .slipway.toml in this commit\n", sha[:7])
@@ -117,11 +110,8 @@ func TestMissingPipelineFileIsSkipped(t *testing.T) {
 
 func TestBrokenPipelineFileIsAnErrorWithPosition(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "concurrency = 1", appRepo)
-	e.start()
-	r := e.newRepo("app")
-	sha := r.pipelineCommit("refs/heads/main", "[build]\nsteps = [\"true\"\ntimeout = \"1m\"\n")
-	e.push(t.Context(), "app", nil, update("refs/heads/main", sha))
+	e, r := startApp(t, "concurrency = 1", "")
+	e.pushPipeline(r, "refs/heads/main", "[build]\nsteps = [\"true\"\ntimeout = \"1m\"\n")
 	b := e.waitFinal(1)
 	if b.State != record.StateError || !regexp.MustCompile(`^\.slipway\.toml:\d+:\d+: `).MatchString(b.Reason) {
 		t.Fatalf("build %s: %q", b.State, b.Reason)
@@ -133,9 +123,7 @@ func TestBrokenPipelineFileIsAnErrorWithPosition(t *testing.T) {
 
 func TestTimeoutKillsTheBuild(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "concurrency = 1", appRepo)
-	e.start()
-	r := e.newRepo("app")
+	e, r := startApp(t, "concurrency = 1", "")
 	sha := r.pipelineCommit("refs/heads/main", `[build]
 timeout = "1s"
 steps = ["sleep 4243.25 & sleep 4243.25; echo never"]
@@ -152,22 +140,19 @@ steps = ["sleep 4243.25 & sleep 4243.25; echo never"]
 	if log := e.logOf(1); !strings.HasSuffix(log, "== timed out after 1s\n") || strings.Contains(log, "] │ never\n") {
 		t.Errorf("log:\n%s", log)
 	}
-	if ps := processesWith("sleep 4243.25"); len(ps) > 0 {
+	if ps := testutil.ProcessesWith("sleep 4243.25"); len(ps) > 0 {
 		t.Errorf("processes left after the timeout: %v", ps)
 	}
 }
 
 func TestCancelRunningBuildKillsItsProcesses(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "concurrency = 1", appRepo)
-	e.start()
-	r := e.newRepo("app")
-	sha := r.pipelineCommit("refs/heads/main", `[build]
+	e, r := startApp(t, "concurrency = 1", "")
+	e.pushPipeline(r, "refs/heads/main", `[build]
 steps = ["sleep 4244.5 & setsid sleep 4244.5 & echo started-$((40+2)); wait", "touch never"]
 `)
-	e.push(t.Context(), "app", nil, update("refs/heads/main", sha))
 	e.waitLog(1, "started-42")
-	testutil.Eventually(t, 10*time.Second, "the step's sleeps to run", func() bool { return len(processesWith("sleep 4244.5")) >= 2 })
+	testutil.Eventually(t, 10*time.Second, "the step's sleeps to run", func() bool { return len(testutil.ProcessesWith("sleep 4244.5")) >= 2 })
 
 	if err := e.svc.CancelBy(t.Context(), 1, "alice"); err != nil {
 		t.Fatal(err)
@@ -178,7 +163,7 @@ steps = ["sleep 4244.5 & setsid sleep 4244.5 & echo started-$((40+2)); wait", "t
 	if err != nil || b.State != record.StateCancelled || b.Reason != "cancelled by alice" {
 		t.Fatalf("build %+v, %v", b, err)
 	}
-	if ps := processesWith("sleep 4244.5"); len(ps) > 0 {
+	if ps := testutil.ProcessesWith("sleep 4244.5"); len(ps) > 0 {
 		t.Errorf("processes left after cancel: %v", ps)
 	}
 	if log := e.logOf(1); !strings.HasSuffix(log, "== cancelled by alice\n") || strings.Contains(log, "step 2/2") {
@@ -195,8 +180,7 @@ func TestNewerPushSupersedesQueuedBuild(t *testing.T) {
 	r := e.newRepo("app")
 	// Not started yet: the first build is still queued when the second
 	// push arrives.
-	sha1 := r.pipelineCommit("refs/heads/main", "[build]\nsteps = [\"echo one\"]\n")
-	e.push(t.Context(), "app", nil, update("refs/heads/main", sha1))
+	sha1 := e.pushPipeline(r, "refs/heads/main", "[build]\nsteps = [\"echo one\"]\n")
 	sha2 := r.pipelineCommit("refs/heads/main", "[build]\nsteps = [\"echo two\"]\n")
 	out := e.push(t.Context(), "app", nil, record.RefUpdate{Name: "refs/heads/main", Old: sha1, New: sha2})
 	if !strings.HasPrefix(out, fmt.Sprintf("build #1 (main @ %s) superseded: it had not started\nbuild #2 queued: main @ %s", sha1[:7], sha2[:7])) {
@@ -218,11 +202,8 @@ func TestNewerPushSupersedesQueuedBuild(t *testing.T) {
 
 func TestCancelRunningOnNewerPush(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "concurrency = 2", appRepo+"cancel_running = true\n")
-	e.start()
-	r := e.newRepo("app")
-	sha1 := r.pipelineCommit("refs/heads/main", "[build]\nsteps = [\"echo started-$((40+2)); sleep 4245.5\"]\n")
-	e.push(t.Context(), "app", nil, update("refs/heads/main", sha1))
+	e, r := startApp(t, "concurrency = 2", "cancel_running = true\n")
+	sha1 := e.pushPipeline(r, "refs/heads/main", "[build]\nsteps = [\"echo started-$((40+2)); sleep 4245.5\"]\n")
 	e.waitLog(1, "started-42")
 	sha2 := r.pipelineCommit("refs/heads/main", "[build]\nsteps = [\"true\"]\n")
 	out := e.push(t.Context(), "app", nil, record.RefUpdate{Name: "refs/heads/main", Old: sha1, New: sha2})
@@ -286,8 +267,7 @@ func TestUnreadableSecretIsAnError(t *testing.T) {
 `)
 	e.start()
 	r := e.newRepo("app")
-	sha := r.pipelineCommit("refs/heads/main", "[build]\nsteps = [\"true\"]\n")
-	e.push(t.Context(), "app", nil, update("refs/heads/main", sha))
+	e.pushPipeline(r, "refs/heads/main", "[build]\nsteps = [\"true\"]\n")
 	b := e.waitFinal(1)
 	if b.State != record.StateError || b.Reason != "secret KEY: the daemon's environment variable SLIPWAY_TEST_UNSET_VARIABLE is not set" {
 		t.Fatalf("build %s: %q", b.State, b.Reason)
@@ -299,14 +279,11 @@ func TestUnreadableSecretIsAnError(t *testing.T) {
 
 func TestArtifactsKeptAndEscapesRefused(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "concurrency = 1", appRepo)
-	e.start()
-	r := e.newRepo("app")
-	sha := r.pipelineCommit("refs/heads/main", `[build]
+	e, r := startApp(t, "concurrency = 1", "")
+	e.pushPipeline(r, "refs/heads/main", `[build]
 steps = ["mkdir -p bin && printf 'app' > bin/app && chmod 755 bin/app && ln -s app bin/current && ln -s ../../etc bin/outside || true", "printf 'notes' > notes.txt"]
 artifacts = ["bin/current", "notes.txt"]
 `)
-	e.push(t.Context(), "app", nil, update("refs/heads/main", sha))
 	if b := e.waitFinal(1); b.State != record.StatePassed {
 		t.Fatalf("build %s: %s\n%s", b.State, b.Reason, e.logOf(1))
 	}
@@ -364,8 +341,7 @@ func TestInterruptedBuildRunsAgainOnce(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "concurrency = 1", appRepo)
 	r := e.newRepo("app")
-	sha := r.pipelineCommit("refs/heads/main", "[build]\nsteps = [\"echo attempt ran\"]\n")
-	e.push(t.Context(), "app", nil, update("refs/heads/main", sha))
+	e.pushPipeline(r, "refs/heads/main", "[build]\nsteps = [\"echo attempt ran\"]\n")
 	// A daemon that died while running it: claimed, log begun, never
 	// finished.
 	if _, ok, err := e.st.ClaimBuild(t.Context(), "dead-daemon"); !ok || err != nil {
@@ -401,15 +377,14 @@ func TestShutdownCutsOffBuildsForTheNextStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := e.newRepo("app")
-	sha := r.pipelineCommit("refs/heads/main", "[build]\nsteps = [\"test -e /cache/again || { touch /cache/again; echo started-$((40+2)); sleep 4246.5; }\"]\ncache = true\n")
-	e.push(t.Context(), "app", nil, update("refs/heads/main", sha))
+	e.pushPipeline(r, "refs/heads/main", "[build]\nsteps = [\"test -e /cache/again || { touch /cache/again; echo started-$((40+2)); sleep 4246.5; }\"]\ncache = true\n")
 	e.waitLog(1, "started-42")
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel() // no patience: cut the build off at once
 	if err := svc.Shutdown(ctx); err == nil {
 		t.Error("Shutdown with an ended context reports no cut-off builds")
 	}
-	if ps := processesWith("sleep 4246.5"); len(ps) > 0 {
+	if ps := testutil.ProcessesWith("sleep 4246.5"); len(ps) > 0 {
 		t.Errorf("processes left after shutdown: %v", ps)
 	}
 	if b, _ := e.st.GetBuild(t.Context(), 1); b.State != record.StateRunning {
@@ -461,9 +436,7 @@ func TestPushOutputSaysWhatIsNotBuilt(t *testing.T) {
 
 func TestWaitStreamsTheLog(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "concurrency = 1", appRepo)
-	e.start()
-	r := e.newRepo("app")
+	e, r := startApp(t, "concurrency = 1", "")
 	sha := r.pipelineCommit("refs/heads/main", "[build]\nsteps = [\"echo streaming-line\"]\n")
 	out := e.push(t.Context(), "app", []string{"wait"}, update("refs/heads/main", sha))
 	for _, want := range []string{"build #1 queued", "== step 1/1: echo streaming-line", "] │ streaming-line\n", "== passed in "} {
@@ -486,11 +459,7 @@ func TestWaitStreamsTheLog(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	select {
-	case <-w.seen:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("the pusher never saw the build start:\n%s", w.String())
-	}
+	w.wait(t, 30*time.Second, "the pusher never saw the build start")
 	cancel()
 	<-done
 	if b := e.waitFinal(2); b.State != record.StatePassed || !strings.Contains(e.logOf(2), "finished") {
@@ -504,8 +473,7 @@ func TestSandboxUnusableFailsBuilds(t *testing.T) {
 	e.svc.o.SandboxErr = fmt.Errorf("bwrap: no permission to create namespaces")
 	e.start()
 	r := e.newRepo("app")
-	sha := r.pipelineCommit("refs/heads/main", "[build]\nsteps = [\"true\"]\n")
-	e.push(t.Context(), "app", nil, update("refs/heads/main", sha))
+	e.pushPipeline(r, "refs/heads/main", "[build]\nsteps = [\"true\"]\n")
 	b := e.waitFinal(1)
 	if b.State != record.StateError || !strings.Contains(b.Reason, "no permission to create namespaces") || len(b.Steps) != 0 {
 		t.Errorf("build %s: %q, steps %v", b.State, b.Reason, b.Steps)
@@ -514,11 +482,8 @@ func TestSandboxUnusableFailsBuilds(t *testing.T) {
 
 func TestUnsandboxedBuildsSaySo(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "concurrency = 1\nsandbox = \"none\"", appRepo)
-	e.start()
-	r := e.newRepo("app")
-	sha := r.pipelineCommit("refs/heads/main", "[build]\nsteps = [\"true\"]\n")
-	e.push(t.Context(), "app", nil, update("refs/heads/main", sha))
+	e, r := startApp(t, "concurrency = 1\nsandbox = \"none\"", "")
+	e.pushPipeline(r, "refs/heads/main", "[build]\nsteps = [\"true\"]\n")
 	if b := e.waitFinal(1); b.State != record.StatePassed {
 		t.Fatalf("build %s: %s", b.State, b.Reason)
 	}
@@ -529,11 +494,8 @@ func TestUnsandboxedBuildsSaySo(t *testing.T) {
 
 func TestRetryAndPrune(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "concurrency = 1\nkeep = 2", appRepo)
-	e.start()
-	r := e.newRepo("app")
-	sha := r.pipelineCommit("refs/heads/main", "[build]\nsteps = [\"mkdir -p out && echo x > out/x\"]\nartifacts = [\"out\"]\n")
-	e.push(t.Context(), "app", nil, update("refs/heads/main", sha))
+	e, r := startApp(t, "concurrency = 1\nkeep = 2", "")
+	e.pushPipeline(r, "refs/heads/main", "[build]\nsteps = [\"mkdir -p out && echo x > out/x\"]\nartifacts = [\"out\"]\n")
 	e.waitFinal(1)
 	for want := int64(2); want <= 3; want++ {
 		nb, err := e.svc.Retry(t.Context(), want-1)
@@ -582,9 +544,7 @@ func TestFmtDuration(t *testing.T) {
 // queue, of a section the file lacks falls back to [build] and says so.
 func TestManualRunFallsBackToBuild(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "concurrency = 1", appRepo)
-	e.start()
-	r := e.newRepo("app")
+	e, r := startApp(t, "concurrency = 1", "")
 	sha := r.pipelineCommit("refs/heads/main", "[build]\nsteps = [\"true\"]\n")
 
 	// A manual run, as `run REPO SCHEDULE` would queue, of a section the
@@ -622,9 +582,7 @@ func TestFollowCommand(t *testing.T) {
 // build comes with its page.
 func TestPushOutputLinksToTheDashboard(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "concurrency = 1", appRepo+"\n[http]\npublic_url = \"https://ci.example.com\"\n")
-	e.start()
-	r := e.newRepo("app")
+	e, r := startApp(t, "concurrency = 1", "\n[http]\npublic_url = \"https://ci.example.com\"\n")
 	sha := r.pipelineCommit("refs/heads/main", "[build]\nsteps = [\"true\"]\n")
 	out := e.push(t.Context(), "app", nil, update("refs/heads/main", sha))
 	want := fmt.Sprintf("build #1 queued: main @ %s — follow: ssh -p 2222 127.0.0.1 log 1 -f\n  https://ci.example.com/builds/1\n", sha[:7])

@@ -4,15 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"slipway/internal/testutil"
 	"strings"
 	"testing"
 	"time"
 
+	"slipway/internal/testutil"
 	"slipway/record"
 )
 
@@ -29,18 +29,7 @@ func (r *gitRepo) quarantined(ref string, files map[string]*string) (commit, qua
 	if err := os.WriteFile(filepath.Join(hooks, "pre-receive"), []byte(script), 0o755); err != nil {
 		r.t.Fatal(err)
 	}
-	for name, content := range files {
-		p := filepath.Join(r.work, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			r.t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(*content), 0o644); err != nil {
-			r.t.Fatal(err)
-		}
-	}
-	r.git(r.work, "add", "-A")
-	r.git(r.work, "commit", "-q", "--allow-empty", "-m", "pushed")
-	commit = r.git(r.work, "rev-parse", "HEAD")
+	commit = r.commitLocal("pushed", files)
 	r.git(r.bare, "config", "core.hooksPath", hooks)
 	defer r.git(r.bare, "config", "--unset", "core.hooksPath")
 	cmd := r.gitCmd(r.work, "push", "-q", r.bare, "HEAD:"+ref)
@@ -51,14 +40,6 @@ func (r *gitRepo) quarantined(ref string, files map[string]*string) (commit, qua
 		r.t.Fatalf("no quarantine kept: %v", err)
 	}
 	return commit, quarantine
-}
-
-func (r *gitRepo) gitCmd(dir string, args ...string) *exec.Cmd {
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + r.work, "GIT_CONFIG_NOSYSTEM=1",
-		"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.org", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.org"}
-	return cmd
 }
 
 // land pushes the work tree's HEAD to ref for real, as git does once
@@ -74,21 +55,68 @@ func verifyPush(ref, old, commit string) (record.Push, []record.RefUpdate) {
 	return record.Push{Repo: "app", User: "alice", Refs: []record.RefUpdate{u}, Options: []string{"verify"}}, []record.RefUpdate{u}
 }
 
+// heldPush is what Verify is handed for a push that a pre-receive hook
+// holds in quarantine.
+type heldPush struct {
+	commit, quarantine string
+	push               record.Push
+	refs               []record.RefUpdate
+}
+
+// toVerify commits files (see quarantined) and returns alice's push of the
+// commit to ref, a new branch, as pre-receive hands it to Verify.
+func (r *gitRepo) toVerify(ref string, files map[string]*string) heldPush {
+	r.t.Helper()
+	commit, q := r.quarantined(ref, files)
+	p, refs := verifyPush(ref, zeroID, commit)
+	return heldPush{commit: commit, quarantine: q, push: p, refs: refs}
+}
+
+// pipelineFile is a .slipway.toml of toml, for commit and toVerify.
+func pipelineFile(toml string) map[string]*string {
+	return map[string]*string{".slipway.toml": &toml}
+}
+
+// verify runs Verify of v in the background, with output to out, and
+// returns where its error will come.
+func (e *testEnv) verify(ctx context.Context, v heldPush, out io.Writer) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.svc.Verify(ctx, v.push, v.refs, v.quarantine, out)
+		done <- err
+	}()
+	return done
+}
+
+// occupyWorker pushes a build of branch busy that holds a worker until the
+// returned release is called, and returns once its step runs.
+func (e *testEnv) occupyWorker(r *gitRepo) (release func()) {
+	e.t.Helper()
+	cache := filepath.Join(e.data, "cache", "app", url.PathEscape("refs/heads/busy"))
+	e.pushPipeline(r, "refs/heads/busy", "[build]\ncache = true\nsteps = [\"touch /cache/busy; while [ ! -e /cache/go ]; do sleep 0.05; done\"]\n")
+	testutil.Eventually(e.t, time.Minute, "the busy build's step", func() bool {
+		_, err := os.Stat(filepath.Join(cache, "busy"))
+		return err == nil
+	})
+	return func() {
+		e.t.Helper()
+		if err := os.WriteFile(filepath.Join(cache, "go"), nil, 0o644); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
 // TestVerifyPassLandsAsTheBranchBuild: a passing revision is built from the
 // quarantine, its log streams to the pusher, and once its push is recorded
 // it is the branch's one passed build, linked to the push, with its
 // artifacts; no second build is queued for the ref.
 func TestVerifyPassLandsAsTheBranchBuild(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "concurrency = 1", appRepo)
-	e.start()
-	r := e.newRepo("app")
-	commit, q := r.quarantined("refs/heads/main", map[string]*string{
-		".slipway.toml": ptr("[build]\nsteps = [\"echo verifying-$((40+2)) on $SLIPWAY_BRANCH; mkdir out; echo hi > out/a\"]\nartifacts = [\"out/\"]\n"),
-	})
-	p, refs := verifyPush("refs/heads/main", zeroID, commit)
+	e, r := startApp(t, "concurrency = 1", "")
+	v := r.toVerify("refs/heads/main", pipelineFile("[build]\nsteps = [\"echo verifying-$((40+2)) on $SLIPWAY_BRANCH; mkdir out; echo hi > out/a\"]\nartifacts = [\"out/\"]\n"))
+	commit := v.commit
 	out := newWatcher("")
-	release, err := e.svc.Verify(t.Context(), p, refs, q, out)
+	release, err := e.svc.Verify(t.Context(), v.push, v.refs, v.quarantine, out)
 	if err != nil {
 		t.Fatalf("Verify: %v\n%s", err, out)
 	}
@@ -110,7 +138,7 @@ func TestVerifyPassLandsAsTheBranchBuild(t *testing.T) {
 
 	r.land("refs/heads/main")
 	rec := newWatcher("")
-	if _, err := e.handlePush(t.Context(), p, rec); err != nil {
+	if _, err := e.handlePush(t.Context(), v.push, rec); err != nil {
 		t.Fatal(err)
 	}
 	release()
@@ -142,15 +170,10 @@ func TestVerifyPassLandsAsTheBranchBuild(t *testing.T) {
 // failed with its log, and nothing holds the branch afterwards.
 func TestVerifyFailureRefuses(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "concurrency = 1", appRepo)
-	e.start()
-	r := e.newRepo("app")
-	commit, q := r.quarantined("refs/heads/main", map[string]*string{
-		".slipway.toml": ptr("[build]\nsteps = [\"echo first\", \"echo broken-$((6*7)); exit 3\", \"echo never\"]\n"),
-	})
-	p, refs := verifyPush("refs/heads/main", zeroID, commit)
+	e, r := startApp(t, "concurrency = 1", "")
+	v := r.toVerify("refs/heads/main", pipelineFile("[build]\nsteps = [\"echo first\", \"echo broken-$((6*7)); exit 3\", \"echo never\"]\n"))
 	out := newWatcher("")
-	release, err := e.svc.Verify(t.Context(), p, refs, q, out)
+	release, err := e.svc.Verify(t.Context(), v.push, v.refs, v.quarantine, out)
 	if err == nil || release != nil {
 		t.Fatalf("Verify of a failing revision passed:\n%s", out)
 	}
@@ -172,10 +195,9 @@ func TestVerifyFailureRefuses(t *testing.T) {
 	}
 	// A revision without a pipeline file has nothing that could pass.
 	r.git(r.work, "rm", "-q", ".slipway.toml")
-	commit, q = r.quarantined("refs/heads/main", nil)
-	p, refs = verifyPush("refs/heads/main", zeroID, commit)
-	if _, err := e.svc.Verify(t.Context(), p, refs, q, newWatcher("")); err == nil ||
-		!strings.Contains(err.Error(), "skipped: no .slipway.toml in commit "+commit[:7]) {
+	v = r.toVerify("refs/heads/main", nil)
+	if _, err := e.svc.Verify(t.Context(), v.push, v.refs, v.quarantine, newWatcher("")); err == nil ||
+		!strings.Contains(err.Error(), "skipped: no .slipway.toml in commit "+v.commit[:7]) {
 		t.Errorf("Verify of a revision without a pipeline: %v", err)
 	}
 	if _, err := e.svc.Retry(t.Context(), 1); err == nil || !strings.Contains(err.Error(), "push it again") {
@@ -188,14 +210,9 @@ func TestVerifyFailureRefuses(t *testing.T) {
 // when the push's session ends, and its artifacts are removed.
 func TestVerifyPassWithoutLandingKeepsNothing(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "concurrency = 1", appRepo)
-	e.start()
-	r := e.newRepo("app")
-	commit, q := r.quarantined("refs/heads/main", map[string]*string{
-		".slipway.toml": ptr("[build]\nsteps = [\"mkdir out && echo x > out/x\"]\nartifacts = [\"out/\"]\n"),
-	})
-	p, refs := verifyPush("refs/heads/main", zeroID, commit)
-	release, err := e.svc.Verify(t.Context(), p, refs, q, newWatcher(""))
+	e, r := startApp(t, "concurrency = 1", "")
+	v := r.toVerify("refs/heads/main", pipelineFile("[build]\nsteps = [\"mkdir out && echo x > out/x\"]\nartifacts = [\"out/\"]\n"))
+	release, err := e.svc.Verify(t.Context(), v.push, v.refs, v.quarantine, newWatcher(""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +228,7 @@ func TestVerifyPassWithoutLandingKeepsNothing(t *testing.T) {
 	if _, err := os.Stat(arts); !os.IsNotExist(err) {
 		t.Errorf("artifacts kept for a push that did not land (%v)", err)
 	}
-	if ok, _, _ := e.st.PassedBuildForCommit(t.Context(), "app", commit); ok.ID != 0 {
+	if ok, _, _ := e.st.PassedBuildForCommit(t.Context(), "app", v.commit); ok.ID != 0 {
 		t.Errorf("the release gate finds a passed build of a commit that never landed: %+v", ok)
 	}
 	if log := e.logOf(1); !strings.Contains(log, "the push did not land; nothing kept") {
@@ -229,29 +246,24 @@ func TestVerifyPassWithoutLandingKeepsNothing(t *testing.T) {
 // another branch is not.
 func TestVerifyHoldsTheBranch(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "concurrency = 2", appRepo)
-	e.start()
-	r := e.newRepo("app")
+	e, r := startApp(t, "concurrency = 2", "")
 	cache := filepath.Join(e.data, "cache", "app", url.PathEscape("refs/heads/main"))
-	commit, q := r.quarantined("refs/heads/main", map[string]*string{
-		".slipway.toml": ptr("[build]\ncache = true\nsteps = [\"touch /cache/started; while [ ! -e /cache/go ]; do sleep 0.05; done\"]\n"),
-	})
-	p, refs := verifyPush("refs/heads/main", zeroID, commit)
+	v := r.toVerify("refs/heads/main", pipelineFile("[build]\ncache = true\nsteps = [\"touch /cache/started; while [ ! -e /cache/go ]; do sleep 0.05; done\"]\n"))
 	type result struct {
 		release func()
 		err     error
 	}
 	first := make(chan result, 1)
 	go func() {
-		rel, err := e.svc.Verify(t.Context(), p, refs, q, newWatcher(""))
+		rel, err := e.svc.Verify(t.Context(), v.push, v.refs, v.quarantine, newWatcher(""))
 		first <- result{rel, err}
 	}()
 	testutil.Eventually(t, time.Minute, "the first verification's step", func() bool {
 		_, err := os.Stat(filepath.Join(cache, "started"))
 		return err == nil
 	})
-	second := record.Push{Repo: "app", User: "bob", Refs: refs}
-	_, err := e.svc.Verify(t.Context(), second, refs, q, newWatcher(""))
+	second := record.Push{Repo: "app", User: "bob", Refs: v.refs}
+	_, err := e.svc.Verify(t.Context(), second, v.refs, v.quarantine, newWatcher(""))
 	if want := "refs/heads/main: another push is being verified (build #1 by alice); push again when it ends"; err == nil || err.Error() != want {
 		t.Errorf("second push to main: %v, want %q", err, want)
 	}
@@ -281,31 +293,18 @@ func TestVerifyHoldsTheBranch(t *testing.T) {
 // whose processes are killed, and the push is refused.
 func TestVerifyPusherGoneCancels(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "concurrency = 1", appRepo)
-	e.start()
-	r := e.newRepo("app")
-	commit, q := r.quarantined("refs/heads/main", map[string]*string{
-		".slipway.toml": ptr("[build]\nsteps = [\"echo started-$((40+2)); sleep 4247.5\"]\n"),
-	})
-	p, refs := verifyPush("refs/heads/main", zeroID, commit)
+	e, r := startApp(t, "concurrency = 1", "")
+	v := r.toVerify("refs/heads/main", pipelineFile("[build]\nsteps = [\"echo started-$((40+2)); sleep 4247.5\"]\n"))
 	ctx, cancel := context.WithCancelCause(t.Context())
 	out := newWatcher("started-42")
-	done := make(chan error, 1)
-	go func() {
-		_, err := e.svc.Verify(ctx, p, refs, q, out)
-		done <- err
-	}()
-	select {
-	case <-out.seen:
-	case <-time.After(time.Minute):
-		t.Fatalf("the step never started:\n%s", out)
-	}
+	done := e.verify(ctx, v, out)
+	out.wait(t, time.Minute, "the step never started")
 	cancel(errors.New("the pusher went away"))
 	err := <-done
 	if err == nil || err.Error() != "refs/heads/main: build #1 cancelled: the pusher went away" {
 		t.Errorf("Verify after the pusher left: %v", err)
 	}
-	if ps := processesWith("sleep 4247.5"); len(ps) > 0 {
+	if ps := testutil.ProcessesWith("sleep 4247.5"); len(ps) > 0 {
 		t.Errorf("the step still runs: %v", ps)
 	}
 	if b, _ := e.st.GetBuild(t.Context(), 1); b.State != record.StateCancelled || b.Reason != "cancelled: the pusher went away" {
@@ -320,41 +319,21 @@ func TestVerifyPusherGoneCancels(t *testing.T) {
 // the pusher is told so), then runs before builds queued earlier.
 func TestVerifyGoesFirst(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "concurrency = 1", appRepo)
-	e.start()
-	r := e.newRepo("app")
-	cache := filepath.Join(e.data, "cache", "app", url.PathEscape("refs/heads/busy"))
-	busy := r.pipelineCommit("refs/heads/busy", "[build]\ncache = true\nsteps = [\"touch /cache/busy; while [ ! -e /cache/go ]; do sleep 0.05; done\"]\n")
-	e.push(t.Context(), "app", nil, update("refs/heads/busy", busy))
-	testutil.Eventually(t, time.Minute, "the busy build's step", func() bool {
-		_, err := os.Stat(filepath.Join(cache, "busy"))
-		return err == nil
-	})
-	later := r.pipelineCommit("refs/heads/later", "[build]\nsteps = [\"true\"]\n")
-	e.push(t.Context(), "app", nil, update("refs/heads/later", later))
-	commit, q := r.quarantined("refs/heads/main", map[string]*string{".slipway.toml": ptr("[build]\nsteps = [\"true\"]\n")})
-	p, refs := verifyPush("refs/heads/main", zeroID, commit)
+	e, r := startApp(t, "concurrency = 1", "")
+	release := e.occupyWorker(r)
+	e.pushPipeline(r, "refs/heads/later", "[build]\nsteps = [\"true\"]\n")
+	v := r.toVerify("refs/heads/main", pipelineFile("[build]\nsteps = [\"true\"]\n"))
 	out := newWatcher("waits for a free worker")
-	done := make(chan error, 1)
-	go func() {
-		_, err := e.svc.Verify(t.Context(), p, refs, q, out)
-		done <- err
-	}()
-	select {
-	case <-out.seen:
-	case <-time.After(time.Minute):
-		t.Fatalf("the pusher was not told the build waits:\n%s", out)
-	}
-	if err := os.WriteFile(filepath.Join(cache, "go"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	done := e.verify(t.Context(), v, out)
+	out.wait(t, time.Minute, "the pusher was not told the build waits")
+	release()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	v, _ := e.st.GetBuild(t.Context(), 3)
+	vb, _ := e.st.GetBuild(t.Context(), 3)
 	l := e.waitFinal(2)
-	if v.Trigger != record.TriggerVerify || l.StartedAt.Before(v.StartedAt) {
-		t.Errorf("the build queued before the verification started first: verify %v, queued %v", v.StartedAt, l.StartedAt)
+	if vb.Trigger != record.TriggerVerify || l.StartedAt.Before(vb.StartedAt) {
+		t.Errorf("the build queued before the verification started first: verify %v, queued %v", vb.StartedAt, l.StartedAt)
 	}
 }
 
@@ -368,21 +347,10 @@ func TestVerifyShutdownRefuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := e.newRepo("app")
-	commit, q := r.quarantined("refs/heads/main", map[string]*string{
-		".slipway.toml": ptr("[build]\nsteps = [\"echo started-$((40+2)); sleep 4248.5\"]\n"),
-	})
-	p, refs := verifyPush("refs/heads/main", zeroID, commit)
+	v := r.toVerify("refs/heads/main", pipelineFile("[build]\nsteps = [\"echo started-$((40+2)); sleep 4248.5\"]\n"))
 	out := newWatcher("started-42")
-	done := make(chan error, 1)
-	go func() {
-		_, err := svc.Verify(t.Context(), p, refs, q, out)
-		done <- err
-	}()
-	select {
-	case <-out.seen:
-	case <-time.After(time.Minute):
-		t.Fatalf("the step never started:\n%s", out)
-	}
+	done := e.verify(t.Context(), v, out)
+	out.wait(t, time.Minute, "the step never started")
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	_ = svc.Shutdown(ctx)
@@ -392,13 +360,13 @@ func TestVerifyShutdownRefuses(t *testing.T) {
 		err.Error() != "refs/heads/main: build #1 cancelled: the daemon stopped during the build" {
 		t.Errorf("Verify when the daemon stopped: %v", err)
 	}
-	if ps := processesWith("sleep 4248.5"); len(ps) > 0 {
+	if ps := testutil.ProcessesWith("sleep 4248.5"); len(ps) > 0 {
 		t.Errorf("the step still runs: %v", ps)
 	}
 	if b, _ := e.st.GetBuild(t.Context(), 1); b.State != record.StateCancelled {
 		t.Errorf("build after the stop: %s (%q)", b.State, b.Reason)
 	}
-	if _, err := svc.Verify(t.Context(), p, refs, q, newWatcher("")); err == nil || !strings.Contains(err.Error(), "the daemon is stopping") {
+	if _, err := svc.Verify(t.Context(), v.push, v.refs, v.quarantine, newWatcher("")); err == nil || !strings.Contains(err.Error(), "the daemon is stopping") {
 		t.Errorf("Verify after Shutdown: %v", err)
 	}
 }
@@ -408,32 +376,13 @@ func TestVerifyShutdownRefuses(t *testing.T) {
 // running one and refuses the push, naming who.
 func TestVerifyCancelledWhileQueued(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "concurrency = 1", appRepo)
-	e.start()
-	r := e.newRepo("app")
-	cache := filepath.Join(e.data, "cache", "app", url.PathEscape("refs/heads/busy"))
-	busy := r.pipelineCommit("refs/heads/busy", "[build]\ncache = true\nsteps = [\"touch /cache/busy; while [ ! -e /cache/go ]; do sleep 0.05; done\"]\n")
-	e.push(t.Context(), "app", nil, update("refs/heads/busy", busy))
-	testutil.Eventually(t, time.Minute, "the busy build's step", func() bool {
-		_, err := os.Stat(filepath.Join(cache, "busy"))
-		return err == nil
-	})
-	commit, q := r.quarantined("refs/heads/main", map[string]*string{
-		".slipway.toml": ptr("[build]\ncache = true\nsteps = [\"touch /cache/ran-$SLIPWAY_BUILD_ID; sleep 4249.5\"]\n"),
-	})
-	p, refs := verifyPush("refs/heads/main", zeroID, commit)
+	e, r := startApp(t, "concurrency = 1", "")
+	release := e.occupyWorker(r)
+	v := r.toVerify("refs/heads/main", pipelineFile("[build]\ncache = true\nsteps = [\"touch /cache/ran-$SLIPWAY_BUILD_ID; sleep 4249.5\"]\n"))
 	ctx, cancel := context.WithCancelCause(t.Context())
 	out := newWatcher("waits for a free worker")
-	done := make(chan error, 1)
-	go func() {
-		_, err := e.svc.Verify(ctx, p, refs, q, out)
-		done <- err
-	}()
-	select {
-	case <-out.seen:
-	case <-time.After(time.Minute):
-		t.Fatalf("the verification never queued:\n%s", out)
-	}
+	done := e.verify(ctx, v, out)
+	out.wait(t, time.Minute, "the verification never queued")
 	cancel(errors.New("the pusher went away"))
 	if err := <-done; err == nil || err.Error() != "refs/heads/main: build #2 cancelled: the pusher went away" {
 		t.Fatalf("Verify after its pusher left the queue: %v", err)
@@ -443,20 +392,11 @@ func TestVerifyCancelledWhileQueued(t *testing.T) {
 	}
 
 	// Cancelled by a user while it runs.
-	if err := os.WriteFile(filepath.Join(cache, "go"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	e.waitFinal(1)
 	out = newWatcher("== step 1/1")
-	go func() {
-		_, err := e.svc.Verify(t.Context(), p, refs, q, out)
-		done <- err
-	}()
-	select {
-	case <-out.seen:
-	case <-time.After(time.Minute):
-		t.Fatalf("the second verification never started:\n%s", out)
-	}
+	done = e.verify(t.Context(), v, out)
+	out.wait(t, time.Minute, "the second verification never started")
 	if err := e.svc.CancelBy(t.Context(), 3, "bob"); err != nil {
 		t.Fatal(err)
 	}
@@ -466,7 +406,7 @@ func TestVerifyCancelledWhileQueued(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(e.data, "cache", "app", url.PathEscape("refs/heads/main"), "ran-2")); !os.IsNotExist(err) {
 		t.Errorf("the verification cancelled in the queue ran (%v)", err)
 	}
-	if ps := processesWith("sleep 4249.5"); len(ps) > 0 {
+	if ps := testutil.ProcessesWith("sleep 4249.5"); len(ps) > 0 {
 		t.Errorf("the cancelled step still runs: %v", ps)
 	}
 }

@@ -59,8 +59,8 @@ func TestCheck(t *testing.T) {
 			`keys = ["ssh`, `keys = ["expiry-time=`+expired+` ssh`).Replace(good)}},
 			want: []string{"main: this push would lock every admin out: no admin has a key that may log in (slipway.toml at %s)"}},
 		{name: "the pusher no longer admin", files: map[string]file{"slipway.toml": {"100644", configOf(map[string]key{"bob": bob}, map[string]key{"alice": alice}, "")}},
-			want: []string{"main: this push would take away your own admin access: your key " + alice.fp + " is no admin's; have another admin push it (slipway.toml at %s)"}},
-		{name: "another admin demotes alice", key: bob.fp, files: map[string]file{"slipway.toml": {"100644", configOf(map[string]key{"bob": bob}, map[string]key{"alice": alice}, "")}}},
+			want: []string{"main: this push would take away your own admin access: your key " + alice.Fingerprint + " is no admin's; have another admin push it (slipway.toml at %s)"}},
+		{name: "another admin demotes alice", key: bob.Fingerprint, files: map[string]file{"slipway.toml": {"100644", configOf(map[string]key{"bob": bob}, map[string]key{"alice": alice}, "")}}},
 		{name: "a push on the server's disk", key: "-", files: map[string]file{"slipway.toml": {"100644", configOf(map[string]key{"bob": bob}, nil, "")}}},
 		{name: "a review branch may hold anything", ref: "refs/heads/review", files: map[string]file{"notes": {"100644", "x\n"}}},
 		{name: "a tag too", ref: "refs/tags/v1", files: map[string]file{"slipway.toml": {"100644", "[[[\n"}}},
@@ -70,7 +70,7 @@ func TestCheck(t *testing.T) {
 		if ref == "" {
 			ref = "refs/heads/main"
 		}
-		fp := alice.fp
+		fp := alice.Fingerprint
 		switch tc.key {
 		case "-":
 			fp = ""
@@ -131,14 +131,14 @@ func TestCheckReadsTheQuarantine(t *testing.T) {
 	refs := func(id string) []record.RefUpdate {
 		return []record.RefUpdate{{Name: "refs/heads/main", Old: strings.Repeat("0", 40), New: id}}
 	}
-	if got := r.Check(t.Context(), "alice", alice.fp, refs(good), q); got != nil {
+	if got := r.Check(t.Context(), "alice", alice.Fingerprint, refs(good), q); got != nil {
 		t.Errorf("a good file in the quarantine: %q", got)
 	}
-	if got := r.Check(t.Context(), "alice", alice.fp, refs(bad), q); len(got) != 1 || !strings.Contains(got[0], "lock every admin out") {
+	if got := r.Check(t.Context(), "alice", alice.Fingerprint, refs(bad), q); len(got) != 1 || !strings.Contains(got[0], "lock every admin out") {
 		t.Errorf("a lockout in the quarantine: %q", got)
 	}
 	want := fmt.Sprintf("main: %s is not a commit", gitrev.Short(good))
-	if got := r.Check(t.Context(), "alice", alice.fp, refs(good), ""); len(got) != 1 || got[0] != want {
+	if got := r.Check(t.Context(), "alice", alice.Fingerprint, refs(good), ""); len(got) != 1 || got[0] != want {
 		t.Errorf("without the quarantine: %q, want %q", got, want)
 	}
 }

@@ -3,8 +3,6 @@ package configrepo
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"fmt"
 	"io"
 	"maps"
@@ -16,26 +14,14 @@ import (
 	"sync"
 	"testing"
 
-	"golang.org/x/crypto/ssh"
-
 	"slipway/configs"
+	"slipway/internal/testutil"
 )
 
 // key is a user's public key: its authorized_keys line and fingerprint.
-type key struct{ line, fp string }
+type key = testutil.Key
 
-func newKey(t testing.TB) key {
-	t.Helper()
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key{line: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k))), fp: ssh.FingerprintSHA256(k)}
-}
+func newKey(t testing.TB) key { return testutil.NewKey(t) }
 
 // git runs git in gitDir with env added and returns its trimmed output.
 func git(t testing.TB, gitDir string, env []string, stdin string, args ...string) string {
@@ -158,7 +144,7 @@ func configOf(admins map[string]key, others map[string]key, extra string) string
 		admin bool
 	}{{admins, true}, {others, false}} {
 		for _, name := range slices.Sorted(maps.Keys(set.users)) {
-			fmt.Fprintf(&b, "[[user]]\nname = %q\nkeys = [%q]\n", name, set.users[name].line)
+			fmt.Fprintf(&b, "[[user]]\nname = %q\nkeys = [%q]\n", name, set.users[name].Line)
 			if set.admin {
 				b.WriteString("admin = true\n")
 			}

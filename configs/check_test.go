@@ -131,17 +131,7 @@ func TestCheckMessages(t *testing.T) {
 				}
 				return
 			}
-			var ve *ValidationError
-			if !errors.As(err, &ve) {
-				t.Fatalf("want a ValidationError, got %v", err)
-			}
-			var got []string
-			for _, p := range ve.Problems {
-				got = append(got, p.String())
-			}
-			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
-				t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
-			}
+			wantProblems(t, err, tc.want)
 		})
 	}
 }
@@ -162,5 +152,22 @@ func TestOverrides(t *testing.T) {
 	c, err = Loader{DataDir: "/srv/flag"}.Parse([]byte("[ssh]\nhost_key = \"/etc/k\"\n"+users), "c.toml")
 	if err != nil || c.SSH.HostKey != "/etc/k" || c.SSH.Listen != DefaultListen {
 		t.Fatalf("host key %q, listen %q, %v", c.SSH.HostKey, c.SSH.Listen, err)
+	}
+}
+
+// wantProblems checks that err is a ValidationError whose problems, one a
+// line, are want.
+func wantProblems(t *testing.T, err error, want []string) {
+	t.Helper()
+	var ve *ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("want a ValidationError, got %v", err)
+	}
+	var got []string
+	for _, p := range ve.Problems {
+		got = append(got, p.String())
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -2,7 +2,6 @@ package configs
 
 import (
 	"bytes"
-	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -219,17 +218,7 @@ func TestHostProblems(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			_, err := Loader{}.Parse([]byte(tc.src), "c.toml")
-			var ve *ValidationError
-			if !errors.As(err, &ve) {
-				t.Fatalf("want a ValidationError, got %v", err)
-			}
-			var got []string
-			for _, p := range ve.Problems {
-				got = append(got, p.String())
-			}
-			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
-				t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
-			}
+			wantProblems(t, err, tc.want)
 		})
 	}
 }

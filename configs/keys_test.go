@@ -1,7 +1,6 @@
 package configs
 
 import (
-	"crypto/ed25519"
 	"errors"
 	"net"
 	"os"
@@ -11,19 +10,12 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+	"slipway/internal/testutil"
 )
 
 func newKey(t *testing.T, comment string) string {
 	t.Helper()
-	pub, _, err := ed25519.GenerateKey(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pk, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pk))) + " " + comment
+	return testutil.NewKey(t).Line + " " + comment
 }
 
 func fingerprint(t *testing.T, line string) string {
@@ -138,10 +130,6 @@ keys_env = "DAVE_KEYS"
 `
 	l := Loader{Getenv: env(map[string]string{"ALICE_KEYS": keyC + "\n" + keyB + "\n", "DAVE_KEYS": "\n"})}
 	_, err := l.Parse([]byte(src), "c.toml")
-	var ve *ValidationError
-	if !errors.As(err, &ve) {
-		t.Fatalf("want problems, got %v", err)
-	}
 	// alice comes first, so keyB is hers (from $ALICE_KEYS) when bob's
 	// turn comes.
 	want := []string{
@@ -156,13 +144,7 @@ keys_env = "DAVE_KEYS"
 		`c.toml:12: user "carol": key ` + fingerprint(t, keyC) + ` is already the key of user "alice" (` + dir + `/keys/c.pub:1)`,
 		`c.toml:13: user "dave" has no keys: $DAVE_KEYS is empty (create a key with ` + "`ssh-keygen -t ed25519`)",
 	}
-	var got []string
-	for _, p := range ve.Problems {
-		got = append(got, p.String())
-	}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+	wantProblems(t, err, want)
 }
 
 func TestAuthorizeKeyOptions(t *testing.T) {

@@ -70,10 +70,7 @@ func TestRetriesAtOnceQueueOneDeployment(t *testing.T) {
 	h := newHarness(t, 1, localEnv("prod", filepath.Join(t.TempDir(), "prod"), ""))
 	ctx := t.Context()
 	b, _ := h.passedBuild("refs/heads/main", map[string]string{"app": "A"})
-	d, err := h.st.EnqueueDeployment(ctx, record.Deployment{BuildID: b.ID, Env: "prod", Trigger: record.DeployRelease, User: "bob"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := h.enqueueRelease(b.ID, "prod")
 	for i := range 20 {
 		// A worker ran it and it failed (the workers are not started: the
 		// point is what Retry records).

@@ -59,7 +59,7 @@ func TestOutcomeWriteIsRetriedUntilItSucceeds(t *testing.T) {
 	h.start()
 
 	b, _ := h.passedBuild("refs/heads/main", map[string]string{"app": "A"})
-	d := h.waitState(h.mustRelease("bob", "staging", b.Commit).ID, record.DeploySucceeded)
+	d := h.releaseAndWait("staging", b.Commit, record.DeploySucceeded)
 	if n := st.failed.Load(); n != 4 {
 		t.Fatalf("%d failed writes, want 4", n)
 	}
@@ -99,10 +99,7 @@ func TestOutcomeRefusedIsNotRetried(t *testing.T) {
 	h.svc.retryFirst, h.svc.retryMax = time.Millisecond, time.Millisecond
 	ctx := t.Context()
 	b, _ := h.passedBuild("refs/heads/main", map[string]string{"app": "A"})
-	d, err := h.st.EnqueueDeployment(ctx, record.Deployment{BuildID: b.ID, Env: "staging", Trigger: record.DeployRelease, User: "bob"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := h.enqueueRelease(b.ID, "staging")
 	if c, ok, err := h.st.ClaimDeployment(ctx); err != nil || !ok || c.ID != d.ID {
 		t.Fatalf("claim: %+v %v %v", c, ok, err)
 	}
@@ -181,10 +178,7 @@ func TestWatchdogSettlesDeploymentsNobodyRuns(t *testing.T) {
 		h.svc.mu.Lock()
 		defer h.svc.mu.Unlock()
 		live = cutAfterSwitch(t, h, "staging", activate, b)
-		d, err := h.st.EnqueueDeployment(ctx, record.Deployment{BuildID: b.ID, Env: "qa", Trigger: record.DeployRelease, User: "bob"})
-		if err != nil {
-			t.Fatal(err)
-		}
+		d := h.enqueueRelease(b.ID, "qa")
 		if c, ok, err := h.st.ClaimDeployment(ctx); err != nil || !ok || c.ID != d.ID {
 			t.Fatalf("claim: %+v %v %v", c, ok, err)
 		}

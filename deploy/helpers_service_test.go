@@ -3,8 +3,6 @@ package deploy
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/sha1"
 	"encoding/hex"
 	"fmt"
@@ -17,12 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/ssh"
-
 	"slipway/build/logs"
 	"slipway/configs"
 	"slipway/internal/manifest"
 	"slipway/internal/sshdtest"
+	"slipway/internal/testutil"
 	"slipway/record"
 	"slipway/store"
 )
@@ -43,19 +40,6 @@ type harness struct {
 	commits int
 }
 
-func userKey(t testing.TB) string {
-	t.Helper()
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pk, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pk)))
-}
-
 // localEnv is an environment on a local folder; extra is more TOML keys.
 func localEnv(name, dir, extra string) string {
 	return fmt.Sprintf("\n  [[repo.environment]]\n  name = %q\n  target = %q\n%s\n", name, dir, extra)
@@ -73,7 +57,7 @@ func newHarness(t testing.TB, workers int, envs ...string) *harness {
 	var b strings.Builder
 	fmt.Fprintf(&b, "data_dir = %q\n", data)
 	for _, u := range []string{"alice", "bob", "carol", "dave"} {
-		fmt.Fprintf(&b, "[[user]]\nname = %q\nkeys = [%q]\n", u, userKey(t))
+		fmt.Fprintf(&b, "[[user]]\nname = %q\nkeys = [%q]\n", u, testutil.NewKey(t).Line)
 	}
 	b.WriteString("[[repo]]\nname = \"app\"\nread = [\"dave\"]\nwrite = [\"alice\"]\nrelease = [\"bob\", \"carol\"]\n")
 	for _, e := range envs {
@@ -191,13 +175,7 @@ func writeFiles(t testing.TB, dir string, files map[string]string) {
 		t.Fatal(err)
 	}
 	for name, content := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		testutil.WriteFile(t, filepath.Join(dir, name), content)
 	}
 }
 
@@ -226,6 +204,24 @@ func (h *harness) release(user, env, commit string) (record.Deployment, error) {
 	}
 	h.svc.Wake()
 	return enq.Deployments[0], nil
+}
+
+// enqueueRelease queues, straight in the store, bob's release of build to
+// env, as a release push would; no worker is woken.
+func (h *harness) enqueueRelease(build int64, env string) record.Deployment {
+	h.t.Helper()
+	d, err := h.st.EnqueueDeployment(h.t.Context(), record.Deployment{BuildID: build, Env: env, Trigger: record.DeployRelease, User: "bob"})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return d
+}
+
+// releaseAndWait is bob's release of commit to env, followed until it
+// ends in state want.
+func (h *harness) releaseAndWait(env, commit string, want record.DeployState) record.Deployment {
+	h.t.Helper()
+	return h.waitState(h.mustRelease("bob", env, commit).ID, want)
 }
 
 func (h *harness) mustRelease(user, env, commit string) record.Deployment {

@@ -126,7 +126,7 @@ func TestChangedKeptArtifactsAreNeverShipped(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(h.svc.artifactDir(b.ID), "bin", "app"), []byte("forgery"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d := h.waitState(h.mustRelease("bob", "prod", b.Commit).ID, record.DeployFailed)
+	d := h.releaseAndWait("prod", b.Commit, record.DeployFailed)
 	if !strings.Contains(d.Reason, "the artifacts kept for build "+itoa(b.ID)+" are not the ones it recorded") || !strings.Contains(d.Reason, "bin/app differs") {
 		t.Errorf("reason %q", d.Reason)
 	}
@@ -180,12 +180,12 @@ func TestRollbackToAReleaseChangedOnTheTargetShipsAnew(t *testing.T) {
 	h.start()
 	a, _ := h.passedBuild("refs/heads/main", map[string]string{"app": "A"})
 	b, _ := h.passedBuild("refs/heads/main", map[string]string{"app": "B"})
-	pa := h.waitState(h.mustRelease("bob", "prod", a.Commit).ID, record.DeploySucceeded)
-	h.waitState(h.mustRelease("bob", "prod", b.Commit).ID, record.DeploySucceeded)
+	pa := h.releaseAndWait("prod", a.Commit, record.DeploySucceeded)
+	h.releaseAndWait("prod", b.Commit, record.DeploySucceeded)
 	if err := os.WriteFile(filepath.Join(prod, "releases", pa.ReleaseID, "app"), []byte("X"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	rb := h.waitState(h.mustRelease("bob", "prod", a.Commit).ID, record.DeploySucceeded)
+	rb := h.releaseAndWait("prod", a.Commit, record.DeploySucceeded)
 	if rb.Trigger != record.DeployRollback || rb.ReleaseID == pa.ReleaseID || rb.ReleaseID == "" {
 		t.Errorf("rollback %+v, want a fresh release instead of the edited %s", rb, pa.ReleaseID)
 	}
@@ -234,7 +234,7 @@ func TestBuildFromBeforeDigestsGetsOneAtItsFirstDeployment(t *testing.T) {
 	b := h.running("refs/heads/main", record.DefaultPipeline, nil)
 	writeFiles(t, h.svc.artifactDir(b.ID), map[string]string{"app": "old"})
 	h.finish(b)
-	d := h.waitState(h.mustRelease("bob", "prod", b.Commit).ID, record.DeploySucceeded)
+	d := h.releaseAndWait("prod", b.Commit, record.DeploySucceeded)
 	got, err := h.st.GetBuild(t.Context(), b.ID)
 	if err != nil {
 		t.Fatal(err)

@@ -17,10 +17,7 @@ import (
 func cutAfterSwitch(t *testing.T, h *harness, env, activate string, b record.Build) record.Deployment {
 	t.Helper()
 	ctx := t.Context()
-	d, err := h.st.EnqueueDeployment(ctx, record.Deployment{BuildID: b.ID, Env: env, Trigger: record.DeployRelease, User: "bob"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := h.enqueueRelease(b.ID, env)
 	if c, ok, err := h.st.ClaimDeployment(ctx); err != nil || !ok || c.ID != d.ID {
 		t.Fatalf("claim: %+v %v %v", c, ok, err)
 	}
@@ -101,10 +98,7 @@ func TestDeploymentFoundAtStartWithoutSwitchOrActivate(t *testing.T) {
 	b, _ := h.passedBuild("refs/heads/main", map[string]string{"app": "A"})
 	live := cutAfterSwitch(t, h, "staging", "", b)
 	ctx := t.Context()
-	cut, err := h.st.EnqueueDeployment(ctx, record.Deployment{BuildID: b.ID, Env: "qa", Trigger: record.DeployRelease, User: "bob"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cut := h.enqueueRelease(b.ID, "qa")
 	if c, ok, err := h.st.ClaimDeployment(ctx); err != nil || !ok || c.ID != cut.ID {
 		t.Fatalf("claim: %+v %v %v", c, ok, err)
 	}

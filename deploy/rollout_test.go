@@ -83,13 +83,38 @@ func hostStates(res RollResult) []record.HostState {
 	return out
 }
 
+// wantHostStates checks the rollout's hosts ended in the states want.
+func wantHostStates(t *testing.T, res RollResult, log string, want ...record.HostState) {
+	t.Helper()
+	if got := hostStates(res); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("host states %v, want %v\nlog:\n%s", got, want, log)
+	}
+}
+
+// liveFleet is a fleet with release r1 live on every host.
+type liveFleet struct {
+	srvs []*sshdtest.Server
+	ts   []Target
+	s    *Shipper
+	src  string     // the build output: files artifacts, version "v1"
+	r1   RollResult // the rollout of r1
+}
+
+// newLiveFleet starts n hosts and rolls release r1, files artifacts with
+// activate, out to them with ro.
+func newLiveFleet(t *testing.T, n, files int, activate string, ro Rollout) *liveFleet {
+	t.Helper()
+	f := &liveFleet{s: &Shipper{}, src: t.TempDir()}
+	f.srvs, f.ts = fleet(t, n)
+	artifacts(t, f.src, files, "v1")
+	f.r1 = mustRoll(t, f.s, requests(f.ts, f.src, "r1", activate), ro)
+	return f
+}
+
 func TestRollLandsOnEveryHostWithHardLinks(t *testing.T) {
 	t.Parallel()
-	_, ts := fleet(t, 3)
-	s := &Shipper{}
-	src := t.TempDir()
-	artifacts(t, src, 20, "v1")
-	mustRoll(t, s, requests(ts, src, "r1", ""), Rollout{})
+	f := newLiveFleet(t, 3, 20, "", Rollout{})
+	ts, s, src := f.ts, f.s, f.src
 	artifacts(t, src, 20, "v2", 3)
 	res := mustRoll(t, s, requests(ts, src, "r2", ""), Rollout{Parallel: 2})
 	if want := "release r2 is live on all 3 hosts"; res.Reason != want {
@@ -113,11 +138,8 @@ func TestRollLandsOnEveryHostWithHardLinks(t *testing.T) {
 
 func TestRollWithAHostDownSwitchesNothing(t *testing.T) {
 	t.Parallel()
-	srvs, ts := fleet(t, 3)
-	s := &Shipper{}
-	src := t.TempDir()
-	artifacts(t, src, 10, "v1")
-	mustRoll(t, s, requests(ts, src, "r1", ""), Rollout{})
+	f := newLiveFleet(t, 3, 10, "", Rollout{})
+	srvs, ts, s, src := f.srvs, f.ts, f.s, f.src
 
 	srvs[1].Stop()
 	artifacts(t, src, 10, "v2", 1)
@@ -129,10 +151,7 @@ func TestRollWithAHostDownSwitchesNothing(t *testing.T) {
 		t.Errorf("reason %q does not name the host and why", res.Reason)
 	}
 	wantCurrents(t, ts, "r1", "r1", "r1")
-	want := []record.HostState{record.HostSkipped, record.HostFailed, record.HostSkipped}
-	if got := hostStates(res); fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("host states %v, want %v\nlog:\n%s", got, want, log)
-	}
+	wantHostStates(t, res, log, record.HostSkipped, record.HostFailed, record.HostSkipped)
 
 	// The host back: a second attempt finishes the transfer and switches all.
 	srvs[1].Start()
@@ -154,12 +173,9 @@ func failOn(t *testing.T, tg Target, name string) {
 
 func TestRollActivateFailureInABatchSwitchesEveryHostBack(t *testing.T) {
 	t.Parallel()
-	_, ts := fleet(t, 5)
-	s := &Shipper{}
-	src := t.TempDir()
-	artifacts(t, src, 10, "v1")
 	activate := `echo "activated $SLIPWAY_RELEASE" >> ../../activations; [ ! -e ../../fail ]`
-	mustRoll(t, s, requests(ts, src, "r1", activate), Rollout{})
+	f := newLiveFleet(t, 5, 10, activate, Rollout{})
+	ts, s, src := f.ts, f.s, f.src
 
 	failOn(t, ts[2], "fail")
 	artifacts(t, src, 10, "v2", 1)
@@ -171,10 +187,7 @@ func TestRollActivateFailureInABatchSwitchesEveryHostBack(t *testing.T) {
 		t.Errorf("reason %q does not start with the failed host and why", res.Reason)
 	}
 	wantCurrents(t, ts, "r1", "r1", "r1", "r1", "r1")
-	want := []record.HostState{record.HostRolledBack, record.HostRolledBack, record.HostRolledBack, record.HostRolledBack, record.HostSkipped}
-	if got := hostStates(res); fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("host states %v, want %v", got, want)
-	}
+	wantHostStates(t, res, log, record.HostRolledBack, record.HostRolledBack, record.HostRolledBack, record.HostRolledBack, record.HostSkipped)
 	if got := fmt.Sprint(seen[4]); got != "[prepared skipped]" {
 		t.Errorf("host 5 went through %s, want never switched", got)
 	}
@@ -196,12 +209,9 @@ func TestRollActivateFailureInABatchSwitchesEveryHostBack(t *testing.T) {
 
 func TestRollHealthFailureRollsBackTheBatchAndStops(t *testing.T) {
 	t.Parallel()
-	_, ts := fleet(t, 3)
-	s := &Shipper{}
-	src := t.TempDir()
-	artifacts(t, src, 10, "v1")
 	health := `[ ! -e ../../unhealthy ]`
-	mustRoll(t, s, requests(ts, src, "r1", ""), Rollout{Health: health})
+	f := newLiveFleet(t, 3, 10, "", Rollout{Health: health})
+	ts, s, src := f.ts, f.s, f.src
 
 	failOn(t, ts[0], "unhealthy")
 	artifacts(t, src, 10, "v2", 1)
@@ -217,10 +227,7 @@ func TestRollHealthFailureRollsBackTheBatchAndStops(t *testing.T) {
 		t.Errorf("want two health attempts on host 1 and none elsewhere:\n%s", log)
 	}
 	wantCurrents(t, ts, "r1", "r1", "r1")
-	want := []record.HostState{record.HostRolledBack, record.HostSkipped, record.HostSkipped}
-	if got := hostStates(res); fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("host states %v, want %v", got, want)
-	}
+	wantHostStates(t, res, log, record.HostRolledBack, record.HostSkipped, record.HostSkipped)
 	if took := time.Since(start); took > 20*time.Second {
 		t.Errorf("took %s", took)
 	}
@@ -228,11 +235,8 @@ func TestRollHealthFailureRollsBackTheBatchAndStops(t *testing.T) {
 
 func TestRollKillsAHealthCheckThatHangs(t *testing.T) {
 	t.Parallel()
-	_, ts := fleet(t, 2)
-	s := &Shipper{}
-	src := t.TempDir()
-	artifacts(t, src, 5, "v1")
-	mustRoll(t, s, requests(ts, src, "r1", ""), Rollout{})
+	f := newLiveFleet(t, 2, 5, "", Rollout{})
+	ts, s, src := f.ts, f.s, f.src
 	marker := fmt.Sprintf("hang-%d", time.Now().UnixNano())
 	artifacts(t, src, 5, "v2", 1)
 	start := time.Now()
@@ -261,11 +265,8 @@ func TestRollKillsAHealthCheckThatHangs(t *testing.T) {
 
 func TestRollOfOneHostIsShip(t *testing.T) {
 	t.Parallel()
-	_, tg := remoteTarget(t)
-	s := &Shipper{}
-	src := t.TempDir()
-	artifacts(t, src, 5, "v1")
-	res := mustRoll(t, s, requests([]Target{tg}, src, "r1", ""), Rollout{})
+	f := newLiveFleet(t, 1, 5, "", Rollout{})
+	tg, s, src, res := f.ts[0], f.s, f.src, f.r1
 	if res.Reason != "release r1 is live" {
 		t.Errorf("reason %q", res.Reason)
 	}

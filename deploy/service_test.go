@@ -102,7 +102,7 @@ func TestReleaseThenRollbackReusesTheEarlierRelease(t *testing.T) {
 
 	b, ds := h.passedBuild("refs/heads/main", map[string]string{"app": "B"})
 	h.waitState(ds[0].ID, record.DeploySucceeded)
-	pb := h.waitState(h.mustRelease("bob", "prod", b.Commit).ID, record.DeploySucceeded)
+	pb := h.releaseAndWait("prod", b.Commit, record.DeploySucceeded)
 	if got, _ := os.ReadFile(filepath.Join(prod, "current", "app")); string(got) != "B" {
 		t.Fatalf("prod serves %q, want B", got)
 	}
@@ -172,11 +172,11 @@ func TestTargetDownFailsThenRetrySucceeds(t *testing.T) {
 	h.start()
 
 	a, _ := h.passedBuild("refs/heads/main", map[string]string{"app": "A"})
-	first := h.waitState(h.mustRelease("bob", "prod", a.Commit).ID, record.DeploySucceeded)
+	first := h.releaseAndWait("prod", a.Commit, record.DeploySucceeded)
 
 	srv.Stop()
 	b, _ := h.passedBuild("refs/heads/main", map[string]string{"app": "B"})
-	down := h.waitState(h.mustRelease("bob", "prod", b.Commit).ID, record.DeployFailed)
+	down := h.releaseAndWait("prod", b.Commit, record.DeployFailed)
 	if !strings.HasPrefix(down.Reason, "target unreachable: ") || !strings.Contains(down.Reason, "Connection refused") {
 		t.Errorf("reason %q, want target unreachable: ... Connection refused", down.Reason)
 	}
@@ -231,14 +231,8 @@ func TestStartRecordsInterruptedDeploymentsFailedAndGoesOn(t *testing.T) {
 
 	a, _ := h.passedBuild("refs/heads/main", map[string]string{"app": "A"})
 	b, _ := h.passedBuild("refs/heads/main", map[string]string{"app": "B"})
-	cut, err := h.st.EnqueueDeployment(ctx, record.Deployment{BuildID: a.ID, Env: "staging", Trigger: record.DeployRelease, User: "bob"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	next, err := h.st.EnqueueDeployment(ctx, record.Deployment{BuildID: b.ID, Env: "staging", Trigger: record.DeployRelease, User: "bob"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cut := h.enqueueRelease(a.ID, "staging")
+	next := h.enqueueRelease(b.ID, "staging")
 	// A daemon claimed the first, started its log and transfer, and died.
 	if c, ok, err := h.st.ClaimDeployment(ctx); err != nil || !ok || c.ID != cut.ID {
 		t.Fatalf("claim: %+v %v %v", c, ok, err)
@@ -285,10 +279,7 @@ func TestOneDeploymentAtATimePerEnvironmentInOrder(t *testing.T) {
 	var ids []int64
 	for _, v := range []string{"1", "2", "3"} {
 		b, _ := h.passedBuild("refs/heads/main", map[string]string{"app": v})
-		d, err := h.st.EnqueueDeployment(ctx, record.Deployment{BuildID: b.ID, Env: "staging", Trigger: record.DeployRelease, User: "bob"})
-		if err != nil {
-			t.Fatal(err)
-		}
+		d := h.enqueueRelease(b.ID, "staging")
 		ids = append(ids, d.ID)
 	}
 	// Someone follows the last one before it starts.
@@ -352,7 +343,7 @@ func TestShutdownCancelsRunningDeploymentAndKeepsCurrent(t *testing.T) {
 	}
 
 	a, _ := h.passedBuild("refs/heads/main", map[string]string{"app": "A"})
-	first := h.waitState(h.mustRelease("bob", "prod", a.Commit).ID, record.DeploySucceeded)
+	first := h.releaseAndWait("prod", a.Commit, record.DeploySucceeded)
 	b, _ := h.passedBuild("refs/heads/main", map[string]string{"app": "B", "slow": "1"})
 	d := h.mustRelease("bob", "prod", b.Commit)
 	testutil.Eventually(t, 30*time.Second, "activate of the second deployment hangs", func() bool {
@@ -380,10 +371,7 @@ func TestRetryResumesThePartialReleaseOfTheFailedAttempt(t *testing.T) {
 	ctx := t.Context()
 
 	b, _ := h.passedBuild("refs/heads/main", map[string]string{"app": "B"})
-	cut, err := h.st.EnqueueDeployment(ctx, record.Deployment{BuildID: b.ID, Env: "staging", Trigger: record.DeployRelease, User: "bob"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cut := h.enqueueRelease(b.ID, "staging")
 	if _, _, err := h.st.ClaimDeployment(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -91,6 +91,33 @@ func ship(t *testing.T, s *Shipper, req Request) (Result, string) {
 	return res, log.String()
 }
 
+// shipR1 ships release r1, files artifacts of version "v1", to tg and
+// returns the shipper and the build output folder.
+func shipR1(t *testing.T, tg Target, files int) (*Shipper, string) {
+	t.Helper()
+	s := &Shipper{}
+	src := t.TempDir()
+	artifacts(t, src, files, "v1")
+	ship(t, s, Request{Target: tg, Source: src, Release: "r1"})
+	return s, src
+}
+
+// wantCurrent stops the test unless tg's current links to release ("" for
+// no current link); when says at what point of the test.
+func wantCurrent(t *testing.T, tg Target, release, when string) {
+	t.Helper()
+	want := ""
+	if release != "" {
+		want = "releases/" + release
+	}
+	if when != "" {
+		when = " " + when
+	}
+	if got := currentLink(t, tg); got != want {
+		t.Fatalf("current -> %q%s, want %q", got, when, want)
+	}
+}
+
 func TestShipLinksUnchangedFilesAndSwitchesCurrent(t *testing.T) {
 	t.Parallel()
 	bothTargets(t, func(t *testing.T, tg Target) {
@@ -107,9 +134,7 @@ func TestShipLinksUnchangedFilesAndSwitchesCurrent(t *testing.T) {
 			t.Fatalf("second deploy result %+v", res)
 		}
 
-		if got := currentLink(t, tg); got != "releases/r2" {
-			t.Fatalf("current -> %q, want relative releases/r2", got)
-		}
+		wantCurrent(t, tg, "r2", "(a relative link)")
 		r1, r2 := filepath.Join(root(tg), "releases/r1/bin"), filepath.Join(root(tg), "releases/r2/bin")
 		if inode(t, r1+"/f000") != inode(t, r2+"/f000") {
 			t.Error("unchanged file f000 was copied, want a hard link to the previous release")
@@ -160,10 +185,7 @@ func TestShipRefusesWrongHostKeyAndChangesNothing(t *testing.T) {
 func TestShipUnreachableTargetLeavesCurrentAndRetryWorks(t *testing.T) {
 	t.Parallel()
 	srv, tg := remoteTarget(t)
-	s := &Shipper{}
-	src := t.TempDir()
-	artifacts(t, src, 10, "v1")
-	ship(t, s, Request{Target: tg, Source: src, Release: "r1"})
+	s, src := shipR1(t, tg, 10)
 
 	srv.Stop()
 	artifacts(t, src, 10, "v2", 1)
@@ -174,15 +196,11 @@ func TestShipUnreachableTargetLeavesCurrentAndRetryWorks(t *testing.T) {
 	if !strings.HasPrefix(err.Error(), "target unreachable: ssh: connect to host 127.0.0.1 port") {
 		t.Errorf("error is not one clear sentence: %q", err)
 	}
-	if got := currentLink(t, tg); got != "releases/r1" {
-		t.Fatalf("current -> %q after failed deploy, want releases/r1", got)
-	}
+	wantCurrent(t, tg, "r1", "after failed deploy")
 
 	srv.Start()
 	ship(t, s, Request{Target: tg, Source: src, Release: "r2"})
-	if got := currentLink(t, tg); got != "releases/r2" {
-		t.Fatalf("current -> %q after retry, want releases/r2", got)
-	}
+	wantCurrent(t, tg, "r2", "after retry")
 }
 
 // stopOnWrite stops the server the first time the log mentions want.
@@ -207,10 +225,7 @@ func (w *stopOnWrite) Write(p []byte) (int, error) {
 func TestTargetVanishingMidDeployLeavesCurrentAndRetryResumes(t *testing.T) {
 	t.Parallel()
 	srv, tg := remoteTarget(t)
-	s := &Shipper{}
-	src := t.TempDir()
-	artifacts(t, src, 10, "v1")
-	ship(t, s, Request{Target: tg, Source: src, Release: "r1"})
+	s, src := shipR1(t, tg, 10)
 
 	artifacts(t, src, 10, "v2", 1, 2)
 	// The host vanishes once the connection is up and the transfer begins.
@@ -219,18 +234,14 @@ func TestTargetVanishingMidDeployLeavesCurrentAndRetryResumes(t *testing.T) {
 	if !errors.Is(err, ErrInterrupted) && !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("err = %v, want rsync interrupted or target unreachable\nlog:\n%s", err, log.buf.String())
 	}
-	if got := currentLink(t, tg); got != "releases/r1" {
-		t.Fatalf("current -> %q after the host vanished, want releases/r1", got)
-	}
+	wantCurrent(t, tg, "r1", "after the host vanished")
 	if _, err := os.Stat(filepath.Join(root(tg), "releases/r2")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("releases/r2 exists although its transfer was cut: %v", err)
 	}
 
 	srv.Start()
 	ship(t, s, Request{Target: tg, Source: src, Release: "r2"})
-	if got := currentLink(t, tg); got != "releases/r2" {
-		t.Fatalf("current -> %q after retry, want releases/r2", got)
-	}
+	wantCurrent(t, tg, "r2", "after retry")
 	if _, err := os.Stat(filepath.Join(root(tg), "releases/r2.partial")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("partial folder left behind after a successful retry: %v", err)
 	}
@@ -260,9 +271,7 @@ func TestActivateFailureSwitchesBackAndRunsPreviousActivate(t *testing.T) {
 		if res.Live != "r1" || res.Switched {
 			t.Errorf("result %+v, want live r1 and not switched", res)
 		}
-		if got := currentLink(t, tg); got != "releases/r1" {
-			t.Fatalf("current -> %q, want releases/r1 after the switch back", got)
-		}
+		wantCurrent(t, tg, "r1", "after the switch back")
 		if !strings.Contains(log.String(), "boom") {
 			t.Errorf("activate's output is missing from the log:\n%s", log.String())
 		}
@@ -296,10 +305,7 @@ func TestActivateFailureOnFirstDeployRemovesCurrent(t *testing.T) {
 func TestPartialReleasesAreIgnoredThenRemoved(t *testing.T) {
 	t.Parallel()
 	bothTargets(t, func(t *testing.T, tg Target) {
-		s := &Shipper{}
-		src := t.TempDir()
-		artifacts(t, src, 3, "v1")
-		ship(t, s, Request{Target: tg, Source: src, Release: "r1"})
+		s, src := shipR1(t, tg, 3)
 		// Debris of a crashed deployment: a partial folder and a release
 		// folder without its completion marker.
 		for _, d := range []string{"releases/r9.partial/bin", "releases/r8/bin"} {
@@ -439,10 +445,7 @@ func (w *cancelOnWrite) Write(p []byte) (int, error) {
 func TestCancelledTransferLeavesCurrent(t *testing.T) {
 	t.Parallel()
 	tg := Target{Local: filepath.Join(t.TempDir(), "app")}
-	s := &Shipper{}
-	src := t.TempDir()
-	artifacts(t, src, 5, "v1")
-	ship(t, s, Request{Target: tg, Source: src, Release: "r1"})
+	s, src := shipR1(t, tg, 5)
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -450,13 +453,9 @@ func TestCancelledTransferLeavesCurrent(t *testing.T) {
 	if !errors.Is(err, ErrInterrupted) || !strings.HasPrefix(err.Error(), "rsync interrupted") {
 		t.Fatalf("err = %v, want rsync interrupted", err)
 	}
-	if got := currentLink(t, tg); got != "releases/r1" {
-		t.Fatalf("current -> %q, want releases/r1", got)
-	}
+	wantCurrent(t, tg, "r1", "")
 	ship(t, s, Request{Target: tg, Source: src, Release: "r2"})
-	if got := currentLink(t, tg); got != "releases/r2" {
-		t.Fatalf("current -> %q after retry, want releases/r2", got)
-	}
+	wantCurrent(t, tg, "r2", "after retry")
 }
 
 func TestReleasesOfANewTargetIsEmpty(t *testing.T) {

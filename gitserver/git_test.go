@@ -59,10 +59,7 @@ func TestFirstPushCreatesRepoAndCloneFetchMatch(t *testing.T) {
 
 func TestProtocolV2WhenAsked(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, serverOpt{})
-	env := ts.gitEnv("alice")
-	work := newWork(t, env, "one")
-	must(t, work, env, "git", "push", "-q", ts.url("app"), "main")
+	ts, env, work := startWithApp(t)
 
 	trace := append(env, "GIT_TRACE_PACKET=1")
 	v2 := run(t, work, trace, "", "git", "-c", "protocol.version=2", "ls-remote", ts.url("app"))

@@ -12,13 +12,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slipway/internal/testutil"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
+	"slipway/internal/testutil"
 
 	"slipway/configs"
 )
@@ -219,6 +219,18 @@ func (ts *testServer) sshArgs(user string) []string {
 	}
 }
 
+// startWithApp starts a server and pushes a work tree of alice's, one
+// commit on main, to app; it returns the server, alice's git environment
+// and the work tree.
+func startWithApp(t *testing.T) (ts *testServer, env []string, work string) {
+	t.Helper()
+	ts = startServer(t, serverOpt{})
+	env = ts.gitEnv("alice")
+	work = newWork(t, env, "one")
+	must(t, work, env, "git", "push", "-q", ts.url("app"), "main")
+	return ts, env, work
+}
+
 // gitEnv is a clean environment for a git client acting as user.
 func (ts *testServer) gitEnv(user string) []string {
 	home := filepath.Join(ts.t.TempDir())
@@ -321,27 +333,7 @@ func (ts *testServer) fsck(name string) {
 // gitProcesses counts running processes whose command line contains all of
 // the given strings.
 func gitProcesses(t testing.TB, parts ...string) int {
-	t.Helper()
-	dirs, err := filepath.Glob("/proc/[0-9]*/cmdline")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, p := range dirs {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		line := strings.ReplaceAll(string(b), "\x00", " ")
-		all := true
-		for _, part := range parts {
-			all = all && strings.Contains(line, part)
-		}
-		if all && len(b) > 0 {
-			n++
-		}
-	}
-	return n
+	return len(testutil.ProcessesWith(parts...))
 }
 
 // dial opens an authenticated x/crypto connection as user.

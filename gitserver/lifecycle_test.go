@@ -176,29 +176,32 @@ host_key = "`+keyPath+`"
 	}
 }
 
+// openReceivePack starts, through plain ssh as user, a receive-pack of app
+// that advertises its refs and then waits for commands on the returned
+// stdin; the client is killed when the test ends.
+func (ts *testServer) openReceivePack(t *testing.T, user string) (*exec.Cmd, io.WriteCloser) {
+	t.Helper()
+	args := append(ts.sshArgs(user), "git@127.0.0.1", "git-receive-pack 'app.git'")
+	cmd := exec.Command("ssh", args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd, stdin
+}
+
 func TestShutdownWaitsForGitThenKills(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, serverOpt{})
-	env := ts.gitEnv("alice")
-	work := newWork(t, env, "one")
-	must(t, work, env, "git", "push", "-q", ts.url("app"), "main")
+	ts, _, _ := startWithApp(t)
 
 	// receive-pack advertises its refs and waits for commands on stdin,
 	// which this client keeps open.
-	startPush := func() (*exec.Cmd, io.WriteCloser) {
-		args := append(ts.sshArgs("carol"), "git@127.0.0.1", "git-receive-pack 'app.git'")
-		cmd := exec.Command("ssh", args...)
-		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
-		stdin, err := cmd.StdinPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		return cmd, stdin
-	}
+	startPush := func() (*exec.Cmd, io.WriteCloser) { return ts.openReceivePack(t, "carol") }
 	repo := ts.repoDir("app")
 	running := func() int { return gitProcesses(t, "receive-pack", repo) }
 
@@ -237,21 +240,9 @@ func TestShutdownWaitsForGitThenKills(t *testing.T) {
 
 func TestShutdownDeadlineKillsGit(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, serverOpt{})
-	env := ts.gitEnv("alice")
-	work := newWork(t, env, "one")
-	must(t, work, env, "git", "push", "-q", ts.url("app"), "main")
-	args := append(ts.sshArgs("carol"), "git@127.0.0.1", "git-receive-pack 'app.git'")
-	cmd := exec.Command("ssh", args...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ts, _, _ := startWithApp(t)
+	cmd, stdin := ts.openReceivePack(t, "carol")
 	defer stdin.Close()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	repo := ts.repoDir("app")
 	testutil.Eventually(t, 20*time.Second, "git receive-pack to start", func() bool { return gitProcesses(t, "receive-pack", repo) == 1 })
 
@@ -308,10 +299,7 @@ func newStallingProxy(t *testing.T, target string, limit int64) *stallingProxy {
 
 func TestClientDisconnectMidPush(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, serverOpt{})
-	env := ts.gitEnv("alice")
-	work := newWork(t, env, "one")
-	must(t, work, env, "git", "push", "-q", ts.url("app"), "main")
+	ts, env, work := startWithApp(t)
 	before := must(t, "", env, "git", "--git-dir="+ts.repoDir("app"), "for-each-ref")
 
 	big := make([]byte, 8<<20) // incompressible, so the pack is as big

@@ -4,19 +4,15 @@ import (
 	"bytes"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"slipway/internal/testutil"
 	"strings"
 	"testing"
 )
 
 func runGit(t *testing.T, dir string, args ...string) (string, error) {
 	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "GIT_CONFIG_NOSYSTEM=1",
-		"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.org", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.org"}
-	out, err := cmd.CombinedOutput()
+	out, err := testutil.GitCmd(dir, args...).CombinedOutput()
 	return string(out), err
 }
 

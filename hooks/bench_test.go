@@ -77,19 +77,7 @@ func BenchmarkPostReceive1500Refs(b *testing.B) {
 func BenchmarkMirrorPush1500Refs(b *testing.B) {
 	e := newBenchEnv(b)
 	work := e.workRepo()
-	head := e.git(work, "rev-parse", "HEAD")
-	var refs strings.Builder
-	for i := range 999 {
-		fmt.Fprintf(&refs, "create refs/heads/b%04d %s\n", i, head)
-	}
-	for i := range 500 {
-		fmt.Fprintf(&refs, "create refs/tags/t%04d %s\n", i, head)
-	}
-	cmd := e.gitCmd(work, "update-ref", "--stdin")
-	cmd.Stdin = strings.NewReader(refs.String())
-	if out, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("update-ref: %v\n%s", err, out)
-	}
+	e.createRefs(work, 999, 500)
 	n := 0
 	var plain, hooked time.Duration
 	for b.Loop() {

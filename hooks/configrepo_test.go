@@ -96,9 +96,7 @@ func TestConfigRepoPushes(t *testing.T) {
 	}
 
 	// Another repository: neither checked nor applied.
-	if out, err := e.push(work, e.token("app", "alice"), app, "main"); err != nil {
-		t.Fatalf("push to app: %v\n%s", err, out)
-	}
+	e.mustPush("push to app", work, e.token("app", "alice"), app, "main")
 	if len(fake.checked) != 2 || len(fake.applied) != 1 {
 		t.Errorf("a push to app reached the configuration repository: checked %q, applied %q", fake.checked, fake.applied)
 	}

@@ -53,13 +53,9 @@ func TestPushWhoseRecordFailsIsRefused(t *testing.T) {
 // refused while the daemon cannot record it.
 func TestUpdateOnDiskIsRecordedFirst(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	repo := e.bareRepo("app")
-	work := e.workRepo()
+	e, repo, work := newAppEnv(t)
 	head := e.git(work, "rev-parse", "HEAD")
-	if out, err := e.push(work, e.token("app", "alice"), repo, "main"); err != nil {
-		t.Fatalf("push: %v\n%s", err, out)
-	}
+	e.mustPush("push", work, e.token("app", "alice"), repo, "main")
 
 	e.git(repo, "update-ref", "refs/heads/by-hand", head)
 	open, err := e.store.OpenPushes(t.Context())

@@ -2,8 +2,6 @@ package hooks
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -18,9 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/ssh"
-
 	"slipway/configs"
+	"slipway/internal/testutil"
 	"slipway/record"
 	"slipway/store"
 )
@@ -82,17 +79,9 @@ func prepareEnv(t testing.TB) *testEnv {
 	e := &testEnv{t: t, fps: map[string]string{}, gitHome: filepath.Join(dir, "home")}
 	var users strings.Builder
 	for _, name := range []string{"admin", "alice", "bob", "carol"} {
-		pub, _, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pk, err := ssh.NewPublicKey(pub)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.fps[name] = ssh.FingerprintSHA256(pk)
-		key := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pk)))
-		fmt.Fprintf(&users, "[[user]]\nname = %q\nkeys = [%q]\nadmin = %v\n\n", name, key, name == "admin")
+		key := testutil.NewKey(t)
+		e.fps[name] = key.Fingerprint
+		fmt.Fprintf(&users, "[[user]]\nname = %q\nkeys = [%q]\nadmin = %v\n\n", name, key.Line, name == "admin")
 	}
 	text := fmt.Sprintf("data_dir = %q\n\n%s[[environment]]\nname = \"prod\"\ntarget = \"environments/{repo}/prod\"\n\n"+
 		"[[repo]]\nname = \"app\"\nread = [\"carol\"]\nwrite = [\"alice\", \"bob\"]\nrelease = [\"bob\"]\n",
@@ -160,6 +149,14 @@ func (e *testEnv) start(opts ...envOption) {
 	t.Cleanup(e.stop)
 }
 
+// newAppEnv is newEnv with bare repository app and a work tree with one
+// commit on main to push from.
+func newAppEnv(t *testing.T) (e *testEnv, repo, work string) {
+	t.Helper()
+	e = newEnv(t)
+	return e, e.bareRepo("app"), e.workRepo()
+}
+
 // token registers a receive-pack session for user on repo, as gitserver
 // does, and ends it when the test ends.
 func (e *testEnv) token(repo, user string) string {
@@ -191,11 +188,37 @@ func (e *testEnv) git(dir string, args ...string) string {
 }
 
 func (e *testEnv) gitErr(dir string, env []string, args ...string) (string, error) {
-	cmd := exec.CommandContext(e.t.Context(), "git", args...)
-	cmd.Dir = dir
+	cmd := e.gitCmd(dir, args...)
 	cmd.Env = e.gitEnv(env...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// gitCmd is git in dir with the clean environment of gitEnv.
+func (e *testEnv) gitCmd(dir string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(e.t.Context(), "git", args...)
+	cmd.Dir = dir
+	cmd.Env = e.gitEnv()
+	return cmd
+}
+
+// createRefs creates, in the repository at dir, branches b0000… and tags
+// t0000… at its HEAD, in one update-ref.
+func (e *testEnv) createRefs(dir string, branches, tags int) {
+	e.t.Helper()
+	head := e.git(dir, "rev-parse", "HEAD")
+	var refs strings.Builder
+	for i := range branches {
+		fmt.Fprintf(&refs, "create refs/heads/b%04d %s\n", i, head)
+	}
+	for i := range tags {
+		fmt.Fprintf(&refs, "create refs/tags/t%04d %s\n", i, head)
+	}
+	cmd := e.gitCmd(dir, "update-ref", "--stdin")
+	cmd.Stdin = strings.NewReader(refs.String())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		e.t.Fatalf("update-ref: %v\n%s", err, out)
+	}
 }
 
 // bareRepo creates the bare repository of canonical name as gitserver does.
@@ -233,6 +256,17 @@ func (e *testEnv) push(dir, token string, args ...string) (string, error) {
 		git = []string{"push", "--receive-pack=git -c core.hooksPath=" + e.cfg.PushHooksDir() + " receive-pack"}
 	}
 	return e.gitErr(dir, env, append(git, args...)...)
+}
+
+// mustPush is push that fails the test, saying what was refused, when git
+// push fails; it returns git's output.
+func (e *testEnv) mustPush(what, dir, token string, args ...string) string {
+	e.t.Helper()
+	out, err := e.push(dir, token, args...)
+	if err != nil {
+		e.t.Fatalf("%s: %v\n%s", what, err, out)
+	}
+	return out
 }
 
 // refExists reports whether the bare repo has ref.

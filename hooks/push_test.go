@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -56,9 +55,7 @@ func TestPushAcceptedAndRecordedWithOptions(t *testing.T) {
 	// A second push updates the ref: old and new ids are both recorded.
 	e.git(work, "commit", "-q", "--allow-empty", "-m", "second")
 	next := e.git(work, "rev-parse", "HEAD")
-	if out, err := e.push(work, e.token("app", "bob"), repo, "main"); err != nil {
-		t.Fatalf("second push refused: %v\n%s", err, out)
-	}
+	e.mustPush("second push refused", work, e.token("app", "bob"), repo, "main")
 	p, _ = e.lastPush("app")
 	if p.ID != 2 || p.User != "bob" || !slices.Equal(p.Refs, []record.RefUpdate{{Name: "refs/heads/main", Old: head, New: next}}) || p.Options != nil {
 		t.Errorf("second push recorded as %+v", p)
@@ -67,9 +64,7 @@ func TestPushAcceptedAndRecordedWithOptions(t *testing.T) {
 
 func TestReaderCannotPush(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	repo := e.bareRepo("app")
-	work := e.workRepo()
+	e, repo, work := newAppEnv(t)
 	e.git(work, "tag", "v1")
 
 	out, err := e.push(work, e.token("app", "carol"), repo, "main", "v1")
@@ -145,12 +140,8 @@ func TestReleaseRefNeedsReleaseRight(t *testing.T) {
 
 func TestReleaseRefCannotBeDeleted(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	repo := e.bareRepo("app")
-	work := e.workRepo()
-	if out, err := e.push(work, e.token("app", "admin"), repo, "main:refs/release/prod"); err != nil {
-		t.Fatalf("admin release refused: %v\n%s", err, out)
-	}
+	e, repo, work := newAppEnv(t)
+	e.mustPush("admin release refused", work, e.token("app", "admin"), repo, "main:refs/release/prod")
 	for _, user := range []string{"admin", "bob"} {
 		out, err := e.push(work, e.token("app", user), repo, ":refs/release/prod")
 		if err == nil {
@@ -167,9 +158,7 @@ func TestReleaseRefCannotBeDeleted(t *testing.T) {
 
 func TestLocalPushWithoutToken(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	repo := e.bareRepo("app")
-	work := e.workRepo()
+	e, repo, work := newAppEnv(t)
 	head := e.git(work, "rev-parse", "HEAD")
 
 	out, err := e.push(work, "", repo, "main:refs/release/prod")
@@ -221,9 +210,7 @@ func TestNestedRepoCreatedByAdmin(t *testing.T) {
 	e := newEnv(t)
 	repo := e.bareRepo("team/lib")
 	work := e.workRepo()
-	if out, err := e.push(work, e.token("team/lib", "admin"), repo, "main"); err != nil {
-		t.Fatalf("admin push refused: %v\n%s", err, out)
-	}
+	e.mustPush("admin push refused", work, e.token("team/lib", "admin"), repo, "main")
 	if p, ok := e.lastPush("team/lib"); !ok || p.User != "admin" {
 		t.Errorf("nested repo push recorded as %+v (found %v)", p, ok)
 	}
@@ -273,22 +260,8 @@ func TestDaemonDown(t *testing.T) {
 // benchmarks give race-free figures.
 func TestMirrorPush1500Refs(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	repo := e.bareRepo("app")
-	work := e.workRepo()
-	head := e.git(work, "rev-parse", "HEAD")
-	var refs strings.Builder
-	for i := range 999 {
-		fmt.Fprintf(&refs, "create refs/heads/b%04d %s\n", i, head)
-	}
-	for i := range 500 {
-		fmt.Fprintf(&refs, "create refs/tags/t%04d %s\n", i, head)
-	}
-	cmd := e.gitCmd(work, "update-ref", "--stdin")
-	cmd.Stdin = strings.NewReader(refs.String())
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("update-ref: %v\n%s", err, out)
-	}
+	e, repo, work := newAppEnv(t)
+	e.createRefs(work, 999, 500)
 
 	start := time.Now()
 	out, err := e.push(work, e.token("app", "admin"), "--mirror", repo)
@@ -308,13 +281,6 @@ func TestMirrorPush1500Refs(t *testing.T) {
 		t.Fatalf("mirror push recorded as push #%d with %d refs (found %v)", p.ID, len(p.Refs), ok)
 	}
 	t.Logf("git push --mirror of 1,500 refs: %v in all, RecordPush %v", took, recTime)
-}
-
-func (e *testEnv) gitCmd(dir string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(e.t.Context(), "git", args...)
-	cmd.Dir = dir
-	cmd.Env = e.gitEnv()
-	return cmd
 }
 
 // pushLog is a listener that writes to the pusher and remembers the ids.
@@ -364,9 +330,7 @@ func (g *fakeGate) asked() []string {
 // a release ref; the releaser's release push then works as usual.
 func TestConfusingRefNamesRefused(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	repo := e.bareRepo("app")
-	work := e.workRepo()
+	e, repo, work := newAppEnv(t)
 	for _, dst := range []string{"refs/heads/refs/release/prod", "refs/tags/refs/release/prod",
 		"refs/heads/refs/heads/main", "refs/heads/release/prod", "refs/tags/release/prod", "refs/heads/HEAD"} {
 		out, err := e.push(work, e.token("app", "alice"), repo, "main:"+dst)
@@ -400,15 +364,11 @@ func TestConfusingRefNamesRefused(t *testing.T) {
 // it. Other notes refs are refs like any other, for writers.
 func TestNotesRefRefused(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	repo := e.bareRepo("app")
-	work := e.workRepo()
+	e, repo, work := newAppEnv(t)
 	head := e.git(work, "rev-parse", "HEAD")
 	e.git(work, "notes", "--ref=slipway", "add", "-m", "build 1 passed (not really)", head)
 	e.git(work, "notes", "--ref=commits", "add", "-m", "a reviewer's note", head)
-	if out, err := e.push(work, e.token("app", "alice"), repo, "main"); err != nil {
-		t.Fatalf("push refused: %v\n%s", err, out)
-	}
+	e.mustPush("push refused", work, e.token("app", "alice"), repo, "main")
 	const want = "refs/notes/slipway: Slipway alone writes this ref (its build and deployment results); fetch it, do not push it"
 	for _, user := range []string{"alice", "admin", ""} {
 		token := "" // a push on the server's disk

@@ -166,6 +166,15 @@ func (w *watchWriter) String() string {
 	return w.b.String()
 }
 
+// newListenerEnv is an env whose pushes go to a blockingListener, and its
+// bare repository app.
+func newListenerEnv(t *testing.T) (*testEnv, *blockingListener, string) {
+	t.Helper()
+	l := &blockingListener{proceed: make(chan struct{}), finished: make(chan error, 1)}
+	e := newEnv(t, func(o *ServerOptions) { o.Recorder.(*countingRecorder).listeners = []listener{l} })
+	return e, l, e.bareRepo("app")
+}
+
 func postReceiveInput(repo, token string) (io.Reader, []string) {
 	return strings.NewReader(zero + " " + strings.Repeat("1", 40) + " refs/heads/main\n"),
 		[]string{"GIT_DIR=" + repo, EnvPushToken + "=" + token, "GIT_PUSH_OPTION_COUNT=1", "GIT_PUSH_OPTION_0=wait"}
@@ -175,9 +184,7 @@ func postReceiveInput(repo, token string) (io.Reader, []string) {
 // the listener still runs, not when it ends.
 func TestListenerOutputStreams(t *testing.T) {
 	t.Parallel()
-	l := &blockingListener{proceed: make(chan struct{}), finished: make(chan error, 1)}
-	e := newEnv(t, func(o *ServerOptions) { o.Recorder.(*countingRecorder).listeners = []listener{l} })
-	repo := e.bareRepo("app")
+	e, l, repo := newListenerEnv(t)
 	stdin, env := postReceiveInput(repo, e.token("app", "alice"))
 	stderr := newWatchWriter("build 1 started\n")
 	done := make(chan int, 1)
@@ -208,9 +215,7 @@ func TestListenerOutputStreams(t *testing.T) {
 // streams, the listener's context is cancelled, and the push stays recorded.
 func TestClientGoneCancelsListener(t *testing.T) {
 	t.Parallel()
-	l := &blockingListener{proceed: make(chan struct{}), finished: make(chan error, 1)}
-	e := newEnv(t, func(o *ServerOptions) { o.Recorder.(*countingRecorder).listeners = []listener{l} })
-	repo := e.bareRepo("app")
+	e, l, repo := newListenerEnv(t)
 	stdin, env := postReceiveInput(repo, e.token("app", "alice"))
 	stderr := newWatchWriter("build 1 started\n")
 	ctx, cancel := context.WithCancel(t.Context())

@@ -158,9 +158,7 @@ func TestVerifiedPushThroughGit(t *testing.T) {
 	if _, released := v.state(); released != 1 {
 		t.Fatalf("release ran %d times after the session ended, want 1", released)
 	}
-	if out, err := e.push(work, e.token("app", "bob"), repo, "main"); err != nil {
-		t.Fatalf("a plain push after the hold ended: %v\n%s", err, out)
-	}
+	e.mustPush("a plain push after the hold ended", work, e.token("app", "bob"), repo, "main")
 	if calls, _ := v.state(); len(calls) != 2 {
 		t.Errorf("a push without -o verify was verified: %q", calls)
 	}
@@ -182,9 +180,7 @@ func TestVerifyBranchesMakeEveryPushVerified(t *testing.T) {
 	if e.refExists(repo, "refs/heads/main") {
 		t.Fatal("main moved although its build failed")
 	}
-	if out, err := e.push(work, e.token("app", "alice"), repo, "main:dev"); err != nil {
-		t.Fatalf("a push to dev, which is not verified: %v\n%s", err, out)
-	}
+	e.mustPush("a push to dev, which is not verified", work, e.token("app", "alice"), repo, "main:dev")
 	if calls, _ := v.state(); len(calls) != 1 {
 		t.Fatalf("verifier calls %q; dev was verified", calls)
 	}
@@ -196,13 +192,9 @@ func TestVerifyBranchesMakeEveryPushVerified(t *testing.T) {
 	v.fail = ""
 	e.git(work, "commit", "-q", "--allow-empty", "-m", "new")
 	tok, end := e.reg.Begin("app", "alice", e.fps["alice"], nil)
-	if out, err := e.push(work, tok, repo, "main:release/1"); err != nil {
-		t.Fatalf("a passing push: %v\n%s", err, out)
-	}
+	e.mustPush("a passing push", work, tok, repo, "main:release/1")
 	end()
-	if out, err := e.push(work, e.token("app", "alice"), repo, ":release/1"); err != nil {
-		t.Fatalf("deleting release/1: %v\n%s", err, out)
-	}
+	e.mustPush("deleting release/1", work, e.token("app", "alice"), repo, ":release/1")
 	if calls, _ := v.state(); len(calls) != 2 {
 		t.Errorf("verifier calls %q", calls)
 	}

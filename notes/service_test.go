@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"slipway/configs"
+	"slipway/internal/testutil"
 	"slipway/record"
 	"slipway/store"
 )
@@ -35,8 +36,8 @@ func newFixture(t *testing.T) *fixture {
 // commit makes a new commit in the repository and returns it.
 func (f *fixture) commit(msg string) string {
 	f.t.Helper()
-	tree := git(f.t, f.gitDir, "hash-object", "-t", "tree", "-w", "/dev/null")
-	return git(f.t, f.gitDir, "commit-tree", "-m", msg, tree)
+	tree := testutil.Git(f.t, f.gitDir, "hash-object", "-t", "tree", "-w", "/dev/null")
+	return testutil.Git(f.t, f.gitDir, "commit-tree", "-m", msg, tree)
 }
 
 func (f *fixture) service() *Service {

@@ -7,24 +7,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"slipway/internal/testutil"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 )
-
-func git(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_AUTHOR_NAME=T", "GIT_AUTHOR_EMAIL=t@example.com",
-		"GIT_COMMITTER_NAME=T", "GIT_COMMITTER_EMAIL=t@example.com")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
 
 // bareRepo makes a bare repository with n commits on main, whose
 // core.hooksPath names hooks that leave a mark when they run (as the
@@ -34,7 +22,7 @@ func bareRepo(t *testing.T, n int) (gitDir string, commits []string, mark string
 	t.Helper()
 	root := t.TempDir()
 	gitDir = filepath.Join(root, "app.git")
-	git(t, "", "init", "-q", "--bare", "--initial-branch=main", gitDir)
+	testutil.Git(t, "", "init", "-q", "--bare", "--initial-branch=main", gitDir)
 	hooks := filepath.Join(root, "hooks")
 	mark = filepath.Join(root, "hooks-ran")
 	if err := os.Mkdir(hooks, 0o755); err != nil {
@@ -47,15 +35,15 @@ func bareRepo(t *testing.T, n int) (gitDir string, commits []string, mark string
 		}
 	}
 	work := t.TempDir()
-	git(t, work, "init", "-q", "--initial-branch=main")
+	testutil.Git(t, work, "init", "-q", "--initial-branch=main")
 	for i := range n {
-		git(t, work, "commit", "-q", "--allow-empty", "-m", fmt.Sprintf("commit %d", i))
-		commits = append(commits, git(t, work, "rev-parse", "HEAD"))
+		testutil.Git(t, work, "commit", "-q", "--allow-empty", "-m", fmt.Sprintf("commit %d", i))
+		commits = append(commits, testutil.Git(t, work, "rev-parse", "HEAD"))
 	}
 	if n > 0 {
-		git(t, work, "push", "-q", gitDir, "main")
+		testutil.Git(t, work, "push", "-q", gitDir, "main")
 	}
-	git(t, gitDir, "config", "core.hooksPath", hooks)
+	testutil.Git(t, gitDir, "config", "core.hooksPath", hooks)
 	return gitDir, commits, mark
 }
 
@@ -124,7 +112,7 @@ func TestAddWritesOneLinePerResultWithoutHooks(t *testing.T) {
 	}
 	noHooksRan(t, mark)
 	// The branch is where it was; only the notes ref is new.
-	refs := git(t, gitDir, "for-each-ref", "--format=%(refname)")
+	refs := testutil.Git(t, gitDir, "for-each-ref", "--format=%(refname)")
 	if refs != "refs/heads/main\nrefs/notes/slipway" {
 		t.Errorf("refs after notes:\n%s", refs)
 	}
@@ -245,7 +233,7 @@ func TestAddToAMissingCommit(t *testing.T) {
 	if !errors.Is(err, ErrNoCommit) {
 		t.Errorf("Add on a missing commit: %v, want ErrNoCommit", err)
 	}
-	if refs := git(t, gitDir, "for-each-ref", "--format=%(refname)"); refs != "refs/heads/main" {
+	if refs := testutil.Git(t, gitDir, "for-each-ref", "--format=%(refname)"); refs != "refs/heads/main" {
 		t.Errorf("refs: %s", refs)
 	}
 }

@@ -3,14 +3,13 @@ package push_test
 import (
 	"bytes"
 	"log/slog"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"slipway/gitserver"
+	"slipway/internal/testutil"
 	"slipway/push"
 	"slipway/record"
 	"slipway/store"
@@ -23,29 +22,16 @@ func repos(t *testing.T) (dir, repo, c1, c2 string) {
 	t.Helper()
 	dir = filepath.Join(t.TempDir(), "repos")
 	repo = filepath.Join(dir, "app.git")
-	git(t, "", "init", "-q", "--bare", "--initial-branch=main", repo)
+	testutil.Git(t, "", "init", "-q", "--bare", "--initial-branch=main", repo)
 	work := t.TempDir()
-	git(t, work, "init", "-q", "--initial-branch=main")
-	git(t, work, "commit", "-q", "--allow-empty", "-m", "one")
-	c1 = git(t, work, "rev-parse", "HEAD")
-	git(t, work, "commit", "-q", "--allow-empty", "-m", "two")
-	c2 = git(t, work, "rev-parse", "HEAD")
-	git(t, work, "push", "-q", repo, c2+":refs/heads/tmp", c1+":refs/heads/main")
-	git(t, repo, "update-ref", "-d", "refs/heads/tmp")
+	testutil.Git(t, work, "init", "-q", "--initial-branch=main")
+	testutil.Git(t, work, "commit", "-q", "--allow-empty", "-m", "one")
+	c1 = testutil.Git(t, work, "rev-parse", "HEAD")
+	testutil.Git(t, work, "commit", "-q", "--allow-empty", "-m", "two")
+	c2 = testutil.Git(t, work, "rev-parse", "HEAD")
+	testutil.Git(t, work, "push", "-q", repo, c2+":refs/heads/tmp", c1+":refs/heads/main")
+	testutil.Git(t, repo, "update-ref", "-d", "refs/heads/tmp")
 	return dir, repo, c1, c2
-}
-
-func git(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_AUTHOR_NAME=T", "GIT_AUTHOR_EMAIL=t@example.com",
-		"GIT_COMMITTER_NAME=T", "GIT_COMMITTER_EMAIL=t@example.com")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
 }
 
 func reconciler(t *testing.T, st *store.Store) (*push.Handler, *part, *bytes.Buffer) {
@@ -60,18 +46,62 @@ func reconciler(t *testing.T, st *store.Store) (*push.Handler, *part, *bytes.Buf
 	return h, builds, &log
 }
 
+// reconcileEnv is the set-up every reconciliation test starts from: repos,
+// a store and a reconciler on it.
+type reconcileEnv struct {
+	t         *testing.T
+	dir, repo string
+	c1, c2    string
+	st        *store.Store
+	h         *push.Handler
+	builds    *part
+	log       *bytes.Buffer
+	disk      gitserver.Disk
+}
+
+func newReconcileEnv(t *testing.T) *reconcileEnv {
+	t.Helper()
+	e := &reconcileEnv{t: t}
+	e.dir, e.repo, e.c1, e.c2 = repos(t)
+	e.disk = gitserver.Disk{ReposDir: e.dir}
+	e.st = open(t)
+	e.h, e.builds, e.log = reconciler(t, e.st)
+	return e
+}
+
+// record records alice's push of refs as complete.
+func (e *reconcileEnv) record(refs ...record.RefUpdate) {
+	e.t.Helper()
+	if _, err := e.st.RecordPush(e.t.Context(), record.Push{Repo: "app", User: "alice", Refs: refs}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// reconcile runs the reconciliation of a start.
+func (e *reconcileEnv) reconcile() {
+	e.t.Helper()
+	if err := e.h.Reconcile(e.t.Context(), e.disk); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// reconcileAgain checks that a second start finds nothing more to build.
+func (e *reconcileEnv) reconcileAgain() {
+	e.t.Helper()
+	if err := e.h.Reconcile(e.t.Context(), e.disk); err != nil || len(e.builds.settled) != 1 {
+		e.t.Errorf("second reconciliation: %v, settled %v", err, e.builds.settled)
+	}
+}
+
 // A daemon that died between a push's record and its post-receive left the
 // push open: at start, the update git made is recorded with its build, the
 // one it did not make is withdrawn, and a push git made nothing of is gone.
 func TestReconcileFinishesOpenPushes(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	dir, repo, c1, c2 := repos(t)
-	st := open(t)
-	h, builds, log := reconciler(t, st)
-	if _, err := st.RecordPush(ctx, record.Push{Repo: "app", User: "alice", Refs: []record.RefUpdate{{Name: "refs/heads/main", Old: zero, New: c1}}}); err != nil {
-		t.Fatal(err)
-	}
+	e := newReconcileEnv(t)
+	repo, c1, c2, st, builds, log := e.repo, e.c1, e.c2, e.st, e.builds, e.log
+	e.record(record.RefUpdate{Name: "refs/heads/main", Old: zero, New: c1})
 	// Push A moved main to c2 (git made it); push B was about to create
 	// refs/heads/dev, and git never did.
 	a, err := st.PreparePush(ctx, record.Push{Repo: "app", User: "alice", Refs: []record.RefUpdate{
@@ -83,11 +113,9 @@ func TestReconcileFinishesOpenPushes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	git(t, repo, "update-ref", "refs/heads/main", c2, c1)
+	testutil.Git(t, repo, "update-ref", "refs/heads/main", c2, c1)
 
-	if err := h.Reconcile(ctx, gitserver.Disk{ReposDir: dir}); err != nil {
-		t.Fatal(err)
-	}
+	e.reconcile()
 	pa, err := st.GetPush(ctx, a)
 	if err != nil {
 		t.Fatal(err)
@@ -113,9 +141,7 @@ func TestReconcileFinishesOpenPushes(t *testing.T) {
 		t.Errorf("drift reported:\n%s", log)
 	}
 	// A second start finds nothing to do.
-	if err := h.Reconcile(ctx, gitserver.Disk{ReposDir: dir}); err != nil || len(builds.settled) != 1 {
-		t.Errorf("second reconciliation: %v, settled %v", err, builds.settled)
-	}
+	e.reconcileAgain()
 }
 
 // Refs that moved without a record (by hand, by a git whose hooks did not
@@ -123,26 +149,15 @@ func TestReconcileFinishesOpenPushes(t *testing.T) {
 // release ref found so is recorded but not deployed (see deploy).
 func TestReconcileRecordsRefsThatMovedWithoutARecord(t *testing.T) {
 	t.Parallel()
-	ctx := t.Context()
-	dir, repo, c1, c2 := repos(t)
-	st := open(t)
-	h, builds, log := reconciler(t, st)
-	if _, err := st.RecordPush(ctx, record.Push{Repo: "app", User: "alice", Refs: []record.RefUpdate{
-		{Name: "refs/heads/main", Old: zero, New: c1}, {Name: "refs/heads/old", Old: zero, New: c1}}}); err != nil {
-		t.Fatal(err)
-	}
+	e := newReconcileEnv(t)
+	repo, c1, c2, st, builds, log := e.repo, e.c1, e.c2, e.st, e.builds, e.log
+	e.record(record.RefUpdate{Name: "refs/heads/main", Old: zero, New: c1}, record.RefUpdate{Name: "refs/heads/old", Old: zero, New: c1})
 	// main moves, old is deleted, a tag appears: none through Slipway.
-	git(t, repo, "update-ref", "refs/heads/main", c2)
-	git(t, repo, "update-ref", "refs/tags/v1", c2)
+	testutil.Git(t, repo, "update-ref", "refs/heads/main", c2)
+	testutil.Git(t, repo, "update-ref", "refs/tags/v1", c2)
 
-	if err := h.Reconcile(ctx, gitserver.Disk{ReposDir: dir}); err != nil {
-		t.Fatal(err)
-	}
-	last, err := st.LastPushes(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := last["app"]
+	e.reconcile()
+	p := mustLastPush(t, st, "app")
 	if !p.Found() || p.ID == 0 {
 		t.Fatalf("no push found at start: %+v", p)
 	}
@@ -165,39 +180,27 @@ func TestReconcileRecordsRefsThatMovedWithoutARecord(t *testing.T) {
 	if !strings.Contains(log.String(), "found at start") || !strings.Contains(log.String(), "refs/heads/main") {
 		t.Errorf("the log does not say what was found:\n%s", log)
 	}
-	if err := h.Reconcile(ctx, gitserver.Disk{ReposDir: dir}); err != nil || len(builds.settled) != 1 {
-		t.Errorf("second reconciliation: %v, settled %v", err, builds.settled)
-	}
+	e.reconcileAgain()
 }
 
 // The notes ref, which the daemon writes with hooks off, is no push: a
 // start that finds it moved (or gone) records nothing and builds nothing.
 func TestReconcileIgnoresTheNotesRef(t *testing.T) {
 	t.Parallel()
-	ctx := t.Context()
-	dir, repo, c1, c2 := repos(t)
-	st := open(t)
-	h, builds, log := reconciler(t, st)
-	if _, err := st.RecordPush(ctx, record.Push{Repo: "app", User: "alice", Refs: []record.RefUpdate{{Name: "refs/heads/main", Old: zero, New: c1}}}); err != nil {
-		t.Fatal(err)
-	}
-	git(t, repo, "-c", "core.hooksPath=/dev/null", "notes", "--ref=slipway", "add", "-m", "build 1 passed", c1)
-	if err := h.Reconcile(ctx, gitserver.Disk{ReposDir: dir}); err != nil {
-		t.Fatal(err)
-	}
+	e := newReconcileEnv(t)
+	repo, c1, c2, st, builds, log := e.repo, e.c1, e.c2, e.st, e.builds, e.log
+	e.record(record.RefUpdate{Name: "refs/heads/main", Old: zero, New: c1})
+	testutil.Git(t, repo, "-c", "core.hooksPath=/dev/null", "notes", "--ref=slipway", "add", "-m", "build 1 passed", c1)
+	e.reconcile()
 	if len(builds.settled) != 0 || strings.Contains(log.String(), "found at start") {
 		t.Fatalf("the notes ref was taken for a push: settled %v\n%s", builds.settled, log)
 	}
 	// A notes ref in the record (from a daemon that recorded it) and gone
 	// from the disk is no deletion to record either; a branch beside it is.
-	git(t, repo, "update-ref", "-d", "refs/notes/slipway")
-	git(t, repo, "update-ref", "refs/heads/main", c2)
-	if _, err := st.RecordPush(ctx, record.Push{Repo: "app", User: "alice", Refs: []record.RefUpdate{{Name: "refs/notes/slipway", Old: zero, New: c1}}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.Reconcile(ctx, gitserver.Disk{ReposDir: dir}); err != nil {
-		t.Fatal(err)
-	}
+	testutil.Git(t, repo, "update-ref", "-d", "refs/notes/slipway")
+	testutil.Git(t, repo, "update-ref", "refs/heads/main", c2)
+	e.record(record.RefUpdate{Name: "refs/notes/slipway", Old: zero, New: c1})
+	e.reconcile()
 	p := mustLastPush(t, st, "app")
 	if !p.Found() || len(p.Refs) != 1 || p.Refs[0].Name != "refs/heads/main" {
 		t.Errorf("push found at start: %+v, want main's move only", p.Refs)
@@ -219,12 +222,9 @@ func mustLastPush(t *testing.T, st *store.Store, repo string) record.Push {
 func TestWatchFinishesOldOpenPushesOnly(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	dir, repo, c1, c2 := repos(t)
-	st := open(t)
-	h, builds, _ := reconciler(t, st)
-	if _, err := st.RecordPush(ctx, record.Push{Repo: "app", User: "alice", Refs: []record.RefUpdate{{Name: "refs/heads/main", Old: zero, New: c1}}}); err != nil {
-		t.Fatal(err)
-	}
+	e := newReconcileEnv(t)
+	repo, c1, c2, st, builds := e.repo, e.c1, e.c2, e.st, e.builds
+	e.record(record.RefUpdate{Name: "refs/heads/main", Old: zero, New: c1})
 	old, err := st.PreparePush(ctx, record.Push{Repo: "app", User: "alice", Time: time.Now().Add(-time.Hour),
 		Refs: []record.RefUpdate{{Name: "refs/heads/main", Old: c1, New: c2}}}, "push:old")
 	if err != nil {
@@ -234,8 +234,8 @@ func TestWatchFinishesOldOpenPushesOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	git(t, repo, "update-ref", "refs/heads/main", c2, c1)
-	n, err := h.FinishOpen(ctx, gitserver.Disk{ReposDir: dir}, time.Now().Add(-time.Minute))
+	testutil.Git(t, repo, "update-ref", "refs/heads/main", c2, c1)
+	n, err := e.h.FinishOpen(ctx, e.disk, time.Now().Add(-time.Minute))
 	if err != nil || n != 1 || len(builds.settled) != 1 {
 		t.Fatalf("FinishOpen = %d, %v; settled %v", n, err, builds.settled)
 	}

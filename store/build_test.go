@@ -43,6 +43,17 @@ func mustGet(t *testing.T, s *Store, id int64) Build {
 	return b
 }
 
+// mustRecover runs RecoverInterrupted and returns the builds it queued
+// again and those it stopped.
+func mustRecover(t *testing.T, s *Store) (requeued, stopped []Build) {
+	t.Helper()
+	requeued, stopped, err := s.RecoverInterrupted(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return requeued, stopped
+}
+
 func TestRecordPushAndEnqueue(t *testing.T) {
 	t.Parallel()
 	s := openTest(t)
@@ -377,10 +388,7 @@ func TestRecoverInterruptedOnceOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { s.Close() }()
-	requeued, stopped, err := s.RecoverInterrupted(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	requeued, stopped := mustRecover(t, s)
 	if len(requeued) != 1 || len(stopped) != 0 || requeued[0].ID != b.ID {
 		t.Fatalf("first recovery: requeued %+v stopped %+v", requeued, stopped)
 	}
@@ -398,10 +406,7 @@ func TestRecoverInterruptedOnceOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	requeued, stopped, err = s.RecoverInterrupted(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	requeued, stopped = mustRecover(t, s)
 	if len(requeued) != 0 || len(stopped) != 1 {
 		t.Fatalf("second recovery: requeued %+v stopped %+v", requeued, stopped)
 	}
@@ -416,14 +421,10 @@ func TestRecoverInterruptedOnceOnly(t *testing.T) {
 func TestRecoverInterruptedDefersToNewerQueuedBuild(t *testing.T) {
 	t.Parallel()
 	s := openTest(t)
-	ctx := t.Context()
 	old := mustEnqueue(t, s, manual("app", "refs/heads/main", 1)).Builds[0]
 	mustClaim(t, s)
 	newer := mustEnqueue(t, s, manual("app", "refs/heads/main", 2)).Builds[0]
-	requeued, stopped, err := s.RecoverInterrupted(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	requeued, stopped := mustRecover(t, s)
 	if len(requeued) != 0 || len(stopped) != 1 || stopped[0].State != StateSuperseded ||
 		!strings.Contains(stopped[0].Reason, fmt.Sprintf("superseded by build %d", newer.ID)) {
 		t.Errorf("recovery with a newer build queued: requeued %+v stopped %+v", requeued, stopped)

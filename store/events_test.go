@@ -29,6 +29,16 @@ func eventsOf(t *testing.T, s *Store, after int64) []string {
 // TestStateChangesAddTheirEvents: a push recorded, a build claimed and
 // finished, a deployment claimed and finished, and a build recorded
 // skipped each add their event, with the record's fields, in order.
+// mustAddEvent adds e and returns its id.
+func mustAddEvent(t *testing.T, s *Store, e record.Event) int64 {
+	t.Helper()
+	id, err := s.AddEvent(t.Context(), e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
 func TestStateChangesAddTheirEvents(t *testing.T) {
 	t.Parallel()
 	s := openTest(t)
@@ -153,10 +163,7 @@ func TestPruneDropsEventsEveryConsumerPassed(t *testing.T) {
 	ctx := t.Context()
 	var ids []int64
 	for i := range 4 {
-		id, err := s.AddEvent(ctx, record.Event{Kind: record.EventScheduleSkipped, Repo: "app", Schedule: fmt.Sprint(i)})
-		if err != nil {
-			t.Fatal(err)
-		}
+		id := mustAddEvent(t, s, record.Event{Kind: record.EventScheduleSkipped, Repo: "app", Schedule: fmt.Sprint(i)})
 		ids = append(ids, id)
 	}
 	must := func(err error) {
@@ -186,10 +193,7 @@ func TestPruneKeepsEventIDsGoingUp(t *testing.T) {
 	ctx := t.Context()
 	var last int64
 	for i := range 3 {
-		id, err := s.AddEvent(ctx, record.Event{Kind: record.EventScheduleSkipped, Repo: "app", Schedule: fmt.Sprint(i)})
-		if err != nil {
-			t.Fatal(err)
-		}
+		id := mustAddEvent(t, s, record.Event{Kind: record.EventScheduleSkipped, Repo: "app", Schedule: fmt.Sprint(i)})
 		last = id
 	}
 	if err := s.SetCursor(ctx, "notes", last); err != nil {
@@ -198,10 +202,7 @@ func TestPruneKeepsEventIDsGoingUp(t *testing.T) {
 	if _, err := s.Prune(context.Background(), "", 10); err != nil {
 		t.Fatal(err)
 	}
-	next, err := s.AddEvent(ctx, record.Event{Kind: record.EventScheduleSkipped, Repo: "app", Schedule: "next"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	next := mustAddEvent(t, s, record.Event{Kind: record.EventScheduleSkipped, Repo: "app", Schedule: "next"})
 	if es, _ := s.EventsAfter(ctx, last, 10); next <= last || len(es) != 1 || es[0].ID != next {
 		t.Errorf("after pruning, the next event got id %d (cursor at %d) and the consumer reads %+v", next, last, es)
 	}

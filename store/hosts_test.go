@@ -305,15 +305,7 @@ func TestUpgradeToDeploymentHosts(t *testing.T) {
 	for i := range 3 {
 		ds = append(ds, deployed(t, old, passedBuild(t, old, "app", i), "prod", fmt.Sprintf("r%d", i), DeploySucceeded))
 	}
-	if err := old.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	s, err := Open(ctx, path)
-	if err != nil {
-		t.Fatalf("upgrade: %v", err)
-	}
-	defer s.Close()
+	s := upgrade(t, old, path)
 	var v int
 	if err := s.r.QueryRowContext(ctx, `SELECT max(version) FROM schema_migrations`).Scan(&v); err != nil || v != len(migrations) {
 		t.Errorf("schema version after upgrade = %d (%v), want %d", v, err, len(migrations))

@@ -47,15 +47,22 @@ func nightly(at time.Time, onlyIfChanged bool, commit int) ScheduleFire {
 		Builds: []Build{{Ref: "refs/heads/main", Commit: oid(commit), Pipeline: "nightly"}}}
 }
 
+// mustFire records the firing f and returns its builds.
+func mustFire(t *testing.T, s *Store, f ScheduleFire) []Build {
+	t.Helper()
+	bs, err := s.FireSchedule(t.Context(), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bs
+}
+
 func TestFireScheduleNoOverlap(t *testing.T) {
 	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
 	day := time.Date(2025, 1, 1, 2, 0, 0, 0, time.UTC)
-	first, err := s.FireSchedule(ctx, nightly(day, false, 1))
-	if err != nil {
-		t.Fatal(err)
-	}
+	first := mustFire(t, s, nightly(day, false, 1))
 	if len(first) != 1 || first[0].State != StateQueued || first[0].Trigger != TriggerSchedule || first[0].Schedule != "nightly" || first[0].Repo != "app" {
 		t.Fatalf("first run = %+v", first)
 	}
@@ -69,10 +76,7 @@ func TestFireScheduleNoOverlap(t *testing.T) {
 	}
 
 	// Next night, the first run is still queued: skipped, with the reason.
-	second, err := s.FireSchedule(ctx, nightly(day.Add(24*time.Hour), false, 2))
-	if err != nil {
-		t.Fatal(err)
-	}
+	second := mustFire(t, s, nightly(day.Add(24*time.Hour), false, 2))
 	if second[0].State != StateSkipped || !strings.Contains(second[0].Reason, "still queued") {
 		t.Errorf("overlapping run = %+v", second[0])
 	}
@@ -173,16 +177,12 @@ func TestFireScheduleOncePerInstant(t *testing.T) {
 func TestFireScheduleMissingBranchIsRecordedAsError(t *testing.T) {
 	t.Parallel()
 	s := openTest(t)
-	ctx := t.Context()
 	at := time.Date(2025, 1, 1, 2, 0, 0, 0, time.UTC)
 	f := ScheduleFire{Repo: "app", Name: "nightly", Spec: "@nightly", At: at, Builds: []Build{
 		{Ref: "refs/heads/gone", Pipeline: "nightly", State: StateError, Reason: `branch "gone" does not exist`},
 		{Ref: "refs/heads/main", Commit: oid(1), Pipeline: "nightly"},
 	}}
-	bs, err := s.FireSchedule(ctx, f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bs := mustFire(t, s, f)
 	if bs[0].State != StateError || bs[0].Commit != "" || bs[0].FinishedAt.IsZero() || bs[1].State != StateQueued {
 		t.Errorf("firing with a missing branch = %+v", bs)
 	}
@@ -193,10 +193,7 @@ func TestRemoveScheduleLeavesNoOrphans(t *testing.T) {
 	s := openTest(t)
 	ctx := t.Context()
 	at := time.Date(2025, 1, 1, 2, 0, 0, 0, time.UTC)
-	b, err := s.FireSchedule(ctx, nightly(at, false, 1))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := mustFire(t, s, nightly(at, false, 1))
 	push := mustEnqueue(t, s, manual("app", "refs/heads/dev", 2)).Builds[0]
 	cancelled, err := s.RemoveSchedule(ctx, "app", "nightly")
 	if err != nil {

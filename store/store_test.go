@@ -12,6 +12,22 @@ import (
 )
 
 // openTest opens a fresh store in the test's temp dir and closes it at the end.
+// upgrade closes old, a store at path written by an older version, and
+// opens path with this version's migrations; the store is closed when the
+// test ends.
+func upgrade(t *testing.T, old *Store, path string) *Store {
+	t.Helper()
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatalf("upgrade: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 func openTest(t testing.TB) *Store {
 	t.Helper()
 	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "slipway.db"))

@@ -113,17 +113,13 @@ func TestRecordVerifiedPushOfEndedBuild(t *testing.T) {
 func TestRecoverInterruptedEndsVerifyBuilds(t *testing.T) {
 	t.Parallel()
 	s := openTest(t)
-	ctx := t.Context()
 	running := mustEnqueue(t, s, verifyBuild("app", "refs/heads/main", 1)).Builds[0]
 	mustClaim(t, s)
 	plain := mustEnqueue(t, s, manual("app", "refs/heads/dev", 2)).Builds[0]
 	mustClaim(t, s)
 	queued := mustEnqueue(t, s, verifyBuild("app", "refs/heads/topic", 3)).Builds[0]
 
-	requeued, stopped, err := s.RecoverInterrupted(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	requeued, stopped := mustRecover(t, s)
 	if len(requeued) != 1 || requeued[0].ID != plain.ID {
 		t.Fatalf("requeued %+v; want only the plain build #%d", requeued, plain.ID)
 	}
@@ -172,15 +168,7 @@ INSERT INTO deployments (repo, env, build_id, commit_id, trigger, state, created
 		{ID: 2, State: StateQueued, RetryOf: 1, CreatedAt: time.Unix(0, 1003)},
 		{ID: 1, State: StatePassed, PushID: 1, CreatedAt: time.Unix(0, 1000), FinishedAt: time.Unix(0, 1002)},
 	}
-	if err := old.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	s, err := Open(ctx, path)
-	if err != nil {
-		t.Fatalf("upgrade: %v", err)
-	}
-	defer s.Close()
+	s := upgrade(t, old, path)
 	after, err := s.ListBuilds(ctx, "", 0)
 	if err != nil {
 		t.Fatal(err)

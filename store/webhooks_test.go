@@ -13,10 +13,7 @@ func TestPruneKeepsEventIDsRising(t *testing.T) {
 	ctx := t.Context()
 	var last int64
 	for range 3 {
-		id, err := s.AddEvent(ctx, record.Event{Kind: record.EventReleaseRefused, Repo: "app"})
-		if err != nil {
-			t.Fatal(err)
-		}
+		id := mustAddEvent(t, s, record.Event{Kind: record.EventReleaseRefused, Repo: "app"})
 		last = id
 	}
 	if err := s.SetCursor(ctx, "webhooks", last); err != nil {
@@ -25,10 +22,7 @@ func TestPruneKeepsEventIDsRising(t *testing.T) {
 	if _, err := s.Prune(ctx, "", 100); err != nil {
 		t.Fatal(err)
 	}
-	id, err := s.AddEvent(ctx, record.Event{Kind: record.EventReleaseRefused, Repo: "app"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := mustAddEvent(t, s, record.Event{Kind: record.EventReleaseRefused, Repo: "app"})
 	if id <= last {
 		t.Fatalf("after a prune the next event got id %d, not above the cursor %d", id, last)
 	}

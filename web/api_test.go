@@ -26,7 +26,9 @@ type apiFixture struct {
 	s *Server
 }
 
-func newAPIFixture(t *testing.T, public bool) *apiFixture {
+// filledWorld opens the viewstest world, filled, and parses its config;
+// with public, app is public.
+func filledWorld(t *testing.T, public bool) (*viewstest.World, *configs.Config) {
 	t.Helper()
 	toml := viewstest.TOML
 	if public {
@@ -38,6 +40,12 @@ func newAPIFixture(t *testing.T, public bool) *apiFixture {
 	}
 	w := viewstest.Open(t)
 	viewstest.Fill(t, w)
+	return w, cfg
+}
+
+func newAPIFixture(t *testing.T, public bool) *apiFixture {
+	t.Helper()
+	w, cfg := filledWorld(t, public)
 	s, err := New(Options{Config: cfg, Views: w.Views(t, cfg)})
 	if err != nil {
 		t.Fatal(err)

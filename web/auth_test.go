@@ -3,8 +3,6 @@ package web
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"go/ast"
@@ -22,10 +20,9 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/ssh"
-
 	"slipway/configs"
 	"slipway/gitserver"
+	"slipway/internal/testutil"
 	"slipway/store"
 )
 
@@ -48,22 +45,9 @@ func (c *clock) advance(d time.Duration) {
 }
 
 // key is an SSH key of a test user.
-type key struct {
-	line, fingerprint string
-}
+type key = testutil.Key
 
-func newKey(t *testing.T) key {
-	t.Helper()
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key{line: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k))), fingerprint: ssh.FingerprintSHA256(k)}
-}
+func newKey(t *testing.T) key { return testutil.NewKey(t) }
 
 // authEnv is a web server on a real store, with a live configuration
 // that a test swaps as a reload would.
@@ -85,7 +69,7 @@ func (e *authEnv) toml(users map[string]bool, extra string) string {
 		if !users[name] {
 			continue
 		}
-		fmt.Fprintf(&b, "[[user]]\nname = %q\nkeys = [%q]\nadmin = %v\n\n", name, e.keys[name].line, name == "carol")
+		fmt.Fprintf(&b, "[[user]]\nname = %q\nkeys = [%q]\nadmin = %v\n\n", name, e.keys[name].Line, name == "carol")
 	}
 	// A repository may list only configured users.
 	list := func(name string) string {
@@ -151,7 +135,7 @@ func (e *authEnv) ssh(user string, args ...string) (stdout, stderr string, code 
 	if !ok {
 		e.t.Fatalf("no command %q", args[0])
 	}
-	code = cmd.Run(e.t.Context(), gitserver.Caller{User: user, KeyFingerprint: e.keys[user].fingerprint}, args[1:], &o, &er)
+	code = cmd.Run(e.t.Context(), gitserver.Caller{User: user, KeyFingerprint: e.keys[user].Fingerprint}, args[1:], &o, &er)
 	return o.String(), er.String(), code
 }
 

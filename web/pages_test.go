@@ -61,16 +61,7 @@ func (r worldDeploys) Follow(ctx context.Context, id int64, out io.Writer, follo
 // unless the test signs in for real (sessions are the world's store).
 func newPagesFixture(t *testing.T, public bool) *pagesFixture {
 	t.Helper()
-	toml := viewstest.TOML
-	if public {
-		toml = strings.Replace(toml, "name = \"app\"\n", "name = \"app\"\npublic = true\n", 1)
-	}
-	cfg, err := configs.Parse([]byte(toml), "test.toml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := viewstest.Open(t)
-	viewstest.Fill(t, w)
+	w, cfg := filledWorld(t, public)
 	gate, err := deploy.NewService(deploy.ServiceOptions{Config: cfg, Store: w.Store, Logs: w.Logs, DataDir: w.Dir})
 	if err != nil {
 		t.Fatal(err)

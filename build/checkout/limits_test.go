@@ -1,7 +1,6 @@
 package checkout
 
 import (
-	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -92,6 +91,22 @@ func TestCheckoutLimitIsInclusive(t *testing.T) {
 	}
 }
 
+// checkoutTwoFiles checks commit, a tree of two files, out into dst with
+// a 1 GiB file limit and a pool of 1 MiB objects, and returns how many
+// bytes the heap allocated meanwhile.
+func checkoutTwoFiles(t *testing.T, repo, commit, dst string) uint64 {
+	t.Helper()
+	var res Result
+	var err error
+	n := testutil.Allocated(func() {
+		res, err = Checkout(t.Context(), repo, commit, dst, Options{MaxFileBytes: 1 << 30, Objects: gitobj.NewPool(1<<20, 4)})
+	})
+	if err != nil || res.Files != 2 {
+		t.Fatalf("Checkout = %+v, %v; want 2 files", res, err)
+	}
+	return n
+}
+
 // TestCheckoutLargeBlobGoesToGit: a small tree whose blob is over the
 // in-process cap, but within MaxFileBytes, is written by git, which
 // streams it; the daemon's heap allocates less than 1 MiB.
@@ -102,14 +117,7 @@ func TestCheckoutLargeBlobGoesToGit(t *testing.T) {
 	small := testutil.HashObject(t, repo, strings.NewReader("hello\n"))
 	commit := commitTree(t, repo, false, "100644 blob "+small+"\tREADME", "100644 blob "+big+"\tbig.bin")
 	dst := t.TempDir()
-	var res Result
-	var err error
-	n := testutil.Allocated(func() {
-		res, err = Checkout(t.Context(), repo, commit, dst, Options{MaxFileBytes: 1 << 30, Objects: gitobj.NewPool(1<<20, 4)})
-	})
-	if err != nil || res.Files != 2 {
-		t.Fatalf("Checkout = %+v, %v; want 2 files", res, err)
-	}
+	n := checkoutTwoFiles(t, repo, commit, dst)
 	if fi, err := os.Stat(filepath.Join(dst, "big.bin")); err != nil || fi.Size() != size {
 		t.Errorf("big.bin: %v, %v; want %d bytes", fi, err, size)
 	}
@@ -127,23 +135,12 @@ func TestCheckoutLargeBlobGoesToGit(t *testing.T) {
 func TestCheckoutDeltaOnLargeBaseGoesToGit(t *testing.T) {
 	const big = 64 << 20
 	repo := bare(t)
-	d := testutil.Delta(big, 6, testutil.DeltaOp{Insert: []byte("hello\n")})
-	testutil.WritePack(t, repo, []testutil.PackEntry{
-		{Type: 3, Data: testutil.Zeros(big), Size: big},
-		{Type: 6, Data: bytes.NewReader(d), Size: int64(len(d)), Base: 0},
-	})
+	testutil.WriteDeltaOnZeros(t, repo, big, testutil.Delta(big, 6, testutil.DeltaOp{Insert: []byte("hello\n")}))
 	hello := testutil.ObjectID("blob", []byte("hello\n"))
 	first := testutil.HashObject(t, repo, strings.NewReader("first\n"))
 	commit := commitTree(t, repo, false, "100644 blob "+first+"\taaa-first", "100644 blob "+hello+"\tzzz-hello")
 	dst := t.TempDir()
-	var res Result
-	var err error
-	n := testutil.Allocated(func() {
-		res, err = Checkout(t.Context(), repo, commit, dst, Options{MaxFileBytes: 1 << 30, Objects: gitobj.NewPool(1<<20, 4)})
-	})
-	if err != nil || res.Files != 2 {
-		t.Fatalf("Checkout = %+v, %v; want 2 files", res, err)
-	}
+	n := checkoutTwoFiles(t, repo, commit, dst)
 	for name, want := range map[string]string{"aaa-first": "first\n", "zzz-hello": "hello\n"} {
 		if b, err := os.ReadFile(filepath.Join(dst, name)); err != nil || string(b) != want {
 			t.Errorf("%s = %q, %v; want %q", name, b, err, want)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slipway/internal/testutil"
 	"strings"
 	"testing"
 )
@@ -33,8 +34,8 @@ func FuzzArtifactsStayInWorkspace(f *testing.F) {
 		root := t.TempDir()
 		ws, dst := filepath.Join(root, "ws"), filepath.Join(root, "dst")
 		const secret = "TOPSECRET-7f3a"
-		mustWrite(t, filepath.Join(root, "secret"), secret)
-		mustWrite(t, filepath.Join(ws, "a", "file"), "ok")
+		testutil.WriteFile(t, filepath.Join(root, "secret"), secret)
+		testutil.WriteFile(t, filepath.Join(ws, "a", "file"), "ok")
 		if err := os.Symlink(target, filepath.Join(ws, "a", "link")); err != nil {
 			t.Skip()
 		}
@@ -65,19 +66,9 @@ func FuzzArtifactsStayInWorkspace(f *testing.F) {
 	})
 }
 
-func mustWrite(t *testing.T, p, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestCopyArtifactsKeepsModesAndInsideLinks(t *testing.T) {
 	ws, dst := t.TempDir(), filepath.Join(t.TempDir(), "out")
-	mustWrite(t, filepath.Join(ws, "bin", "app"), "#!/bin/sh\n")
+	testutil.WriteFile(t, filepath.Join(ws, "bin", "app"), "#!/bin/sh\n")
 	if err := os.Chmod(filepath.Join(ws, "bin", "app"), 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package pipeline
 import (
 	"errors"
 	"io"
-	"os/exec"
 	"strings"
 	"testing"
 
@@ -13,17 +12,9 @@ import (
 // gitIn runs git in the bare repository with stdin.
 func gitIn(t *testing.T, dir string, stdin io.Reader, args ...string) string {
 	t.Helper()
-	cmd := gitCmd(dir, args...)
+	cmd := testutil.GitCmd(dir, args...)
 	cmd.Stdin = stdin
-	out, err := cmd.Output()
-	if err != nil {
-		var stderr []byte
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = ee.Stderr
-		}
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, stderr)
-	}
-	return strings.TrimSpace(string(out))
+	return testutil.RunGit(t, cmd)
 }
 
 // commitOf writes a commit of one tree line ("100644 blob <id>\t<name>")

@@ -3,26 +3,13 @@ package pipeline
 import (
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"slipway/internal/gitobj"
+	"slipway/internal/testutil"
 )
-
-// git runs the real git with no user or system configuration.
-func runGit(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", append([]string{"-c", "user.name=Test", "-c", "user.email=test@example.com", "-c", "init.defaultBranch=main"}, args...)...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
 
 // repo is a bare repository fed by pushes from a scratch clone, the way
 // Slipway's repositories are.
@@ -34,8 +21,8 @@ type repo struct {
 func newRepo(t *testing.T) *repo {
 	dir := t.TempDir()
 	r := &repo{t: t, bare: filepath.Join(dir, "app.git"), work: filepath.Join(dir, "work")}
-	runGit(t, dir, "init", "--bare", "-q", r.bare)
-	runGit(t, dir, "init", "-q", r.work)
+	testutil.Git(t, dir, "init", "--bare", "-q", "--initial-branch=main", r.bare)
+	testutil.Git(t, dir, "init", "-q", "--initial-branch=main", r.work)
 	return r
 }
 
@@ -43,7 +30,18 @@ func newRepo(t *testing.T) *repo {
 // pushes to branch, returning the commit id.
 func (r *repo) commit(branch string, files map[string]*string) string {
 	r.t.Helper()
-	// Deletions first, so a map can turn a file into a folder or back.
+	r.write(files)
+	testutil.Git(r.t, r.work, "add", "-A")
+	testutil.Git(r.t, r.work, "commit", "-q", "--allow-empty", "-m", "change")
+	testutil.Git(r.t, r.work, "push", "-q", r.bare, "HEAD:refs/heads/"+branch)
+	return testutil.Git(r.t, r.work, "rev-parse", "HEAD")
+}
+
+// write replaces files in the work tree: a nil content deletes the file,
+// and .slipway.toml is always removed first (it may be a link or a folder).
+// Deletions go first, so a map can turn a file into a folder or back.
+func (r *repo) write(files map[string]*string) {
+	r.t.Helper()
 	for name, content := range files {
 		p := filepath.Join(r.work, name)
 		if content == nil || name == FileName {
@@ -56,18 +54,26 @@ func (r *repo) commit(branch string, files map[string]*string) string {
 		if content == nil {
 			continue
 		}
-		p := filepath.Join(r.work, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			r.t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(*content), 0o644); err != nil {
-			r.t.Fatal(err)
-		}
+		testutil.WriteFile(r.t, filepath.Join(r.work, name), *content)
 	}
-	runGit(r.t, r.work, "add", "-A")
-	runGit(r.t, r.work, "commit", "-q", "--allow-empty", "-m", "change")
-	runGit(r.t, r.work, "push", "-q", r.bare, "HEAD:refs/heads/"+branch)
-	return runGit(r.t, r.work, "rev-parse", "HEAD")
+}
+
+// oddEntries commits, on branches of their names, a .slipway.toml that is
+// no file to read: a symbolic link to a valid file (following it would be
+// reading another path), a folder, and a file over MaxFileSize.
+func (r *repo) oddEntries() (link, dir, big string) {
+	r.t.Helper()
+	if err := os.RemoveAll(filepath.Join(r.work, FileName)); err != nil {
+		r.t.Fatal(err)
+	}
+	testutil.WriteFile(r.t, filepath.Join(r.work, "real.toml"), "[build]\nsteps = [\"make\"]\n")
+	if err := os.Symlink("real.toml", filepath.Join(r.work, FileName)); err != nil {
+		r.t.Fatal(err)
+	}
+	link = r.commit("link", nil)
+	dir = r.commit("dir", map[string]*string{FileName: nil, FileName + "/x": ptr("y")})
+	big = r.commit("big", map[string]*string{FileName: ptr("[build]\nsteps = [\"make\"]\n#" + strings.Repeat("x", MaxFileSize))})
+	return link, dir, big
 }
 
 func ptr(s string) *string { return &s }
@@ -120,16 +126,7 @@ func TestLoadBrokenFileCarriesPosition(t *testing.T) {
 
 func TestLoadRefusesOddEntries(t *testing.T) {
 	r := newRepo(t)
-	// A symlink to a valid file: following it would be reading another path.
-	if err := os.WriteFile(filepath.Join(r.work, "real.toml"), []byte("[build]\nsteps = [\"make\"]\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink("real.toml", filepath.Join(r.work, FileName)); err != nil {
-		t.Fatal(err)
-	}
-	link := r.commit("link", nil)
-	dir := r.commit("dir", map[string]*string{FileName: nil, FileName + "/x": ptr("y")})
-	big := r.commit("big", map[string]*string{FileName: ptr("[build]\nsteps = [\"make\"]\n#" + strings.Repeat("x", MaxFileSize))})
+	link, dir, big := r.oddEntries()
 
 	for commit, want := range map[string]string{link: "symbolic link", dir: "not a regular file", big: "the limit is"} {
 		_, err := Load(t.Context(), testPool(), r.bare, commit)

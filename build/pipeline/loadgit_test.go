@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"slipway/internal/testutil"
 	"strings"
 	"testing"
 )
@@ -25,26 +25,13 @@ func (r *repo) quarantined(branch string, files map[string]*string) (commit, qua
 	if err := os.WriteFile(filepath.Join(hooks, "pre-receive"), []byte(script), 0o755); err != nil {
 		r.t.Fatal(err)
 	}
-	runGit(r.t, r.bare, "config", "core.hooksPath", hooks)
-	defer runGit(r.t, r.bare, "config", "--unset", "core.hooksPath")
-	for name, content := range files {
-		p := filepath.Join(r.work, name)
-		if err := os.RemoveAll(p); err != nil {
-			r.t.Fatal(err)
-		}
-		if content != nil {
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				r.t.Fatal(err)
-			}
-			if err := os.WriteFile(p, []byte(*content), 0o644); err != nil {
-				r.t.Fatal(err)
-			}
-		}
-	}
-	runGit(r.t, r.work, "add", "-A")
-	runGit(r.t, r.work, "commit", "-q", "--allow-empty", "-m", "quarantined")
-	commit = runGit(r.t, r.work, "rev-parse", "HEAD")
-	cmd := gitCmd(r.work, "push", "-q", r.bare, "HEAD:refs/heads/"+branch)
+	testutil.Git(r.t, r.bare, "config", "core.hooksPath", hooks)
+	defer testutil.Git(r.t, r.bare, "config", "--unset", "core.hooksPath")
+	r.write(files)
+	testutil.Git(r.t, r.work, "add", "-A")
+	testutil.Git(r.t, r.work, "commit", "-q", "--allow-empty", "-m", "quarantined")
+	commit = testutil.Git(r.t, r.work, "rev-parse", "HEAD")
+	cmd := testutil.GitCmd(r.work, "push", "-q", r.bare, "HEAD:refs/heads/"+branch)
 	if out, err := cmd.CombinedOutput(); err == nil {
 		r.t.Fatalf("the quarantining hook let the push in:\n%s", out)
 	}
@@ -81,7 +68,7 @@ func TestLoadGitReadsAQuarantine(t *testing.T) {
 	}
 	// An unchanged pipeline file: its blob is only in the repository, which
 	// git reads as the quarantine's alternate.
-	runGit(t, r.work, "reset", "-q", "--hard", first)
+	testutil.Git(t, r.work, "reset", "-q", "--hard", first)
 	c2, q2 := r.quarantined("main", map[string]*string{"other": ptr("y")})
 	f, err = LoadGit(t.Context(), r.bare, c2, quarantineEnv(r.bare, q2))
 	if err != nil {
@@ -92,13 +79,6 @@ func TestLoadGitReadsAQuarantine(t *testing.T) {
 	}
 }
 
-func gitCmd(dir string, args ...string) *exec.Cmd {
-	cmd := exec.Command("git", append([]string{"-c", "user.name=Test", "-c", "user.email=test@example.com"}, args...)...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
-	return cmd
-}
-
 // TestLoadGitAgreesWithLoad: for every case Load judges, LoadGit says the
 // same.
 func TestLoadGitAgreesWithLoad(t *testing.T) {
@@ -106,18 +86,7 @@ func TestLoadGitAgreesWithLoad(t *testing.T) {
 	good := r.commit("good", map[string]*string{FileName: ptr("[build]\nsteps = [\"make\"]\n")})
 	missing := r.commit("missing", map[string]*string{FileName: nil, "sub/" + FileName: ptr("[build]\nsteps = [\"make\"]\n")})
 	broken := r.commit("broken", map[string]*string{"sub/" + FileName: nil, FileName: ptr("[build]\nsteps = [\"make\"]\ntimeout = \"soon\"\n")})
-	if err := os.Remove(filepath.Join(r.work, FileName)); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(r.work, "real.toml"), []byte("[build]\nsteps = [\"make\"]\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink("real.toml", filepath.Join(r.work, FileName)); err != nil {
-		t.Fatal(err)
-	}
-	link := r.commit("link", nil)
-	dir := r.commit("dir", map[string]*string{FileName: nil, FileName + "/x": ptr("y")})
-	big := r.commit("big", map[string]*string{FileName: ptr("[build]\nsteps = [\"make\"]\n#" + strings.Repeat("x", MaxFileSize))})
+	link, dir, big := r.oddEntries()
 
 	for name, tc := range map[string]struct {
 		commit string

@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"slipway/internal/testutil"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +14,7 @@ import (
 
 	"slipway/build/schedule"
 	"slipway/configs"
+	"slipway/internal/testutil"
 	"slipway/record"
 	"slipway/store"
 )
@@ -165,10 +164,54 @@ func (e *env) config(repos string) *configs.Config {
 	return cfg
 }
 
+// newAppEnv is newEnv with repository app, one commit on its main.
+func newAppEnv(t *testing.T) *env {
+	t.Helper()
+	e := newEnv(t)
+	e.repo("app").commit("main")
+	return e
+}
+
+// appConfig is the [[repo]] table of repository app with schedules, each a
+// [[repo.schedule]] table (see onMain), for config.
+func appConfig(schedules ...string) string {
+	return "\n[[repo]]\nname = \"app\"\n" + strings.Join(schedules, "")
+}
+
+// onMain is a [[repo.schedule]] table: name fires at cron on branch main,
+// with settings, TOML lines, added.
+func onMain(name, cron string, settings ...string) string {
+	s := fmt.Sprintf("\n  [[repo.schedule]]\n  name = %q\n  cron = %q\n  branch = \"main\"\n", name, cron)
+	for _, line := range settings {
+		s += "  " + line + "\n"
+	}
+	return s
+}
+
+// dailyUTC is app's schedule "nightly" at 02:00 in the server's zone (UTC)
+// with catch_up (true or false).
+func dailyUTC(catchUp string) string {
+	return appConfig(onMain("nightly", "0 2 * * *", "catch_up = "+catchUp))
+}
+
+// startAt starts a scheduler of the config text cfg on a fake clock at
+// start; it is shut down when the test ends.
+func (e *env) startAt(start time.Time, cfg string) (*schedule.Scheduler, *fakeClock) {
+	e.t.Helper()
+	clock := newFakeClock(start)
+	return e.start(e.config(cfg), clock), clock
+}
+
 // start creates and starts a scheduler; it is shut down when the test ends.
 func (e *env) start(cfg *configs.Config, clock schedule.Clock) *schedule.Scheduler {
 	e.t.Helper()
-	s := e.newScheduler(cfg, clock, e.st)
+	return e.startOn(cfg, clock, e.st)
+}
+
+// startOn is start on the store st.
+func (e *env) startOn(cfg *configs.Config, clock schedule.Clock, st schedule.Store) *schedule.Scheduler {
+	e.t.Helper()
+	s := e.newScheduler(cfg, clock, st)
 	if err := s.Start(e.t.Context()); err != nil {
 		e.t.Fatal(err)
 	}
@@ -195,29 +238,14 @@ func (e *env) newScheduler(cfg *configs.Config, clock schedule.Clock, st schedul
 	return s
 }
 
-func git(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(),
-		"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null",
-		"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com",
-		"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
 // repo creates the bare repository name in the env's repos dir, with a
 // work tree to commit from.
 func (e *env) repo(name string) *repo {
 	e.t.Helper()
 	bare := filepath.Join(e.dir, "repos", name+".git")
-	git(e.t, e.dir, "init", "-q", "--bare", bare)
+	testutil.Git(e.t, e.dir, "init", "-q", "--bare", bare)
 	work := e.t.TempDir()
-	git(e.t, work, "init", "-q", "-b", "main")
+	testutil.Git(e.t, work, "init", "-q", "-b", "main")
 	return &repo{t: e.t, bare: bare, work: work}
 }
 
@@ -234,11 +262,11 @@ func (r *repo) commit(branch string) string {
 	if err := os.WriteFile(filepath.Join(r.work, ".slipway.toml"), fmt.Appendf(nil, "[nightly]\nsteps = [\"true %d\"]\n", r.n), 0o644); err != nil {
 		r.t.Fatal(err)
 	}
-	git(r.t, r.work, "checkout", "-q", "-B", branch)
-	git(r.t, r.work, "add", ".")
-	git(r.t, r.work, "commit", "-q", "-m", fmt.Sprint("commit ", r.n))
-	git(r.t, r.work, "push", "-q", r.bare, "HEAD:refs/heads/"+branch)
-	return git(r.t, r.work, "rev-parse", "HEAD")
+	testutil.Git(r.t, r.work, "checkout", "-q", "-B", branch)
+	testutil.Git(r.t, r.work, "add", ".")
+	testutil.Git(r.t, r.work, "commit", "-q", "-m", fmt.Sprint("commit ", r.n))
+	testutil.Git(r.t, r.work, "push", "-q", r.bare, "HEAD:refs/heads/"+branch)
+	return testutil.Git(r.t, r.work, "rev-parse", "HEAD")
 }
 
 // runs returns the builds of a schedule, oldest first.
@@ -252,6 +280,25 @@ func (e *env) runs(repo, name string) []record.Build {
 		bs[i], bs[j] = bs[j], bs[i]
 	}
 	return bs
+}
+
+// waitRuns polls the store, in real time, until schedule name of app has n
+// runs or more, and returns them; it fails the test after timeout.
+func (e *env) waitRuns(name string, n int, timeout time.Duration) []record.Build {
+	e.t.Helper()
+	deadline := time.Now().Add(timeout)
+	poll := time.NewTicker(20 * time.Millisecond)
+	defer poll.Stop()
+	var runs []record.Build
+	for len(runs) < n {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("runs of app/%s after %s: %+v; want %d", name, timeout, runs, n)
+		}
+		<-poll.C
+		// Poll the database: it is the only record of what fired.
+		runs = e.runs("app", name)
+	}
+	return runs
 }
 
 // lastFire returns the remembered last fire of a schedule (zero if none).

@@ -14,8 +14,7 @@ import (
 // the nights missed while the daemon was down, not caught up.
 func TestMetricsFiresAndSkips(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	e.repo("app").commit("main")
+	e := newAppEnv(t)
 	cfg := e.config(`
 [[repo]]
 name = "app"
@@ -35,10 +34,7 @@ name = "app"
 	// Two nights: main is queued the first, skipped the second (nobody
 	// built the first run); gone errs both times.
 	clock := newFakeClock(utc("2025-01-01T01:00:00Z"))
-	first := e.newScheduler(cfg, clock, e.st)
-	if err := first.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	first := e.start(cfg, clock)
 	clock.advanceTo(t, utc("2025-01-02T03:00:00Z"))
 	if _, err := first.RunNow(t.Context(), "app", "nightly", "alice"); err != nil {
 		t.Fatal(err)

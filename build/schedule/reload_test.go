@@ -17,15 +17,7 @@ import (
 // hourly is a config with two schedules that fire every hour from when they
 // start; "tweaked" gets other branches and another pipeline in the reloads
 // of the tests.
-const hourly = `
-[[repo]]
-name = "app"
-
-  [[repo.schedule]]
-  name = "same"
-  cron = "@every 1h"
-  branch = "main"
-
+var hourly = appConfig(onMain("same", "@every 1h")) + `
   [[repo.schedule]]
   name = "tweaked"
   cron = "@every 1h"
@@ -42,8 +34,7 @@ func TestReloadKeepsTheTimingOfAnUnchangedSchedule(t *testing.T) {
 	r := e.repo("app")
 	mainTip := r.commit("main")
 	devTip := r.commit("dev")
-	clock := newFakeClock(utc("2025-01-01T00:00:00Z"))
-	s := e.start(e.config(fmt.Sprintf(hourly, `"main"`, "nightly")), clock)
+	s, clock := e.startAt(utc("2025-01-01T00:00:00Z"), fmt.Sprintf(hourly, `"main"`, "nightly"))
 
 	clock.advanceTo(t, utc("2025-01-01T00:40:00Z"))
 	if err := s.Reload(t.Context(), e.config(fmt.Sprintf(hourly, `["main", "dev"]`, "integration"))); err != nil {
@@ -97,21 +88,9 @@ func TestReloadKeepsTheTimingOfAnUnchangedSchedule(t *testing.T) {
 
 func TestReloadChangedSpecFiresOnTheNewSpec(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	e.repo("app").commit("main")
-	clock := newFakeClock(utc("2025-01-01T00:00:00Z"))
-	cfg := func(spec string) string {
-		return `
-[[repo]]
-name = "app"
-
-  [[repo.schedule]]
-  name = "nightly"
-  cron = "` + spec + `"
-  branch = "main"
-`
-	}
-	s := e.start(e.config(cfg("@every 1h")), clock)
+	e := newAppEnv(t)
+	cfg := func(spec string) string { return appConfig(onMain("nightly", spec)) }
+	s, clock := e.startAt(utc("2025-01-01T00:00:00Z"), cfg("@every 1h"))
 	clock.advanceTo(t, utc("2025-01-01T00:20:00Z"))
 	if err := s.Reload(t.Context(), e.config(cfg("@every 10s"))); err != nil {
 		t.Fatal(err)
@@ -154,15 +133,13 @@ name = "app"
 // counts as a changed spec.
 func TestReloadZoneChangeIsASpecChange(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	e.repo("app").commit("main")
-	clock := newFakeClock(utc("2025-01-01T00:00:00Z"))
-	s := e.start(e.config(strings.Replace(dailyUTC, "%s", "true", 1)), clock)
+	e := newAppEnv(t)
+	s, clock := e.startAt(utc("2025-01-01T00:00:00Z"), dailyUTC("true"))
 	st, err := s.List(t.Context(), "app")
 	if err != nil || len(st) != 1 || !st[0].Next.Equal(utc("2025-01-01T02:00:00Z")) {
 		t.Fatalf("List = %+v, %v; want next at 02:00 UTC", st, err)
 	}
-	cfg := e.config(strings.Replace(dailyUTC, "%s", "true", 1))
+	cfg := e.config(dailyUTC("true"))
 	cfg.Timezone = "America/New_York" // what a reloaded file with that zone parses to
 	if err := s.Reload(t.Context(), cfg); err != nil {
 		t.Fatal(err)
@@ -177,32 +154,12 @@ func TestReloadZoneChangeIsASpecChange(t *testing.T) {
 	}
 }
 
-const threeSchedules = `
-[[repo]]
-name = "app"
-
-  [[repo.schedule]]
-  name = "nightly"
-  cron = "0 2 * * *"
-  branch = "main"
-
-  [[repo.schedule]]
-  name = "old"
-  cron = "0 3 * * *"
-  branch = "main"
-
-  [[repo.schedule]]
-  name = "weekly"
-  cron = "0 4 * * 0"
-  branch = "main"
-`
+var threeSchedules = appConfig(onMain("nightly", "0 2 * * *"), onMain("old", "0 3 * * *"), onMain("weekly", "0 4 * * 0"))
 
 func TestReloadRemovedScheduleIsForgottenAndItsQueuedRunsCancelled(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	e.repo("app").commit("main")
-	clock := newFakeClock(utc("2025-01-01T00:00:00Z")) // a Wednesday
-	s := e.start(e.config(threeSchedules), clock)
+	e := newAppEnv(t)
+	s, clock := e.startAt(utc("2025-01-01T00:00:00Z"), threeSchedules) // a Wednesday
 	clock.advanceTo(t, utc("2025-01-01T03:30:00Z"))
 	// weekly never fired, but was run by hand: the store remembers no
 	// fire of it, and still its queued run must go with it.
@@ -215,7 +172,7 @@ func TestReloadRemovedScheduleIsForgottenAndItsQueuedRunsCancelled(t *testing.T)
 		}
 	}
 
-	if err := s.Reload(t.Context(), e.config(strings.Split(threeSchedules, "  [[repo.schedule]]\n  name = \"old\"")[0])); err != nil {
+	if err := s.Reload(t.Context(), e.config(appConfig(onMain("nightly", "0 2 * * *")))); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"old", "weekly"} {
@@ -262,17 +219,10 @@ func TestReloadAddedScheduleFires(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	tip := e.repo("app").commit("main")
-	clock := newFakeClock(utc("2025-01-01T00:00:00Z"))
-	nightly := strings.Replace(dailyUTC, "%s", "true", 1)
-	s := e.start(e.config(nightly), clock)
+	nightly := dailyUTC("true")
+	s, clock := e.startAt(utc("2025-01-01T00:00:00Z"), nightly)
 	clock.advanceTo(t, utc("2025-01-01T00:10:00Z"))
-	if err := s.Reload(t.Context(), e.config(nightly+`
-  [[repo.schedule]]
-  name = "often"
-  cron = "@every 30s"
-  branch = "main"
-  pipeline = "build"
-`)); err != nil {
+	if err := s.Reload(t.Context(), e.config(nightly+onMain("often", "@every 30s", `pipeline = "build"`))); err != nil {
 		t.Fatal(err)
 	}
 	clock.advanceTo(t, utc("2025-01-01T00:10:29Z"))
@@ -296,10 +246,8 @@ func TestReloadAddedScheduleFires(t *testing.T) {
 // forgets in the store what the replaced config had and the new one lacks.
 func TestReloadBeforeStart(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	e.repo("app").commit("main")
-	clock := newFakeClock(utc("2025-01-01T00:00:00Z"))
-	first := e.start(e.config(threeSchedules), clock)
+	e := newAppEnv(t)
+	first, clock := e.startAt(utc("2025-01-01T00:00:00Z"), threeSchedules)
 	clock.advanceTo(t, utc("2025-01-01T03:30:00Z"))
 	if err := first.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
@@ -307,7 +255,7 @@ func TestReloadBeforeStart(t *testing.T) {
 
 	clock = newFakeClock(utc("2025-01-01T12:00:00Z"))
 	s := e.newScheduler(e.config(threeSchedules), clock, e.st)
-	if err := s.Reload(t.Context(), e.config(strings.Split(threeSchedules, "  [[repo.schedule]]\n  name = \"old\"")[0])); err != nil {
+	if err := s.Reload(t.Context(), e.config(appConfig(onMain("nightly", "0 2 * * *")))); err != nil {
 		t.Fatal(err)
 	}
 	if !e.lastFire("app", "old").Equal(utc("2025-01-01T03:00:00Z")) {
@@ -328,9 +276,7 @@ func TestReloadBeforeStart(t *testing.T) {
 func TestReloadAfterShutdown(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	clock := newFakeClock(utc("2025-01-01T00:00:00Z"))
-	cfg := e.config(strings.Replace(dailyUTC, "%s", "true", 1))
-	s := e.start(cfg, clock)
+	s, _ := e.startAt(utc("2025-01-01T00:00:00Z"), dailyUTC("true"))
 	if err := s.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -346,10 +292,8 @@ func TestReloadAfterShutdown(t *testing.T) {
 // can pass one; Reload still refuses it whole.
 func TestReloadRefusesABadSpecAndChangesNothing(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	e.repo("app").commit("main")
-	clock := newFakeClock(utc("2025-01-01T00:00:00Z"))
-	s := e.start(e.config(strings.Replace(dailyUTC, "%s", "true", 1)), clock)
+	e := newAppEnv(t)
+	s, clock := e.startAt(utc("2025-01-01T00:00:00Z"), dailyUTC("true"))
 	bad := e.config(threeSchedules)
 	bad.Repos[0].Schedules[1].Cron = "at two"
 	err := s.Reload(t.Context(), bad)
@@ -377,14 +321,10 @@ func TestReloadWaitsForTheFiringInFlight(t *testing.T) {
 	for _, by := range []string{"timer", "hand"} {
 		t.Run(by, func(t *testing.T) {
 			t.Parallel()
-			e := newEnv(t)
-			e.repo("app").commit("main")
-			bs := &blockingStore{Store: e.st, entered: make(chan struct{}, 1), release: make(chan struct{})}
+			e := newAppEnv(t)
+			bs := newBlockingStore(e.st)
 			clock := newFakeClock(utc("2025-01-01T01:59:00Z"))
-			s := e.newScheduler(e.config(threeSchedules), clock, bs)
-			if err := s.Start(t.Context()); err != nil {
-				t.Fatal(err)
-			}
+			s := e.startOn(e.config(threeSchedules), clock, bs)
 			if by == "timer" {
 				clock.step(t) // 02:00: nightly fires
 			} else {
@@ -424,38 +364,10 @@ func TestReloadWaitsForTheFiringInFlight(t *testing.T) {
 // watches, and at the end the store agrees with the last reload.
 func TestReloadConcurrentWithFiringsAndRunNow(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	e.repo("app").commit("main")
+	e := newAppEnv(t)
 	clock := newFakeClock(utc("2025-01-01T00:00:00Z"))
-	a := `
-[[repo]]
-name = "app"
-
-  [[repo.schedule]]
-  name = "a"
-  cron = "@every 10s"
-  branch = "main"
-
-  [[repo.schedule]]
-  name = "b"
-  cron = "@every 20s"
-  branch = "main"
-`
-	b := `
-[[repo]]
-name = "app"
-
-  [[repo.schedule]]
-  name = "a"
-  cron = "@every 15s"
-  branch = "main"
-  pipeline = "build"
-
-  [[repo.schedule]]
-  name = "c"
-  cron = "@every 10s"
-  branch = "main"
-`
+	a := appConfig(onMain("a", "@every 10s"), onMain("b", "@every 20s"))
+	b := appConfig(onMain("a", "@every 15s", `pipeline = "build"`), onMain("c", "@every 10s"))
 	cfgs := [2]*configs.Config{e.config(a), e.config(b)}
 	s := e.start(cfgs[0], clock)
 
@@ -538,19 +450,8 @@ name = "app"
 // schedules' times, takes up a schedule reloaded to "@every 2s" at once.
 func TestReloadTakesEffectAtOnceInRealTime(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	e.repo("app").commit("main")
-	cfg := func(spec string) *configs.Config {
-		return e.config(`
-[[repo]]
-name = "app"
-
-  [[repo.schedule]]
-  name = "often"
-  cron = "` + spec + `"
-  branch = "main"
-`)
-	}
+	e := newAppEnv(t)
+	cfg := func(spec string) *configs.Config { return e.config(appConfig(onMain("often", spec))) }
 	s := e.start(cfg("@every 1h"), nil)
 	reloadAt := time.Now()
 	if err := s.Reload(t.Context(), cfg("@every 2s")); err != nil {
@@ -558,17 +459,7 @@ name = "app"
 	}
 	// The deadline is far below the minute the loop would otherwise sleep,
 	// and loose above the 2 s expected, for a busy machine.
-	deadline := reloadAt.Add(15 * time.Second)
-	poll := time.NewTicker(20 * time.Millisecond)
-	defer poll.Stop()
-	var runs []record.Build
-	for len(runs) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no run %s after a reload to @every 2s", time.Since(reloadAt).Round(time.Millisecond))
-		}
-		<-poll.C
-		runs = e.runs("app", "often")
-	}
+	runs := e.waitRuns("often", 1, 15*time.Second)
 	// robfig's @every counts from the whole second, so 1 to 2 s.
 	after := runs[0].CreatedAt.Sub(reloadAt)
 	t.Logf("first run %s after the reload", after.Round(time.Millisecond))

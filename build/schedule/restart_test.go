@@ -15,21 +15,10 @@ func TestShortDowntimeIsStillDowntime(t *testing.T) {
 	t.Parallel()
 	for _, catchUp := range []string{"true", "false"} {
 		t.Run("catch_up="+catchUp, func(t *testing.T) {
-			e := newEnv(t)
-			e.repo("app").commit("main")
-			cfg := e.config(`
-[[repo]]
-name = "app"
-  [[repo.schedule]]
-  name = "often"
-  cron = "@every 10s"
-  branch = "main"
-  catch_up = ` + catchUp + "\n")
+			e := newAppEnv(t)
+			cfg := e.config(appConfig(onMain("often", "@every 10s", "catch_up = "+catchUp)))
 			clock := newFakeClock(utc("2025-01-01T00:00:00Z"))
-			first := e.newScheduler(cfg, clock, e.st)
-			if err := first.Start(t.Context()); err != nil {
-				t.Fatal(err)
-			}
+			first := e.start(cfg, clock)
 			clock.advanceTo(t, utc("2025-01-01T00:00:10Z"))
 			if runs := e.runs("app", "often"); len(runs) != 1 {
 				t.Fatalf("before the restart: %d runs, want 1", len(runs))

@@ -12,15 +12,7 @@ import (
 	"slipway/store"
 )
 
-const nightlyNY = `
-[[repo]]
-name = "app"
-
-  [[repo.schedule]]
-  name = "nightly"
-  cron = "CRON_TZ=America/New_York 0 2 * * *"
-  branch = "main"
-`
+var nightlyNY = appConfig(onMain("nightly", "CRON_TZ=America/New_York 0 2 * * *"))
 
 func TestFiresAtTheInstantInItsZone(t *testing.T) {
 	t.Parallel()
@@ -37,8 +29,7 @@ func TestFiresAtTheInstantInItsZone(t *testing.T) {
 			e := newEnv(t)
 			r := e.repo("app")
 			r.commit("main")
-			clock := newFakeClock(tc.start)
-			s := e.start(e.config(nightlyNY), clock)
+			s, clock := e.startAt(tc.start, nightlyNY)
 
 			// The pipeline is read from the tip when the schedule fires, not
 			// when the daemon started.
@@ -80,17 +71,6 @@ func TestFiresAtTheInstantInItsZone(t *testing.T) {
 	}
 }
 
-const dailyUTC = `
-[[repo]]
-name = "app"
-
-  [[repo.schedule]]
-  name = "nightly"
-  cron = "0 2 * * *"
-  branch = "main"
-  catch_up = %s
-`
-
 func TestCatchUpAfterDowntime(t *testing.T) {
 	t.Parallel()
 	for _, catchUp := range []bool{true, false} {
@@ -98,14 +78,11 @@ func TestCatchUpAfterDowntime(t *testing.T) {
 			e := newEnv(t)
 			r := e.repo("app")
 			r.commit("main")
-			cfg := e.config(strings.Replace(dailyUTC, "%s", map[bool]string{true: "true", false: "false"}[catchUp], 1))
+			cfg := e.config(dailyUTC(map[bool]string{true: "true", false: "false"}[catchUp]))
 
 			// The daemon runs over the first night; a worker builds the run.
 			clock := newFakeClock(utc("2025-01-01T01:00:00Z"))
-			first := e.newScheduler(cfg, clock, e.st)
-			if err := first.Start(t.Context()); err != nil {
-				t.Fatal(err)
-			}
+			first := e.start(cfg, clock)
 			clock.advanceTo(t, utc("2025-01-01T03:00:00Z"))
 			runs := e.runs("app", "nightly")
 			if len(runs) != 1 {
@@ -159,11 +136,8 @@ func TestCatchUpAfterDowntime(t *testing.T) {
 
 func TestOverlappingRunIsSkipped(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	r := e.repo("app")
-	r.commit("main")
-	clock := newFakeClock(utc("2025-01-01T00:00:00Z"))
-	e.start(e.config(strings.Replace(dailyUTC, "%s", "true", 1)), clock)
+	e := newAppEnv(t)
+	_, clock := e.startAt(utc("2025-01-01T00:00:00Z"), dailyUTC("true"))
 
 	clock.advanceTo(t, utc("2025-01-02T03:00:00Z")) // two nights; nobody builds the first run
 	runs := e.runs("app", "nightly")
@@ -189,17 +163,7 @@ func TestOnlyIfChanged(t *testing.T) {
 	e := newEnv(t)
 	r := e.repo("app")
 	first := r.commit("main")
-	clock := newFakeClock(utc("2024-12-31T12:00:00Z"))
-	e.start(e.config(`
-[[repo]]
-name = "app"
-
-  [[repo.schedule]]
-  name = "nightly"
-  cron = "@daily"
-  branch = "main"
-  only_if_changed = true
-`), clock)
+	_, clock := e.startAt(utc("2024-12-31T12:00:00Z"), appConfig(onMain("nightly", "@daily", "only_if_changed = true")))
 
 	clock.advanceTo(t, utc("2025-01-01T12:00:00Z"))
 	runs := e.runs("app", "nightly")
@@ -227,19 +191,9 @@ func TestSpringForwardNightSkipsTheMissingHour(t *testing.T) {
 	// robfig/cron documents that "jobs scheduled during daylight-savings
 	// leap-ahead transitions will not be run": on 2025-03-09 New York has
 	// no 02:30, so that night has no run.
-	e := newEnv(t)
-	e.repo("app").commit("main")
+	e := newAppEnv(t)
 	ny := mustZone(t, "America/New_York")
-	clock := newFakeClock(time.Date(2025, 3, 8, 12, 0, 0, 0, ny))
-	e.start(e.config(`
-[[repo]]
-name = "app"
-
-  [[repo.schedule]]
-  name = "nightly"
-  cron = "CRON_TZ=America/New_York 30 2 * * *"
-  branch = "main"
-`), clock)
+	_, clock := e.startAt(time.Date(2025, 3, 8, 12, 0, 0, 0, ny), appConfig(onMain("nightly", "CRON_TZ=America/New_York 30 2 * * *")))
 
 	clock.advanceTo(t, time.Date(2025, 3, 9, 12, 0, 0, 0, ny))
 	if runs := e.runs("app", "nightly"); len(runs) != 0 {
@@ -267,19 +221,9 @@ func TestFallBackNightFiresOnce(t *testing.T) {
 		{"0 2 * * *", utc("2025-11-02T07:00:00Z")},
 	} {
 		t.Run(tc.spec, func(t *testing.T) {
-			e := newEnv(t)
-			e.repo("app").commit("main")
+			e := newAppEnv(t)
 			ny := mustZone(t, "America/New_York")
-			clock := newFakeClock(time.Date(2025, 11, 1, 12, 0, 0, 0, ny))
-			e.start(e.config(`
-[[repo]]
-name = "app"
-
-  [[repo.schedule]]
-  name = "nightly"
-  cron = "CRON_TZ=America/New_York `+tc.spec+`"
-  branch = "main"
-`), clock)
+			_, clock := e.startAt(time.Date(2025, 11, 1, 12, 0, 0, 0, ny), appConfig(onMain("nightly", "CRON_TZ=America/New_York "+tc.spec)))
 
 			clock.advanceTo(t, time.Date(2025, 11, 2, 12, 0, 0, 0, ny))
 			runs := e.runs("app", "nightly")
@@ -304,17 +248,7 @@ func TestRunNow(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	tip := e.repo("app").commit("main")
-	clock := newFakeClock(utc("2025-01-01T12:00:00Z"))
-	s := e.start(e.config(`
-[[repo]]
-name = "app"
-
-  [[repo.schedule]]
-  name = "nightly"
-  cron = "0 2 * * *"
-  branch = "main"
-  only_if_changed = true
-`), clock)
+	s, _ := e.startAt(utc("2025-01-01T12:00:00Z"), appConfig(onMain("nightly", "0 2 * * *", "only_if_changed = true")))
 
 	bs, err := s.RunNow(t.Context(), "app", "nightly", "alice")
 	if err != nil {
@@ -359,8 +293,7 @@ func TestMissingBranchIsAnErrorBuildAndOthersKeepFiring(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	tip := e.repo("app").commit("main")
-	clock := newFakeClock(utc("2025-01-01T00:00:00Z"))
-	s := e.start(e.config(`
+	s, clock := e.startAt(utc("2025-01-01T00:00:00Z"), `
 [[repo]]
 name = "app"
 
@@ -368,20 +301,10 @@ name = "app"
   name = "dev"
   cron = "0 2 * * *"
   branch = ["dev", "main"]
-
-  [[repo.schedule]]
-  name = "nightly"
-  cron = "0 2 * * *"
-  branch = "main"
-
+`+onMain("nightly", "0 2 * * *")+`
 [[repo]]
 name = "ghost"
-
-  [[repo.schedule]]
-  name = "nightly"
-  cron = "0 2 * * *"
-  branch = "main"
-`), clock)
+`+onMain("nightly", "0 2 * * *"))
 
 	for night, at := range []time.Time{utc("2025-01-01T03:00:00Z"), utc("2025-01-02T03:00:00Z")} {
 		clock.advanceTo(t, at)
@@ -419,26 +342,8 @@ name = "ghost"
 
 func TestRemovedRenamedAndChangedSchedules(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	e.repo("app").commit("main")
-	clock := newFakeClock(utc("2025-01-01T00:00:00Z"))
-	first := e.newScheduler(e.config(`
-[[repo]]
-name = "app"
-
-  [[repo.schedule]]
-  name = "nightly"
-  cron = "0 2 * * *"
-  branch = "main"
-
-  [[repo.schedule]]
-  name = "old"
-  cron = "0 3 * * *"
-  branch = "main"
-`), clock, e.st)
-	if err := first.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	e := newAppEnv(t)
+	first, clock := e.startAt(utc("2025-01-01T00:00:00Z"), appConfig(onMain("nightly", "0 2 * * *"), onMain("old", "0 3 * * *")))
 	clock.advanceTo(t, utc("2025-01-01T04:00:00Z"))
 	if len(e.runs("app", "nightly")) != 1 || len(e.runs("app", "old")) != 1 {
 		t.Fatalf("first day: nightly %+v, old %+v", e.runs("app", "nightly"), e.runs("app", "old"))
@@ -448,21 +353,7 @@ name = "app"
 	}
 
 	// Two days later: "old" is renamed "early" and nightly moves to 03:00.
-	clock = newFakeClock(utc("2025-01-03T12:00:00Z"))
-	s := e.start(e.config(`
-[[repo]]
-name = "app"
-
-  [[repo.schedule]]
-  name = "nightly"
-  cron = "0 3 * * *"
-  branch = "main"
-
-  [[repo.schedule]]
-  name = "early"
-  cron = "0 3 * * *"
-  branch = "main"
-`), clock)
+	s, _ := e.startAt(utc("2025-01-03T12:00:00Z"), appConfig(onMain("nightly", "0 3 * * *"), onMain("early", "0 3 * * *")))
 
 	old := e.runs("app", "old")
 	if len(old) != 1 || old[0].State != record.StateCancelled || !strings.Contains(old[0].Reason, "removed") {
@@ -499,30 +390,10 @@ name = "app"
 // and its second firing meets the first run still queued.
 func TestEverySecondInRealTime(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	e.repo("app").commit("main")
-	s := e.start(e.config(`
-[[repo]]
-name = "app"
+	e := newAppEnv(t)
+	s := e.start(e.config(appConfig(onMain("often", "@every 1s"))), nil)
 
-  [[repo.schedule]]
-  name = "often"
-  cron = "@every 1s"
-  branch = "main"
-`), nil)
-
-	deadline := time.Now().Add(8 * time.Second)
-	poll := time.NewTicker(20 * time.Millisecond)
-	defer poll.Stop()
-	var runs []record.Build
-	for len(runs) < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("runs after 8s: %+v; want 2", runs)
-		}
-		<-poll.C
-		// Poll the database: it is the only record of what fired.
-		runs = e.runs("app", "often")
-	}
+	runs := e.waitRuns("often", 2, 8*time.Second)
 	if runs[0].State != record.StateQueued || runs[1].State != record.StateSkipped {
 		t.Errorf("runs = %s, %s; want queued, then skipped as an overlap", runs[0].State, runs[1].State)
 	}
@@ -548,6 +419,11 @@ type blockingStore struct {
 	release chan struct{}
 }
 
+// newBlockingStore is a blockingStore on st, not yet released.
+func newBlockingStore(st *store.Store) *blockingStore {
+	return &blockingStore{Store: st, entered: make(chan struct{}, 1), release: make(chan struct{})}
+}
+
 func (b *blockingStore) FireSchedule(ctx context.Context, f record.ScheduleFire) ([]record.Build, error) {
 	b.entered <- struct{}{}
 	select {
@@ -560,14 +436,10 @@ func (b *blockingStore) FireSchedule(ctx context.Context, f record.ScheduleFire)
 
 func TestShutdownWaitsForTheEnqueueInFlight(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	e.repo("app").commit("main")
-	bs := &blockingStore{Store: e.st, entered: make(chan struct{}, 1), release: make(chan struct{})}
+	e := newAppEnv(t)
+	bs := newBlockingStore(e.st)
 	clock := newFakeClock(utc("2025-01-01T01:59:00Z"))
-	s := e.newScheduler(e.config(strings.Replace(dailyUTC, "%s", "true", 1)), clock, bs)
-	if err := s.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	s := e.startOn(e.config(dailyUTC("true")), clock, bs)
 	if at := clock.step(t); !at.Equal(utc("2025-01-01T02:00:00Z")) {
 		t.Fatalf("the scheduler woke at %s, want at the fire time", at)
 	}
@@ -591,13 +463,9 @@ func TestShutdownWaitsForTheEnqueueInFlight(t *testing.T) {
 
 func TestShutdownIsBoundedByItsContext(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	e.repo("app").commit("main")
-	bs := &blockingStore{Store: e.st, entered: make(chan struct{}, 1), release: make(chan struct{})}
-	s := e.newScheduler(e.config(strings.Replace(dailyUTC, "%s", "true", 1)), newFakeClock(utc("2025-01-01T12:00:00Z")), bs)
-	if err := s.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	e := newAppEnv(t)
+	bs := newBlockingStore(e.st)
+	s := e.startOn(e.config(dailyUTC("true")), newFakeClock(utc("2025-01-01T12:00:00Z")), bs)
 	runErr := make(chan error, 1)
 	go func() {
 		_, err := s.RunNow(context.Background(), "app", "nightly", "alice")

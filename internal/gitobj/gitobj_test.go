@@ -22,17 +22,9 @@ import (
 // git runs the real git in dir with no user or system configuration.
 func git(t testing.TB, dir string, stdin io.Reader, args ...string) string {
 	t.Helper()
-	cmd := exec.Command("git", append([]string{"-c", "user.name=T", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"}, args...)...)
-	cmd.Dir = dir
+	cmd := testutil.GitCmd(dir, append([]string{"-c", "init.defaultBranch=main"}, args...)...)
 	cmd.Stdin = stdin
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, stderr.Bytes())
-	}
-	return strings.TrimSpace(string(out))
+	return testutil.RunGit(t, cmd)
 }
 
 func bareRepo(t testing.TB) string {
@@ -207,11 +199,7 @@ func TestLargeObjectIsRefusedFromItsHeader(t *testing.T) {
 func TestSmallObjectOnLargeBaseIsLeftToGit(t *testing.T) {
 	const big = 64 << 20
 	dir := bareRepo(t)
-	d := testutil.Delta(big, 6, testutil.DeltaOp{Insert: []byte("hello\n")})
-	testutil.WritePack(t, dir, []testutil.PackEntry{
-		{Type: 3, Data: testutil.Zeros(big), Size: big},
-		{Type: 6, Data: bytes.NewReader(d), Size: int64(len(d)), Base: 0},
-	})
+	testutil.WriteDeltaOnZeros(t, dir, big, testutil.Delta(big, 6, testutil.DeltaOp{Insert: []byte("hello\n")}))
 	small := testutil.ObjectID("blob", []byte("hello\n"))
 	if got := git(t, dir, nil, "cat-file", "blob", small); got != "hello" {
 		t.Fatalf("git reads the small blob as %q", got)
@@ -273,11 +261,7 @@ func TestDeltaChains(t *testing.T) {
 	for range 32 {
 		ops = append(ops, testutil.DeltaOp{Off: 0, Size: 0x10000})
 	}
-	d := testutil.Delta(0x10000, 2<<20, ops...)
-	testutil.WritePack(t, dir, []testutil.PackEntry{
-		{Type: 3, Data: testutil.Zeros(0x10000), Size: 0x10000},
-		{Type: 6, Data: bytes.NewReader(d), Size: int64(len(d)), Base: 0},
-	})
+	testutil.WriteDeltaOnZeros(t, dir, 0x10000, testutil.Delta(0x10000, 2<<20, ops...))
 	id := testutil.ObjectID("blob", make([]byte, 2<<20))
 	r := NewPool(1<<20, 1).Open(dir)
 	defer r.Close()

@@ -5,22 +5,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slipway/internal/testutil"
 	"strings"
 	"testing"
 )
 
 func git(t *testing.T, dir string, env []string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@t", "GIT_COMMITTER_NAME=t",
-		"GIT_COMMITTER_EMAIL=t@t")
+	cmd := testutil.GitCmd(dir, args...)
 	cmd.Env = append(cmd.Env, env...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
+	return testutil.RunGit(t, cmd)
 }
 
 func TestPeel(t *testing.T) {

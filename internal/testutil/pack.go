@@ -162,3 +162,14 @@ func HashObject(t testing.TB, gitDir string, r io.Reader) string {
 	}
 	return strings.TrimSpace(string(out))
 }
+
+// WriteDeltaOnZeros writes, into the repository at gitDir, a pack of a blob
+// of base zero bytes and an object made of delta (see Delta) on that blob:
+// a small file stored against a huge base, as a hostile pusher may send it.
+func WriteDeltaOnZeros(t testing.TB, gitDir string, base int64, delta []byte) {
+	t.Helper()
+	WritePack(t, gitDir, []PackEntry{
+		{Type: 3, Data: Zeros(base), Size: base},
+		{Type: 6, Data: bytes.NewReader(delta), Size: int64(len(delta)), Base: 0},
+	})
+}

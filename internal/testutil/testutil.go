@@ -1,7 +1,8 @@
 // Package testutil holds the helpers every package's tests share: a buffer
 // that goroutines may write at once, a wait on a condition with a
-// deadline (tests never sleep to synchronise), and git objects and packs
-// as a hostile pusher may send them.
+// deadline (tests never sleep to synchronise), git commands isolated from
+// the machine's configuration, and git objects and packs as a hostile
+// pusher may send them.
 package testutil
 
 import (

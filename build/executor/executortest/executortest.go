@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"slipway/build/executor"
+	"slipway/internal/testutil"
 )
 
 // NewFunc makes the executor under test for one subtest. tmp is an empty
@@ -217,22 +218,6 @@ func marker(t *testing.T) string {
 	return "slipway-executortest-" + strings.ToLower(rand.Text()[:12])
 }
 
-// processesWith lists the host processes whose command line contains s.
-func processesWith(s string) []string {
-	var found []string
-	dirs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, d := range dirs {
-		b, err := os.ReadFile(d)
-		if err != nil {
-			continue
-		}
-		if cmd := strings.ReplaceAll(string(b), "\x00", " "); strings.Contains(cmd, s) {
-			found = append(found, filepath.Base(filepath.Dir(d))+": "+cmd)
-		}
-	}
-	return found
-}
-
 // sleeper is a shell command that starts a sleeping shell carrying mark in
 // its command line, in the background when bg, and for the foreground one
 // prints ready first.
@@ -350,7 +335,7 @@ func testLogOrder(t *testing.T, newExecutor NewFunc) {
 	if len(res.Steps) != 3 {
 		t.Errorf("steps %+v", res.Steps)
 	}
-	if ps := processesWith(mark); len(ps) > 0 {
+	if ps := testutil.ProcessesWith(mark); len(ps) > 0 {
 		t.Errorf("processes of the job left after Run returned:\n%s", strings.Join(ps, "\n"))
 	}
 }
@@ -385,7 +370,7 @@ func (f *fixture) runStopped(ctx context.Context, job executor.Job, mark string,
 	if took > 30*time.Second {
 		t.Errorf("Run returned %v after its step %s", took, how)
 	}
-	if ps := processesWith(mark); len(ps) > 0 {
+	if ps := testutil.ProcessesWith(mark); len(ps) > 0 {
 		t.Errorf("processes of the step that %s left (background children too must go):\n%s", how, strings.Join(ps, "\n"))
 	}
 	if _, err := os.Stat(filepath.Join(f.ws, "after.txt")); !errors.Is(err, os.ErrNotExist) {
