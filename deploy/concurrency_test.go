@@ -67,7 +67,7 @@ func TestBuildsFinishingTogetherNeverLeaveTheOlderCommitLive(t *testing.T) {
 // that one came after it.
 func TestRetriesAtOnceQueueOneDeployment(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, 1, localEnv("prod", filepath.Join(t.TempDir(), "prod"), ""))
+	h, _ := localHarness(t, "prod", "")
 	ctx := t.Context()
 	b, _ := h.passedBuild("refs/heads/main", map[string]string{"app": "A"})
 	d := h.enqueueRelease(b.ID, "prod")

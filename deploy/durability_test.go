@@ -94,8 +94,7 @@ func TestOutcomeWriteIsRetriedUntilItSucceeds(t *testing.T) {
 // (the deployment is no longer running) is written once, not retried.
 func TestOutcomeRefusedIsNotRetried(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "staging")
-	h := newHarness(t, 1, localEnv("staging", path, ""))
+	h, _ := localHarness(t, "staging", "")
 	h.svc.retryFirst, h.svc.retryMax = time.Millisecond, time.Millisecond
 	ctx := t.Context()
 	b, _ := h.passedBuild("refs/heads/main", map[string]string{"app": "A"})

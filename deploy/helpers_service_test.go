@@ -84,6 +84,23 @@ func newHarness(t testing.TB, workers int, envs ...string) *harness {
 	return &harness{t: t, cfg: cfg, st: st, logs: ls, svc: svc, data: data}
 }
 
+// localHarness is a harness with one worker, not started, whose one
+// environment env is on a fresh local folder, returned with it; extra is
+// more TOML keys of env.
+func localHarness(t testing.TB, env, extra string) (*harness, string) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), env)
+	return newHarness(t, 1, localEnv(env, dir, extra)), dir
+}
+
+// startedLocal is localHarness with its worker started.
+func startedLocal(t testing.TB, env, extra string) (*harness, string) {
+	t.Helper()
+	h, dir := localHarness(t, env, extra)
+	h.start()
+	return h, dir
+}
+
 // start starts the workers and stops them when the test ends.
 func (h *harness) start() {
 	h.t.Helper()

@@ -1,7 +1,6 @@
 package deploy
 
 import (
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -16,8 +15,7 @@ import (
 // and each run's duration.
 func TestMetricsDeploymentsByEnvironmentAndOutcome(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "staging")
-	h := newHarness(t, 1, localEnv("staging", path, "  auto = \"main\"\n  activate = 'test -f healthy || exit 3'"))
+	h, _ := localHarness(t, "staging", "  auto = \"main\"\n  activate = 'test -f healthy || exit 3'")
 	m, err := metrics.New(metrics.Options{Config: h.cfg})
 	if err != nil {
 		t.Fatal(err)

@@ -119,9 +119,7 @@ func slicesEqualDigest(h *harness, env1, env2, digest string) bool {
 // and the target is not touched.
 func TestChangedKeptArtifactsAreNeverShipped(t *testing.T) {
 	t.Parallel()
-	prod := filepath.Join(t.TempDir(), "prod")
-	h := newHarness(t, 1, localEnv("prod", prod, ""))
-	h.start()
+	h, prod := startedLocal(t, "prod", "")
 	b, _ := h.passedBuild("refs/heads/main", map[string]string{"bin/app": "genuine"})
 	if err := os.WriteFile(filepath.Join(h.svc.artifactDir(b.ID), "bin", "app"), []byte("forgery"), 0o644); err != nil {
 		t.Fatal(err)
@@ -175,9 +173,7 @@ echo "changed after the transfer" >> "${last#*:}bin/f000"
 // as it is; the artifacts are shipped anew into a fresh release.
 func TestRollbackToAReleaseChangedOnTheTargetShipsAnew(t *testing.T) {
 	t.Parallel()
-	prod := filepath.Join(t.TempDir(), "prod")
-	h := newHarness(t, 1, localEnv("prod", prod, ""))
-	h.start()
+	h, prod := startedLocal(t, "prod", "")
 	a, _ := h.passedBuild("refs/heads/main", map[string]string{"app": "A"})
 	b, _ := h.passedBuild("refs/heads/main", map[string]string{"app": "B"})
 	pa := h.releaseAndWait("prod", a.Commit, record.DeploySucceeded)
@@ -228,9 +224,7 @@ func TestDifferencesReadsRsyncItemizedChanges(t *testing.T) {
 // on known by the digest computed then.
 func TestBuildFromBeforeDigestsGetsOneAtItsFirstDeployment(t *testing.T) {
 	t.Parallel()
-	prod := filepath.Join(t.TempDir(), "prod")
-	h := newHarness(t, 1, localEnv("prod", prod, ""))
-	h.start()
+	h, _ := startedLocal(t, "prod", "")
 	b := h.running("refs/heads/main", record.DefaultPipeline, nil)
 	writeFiles(t, h.svc.artifactDir(b.ID), map[string]string{"app": "old"})
 	h.finish(b)

@@ -138,9 +138,7 @@ func TestReleaseThenRollbackReusesTheEarlierRelease(t *testing.T) {
 
 func TestActivateFailureRollsBackAndKeepsCurrent(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "staging")
-	h := newHarness(t, 1, localEnv("staging", path, "  auto = \"main\"\n  activate = 'test -f healthy || { echo \"not healthy\" >&2; exit 3; }'"))
-	h.start()
+	h, path := startedLocal(t, "staging", "  auto = \"main\"\n  activate = 'test -f healthy || { echo \"not healthy\" >&2; exit 3; }'")
 
 	_, ds := h.passedBuild("refs/heads/main", map[string]string{"healthy": "yes", "app": "1"})
 	good := h.waitState(ds[0].ID, record.DeploySucceeded)
@@ -225,8 +223,7 @@ func TestTargetDownFailsThenRetrySucceeds(t *testing.T) {
 
 func TestStartRecordsInterruptedDeploymentsFailedAndGoesOn(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "staging")
-	h := newHarness(t, 1, localEnv("staging", path, ""))
+	h, path := localHarness(t, "staging", "")
 	ctx := t.Context()
 
 	a, _ := h.passedBuild("refs/heads/main", map[string]string{"app": "A"})
@@ -366,8 +363,7 @@ func TestShutdownCancelsRunningDeploymentAndKeepsCurrent(t *testing.T) {
 
 func TestRetryResumesThePartialReleaseOfTheFailedAttempt(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "staging")
-	h := newHarness(t, 1, localEnv("staging", path, ""))
+	h, path := localHarness(t, "staging", "")
 	ctx := t.Context()
 
 	b, _ := h.passedBuild("refs/heads/main", map[string]string{"app": "B"})
