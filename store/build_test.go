@@ -43,6 +43,24 @@ func mustGet(t *testing.T, s *Store, id int64) Build {
 	return b
 }
 
+// wantEnded checks that b, described by what, ended in state with reason
+// and a finish time.
+func wantEnded(t *testing.T, what string, b Build, state State, reason string) {
+	t.Helper()
+	if b.State != state || b.Reason != reason || b.FinishedAt.IsZero() {
+		t.Errorf("%s = %+v; want %s with reason %q and a finish time", what, b, state, reason)
+	}
+}
+
+// wantState checks that build id is recorded in state; why says what it
+// means when it is not.
+func wantState(t *testing.T, s *Store, id int64, state State, why string) {
+	t.Helper()
+	if got := mustGet(t, s, id); got.State != state {
+		t.Errorf("%s: build %d is %s, want %s", why, id, got.State, state)
+	}
+}
+
 // mustRecover runs RecoverInterrupted and returns the builds it queued
 // again and those it stopped.
 func mustRecover(t *testing.T, s *Store) (requeued, stopped []Build) {
@@ -152,20 +170,13 @@ func TestNewerBuildSupersedesQueuedOfSameRef(t *testing.T) {
 	if len(out.Superseded) != 1 || out.Superseded[0].ID != queued.ID {
 		t.Fatalf("superseded = %+v, want only build %d", out.Superseded, queued.ID)
 	}
-	sup := mustGet(t, s, queued.ID)
-	if sup.State != StateSuperseded || sup.Reason != fmt.Sprintf("superseded by build %d", newest.ID) || sup.FinishedAt.IsZero() {
-		t.Errorf("superseded build = %+v", sup)
-	}
+	wantEnded(t, "superseded build", mustGet(t, s, queued.ID), StateSuperseded, fmt.Sprintf("superseded by build %d", newest.ID))
 	if len(out.Running) != 1 || out.Running[0].ID != running.ID {
 		t.Errorf("running builds of the ref = %+v, want build %d reported", out.Running, running.ID)
 	}
-	if got := mustGet(t, s, running.ID); got.State != StateRunning {
-		t.Errorf("the running build became %s; it must keep running", got.State)
-	}
+	wantState(t, s, running.ID, StateRunning, "the running build must keep running")
 	for _, b := range other {
-		if got := mustGet(t, s, b.ID); got.State != StateQueued {
-			t.Errorf("build %d of %s %s pipeline %s was touched: %s", b.ID, b.Repo, b.Ref, b.Pipeline, got.State)
-		}
+		wantState(t, s, b.ID, StateQueued, fmt.Sprintf("build of %s %s pipeline %s was touched", b.Repo, b.Ref, b.Pipeline))
 	}
 	// A retry of an old build does not push newer work aside.
 	if err := s.FinishBuild(t.Context(), running.ID, StateFailed, "", nil); err != nil {
@@ -174,9 +185,7 @@ func TestNewerBuildSupersedesQueuedOfSameRef(t *testing.T) {
 	if _, err := s.RetryBuild(t.Context(), running.ID); err != nil {
 		t.Fatal(err)
 	}
-	if got := mustGet(t, s, newest.ID); got.State != StateQueued {
-		t.Errorf("a retry superseded the newest build: %s", got.State)
-	}
+	wantState(t, s, newest.ID, StateQueued, "a retry superseded the newest build")
 }
 
 func TestSupersedeWithinOneBatch(t *testing.T) {
@@ -294,15 +303,14 @@ func TestFinishBuildOnlyFromRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := mustGet(t, s, b.ID)
-	if got.State != StateFailed || got.Reason != "step 2 exited with 2" || !reflect.DeepEqual(got.Steps, steps) || got.FinishedAt.IsZero() {
-		t.Errorf("finished build = %+v", got)
+	wantEnded(t, "finished build", got, StateFailed, "step 2 exited with 2")
+	if !reflect.DeepEqual(got.Steps, steps) {
+		t.Errorf("finished build steps = %+v, want %+v", got.Steps, steps)
 	}
 	if err := s.FinishBuild(ctx, b.ID, StatePassed, "", nil); !errors.Is(err, ErrConflict) {
 		t.Errorf("second finish: %v, want ErrConflict", err)
 	}
-	if got2 := mustGet(t, s, b.ID); got2.State != StateFailed {
-		t.Errorf("a late finish overwrote the result: %s", got2.State)
-	}
+	wantState(t, s, b.ID, StateFailed, "a late finish overwrote the result")
 	if err := s.FinishBuild(ctx, 999, StatePassed, "", nil); !errors.Is(err, ErrNotFound) {
 		t.Errorf("finish of a missing build: %v, want ErrNotFound", err)
 	}
@@ -320,17 +328,13 @@ func TestCancelBuild(t *testing.T) {
 	if err != nil || prev != StateQueued {
 		t.Fatalf("cancel queued = %s, %v", prev, err)
 	}
-	if got := mustGet(t, s, queued.ID); got.State != StateCancelled || got.Reason != "cancelled by alice" || got.FinishedAt.IsZero() {
-		t.Errorf("cancelled build = %+v", got)
-	}
+	wantEnded(t, "cancelled build", mustGet(t, s, queued.ID), StateCancelled, "cancelled by alice")
 
 	prev, err = s.CancelBuild(ctx, run.ID, "cancelled by alice")
 	if err != nil || prev != StateRunning {
 		t.Fatalf("cancel running = %s, %v", prev, err)
 	}
-	if got := mustGet(t, s, run.ID); got.State != StateRunning {
-		t.Errorf("a running build's record changed before its processes were stopped: %s", got.State)
-	}
+	wantState(t, s, run.ID, StateRunning, "a running build's record changed before its processes were stopped")
 	if err := s.FinishBuild(ctx, run.ID, StateCancelled, "cancelled by alice", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -464,7 +468,5 @@ func TestRecordSkipped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.State != StateSkipped || b.Reason != "no .slipway.toml" || b.FinishedAt.IsZero() {
-		t.Errorf("skipped = %+v", b)
-	}
+	wantEnded(t, "skipped", b, StateSkipped, "no .slipway.toml")
 }

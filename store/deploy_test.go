@@ -30,15 +30,35 @@ func mustClaimDeploy(t *testing.T, s *Store) Deployment {
 	return d
 }
 
+// mustEnqueueDeploy queues d.
+func mustEnqueueDeploy(t *testing.T, s *Store, d Deployment) Deployment {
+	t.Helper()
+	d, err := s.EnqueueDeployment(t.Context(), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// endedDeploy queues d, claims it and finishes it in state end.
+func endedDeploy(t *testing.T, s *Store, d Deployment, end DeployState) Deployment {
+	t.Helper()
+	d = mustEnqueueDeploy(t, s, d)
+	if c := mustClaimDeploy(t, s); c.ID != d.ID {
+		t.Fatalf("claimed %d, want %d", c.ID, d.ID)
+	}
+	if err := s.FinishDeployment(t.Context(), d.ID, end, ""); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
 func TestDeploymentLifecycle(t *testing.T) {
 	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
 	b := passedBuild(t, s, "app", 1)
-	d, err := s.EnqueueDeployment(ctx, Deployment{BuildID: b.ID, Env: "staging", Trigger: DeployAuto})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := mustEnqueueDeploy(t, s, Deployment{BuildID: b.ID, Env: "staging", Trigger: DeployAuto})
 	if d.Repo != "app" || d.Commit != b.Commit || d.State != DeployQueued || d.CreatedAt.IsZero() {
 		t.Errorf("queued deployment = %+v", d)
 	}
@@ -101,11 +121,7 @@ func TestClaimDeploymentOneAtATimePerEnvInOrder(t *testing.T) {
 	ctx := t.Context()
 	b1, b2, b3 := passedBuild(t, s, "app", 1), passedBuild(t, s, "app", 2), passedBuild(t, s, "app", 3)
 	enq := func(b Build, env string) Deployment {
-		d, err := s.EnqueueDeployment(ctx, Deployment{BuildID: b.ID, Env: env, Trigger: DeployAuto})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return d
+		return mustEnqueueDeploy(t, s, Deployment{BuildID: b.ID, Env: env, Trigger: DeployAuto})
 	}
 	s1, s2, p1, s3 := enq(b1, "staging"), enq(b2, "staging"), enq(b1, "prod"), enq(b3, "staging")
 
@@ -231,15 +247,7 @@ func TestLiveWithIsTheNewestSucceededDeploymentOfTheCommit(t *testing.T) {
 	}
 	first, second := build(digestOf(1)), build(digestOf(2))
 	deploy := func(b Build, env string, end DeployState) Deployment {
-		d, err := s.EnqueueDeployment(ctx, Deployment{BuildID: b.ID, Env: env, Trigger: DeployAuto})
-		if err != nil {
-			t.Fatal(err)
-		}
-		mustClaimDeploy(t, s)
-		if err := s.FinishDeployment(ctx, d.ID, end, ""); err != nil {
-			t.Fatal(err)
-		}
-		return d
+		return endedDeploy(t, s, Deployment{BuildID: b.ID, Env: env, Trigger: DeployAuto}, end)
 	}
 	if _, ok, err := s.LiveWith(ctx, "app", "staging", commit); ok || err != nil {
 		t.Fatalf("before any deployment: %v %v", ok, err)
@@ -311,10 +319,7 @@ func TestConcurrentRetriesQueueOne(t *testing.T) {
 	s := openTest(t)
 	ctx := t.Context()
 	b := passedBuild(t, s, "app", 1)
-	d, err := s.EnqueueDeployment(ctx, Deployment{BuildID: b.ID, Env: "prod", Trigger: DeployRelease, User: "bob"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := mustEnqueueDeploy(t, s, Deployment{BuildID: b.ID, Env: "prod", Trigger: DeployRelease, User: "bob"})
 	for i := range 20 {
 		mustClaimDeploy(t, s)
 		if err := s.FinishDeployment(ctx, d.ID, DeployFailed, "target unreachable"); err != nil {
@@ -374,17 +379,7 @@ func TestEverLiveAndLiveDeployment(t *testing.T) {
 	ctx := t.Context()
 	good, bad := passedBuild(t, s, "app", 1), passedBuild(t, s, "app", 2)
 	deploy := func(b Build, env string, end DeployState) Deployment {
-		d, err := s.EnqueueDeployment(ctx, Deployment{BuildID: b.ID, Env: env, Trigger: DeployRelease, User: "bob"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c := mustClaimDeploy(t, s); c.ID != d.ID {
-			t.Fatalf("claimed %d, want %d", c.ID, d.ID)
-		}
-		if err := s.FinishDeployment(ctx, d.ID, end, ""); err != nil {
-			t.Fatal(err)
-		}
-		return d
+		return endedDeploy(t, s, Deployment{BuildID: b.ID, Env: env, Trigger: DeployRelease, User: "bob"}, end)
 	}
 	if _, ok, err := s.LiveDeployment(ctx, "app", "staging"); ok || err != nil {
 		t.Errorf("live before any deployment: %v %v", ok, err)

@@ -53,14 +53,7 @@ func TestStateChangesAddTheirEvents(t *testing.T) {
 	if err := s.FinishBuild(ctx, b.ID, StatePassed, "passed in 1s", nil); err != nil {
 		t.Fatal(err)
 	}
-	d, err := s.EnqueueDeployment(ctx, Deployment{BuildID: b.ID, Env: "staging", Trigger: DeployRelease, User: "bob"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustClaimDeploy(t, s)
-	if err := s.FinishDeployment(ctx, d.ID, DeploySucceeded, ""); err != nil {
-		t.Fatal(err)
-	}
+	d := endedDeploy(t, s, Deployment{BuildID: b.ID, Env: "staging", Trigger: DeployRelease, User: "bob"}, DeploySucceeded)
 	if _, err := s.RecordSkipped(ctx, Build{Repo: "app", Ref: "refs/heads/dev", Commit: oid(3), Trigger: TriggerManual}, "no pipeline"); err != nil {
 		t.Fatal(err)
 	}

@@ -27,10 +27,7 @@ func finished(t *testing.T, s *Store, repo string, n int, state State) Build {
 func deployed(t *testing.T, s *Store, b Build, env, release string, state DeployState) Deployment {
 	t.Helper()
 	ctx := t.Context()
-	d, err := s.EnqueueDeployment(ctx, Deployment{BuildID: b.ID, Env: env, Trigger: DeployRelease})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := mustEnqueueDeploy(t, s, Deployment{BuildID: b.ID, Env: env, Trigger: DeployRelease})
 	if state == DeployQueued {
 		return d
 	}
