@@ -3,9 +3,7 @@ package web
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -62,27 +60,11 @@ func newAPIFixture(t *testing.T, public bool) *apiFixture {
 	return &apiFixture{w: w, s: s}
 }
 
-type apiResponse struct {
-	code int
-	h    http.Header
-	body string
-}
-
 // do sends a request as user ("" for nobody) and returns the answer;
 // it checks that every answer says what it is.
-func (f *apiFixture) do(t *testing.T, method, user, path string, hdr ...string) apiResponse {
+func (f *apiFixture) do(t *testing.T, method, user, path string, hdr ...string) response {
 	t.Helper()
-	r := httptest.NewRequest(method, path, nil)
-	if user != "" {
-		r.Header.Set("X-Test-User", user)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		r.Header.Set(hdr[i], hdr[i+1])
-	}
-	rec := httptest.NewRecorder()
-	f.s.Handler().ServeHTTP(rec, r)
-	body, _ := io.ReadAll(rec.Result().Body)
-	res := apiResponse{rec.Code, rec.Result().Header, string(body)}
+	res := answer(t, f.s.Handler(), request(method, user, path, nil, hdr...))
 	ct := res.h.Get("Content-Type")
 	switch {
 	case strings.HasSuffix(strings.SplitN(path, "?", 2)[0], "/log") && res.code/100 == 2:
@@ -91,8 +73,8 @@ func (f *apiFixture) do(t *testing.T, method, user, path string, hdr ...string) 
 		}
 	case ct != "application/json":
 		t.Errorf("%s %s: Content-Type %q, want application/json", method, path, ct)
-	case !json.Valid(body):
-		t.Errorf("%s %s: not JSON: %s", method, path, body)
+	case !json.Valid([]byte(res.body)):
+		t.Errorf("%s %s: not JSON: %s", method, path, res.body)
 	}
 	if res.h.Get("X-Content-Type-Options") != "nosniff" {
 		t.Errorf("%s %s: no nosniff", method, path)
@@ -100,20 +82,20 @@ func (f *apiFixture) do(t *testing.T, method, user, path string, hdr ...string) 
 	return res
 }
 
-func (f *apiFixture) get(t *testing.T, user, path string) apiResponse {
+func (f *apiFixture) get(t *testing.T, user, path string) response {
 	t.Helper()
 	return f.do(t, http.MethodGet, user, path)
 }
 
 // decode reads the body into v.
-func (r apiResponse) decode(t *testing.T, v any) {
+func (r response) decode(t *testing.T, v any) {
 	t.Helper()
 	if err := json.Unmarshal([]byte(r.body), v); err != nil {
 		t.Fatalf("decode %q: %v", r.body, err)
 	}
 }
 
-func (r apiResponse) errorMessage(t *testing.T) string {
+func (r response) errorMessage(t *testing.T) string {
 	t.Helper()
 	var e struct {
 		Error string `json:"error"`
@@ -125,7 +107,7 @@ func (r apiResponse) errorMessage(t *testing.T) string {
 	return e.Error
 }
 
-func buildIDs(t *testing.T, r apiResponse) []int64 {
+func buildIDs(t *testing.T, r response) []int64 {
 	t.Helper()
 	var page views.BuildPage
 	r.decode(t, &page)
@@ -242,7 +224,7 @@ func TestAPIActionsRightsMatrix(t *testing.T) {
 	t.Parallel()
 	f := newAPIFixture(t, true)
 	ctx := t.Context()
-	post := func(user, path string, hdr ...string) apiResponse {
+	post := func(user, path string, hdr ...string) response {
 		t.Helper()
 		return f.do(t, http.MethodPost, user, path, hdr...)
 	}

@@ -11,7 +11,6 @@ import (
 	"html"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"regexp"
@@ -153,43 +152,23 @@ func (e *authEnv) loginLink(user string) string {
 	return u.Path
 }
 
-type response struct {
-	code   int
-	header http.Header
-	body   string
-	cookie *http.Cookie // the session cookie it set, if any
-}
-
 // do sends a request to the server. cookie, when not nil, is sent as the
 // session cookie; hdr are added headers.
 func (e *authEnv) do(method, target string, body io.Reader, cookie *http.Cookie, hdr ...string) response {
 	e.t.Helper()
-	req := httptest.NewRequest(method, target, body)
+	req := request(method, "", target, body, hdr...)
 	if cookie != nil {
 		req.AddCookie(cookie)
 	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	rec := httptest.NewRecorder()
-	e.s.Handler().ServeHTTP(rec, req)
-	res := rec.Result()
-	b, _ := io.ReadAll(res.Body)
-	r := response{code: res.StatusCode, header: res.Header, body: string(b)}
-	for _, c := range res.Cookies() {
-		if strings.HasSuffix(c.Name, "slipway_session") {
-			r.cookie = c
-		}
-	}
-	return r
+	return answer(e.t, e.s.Handler(), req)
 }
 
 // signIn opens a fresh login link of user and returns the cookie.
 func (e *authEnv) signIn(user string) *http.Cookie {
 	e.t.Helper()
 	r := e.do("GET", e.loginLink(user), nil, nil)
-	if r.code != http.StatusSeeOther || r.header.Get("Location") != "/" || r.cookie == nil {
-		e.t.Fatalf("open the login link of %s: %d %v\n%s", user, r.code, r.header, r.body)
+	if r.code != http.StatusSeeOther || r.h.Get("Location") != "/" || r.cookie == nil {
+		e.t.Fatalf("open the login link of %s: %d %v\n%s", user, r.code, r.h, r.body)
 	}
 	return r.cookie
 }
@@ -214,16 +193,16 @@ func TestLoginLinkOpensOneSession(t *testing.T) {
 		t.Errorf("HEAD of the link: %d %v", r.code, r.cookie)
 	}
 	r := e.do("GET", link, nil, nil)
-	if r.code != http.StatusSeeOther || r.header.Get("Location") != "/" {
-		t.Fatalf("open the link: %d %v", r.code, r.header)
+	if r.code != http.StatusSeeOther || r.h.Get("Location") != "/" {
+		t.Fatalf("open the link: %d %v", r.code, r.h)
 	}
 	c := r.cookie
 	if c == nil || c.Name != "slipway_session" || !c.HttpOnly || c.Secure || c.SameSite != http.SameSiteLaxMode || c.Path != "/" ||
 		c.MaxAge != int(sessionLifetime/time.Second) {
 		t.Fatalf("session cookie: %+v", c)
 	}
-	if cc := r.header.Get("Cache-Control"); cc != "no-store" || r.header.Get("Referrer-Policy") != "no-referrer" {
-		t.Errorf("login response headers: %v", r.header)
+	if cc := r.h.Get("Cache-Control"); cc != "no-store" || r.h.Get("Referrer-Policy") != "no-referrer" {
+		t.Errorf("login response headers: %v", r.h)
 	}
 	home := e.do("GET", "/", nil, c)
 	if who := signedInAs(home.body); who != "alice" || !strings.Contains(home.body, "<a href=\"/priv\">priv</a>") {
@@ -538,9 +517,9 @@ func TestCSRFJSONUnderAPI(t *testing.T) {
 	})
 	r := e.do("POST", "/api/v1/probe", nil, e.signIn("alice"))
 	var doc map[string]string
-	if r.code != http.StatusForbidden || r.header.Get("Content-Type") != "application/json" || json.Unmarshal([]byte(r.body), &doc) != nil ||
+	if r.code != http.StatusForbidden || r.h.Get("Content-Type") != "application/json" || json.Unmarshal([]byte(r.body), &doc) != nil ||
 		!strings.Contains(doc["error"], "CSRF token") {
-		t.Errorf("POST /api/v1/probe with a session and no CSRF token: %d %v %s", r.code, r.header, r.body)
+		t.Errorf("POST /api/v1/probe with a session and no CSRF token: %d %v %s", r.code, r.h, r.body)
 	}
 }
 
@@ -631,13 +610,13 @@ func TestTokenLifecycle(t *testing.T) {
 		t.Helper()
 		r := e.do("GET", "/api/v1/repos", nil, nil, bearer(tok)...)
 		var doc map[string]string
-		if r.code != 401 || r.header.Get("Content-Type") != "application/json" || json.Unmarshal([]byte(r.body), &doc) != nil || doc["error"] != reason ||
-			!strings.Contains(r.header.Get("WWW-Authenticate"), "Bearer") {
-			t.Errorf("%s, /api: %d %v %s", what, r.code, r.header, r.body)
+		if r.code != 401 || r.h.Get("Content-Type") != "application/json" || json.Unmarshal([]byte(r.body), &doc) != nil || doc["error"] != reason ||
+			!strings.Contains(r.h.Get("WWW-Authenticate"), "Bearer") {
+			t.Errorf("%s, /api: %d %v %s", what, r.code, r.h, r.body)
 		}
 		r = e.do("GET", "/", nil, nil, bearer(tok)...)
-		if r.code != 401 || !strings.HasPrefix(r.header.Get("Content-Type"), "text/html") || !strings.Contains(r.body, html.EscapeString(reason)) || signedInAs(r.body) != "" {
-			t.Errorf("%s, page: %d %v\n%s", what, r.code, r.header, r.body)
+		if r.code != 401 || !strings.HasPrefix(r.h.Get("Content-Type"), "text/html") || !strings.Contains(r.body, html.EscapeString(reason)) || signedInAs(r.body) != "" {
+			t.Errorf("%s, page: %d %v\n%s", what, r.code, r.h, r.body)
 		}
 	}
 	refused("unknown", "slw_"+strings.Repeat("0", 64), reasonUnknown)

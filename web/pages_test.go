@@ -79,28 +79,12 @@ func newPagesFixture(t *testing.T, public bool) *pagesFixture {
 	return &pagesFixture{w: w, s: s, cfg: cfg}
 }
 
-type page_ struct {
-	code int
-	h    http.Header
-	body string
-}
-
-func (f *pagesFixture) do(t *testing.T, method, user, target string, body io.Reader, hdr ...string) page_ {
+func (f *pagesFixture) do(t *testing.T, method, user, target string, body io.Reader, hdr ...string) response {
 	t.Helper()
-	r := httptest.NewRequest(method, target, body)
-	if user != "" {
-		r.Header.Set("X-Test-User", user)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		r.Header.Set(hdr[i], hdr[i+1])
-	}
-	rec := httptest.NewRecorder()
-	f.s.Handler().ServeHTTP(rec, r)
-	b, _ := io.ReadAll(rec.Result().Body)
-	return page_{rec.Code, rec.Result().Header, string(b)}
+	return answer(t, f.s.Handler(), request(method, user, target, body, hdr...))
 }
 
-func (f *pagesFixture) get(t *testing.T, user, target string) page_ {
+func (f *pagesFixture) get(t *testing.T, user, target string) response {
 	t.Helper()
 	p := f.do(t, http.MethodGet, user, target, nil)
 	if p.code/100 == 2 && strings.HasPrefix(p.h.Get("Content-Type"), "text/html") && !strings.HasSuffix(strings.TrimSpace(p.body), "</html>") {
@@ -462,16 +446,13 @@ func TestButtonsNeedTheSessionsCSRFToken(t *testing.T) {
 	if rec.Code != http.StatusSeeOther || cookie == nil {
 		t.Fatalf("open the login link: %d", rec.Code)
 	}
-	send := func(method, target, form string) page_ {
+	send := func(method, target, form string) response {
 		r := httptest.NewRequest(method, target, strings.NewReader(form))
 		r.AddCookie(cookie)
 		if form != "" {
 			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		}
-		rec := httptest.NewRecorder()
-		f.s.Handler().ServeHTTP(rec, r)
-		b, _ := io.ReadAll(rec.Result().Body)
-		return page_{rec.Code, rec.Result().Header, string(b)}
+		return answer(t, f.s.Handler(), r)
 	}
 	p := send(http.MethodGet, "/builds/3", "")
 	m := regexp.MustCompile(`<form method="post" action="/builds/3/cancel"><input type="hidden" name="csrf" value="([^"]+)">`).FindStringSubmatch(p.body)
