@@ -265,9 +265,7 @@ func TestDiskUsage(t *testing.T) {
 // an ordinary local account, cannot even list it.
 func TestConcurrentJobsRunAsTheirOwnUIDs(t *testing.T) {
 	t.Parallel()
-	if os.Geteuid() != 0 {
-		t.Skip("steps run as other uids only when the daemon is root")
-	}
+	needRoot(t, "steps run as other uids only when the daemon is root")
 	const first = 2000000000
 	l := &Local{Runner: newBwrap(), TempDir: t.TempDir(), IDs: NewIDPool(first, 8)}
 	searchable(t, l.TempDir)
@@ -346,9 +344,7 @@ func TestConcurrentJobsRunAsTheirOwnUIDs(t *testing.T) {
 // it.
 func TestCacheIsHandedToTheNextBuildsUID(t *testing.T) {
 	t.Parallel()
-	if os.Geteuid() != 0 {
-		t.Skip("steps run as other uids only when the daemon is root")
-	}
+	needRoot(t, "steps run as other uids only when the daemon is root")
 	const old, next = 2000000100, 2000000200
 	l := &Local{Runner: newBwrap(), TempDir: t.TempDir(), IDs: NewIDPool(next, 1)}
 	searchable(t, l.TempDir)
@@ -515,11 +511,8 @@ func BenchmarkDiskUsage(b *testing.B) {
 // /etc: tools that look it up (ssh, id -un, a JVM's user.home) work.
 func TestBuildUIDsHaveAUser(t *testing.T) {
 	t.Parallel()
-	if os.Geteuid() != 0 {
-		t.Skip("steps run as uids of the pool only when the daemon is root")
-	}
-	etc := filepath.Join(t.TempDir(), "etc")
-	searchable(t, filepath.Dir(etc))
+	needRoot(t, "steps run as uids of the pool only when the daemon is root")
+	etc := searchableTemp(t, "etc")
 	ids := NewIDPool(2000000300, 4)
 	if _, err := PrepareEtcFor(etc, ids); err != nil {
 		t.Fatal(err)

@@ -57,6 +57,23 @@ func searchable(tb testing.TB, dir string) {
 	}
 }
 
+// searchableTemp is the path name in a fresh temporary folder that every
+// uid may pass through (the path itself is not created).
+func searchableTemp(t *testing.T, name string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	searchable(t, filepath.Dir(p))
+	return p
+}
+
+// needRoot skips the test, saying why, unless it runs as root.
+func needRoot(t *testing.T, why string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip(why)
+	}
+}
+
 func run(t *testing.T, r Runner, spec Spec, command string) (Result, string) {
 	t.Helper()
 	var out testutil.Buffer
@@ -186,8 +203,7 @@ func TestOfflineFailsAtOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	etc := filepath.Join(t.TempDir(), "etc")
-	searchable(t, filepath.Dir(etc))
+	etc := searchableTemp(t, "etc")
 	if err := PrepareEtc(etc); err != nil {
 		t.Fatal(err)
 	}
@@ -497,8 +513,7 @@ func TestNone(t *testing.T) {
 // the host's /etc.
 func TestPreparedEtc(t *testing.T) {
 	t.Parallel()
-	etc := filepath.Join(t.TempDir(), "etc")
-	searchable(t, filepath.Dir(etc))
+	etc := searchableTemp(t, "etc")
 	if err := PrepareEtc(etc); err != nil {
 		t.Fatal(err)
 	}

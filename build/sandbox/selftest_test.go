@@ -65,9 +65,7 @@ func checkIsolation(t *testing.T, m map[string]Finding, dir string, uid int) {
 
 func TestSelfTestReportsWhatHolds(t *testing.T) {
 	t.Parallel()
-	if os.Geteuid() != 0 {
-		t.Skip("the build uid and a memory cgroup need root; TestSelfTestAsNonRoot covers the rest")
-	}
+	needRoot(t, "the build uid and a memory cgroup need root; TestSelfTestAsNonRoot covers the rest")
 	cg, err := DetectCgroups()
 	if err != nil {
 		t.Fatalf("this host offers no memory cgroup (CI must): %v", err)
@@ -160,11 +158,8 @@ func TestSelfTestWithoutBwrap(t *testing.T) {
 
 func TestSelfTestBuildFolderUnreachable(t *testing.T) {
 	t.Parallel()
-	if os.Geteuid() != 0 {
-		t.Skip("steps run as another uid only when the daemon is root")
-	}
-	closed := filepath.Join(t.TempDir(), "closed")
-	searchable(t, filepath.Dir(closed))
+	needRoot(t, "steps run as another uid only when the daemon is root")
+	closed := searchableTemp(t, "closed")
 	dir := filepath.Join(closed, "build", "work")
 	if err := os.MkdirAll(dir, 0o711); err != nil {
 		t.Fatal(err)
