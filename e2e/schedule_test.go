@@ -395,20 +395,24 @@ func stEntries(log []stLogEntry, schedule, msg string) []stLogEntry {
 
 func TestStCatchUpAcrossRestart(t *testing.T) {
 	// Not parallel: it must stop the daemon within a second of a firing,
-	// before the next instant 3 s later; under the load of the parallel
-	// tests a build alone can take longer than that.
+	// before the next instant 5 s later; under the load of the parallel
+	// tests a build alone can take longer than that. The period leaves a
+	// restarted daemon (which waits out two missed instants) 4.9 s to
+	// decide before the next instant is due; with 3 s, a start slowed by
+	// the load of the other packages' tests reached that instant and fired
+	// it as the current one instead of catching up.
 	alice := newUser(t, "alice")
-	const every = 3 * time.Second
+	const every = 5 * time.Second
 	d := startDaemon(t, stWithZone(configFor(`[[repo]]
 name = "app"
 read = ["*"]
   [[repo.schedule]]
   name = "up"
-  cron = "@every 3s"
+  cron = "@every 5s"
   branch = "main"
   [[repo.schedule]]
   name = "off"
-  cron = "@every 3s"
+  cron = "@every 5s"
   branch = "main"
   catch_up = false
 `, []*user{alice}), "UTC"))
