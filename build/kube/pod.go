@@ -136,15 +136,15 @@ func (e *Executor) pod(job executor.Job, name string) *corev1.Pod {
 	upload.VolumeMounts = append(append([]corev1.VolumeMount{}, workMounts...), corev1.VolumeMount{Name: outVolume, MountPath: "/out"})
 
 	spec := corev1.PodSpec{
-		RestartPolicy:                corev1.RestartPolicyNever,
-		AutomountServiceAccountToken: &automount,
-		ServiceAccountName:           e.o.ServiceAccount,
-		EnableServiceLinks:           &no,
-		NodeSelector:                 e.o.NodeSelector,
-		Tolerations:                  e.o.Tolerations,
-		Volumes:                      volumes,
-		InitContainers:               inits,
-		Containers:                   []corev1.Container{upload},
+		RestartPolicy:                 corev1.RestartPolicyNever,
+		AutomountServiceAccountToken:  &automount,
+		ServiceAccountName:            e.o.ServiceAccount,
+		EnableServiceLinks:            &no,
+		NodeSelector:                  e.o.NodeSelector,
+		Tolerations:                   e.o.Tolerations,
+		Volumes:                       volumes,
+		InitContainers:                inits,
+		Containers:                    []corev1.Container{upload},
 		TerminationGracePeriodSeconds: int64p(int64(math.Ceil(e.o.GracePeriod.Seconds()))),
 		SecurityContext: &corev1.PodSecurityContext{
 			RunAsNonRoot:   &yes,
