@@ -109,6 +109,10 @@ type Job struct {
 	// during a Log write.
 	StepStarted func(i int)
 	StepEnded   func(i int, r StepResult)
+	// Placed, if set, is called once, before the first StepStarted, by an
+	// executor that runs the job elsewhere, with where ("kubernetes pod P
+	// on node N"); from Run's goroutine, never during a Log write.
+	Placed func(where string)
 	// Artifacts are the paths to keep when every step passes: clean,
 	// relative and slash-separated, as the pipeline parser guarantees; "."
 	// is the whole workspace.
@@ -187,6 +191,14 @@ type StepResult struct {
 	// Executor.Unenforced said before.
 	Unenforced []string
 }
+
+// UnavailableError is Run's error when nothing of the job ran because what
+// the executor runs jobs on (a cluster's API server) cannot be reached now;
+// the job may be tried again later.
+type UnavailableError struct{ Err error }
+
+func (e *UnavailableError) Error() string { return e.Err.Error() }
+func (e *UnavailableError) Unwrap() error { return e.Err }
 
 // StepError is Run's error when a step could not be started or waited for.
 type StepError struct {

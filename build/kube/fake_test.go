@@ -177,7 +177,7 @@ func TestRunCreateFails(t *testing.T) {
 			cs.PrependReactor("create", "pods", func(k8stesting.Action) (bool, runtime.Object, error) { return true, nil, c.err })
 			job := executor.Job{ID: "7", Workspace: t.TempDir(), Steps: []string{"true"}, Artifacts: []string{"x"}, ArtifactsDir: filepath.Join(t.TempDir(), "out")}
 			_, err := e.Run(t.Context(), job)
-			var u *UnavailableError
+			var u *executor.UnavailableError
 			if err == nil || errors.As(err, &u) != c.unavailable {
 				t.Fatalf("Run: %v; want unavailable %v", err, c.unavailable)
 			}

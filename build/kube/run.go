@@ -36,15 +36,6 @@ var imageFailures = map[string]bool{
 	"CreateContainerConfigError": true, "CreateContainerError": true,
 }
 
-// UnavailableError is Run's error when nothing of the job ran because the
-// API server could not be reached; the build can wait and run later.
-type UnavailableError struct{ Err error }
-
-func (e *UnavailableError) Error() string {
-	return fmt.Sprintf("the Kubernetes API server cannot be reached: %v", e.Err)
-}
-func (e *UnavailableError) Unwrap() error { return e.Err }
-
 func (r *podRun) run(ctx context.Context) (executor.Result, error) {
 	e, job := r.e, r.job
 	if len(job.Artifacts) > 0 {
@@ -77,6 +68,13 @@ func (r *podRun) run(ctx context.Context) (executor.Result, error) {
 	if err := r.fetched(ctx); err != nil || ctx.Err() != nil {
 		return r.res, err
 	}
+	if job.Placed != nil {
+		node := "(none)"
+		if p := r.w.latest(); p != nil {
+			node = p.Spec.NodeName
+		}
+		job.Placed(fmt.Sprintf("kubernetes: pod %s on node %s (namespace %s)", r.name, node, e.o.Namespace))
+	}
 	for i := range job.Steps {
 		stop, err := r.step(ctx, i)
 		if err != nil || stop {
@@ -88,7 +86,7 @@ func (r *podRun) run(ctx context.Context) (executor.Result, error) {
 
 func (r *podRun) createError(what string, err error) error {
 	if Unavailable(err) {
-		return &UnavailableError{Err: err}
+		return &executor.UnavailableError{Err: fmt.Errorf("the Kubernetes API server cannot be reached: %w", err)}
 	}
 	return fmt.Errorf("create the build's %s: %w", what, err)
 }

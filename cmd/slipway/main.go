@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"syscall"
 
+	"slipway/build/kube"
 	"slipway/configs"
 	"slipway/hooks"
 )
@@ -90,6 +91,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprint(stderr, usage)
 		return 2
+	case kube.HelperCommand:
+		// In a build Pod: fetch the source, send the artifacts.
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return kube.Helper(ctx, args[1:], os.Getenv, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "slipway", version())
 		return 0
