@@ -77,7 +77,7 @@ func TestPodShape(t *testing.T) {
 		t.Errorf("init containers %v, want %v", names, want)
 	}
 	if c := s.Containers; len(c) != 1 || c[0].Name != uploadContainer ||
-		!slices.Equal(c[0].Command, []string{"slipway", HelperCommand, "upload", workspacePath, "1048576", "bin", "report.txt"}) {
+		!slices.Equal(c[0].Command, []string{HelperPath, HelperCommand, "upload", workspacePath, "1048576", "bin", "report.txt"}) {
 		t.Errorf("containers %+v", c)
 	}
 	for _, c := range append(slices.Clone(s.InitContainers), s.Containers...) {
@@ -102,7 +102,7 @@ func TestPodShape(t *testing.T) {
 			if got := c.Resources.Limits.Memory().Value(); got != 512<<20 {
 				t.Errorf("%s: memory limit %d", c.Name, got)
 			}
-			if !slices.Equal(c.Command, []string{"sh", "-c", job.Steps[c.Name[len(c.Name)-1]-'1']}) {
+			if !slices.Equal(c.Command, []string{"/bin/sh", "-c", job.Steps[c.Name[len(c.Name)-1]-'1']}) {
 				t.Errorf("%s: command %q", c.Name, c.Command)
 			}
 		}

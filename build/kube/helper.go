@@ -17,6 +17,9 @@ import (
 	"slipway/build/executor"
 )
 
+// HelperPath is where the helper image holds the slipway binary.
+const HelperPath = "/usr/local/bin/slipway"
+
 // HelperCommand is the subcommand of the slipway binary that a build Pod's
 // helper containers run (`slipway kube-helper fetch|upload ...`).
 const HelperCommand = "kube-helper"

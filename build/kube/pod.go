@@ -99,7 +99,7 @@ func (e *Executor) pod(job executor.Job, name string) *corev1.Pod {
 		{Name: envToken, ValueFrom: secretRef(name, tokenKey)},
 	}
 
-	fetch := container(fetchContainer, e.o.HelperImage, []string{"slipway", HelperCommand, "fetch", workspacePath})
+	fetch := container(fetchContainer, e.o.HelperImage, []string{HelperPath, HelperCommand, "fetch", workspacePath})
 	fetch.Env = helperEnv
 	fetch.VolumeMounts = workMounts
 	inits := []corev1.Container{fetch}
@@ -117,7 +117,7 @@ func (e *Executor) pod(job executor.Job, name string) *corev1.Pod {
 		resources.Limits[corev1.ResourceMemory] = *quantity(job.Limits.Memory)
 	}
 	for i, step := range job.Steps {
-		c := container(stepContainer(i), image, []string{"sh", "-c", step})
+		c := container(stepContainer(i), image, []string{"/bin/sh", "-c", step})
 		c.Env = env
 		c.Resources = resources
 		tmp := corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}
@@ -131,7 +131,7 @@ func (e *Executor) pod(job executor.Job, name string) *corev1.Pod {
 	}
 
 	upload := container(uploadContainer, e.o.HelperImage,
-		append([]string{"slipway", HelperCommand, "upload", workspacePath, strconv.FormatInt(job.MaxArtifactBytes, 10)}, job.Artifacts...))
+		append([]string{HelperPath, HelperCommand, "upload", workspacePath, strconv.FormatInt(job.MaxArtifactBytes, 10)}, job.Artifacts...))
 	upload.Env = append(helperEnv, corev1.EnvVar{Name: "TMPDIR", Value: "/out"})
 	upload.VolumeMounts = append(append([]corev1.VolumeMount{}, workMounts...), corev1.VolumeMount{Name: outVolume, MountPath: "/out"})
 

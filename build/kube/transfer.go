@@ -293,7 +293,7 @@ func readTree(r io.Reader, dir string, limit int64) error {
 				return err
 			}
 		case tar.TypeReg:
-			f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode|0o600)
+			f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode|0o400)
 			if err != nil {
 				return err
 			}
