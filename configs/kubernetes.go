@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
 )
@@ -61,6 +62,11 @@ type Kubernetes struct {
 	// GracePeriod is what a cancelled build's processes get between
 	// SIGTERM and SIGKILL. Default "10s".
 	GracePeriod Duration `toml:"grace_period"`
+	// APITimeout is how long a running build waits for an API server that
+	// stopped answering (its log and its Pod's state) before it ends in
+	// error; what it left is deleted once the server answers again.
+	// Default "60s".
+	APITimeout Duration `toml:"api_timeout"`
 }
 
 // Toleration is one Kubernetes toleration of the build Pods.
@@ -156,11 +162,12 @@ func (c *Config) kubernetesDefaults() {
 		k.RunAsUser = 65532
 	}
 	if k.GracePeriod.Duration == 0 {
-		k.GracePeriod.Duration = defaultGracePeriod
+		k.GracePeriod.Duration = 10 * time.Second
+	}
+	if k.APITimeout.Duration == 0 {
+		k.APITimeout.Duration = time.Minute
 	}
 }
-
-const defaultGracePeriod = 10_000_000_000 // 10s
 
 // describeKubernetes is the [kubernetes] table as a reload compares it.
 func (k Kubernetes) describe() string { return fmt.Sprintf("%+v", k) }

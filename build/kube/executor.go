@@ -94,6 +94,9 @@ type Executor struct {
 
 	mu   sync.Mutex
 	live map[string]bool // names of the Pods and Secrets of running jobs
+	// left counts the jobs whose Pod or Secret could not be removed since
+	// the last sweep that succeeded.
+	left int
 }
 
 var _ executor.Executor = (*Executor)(nil)
@@ -255,4 +258,13 @@ func (e *Executor) isLive(name string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.live[name]
+}
+
+// Leftovers reports whether some job's Pod or Secret could not be removed
+// (the API server was away) and no sweep has succeeded since: the daemon
+// then sweeps soon instead of at its usual period.
+func (e *Executor) Leftovers() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.left > 0
 }

@@ -327,6 +327,9 @@ func (r *podRun) cleanup() {
 	defer cancel()
 	if err := e.remove(ctx, r.name, r.w); err != nil {
 		e.o.Log.Warn("build pod left for the orphan sweep", "pod", r.name, "err", err)
+		e.mu.Lock()
+		e.left++
+		e.mu.Unlock()
 	}
 }
 

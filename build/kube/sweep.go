@@ -54,5 +54,10 @@ func (e *Executor) Sweep(ctx context.Context) (int, error) {
 			errs = append(errs, fmt.Errorf("delete secret %s: %w", s.Name, err))
 		}
 	}
+	if len(errs) == 0 {
+		e.mu.Lock()
+		e.left = 0
+		e.mu.Unlock()
+	}
 	return n, errors.Join(errs...)
 }

@@ -25,6 +25,10 @@ import (
 // Secrets of builds that no longer run.
 const sweepEvery = time.Minute
 
+// leftoverEvery is how often it tries again while a build's Pod or Secret
+// could not be removed.
+const leftoverEvery = 2 * time.Second
+
 // wireKubernetes makes the Kubernetes executor when some build may run on
 // it: the API client, the transfer endpoint's listener and this data dir's
 // instance id. It starts nothing.
@@ -81,7 +85,7 @@ func (d *daemon) wireKubernetes(_ context.Context, w *wiring) error {
 		NodeSelector: k.NodeSelector, Tolerations: tolerations,
 		Requests: requests, Limits: limits,
 		RunAsUser: k.RunAsUser, WritableRoot: k.WritableRoot,
-		MaxConcurrent: maxPods, GracePeriod: k.GracePeriod.Duration,
+		MaxConcurrent: maxPods, GracePeriod: k.GracePeriod.Duration, APIGrace: k.APITimeout.Duration,
 		TempDir: tmp, Log: d.logger.With("component", "kubernetes"),
 	})
 	if err != nil {
@@ -177,14 +181,20 @@ func (d *daemon) startKubernetes(ctx context.Context) error {
 	d.stopSweep = func() { stop(); <-done }
 	go func() {
 		defer close(done)
-		t := time.NewTicker(sweepEvery)
+		// Every sweepEvery, and soon after a build could not remove its
+		// Pod (the API server was away): as soon as it answers again.
+		t := time.NewTicker(leftoverEvery)
 		defer t.Stop()
+		last := time.Now()
 		for {
 			select {
 			case <-sctx.Done():
 				return
 			case <-t.C:
-				sweep()
+				if d.kube.Leftovers() || time.Since(last) >= sweepEvery {
+					sweep()
+					last = time.Now()
+				}
 			}
 		}
 	}()
