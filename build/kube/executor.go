@@ -181,11 +181,6 @@ func (e *Executor) Run(ctx context.Context, job executor.Job) (executor.Result, 
 			return executor.Result{}, nil
 		}
 	}
-	if job.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, job.Timeout, errJobTimeout)
-		defer cancel()
-	}
 	r := &podRun{e: e, job: job, name: podName(job.ID), log: job.Log}
 	if r.log == nil {
 		r.log = io.Discard

@@ -75,6 +75,14 @@ func (r *podRun) run(ctx context.Context) (executor.Result, error) {
 		}
 		job.Placed(fmt.Sprintf("kubernetes: pod %s on node %s (namespace %s)", r.name, node, e.o.Namespace))
 	}
+	// Job.Timeout bounds the steps, from the first one's start: the time
+	// the cluster takes to schedule the Pod and fetch the source is the
+	// build's (its own deadline, in ctx), not the steps'.
+	if job.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, job.Timeout, errJobTimeout)
+		defer cancel()
+	}
 	for i := range job.Steps {
 		stop, err := r.step(ctx, i)
 		if err != nil || stop {
