@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -75,7 +74,6 @@ func kubeStart(t *testing.T) (*kubetest.Cluster, *kubetest.Node) {
 		}
 		n, err := kubetest.NewNode(ctx, c, kubetest.NodeOptions{
 			Name: "kube-e2e",
-			Dir:  filepath.Join(dir, "node"),
 			Images: map[string]kubetest.Image{
 				kubeStepImage:   kubetest.HostImage(),
 				kubeHelperImage: kubetest.HostImage(kubetest.Bind{Host: slipwayBin, Path: kube.HelperPath}),

@@ -55,6 +55,17 @@ func runWithCluster(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	// The Pods run as an unprivileged uid, which must reach the helper:
+	// a copy of this binary in a folder open to all.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	helper := filepath.Join(dir, "slipway")
+	if b, err := os.ReadFile(self); err != nil || os.WriteFile(helper, b, 0o755) != nil {
+		fmt.Fprintln(os.Stderr, "copy the helper:", err)
+		return 1
+	}
 	c, err := kubetest.NewCluster(ctx, bins, dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "test cluster:", err)
@@ -63,10 +74,9 @@ func runWithCluster(m *testing.M) int {
 	defer c.Close()
 	node, err := kubetest.NewNode(ctx, c, kubetest.NodeOptions{
 		Name: "kube-test",
-		Dir:  filepath.Join(dir, "node"),
 		Images: map[string]kubetest.Image{
 			"debian": kubetest.HostImage(),
-			"helper": kubetest.HostImage(kubetest.Bind{Host: self, Path: HelperPath}),
+			"helper": kubetest.HostImage(kubetest.Bind{Host: helper, Path: HelperPath}),
 		},
 	})
 	if err != nil {

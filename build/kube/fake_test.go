@@ -102,7 +102,7 @@ func TestPodShape(t *testing.T) {
 			if got := c.Resources.Limits.Memory().Value(); got != 512<<20 {
 				t.Errorf("%s: memory limit %d", c.Name, got)
 			}
-			if !slices.Equal(c.Command, []string{"/bin/sh", "-c", job.Steps[c.Name[len(c.Name)-1]-'1']}) {
+			if !slices.Equal(c.Command, kubeletLiteral(append(slices.Clone(stepShell), job.Steps[c.Name[len(c.Name)-1]-'1']))) {
 				t.Errorf("%s: command %q", c.Name, c.Command)
 			}
 		}

@@ -18,7 +18,7 @@ import (
 )
 
 // HelperPath is where the helper image holds the slipway binary.
-const HelperPath = "/usr/local/bin/slipway"
+const HelperPath = "/opt/slipway/bin/slipway"
 
 // HelperCommand is the subcommand of the slipway binary that a build Pod's
 // helper containers run (`slipway kube-helper fetch|upload ...`).

@@ -3,6 +3,7 @@ package kube
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -20,6 +21,24 @@ const (
 	outVolume       = "out"  // where upload stages the artifacts
 	tokenKey        = "token"
 )
+
+// stepShell runs a step, given as its last argument, with `sh -c` in a
+// child of the container's first process: a container's first process is
+// its PID namespace's init, to which the kernel delivers no signal it has
+// no handler for, so a step that signals itself (`kill -TERM $$`) would
+// live on there. The outer shell waits and exits with the step's status,
+// 128+n for a signal n, as a local step reports it.
+var stepShell = []string{"/bin/sh", "-c", `/bin/sh -c "$1"; s=$?; exit $s`, "slipway-step"}
+
+// kubeletLiteral escapes args for the kubelet, which expands $(NAME) in a
+// container's command with the container's variables and turns $$ into $:
+// every $ doubled reaches the program as the one $ it was.
+func kubeletLiteral(args []string) []string {
+	for i, a := range args {
+		args[i] = strings.ReplaceAll(a, "$", "$$")
+	}
+	return args
+}
 
 // stepContainer names step i's container (from 0): step-1, step-2, ...
 func stepContainer(i int) string { return "step-" + strconv.Itoa(i+1) }
@@ -117,7 +136,7 @@ func (e *Executor) pod(job executor.Job, name string) *corev1.Pod {
 		resources.Limits[corev1.ResourceMemory] = *quantity(job.Limits.Memory)
 	}
 	for i, step := range job.Steps {
-		c := container(stepContainer(i), image, []string{"/bin/sh", "-c", step})
+		c := container(stepContainer(i), image, kubeletLiteral(append(slices.Clone(stepShell), step)))
 		c.Env = env
 		c.Resources = resources
 		tmp := corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}
