@@ -44,4 +44,25 @@
 // whose nodeSelector matches the node's labels (tolerations, resources and
 // affinity are not looked at) through the pods/binding subresource. See
 // StartNode for what the provider does and does not do.
+//
+// # Use
+//
+//	func TestBuild(t *testing.T) {
+//		c := kubetest.StartCluster(t) // or one NewCluster per package in TestMain
+//		kubetest.StartNode(t, c, kubetest.NodeOptions{
+//			Name: "build-node",
+//			Images: map[string]kubetest.Image{
+//				"debian": kubetest.HostImage(),
+//				"slipway-helper": kubetest.HostImage(kubetest.Bind{
+//					Host: slipwayBinary, Path: "/usr/local/bin/slipway"}),
+//			},
+//		})
+//		ns, err := c.CreateNamespace(t.Context(), "build")
+//		...
+//		kubeconfig, err := c.ServiceAccountKubeconfig(t.Context(), ns, "executor")
+//		// apply a Role and RoleBinding with c.Clientset() (admin), run the
+//		// executor with kubeconfig, follow its pods' logs with client-go.
+//		c.Stop()         // the API server goes away...
+//		c.Restart(ctx)   // ...and comes back on the same port
+//	}
 package kubetest
