@@ -54,7 +54,7 @@ type Cluster struct {
 	seq    int // numbers the kubeconfig files written
 }
 
-// APIServerPortRange is where the API server's port is drawn from: below
+// The API server's port is drawn from [apiPortLow, apiPortHigh): below
 // Linux's ephemeral range (32768-60999), so that the port is still free
 // when Restart binds it again. kube-apiserver cannot bind port 0.
 const apiPortLow, apiPortHigh = 20000, 32767

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -76,8 +77,10 @@ type NodeOptions struct {
 // subPath mounts, sizeLimit enforced every 250 ms by eviction (phase
 // Failed, reason Evicted, the kubelet's message). activeDeadlineSeconds
 // (phase Failed, reason DeadlineExceeded). Deletion: SIGTERM to every
-// process of the running containers, SIGKILL after the grace period, then
-// the pod object is deleted with grace 0. The host's network is shared.
+// process of the running containers, SIGKILL half a second before the
+// grace period ends (virtual-kubelet force-deletes the pod object when it
+// ends), then the pod object is deleted with grace 0 as soon as the
+// processes are gone. The host's network is shared.
 //
 // What it does not do: other volume types (the pod fails), memory and cpu
 // limits, probes, restarts, image pulls (images are the map), exec,
@@ -161,7 +164,9 @@ func (n *Node) start(ctx context.Context, c *Cluster, opts NodeOptions) error {
 	n.logFile = logFile
 	logger := slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", n.Name)
 
-	client, err := kubernetes.NewForConfig(c.Config())
+	cfg := c.Config()
+	cfg.Dial = patientDial
+	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return fmt.Errorf("client: %w", err)
 	}
@@ -370,4 +375,25 @@ func (n *Node) LogTail(lines int) string {
 		all = all[len(all)-lines:]
 	}
 	return fmt.Sprintf("--- last %d lines of %s:\n%s", len(all), p, strings.Join(all, "\n"))
+}
+
+// patientDial is the node's way to reach the API server: while nothing
+// listens (Cluster.Stop), it keeps trying until the request's context ends,
+// so that the node's informers and status updates go on as soon as the API
+// server is back. With plain dials, client-go's reflectors back off for up
+// to a minute after an outage of a few seconds; a test stopping the API
+// server is about its own client, not about the node's patience.
+func patientDial(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := net.Dialer{Timeout: 5 * time.Second}
+	for {
+		conn, err := d.DialContext(ctx, network, addr)
+		if err == nil || !errors.Is(err, syscall.ECONNREFUSED) {
+			return conn, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }

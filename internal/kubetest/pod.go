@@ -159,12 +159,23 @@ func (pr *podRun) stop(why stopReason) {
 	}
 }
 
+// killAt is when, after a stop with grace period grace, the survivors get
+// SIGKILL: half a second before the grace period ends, because
+// virtual-kubelet force-deletes the pod object when it ends, and a pod that
+// is gone from the API should have no process left.
+func killAt(grace time.Duration) time.Duration {
+	if grace >= time.Second {
+		return grace - 500*time.Millisecond
+	}
+	return grace
+}
+
 // reap signals the running sandboxes until they are all gone.
 func (pr *podRun) reap() {
 	termed := map[*sandbox]bool{}
 	for {
 		pr.mu.Lock()
-		deadline := pr.stopAt.Add(pr.why.grace)
+		deadline := pr.stopAt.Add(killAt(pr.why.grace))
 		boxes := make([]*sandbox, 0, len(pr.running))
 		for _, s := range pr.running {
 			boxes = append(boxes, s)
