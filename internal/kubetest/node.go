@@ -357,6 +357,11 @@ func (n *Node) Stop() {
 		if n.logFile != nil {
 			n.logFile.Close()
 		}
+		// A pod the node did not get to remove may hold tmpfs volumes.
+		pods, _ := filepath.Glob(filepath.Join(n.dir, "pods", "*"))
+		for _, d := range pods {
+			removePodDir(d)
+		}
 		if n.ownDir {
 			os.RemoveAll(n.dir)
 		}

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -315,8 +316,36 @@ func (pr *podRun) prepareVolumes() bool {
 		// As the kubelet makes them: writable by any user the pod runs as.
 		os.Chmod(filepath.Dir(dir), 0o755)
 		os.Chmod(dir, 0o777)
+		if sizedTmpfs(v) {
+			// As the kubelet mounts a memory emptyDir with a sizeLimit: a
+			// tmpfs of that size, where a write past it fails with "no
+			// space left on device".
+			opts := fmt.Sprintf("size=%d,mode=1777", v.EmptyDir.SizeLimit.Value())
+			if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+				pr.failAll("CreateContainerConfigError", fmt.Sprintf("mount volume %q: %v", v.Name, err))
+				return false
+			}
+		}
 	}
 	return true
+}
+
+// sizedTmpfs reports whether the node mounts volume v as a tmpfs of its
+// sizeLimit: a memory emptyDir with one, when the node runs as root (only
+// root may mount; otherwise the limit is enforced by eviction).
+func sizedTmpfs(v corev1.Volume) bool {
+	return v.EmptyDir != nil && v.EmptyDir.Medium == corev1.StorageMediumMemory &&
+		v.EmptyDir.SizeLimit != nil && !v.EmptyDir.SizeLimit.IsZero() && os.Geteuid() == 0
+}
+
+// removePodDir unmounts the tmpfs volumes under a pod's folder and removes
+// it.
+func removePodDir(dir string) {
+	entries, _ := os.ReadDir(filepath.Join(dir, "volumes"))
+	for _, e := range entries {
+		_ = unix.Unmount(filepath.Join(dir, "volumes", e.Name()), unix.MNT_DETACH)
+	}
+	os.RemoveAll(dir)
 }
 
 // failAll sets every container waiting with reason and ends the pod as
@@ -354,7 +383,7 @@ func (pr *podRun) watch(finished <-chan struct{}) {
 			return
 		}
 		for _, v := range pr.pod.Spec.Volumes {
-			if v.EmptyDir == nil || v.EmptyDir.SizeLimit == nil || v.EmptyDir.SizeLimit.IsZero() {
+			if v.EmptyDir == nil || v.EmptyDir.SizeLimit == nil || v.EmptyDir.SizeLimit.IsZero() || sizedTmpfs(v) {
 				continue
 			}
 			used := diskUsage(filepath.Join(pr.dir, "volumes", v.Name))

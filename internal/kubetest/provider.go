@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -106,7 +105,7 @@ func (p *provider) UpdatePod(_ context.Context, pod *corev1.Pod) error {
 // status is written, deletes the pod from the API with grace 0, as the
 // kubelet does: virtual-kubelet 1.14 itself only force-deletes a running
 // pod when its grace period has run out. It returns at once.
-func (p *provider) DeletePod(_ context.Context, pod *corev1.Pod) error {
+func (p *provider) DeletePod(ctx context.Context, pod *corev1.Pod) error {
 	pr := p.lookup(pod.Namespace, pod.Name)
 	if pr == nil {
 		return errdefs.NotFoundf("pod %s/%s is not on this node", pod.Namespace, pod.Name)
@@ -118,6 +117,14 @@ func (p *provider) DeletePod(_ context.Context, pod *corev1.Pod) error {
 		grace = *pr.pod.Spec.TerminationGracePeriodSeconds
 	}
 	pr.stop(stopReason{grace: time.Duration(grace) * time.Second})
+	// A kubelet removes a pod from the API only once its processes are
+	// gone; virtual-kubelet 1.14 removes a pod still in its init
+	// containers as soon as this returns, so it returns only then.
+	select {
+	case <-pr.done:
+	case <-ctx.Done():
+	case <-p.ctx.Done():
+	}
 	pr.deleteOnce.Do(func() {
 		p.mu.Lock()
 		if p.shutting {
@@ -162,7 +169,7 @@ func (p *provider) finishDelete(pr *podRun) {
 		delete(p.pods, pr.key)
 	}
 	p.mu.Unlock()
-	os.RemoveAll(pr.dir)
+	removePodDir(pr.dir)
 }
 
 func (p *provider) GetPod(_ context.Context, namespace, name string) (*corev1.Pod, error) {
