@@ -276,7 +276,7 @@ func (r *podRun) follow(ctx context.Context, c string) error {
 		if down.IsZero() {
 			down = time.Now()
 		} else if time.Since(down) > r.e.o.APIGrace {
-			return fmt.Errorf("follow the step's output: no answer for %s: %v", r.e.o.APIGrace, err)
+			return fmt.Errorf("follow the step's output: the Kubernetes API server has not answered for %s: %w", r.e.o.APIGrace.Round(time.Second), err)
 		}
 		select {
 		case <-ctx.Done():
