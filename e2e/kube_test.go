@@ -111,6 +111,12 @@ type kubeNS struct {
 func kubeNamespace(t *testing.T) kubeNS {
 	t.Helper()
 	c, _ := kubeStart(t)
+	return kubeNamespaceOn(t, c)
+}
+
+// kubeNamespaceOn is kubeNamespace on cluster c.
+func kubeNamespaceOn(t testing.TB, c *kubetest.Cluster) kubeNS {
+	t.Helper()
 	ns := kubeNS{name: "e2e-" + strings.ToLower(rand.Text()[:8]), admin: c.Clientset(), cluster: c}
 	raw, err := os.ReadFile("../configs/kubernetes-rbac.yaml")
 	if err != nil {
@@ -153,7 +159,7 @@ func kubeNamespace(t *testing.T) kubeNS {
 
 // config is the [kubernetes] table of a daemon building in ns, with its
 // transfer endpoint on a free loopback port, and extra lines in it.
-func (ns kubeNS) config(t *testing.T, extra string) string {
+func (ns kubeNS) config(t testing.TB, extra string) string {
 	t.Helper()
 	port := freePort(t)
 	return fmt.Sprintf(`
@@ -168,7 +174,7 @@ transfer_url = "http://127.0.0.1:%d"
 `, ns.kubeconfig, ns.name, kubeStepImage, kubeHelperImage, port, port, extra)
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
 
 	"slipway/build/kube"
 )
@@ -37,6 +38,9 @@ func (d *daemon) wireKubernetes(_ context.Context, w *wiring) error {
 	if !cfg.UsesKubernetes() {
 		return nil
 	}
+	// client-go logs (retries, warnings of the API server) through klog:
+	// into the daemon's log, with the rest.
+	klog.SetSlogLogger(d.logger.With("component", "client-go"))
 	k := cfg.Kubernetes
 	rc, err := restConfig(k.Kubeconfig)
 	if err != nil {
