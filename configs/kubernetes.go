@@ -3,10 +3,9 @@ package configs
 import (
 	"fmt"
 	"net/url"
+	"regexp"
 	"slices"
 	"time"
-
-	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 // The executors a build may run on.
@@ -92,6 +91,10 @@ func (c *Config) UsesKubernetes() bool {
 		slices.ContainsFunc(c.Repos, func(r Repo) bool { return r.Executor == ExecutorKubernetes })
 }
 
+// quantityRE is the form of a Kubernetes resource quantity ("500m", "1Gi",
+// "2", "1e3"); the daemon parses it exactly when it starts the executor.
+var quantityRE = regexp.MustCompile(`^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?[0-9]+)?$`)
+
 func validExecutor(s string) bool { return s == ExecutorBubblewrap || s == ExecutorKubernetes }
 
 func (c *Config) validateKubernetes(v *validator) {
@@ -127,7 +130,7 @@ func (c *Config) validateKubernetes(v *validator) {
 		list map[string]string
 	}{{"requests", k.Requests}, {"limits", k.Limits}} {
 		for name, q := range l.list {
-			if _, err := resource.ParseQuantity(q); err != nil {
+			if !quantityRE.MatchString(q) {
 				v.add(at(l.key), "kubernetes.%s.%s %q is not a Kubernetes quantity (such as \"500m\" or \"1Gi\")", l.key, name, truncate(q))
 			}
 		}

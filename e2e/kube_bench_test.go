@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"slipway/build/kube"
+	"slipway/build/kube/transfer"
 	"slipway/internal/kubetest"
 	"slipway/record"
 )
@@ -27,7 +27,10 @@ import (
 //
 //	go test -run '^$' -bench BenchmarkKubeVsLocal -benchtime 1x ./e2e
 func BenchmarkKubeVsLocal(b *testing.B) {
-	bin := mustReleaseBin(b)
+	bin, err := kubeBins.release()
+	if err != nil {
+		b.Fatal(err)
+	}
 	ctx := b.Context()
 	bins, err := kubetest.EnsureBinaries(ctx, os.Stderr)
 	if err != nil {
@@ -38,9 +41,13 @@ func BenchmarkKubeVsLocal(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer c.Close()
+	helper, err := buildHelper(b.TempDir(), false)
+	if err != nil {
+		b.Fatal(err)
+	}
 	n, err := kubetest.NewNode(ctx, c, kubetest.NodeOptions{Name: "bench", Images: map[string]kubetest.Image{
 		kubeStepImage:   kubetest.HostImage(),
-		kubeHelperImage: kubetest.HostImage(kubetest.Bind{Host: bin, Path: kube.HelperPath}),
+		kubeHelperImage: kubetest.HostImage(kubetest.Bind{Host: helper, Path: transfer.HelperPath}),
 	}})
 	if err != nil {
 		b.Fatal(err)

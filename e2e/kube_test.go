@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +23,7 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 
 	"slipway/build/kube"
+	"slipway/build/kube/transfer"
 	"slipway/internal/kubetest"
 	"slipway/internal/testutil"
 )
@@ -45,9 +48,8 @@ func kubeClose() {
 	}
 }
 
-// kubeNode is the package's test node, whose images are "debian" (the
-// host's system folders) and "slipway-helper" (the same with the race-built
-// slipway binary at /usr/local/bin/slipway).
+// The test node's images: "debian" (the host's system folders) and
+// "slipway-helper" (the same with slipway-helper at transfer.HelperPath).
 const (
 	kubeStepImage   = "debian"
 	kubeHelperImage = "slipway-helper"
@@ -67,6 +69,11 @@ func kubeStart(t *testing.T) (*kubetest.Cluster, *kubetest.Node) {
 			kubeShared.err = err
 			return
 		}
+		helper, err := buildHelper(dir, raceEnabled)
+		if err != nil {
+			kubeShared.err = err
+			return
+		}
 		c, err := kubetest.NewCluster(ctx, bins, dir)
 		if err != nil {
 			kubeShared.err = err
@@ -76,7 +83,7 @@ func kubeStart(t *testing.T) (*kubetest.Cluster, *kubetest.Node) {
 			Name: "kube-e2e",
 			Images: map[string]kubetest.Image{
 				kubeStepImage:   kubetest.HostImage(),
-				kubeHelperImage: kubetest.HostImage(kubetest.Bind{Host: slipwayBin, Path: kube.HelperPath}),
+				kubeHelperImage: kubetest.HostImage(kubetest.Bind{Host: helper, Path: transfer.HelperPath}),
 			},
 		})
 		if err != nil {
@@ -223,7 +230,7 @@ func kubeApp(t *testing.T, kubeExtra, daemonExtra string) (*user, *daemon, kubeN
 	ns := kubeNamespace(t)
 	alice, bob := btUsers(t)
 	cfg := configFor(btRepoConfig+"executor = \"kubernetes\"\n"+ns.config(t, kubeExtra)+daemonExtra, []*user{alice}, bob)
-	return alice, btStartDaemon(t, cfg), ns
+	return alice, kubeDaemon(t, cfg), ns
 }
 
 // TestKubeBuildPassesAndFails: a push builds on the cluster, live over
@@ -287,7 +294,7 @@ executor = "kubernetes"
 name = "local"
 write = ["alice"]
 `+ns.config(t, ""), []*user{alice}, bob)
-	d := btStartDaemon(t, cfg)
+	d := kubeDaemon(t, cfg)
 	db := d.store(t)
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline(`artifacts = ["dist", "README"]
@@ -455,5 +462,82 @@ func TestKubeConcurrencyCap(t *testing.T) {
 	defer mu.Unlock()
 	if most > 4 || len(seen) != 20 {
 		t.Errorf("%d pods at most at once (want 4 at most), %d in all (want 20)", most, len(seen))
+	}
+}
+
+// buildHelper builds slipway-helper into dir (made searchable: the Pods run
+// as an unprivileged uid), with the race detector when race.
+func buildHelper(dir string, race bool) (string, error) {
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "slipway-helper")
+	args := []string{"build", "-o", bin}
+	if race {
+		args = append(args, "-race")
+	}
+	if out, err := exec.Command("go", append(args, "slipway/cmd/slipway-helper")...).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build slipway-helper: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// kubeBins are slipway built with the Kubernetes executor (-tags
+// kubernetes), as the tests are (with -race when the run is) and as it
+// ships (without), each made once, when a test first needs it.
+var kubeBins = struct{ test, release func() (string, error) }{
+	test:    sync.OnceValues(func() (string, error) { return buildKubeBin("-kube", raceEnabled) }),
+	release: sync.OnceValues(func() (string, error) { return buildKubeBin("-kube-release", false) }),
+}
+
+func buildKubeBin(suffix string, race bool) (string, error) {
+	bin := slipwayBin + suffix
+	args := []string{"build", "-tags", "kubernetes", "-o", bin}
+	if race {
+		args = append(args, "-race")
+	}
+	if out, err := exec.Command("go", append(args, "slipway/cmd/slipway")...).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build slipway -tags kubernetes: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// kubeDaemon starts a daemon of the Kubernetes build of slipway on config,
+// failing on a warning at start as btStartDaemon does.
+func kubeDaemon(t testing.TB, config string) *daemon {
+	t.Helper()
+	bin, err := kubeBins.test()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemonBin(t, bin, config)
+	btNoWarning(d)
+	return d
+}
+
+// TestKubeNeedsTheTaggedBuild: the default build of slipway, which has no
+// Kubernetes client (it would cost every hook process and the idle daemon),
+// refuses a configuration that runs builds on Kubernetes, saying how to
+// build the one that can.
+func TestKubeNeedsTheTaggedBuild(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	cfg := filepath.Join(root, "slipway.toml")
+	body := strings.ReplaceAll(configFor(btRepoConfig+`executor = "kubernetes"
+[kubernetes]
+kubeconfig = "/nonexistent"
+helper_image = "h"
+transfer_listen = "127.0.0.1:0"
+transfer_url = "http://127.0.0.1:1"
+`, []*user{newUser(t, "alice")}), "%DATA%", filepath.Join(root, "data"))
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(slipwayBin, "serve", "--config", cfg)
+	cmd.Dir = root
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + root}
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "go build -tags kubernetes ./cmd/slipway") {
+		t.Errorf("serve without the Kubernetes executor: %v\n%s", err, out)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 
 	"slipway/build/executor"
 	"slipway/build/executor/executortest"
+	"slipway/build/kube/transfer"
 	"slipway/internal/kubetest"
 )
 
@@ -26,24 +28,16 @@ import (
 var cluster struct {
 	c        *kubetest.Cluster
 	node     *kubetest.Node
-	transfer *Transfer
+	transfer *transfer.Transfer
 	url      string
 }
 
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == HelperCommand {
-		os.Exit(Helper(context.Background(), os.Args[2:], os.Getenv, os.Stderr))
-	}
 	os.Exit(runWithCluster(m))
 }
 
 func runWithCluster(m *testing.M) int {
 	ctx := context.Background()
-	self, err := os.Executable()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
 	bins, err := kubetest.EnsureBinaries(ctx, os.Stderr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "test cluster binaries:", err)
@@ -55,15 +49,15 @@ func runWithCluster(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	// The Pods run as an unprivileged uid, which must reach the helper:
-	// a copy of this binary in a folder open to all.
+	// The Pods run as an unprivileged uid, which must reach the helper,
+	// built into a folder open to all.
 	if err := os.Chmod(dir, 0o755); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	helper := filepath.Join(dir, "slipway")
-	if b, err := os.ReadFile(self); err != nil || os.WriteFile(helper, b, 0o755) != nil {
-		fmt.Fprintln(os.Stderr, "copy the helper:", err)
+	helper := filepath.Join(dir, "slipway-helper")
+	if out, err := exec.Command("go", "build", "-o", helper, "slipway/cmd/slipway-helper").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build slipway-helper: %v\n%s", err, out)
 		return 1
 	}
 	c, err := kubetest.NewCluster(ctx, bins, dir)
@@ -76,7 +70,7 @@ func runWithCluster(m *testing.M) int {
 		Name: "kube-test",
 		Images: map[string]kubetest.Image{
 			"debian": kubetest.HostImage(),
-			"helper": kubetest.HostImage(kubetest.Bind{Host: helper, Path: HelperPath}),
+			"helper": kubetest.HostImage(kubetest.Bind{Host: helper, Path: transfer.HelperPath}),
 		},
 	})
 	if err != nil {
@@ -89,7 +83,7 @@ func runWithCluster(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	tr := &Transfer{}
+	tr := &transfer.Transfer{}
 	srv := &http.Server{Handler: tr}
 	go srv.Serve(ln)
 	defer srv.Close()

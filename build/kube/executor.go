@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"slipway/build/executor"
+	"slipway/build/kube/transfer"
 )
 
 // Labels on everything the executor makes.
@@ -46,11 +47,12 @@ type Options struct {
 	// only its own.
 	Instance string
 	// Image is the steps' image when the job names none; HelperImage runs
-	// `slipway kube-helper` to fetch the source and send the artifacts.
+	// slipway-helper (transfer.HelperPath) to fetch the source and send
+	// the artifacts.
 	Image, HelperImage string
 	// Transfer is this daemon's transfer endpoint and TransferURL where
 	// the Pods reach it.
-	Transfer    *Transfer
+	Transfer    *transfer.Transfer
 	TransferURL string
 	// ServiceAccount is the Pods' service account; its token is mounted
 	// only when MountToken is set.

@@ -1,15 +1,8 @@
 package kube
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
-	"context"
 	"errors"
-	"io"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -27,6 +20,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"slipway/build/executor"
+	"slipway/build/kube/transfer"
 )
 
 func newFake(t *testing.T, objects ...runtime.Object) (*Executor, *fake.Clientset) {
@@ -34,7 +28,7 @@ func newFake(t *testing.T, objects ...runtime.Object) (*Executor, *fake.Clientse
 	c := fake.NewClientset(objects...)
 	e, err := New(Options{
 		Client: c, Namespace: "ci", Instance: "i1", Image: "debian", HelperImage: "slipway-helper",
-		Transfer: &Transfer{}, TransferURL: "http://127.0.0.1:1", TempDir: t.TempDir(),
+		Transfer: &transfer.Transfer{}, TransferURL: "http://127.0.0.1:1", TempDir: t.TempDir(),
 		GracePeriod: time.Second, APIGrace: time.Second,
 	})
 	if err != nil {
@@ -77,7 +71,7 @@ func TestPodShape(t *testing.T) {
 		t.Errorf("init containers %v, want %v", names, want)
 	}
 	if c := s.Containers; len(c) != 1 || c[0].Name != uploadContainer ||
-		!slices.Equal(c[0].Command, []string{HelperPath, HelperCommand, "upload", workspacePath, "1048576", "bin", "report.txt"}) {
+		!slices.Equal(c[0].Command, []string{transfer.HelperPath, "upload", workspacePath, "1048576", "bin", "report.txt"}) {
 		t.Errorf("containers %+v", c)
 	}
 	for _, c := range append(slices.Clone(s.InitContainers), s.Containers...) {
@@ -89,12 +83,12 @@ func TestPodShape(t *testing.T) {
 			if strings.Contains(v.Value, secret) {
 				t.Errorf("%s: the secret is in the pod spec: %+v", c.Name, v)
 			}
-			if v.Name == envToken && v.ValueFrom == nil {
+			if v.Name == transfer.EnvToken && v.ValueFrom == nil {
 				t.Errorf("%s: the token is in the pod spec", c.Name)
 			}
 		}
 		isStep := strings.HasPrefix(c.Name, "step-")
-		hasToken := slices.ContainsFunc(c.Env, func(v corev1.EnvVar) bool { return v.Name == envToken })
+		hasToken := slices.ContainsFunc(c.Env, func(v corev1.EnvVar) bool { return v.Name == transfer.EnvToken })
 		if isStep == hasToken {
 			t.Errorf("%s: token given %v; only the helper containers get it", c.Name, hasToken)
 		}
@@ -185,7 +179,7 @@ func TestRunCreateFails(t *testing.T) {
 			if len(secrets.Items) != 0 {
 				t.Errorf("a secret was left: %v", secrets.Items[0].Name)
 			}
-			if n := e.o.Transfer.Open(); n != 0 {
+			if n := e.o.Transfer.Valid(); n != 0 {
 				t.Errorf("%d tokens still valid", n)
 			}
 			if entries, _ := os.ReadDir(e.o.TempDir); len(entries) > 0 {
@@ -195,88 +189,3 @@ func TestRunCreateFails(t *testing.T) {
 	}
 }
 
-// A token fetches the source once and gives the artifacts once, and opens
-// nothing once revoked; a hostile archive is refused without writing
-// outside its folder.
-func TestTransferToken(t *testing.T) {
-	ws := t.TempDir()
-	if err := os.WriteFile(filepath.Join(ws, "main.go"), []byte("package main"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink("main.go", filepath.Join(ws, "link")); err != nil {
-		t.Fatal(err)
-	}
-	tr := &Transfer{}
-	out := t.TempDir()
-	j := &transferJob{workspace: ws, dir: filepath.Join(out, "a")}
-	token, err := tr.register(j)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(tr)
-	defer srv.Close()
-	do := func(method, path, token string, body io.Reader) *http.Response {
-		req, _ := http.NewRequest(method, srv.URL+path, body)
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { resp.Body.Close() })
-		return resp
-	}
-	if resp := do("GET", "/source", "wrong", nil); resp.StatusCode != http.StatusUnauthorized {
-		t.Errorf("a wrong token: %s", resp.Status)
-	}
-	dst := t.TempDir()
-	resp := do("GET", "/source", token, nil)
-	zr, err := gzip.NewReader(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := readTree(zr, dst, -1); err != nil {
-		t.Fatal(err)
-	}
-	if b, _ := os.ReadFile(filepath.Join(dst, "main.go")); string(b) != "package main" {
-		t.Errorf("fetched main.go %q", b)
-	}
-	if l, _ := os.Readlink(filepath.Join(dst, "link")); l != "main.go" {
-		t.Errorf("fetched link %q", l)
-	}
-	if resp := do("GET", "/source", token, nil); resp.StatusCode != http.StatusGone {
-		t.Errorf("a second fetch: %s", resp.Status)
-	}
-
-	var hostile bytes.Buffer
-	tw := tar.NewWriter(&hostile)
-	tw.WriteHeader(&tar.Header{Name: "../escaped", Typeflag: tar.TypeReg, Size: 1, Mode: 0o644})
-	tw.Write([]byte("x"))
-	tw.Close()
-	if resp := do("PUT", "/artifacts", token, &hostile); resp.StatusCode != http.StatusBadRequest {
-		t.Errorf("a hostile archive: %s", resp.Status)
-	}
-	if _, err := os.Stat(filepath.Join(out, "escaped")); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("the archive wrote outside its folder: %v", err)
-	}
-	select {
-	case <-j.done:
-		if j.report.failed == nil {
-			t.Error("the hostile archive was not reported as failed")
-		}
-	default:
-		t.Error("the upload was not reported")
-	}
-	tr.revoke(token)
-	if resp := do("PUT", "/artifacts", token, http.NoBody); resp.StatusCode != http.StatusUnauthorized {
-		t.Errorf("a revoked token: %s", resp.Status)
-	}
-}
-
-// The helper program fetches and uploads through the endpoint, and says
-// what is wrong when it cannot.
-func TestHelperCommandLine(t *testing.T) {
-	var stderr bytes.Buffer
-	if code := Helper(context.Background(), []string{"fetch", "/x"}, func(string) string { return "" }, &stderr); code != 1 || !strings.Contains(stderr.String(), envToken) {
-		t.Errorf("no environment: exit %d, %q", code, stderr.String())
-	}
-}

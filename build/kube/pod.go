@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"slipway/build/executor"
+	"slipway/build/kube/transfer"
 )
 
 // The Pod's containers: fetch, one per step, then upload.
@@ -114,11 +115,11 @@ func (e *Executor) pod(job executor.Job, name string) *corev1.Pod {
 		}
 	}
 	helperEnv := []corev1.EnvVar{
-		{Name: envURL, Value: e.o.TransferURL},
-		{Name: envToken, ValueFrom: secretRef(name, tokenKey)},
+		{Name: transfer.EnvURL, Value: e.o.TransferURL},
+		{Name: transfer.EnvToken, ValueFrom: secretRef(name, tokenKey)},
 	}
 
-	fetch := container(fetchContainer, e.o.HelperImage, []string{HelperPath, HelperCommand, "fetch", workspacePath})
+	fetch := container(fetchContainer, e.o.HelperImage, []string{transfer.HelperPath, "fetch", workspacePath})
 	fetch.Env = helperEnv
 	fetch.VolumeMounts = workMounts
 	inits := []corev1.Container{fetch}
@@ -150,7 +151,7 @@ func (e *Executor) pod(job executor.Job, name string) *corev1.Pod {
 	}
 
 	upload := container(uploadContainer, e.o.HelperImage,
-		append([]string{HelperPath, HelperCommand, "upload", workspacePath, strconv.FormatInt(job.MaxArtifactBytes, 10)}, job.Artifacts...))
+		append([]string{transfer.HelperPath, "upload", workspacePath, strconv.FormatInt(job.MaxArtifactBytes, 10)}, job.Artifacts...))
 	upload.Env = append(helperEnv, corev1.EnvVar{Name: "TMPDIR", Value: "/out"})
 	upload.VolumeMounts = append(append([]corev1.VolumeMount{}, workMounts...), corev1.VolumeMount{Name: outVolume, MountPath: "/out"})
 

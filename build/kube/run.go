@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"slipway/build/executor"
+	"slipway/build/kube/transfer"
 )
 
 // podRun is one job's Pod from creation to removal.
@@ -22,9 +23,10 @@ type podRun struct {
 	job   executor.Job
 	name  string // of the Pod and of its Secret
 	log   io.Writer
-	token string
-	tj    *transferJob
+	tj    *transfer.Job
 	w     *podWatch
+	// artifactsDir is where the upload is unpacked, "" without artifacts.
+	artifactsDir string
 	made  bool // the Secret or the Pod may exist
 	res   executor.Result
 }
@@ -38,20 +40,20 @@ var imageFailures = map[string]bool{
 
 func (r *podRun) run(ctx context.Context) (executor.Result, error) {
 	e, job := r.e, r.job
+	dir := ""
 	if len(job.Artifacts) > 0 {
-		dir, err := os.MkdirTemp(e.o.TempDir, "artifacts-")
-		if err != nil {
+		var err error
+		if dir, err = os.MkdirTemp(e.o.TempDir, "artifacts-"); err != nil {
 			return r.res, fmt.Errorf("make artifacts folder: %w", err)
 		}
-		r.tj = &transferJob{workspace: job.Workspace, dir: dir, max: job.MaxArtifactBytes}
-	} else {
-		r.tj = &transferJob{workspace: job.Workspace}
+		r.artifactsDir = dir
 	}
-	token, err := e.o.Transfer.register(r.tj)
+	tj, err := e.o.Transfer.Open(job.Workspace, dir, job.MaxArtifactBytes)
 	if err != nil {
 		return r.res, err
 	}
-	r.token = token
+	r.tj = tj
+	token := tj.Token
 
 	e.track(r.name)
 	r.made = true
@@ -202,30 +204,30 @@ func (r *podRun) step(ctx context.Context, i int) (stop bool, err error) {
 func (r *podRun) artifacts(ctx context.Context) error {
 	job := r.job
 	select {
-	case <-r.tj.done:
+	case <-r.tj.Done():
 	case <-ctx.Done():
 		return nil
 	case <-r.w.until(terminal):
 		// The upload container ended: its report is in, or it failed.
 		select {
-		case <-r.tj.done:
+		case <-r.tj.Done():
 		case <-time.After(5 * time.Second):
 			pod := r.w.latest()
 			return fmt.Errorf("send the artifacts from the pod: %s", r.podProblem(pod, containerStatus(pod, uploadContainer)))
 		}
 	}
-	rep := r.tj.report
+	rep := r.tj.Report()
 	switch {
-	case rep.failed != nil:
-		return fmt.Errorf("receive the artifacts: %w", rep.failed)
+	case rep.Failed != nil:
+		return fmt.Errorf("receive the artifacts: %w", rep.Failed)
 	case len(job.Artifacts) == 0:
 		return nil
-	case rep.err != "" && rep.size > 0:
-		r.res.ArtifactsErr = &executor.ArtifactsTooLargeError{Size: rep.size, Max: job.MaxArtifactBytes}
-	case rep.err != "":
-		r.res.ArtifactsErr = errors.New(rep.err)
+	case rep.Err != "" && rep.Size > 0:
+		r.res.ArtifactsErr = &executor.ArtifactsTooLargeError{Size: rep.Size, Max: job.MaxArtifactBytes}
+	case rep.Err != "":
+		r.res.ArtifactsErr = errors.New(rep.Err)
 	default:
-		n, err := executor.CopyArtifacts(r.tj.dir, job.ArtifactsDir, job.Artifacts, job.MaxArtifactBytes)
+		n, err := executor.CopyArtifacts(r.artifactsDir, job.ArtifactsDir, job.Artifacts, job.MaxArtifactBytes)
 		r.res.Artifacts, r.res.ArtifactsErr = n, err
 	}
 	if r.res.ArtifactsErr != nil {
@@ -318,11 +320,11 @@ func (r *podRun) podProblem(pod *corev1.Pod, s *corev1.ContainerStatus) string {
 // is left to the orphan sweep.
 func (r *podRun) cleanup() {
 	e := r.e
-	if r.token != "" {
-		e.o.Transfer.revoke(r.token)
+	if r.tj != nil {
+		e.o.Transfer.Close(r.tj)
 	}
-	if r.tj != nil && r.tj.dir != "" {
-		os.RemoveAll(r.tj.dir)
+	if r.artifactsDir != "" {
+		os.RemoveAll(r.artifactsDir)
 	}
 	if !r.made {
 		return
@@ -346,20 +348,23 @@ func (r *podRun) cleanup() {
 func (e *Executor) remove(ctx context.Context, name string, w *podWatch) error {
 	pods := e.o.Client.CoreV1().Pods(e.o.Namespace)
 	grace := int64(e.o.GracePeriod.Seconds())
-	if w != nil && terminal(w.latest()) {
-		grace = 0 // nothing runs any more
+	// A Pod that ended has no process left (every container of it has
+	// terminated, its kubelet says): it goes at once, without waiting.
+	ended := w != nil && w.latest() != nil && terminal(w.latest())
+	if ended {
+		grace = 0
 	}
 	err := pods.Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: &grace})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete pod: %w", err)
 	}
-	if err == nil {
-		if !e.gone(ctx, name, e.o.GracePeriod+5*time.Second) {
+	if err == nil && !ended {
+		if !e.gone(ctx, name, w, e.o.GracePeriod+5*time.Second) {
 			zero := int64(0)
 			if err := pods.Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil && !apierrors.IsNotFound(err) {
 				return fmt.Errorf("force delete pod: %w", err)
 			}
-			if !e.gone(ctx, name, 30*time.Second) {
+			if !e.gone(ctx, name, w, 30*time.Second) {
 				return errors.New("the pod is still there after its forced deletion")
 			}
 		}
@@ -371,8 +376,17 @@ func (e *Executor) remove(ctx context.Context, name string, w *podWatch) error {
 	return nil
 }
 
-// gone waits up to d for the Pod name to be gone from the API server.
-func (e *Executor) gone(ctx context.Context, name string, d time.Duration) bool {
+// gone waits up to d for the Pod name to be gone from the API server: as
+// its watch w says, or asking every 100 ms without one.
+func (e *Executor) gone(ctx context.Context, name string, w *podWatch, d time.Duration) bool {
+	if w != nil {
+		wctx, cancel := context.WithTimeout(ctx, d)
+		defer cancel()
+		w.wait(wctx, d, func(p *corev1.Pod) bool { return p == nil })
+		if w.isGone() {
+			return true
+		}
+	}
 	pods := e.o.Client.CoreV1().Pods(e.o.Namespace)
 	deadline := time.Now().Add(d)
 	for {

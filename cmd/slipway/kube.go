@@ -1,3 +1,5 @@
+//go:build kubernetes
+
 package main
 
 import (
@@ -20,15 +22,16 @@ import (
 	"k8s.io/klog/v2"
 
 	"slipway/build/kube"
+	"slipway/build/kube/transfer"
 )
 
-// sweepEvery is how often the Kubernetes executor looks for Pods and
-// Secrets of builds that no longer run.
-const sweepEvery = time.Minute
+// This file is built with -tags kubernetes: the Kubernetes executor and its
+// API client (client-go), which cost every slipway process about 20 ms of
+// start and the daemon some 20 MB; without the tag, kube_off.go refuses a
+// configuration that needs it.
 
-// leftoverEvery is how often it tries again while a build's Pod or Secret
-// could not be removed.
-const leftoverEvery = 2 * time.Second
+// kubernetesBuilt says whether this binary has the Kubernetes executor.
+const kubernetesBuilt = true
 
 // wireKubernetes makes the Kubernetes executor when some build may run on
 // it: the API client, the transfer endpoint's listener and this data dir's
@@ -71,7 +74,7 @@ func (d *daemon) wireKubernetes(_ context.Context, w *wiring) error {
 	if err != nil {
 		return fmt.Errorf("kubernetes.transfer_listen: %w", err)
 	}
-	transfer := &kube.Transfer{Log: d.logger.With("component", "kubernetes")}
+	transfer := &transfer.Transfer{Log: d.logger.With("component", "kubernetes")}
 	maxPods := k.MaxConcurrent
 	if maxPods == 0 {
 		maxPods = cfg.Build.Concurrency
@@ -158,61 +161,4 @@ func instanceID(dataDir string) (string, error) {
 		return "", fmt.Errorf("write instance id: %w", err)
 	}
 	return id, nil
-}
-
-// startKubernetes sweeps what an earlier run left in the cluster (before
-// any build runs: every labelled Pod is an orphan then), serves the
-// transfers, and sweeps again every sweepEvery. An API server that does not
-// answer now is logged; the next sweep tries again.
-func (d *daemon) startKubernetes(ctx context.Context) error {
-	if d.kube == nil {
-		return nil
-	}
-	log := d.logger.With("component", "kubernetes")
-	sweep := func() {
-		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		if n, err := d.kube.Sweep(sctx); err != nil {
-			log.Warn("sweep orphaned build pods", "err", err)
-		} else if n > 0 {
-			log.Info("orphaned build pods and secrets deleted", "count", n)
-		}
-	}
-	sweep()
-	go func() { d.served <- d.transferSrv.Serve(d.transferLn) }()
-	sctx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	d.stopSweep = func() { stop(); <-done }
-	go func() {
-		defer close(done)
-		// Every sweepEvery, and soon after a build could not remove its
-		// Pod (the API server was away): as soon as it answers again.
-		t := time.NewTicker(leftoverEvery)
-		defer t.Stop()
-		last := time.Now()
-		for {
-			select {
-			case <-sctx.Done():
-				return
-			case <-t.C:
-				if d.kube.Leftovers() || time.Since(last) >= sweepEvery {
-					sweep()
-					last = time.Now()
-				}
-			}
-		}
-	}()
-	return nil
-}
-
-// stopKubernetes ends the sweeps and the transfer endpoint; the builds
-// have stopped before it.
-func (d *daemon) stopKubernetes(ctx context.Context) error {
-	if d.kube == nil {
-		return nil
-	}
-	if d.stopSweep != nil {
-		d.stopSweep()
-	}
-	return d.transferSrv.Shutdown(ctx)
 }

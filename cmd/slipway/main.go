@@ -11,7 +11,6 @@ import (
 	"runtime/debug"
 	"syscall"
 
-	"slipway/build/kube"
 	"slipway/configs"
 	"slipway/hooks"
 )
@@ -91,13 +90,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprint(stderr, usage)
 		return 2
-	case kube.HelperCommand:
-		// In a build Pod: fetch the source, send the artifacts.
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-		return kube.Helper(ctx, args[1:], os.Getenv, stderr)
 	case "version", "--version", "-v":
-		fmt.Fprintln(stdout, "slipway", version())
+		if kubernetesBuilt {
+			fmt.Fprintln(stdout, "slipway", version(), "(with the Kubernetes executor)")
+		} else {
+			fmt.Fprintln(stdout, "slipway", version())
+		}
 		return 0
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)

@@ -20,7 +20,6 @@ import (
 
 	"slipway/build"
 	"slipway/build/executor"
-	"slipway/build/kube"
 	"slipway/build/logs"
 	"slipway/build/sandbox"
 	"slipway/build/schedule"
@@ -172,11 +171,20 @@ type daemon struct {
 
 	cfgRepo *configrepo.Repo // nil unless config_repo = true
 
-	// The Kubernetes executor, nil unless some build may run on it.
-	kube        *kube.Executor
+	// The Kubernetes executor, nil unless some build may run on it (and
+	// the binary was built with it: see kube.go).
+	kube        kubeExecutor
 	transferLn  net.Listener
 	transferSrv *http.Server
 	stopSweep   func()
+}
+
+// kubeExecutor is what the daemon asks of the Kubernetes executor besides
+// running builds.
+type kubeExecutor interface {
+	executor.Executor
+	Sweep(ctx context.Context) (int, error)
+	Leftovers() bool
 }
 
 // assemble opens the database, writes the hook scripts, checks the sandbox

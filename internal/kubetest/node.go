@@ -28,6 +28,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 )
 
@@ -234,6 +235,18 @@ func (n *Node) start(ctx context.Context, c *Cluster, opts NodeOptions) error {
 			cfg.NumWorkers = 4
 			return nil
 		},
+		// The library's default queues (10 a second, backing off per pod)
+		// hold a pod's later status changes for seconds; a kubelet sends
+		// them as they happen, and so does this node.
+		nodeutil.WithPodControllerConfigOverrides(func(pc *node.PodControllerConfig) error {
+			fast := func() workqueue.TypedRateLimiter[any] {
+				return workqueue.NewTypedItemExponentialFailureRateLimiter[any](time.Millisecond, time.Second)
+			}
+			pc.SyncPodsFromKubernetesRateLimiter = fast()
+			pc.DeletePodsFromKubernetesRateLimiter = fast()
+			pc.SyncPodStatusFromProviderRateLimiter = fast()
+			return nil
+		}),
 	)
 	if err != nil {
 		return fmt.Errorf("virtual-kubelet: %w", err)

@@ -1,4 +1,4 @@
-package kube
+package transfer
 
 import (
 	"bytes"
@@ -17,21 +17,18 @@ import (
 	"slipway/build/executor"
 )
 
-// HelperPath is where the helper image holds the slipway binary.
-const HelperPath = "/opt/slipway/bin/slipway"
-
-// HelperCommand is the subcommand of the slipway binary that a build Pod's
-// helper containers run (`slipway kube-helper fetch|upload ...`).
-const HelperCommand = "kube-helper"
+// HelperPath is where the helper image holds the slipway-helper binary
+// (cmd/slipway-helper), which runs Helper.
+const HelperPath = "/opt/slipway/bin/slipway-helper"
 
 // The helper's environment, from the build's Secret and the Pod spec.
 const (
-	envURL   = "SLIPWAY_TRANSFER_URL"
-	envToken = "SLIPWAY_TRANSFER_TOKEN"
+	EnvURL   = "SLIPWAY_TRANSFER_URL"
+	EnvToken = "SLIPWAY_TRANSFER_TOKEN"
 )
 
 // Helper runs the in-Pod side of a build's transfer, as the helper image's
-// `slipway kube-helper` does, and returns the process's exit status:
+// slipway-helper does, and returns the process's exit status:
 //
 //	fetch DIR                  unpack the build's source into DIR
 //	upload DIR MAX [PATH...]   keep PATHs of DIR by executor.CopyArtifacts's
@@ -40,11 +37,11 @@ const (
 //
 // The transfer URL and the build's token come from the environment.
 func Helper(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
-	url, token := strings.TrimSuffix(getenv(envURL), "/"), getenv(envToken)
+	url, token := strings.TrimSuffix(getenv(EnvURL), "/"), getenv(EnvToken)
 	var err error
 	switch {
 	case url == "" || token == "":
-		err = fmt.Errorf("%s and %s must be set", envURL, envToken)
+		err = fmt.Errorf("%s and %s must be set", EnvURL, EnvToken)
 	case len(args) == 2 && args[0] == "fetch":
 		err = fetch(ctx, url, token, args[1])
 	case len(args) >= 3 && args[0] == "upload":
@@ -53,10 +50,10 @@ func Helper(ctx context.Context, args []string, getenv func(string) string, stde
 			err = upload(ctx, url, token, args[1], max, args[3:])
 		}
 	default:
-		err = fmt.Errorf("usage: %s fetch DIR | upload DIR MAX [PATH...]", HelperCommand)
+		err = errors.New("usage: slipway-helper fetch DIR | upload DIR MAX [PATH...]")
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "slipway %s: %v\n", HelperCommand, err)
+		fmt.Fprintf(stderr, "slipway-helper: %v\n", err)
 		return 1
 	}
 	return 0

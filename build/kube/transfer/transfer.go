@@ -1,4 +1,4 @@
-package kube
+package transfer
 
 import (
 	"archive/tar"
@@ -38,11 +38,14 @@ type Transfer struct {
 	Log *slog.Logger
 
 	mu   sync.Mutex
-	jobs map[[sha256.Size]byte]*transferJob
+	jobs map[[sha256.Size]byte]*Job
 }
 
-// transferJob is one build's side of the transfer.
-type transferJob struct {
+// Job is one build's side of the transfer, from Open to Close.
+type Job struct {
+	// Token is the build's bearer token, for its Pod.
+	Token string
+
 	workspace string // the host folder the source is read from
 	dir       string // where artifacts are unpacked; "" when none are wanted
 	max       int64  // cap on the artifacts' bytes; 0: none
@@ -51,16 +54,25 @@ type transferJob struct {
 	fetched bool
 	given   bool
 	done    chan struct{} // closed once the artifacts (or their error) arrived
-	report  artifactsReport
+	report  Report
 }
 
-// artifactsReport is what the Pod's upload said.
-type artifactsReport struct {
-	err  string // the build's own fault, as the Pod's CopyArtifacts said
-	size int64  // with err: the artifacts' whole size when they were too large
-	// failed is the transfer's own failure (a broken stream, a hostile
+// Done is closed once the Pod's upload (its artifacts, or why there are
+// none) arrived.
+func (j *Job) Done() <-chan struct{} { return j.done }
+
+// Report is what the upload said; read it once Done is closed.
+func (j *Job) Report() Report { return j.report }
+
+// Report is what a Pod's upload said.
+type Report struct {
+	// Err is the build's own fault, as the Pod's CopyArtifacts said it;
+	// Size, with it, the artifacts' whole size when they were too large.
+	Err  string
+	Size int64
+	// Failed is the transfer's own failure (a broken stream, a hostile
 	// archive): the executor's error, not the build's.
-	failed error
+	Failed error
 }
 
 // Headers of an upload that carries no artifacts.
@@ -69,38 +81,41 @@ const (
 	headerSize  = "X-Slipway-Artifacts-Size"
 )
 
-// register opens the transfer of one build and returns its token.
-func (t *Transfer) register(j *transferJob) (string, error) {
+// Open opens the transfer of one build: its source is read from the
+// folder workspace; its artifacts, if dir is not empty, are unpacked into
+// dir, max bytes at most (0: no cap).
+func (t *Transfer) Open(workspace, dir string, max int64) (*Job, error) {
+	j := &Job{workspace: workspace, dir: dir, max: max}
 	token := make([]byte, 32)
 	if _, err := rand.Read(token); err != nil {
-		return "", fmt.Errorf("make a transfer token: %w", err)
+		return nil, fmt.Errorf("make a transfer token: %w", err)
 	}
-	s := base64.RawURLEncoding.EncodeToString(token)
+	j.Token = base64.RawURLEncoding.EncodeToString(token)
 	j.done = make(chan struct{})
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.jobs == nil {
-		t.jobs = map[[sha256.Size]byte]*transferJob{}
+		t.jobs = map[[sha256.Size]byte]*Job{}
 	}
-	t.jobs[sha256.Sum256([]byte(s))] = j
-	return s, nil
+	t.jobs[sha256.Sum256([]byte(j.Token))] = j
+	return j, nil
 }
 
-// revoke forgets a token: from now on it opens nothing.
-func (t *Transfer) revoke(token string) {
+// Close forgets a build's token: from now on it opens nothing.
+func (t *Transfer) Close(j *Job) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	delete(t.jobs, sha256.Sum256([]byte(token)))
+	delete(t.jobs, sha256.Sum256([]byte(j.Token)))
 }
 
-// Open reports how many builds' tokens are valid now.
-func (t *Transfer) Open() int {
+// Valid reports how many builds' tokens are valid now.
+func (t *Transfer) Valid() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return len(t.jobs)
 }
 
-func (t *Transfer) lookup(r *http.Request) *transferJob {
+func (t *Transfer) lookup(r *http.Request) *Job {
 	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || token == "" {
 		return nil
@@ -135,7 +150,7 @@ func (t *Transfer) refuse(w http.ResponseWriter, r *http.Request, code int, why 
 }
 
 // once marks one use of a job's token; false when it was used already.
-func (j *transferJob) once(used *bool) bool {
+func (j *Job) once(used *bool) bool {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if *used {
@@ -145,7 +160,7 @@ func (j *transferJob) once(used *bool) bool {
 	return true
 }
 
-func (t *Transfer) source(w http.ResponseWriter, r *http.Request, j *transferJob) {
+func (t *Transfer) source(w http.ResponseWriter, r *http.Request, j *Job) {
 	if !j.once(&j.fetched) {
 		t.refuse(w, r, http.StatusGone, "the source was fetched already")
 		return
@@ -162,21 +177,21 @@ func (t *Transfer) source(w http.ResponseWriter, r *http.Request, j *transferJob
 	zw.Close()
 }
 
-func (t *Transfer) artifacts(w http.ResponseWriter, r *http.Request, j *transferJob) {
+func (t *Transfer) artifacts(w http.ResponseWriter, r *http.Request, j *Job) {
 	if !j.once(&j.given) {
 		t.refuse(w, r, http.StatusGone, "the artifacts were given already")
 		return
 	}
-	var rep artifactsReport
+	var rep Report
 	switch msg := r.Header.Get(headerError); {
 	case msg != "":
-		rep.err = msg
-		rep.size, _ = strconv.ParseInt(r.Header.Get(headerSize), 10, 64)
+		rep.Err = msg
+		rep.Size, _ = strconv.ParseInt(r.Header.Get(headerSize), 10, 64)
 	case j.dir == "":
 		// None were asked for: the upload only says the Pod is done.
 	default:
 		if err := os.MkdirAll(j.dir, 0o700); err != nil {
-			rep.failed = err
+			rep.Failed = err
 			break
 		}
 		// The Pod checked the cap already; this bounds what an upload can
@@ -186,12 +201,12 @@ func (t *Transfer) artifacts(w http.ResponseWriter, r *http.Request, j *transfer
 		if j.max > 0 {
 			limit = j.max + j.max/8 + 1<<20
 		}
-		rep.failed = readTree(r.Body, j.dir, limit)
+		rep.Failed = readTree(r.Body, j.dir, limit)
 	}
 	j.report = rep
 	close(j.done)
-	if rep.failed != nil {
-		t.refuse(w, r, http.StatusBadRequest, rep.failed.Error())
+	if rep.Failed != nil {
+		t.refuse(w, r, http.StatusBadRequest, rep.Failed.Error())
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
