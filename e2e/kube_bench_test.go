@@ -20,12 +20,13 @@ import (
 //
 //   - push to first step running, p50 over 10 pushes each (the step prints
 //     the time it starts; the push's start is taken just before git push);
+//
 //   - 20 no-op builds queued by one push, drained with 4 at once (build.concurrency
 //     and kubernetes.max_concurrent 4): from the push's end to the last
 //     build's end. The target is at most 2x the local time; the benchmark
 //     fails over it.
 //
-//	go test -run '^$' -bench BenchmarkKubeVsLocal -benchtime 1x ./e2e
+//     go test -run '^$' -bench BenchmarkKubeVsLocal -benchtime 1x ./e2e
 func BenchmarkKubeVsLocal(b *testing.B) {
 	bin, err := kubeBins.release()
 	if err != nil {
