@@ -70,3 +70,14 @@
 //		c.Restart(ctx)   // ...and comes back on the same port
 //	}
 package kubetest
+
+import (
+	"log/slog"
+
+	"k8s.io/klog/v2"
+)
+
+// client-go's informers and clients log through klog, one logger for the
+// whole process: a test's output is not the place for them. It is set here,
+// before any goroutine of the process can read it.
+func init() { klog.SetSlogLogger(slog.New(slog.DiscardHandler)) }

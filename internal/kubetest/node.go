@@ -29,7 +29,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
-	"k8s.io/klog/v2"
 )
 
 // NodeOptions configure a test node. The zero value is a node named
@@ -165,9 +164,6 @@ func (n *Node) start(ctx context.Context, c *Cluster, opts NodeOptions) error {
 	}
 	n.logFile = logFile
 	logger := slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", n.Name)
-	// client-go's informers log through klog, process-wide: into the
-	// node's log, not the test's output.
-	klog.SetSlogLogger(logger)
 
 	cfg := c.Config()
 	cfg.Dial = patientDial
