@@ -227,10 +227,16 @@ func (ns kubeNS) waitEmpty(t *testing.T, d *daemon, timeout time.Duration, what 
 // with extra lines in [kubernetes] and daemonExtra after it.
 func kubeApp(t *testing.T, kubeExtra, daemonExtra string) (*user, *daemon, kubeNS) {
 	t.Helper()
+	return kubeAppWith(t, "", kubeExtra, daemonExtra)
+}
+
+// kubeAppWith is kubeApp with repoExtra in app's [[repo]] table.
+func kubeAppWith(t *testing.T, repoExtra, kubeExtra, daemonExtra string, env ...string) (*user, *daemon, kubeNS) {
+	t.Helper()
 	ns := kubeNamespace(t)
 	alice, bob := btUsers(t)
-	cfg := configFor(btRepoConfig+"executor = \"kubernetes\"\n"+ns.config(t, kubeExtra)+daemonExtra, []*user{alice}, bob)
-	return alice, kubeDaemon(t, cfg), ns
+	cfg := configFor(btRepoConfig+"executor = \"kubernetes\"\n"+repoExtra+ns.config(t, kubeExtra)+daemonExtra, []*user{alice}, bob)
+	return alice, kubeDaemon(t, cfg, env...), ns
 }
 
 // TestKubeBuildPassesAndFails: a push builds on the cluster, live over
@@ -239,16 +245,25 @@ func kubeApp(t *testing.T, kubeExtra, daemonExtra string) (*user, *daemon, kubeN
 // namespace after either build.
 func TestKubeBuildPassesAndFails(t *testing.T) {
 	t.Parallel()
-	alice, d, ns := kubeApp(t, "", "")
+	const secret = "kube-secret-value-7f3a"
+	alice, d, ns := kubeAppWith(t, `  [[repo.secret]]
+  name = "KT_TOKEN"
+  env = "KT_E2E_SECRET"
+  branches = ["main"]
+`, "", "", "KT_E2E_SECRET="+secret)
 	db := d.store(t)
 	src := alice.newProject(t, map[string]string{
 		".slipway.toml": btPipeline(`image = "debian:13"
 artifacts = ["out"]
-`, `echo "step one in $PWD as $(id -u)"`, `mkdir -p out && cp main.txt out/ && echo built > out/stamp`),
+`, `echo "step one in $PWD as $(id -u)"`, `test "$KT_TOKEN" = "`+secret+`" && echo "secret arrived: $KT_TOKEN"`,
+			`mkdir -p out && cp main.txt out/ && echo built > out/stamp`),
 		"main.txt": "hello\n",
 	})
 	out := alice.mustGit(t, src, "push", "-o", "wait", d.url("app"), "HEAD:main")
-	for _, want := range []string{"== running on kubernetes: pod slipway-build-1-", "== step 1/2", "step one in /workspace as 65532", "passed"} {
+	if strings.Contains(out, secret) {
+		t.Errorf("the secret's value reached the pusher unmasked:\n%s", out)
+	}
+	for _, want := range []string{"== running on kubernetes: pod slipway-build-1-", "== step 1/3", "step one in /workspace as 65532", "secret arrived: ***", "passed"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("push -o wait output lacks %q:\n%s", want, out)
 		}
@@ -275,7 +290,13 @@ artifacts = ["out"]
 	if b.State != "failed" || !strings.Contains(b.Reason, "exited 3") || strings.Contains(out, "never") {
 		t.Errorf("failing build: %s (%s)\n%s", b.State, b.Reason, out)
 	}
-	ns.waitEmpty(t, d, 30*time.Second, "after a failing build")
+	// A retry runs on the cluster again, in a Pod of its own.
+	mustSSH(t, d, alice, "retry", "2")
+	b = btFinal(t, d, db, alice, "app", 3)
+	if b.State != "failed" || !strings.Contains(b.Reason, "exited 3") || !strings.Contains(btLog(t, d, alice, 3, false), "== running on kubernetes: pod slipway-build-3-") {
+		t.Errorf("retried build: %s (%s)", b.State, b.Reason)
+	}
+	ns.waitEmpty(t, d, 30*time.Second, "after a failing build and its retry")
 }
 
 // TestKubeArtifactsMatchLocal: the same commit built on Kubernetes and on
@@ -504,13 +525,13 @@ func buildKubeBin(suffix string, race bool) (string, error) {
 
 // kubeDaemon starts a daemon of the Kubernetes build of slipway on config,
 // failing on a warning at start as btStartDaemon does.
-func kubeDaemon(t testing.TB, config string) *daemon {
+func kubeDaemon(t testing.TB, config string, env ...string) *daemon {
 	t.Helper()
 	bin, err := kubeBins.test()
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := startDaemonBin(t, bin, config)
+	d := startDaemonBin(t, bin, config, env...)
 	btNoWarning(d)
 	return d
 }
