@@ -188,4 +188,3 @@ func TestRunCreateFails(t *testing.T) {
 		})
 	}
 }
-

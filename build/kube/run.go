@@ -19,16 +19,16 @@ import (
 
 // podRun is one job's Pod from creation to removal.
 type podRun struct {
-	e     *Executor
-	job   executor.Job
-	name  string // of the Pod and of its Secret
-	log   io.Writer
-	tj    *transfer.Job
-	w     *podWatch
+	e    *Executor
+	job  executor.Job
+	name string // of the Pod and of its Secret
+	log  io.Writer
+	tj   *transfer.Job
+	w    *podWatch
 	// artifactsDir is where the upload is unpacked, "" without artifacts.
 	artifactsDir string
-	made  bool // the Secret or the Pod may exist
-	res   executor.Result
+	made         bool // the Secret or the Pod may exist
+	res          executor.Result
 }
 
 // imageFailures are the reasons of a waiting container that will not start
