@@ -39,6 +39,8 @@ type Records interface {
 	Prune(ctx context.Context, repo string, keep int) (record.Pruned, error)
 	RecoverInterrupted(ctx context.Context) (requeued, stopped []record.Build, err error)
 	RecoverOrphaned(ctx context.Context, live map[int64]bool) (requeued, stopped []record.Build, err error)
+	RequeueBuild(ctx context.Context, id int64, reason string) error
+	PlaceBuild(ctx context.Context, id int64, where string) error
 	// QueuedBuilds counts the queued builds without waiting for a write.
 	QueuedBuilds(ctx context.Context) (int, error)
 }
@@ -51,6 +53,9 @@ type Options struct {
 	Logs   *logs.Store
 	// Executor runs the steps of every build; see executor.Executor.
 	Executor executor.Executor
+	// Kubernetes, if set, runs the builds of the repositories whose
+	// executor is "kubernetes".
+	Kubernetes executor.Executor
 	// SandboxErr, when not nil while the server's sandbox is not "none",
 	// says why bubblewrap cannot be used: every claimed build then ends in
 	// state error with this reason instead of running unconfined.
@@ -123,8 +128,11 @@ type Service struct {
 
 	mu      sync.Mutex
 	running map[int64]*run // by build id; guarded by mu
-	verifs  verifyState    // pushes waiting for their verify builds; guarded by mu
-	changed chan struct{}  // closed and replaced when a build starts or ends; guarded by mu
+	// heldUntil (unix nanoseconds) stops claims for a while after a build
+	// went back to the queue because its executor could not be reached.
+	heldUntil atomic.Int64
+	verifs    verifyState   // pushes waiting for their verify builds; guarded by mu
+	changed   chan struct{} // closed and replaced when a build starts or ends; guarded by mu
 }
 
 // claimed is a build a worker claimed, with its registered run.
@@ -687,3 +695,10 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	c.n += int64(n)
 	return n, err
 }
+
+// claimHold is how long claims wait after a build was queued again because
+// its executor could not be reached.
+const claimHold = 3 * time.Second
+
+// holdClaims stops claims for claimHold.
+func (s *Service) holdClaims() { s.heldUntil.Store(time.Now().Add(claimHold).UnixNano()) }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,6 +25,9 @@ import (
 // claim takes the next queued build and registers its run. mu is held
 // across both, see cancel.
 func (s *Service) claim(claimCtx, runCtx context.Context, worker string) (claimed, bool, error) {
+	if time.Now().UnixNano() < s.heldUntil.Load() {
+		return claimed{}, false, nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	b, ok, err := s.o.Store.ClaimBuild(claimCtx, worker)
@@ -73,6 +77,9 @@ type outcome struct {
 	state  record.State
 	reason string // the build record's one line
 	line   string // the last line of the log, without "== "
+	// requeue: nothing ran because the executor could not be reached; the
+	// build goes back to the queue with reason, its attempt not counted.
+	requeue bool
 	// cutOff: the daemon's stop ended the run; the build stays running in
 	// the store for the next start to queue again.
 	cutOff bool
@@ -128,6 +135,14 @@ func (s *Service) runBuild(ctx context.Context, b record.Build, r *run) {
 	}
 	if verify != nil {
 		s.endVerification(cctx, life, b, verify, out, steps, w, time.Since(start))
+	} else if out.requeue {
+		w.Printf("== %s", out.line)
+		if err := s.o.Store.RequeueBuild(cctx, b.ID, out.reason); err != nil {
+			log.Error("requeue build", "err", err)
+		} else {
+			log.Warn("build queued again: its executor cannot be reached", "reason", out.reason)
+			s.holdClaims()
+		}
 	} else if out.cutOff {
 		w.Printf("== %s", out.line)
 		log.Warn("build cut off by the daemon's stop; it runs again at the next start", "attempt", b.Attempt)
@@ -179,6 +194,7 @@ type execution struct {
 	timeout time.Duration
 	network bool
 	cache   string // the ref's cache folder, "" without one
+	ex      executor.Executor
 
 	unenforced []string            // the limits not in force for every step
 	steps      []record.StepResult // each step that ran, in order
@@ -203,8 +219,13 @@ func (e *execution) run(ctx context.Context) outcome {
 	if o != nil {
 		return *o
 	}
-	ran, err := e.s.o.Executor.Run(ctx, job)
+	ran, err := e.ex.Run(ctx, job)
 	e.w.Flush()
+	var unavailable *executor.UnavailableError
+	if errors.As(err, &unavailable) && len(ran.Steps) == 0 && ctx.Err() == nil {
+		reason := fmt.Sprintf("waiting in the queue: %v", err)
+		return outcome{requeue: true, reason: reason, line: reason}
+	}
 	if o := e.judge(ctx, ran, err); o != nil {
 		return *o
 	}
@@ -229,7 +250,7 @@ func (e *execution) preflight() *outcome {
 	if len(e.sec.withheld) > 0 {
 		w.Printf("== secrets withheld from %s: %s", b.Ref, strings.Join(e.sec.withheld, "; "))
 	}
-	if e.s.o.SandboxErr != nil && e.cfg.Build.Sandbox != "none" {
+	if e.s.o.SandboxErr != nil && e.cfg.Build.Sandbox != "none" && e.cfg.ExecutorOf(b.Repo) != configs.ExecutorKubernetes {
 		return errorStop("the sandbox cannot run builds on this server: " + e.s.o.SandboxErr.Error())
 	}
 	return nil
@@ -265,6 +286,9 @@ func (e *execution) plan(ctx context.Context) *outcome {
 		w.Printf("== %s has no [%s] section; running [%s]", pipeline.FileName, b.Pipeline, section)
 	}
 	e.p, e.section = p, section
+	if o := e.chooseExecutor(); o != nil {
+		return o
+	}
 
 	e.timeout = p.Timeout
 	if e.timeout == 0 {
@@ -353,6 +377,8 @@ func (e *execution) checkout(ctx context.Context) (string, *outcome) {
 func (e *execution) job(ctx context.Context, ws string) (executor.Job, *outcome) {
 	b, w, p, cfg := e.b, e.w, e.p, e.cfg
 	job := executor.Job{
+		ID:        strconv.FormatInt(b.ID, 10),
+		Image:     p.Image,
 		Workspace: ws,
 		Cache:     e.cache,
 		Steps:     p.Steps,
@@ -377,7 +403,7 @@ func (e *execution) job(ctx context.Context, ws string) (executor.Job, *outcome)
 			return job, errorStop(fmt.Sprintf("clear artifacts folder: %v", err))
 		}
 	}
-	layout := e.s.o.Executor.Layout(job)
+	layout := e.ex.Layout(job)
 	var cacheVars []string
 	if e.cache != "" {
 		var set []string
@@ -392,7 +418,7 @@ func (e *execution) job(ctx context.Context, ws string) (executor.Job, *outcome)
 	job.Env = buildEnv(b, stepPaths{home: layout.Home, tmp: layout.Tmp, cache: layout.Cache}, cacheVars, p.Env, e.sec.env)
 	// Which limits hold, before anything runs: the same words as the
 	// daemon's banner.
-	e.unenforced = e.s.o.Executor.Unenforced(job)
+	e.unenforced = e.ex.Unenforced(job)
 	w.Printf("== limits of every step: %s", executor.DescribeLimits(job.Limits, job.MaxArtifactBytes, e.unenforced))
 	job.Timeout = time.Until(e.start.Add(e.timeout))
 	// The lines people read around each step's output are written here,
@@ -401,6 +427,12 @@ func (e *execution) job(ctx context.Context, ws string) (executor.Job, *outcome)
 		w.Printf("== step %d/%d: %s", i+1, len(p.Steps), p.Steps[i])
 	}
 	job.StepEnded = func(i int, r executor.StepResult) { e.stepEnded(ctx, i, r) }
+	job.Placed = func(where string) {
+		w.Printf("== running on %s", where)
+		if err := e.s.o.Store.PlaceBuild(ctx, b.ID, where); err != nil {
+			e.s.log.Warn("record where a build runs", "build", b.ID, "err", err)
+		}
+	}
 	return job, nil
 }
 
@@ -643,6 +675,24 @@ func (s *Service) finish(ctx context.Context, b record.Build, out outcome, steps
 	}
 	if len(ds) > 0 {
 		s.o.Deployer.Wake()
+	}
+	return nil
+}
+
+// chooseExecutor settles where the build runs: on Kubernetes when its
+// repository's executor says so, else on this host.
+func (e *execution) chooseExecutor() *outcome {
+	if e.cfg.ExecutorOf(e.b.Repo) == configs.ExecutorKubernetes {
+		if e.s.o.Kubernetes == nil {
+			return errorStop(fmt.Sprintf("%s's builds run on Kubernetes (executor = %q), but the daemon started without it; restart it to use [kubernetes]",
+				e.b.Repo, configs.ExecutorKubernetes))
+		}
+		e.ex = e.s.o.Kubernetes
+		return nil
+	}
+	e.ex = e.s.o.Executor
+	if e.p.Image != "" {
+		e.w.Printf("== image %q ignored: %s's builds run on this host (executor = %q)", e.p.Image, e.b.Repo, configs.ExecutorBubblewrap)
 	}
 	return nil
 }

@@ -45,6 +45,8 @@ type Config struct {
 	Users   []User `toml:"user"`
 	Repos   []Repo `toml:"repo"`
 	Build   Build  `toml:"build"`
+	// Kubernetes configures the Kubernetes executor ([kubernetes]).
+	Kubernetes Kubernetes `toml:"kubernetes"`
 	// Timezone is the default zone of schedules ("Europe/Berlin"); a
 	// CRON_TZ= prefix in a spec wins. Default: the server's local zone.
 	Timezone string `toml:"timezone"`
@@ -191,6 +193,9 @@ type Repo struct {
 	// Webhooks are told about this repository's events, after the
 	// top-level [[webhook]]s.
 	Webhooks []Webhook `toml:"webhook"`
+	// Executor is where this repository's builds run ("bubblewrap" or
+	// "kubernetes"); default build.executor.
+	Executor string `toml:"executor"`
 }
 
 // Secret is one secret environment variable of a repository's builds. Its
@@ -213,6 +218,10 @@ type Secret struct {
 type Build struct {
 	// Concurrency is how many builds run at once. Default: the number of CPUs.
 	Concurrency int `toml:"concurrency"`
+	// Executor is where builds run: "bubblewrap" (on this host, in the
+	// sandbox below; the default) or "kubernetes" (a Pod per build, see
+	// [kubernetes]). A repository's own executor wins.
+	Executor string `toml:"executor"`
 	// Sandbox is "bwrap" (bubblewrap; the default) or "none", which runs
 	// steps as plain processes and says so in every build log.
 	Sandbox string `toml:"sandbox"`
@@ -482,6 +491,7 @@ func (c *Config) applyDefaults(defined func(key ...string) bool, memory int64) {
 	if b.Sandbox == "" {
 		b.Sandbox = "bwrap"
 	}
+	c.kubernetesDefaults()
 	if b.DefaultTimeout.Duration == 0 {
 		b.DefaultTimeout.Duration = DefaultBuildTimeout
 	}
@@ -626,6 +636,7 @@ func (c *Config) validate(v *validator) {
 	}
 	c.validateApprovers(v)
 	c.validateWebhooks(v)
+	c.validateKubernetes(v)
 }
 
 func (c *Config) validateHTTP(v *validator) {

@@ -46,6 +46,8 @@ func KeepRestartSettings(running, next *Config) []Change {
 	rb, nb := &running.Build, &next.Build
 	keepAny("build.concurrency", rb.Concurrency != nb.Concurrency, rb.Concurrency, nb.Concurrency, func() { nb.Concurrency = rb.Concurrency })
 	keep("build.sandbox", &rb.Sandbox, &nb.Sandbox)
+	keep("build.executor", &rb.Executor, &nb.Executor)
+	keepAny("kubernetes", running.Kubernetes.describe() != next.Kubernetes.describe(), "(the running [kubernetes])", "(the file's)", func() { next.Kubernetes = running.Kubernetes })
 	keep("build.work_dir", &rb.WorkDir, &nb.WorkDir)
 	keepAny("build.uid_range", rb.UIDRange != nb.UIDRange, rb.UIDRange, nb.UIDRange, func() { nb.UIDRange = rb.UIDRange })
 	keepAny("build.uid", rb.UID != nb.UID, rb.UID, nb.UID, func() { nb.UID = rb.UID })

@@ -163,10 +163,16 @@ func (c *console) builds(ctx context.Context, who gitserver.Caller, args []strin
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	// With [http] public_url, each build's page is a column too.
 	links := c.v.BuildURL(ctx, 1) != ""
-	header := "ID\tREPO\tREF\tCOMMIT\tSTATE\tTRIGGER\tSTARTED\tDURATION\tARTIFACTS\tREASON"
+	// Builds that ran elsewhere than this host (on Kubernetes) say where.
+	elsewhere := slices.ContainsFunc(page.Builds, func(b views.Build) bool { return strings.HasPrefix(b.RanOn, "kubernetes") })
+	header := "ID\tREPO\tREF\tCOMMIT\tSTATE\tTRIGGER\tSTARTED\tDURATION\tARTIFACTS\t"
 	if links {
-		header = "ID\tREPO\tREF\tCOMMIT\tSTATE\tTRIGGER\tSTARTED\tDURATION\tARTIFACTS\tLINK\tREASON"
+		header += "LINK\t"
 	}
+	if elsewhere {
+		header += "RAN ON\t"
+	}
+	header += "REASON"
 	fmt.Fprintln(tw, header)
 	for _, b := range page.Builds {
 		trigger := string(b.Trigger)
@@ -178,6 +184,9 @@ func (c *console) builds(ctx context.Context, who gitserver.Caller, args []strin
 			termsafe.Line(trigger), when(b.Started), duration(b.Started, b.Finished), manifest.Short(b.Digest))
 		if links {
 			fmt.Fprintf(tw, "%s\t", c.v.BuildURL(ctx, b.ID))
+		}
+		if elsewhere {
+			fmt.Fprintf(tw, "%s\t", termsafe.Line(b.RanOn))
 		}
 		fmt.Fprintf(tw, "%s\n", termsafe.Line(b.Reason))
 	}

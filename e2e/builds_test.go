@@ -160,7 +160,7 @@ func btPushOne(t *testing.T, d *daemon, u *user, dir string, args ...string) (in
 }
 
 // btLog is `log ID` as u sees it.
-func btLog(t *testing.T, d *daemon, u *user, id int64, follow bool) string {
+func btLog(t testing.TB, d *daemon, u *user, id int64, follow bool) string {
 	t.Helper()
 	args := []string{"log", strconv.FormatInt(id, 10)}
 	if follow {

@@ -67,6 +67,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	kubeClose()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -580,3 +580,37 @@ func (s *Store) ListBuilds(ctx context.Context, repo string, limit int) ([]Build
 	}
 	return bs, nil
 }
+
+// RequeueBuild puts a running build back in the queue without counting
+// the attempt, with reason saying why it waits (its executor could not be
+// reached, say). It fails with ErrConflict when the build is not running.
+func (s *Store) RequeueBuild(ctx context.Context, id int64, reason string) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE builds SET state = 'queued', reason = ?, started_at = NULL, worker = '',
+			steps = '[]', attempt = max(attempt - 1, 0) WHERE id = ? AND state = 'running'`, reason, id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("%w: build %d is not running", ErrConflict, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("requeue build %d: %w", id, err)
+	}
+	return nil
+}
+
+// PlaceBuild records where a running build runs ("kubernetes: pod P on node
+// N"), in its worker field.
+func (s *Store) PlaceBuild(ctx context.Context, id int64, where string) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE builds SET worker = ? WHERE id = ? AND state = 'running'`, where, id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("place build %d: %w", id, err)
+	}
+	return nil
+}

@@ -1,6 +1,7 @@
 package views
 
 import (
+	"strings"
 	"time"
 
 	"slipway/build/schedule"
@@ -34,6 +35,9 @@ type Build struct {
 	DurationMS int64          `json:"duration_ms,omitempty"`
 	// Digest identifies the artifact set the build kept ("sha256:<64 hex>").
 	Digest string `json:"digest,omitempty"`
+	// RanOn says where the build ran: "kubernetes: pod P on node N
+	// (namespace NS)", or "this host (worker-1)".
+	RanOn string `json:"ran_on,omitempty"`
 }
 
 // Step is one step's result, in the snake_case of every other document.
@@ -48,7 +52,7 @@ func BuildOf(b record.Build) Build {
 	j := Build{ID: b.ID, Repo: b.Repo, Ref: b.Ref, Commit: b.Commit, State: b.State, Reason: b.Reason,
 		Trigger: b.Trigger, Schedule: b.Schedule, Pipeline: b.Pipeline, Attempt: b.Attempt, Created: b.CreatedAt,
 		PushID: b.PushID, RetryOf: b.RetryOf, Started: timePtr(b.StartedAt), Finished: timePtr(b.FinishedAt),
-		Digest: b.ArtifactsDigest}
+		Digest: b.ArtifactsDigest, RanOn: ranOn(b.Worker)}
 	if !b.StartedAt.IsZero() && !b.FinishedAt.IsZero() {
 		j.DurationMS = b.FinishedAt.Sub(b.StartedAt).Milliseconds()
 	}
@@ -274,4 +278,13 @@ func timePtr(t time.Time) *time.Time {
 		return nil
 	}
 	return &t
+}
+
+// ranOn says where a build ran from its worker field: the executor's
+// placement, or the local worker's name.
+func ranOn(worker string) string {
+	if worker == "" || strings.Contains(worker, ":") {
+		return worker
+	}
+	return "this host (" + worker + ")"
 }

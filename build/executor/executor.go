@@ -49,8 +49,10 @@ import (
 //     cancellation, an error before or during a start), no process it
 //     started is left, nothing is mounted, and every temporary folder or
 //     remote resource it made is gone. There is no separate cleanup call to
-//     forget. The workspace and the cache stay, changed by the steps; they
-//     are the caller's.
+//     forget. The workspace and the cache stay; they are the caller's. An
+//     executor that runs the steps on this host leaves them changed by the
+//     steps; one that runs them elsewhere ships the workspace there and
+//     brings back only the artifacts.
 //   - Layout says where the job's folders appear to its steps, so that the
 //     caller can build HOME, TMPDIR and cache variables into Job.Env. It
 //     depends on nothing but Job.Workspace and whether Job.Cache is set,
@@ -69,6 +71,13 @@ type Executor interface {
 
 // Job is one build's work, prepared by the build worker.
 type Job struct {
+	// ID names the job to executors that label what they make for it
+	// (the build's id, "42"); it may be empty.
+	ID string
+	// Image is the container image the pipeline asks its steps to run in
+	// ("golang:1.26"); empty means the executor's default. Executors that
+	// run steps on the host ignore it (the worker logs that).
+	Image string
 	// Workspace is the host folder holding the checked-out source; it must
 	// exist and be absolute. A local executor runs the steps in it; one that
 	// runs elsewhere ships its content there (as a tar stream, say) and
@@ -100,6 +109,10 @@ type Job struct {
 	// during a Log write.
 	StepStarted func(i int)
 	StepEnded   func(i int, r StepResult)
+	// Placed, if set, is called once, before the first StepStarted, by an
+	// executor that runs the job elsewhere, with where ("kubernetes pod P
+	// on node N"); from Run's goroutine, never during a Log write.
+	Placed func(where string)
 	// Artifacts are the paths to keep when every step passes: clean,
 	// relative and slash-separated, as the pipeline parser guarantees; "."
 	// is the whole workspace.
@@ -178,6 +191,14 @@ type StepResult struct {
 	// Executor.Unenforced said before.
 	Unenforced []string
 }
+
+// UnavailableError is Run's error when nothing of the job ran because what
+// the executor runs jobs on (a cluster's API server) cannot be reached now;
+// the job may be tried again later.
+type UnavailableError struct{ Err error }
+
+func (e *UnavailableError) Error() string { return e.Err.Error() }
+func (e *UnavailableError) Unwrap() error { return e.Err }
 
 // StepError is Run's error when a step could not be started or waited for.
 type StepError struct {

@@ -16,7 +16,7 @@ import (
 // knownKeys returns the keys a section may hold, in the order they are
 // documented.
 func knownKeys() []string {
-	return []string{"steps", "timeout", "artifacts", "env", "network", "cache"}
+	return []string{"steps", "timeout", "artifacts", "env", "network", "cache", "image"}
 }
 
 // Parse reads a pipeline file. On failure the error is an [*Error] (syntax,
@@ -190,6 +190,18 @@ func (v *validator) field(p *Pipeline, section, name string, value any) bool {
 		return ok
 	case "env":
 		return v.env(p, section, value)
+	case "image":
+		s, isString := value.(string)
+		switch {
+		case !isString:
+			v.errorf(key, "[%s] image must be a string such as \"golang:1.26\", not %s", section, describe(value))
+			return false
+		case s == "" || len(s) > 255 || strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+			v.errorf(key, "[%s] image %q is not an image name (such as \"golang:1.26\")", section, s)
+			return false
+		}
+		p.Image = s
+		return true
 	case "network", "cache":
 		b, isBool := value.(bool)
 		if !isBool {

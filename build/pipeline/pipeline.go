@@ -47,6 +47,9 @@ type Pipeline struct {
 	Network bool
 	// Cache asks for the per-repo cache folder to be mounted read-write.
 	Cache bool
+	// Image is the container image the steps run in on Kubernetes
+	// ("golang:1.26"); builds on this host ignore it, and say so.
+	Image string
 }
 
 // File is a parsed pipeline file.

@@ -91,7 +91,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, usage)
 		return 2
 	case "version", "--version", "-v":
-		fmt.Fprintln(stdout, "slipway", version())
+		if kubernetesBuilt {
+			fmt.Fprintln(stdout, "slipway", version(), "(with the Kubernetes executor)")
+		} else {
+			fmt.Fprintln(stdout, "slipway", version())
+		}
 		return 0
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)

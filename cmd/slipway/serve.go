@@ -170,6 +170,21 @@ type daemon struct {
 	stopWatch func() // ends the open-push watch
 
 	cfgRepo *configrepo.Repo // nil unless config_repo = true
+
+	// The Kubernetes executor, nil unless some build may run on it (and
+	// the binary was built with it: see kube.go).
+	kube        kubeExecutor
+	transferLn  net.Listener
+	transferSrv *http.Server
+	stopSweep   func()
+}
+
+// kubeExecutor is what the daemon asks of the Kubernetes executor besides
+// running builds.
+type kubeExecutor interface {
+	executor.Executor
+	Sweep(ctx context.Context) (int, error)
+	Leftovers() bool
 }
 
 // assemble opens the database, writes the hook scripts, checks the sandbox
@@ -186,6 +201,7 @@ func assemble(ctx context.Context, rl *reloader, sshLn, httpLn net.Listener, log
 	w := &wiring{}
 	for _, wire := range []func(context.Context, *wiring) error{
 		d.prepareDisk,
+		d.wireKubernetes,
 		d.wireWork,
 		d.wireHooks,
 		d.wireReads,
@@ -280,10 +296,15 @@ func (d *daemon) wireWork(_ context.Context, w *wiring) error {
 	if err != nil {
 		return err
 	}
+	var onKube executor.Executor // nil unless configured: not a nil *kube.Executor
+	if d.kube != nil {
+		onKube = d.kube
+	}
 	d.builds, err = build.New(build.Options{
-		Config: live,
-		Store:  db,
-		Logs:   buildLogs,
+		Kubernetes: onKube,
+		Config:     live,
+		Store:      db,
+		Logs:       buildLogs,
 		// The local executor: each build's steps in the sandbox, one
 		// after the other, homes beside the workspaces.
 		Executor:   &sandbox.Local{Runner: w.runner, TempDir: filepath.Join(w.buildDir, "work"), IDs: w.ids},
@@ -476,6 +497,7 @@ func (d *daemon) steps(ctx context.Context) []step {
 		{"webhooks", func() error { return d.webhooks.Start(runCtx) }, d.webhooks.Shutdown, 5 * time.Second},
 		{"deployments", func() error { return d.deploys.Start(runCtx) }, d.deploys.Shutdown, shutdownGrace},
 		{"schedules", func() error { return d.scheduler.Start(runCtx) }, d.scheduler.Shutdown, 5 * time.Second},
+		{"kubernetes", func() error { return d.startKubernetes(runCtx) }, d.stopKubernetes, 5 * time.Second},
 		{"builds", func() error { return d.builds.Start(runCtx) }, d.builds.Shutdown, shutdownGrace},
 		{"reconcile", func() error { return d.reconcile(runCtx) }, d.stopReconcile, 5 * time.Second},
 		{"notes", func() error { return d.notes.Start(runCtx) }, d.notes.Shutdown, 10 * time.Second},

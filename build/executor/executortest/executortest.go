@@ -232,7 +232,10 @@ func testEnvironment(t *testing.T, newExecutor NewFunc) {
 	const daemonVar = "SLIPWAY_EXECUTORTEST_DAEMON_ONLY"
 	t.Setenv(daemonVar, "the daemon's")
 	f := newFixture(t, newExecutor)
-	job := f.job(`env > env.txt`)
+	// The environment is read from the log, not from a file in the
+	// workspace: an executor that runs the steps elsewhere brings back
+	// only the artifacts.
+	job := f.job(`env`)
 	job.Env = []string{
 		"PATH=/usr/bin:/bin",
 		"PLAIN=value",
@@ -245,14 +248,15 @@ func testEnvironment(t *testing.T, newExecutor NewFunc) {
 	if len(res.Steps) != 1 || res.Steps[0].ExitCode != 0 {
 		t.Fatalf("steps: %+v\n%s", res.Steps, f.log.String())
 	}
-	b, err := os.ReadFile(filepath.Join(f.ws, "env.txt"))
-	if err != nil {
-		t.Fatal(err)
+	out := strings.TrimPrefix(f.log.String(), "<start 0>")
+	out, ended := strings.CutSuffix(out, "<end 0>")
+	if !ended {
+		t.Fatalf("log %q: want the one step's output", f.log.String())
 	}
 	// The shell sets these of its own accord, whoever starts it.
 	shells := map[string]bool{"PWD": true, "OLDPWD": true, "SHLVL": true, "_": true}
 	var got []string
-	for _, kv := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+	for _, kv := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
 		name, _, _ := strings.Cut(kv, "=")
 		if !shells[name] {
 			got = append(got, kv)
@@ -343,7 +347,7 @@ func testLogOrder(t *testing.T, newExecutor NewFunc) {
 func testTimeout(t *testing.T, newExecutor NewFunc) {
 	f := newFixture(t, newExecutor)
 	mark := marker(t)
-	job := f.job(sleeper(mark, true)+sleeper(mark, false), "echo after > after.txt")
+	job := f.job(sleeper(mark, true)+sleeper(mark, false), "echo after-ran; echo after > after.txt")
 	job.Timeout = time.Second
 	f.runStopped(t.Context(), job, mark, true)
 }
@@ -373,8 +377,8 @@ func (f *fixture) runStopped(ctx context.Context, job executor.Job, mark string,
 	if ps := testutil.ProcessesWith(mark); len(ps) > 0 {
 		t.Errorf("processes of the step that %s left (background children too must go):\n%s", how, strings.Join(ps, "\n"))
 	}
-	if _, err := os.Stat(filepath.Join(f.ws, "after.txt")); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("the step after the one that %s ran: %v", how, err)
+	if _, err := os.Stat(filepath.Join(f.ws, "after.txt")); !errors.Is(err, os.ErrNotExist) || strings.Contains(f.log.String(), "after-ran") {
+		t.Errorf("the step after the one that %s ran: %v\n%s", how, err, f.log.String())
 	}
 }
 
@@ -391,7 +395,7 @@ func testCancel(t *testing.T, newExecutor NewFunc) {
 		case <-ctx.Done():
 		}
 	}()
-	job := f.job(sleeper(mark, true)+sleeper(mark, false), "echo after > after.txt")
+	job := f.job(sleeper(mark, true)+sleeper(mark, false), "echo after-ran; echo after > after.txt")
 	f.runStopped(ctx, job, mark, false)
 }
 
