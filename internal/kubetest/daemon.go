@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"syscall"
 	"time"
 )
@@ -36,7 +37,8 @@ func startDaemon(name, logPath, path string, args []string, line func(string)) (
 	cmd := exec.Command(path, args...)
 	cmd.Stdout, cmd.Stderr = pw, pw
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	waited, err := startLocked(cmd)
+	if err != nil {
 		pr.Close()
 		pw.Close()
 		logFile.Close()
@@ -62,7 +64,7 @@ func startDaemon(name, logPath, path string, args []string, line func(string)) (
 		}
 	}()
 	go func() {
-		err := cmd.Wait()
+		err := <-waited
 		<-copied
 		pr.Close()
 		logFile.Close()
@@ -89,4 +91,30 @@ func (d *daemon) stop(grace time.Duration) {
 	}
 	// Children that left the group die with it too.
 	syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+}
+
+// startLocked starts cmd from a goroutine locked to its OS thread until cmd
+// has been waited for, and returns the channel Wait's result arrives on.
+// The kernel sends a child its Pdeathsig when the thread that forked it
+// ends, and Go ends a thread when a goroutine locked to it returns, as the
+// e2e harness's do each time a daemon of theirs exits: a child started
+// from an ordinary goroutine's thread could be killed whenever that thread
+// is later locked and let go by someone else (a CI run lost its API server
+// so).
+func startLocked(cmd *exec.Cmd) (<-chan error, error) {
+	started := make(chan error, 1)
+	waited := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread goes with the child
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		waited <- cmd.Wait()
+	}()
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return waited, nil
 }

@@ -212,10 +212,15 @@ func TestGracefulDeleteKillsEveryProcess(t *testing.T) {
 			if got := marked(marker); len(got) < 2 {
 				t.Fatalf("processes with %q: %q, want the shell and its child", marker, got)
 			}
+			// The loop's sleep comes and goes: count until the pod's
+			// processes have all been seen at once, or give up.
 			var ours int
-			for _, p := range shared.node.Processes() {
-				if p.Namespace == ns {
-					ours++
+			for deadline := time.Now().Add(10 * time.Second); ours < 3 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+				ours = 0
+				for _, p := range shared.node.Processes() {
+					if p.Namespace == ns {
+						ours++
+					}
 				}
 			}
 			if ours < 3 {

@@ -108,7 +108,8 @@ func startSandbox(bwrap, logPath, container string, spec sandboxSpec) (*sandbox,
 		// root; the processes run as uid:gid on the host too.
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: spec.uid, Gid: spec.gid, Groups: []uint32{}}
 	}
-	if err := cmd.Start(); err != nil {
+	waited, err := startLocked(cmd)
+	if err != nil {
 		argsW.Close()
 		infoW.Close()
 		return nil, fmt.Errorf("start bwrap: %w", err)
@@ -130,7 +131,7 @@ func startSandbox(bwrap, logPath, container string, spec sandboxSpec) (*sandbox,
 	// Otherwise bwrap failed to set up; its message is in the log and
 	// wait reports its exit.
 	go func() {
-		err := cmd.Wait()
+		err := <-waited
 		s.finished = time.Now()
 		s.code = exitCode(cmd, err)
 		close(s.exited)
