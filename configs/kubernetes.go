@@ -30,7 +30,8 @@ type Kubernetes struct {
 	Namespace string `toml:"namespace"`
 	// Image is the steps' image when the pipeline names none.
 	Image string `toml:"image"`
-	// HelperImage holds the slipway binary (`slipway kube-helper`), which
+	// HelperImage holds slipway-helper (cmd/slipway-helper) at
+	// /opt/slipway/bin/slipway-helper, which
 	// fetches the source into a build's Pod and sends its artifacts back.
 	HelperImage string `toml:"helper_image"`
 	// TransferListen is where the daemon serves the build Pods' transfers

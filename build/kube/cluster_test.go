@@ -23,8 +23,8 @@ import (
 
 // The tests below run against a real kube-apiserver (and etcd) with a test
 // node whose Pods are bubblewrap sandboxes on this machine: one cluster for
-// the package, started in TestMain. The helper image is this test binary,
-// which acts as `slipway kube-helper` when called so.
+// the package, started in TestMain. The helper image holds slipway-helper,
+// built from cmd/slipway-helper in TestMain.
 var cluster struct {
 	c        *kubetest.Cluster
 	node     *kubetest.Node

@@ -3,7 +3,7 @@
 // queue, the records and the deploy path stay in the daemon.
 //
 // A build's Pod is made of init containers that run in order: "fetch"
-// (the helper image, `slipway kube-helper fetch`) downloads the commit's
+// (the helper image, `slipway-helper fetch`) downloads the commit's
 // tree from the daemon's [Transfer] endpoint into the workspace, an
 // emptyDir; then one container per step runs `sh -c <step>` in the
 // pipeline's image, so that the first step that fails ends the Pod and

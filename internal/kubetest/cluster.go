@@ -48,10 +48,12 @@ type Cluster struct {
 	etcd    *daemon
 	etcdURL string
 
-	mu     sync.Mutex
-	api    *daemon // nil while stopped
-	closed bool
-	seq    int // numbers the kubeconfig files written
+	mu  sync.Mutex
+	api *daemon // nil while stopped
+	// probeToken is the RBAC probe's service account token (waitRBAC).
+	probeToken string
+	closed     bool
+	seq        int // numbers the kubeconfig files written
 }
 
 // The API server's port is drawn from [apiPortLow, apiPortHigh): below
@@ -254,7 +256,7 @@ func (c *Cluster) startAPI(ctx context.Context) error {
 		if resp, err := client.Do(req); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return nil
+				return c.waitRBAC(ctx, client)
 			}
 		}
 		select {
@@ -420,4 +422,48 @@ func (c *Cluster) CreateNamespace(ctx context.Context, prefix string) (string, e
 		return "", fmt.Errorf("create namespace %s-*: %w", prefix, err)
 	}
 	return got.Name, nil
+}
+
+// waitRBAC returns once the API server's RBAC authorizer has loaded its
+// bindings: /readyz can pass before it has, and a service account's
+// request that its Role allows is then refused (a restarted API server
+// refused a build's Secret so). It asks, as a service account of its own,
+// for a SelfSubjectAccessReview, which the bootstrap binding
+// system:basic-user allows every authenticated user once it is loaded.
+func (c *Cluster) waitRBAC(ctx context.Context, client *http.Client) error {
+	c.mu.Lock()
+	token := c.probeToken
+	c.mu.Unlock()
+	if token == "" {
+		t, err := c.ServiceAccountToken(ctx, "default", "kubetest-rbac-probe")
+		if err != nil {
+			return err
+		}
+		token = t
+		c.mu.Lock()
+		c.probeToken = t
+		c.mu.Unlock()
+	}
+	const review = `{"apiVersion":"authorization.k8s.io/v1","kind":"SelfSubjectAccessReview","spec":{"resourceAttributes":{"verb":"get","resource":"pods"}}}`
+	deadline := time.Now().Add(time.Minute)
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, c.Host+"/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", strings.NewReader(review))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode/100 == 2 {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("kube-apiserver's RBAC did not load within a minute (last: %v)", err)
+		}
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
