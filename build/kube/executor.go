@@ -153,9 +153,7 @@ func (e *Executor) Unenforced(job executor.Job) []string {
 	if job.Limits.Files > 0 {
 		u = append(u, executor.LimitOpenFiles+": a Pod spec has no open-files limit (the container runtime's applies)")
 	}
-	if job.Network {
-		// Asked for; nothing to say.
-	} else {
+	if !job.Network {
 		u = append(u, executor.Network+": Pods share the cluster's network (a NetworkPolicy of the namespace can close it)")
 	}
 	if job.Cache != "" {

@@ -269,11 +269,10 @@ func (r *podRun) follow(ctx context.Context, c string) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if err != nil && !Unavailable(err) && !apierrors.IsNotFound(err) && !errors.Is(err, io.ErrUnexpectedEOF) {
-			// A refusal (no right to read logs, say) will not pass.
-			if apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) {
-				return fmt.Errorf("follow the step's output: %w", err)
-			}
+		// A refusal (no right to read logs, say) will not pass; anything
+		// else is tried again until the API server has been away too long.
+		if apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) {
+			return fmt.Errorf("follow the step's output: %w", err)
 		}
 		if down.IsZero() {
 			down = time.Now()
