@@ -241,6 +241,7 @@ func (n *Node) start(ctx context.Context, c *Cluster, opts NodeOptions) error {
 			pc.SyncPodsFromKubernetesRateLimiter = fast()
 			pc.DeletePodsFromKubernetesRateLimiter = fast()
 			pc.SyncPodStatusFromProviderRateLimiter = fast()
+			pc.PodClient = stopFirst{PodsGetter: pc.PodClient, prov: n.prov}
 			return nil
 		}),
 	)

@@ -185,25 +185,39 @@ func marked(marker string) []string {
 }
 
 // Deleting a pod gracefully kills all of its processes, a background child
-// that ignores SIGTERM too (after the grace period), and removes the pod.
+// that ignores SIGTERM too (after the grace period), and removes the pod
+// only once they are gone, also while the pod is in an init container
+// (virtual-kubelet alone removed such a pod before its processes).
 func TestGracefulDeleteKillsEveryProcess(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name, trap string
+		init       bool
 		atLeast    time.Duration
 	}{
-		{"sigterm", "", 0},
+		{"sigterm", "", false, 0},
 		// SIGKILL comes half a second before the grace period of 2 s ends.
-		{"ignores-sigterm", "trap '' TERM; ", 1500 * time.Millisecond},
+		{"ignores-sigterm", "trap '' TERM; ", false, 1500 * time.Millisecond},
+		{"in-init-container", "trap '' TERM; ", true, 1500 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			ns := namespace(t)
 			secs := 300000 + rand.IntN(600000)
 			marker := fmt.Sprintf("sleep %d", secs)
-			createPod(t, ns, debianPod("victim", fmt.Sprintf("%s%s & while :; do sleep 1; done", tc.trap, marker)))
+			script := fmt.Sprintf("%s%s & while :; do sleep 1; done", tc.trap, marker)
+			pod := debianPod("victim", script)
+			if tc.init {
+				pod = debianPod("victim", "true")
+				pod.Spec.InitContainers = []corev1.Container{shContainer("first", script)}
+			}
+			createPod(t, ns, pod)
 			waitPod(t, ns, "victim", 30*time.Second, "running", func(p *corev1.Pod) bool {
-				return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].State.Running != nil
+				st := p.Status.ContainerStatuses
+				if tc.init {
+					st = p.Status.InitContainerStatuses
+				}
+				return len(st) == 1 && st[0].State.Running != nil
 			})
 			deadline := time.Now().Add(10 * time.Second)
 			for len(marked(marker)) < 2 && time.Now().Before(deadline) { // sh -c and the child

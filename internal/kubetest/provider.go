@@ -118,8 +118,8 @@ func (p *provider) DeletePod(ctx context.Context, pod *corev1.Pod) error {
 	}
 	pr.stop(stopReason{grace: time.Duration(grace) * time.Second})
 	// A kubelet removes a pod from the API only once its processes are
-	// gone; virtual-kubelet 1.14 removes a pod still in its init
-	// containers as soon as this returns, so it returns only then.
+	// gone, so this returns only then: virtual-kubelet may delete the pod
+	// object as soon as it returns.
 	select {
 	case <-pr.done:
 	case <-ctx.Done():
