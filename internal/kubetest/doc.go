@@ -47,7 +47,10 @@
 // several nodes, give pods a nodeSelector, or any of them may take a pod.
 // The node's client waits out a stopped API server (its dials are retried)
 // instead of backing off as client-go would, so the node carries on as soon
-// as Restart returns. See Node for what the provider does and does not do.
+// as Restart returns. As a kubelet, the node removes a deleted pod from the
+// API only once its processes are dead, also one still in its init
+// containers, which virtual-kubelet alone force-deletes at once (see
+// stopFirst). See Node for what the provider does and does not do.
 //
 // # Use
 //
