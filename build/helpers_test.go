@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"slipway/build/executor"
 	"slipway/build/logs"
 	"slipway/build/sandbox"
 	"slipway/configs"
@@ -37,6 +38,9 @@ type testEnv struct {
 	// debugLog, when set before newService, takes the service's log at
 	// debug level in place of the test log's warnings.
 	debugLog io.Writer
+	// kube, when set before newService, makes the service's Kubernetes
+	// executor out of its local one.
+	kube func(local executor.Executor) executor.Executor
 }
 
 // newEnv parses a server config made of the data dir, a [build] table with
@@ -75,11 +79,17 @@ func (e *testEnv) newService() *Service {
 	if e.debugLog != nil {
 		logger = slog.New(slog.NewTextHandler(e.debugLog, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
+	local := &sandbox.Local{Runner: runner, TempDir: filepath.Join(e.data, "work")}
+	var kube executor.Executor
+	if e.kube != nil {
+		kube = e.kube(local)
+	}
 	svc, err := New(Options{
 		Config: e.cfg, Store: e.st, Logs: e.logs,
-		Executor: &sandbox.Local{Runner: runner, TempDir: filepath.Join(e.data, "work")},
-		Logger:   logger,
-		Metrics:  e.metrics,
+		Executor:   local,
+		Kubernetes: kube,
+		Logger:     logger,
+		Metrics:    e.metrics,
 	})
 	if err != nil {
 		e.t.Fatal(err)

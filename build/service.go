@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,7 +29,7 @@ import (
 // consistent whatever runs at once.
 type Records interface {
 	EnqueueBuilds(ctx context.Context, bs []record.Build) (record.Enqueued, error)
-	ClaimBuild(ctx context.Context, worker string) (b record.Build, ok bool, err error)
+	ClaimBuildExcept(ctx context.Context, worker string, skip func(repo string) bool) (b record.Build, ok bool, err error)
 	GetBuild(ctx context.Context, id int64) (record.Build, error)
 	ListBuilds(ctx context.Context, repo string, limit int) ([]record.Build, error)
 	SetArtifactsDigest(ctx context.Context, id int64, digest string) error
@@ -128,11 +129,12 @@ type Service struct {
 
 	mu      sync.Mutex
 	running map[int64]*run // by build id; guarded by mu
-	// heldUntil (unix nanoseconds) stops claims for a while after a build
-	// went back to the queue because its executor could not be reached.
-	heldUntil atomic.Int64
-	verifs    verifyState   // pushes waiting for their verify builds; guarded by mu
-	changed   chan struct{} // closed and replaced when a build starts or ends; guarded by mu
+	// held stops claims of an executor's builds for a while after one of
+	// them went back to the queue because it could not be reached: until
+	// (unix nanoseconds) by executor name ([build] executor); guarded by mu.
+	held    map[string]int64
+	verifs  verifyState   // pushes waiting for their verify builds; guarded by mu
+	changed chan struct{} // closed and replaced when a build starts or ends; guarded by mu
 }
 
 // claimed is a build a worker claimed, with its registered run.
@@ -700,5 +702,31 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // its executor could not be reached.
 const claimHold = 3 * time.Second
 
-// holdClaims stops claims for claimHold.
-func (s *Service) holdClaims() { s.heldUntil.Store(time.Now().Add(claimHold).UnixNano()) }
+// holdClaims stops claims of executor's builds for claimHold; the other
+// executors' builds are claimed as before.
+func (s *Service) holdClaims(executor string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.held == nil {
+		s.held = map[string]int64{}
+	}
+	s.held[executor] = time.Now().Add(claimHold).UnixNano()
+}
+
+// heldLocked says which repositories' builds are not to be claimed now,
+// nil when none is held. Callers hold mu.
+func (s *Service) heldLocked(cfg *configs.Config) func(repo string) bool {
+	now := time.Now().UnixNano()
+	var held []string
+	for ex, until := range s.held {
+		if now < until {
+			held = append(held, ex)
+		} else {
+			delete(s.held, ex)
+		}
+	}
+	if len(held) == 0 {
+		return nil
+	}
+	return func(repo string) bool { return slices.Contains(held, cfg.ExecutorOf(repo)) }
+}

@@ -25,12 +25,9 @@ import (
 // claim takes the next queued build and registers its run. mu is held
 // across both, see cancel.
 func (s *Service) claim(claimCtx, runCtx context.Context, worker string) (claimed, bool, error) {
-	if time.Now().UnixNano() < s.heldUntil.Load() {
-		return claimed{}, false, nil
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b, ok, err := s.o.Store.ClaimBuild(claimCtx, worker)
+	b, ok, err := s.o.Store.ClaimBuildExcept(claimCtx, worker, s.heldLocked(s.o.Config.Current()))
 	if err != nil || !ok {
 		return claimed{}, false, err
 	}
@@ -141,7 +138,7 @@ func (s *Service) runBuild(ctx context.Context, b record.Build, r *run) {
 			log.Error("requeue build", "err", err)
 		} else {
 			log.Warn("build queued again: its executor cannot be reached", "reason", out.reason)
-			s.holdClaims()
+			s.holdClaims(cfg.ExecutorOf(b.Repo))
 		}
 	} else if out.cutOff {
 		w.Printf("== %s", out.line)

@@ -301,22 +301,28 @@ func passVerified(ctx context.Context, tx *sql.Tx, pushID int64, v VerifiedBuild
 // fewest running builds, so one repo's burst of pushes cannot starve the
 // others. ok is false when nothing is queued.
 func (s *Store) ClaimBuild(ctx context.Context, worker string) (b Build, ok bool, err error) {
+	return s.ClaimBuildExcept(ctx, worker, nil)
+}
+
+// ClaimBuildExcept is ClaimBuild passing over the builds of every repo
+// for which skip (if not nil) reports true: those stay queued, in their
+// place. ok is false when nothing else is queued.
+func (s *Store) ClaimBuildExcept(ctx context.Context, worker string, skip func(repo string) bool) (b Build, ok bool, err error) {
 	err = s.write(ctx, func(tx *sql.Tx) error {
-		var id int64
-		err := tx.QueryRowContext(ctx, `
-			SELECT id FROM builds WHERE state = 'queued' AND trigger = 'verify' ORDER BY id LIMIT 1`).Scan(&id)
-		if errors.Is(err, sql.ErrNoRows) {
-			err = tx.QueryRowContext(ctx, `
+		id, err := firstClaimable(ctx, tx, `
+			SELECT id, repo FROM builds WHERE state = 'queued' AND trigger = 'verify' ORDER BY id`, skip)
+		if err == nil && id == 0 {
+			id, err = firstClaimable(ctx, tx, `
 			WITH q AS (SELECT repo, min(id) AS id FROM builds WHERE state = 'queued' GROUP BY repo),
 			     r AS (SELECT repo, count(*) AS n FROM builds WHERE state = 'running' GROUP BY repo)
-			SELECT q.id FROM q LEFT JOIN r ON r.repo = q.repo
-			ORDER BY coalesce(r.n, 0), q.id LIMIT 1`).Scan(&id)
-		}
-		if errors.Is(err, sql.ErrNoRows) {
-			return errUnchanged
+			SELECT q.id, q.repo FROM q LEFT JOIN r ON r.repo = q.repo
+			ORDER BY coalesce(r.n, 0), q.id`, skip)
 		}
 		if err != nil {
 			return fmt.Errorf("pick next build: %w", err)
+		}
+		if id == 0 {
+			return errUnchanged
 		}
 		b, err = scanBuild(tx.QueryRowContext(ctx, `
 			UPDATE builds SET state = 'running', started_at = ?, attempt = attempt + 1, worker = ?
@@ -331,6 +337,27 @@ func (s *Store) ClaimBuild(ctx context.Context, worker string) (b Build, ok bool
 		return Build{}, false, fmt.Errorf("claim build: %w", err)
 	}
 	return b, ok, nil
+}
+
+// firstClaimable returns the first build id of query's (id, repo) rows
+// whose repo skip does not pass over, or 0.
+func firstClaimable(ctx context.Context, tx *sql.Tx, query string, skip func(string) bool) (int64, error) {
+	rows, err := tx.QueryContext(ctx, query)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var repo string
+		if err := rows.Scan(&id, &repo); err != nil {
+			return 0, err
+		}
+		if skip == nil || !skip(repo) {
+			return id, nil
+		}
+	}
+	return 0, rows.Err()
 }
 
 // finishBuild ends a running build inside tx.

@@ -470,3 +470,30 @@ func TestRecordSkipped(t *testing.T) {
 	}
 	wantEnded(t, "skipped", b, StateSkipped, "no .slipway.toml")
 }
+
+// ClaimBuildExcept passes over the builds of the repos it is told to skip,
+// verify builds too, and leaves them queued in their place.
+func TestClaimBuildExceptPassesOverSkippedRepos(t *testing.T) {
+	t.Parallel()
+	s := openTest(t)
+	ctx := t.Context()
+	far := mustEnqueue(t, s, manual("far", "refs/heads/main", 1), manual("near", "refs/heads/main", 2)).Builds
+	farVerify := mustEnqueue(t, s, verifyBuild("far", "refs/heads/next", 3)).Builds[0]
+	skipFar := func(repo string) bool { return repo == "far" }
+	b, ok, err := s.ClaimBuildExcept(ctx, "w", skipFar)
+	if err != nil || !ok || b.ID != far[1].ID {
+		t.Fatalf("ClaimBuildExcept(skip far) = build %d, %v, %v; want near's build %d", b.ID, ok, err, far[1].ID)
+	}
+	if _, ok, err := s.ClaimBuildExcept(ctx, "w", skipFar); ok || err != nil {
+		t.Fatalf("with only far's builds queued, ClaimBuildExcept(skip far) = %v, %v; want nothing", ok, err)
+	}
+	wantState(t, s, far[0].ID, StateQueued, "skipped build")
+	wantState(t, s, farVerify.ID, StateQueued, "skipped verify build")
+	// Not skipped any more: the verify build first, then the other.
+	if c := mustClaim(t, s); c.ID != farVerify.ID || c.Attempt != 1 {
+		t.Errorf("claimed %d (attempt %d), want the verify build %d on attempt 1", c.ID, c.Attempt, farVerify.ID)
+	}
+	if c := mustClaim(t, s); c.ID != far[0].ID {
+		t.Errorf("claimed %d, want %d", c.ID, far[0].ID)
+	}
+}

@@ -1,0 +1,91 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"slipway/build/executor"
+	"slipway/record"
+)
+
+// unreachable stands for a Kubernetes executor whose API server cannot be
+// reached while down is set; otherwise it runs jobs on the local executor.
+type unreachable struct {
+	executor.Executor
+	down  atomic.Bool
+	tries atomic.Int32
+}
+
+func (u *unreachable) Run(ctx context.Context, job executor.Job) (executor.Result, error) {
+	u.tries.Add(1)
+	if u.down.Load() {
+		return executor.Result{}, &executor.UnavailableError{Err: errors.New("the Kubernetes API server cannot be reached: connection refused")}
+	}
+	return u.Executor.Run(ctx, job)
+}
+
+// A build whose executor cannot be reached goes back to the queue without
+// spending an attempt and waits there with the reason, while the builds of
+// the other executor are claimed at once, not held with it; once the
+// executor answers, the build runs on its first attempt.
+func TestUnreachableExecutorHoldsOnlyItsBuilds(t *testing.T) {
+	t.Parallel()
+	far := &unreachable{}
+	far.down.Store(true)
+	e := newEnv(t, "", appRepo+`[[repo]]
+name = "far"
+executor = "kubernetes"
+[kubernetes]
+helper_image = "helper"
+transfer_listen = "127.0.0.1:0"
+transfer_url = "http://127.0.0.1:1"
+`)
+	e.kube = func(local executor.Executor) executor.Executor { far.Executor = local; return far }
+	e.svc = e.newService()
+	e.start()
+	const pipeline = "[build]\nsteps = [\"true\"]\n"
+	e.pushPipeline(e.newRepo("far"), "refs/heads/main", pipeline)
+
+	var requeued time.Time
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		b, err := e.st.GetBuild(t.Context(), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if far.tries.Load() > 0 && b.State == record.StateQueued {
+			if !strings.Contains(b.Reason, "waiting in the queue") || !strings.Contains(b.Reason, "cannot be reached") {
+				t.Fatalf("queued again with reason %q, want it to say it waits and why", b.Reason)
+			}
+			requeued = time.Now()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("build 1 is %s (%s) after 30 s, %d runs; want queued again", b.State, b.Reason, far.tries.Load())
+		}
+	}
+
+	e.pushPipeline(e.newRepo("app"), "refs/heads/main", pipeline)
+	local := e.waitFinal(2)
+	if local.State != record.StatePassed {
+		t.Fatalf("the local build: %s %s", local.State, local.Reason)
+	}
+	if waited := local.StartedAt.Sub(requeued); waited > claimHold-time.Second {
+		t.Errorf("the local build started %s after the other executor's build went back to the queue: held with it", waited)
+	}
+	if b, _ := e.st.GetBuild(t.Context(), 1); b.State != record.StateQueued {
+		t.Fatalf("the unreachable executor's build is %s (%s) while it is down, want queued", b.State, b.Reason)
+	}
+
+	far.down.Store(false)
+	b := e.waitFinal(1)
+	if b.State != record.StatePassed || b.Attempt != 1 {
+		t.Errorf("once reachable, build 1 ended %s on attempt %d (%s); want passed on attempt 1", b.State, b.Attempt, b.Reason)
+	}
+	if n := far.tries.Load(); n < 2 {
+		t.Errorf("the executor was tried %d times, want the requeued build tried again", n)
+	}
+}
