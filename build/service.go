@@ -151,7 +151,17 @@ type run struct {
 	// out of patience, and bounds the retries of the result's write.
 	life context.Context
 	done chan struct{} // closed once the final state is recorded (or left to recovery)
+	// executor is the name of the executor the build was claimed for
+	// ([build] executor), which counts it against its cap (limited).
+	executor string
 }
+
+// limited is an executor that runs at most MaxConcurrent builds at once (0:
+// no cap), such as the Kubernetes executor's max_concurrent. The workers
+// claim no more of its builds than that: one over the cap waits in the
+// queue, shown as queued, instead of as a running build that holds a
+// worker the other executor's builds could use.
+type limited interface{ MaxConcurrent() int }
 
 // safetyTick is how often an idle worker looks at the queue although nobody
 // woke it. Wakes are what start builds quickly; the tick only covers a build
@@ -713,20 +723,32 @@ func (s *Service) holdClaims(executor string) {
 	s.held[executor] = time.Now().Add(claimHold).UnixNano()
 }
 
-// heldLocked says which repositories' builds are not to be claimed now,
-// nil when none is held. Callers hold mu.
-func (s *Service) heldLocked(cfg *configs.Config) func(repo string) bool {
+// unclaimableLocked says which repositories' builds are not to be claimed
+// now, nil when there are none: those of an executor held (holdClaims) or
+// at its cap (limited). Callers hold mu.
+func (s *Service) unclaimableLocked(cfg *configs.Config) func(repo string) bool {
 	now := time.Now().UnixNano()
-	var held []string
+	var out []string
 	for ex, until := range s.held {
 		if now < until {
-			held = append(held, ex)
+			out = append(out, ex)
 		} else {
 			delete(s.held, ex)
 		}
 	}
-	if len(held) == 0 {
+	if l, ok := s.o.Kubernetes.(limited); ok && l.MaxConcurrent() > 0 {
+		n := 0
+		for _, r := range s.running {
+			if r.executor == configs.ExecutorKubernetes {
+				n++
+			}
+		}
+		if n >= l.MaxConcurrent() {
+			out = append(out, configs.ExecutorKubernetes)
+		}
+	}
+	if len(out) == 0 {
 		return nil
 	}
-	return func(repo string) bool { return slices.Contains(held, cfg.ExecutorOf(repo)) }
+	return func(repo string) bool { return slices.Contains(out, cfg.ExecutorOf(repo)) }
 }

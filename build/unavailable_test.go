@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -87,5 +88,94 @@ transfer_url = "http://127.0.0.1:1"
 	}
 	if n := far.tries.Load(); n < 2 {
 		t.Errorf("the executor was tried %d times, want the requeued build tried again", n)
+	}
+}
+
+// capped stands for a Kubernetes executor with max_concurrent = 1: each
+// Run waits for a release, and the most Runs at once is recorded.
+type capped struct {
+	executor.Executor
+	release chan struct{}
+	mu      sync.Mutex
+	now     int
+	most    int
+}
+
+func (c *capped) MaxConcurrent() int { return 1 }
+
+func (c *capped) Run(ctx context.Context, job executor.Job) (executor.Result, error) {
+	c.mu.Lock()
+	c.now++
+	c.most = max(c.most, c.now)
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.now--
+		c.mu.Unlock()
+	}()
+	select {
+	case <-c.release:
+	case <-ctx.Done():
+	}
+	return c.Executor.Run(ctx, job)
+}
+
+func (c *capped) inRun() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Builds over an executor's cap wait in the queue, shown as queued, and
+// hold no worker: the other executor's builds run meanwhile, and each
+// waiting build starts when a slot frees.
+func TestExecutorCapKeepsBuildsQueued(t *testing.T) {
+	t.Parallel()
+	far := &capped{release: make(chan struct{})}
+	e := newEnv(t, "concurrency = 3", appRepo+`[[repo]]
+name = "far"
+executor = "kubernetes"
+[kubernetes]
+helper_image = "helper"
+transfer_listen = "127.0.0.1:0"
+transfer_url = "http://127.0.0.1:1"
+`)
+	e.kube = func(local executor.Executor) executor.Executor { far.Executor = local; return far }
+	e.svc = e.newService()
+	e.start()
+	const pipeline = "[build]\nsteps = [\"true\"]\n"
+	repo := e.newRepo("far")
+	sha := repo.pipelineCommit("refs/heads/main", pipeline)
+	for _, ref := range []string{"refs/heads/a", "refs/heads/b", "refs/heads/c"} {
+		e.push(t.Context(), "far", nil, update(ref, sha))
+	}
+	for deadline := time.Now().Add(30 * time.Second); far.inRun() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no build reached the capped executor in 30 s")
+		}
+	}
+	e.pushPipeline(e.newRepo("app"), "refs/heads/main", pipeline)
+	if b := e.waitFinal(4); b.State != record.StatePassed {
+		t.Fatalf("the local build beside the capped ones: %s %s", b.State, b.Reason)
+	}
+	queued := 0
+	for _, b := range e.builds("far") {
+		if b.State == record.StateQueued {
+			queued++
+		}
+	}
+	if queued != 2 {
+		t.Errorf("%d of far's builds queued while one runs, want 2 (the others wait in the queue)", queued)
+	}
+	close(far.release)
+	for id := int64(1); id <= 3; id++ {
+		if b := e.waitFinal(id); b.State != record.StatePassed || b.Attempt != 1 {
+			t.Errorf("build %d: %s on attempt %d (%s), want passed on attempt 1", id, b.State, b.Attempt, b.Reason)
+		}
+	}
+	far.mu.Lock()
+	defer far.mu.Unlock()
+	if far.most != 1 {
+		t.Errorf("%d builds ran on the executor at once, want at most its cap of 1", far.most)
 	}
 }

@@ -25,14 +25,15 @@ import (
 // claim takes the next queued build and registers its run. mu is held
 // across both, see cancel.
 func (s *Service) claim(claimCtx, runCtx context.Context, worker string) (claimed, bool, error) {
+	cfg := s.o.Config.Current()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b, ok, err := s.o.Store.ClaimBuildExcept(claimCtx, worker, s.heldLocked(s.o.Config.Current()))
+	b, ok, err := s.o.Store.ClaimBuildExcept(claimCtx, worker, s.unclaimableLocked(cfg))
 	if err != nil || !ok {
 		return claimed{}, false, err
 	}
 	ctx, cancel := context.WithCancelCause(runCtx)
-	r := &run{ctx: ctx, cancel: cancel, life: runCtx, done: make(chan struct{})}
+	r := &run{ctx: ctx, cancel: cancel, life: runCtx, done: make(chan struct{}), executor: cfg.ExecutorOf(b.Repo)}
 	s.running[b.ID] = r
 	s.nRunning.Store(int64(len(s.running)))
 	s.notifyLocked()
@@ -99,6 +100,11 @@ func (s *Service) runBuild(ctx context.Context, b record.Build, r *run) {
 		s.notifyLocked()
 		s.mu.Unlock()
 		close(r.done)
+		if r.executor == configs.ExecutorKubernetes {
+			// A slot under its cap is free: a build of it may be waiting
+			// in the queue while the other workers sleep.
+			s.Wake()
+		}
 	}()
 	log := s.log.With("build", b.ID, "repo", b.Repo, "ref", b.Ref)
 	log.Info("build started", "attempt", b.Attempt)

@@ -165,6 +165,11 @@ func (e *Executor) Unenforced(job executor.Job) []string {
 // errJobTimeout is the cause of a job's context ending at Job.Timeout.
 var errJobTimeout = errors.New("the job's timeout ran out")
 
+// MaxConcurrent is the cap on this executor's Pods at once (0: none). The
+// build service claims no more of its builds than that, so a build over
+// the cap waits in the queue; Run's own slots enforce it whoever calls.
+func (e *Executor) MaxConcurrent() int { return cap(e.slots) }
+
 // Run implements executor.Executor.
 func (e *Executor) Run(ctx context.Context, job executor.Job) (executor.Result, error) {
 	if err := checkWorkspace(job.Workspace); err != nil {
