@@ -144,7 +144,7 @@ func (s *Service) runBuild(ctx context.Context, b record.Build, r *run) {
 			log.Error("requeue build", "err", err)
 		} else {
 			log.Warn("build queued again: its executor cannot be reached", "reason", out.reason)
-			s.holdClaims(cfg.ExecutorOf(b.Repo))
+			s.holdClaims(r.executor)
 		}
 	} else if out.cutOff {
 		w.Printf("== %s", out.line)
