@@ -17,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"slipway/build/executor"
 	"slipway/build/kube/transfer"
@@ -93,6 +94,9 @@ type Options struct {
 type Executor struct {
 	o     Options
 	slots chan struct{}
+	// ready asks the API server whether it is ready to serve (/readyz);
+	// nil for a client that cannot ask (a fake), taken as ready.
+	ready func(context.Context) error
 
 	mu   sync.Mutex
 	live map[string]bool // names of the Pods and Secrets of running jobs
@@ -126,7 +130,7 @@ func New(o Options) (*Executor, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	e := &Executor{o: o, live: map[string]bool{}}
+	e := &Executor{o: o, live: map[string]bool{}, ready: readyz(o.Client)}
 	if o.MaxConcurrent > 0 {
 		e.slots = make(chan struct{}, o.MaxConcurrent)
 	}
@@ -231,6 +235,30 @@ func Unavailable(err error) bool {
 	}
 	return apierrors.IsServiceUnavailable(err) || apierrors.IsServerTimeout(err) ||
 		apierrors.IsTimeout(err) || apierrors.IsTooManyRequests(err) || apierrors.IsInternalError(err)
+}
+
+// readyz returns a GET of the API server's /readyz through c, or nil when
+// c has no REST client to send it with.
+func readyz(c kubernetes.Interface) func(context.Context) error {
+	rc, ok := c.Discovery().RESTClient().(*rest.RESTClient)
+	if !ok || rc == nil {
+		return nil
+	}
+	return func(ctx context.Context) error {
+		_, err := rc.Get().AbsPath("/readyz").DoRaw(ctx)
+		return err
+	}
+}
+
+// notReady says why the API server is not ready to serve, nil when it is
+// (or cannot be asked). It waits at most 5 s for the answer.
+func (e *Executor) notReady(ctx context.Context) error {
+	if e.ready == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return e.ready(ctx)
 }
 
 // quantity is n bytes as a resource quantity.

@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"context"
 	"errors"
 	"net"
 	"os"
@@ -160,20 +161,30 @@ func TestRunCreateFails(t *testing.T) {
 	for _, c := range []struct {
 		name        string
 		err         error
+		notReady    error // what /readyz answers
 		unavailable bool
 	}{
-		{"refused connection", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, true},
-		{"service unavailable", apierrors.NewServiceUnavailable("etcd is down"), true},
-		{"forbidden", apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, "x", errors.New("no RBAC")), false},
+		{"refused connection", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, nil, true},
+		{"service unavailable", apierrors.NewServiceUnavailable("etcd is down"), nil, true},
+		{"forbidden", apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, "x", errors.New("no RBAC")), nil, false},
+		// A starting API server refuses what its roles, not loaded yet,
+		// will allow.
+		{"forbidden while starting", apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, "x", errors.New("RBAC: clusterrole not found")),
+			apierrors.NewInternalError(errors.New("[-]informer-sync failed")), true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e, cs := newFake(t)
+			asked := false
+			e.ready = func(context.Context) error { asked = true; return c.notReady }
 			cs.PrependReactor("create", "pods", func(k8stesting.Action) (bool, runtime.Object, error) { return true, nil, c.err })
 			job := executor.Job{ID: "7", Workspace: t.TempDir(), Steps: []string{"true"}, Artifacts: []string{"x"}, ArtifactsDir: filepath.Join(t.TempDir(), "out")}
 			_, err := e.Run(t.Context(), job)
 			var u *executor.UnavailableError
 			if err == nil || errors.As(err, &u) != c.unavailable {
 				t.Fatalf("Run: %v; want unavailable %v", err, c.unavailable)
+			}
+			if refused := apierrors.IsForbidden(err); refused != asked {
+				t.Errorf("/readyz asked: %v, for an error that is a refusal: %v", asked, refused)
 			}
 			secrets, _ := cs.CoreV1().Secrets("ci").List(t.Context(), metav1.ListOptions{})
 			if len(secrets.Items) != 0 {

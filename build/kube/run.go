@@ -59,11 +59,11 @@ func (r *podRun) run(ctx context.Context) (executor.Result, error) {
 	r.made = true
 	secrets := e.o.Client.CoreV1().Secrets(e.o.Namespace)
 	if _, err := secrets.Create(ctx, e.secret(job, r.name, token), metav1.CreateOptions{}); err != nil {
-		return r.res, r.createError("secret", err)
+		return r.res, r.createError(ctx, "secret", err)
 	}
 	pods := e.o.Client.CoreV1().Pods(e.o.Namespace)
 	if _, err := pods.Create(ctx, e.pod(job, r.name), metav1.CreateOptions{}); err != nil {
-		return r.res, r.createError("pod", err)
+		return r.res, r.createError(ctx, "pod", err)
 	}
 	r.w = e.watch(r.name)
 
@@ -94,9 +94,17 @@ func (r *podRun) run(ctx context.Context) (executor.Result, error) {
 	return r.res, r.artifacts(ctx)
 }
 
-func (r *podRun) createError(what string, err error) error {
+func (r *podRun) createError(ctx context.Context, what string, err error) error {
 	if Unavailable(err) {
 		return &executor.UnavailableError{Err: fmt.Errorf("the Kubernetes API server cannot be reached: %w", err)}
+	}
+	if apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) {
+		// An API server that is starting serves before its authorizer has
+		// loaded the roles, and refuses what they allow: not the build's
+		// fault. One that says it is ready means the refusal.
+		if why := r.e.notReady(ctx); why != nil {
+			return &executor.UnavailableError{Err: fmt.Errorf("the Kubernetes API server is not ready (%v): %w", why, err)}
+		}
 	}
 	return fmt.Errorf("create the build's %s: %w", what, err)
 }
