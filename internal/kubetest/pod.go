@@ -79,28 +79,22 @@ func (pr *podRun) publish() {
 // containerSpec and status find a container (init or not) by name; the
 // caller holds pr.mu.
 func (pr *podRun) containerSpec(name string) *corev1.Container {
-	for i := range pr.pod.Spec.InitContainers {
-		if pr.pod.Spec.InitContainers[i].Name == name {
-			return &pr.pod.Spec.InitContainers[i]
-		}
-	}
-	for i := range pr.pod.Spec.Containers {
-		if pr.pod.Spec.Containers[i].Name == name {
-			return &pr.pod.Spec.Containers[i]
-		}
-	}
-	return nil
+	return named(name, func(c *corev1.Container) string { return c.Name },
+		pr.pod.Spec.InitContainers, pr.pod.Spec.Containers)
 }
 
 func (pr *podRun) status(name string) *corev1.ContainerStatus {
-	for i := range pr.pod.Status.InitContainerStatuses {
-		if pr.pod.Status.InitContainerStatuses[i].Name == name {
-			return &pr.pod.Status.InitContainerStatuses[i]
-		}
-	}
-	for i := range pr.pod.Status.ContainerStatuses {
-		if pr.pod.Status.ContainerStatuses[i].Name == name {
-			return &pr.pod.Status.ContainerStatuses[i]
+	return named(name, func(s *corev1.ContainerStatus) string { return s.Name },
+		pr.pod.Status.InitContainerStatuses, pr.pod.Status.ContainerStatuses)
+}
+
+// named returns the first element of lists whose name is name, or nil.
+func named[T any](name string, nameOf func(*T) string, lists ...[]T) *T {
+	for _, list := range lists {
+		for i := range list {
+			if nameOf(&list[i]) == name {
+				return &list[i]
+			}
 		}
 	}
 	return nil
