@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"slipway/internal/testutil"
 	"slipway/store"
 	"strconv"
@@ -616,4 +617,17 @@ func mustReleaseBin(b testing.TB) string {
 		b.Fatal(err)
 	}
 	return bin
+}
+
+// logsContain waits up to 10 s for the daemon's log to hold every one of
+// wants, and returns the log and whether it does: the log reaches the test
+// through a pipe, possibly after the command that caused a line returned.
+func (d *daemon) logsContain(wants ...string) (string, bool) {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		logs := d.logs.String()
+		missing := slices.ContainsFunc(wants, func(w string) bool { return !strings.Contains(logs, w) })
+		if !missing || time.Now().After(deadline) {
+			return logs, !missing
+		}
+	}
 }

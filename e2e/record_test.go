@@ -45,8 +45,8 @@ func TestRefMovedWithoutARecordIsBuiltAtStart(t *testing.T) {
 		found.Refs[1].Name != "refs/heads/side" || found.Refs[1].New != next {
 		t.Fatalf("push found at start: %+v; want main and side at %s", found.Refs, next)
 	}
-	if !strings.Contains(d.logs.String(), "refs moved without a record") {
-		t.Errorf("the daemon's log does not say what it found:\n%s", d.logs)
+	if logs, ok := d.logsContain("refs moved without a record"); !ok {
+		t.Errorf("the daemon's log does not say what it found:\n%s", logs)
 	}
 	var built []btBuild
 	d.eventually(t, btBuildTimeout, "the found refs to be built", func() bool {

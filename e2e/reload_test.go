@@ -172,9 +172,9 @@ func TestReloadRefusesABrokenConfiguration(t *testing.T) {
 	if _, stderr, code := d.ssh(admin, "reload"); code == 0 || !strings.Contains(stderr, want) {
 		t.Errorf("reload of a file naming an unknown user: exit %d, want %q in\n%s", code, want, stderr)
 	}
-	if logs := d.logs.String(); !strings.Contains(logs, fmt.Sprintf(`slipway.toml:%d: repo \"svc\": write lists unknown user \"nobody\"`, len(lines)+3)) ||
-		!strings.Contains(logs, "configuration reload refused") {
-		t.Errorf("the daemon's log does not report the problem with its line:\n%s", d.logs)
+	if logs, ok := d.logsContain(fmt.Sprintf(`slipway.toml:%d: repo \"svc\": write lists unknown user \"nobody\"`, len(lines)+3),
+		"configuration reload refused"); !ok {
+		t.Errorf("the daemon's log does not report the problem with its line:\n%s", logs)
 	}
 	if err := os.Remove(d.config); err != nil {
 		t.Fatal(err)
