@@ -13,6 +13,25 @@ import (
 	"slipway/record"
 )
 
+// startFar starts a service with buildTOML, repository "app" on the local
+// executor and "far" on the Kubernetes one, which kube makes out of the
+// local executor.
+func startFar(t *testing.T, buildTOML string, kube func(local executor.Executor) executor.Executor) *testEnv {
+	t.Helper()
+	e := newEnv(t, buildTOML, appRepo+`[[repo]]
+name = "far"
+executor = "kubernetes"
+[kubernetes]
+helper_image = "helper"
+transfer_listen = "127.0.0.1:0"
+transfer_url = "http://127.0.0.1:1"
+`)
+	e.kube = kube
+	e.svc = e.newService()
+	e.start()
+	return e
+}
+
 // unreachable stands for a Kubernetes executor whose API server cannot be
 // reached while down is set; otherwise it runs jobs on the local executor.
 type unreachable struct {
@@ -37,17 +56,7 @@ func TestUnreachableExecutorHoldsOnlyItsBuilds(t *testing.T) {
 	t.Parallel()
 	far := &unreachable{}
 	far.down.Store(true)
-	e := newEnv(t, "", appRepo+`[[repo]]
-name = "far"
-executor = "kubernetes"
-[kubernetes]
-helper_image = "helper"
-transfer_listen = "127.0.0.1:0"
-transfer_url = "http://127.0.0.1:1"
-`)
-	e.kube = func(local executor.Executor) executor.Executor { far.Executor = local; return far }
-	e.svc = e.newService()
-	e.start()
+	e := startFar(t, "", func(local executor.Executor) executor.Executor { far.Executor = local; return far })
 	const pipeline = "[build]\nsteps = [\"true\"]\n"
 	e.pushPipeline(e.newRepo("far"), "refs/heads/main", pipeline)
 
@@ -132,17 +141,7 @@ func (c *capped) inRun() int {
 func TestExecutorCapKeepsBuildsQueued(t *testing.T) {
 	t.Parallel()
 	far := &capped{release: make(chan struct{})}
-	e := newEnv(t, "concurrency = 3", appRepo+`[[repo]]
-name = "far"
-executor = "kubernetes"
-[kubernetes]
-helper_image = "helper"
-transfer_listen = "127.0.0.1:0"
-transfer_url = "http://127.0.0.1:1"
-`)
-	e.kube = func(local executor.Executor) executor.Executor { far.Executor = local; return far }
-	e.svc = e.newService()
-	e.start()
+	e := startFar(t, "concurrency = 3", func(local executor.Executor) executor.Executor { far.Executor = local; return far })
 	const pipeline = "[build]\nsteps = [\"true\"]\n"
 	repo := e.newRepo("far")
 	sha := repo.pipelineCommit("refs/heads/main", pipeline)

@@ -21,7 +21,6 @@ import (
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -49,12 +48,10 @@ type Cluster struct {
 	etcd    *daemon
 	etcdURL string
 
-	mu  sync.Mutex
-	api *daemon // nil while stopped
-	// probeToken is the RBAC probe's service account token (waitRBAC).
-	probeToken string
-	closed     bool
-	seq        int // numbers the kubeconfig files written
+	mu     sync.Mutex
+	api    *daemon // nil while stopped
+	closed bool
+	seq    int // numbers the kubeconfig files written
 }
 
 // The API server's port is drawn from [apiPortLow, apiPortHigh): below
@@ -250,6 +247,9 @@ func (c *Cluster) startAPI(ctx context.Context) error {
 	c.api = d
 	c.mu.Unlock()
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: c.ca.pool()}}, Timeout: 5 * time.Second}
+	// /readyz includes informer-sync: once it passes, the authorizer has
+	// loaded every Role and binding (a client that does not wait for it,
+	// as the daemon under test, may be refused what its Role allows).
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.Host+"/readyz", nil)
@@ -257,7 +257,7 @@ func (c *Cluster) startAPI(ctx context.Context) error {
 		if resp, err := client.Do(req); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return c.waitRBAC(ctx, client)
+				return nil
 			}
 		}
 		select {
@@ -423,96 +423,4 @@ func (c *Cluster) CreateNamespace(ctx context.Context, prefix string) (string, e
 		return "", fmt.Errorf("create namespace %s-*: %w", prefix, err)
 	}
 	return got.Name, nil
-}
-
-// waitRBAC returns once the API server's RBAC authorizer has loaded the
-// namespaced Roles and RoleBindings: /readyz can pass before it has, and a
-// service account's request that its Role allows is then refused (a
-// restarted API server refused a build's Secret so, even after the
-// cluster-wide bindings had loaded). It keeps a probe service account
-// bound by a Role of its own in namespace "default", and asks as that
-// account whether it may list secrets there until the answer is yes. The
-// authorizer's caches are filled by one list each, so once the probe's
-// binding is seen every binding made before the start is.
-func (c *Cluster) waitRBAC(ctx context.Context, client *http.Client) error {
-	token, err := c.rbacProbe(ctx)
-	if err != nil {
-		return err
-	}
-	const review = `{"apiVersion":"authorization.k8s.io/v1","kind":"SelfSubjectAccessReview",` +
-		`"spec":{"resourceAttributes":{"namespace":"default","verb":"list","resource":"secrets"}}}`
-	deadline := time.Now().Add(time.Minute)
-	last := "no answer"
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, c.Host+"/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", strings.NewReader(review))
-		req.Header.Set("Authorization", "Bearer "+token)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
-		if err != nil {
-			last = err.Error()
-		} else {
-			var answer struct {
-				Status struct {
-					Allowed bool   `json:"allowed"`
-					Reason  string `json:"reason"`
-				} `json:"status"`
-			}
-			err := json.NewDecoder(resp.Body).Decode(&answer)
-			resp.Body.Close()
-			switch {
-			case resp.StatusCode/100 != 2:
-				last = resp.Status
-			case err != nil:
-				last = "decode the review: " + err.Error()
-			case answer.Status.Allowed:
-				return nil
-			default:
-				last = "not allowed yet: " + answer.Status.Reason
-			}
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("kube-apiserver's RBAC did not load within a minute (last: %s)", last)
-		}
-		select {
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// rbacProbe returns the token of waitRBAC's probe account, making the
-// account, its Role and its RoleBinding the first time.
-func (c *Cluster) rbacProbe(ctx context.Context) (string, error) {
-	c.mu.Lock()
-	token := c.probeToken
-	c.mu.Unlock()
-	if token != "" {
-		return token, nil
-	}
-	const ns, name = "default", "kubetest-rbac-probe"
-	rbac := c.Clientset().RbacV1()
-	role := &rbacv1.Role{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"list"}}},
-	}
-	if _, err := rbac.Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return "", fmt.Errorf("create the RBAC probe's role: %w", err)
-	}
-	binding := &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: name},
-		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: ns, Name: name}},
-	}
-	if _, err := rbac.RoleBindings(ns).Create(ctx, binding, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return "", fmt.Errorf("create the RBAC probe's role binding: %w", err)
-	}
-	token, err := c.ServiceAccountToken(ctx, ns, name)
-	if err != nil {
-		return "", err
-	}
-	c.mu.Lock()
-	c.probeToken = token
-	c.mu.Unlock()
-	return token, nil
 }
